@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/** `pollcast` / `npm start`: flags and environment → config → server, with a graceful stop on SIGTERM/SIGINT. */
+import { readFileSync } from 'node:fs';
+import { applyFlags, ConfigError, helpText, loadConfig } from './config.ts';
+import { createLogger } from './log.ts';
+import { startPollcast } from './server.ts';
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(helpText());
+  process.exit(0);
+}
+if (args.includes('--version') || args.includes('-v')) {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  console.log(pkg.version);
+  process.exit(0);
+}
+
+let config;
+try {
+  config = loadConfig(applyFlags(args, process.env));
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(`pollcast: configuration error: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+const log = createLogger(config.logLevel);
+const server = await startPollcast(config, { log }).catch((err: unknown) => {
+  log.fatal({ err }, 'could not start');
+  process.exit(1);
+});
+log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: config.authJwtSecret ? 'jwt' : 'none' }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: ending streams so clients reconnect elsewhere');
+    // The contract promises an exit within 10 s whatever hangs.
+    setTimeout(() => process.exit(1), config.shutdownTimeoutSeconds * 1000).unref();
+    void server.close().then(() => {
+      log.info('stopped');
+      log.flush?.();
+      process.exit(0);
+    });
+  });
+}

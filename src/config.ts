@@ -1,0 +1,154 @@
+/**
+ * Configuration: environment variables (CONTRACT.md section 2 plus pollcast's
+ * own limits) and the command-line flags that mirror them, validated in one
+ * place into one frozen object. A bad value stops the start with a message
+ * naming the variable and the accepted form.
+ */
+import { z } from 'zod';
+
+/** A configuration problem, naming the variable at fault. */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const httpUrl = z.string().url().refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL');
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name such as X-API-Key');
+
+/** One setting: its variable, its flag, its default and what it accepts. */
+interface OptionSpec {
+  env: string;
+  key: keyof ConfigShape;
+  flag: string;
+  help: string;
+  accepts: string;
+  schema: z.ZodType;
+  default?: string;
+  secret?: boolean;
+}
+
+/** Every setting, in the order `--help` lists them. */
+export const OPTIONS: readonly OptionSpec[] = [
+  { env: 'PORT', key: 'port', flag: 'port', help: 'TCP port to listen on', accepts: 'an integer 0-65535', schema: int(0, 65535), default: '8080' },
+  { env: 'HOST', key: 'host', flag: 'host', help: 'address to listen on', accepts: 'a host name or IP address', schema: z.string().min(1).max(255), default: '0.0.0.0' },
+  { env: 'UPSTREAM_URL', key: 'upstreamUrl', flag: 'upstream', help: 'base URL of the sessions API; unset = built-in simulated demo API', accepts: 'an http(s) URL', schema: httpUrl },
+  { env: 'UPSTREAM_API_KEY', key: 'upstreamApiKey', flag: 'upstream-api-key', help: 'credential sent upstream (Authorization: Bearer)', accepts: 'a non-empty string', schema: z.string().min(1).max(4096).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'), secret: true },
+  { env: 'UPSTREAM_AUTH_HEADER', key: 'upstreamAuthHeader', flag: 'upstream-auth-header', help: 'send the key raw in this header instead (e.g. X-API-Key)', accepts: 'an HTTP header name', schema: headerName },
+  { env: 'UPSTREAM_WAIT_SECONDS', key: 'upstreamWaitSeconds', flag: 'upstream-wait-seconds', help: 'wait_for_seconds of the long-poll loop', accepts: 'an integer 1-120', schema: int(1, 120), default: '25' },
+  { env: 'UPSTREAM_TIMEOUT_MARGIN_SECONDS', key: 'upstreamTimeoutMarginSeconds', flag: 'upstream-timeout-margin-seconds', help: 'seconds past the wait before a silent upstream call is abandoned', accepts: 'an integer 1-120', schema: int(1, 120), default: '10' },
+  { env: 'UPSTREAM_PAGE_SIZE', key: 'upstreamPageSize', flag: 'upstream-page-size', help: 'limit asked per changes call', accepts: 'an integer 1-10000', schema: int(1, 10000), default: '100' },
+  { env: 'UPSTREAM_GIVE_UP_SECONDS', key: 'upstreamGiveUpSeconds', flag: 'upstream-give-up-seconds', help: 'how long a lasting upstream 401/403/404 is retried before streams end', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '300' },
+  { env: 'AUTH_JWT_SECRET', key: 'authJwtSecret', flag: 'auth-jwt-secret', help: 'HS256 secret; when set every subscriber needs a JWT', accepts: 'a string of at least 32 bytes', schema: z.string().refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes long'), secret: true },
+  { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token', accepts: '"none"', schema: z.enum(['none']) },
+  { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: z.string().min(1) },
+  { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode through Redis (not available in this version)', accepts: 'a redis:// URL', schema: z.string().url() },
+  { env: 'LOG_LEVEL', key: 'logLevel', flag: 'log-level', help: 'log verbosity', accepts: 'debug, info, warn, error or silent', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
+  { env: 'IDLE_GRACE_SECONDS', key: 'idleGraceSeconds', flag: 'idle-grace-seconds', help: 'a loop with no subscriber stops after this long', accepts: 'a number 0-3600', schema: z.coerce.number().min(0).max(3600), default: '30' },
+  { env: 'HEARTBEAT_SECONDS', key: 'heartbeatSeconds', flag: 'heartbeat-seconds', help: 'comment line interval on idle streams', accepts: 'a number 0.1-15', schema: z.coerce.number().min(0.1).max(15), default: '15' },
+  { env: 'SSE_RETRY_MS', key: 'sseRetryMs', flag: 'sse-retry-ms', help: 'reconnect delay sent to EventSource in the retry: field', accepts: 'an integer 0-600000', schema: int(0, 600_000), default: '2000' },
+  { env: 'SUBSCRIBER_MAX_QUEUE_BYTES', key: 'subscriberMaxQueueBytes', flag: 'subscriber-max-queue-bytes', help: 'unsent bytes a slow subscriber may hold before it is dropped', accepts: 'an integer 1024-1073741824', schema: int(1024, 1 << 30), default: String(1 << 20) },
+  { env: 'SESSION_MAX_EVENTS', key: 'sessionMaxEvents', flag: 'session-max-events', help: 'events buffered per session (older ones are re-fetched on demand)', accepts: 'an integer 1-10000000', schema: int(1, 10_000_000), default: '50000' },
+  { env: 'SESSION_MAX_BYTES', key: 'sessionMaxBytes', flag: 'session-max-bytes', help: 'bytes buffered per session', accepts: 'an integer 1024-4294967296', schema: int(1024, 2 ** 32), default: String(32 * 1024 * 1024) },
+  { env: 'MAX_SESSIONS', key: 'maxSessions', flag: 'max-sessions', help: 'sessions with a loop or a subscriber at once (more: 429)', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '2000' },
+  { env: 'CACHE_MAX_SESSIONS', key: 'cacheMaxSessions', flag: 'cache-max-sessions', help: 'idle and finished sessions kept for replay', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '5000' },
+  { env: 'CACHE_MAX_BYTES', key: 'cacheMaxBytes', flag: 'cache-max-bytes', help: 'bytes of idle and finished sessions kept for replay', accepts: 'an integer 1024-68719476736', schema: int(1024, 2 ** 36), default: String(256 * 1024 * 1024) },
+  { env: 'MAX_STREAMS', key: 'maxStreams', flag: 'max-streams', help: 'concurrent SSE streams in total (more: 429)', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '20000' },
+  { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: z.coerce.number().min(0.1).max(60), default: '8' },
+];
+
+/** The validated configuration. */
+export interface ConfigShape {
+  port: number;
+  host: string;
+  upstreamUrl: string | undefined;
+  upstreamApiKey: string | undefined;
+  upstreamAuthHeader: string | undefined;
+  upstreamWaitSeconds: number;
+  upstreamTimeoutMarginSeconds: number;
+  upstreamPageSize: number;
+  upstreamGiveUpSeconds: number;
+  authJwtSecret: string | undefined;
+  auth: 'none' | undefined;
+  corsOrigins: string | undefined;
+  redisUrl: string | undefined;
+  logLevel: string;
+  idleGraceSeconds: number;
+  heartbeatSeconds: number;
+  sseRetryMs: number;
+  subscriberMaxQueueBytes: number;
+  sessionMaxEvents: number;
+  sessionMaxBytes: number;
+  maxSessions: number;
+  cacheMaxSessions: number;
+  cacheMaxBytes: number;
+  maxStreams: number;
+  shutdownTimeoutSeconds: number;
+}
+
+/** The frozen configuration every module reads. */
+export type Config = Readonly<ConfigShape>;
+
+/** Reads settings from `env` (flags already merged in as their variables). */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const out: Record<string, unknown> = {};
+  for (const opt of OPTIONS) {
+    const raw = env[opt.env];
+    const value = raw === undefined || raw === '' ? opt.default : raw;
+    if (value === undefined) {
+      out[opt.key] = undefined;
+      continue;
+    }
+    const parsed = opt.schema.safeParse(value);
+    if (!parsed.success) {
+      const shown = opt.secret ? '(hidden)' : JSON.stringify(value);
+      throw new ConfigError(opt.env, `invalid value ${shown}: expected ${opt.accepts} (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    }
+    out[opt.key] = parsed.data;
+  }
+  const config = out as unknown as ConfigShape;
+  if (config.upstreamAuthHeader && !config.upstreamApiKey) {
+    throw new ConfigError('UPSTREAM_AUTH_HEADER', 'is set but UPSTREAM_API_KEY is not: set the key it should carry');
+  }
+  if (config.redisUrl) {
+    throw new ConfigError('REDIS_URL', 'cluster mode is not available in this version of pollcast; unset REDIS_URL to run a single process');
+  }
+  // Secure by default: a real upstream behind an open bridge would stream anyone's sessions to anyone.
+  if (config.upstreamUrl && !config.authJwtSecret && config.auth !== 'none') {
+    throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET (HS256 secret), or AUTH=none to allow anyone');
+  }
+  return Object.freeze(config);
+}
+
+/** Maps command-line flags (`--port 8080`, `--port=8080`) onto their variables, over `env`. */
+export function applyFlags(argv: readonly string[], env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const merged = { ...env };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new ConfigError(arg, 'unexpected argument; options look like --port 8080 (see --help)');
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const opt = OPTIONS.find((o) => o.flag === name || o.env.toLowerCase().replace(/_/g, '-') === name);
+    if (!opt) throw new ConfigError(`--${name}`, 'unknown option (see --help)');
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(`--${name}`, `needs a value: ${opt.accepts}`);
+    merged[opt.env] = value;
+  }
+  return merged;
+}
+
+/** The `--help` text: every flag with its variable, default and accepted form. */
+export function helpText(): string {
+  const lines = ['Usage: pollcast [options]', '', 'Every option can also be set by its environment variable.', ''];
+  for (const o of OPTIONS) {
+    const def = o.default === undefined ? '' : ` (default ${o.default})`;
+    lines.push(`  --${o.flag} <value>`.padEnd(40) + `${o.env}: ${o.help}; ${o.accepts}${def}`);
+  }
+  lines.push('  --help'.padEnd(40) + 'print this help and exit');
+  lines.push('  --version'.padEnd(40) + 'print the version and exit');
+  return lines.join('\n');
+}

@@ -1,0 +1,74 @@
+/**
+ * One error family: every failure that reaches an HTTP answer is a PollcastError
+ * with a stable `code`; the HTTP status is chosen in one place (http/errors.ts).
+ */
+export class PollcastError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The request itself is malformed (bad id, index, query value). */
+export class BadRequestError extends PollcastError {
+  constructor(message: string) {
+    super('bad_request', message);
+  }
+}
+
+/** The upstream says the session does not exist. */
+export class SessionNotFoundError extends PollcastError {
+  constructor(sessionId: string) {
+    super('session_not_found', `session ${JSON.stringify(sessionId)} not found upstream`);
+  }
+}
+
+/** The upstream rejected pollcast's own credential (401/403): an operator problem, not the subscriber's. */
+export class UpstreamAuthError extends PollcastError {
+  readonly upstreamStatus: number;
+  constructor(upstreamStatus: number) {
+    super('upstream_auth', `the sessions API rejected pollcast's credential (HTTP ${upstreamStatus})`);
+    this.upstreamStatus = upstreamStatus;
+  }
+}
+
+/** The upstream could not be reached or kept failing; the caller may retry after `retryAfterSeconds`. */
+export class UpstreamUnavailableError extends PollcastError {
+  readonly retryAfterSeconds: number;
+  constructor(reason: string, retryAfterSeconds: number, options?: { cause?: unknown }) {
+    super('upstream_unavailable', `the sessions API is unavailable: ${reason}`, options);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** No or invalid subscriber token. */
+export class UnauthorizedError extends PollcastError {
+  constructor(message = 'a valid access token is required') {
+    super('unauthorized', message);
+  }
+}
+
+/** A valid token that does not cover the requested session. */
+export class ForbiddenError extends PollcastError {
+  constructor(message: string) {
+    super('forbidden', message);
+  }
+}
+
+/** A limit was reached; retry after `retryAfterSeconds`. */
+export class TooManyRequestsError extends PollcastError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super('too_many_requests', message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The server is shutting down and accepts no new streams. */
+export class ShuttingDownError extends PollcastError {
+  constructor() {
+    super('shutting_down', 'pollcast is shutting down; retry on another instance');
+  }
+}

@@ -1,0 +1,62 @@
+/** The hono app: routes, CORS, request logs and the one error handler. */
+import { Hono } from 'hono';
+import { cors } from 'hono/cors';
+import type { HttpBindings } from '@hono/node-server';
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { Hub } from '../hub/hub.ts';
+import type { Streams } from '../hub/streams.ts';
+import type { Metrics, Stats } from '../metrics.ts';
+import type { Authorizer } from './auth.ts';
+import { errorResponse } from './errors.ts';
+import { registerEventsRoute } from './events-route.ts';
+import { registerChangesRoute } from './changes-route.ts';
+import { registerDemoRoutes, type DemoSource } from './demo-routes.ts';
+import { redactUrl } from '../log.ts';
+
+/** hono environment: the Node request/response are reachable for the stream route. */
+export type AppEnv = { Bindings: HttpBindings };
+
+/** What the routes need from the rest of the process. */
+export interface AppDeps {
+  config: Config;
+  hub: Hub;
+  streams: Streams;
+  stats: Stats;
+  metrics: Metrics;
+  log: Logger;
+  authorize: Authorizer;
+  isShuttingDown: () => boolean;
+  /** Set when the built-in simulator is the upstream: the demo page lists its sessions. */
+  demo: DemoSource | undefined;
+}
+
+/** Parses CORS_ORIGINS: `*` or a comma-separated list of exact origins. */
+export function corsOriginList(value: string | undefined): string[] | '*' | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  return list.includes('*') ? '*' : list;
+}
+
+/** Builds the app. */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const origins = corsOriginList(deps.config.corsOrigins);
+  if (origins !== undefined) {
+    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control'], maxAge: 600 }));
+  }
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    if (c.req.path === '/healthz' || c.req.path === '/metrics') return;
+    deps.log.debug({ method: c.req.method, url: redactUrl(c.req.url.replace(/^https?:\/\/[^/]+/, '')), status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+  });
+  app.get('/healthz', (c) => (deps.isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ok', streams: deps.streams.size, sessions: deps.hub.activeCount })));
+  app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
+  registerEventsRoute(app, deps);
+  registerChangesRoute(app, deps);
+  registerDemoRoutes(app, deps.demo);
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));
+  app.onError((err, c) => errorResponse(c, err, deps.log));
+  return app;
+}

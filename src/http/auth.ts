@@ -1,0 +1,55 @@
+/**
+ * Subscriber authentication (CONTRACT.md section 4): an HS256 JWT from the
+ * `Authorization` header or the `access_token` query parameter, whose
+ * `sessions` claim lists the sessions it may read (`["*"]` for all).
+ */
+import type { Context } from 'hono';
+import { jwtVerify, errors as joseErrors } from 'jose';
+import { ForbiddenError, UnauthorizedError } from '../errors.ts';
+
+/** Checks that the request may read `sessionId`; throws 401/403 errors. */
+export type Authorizer = (c: Context, sessionId: string) => Promise<void>;
+
+/** Clock skew tolerated on `exp` and `nbf` (seconds). */
+export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
+/** Longest token accepted (bytes); longer ones are refused before any crypto. */
+export const MAX_TOKEN_LENGTH = 8192;
+
+/** Lets every request through (AUTH=none, or the built-in demo). */
+export const allowAll: Authorizer = async () => {};
+
+function tokenFrom(c: Context): string | undefined {
+  const header = c.req.header('authorization');
+  if (header !== undefined) {
+    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    if (!m) throw new UnauthorizedError('Authorization header must be "Bearer <token>"');
+    return m[1];
+  }
+  const query = c.req.query('access_token');
+  return query === undefined || query === '' ? undefined : query;
+}
+
+/** Creates the HS256 authorizer; the algorithm is pinned so `alg: none` or RS/HS confusion is refused. */
+export function createJwtAuthorizer(secret: string): Authorizer {
+  const key = new TextEncoder().encode(secret);
+  return async (c, sessionId) => {
+    const token = tokenFrom(c);
+    if (token === undefined) throw new UnauthorizedError('an access token is required (Authorization: Bearer or ?access_token=)');
+    if (token.length > MAX_TOKEN_LENGTH) throw new UnauthorizedError('access token too long');
+    let sessions: unknown;
+    try {
+      const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS });
+      sessions = payload.sessions;
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw new UnauthorizedError('access token expired');
+      if (err instanceof joseErrors.JWTClaimValidationFailed) throw new UnauthorizedError(`access token not valid: ${err.claim} check failed`);
+      throw new UnauthorizedError('access token invalid');
+    }
+    if (!Array.isArray(sessions) || !sessions.every((s) => typeof s === 'string')) {
+      throw new ForbiddenError('access token has no "sessions" claim (an array of session ids, or ["*"])');
+    }
+    if (!sessions.includes('*') && !sessions.includes(sessionId)) {
+      throw new ForbiddenError(`access token does not cover session ${JSON.stringify(sessionId)}`);
+    }
+  };
+}

@@ -1,0 +1,54 @@
+/** Request validation: everything a caller sends is checked here before any upstream call. */
+import { BadRequestError } from '../errors.ts';
+
+/** CONTRACT.md section 3: the only session ids pollcast forwards upstream. */
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Returns the id if it matches the contract's pattern, else throws 400. */
+export function parseSessionId(raw: string | undefined): string {
+  if (raw === undefined || !SESSION_ID_PATTERN.test(raw)) {
+    throw new BadRequestError('invalid session id: expected 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit');
+  }
+  return raw;
+}
+
+/** Parses a non-negative integer index (decimal digits only, at most 2^53 - 1). */
+export function parseIndex(name: string, raw: string): number {
+  const value = raw.trim();
+  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new BadRequestError(`${name} must be a non-negative integer`);
+  }
+  return Number(value);
+}
+
+/** Parses `include_details`: absent or `true` → true, `false` → false. */
+export function parseIncludeDetails(raw: string | undefined): boolean {
+  if (raw === undefined || raw === '' || raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new BadRequestError('include_details must be true or false');
+}
+
+/** Parses a positive integer `limit`, clipped to `max`. */
+export function parseLimit(raw: string | undefined, fallback: number, max: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = parseIndex('limit', raw);
+  if (value < 1) throw new BadRequestError('limit must be a positive integer');
+  return Math.min(value, max);
+}
+
+/** Parses `wait_for_seconds` (a non-negative number), clipped to `max`. */
+export function parseWaitSeconds(raw: string | undefined, max: number): number {
+  if (raw === undefined || raw === '') return 0;
+  if (!/^\d{1,6}(\.\d{1,3})?$/.test(raw.trim())) throw new BadRequestError('wait_for_seconds must be a non-negative number');
+  return Math.min(Number(raw.trim()), max);
+}
+
+/**
+ * Where a stream starts: after `Last-Event-ID` if sent (an empty header, which
+ * no EventSource sends, counts as absent), else `from_index`, else 0.
+ */
+export function parseStartIndex(lastEventId: string | undefined, fromIndex: string | undefined): number {
+  if (lastEventId !== undefined && lastEventId.trim() !== '') return parseIndex('Last-Event-ID', lastEventId) + 1;
+  if (fromIndex !== undefined) return parseIndex('from_index', fromIndex);
+  return 0;
+}

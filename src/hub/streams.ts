@@ -1,0 +1,160 @@
+/**
+ * Every open SSE stream of the process: opening (replay, then live with no
+ * gap), one shared heartbeat timer, and closing them all on shutdown.
+ */
+import type { ServerResponse, OutgoingHttpHeaders } from 'node:http';
+import type { Logger } from 'pino';
+import { encodeComment } from '../sse.ts';
+import { eventFrame, retryFrame } from './frames.ts';
+import type { FeedEntry, Hub } from './hub.ts';
+import { StreamSubscriber, type CloseReason } from './subscriber.ts';
+import { backoffDelayMs, sleep, DEFAULT_BACKOFF } from '../upstream/backoff.ts';
+import type { Stats } from '../metrics.ts';
+
+export interface StreamsOptions {
+  hub: Hub;
+  log: Logger;
+  stats: Stats;
+  /** `retry:` sent to EventSource (ms). */
+  retryMs: number;
+  /** Interval of the comment line that keeps idle streams open (ms; contract: at most 15 s). */
+  heartbeatMs: number;
+  /** Unsent bytes a subscriber may hold before it is dropped as slow. */
+  maxQueueBytes: number;
+}
+
+/** Attempts at re-fetching held-out history before the stream is closed (the client resumes by Last-Event-ID). */
+export const HISTORY_FETCH_ATTEMPTS = 4;
+
+const HEARTBEAT = encodeComment('keep-alive');
+
+/** Response headers of every stream. */
+export const STREAM_HEADERS: OutgoingHttpHeaders = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  // nginx and similar proxies must not buffer a stream.
+  'x-accel-buffering': 'no',
+};
+
+/** Opens and tracks streams. */
+export class Streams {
+  private readonly opts: StreamsOptions;
+  private readonly open = new Set<StreamSubscriber>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(opts: StreamsOptions) {
+    this.opts = opts;
+    // One timer for every stream: a stream that got nothing since the last sweep gets a comment.
+    this.heartbeat = setInterval(() => {
+      for (const sub of this.open) {
+        if (!sub.wroteRecently) sub.write(HEARTBEAT);
+        sub.wroteRecently = false;
+      }
+    }, Math.max(100, Math.floor(opts.heartbeatMs / 2)));
+    this.heartbeat.unref();
+  }
+
+  /** Streams open now. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Streams open now for one session (any include_details). */
+  countFor(sessionId: string): number {
+    let n = 0;
+    for (const sub of this.open) if (sub.sessionId === sessionId) n++;
+    return n;
+  }
+
+  /**
+   * Starts the SSE answer on `res` for an acquired feed entry; owns the entry's
+   * use from here on (released when the stream closes).
+   */
+  start(entry: FeedEntry, res: ServerResponse, startIndex: number, extraHeaders: OutgoingHttpHeaders = {}): StreamSubscriber {
+    const { log, stats } = this.opts;
+    const feed = entry.feed;
+    res.writeHead(200, { ...extraHeaders, ...STREAM_HEADERS });
+    const sub = new StreamSubscriber(res, startIndex, feed.sessionId, {
+      maxQueueBytes: this.opts.maxQueueBytes,
+      onClose: (s, reason) => this.closed(entry, s, reason),
+      stats,
+    });
+    this.open.add(sub);
+    stats.streamsOpened++;
+    log.info({ session: feed.sessionId, from: startIndex, details: feed.includeDetails }, 'stream open');
+    sub.write(Buffer.concat([retryFrame(this.opts.retryMs), feed.statusFrame]));
+    void this.catchUp(entry, sub).catch((err: unknown) => {
+      log.error({ err, session: feed.sessionId }, 'replay failed');
+      sub.close('error');
+    });
+    return sub;
+  }
+
+  /** Ends every stream (shutdown): clients reconnect, elsewhere, with Last-Event-ID. */
+  closeAll(reason: CloseReason): void {
+    for (const sub of [...this.open]) sub.close(reason);
+  }
+
+  /** Stops the heartbeat timer and closes every stream (idempotent). */
+  close(): void {
+    clearInterval(this.heartbeat);
+    this.closeAll('shutdown');
+  }
+
+  // Replay from upstream (what the buffer no longer holds), then from the
+  // buffer, then register for live chunks: the last two steps run in one
+  // synchronous block, so no event can be appended in between.
+  private async catchUp(entry: FeedEntry, sub: StreamSubscriber): Promise<void> {
+    const { feed } = entry;
+    const { stats } = this.opts;
+    let failures = 0;
+    while (!sub.closed && sub.next < feed.baseIndex) {
+      const r = await this.opts.hub.fetchHistory(entry, sub.next, feed.baseIndex, sub.signal);
+      if (sub.closed) return;
+      if (Array.isArray(r) && r.length > 0) {
+        stats.replayFromUpstream++;
+        failures = 0;
+        const frames = r.map((e, k) => eventFrame(sub.next + k, e));
+        sub.writeEvents(Buffer.concat(frames), r.length);
+        stats.framesDelivered += r.length;
+        continue;
+      }
+      const kind = Array.isArray(r) ? 'empty' : r.kind;
+      if (kind === 'aborted') return;
+      failures++;
+      if (failures >= HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
+        this.opts.log.warn({ session: feed.sessionId, from: sub.next, outcome: kind }, 'history fetch failed; closing so the client resumes later');
+        sub.close('upstream');
+        return;
+      }
+      if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), sub.signal))) return;
+    }
+    if (sub.closed) return;
+    if (sub.next < feed.nextIndex) {
+      const bytes = feed.framesFrom(sub.next);
+      if (bytes) {
+        const count = feed.nextIndex - sub.next;
+        sub.writeEvents(bytes, count);
+        stats.framesDelivered += count;
+        stats.replayFromBuffer++;
+      }
+    }
+    if (feed.endFrame) {
+      sub.onEnd(feed.endFrame);
+      return;
+    }
+    if (!sub.closed) feed.listeners.add(sub);
+  }
+
+  private closed(entry: FeedEntry, sub: StreamSubscriber, reason: CloseReason): void {
+    entry.feed.listeners.delete(sub);
+    this.open.delete(sub);
+    const { stats } = this.opts;
+    stats.streamsClosed[reason] = (stats.streamsClosed[reason] ?? 0) + 1;
+    if (reason === 'slow') stats.slowDropped++;
+    const log = reason === 'slow' ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.info.bind(this.opts.log);
+    log({ session: sub.sessionId, reason, events: sub.eventsSent, durationMs: Math.round(performance.now() - sub.openedAt) }, 'stream closed');
+    this.opts.hub.release(entry);
+  }
+}

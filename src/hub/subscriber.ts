@@ -1,0 +1,111 @@
+/**
+ * One SSE connection: replay-then-live, writes of shared bytes, and a bound
+ * on what the socket may hold unsent (a slow reader past it is dropped and
+ * resumes by Last-Event-ID from the buffer).
+ */
+import type { ServerResponse } from 'node:http';
+import type { Chunk, FeedListener } from './feed.ts';
+import type { Stats } from '../metrics.ts';
+
+/** Why a stream closed (logged and counted). */
+export type CloseReason = 'end' | 'client' | 'slow' | 'shutdown' | 'upstream' | 'error';
+
+export interface SubscriberOptions {
+  /** Bytes the socket may hold unsent before the subscriber is dropped as slow. */
+  maxQueueBytes: number;
+  /** Called once, after the subscriber closed. */
+  onClose: (sub: StreamSubscriber, reason: CloseReason) => void;
+  stats: Stats;
+}
+
+/** A subscriber of one feed, writing to one HTTP response. */
+export class StreamSubscriber implements FeedListener {
+  /** Index of the next event this subscriber needs. */
+  next: number;
+  /** Event frames written. */
+  eventsSent = 0;
+  /** Set when anything was written since the last heartbeat sweep. */
+  wroteRecently = false;
+  readonly openedAt = performance.now();
+  readonly sessionId: string;
+  private readonly res: ServerResponse;
+  private readonly opts: SubscriberOptions;
+  private closedReason: CloseReason | null = null;
+  // Created only when something must wait on this stream (upstream replay): most streams never need one.
+  private abort: AbortController | null = null;
+
+  constructor(res: ServerResponse, startIndex: number, sessionId: string, opts: SubscriberOptions) {
+    this.res = res;
+    this.next = startIndex;
+    this.sessionId = sessionId;
+    this.opts = opts;
+    // 'close' fires on client disconnects and resets alike; no per-event listeners.
+    res.once('close', () => this.close('client'));
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== null;
+  }
+
+  /** Aborts when the stream closes. */
+  get signal(): AbortSignal {
+    this.abort ??= new AbortController();
+    if (this.closedReason !== null) this.abort.abort();
+    return this.abort.signal;
+  }
+
+  /** Writes shared bytes; drops the subscriber when its unsent backlog passes the bound. */
+  write(bytes: Buffer): void {
+    if (this.closedReason !== null) return;
+    this.res.write(bytes);
+    this.wroteRecently = true;
+    if (this.res.writableLength > this.opts.maxQueueBytes) this.close('slow');
+  }
+
+  /** Writes replayed events [next, next + count) given as one buffer. */
+  writeEvents(bytes: Buffer, count: number): void {
+    this.write(bytes);
+    this.next += count;
+    this.eventsSent += count;
+  }
+
+  onChunk(chunk: Chunk): void {
+    const n = chunk.frames.length;
+    if (n === 0 || this.next <= chunk.firstIndex) {
+      // The common case: a caught-up subscriber gets the very bytes every other one gets.
+      this.write(chunk.bytes);
+      if (n > 0) {
+        this.eventsSent += n;
+        this.opts.stats.framesDelivered += n;
+        this.next = chunk.firstIndex + n;
+      }
+      return;
+    }
+    // Resumed ahead of the feed (Last-Event-ID beyond what it held): skip what it has.
+    const skip = this.next - chunk.firstIndex;
+    const parts = skip < n ? chunk.frames.slice(skip) : [];
+    if (chunk.status) parts.push(chunk.status);
+    if (parts.length > 0) this.write(Buffer.concat(parts));
+    if (skip < n) {
+      this.eventsSent += n - skip;
+      this.opts.stats.framesDelivered += n - skip;
+      this.next = chunk.firstIndex + n;
+    }
+  }
+
+  onEnd(frame: Buffer): void {
+    if (this.closedReason !== null) return;
+    this.res.write(frame);
+    this.close('end');
+  }
+
+  /** Ends the response (idempotent); a reset socket is destroyed instead. */
+  close(reason: CloseReason): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    this.abort?.abort();
+    if (reason === 'slow') this.res.destroy();
+    else if (!this.res.writableEnded) this.res.end();
+    this.opts.onClose(this, reason);
+  }
+}

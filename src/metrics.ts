@@ -1,0 +1,113 @@
+/**
+ * Counters kept as plain numbers on the hot path (no prom-client call per
+ * delivered frame) and exposed through a prom-client registry on collect.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Hot-path counters; incremented with `+=`, read by the registry. */
+export class Stats {
+  streamsOpened = 0;
+  streamsClosed: Record<string, number> = {};
+  eventsReceived = 0;
+  framesDelivered = 0;
+  upstreamRequests = 0;
+  replayFromBuffer = 0;
+  replayFromUpstream = 0;
+  slowDropped = 0;
+  rejected: Record<string, number> = {};
+}
+
+/** What the registry reads from the running hub on each scrape. */
+export interface HubGauges {
+  openStreams(): number;
+  sessionsByState(): Record<string, number>;
+  loopsByState(): Record<string, number>;
+}
+
+/** Every metric name pollcast exports (kept in one list so docs can be checked against it). */
+export const METRIC_NAMES = [
+  'pollcast_open_streams',
+  'pollcast_streams_opened_total',
+  'pollcast_streams_closed_total',
+  'pollcast_sessions',
+  'pollcast_loops',
+  'pollcast_upstream_requests_total',
+  'pollcast_upstream_request_duration_seconds',
+  'pollcast_events_received_total',
+  'pollcast_frames_delivered_total',
+  'pollcast_replays_total',
+  'pollcast_slow_subscribers_dropped_total',
+  'pollcast_requests_rejected_total',
+  'pollcast_frames_per_upstream_request',
+] as const;
+
+/** The registry behind `/metrics`, plus the hooks the upstream client calls. */
+export interface Metrics {
+  registry: Registry;
+  stats: Stats;
+  observeUpstream(endpoint: string, outcome: string, seconds: number): void;
+}
+
+function setCounter(counter: Counter<string>, value: number, labels?: Record<string, string>): void {
+  // Counters are mirrored from Stats at scrape time; remove-then-inc sets the exact value.
+  if (labels) {
+    counter.remove(labels);
+    counter.inc(labels, value);
+  } else {
+    counter.reset();
+    counter.inc(value);
+  }
+}
+
+/** Creates the registry (one per server, so tests can run many servers in one process). */
+export function createMetrics(gauges: () => HubGauges | undefined, withProcessMetrics = true): Metrics {
+  const registry = new Registry();
+  const stats = new Stats();
+  if (withProcessMetrics) collectDefaultMetrics({ register: registry, prefix: 'pollcast_process_' });
+  const upstreamTotal = new Counter({ name: 'pollcast_upstream_requests_total', help: 'Upstream requests by endpoint and outcome.', labelNames: ['endpoint', 'outcome'], registers: [registry] });
+  const upstreamSeconds = new Histogram({
+    name: 'pollcast_upstream_request_duration_seconds',
+    help: 'Upstream request latency (long-polls included, so the wait shows up here).',
+    labelNames: ['endpoint', 'outcome'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 40],
+    registers: [registry],
+  });
+  new Gauge({ name: 'pollcast_open_streams', help: 'SSE streams open now.', registers: [registry], collect() { this.set(gauges()?.openStreams() ?? 0); } });
+  new Counter({ name: 'pollcast_streams_opened_total', help: 'SSE streams opened.', registers: [registry], collect() { setCounter(this, stats.streamsOpened); } });
+  new Counter({
+    name: 'pollcast_streams_closed_total', help: 'SSE streams closed, by reason (end, client, slow, shutdown, upstream, error).', labelNames: ['reason'], registers: [registry],
+    collect() { for (const [reason, n] of Object.entries(stats.streamsClosed)) setCounter(this, n, { reason }); },
+  });
+  new Gauge({
+    name: 'pollcast_sessions', help: 'Sessions held, by state (live, finished, idle).', labelNames: ['state'], registers: [registry],
+    collect() { this.reset(); for (const [state, n] of Object.entries(gauges()?.sessionsByState() ?? {})) this.set({ state }, n); },
+  });
+  new Gauge({
+    name: 'pollcast_loops', help: 'Upstream loops, by state (polling, backoff, draining).', labelNames: ['state'], registers: [registry],
+    collect() { this.reset(); for (const [state, n] of Object.entries(gauges()?.loopsByState() ?? {})) this.set({ state }, n); },
+  });
+  new Counter({ name: 'pollcast_events_received_total', help: 'Session events received from upstream.', registers: [registry], collect() { setCounter(this, stats.eventsReceived); } });
+  new Counter({ name: 'pollcast_frames_delivered_total', help: 'Event frames written to subscribers (one per event per subscriber).', registers: [registry], collect() { setCounter(this, stats.framesDelivered); } });
+  new Counter({
+    name: 'pollcast_replays_total', help: 'Replays on subscribe, by source: buffer (no upstream call) or upstream (fetched again).', labelNames: ['source'], registers: [registry],
+    collect() { setCounter(this, stats.replayFromBuffer, { source: 'buffer' }); setCounter(this, stats.replayFromUpstream, { source: 'upstream' }); },
+  });
+  new Counter({ name: 'pollcast_slow_subscribers_dropped_total', help: 'Subscribers disconnected because they fell behind.', registers: [registry], collect() { setCounter(this, stats.slowDropped); } });
+  new Counter({
+    name: 'pollcast_requests_rejected_total', help: 'Requests refused before streaming, by reason.', labelNames: ['reason'], registers: [registry],
+    collect() { for (const [reason, n] of Object.entries(stats.rejected)) setCounter(this, n, { reason }); },
+  });
+  new Gauge({
+    name: 'pollcast_frames_per_upstream_request', help: 'Event frames delivered per upstream request: the fan-out saving.', registers: [registry],
+    collect() { this.set(stats.upstreamRequests === 0 ? 0 : stats.framesDelivered / stats.upstreamRequests); },
+  });
+  return {
+    registry,
+    stats,
+    observeUpstream(endpoint, outcome, seconds) {
+      stats.upstreamRequests++;
+      upstreamTotal.inc({ endpoint, outcome });
+      upstreamSeconds.observe({ endpoint, outcome }, seconds);
+    },
+  };
+}

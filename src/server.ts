@@ -1,0 +1,112 @@
+/** Wires config → upstream client → hub → streams → hono app → HTTP server, and stops it all gracefully. */
+import { serve, type ServerType } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import { Hub } from './hub/hub.ts';
+import { Streams } from './hub/streams.ts';
+import { createApp } from './http/app.ts';
+import { allowAll, createJwtAuthorizer, type Authorizer } from './http/auth.ts';
+import type { DemoSource } from './http/demo-routes.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
+import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
+import { createSimulator, type Simulator } from './simulator/index.ts';
+
+/** A running pollcast. */
+export interface PollcastServer {
+  /** Base URL it listens on, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  readonly port: number;
+  readonly hub: Hub;
+  readonly streams: Streams;
+  readonly metrics: Metrics;
+  /** The built-in simulator when no UPSTREAM_URL was given. */
+  readonly simulator: Simulator | undefined;
+  /** Graceful stop: refuse new work, end streams (clients reconnect elsewhere), stop loops (idempotent). */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+  /** Collect process metrics (off in tests that start many servers). */
+  processMetrics?: boolean;
+}
+
+/** Starts pollcast with `config`; resolves once it listens. */
+export async function startPollcast(config: Config, options: StartOptions): Promise<PollcastServer> {
+  const { log } = options;
+  let simulator: Simulator | undefined;
+  let upstreamUrl = config.upstreamUrl;
+  if (upstreamUrl === undefined) {
+    simulator = await createSimulator({ demo: true, port: 0, host: '127.0.0.1' });
+    upstreamUrl = simulator.url;
+    log.info({ upstream: upstreamUrl }, 'DEMO MODE: UPSTREAM_URL is not set, so the built-in simulated sessions API is used (sessions demo-1, demo-2, …)');
+  }
+  let hub: Hub | undefined;
+  let streams: Streams | undefined;
+  const metrics = createMetrics(() => (hub && streams ? { openStreams: () => streams!.size, sessionsByState: () => hub!.sessionsByState(), loopsByState: () => hub!.loopsByState() } : undefined), options.processMetrics ?? true);
+  const client: UpstreamClient = createUpstreamClient({
+    baseUrl: upstreamUrl,
+    apiKey: config.upstreamApiKey,
+    authHeader: config.upstreamAuthHeader,
+    timeoutMarginMs: config.upstreamTimeoutMarginSeconds * 1000,
+    observe: metrics.observeUpstream,
+  });
+  hub = new Hub({
+    client,
+    log,
+    stats: metrics.stats,
+    waitSeconds: config.upstreamWaitSeconds,
+    pageSize: config.upstreamPageSize,
+    backoff: DEFAULT_BACKOFF,
+    graceMs: config.idleGraceSeconds * 1000,
+    giveUpMs: config.upstreamGiveUpSeconds * 1000,
+    feedLimits: { maxEvents: config.sessionMaxEvents, maxBytes: config.sessionMaxBytes },
+    maxActiveSessions: config.maxSessions,
+    maxCachedSessions: config.cacheMaxSessions,
+    maxCachedBytes: config.cacheMaxBytes,
+    idleFeedTtlMs: 10 * 60_000,
+  });
+  streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });
+  // The built-in demo stays open; a real upstream needs a token unless AUTH=none (config enforces it).
+  const authorize: Authorizer = config.authJwtSecret ? createJwtAuthorizer(config.authJwtSecret) : allowAll;
+  let shuttingDown = false;
+  const demo: DemoSource | undefined = simulator;
+  const app = createApp({ config, hub, streams, stats: metrics.stats, metrics, log, authorize, isShuttingDown: () => shuttingDown, demo });
+
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    // Real Response objects: hono may clone the marker response of a hand-written stream, and only
+    // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, overrideGlobalObjects: false }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const http = server as Server;
+  // SSE streams stay open for hours; only idle keep-alive sockets time out.
+  http.requestTimeout = 0;
+  http.headersTimeout = 20_000;
+  http.keepAliveTimeout = 5_000;
+  const addr = http.address() as AddressInfo;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${addr.port}`;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      shuttingDown = true;
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      streams!.close();
+      hub!.close();
+      http.closeIdleConnections();
+      // Long-polls still waiting get cut once the rest has had a moment to finish.
+      const deadline = setTimeout(() => http.closeAllConnections(), Math.min(2000, config.shutdownTimeoutSeconds * 500));
+      await closed;
+      clearTimeout(deadline);
+      await client.close();
+      await simulator?.close();
+    })();
+    return closing;
+  };
+  return { url, port: addr.port, hub, streams, metrics, simulator, close };
+}

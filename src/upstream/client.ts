@@ -1,0 +1,189 @@
+/**
+ * The sessions API client: one undici keep-alive pool per upstream origin,
+ * every outcome classified into a typed result (never a thrown string).
+ */
+import { Pool } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { parseChanges, parseRetryAfterMs, parseState } from './parse.ts';
+import type { SessionState, TrajectoryChanges } from './types.ts';
+
+/** Why a call did not produce data. */
+export type FailureOutcome =
+  | { kind: 'not-found' }
+  | { kind: 'unauthorized'; status: number }
+  | { kind: 'rate-limited'; retryAfterMs: number | undefined }
+  | { kind: 'transient'; reason: string; status?: number }
+  | { kind: 'bad-body'; reason: string }
+  | { kind: 'aborted' };
+
+/** Outcome of `GET /sessions/{id}/changes`. */
+export type ChangesOutcome = { kind: 'events'; changes: TrajectoryChanges } | { kind: 'no-change' } | FailureOutcome;
+
+/** Outcome of `GET /sessions/{id}/status`. */
+export type StatusOutcome = { kind: 'state'; state: SessionState } | FailureOutcome;
+
+/** Parameters of one changes call. */
+export interface ChangesQuery {
+  fromIndex: number;
+  limit: number;
+  includeDetails: boolean;
+  waitSeconds: number;
+}
+
+/** Called once per finished upstream request (metrics). */
+export type UpstreamObserver = (endpoint: 'changes' | 'status', outcome: string, seconds: number) => void;
+
+export interface UpstreamClientOptions {
+  baseUrl: string;
+  apiKey?: string | undefined;
+  /** Send the key raw in this header instead of `Authorization: Bearer`. */
+  authHeader?: string | undefined;
+  /** Added to `wait_for_seconds` before a silent connection is abandoned. */
+  timeoutMarginMs?: number;
+  /** Bodies larger than this are refused as bad bodies. */
+  maxBodyBytes?: number;
+  observe?: UpstreamObserver;
+}
+
+/** Time an answer may take beyond the long-poll wait before the request is abandoned. */
+export const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
+/** Largest upstream body read (bytes); larger → bad-body, the loop retries with backoff. */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/** Talks to one sessions API. */
+export interface UpstreamClient {
+  changes(sessionId: string, query: ChangesQuery, signal?: AbortSignal): Promise<ChangesOutcome>;
+  status(sessionId: string, signal?: AbortSignal): Promise<StatusOutcome>;
+  close(): Promise<void>;
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(body: AsyncIterable<Buffer>, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > maxBytes) throw new BodyTooLarge(`body larger than ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
+/** Creates a client with its own connection pool to `baseUrl`'s origin. */
+export function createUpstreamClient(options: UpstreamClientOptions): UpstreamClient {
+  const base = new URL(options.baseUrl);
+  const basePath = base.pathname.replace(/\/+$/, '');
+  const marginMs = options.timeoutMarginMs ?? DEFAULT_TIMEOUT_MARGIN_MS;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const pool = new Pool(base.origin, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, pipelining: 1 });
+  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'pollcast' };
+  if (options.apiKey) {
+    if (options.authHeader) headers[options.authHeader.toLowerCase()] = options.apiKey;
+    else headers.authorization = `Bearer ${options.apiKey}`;
+  }
+  let closed = false;
+
+  function pathFor(sessionId: string, endpoint: string, params?: URLSearchParams): string {
+    // encodeURIComponent keeps any id inside its one path segment, whatever it holds.
+    const path = `${basePath}/sessions/${encodeURIComponent(sessionId)}/${endpoint}`;
+    return params ? `${path}?${params.toString()}` : path;
+  }
+
+  async function call(
+    endpoint: 'changes' | 'status',
+    path: string,
+    waitSeconds: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string } | FailureOutcome> {
+    if (closed || signal?.aborted) return { kind: 'aborted' };
+    const budgetMs = waitSeconds * 1000 + marginMs;
+    // The overall deadline catches a body that trickles forever, which the
+    // per-chunk bodyTimeout alone would not.
+    const deadline = AbortSignal.timeout(budgetMs + marginMs);
+    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    try {
+      const res = await pool.request({
+        method: 'GET',
+        path,
+        headers,
+        signal: combined,
+        headersTimeout: budgetMs,
+        bodyTimeout: marginMs,
+      });
+      const text = await readBody(res.body as AsyncIterable<Buffer>, maxBodyBytes).catch((err: unknown) => {
+        res.body.destroy();
+        throw err;
+      });
+      return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, text };
+    } catch (err) {
+      if (signal?.aborted || closed) return { kind: 'aborted' };
+      if (err instanceof BodyTooLarge) return { kind: 'bad-body', reason: err.message };
+      const e = err as { code?: string; message?: string; name?: string };
+      const reason = deadline.aborted ? `no answer within ${budgetMs + marginMs} ms` : (e.code ?? e.name ?? 'error');
+      return { kind: 'transient', reason: `${endpoint}: ${reason}` };
+    }
+  }
+
+  function classifyFailure(status: number, resHeaders: IncomingHttpHeaders): FailureOutcome {
+    if (status === 404) return { kind: 'not-found' };
+    if (status === 401 || status === 403) return { kind: 'unauthorized', status };
+    if (status === 429) return { kind: 'rate-limited', retryAfterMs: parseRetryAfterMs(resHeaders['retry-after']) };
+    return { kind: 'transient', reason: `HTTP ${status}`, status };
+  }
+
+  function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+    try {
+      return { ok: true, value: JSON.parse(text) };
+    } catch {
+      return { ok: false };
+    }
+  }
+
+  function timed<T extends { kind: string }>(endpoint: 'changes' | 'status', run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    return run().then((outcome) => {
+      options.observe?.(endpoint, outcome.kind, (performance.now() - started) / 1000);
+      return outcome;
+    });
+  }
+
+  return {
+    changes(sessionId, query, signal) {
+      return timed('changes', async (): Promise<ChangesOutcome> => {
+        const params = new URLSearchParams({
+          from_index: String(query.fromIndex),
+          limit: String(query.limit),
+          include_details: String(query.includeDetails),
+          wait_for_seconds: String(query.waitSeconds),
+        });
+        const res = await call('changes', pathFor(sessionId, 'changes', params), query.waitSeconds, signal);
+        if ('kind' in res) return res;
+        if (res.status === 204) return { kind: 'no-change' };
+        if (res.status !== 200) return classifyFailure(res.status, res.headers);
+        const json = parseJson(res.text);
+        if (!json.ok) return { kind: 'bad-body', reason: 'changes: body is not valid JSON' };
+        const parsed = parseChanges(json.value);
+        if (!parsed.ok) return { kind: 'bad-body', reason: `changes: ${parsed.reason}` };
+        return { kind: 'events', changes: parsed.value };
+      });
+    },
+    status(sessionId, signal) {
+      return timed('status', async (): Promise<StatusOutcome> => {
+        const res = await call('status', pathFor(sessionId, 'status'), 0, signal);
+        if ('kind' in res) return res;
+        if (res.status !== 200) return classifyFailure(res.status, res.headers);
+        const json = parseJson(res.text);
+        if (!json.ok) return { kind: 'bad-body', reason: 'status: body is not valid JSON' };
+        const parsed = parseState(json.value);
+        if (!parsed.ok) return { kind: 'bad-body', reason: `status: ${parsed.reason}` };
+        return { kind: 'state', state: parsed.value };
+      });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.destroy().catch(() => {});
+    },
+  };
+}
