@@ -1,0 +1,113 @@
+/**
+ * Test harness: a real simulator and a real pollcast, each on its own port 0
+ * socket, and a real `eventsource` client that records what it receives.
+ */
+import { EventSource } from 'eventsource';
+import { createSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast, type PollcastServer } from '../../src/server.ts';
+
+/** A simulator plus a pollcast bridging it. */
+export interface Bridge {
+  sim: Simulator;
+  server: PollcastServer;
+  url: string;
+  config: Config;
+  close(): Promise<void>;
+}
+
+/** Starts a simulator and a pollcast on it; `env` overrides configuration variables. */
+export async function startBridge(env: Record<string, string> = {}, simOptions: SimulatorOptions = {}): Promise<Bridge> {
+  const sim = await createSimulator({ demo: false, ...simOptions });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'none', LOG_LEVEL: 'silent', ...env });
+  const server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+  return {
+    sim,
+    server,
+    url: server.url,
+    config,
+    async close() {
+      await server.close();
+      await sim.close();
+    },
+  };
+}
+
+/** One received SSE message. */
+export interface Received {
+  type: string;
+  id: string;
+  data: any;
+}
+
+/** An EventSource that records every message, status and end event. */
+export interface Recorder {
+  es: EventSource;
+  messages: Received[];
+  /** Indices of the session events received, in order. */
+  indices(): number[];
+  statuses(): any[];
+  /** Resolves with the `end` payload (bounded by `timeoutMs`). */
+  ended(timeoutMs?: number): Promise<any>;
+  /** Resolves once `predicate` holds for the recorder (bounded by `timeoutMs`). */
+  until(predicate: (r: Recorder) => boolean, timeoutMs?: number): Promise<void>;
+  close(): void;
+}
+
+/** Opens a real EventSource on `url` and records what arrives. */
+export function record(url: string, init?: { headers?: Record<string, string> }): Recorder {
+  const es = new EventSource(url, init?.headers ? { fetch: (input, i) => fetch(input, { ...i, headers: { ...(i?.headers as Record<string, string>), ...init.headers } }) } : undefined);
+  const messages: Received[] = [];
+  const waiters = new Set<() => void>();
+  const push = (type: string, e: MessageEvent) => {
+    messages.push({ type, id: e.lastEventId, data: JSON.parse(e.data as string) });
+    for (const w of [...waiters]) w();
+  };
+  es.onmessage = (e) => push('message', e);
+  es.addEventListener('status', (e) => push('status', e));
+  es.addEventListener('end', (e) => {
+    push('end', e);
+    es.close();
+  });
+  const r: Recorder = {
+    es,
+    messages,
+    indices: () => messages.filter((m) => m.type === 'message').map((m) => m.data.index as number),
+    statuses: () => messages.filter((m) => m.type === 'status').map((m) => m.data),
+    async ended(timeoutMs = 15_000) {
+      await r.until((x) => x.messages.some((m) => m.type === 'end'), timeoutMs);
+      return messages.find((m) => m.type === 'end')!.data;
+    },
+    until(predicate, timeoutMs = 15_000) {
+      return new Promise<void>((resolve, reject) => {
+        if (predicate(r)) return resolve();
+        const check = () => {
+          if (!predicate(r)) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out after ${timeoutMs} ms; received ${messages.length} messages: ${JSON.stringify(messages.slice(-3).map((m) => m.type + ':' + m.id))}`));
+        }, timeoutMs);
+        waiters.add(check);
+      });
+    },
+    close: () => es.close(),
+  };
+  return r;
+}
+
+/** Resolves once `predicate()` is true, polling every 10 ms; rejects after `timeoutMs`. */
+export async function eventually(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** 0..n-1 */
+export const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
