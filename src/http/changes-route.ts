@@ -48,20 +48,31 @@ function waitForChange(feed: Feed, from: number, waitMs: number, signal: AbortSi
   });
 }
 
+// One wait-0 changes call straight to the upstream, its failures mapped to the errors the caller sees.
+async function readUpstream(deps: AppDeps, entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[]> {
+  const r = await deps.hub.fetchHistory(entry, from, to, signal);
+  if (Array.isArray(r)) return r;
+  if (r.kind === 'not-found') throw new SessionNotFoundError(entry.feed.sessionId);
+  if (r.kind === 'unauthorized') throw new UpstreamAuthError(r.status);
+  throw new UpstreamUnavailableError(r.kind, 5);
+}
+
 async function answer(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, from: number, limit: number, waitSeconds: number): Promise<Response> {
   const { feed } = entry;
   if (from < feed.baseIndex) {
     // Older than what the buffer holds: read it again from upstream.
     deps.stats.replayFromUpstream++;
-    const r = await deps.hub.fetchHistory(entry, from, Math.min(feed.baseIndex, from + limit), c.req.raw.signal);
-    if (Array.isArray(r)) return c.json(body(feed, r), 200);
-    if (r.kind === 'not-found') throw new SessionNotFoundError(feed.sessionId);
-    if (r.kind === 'unauthorized') throw new UpstreamAuthError(r.status);
-    throw new UpstreamUnavailableError(r.kind, 5);
+    return c.json(body(feed, await readUpstream(deps, entry, from, Math.min(feed.baseIndex, from + limit), c.req.raw.signal)), 200);
   }
   if (from < feed.nextIndex || feed.ended) {
     deps.stats.replayFromBuffer++;
     return c.json(body(feed, feed.eventsBetween(from, from + limit)), 200);
+  }
+  if (waitSeconds === 0 && !feed.synced) {
+    // The loop has not caught up yet, so "nothing new" is not known: ask the
+    // upstream directly, as the caller's own wait_for_seconds=0 allows.
+    const events = await readUpstream(deps, entry, from, from + limit, c.req.raw.signal);
+    return events.length > 0 ? c.json(body(feed, events), 200) : c.body(null, 204);
   }
   if (waitSeconds > 0 && (await waitForChange(feed, from, waitSeconds * 1000, c.req.raw.signal))) {
     return c.json(body(feed, feed.eventsBetween(from, from + limit)), 200);

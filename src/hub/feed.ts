@@ -70,6 +70,11 @@ export class Feed {
   private currentStatusFrame: Buffer;
   private upstreamErrorText: string | null = null;
   private finalFrame: Buffer | null = null;
+  /**
+   * True while the loop's latest answer showed it held everything the upstream
+   * had (a short page or a 204); false from a (re)start until then.
+   */
+  synced = false;
 
   constructor(sessionId: string, includeDetails: boolean, startIndex: number, limits: FeedLimits) {
     this.sessionId = sessionId;

@@ -198,6 +198,7 @@ export class Hub {
     }
     if (this.closed || this.active.get(entry.key) !== entry) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
     feed.applyState(status.state);
+    feed.synced = false;
     entry.abort = abort;
     const log = this.opts.log;
     log.debug({ session: feed.sessionId, details: feed.includeDetails, from: feed.nextIndex }, 'loop started');

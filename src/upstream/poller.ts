@@ -111,8 +111,13 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
         const chunk = feed.apply(from, changes.new_events, state);
         if (chunk && chunk.frames.length > 0) opts.onEvents?.(chunk.frames.length);
         pageOn = changes.new_events.length >= opts.pageSize;
+        feed.synced = !pageOn;
+        if (draining) {
+          // An upstream may answer short pages (its own limit): drain until an answer brings nothing.
+          if (changes.new_events.length === 0) break;
+          continue;
+        }
         if (pageOn) continue;
-        if (draining) break;
         if (changes.finished_at !== null) {
           const done = await confirmFinished();
           if (done === 'stop') return;
@@ -126,6 +131,7 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
       if (r.kind === 'no-change') {
         recovered();
         pageOn = false;
+        feed.synced = true;
         if (draining) break;
         // The status endpoint is authoritative for termination: a session can
         // finish without a new event, which a 204 alone would never reveal.

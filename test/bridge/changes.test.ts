@@ -1,0 +1,94 @@
+/** The drop-in long-poll endpoint: same shape and codes as the upstream, answered from the shared loop. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
+
+let bridge: Bridge | undefined;
+afterEach(async () => {
+  await bridge?.close();
+  bridge = undefined;
+});
+
+interface Changes {
+  status: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: string | null;
+  answer: unknown;
+  metrics: Record<string, unknown>;
+  new_events: Array<{ type: string; data: unknown; timestamp: string }>;
+}
+
+describe('GET /sessions/{id}/changes', () => {
+  it('answers 200 with the upstream shape, numbered from from_index and cut at limit', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('dc-1', { initialEvents: 10 });
+    const res = await fetch(`${bridge.url}/sessions/dc-1/changes?from_index=3&limit=4`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Changes;
+    expect(Object.keys(body).sort()).toEqual(['answer', 'error', 'finished_at', 'metrics', 'new_events', 'started_at', 'status']);
+    expect(body.new_events).toEqual(bridge.sim.events('dc-1').slice(3, 7));
+  });
+
+  it('answers 204 at once with wait_for_seconds=0 when nothing is new', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('dc-2', { initialEvents: 2 });
+    const res = await fetch(`${bridge.url}/sessions/dc-2/changes?from_index=2&wait_for_seconds=0`);
+    expect(res.status).toBe(204);
+  });
+
+  it('releases a waiting poller when the shared loop brings events', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('dc-3', { initialEvents: 1 });
+    const pending = fetch(`${bridge.url}/sessions/dc-3/changes?from_index=1&wait_for_seconds=20`);
+    await eventually(() => bridge!.sim.stats('dc-3').inFlightChanges === 1, 5000, 'the loop to long-poll');
+    const started = Date.now();
+    bridge.sim.appendEvents('dc-3', 2);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const body = (await res.json()) as Changes;
+    expect(body.new_events).toEqual(bridge.sim.events('dc-3').slice(1, 3));
+  });
+
+  it('answers 204 when the wait runs out, and 404/400 like the upstream', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('dc-4');
+    const res = await fetch(`${bridge.url}/sessions/dc-4/changes?from_index=0&wait_for_seconds=0.3`);
+    expect(res.status).toBe(204);
+    expect((await fetch(`${bridge.url}/sessions/missing-1/changes`)).status).toBe(404);
+    expect((await fetch(`${bridge.url}/sessions/dc-4/changes?limit=-5`)).status).toBe(400);
+  });
+
+  it('shares one upstream loop between many long-poll clients and stream subscribers', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('dc-5', { emitEveryMs: 30, emitCount: 20 });
+    const stream = record(`${bridge.url}/sessions/dc-5/events`);
+    const pollers = Array.from({ length: 10 }, async () => {
+      const seen: number[] = [];
+      let from = 0;
+      for (let i = 0; i < 200; i++) {
+        const res = await fetch(`${bridge!.url}/sessions/dc-5/changes?from_index=${from}&wait_for_seconds=5`);
+        if (res.status === 204) continue;
+        const body = (await res.json()) as Changes;
+        for (let k = 0; k < body.new_events.length; k++) seen.push(from + k);
+        from += body.new_events.length;
+        if (body.finished_at !== null && body.new_events.length === 0) break;
+      }
+      return seen;
+    });
+    const results = await Promise.all(pollers);
+    await stream.ended();
+    for (const seen of results) expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(bridge.sim.stats('dc-5').maxInFlightChanges).toBe(1);
+  });
+
+  it('answers a finished session at once with its final state', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('dc-6', { initialEvents: 3, finished: true });
+    const res = await fetch(`${bridge.url}/sessions/dc-6/changes?from_index=3&wait_for_seconds=20`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Changes;
+    expect(body.finished_at).not.toBeNull();
+    expect(body.new_events).toEqual([]);
+  });
+});

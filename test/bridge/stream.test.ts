@@ -1,0 +1,204 @@
+/** The SSE stream end to end: simulator → pollcast → real EventSource. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+
+let bridge: Bridge | undefined;
+afterEach(async () => {
+  await bridge?.close();
+  bridge = undefined;
+});
+
+describe('GET /sessions/{id}/events', () => {
+  it('streams a finished session in full: retry, status snapshot, every event once in order, end', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('done-1', { initialEvents: 25, finished: true });
+    const res = await fetch(`${bridge.url}/sessions/done-1/events`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(res.headers.get('cache-control')).toMatch(/no-cache/);
+    const text = await res.text();
+    // The wire order of the contract: retry first, then the status snapshot, then events, then end.
+    expect(text.startsWith('retry: ')).toBe(true);
+    const statusAt = text.indexOf('event: status');
+    const firstEventAt = text.indexOf('id: 0\n');
+    const endAt = text.indexOf('event: end');
+    expect(statusAt).toBeGreaterThan(0);
+    expect(firstEventAt).toBeGreaterThan(statusAt);
+    expect(endAt).toBeGreaterThan(text.indexOf('id: 24\n'));
+
+    const r = record(`${bridge.url}/sessions/done-1/events`);
+    const end = await r.ended();
+    expect(r.messages[0]!.type).toBe('status');
+    expect(r.indices()).toEqual(range(25));
+    const upstream = bridge.sim.events('done-1');
+    for (const m of r.messages.filter((x) => x.type === 'message')) {
+      expect(m.id).toBe(String(m.data.index));
+      expect(m.data.type).toBe(upstream[m.data.index]!.type);
+      expect(m.data.timestamp).toBe(upstream[m.data.index]!.timestamp);
+      expect(m.data.data).toEqual(upstream[m.data.index]!.data);
+    }
+    expect(end.last_index).toBe(24);
+    expect(end.status).toBe('completed');
+    expect(end.finished_at).toEqual(expect.any(String));
+    expect(end).toHaveProperty('answer');
+    expect(end).toHaveProperty('metrics');
+  });
+
+  it('delivers live events as they happen, then status changes and end', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('live-1');
+    const r = record(`${bridge.url}/sessions/live-1/events`);
+    await r.until((x) => x.statuses().length > 0);
+    bridge.sim.appendEvents('live-1', 2);
+    await r.until((x) => x.indices().length === 2);
+    bridge.sim.appendEvents('live-1', 3);
+    await r.until((x) => x.indices().length === 5);
+    bridge.sim.finish('live-1', { answer: 'forty-two' });
+    const end = await r.ended();
+    expect(r.indices()).toEqual(range(5));
+    expect(end.answer).toBe('forty-two');
+    expect(end.last_index).toBe(4);
+    expect(r.statuses().at(-1)!.status).toBe('completed');
+  });
+
+  it('runs one upstream loop for 50 concurrent subscribers', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('fan-1', { emitEveryMs: 20, emitCount: 40 });
+    const recorders = range(50).map(() => record(`${bridge!.url}/sessions/fan-1/events`));
+    await Promise.all(recorders.map((r) => r.ended(20_000)));
+    for (const r of recorders) expect(r.indices()).toEqual(range(40));
+    const stats = bridge.sim.stats('fan-1');
+    expect(stats.maxInFlightChanges).toBe(1);
+    // One loop: its calls are bounded by events and status checks, not by subscribers.
+    expect(stats.changes).toBeLessThan(60);
+  });
+
+  it('replays from Last-Event-ID and from from_index', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('replay-1', { initialEvents: 30, finished: true });
+    const byHeader = record(`${bridge.url}/sessions/replay-1/events`, { headers: { 'Last-Event-ID': '9' } });
+    const byQuery = record(`${bridge.url}/sessions/replay-1/events?from_index=20`);
+    await Promise.all([byHeader.ended(), byQuery.ended()]);
+    expect(byHeader.indices()).toEqual(range(20, 10));
+    expect(byQuery.indices()).toEqual(range(10, 20));
+    // Last-Event-ID wins over from_index (it is what a reconnecting browser sends).
+    const both = record(`${bridge.url}/sessions/replay-1/events?from_index=3`, { headers: { 'Last-Event-ID': '27' } });
+    await both.ended();
+    expect(both.indices()).toEqual([28, 29]);
+  });
+
+  it('resumes a stream cut mid-way with no gap and no repeat (EventSource reconnect)', async () => {
+    bridge = await startBridge({ SSE_RETRY_MS: '50' });
+    bridge.sim.createSession('cut-1', { emitEveryMs: 15, emitCount: 80 });
+    const r = record(`${bridge.url}/sessions/cut-1/events`);
+    await r.until((x) => x.indices().length >= 10);
+    bridge.server.streams.closeAll('shutdown');
+    await r.until((x) => x.indices().length >= 40);
+    bridge.server.streams.closeAll('shutdown');
+    await r.ended(20_000);
+    expect(r.indices()).toEqual(range(80));
+    // Each reconnect starts with a fresh status snapshot.
+    expect(r.statuses().length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('pages through an upstream that returns fewer events than exist', async () => {
+    bridge = await startBridge({ UPSTREAM_PAGE_SIZE: '10' }, { maxLimit: 10 });
+    bridge.sim.createSession('page-1', { initialEvents: 95, finished: true });
+    const r = record(`${bridge.url}/sessions/page-1/events`);
+    await r.ended();
+    expect(r.indices()).toEqual(range(95));
+    // Full pages are followed at once with wait 0; never a long wait in between.
+    expect(bridge.sim.stats('page-1').changesByWait.waiting).toBe(0);
+  });
+
+  it('follows an upstream whose pages are smaller than pollcast asked for', async () => {
+    bridge = await startBridge({ UPSTREAM_PAGE_SIZE: '50' }, { maxLimit: 7 });
+    bridge.sim.createSession('page-2', { initialEvents: 40, finished: true });
+    const r = record(`${bridge.url}/sessions/page-2/events`);
+    await r.ended();
+    expect(r.indices()).toEqual(range(40));
+  });
+
+  it('serves a late subscriber of a finished session without any upstream call', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('late-1', { initialEvents: 12, finished: true });
+    const first = record(`${bridge.url}/sessions/late-1/events`);
+    await first.ended();
+    await eventually(() => bridge!.server.hub.activeCount === 0, 5000, 'the loop to retire');
+    bridge.sim.resetStats();
+    const late = record(`${bridge.url}/sessions/late-1/events`);
+    await late.ended();
+    expect(late.indices()).toEqual(range(12));
+    const s = bridge.sim.stats('late-1');
+    expect(s.changes + s.status).toBe(0);
+  });
+
+  it('fetches events that fell out of the buffer again from upstream', async () => {
+    bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
+    bridge.sim.createSession('big-1', { initialEvents: 100, finished: true });
+    const first = record(`${bridge.url}/sessions/big-1/events`);
+    await first.ended();
+    expect(first.indices()).toEqual(range(100));
+    const again = record(`${bridge.url}/sessions/big-1/events`);
+    await again.ended();
+    expect(again.indices()).toEqual(range(100));
+    const mid = record(`${bridge.url}/sessions/big-1/events`, { headers: { 'Last-Event-ID': '49' } });
+    await mid.ended();
+    expect(mid.indices()).toEqual(range(50, 50));
+  });
+
+  it('keeps include_details=false and true as separate loops with their own data', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('det-1', { initialEvents: 5, finished: true, detailBytes: 500 });
+    const full = record(`${bridge.url}/sessions/det-1/events`);
+    const slim = record(`${bridge.url}/sessions/det-1/events?include_details=false`);
+    await Promise.all([full.ended(), slim.ended()]);
+    expect(slim.indices()).toEqual(range(5));
+    const fullSize = JSON.stringify(full.messages.filter((m) => m.type === 'message')).length;
+    const slimSize = JSON.stringify(slim.messages.filter((m) => m.type === 'message')).length;
+    expect(slimSize).toBeLessThan(fullSize);
+  });
+
+  it('sends a status event when metrics change without a new event', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('stat-1');
+    const r = record(`${bridge.url}/sessions/stat-1/events`);
+    await r.until((x) => x.statuses().length === 1);
+    // Change the metrics while the loop's long-poll is held, as a real session would.
+    await eventually(() => bridge!.sim.stats('stat-1').inFlightChanges === 1, 5000, 'the long-poll to start');
+    bridge.sim.setStatus('stat-1', { metrics: { steps: 7, total_cost: 1.25 } });
+    await r.until((x) => x.statuses().some((s) => s.metrics.steps === 7));
+    r.close();
+  });
+
+  it('stops the loop after the idle grace period once the last subscriber leaves', async () => {
+    bridge = await startBridge({ IDLE_GRACE_SECONDS: '0.3' });
+    bridge.sim.createSession('idle-1');
+    const r = record(`${bridge.url}/sessions/idle-1/events`);
+    await r.until((x) => x.statuses().length === 1);
+    await eventually(() => bridge!.sim.stats('idle-1').inFlightChanges === 1, 5000, 'the long-poll to start');
+    r.close();
+    await eventually(() => bridge!.server.hub.activeCount === 0, 5000, 'the loop to stop');
+    await eventually(() => bridge!.sim.stats('idle-1').inFlightChanges === 0, 5000, 'the long-poll to be abandoned');
+    const before = bridge.sim.stats('idle-1').changes;
+    bridge.sim.appendEvents('idle-1', 1);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(bridge.sim.stats('idle-1').changes).toBe(before);
+  });
+
+  it('writes a heartbeat comment on idle streams', async () => {
+    bridge = await startBridge({ HEARTBEAT_SECONDS: '0.2' });
+    bridge.sim.createSession('beat-1');
+    const ac = new AbortController();
+    const res = await fetch(`${bridge.url}/sessions/beat-1/events`, { signal: ac.signal });
+    const reader = res.body!.getReader();
+    let text = '';
+    const deadline = Date.now() + 5000;
+    while (!text.includes('\n: ') && !text.startsWith(': ') && Date.now() < deadline) {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+    }
+    ac.abort();
+    expect(text).toMatch(/(^|\n): keep-alive\n/);
+  });
+});
