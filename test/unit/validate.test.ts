@@ -1,0 +1,47 @@
+/** Request validation. */
+import { describe, expect, it } from 'vitest';
+import { parseIncludeDetails, parseIndex, parseLimit, parseSessionId, parseStartIndex, parseWaitSeconds } from '../../src/http/validate.ts';
+import { parseChanges, parseState } from '../../src/upstream/parse.ts';
+
+describe('validation', () => {
+  it('accepts the contract pattern for ids and nothing else', () => {
+    for (const ok of ['a', 'demo-1', 'A.b_c:d-e', '9' + 'x'.repeat(127)]) expect(parseSessionId(ok)).toBe(ok);
+    for (const bad of ['', '-a', '.a', 'a/b', 'a b', 'ä', '9' + 'x'.repeat(128), undefined]) expect(() => parseSessionId(bad)).toThrow(/session id/);
+  });
+  it('parses indices as non-negative safe integers', () => {
+    expect(parseIndex('x', '0')).toBe(0);
+    expect(parseIndex('x', '42')).toBe(42);
+    for (const bad of ['-1', '1.5', '1e3', '0x10', '', ' ', '9007199254740993', 'abc']) expect(() => parseIndex('x', bad)).toThrow(/non-negative integer/);
+  });
+  it('resumes after Last-Event-ID, else from from_index, else 0', () => {
+    expect(parseStartIndex('9', '3')).toBe(10);
+    expect(parseStartIndex(undefined, '3')).toBe(3);
+    expect(parseStartIndex('', undefined)).toBe(0);
+    expect(() => parseStartIndex('x', undefined)).toThrow(/Last-Event-ID/);
+  });
+  it('parses include_details, limit and wait', () => {
+    expect(parseIncludeDetails(undefined)).toBe(true);
+    expect(parseIncludeDetails('false')).toBe(false);
+    expect(() => parseIncludeDetails('no')).toThrow();
+    expect(parseLimit(undefined, 100, 1000)).toBe(100);
+    expect(parseLimit('5000', 100, 1000)).toBe(1000);
+    expect(() => parseLimit('0', 100, 1000)).toThrow();
+    expect(parseWaitSeconds('2.5', 60)).toBe(2.5);
+    expect(parseWaitSeconds('600', 60)).toBe(60);
+    expect(() => parseWaitSeconds('-1', 60)).toThrow();
+  });
+});
+
+describe('upstream body checks', () => {
+  const good = { status: 'running', started_at: null, finished_at: null, error: null, answer: null, metrics: {}, new_events: [{ type: 'a', data: 1, timestamp: 't' }] };
+  it('accepts a well-formed answer', () => {
+    expect(parseChanges(good).ok).toBe(true);
+    expect(parseState({ status: 'x' }).ok).toBe(true);
+  });
+  it('refuses wrong shapes with a reason', () => {
+    for (const bad of [null, [], 'x', { ...good, status: 1 }, { ...good, new_events: {} }, { ...good, new_events: [{ data: 1 }] }, { ...good, metrics: [] }, { ...good, finished_at: 5 }]) {
+      const r = parseChanges(bad);
+      expect(r.ok).toBe(false);
+    }
+  });
+});
