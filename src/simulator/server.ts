@@ -1,0 +1,55 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SimContext } from './context.ts';
+import { CONTROL_PREFIX, handleControl } from './control.ts';
+import { sendError } from './respond.ts';
+import { handleSessionsApi } from './sessions-api.ts';
+
+function handle(ctx: SimContext, req: IncomingMessage, res: ServerResponse): void {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://simulator.invalid');
+  } catch {
+    return sendError(res, 400, 'malformed request target');
+  }
+  try {
+    if (url.pathname.startsWith(CONTROL_PREFIX)) {
+      handleControl(ctx, req, res, url).catch((error: unknown) => sendError(res, 500, `internal error: ${String(error)}`));
+      return;
+    }
+    handleSessionsApi(ctx, req, res, url);
+  } catch (error) {
+    sendError(res, 500, `internal error: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Creates the node:http server (node:http rather than a framework, so resets and short bodies are exact). */
+export function createSimServer(ctx: SimContext): Server {
+  return createServer((req, res) => handle(ctx, req, res));
+}
+
+/** Listens and resolves with the base URL (no trailing slash); wildcard hosts map to loopback. */
+export function listen(server: Server, port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      const address = server.address() as AddressInfo;
+      let shown = address.address;
+      if (shown === '0.0.0.0') shown = '127.0.0.1';
+      if (shown === '::') shown = '::1';
+      resolve(`http://${shown.includes(':') ? `[${shown}]` : shown}:${address.port}`);
+    });
+  });
+}
+
+/** Stops accepting, destroys every open socket (idle keep-alive ones included) and resolves once closed. */
+export function shutdown(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
