@@ -193,6 +193,9 @@ export class Hub {
     const abort = new AbortController();
     const status = await this.opts.client.status(feed.sessionId, abort.signal);
     if (status.kind !== 'state') {
+      // An unknown session is the caller's mistake (404 to them); a refused key or an unreachable upstream is the operator's.
+      const level = status.kind === 'not-found' || status.kind === 'aborted' ? 'debug' : status.kind === 'unauthorized' ? 'error' : 'warn';
+      this.opts.log[level]({ session: feed.sessionId, endpoint: 'status', outcome: status.kind, reason: 'reason' in status ? status.reason : undefined, httpStatus: 'status' in status ? status.status : undefined }, 'upstream fault on first contact; subscriber refused');
       if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
       throw firstContactError(feed.sessionId, status);
     }
@@ -201,8 +204,9 @@ export class Hub {
     feed.synced = false;
     entry.abort = abort;
     const log = this.opts.log;
-    log.debug({ session: feed.sessionId, details: feed.includeDetails, from: feed.nextIndex }, 'loop started');
+    log.info({ session: feed.sessionId, details: feed.includeDetails, from: feed.nextIndex, finished: status.state.finished_at !== null }, 'loop started');
     const received = feed.nextIndex;
+    const startedAt = performance.now();
     void runPoller(
       {
         client: this.opts.client,
@@ -222,7 +226,8 @@ export class Hub {
       },
       abort.signal,
     ).then(() => {
-      log.info({ session: feed.sessionId, details: feed.includeDetails, ended: feed.ended, events: feed.nextIndex - received }, 'loop stopped');
+      const reason = feed.ended ? 'session over' : this.closed ? 'shutdown' : 'no subscribers';
+      log.info({ session: feed.sessionId, details: feed.includeDetails, reason, events: feed.nextIndex - received, durationMs: Math.round(performance.now() - startedAt) }, 'loop stopped');
       if (entry.abort === abort) entry.abort = null;
       if (entry.users === 0 && this.active.get(entry.key) === entry) this.retire(entry);
     });
@@ -237,7 +242,10 @@ export class Hub {
     entry.loopState = 'stopped';
     if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
     if (this.closed) return;
-    if (entry.feed.ended) this.cache.set(entry.key, entry);
-    else if (entry.feed.nextIndex > 0) this.cache.set(entry.key, entry, { ttl: this.opts.idleFeedTtlMs });
+    // Only a session the upstream says is over is kept as finished; a stream
+    // ended by a lasting upstream refusal must be asked for again next time.
+    if (entry.feed.ended) {
+      if (entry.feed.state.finished_at !== null) this.cache.set(entry.key, entry);
+    } else if (entry.feed.nextIndex > 0) this.cache.set(entry.key, entry, { ttl: this.opts.idleFeedTtlMs });
   }
 }

@@ -57,6 +57,8 @@ export class StreamSubscriber implements FeedListener {
   /** Writes shared bytes; drops the subscriber when its unsent backlog passes the bound. */
   write(bytes: Buffer): void {
     if (this.closedReason !== null) return;
+    // A reset socket may not have emitted 'close' yet; writing to it would only queue bytes.
+    if (this.res.destroyed) return this.close('client');
     this.res.write(bytes);
     this.wroteRecently = true;
     if (this.res.writableLength > this.opts.maxQueueBytes) this.close('slow');

@@ -75,6 +75,8 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
   }
 
   function recovered(): void {
+    // Pairs with the 'backing off' warnings, so an operator sees when a fault ended.
+    if (attempt > 0) log.info({ session: id, faults: attempt }, 'upstream recovered');
     attempt = 0;
     if (refusedSince !== null) {
       refusedSince = null;
