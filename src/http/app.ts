@@ -13,6 +13,8 @@ import { registerEventsRoute } from './events-route.ts';
 import { registerChangesRoute } from './changes-route.ts';
 import { registerDemoRoutes, type DemoSource } from './demo-routes.ts';
 import { redactUrl } from '../log.ts';
+import { PollcastError } from '../errors.ts';
+import { HTTPException } from 'hono/http-exception';
 
 /** hono environment: the Node request/response are reachable for the stream route. */
 export type AppEnv = { Bindings: HttpBindings };
@@ -57,6 +59,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerChangesRoute(app, deps);
   registerDemoRoutes(app, deps.demo);
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));
-  app.onError((err, c) => errorResponse(c, err, deps.log));
+  app.onError((err, c) => {
+    // pollcast_requests_rejected_total{reason}: every refusal passes here, labelled by its stable code.
+    const reason = err instanceof PollcastError ? err.code : err instanceof HTTPException ? 'http_error' : 'internal';
+    deps.stats.rejected[reason] = (deps.stats.rejected[reason] ?? 0) + 1;
+    return errorResponse(c, err, deps.log);
+  });
   return app;
 }

@@ -59,9 +59,11 @@ export class StreamSubscriber implements FeedListener {
     if (this.closedReason !== null) return;
     // A reset socket may not have emitted 'close' yet; writing to it would only queue bytes.
     if (this.res.destroyed) return this.close('client');
+    // The bound applies to what is still unsent from earlier writes, so one
+    // chunk larger than the bound does not drop a subscriber that keeps up.
+    if (this.res.writableLength > this.opts.maxQueueBytes) return this.close('slow');
     this.res.write(bytes);
     this.wroteRecently = true;
-    if (this.res.writableLength > this.opts.maxQueueBytes) this.close('slow');
   }
 
   /** Writes replayed events [next, next + count) given as one buffer. */

@@ -1,0 +1,86 @@
+// Types of pollcast-client.js (hand-written; the wire format is CONTRACT.md section 3).
+
+/** Usage and cost of a session, as the sessions API reports it. */
+export interface PollcastMetrics {
+  steps: number;
+  total_cost: number;
+  input_cost: number;
+  output_cost: number;
+  cost_per_model: Array<{ model: string; input_tokens: number; output_tokens: number; cost: number }>;
+}
+
+/** One session event (an SSE message without `event:`; its SSE id is `index`). */
+export interface PollcastEvent {
+  /** Position in the session, from 0, never reused. */
+  index: number;
+  type: string;
+  data: unknown;
+  /** ISO 8601. */
+  timestamp: string;
+}
+
+/** `event: status`: sent first (the snapshot), then on each change of status or metrics. */
+export interface PollcastStatus {
+  status: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: string | null;
+  metrics: PollcastMetrics;
+  /** Present while the upstream refuses pollcast (401/403/404); cleared by a later status. */
+  upstream_error?: string;
+}
+
+/** `event: end`: the session is over and every event was sent; the stream closes. */
+export interface PollcastEnd {
+  status: string;
+  finished_at: string | null;
+  error: string | null;
+  answer: unknown;
+  metrics: PollcastMetrics;
+  /** Index of the session's last event, or null when it had none. */
+  last_index: number | null;
+  /** Present when the stream ended because the upstream kept refusing (lasting 401/403/404). */
+  upstream_error?: string;
+}
+
+/** Why the stream stopped without `end`. */
+export interface PollcastError {
+  /** The server answered with something other than a stream (404, 401, 403, 429, 503…). */
+  reason: 'refused';
+  /** Last event index received before, or -1. */
+  lastIndex: number;
+}
+
+export interface ConnectOptions {
+  /** JWT sent as `access_token` when pollcast runs with AUTH_JWT_SECRET. */
+  accessToken?: string;
+  /** First event index wanted (default 0: the whole history). */
+  fromIndex?: number;
+  /** `false` asks for events without their `details` (smaller frames). Default true. */
+  includeDetails?: boolean;
+  onEvent: (event: PollcastEvent) => void;
+  onStatus: (status: PollcastStatus) => void;
+  onEnd: (end: PollcastEnd) => void;
+  /** The connection (or a reconnection) is open. */
+  onOpen?: () => void;
+  /** The connection dropped; the browser reconnects by itself and resumes after the last event. */
+  onReconnecting?: () => void;
+  /** The stream stopped for good without `end`; reconnect later yourself if it makes sense. */
+  onError?: (error: PollcastError) => void;
+}
+
+/** An open stream. */
+export interface PollcastStream {
+  /** Index of the last event received, or fromIndex - 1 (-1) before the first. */
+  readonly lastIndex: number;
+  /** True after `end`, `close()` or a refusal. */
+  readonly closed: boolean;
+  /** Closes the stream (idempotent). */
+  close(): void;
+}
+
+/** The stream URL of a session (`baseUrl` '' or '/' means this page's origin). */
+export function streamUrl(baseUrl: string, sessionId: string, options?: Pick<ConnectOptions, 'accessToken' | 'fromIndex' | 'includeDetails'>): string;
+
+/** Opens the stream of one session; it closes itself on `end`. */
+export function connect(baseUrl: string, sessionId: string, options: ConnectOptions): PollcastStream;

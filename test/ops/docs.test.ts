@@ -1,0 +1,93 @@
+/**
+ * The documentation against the code: README's configuration table against
+ * config OPTIONS (both ways, with flags and defaults), README's metric names
+ * against METRIC_NAMES and a running bridge's /metrics, and openapi.yaml's
+ * paths against the routes a running demo bridge really answers.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { OPTIONS, loadConfig } from '../../src/config.ts';
+import { METRIC_NAMES } from '../../src/metrics.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast, type PollcastServer } from '../../src/server.ts';
+import { scrape } from '../helpers/prom-text.ts';
+
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const openapi = readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8');
+
+/** The README text between `<!-- SECTION:name -->` and the next section marker. */
+function section(name: string): string {
+  const start = readme.indexOf(`<!-- SECTION:${name} -->`);
+  if (start < 0) throw new Error(`README has no <!-- SECTION:${name} --> marker`);
+  const end = readme.indexOf('<!-- SECTION:', start + 1);
+  return readme.slice(start, end < 0 ? undefined : end);
+}
+
+/** Rows of the configuration table: `| `VAR` | `--flag` | default | meaning |`. */
+function configRows(): Array<{ env: string; flag: string; fallback: string }> {
+  return section('config')
+    .split('\n')
+    .filter((l) => /^\| `[A-Z0-9_]+` \|/.test(l))
+    .map((l) => {
+      const cells = l.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+      return { env: cells[0]!.replace(/`/g, ''), flag: cells[1]!.replace(/`/g, ''), fallback: cells[2]!.replace(/`/g, '') };
+    });
+}
+
+const HOW_TO_FIX = 'regenerate it with `node scripts/config-table.ts` and paste it under <!-- SECTION:config --> in README.md';
+
+describe('README configuration table', () => {
+  it('lists every variable of config OPTIONS, with its flag and default', () => {
+    const rows = new Map(configRows().map((r) => [r.env, r]));
+    for (const o of OPTIONS) {
+      const row = rows.get(o.env);
+      expect(row, `${o.env} is missing from README's configuration table: ${HOW_TO_FIX}`).toBeDefined();
+      expect(row!.flag, `${o.env}'s flag: ${HOW_TO_FIX}`).toBe(`--${o.flag}`);
+      expect(row!.fallback, `${o.env}'s default: ${HOW_TO_FIX}`).toBe(o.default ?? 'unset');
+    }
+  });
+
+  it('names no variable that config OPTIONS does not have', () => {
+    const known = new Set(OPTIONS.map((o) => o.env));
+    const rows = configRows();
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) expect(known.has(r.env), `README documents ${r.env}, which src/config.ts does not read: ${HOW_TO_FIX}`).toBe(true);
+  });
+});
+
+describe('metrics and HTTP surface, against a running bridge', () => {
+  let server: PollcastServer;
+  beforeAll(async () => {
+    // Demo mode (no UPSTREAM_URL), so /demo/sessions and session demo-1 exist.
+    server = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent' }), { log: silentLogger(), processMetrics: false });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('README names every metric of METRIC_NAMES, and /metrics exports each', async () => {
+    const m = await scrape(server.url);
+    for (const name of METRIC_NAMES) {
+      expect(readme.includes(`\`${name}`), `README does not document ${name}`).toBe(true);
+      expect(m.declared.has(name), `/metrics does not export ${name}`).toBe(true);
+    }
+  });
+
+  it('README names no pollcast metric that does not exist', () => {
+    const named = new Set([...readme.matchAll(/\bpollcast_[a-z_]+/g)].map((x) => x[0]).filter((n) => !n.startsWith('pollcast_process_')));
+    const known = new Set<string>(METRIC_NAMES);
+    for (const n of named) expect(known.has(n), `README names ${n}, which METRIC_NAMES does not list`).toBe(true);
+  });
+
+  it('every path in openapi.yaml is a route the bridge answers', async () => {
+    const paths = [...openapi.matchAll(/^ {2}(\/\S*):$/gm)].map((x) => x[1]!);
+    expect(paths).toEqual(expect.arrayContaining(['/sessions/{id}/events', '/sessions/{id}/changes', '/healthz', '/metrics', '/demo/sessions']));
+    for (const p of paths) {
+      const abort = new AbortController();
+      const res = await fetch(server.url + p.replace('{id}', 'demo-1'), { signal: AbortSignal.any([abort.signal, AbortSignal.timeout(10_000)]) });
+      abort.abort(); // the event stream would stay open
+      // 204 is /changes' documented answer when demo-1 has no event yet.
+      expect([200, 204], `${p} answered ${res.status}`).toContain(res.status);
+    }
+  });
+});
