@@ -34,6 +34,11 @@ const server = await startPollcast(config, { log }).catch((err: unknown) => {
 });
 log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: config.authJwtSecret ? 'jwt' : 'none' }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
 
+if (process.env.FLY_APP_NAME && config.trustProxy === 'none') {
+  // Behind Fly's proxy every client arrives from the proxy's address: per-IP limits would be shared by all.
+  log.warn('running on Fly.io with TRUST_PROXY unset: per-IP limits count every client as the proxy; set TRUST_PROXY=fly');
+}
+
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {

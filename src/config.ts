@@ -16,8 +16,49 @@ export class ConfigError extends Error {
   }
 }
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const httpUrl = z.string().url().refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL');
+// Digits only: Number() would also take " " (0), "0x50", "1e3" and "Infinity".
+const int = (min: number, max: number) => z.string().trim().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
+const num = (min: number, max: number) => z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a decimal number').transform(Number).pipe(z.number().min(min).max(max));
+
+/** Why `u` cannot be the upstream base URL, or undefined. */
+function upstreamUrlProblem(u: string): string | undefined {
+  if (!URL.canParse(u)) return 'not a URL';
+  const url = new URL(u);
+  if (!/^https?:$/.test(url.protocol)) return 'must be an http:// or https:// URL';
+  // The client keeps only origin and path: a key put here would be dropped and printed in logs.
+  if (url.username || url.password) return 'must not carry credentials; put the key in UPSTREAM_API_KEY';
+  if (url.search || url.hash) return 'must not carry a query or fragment; put a key in UPSTREAM_API_KEY';
+  return undefined;
+}
+const httpUrl = z.string().superRefine((u, ctx) => {
+  const problem = upstreamUrlProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** Why `value` is not a CORS_ORIGINS list, or undefined. Browsers send `scheme://host[:port]`, lower-case, no default port, no slash. */
+function corsOriginsProblem(value: string): string | undefined {
+  const list = value.split(',').map((o) => o.trim()).filter(Boolean);
+  if (list.length === 0) return 'no origin given';
+  for (const o of list) {
+    if (o === '*') continue;
+    if (!URL.canParse(o) || new URL(o).origin !== o) return `${JSON.stringify(o)} is not an origin as browsers send it (scheme://host[:port], lower-case, no path or trailing slash)`;
+  }
+  return undefined;
+}
+const corsOrigins = z.string().superRefine((v, ctx) => {
+  const problem = corsOriginsProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** The value as shown in an error: secrets hidden, and a URL's credentials and query dropped. */
+function shownValue(opt: OptionSpec, value: string): string {
+  if (opt.secret) return '(hidden)';
+  if (URL.canParse(value) && /[@?#]/.test(value)) {
+    const u = new URL(value);
+    return JSON.stringify(`${u.protocol}//${u.host}${u.pathname}`) + ' (credentials and query not shown)';
+  }
+  return JSON.stringify(value);
+}
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name such as X-API-Key');
 
 /** One setting: its variable, its flag, its default and what it accepts. */
@@ -45,11 +86,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'UPSTREAM_GIVE_UP_SECONDS', key: 'upstreamGiveUpSeconds', flag: 'upstream-give-up-seconds', help: 'how long a lasting upstream 401/403/404 is retried before streams end', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '300' },
   { env: 'AUTH_JWT_SECRET', key: 'authJwtSecret', flag: 'auth-jwt-secret', help: 'HS256 secret; when set every subscriber needs a JWT', accepts: 'a string of at least 32 bytes', schema: z.string().refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes long'), secret: true },
   { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token', accepts: '"none"', schema: z.enum(['none']) },
-  { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: z.string().min(1) },
+  { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode through Redis (not available in this version)', accepts: 'a redis:// URL', schema: z.string().url() },
   { env: 'LOG_LEVEL', key: 'logLevel', flag: 'log-level', help: 'log verbosity', accepts: 'debug, info, warn, error or silent', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
-  { env: 'IDLE_GRACE_SECONDS', key: 'idleGraceSeconds', flag: 'idle-grace-seconds', help: 'a loop with no subscriber stops after this long', accepts: 'a number 0-3600', schema: z.coerce.number().min(0).max(3600), default: '30' },
-  { env: 'HEARTBEAT_SECONDS', key: 'heartbeatSeconds', flag: 'heartbeat-seconds', help: 'comment line interval on idle streams', accepts: 'a number 0.1-15', schema: z.coerce.number().min(0.1).max(15), default: '15' },
+  { env: 'IDLE_GRACE_SECONDS', key: 'idleGraceSeconds', flag: 'idle-grace-seconds', help: 'a loop with no subscriber stops after this long', accepts: 'a number 0-3600', schema: num(0, 3600), default: '30' },
+  { env: 'HEARTBEAT_SECONDS', key: 'heartbeatSeconds', flag: 'heartbeat-seconds', help: 'comment line interval on idle streams', accepts: 'a number 0.1-15', schema: num(0.1, 15), default: '15' },
   { env: 'SSE_RETRY_MS', key: 'sseRetryMs', flag: 'sse-retry-ms', help: 'reconnect delay sent to EventSource in the retry: field', accepts: 'an integer 0-600000', schema: int(0, 600_000), default: '2000' },
   { env: 'SUBSCRIBER_MAX_QUEUE_BYTES', key: 'subscriberMaxQueueBytes', flag: 'subscriber-max-queue-bytes', help: 'unsent bytes a slow subscriber may hold before it is dropped', accepts: 'an integer 1024-1073741824', schema: int(1024, 1 << 30), default: String(1 << 20) },
   { env: 'SESSION_MAX_EVENTS', key: 'sessionMaxEvents', flag: 'session-max-events', help: 'events buffered per session (older ones are re-fetched on demand)', accepts: 'an integer 1-10000000', schema: int(1, 10_000_000), default: '50000' },
@@ -58,7 +99,14 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'CACHE_MAX_SESSIONS', key: 'cacheMaxSessions', flag: 'cache-max-sessions', help: 'idle and finished sessions kept for replay', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '5000' },
   { env: 'CACHE_MAX_BYTES', key: 'cacheMaxBytes', flag: 'cache-max-bytes', help: 'bytes of idle and finished sessions kept for replay', accepts: 'an integer 1024-68719476736', schema: int(1024, 2 ** 36), default: String(256 * 1024 * 1024) },
   { env: 'MAX_STREAMS', key: 'maxStreams', flag: 'max-streams', help: 'concurrent SSE streams in total (more: 429)', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '20000' },
-  { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: z.coerce.number().min(0.1).max(60), default: '8' },
+  { env: 'MAX_STREAMS_PER_IP', key: 'maxStreamsPerIp', flag: 'max-streams-per-ip', help: 'concurrent SSE streams per client address, an IPv6 client by its /64 (more: 429); 0 = no limit', accepts: 'an integer 0-1000000', schema: int(0, 1_000_000), default: '200' },
+  { env: 'MAX_STREAMS_PER_SESSION', key: 'maxStreamsPerSession', flag: 'max-streams-per-session', help: 'concurrent SSE streams reading one session (more: 429); 0 = no limit', accepts: 'an integer 0-1000000', schema: int(0, 1_000_000), default: '2000' },
+  { env: 'RATE_LIMIT_PER_IP', key: 'rateLimitPerIp', flag: 'rate-limit-per-ip', help: 'stream opens and /changes requests per second per client address, sustained (more: 429 with Retry-After); 0 = no limit', accepts: 'a number 0-1000000', schema: num(0, 1_000_000), default: '50' },
+  { env: 'RATE_LIMIT_BURST', key: 'rateLimitBurst', flag: 'rate-limit-burst', help: 'requests a client address may make at once before RATE_LIMIT_PER_IP applies', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '500' },
+  { env: 'MAX_URL_BYTES', key: 'maxUrlBytes', flag: 'max-url-bytes', help: 'longest request target, path and query (longer: 414)', accepts: 'an integer 256-1048576, not above MAX_HEADER_BYTES', schema: int(256, 1 << 20), default: '16384' },
+  { env: 'MAX_HEADER_BYTES', key: 'maxHeaderBytes', flag: 'max-header-bytes', help: 'largest request line plus headers (larger: 431, connection closed)', accepts: 'an integer 1024-1048576', schema: int(1024, 1 << 20), default: '32768' },
+  { env: 'TRUST_PROXY', key: 'trustProxy', flag: 'trust-proxy', help: 'take the client address from Fly-Client-IP (fly) or the last X-Forwarded-For entry (x-forwarded-for); only behind a proxy that sets it', accepts: 'none, fly or x-forwarded-for', schema: z.enum(['none', 'fly', 'x-forwarded-for']), default: 'none' },
+  { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: num(0.1, 60), default: '8' },
 ];
 
 /** The validated configuration. */
@@ -87,6 +135,13 @@ export interface ConfigShape {
   cacheMaxSessions: number;
   cacheMaxBytes: number;
   maxStreams: number;
+  maxStreamsPerIp: number;
+  maxStreamsPerSession: number;
+  rateLimitPerIp: number;
+  rateLimitBurst: number;
+  maxUrlBytes: number;
+  maxHeaderBytes: number;
+  trustProxy: 'none' | 'fly' | 'x-forwarded-for';
   shutdownTimeoutSeconds: number;
 }
 
@@ -105,7 +160,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
     const parsed = opt.schema.safeParse(value);
     if (!parsed.success) {
-      const shown = opt.secret ? '(hidden)' : JSON.stringify(value);
+      const shown = shownValue(opt, value);
       throw new ConfigError(opt.env, `invalid value ${shown}: expected ${opt.accepts} (${parsed.error.issues[0]?.message ?? 'invalid'})`);
     }
     out[opt.key] = parsed.data;
@@ -113,6 +168,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const config = out as unknown as ConfigShape;
   if (config.upstreamAuthHeader && !config.upstreamApiKey) {
     throw new ConfigError('UPSTREAM_AUTH_HEADER', 'is set but UPSTREAM_API_KEY is not: set the key it should carry');
+  }
+  // Node counts the request line into the header limit: a longer URL limit would never answer 414.
+  if (config.maxUrlBytes > config.maxHeaderBytes) {
+    throw new ConfigError('MAX_URL_BYTES', `is ${config.maxUrlBytes} but must not exceed MAX_HEADER_BYTES (${config.maxHeaderBytes}), which includes the URL`);
   }
   if (config.redisUrl) {
     throw new ConfigError('REDIS_URL', 'cluster mode is not available in this version of pollcast; unset REDIS_URL to run a single process');

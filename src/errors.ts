@@ -66,6 +66,13 @@ export class TooManyRequestsError extends PollcastError {
   }
 }
 
+/** The request target is longer than MAX_URL_BYTES (414). */
+export class UriTooLongError extends PollcastError {
+  constructor(maxBytes: number) {
+    super('uri_too_long', `request URL longer than ${maxBytes} bytes`);
+  }
+}
+
 /** The server is shutting down and accepts no new streams. */
 export class ShuttingDownError extends PollcastError {
   constructor() {

@@ -18,11 +18,40 @@ export const REDACT_PATHS = [
   '*.authJwtSecret',
   '*.token',
   '*.access_token',
+  'authorization',
+  '*.authorization',
 ];
 
-/** Replaces the value of `access_token` in a URL or path so request logs never carry a token. */
+/** Query parameters whose value is a secret (compared decoded and lower-cased). */
+export const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['access_token']);
+
+function isSecretParam(rawName: string): boolean {
+  let name = rawName;
+  try {
+    // hono decodes parameter names, so `access%5Ftoken=` is a token too.
+    name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+  } catch {
+    // A malformed escape: judge the raw name.
+  }
+  return SECRET_QUERY_PARAMS.has(name.toLowerCase());
+}
+
+/** Replaces the value of `access_token` in a URL or path (however its name is encoded) so request logs never carry a token. */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&]access_token=)[^&#]*/gi, '$1[REDACTED]');
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const hash = url.indexOf('#', q);
+  const end = hash === -1 ? url.length : hash;
+  const query = url
+    .slice(q + 1, end)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq === -1 ? pair : pair.slice(0, eq);
+      return isSecretParam(name) ? `${name}=[REDACTED]` : pair;
+    })
+    .join('&');
+  return `${url.slice(0, q + 1)}${query}${url.slice(end)}`;
 }
 
 /** Creates the process logger; `pretty` defaults to whether stdout is a terminal. */

@@ -7,6 +7,8 @@ import type { Config } from './config.ts';
 import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
 import { createApp } from './http/app.ts';
+import { installClientErrorHandler } from './http/client-error.ts';
+import { createLimits } from './http/limits.ts';
 import { allowAll, createJwtAuthorizer, type Authorizer } from './http/auth.ts';
 import type { DemoSource } from './http/demo-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -74,15 +76,17 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const authorize: Authorizer = config.authJwtSecret ? createJwtAuthorizer(config.authJwtSecret) : allowAll;
   let shuttingDown = false;
   const demo: DemoSource | undefined = simulator;
-  const app = createApp({ config, hub, streams, stats: metrics.stats, metrics, log, authorize, isShuttingDown: () => shuttingDown, demo });
+  const limits = createLimits(config, metrics.stats);
+  const app = createApp({ config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo });
 
   const server = await new Promise<ServerType>((resolve, reject) => {
     // Real Response objects: hono may clone the marker response of a hand-written stream, and only
     // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, overrideGlobalObjects: false }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, overrideGlobalObjects: false, serverOptions: { maxHeaderSize: config.maxHeaderBytes } }, () => resolve(s));
     s.once('error', reject);
   });
   const http = server as Server;
+  installClientErrorHandler(http);
   // SSE streams stay open for hours; only idle keep-alive sockets time out.
   http.requestTimeout = 0;
   http.headersTimeout = 20_000;

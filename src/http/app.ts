@@ -13,6 +13,7 @@ import { registerEventsRoute } from './events-route.ts';
 import { registerChangesRoute } from './changes-route.ts';
 import { registerDemoRoutes, type DemoSource } from './demo-routes.ts';
 import { redactUrl } from '../log.ts';
+import { registerLimits, type Limits } from './limits.ts';
 import { PollcastError } from '../errors.ts';
 import { HTTPException } from 'hono/http-exception';
 
@@ -28,6 +29,8 @@ export interface AppDeps {
   metrics: Metrics;
   log: Logger;
   authorize: Authorizer;
+  /** Rate, stream and URL limits (src/http/limits.ts). */
+  limits: Limits;
   isShuttingDown: () => boolean;
   /** Set when the built-in simulator is the upstream: the demo page lists its sessions. */
   demo: DemoSource | undefined;
@@ -45,7 +48,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const origins = corsOriginList(deps.config.corsOrigins);
   if (origins !== undefined) {
-    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control'], maxAge: 600 }));
+    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control'], exposeHeaders: ['Retry-After'], maxAge: 600 }));
   }
   app.use('*', async (c, next) => {
     const started = performance.now();
@@ -53,6 +56,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (c.req.path === '/healthz' || c.req.path === '/metrics') return;
     deps.log.debug({ method: c.req.method, url: redactUrl(c.req.url.replace(/^https?:\/\/[^/]+/, '')), status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
   });
+  // After CORS (a browser can read the refusal) and the request log (refusals are logged).
+  registerLimits(app, deps.limits);
   app.get('/healthz', (c) => (deps.isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ok', streams: deps.streams.size, sessions: deps.hub.activeCount })));
   app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
   registerEventsRoute(app, deps);

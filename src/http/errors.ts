@@ -12,14 +12,16 @@ import {
   UnauthorizedError,
   UpstreamAuthError,
   UpstreamUnavailableError,
+  UriTooLongError,
 } from '../errors.ts';
 
 /** HTTP status for each error of the family. */
-export function statusFor(err: PollcastError): 400 | 401 | 403 | 404 | 429 | 502 | 503 | 500 {
+export function statusFor(err: PollcastError): 400 | 401 | 403 | 404 | 414 | 429 | 502 | 503 | 500 {
   if (err instanceof BadRequestError) return 400;
   if (err instanceof UnauthorizedError) return 401;
   if (err instanceof ForbiddenError) return 403;
   if (err instanceof SessionNotFoundError) return 404;
+  if (err instanceof UriTooLongError) return 414;
   if (err instanceof TooManyRequestsError) return 429;
   if (err instanceof UpstreamAuthError) return 502;
   if (err instanceof UpstreamUnavailableError || err instanceof ShuttingDownError) return 503;

@@ -4,10 +4,11 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { AppEnv, AppDeps } from './app.ts';
 import { parseIncludeDetails, parseSessionId, parseStartIndex } from './validate.ts';
-import { ShuttingDownError, TooManyRequestsError } from '../errors.ts';
+import { ShuttingDownError } from '../errors.ts';
+import type { FeedEntry } from '../hub/hub.ts';
 
-/** Seconds a client refused for the stream limit is told to wait. */
-export const STREAM_LIMIT_RETRY_AFTER_SECONDS = 5;
+/** Seconds a client refused for a stream limit is told to wait (defined with the limits). */
+export { STREAM_LIMIT_RETRY_AFTER_SECONDS } from './limits.ts';
 
 /** Registers the stream route. */
 export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
@@ -17,12 +18,19 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     const includeDetails = parseIncludeDetails(c.req.query('include_details'));
     if (deps.isShuttingDown()) throw new ShuttingDownError();
     await deps.authorize(c, id);
-    if (deps.streams.size >= deps.config.maxStreams) {
-      throw new TooManyRequestsError(`too many open streams (limit ${deps.config.maxStreams})`, STREAM_LIMIT_RETRY_AFTER_SECONDS);
+    // Reserved before the first upstream await, so concurrent opens cannot overshoot a limit;
+    // given back exactly once: on any failure below, or when the stream closes.
+    const releaseSlot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), [id]);
+    let entry: FeedEntry;
+    try {
+      entry = await deps.hub.acquire(id, includeDetails);
+    } catch (err) {
+      releaseSlot();
+      throw err;
     }
-    const entry = await deps.hub.acquire(id, includeDetails);
     const res = c.env.outgoing;
     if (res.destroyed || deps.isShuttingDown()) {
+      releaseSlot();
       deps.hub.release(entry);
       return RESPONSE_ALREADY_SENT;
     }
@@ -31,7 +39,15 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     c.res.headers.forEach((value, name) => {
       if (name !== 'content-type') extra[name] = value;
     });
-    deps.streams.start(entry, res, start, extra);
+    // hono's cors adds Vary after the handler returns, too late for a head written here.
+    const allowOrigin = extra['access-control-allow-origin'];
+    if (allowOrigin !== undefined && allowOrigin !== '*') extra.vary = 'Origin';
+    try {
+      deps.streams.start(entry, res, start, extra, releaseSlot);
+    } catch (err) {
+      releaseSlot();
+      throw err;
+    }
     return RESPONSE_ALREADY_SENT;
   });
 }

@@ -14,11 +14,11 @@ export function parseSessionId(raw: string | undefined): string {
 
 /** Parses a non-negative integer index (decimal digits only, at most 2^53 - 1). */
 export function parseIndex(name: string, raw: string): number {
-  const value = raw.trim();
-  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
+  // No trimming: `from_index=+1` reaches here as " 1" (form decoding), which is not an integer.
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
     throw new BadRequestError(`${name} must be a non-negative integer`);
   }
-  return Number(value);
+  return Number(raw);
 }
 
 /** Parses `include_details`: absent or `true` → true, `false` → false. */
@@ -39,8 +39,8 @@ export function parseLimit(raw: string | undefined, fallback: number, max: numbe
 /** Parses `wait_for_seconds` (a non-negative number), clipped to `max`. */
 export function parseWaitSeconds(raw: string | undefined, max: number): number {
   if (raw === undefined || raw === '') return 0;
-  if (!/^\d{1,6}(\.\d{1,3})?$/.test(raw.trim())) throw new BadRequestError('wait_for_seconds must be a non-negative number');
-  return Math.min(Number(raw.trim()), max);
+  if (!/^\d{1,6}(\.\d{1,3})?$/.test(raw)) throw new BadRequestError('wait_for_seconds must be a non-negative number');
+  return Math.min(Number(raw), max);
 }
 
 /**

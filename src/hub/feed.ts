@@ -133,6 +133,21 @@ export class Feed {
     return Buffer.concat(frames);
   }
 
+  /** Frames of held events from `from` on, concatenated up to `maxBytes` (at least one frame), with their count; null when none is held. */
+  framesSlice(from: number, maxBytes: number): { bytes: Buffer; count: number } | null {
+    const start = Math.max(from, this.base) - this.base;
+    if (start >= this.held.length) return null;
+    const frames: Buffer[] = [];
+    let size = 0;
+    for (let i = start; i < this.held.length; i++) {
+      const frame = this.held[i]!.frame;
+      if (frames.length > 0 && size + frame.length > maxBytes) break;
+      frames.push(frame);
+      size += frame.length;
+    }
+    return { bytes: frames.length === 1 ? frames[0]! : Buffer.concat(frames, size), count: frames.length };
+  }
+
   /** Sets the snapshot; returns the new status frame if anything a subscriber sees changed. */
   private updateState(state: SessionState): Buffer | null {
     const key = JSON.stringify([state.status, state.started_at, state.finished_at, state.error, state.metrics]);

@@ -49,6 +49,17 @@ export interface FeedEntry {
 /** Seconds a caller is told to wait after the upstream was unreachable. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
+/**
+ * How long a transient first-contact failure (5xx, reset, timeout, bad body)
+ * answers later subscribers of the same feed from memory (ms); a 429 is
+ * remembered for its Retry-After. Each new subscriber would otherwise make
+ * its own status call: a hundred clients retrying an open once a second
+ * would be a hundred upstream calls a second to a session that is failing.
+ */
+export const FIRST_CONTACT_FAILURE_MEMORY_MS = 1000;
+/** Feeds whose last first-contact failure is remembered at once; past it the oldest is forgotten (it only costs one more call). */
+const FAILED_FIRST_CONTACTS_TRACKED = 10_000;
+
 function feedKey(sessionId: string, includeDetails: boolean): string {
   return `${includeDetails ? 'd' : 'n'}:${sessionId}`;
 }
@@ -74,6 +85,7 @@ export class Hub {
   private readonly opts: HubOptions;
   private readonly active = new Map<string, FeedEntry>();
   private readonly cache: LRUCache<string, FeedEntry>;
+  private readonly failedFirstContacts = new LRUCache<string, Error>({ max: FAILED_FIRST_CONTACTS_TRACKED, ttl: FIRST_CONTACT_FAILURE_MEMORY_MS });
   private closed = false;
 
   constructor(opts: HubOptions) {
@@ -95,6 +107,8 @@ export class Hub {
     const key = feedKey(sessionId, includeDetails);
     let entry = this.active.get(key);
     if (!entry) {
+      const failed = this.failedFirstContacts.get(key);
+      if (failed) throw failed;
       if (this.active.size >= this.opts.maxActiveSessions) {
         throw new TooManyRequestsError(`too many sessions held at once (limit ${this.opts.maxActiveSessions})`, 5);
       }
@@ -197,7 +211,15 @@ export class Hub {
       const level = status.kind === 'not-found' || status.kind === 'aborted' ? 'debug' : status.kind === 'unauthorized' ? 'error' : 'warn';
       this.opts.log[level]({ session: feed.sessionId, endpoint: 'status', outcome: status.kind, reason: 'reason' in status ? status.reason : undefined, httpStatus: 'status' in status ? status.status : undefined }, 'upstream fault on first contact; subscriber refused');
       if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
-      throw firstContactError(feed.sessionId, status);
+      const error = firstContactError(feed.sessionId, status);
+      // Not 404/401/403: those are answers about the session or the key, and may change the next moment.
+      if (status.kind === 'transient' || status.kind === 'bad-body' || status.kind === 'rate-limited') {
+        // A Retry-After is honoured up to the cap the loop's own backoff puts on it.
+        const retryAfterMs = status.kind === 'rate-limited' ? Math.min(status.retryAfterMs ?? 0, 10 * this.opts.backoff.maxMs) : 0;
+        const ttl = Math.max(FIRST_CONTACT_FAILURE_MEMORY_MS, retryAfterMs);
+        this.failedFirstContacts.set(entry.key, error, { ttl });
+      }
+      throw error;
     }
     if (this.closed || this.active.get(entry.key) !== entry) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
     feed.applyState(status.state);

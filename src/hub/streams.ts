@@ -25,6 +25,14 @@ export interface StreamsOptions {
 
 /** Attempts at re-fetching held-out history before the stream is closed (the client resumes by Last-Event-ID). */
 export const HISTORY_FETCH_ATTEMPTS = 4;
+/**
+ * Bytes of buffered history written to a replaying subscriber at once; the
+ * next slice waits for its socket to drain, so however long the history, a
+ * replay holds about this much (or one history page) per subscriber.
+ */
+export const REPLAY_SLICE_BYTES = 64 * 1024;
+/** A replaying subscriber whose socket takes nothing for this long is dropped as slow (it resumes by Last-Event-ID). */
+export const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
 
 const HEARTBEAT = encodeComment('keep-alive');
 
@@ -69,15 +77,19 @@ export class Streams {
 
   /**
    * Starts the SSE answer on `res` for an acquired feed entry; owns the entry's
-   * use from here on (released when the stream closes).
+   * use from here on (released when the stream closes). `onClosed` runs
+   * exactly once when the stream closes (the limits give back its slot).
    */
-  start(entry: FeedEntry, res: ServerResponse, startIndex: number, extraHeaders: OutgoingHttpHeaders = {}): StreamSubscriber {
+  start(entry: FeedEntry, res: ServerResponse, startIndex: number, extraHeaders: OutgoingHttpHeaders = {}, onClosed?: () => void): StreamSubscriber {
     const { log, stats } = this.opts;
     const feed = entry.feed;
     res.writeHead(200, { ...extraHeaders, ...STREAM_HEADERS });
     const sub = new StreamSubscriber(res, startIndex, feed.sessionId, {
       maxQueueBytes: this.opts.maxQueueBytes,
-      onClose: (s, reason) => this.closed(entry, s, reason),
+      onClose: (s, reason) => {
+        onClosed?.();
+        this.closed(entry, s, reason);
+      },
       stats,
     });
     this.open.add(sub);
@@ -103,48 +115,52 @@ export class Streams {
   }
 
   // Replay from upstream (what the buffer no longer holds), then from the
-  // buffer, then register for live chunks: the last two steps run in one
-  // synchronous block, so no event can be appended in between.
+  // buffer in slices paced by the socket, then register for live chunks. The
+  // last check and the registration run in one synchronous block, so no event
+  // can be appended in between; after every wait all is checked again (the
+  // buffer may have been trimmed past the subscriber meanwhile).
   private async catchUp(entry: FeedEntry, sub: StreamSubscriber): Promise<void> {
     const { feed } = entry;
     const { stats } = this.opts;
     let failures = 0;
-    while (!sub.closed && sub.next < feed.baseIndex) {
-      const r = await this.opts.hub.fetchHistory(entry, sub.next, feed.baseIndex, sub.signal);
-      if (sub.closed) return;
-      if (Array.isArray(r) && r.length > 0) {
-        stats.replayFromUpstream++;
-        failures = 0;
-        const frames = r.map((e, k) => eventFrame(sub.next + k, e));
-        sub.writeEvents(Buffer.concat(frames), r.length);
-        stats.framesDelivered += r.length;
+    let fromBuffer = false;
+    while (!sub.closed) {
+      if (sub.next < feed.baseIndex) {
+        const r = await this.opts.hub.fetchHistory(entry, sub.next, feed.baseIndex, sub.signal);
+        if (sub.closed) return;
+        if (Array.isArray(r) && r.length > 0) {
+          stats.replayFromUpstream++;
+          failures = 0;
+          const frames = r.map((e, k) => eventFrame(sub.next + k, e));
+          sub.writeEvents(Buffer.concat(frames), r.length);
+          stats.framesDelivered += r.length;
+          if (!(await sub.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
+          continue;
+        }
+        const kind = Array.isArray(r) ? 'empty' : r.kind;
+        if (kind === 'aborted') return;
+        failures++;
+        if (failures >= HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
+          this.opts.log.warn({ session: feed.sessionId, from: sub.next, outcome: kind }, 'history fetch failed; closing so the client resumes later');
+          sub.close('upstream');
+          return;
+        }
+        if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), sub.signal))) return;
         continue;
       }
-      const kind = Array.isArray(r) ? 'empty' : r.kind;
-      if (kind === 'aborted') return;
-      failures++;
-      if (failures >= HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
-        this.opts.log.warn({ session: feed.sessionId, from: sub.next, outcome: kind }, 'history fetch failed; closing so the client resumes later');
-        sub.close('upstream');
-        return;
+      const slice = sub.next < feed.nextIndex ? feed.framesSlice(sub.next, REPLAY_SLICE_BYTES) : null;
+      if (slice) {
+        sub.writeEvents(slice.bytes, slice.count);
+        stats.framesDelivered += slice.count;
+        fromBuffer = true;
+        if (!(await sub.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
+        continue;
       }
-      if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), sub.signal))) return;
-    }
-    if (sub.closed) return;
-    if (sub.next < feed.nextIndex) {
-      const bytes = feed.framesFrom(sub.next);
-      if (bytes) {
-        const count = feed.nextIndex - sub.next;
-        sub.writeEvents(bytes, count);
-        stats.framesDelivered += count;
-        stats.replayFromBuffer++;
-      }
-    }
-    if (feed.endFrame) {
-      sub.onEnd(feed.endFrame);
+      if (fromBuffer) stats.replayFromBuffer++;
+      if (feed.endFrame) sub.onEnd(feed.endFrame);
+      else feed.listeners.add(sub);
       return;
     }
-    if (!sub.closed) feed.listeners.add(sub);
   }
 
   private closed(entry: FeedEntry, sub: StreamSubscriber, reason: CloseReason): void {

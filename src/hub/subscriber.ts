@@ -66,11 +66,45 @@ export class StreamSubscriber implements FeedListener {
     this.wroteRecently = true;
   }
 
-  /** Writes replayed events [next, next + count) given as one buffer. */
+  /**
+   * Writes replayed events [next, next + count) given as one buffer. A replay
+   * is paced by `drained()` between its slices rather than judged against the
+   * bound, so a long history never drops a reader that is catching up.
+   */
   writeEvents(bytes: Buffer, count: number): void {
-    this.write(bytes);
+    if (this.closedReason !== null) return;
+    if (this.res.destroyed) return this.close('client');
+    this.res.write(bytes);
+    this.wroteRecently = true;
     this.next += count;
     this.eventsSent += count;
+  }
+
+  /**
+   * Resolves true once the socket has taken the earlier writes (at once when
+   * it is below its high-water mark); false when the stream closes first, or
+   * when it takes nothing for `timeoutMs` (it is then dropped as slow).
+   */
+  drained(timeoutMs: number): Promise<boolean> {
+    if (this.closedReason !== null) return Promise.resolve(false);
+    if (!this.res.writableNeedDrain) return Promise.resolve(true);
+    const signal = this.signal;
+    return new Promise((resolve) => {
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        this.res.off('drain', onDrain);
+        signal.removeEventListener('abort', onAbort);
+        resolve(ok);
+      };
+      const onDrain = () => finish(true);
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => {
+        finish(false);
+        this.close('slow');
+      }, timeoutMs);
+      this.res.on('drain', onDrain);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   onChunk(chunk: Chunk): void {

@@ -33,6 +33,14 @@ export interface PollerOptions {
 /** What the loop is doing now. */
 export type PollerState = 'polling' | 'backoff' | 'draining' | 'stopped';
 
+/**
+ * Empty answers in a row that end a drain. One is not enough: a single stray
+ * empty answer (a 204 or an empty page from a lagging replica, an injected
+ * fault) would otherwise end the stream short and cache the truncated
+ * session as finished; the confirming call is one wait-0 request per session end.
+ */
+export const DRAIN_EMPTY_ANSWERS_TO_END = 2;
+
 function refusalText(outcome: FailureOutcome): string | null {
   if (outcome.kind === 'not-found') return 'session not found upstream (404)';
   if (outcome.kind === 'unauthorized') return `upstream rejected the credential (${outcome.status})`;
@@ -47,6 +55,7 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
   let refusedSince: number | null = null;
   let pageOn = false;
   let draining = opts.startFinished === true;
+  let emptyDrainAnswers = 0;
 
   const gate = createRateGate();
   const setState = (s: PollerState) => opts.onState?.(s);
@@ -115,8 +124,9 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
         pageOn = changes.new_events.length >= opts.pageSize;
         feed.synced = !pageOn;
         if (draining) {
-          // An upstream may answer short pages (its own limit): drain until an answer brings nothing.
-          if (changes.new_events.length === 0) break;
+          // An upstream may answer short pages (its own limit): drain until answers bring nothing.
+          emptyDrainAnswers = changes.new_events.length === 0 ? emptyDrainAnswers + 1 : 0;
+          if (emptyDrainAnswers >= DRAIN_EMPTY_ANSWERS_TO_END) break;
           continue;
         }
         if (pageOn) continue;
@@ -134,7 +144,10 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
         recovered();
         pageOn = false;
         feed.synced = true;
-        if (draining) break;
+        if (draining) {
+          if (++emptyDrainAnswers >= DRAIN_EMPTY_ANSWERS_TO_END) break;
+          continue;
+        }
         // The status endpoint is authoritative for termination: a session can
         // finish without a new event, which a 204 alone would never reveal.
         const done = await confirmFinished();

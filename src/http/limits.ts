@@ -1,0 +1,247 @@
+/**
+ * Per-client limits, checked before a stream starts or a long-poll waits:
+ * request rate per client (a token bucket), concurrent streams per client, per
+ * session and in total, and the URL length. Every refusal is a 429 (or 414)
+ * JSON answer from the one error mapping, with Retry-After.
+ */
+import { isIP } from 'node:net';
+import type { Context, Hono, MiddlewareHandler } from 'hono';
+import { LRUCache } from 'lru-cache';
+import type { AppEnv } from './app.ts';
+import type { Config } from '../config.ts';
+import type { Stats } from '../metrics.ts';
+import { TooManyRequestsError, UriTooLongError } from '../errors.ts';
+
+/** Seconds a client refused for a stream limit is told to wait (a stream slot frees when another closes). */
+export const STREAM_LIMIT_RETRY_AFTER_SECONDS = 5;
+/**
+ * Clients whose token bucket is remembered (entries of ~150 bytes: ~7.5 MB at
+ * most). Past it the least recently seen client's bucket is forgotten, which
+ * only ever gives that client a full bucket again: memory stays bounded, the
+ * stream limits still hold.
+ */
+export const RATE_LIMIT_TRACKED_CLIENTS = 50_000;
+/** Longest Retry-After a rate-limited client is told (s); the bucket refills well before at any sane rate. */
+export const RATE_LIMIT_MAX_RETRY_AFTER_SECONDS = 3600;
+
+/** Where the client address comes from: the socket, or a header that one trusted proxy in front sets. */
+export type TrustProxy = 'none' | 'fly' | 'x-forwarded-for';
+
+/** Counts the refusal for /metrics (`pollcast_requests_rejected_total{reason}`). */
+function reject(stats: Stats, reason: string): void {
+  stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1;
+}
+
+/** `::ffff:1.2.3.4` → `1.2.3.4`; anything else unchanged. */
+function unmapIpv4(ip: string): string {
+  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+}
+
+/**
+ * The key a client is limited by: its IPv4 address, or the /64 prefix of its
+ * IPv6 address (one subscriber line gets a whole /64, so a per-address limit
+ * would be no limit at all).
+ */
+export function clientKey(ip: string): string {
+  const addr = unmapIpv4(ip.split('%')[0]!.toLowerCase());
+  if (isIP(addr) !== 6) return addr;
+  const groups = (part: string) => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])));
+  const [head = '', tail] = addr.split('::');
+  const first = groups(head);
+  const last = tail === undefined ? [] : groups(tail);
+  const all = [...first, ...Array<string>(Math.max(0, 8 - first.length - last.length)).fill('0'), ...last];
+  return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+/**
+ * The client's address. Headers are believed only when TRUST_PROXY says a
+ * proxy in front sets them, since any client can send them: `fly` reads
+ * `Fly-Client-IP` (set by Fly's edge), `x-forwarded-for` reads the LAST entry
+ * of `X-Forwarded-For` (the one the nearest proxy appended; earlier entries are
+ * whatever the client wrote). A missing or malformed header falls back to the socket.
+ */
+export function clientIp(c: Context<AppEnv>, trust: TrustProxy): string {
+  if (trust === 'fly') {
+    const v = c.req.header('fly-client-ip')?.trim();
+    if (v && isIP(v)) return unmapIpv4(v);
+  } else if (trust === 'x-forwarded-for') {
+    const v = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
+    if (v && isIP(v)) return unmapIpv4(v);
+  }
+  const socketAddress = (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.socket.remoteAddress;
+  return unmapIpv4(socketAddress ?? 'unknown');
+}
+
+/** A token bucket per client key, in a bounded LRU. */
+export class RateLimiter {
+  private readonly perSecond: number;
+  private readonly burst: number;
+  private readonly buckets = new LRUCache<string, { tokens: number; atMs: number }>({ max: RATE_LIMIT_TRACKED_CLIENTS });
+
+  /** `perSecond` 0 disables the limit. */
+  constructor(perSecond: number, burst: number) {
+    this.perSecond = perSecond;
+    this.burst = Math.max(1, burst);
+  }
+
+  /** Takes one token: 0 when allowed, else the seconds until a token is there. */
+  take(key: string, nowMs = performance.now()): number {
+    if (this.perSecond === 0) return 0;
+    let b = this.buckets.get(key);
+    if (!b) {
+      b = { tokens: this.burst, atMs: nowMs };
+      this.buckets.set(key, b);
+    } else {
+      b.tokens = Math.min(this.burst, b.tokens + ((nowMs - b.atMs) / 1000) * this.perSecond);
+      b.atMs = nowMs;
+    }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return (1 - b.tokens) / this.perSecond;
+  }
+
+  /** Clients remembered now (bounded by RATE_LIMIT_TRACKED_CLIENTS). */
+  get size(): number {
+    return this.buckets.size;
+  }
+}
+
+function decrement(map: Map<string, number>, key: string): void {
+  const n = (map.get(key) ?? 0) - 1;
+  if (n <= 0) map.delete(key);
+  else map.set(key, n);
+}
+
+/**
+ * Concurrent stream slots: in total, per client key and per session. A slot
+ * is reserved synchronously before the first await of a stream open (so
+ * concurrent opens cannot overshoot) and released exactly once, when the
+ * stream closes or its open fails. The maps hold only keys with open streams,
+ * so they are bounded by the total limit.
+ */
+export class StreamSlots {
+  private readonly maxTotal: number;
+  private readonly maxPerClient: number;
+  private readonly maxPerSession: number;
+  private readonly stats: Stats;
+  private readonly byClient = new Map<string, number>();
+  private readonly bySession = new Map<string, number>();
+  private reserved = 0;
+
+  /** A per-client or per-session limit of 0 means no limit of that kind. */
+  constructor(limits: { maxTotal: number; maxPerClient: number; maxPerSession: number }, stats: Stats) {
+    this.maxTotal = limits.maxTotal;
+    this.maxPerClient = limits.maxPerClient;
+    this.maxPerSession = limits.maxPerSession;
+    this.stats = stats;
+  }
+
+  /** Streams holding a slot now (opening or open). */
+  get total(): number {
+    return this.reserved;
+  }
+
+  /** Slots held by one client key. */
+  forClient(key: string): number {
+    return this.byClient.get(key) ?? 0;
+  }
+
+  /** Slots held for one session. */
+  forSession(sessionId: string): number {
+    return this.bySession.get(sessionId) ?? 0;
+  }
+
+  /**
+   * Reserves one stream for `clientKey` reading `sessionIds` (one slot per
+   * session), or throws 429. Returns the release function (idempotent).
+   */
+  reserve(clientKey: string, sessionIds: readonly string[]): () => void {
+    const retry = STREAM_LIMIT_RETRY_AFTER_SECONDS;
+    if (this.reserved >= this.maxTotal) {
+      reject(this.stats, 'streams_total');
+      throw new TooManyRequestsError(`too many open streams (limit ${this.maxTotal})`, retry);
+    }
+    if (this.maxPerClient > 0 && this.forClient(clientKey) >= this.maxPerClient) {
+      reject(this.stats, 'streams_per_ip');
+      throw new TooManyRequestsError(`too many open streams from this client (limit ${this.maxPerClient})`, retry);
+    }
+    const sessions = [...new Set(sessionIds)];
+    if (this.maxPerSession > 0) {
+      for (const id of sessions) {
+        if (this.forSession(id) >= this.maxPerSession) {
+          reject(this.stats, 'streams_per_session');
+          throw new TooManyRequestsError(`too many open streams for session ${JSON.stringify(id)} (limit ${this.maxPerSession})`, retry);
+        }
+      }
+    }
+    this.reserved++;
+    this.byClient.set(clientKey, this.forClient(clientKey) + 1);
+    for (const id of sessions) this.bySession.set(id, this.forSession(id) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reserved--;
+      decrement(this.byClient, clientKey);
+      for (const id of sessions) decrement(this.bySession, id);
+    };
+  }
+}
+
+/** Every limit of the process, built from the configuration. */
+export interface Limits {
+  readonly trustProxy: TrustProxy;
+  readonly maxUrlBytes: number;
+  readonly rate: RateLimiter;
+  readonly streams: StreamSlots;
+  readonly stats: Stats;
+  /** The key the request's client is limited by. */
+  clientKeyOf(c: Context<AppEnv>): string;
+}
+
+/** Creates the limits of one server. */
+export function createLimits(config: Config, stats: Stats): Limits {
+  const trustProxy = config.trustProxy;
+  return {
+    trustProxy,
+    maxUrlBytes: config.maxUrlBytes,
+    rate: new RateLimiter(config.rateLimitPerIp, config.rateLimitBurst),
+    streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession }, stats),
+    stats,
+    clientKeyOf: (c) => clientKey(clientIp(c, trustProxy)),
+  };
+}
+
+/** Refuses request targets longer than MAX_URL_BYTES with 414 (Node itself refuses past MAX_HEADER_BYTES with 431). */
+export function urlLimit(limits: Limits): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const raw = (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.url ?? c.req.url.replace(/^[a-z]+:\/\/[^/]*/i, '');
+    // The request target reaches Node as latin1 bytes: its length is its size.
+    if (raw.length > limits.maxUrlBytes) {
+      reject(limits.stats, 'url_too_long');
+      throw new UriTooLongError(limits.maxUrlBytes);
+    }
+    await next();
+  };
+}
+
+/** Takes a token from the client's bucket, or refuses with 429 and the seconds until the next token. */
+export function rateLimit(limits: Limits): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const wait = limits.rate.take(limits.clientKeyOf(c));
+    if (wait > 0) {
+      reject(limits.stats, 'rate_limit');
+      throw new TooManyRequestsError('too many requests from this client; slow down', Math.min(RATE_LIMIT_MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(wait))));
+    }
+    await next();
+  };
+}
+
+/** Installs the URL check on every route and the rate limit on stream opens and long-polls. */
+export function registerLimits(app: Hono<AppEnv>, limits: Limits): void {
+  app.use('*', urlLimit(limits));
+  app.use('/sessions/*', rateLimit(limits));
+  app.use('/events', rateLimit(limits));
+}

@@ -1,0 +1,113 @@
+/**
+ * Configuration that fails safe, checked on the real CLI: a bad value stops
+ * the start with a non-zero exit and one line naming the variable; --help
+ * lists every variable; the contract's variables and every limit are options.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadConfig, OPTIONS } from '../../src/config.ts';
+import { createSimulator } from '../../src/simulator/index.ts';
+import { JWT_SECRET, runCli, startCli } from './helpers.ts';
+
+/** CONTRACT.md section 2, plus the limits issue 3 adds. */
+const CONTRACT_VARIABLES = ['PORT', 'HOST', 'UPSTREAM_URL', 'UPSTREAM_API_KEY', 'UPSTREAM_AUTH_HEADER', 'UPSTREAM_WAIT_SECONDS', 'AUTH_JWT_SECRET', 'AUTH', 'CORS_ORIGINS', 'REDIS_URL', 'LOG_LEVEL'];
+const LIMIT_VARIABLES = ['MAX_STREAMS', 'MAX_STREAMS_PER_IP', 'MAX_STREAMS_PER_SESSION', 'RATE_LIMIT_PER_IP', 'RATE_LIMIT_BURST', 'MAX_URL_BYTES', 'MAX_HEADER_BYTES', 'TRUST_PROXY', 'MAX_SESSIONS'];
+
+const UPSTREAM = 'http://127.0.0.1:9';
+
+/** Bad environments, each with the variable its one line must name. */
+const BAD: Array<[string, Record<string, string>, string]> = [
+  ['a non-numeric port', { PORT: 'abc' }, 'PORT'],
+  ['a port out of range', { PORT: '70000' }, 'PORT'],
+  ['a blank port (Number(" ") would be 0)', { PORT: ' ' }, 'PORT'],
+  ['a hex port', { PORT: '0x50' }, 'PORT'],
+  ['a malformed upstream URL', { UPSTREAM_URL: 'notaurl', AUTH: 'none' }, 'UPSTREAM_URL'],
+  ['a non-http upstream URL', { UPSTREAM_URL: 'ftp://example.com', AUTH: 'none' }, 'UPSTREAM_URL'],
+  ['credentials inside the upstream URL', { UPSTREAM_URL: 'https://user:hunter2@example.com', AUTH: 'none' }, 'UPSTREAM_URL'],
+  ['an upstream URL without auth', { UPSTREAM_URL: UPSTREAM }, 'UPSTREAM_URL'],
+  ['AUTH=maybe', { AUTH: 'maybe' }, 'AUTH'],
+  ['a short JWT secret', { AUTH_JWT_SECRET: 'short' }, 'AUTH_JWT_SECRET'],
+  ['an API key with a newline', { UPSTREAM_API_KEY: 'abc\ndef' }, 'UPSTREAM_API_KEY'],
+  ['a header name with a colon', { UPSTREAM_API_KEY: 'k', UPSTREAM_AUTH_HEADER: 'X-Key:' }, 'UPSTREAM_AUTH_HEADER'],
+  ['an unknown log level', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ['a CORS origin with a path', { CORS_ORIGINS: 'https://app.example.com/' }, 'CORS_ORIGINS'],
+  ['a CORS origin that is not a URL', { CORS_ORIGINS: 'app.example.com' }, 'CORS_ORIGINS'],
+  ['a wait of zero', { UPSTREAM_WAIT_SECONDS: '0' }, 'UPSTREAM_WAIT_SECONDS'],
+  ['a negative stream limit', { MAX_STREAMS_PER_IP: '-1' }, 'MAX_STREAMS_PER_IP'],
+  ['a fractional per-session limit', { MAX_STREAMS_PER_SESSION: '2.5' }, 'MAX_STREAMS_PER_SESSION'],
+  ['a rate that is not a number', { RATE_LIMIT_PER_IP: 'fast' }, 'RATE_LIMIT_PER_IP'],
+  ['a zero burst', { RATE_LIMIT_BURST: '0' }, 'RATE_LIMIT_BURST'],
+  ['a URL limit above the header limit', { MAX_URL_BYTES: '20000', MAX_HEADER_BYTES: '8192' }, 'MAX_URL_BYTES'],
+  ['a tiny header limit', { MAX_HEADER_BYTES: '10' }, 'MAX_HEADER_BYTES'],
+  ['TRUST_PROXY=true', { TRUST_PROXY: 'true' }, 'TRUST_PROXY'],
+];
+
+describe.concurrent('a bad value stops the CLI with one line naming the variable', () => {
+  it.each(BAD)('%s', async (_what, env, variable) => {
+    const run = await runCli({ HOST: '127.0.0.1', ...env });
+    expect(run.code).not.toBe(0);
+    expect(run.code).not.toBeNull();
+    const lines = run.stderr.trim().split('\n');
+    expect(lines, run.stderr).toHaveLength(1);
+    expect(lines[0]).toContain(variable);
+    expect(run.stdout).not.toMatch(/listening/);
+    // Nothing secret is echoed back.
+    expect(run.stderr).not.toContain('hunter2');
+  });
+
+  it('a bad flag is refused the same way', async () => {
+    const run = await runCli({}, ['--port', 'eighty']);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toContain('PORT');
+  });
+});
+
+describe('the CLI starts when the configuration is sound', () => {
+  it('starts with UPSTREAM_URL and AUTH=none, and with UPSTREAM_URL and a JWT secret', async () => {
+    const sim = await createSimulator();
+    try {
+      const envs: Array<Record<string, string>> = [{ UPSTREAM_URL: sim.url, AUTH: 'none' }, { UPSTREAM_URL: sim.url, AUTH_JWT_SECRET: JWT_SECRET, MAX_STREAMS_PER_IP: '0', RATE_LIMIT_PER_IP: '0' }];
+      for (const env of envs) {
+        const cli = await startCli(env);
+        try {
+          expect((await fetch(`${cli.url}/healthz`)).status).toBe(200);
+          expect(cli.output()).not.toMatch(/DEMO MODE/);
+        } finally {
+          expect(await cli.stop()).toBe(0);
+        }
+      }
+    } finally {
+      await sim.close();
+    }
+  });
+});
+
+describe('options', () => {
+  it('cover every contract variable and every limit, each with an accepted form', () => {
+    const names = OPTIONS.map((o) => o.env);
+    for (const v of [...CONTRACT_VARIABLES, ...LIMIT_VARIABLES]) expect(names).toContain(v);
+    for (const o of OPTIONS) expect(o.accepts.length, o.env).toBeGreaterThan(0);
+    for (const v of LIMIT_VARIABLES) expect(OPTIONS.find((o) => o.env === v)?.default, `${v} has a default`).toBeDefined();
+  });
+
+  it('have defaults that load, and limits a bench can lift', () => {
+    const c = loadConfig({});
+    expect(c.maxStreamsPerIp).toBeGreaterThan(0);
+    expect(c.maxStreamsPerSession).toBeGreaterThan(0);
+    expect(c.rateLimitPerIp).toBeGreaterThan(0);
+    expect(c.maxUrlBytes).toBeLessThanOrEqual(c.maxHeaderBytes);
+    expect(c.trustProxy).toBe('none');
+    const lifted = loadConfig({ MAX_STREAMS: '20000', MAX_STREAMS_PER_IP: '0', MAX_STREAMS_PER_SESSION: '0', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_BURST: '100000' });
+    expect([lifted.maxStreamsPerIp, lifted.maxStreamsPerSession, lifted.rateLimitPerIp]).toEqual([0, 0, 0]);
+  });
+
+  it('--help lists every variable with its default', async () => {
+    const run = await runCli({}, ['--help']);
+    expect(run.code).toBe(0);
+    for (const o of OPTIONS) {
+      const line = run.stdout.split('\n').find((l) => l.includes(`${o.env}:`));
+      expect(line, o.env).toBeDefined();
+      if (o.default !== undefined) expect(line).toContain(`(default ${o.default})`);
+    }
+  });
+});

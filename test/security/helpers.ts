@@ -1,0 +1,165 @@
+/**
+ * Tools of the security tests: JWTs made with jose, raw HTTP over a socket
+ * (for what fetch refuses to send), streams opened and held with fetch, and
+ * the real CLI spawned as a child process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { SignJWT } from 'jose';
+
+/** A secret of the accepted length (AUTH_JWT_SECRET must be at least 32 bytes). */
+export const JWT_SECRET = 'test-secret-0123456789abcdef-0123456789';
+
+/** An HS256 token for `sessions`, valid for an hour unless `claims` say otherwise. */
+export async function token(sessions: unknown, options: { secret?: string; exp?: number | string; nbf?: number | string; alg?: string } = {}): Promise<string> {
+  const jwt = new SignJWT({ sessions }).setProtectedHeader({ alg: options.alg ?? 'HS256' }).setIssuedAt().setExpirationTime(options.exp ?? '1h');
+  if (options.nbf !== undefined) jwt.setNotBefore(options.nbf);
+  return jwt.sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
+}
+
+/** A parsed raw HTTP answer. */
+export interface RawAnswer {
+  status: number;
+  headers: string;
+  body: string;
+  /** Everything received, for answers that are not HTTP at all. */
+  raw: string;
+}
+
+/** Sends `request` verbatim over a new socket; resolves with what comes back before the server closes (bounded). */
+export function rawRequest(baseUrl: string, request: string | Buffer, timeoutMs = 5000): Promise<RawAnswer> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no close within ${timeoutMs} ms; got ${Buffer.concat(chunks).toString('latin1').slice(0, 200)}`));
+    }, timeoutMs);
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      const raw = Buffer.concat(chunks).toString('latin1');
+      const split = raw.indexOf('\r\n\r\n');
+      const head = split === -1 ? raw : raw.slice(0, split);
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), headers: head, body: split === -1 ? '' : raw.slice(split + 4), raw });
+    });
+    socket.write(request);
+  });
+}
+
+/** An open answer (a stream, usually) with its head read and its body still flowing. */
+export interface HeldResponse {
+  res: Response;
+  status: number;
+  /** Reads body text until `predicate` holds on all text so far (bounded). */
+  readUntil(predicate: (text: string) => boolean, timeoutMs?: number): Promise<string>;
+  close(): void;
+}
+
+/** GETs `url` with fetch and keeps the connection open until `close()`. */
+export async function hold(url: string, headers: Record<string, string> = {}): Promise<HeldResponse> {
+  const abort = new AbortController();
+  const res = await fetch(url, { headers, signal: abort.signal });
+  const reader = res.body?.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  return {
+    res,
+    status: res.status,
+    async readUntil(predicate, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate(text)) {
+        if (!reader) throw new Error('no body');
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`timed out; body so far: ${text.slice(0, 300)}`);
+        let timer: NodeJS.Timeout | undefined;
+        const next = await Promise.race([reader.read(), new Promise<null>((r) => (timer = setTimeout(() => r(null), left)))]);
+        clearTimeout(timer);
+        if (next === null) continue;
+        if (next.done) break;
+        text += decoder.decode(next.value, { stream: true });
+      }
+      return text;
+    },
+    close: () => abort.abort(),
+  };
+}
+
+/** The CLI, run from source. */
+export const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+/** A finished CLI run. */
+export interface CliExit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node src/cli.ts` with only `env` (plus PATH) and waits for it to exit (bounded; killed if it does not). */
+export function runCli(env: Record<string, string>, args: string[] = [], timeoutMs = 10_000): Promise<CliExit> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`still running after ${timeoutMs} ms; stdout: ${stdout.slice(0, 500)} stderr: ${stderr.slice(0, 500)}`));
+    }, timeoutMs);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A CLI that is running: its URL once it listens, and everything it printed so far. */
+export interface RunningCli {
+  url: string;
+  proc: ChildProcess;
+  output(): string;
+  /** Stops it with SIGTERM and waits for the exit (bounded). */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `node src/cli.ts` with only `env` (plus PATH), resolving once it logs that it listens. */
+export function startCli(env: Record<string, string>, timeoutMs = 15_000): Promise<RunningCli> {
+  const proc = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`no listening line within ${timeoutMs} ms: ${out.slice(0, 1000)}`));
+    }, timeoutMs);
+    const check = () => {
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      proc.stdout.off('data', check);
+      resolve({
+        url: m[1]!,
+        proc,
+        output: () => out,
+        async stop() {
+          if (proc.exitCode !== null) return proc.exitCode;
+          proc.kill('SIGTERM');
+          const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+          const code = await exited;
+          clearTimeout(t);
+          return code;
+        },
+      });
+    };
+    proc.stdout.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited ${code} before listening: ${out.slice(0, 1000)}`));
+    });
+  });
+}

@@ -1,0 +1,223 @@
+/**
+ * Limits on a real bridge: streams per client, per session and in total
+ * (refused with 429 JSON and Retry-After before any stream starts, given back
+ * exactly when a stream closes), the per-client request rate, TRUST_PROXY, and
+ * URL and header sizes (414 / 431 JSON, never a crash).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { clientKey, RateLimiter, StreamSlots } from '../../src/http/limits.ts';
+import { Stats } from '../../src/metrics.ts';
+import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { hold, rawRequest, type HeldResponse } from './helpers.ts';
+
+let bridge: Bridge | undefined;
+const held: HeldResponse[] = [];
+afterEach(async () => {
+  for (const h of held.splice(0)) h.close();
+  await bridge?.close();
+  bridge = undefined;
+});
+
+async function open(url: string, headers: Record<string, string> = {}): Promise<HeldResponse> {
+  const h = await hold(url, headers);
+  held.push(h);
+  return h;
+}
+
+async function expect429(res: Response, pattern: RegExp): Promise<void> {
+  expect(res.status).toBe(429);
+  expect(res.headers.get('content-type')).toMatch(/application\/json/);
+  expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  const body = (await res.json()) as { error: string; code: string };
+  expect(body.code).toBe('too_many_requests');
+  expect(body.error).toMatch(pattern);
+}
+
+const healthStreams = async (b: Bridge) => ((await (await fetch(`${b.url}/healthz`)).json()) as { streams: number }).streams;
+
+describe('stream limits', () => {
+  it('refuses a client past MAX_STREAMS_PER_IP with 429 before the stream starts, and frees the slot on close', async () => {
+    bridge = await startBridge({ MAX_STREAMS_PER_IP: '2' });
+    bridge.sim.createSession('l-1', { initialEvents: 1 });
+    const a = await open(`${bridge.url}/sessions/l-1/events`);
+    const b = await open(`${bridge.url}/sessions/l-1/events`);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    await expect429(await fetch(`${bridge.url}/sessions/l-1/events`), /from this client.*limit 2/);
+    a.close();
+    // Given back exactly when the stream closes: the next open succeeds.
+    await eventually(async () => (await healthStreams(bridge!)) === 1, 5000, 'stream closed');
+    const c = await open(`${bridge.url}/sessions/l-1/events`);
+    expect(c.status).toBe(200);
+    expect(c.res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  });
+
+  it('makes a real EventSource give up on 429 (no stream, no reconnect loop)', async () => {
+    bridge = await startBridge({ MAX_STREAMS_PER_IP: '1' });
+    bridge.sim.createSession('l-2', { initialEvents: 1 });
+    const first = record(`${bridge.url}/sessions/l-2/events`);
+    await first.until((r) => r.indices().length === 1);
+    const second = record(`${bridge.url}/sessions/l-2/events`);
+    await eventually(() => second.es.readyState === 2, 5000, 'second EventSource closed');
+    expect(second.messages).toEqual([]);
+    first.close();
+  });
+
+  it('refuses past MAX_STREAMS_PER_SESSION for that session only', async () => {
+    bridge = await startBridge({ MAX_STREAMS_PER_SESSION: '2' });
+    bridge.sim.createSession('l-3', { initialEvents: 1 });
+    bridge.sim.createSession('l-4', { initialEvents: 1 });
+    await open(`${bridge.url}/sessions/l-3/events`);
+    await open(`${bridge.url}/sessions/l-3/events?include_details=false`);
+    await expect429(await fetch(`${bridge.url}/sessions/l-3/events`), /session "l-3".*limit 2/);
+    expect((await open(`${bridge.url}/sessions/l-4/events`)).status).toBe(200);
+  });
+
+  it('cannot be overshot by concurrent opens: the slot is reserved before the upstream call', async () => {
+    bridge = await startBridge({ MAX_STREAMS: '3' });
+    bridge.sim.createSession('l-5', { initialEvents: 1 });
+    const all = await Promise.all(range(12).map(() => open(`${bridge!.url}/sessions/l-5/events`)));
+    const statuses = all.map((h) => h.status).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(9);
+    expect(await healthStreams(bridge)).toBe(3);
+  });
+
+  it('gives the slot back when an open fails upstream and when a stream ends', async () => {
+    bridge = await startBridge({ MAX_STREAMS_PER_IP: '1' });
+    bridge.sim.createSession('l-6', { initialEvents: 2, finished: true });
+    for (let i = 0; i < 3; i++) {
+      const missing = await fetch(`${bridge.url}/sessions/no-such-${i}/events`);
+      expect(missing.status).toBe(404);
+      await missing.body?.cancel();
+    }
+    for (let i = 0; i < 3; i++) {
+      const r = record(`${bridge.url}/sessions/l-6/events`);
+      expect((await r.ended()).last_index).toBe(1);
+      await eventually(async () => (await healthStreams(bridge!)) === 0, 5000, 'stream closed');
+    }
+    expect((await open(`${bridge.url}/sessions/l-6/events`)).status).toBe(200);
+  });
+});
+
+describe('request rate per client', () => {
+  it('answers 429 with Retry-After once the burst is spent, on /changes and stream opens alike', async () => {
+    bridge = await startBridge({ RATE_LIMIT_PER_IP: '0.5', RATE_LIMIT_BURST: '3' });
+    bridge.sim.createSession('r-1', { initialEvents: 1, finished: true });
+    for (let i = 0; i < 2; i++) {
+      const ok = await fetch(`${bridge.url}/sessions/r-1/changes`);
+      expect(ok.status).toBe(200);
+      await ok.body?.cancel();
+    }
+    const r = record(`${bridge.url}/sessions/r-1/events`);
+    await r.ended();
+    const limited = await fetch(`${bridge.url}/sessions/r-1/events`);
+    await expect429(limited, /too many requests/);
+    expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(2);
+    await expect429(await fetch(`${bridge.url}/sessions/r-1/changes`), /too many requests/);
+    // Health and metrics stay reachable for the operator.
+    expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
+    const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
+    expect(metrics).toMatch(/pollcast_requests_rejected_total\{reason="rate_limit"\} [1-9]/);
+  });
+
+  it('ignores forwarding headers unless TRUST_PROXY says a proxy sets them', async () => {
+    bridge = await startBridge({ RATE_LIMIT_PER_IP: '0.01', RATE_LIMIT_BURST: '2' });
+    const statuses: number[] = [];
+    for (const ip of ['1.1.1.1', '2.2.2.2', '3.3.3.3']) {
+      const res = await fetch(`${bridge.url}/sessions/-bad/changes`, { headers: { 'x-forwarded-for': ip, 'fly-client-ip': ip } });
+      statuses.push(res.status);
+      await res.body?.cancel();
+    }
+    expect(statuses).toEqual([400, 400, 429]);
+  });
+
+  it('with TRUST_PROXY=x-forwarded-for limits by the last X-Forwarded-For entry', async () => {
+    bridge = await startBridge({ TRUST_PROXY: 'x-forwarded-for', RATE_LIMIT_PER_IP: '0.01', RATE_LIMIT_BURST: '2' });
+    const status = async (xff: string) => {
+      const res = await fetch(`${bridge!.url}/sessions/-bad/changes`, { headers: { 'x-forwarded-for': xff } });
+      await res.body?.cancel();
+      return res.status;
+    };
+    expect(await status('203.0.113.7')).toBe(400);
+    expect(await status('203.0.113.7')).toBe(400);
+    expect(await status('203.0.113.7')).toBe(429);
+    // The client may write what it likes before the proxy's own entry: it is not believed.
+    expect(await status('198.51.100.1, 203.0.113.7')).toBe(429);
+    expect(await status('203.0.113.7, 198.51.100.1')).toBe(400);
+    // An IPv6 client is one client per /64.
+    expect(await status('2001:db8:1:2::1')).toBe(400);
+    expect(await status('2001:db8:1:2:ffff::9')).toBe(400);
+    expect(await status('2001:db8:1:2:aaaa::3')).toBe(429);
+  });
+
+  it('with TRUST_PROXY=fly limits by Fly-Client-IP', async () => {
+    bridge = await startBridge({ TRUST_PROXY: 'fly', RATE_LIMIT_PER_IP: '0.01', RATE_LIMIT_BURST: '1' });
+    const status = async (ip: string) => {
+      const res = await fetch(`${bridge!.url}/sessions/-bad/changes`, { headers: { 'fly-client-ip': ip } });
+      await res.body?.cancel();
+      return res.status;
+    };
+    expect([await status('192.0.2.1'), await status('192.0.2.1'), await status('192.0.2.2')]).toEqual([400, 429, 400]);
+  });
+});
+
+describe('URL and header sizes', () => {
+  it('answers a URL past MAX_URL_BYTES with 414 JSON, and headers past MAX_HEADER_BYTES with 431 JSON', async () => {
+    bridge = await startBridge({ MAX_URL_BYTES: '1024', MAX_HEADER_BYTES: '4096' });
+    bridge.sim.createSession('u-1', { initialEvents: 1 });
+    const longUrl = await fetch(`${bridge.url}/sessions/u-1/changes?pad=${'a'.repeat(1100)}`);
+    expect(longUrl.status).toBe(414);
+    expect(((await longUrl.json()) as { code: string }).code).toBe('uri_too_long');
+    const okUrl = await fetch(`${bridge.url}/sessions/u-1/changes?pad=${'a'.repeat(900)}`);
+    expect(okUrl.status).toBe(200);
+    await okUrl.body?.cancel();
+
+    const bigHeader = await rawRequest(bridge.url, `GET /sessions/u-1/changes HTTP/1.1\r\nHost: x\r\nX-Pad: ${'b'.repeat(5000)}\r\n\r\n`);
+    expect(bigHeader.status).toBe(431);
+    expect(JSON.parse(bigHeader.body)).toMatchObject({ code: 'headers_too_large' });
+    const hugeUrl = await rawRequest(bridge.url, `GET /sessions/u-1/changes?${'c'.repeat(8000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(hugeUrl.status).toBe(431);
+    const garbage = await rawRequest(bridge.url, 'NOT HTTP AT ALL\r\n\r\n');
+    expect(garbage.status).toBe(400);
+    expect(JSON.parse(garbage.body)).toMatchObject({ code: 'bad_request' });
+    expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('limit mechanics', () => {
+  it('refills the token bucket at the configured rate up to the burst', () => {
+    const rate = new RateLimiter(2, 3);
+    expect([0, 0, 0].map(() => rate.take('a', 0))).toEqual([0, 0, 0]);
+    expect(rate.take('a', 0)).toBeCloseTo(0.5);
+    expect(rate.take('b', 0)).toBe(0);
+    expect(rate.take('a', 500)).toBe(0);
+    expect(rate.take('a', 500)).toBeGreaterThan(0);
+    // A long pause refills to the burst, not beyond.
+    expect([0, 0, 0, 1].map(() => rate.take('a', 100_000) > 0)).toEqual([false, false, false, true]);
+    expect(new RateLimiter(0, 1).take('x', 0)).toBe(0);
+  });
+
+  it('keys IPv4 by address and IPv6 by /64', () => {
+    expect(clientKey('203.0.113.9')).toBe('203.0.113.9');
+    expect(clientKey('::ffff:203.0.113.9')).toBe('203.0.113.9');
+    expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(clientKey('2001:DB8:0:0:1::2')).toBe('2001:db8:0:0::/64');
+    expect(clientKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(clientKey('::1')).toBe('0:0:0:0::/64');
+  });
+
+  it('releases each reservation once, whatever calls it again', () => {
+    const stats = new Stats();
+    const slots = new StreamSlots({ maxTotal: 2, maxPerClient: 0, maxPerSession: 0 }, stats);
+    const r1 = slots.reserve('a', ['s']);
+    slots.reserve('b', ['s', 's']);
+    expect(slots.forSession('s')).toBe(2);
+    expect(() => slots.reserve('c', ['t'])).toThrow(/limit 2/);
+    r1();
+    r1();
+    expect(slots.total).toBe(1);
+    expect(slots.forClient('a')).toBe(0);
+    expect(slots.forSession('s')).toBe(1);
+    expect(stats.rejected.streams_total).toBe(1);
+  });
+});
