@@ -51,6 +51,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control'], exposeHeaders: ['Retry-After'], maxAge: 600 }));
   }
   app.use('*', async (c, next) => {
+    // While stopping, no connection is kept for reuse: a reconnecting client
+    // must open a new one, which reaches another instance (or the restarted one).
+    if (deps.isShuttingDown() && c.env?.outgoing) c.env.outgoing.shouldKeepAlive = false;
     const started = performance.now();
     await next();
     if (c.req.path === '/healthz' || c.req.path === '/metrics') return;

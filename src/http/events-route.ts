@@ -4,7 +4,6 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { AppEnv, AppDeps } from './app.ts';
 import { parseIncludeDetails, parseSessionId, parseStartIndex } from './validate.ts';
-import { ShuttingDownError } from '../errors.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 
 /** Seconds a client refused for a stream limit is told to wait (defined with the limits). */
@@ -16,7 +15,13 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     const id = parseSessionId(c.req.param('id'));
     const start = parseStartIndex(c.req.header('last-event-id'), c.req.query('from_index'));
     const includeDetails = parseIncludeDetails(c.req.query('include_details'));
-    if (deps.isShuttingDown()) throw new ShuttingDownError();
+    if (deps.isShuttingDown()) {
+      // EventSource gives up for good on a 503 but retries a dropped
+      // connection (with Last-Event-ID): drop it so the browser reconnects
+      // to another instance, or to this one once restarted.
+      c.env.incoming.socket.destroy();
+      return RESPONSE_ALREADY_SENT;
+    }
     await deps.authorize(c, id);
     // Reserved before the first upstream await, so concurrent opens cannot overshoot a limit;
     // given back exactly once: on any failure below, or when the stream closes.

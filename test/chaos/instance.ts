@@ -1,0 +1,99 @@
+/**
+ * A pollcast under chaos: in this process (`startPollcast`, stopped with
+ * `close()`, counters read directly) or as a real process (`node
+ * src/cli.ts`, stopped with SIGTERM, counters scraped from /metrics). Both
+ * listen on a fixed port, so a successor can take over the same address.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast } from '../../src/server.ts';
+
+/** Counters of one pollcast instance (what the summary reports). */
+export interface InstanceCounters {
+  streamsOpened: number;
+  slowDropped: number;
+  replayFromBuffer: number;
+  replayFromUpstream: number;
+  framesDelivered: number;
+}
+
+/** A running pollcast. */
+export interface Instance {
+  readonly url: string;
+  counters(): Promise<InstanceCounters>;
+  /** Graceful stop (server.close() or SIGTERM); resolves once it stopped listening and its streams ended. */
+  stop(): Promise<void>;
+}
+
+export type InstanceMode = 'in-process' | 'process';
+
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+/** Starts pollcast on 127.0.0.1:`port` with `env` (UPSTREAM_URL and friends). */
+export async function startInstance(mode: InstanceMode, port: number, env: Record<string, string>): Promise<Instance> {
+  const full = { ...env, PORT: String(port), HOST: '127.0.0.1' };
+  if (mode === 'in-process') {
+    const server = await startPollcast(loadConfig({ LOG_LEVEL: 'silent', ...full }), { log: silentLogger(), processMetrics: false });
+    return {
+      url: server.url,
+      counters: async () => {
+        const s = server.metrics.stats;
+        return { streamsOpened: s.streamsOpened, slowDropped: s.slowDropped, replayFromBuffer: s.replayFromBuffer, replayFromUpstream: s.replayFromUpstream, framesDelivered: s.framesDelivered };
+      },
+      stop: () => server.close(),
+    };
+  }
+  const child = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...full }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const stderrTail: string[] = [];
+  child.stderr!.on('data', (d: Buffer) => {
+    stderrTail.push(d.toString());
+    if (stderrTail.length > 20) stderrTail.shift();
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`pollcast exited (${child.exitCode}) at start: ${stderrTail.join('')}`);
+    const ok = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`pollcast did not answer /healthz within 15 s: ${stderrTail.join('')}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  let last: InstanceCounters = { streamsOpened: 0, slowDropped: 0, replayFromBuffer: 0, replayFromUpstream: 0, framesDelivered: 0 };
+  const scrape = async (): Promise<InstanceCounters> => {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const sum = (name: string, label?: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(name) && (label === undefined || l.includes(label)))
+        .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    last = {
+      streamsOpened: sum('pollcast_streams_opened_total'),
+      slowDropped: sum('pollcast_slow_subscribers_dropped_total'),
+      replayFromBuffer: sum('pollcast_replays_total', 'source="buffer"'),
+      replayFromUpstream: sum('pollcast_replays_total', 'source="upstream"'),
+      framesDelivered: sum('pollcast_frames_delivered_total'),
+    };
+    return last;
+  };
+  let stopped = false;
+  return {
+    url,
+    counters: () => (stopped ? Promise.resolve(last) : scrape()),
+    async stop() {
+      if (stopped) return;
+      await scrape().catch(() => last);
+      stopped = true;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 12_000);
+      const [code] = (await exited) as [number | null];
+      clearTimeout(timer);
+      if (code !== 0) throw new Error(`pollcast exited ${code} on SIGTERM: ${stderrTail.join('')}`);
+    },
+  };
+}
