@@ -57,7 +57,13 @@ export interface Recorder {
 
 /** Opens a real EventSource on `url` and records what arrives. */
 export function record(url: string, init?: { headers?: Record<string, string> }): Recorder {
-  const es = new EventSource(url, init?.headers ? { fetch: (input, i) => fetch(input, { ...i, headers: { ...(i?.headers as Record<string, string>), ...init.headers } }) } : undefined);
+  // The library's own headers win: on a reconnect it sends the Last-Event-ID it saw, which must replace ours.
+  const withHeaders = (i: RequestInit | undefined): Headers => {
+    const h = new Headers(init?.headers);
+    new Headers(i?.headers).forEach((v, k) => h.set(k, v));
+    return h;
+  };
+  const es = new EventSource(url, init?.headers ? { fetch: (input, i) => fetch(input, { ...i, headers: withHeaders(i) }) } : undefined);
   const messages: Received[] = [];
   const waiters = new Set<() => void>();
   const push = (type: string, e: MessageEvent) => {
