@@ -7,6 +7,22 @@ import type { ServerResponse } from 'node:http';
 import type { Chunk, FeedListener } from './feed.ts';
 import type { Stats } from '../metrics.ts';
 
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+// Every caught-up subscriber of a chunk (or of a heartbeat sweep) is written in one
+// loop, so a one-entry cache frames each shared buffer once, not once per subscriber.
+let lastPlain: Buffer | null = null;
+let lastFramed: Buffer = CRLF;
+
+/** `bytes` as one HTTP/1.1 chunk (size line, data, CRLF): what `res.write` would send, as one buffer. */
+function httpChunk(bytes: Buffer): Buffer {
+  if (bytes !== lastPlain) {
+    lastFramed = Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`, 'latin1'), bytes, CRLF]);
+    lastPlain = bytes;
+  }
+  return lastFramed;
+}
+
 /** Why a stream closed (logged and counted). */
 export type CloseReason = 'end' | 'client' | 'slow' | 'shutdown' | 'upstream' | 'error';
 
@@ -33,6 +49,10 @@ export class StreamSubscriber implements FeedListener {
   private closedReason: CloseReason | null = null;
   // Created only when something must wait on this stream (upstream replay): most streams never need one.
   private abort: AbortController | null = null;
+  // Set once the head is on the socket and the body is chunked: shared bytes then go to
+  // the socket pre-framed, skipping res.write's per-call framing (four writes, a cork and
+  // a nextTick per subscriber). Ordering holds: everything ends up in the one socket queue.
+  private direct = false;
 
   constructor(res: ServerResponse, startIndex: number, sessionId: string, opts: SubscriberOptions) {
     this.res = res;
@@ -62,7 +82,15 @@ export class StreamSubscriber implements FeedListener {
     // The bound applies to what is still unsent from earlier writes, so one
     // chunk larger than the bound does not drop a subscriber that keeps up.
     if (this.res.writableLength > this.opts.maxQueueBytes) return this.close('slow');
-    this.res.write(bytes);
+    const socket = this.res.socket;
+    if (this.direct && socket !== null) {
+      // A zero-length chunk would end the body.
+      if (bytes.length > 0) socket.write(httpChunk(bytes));
+    } else {
+      this.res.write(bytes);
+      // The first write sent the head; from here on the socket can take framed chunks.
+      this.direct = this.res.chunkedEncoding && this.res.socket !== null;
+    }
     this.wroteRecently = true;
   }
 

@@ -1,0 +1,144 @@
+/**
+ * The orchestrator's side of the load client: several client processes on the
+ * client core (one process holds at most PER_PROCESS_STREAMS sockets, under the
+ * descriptor limit), driven together and their reports merged.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { LatencyHistogram } from './latency-histogram.ts';
+import { startService, stopProcess } from './processes.ts';
+import type { ClientCommand, OpenReply, StatsReply, StreamSpec } from './client-protocol.ts';
+
+/** Streams one client process opens at most (its sockets must fit the descriptor limit). */
+export const PER_PROCESS_STREAMS = 10_000;
+/** Connections each client process opens at once. */
+const OPEN_CONCURRENCY = 128;
+
+// Distributive Omit, so each command keeps its own fields.
+type CommandBody<C> = C extends ClientCommand ? Omit<C, 'seq'> : never;
+
+class ClientProcess {
+  readonly child: ChildProcess;
+  private seq = 0;
+  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+  private exited: Error | null = null;
+
+  constructor(child: ChildProcess) {
+    this.child = child;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      // Anything but a reply (node's --trace-gc output, say) goes to stderr.
+      if (!line.startsWith('{')) return void process.stderr.write(`[client] ${line}\n`);
+      const msg = JSON.parse(line) as { seq: number };
+      this.waiting.get(msg.seq)?.resolve(msg);
+      this.waiting.delete(msg.seq);
+    });
+    child.once('exit', (code, signal) => {
+      this.exited = new Error(`load client exited (${code ?? signal})`);
+      for (const w of this.waiting.values()) w.reject(this.exited);
+      this.waiting.clear();
+    });
+  }
+
+  send<R>(cmd: CommandBody<ClientCommand>): Promise<R> {
+    if (this.exited) return Promise.reject(this.exited);
+    const seq = ++this.seq;
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.set(seq, { resolve: resolve as (value: unknown) => void, reject });
+      this.child.stdin!.write(`${JSON.stringify({ ...cmd, seq })}\n`);
+    });
+  }
+}
+
+/** Merged answer of every client process. */
+export interface PoolStats {
+  streams: number;
+  open: number;
+  closedEarly: number;
+  receivedTotal: number;
+  receivedWindow: number;
+  lost: number;
+  duplicated: number;
+  complete: number;
+  ended: number;
+  histogram: LatencyHistogram;
+  /** Highest CPU use of one client process over the window, as a share of one core. */
+  maxCpuShare: number;
+  /** CPU time of all client processes over the window (µs). */
+  totalCpuUs: number;
+}
+
+/** The load client processes of one measurement. */
+export class ClientPool {
+  private readonly procs: ClientProcess[];
+
+  private constructor(procs: ClientProcess[]) {
+    this.procs = procs;
+  }
+
+  /** Starts enough client processes for `streams` streams on `core`. */
+  static start(streams: number, core: number | null, cwd: string): ClientPool {
+    const count = Math.max(1, Math.ceil(streams / PER_PROCESS_STREAMS));
+    const procs: ClientProcess[] = [];
+    for (let i = 0; i < count; i++) procs.push(new ClientProcess(startService({ name: `client${i}`, core, script: 'bench/client.ts', cwd })));
+    return new ClientPool(procs);
+  }
+
+  /** Opens the streams, spread evenly over the processes. */
+  async open(host: string, port: number, specs: StreamSpec[], localAddresses: string[]): Promise<{ opened: number; failed: number; failures: Record<string, number>; ms: number }> {
+    const shares: StreamSpec[][] = this.procs.map(() => []);
+    for (const spec of specs) {
+      const base = Math.floor(spec.count / this.procs.length);
+      let extra = spec.count % this.procs.length;
+      for (const share of shares) {
+        const n = base + (extra-- > 0 ? 1 : 0);
+        if (n > 0) share.push({ path: spec.path, count: n });
+      }
+    }
+    const replies = await Promise.all(this.procs.map((p, i) => p.send<OpenReply>({ op: 'open', host, port, streams: shares[i]!, concurrency: OPEN_CONCURRENCY, localAddresses })));
+    const failures: Record<string, number> = {};
+    for (const r of replies) for (const [k, n] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + n;
+    return {
+      opened: replies.reduce((n, r) => n + r.opened, 0),
+      failed: replies.reduce((n, r) => n + r.failed, 0),
+      failures,
+      ms: Math.max(...replies.map((r) => r.ms)),
+    };
+  }
+
+  /** Starts the measured window in every process. */
+  async mark(): Promise<void> {
+    await Promise.all(this.procs.map((p) => p.send({ op: 'mark' })));
+  }
+
+  /** Merged counters; `expect` maps each path to the index its streams should reach. */
+  async stats(expect: Record<string, number>, histogram: boolean): Promise<PoolStats> {
+    const replies = await Promise.all(this.procs.map((p) => p.send<StatsReply>({ op: 'stats', expect, histogram })));
+    const merged = new LatencyHistogram();
+    for (const r of replies) if (r.histogram) merged.merge(r.histogram);
+    const sum = (k: keyof StatsReply) => replies.reduce((n, r) => n + (r[k] as number), 0);
+    return {
+      streams: sum('streams'),
+      open: sum('open'),
+      closedEarly: sum('closedEarly'),
+      receivedTotal: sum('receivedTotal'),
+      receivedWindow: sum('receivedWindow'),
+      lost: sum('lost'),
+      duplicated: sum('duplicated'),
+      complete: sum('complete'),
+      ended: sum('ended'),
+      histogram: merged,
+      maxCpuShare: Math.max(...replies.map((r) => (r.wallMs > 0 ? r.cpuUs / 1000 / r.wallMs : 0))),
+      totalCpuUs: sum('cpuUs'),
+    };
+  }
+
+  /** Closes every stream and stops the processes. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.procs.map(async (p) => {
+        await Promise.race([p.send({ op: 'close' }).catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
+        await stopProcess(p.child, 'SIGKILL', 1_000);
+      }),
+    );
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The load client, one process of it (the orchestrator starts as many as the
+ * file-descriptor limit needs): opens SSE streams with raw `http.get`, counts
+ * every stream's indices and records latency, and reports on request. Speaks
+ * the line protocol of client-protocol.ts on stdin/stdout.
+ */
+import { get, type ClientRequest, type IncomingMessage } from 'node:http';
+import { createInterface } from 'node:readline';
+import { LatencyHistogram } from './latency-histogram.ts';
+import { StreamCounter } from './sse-counter.ts';
+import type { AckReply, ClientCommand, OpenCommand, OpenReply, StatsCommand, StatsReply } from './client-protocol.ts';
+
+/** A connection that never answers is given up after this long (ms). */
+const OPEN_TIMEOUT_MS = 30_000;
+
+interface Stream {
+  path: string;
+  counter: StreamCounter;
+  res: IncomingMessage;
+  closed: boolean;
+}
+
+const histogram = new LatencyHistogram();
+const sink = (ms: number): void => histogram.record(ms);
+const streams: Stream[] = [];
+let receivedTotal = 0;
+let receivedAtMark = 0;
+let closedEarly = 0;
+let shuttingDown = false;
+let markCpu = process.cpuUsage();
+let markWall = performance.now();
+
+function countFailure(failures: Record<string, number>, key: string): void {
+  failures[key] = (failures[key] ?? 0) + 1;
+}
+
+function track(path: string, res: IncomingMessage): void {
+  const counter = new StreamCounter(0, sink);
+  const stream: Stream = { path, counter, res, closed: false };
+  streams.push(stream);
+  res.on('data', (chunk: Buffer) => {
+    const before = counter.received;
+    counter.push(chunk);
+    receivedTotal += counter.received - before;
+  });
+  const closed = (): void => {
+    if (stream.closed) return;
+    stream.closed = true;
+    if (!counter.ended && !shuttingDown) closedEarly++;
+  };
+  res.on('close', closed);
+  res.on('error', closed);
+}
+
+function openOne(cmd: OpenCommand, path: string, localAddress: string | undefined, failures: Record<string, number>): Promise<boolean> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (ok: boolean, failure?: string): void => {
+      if (settled) return;
+      settled = true;
+      if (failure !== undefined) countFailure(failures, failure);
+      resolve(ok);
+    };
+    const req: ClientRequest = get({ host: cmd.host, port: cmd.port, path, agent: false, ...(localAddress ? { localAddress } : {}), headers: { accept: 'text/event-stream' } });
+    req.setTimeout(OPEN_TIMEOUT_MS, () => req.destroy(new Error('open timeout')));
+    req.on('response', (res) => {
+      req.setTimeout(0);
+      if (res.statusCode !== 200) {
+        res.resume();
+        settle(false, `http ${res.statusCode}`);
+        return;
+      }
+      track(path, res);
+      settle(true);
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => settle(false, err.code ?? err.message));
+  });
+}
+
+async function open(cmd: OpenCommand): Promise<OpenReply> {
+  const started = performance.now();
+  const paths: string[] = [];
+  for (const s of cmd.streams) for (let i = 0; i < s.count; i++) paths.push(s.path);
+  const failures: Record<string, number> = {};
+  let opened = 0;
+  let nextPath = 0;
+  // One source address: let connect() pick the port. Binding first (localAddress) makes the
+  // kernel search the bound-port table on every bind, quadratic over thousands of sockets.
+  const addresses = cmd.localAddresses.length > 1 ? cmd.localAddresses : [undefined];
+  const runner = async (): Promise<void> => {
+    while (nextPath < paths.length) {
+      const k = nextPath++;
+      if (await openOne(cmd, paths[k]!, addresses[k % addresses.length], failures)) opened++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, cmd.concurrency) }, runner));
+  return { seq: cmd.seq, opened, failed: paths.length - opened, failures, ms: Math.round(performance.now() - started) };
+}
+
+function stats(cmd: StatsCommand): StatsReply {
+  let lost = 0;
+  let duplicated = 0;
+  let complete = 0;
+  let ended = 0;
+  let open = 0;
+  for (const s of streams) {
+    const expected = cmd.expect[s.path] ?? 0;
+    lost += s.counter.lost(expected);
+    duplicated += s.counter.duplicated;
+    if (s.counter.next >= expected) complete++;
+    if (s.counter.ended) ended++;
+    if (!s.closed) open++;
+  }
+  const cpu = process.cpuUsage(markCpu);
+  return {
+    seq: cmd.seq,
+    streams: streams.length,
+    open,
+    closedEarly,
+    receivedTotal,
+    receivedWindow: receivedTotal - receivedAtMark,
+    lost,
+    duplicated,
+    complete,
+    ended,
+    histogram: cmd.histogram ? histogram.toJSON() : null,
+    cpuUs: cpu.user + cpu.system,
+    wallMs: performance.now() - markWall,
+  };
+}
+
+function reply(value: OpenReply | StatsReply | AckReply): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+async function handle(cmd: ClientCommand): Promise<void> {
+  switch (cmd.op) {
+    case 'open':
+      reply(await open(cmd));
+      return;
+    case 'mark':
+      histogram.reset();
+      receivedAtMark = receivedTotal;
+      markCpu = process.cpuUsage();
+      markWall = performance.now();
+      reply({ seq: cmd.seq, ok: true });
+      return;
+    case 'stats':
+      reply(stats(cmd));
+      return;
+    case 'close':
+      shuttingDown = true;
+      for (const s of streams) s.res.destroy();
+      reply({ seq: cmd.seq, ok: true });
+      process.exit(0);
+  }
+}
+
+const lines = createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  if (line.trim() === '') return;
+  void handle(JSON.parse(line) as ClientCommand).catch((err: unknown) => {
+    process.stderr.write(`client: ${String(err)}\n`);
+    process.exit(1);
+  });
+});
+// The orchestrator went away: nothing left to report to.
+lines.on('close', () => process.exit(0));

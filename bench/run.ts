@@ -1,0 +1,147 @@
+/**
+ * `npm run bench`: pollcast and a naive node:http broadcaster, side by side in
+ * one run, fed by one simulator (issue 6). Server on one core, simulator, load
+ * client and this orchestrator on the other.
+ *
+ *   node bench/run.ts [--quick] [--json] [--only burst,idle] [--targets pollcast] [--repeat 3] [--quiet-wait 60] [--profile]
+ *
+ * --quick       every scenario in miniature (a smoke run of a few seconds each)
+ * --json        print the rows and verdicts as JSON on stdout (progress stays on stderr)
+ * --only        scenario keys to run (one-session, many-sessions, burst, idle, max-streams)
+ * --targets     pollcast, baseline or both (default both)
+ * --repeat      measure each scenario and target N times, alternating targets; the table shows medians
+ * --quiet-wait  before each measurement wait up to S seconds for the machine to be nearly idle
+ *               (default 30; 0 = do not wait; --quick never waits)
+ * --profile     run pollcast under --cpu-prof (profiles in $TMPDIR/pollcast-bench-profiles; summarise
+ *               one with node bench/profile-summary.ts <file>)
+ * --node-flags  extra node flags for both servers (experiments, e.g. --node-flags=--trace-gc)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { foldRuns } from './aggregate.ts';
+import { measure, type Row } from './measure.ts';
+import { CAN_PIN, firstJsonLine, loadAverages, nofileHardLimit, pinSelf, startService, stopProcess } from './processes.ts';
+import { formatTable, formatVerdicts, verdicts } from './report.ts';
+import { FULL, QUICK, SCENARIO_KEYS } from './scenarios.ts';
+import { SimControl } from './sim-control.ts';
+import type { TargetName } from './targets.ts';
+
+/** Core of the server under test. */
+const SERVER_CORE = 0;
+/** Core of the load client, the simulator and this orchestrator. */
+const CLIENT_CORE = 1;
+/** Pause for RSS to settle after start and after the streams opened (ms). */
+const SETTLE_MS = { full: 1_500, quick: 300 };
+/** Descriptors a server needs besides its streams (stdio, epoll, listener, upstream pool, …). */
+const SERVER_FD_RESERVE = 48;
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    targets: { type: 'string', default: 'pollcast,baseline' },
+    repeat: { type: 'string', default: '1' },
+    'quiet-wait': { type: 'string', default: '30' },
+    profile: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
+  },
+});
+const repeat = Math.max(1, Number(values.repeat) || 1);
+const quietWaitS = values.quick ? 0 : Math.max(0, Number(values['quiet-wait']) || 0);
+
+const cwd = resolve(import.meta.dirname, '..');
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+const only = values.only?.split(',').map((s) => s.trim());
+for (const k of only ?? []) if (!(SCENARIO_KEYS as readonly string[]).includes(k)) throw new Error(`unknown scenario ${k}; known: ${SCENARIO_KEYS.join(', ')}`);
+const targets = values.targets.split(',').map((s) => s.trim()) as TargetName[];
+const scenarios = (values.quick ? QUICK : FULL).filter((s) => !only || only.includes(s.key));
+
+const multiCore = cpus().length >= 2;
+const pinned = CAN_PIN && multiCore && pinSelf(CLIENT_CORE);
+const serverCore = pinned ? SERVER_CORE : null;
+const clientCore = pinned ? CLIENT_CORE : null;
+const fdHard = nofileHardLimit();
+const profileDir = values.profile ? join(tmpdir(), 'pollcast-bench-profiles') : null;
+if (profileDir) {
+  mkdirSync(profileDir, { recursive: true });
+  log(`pollcast CPU profiles go to ${profileDir}`);
+}
+
+const machine = {
+  date: new Date().toISOString(),
+  nproc: cpus().length,
+  cpu: cpus()[0]?.model ?? 'unknown',
+  node: process.version,
+  pinning: pinned ? `server on core ${SERVER_CORE}; load client, simulator and orchestrator on core ${CLIENT_CORE}` : 'unpinned (taskset unavailable or one core)',
+  nofileHard: fdHard,
+  repeat,
+  loadStart: loadAverages(),
+  loadEnd: '',
+};
+log(`pollcast bench: ${machine.nproc} cpu (${machine.cpu}), node ${machine.node}, ${machine.pinning}, nofile hard ${fdHard}, load ${machine.loadStart}`);
+
+const simChild = startService({ name: 'simulator', core: clientCore, script: 'src/simulator/cli.ts', args: ['--port', '0'], cwd });
+const { simulator: simUrl } = await firstJsonLine<{ simulator: string }>(simChild);
+simChild.stdout?.resume();
+const sim = new SimControl(simUrl);
+const runId = Date.now().toString(36);
+
+const rows: Row[] = [];
+const allRuns: Row[] = [];
+try {
+  for (const scenario of scenarios) {
+    const cap = Number.isFinite(fdHard) ? Math.floor((fdHard - SERVER_FD_RESERVE) / scenario.sessions) : Number.POSITIVE_INFINITY;
+    const streamsPerSession = scenario.cappedByFdLimit ? Math.min(scenario.streamsPerSession, cap) : scenario.streamsPerSession;
+    if (streamsPerSession < scenario.streamsPerSession) log(`${scenario.key}: capped at ${streamsPerSession * scenario.sessions} streams by the descriptor hard limit (${fdHard})`);
+    log(`${scenario.key}: ${scenario.title} (load ${loadAverages()})`);
+    const runs = new Map<TargetName, Row[]>(targets.map((t) => [t, []]));
+    for (let rep = 0; rep < repeat; rep++) {
+      // Alternate which target goes first, so a drift in machine load does not favour one.
+      const order = rep % 2 === 0 ? targets : [...targets].reverse();
+      for (const target of order) {
+        const row = await measure(scenario, target, {
+          sim,
+          targetOptions: { upstreamUrl: simUrl, core: serverCore, cwd, profileDir: target === 'pollcast' ? profileDir : null, nodeFlags: values['node-flags'].split(' ').filter(Boolean) },
+          clientCore,
+          serverCore,
+          simPid: simChild.pid!,
+          quietWaitMs: quietWaitS > 0 ? quietWaitS * 1000 : null,
+          cwd,
+          runId: `${runId}r${rep}`,
+          streamsPerSession,
+          settleMs: values.quick ? SETTLE_MS.quick : SETTLE_MS.full,
+          log,
+        });
+        runs.get(target)!.push(row);
+        allRuns.push(row);
+        const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);
+        const other = `, other load on server core ${pct(row.serverCoreOtherShare)}, on client core ${pct(row.clientCoreOtherShare)}`;
+        log(`  ${target}: ${row.deliveries} deliveries in ${row.windowMs} ms, server CPU ${row.serverCpuMs.toFixed(0)} ms (${(row.serverSysShare * 100).toFixed(0)}% kernel), p99 ${row.p99Ms?.toFixed(1) ?? '-'} ms, lost ${row.lost}, dup ${row.duplicated}, client CPU ${(row.clientCpuShare * 100).toFixed(0)}%, simulator ${(row.simCpuShare * 100).toFixed(0)}%, orchestrator ${(row.orchestratorCpuShare * 100).toFixed(0)}%${other}`);
+      }
+    }
+    for (const target of targets) rows.push(foldRuns(runs.get(target)!));
+  }
+} finally {
+  await stopProcess(simChild);
+}
+machine.loadEnd = loadAverages();
+
+// Goals are stated for the full-size scenarios; a quick run only checks that everything works.
+const list = values.quick ? [] : verdicts(rows);
+const report = JSON.stringify({ machine, rows, runs: allRuns, verdicts: list }, null, 2);
+// A full run leaves its record (each repetition included) in the temp directory, for later reading;
+// quick runs (the test suite's) leave nothing behind.
+if (!values.quick) {
+  const recordPath = join(tmpdir(), `pollcast-bench-${runId}.json`);
+  writeFileSync(recordPath, report);
+  log(`full record: ${recordPath}`);
+}
+if (values.json) {
+  process.stdout.write(`${report}\n`);
+} else {
+  const verdictText = values.quick ? 'quick run: miniature scenarios, no verdict on the goals' : formatVerdicts(list);
+  process.stdout.write(`\n${formatTable(rows)}${repeat > 1 ? `\n(medians of ${repeat} runs each; lost, duplicated and errors are the worst run's)` : ''}\n\n${verdictText}\n\nload average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}\n`);
+}

@@ -1,0 +1,102 @@
+/**
+ * The two servers under test, each a fresh process per measurement pinned to
+ * the server core: pollcast (`src/cli.ts`) and the naive baseline
+ * (`bench/baseline.ts`), both fed by the same simulator.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { OPTIONS } from '../src/config.ts';
+import { delay, firstJsonLine, freePort, startService, stopProcess } from './processes.ts';
+
+export type TargetName = 'pollcast' | 'baseline';
+
+/** A running server under test. */
+export interface Target {
+  name: TargetName;
+  pid: number;
+  host: string;
+  port: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface TargetOptions {
+  upstreamUrl: string;
+  core: number | null;
+  cwd: string;
+  /** Directory for `--cpu-prof` output, or null for no profile. */
+  profileDir: string | null;
+  /** Extra node flags for the server process (experiments, e.g. --max-semi-space-size=1). */
+  nodeFlags?: string[];
+}
+
+/** Per-IP, per-session and total stream limits pollcast has (or is getting): lifted for a load test from one address. */
+const LIFTED_LIMITS = ['MAX_STREAMS', 'MAX_STREAMS_PER_IP', 'MAX_STREAMS_PER_SESSION', 'RATE_LIMIT_PER_IP', 'RATE_LIMIT_BURST', 'MAX_SESSIONS'];
+const LIFT_CANDIDATES = [1_000_000, 100_000, 65_535, 50_000, 25_000];
+
+/**
+ * Each limit lifted: `0` where pollcast documents it as "no limit", else the
+ * largest candidate its schema accepts; limits pollcast does not define (yet)
+ * are set anyway, and ignored.
+ */
+export function liftedLimitEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of LIFTED_LIMITS) {
+    const opt = OPTIONS.find((o) => o.env === name);
+    if (opt && /0 = no limit/.test(opt.help) && opt.schema.safeParse('0').success) {
+      env[name] = '0';
+      continue;
+    }
+    const value = opt ? LIFT_CANDIDATES.find((v) => opt.schema.safeParse(String(v)).success) : LIFT_CANDIDATES[0];
+    if (value !== undefined) env[name] = String(value);
+  }
+  return env;
+}
+
+/** Start attempts (a free port may be taken by another process before the child binds it). */
+const START_ATTEMPTS = 3;
+
+async function waitHealthy(url: string, child: ChildProcess, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`pollcast exited (${child.exitCode ?? child.signalCode}) at start`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await delay(100);
+  }
+  await stopProcess(child, 'SIGKILL', 1_000);
+  throw new Error(`pollcast did not answer ${url}/healthz within ${timeoutMs} ms`);
+}
+
+/** Starts `name` on a free port and resolves once it serves (retried when the start fails). */
+export async function startTarget(name: TargetName, opts: TargetOptions): Promise<Target> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(name, opts);
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS) throw err;
+      process.stderr.write(`${name} failed to start (${(err as Error).message}); retrying\n`);
+    }
+  }
+}
+
+async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target> {
+  const nodeArgs = [...(opts.nodeFlags ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [])];
+  let child: ChildProcess;
+  let port: number;
+  if (name === 'pollcast') {
+    port = await freePort();
+    const env = { ...liftedLimitEnv(), UPSTREAM_URL: opts.upstreamUrl, AUTH: 'none', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' };
+    child = startService({ name, core: opts.core, nodeArgs, script: 'src/cli.ts', env, cwd: opts.cwd, forwardStdout: true });
+    await waitHealthy(`http://127.0.0.1:${port}`, child);
+  } else {
+    child = startService({ name, core: opts.core, nodeArgs, script: 'bench/baseline.ts', env: { UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
+    const { baseline } = await firstJsonLine<{ baseline: string }>(child);
+    port = Number(new URL(baseline).port);
+  }
+  return { name, pid: child.pid!, host: '127.0.0.1', port, child, stop: () => stopProcess(child, 'SIGTERM', 15_000) };
+}
