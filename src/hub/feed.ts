@@ -29,17 +29,25 @@ export interface FeedListener {
 export interface FeedLimits {
   /** Events kept per session; past it the oldest are dropped (fetched again from upstream on demand). */
   maxEvents: number;
-  /** Approximate bytes kept per session (frames plus parsed events); same overflow rule. */
+  /** Approximate bytes kept per session (encoded frames); same overflow rule. */
   maxBytes: number;
 }
 
-interface Held {
-  event: UpstreamEvent;
-  frame: Buffer;
-}
+// Only the encoded frame of an event is held (bytes outside the JS heap, so
+// a big buffer costs the garbage collector next to nothing); the drop-in
+// endpoint, the one reader of parsed events, decodes them again from it.
+type Held = Buffer;
 
-// Parsed objects cost about as much as their JSON; count each event as twice its frame.
-const heldBytes = (h: Held) => h.frame.length * 2;
+/** Bytes an event costs: its frame plus the Buffer object (an estimate). */
+const HELD_OVERHEAD_BYTES = 100;
+const heldBytes = (h: Held) => h.length + HELD_OVERHEAD_BYTES;
+
+/** The upstream event a frame of `eventFrame` carries (its `data:` line is one JSON object). */
+function eventOf(frame: Held): UpstreamEvent {
+  const start = frame.indexOf('\ndata: ') + 7;
+  const { type, data, timestamp } = JSON.parse(frame.toString('utf8', start, frame.length - 2)) as UpstreamEvent;
+  return { type, data, timestamp };
+}
 
 /** Initial state before the upstream answered. */
 export const UNKNOWN_STATE: SessionState = {
@@ -120,17 +128,8 @@ export class Feed {
     const start = Math.max(from, this.base) - this.base;
     const end = Math.min(to, this.nextIndex) - this.base;
     const out: UpstreamEvent[] = [];
-    for (let i = start; i < end; i++) out.push(this.held[i]!.event);
+    for (let i = start; i < end; i++) out.push(eventOf(this.held[i]!));
     return out;
-  }
-
-  /** Frames of held events from `from` on, concatenated (one write for a whole replay). */
-  framesFrom(from: number): Buffer | null {
-    const start = Math.max(from, this.base) - this.base;
-    if (start >= this.held.length) return null;
-    const frames: Buffer[] = new Array(this.held.length - start);
-    for (let i = start; i < this.held.length; i++) frames[i - start] = this.held[i]!.frame;
-    return Buffer.concat(frames);
   }
 
   /** Frames of held events from `from` on, concatenated up to `maxBytes` (at least one frame), with their count; null when none is held. */
@@ -140,7 +139,7 @@ export class Feed {
     const frames: Buffer[] = [];
     let size = 0;
     for (let i = start; i < this.held.length; i++) {
-      const frame = this.held[i]!.frame;
+      const frame = this.held[i]!;
       if (frames.length > 0 && size + frame.length > maxBytes) break;
       frames.push(frame);
       size += frame.length;
@@ -175,9 +174,8 @@ export class Feed {
       const index = fromIndex + k;
       const event = events[k]!;
       const frame = eventFrame(index, event);
-      const h = { event, frame };
-      this.held.push(h);
-      this.heldBytesTotal += heldBytes(h);
+      this.held.push(frame);
+      this.heldBytesTotal += heldBytes(frame);
       frames.push(frame);
     }
     const status = this.updateState(state);
@@ -201,22 +199,6 @@ export class Feed {
     this.upstreamErrorText = message;
     this.snapshotKey = '';
     this.applyState(this.snapshot);
-  }
-
-  /**
-   * Prepends history fetched from upstream when it ends exactly where the
-   * buffer starts and fits the limits, so later replays need no upstream call.
-   */
-  prepend(fromIndex: number, events: readonly UpstreamEvent[]): boolean {
-    if (fromIndex + events.length !== this.base || events.length === 0) return false;
-    const added: Held[] = events.map((event, k) => ({ event, frame: eventFrame(fromIndex + k, event) }));
-    const addedBytes = added.reduce((n, h) => n + heldBytes(h), 0);
-    if (this.held.length + added.length > this.limits.maxEvents) return false;
-    if (this.heldBytesTotal + addedBytes > this.limits.maxBytes) return false;
-    this.held = added.concat(this.held);
-    this.base = fromIndex;
-    this.heldBytesTotal += addedBytes;
-    return true;
   }
 
   /** Ends the feed: every listener gets the `end` frame; later subscribers get it after replay. */

@@ -171,7 +171,13 @@ export class StreamSubscriber implements FeedListener {
     this.closedReason = reason;
     this.abort?.abort();
     if (reason === 'slow') this.res.destroy();
-    else if (!this.res.writableEnded) this.res.end();
+    else if (reason === 'shutdown' && !this.res.writableEnded) {
+      // Close the connection too once the stream's last bytes are out: a
+      // kept-alive socket would carry the browser's reconnect straight back
+      // to this stopping process instead of to a live instance.
+      const socket = this.res.socket;
+      this.res.end(() => socket?.end());
+    } else if (!this.res.writableEnded) this.res.end();
     this.opts.onClose(this, reason);
   }
 }

@@ -99,9 +99,14 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     if (closed || signal?.aborted) return { kind: 'aborted' };
     const budgetMs = waitSeconds * 1000 + marginMs;
     // The overall deadline catches a body that trickles forever, which the
-    // per-chunk bodyTimeout alone would not.
-    const deadline = AbortSignal.timeout(budgetMs + marginMs);
-    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    // per-chunk bodyTimeout alone would not. A plain timer cleared in `finally`
+    // (not AbortSignal.timeout/any, which keep each call's signals alive until
+    // the deadline) so a loop's finished calls leave nothing behind.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), budgetMs + marginMs);
+    const onAbort = () => deadline.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const combined = deadline.signal;
     try {
       const res = await pool.request({
         method: 'GET',
@@ -120,8 +125,11 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       if (signal?.aborted || closed) return { kind: 'aborted' };
       if (err instanceof BodyTooLarge) return { kind: 'bad-body', reason: err.message };
       const e = err as { code?: string; message?: string; name?: string };
-      const reason = deadline.aborted ? `no answer within ${budgetMs + marginMs} ms` : (e.code ?? e.name ?? 'error');
+      const reason = deadline.signal.aborted ? `no answer within ${budgetMs + marginMs} ms` : (e.code ?? e.name ?? 'error');
       return { kind: 'transient', reason: `${endpoint}: ${reason}` };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 

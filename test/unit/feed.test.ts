@@ -49,15 +49,21 @@ describe('Feed', () => {
     expect(feed.applyState({ ...state(), metrics: { steps: 1 } })).not.toBeNull();
   });
 
-  it('keeps within its bounds by dropping the oldest events, and can take them back', () => {
+  it('keeps within its bounds by dropping the oldest events', () => {
     const feed = createFeed('s1', true, 0, { maxEvents: 10, maxBytes: 1e6 });
     feed.apply(0, evs(0, 25), state());
     expect(feed.nextIndex).toBe(25);
     expect(feed.baseIndex).toBeGreaterThan(14);
     expect(feed.nextIndex - feed.baseIndex).toBeLessThanOrEqual(10);
     const base = feed.baseIndex;
-    expect(feed.framesFrom(0)!.toString().startsWith(`id: ${base}\n`)).toBe(true);
-    expect(feed.prepend(base - 2, evs(base - 2, 2))).toBe(feed.nextIndex - base + 2 <= 10);
+    const slice = feed.framesSlice(0, 1e6)!;
+    expect(slice.count).toBe(25 - base);
+    expect(slice.bytes.toString().startsWith(`id: ${base}\n`)).toBe(true);
+    // A byte cap cuts the slice at a frame boundary, but never below one frame.
+    expect(feed.framesSlice(base, 1)!.count).toBe(1);
+    // The drop-in endpoint reads parsed events back from the held frames.
+    expect(feed.eventsBetween(base, base + 2)).toEqual(evs(base, 2));
+    expect(feed.eventsBetween(0, base)).toEqual([]);
   });
 
   it('ends once: listeners get end and are detached; later applies are ignored', () => {
