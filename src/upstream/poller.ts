@@ -107,6 +107,17 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
     }
   }
 
+  /** Asks `status` whether the session is over and starts the drain if so; false when the loop must stop. */
+  async function checkEnd(): Promise<boolean> {
+    const done = await confirmFinished();
+    if (done === 'stop') return false;
+    if (done) {
+      draining = true;
+      setState('draining');
+    }
+    return true;
+  }
+
   setState(draining ? 'draining' : 'polling');
   try {
     while (!signal.aborted && !feed.ended) {
@@ -130,14 +141,7 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
           continue;
         }
         if (pageOn) continue;
-        if (changes.finished_at !== null) {
-          const done = await confirmFinished();
-          if (done === 'stop') return;
-          if (done) {
-            draining = true;
-            setState('draining');
-          }
-        }
+        if (changes.finished_at !== null && !(await checkEnd())) return;
         continue;
       }
       if (r.kind === 'no-change') {
@@ -150,12 +154,7 @@ export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promi
         }
         // The status endpoint is authoritative for termination: a session can
         // finish without a new event, which a 204 alone would never reveal.
-        const done = await confirmFinished();
-        if (done === 'stop') return;
-        if (done) {
-          draining = true;
-          setState('draining');
-        }
+        if (!(await checkEnd())) return;
         continue;
       }
       if (!(await fail(r, 'changes'))) return;

@@ -1,10 +1,9 @@
 /** Answers before a stream starts: 400, 404, 502, 503 — as JSON, with nothing invalid sent upstream. */
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
-import { record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { freePort, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
 let lone: PollcastServer | undefined;
@@ -83,7 +82,7 @@ describe('answers before the stream', () => {
   });
 
   it('answers 503 with Retry-After when the upstream is unreachable', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     lone = await startPollcast(loadConfig(env(`http://127.0.0.1:${port}`)), { log: silentLogger(), processMetrics: false });
     const res = await fetch(`${lone.url}/sessions/any-1/events`);
     await expectJsonError(res, 503, /unavailable/);
@@ -101,13 +100,4 @@ describe('answers before the stream', () => {
 
 function env(upstream: string): Record<string, string> {
   return { PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: upstream, AUTH: 'none', LOG_LEVEL: 'silent' };
-}
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }

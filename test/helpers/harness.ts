@@ -2,6 +2,7 @@
  * Test harness: a real simulator and a real pollcast, each on its own port 0
  * socket, and a real `eventsource` client that records what it receives.
  */
+import { createServer } from 'node:net';
 import { EventSource } from 'eventsource';
 import { createSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
@@ -117,3 +118,15 @@ export async function eventually(predicate: () => boolean | Promise<boolean>, ti
 
 /** 0..n-1 */
 export const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
+
+/** A free TCP port on 127.0.0.1 (bound, read, released): nothing listens there until someone binds it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -4,7 +4,7 @@
  * by the backoff policy and the rate gate, a raw SSE client that can stop
  * reading, and process-level gauges (heap after GC, active handles).
  */
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Fault, Simulator } from '../../src/simulator/index.ts';
@@ -245,17 +245,8 @@ export function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A free TCP port on 127.0.0.1 (bound, read, released), for a server that must come back on the same port. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** A free TCP port, for a server that must come back on the same port. */
+export { freePort } from '../helpers/harness.ts';
 
 /** MiB with one decimal, for printed figures. */
 export const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_ID_PATTERN } from '../../src/http/validate.ts';
 import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
 import { JWT_SECRET, rawRequest, token } from './helpers.ts';
+import { mulberry32 } from '../../src/simulator/prng.ts';
 
 /** The seed of every run; a failure names it, and the same seed replays the same requests. */
 const SEED = 0x5eed_c0de;
@@ -28,16 +29,6 @@ const CONCURRENCY = 16;
  */
 const HEAP_GROWTH_BOUND_BYTES = 16 * 1024 * 1024;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = mulberry32(SEED);
 const int = (n: number) => Math.floor(rand() * n);
