@@ -133,7 +133,6 @@ export class Streams {
           failures = 0;
           const frames = r.map((e, k) => eventFrame(sub.next + k, e));
           sub.writeEvents(Buffer.concat(frames), r.length);
-          stats.framesDelivered += r.length;
           if (!(await sub.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
           continue;
         }
@@ -151,7 +150,6 @@ export class Streams {
       const slice = sub.next < feed.nextIndex ? feed.framesSlice(sub.next, REPLAY_SLICE_BYTES) : null;
       if (slice) {
         sub.writeEvents(slice.bytes, slice.count);
-        stats.framesDelivered += slice.count;
         fromBuffer = true;
         if (!(await sub.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
         continue;

@@ -106,6 +106,7 @@ export class StreamSubscriber implements FeedListener {
     this.wroteRecently = true;
     this.next += count;
     this.eventsSent += count;
+    this.opts.stats.framesDelivered += count;
   }
 
   /**
