@@ -9,6 +9,7 @@ export class Stats {
   streamsOpened = 0;
   streamsClosed: Record<string, number> = {};
   eventsReceived = 0;
+  oversizedEvents = 0;
   framesDelivered = 0;
   upstreamRequests = 0;
   replayFromBuffer = 0;
@@ -34,6 +35,7 @@ export const METRIC_NAMES = [
   'pollcast_upstream_requests_total',
   'pollcast_upstream_request_duration_seconds',
   'pollcast_events_received_total',
+  'pollcast_oversized_events_total',
   'pollcast_frames_delivered_total',
   'pollcast_replays_total',
   'pollcast_slow_subscribers_dropped_total',
@@ -87,6 +89,7 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
     collect() { this.reset(); for (const [state, n] of Object.entries(gauges()?.loopsByState() ?? {})) this.set({ state }, n); },
   });
   new Counter({ name: 'pollcast_events_received_total', help: 'Session events received from upstream.', registers: [registry], collect() { setCounter(this, stats.eventsReceived); } });
+  new Counter({ name: 'pollcast_oversized_events_total', help: 'Upstream events larger than UPSTREAM_MAX_BODY_BYTES, relayed as placeholders without their data.', registers: [registry], collect() { setCounter(this, stats.oversizedEvents); } });
   new Counter({ name: 'pollcast_frames_delivered_total', help: 'Event frames written to subscribers (one per event per subscriber).', registers: [registry], collect() { setCounter(this, stats.framesDelivered); } });
   new Counter({
     name: 'pollcast_replays_total', help: 'Replays on subscribe, by source: buffer (no upstream call) or upstream (fetched again).', labelNames: ['source'], registers: [registry],

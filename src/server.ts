@@ -14,7 +14,25 @@ import type { DemoSource } from './http/demo-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
+import { createMemoryTransport } from './transport/memory.ts';
 import { createSimulator, type Simulator } from './simulator/index.ts';
+
+/** Part of SHUTDOWN_TIMEOUT_SECONDS kept for what follows the streams' last flush (ms). */
+const SHUTDOWN_RESERVE_MS = 2500;
+/** How long drop-in long-polls may still run once the streams are flushed (ms). */
+const LONG_POLL_CUT_MS = 1500;
+
+/**
+ * The path of UPSTREAM_URL (`/api/v2`), under which the drop-ins are served
+ * too; '' when it has none, or when it holds characters a route pattern
+ * would read as parameters (then only the root drop-ins are served).
+ */
+function mountablePath(upstreamUrl: string, log: Logger): string {
+  const path = new URL(upstreamUrl).pathname.replace(/\/+$/, '');
+  if (path === '' || /^(\/[A-Za-z0-9._~-]+)+$/.test(path)) return path;
+  log.warn({ path }, 'UPSTREAM_URL path has characters a route cannot hold; drop-ins are served at the root only');
+  return '';
+}
 
 /** A running pollcast. */
 export interface PollcastServer {
@@ -54,17 +72,26 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     apiKey: config.upstreamApiKey,
     authHeader: config.upstreamAuthHeader,
     timeoutMarginMs: config.upstreamTimeoutMarginSeconds * 1000,
+    maxBodyBytes: config.upstreamMaxBodyBytes,
     observe: metrics.observeUpstream,
   });
-  hub = new Hub({
+  const stats = metrics.stats;
+  const transport = createMemoryTransport({
     client,
     log,
-    stats: metrics.stats,
     waitSeconds: config.upstreamWaitSeconds,
     pageSize: config.upstreamPageSize,
+    maxBodyBytes: config.upstreamMaxBodyBytes,
     backoff: DEFAULT_BACKOFF,
-    graceMs: config.idleGraceSeconds * 1000,
     giveUpMs: config.upstreamGiveUpSeconds * 1000,
+    onEvents: (n) => (stats.eventsReceived += n),
+    onOversized: () => stats.oversizedEvents++,
+  });
+  hub = new Hub({
+    transport,
+    log,
+    stats,
+    graceMs: config.idleGraceSeconds * 1000,
     feedLimits: { maxEvents: config.sessionMaxEvents, maxBytes: config.sessionMaxBytes },
     maxActiveSessions: config.maxSessions,
     maxCachedSessions: config.cacheMaxSessions,
@@ -77,7 +104,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   let shuttingDown = false;
   const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config, metrics.stats);
-  const app = createApp({ config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo });
+  const upstreamPath = mountablePath(upstreamUrl, log);
+  const app = createApp({ config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath });
 
   const server = await new Promise<ServerType>((resolve, reject) => {
     // Real Response objects: hono may clone the marker response of a hand-written stream, and only
@@ -100,13 +128,16 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     closing ??= (async () => {
       shuttingDown = true;
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
-      streams!.close();
       hub!.close();
+      // Ended streams keep their sockets until their last bytes are out (a slow reader may still be
+      // taking them), within the shutdown budget; only then are idle connections closed.
+      await streams!.close(Math.max(0, config.shutdownTimeoutSeconds * 1000 - SHUTDOWN_RESERVE_MS));
       http.closeIdleConnections();
       // Long-polls still waiting get cut once the rest has had a moment to finish.
-      const deadline = setTimeout(() => http.closeAllConnections(), Math.min(2000, config.shutdownTimeoutSeconds * 500));
+      const deadline = setTimeout(() => http.closeAllConnections(), Math.min(LONG_POLL_CUT_MS, config.shutdownTimeoutSeconds * 250));
       await closed;
       clearTimeout(deadline);
+      await transport.close();
       await client.close();
       await simulator?.close();
     })();

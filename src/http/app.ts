@@ -1,40 +1,15 @@
 /** The hono app: routes, CORS, request logs and the one error handler. */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
-import type { HttpBindings } from '@hono/node-server';
-import type { Logger } from 'pino';
-import type { Config } from '../config.ts';
-import type { Hub } from '../hub/hub.ts';
-import type { Streams } from '../hub/streams.ts';
-import type { Metrics, Stats } from '../metrics.ts';
-import type { Authorizer } from './auth.ts';
+import { HTTPException } from 'hono/http-exception';
+import type { AppDeps, AppEnv } from './deps.ts';
 import { errorResponse } from './errors.ts';
 import { registerEventsRoute } from './events-route.ts';
-import { registerChangesRoute } from './changes-route.ts';
-import { registerDemoRoutes, type DemoSource } from './demo-routes.ts';
+import { registerDropInRoutes } from './dropin-routes.ts';
+import { registerDemoRoutes } from './demo-routes.ts';
+import { registerLimits } from './limits.ts';
 import { redactUrl } from '../log.ts';
-import { registerLimits, type Limits } from './limits.ts';
 import { PollcastError } from '../errors.ts';
-import { HTTPException } from 'hono/http-exception';
-
-/** hono environment: the Node request/response are reachable for the stream route. */
-export type AppEnv = { Bindings: HttpBindings };
-
-/** What the routes need from the rest of the process. */
-export interface AppDeps {
-  config: Config;
-  hub: Hub;
-  streams: Streams;
-  stats: Stats;
-  metrics: Metrics;
-  log: Logger;
-  authorize: Authorizer;
-  /** Rate, stream and URL limits (src/http/limits.ts). */
-  limits: Limits;
-  isShuttingDown: () => boolean;
-  /** Set when the built-in simulator is the upstream: the demo page lists its sessions. */
-  demo: DemoSource | undefined;
-}
 
 /** Parses CORS_ORIGINS: `*` or a comma-separated list of exact origins. */
 export function corsOriginList(value: string | undefined): string[] | '*' | undefined {
@@ -60,11 +35,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     deps.log.debug({ method: c.req.method, url: redactUrl(c.req.url.replace(/^https?:\/\/[^/]+/, '')), status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
   });
   // After CORS (a browser can read the refusal) and the request log (refusals are logged).
-  registerLimits(app, deps.limits);
+  registerLimits(app, deps.limits, deps.upstreamPath);
   app.get('/healthz', (c) => (deps.isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ok', streams: deps.streams.size, sessions: deps.hub.activeCount })));
   app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
   registerEventsRoute(app, deps);
-  registerChangesRoute(app, deps);
+  registerDropInRoutes(app, deps);
   registerDemoRoutes(app, deps.demo);
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));
   app.onError((err, c) => {

@@ -7,8 +7,13 @@ import type { Context } from 'hono';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 
+/** What a valid request was granted: when its token expires (undefined when auth is off). */
+export interface Grant {
+  expiresAtMs: number | undefined;
+}
+
 /** Checks that the request may read `sessionId`; throws 401/403 errors. */
-export type Authorizer = (c: Context, sessionId: string) => Promise<void>;
+export type Authorizer = (c: Context, sessionId: string) => Promise<Grant>;
 
 /** Clock skew tolerated on `exp` and `nbf` (seconds). */
 export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
@@ -16,7 +21,7 @@ export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
 export const MAX_TOKEN_LENGTH = 8192;
 
 /** Lets every request through (AUTH=none, or the built-in demo). */
-export const allowAll: Authorizer = async () => {};
+export const allowAll: Authorizer = async () => ({ expiresAtMs: undefined });
 
 function tokenFrom(c: Context): string | undefined {
   const header = c.req.header('authorization');
@@ -37,9 +42,11 @@ export function createJwtAuthorizer(secret: string): Authorizer {
     if (token === undefined) throw new UnauthorizedError('an access token is required (Authorization: Bearer or ?access_token=)');
     if (token.length > MAX_TOKEN_LENGTH) throw new UnauthorizedError('access token too long');
     let sessions: unknown;
+    let exp: number | undefined;
     try {
       const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS });
       sessions = payload.sessions;
+      exp = payload.exp;
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw new UnauthorizedError('access token expired');
       if (err instanceof joseErrors.JWTClaimValidationFailed) throw new UnauthorizedError(`access token not valid: ${err.claim} check failed`);
@@ -51,5 +58,6 @@ export function createJwtAuthorizer(secret: string): Authorizer {
     if (!sessions.includes('*') && !sessions.includes(sessionId)) {
       throw new ForbiddenError(`access token does not cover session ${JSON.stringify(sessionId)}`);
     }
+    return { expiresAtMs: exp === undefined ? undefined : (exp + JWT_CLOCK_TOLERANCE_SECONDS) * 1000 };
   };
 }

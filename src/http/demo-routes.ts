@@ -1,7 +1,7 @@
 /** The demo page, the browser client module, and (with the built-in simulator) its session list. */
 import { readFileSync } from 'node:fs';
 import type { Hono } from 'hono';
-import type { AppEnv } from './app.ts';
+import type { AppEnv } from './env.ts';
 
 /** Lists sessions for the demo page (the built-in simulator provides it). */
 export interface DemoSource {

@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
-import type { AppEnv } from './app.ts';
+import type { AppEnv } from './env.ts';
 import type { Config } from '../config.ts';
 import type { Stats } from '../metrics.ts';
 import { TooManyRequestsError, UriTooLongError } from '../errors.ts';
@@ -239,9 +239,10 @@ export function rateLimit(limits: Limits): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** Installs the URL check on every route and the rate limit on stream opens and long-polls. */
-export function registerLimits(app: Hono<AppEnv>, limits: Limits): void {
+/** Installs the URL check on every route and the rate limit on stream opens and long-polls (also under the drop-ins' UPSTREAM_URL path). */
+export function registerLimits(app: Hono<AppEnv>, limits: Limits, upstreamPath = ''): void {
   app.use('*', urlLimit(limits));
   app.use('/sessions/*', rateLimit(limits));
   app.use('/events', rateLimit(limits));
+  if (upstreamPath !== '') app.use(`${upstreamPath}/sessions/*`, rateLimit(limits));
 }

@@ -21,11 +21,21 @@ export function parseIndex(name: string, raw: string): number {
   return Number(raw);
 }
 
-/** Parses `include_details`: absent or `true` → true, `false` → false. */
-export function parseIncludeDetails(raw: string | undefined): boolean {
-  if (raw === undefined || raw === '' || raw === 'true' || raw === '1') return true;
+function parseBool(name: string, raw: string): boolean {
+  if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
-  throw new BadRequestError('include_details must be true or false');
+  throw new BadRequestError(`${name} must be true or false`);
+}
+
+/**
+ * Parses `include_events` (the API's name) or `include_details` (its older
+ * alias): absent → true. Both given and disagreeing is a 400.
+ */
+export function parseIncludeEvents(includeEvents: string | undefined, includeDetails?: string): boolean {
+  const a = includeEvents === undefined || includeEvents === '' ? undefined : parseBool('include_events', includeEvents);
+  const b = includeDetails === undefined || includeDetails === '' ? undefined : parseBool('include_details', includeDetails);
+  if (a !== undefined && b !== undefined && a !== b) throw new BadRequestError('include_events and include_details disagree; send include_events only');
+  return a ?? b ?? true;
 }
 
 /** Parses a positive integer `limit`, clipped to `max`. */

@@ -1,13 +1,16 @@
 /**
- * One session's ordered events (for one include_details value): the buffer,
+ * One session's ordered events (for one include_events value): the buffer,
  * the status snapshot, the terminal flag, and the listeners that receive each
- * batch as shared bytes. De-duplication is by index: an event at or below the
- * last index held is never appended twice.
+ * batch as shared bytes. It is what a loop writes into (a LoopSink), directly
+ * in one process or through the shared log in cluster mode. De-duplication is
+ * by index: an event at or below the last index held is never appended twice.
  */
-import { endFrame, eventFrame, statusFrame } from './frames.ts';
-import type { SessionState, UpstreamEvent } from '../upstream/types.ts';
+import { endFrame, eventFrame, statusFrameOf, statusJson } from './frames.ts';
+import { UNKNOWN_SNAPSHOT, type Snapshot } from '../upstream/snapshot.ts';
+import type { EmptyAnswerStyle, LoopSink, LoopUpdate } from '../upstream/sink.ts';
+import type { UpstreamEvent } from '../upstream/types.ts';
 
-/** What one upstream answer added: its events' frames and, if the snapshot changed, the new status frame. */
+/** What one update added: its events' frames and, if what subscribers see changed, the new status frame. */
 export interface Chunk {
   /** Index of frames[0]. */
   firstIndex: number;
@@ -33,6 +36,9 @@ export interface FeedLimits {
   maxBytes: number;
 }
 
+/** Why a feed ended: the session is over, or the upstream kept refusing (not cached as finished). */
+export type EndReason = 'over' | 'refused';
+
 // Only the encoded frame of an event is held (bytes outside the JS heap, so
 // a big buffer costs the garbage collector next to nothing); the drop-in
 // endpoint, the one reader of parsed events, decodes them again from it.
@@ -45,51 +51,45 @@ const heldBytes = (h: Held) => h.length + HELD_OVERHEAD_BYTES;
 /** The upstream event a frame of `eventFrame` carries (its `data:` line is one JSON object). */
 function eventOf(frame: Held): UpstreamEvent {
   const start = frame.indexOf('\ndata: ') + 7;
-  const { type, data, timestamp } = JSON.parse(frame.toString('utf8', start, frame.length - 2)) as UpstreamEvent;
-  return { type, data, timestamp };
+  const { type, data, timestamp, omitted } = JSON.parse(frame.toString('utf8', start, frame.length - 2)) as UpstreamEvent;
+  return omitted === undefined ? { type, data, timestamp } : { type, data, timestamp, omitted };
 }
 
-/** Initial state before the upstream answered. */
-export const UNKNOWN_STATE: SessionState = {
-  status: 'unknown',
-  started_at: null,
-  finished_at: null,
-  error: null,
-  answer: null,
-  metrics: {},
-};
-
 /** Creates a feed whose buffer starts at `startIndex`. */
-export function createFeed(sessionId: string, includeDetails: boolean, startIndex: number, limits: FeedLimits): Feed {
-  return new Feed(sessionId, includeDetails, startIndex, limits);
+export function createFeed(sessionId: string, includeEvents: boolean, startIndex: number, limits: FeedLimits): Feed {
+  return new Feed(sessionId, includeEvents, startIndex, limits);
 }
 
 /** One session's event log and fan-out point. */
-export class Feed {
+export class Feed implements LoopSink {
   readonly sessionId: string;
-  readonly includeDetails: boolean;
+  readonly includeEvents: boolean;
   readonly listeners = new Set<FeedListener>();
   private readonly limits: FeedLimits;
   private held: Held[] = [];
   private base: number;
   private heldBytesTotal = 0;
-  private snapshot: SessionState = UNKNOWN_STATE;
-  private snapshotKey = '';
+  private snap: Snapshot = UNKNOWN_SNAPSHOT;
+  private statusKey = '';
   private currentStatusFrame: Buffer;
   private upstreamErrorText: string | null = null;
   private finalFrame: Buffer | null = null;
+  private endReason: EndReason | null = null;
   /**
    * True while the loop's latest answer showed it held everything the upstream
-   * had (a short page or a 204); false from a (re)start until then.
+   * had (a 204 or an empty page); false from a (re)start until then.
    */
   synced = false;
+  /** How the upstream answers "nothing new" (the drop-in answers the same way); undefined until seen. */
+  emptyStyle: EmptyAnswerStyle | undefined;
 
-  constructor(sessionId: string, includeDetails: boolean, startIndex: number, limits: FeedLimits) {
+  constructor(sessionId: string, includeEvents: boolean, startIndex: number, limits: FeedLimits) {
     this.sessionId = sessionId;
-    this.includeDetails = includeDetails;
+    this.includeEvents = includeEvents;
     this.base = startIndex;
     this.limits = limits;
-    this.currentStatusFrame = statusFrame(UNKNOWN_STATE, null);
+    this.statusKey = statusJson(UNKNOWN_SNAPSHOT, null);
+    this.currentStatusFrame = statusFrameOf(this.statusKey);
   }
 
   /** Index of the oldest event held. */
@@ -101,8 +101,8 @@ export class Feed {
     return this.base + this.held.length;
   }
   /** The latest snapshot. */
-  get state(): SessionState {
-    return this.snapshot;
+  get snapshot(): Snapshot {
+    return this.snap;
   }
   /** The snapshot as an encoded `status` frame. */
   get statusFrame(): Buffer {
@@ -114,6 +114,10 @@ export class Feed {
   }
   get ended(): boolean {
     return this.finalFrame !== null;
+  }
+  /** Why the feed ended, or null while it goes on. */
+  get endedBy(): EndReason | null {
+    return this.endReason;
   }
   get upstreamError(): string | null {
     return this.upstreamErrorText;
@@ -147,72 +151,77 @@ export class Feed {
     return { bytes: frames.length === 1 ? frames[0]! : Buffer.concat(frames, size), count: frames.length };
   }
 
-  /** Sets the snapshot; returns the new status frame if anything a subscriber sees changed. */
-  private updateState(state: SessionState): Buffer | null {
-    const key = JSON.stringify([state.status, state.started_at, state.finished_at, state.error, state.metrics]);
-    this.snapshot = state;
-    if (key === this.snapshotKey) return null;
-    this.snapshotKey = key;
-    this.currentStatusFrame = statusFrame(state, this.upstreamErrorText);
-    return this.currentStatusFrame;
-  }
-
   /**
-   * Applies one upstream answer whose events are numbered from `fromIndex`,
-   * and hands the resulting chunk to every listener. Returns the chunk, or
-   * null when nothing changed.
+   * Records one step of the loop and hands the resulting chunk to every
+   * listener. Always accepted in process (true).
    */
-  apply(fromIndex: number, events: readonly UpstreamEvent[], state: SessionState): Chunk | null {
-    if (this.ended) return null;
+  publish(update: LoopUpdate): boolean {
+    if (this.ended) return true;
+    if (update.fromIndex > this.nextIndex) {
+      throw new RangeError(`gap: feed is at ${this.nextIndex}, update starts at ${update.fromIndex}`);
+    }
     const frames: Buffer[] = [];
     // Events below nextIndex are already held (a repeated answer): skip them.
-    const skip = Math.max(0, this.nextIndex - fromIndex);
-    if (fromIndex > this.nextIndex) {
-      throw new RangeError(`gap: feed is at ${this.nextIndex}, upstream answered from ${fromIndex}`);
-    }
-    for (let k = skip; k < events.length; k++) {
-      const index = fromIndex + k;
-      const event = events[k]!;
-      const frame = eventFrame(index, event);
+    for (let k = Math.max(0, this.nextIndex - update.fromIndex); k < update.events.length; k++) {
+      const frame = eventFrame(update.fromIndex + k, update.events[k]!);
       this.held.push(frame);
       this.heldBytesTotal += heldBytes(frame);
       frames.push(frame);
     }
-    const status = this.updateState(state);
-    if (frames.length === 0 && status === null) return null;
-    const firstIndex = this.nextIndex - frames.length;
-    this.trim();
-    const bytes = status === null ? (frames.length === 1 ? frames[0]! : Buffer.concat(frames)) : Buffer.concat([...frames, status]);
-    const chunk: Chunk = { firstIndex, frames, status, bytes };
-    for (const l of this.listeners) l.onChunk(chunk);
-    return chunk;
+    this.synced = update.synced;
+    if (update.emptyStyle) this.emptyStyle = update.emptyStyle;
+    const status = this.updateSnapshot(update.snapshot, update.upstreamError);
+    if (frames.length > 0) this.trim();
+    if (frames.length > 0 || status !== null) {
+      const firstIndex = this.nextIndex - frames.length;
+      const bytes = status === null ? (frames.length === 1 ? frames[0]! : Buffer.concat(frames)) : Buffer.concat([...frames, status]);
+      const chunk: Chunk = { firstIndex, frames, status, bytes };
+      for (const l of this.listeners) l.onChunk(chunk);
+    }
+    if (update.end) this.end(update.end);
+    return true;
   }
 
-  /** Applies a snapshot without events (a status answer). */
-  applyState(state: SessionState): Chunk | null {
-    return this.apply(this.nextIndex, [], state);
+  /** Moves the start of an empty buffer (the loop found the requested start beyond the session's events). */
+  rebase(index: number): void {
+    if (this.held.length === 0) this.base = index;
   }
 
-  /** Marks a lasting upstream refusal (or clears it with null); subscribers get a status frame. */
-  setUpstreamError(message: string | null): void {
-    if (this.ended || message === this.upstreamErrorText) return;
-    this.upstreamErrorText = message;
-    this.snapshotKey = '';
-    this.applyState(this.snapshot);
+  /**
+   * Adds history fetched for a subscriber that resumed before the buffer,
+   * when it ends exactly where the buffer starts and fits the limits, so the
+   * next subscriber is served from memory. Returns whether it was kept.
+   */
+  prepend(fromIndex: number, events: readonly UpstreamEvent[]): boolean {
+    if (events.length === 0 || fromIndex + events.length !== this.base || fromIndex < 0) return false;
+    const frames = events.map((e, k) => eventFrame(fromIndex + k, e));
+    const added = frames.reduce((n, f) => n + heldBytes(f), 0);
+    if (this.held.length + frames.length > this.limits.maxEvents || this.heldBytesTotal + added > this.limits.maxBytes) return false;
+    this.held = frames.concat(this.held);
+    this.base = fromIndex;
+    this.heldBytesTotal += added;
+    return true;
   }
 
-  /** Ends the feed: every listener gets the `end` frame; later subscribers get it after replay. */
-  end(state: SessionState): void {
-    if (this.ended) return;
-    const pending = this.updateState(state);
+  /** Sets the snapshot; returns the new status frame if anything a subscriber sees changed. */
+  private updateSnapshot(s: Snapshot, upstreamError: string | null): Buffer | null {
+    this.snap = s;
+    this.upstreamErrorText = upstreamError;
+    const key = statusJson(s, upstreamError);
+    if (key === this.statusKey) return null;
+    this.statusKey = key;
+    this.currentStatusFrame = statusFrameOf(key);
+    return this.currentStatusFrame;
+  }
+
+  // Ends the feed: every listener gets the `end` frame; later subscribers get it after replay.
+  private end(reason: EndReason): void {
     const last = this.nextIndex > 0 ? this.nextIndex - 1 : null;
-    this.finalFrame = endFrame(this.snapshot, last, this.upstreamErrorText);
+    this.endReason = reason;
+    this.finalFrame = endFrame(this.snap, last, this.upstreamErrorText);
     const listeners = [...this.listeners];
     this.listeners.clear();
-    for (const l of listeners) {
-      if (pending) l.onChunk({ firstIndex: this.nextIndex, frames: [], status: pending, bytes: pending });
-      l.onEnd(this.finalFrame);
-    }
+    for (const l of listeners) l.onEnd(this.finalFrame);
   }
 
   // Drops the oldest events past the limits; they stay fetchable from upstream.

@@ -1,29 +1,25 @@
 /**
- * In-process fan-out: one feed and one upstream loop per session and
- * include_details value (single flight), idle grace before a loop stops, and
- * a bounded LRU of idle and finished feeds so late subscribers cost nothing.
+ * In-process fan-out: one feed per session and include_events value (single
+ * flight), supplied by the transport (a loop here, or in cluster mode
+ * wherever the session's lease is), idle grace before a loop stops, and a
+ * bounded LRU of idle and finished feeds so late subscribers cost nothing.
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { createFeed, type Feed, type FeedLimits } from './feed.ts';
-import { runPoller, type PollerState } from '../upstream/poller.ts';
-import type { BackoffPolicy } from '../upstream/backoff.ts';
-import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
+import type { Supply, Transport } from '../transport/transport.ts';
+import type { FailureOutcome } from '../upstream/client.ts';
+import type { FirstContact, PollerState } from '../upstream/poller.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { SessionNotFoundError, TooManyRequestsError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 import type { Stats } from '../metrics.ts';
 
 export interface HubOptions {
-  client: UpstreamClient;
+  transport: Transport;
   log: Logger;
   stats: Stats;
-  waitSeconds: number;
-  pageSize: number;
-  backoff: BackoffPolicy;
   /** How long a loop keeps running with no subscriber (ms). */
   graceMs: number;
-  /** How long a lasting 401/403/404 is retried before the stream ends (ms). */
-  giveUpMs: number;
   feedLimits: FeedLimits;
   /** Feeds with a loop or a subscriber at once; one more is refused with 429. */
   maxActiveSessions: number;
@@ -35,57 +31,48 @@ export interface HubOptions {
   idleFeedTtlMs: number;
 }
 
-/** One feed with its loop and its users (subscribers and waiting long-polls). */
+/** One feed with its supply and its users (subscribers and waiting long-polls). */
 export interface FeedEntry {
   readonly key: string;
   readonly feed: Feed;
   ready: Promise<void>;
   users: number;
+  supply: Supply | null;
   abort: AbortController | null;
-  loopState: PollerState;
   graceTimer: NodeJS.Timeout | null;
 }
 
-/** Seconds a caller is told to wait after the upstream was unreachable. */
+/** Seconds a caller is told to wait when pollcast is stopping. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 /**
- * How long a transient first-contact failure (5xx, reset, timeout, bad body)
- * answers later subscribers of the same feed from memory (ms); a 429 is
- * remembered for its Retry-After. Each new subscriber would otherwise make
- * its own status call: a hundred clients retrying an open once a second
- * would be a hundred upstream calls a second to a session that is failing.
+ * How long a first contact refused for pollcast's key answers later callers
+ * of the same feed from memory (ms): a hundred clients retrying an open once
+ * a second cost the upstream one call a second. A 404 is not remembered: a
+ * session created a moment later must be served at once.
  */
 export const FIRST_CONTACT_FAILURE_MEMORY_MS = 1000;
-/** Feeds whose last first-contact failure is remembered at once; past it the oldest is forgotten (it only costs one more call). */
+/** Feeds whose last refused first contact is remembered at once; past it the oldest is forgotten (it only costs one more call). */
 const FAILED_FIRST_CONTACTS_TRACKED = 10_000;
 
-function feedKey(sessionId: string, includeDetails: boolean): string {
-  return `${includeDetails ? 'd' : 'n'}:${sessionId}`;
+function feedKey(sessionId: string, includeEvents: boolean): string {
+  return `${includeEvents ? 'd' : 'n'}:${sessionId}`;
 }
 
-/** Maps a failed first contact with the upstream to the error the HTTP layer answers. */
-function firstContactError(sessionId: string, outcome: FailureOutcome): Error {
-  switch (outcome.kind) {
-    case 'not-found':
-      return new SessionNotFoundError(sessionId);
-    case 'unauthorized':
-      return new UpstreamAuthError(outcome.status);
-    case 'rate-limited':
-      return new UpstreamUnavailableError('rate limited', Math.max(1, Math.ceil((outcome.retryAfterMs ?? UNAVAILABLE_RETRY_AFTER_SECONDS * 1000) / 1000)));
-    case 'aborted':
-      return new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
-    default:
-      return new UpstreamUnavailableError(outcome.reason, UNAVAILABLE_RETRY_AFTER_SECONDS);
-  }
+/** Maps a refused first contact to the error the HTTP layer answers. */
+function firstContactError(sessionId: string, contact: FirstContact): Error | null {
+  if (contact.kind === 'not-found') return new SessionNotFoundError(sessionId);
+  if (contact.kind === 'unauthorized') return new UpstreamAuthError(contact.status);
+  return null;
 }
 
-/** Owns every feed and loop of the process. */
+/** Owns every feed of the process. */
 export class Hub {
   private readonly opts: HubOptions;
   private readonly active = new Map<string, FeedEntry>();
   private readonly cache: LRUCache<string, FeedEntry>;
   private readonly failedFirstContacts = new LRUCache<string, Error>({ max: FAILED_FIRST_CONTACTS_TRACKED, ttl: FIRST_CONTACT_FAILURE_MEMORY_MS });
+  private readonly historyInFlight = new Map<string, Promise<UpstreamEvent[] | FailureOutcome>>();
   private closed = false;
 
   constructor(opts: HubOptions) {
@@ -98,13 +85,16 @@ export class Hub {
   }
 
   /**
-   * Returns the ready feed entry for a session, starting its loop if none
-   * runs (single flight: concurrent callers share one start). The caller
-   * holds a use of the entry and must `release` it.
+   * Returns the ready feed entry for a session, starting its supply if none
+   * runs (single flight: concurrent callers share one start). A new feed
+   * starts one event before `startIndex` (so the loop proves that index
+   * exists and `last_index` stays right) instead of reading the whole history;
+   * older events are fetched when someone asks for them. The caller holds a
+   * use of the entry and must `release` it.
    */
-  async acquire(sessionId: string, includeDetails: boolean): Promise<FeedEntry> {
+  async acquire(sessionId: string, includeEvents: boolean, startIndex = 0): Promise<FeedEntry> {
     if (this.closed) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
-    const key = feedKey(sessionId, includeDetails);
+    const key = feedKey(sessionId, includeEvents);
     let entry = this.active.get(key);
     if (!entry) {
       const failed = this.failedFirstContacts.get(key);
@@ -116,15 +106,15 @@ export class Hub {
       if (cached) this.cache.delete(key);
       entry = cached ?? {
         key,
-        feed: createFeed(sessionId, includeDetails, 0, this.opts.feedLimits),
+        feed: createFeed(sessionId, includeEvents, Math.max(0, startIndex - 1), this.opts.feedLimits),
         ready: Promise.resolve(),
         users: 0,
+        supply: null,
         abort: null,
-        loopState: 'stopped',
         graceTimer: null,
       };
       this.active.set(key, entry);
-      // A finished feed is served from memory; anything else is checked and its loop (re)started.
+      // A finished feed is served from memory; anything else is (re)supplied.
       if (!entry.feed.ended) entry.ready = this.start(entry);
     }
     entry.users++;
@@ -141,11 +131,22 @@ export class Hub {
     return entry;
   }
 
+  /**
+   * A feed for status and `end` only (drop-in `/status`, overview streams):
+   * any held feed of the session, with or without event details, else a new
+   * one without details (no screenshots to download for a status).
+   */
+  async acquireAny(sessionId: string): Promise<FeedEntry> {
+    for (const details of [true, false]) if (this.active.has(feedKey(sessionId, details))) return this.acquire(sessionId, details);
+    for (const details of [true, false]) if (this.cache.peek(feedKey(sessionId, details))?.feed.ended) return this.acquire(sessionId, details);
+    return this.acquire(sessionId, false);
+  }
+
   /** Gives back a use taken by `acquire`; the loop stops after the grace period without users. */
   release(entry: FeedEntry): void {
     entry.users--;
     if (entry.users > 0 || this.active.get(entry.key) !== entry) return;
-    if (entry.feed.ended || entry.abort === null) {
+    if (entry.feed.ended || entry.supply === null) {
       this.retire(entry);
       return;
     }
@@ -157,16 +158,29 @@ export class Hub {
   }
 
   /**
-   * Fetches held-out history [from, to) straight from upstream (wait 0), for
-   * a subscriber that resumes before the buffer's oldest event.
+   * Fetches held-out history from `from` (at most up to `to`), for a
+   * subscriber that resumes before the buffer's oldest event. Concurrent
+   * asks for the same page share one upstream call, and a page that ends
+   * where the buffer starts is kept, so the next subscriber reads memory.
    */
   async fetchHistory(entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome> {
     const { feed } = entry;
-    const limit = Math.min(this.opts.pageSize, to - from);
-    const r = await this.opts.client.changes(feed.sessionId, { fromIndex: from, limit, includeDetails: feed.includeDetails, waitSeconds: 0 }, signal);
-    if (r.kind === 'events') return r.changes.new_events.slice(0, to - from);
-    if (r.kind === 'no-change') return [];
+    const key = `${entry.key}@${from}:${to}`;
+    let pending = this.historyInFlight.get(key);
+    if (!pending) {
+      // Not tied to one caller's signal: others may share it. Bounded by the client's own deadline.
+      pending = this.opts.transport.history(feed, from, to, new AbortController().signal).finally(() => this.historyInFlight.delete(key));
+      this.historyInFlight.set(key, pending);
+    }
+    const r = await pending;
+    if (signal.aborted) return { kind: 'aborted' };
+    if (Array.isArray(r) && r.length > 0) feed.prepend(from, r);
     return r;
+  }
+
+  /** Asks the feed's loop for a fresher status (drop-in status pollers); at most one upstream call per interval. */
+  async refreshStatus(entry: FeedEntry): Promise<void> {
+    await entry.supply?.refreshStatus();
   }
 
   /** Counts for /metrics. */
@@ -180,7 +194,10 @@ export class Hub {
   /** Loop counts by state for /metrics. */
   loopsByState(): Record<string, number> {
     const out: Record<string, number> = { polling: 0, backoff: 0, draining: 0 };
-    for (const e of this.active.values()) if (e.loopState !== 'stopped') out[e.loopState]!++;
+    for (const e of this.active.values()) {
+      const s: PollerState | undefined = e.supply?.loopState;
+      if (s !== undefined && s !== 'stopped') out[s]!++;
+    }
     return out;
   }
 
@@ -201,73 +218,53 @@ export class Hub {
     this.cache.clear();
   }
 
-  // First contact (status, authoritative), then the loop in the background.
+  // Starts the supply; resolves once the first contact is known, rejects on a refused one.
   private async start(entry: FeedEntry): Promise<void> {
     const { feed } = entry;
+    const { log } = this.opts;
     const abort = new AbortController();
-    const status = await this.opts.client.status(feed.sessionId, abort.signal);
-    if (status.kind !== 'state') {
-      // An unknown session is the caller's mistake (404 to them); a refused key or an unreachable upstream is the operator's.
-      const level = status.kind === 'not-found' || status.kind === 'aborted' ? 'debug' : status.kind === 'unauthorized' ? 'error' : 'warn';
-      this.opts.log[level]({ session: feed.sessionId, endpoint: 'status', outcome: status.kind, reason: 'reason' in status ? status.reason : undefined, httpStatus: 'status' in status ? status.status : undefined }, 'upstream fault on first contact; subscriber refused');
-      if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
-      const error = firstContactError(feed.sessionId, status);
-      // Not 404/401/403: those are answers about the session or the key, and may change the next moment.
-      if (status.kind === 'transient' || status.kind === 'bad-body' || status.kind === 'rate-limited') {
-        // A Retry-After is honoured up to the cap the loop's own backoff puts on it.
-        const retryAfterMs = status.kind === 'rate-limited' ? Math.min(status.retryAfterMs ?? 0, 10 * this.opts.backoff.maxMs) : 0;
-        const ttl = Math.max(FIRST_CONTACT_FAILURE_MEMORY_MS, retryAfterMs);
-        this.failedFirstContacts.set(entry.key, error, { ttl });
-      }
-      throw error;
-    }
-    if (this.closed || this.active.get(entry.key) !== entry) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
-    feed.applyState(status.state);
-    feed.synced = false;
+    const supply = this.opts.transport.supply(feed, abort.signal);
     entry.abort = abort;
-    const log = this.opts.log;
-    log.info({ session: feed.sessionId, details: feed.includeDetails, from: feed.nextIndex, finished: status.state.finished_at !== null }, 'loop started');
+    entry.supply = supply;
     const received = feed.nextIndex;
     const startedAt = performance.now();
-    void runPoller(
-      {
-        client: this.opts.client,
-        feed,
-        waitSeconds: this.opts.waitSeconds,
-        pageSize: this.opts.pageSize,
-        backoff: this.opts.backoff,
-        giveUpMs: this.opts.giveUpMs,
-        startFinished: status.state.finished_at !== null,
-        log,
-        onEvents: (n) => {
-          this.opts.stats.eventsReceived += n;
-        },
-        onState: (s) => {
-          entry.loopState = s;
-        },
-      },
-      abort.signal,
-    ).then(() => {
-      const reason = feed.ended ? 'session over' : this.closed ? 'shutdown' : 'no subscribers';
-      log.info({ session: feed.sessionId, details: feed.includeDetails, reason, events: feed.nextIndex - received, durationMs: Math.round(performance.now() - startedAt) }, 'loop stopped');
-      if (entry.abort === abort) entry.abort = null;
+    void supply.done.then(() => {
+      const reason = feed.ended ? (feed.endedBy === 'over' ? 'session over' : 'upstream refused') : this.closed ? 'shutdown' : 'no subscribers';
+      log.info({ session: feed.sessionId, details: feed.includeEvents, reason, events: feed.nextIndex - received, durationMs: Math.round(performance.now() - startedAt) }, 'loop stopped');
+      if (entry.supply === supply) {
+        entry.supply = null;
+        entry.abort = null;
+      }
       if (entry.users === 0 && this.active.get(entry.key) === entry) this.retire(entry);
     });
+    const contact = await supply.firstContact;
+    const error = firstContactError(feed.sessionId, contact);
+    if (error) {
+      // An unknown session is the caller's mistake (404 to them); a refused key is the operator's.
+      const level = contact.kind === 'not-found' ? 'debug' : 'error';
+      log[level]({ session: feed.sessionId, outcome: contact.kind }, 'upstream refused the first contact; subscriber refused');
+      abort.abort();
+      if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
+      if (contact.kind === 'unauthorized') this.failedFirstContacts.set(entry.key, error);
+      throw error;
+    }
+    if (this.closed) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
+    if (contact.kind === 'unavailable') log.warn({ session: feed.sessionId, reason: contact.reason }, 'upstream unavailable on first contact; streaming with upstream_error while retrying');
+    log.info({ session: feed.sessionId, details: feed.includeEvents, from: feed.nextIndex, status: feed.snapshot.status }, 'loop started');
   }
 
-  // Stops the loop and moves the feed to the LRU (finished feeds forever, others for a while).
+  // Stops the loop and moves the feed to the LRU (finished feeds until evicted, others for a while).
   private retire(entry: FeedEntry): void {
     if (entry.graceTimer) clearTimeout(entry.graceTimer);
     entry.graceTimer = null;
     entry.abort?.abort();
     entry.abort = null;
-    entry.loopState = 'stopped';
     if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
     if (this.closed) return;
     // Only a session the upstream says is over is kept as finished; a stream
     // ended by a lasting upstream refusal must be asked for again next time.
     if (entry.feed.ended) {
-      if (entry.feed.state.finished_at !== null) this.cache.set(entry.key, entry);
-    } else if (entry.feed.nextIndex > 0) this.cache.set(entry.key, entry, { ttl: this.opts.idleFeedTtlMs });
+      if (entry.feed.endedBy === 'over') this.cache.set(entry.key, entry);
+    } else if (entry.feed.nextIndex > entry.feed.baseIndex) this.cache.set(entry.key, entry, { ttl: this.opts.idleFeedTtlMs });
   }
 }

@@ -36,6 +36,19 @@ export const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
 
 const HEARTBEAT = encodeComment('keep-alive');
 
+/** How often open streams are checked for an expired token (ms); a stream outlives its token by at most this. */
+export const TOKEN_EXPIRY_CHECK_MS = 1000;
+
+/** How a stream is opened. */
+export interface StreamStartOptions {
+  /** Headers set by middleware (CORS) that travel with the stream's own head. */
+  extraHeaders?: OutgoingHttpHeaders;
+  /** Runs exactly once when the stream closes (the limits give back its slot). */
+  onClosed?: () => void;
+  /** When the subscriber's token expires (ms since the epoch): the stream is closed then. */
+  expiresAtMs?: number | undefined;
+}
+
 /** Response headers of every stream. */
 export const STREAM_HEADERS: OutgoingHttpHeaders = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -53,13 +66,19 @@ export class Streams {
 
   constructor(opts: StreamsOptions) {
     this.opts = opts;
-    // One timer for every stream: a stream that got nothing since the last sweep gets a comment.
+    // One timer for every stream: a stream that got nothing since the last sweep gets a comment,
+    // and a stream whose token expired is closed (revoking by expiry must work on open streams too).
     this.heartbeat = setInterval(() => {
+      const now = Date.now();
       for (const sub of this.open) {
+        if (sub.expiresAtMs !== undefined && sub.expiresAtMs <= now) {
+          sub.close('expired');
+          continue;
+        }
         if (!sub.wroteRecently) sub.write(HEARTBEAT);
         sub.wroteRecently = false;
       }
-    }, Math.max(100, Math.floor(opts.heartbeatMs / 2)));
+    }, Math.max(100, Math.min(TOKEN_EXPIRY_CHECK_MS, Math.floor(opts.heartbeatMs / 2))));
     this.heartbeat.unref();
   }
 
@@ -80,7 +99,8 @@ export class Streams {
    * use from here on (released when the stream closes). `onClosed` runs
    * exactly once when the stream closes (the limits give back its slot).
    */
-  start(entry: FeedEntry, res: ServerResponse, startIndex: number, extraHeaders: OutgoingHttpHeaders = {}, onClosed?: () => void): StreamSubscriber {
+  start(entry: FeedEntry, res: ServerResponse, startIndex: number, options: StreamStartOptions = {}): StreamSubscriber {
+    const { extraHeaders = {}, onClosed, expiresAtMs } = options;
     const { log, stats } = this.opts;
     const feed = entry.feed;
     res.writeHead(200, { ...extraHeaders, ...STREAM_HEADERS });
@@ -92,9 +112,11 @@ export class Streams {
       },
       stats,
     });
+    sub.expiresAtMs = expiresAtMs;
     this.open.add(sub);
     stats.streamsOpened++;
-    log.info({ session: feed.sessionId, from: startIndex, details: feed.includeDetails }, 'stream open');
+    log.info({ session: feed.sessionId, from: startIndex, details: feed.includeEvents }, 'stream open');
+    sub.statusSent = feed.statusFrame;
     sub.write(Buffer.concat([retryFrame(this.opts.retryMs), feed.statusFrame]));
     void this.catchUp(entry, sub).catch((err: unknown) => {
       log.error({ err, session: feed.sessionId }, 'replay failed');
@@ -108,10 +130,19 @@ export class Streams {
     for (const sub of [...this.open]) sub.close(reason);
   }
 
-  /** Stops the heartbeat timer and closes every stream (idempotent). */
-  close(): void {
+  /**
+   * Stops the heartbeat timer and ends every stream (idempotent); resolves
+   * once their last bytes have left (a slow reader may still be taking them)
+   * or after `flushTimeoutMs`, whichever comes first.
+   */
+  async close(flushTimeoutMs = 0): Promise<void> {
     clearInterval(this.heartbeat);
+    const flushing = [...this.open].map((sub) => sub.flushed());
     this.closeAll('shutdown');
+    if (flushing.length === 0 || flushTimeoutMs <= 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(flushing), new Promise<void>((resolve) => (timer = setTimeout(resolve, flushTimeoutMs)))]);
+    clearTimeout(timer);
   }
 
   // Replay from upstream (what the buffer no longer holds), then from the
@@ -155,6 +186,9 @@ export class Streams {
         continue;
       }
       if (fromBuffer) stats.replayFromBuffer++;
+      // The status may have changed while the replay waited on the socket: a subscriber
+      // registered without it would show a stale status until the next change (maybe never).
+      if (feed.statusFrame !== sub.statusSent) sub.write(feed.statusFrame);
       if (feed.endFrame) sub.onEnd(feed.endFrame);
       else feed.listeners.add(sub);
       return;

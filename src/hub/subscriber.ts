@@ -24,7 +24,7 @@ function httpChunk(bytes: Buffer): Buffer {
 }
 
 /** Why a stream closed (logged and counted). */
-export type CloseReason = 'end' | 'client' | 'slow' | 'shutdown' | 'upstream' | 'error';
+export type CloseReason = 'end' | 'client' | 'slow' | 'shutdown' | 'upstream' | 'error' | 'expired';
 
 export interface SubscriberOptions {
   /** Bytes the socket may hold unsent before the subscriber is dropped as slow. */
@@ -42,6 +42,10 @@ export class StreamSubscriber implements FeedListener {
   eventsSent = 0;
   /** Set when anything was written since the last heartbeat sweep. */
   wroteRecently = false;
+  /** The last status frame written (shared bytes, compared by identity). */
+  statusSent: Buffer | null = null;
+  /** When the subscriber's token expires (ms since the epoch), if it does. */
+  expiresAtMs: number | undefined;
   readonly openedAt = performance.now();
   readonly sessionId: string;
   private readonly res: ServerResponse;
@@ -138,6 +142,7 @@ export class StreamSubscriber implements FeedListener {
 
   onChunk(chunk: Chunk): void {
     const n = chunk.frames.length;
+    if (chunk.status !== null) this.statusSent = chunk.status;
     if (n === 0 || this.next <= chunk.firstIndex) {
       // The common case: a caught-up subscriber gets the very bytes every other one gets.
       this.write(chunk.bytes);
@@ -164,6 +169,16 @@ export class StreamSubscriber implements FeedListener {
     if (this.closedReason !== null) return;
     this.res.write(frame);
     this.close('end');
+  }
+
+  /** Resolves once everything written so far has left for the client, or the connection is gone. */
+  flushed(): Promise<void> {
+    const res = this.res;
+    if (res.destroyed || (res.writableFinished && res.socket === null)) return Promise.resolve();
+    return new Promise((resolve) => {
+      res.once('finish', () => resolve());
+      res.once('close', () => resolve());
+    });
   }
 
   /** Ends the response (idempotent); a reset socket is destroyed instead. */

@@ -4,8 +4,8 @@
  */
 import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import { parseChanges, parseRetryAfterMs, parseState } from './parse.ts';
-import type { SessionState, TrajectoryChanges } from './types.ts';
+import { parseChanges, parseRetryAfterMs, parseStatusBody } from './parse.ts';
+import type { StatusBody, TrajectoryChanges } from './types.ts';
 
 /** Why a call did not produce data. */
 export type FailureOutcome =
@@ -14,19 +14,22 @@ export type FailureOutcome =
   | { kind: 'rate-limited'; retryAfterMs: number | undefined }
   | { kind: 'transient'; reason: string; status?: number }
   | { kind: 'bad-body'; reason: string }
+  /** The body passed the size cap: ask for fewer events (the caller's job, it knows the limit). */
+  | { kind: 'too-large'; maxBytes: number }
   | { kind: 'aborted' };
 
 /** Outcome of `GET /sessions/{id}/changes`. */
-export type ChangesOutcome = { kind: 'events'; changes: TrajectoryChanges } | { kind: 'no-change' } | FailureOutcome;
+export type ChangesOutcome = { kind: 'events'; changes: TrajectoryChanges; bytes: number } | { kind: 'no-change' } | FailureOutcome;
 
 /** Outcome of `GET /sessions/{id}/status`. */
-export type StatusOutcome = { kind: 'state'; state: SessionState } | FailureOutcome;
+export type StatusOutcome = { kind: 'state'; body: StatusBody } | FailureOutcome;
 
 /** Parameters of one changes call. */
 export interface ChangesQuery {
   fromIndex: number;
   limit: number;
-  includeDetails: boolean;
+  /** `include_events`: whether event details are included. */
+  includeEvents: boolean;
   waitSeconds: number;
 }
 
@@ -40,14 +43,14 @@ export interface UpstreamClientOptions {
   authHeader?: string | undefined;
   /** Added to `wait_for_seconds` before a silent connection is abandoned. */
   timeoutMarginMs?: number;
-  /** Bodies larger than this are refused as bad bodies. */
+  /** Bodies larger than this are abandoned as `too-large`. */
   maxBodyBytes?: number;
   observe?: UpstreamObserver;
 }
 
 /** Time an answer may take beyond the long-poll wait before the request is abandoned. */
 export const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
-/** Largest upstream body read (bytes); larger → bad-body, the loop retries with backoff. */
+/** Largest upstream body read (bytes); larger → too-large, and the caller asks for fewer events. */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 /** Talks to one sessions API. */
@@ -56,6 +59,9 @@ export interface UpstreamClient {
   status(sessionId: string, signal?: AbortSignal): Promise<StatusOutcome>;
   close(): Promise<void>;
 }
+
+/** Most of a non-200 body read (bytes); it is only ever logged by its status. */
+const ERROR_BODY_MAX_BYTES = 64 * 1024;
 
 class BodyTooLarge extends Error {}
 
@@ -116,14 +122,17 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         headersTimeout: budgetMs,
         bodyTimeout: marginMs,
       });
-      const text = await readBody(res.body as AsyncIterable<Buffer>, maxBodyBytes).catch((err: unknown) => {
+      // Only a 200 carries events; an oversized error page is no reason to ask for smaller pages.
+      const ok = res.statusCode === 200;
+      const text = await readBody(res.body as AsyncIterable<Buffer>, ok ? maxBodyBytes : ERROR_BODY_MAX_BYTES).catch((err: unknown) => {
         res.body.destroy();
+        if (!ok && err instanceof BodyTooLarge) return '';
         throw err;
       });
       return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, text };
     } catch (err) {
       if (signal?.aborted || closed) return { kind: 'aborted' };
-      if (err instanceof BodyTooLarge) return { kind: 'bad-body', reason: err.message };
+      if (err instanceof BodyTooLarge) return { kind: 'too-large', maxBytes: maxBodyBytes };
       const e = err as { code?: string; message?: string; name?: string };
       const reason = deadline.signal.aborted ? `no answer within ${budgetMs + marginMs} ms` : (e.code ?? e.name ?? 'error');
       return { kind: 'transient', reason: `${endpoint}: ${reason}` };
@@ -162,7 +171,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         const params = new URLSearchParams({
           from_index: String(query.fromIndex),
           limit: String(query.limit),
-          include_details: String(query.includeDetails),
+          include_events: String(query.includeEvents),
           wait_for_seconds: String(query.waitSeconds),
         });
         const res = await call('changes', pathFor(sessionId, 'changes', params), query.waitSeconds, signal);
@@ -173,7 +182,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         if (!json.ok) return { kind: 'bad-body', reason: 'changes: body is not valid JSON' };
         const parsed = parseChanges(json.value);
         if (!parsed.ok) return { kind: 'bad-body', reason: `changes: ${parsed.reason}` };
-        return { kind: 'events', changes: parsed.value };
+        return { kind: 'events', changes: parsed.value, bytes: Buffer.byteLength(res.text) };
       });
     },
     status(sessionId, signal) {
@@ -183,9 +192,9 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         if (res.status !== 200) return classifyFailure(res.status, res.headers);
         const json = parseJson(res.text);
         if (!json.ok) return { kind: 'bad-body', reason: 'status: body is not valid JSON' };
-        const parsed = parseState(json.value);
+        const parsed = parseStatusBody(json.value);
         if (!parsed.ok) return { kind: 'bad-body', reason: `status: ${parsed.reason}` };
-        return { kind: 'state', state: parsed.value };
+        return { kind: 'state', body: parsed.value };
       });
     },
     async close() {

@@ -1,45 +1,64 @@
 /**
- * The loop for one session: long-polls `changes` from the next index, pages
- * on at once after a full page, confirms the end with `status`, drains the
- * last events, then ends the feed. Faults back off with jitter; a refusal
- * that lasts (401/403/404) is shown to subscribers and, past `giveUpMs`,
- * ends the stream. Stopped by its AbortSignal.
+ * The loop for one session. First contact is a `/status` call (is there such
+ * a session, is the key accepted); then it long-polls `changes` from the next
+ * index, pages on at once while answers bring events, asks `/status` (the
+ * authority on termination) when a long-poll comes back empty or a changes
+ * answer disagrees with it, drains the last events once the session is over,
+ * reads the final answer, and ends the sink. Faults back off with jitter; a
+ * refusal that lasts (401/403/404) is shown and, past `giveUpMs`, ends the
+ * stream. Stopped by its AbortSignal; never throws.
  */
 import type { Logger } from 'pino';
 import { backoffDelayMs, createRateGate, sleep, type BackoffPolicy } from './backoff.ts';
-import type { FailureOutcome, UpstreamClient } from './client.ts';
-import type { SessionState } from './types.ts';
-import type { Feed } from '../hub/feed.ts';
+import type { FailureOutcome, StatusOutcome, UpstreamClient } from './client.ts';
+import { fetchPage, PageLimit } from './pager.ts';
+import { changesClaimOver, isKnown, statusSaysOver, withChanges, withStatus, type Snapshot } from './snapshot.ts';
+import type { EmptyAnswerStyle, LoopSink } from './sink.ts';
+import type { ChangesTop, UpstreamEvent } from './types.ts';
 
-export interface PollerOptions {
-  client: UpstreamClient;
-  feed: Feed;
-  /** `wait_for_seconds` of every waiting changes call. */
-  waitSeconds: number;
-  /** `limit` asked for; a full page means more are waiting. */
-  pageSize: number;
-  backoff: BackoffPolicy;
-  /** How long a 401/403/404 may last before the stream is ended (ms). */
-  giveUpMs: number;
-  /** The first-contact status already said the session is over: drain at once. */
-  startFinished?: boolean;
-  log: Logger;
-  /** Called with the number of new events each answer brought (metrics). */
-  onEvents?: (count: number) => void;
-  /** Called when the loop state changes (metrics). */
-  onState?: (state: PollerState) => void;
-}
+/** How the first contact went: the caller answers 404/502 for the first two, and streams anyway for `unavailable`. */
+export type FirstContact = { kind: 'ok' } | { kind: 'not-found' } | { kind: 'unauthorized'; status: number } | { kind: 'unavailable'; reason: string };
 
 /** What the loop is doing now. */
 export type PollerState = 'polling' | 'backoff' | 'draining' | 'stopped';
 
+export interface PollerOptions {
+  client: UpstreamClient;
+  sink: LoopSink;
+  /** `wait_for_seconds` of every waiting changes call. */
+  waitSeconds: number;
+  /** `limit` asked for (lowered for a while when answers pass the body cap). */
+  pageSize: number;
+  /** The client's body cap (bytes): pages well under it may grow back to `pageSize`. */
+  maxBodyBytes: number;
+  backoff: BackoffPolicy;
+  /** How long a 401/403/404 may last, once the session was seen, before the stream is ended (ms). */
+  giveUpMs: number;
+  log: Logger;
+  /** Called once, when the first contact is known (before any update of a refused session). */
+  onFirstContact?: (outcome: FirstContact) => void;
+  /** Called with the number of new events each answer brought (metrics). */
+  onEvents?: (count: number) => void;
+  /** Called when the loop state changes (metrics). */
+  onState?: (state: PollerState) => void;
+  /** Called for an event larger than the body cap, relayed as a placeholder (metrics). */
+  onOversized?: (index: number) => void;
+}
+
 /**
  * Empty answers in a row that end a drain. One is not enough: a single stray
- * empty answer (a 204 or an empty page from a lagging replica, an injected
- * fault) would otherwise end the stream short and cache the truncated
- * session as finished; the confirming call is one wait-0 request per session end.
+ * empty answer (a lagging replica, an injected fault) would otherwise end the
+ * stream short and cache the truncated session as finished.
  */
 export const DRAIN_EMPTY_ANSWERS_TO_END = 2;
+/** Consecutive failed calls after which a running stream's status shows `upstream_error` (a single blip stays quiet). */
+export const TRANSIENT_FAILURES_SHOWN_AFTER = 3;
+/** A `/status` answer younger than this is fresh enough for an on-demand refresh (ms); at most one call per interval. */
+export const STATUS_REFRESH_MIN_INTERVAL_MS = 2000;
+/** While changes keeps claiming an end that `/status` denied, `/status` is asked again at most this often (ms). */
+export const DISAGREEMENT_RECHECK_MS = 5000;
+/** Attempts at the final changes call that reads the answer before `end` goes out without it. */
+export const FINAL_BODY_ATTEMPTS = 3;
 
 function refusalText(outcome: FailureOutcome): string | null {
   if (outcome.kind === 'not-found') return 'session not found upstream (404)';
@@ -47,124 +66,275 @@ function refusalText(outcome: FailureOutcome): string | null {
   return null;
 }
 
-/** Runs the loop until the session ends or `signal` aborts. Never throws. */
-export async function runPoller(opts: PollerOptions, signal: AbortSignal): Promise<void> {
-  const { client, feed, log } = opts;
-  const id = feed.sessionId;
-  let attempt = 0;
-  let refusedSince: number | null = null;
-  let pageOn = false;
-  let draining = opts.startFinished === true;
-  let emptyDrainAnswers = 0;
+function failureText(outcome: FailureOutcome): string {
+  if (outcome.kind === 'rate-limited') return 'upstream rate limited (429)';
+  if (outcome.kind === 'too-large') return `upstream answer larger than ${outcome.maxBytes} bytes`;
+  return `upstream unavailable: ${'reason' in outcome ? outcome.reason : outcome.kind}`;
+}
 
-  const gate = createRateGate();
-  const setState = (s: PollerState) => opts.onState?.(s);
+/** One session's loop. */
+export class Poller {
+  private readonly opts: PollerOptions;
+  private readonly signal: AbortSignal;
+  private readonly gate = createRateGate();
+  private readonly limit: PageLimit;
+  private snapshot: Snapshot;
+  private upstreamError: string | null = null;
+  private synced = false;
+  private emptyStyle: EmptyAnswerStyle | undefined;
+  private over = false;
+  private contacted = false;
+  private failures = 0;
+  private refusedSince: number | null = null;
+  private largestPage = 0;
+  private statusCheck: Promise<'ok' | 'stop' | FailureOutcome> | null = null;
+  private callAbort: AbortController | null = null;
+  private lastDisagreement = { key: '', atMs: 0 };
+  private publishing: Promise<boolean> = Promise.resolve(true);
+  private stopped = false;
+  private readyReported = false;
 
-  /** Backs off after a failure; returns false when the loop must stop. */
-  async function fail(outcome: FailureOutcome, endpoint: string): Promise<boolean> {
-    if (outcome.kind === 'aborted') return false;
-    const refusal = refusalText(outcome);
-    if (refusal !== null) {
-      refusedSince ??= Date.now();
-      feed.setUpstreamError(refusal);
-      if (Date.now() - refusedSince >= opts.giveUpMs) {
-        log.warn({ session: id, reason: refusal }, 'upstream refusal lasted past the give-up time; ending the stream');
-        feed.end(feed.state);
+  constructor(opts: PollerOptions, signal: AbortSignal) {
+    this.opts = opts;
+    this.signal = signal;
+    this.snapshot = opts.sink.snapshot;
+    this.limit = new PageLimit(opts.pageSize);
+  }
+
+  /** Runs until the session ends, the loop is deposed, or `signal` aborts. */
+  async run(): Promise<void> {
+    const { log, sink } = this.opts;
+    try {
+      if (!(await this.firstContact())) return;
+      await this.loop();
+    } catch (err) {
+      // A bug here must not take the process down; end the stream so clients see it.
+      log.error({ session: sink.sessionId, err }, 'poller crashed');
+      await this.publish([], sink.nextIndex, 'refused');
+    } finally {
+      this.stopped = true;
+      this.setState('stopped');
+    }
+  }
+
+  /**
+   * Asks `/status` now unless an answer younger than STATUS_REFRESH_MIN_INTERVAL_MS
+   * is held (drop-in status pollers): many callers, at most one upstream call per interval.
+   */
+  async refreshStatus(): Promise<void> {
+    if (this.stopped || this.over || Date.now() - this.snapshot.statusAtMs < STATUS_REFRESH_MIN_INTERVAL_MS) return;
+    await this.checkStatus();
+  }
+
+  // Tells the opener the first contact succeeded, once.
+  private ready(): void {
+    if (this.readyReported) return;
+    this.readyReported = true;
+    this.opts.onFirstContact?.({ kind: 'ok' });
+  }
+
+  private setState(s: PollerState): void {
+    this.opts.onState?.(s);
+  }
+
+  // Writes are chained so an on-demand status refresh never overtakes the loop's own writes.
+  private publish(events: readonly UpstreamEvent[], fromIndex: number, end?: 'over' | 'refused'): Promise<boolean> {
+    const update = { fromIndex, events, snapshot: this.snapshot, synced: this.synced, upstreamError: this.upstreamError, ...(this.emptyStyle ? { emptyStyle: this.emptyStyle } : {}), ...(end ? { end } : {}) };
+    this.publishing = this.publishing.then(async (ok) => ok && (await this.opts.sink.publish(update)));
+    return this.publishing;
+  }
+
+  private async firstContact(): Promise<boolean> {
+    const { sink, onFirstContact } = this.opts;
+    for (;;) {
+      const s = await this.checkStatus();
+      if (s === 'stop') return false;
+      // Reported after the first changes answer, so a stream opens with the whole snapshot
+      // (started_at, metrics), not the few fields `/status` carries.
+      if (s === 'ok') return true;
+      if (!this.contacted) {
+        this.contacted = true;
+        if (s.kind === 'not-found') return onFirstContact?.({ kind: 'not-found' }), false;
+        if (s.kind === 'unauthorized') return onFirstContact?.({ kind: 'unauthorized', status: s.status }), false;
+        this.upstreamError = failureText(s);
+        onFirstContact?.({ kind: 'unavailable', reason: this.upstreamError });
+        if (!(await this.publish([], sink.nextIndex))) return false;
+      } else if (s.kind === 'not-found' && !isKnown(this.snapshot)) {
+        // Never seen, and now the upstream says it does not exist: end the stream that opened during the outage.
+        this.upstreamError = 'session not found upstream (404)';
+        await this.publish([], sink.nextIndex, 'refused');
         return false;
       }
+      if (!(await this.backOff(s, 'status'))) return false;
     }
-    attempt++;
+  }
+
+  /** One `/status` call, merged and published, shared by concurrent askers; 'stop' when the loop must stop. */
+  private checkStatus(): Promise<'ok' | 'stop' | FailureOutcome> {
+    this.statusCheck ??= this.askStatus().finally(() => (this.statusCheck = null));
+    return this.statusCheck;
+  }
+
+  private async askStatus(): Promise<'ok' | 'stop' | FailureOutcome> {
+    if (!(await this.gate.take(this.signal))) return 'stop';
+    const s: StatusOutcome = await this.opts.client.status(this.opts.sink.sessionId, this.signal);
+    if (s.kind !== 'state') return s.kind === 'aborted' ? 'stop' : s;
+    this.contacted = true;
+    this.snapshot = withStatus(this.snapshot, s.body);
+    this.recovered();
+    if (statusSaysOver(s.body) && !this.over) {
+      this.over = true;
+      this.setState('draining');
+      // A long-poll in flight would hold the drain for up to its whole wait.
+      this.callAbort?.abort();
+    }
+    return (await this.publish([], this.opts.sink.nextIndex)) ? 'ok' : 'stop';
+  }
+
+  private recovered(): void {
+    // Pairs with the 'backing off' warnings, so an operator sees when a fault ended.
+    if (this.failures > 0) this.opts.log.info({ session: this.opts.sink.sessionId, faults: this.failures }, 'upstream recovered');
+    this.failures = 0;
+    this.refusedSince = null;
+    this.upstreamError = null;
+  }
+
+  /** Backs off after a failure; false when the loop must stop. */
+  private async backOff(outcome: FailureOutcome, endpoint: string): Promise<boolean> {
+    const { log, sink, backoff } = this.opts;
+    if (outcome.kind === 'aborted') return !this.signal.aborted;
+    this.failures++;
+    const refusal = refusalText(outcome);
+    const before = this.upstreamError;
+    if (refusal !== null) {
+      this.refusedSince ??= Date.now();
+      this.upstreamError = refusal;
+      if (Date.now() - this.refusedSince >= this.opts.giveUpMs) {
+        log.warn({ session: sink.sessionId, reason: refusal }, 'upstream refusal lasted past the give-up time; ending the stream');
+        await this.publish([], sink.nextIndex, 'refused');
+        return false;
+      }
+    } else if (!isKnown(this.snapshot) || this.failures >= TRANSIENT_FAILURES_SHOWN_AFTER) {
+      this.upstreamError = failureText(outcome);
+    }
+    if (this.upstreamError !== before && !(await this.publish([], sink.nextIndex))) return false;
     const retryAfterMs = outcome.kind === 'rate-limited' ? outcome.retryAfterMs : undefined;
-    const delay = backoffDelayMs(attempt, opts.backoff, retryAfterMs);
-    log.warn({ session: id, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt, delayMs: delay }, 'upstream fault; backing off');
-    setState('backoff');
-    const slept = await sleep(delay, signal);
-    setState(draining ? 'draining' : 'polling');
+    const delay = backoffDelayMs(this.failures, backoff, retryAfterMs);
+    log.warn({ session: sink.sessionId, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt: this.failures, delayMs: delay }, 'upstream fault; backing off');
+    this.setState('backoff');
+    const slept = await sleep(delay, this.signal);
+    this.setState(this.over ? 'draining' : 'polling');
     return slept;
   }
 
-  function recovered(): void {
-    // Pairs with the 'backing off' warnings, so an operator sees when a fault ended.
-    if (attempt > 0) log.info({ session: id, faults: attempt }, 'upstream recovered');
-    attempt = 0;
-    if (refusedSince !== null) {
-      refusedSince = null;
-      feed.setUpstreamError(null);
-    }
-  }
-
-  /** Confirms the end with `status`; true when the session is over. */
-  async function confirmFinished(): Promise<boolean | 'stop'> {
-    for (;;) {
-      if (!(await gate.take(signal))) return 'stop';
-      const s = await client.status(id, signal);
-      if (s.kind === 'state') {
-        recovered();
-        feed.applyState(s.state);
-        return s.state.finished_at !== null;
+  private async loop(): Promise<void> {
+    const { client, sink, log } = this.opts;
+    const id = sink.sessionId;
+    // The first call reads what is there at once: a long-poll would leave "caught up" unknown for its whole wait.
+    let pageOn = true;
+    let emptyDrains = 0;
+    let finalBodySeen = false;
+    let firstAnswer = true;
+    this.setState(this.over ? 'draining' : 'polling');
+    while (!this.signal.aborted) {
+      const from = sink.nextIndex;
+      const wait = this.over || pageOn ? 0 : this.opts.waitSeconds;
+      // Calls right after an answer with events carry real data and are not rate-gated; every other one is.
+      if (!pageOn && !(await this.gate.take(this.signal))) return;
+      this.callAbort = new AbortController();
+      const onStop = () => this.callAbort?.abort();
+      this.signal.addEventListener('abort', onStop, { once: true });
+      const wasOver = this.over;
+      const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
+      this.signal.removeEventListener('abort', onStop);
+      this.callAbort = null;
+      if (this.signal.aborted) return;
+      if (r.kind === 'aborted') continue; // a status refresh found the end mid long-poll: drain now
+      const rebasing = firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex;
+      if (!rebasing) this.ready();
+      if (r.kind === 'oversized') {
+        log.warn({ session: id, index: r.index, maxBytes: r.maxBytes }, 'upstream event larger than UPSTREAM_MAX_BODY_BYTES; relayed without its data');
+        this.opts.onOversized?.(r.index);
+        if (r.top) this.snapshot = withChanges(this.snapshot, r.top);
+        this.recovered();
+        pageOn = true;
+        this.synced = false;
+        if (!(await this.publish([r.event], r.index))) return;
+        continue;
       }
-      if (!(await fail(s, 'status'))) return 'stop';
+      if (r.kind === 'events' || r.kind === 'no-change') {
+        this.recovered();
+        const events = r.kind === 'events' ? r.changes.new_events : [];
+        const n = events.length;
+        if (rebasing) {
+          // The requested start lies beyond the session's events: read it from the beginning instead.
+          sink.rebase(0);
+          firstAnswer = false;
+          continue;
+        }
+        firstAnswer = false;
+        if (r.kind === 'events') {
+          this.snapshot = withChanges(this.snapshot, r.changes.top);
+          if (r.changes.top.finished_at !== null && this.over) finalBodySeen = true;
+          const asked = this.limit.current;
+          this.limit.observe(r.bytes, this.opts.maxBodyBytes);
+          // A page shorter than asked may still be an upstream's own cap: only a page shorter than
+          // one already seen proves it held everything (caught up means a 204 or an empty page).
+          pageOn = n > 0 && (n >= asked || n >= this.largestPage);
+          this.largestPage = Math.max(this.largestPage, n);
+          if (n === 0) this.emptyStyle = '200';
+        } else {
+          pageOn = false;
+          this.emptyStyle = '204';
+        }
+        this.synced = !pageOn;
+        if (n > 0) this.opts.onEvents?.(n);
+        if (!(await this.publish(events, from))) return;
+        if (wasOver) {
+          emptyDrains = n === 0 ? emptyDrains + 1 : 0;
+          if (emptyDrains >= DRAIN_EMPTY_ANSWERS_TO_END) break;
+          continue;
+        }
+        if (this.over) continue; // a refresh confirmed the end during this call: drain from here
+        // A session may finish, pause or go idle with no new event, which an empty long-poll alone would never show.
+        if (n === 0 && wait > 0 && (await this.checkStatus()) === 'stop') return;
+        if (r.kind === 'events' && this.needsStatus(r.changes.top) && (await this.checkStatus()) === 'stop') return;
+        continue;
+      }
+      if (!(await this.backOff(r, 'changes'))) return;
     }
+    if (this.signal.aborted) return;
+    if (!finalBodySeen) await this.readFinalBody();
+    await this.publish([], sink.nextIndex, 'over');
   }
 
-  /** Asks `status` whether the session is over and starts the drain if so; false when the loop must stop. */
-  async function checkEnd(): Promise<boolean> {
-    const done = await confirmFinished();
-    if (done === 'stop') return false;
-    if (done) {
-      draining = true;
-      setState('draining');
-    }
+  /** A changes answer that disagrees with `/status` (another status, or a claimed end) sends the loop to ask it. */
+  private needsStatus(top: ChangesTop): boolean {
+    if (top.status === this.snapshot.status && !changesClaimOver(top)) return false;
+    const key = `${top.status}|${top.finished_at}`;
+    // Already asked about this very disagreement moments ago (a lagging side): ask again only after a while.
+    if (key === this.lastDisagreement.key && Date.now() - this.lastDisagreement.atMs < DISAGREEMENT_RECHECK_MS) return false;
+    this.lastDisagreement = { key, atMs: Date.now() };
     return true;
   }
 
-  setState(draining ? 'draining' : 'polling');
-  try {
-    while (!signal.aborted && !feed.ended) {
-      const from = feed.nextIndex;
-      const wait = draining || pageOn ? 0 : opts.waitSeconds;
-      // Paging calls carry a full page of real data, so only the others are rate-gated.
-      if (!pageOn && !(await gate.take(signal))) return;
-      const r = await client.changes(id, { fromIndex: from, limit: opts.pageSize, includeDetails: feed.includeDetails, waitSeconds: wait }, signal);
+  /**
+   * The answer and finished_at come only in a changes body, and after the end
+   * the upstream answers "nothing new" with a bare 204: ask again for the last
+   * event, without details (no screenshot), to get that body.
+   */
+  private async readFinalBody(): Promise<void> {
+    const { client, sink } = this.opts;
+    for (let attempt = 1; attempt <= FINAL_BODY_ATTEMPTS && !this.signal.aborted; attempt++) {
+      if (!(await this.gate.take(this.signal))) return;
+      const r = await client.changes(sink.sessionId, { fromIndex: Math.max(0, sink.nextIndex - 1), limit: 1, includeEvents: false, waitSeconds: 0 }, this.signal);
       if (r.kind === 'events') {
-        recovered();
-        const changes = r.changes;
-        const state: SessionState = changes;
-        const chunk = feed.apply(from, changes.new_events, state);
-        if (chunk && chunk.frames.length > 0) opts.onEvents?.(chunk.frames.length);
-        pageOn = changes.new_events.length >= opts.pageSize;
-        feed.synced = !pageOn;
-        if (draining) {
-          // An upstream may answer short pages (its own limit): drain until answers bring nothing.
-          emptyDrainAnswers = changes.new_events.length === 0 ? emptyDrainAnswers + 1 : 0;
-          if (emptyDrainAnswers >= DRAIN_EMPTY_ANSWERS_TO_END) break;
-          continue;
-        }
-        if (pageOn) continue;
-        if (changes.finished_at !== null && !(await checkEnd())) return;
-        continue;
+        this.snapshot = withChanges(this.snapshot, r.changes.top);
+        return;
       }
-      if (r.kind === 'no-change') {
-        recovered();
-        pageOn = false;
-        feed.synced = true;
-        if (draining) {
-          if (++emptyDrainAnswers >= DRAIN_EMPTY_ANSWERS_TO_END) break;
-          continue;
-        }
-        // The status endpoint is authoritative for termination: a session can
-        // finish without a new event, which a 204 alone would never reveal.
-        if (!(await checkEnd())) return;
-        continue;
-      }
-      if (!(await fail(r, 'changes'))) return;
+      if (r.kind === 'no-change' || r.kind === 'not-found' || r.kind === 'aborted') return;
+      if (!(await sleep(backoffDelayMs(attempt, this.opts.backoff), this.signal))) return;
     }
-    if (draining && !signal.aborted) feed.end(feed.state);
-  } catch (err) {
-    // A bug here must not take the process down; end the stream so clients see it.
-    log.error({ session: id, err }, 'poller crashed');
-    feed.end(feed.state);
-  } finally {
-    setState('stopped');
+    this.opts.log.warn({ session: sink.sessionId }, 'could not read the final answer; ending without it');
   }
 }

@@ -10,14 +10,31 @@ export interface SessionMetrics {
   [key: string]: unknown;
 }
 
-/** The state of a session, as `/status` returns it. */
-export interface SessionState {
+/**
+ * The top-level fields of a `/changes` 200 answer (everything but
+ * `new_events`). Fields pollcast does not know (`outcome`, `error_code`, …)
+ * are kept in `extra` and passed through.
+ */
+export interface ChangesTop {
   status: string;
   started_at: string | null;
   finished_at: string | null;
   error: string | null;
   answer: unknown;
   metrics: SessionMetrics;
+  extra: Record<string, unknown>;
+}
+
+/**
+ * A `/status` answer as the upstream sent it: the real API's
+ * `{status, error, steps, usage_per_model, subagent_session_ids}`, or a
+ * simplified upstream's whole snapshot. Only `status` is required.
+ */
+export interface StatusBody {
+  status: string;
+  error?: string | null;
+  finished_at?: string | null;
+  [key: string]: unknown;
 }
 
 /** One event as the upstream sends it; its index is implied by its position. */
@@ -25,9 +42,15 @@ export interface UpstreamEvent {
   type: string;
   data: unknown;
   timestamp: string;
+  /** Set by pollcast for an event it could not relay (larger than the body cap): why its data is missing. */
+  omitted?: string;
 }
 
 /** A 200 answer of `/changes`. */
-export interface TrajectoryChanges extends SessionState {
+export interface TrajectoryChanges {
+  top: ChangesTop;
   new_events: UpstreamEvent[];
 }
+
+/** Statuses after which a session never changes again (contract section 1). */
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'timed_out', 'interrupted']);

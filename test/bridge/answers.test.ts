@@ -81,10 +81,15 @@ describe('answers before the stream', () => {
     expect(r.indices()).toEqual([0]);
   });
 
-  it('answers 503 with Retry-After when the upstream is unreachable', async () => {
+  it('opens a 200 stream whose status carries upstream_error when the upstream is unreachable (the drop-ins answer 503)', async () => {
     const port = await freePort();
     lone = await startPollcast(loadConfig(env(`http://127.0.0.1:${port}`)), { log: silentLogger(), processMetrics: false });
-    const res = await fetch(`${lone.url}/sessions/any-1/events`);
+    const r = record(`${lone.url}/sessions/any-1/events`);
+    await r.until((x) => x.statuses().length > 0, 5000);
+    expect(r.statuses()[0].upstream_error).toMatch(/unavailable/);
+    expect(r.es.readyState).toBe(r.es.OPEN);
+    r.close();
+    const res = await fetch(`${lone.url}/sessions/any-1/changes`);
     await expectJsonError(res, 503, /unavailable/);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
   });

@@ -7,7 +7,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, range, record, startBridge, type Bridge, type Recorder } from '../helpers/harness.ts';
 import type { Fault } from '../../src/simulator/index.ts';
-import { FIRST_CONTACT_FAILURE_MEMORY_MS } from '../../src/hub/hub.ts';
 import { ONE_ADDRESS_ENV, logRequests, maxFailingRequestsWithin, maxGatedRequestsWithin, maxInWindow, maxRetryDelayMs, minRetryDelayMs, pause, type LoggedRequest, type RequestLog } from './helpers.ts';
 
 /** `wait_for_seconds` and abandon margin of these tests: a hung call is given up after 1 + 1 s. */
@@ -303,40 +302,44 @@ describe('faults across every session (global scope)', () => {
 });
 
 describe('a failing first contact', () => {
-  it('is not repeated for every subscriber: clients retrying their opens cost the upstream at most one status call a second', async () => {
+  it('opens 200 streams that show upstream_error while one loop retries with backoff, then go on', async () => {
     const { b, log } = await start();
     const id = 'first-contact';
     b.sim.createSession(id, { initialEvents: 3 });
     b.sim.faults.random({ session: id, endpoint: 'status', seed: 1, rate: 1, kinds: [{ kind: 'http', status: 503 }] });
-    const url = `${b.url}/sessions/${id}/events`;
-    const answers: number[] = [];
-    const t0 = performance.now();
-    // 50 clients that know the session exists, each retrying its open every 250 ms for 2.5 s (about 500 opens).
-    await Promise.all(
-      range(50).map(async (i) => {
-        await pause(i * 5);
-        while (performance.now() - t0 < 2500) {
-          const res = await fetch(url);
-          answers.push(res.status);
-          await res.body?.cancel();
-          await pause(250);
-        }
-      }),
-    );
-    expect(answers.length).toBeGreaterThan(300);
-    expect(new Set(answers)).toEqual(new Set([503]));
+    // EventSource gives up for good on any non-200: every open during the outage must be a stream.
+    const rs = range(30).map(() => record(`${b.url}/sessions/${id}/events`));
+    await Promise.all(rs.map((r) => r.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 5000)));
+    for (const r of rs) expect(r.statuses()[0].upstream_error).toMatch(/unavailable|503/);
+    await pause(2000);
+    // One loop for all 30 streams, spaced by the backoff policy.
     const calls = log.of(id, 'status');
-    expect(maxInWindow(calls.map((r) => r.t), 1000)).toBeLessThanOrEqual(2);
-    expect(calls.length).toBeLessThanOrEqual(Math.ceil(2500 / FIRST_CONTACT_FAILURE_MEMORY_MS) + 1);
-    // Once the upstream answers again, opens work again within the memory time.
+    expect(calls.length).toBeLessThanOrEqual(maxFailingRequestsWithin(2500));
     b.sim.faults.clear();
-    const cleared = performance.now();
-    await eventually(async () => {
-      const res = await fetch(url);
-      await res.body?.cancel();
-      return res.status === 200;
-    }, 5000, 'an open to succeed');
-    expect(performance.now() - cleared).toBeLessThan(FIRST_CONTACT_FAILURE_MEMORY_MS + 1000);
+    b.sim.finish(id);
+    await Promise.all(rs.map((r) => r.ended(15_000)));
+    expectExact(b, id, ...rs);
+    for (const r of rs) {
+      const last = r.statuses().at(-1);
+      expect(last.upstream_error).toBeUndefined();
+      expect(r.messages.at(-1)!.data).toMatchObject({ status: 'completed', last_index: 2 });
+    }
+  });
+
+  it('ends such a stream with end and upstream_error when the session proves not to exist', async () => {
+    const { b } = await start();
+    const id = 'never-was';
+    b.sim.faults.script([{ kind: 'http', status: 502 }], { session: id, endpoint: 'status' });
+    const r = record(`${b.url}/sessions/${id}/events`);
+    const end = await r.ended(10_000);
+    expect(r.statuses()[0].upstream_error).toMatch(/unavailable/);
+    expect(end).toMatchObject({ last_index: null });
+    expect(end.upstream_error).toMatch(/not found/);
+    // Not cached as finished: a session created later under that id is served.
+    b.sim.createSession(id, { initialEvents: 1, finished: true });
+    const again = record(`${b.url}/sessions/${id}/events`);
+    await again.ended(5000);
+    expect(again.indices()).toEqual([0]);
   });
 
   it('a 404 is not remembered: a session created a moment later is served at once', async () => {

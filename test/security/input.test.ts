@@ -65,7 +65,7 @@ describe('session ids', () => {
     expect(hostile.targets.length).toBeGreaterThan(0);
     for (const t of hostile.targets) {
       expect(t).toMatch(new RegExp(`^/sessions/${encoded.replace(/\./g, '\\.')}/(status|changes)(\\?|$)`));
-      if (t.includes('/changes?')) expect([...new URL(t, 'http://x').searchParams.keys()].sort()).toEqual(['from_index', 'include_details', 'limit', 'wait_for_seconds']);
+      if (t.includes('/changes?')) expect([...new URL(t, 'http://x').searchParams.keys()].sort()).toEqual(['from_index', 'include_events', 'limit', 'wait_for_seconds']);
     }
   });
 

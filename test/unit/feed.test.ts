@@ -1,8 +1,19 @@
 /** The feed: order, de-duplication by index, shared bytes, bounds. */
 import { describe, expect, it } from 'vitest';
-import { createFeed, type Chunk, type FeedListener } from '../../src/hub/feed.ts';
+import { createFeed, type Chunk, type Feed, type FeedListener } from '../../src/hub/feed.ts';
+import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
+import type { UpstreamEvent } from '../../src/upstream/types.ts';
 
-const state = (status = 'running', finished_at: string | null = null) => ({ status, started_at: 's', finished_at, error: null, answer: null, metrics: { steps: 0 } });
+const state = (status = 'running', finished_at: string | null = null, metrics: Record<string, unknown> = { steps: 0 }): Snapshot => ({ ...UNKNOWN_SNAPSHOT, status, started_at: 's', finished_at, metrics });
+/** One loop step into the feed; returns the chunk listeners got, or null. */
+function apply(feed: Feed, from: number, events: UpstreamEvent[], snapshot: Snapshot, end?: 'over' | 'refused'): Chunk | null {
+  let got: Chunk | null = null;
+  const probe: FeedListener = { onChunk: (c) => (got = c), onEnd: () => {} };
+  feed.listeners.add(probe);
+  feed.publish({ fromIndex: from, events, snapshot, synced: true, upstreamError: null, ...(end ? { end } : {}) });
+  feed.listeners.delete(probe);
+  return got;
+}
 const ev = (i: number) => ({ type: 't', data: { i }, timestamp: `ts${i}` });
 const evs = (from: number, n: number) => Array.from({ length: n }, (_, k) => ev(from + k));
 
@@ -20,7 +31,7 @@ describe('Feed', () => {
     const b = listener();
     feed.listeners.add(a.l);
     feed.listeners.add(b.l);
-    feed.apply(0, evs(0, 3), state());
+    apply(feed, 0, evs(0, 3), state());
     expect(feed.nextIndex).toBe(3);
     expect(a.chunks[0]!.bytes).toBe(b.chunks[0]!.bytes);
     expect(a.chunks[0]!.firstIndex).toBe(0);
@@ -31,27 +42,27 @@ describe('Feed', () => {
 
   it('drops events at or below the last index held (a repeated answer)', () => {
     const feed = createFeed('s1', true, 0, { maxEvents: 100, maxBytes: 1e6 });
-    feed.apply(0, evs(0, 3), state());
+    apply(feed, 0, evs(0, 3), state());
     const a = listener();
     feed.listeners.add(a.l);
-    const chunk = feed.apply(1, evs(1, 4), state());
+    const chunk = apply(feed, 1, evs(1, 4), state());
     expect(feed.nextIndex).toBe(5);
     expect(chunk!.firstIndex).toBe(3);
     expect(chunk!.frames.map((f) => f.toString().split('\n')[0])).toEqual(['id: 3', 'id: 4']);
-    expect(feed.apply(0, evs(0, 5), state())).toBeNull();
-    expect(() => feed.apply(9, evs(9, 1), state())).toThrow(/gap/);
+    expect(apply(feed, 0, evs(0, 5), state())).toBeNull();
+    expect(() => apply(feed, 9, evs(9, 1), state())).toThrow(/gap/);
   });
 
   it('sends a status frame only when what subscribers see changed', () => {
     const feed = createFeed('s1', true, 0, { maxEvents: 100, maxBytes: 1e6 });
-    expect(feed.applyState(state())).not.toBeNull();
-    expect(feed.applyState(state())).toBeNull();
-    expect(feed.applyState({ ...state(), metrics: { steps: 1 } })).not.toBeNull();
+    expect(apply(feed, 0, [], state())).not.toBeNull();
+    expect(apply(feed, 0, [], state())).toBeNull();
+    expect(apply(feed, 0, [], state('running', null, { steps: 1 }))).not.toBeNull();
   });
 
   it('keeps within its bounds by dropping the oldest events', () => {
     const feed = createFeed('s1', true, 0, { maxEvents: 10, maxBytes: 1e6 });
-    feed.apply(0, evs(0, 25), state());
+    apply(feed, 0, evs(0, 25), state());
     expect(feed.nextIndex).toBe(25);
     expect(feed.baseIndex).toBeGreaterThan(14);
     expect(feed.nextIndex - feed.baseIndex).toBeLessThanOrEqual(10);
@@ -70,12 +81,36 @@ describe('Feed', () => {
     const feed = createFeed('s1', true, 0, { maxEvents: 100, maxBytes: 1e6 });
     const a = listener();
     feed.listeners.add(a.l);
-    feed.apply(0, evs(0, 2), state());
-    feed.end(state('completed', 'f'));
-    feed.end(state('completed', 'f'));
+    apply(feed, 0, evs(0, 2), state());
+    apply(feed, 2, [], state('completed', 'f'), 'over');
+    apply(feed, 2, [], state('completed', 'f'), 'over');
     expect(a.ends).toHaveLength(1);
     expect(JSON.parse(a.ends[0]!.toString().split('data: ')[1]!).last_index).toBe(1);
     expect(feed.listeners.size).toBe(0);
-    expect(feed.apply(2, evs(2, 1), state())).toBeNull();
+    expect(apply(feed, 2, evs(2, 1), state())).toBeNull();
+    expect(feed.endedBy).toBe('over');
+  });
+
+  it('keeps contiguous history fetched for a late subscriber, within its bounds', () => {
+    const feed = createFeed('s1', true, 10, { maxEvents: 15, maxBytes: 1e6 });
+    apply(feed, 10, evs(10, 5), state());
+    expect(feed.prepend(2, evs(2, 5))).toBe(false); // not contiguous with the buffer
+    expect(feed.prepend(5, evs(5, 5))).toBe(true);
+    expect(feed.baseIndex).toBe(5);
+    expect(feed.eventsBetween(5, 15)).toEqual(evs(5, 10));
+    expect(feed.prepend(0, evs(0, 5))).toBe(true);
+    expect(feed.prepend(0, [])).toBe(false);
+    const full = createFeed('s2', true, 10, { maxEvents: 6, maxBytes: 1e6 });
+    apply(full, 10, evs(10, 5), state());
+    expect(full.prepend(5, evs(5, 5))).toBe(false); // would pass maxEvents: newer events are never evicted for older ones
+  });
+
+  it('moves the start of an empty buffer only', () => {
+    const feed = createFeed('s1', true, 9, { maxEvents: 15, maxBytes: 1e6 });
+    feed.rebase(0);
+    expect(feed.baseIndex).toBe(0);
+    apply(feed, 0, evs(0, 2), state());
+    feed.rebase(7);
+    expect(feed.baseIndex).toBe(0);
   });
 });

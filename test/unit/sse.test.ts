@@ -1,7 +1,10 @@
 /** The wire format, byte for byte. */
 import { describe, expect, it } from 'vitest';
 import { encodeComment, encodeFrame, encodeFrameText } from '../../src/sse.ts';
-import { endFrame, eventFrame, retryFrame, statusFrame } from '../../src/hub/frames.ts';
+import { endFrame, eventFrame, retryFrame, statusFrameOf, statusJson } from '../../src/hub/frames.ts';
+import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
+
+const statusFrame = (s: Snapshot, e: string | null) => statusFrameOf(statusJson(s, e));
 
 describe('SSE encoding', () => {
   it('encodes id, event, retry and data in order, ending with a blank line', () => {
@@ -31,7 +34,7 @@ describe('SSE encoding', () => {
 });
 
 describe('pollcast frames', () => {
-  const state = { status: 'running', started_at: '2026-01-01T00:00:00Z', finished_at: null, error: null, answer: null, metrics: { steps: 1 } };
+  const state: Snapshot = { ...UNKNOWN_SNAPSHOT, status: 'running', started_at: '2026-01-01T00:00:00Z', finished_at: null, error: null, answer: null, metrics: { steps: 1 } };
 
   it('encodes a session event with its index as id and no event field', () => {
     const text = eventFrame(3, { type: 'message', data: { text: 'hi\nthere' }, timestamp: 't' }).toString();
@@ -46,5 +49,19 @@ describe('pollcast frames', () => {
     const end = endFrame({ ...state, status: 'completed', finished_at: 'f', answer: { ok: true } }, 9, null).toString();
     expect(end).toBe('event: end\ndata: {"status":"completed","finished_at":"f","error":null,"answer":{"ok":true},"metrics":{"steps":1},"last_index":9}\n\n');
     expect(retryFrame(2000).toString()).toBe('retry: 2000\n\n');
+  });
+
+  it('passes unknown upstream fields through status and end, never over the known ones', () => {
+    const withExtra: Snapshot = { ...state, extra: { outcome: 'success', status: 'not me' } };
+    const status = JSON.parse(statusFrame(withExtra, null).toString().split('data: ')[1]!);
+    expect(status).toMatchObject({ outcome: 'success', status: 'running' });
+    const end = JSON.parse(endFrame(withExtra, null, null).toString().split('data: ')[1]!);
+    expect(end).toMatchObject({ outcome: 'success', status: 'running', last_index: null });
+  });
+
+  it('marks an event relayed without its data', () => {
+    expect(eventFrame(4, { type: 'AgentEvent', data: null, timestamp: 't', omitted: 'too_large' }).toString()).toBe(
+      'id: 4\ndata: {"index":4,"type":"AgentEvent","data":null,"timestamp":"t","omitted":"too_large"}\n\n',
+    );
   });
 });

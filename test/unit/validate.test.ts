@@ -1,7 +1,7 @@
 /** Request validation. */
 import { describe, expect, it } from 'vitest';
-import { parseIncludeDetails, parseIndex, parseLimit, parseSessionId, parseStartIndex, parseWaitSeconds } from '../../src/http/validate.ts';
-import { parseChanges, parseState } from '../../src/upstream/parse.ts';
+import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseStartIndex, parseWaitSeconds } from '../../src/http/validate.ts';
+import { parseChanges, parseStatusBody } from '../../src/upstream/parse.ts';
 
 describe('validation', () => {
   it('accepts the contract pattern for ids and nothing else', () => {
@@ -19,10 +19,14 @@ describe('validation', () => {
     expect(parseStartIndex('', undefined)).toBe(0);
     expect(() => parseStartIndex('x', undefined)).toThrow(/Last-Event-ID/);
   });
-  it('parses include_details, limit and wait', () => {
-    expect(parseIncludeDetails(undefined)).toBe(true);
-    expect(parseIncludeDetails('false')).toBe(false);
-    expect(() => parseIncludeDetails('no')).toThrow();
+  it('parses include_events (include_details its alias), limit and wait', () => {
+    expect(parseIncludeEvents(undefined)).toBe(true);
+    expect(parseIncludeEvents('false')).toBe(false);
+    expect(parseIncludeEvents(undefined, 'false')).toBe(false);
+    expect(parseIncludeEvents('true', 'true')).toBe(true);
+    expect(() => parseIncludeEvents('true', 'false')).toThrow(/disagree/);
+    expect(() => parseIncludeEvents('no')).toThrow(/include_events/);
+    expect(() => parseIncludeEvents(undefined, 'no')).toThrow(/include_details/);
     expect(parseLimit(undefined, 100, 1000)).toBe(100);
     expect(parseLimit('5000', 100, 1000)).toBe(1000);
     expect(() => parseLimit('0', 100, 1000)).toThrow();
@@ -36,12 +40,17 @@ describe('upstream body checks', () => {
   const good = { status: 'running', started_at: null, finished_at: null, error: null, answer: null, metrics: {}, new_events: [{ type: 'a', data: 1, timestamp: 't' }] };
   it('accepts a well-formed answer', () => {
     expect(parseChanges(good).ok).toBe(true);
-    expect(parseState({ status: 'x' }).ok).toBe(true);
+    expect(parseStatusBody({ status: 'x' }).ok).toBe(true);
+    expect(parseStatusBody({ status: 'x', error: 3 }).ok).toBe(false);
   });
   it('refuses wrong shapes with a reason', () => {
     for (const bad of [null, [], 'x', { ...good, status: 1 }, { ...good, new_events: {} }, { ...good, new_events: [{ data: 1 }] }, { ...good, metrics: [] }, { ...good, finished_at: 5 }]) {
       const r = parseChanges(bad);
       expect(r.ok).toBe(false);
     }
+  });
+  it('keeps the fields it does not know', () => {
+    const r = parseChanges({ ...good, outcome: 'success', error_code: null });
+    expect(r.ok && r.value.top.extra).toEqual({ outcome: 'success', error_code: null });
   });
 });

@@ -1,0 +1,29 @@
+/** What the routes share: the parts of the process they use. */
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { Hub } from '../hub/hub.ts';
+import type { Streams } from '../hub/streams.ts';
+import type { Metrics, Stats } from '../metrics.ts';
+import type { Authorizer } from './auth.ts';
+import type { DemoSource } from './demo-routes.ts';
+import type { Limits } from './limits.ts';
+
+export type { AppEnv } from './env.ts';
+
+/** What the routes need from the rest of the process. */
+export interface AppDeps {
+  config: Config;
+  hub: Hub;
+  streams: Streams;
+  stats: Stats;
+  metrics: Metrics;
+  log: Logger;
+  authorize: Authorizer;
+  /** Rate, stream and URL limits (src/http/limits.ts). */
+  limits: Limits;
+  isShuttingDown: () => boolean;
+  /** Set when the built-in simulator is the upstream: the demo page lists its sessions. */
+  demo: DemoSource | undefined;
+  /** The path of UPSTREAM_URL (e.g. `/api/v2`), under which the drop-ins are served too; '' for none. */
+  upstreamPath: string;
+}

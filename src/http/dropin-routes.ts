@@ -1,0 +1,162 @@
+/**
+ * The drop-in endpoints: `GET /sessions/{id}/changes` and `/status` with the
+ * upstream's own query, codes and bodies, answered from the shared loop and
+ * its buffer, at the root and under the path of UPSTREAM_URL (`/api/v2/...`),
+ * so a client or SDK written for the upstream changes only its base URL.
+ */
+import type { Context, Hono } from 'hono';
+import type { AppDeps, AppEnv } from './deps.ts';
+import { methodNotAllowed } from './methods.ts';
+import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSeconds } from './validate.ts';
+import type { Chunk, Feed, FeedListener } from '../hub/feed.ts';
+import type { FeedEntry } from '../hub/hub.ts';
+import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
+import type { UpstreamEvent } from '../upstream/types.ts';
+import { SessionNotFoundError, ShuttingDownError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
+
+/** Most events one drop-in answer carries. */
+export const MAX_CHANGES_LIMIT = 1000;
+/** Default `limit` when the caller gives none. */
+export const DEFAULT_CHANGES_LIMIT = 100;
+/** Longest a drop-in caller may wait (s); longer asks are clipped. */
+export const MAX_CHANGES_WAIT_SECONDS = 60;
+/**
+ * Longest a `wait_for_seconds=0` caller is held while the loop is still
+ * catching up or draining (ms): "nothing new" must not be answered before the
+ * loop knows it (a draining SDK would stop short), nor hang a caller.
+ */
+export const UNSETTLED_WAIT_MS = 10_000;
+/** A held `/status` younger than this is answered as is (ms); an older one is refreshed first (at most one upstream call per interval). */
+export const STATUS_FRESH_MS = 2000;
+/** Longest a `/status` caller waits for that refresh (ms) before the held answer is sent. */
+export const STATUS_REFRESH_WAIT_MS = 5000;
+/** Seconds a caller is told to wait while the upstream has not answered the loop yet. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+/** True while the session is known to be over but its last events are still being drained. */
+function draining(feed: Feed): boolean {
+  const body = feed.snapshot.statusBody;
+  return !feed.ended && body !== null && statusSaysOver(body);
+}
+
+// Resolves when `until` holds after a chunk or the end, the wait runs out, or the caller leaves; always detaches itself.
+function waitFor(feed: Feed, until: (chunk: Chunk | null) => boolean, waitMs: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (changed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      feed.listeners.delete(listener);
+      signal.removeEventListener('abort', onAbort);
+      resolve(changed);
+    };
+    const listener: FeedListener = {
+      onChunk: (chunk) => {
+        if (until(chunk)) finish(true);
+      },
+      onEnd: () => finish(true),
+    };
+    const onAbort = () => finish(false);
+    const timer = setTimeout(() => finish(false), waitMs);
+    feed.listeners.add(listener);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+// One page of held-out history, its failures mapped to the errors the caller sees.
+async function readHistory(deps: AppDeps, entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[]> {
+  const r = await deps.hub.fetchHistory(entry, from, to, signal);
+  if (Array.isArray(r)) return r;
+  if (r.kind === 'not-found') throw new SessionNotFoundError(entry.feed.sessionId);
+  if (r.kind === 'unauthorized') throw new UpstreamAuthError(r.status);
+  throw new UpstreamUnavailableError(r.kind, UNAVAILABLE_RETRY_AFTER_SECONDS);
+}
+
+function requireKnown(feed: Feed): void {
+  if (!isKnown(feed.snapshot)) throw new UpstreamUnavailableError(feed.upstreamError ?? 'no answer yet', UNAVAILABLE_RETRY_AFTER_SECONDS);
+}
+
+// "Nothing new", the way the upstream says it: a bare 204, or (simplified upstreams) a 200 with no events.
+function nothingNew(c: Context<AppEnv>, feed: Feed): Response {
+  return feed.emptyStyle === '200' ? c.json(changesBody(feed.snapshot, []), 200) : c.body(null, 204);
+}
+
+async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, from: number, limit: number, waitSeconds: number): Promise<Response> {
+  const { feed } = entry;
+  const signal = c.req.raw.signal;
+  requireKnown(feed);
+  if (from < feed.baseIndex) {
+    // Older than what the buffer holds: read it again from upstream (kept for the next caller when it fits).
+    deps.stats.replayFromUpstream++;
+    const events = await readHistory(deps, entry, from, Math.min(feed.baseIndex, from + limit), signal);
+    return c.json(changesBody(feed.snapshot, events), 200);
+  }
+  let statusChanged = false;
+  if (from >= feed.nextIndex && !feed.ended) {
+    if (waitSeconds === 0) {
+      // "Nothing new" is only true once the loop has caught up, and, for a session that is over, drained.
+      if (!feed.synced || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), UNSETTLED_WAIT_MS, signal);
+    } else {
+      // Metrics alone move with every step; only a new status or error is news without events.
+      const statusKey = () => `${feed.snapshot.status}|${feed.snapshot.error}`;
+      const before = statusKey();
+      statusChanged = await waitFor(feed, (chunk) => chunk === null || (chunk.status !== null && statusKey() !== before) || feed.nextIndex > from, waitSeconds * 1000, signal);
+    }
+  }
+  if (from < feed.nextIndex) {
+    deps.stats.replayFromBuffer++;
+    return c.json(changesBody(feed.snapshot, feed.eventsBetween(from, from + limit)), 200);
+  }
+  // A long-poll woken by a status change answers with the new state and no events.
+  if (statusChanged && !feed.ended) return c.json(changesBody(feed.snapshot, []), 200);
+  return nothingNew(c, feed);
+}
+
+/** Registers the drop-in `changes` and `status` routes at `prefix` (the path of UPSTREAM_URL, or ''). */
+function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
+  app.get(`${prefix}/sessions/:id/changes`, async (c) => {
+    const id = parseSessionId(c.req.param('id'));
+    const fromRaw = c.req.query('from_index');
+    const from = fromRaw === undefined || fromRaw === '' ? 0 : parseIndex('from_index', fromRaw);
+    const limit = parseLimit(c.req.query('limit'), DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT);
+    const includeEvents = parseIncludeEvents(c.req.query('include_events'), c.req.query('include_details'));
+    const waitSeconds = parseWaitSeconds(c.req.query('wait_for_seconds'), MAX_CHANGES_WAIT_SECONDS);
+    if (deps.isShuttingDown()) throw new ShuttingDownError();
+    await deps.authorize(c, id);
+    // hono answers HEAD with the GET handler: answer it at once, no loop, no wait.
+    if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
+    const entry = await deps.hub.acquire(id, includeEvents, from);
+    try {
+      return await answerChanges(c, deps, entry, from, limit, waitSeconds);
+    } finally {
+      deps.hub.release(entry);
+    }
+  });
+  app.get(`${prefix}/sessions/:id/status`, async (c) => {
+    const id = parseSessionId(c.req.param('id'));
+    if (deps.isShuttingDown()) throw new ShuttingDownError();
+    await deps.authorize(c, id);
+    if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
+    const entry = await deps.hub.acquireAny(id);
+    try {
+      requireKnown(entry.feed);
+      if (!entry.feed.ended && Date.now() - entry.feed.snapshot.statusAtMs > STATUS_FRESH_MS) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([deps.hub.refreshStatus(entry), new Promise<void>((resolve) => (timer = setTimeout(resolve, STATUS_REFRESH_WAIT_MS)))]);
+        clearTimeout(timer);
+      }
+      return c.json(statusDropInBody(entry.feed.snapshot), 200);
+    } finally {
+      deps.hub.release(entry);
+    }
+  });
+  app.all(`${prefix}/sessions/:id/changes`, methodNotAllowed(['GET', 'HEAD']));
+  app.all(`${prefix}/sessions/:id/status`, methodNotAllowed(['GET', 'HEAD']));
+}
+
+/** Registers the drop-ins at the root and, when UPSTREAM_URL has a path, under it too. */
+export function registerDropInRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  registerAt(app, deps, '');
+  if (deps.upstreamPath !== '') registerAt(app, deps, deps.upstreamPath);
+}

@@ -1,0 +1,65 @@
+/** The default transport: each feed's loop runs in this process and writes straight into the feed. */
+import type { Logger } from 'pino';
+import type { Feed } from '../hub/feed.ts';
+import type { BackoffPolicy } from '../upstream/backoff.ts';
+import type { UpstreamClient } from '../upstream/client.ts';
+import { fetchPage, PageLimit } from '../upstream/pager.ts';
+import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
+import type { Supply, Transport } from './transport.ts';
+
+/** What the loops need. */
+export interface LoopSettings {
+  client: UpstreamClient;
+  log: Logger;
+  waitSeconds: number;
+  pageSize: number;
+  maxBodyBytes: number;
+  backoff: BackoffPolicy;
+  giveUpMs: number;
+  /** Metrics hooks. */
+  onEvents?: (count: number) => void;
+  onOversized?: (index: number) => void;
+}
+
+/** Runs one loop per supplied feed, here. */
+export function createMemoryTransport(settings: LoopSettings): Transport {
+  const { client, pageSize } = settings;
+  return {
+    supply(feed: Feed, signal: AbortSignal): Supply {
+      let resolveContact!: (c: FirstContact) => void;
+      const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
+      let loopState: PollerState = 'polling';
+      const poller = new Poller(
+        {
+          ...settings,
+          sink: feed,
+          onFirstContact: resolveContact,
+          onState: (s) => (loopState = s),
+        },
+        signal,
+      );
+      // A loop stopped before its first contact resolves it as unavailable, so no opener waits forever.
+      const done = poller.run().finally(() => resolveContact({ kind: 'unavailable', reason: 'loop stopped' }));
+      return {
+        firstContact,
+        done,
+        get loopState() {
+          return loopState;
+        },
+        refreshStatus: () => poller.refreshStatus(),
+      };
+    },
+    async history(feed, from, to, signal) {
+      const limit = new PageLimit(Math.max(1, Math.min(pageSize, to - from)));
+      const r = await fetchPage(client, feed.sessionId, { fromIndex: from, includeEvents: feed.includeEvents, waitSeconds: 0 }, limit, signal);
+      if (r.kind === 'events') return r.changes.new_events.slice(0, to - from);
+      if (r.kind === 'no-change') return [];
+      if (r.kind === 'oversized') {
+        settings.onOversized?.(r.index);
+        return [r.event];
+      }
+      return r;
+    },
+    async close() {},
+  };
+}

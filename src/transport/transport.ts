@@ -1,0 +1,32 @@
+/**
+ * Where a feed's events come from and who runs its loop, behind one narrow
+ * interface: `memory.ts` runs the loop in this process (the default);
+ * cluster mode runs it wherever the session's lease is and carries events
+ * through a shared log. The hub depends on this interface only.
+ */
+import type { Feed } from '../hub/feed.ts';
+import type { FailureOutcome } from '../upstream/client.ts';
+import type { FirstContact, PollerState } from '../upstream/poller.ts';
+import type { UpstreamEvent } from '../upstream/types.ts';
+
+/** A feed being kept up to date. */
+export interface Supply {
+  /** Resolves once the first contact is known (the session exists, or the upstream could not say yet). */
+  readonly firstContact: Promise<FirstContact>;
+  /** Resolves when the supply stopped: the session ended, or its signal aborted. */
+  readonly done: Promise<void>;
+  /** What the loop is doing ('stopped' where it runs elsewhere). */
+  readonly loopState: PollerState;
+  /** Asks for a fresher `/status` (drop-in status pollers); resolves when answered or when not possible. */
+  refreshStatus(): Promise<void>;
+}
+
+/** The source of every feed of the process. */
+export interface Transport {
+  /** Keeps `feed` up to date until the session ends or `signal` aborts. */
+  supply(feed: Feed, signal: AbortSignal): Supply;
+  /** Events from `from` on (at most `to - from`, at least one when any exist), for a subscriber behind the buffer. */
+  history(feed: Feed, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome>;
+  /** Stops everything the transport runs (idempotent). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,50 @@
+/**
+ * Where a loop writes what it learns. The upstream side owns this interface;
+ * the in-process feed implements it, and in cluster mode a writer to the
+ * shared log does, so the loop never depends on who reads.
+ */
+import type { Snapshot } from './snapshot.ts';
+import type { UpstreamEvent } from './types.ts';
+
+/** How the upstream answers "nothing new": `204`, or (simplified upstreams) a `200` with no events. */
+export type EmptyAnswerStyle = '204' | '200';
+
+/** One step of the loop: events (possibly none) and the state after them. */
+export interface LoopUpdate {
+  /** Index of events[0]; events below the sink's nextIndex are already held and skipped. */
+  fromIndex: number;
+  events: readonly UpstreamEvent[];
+  snapshot: Snapshot;
+  /** True when the loop's latest answer showed it holds everything the upstream has (a 204 or an empty page). */
+  synced: boolean;
+  /** Set while the upstream fails or refuses; null once it answers again. */
+  upstreamError: string | null;
+  /** How the upstream answered its latest "nothing new", once seen. */
+  emptyStyle?: EmptyAnswerStyle;
+  /**
+   * Set on the last update: `end` goes out after the events. 'over': the
+   * session is over and drained; 'refused': the upstream kept refusing (such
+   * a session is not cached as finished).
+   */
+  end?: 'over' | 'refused';
+}
+
+/** What a loop writes into. */
+export interface LoopSink {
+  readonly sessionId: string;
+  /** The `include_events` value the loop asks with. */
+  readonly includeEvents: boolean;
+  /** Index the loop continues from. */
+  readonly nextIndex: number;
+  /** Index of the oldest event held (where a fresh sink was asked to start). */
+  readonly baseIndex: number;
+  /** The snapshot the loop starts from (kept from an earlier loop of the same session). */
+  readonly snapshot: Snapshot;
+  /**
+   * Records one step. Resolves false when the write was refused (cluster
+   * mode: this loop lost its lease), and the loop must stop.
+   */
+  publish(update: LoopUpdate): boolean | Promise<boolean>;
+  /** Moves the start of an empty sink (the loop found the requested start beyond the session's events). */
+  rebase(index: number): void;
+}
