@@ -58,6 +58,9 @@ export function createJwtAuthorizer(secret: string): Authorizer {
     if (!sessions.includes('*') && !sessions.includes(sessionId)) {
       throw new ForbiddenError(`access token does not cover session ${JSON.stringify(sessionId)}`);
     }
-    return { expiresAtMs: exp === undefined ? undefined : (exp + JWT_CLOCK_TOLERANCE_SECONDS) * 1000 };
+    // exp is enforced to the second: a stream is closed at exp, and its reconnect must not be let in
+    // for the skew tolerance (which stays for nbf), or a reconnect loop would run until exp + tolerance.
+    if (exp !== undefined && exp * 1000 <= Date.now()) throw new UnauthorizedError('access token expired');
+    return { expiresAtMs: exp === undefined ? undefined : exp * 1000 };
   };
 }
