@@ -193,8 +193,12 @@ export class Feed implements LoopSink {
    * next subscriber is served from memory. Returns whether it was kept.
    */
   prepend(fromIndex: number, events: readonly UpstreamEvent[]): boolean {
-    if (events.length === 0 || fromIndex + events.length !== this.base || fromIndex < 0) return false;
-    const frames = events.map((e, k) => eventFrame(fromIndex + k, e));
+    return this.prependFrames(fromIndex, events.map((e, k) => eventFrame(fromIndex + k, e)));
+  }
+
+  /** `prepend` for frames already encoded (`eventFrame(fromIndex + k, …)`). */
+  prependFrames(fromIndex: number, frames: Buffer[]): boolean {
+    if (frames.length === 0 || fromIndex + frames.length !== this.base || fromIndex < 0) return false;
     const added = frames.reduce((n, f) => n + heldBytes(f), 0);
     if (this.held.length + frames.length > this.limits.maxEvents || this.heldBytesTotal + added > this.limits.maxBytes) return false;
     this.held = frames.concat(this.held);

@@ -7,6 +7,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { createFeed, type Feed, type FeedLimits } from './feed.ts';
+import { eventFrame } from './frames.ts';
 import type { Supply, Transport } from '../transport/transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
@@ -73,6 +74,8 @@ export class Hub {
   private readonly cache: LRUCache<string, FeedEntry>;
   private readonly failedFirstContacts = new LRUCache<string, Error>({ max: FAILED_FIRST_CONTACTS_TRACKED, ttl: FIRST_CONTACT_FAILURE_MEMORY_MS });
   private readonly historyInFlight = new Map<string, Promise<UpstreamEvent[] | FailureOutcome>>();
+  /** Per feed, the history pages read so far that do not reach the buffer yet (bounded by the feed's limits, dropped with the feed). */
+  private readonly historyRuns = new Map<string, { from: number; frames: Buffer[]; bytes: number }>();
   private closed = false;
 
   constructor(opts: HubOptions) {
@@ -173,9 +176,30 @@ export class Hub {
       this.historyInFlight.set(key, pending);
     }
     const r = await pending;
+    if (Array.isArray(r) && r.length > 0) this.keepHistory(entry, from, r);
     if (signal.aborted) return { kind: 'aborted' };
-    if (Array.isArray(r) && r.length > 0) feed.prepend(from, r);
     return r;
+  }
+
+  /**
+   * A reader catching up reads history forward, page by page, while only a
+   * run that ends where the buffer starts can join it: consecutive pages are
+   * collected as frames (within the feed's bounds) and prepended once they reach it.
+   */
+  private keepHistory(entry: FeedEntry, from: number, events: UpstreamEvent[]): void {
+    const { feed } = entry;
+    const { maxEvents, maxBytes } = this.opts.feedLimits;
+    const frames = events.map((e, k) => eventFrame(from + k, e));
+    const bytes = frames.reduce((n, f) => n + f.length, 0);
+    const run = this.historyRuns.get(entry.key);
+    const next = run !== undefined && run.from + run.frames.length === from ? { from: run.from, frames: run.frames.concat(frames), bytes: run.bytes + bytes } : { from, frames, bytes };
+    const end = next.from + next.frames.length;
+    const fits = next.frames.length + (feed.nextIndex - feed.baseIndex) <= maxEvents && next.bytes + feed.bytes <= maxBytes;
+    if (end === feed.baseIndex) {
+      this.historyRuns.delete(entry.key);
+      feed.prependFrames(next.from, next.frames);
+    } else if (fits && end < feed.baseIndex) this.historyRuns.set(entry.key, next);
+    else this.historyRuns.delete(entry.key);
   }
 
   /** Asks the feed's loop for a fresher status (drop-in status pollers); at most one upstream call per interval. */
@@ -259,6 +283,7 @@ export class Hub {
     entry.graceTimer = null;
     entry.abort?.abort();
     entry.abort = null;
+    this.historyRuns.delete(entry.key);
     if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
     if (this.closed) return;
     // Only a session the upstream says is over is kept as finished; a stream
