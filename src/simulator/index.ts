@@ -11,6 +11,7 @@ import type { Simulator, SimulatorOptions } from './types.ts';
 export type * from './types.ts';
 export { SimulatorError, UnknownSessionError, SessionExistsError, InvalidInputError } from './errors.ts';
 export { DEMO_MIN_LIVE, DEMO_KEEP_FINISHED } from './demo.ts';
+export { UNKNOWN_STATS_MAX_IDS } from './stats.ts';
 
 /** Server cap on wait_for_seconds when the options name none. */
 export const DEFAULT_MAX_WAIT_SECONDS = 30;
@@ -32,9 +33,11 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
   const seed = checkNumber('seed', opts.seed, DEFAULT_SEED, { integer: true, min: Number.MIN_SAFE_INTEGER });
   if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey === '')) throw new InvalidInputError('apiKey must be a non-empty string');
   const store = new SessionStore(seed);
+  const stats = new StatsRegistry((id) => store.get(id) !== undefined);
+  store.onDelete((id) => stats.retire(id));
   const ctx: SimContext = {
     store,
-    stats: new StatsRegistry(),
+    stats,
     faults: new FaultPlan(),
     held: new HeldRequests(),
     maxWaitSeconds: checkNumber('maxWaitSeconds', opts.maxWaitSeconds, DEFAULT_MAX_WAIT_SECONDS),
@@ -71,6 +74,7 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
     listSessions: () => store.all().map((r) => store.summary(r)),
     stats: (id) => ctx.stats.get(id),
     allStats: () => ctx.stats.all(),
+    statsSize: () => ctx.stats.size(),
     totals: () => ctx.stats.totals(),
     totalRequests: () => ctx.stats.requests(),
     resetStats: () => ctx.stats.reset(),

@@ -69,6 +69,7 @@ export function normalizeSpec(spec: SessionSpec): Required<Omit<SessionSpec, 'em
 export class SessionStore {
   readonly #sessions = new Map<string, SessionRecord>();
   readonly #endListeners = new Set<(record: SessionRecord) => void>();
+  readonly #deleteListeners = new Set<(id: string) => void>();
   readonly #seed: number;
   #seq = 0;
   #closed = false;
@@ -96,6 +97,12 @@ export class SessionStore {
   onEnd(listener: (record: SessionRecord) => void): () => void {
     this.#endListeners.add(listener);
     return () => this.#endListeners.delete(listener);
+  }
+
+  /** Calls `listener` with the id of every deleted session; returns the unsubscribe function. */
+  onDelete(listener: (id: string) => void): () => void {
+    this.#deleteListeners.add(listener);
+    return () => this.#deleteListeners.delete(listener);
   }
 
   create(id: string, spec: SessionSpec = {}): SessionRecord {
@@ -221,6 +228,7 @@ export class SessionStore {
     const record = this.require(id);
     this.#stopEmitTimer(record);
     this.#sessions.delete(id);
+    for (const listener of [...this.#deleteListeners]) listener(id);
     this.#notify(record, 'deleted');
     for (const listener of [...this.#endListeners]) listener(record);
   }
@@ -277,5 +285,6 @@ export class SessionStore {
       this.#notify(record, 'closed');
     }
     this.#endListeners.clear();
+    this.#deleteListeners.clear();
   }
 }

@@ -65,6 +65,12 @@ export interface SessionStats {
   faultsServed: number;
 }
 
+/** How many session ids have counters: existing sessions, and unknown or deleted ids (bounded). */
+export interface StatsSize {
+  sessions: number;
+  unknown: number;
+}
+
 /** Counters over every session, plus requests that name no session. */
 export interface TotalStats extends SessionStats {
   requests: number;
@@ -147,6 +153,8 @@ export interface Simulator {
   listSessions(): SessionSummary[];
   stats(id: string): SessionStats;
   allStats(): Record<string, SessionStats>;
+  /** Ids with counters now; unknown ids are kept in a bounded LRU (UNKNOWN_STATS_MAX_IDS). */
+  statsSize(): StatsSize;
   totals(): TotalStats;
   totalRequests(): number;
   resetStats(): void;
