@@ -86,7 +86,7 @@ function answerChanges(ctx: SimContext, res: ServerResponse, id: string, query: 
   const limit = Math.min(query.limit, ctx.maxLimit, shortMax);
   const bodyFault = bodyFaultOf(fault);
   const answer = (): void => {
-    const body = ctx.store.changes(record, query.fromIndex, limit, query.includeDetails);
+    const body = ctx.store.changes(record, query.fromIndex, limit, query.includeEvents);
     if (bodyFault) sendFaultyBody(bodyFault, res, body, ctx.held);
     else sendJson(res, 200, body);
   };
