@@ -70,13 +70,18 @@ function bodyFaultOf(fault: Fault | undefined): BodyFault | undefined {
   return fault && (fault.kind === 'slow-body' || fault.kind === 'invalid-json' || fault.kind === 'truncated') ? fault : undefined;
 }
 
+/** The 200 body as the fault leaves it: a `patch` fault overrides top-level fields. */
+function patched(body: object, fault: Fault | undefined): object {
+  return fault?.kind === 'patch' ? { ...body, ...structuredClone(fault.body) } : body;
+}
+
 function answerStatus(ctx: SimContext, res: ServerResponse, id: string, fault: Fault | undefined): void {
   const record = ctx.store.get(id);
   if (!record) return sendError(res, 404, `no such session: ${id}`);
   const bodyFault = bodyFaultOf(fault);
   const snapshot = ctx.store.snapshot(record);
   if (bodyFault) sendFaultyBody(bodyFault, res, snapshot, ctx.held);
-  else sendJson(res, 200, snapshot);
+  else sendJson(res, 200, patched(snapshot, fault));
 }
 
 function answerChanges(ctx: SimContext, res: ServerResponse, id: string, query: ChangesQuery, fault: Fault | undefined): void {
@@ -88,7 +93,7 @@ function answerChanges(ctx: SimContext, res: ServerResponse, id: string, query: 
   const answer = (): void => {
     const body = ctx.store.changes(record, query.fromIndex, limit, query.includeEvents);
     if (bodyFault) sendFaultyBody(bodyFault, res, body, ctx.held);
-    else sendJson(res, 200, body);
+    else sendJson(res, 200, patched(body, fault));
   };
 
   // Spoiled bodies answer at once with the current snapshot, so the fault is always observable.

@@ -101,7 +101,9 @@ export type Fault =
   | { kind: 'invalid-json' }
   | { kind: 'truncated' }
   | { kind: 'no-change' }
-  | { kind: 'short-limit'; max: number };
+  | { kind: 'short-limit'; max: number }
+  /** A normal 200 answer with `body` merged over it (top level), to make endpoints disagree. */
+  | { kind: 'patch'; body: Record<string, unknown> };
 
 /** Which requests a fault rule matches: one session or all, one endpoint or both. */
 export interface FaultScope {
