@@ -1,5 +1,6 @@
 import type { SimContext } from './context.ts';
 import { DemoDriver } from './demo.ts';
+import { dialectFor } from './dialects.ts';
 import { InvalidInputError } from './errors.ts';
 import { FaultPlan } from './faults.ts';
 import { HeldRequests } from './respond.ts';
@@ -12,6 +13,9 @@ export type * from './types.ts';
 export { SimulatorError, UnknownSessionError, SessionExistsError, InvalidInputError } from './errors.ts';
 export { DEMO_MIN_LIVE, DEMO_KEEP_FINISHED } from './demo.ts';
 export { UNKNOWN_STATS_MAX_IDS } from './stats.ts';
+export { REAL_BASE_PATH } from './dialects.ts';
+export { DEFAULT_IMAGE_BYTES, MAX_IMAGE_BYTES } from './trajectory.ts';
+export { PNG_SIGNATURE } from './png.ts';
 
 /** Server cap on wait_for_seconds when the options name none. */
 export const DEFAULT_MAX_WAIT_SECONDS = 30;
@@ -32,10 +36,12 @@ function checkNumber(name: string, value: number | undefined, fallback: number, 
 export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const seed = checkNumber('seed', opts.seed, DEFAULT_SEED, { integer: true, min: Number.MIN_SAFE_INTEGER });
   if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey === '')) throw new InvalidInputError('apiKey must be a non-empty string');
-  const store = new SessionStore(seed);
+  const dialect = dialectFor(opts.api);
+  const store = new SessionStore(seed, dialect);
   const stats = new StatsRegistry((id) => store.get(id) !== undefined);
   store.onDelete((id) => stats.retire(id));
   const ctx: SimContext = {
+    dialect,
     store,
     stats,
     faults: new FaultPlan(),
@@ -46,8 +52,8 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
     authHeader: (opts.authHeader ?? 'authorization').toLowerCase(),
   };
   const server = createSimServer(ctx);
-  const url = await listen(server, checkNumber('port', opts.port, 0, { integer: true }), opts.host ?? '127.0.0.1');
-  const demo = opts.demo ? new DemoDriver(store, seed) : undefined;
+  const origin = await listen(server, checkNumber('port', opts.port, 0, { integer: true }), opts.host ?? '127.0.0.1');
+  const demo = opts.demo ? new DemoDriver(store, seed, dialect.name) : undefined;
   demo?.start();
 
   let closing: Promise<void> | undefined;
@@ -62,7 +68,9 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
   };
 
   return {
-    url,
+    url: `${origin}${dialect.basePath}`,
+    origin,
+    api: dialect.name,
     faults: ctx.faults,
     createSession: (id, spec) => void store.create(id, spec),
     appendEvents: (id, count = 1) => store.append(id, count),

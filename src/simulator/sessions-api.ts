@@ -28,11 +28,14 @@ function authorized(ctx: SimContext, req: IncomingMessage): boolean {
   return match?.[1] !== undefined && sameSecret(match[1].trim(), ctx.apiKey);
 }
 
-/** Serves `GET /sessions`, `GET /sessions/{id}/changes` and `GET /sessions/{id}/status`. */
-export function handleSessionsApi(ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
+/**
+ * Serves `GET /sessions`, `GET /sessions/{id}/changes` and `GET /sessions/{id}/status`
+ * below the dialect's base path; `apiPath` is the path below it (undefined: outside it, 404).
+ */
+export function handleSessionsApi(ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL, apiPath: string | undefined): void {
   ctx.stats.countRequest();
-  const route = SESSION_ROUTE.exec(url.pathname);
-  if (url.pathname !== '/sessions' && !route) return sendError(res, 404, `no route: ${url.pathname}`);
+  const route = apiPath === undefined ? null : SESSION_ROUTE.exec(apiPath);
+  if (apiPath !== '/sessions' && !route) return sendError(res, 404, `no route: ${url.pathname}`);
   if (req.method !== 'GET') return sendError(res, 405, 'method not allowed', { allow: 'GET' });
 
   let id = '';
@@ -79,9 +82,9 @@ function answerStatus(ctx: SimContext, res: ServerResponse, id: string, fault: F
   const record = ctx.store.get(id);
   if (!record) return sendError(res, 404, `no such session: ${id}`);
   const bodyFault = bodyFaultOf(fault);
-  const snapshot = ctx.store.snapshot(record);
-  if (bodyFault) sendFaultyBody(bodyFault, res, snapshot, ctx.held);
-  else sendJson(res, 200, patched(snapshot, fault));
+  const body = ctx.store.statusBody(record);
+  if (bodyFault) sendFaultyBody(bodyFault, res, body, ctx.held);
+  else sendJson(res, 200, patched(body, fault));
 }
 
 function answerChanges(ctx: SimContext, res: ServerResponse, id: string, query: ChangesQuery, fault: Fault | undefined): void {
@@ -97,7 +100,9 @@ function answerChanges(ctx: SimContext, res: ServerResponse, id: string, query: 
   };
 
   // Spoiled bodies answer at once with the current snapshot, so the fault is always observable.
-  if (bodyFault || record.events.length > query.fromIndex || record.finishedAt !== null) return answer();
+  if (bodyFault || record.events.length > query.fromIndex) return answer();
+  // A finished session never gets new events by itself: no point holding the request.
+  if (record.finishedAt !== null) return ctx.dialect.emptyAnswerAfterEnd === 200 ? answer() : sendNoContent(res);
   const waitMs = Math.min(query.waitSeconds, ctx.maxWaitSeconds) * 1000;
   if (waitMs <= 0) return sendNoContent(res);
   holdChanges(ctx, res, record, query.fromIndex, waitMs, answer);
@@ -113,6 +118,7 @@ function holdChanges(ctx: SimContext, res: ServerResponse, record: SessionRecord
   const removeWaiter = ctx.store.addWaiter(record, {
     fromIndex,
     onChange(reason) {
+      if (!ctx.dialect.releasesHeldPoll(reason)) return;
       release();
       if (reason === 'deleted') sendError(res, 404, `no such session: ${record.id}`);
       else if (reason === 'closed') res.destroy();
