@@ -15,11 +15,13 @@ export const DEMO_IN_STEP_GAP_MS = [30, 200] as const;
 export const DEMO_DURATION_MS = [30_000, 60_000] as const;
 /** Chance that a demo session ends `failed`. */
 export const DEMO_FAIL_CHANCE = 1 / 6;
-/** Real dialect: chances that a demo session ends `timed_out` or `interrupted` (the rest complete). */
+/** Real dialect: chance that a demo session ends `timed_out`. */
 export const DEMO_TIMEOUT_CHANCE = 1 / 25;
+/** Real dialect: chance that a demo session ends `interrupted` (the rest, after failures and timeouts, complete). */
 export const DEMO_INTERRUPT_CHANCE = 1 / 25;
-/** Real dialect: chance that a demo session goes `idle` or `paused` once, and for how long, in ms. */
+/** Real dialect: chance that a demo session goes `idle` or `paused` once, between two steps. */
 export const DEMO_PAUSE_CHANCE = 1 / 3;
+/** Real dialect: how long such a pause lasts, in ms (uniform in this range). */
 export const DEMO_PAUSE_MS = [2_000, 6_000] as const;
 /** Real dialect: approximate base64 size of a demo screenshot, in bytes. */
 export const DEMO_IMAGE_BYTES = [3_000, 12_000] as const;

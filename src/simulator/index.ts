@@ -15,7 +15,6 @@ export { DEMO_MIN_LIVE, DEMO_KEEP_FINISHED } from './demo.ts';
 export { UNKNOWN_STATS_MAX_IDS } from './stats.ts';
 export { REAL_BASE_PATH } from './dialects.ts';
 export { DEFAULT_IMAGE_BYTES, MAX_IMAGE_BYTES } from './trajectory.ts';
-export { PNG_SIGNATURE } from './png.ts';
 
 /** Server cap on wait_for_seconds when the options name none. */
 export const DEFAULT_MAX_WAIT_SECONDS = 30;

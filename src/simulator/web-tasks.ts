@@ -69,7 +69,7 @@ const THOUGHTS = [
 
 const PROGRESS = [
   'Found the listing page; going through the entries one by one.',
-  'Two of the three items are collected so far.',
+  'Still collecting the details; a few more pages to check.',
   'The site needs one more filter before the results are usable.',
 ];
 
