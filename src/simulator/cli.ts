@@ -8,9 +8,10 @@ const FORCED_EXIT_AFTER_MS = 5_000;
 const HELP = `Usage: node src/simulator/cli.ts [options]
 
 Simulated sessions API (GET /sessions/{id}/changes, /status) for pollcast.
-Prints one JSON line {"simulator":"http://HOST:PORT"} once listening.
+Prints one JSON line {"simulator":"<API base URL>","api":"real|simple"} once listening.
 
 Options:
+  --api A           dialect: real (H Company's Agent API under /api/v2) or simple (default)
   --port N          port to listen on (default 0 = any free port)
   --host H          address to bind (default 127.0.0.1)
   --demo            run demo sessions demo-1, demo-2, ... (at least 3 live)
@@ -43,6 +44,7 @@ function parseOptions(): SimulatorOptions {
   try {
     ({ values } = parseArgs({
       options: {
+        api: { type: 'string' },
         port: { type: 'string' },
         host: { type: 'string' },
         demo: { type: 'boolean' },
@@ -64,6 +66,10 @@ function parseOptions(): SimulatorOptions {
     process.exit(0);
   }
   const options: SimulatorOptions = { demo: values.demo ?? false };
+  if (values.api !== undefined) {
+    if (values.api !== 'real' && values.api !== 'simple') fail(`--api must be real or simple, got ${JSON.stringify(values.api)}`);
+    options.api = values.api;
+  }
   const port = numberFlag('port', values.port, true);
   const seed = numberFlag('seed', values.seed, true);
   const maxWait = numberFlag('max-wait', values['max-wait'], false);
@@ -80,7 +86,7 @@ function parseOptions(): SimulatorOptions {
 
 async function main(): Promise<void> {
   const simulator = await createSimulator(parseOptions());
-  process.stdout.write(`${JSON.stringify({ simulator: simulator.url })}\n`);
+  process.stdout.write(`${JSON.stringify({ simulator: simulator.url, api: simulator.api })}\n`);
   const stop = (): void => {
     setTimeout(() => process.exit(1), FORCED_EXIT_AFTER_MS).unref();
     simulator.close().then(

@@ -1,3 +1,4 @@
+import type { ApiDialect } from './dialects.ts';
 import type { FaultPlan } from './faults.ts';
 import type { HeldRequests } from './respond.ts';
 import type { SessionStore } from './state.ts';
@@ -5,6 +6,7 @@ import type { StatsRegistry } from './stats.ts';
 
 /** What the HTTP handlers share: state, counters, faults, held responses and the fixed limits. */
 export interface SimContext {
+  readonly dialect: ApiDialect;
   readonly store: SessionStore;
   readonly stats: StatsRegistry;
   readonly faults: FaultPlan;

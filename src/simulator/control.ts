@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimContext } from './context.ts';
 import { httpStatusFor, InvalidInputError } from './errors.ts';
 import { sendError, sendJson } from './respond.ts';
-import type { Fault, FaultEndpoint, SessionSpec } from './types.ts';
+import type { Fault, FaultEndpoint, FinishOutcome, SessionSpec, StatusPatch } from './types.ts';
 
 /** Control bodies are tiny; anything bigger is a mistake, not a session spec. */
 const MAX_CONTROL_BODY_BYTES = 1024 * 1024;
@@ -73,8 +73,7 @@ const ROUTES: Array<[string, RegExp, Route]> = [
     'POST',
     /^sessions\/([^/]+)\/finish$/,
     (ctx, [id = ''], body) => {
-      const error = optionalString(body, 'error');
-      ctx.store.finish(id, { ...(error !== undefined ? { error } : {}), ...('answer' in body ? { answer: body.answer } : {}) });
+      ctx.store.finish(id, body as FinishOutcome);
       return { status: 200, body: ctx.store.snapshot(ctx.store.require(id)) };
     },
   ],
@@ -82,7 +81,7 @@ const ROUTES: Array<[string, RegExp, Route]> = [
     'POST',
     /^sessions\/([^/]+)\/status$/,
     (ctx, [id = ''], body) => {
-      ctx.store.setStatus(id, body as { status?: string });
+      ctx.store.setStatus(id, body as StatusPatch);
       return { status: 200, body: ctx.store.snapshot(ctx.store.require(id)) };
     },
   ],
@@ -108,14 +107,13 @@ const ROUTES: Array<[string, RegExp, Route]> = [
   ['POST', /^faults\/clear$/, (ctx) => (ctx.faults.clear(), { status: 200, body: { ok: true } })],
 ];
 
-/** Serves the `/_sim/` control API (JSON in, JSON out) for benchmarks and chaos runs in other processes. */
-export async function handleControl(ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-  const path = url.pathname.slice(CONTROL_PREFIX.length);
+/** Serves the `/_sim/` control API (JSON in, JSON out) for benchmarks and chaos runs in other processes; `path` is below `/_sim/`. */
+export async function handleControl(ctx: SimContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   const candidates = ROUTES.filter(([, pattern]) => pattern.test(path));
   const route = candidates.find(([method]) => method === req.method);
   if (!route) {
     if (candidates.length > 0) return sendError(res, 405, 'method not allowed', { allow: candidates.map(([m]) => m).join(', ') });
-    return sendError(res, 404, `no control route: ${url.pathname}`);
+    return sendError(res, 404, `no control route: ${CONTROL_PREFIX}${path}`);
   }
   try {
     const match = (route[1].exec(path) ?? []).slice(1).map((part) => decodeURIComponent(part));

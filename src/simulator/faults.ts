@@ -52,6 +52,9 @@ export function validateFault(value: unknown): Fault {
     case 'short-limit':
       requireNumber(value, 'max', 0, true);
       break;
+    case 'patch':
+      if (!isObject(value.body)) throw new InvalidInputError('fault patch: body must be a JSON object');
+      break;
     case 'reset':
     case 'hang':
     case 'invalid-json':

@@ -1,6 +1,6 @@
 import { intBetween, pick } from './prng.ts';
 import type { Rng } from './prng.ts';
-import type { Metrics } from './types.ts';
+import type { AnyMetrics, Metrics, ModelCost, TerminalStatus } from './types.ts';
 
 /** An event before it is stamped with `timestamp` and `emitted_at_ms`. */
 export interface DraftEvent {
@@ -8,14 +8,32 @@ export interface DraftEvent {
   data: Record<string, unknown>;
 }
 
-/** Produces one session's agent events in a realistic order, growing its metrics. */
+/** How a session ended, with defaults filled in (see outcome.ts). */
+export interface ResolvedOutcome {
+  status: TerminalStatus;
+  error: string | null;
+  answer: unknown;
+}
+
+/** Active states a running session can move between (the terminal ones go through finish). */
+export type ActiveState = 'running' | 'idle' | 'paused';
+
+/** Produces one session's events in a realistic order, growing its metrics; one per dialect. */
 export interface EventGenerator {
-  /** The next step event; mutates the metrics it was created with. */
+  /** The session's metrics, mutated in place as events are generated. */
+  readonly metrics: AnyMetrics;
+  /** The next event of the trajectory. */
   next(): DraftEvent;
-  /** The closing event of a session: `answer`, or `error` when it failed. */
-  final(outcome: { error?: string | null; answer?: unknown }): DraftEvent;
+  /** Events left in the current step after the last next() (0 at a step boundary); paces the demo. */
+  pendingInStep(): number;
+  /** The events that close a session ending with `outcome`. */
+  closing(outcome: ResolvedOutcome): DraftEvent[];
+  /** The events that announce a change of active state (none in the simple dialect). */
+  stateChange(state: ActiveState): DraftEvent[];
   /** A plausible final answer for this session's task. */
   defaultAnswer(): string;
+  /** Reasoning tokens spent so far by the model with this name. */
+  reasoningTokens(model: string): number;
 }
 
 /** Default approximate size of `data.details`, in bytes. */
@@ -64,12 +82,13 @@ export function filler(rng: Rng, bytes: number): string {
   return parts.join(' ').slice(0, Math.max(0, bytes));
 }
 
-/** A zeroed metrics object. */
-export function emptyMetrics(): Metrics {
+/** A zeroed metrics object (either dialect's rows). */
+export function emptyMetrics<Row>(): Metrics<Row> {
   return { steps: 0, total_cost: 0, input_cost: 0, output_cost: 0, cost_per_model: [] };
 }
 
-function round6(n: number): number {
+/** Rounds a USD amount to a millionth, so sums stay readable. */
+export function round6(n: number): number {
   return Math.round(n * 1e6) / 1e6;
 }
 
@@ -92,8 +111,9 @@ function chargeTokens(metrics: Metrics, rng: Rng, model: (typeof MODELS)[number]
   return { input_tokens, output_tokens };
 }
 
-/** Creates the event generator of one session; `metrics` is the session's own, mutated in place. */
-export function createEventGenerator(rng: Rng, metrics: Metrics, detailBytes = DEFAULT_DETAIL_BYTES): EventGenerator {
+/** Creates the simple dialect's event generator of one session (a fixed seven-event step cycle). */
+export function createSimpleGenerator(rng: Rng, detailBytes = DEFAULT_DETAIL_BYTES): EventGenerator {
+  const metrics = emptyMetrics<ModelCost>();
   const task = pick(rng, TASKS);
   const model = pick(rng, MODELS);
   let phase = 0;
@@ -142,12 +162,12 @@ export function createEventGenerator(rng: Rng, metrics: Metrics, detailBytes = D
     return `Done: ${task.toLowerCase()}. ${filler(rng, 80)}.`;
   }
 
-  function final(outcome: { error?: string | null; answer?: unknown }): DraftEvent {
-    if (outcome.error) return { type: 'error', data: { step, error: outcome.error, details: details({}) } };
-    return { type: 'answer', data: { step, answer: outcome.answer ?? defaultAnswer(), details: details({}) } };
+  function closing(outcome: ResolvedOutcome): DraftEvent[] {
+    if (outcome.status !== 'completed') return [{ type: 'error', data: { step, error: outcome.error, details: details({}) } }];
+    return [{ type: 'answer', data: { step, answer: outcome.answer ?? defaultAnswer(), details: details({}) } }];
   }
 
-  return { next, final, defaultAnswer };
+  return { metrics, next, pendingInStep: () => 0, closing, stateChange: () => [], defaultAnswer, reasoningTokens: () => 0 };
 }
 
 /** The `include_details=false` view of an event's data: everything but `details`. */

@@ -1,5 +1,6 @@
 import type { SimContext } from './context.ts';
 import { DemoDriver } from './demo.ts';
+import { dialectFor } from './dialects.ts';
 import { InvalidInputError } from './errors.ts';
 import { FaultPlan } from './faults.ts';
 import { HeldRequests } from './respond.ts';
@@ -11,6 +12,9 @@ import type { Simulator, SimulatorOptions } from './types.ts';
 export type * from './types.ts';
 export { SimulatorError, UnknownSessionError, SessionExistsError, InvalidInputError } from './errors.ts';
 export { DEMO_MIN_LIVE, DEMO_KEEP_FINISHED } from './demo.ts';
+export { UNKNOWN_STATS_MAX_IDS } from './stats.ts';
+export { REAL_BASE_PATH } from './dialects.ts';
+export { DEFAULT_IMAGE_BYTES, MAX_IMAGE_BYTES } from './trajectory.ts';
 
 /** Server cap on wait_for_seconds when the options name none. */
 export const DEFAULT_MAX_WAIT_SECONDS = 30;
@@ -31,10 +35,14 @@ function checkNumber(name: string, value: number | undefined, fallback: number, 
 export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const seed = checkNumber('seed', opts.seed, DEFAULT_SEED, { integer: true, min: Number.MIN_SAFE_INTEGER });
   if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey === '')) throw new InvalidInputError('apiKey must be a non-empty string');
-  const store = new SessionStore(seed);
+  const dialect = dialectFor(opts.api);
+  const store = new SessionStore(seed, dialect);
+  const stats = new StatsRegistry((id) => store.get(id) !== undefined);
+  store.onDelete((id) => stats.retire(id));
   const ctx: SimContext = {
+    dialect,
     store,
-    stats: new StatsRegistry(),
+    stats,
     faults: new FaultPlan(),
     held: new HeldRequests(),
     maxWaitSeconds: checkNumber('maxWaitSeconds', opts.maxWaitSeconds, DEFAULT_MAX_WAIT_SECONDS),
@@ -43,8 +51,8 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
     authHeader: (opts.authHeader ?? 'authorization').toLowerCase(),
   };
   const server = createSimServer(ctx);
-  const url = await listen(server, checkNumber('port', opts.port, 0, { integer: true }), opts.host ?? '127.0.0.1');
-  const demo = opts.demo ? new DemoDriver(store, seed) : undefined;
+  const origin = await listen(server, checkNumber('port', opts.port, 0, { integer: true }), opts.host ?? '127.0.0.1');
+  const demo = opts.demo ? new DemoDriver(store, seed, dialect.name) : undefined;
   demo?.start();
 
   let closing: Promise<void> | undefined;
@@ -59,7 +67,9 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
   };
 
   return {
-    url,
+    url: `${origin}${dialect.basePath}`,
+    origin,
+    api: dialect.name,
     faults: ctx.faults,
     createSession: (id, spec) => void store.create(id, spec),
     appendEvents: (id, count = 1) => store.append(id, count),
@@ -71,6 +81,7 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
     listSessions: () => store.all().map((r) => store.summary(r)),
     stats: (id) => ctx.stats.get(id),
     allStats: () => ctx.stats.all(),
+    statsSize: () => ctx.stats.size(),
     totals: () => ctx.stats.totals(),
     totalRequests: () => ctx.stats.requests(),
     resetStats: () => ctx.stats.reset(),

@@ -2,7 +2,8 @@
 export interface ChangesQuery {
   fromIndex: number;
   limit: number;
-  includeDetails: boolean;
+  /** include_events (or its older name include_details); default true. */
+  includeEvents: boolean;
   waitSeconds: number;
 }
 
@@ -12,17 +13,35 @@ export const DEFAULT_LIMIT = 100;
 const INTEGER = /^\d+$/;
 const DECIMAL = /^\d+(\.\d+)?$/;
 
-/** Parses from_index, limit, include_details and wait_for_seconds; an error string means 400. */
+/** The real API's name for the details flag, and the older name that both dialects still accept. */
+const EVENTS_FLAG = 'include_events';
+const EVENTS_FLAG_ALIAS = 'include_details';
+
+/** Reads include_events / include_details: absent → true; both given must agree (a client bug otherwise). */
+function parseEventsFlag(params: URLSearchParams): { ok: true; value: boolean } | { ok: false; error: string } {
+  const given: Array<[string, string]> = [];
+  for (const name of [EVENTS_FLAG, EVENTS_FLAG_ALIAS]) {
+    const raw = params.get(name);
+    if (raw === null) continue;
+    if (raw !== 'true' && raw !== 'false') return { ok: false, error: `${name} must be true or false` };
+    given.push([name, raw]);
+  }
+  const [first, second] = given;
+  if (first && second && first[1] !== second[1]) return { ok: false, error: `${EVENTS_FLAG}=${first[1]} and ${EVENTS_FLAG_ALIAS}=${second[1]} disagree` };
+  return { ok: true, value: first?.[1] !== 'false' };
+}
+
+/** Parses from_index, limit, include_events (alias include_details) and wait_for_seconds; an error string means 400. */
 export function parseChangesQuery(params: URLSearchParams): { ok: true; query: ChangesQuery } | { ok: false; error: string } {
   const fromRaw = params.get('from_index');
   const limitRaw = params.get('limit');
-  const detailsRaw = params.get('include_details');
   const waitRaw = params.get('wait_for_seconds');
 
   if (fromRaw !== null && !INTEGER.test(fromRaw)) return { ok: false, error: 'from_index must be a non-negative integer' };
   // limit=0 is refused: an answer that can never carry an event would stall a paging client.
   if (limitRaw !== null && (!INTEGER.test(limitRaw) || Number(limitRaw) === 0)) return { ok: false, error: 'limit must be a positive integer' };
-  if (detailsRaw !== null && detailsRaw !== 'true' && detailsRaw !== 'false') return { ok: false, error: 'include_details must be true or false' };
+  const includeEvents = parseEventsFlag(params);
+  if (!includeEvents.ok) return includeEvents;
   if (waitRaw !== null && !DECIMAL.test(waitRaw)) return { ok: false, error: 'wait_for_seconds must be a non-negative number' };
 
   const fromIndex = fromRaw === null ? 0 : Number(fromRaw);
@@ -33,7 +52,7 @@ export function parseChangesQuery(params: URLSearchParams): { ok: true; query: C
     query: {
       fromIndex,
       limit: Number.isSafeInteger(limit) ? limit : Number.MAX_SAFE_INTEGER,
-      includeDetails: detailsRaw !== 'false',
+      includeEvents: includeEvents.value,
       waitSeconds: waitRaw === null ? 0 : Number(waitRaw),
     },
   };

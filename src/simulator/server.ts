@@ -6,6 +6,19 @@ import { CONTROL_PREFIX, handleControl } from './control.ts';
 import { sendError } from './respond.ts';
 import { handleSessionsApi } from './sessions-api.ts';
 
+/** The path below `/_sim/`, which answers at the origin root and under the API base (so `${sim.url}/_sim/` works in both dialects). */
+function controlPathOf(basePath: string, pathname: string): string | undefined {
+  if (pathname.startsWith(CONTROL_PREFIX)) return pathname.slice(CONTROL_PREFIX.length);
+  if (basePath !== '' && pathname.startsWith(`${basePath}${CONTROL_PREFIX}`)) return pathname.slice(basePath.length + CONTROL_PREFIX.length);
+  return undefined;
+}
+
+/** The path below the API base, or undefined when the request is outside it (then 404). */
+function apiPathOf(basePath: string, pathname: string): string | undefined {
+  if (basePath === '') return pathname;
+  return pathname.startsWith(`${basePath}/`) ? pathname.slice(basePath.length) : undefined;
+}
+
 function handle(ctx: SimContext, req: IncomingMessage, res: ServerResponse): void {
   let url: URL;
   try {
@@ -14,11 +27,12 @@ function handle(ctx: SimContext, req: IncomingMessage, res: ServerResponse): voi
     return sendError(res, 400, 'malformed request target');
   }
   try {
-    if (url.pathname.startsWith(CONTROL_PREFIX)) {
-      handleControl(ctx, req, res, url).catch((error: unknown) => sendError(res, 500, `internal error: ${String(error)}`));
+    const controlPath = controlPathOf(ctx.dialect.basePath, url.pathname);
+    if (controlPath !== undefined) {
+      handleControl(ctx, req, res, controlPath).catch((error: unknown) => sendError(res, 500, `internal error: ${String(error)}`));
       return;
     }
-    handleSessionsApi(ctx, req, res, url);
+    handleSessionsApi(ctx, req, res, url, apiPathOf(ctx.dialect.basePath, url.pathname));
   } catch (error) {
     sendError(res, 500, `internal error: ${error instanceof Error ? error.message : String(error)}`);
   }

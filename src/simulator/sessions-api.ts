@@ -28,11 +28,14 @@ function authorized(ctx: SimContext, req: IncomingMessage): boolean {
   return match?.[1] !== undefined && sameSecret(match[1].trim(), ctx.apiKey);
 }
 
-/** Serves `GET /sessions`, `GET /sessions/{id}/changes` and `GET /sessions/{id}/status`. */
-export function handleSessionsApi(ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
+/**
+ * Serves `GET /sessions`, `GET /sessions/{id}/changes` and `GET /sessions/{id}/status`
+ * below the dialect's base path; `apiPath` is the path below it (undefined: outside it, 404).
+ */
+export function handleSessionsApi(ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL, apiPath: string | undefined): void {
   ctx.stats.countRequest();
-  const route = SESSION_ROUTE.exec(url.pathname);
-  if (url.pathname !== '/sessions' && !route) return sendError(res, 404, `no route: ${url.pathname}`);
+  const route = apiPath === undefined ? null : SESSION_ROUTE.exec(apiPath);
+  if (apiPath !== '/sessions' && !route) return sendError(res, 404, `no route: ${url.pathname}`);
   if (req.method !== 'GET') return sendError(res, 405, 'method not allowed', { allow: 'GET' });
 
   let id = '';
@@ -70,13 +73,18 @@ function bodyFaultOf(fault: Fault | undefined): BodyFault | undefined {
   return fault && (fault.kind === 'slow-body' || fault.kind === 'invalid-json' || fault.kind === 'truncated') ? fault : undefined;
 }
 
+/** The 200 body as the fault leaves it: a `patch` fault overrides top-level fields. */
+function patched(body: object, fault: Fault | undefined): object {
+  return fault?.kind === 'patch' ? { ...body, ...structuredClone(fault.body) } : body;
+}
+
 function answerStatus(ctx: SimContext, res: ServerResponse, id: string, fault: Fault | undefined): void {
   const record = ctx.store.get(id);
   if (!record) return sendError(res, 404, `no such session: ${id}`);
   const bodyFault = bodyFaultOf(fault);
-  const snapshot = ctx.store.snapshot(record);
-  if (bodyFault) sendFaultyBody(bodyFault, res, snapshot, ctx.held);
-  else sendJson(res, 200, snapshot);
+  const body = ctx.store.statusBody(record);
+  if (bodyFault) sendFaultyBody(bodyFault, res, body, ctx.held);
+  else sendJson(res, 200, patched(body, fault));
 }
 
 function answerChanges(ctx: SimContext, res: ServerResponse, id: string, query: ChangesQuery, fault: Fault | undefined): void {
@@ -86,13 +94,15 @@ function answerChanges(ctx: SimContext, res: ServerResponse, id: string, query: 
   const limit = Math.min(query.limit, ctx.maxLimit, shortMax);
   const bodyFault = bodyFaultOf(fault);
   const answer = (): void => {
-    const body = ctx.store.changes(record, query.fromIndex, limit, query.includeDetails);
+    const body = ctx.store.changes(record, query.fromIndex, limit, query.includeEvents);
     if (bodyFault) sendFaultyBody(bodyFault, res, body, ctx.held);
-    else sendJson(res, 200, body);
+    else sendJson(res, 200, patched(body, fault));
   };
 
   // Spoiled bodies answer at once with the current snapshot, so the fault is always observable.
-  if (bodyFault || record.events.length > query.fromIndex || record.finishedAt !== null) return answer();
+  if (bodyFault || record.events.length > query.fromIndex) return answer();
+  // A finished session never gets new events by itself: no point holding the request.
+  if (record.finishedAt !== null) return ctx.dialect.emptyAnswerAfterEnd === 200 ? answer() : sendNoContent(res);
   const waitMs = Math.min(query.waitSeconds, ctx.maxWaitSeconds) * 1000;
   if (waitMs <= 0) return sendNoContent(res);
   holdChanges(ctx, res, record, query.fromIndex, waitMs, answer);
@@ -108,6 +118,7 @@ function holdChanges(ctx: SimContext, res: ServerResponse, record: SessionRecord
   const removeWaiter = ctx.store.addWaiter(record, {
     fromIndex,
     onChange(reason) {
+      if (!ctx.dialect.releasesHeldPoll(reason)) return;
       release();
       if (reason === 'deleted') sendError(res, 404, `no such session: ${record.id}`);
       else if (reason === 'closed') res.destroy();

@@ -1,8 +1,9 @@
-import { createEventGenerator, DEFAULT_DETAIL_BYTES, emptyMetrics, withoutDetails } from './generator.ts';
-import type { DraftEvent, EventGenerator } from './generator.ts';
+import type { ApiDialect } from './dialects.ts';
 import { InvalidInputError, SessionExistsError, UnknownSessionError } from './errors.ts';
-import { mulberry32, seedFor } from './prng.ts';
-import type { Metrics, SessionEvent, SessionSnapshot, SessionSpec, SessionSummary, TrajectoryChanges } from './types.ts';
+import type { DraftEvent, EventGenerator } from './generator.ts';
+import { resolveOutcome } from './outcome.ts';
+import { MAX_APPEND_PER_CALL, nonNegativeInt, normalizeSpec } from './spec.ts';
+import type { AnyMetrics, FinishOutcome, RealWireEvent, SessionEvent, SessionSnapshot, SessionSpec, SessionSummary, StatusPatch, TrajectoryChanges } from './types.ts';
 
 /** Why a held long-poll is woken up. */
 export type ChangeReason = 'events' | 'status' | 'finished' | 'deleted' | 'closed';
@@ -22,59 +23,31 @@ export interface SessionRecord {
   finishedAt: string | null;
   error: string | null;
   answer: unknown;
-  metrics: Metrics;
+  /** The generator's own metrics object, grown in place. */
+  readonly metrics: AnyMetrics;
   readonly events: SessionEvent[];
   readonly waiters: Set<Waiter>;
   readonly generator: EventGenerator;
   emitTimer: NodeJS.Timeout | undefined;
 }
 
-/** Events appended by one timer tick or one appendEvents call are capped, so a typo cannot eat the heap. */
-const MAX_APPEND_PER_CALL = 100_000;
-
 function isoNow(): string {
   return new Date().toISOString();
-}
-
-function nonNegativeInt(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new InvalidInputError(`${name} must be a non-negative integer`);
-  }
-  return value;
-}
-
-/** Checks a SessionSpec (it may come from JSON) and fills in its defaults. */
-export function normalizeSpec(spec: SessionSpec): Required<Omit<SessionSpec, 'emitEveryMs' | 'emitCount'>> & Pick<SessionSpec, 'emitEveryMs' | 'emitCount'> {
-  const emitEveryMs = spec.emitEveryMs === undefined ? undefined : nonNegativeInt('emitEveryMs', spec.emitEveryMs, 0);
-  if (emitEveryMs === 0) throw new InvalidInputError('emitEveryMs must be positive');
-  const emitCount = spec.emitCount === undefined ? undefined : nonNegativeInt('emitCount', spec.emitCount, 0);
-  for (const key of ['finished', 'finishAfterEmit'] as const) {
-    if (spec[key] !== undefined && typeof spec[key] !== 'boolean') throw new InvalidInputError(`${key} must be a boolean`);
-  }
-  const batchSize = nonNegativeInt('batchSize', spec.batchSize, 1);
-  if (batchSize === 0 || batchSize > MAX_APPEND_PER_CALL) throw new InvalidInputError(`batchSize must be 1..${MAX_APPEND_PER_CALL}`);
-  return {
-    initialEvents: nonNegativeInt('initialEvents', spec.initialEvents, 0),
-    finished: spec.finished ?? false,
-    emitEveryMs,
-    batchSize,
-    emitCount,
-    finishAfterEmit: spec.finishAfterEmit ?? emitCount !== undefined,
-    detailBytes: nonNegativeInt('detailBytes', spec.detailBytes, DEFAULT_DETAIL_BYTES),
-  };
 }
 
 /** Every session, its events and its held long-polls; owns the per-session emit timers. */
 export class SessionStore {
   readonly #sessions = new Map<string, SessionRecord>();
   readonly #endListeners = new Set<(record: SessionRecord) => void>();
+  readonly #deleteListeners = new Set<(id: string) => void>();
   readonly #seed: number;
+  readonly #dialect: ApiDialect;
   #seq = 0;
   #closed = false;
 
-  constructor(seed: number) {
+  constructor(seed: number, dialect: ApiDialect) {
     this.#seed = seed;
+    this.#dialect = dialect;
   }
 
   get(id: string): SessionRecord | undefined {
@@ -98,24 +71,30 @@ export class SessionStore {
     return () => this.#endListeners.delete(listener);
   }
 
+  /** Calls `listener` with the id of every deleted session; returns the unsubscribe function. */
+  onDelete(listener: (id: string) => void): () => void {
+    this.#deleteListeners.add(listener);
+    return () => this.#deleteListeners.delete(listener);
+  }
+
   create(id: string, spec: SessionSpec = {}): SessionRecord {
     if (this.#closed) throw new InvalidInputError('simulator is closed');
     if (typeof id !== 'string' || id.length === 0) throw new InvalidInputError('session id must be a non-empty string');
     if (this.#sessions.has(id)) throw new SessionExistsError(id);
     const s = normalizeSpec(spec);
-    const metrics = emptyMetrics();
+    const generator = this.#dialect.createGenerator(this.#seed, id, s);
     const record: SessionRecord = {
       id,
       createdSeq: this.#seq++,
-      status: 'queued',
+      status: this.#dialect.initialStatus,
       startedAt: null,
       finishedAt: null,
       error: null,
       answer: null,
-      metrics,
+      metrics: generator.metrics,
       events: [],
       waiters: new Set(),
-      generator: createEventGenerator(mulberry32(seedFor(this.#seed, id)), metrics, s.detailBytes),
+      generator,
       emitTimer: undefined,
     };
     this.#sessions.set(id, record);
@@ -158,16 +137,16 @@ export class SessionStore {
     return indices;
   }
 
-  /** Appends one explicit event (the demo's closing `answer`/`error`). */
-  appendDraft(id: string, draft: DraftEvent): number {
+  /** Appends explicit events (the demo's closing and state-change events); returns their indices. */
+  appendDrafts(id: string, drafts: DraftEvent[]): number[] {
     const record = this.require(id);
-    const index = this.#push(record, draft);
-    this.#notify(record, 'events');
-    return index;
+    const indices = drafts.map((draft) => this.#push(record, draft));
+    if (indices.length > 0) this.#notify(record, 'events');
+    return indices;
   }
 
   #push(record: SessionRecord, draft: DraftEvent): number {
-    if (record.status === 'queued') {
+    if (record.status === this.#dialect.initialStatus) {
       record.status = 'running';
       record.startedAt = isoNow();
     }
@@ -181,39 +160,41 @@ export class SessionStore {
     return record.events.length - 1;
   }
 
-  /** Moves a session to `completed` (or `failed` when `error` is given) without appending an event. */
-  finish(id: string, outcome: { error?: string; answer?: unknown } = {}): void {
+  /**
+   * Ends a session (see FinishOutcome). No event is appended unless `closingEvents`
+   * asks for them, so counts stay predictable; those land (and release held polls)
+   * just before the status turns terminal, as an agent's last events do.
+   */
+  finish(id: string, outcome: FinishOutcome = {}): void {
     const record = this.require(id);
     if (record.finishedAt !== null) throw new InvalidInputError(`session already finished: ${id}`);
-    if (outcome.error !== undefined && typeof outcome.error !== 'string') throw new InvalidInputError('error must be a string');
+    const resolved = resolveOutcome(outcome, () => record.generator.defaultAnswer());
+    if (outcome.closingEvents === true) this.appendDrafts(id, record.generator.closing(resolved));
     this.#stopEmitTimer(record);
     const now = isoNow();
-    if (outcome.error !== undefined) {
-      record.status = 'failed';
-      record.error = outcome.error;
-      record.answer = null;
-    } else {
-      record.status = 'completed';
-      record.startedAt ??= now;
-      record.answer = outcome.answer ?? record.generator.defaultAnswer();
-    }
+    record.status = resolved.status;
+    record.error = resolved.error;
+    record.answer = resolved.answer;
+    if (resolved.status === 'completed') record.startedAt ??= now;
     record.finishedAt = now;
     this.#notify(record, 'finished');
     for (const listener of [...this.#endListeners]) listener(record);
   }
 
-  /** Changes status and/or metrics without an event; held long-polls answer with the new snapshot. */
-  setStatus(id: string, patch: { status?: string; metrics?: Partial<Metrics> }): void {
+  /** Changes status and/or metrics without an event; whether held long-polls answer is the dialect's call. */
+  setStatus(id: string, patch: StatusPatch): void {
     const record = this.require(id);
+    if (typeof patch !== 'object' || patch === null) throw new InvalidInputError('status patch must be an object');
     if (patch.status !== undefined) {
       if (typeof patch.status !== 'string' || patch.status === '') throw new InvalidInputError('status must be a non-empty string');
+      this.#dialect.checkStatusChange(record, patch.status);
+    }
+    if (patch.metrics !== undefined && (typeof patch.metrics !== 'object' || patch.metrics === null)) throw new InvalidInputError('metrics must be an object');
+    if (patch.status !== undefined) {
       record.status = patch.status;
       if (patch.status === 'running') record.startedAt ??= isoNow();
     }
-    if (patch.metrics !== undefined) {
-      if (typeof patch.metrics !== 'object' || patch.metrics === null) throw new InvalidInputError('metrics must be an object');
-      Object.assign(record.metrics, structuredClone(patch.metrics));
-    }
+    if (patch.metrics !== undefined) Object.assign(record.metrics, structuredClone(patch.metrics));
     this.#notify(record, 'status');
   }
 
@@ -221,6 +202,7 @@ export class SessionStore {
     const record = this.require(id);
     this.#stopEmitTimer(record);
     this.#sessions.delete(id);
+    for (const listener of [...this.#deleteListeners]) listener(id);
     this.#notify(record, 'deleted');
     for (const listener of [...this.#endListeners]) listener(record);
   }
@@ -238,7 +220,8 @@ export class SessionStore {
     }
   }
 
-  snapshot(record: SessionRecord): SessionSnapshot {
+  /** The full state (simple dialect's /status, and the control API's answer). */
+  snapshot(record: SessionRecord): SessionSnapshot<AnyMetrics> {
     return {
       status: record.status,
       started_at: record.startedAt,
@@ -249,9 +232,14 @@ export class SessionStore {
     };
   }
 
-  changes(record: SessionRecord, fromIndex: number, limit: number, includeDetails: boolean): TrajectoryChanges {
-    const slice = record.events.slice(fromIndex, fromIndex + limit);
-    const new_events = includeDetails ? slice : slice.map((e) => ({ ...e, data: withoutDetails(e.data) }));
+  /** The 200 body of `/status` in the simulator's dialect. */
+  statusBody(record: SessionRecord): object {
+    return this.#dialect.statusBody(record, this.snapshot(record));
+  }
+
+  /** The 200 body of `/changes`: the snapshot and up to `limit` events from `fromIndex`. */
+  changes(record: SessionRecord, fromIndex: number, limit: number, includeEvents: boolean): TrajectoryChanges<AnyMetrics, SessionEvent | RealWireEvent> {
+    const new_events = record.events.slice(fromIndex, fromIndex + limit).map((e) => this.#dialect.eventView(e, includeEvents));
     return { ...this.snapshot(record), new_events };
   }
 
@@ -277,5 +265,6 @@ export class SessionStore {
       this.#notify(record, 'closed');
     }
     this.#endListeners.clear();
+    this.#deleteListeners.clear();
   }
 }

@@ -1,4 +1,10 @@
-/** Per-model usage inside `metrics.cost_per_model`. */
+/** Which dialect the simulator speaks: the real Agent API (`/api/v2`, 204 after the end) or the simplified one. */
+export type ApiDialectName = 'real' | 'simple';
+
+/** Statuses after which a session never changes again (CONTRACT §1). */
+export type TerminalStatus = 'completed' | 'failed' | 'timed_out' | 'interrupted';
+
+/** Per-model usage inside `metrics.cost_per_model` (simple dialect). */
 export interface ModelCost {
   model: string;
   input_tokens: number;
@@ -6,35 +12,93 @@ export interface ModelCost {
   cost: number;
 }
 
-/** Usage and cost rolled up to the moment of a response (CONTRACT §1). */
-export interface Metrics {
+/** Per-model usage inside `metrics.cost_per_model` (real dialect, as the Agent API names it). */
+export interface RealModelCost {
+  name: string;
+  input_tokens: number;
+  output_tokens: number;
+  total_cost: number;
+}
+
+/** Usage and cost rolled up to the moment of a response (CONTRACT §1); rows differ by dialect. */
+export interface Metrics<Row = ModelCost> {
   steps: number;
   total_cost: number;
   input_cost: number;
   output_cost: number;
-  cost_per_model: ModelCost[];
+  cost_per_model: Row[];
 }
 
-/** One session event as it appears in `new_events`. */
+/** Metrics as the real dialect reports them. */
+export type RealMetrics = Metrics<RealModelCost>;
+
+/** Metrics of either dialect (what a session record holds). */
+export type AnyMetrics = Metrics<ModelCost | RealModelCost>;
+
+/** One session event as stored (and as it appears in `new_events` with details included). */
 export interface SessionEvent {
   type: string;
   data: Record<string, unknown>;
   timestamp: string;
 }
 
-/** The body of `GET /sessions/{id}/status`. */
-export interface SessionSnapshot {
+/** An event on the wire of the real dialect: `include_events=false` turns `data` into null. */
+export interface RealWireEvent {
+  type: string;
+  data: Record<string, unknown> | null;
+  timestamp: string;
+}
+
+/** The body of `GET /sessions/{id}/status` in the simple dialect (and the control API's snapshot). */
+export interface SessionSnapshot<M = Metrics> {
   status: string;
   started_at: string | null;
   finished_at: string | null;
   error: string | null;
   answer: unknown;
-  metrics: Metrics;
+  metrics: M;
 }
 
-/** The 200 body of `GET /sessions/{id}/changes`. */
-export interface TrajectoryChanges extends SessionSnapshot {
-  new_events: SessionEvent[];
+/** The 200 body of `GET /sessions/{id}/changes` (simple dialect by default). */
+export interface TrajectoryChanges<M = Metrics, E = SessionEvent> extends SessionSnapshot<M> {
+  new_events: E[];
+}
+
+/** The 200 body of `GET /api/v2/sessions/{id}/changes` in the real dialect. */
+export type RealTrajectoryChanges = TrajectoryChanges<RealMetrics, RealWireEvent>;
+
+/** One row of `usage_per_model` in the real dialect's status. */
+export interface ModelUsage {
+  name: string;
+  input_tokens: number;
+  output_tokens: number;
+  reasoning_tokens: number;
+}
+
+/** The body of `GET /api/v2/sessions/{id}/status` in the real dialect: exactly these fields. */
+export interface RealSessionStatus {
+  status: string;
+  error: string | null;
+  steps: number;
+  usage_per_model: ModelUsage[];
+  subagent_session_ids: string[];
+}
+
+/** How `finish` ends a session: status defaults to 'completed', or 'failed' when `error` is given. */
+export interface FinishOutcome {
+  status?: TerminalStatus;
+  /** Default for failed, timed_out and interrupted: a fixed message naming the status. */
+  error?: string;
+  /** Only for completed (default: the task's answer) and timed_out (default: none). */
+  answer?: unknown;
+  /** Append the trajectory's closing events first (e.g. answer_event, AgentCompletionEvent); default false. */
+  closingEvents?: boolean;
+}
+
+/** What `setStatus` changes; the real dialect allows only pending, running, idle and paused, before the end. */
+export interface StatusPatch {
+  status?: string;
+  metrics?: Partial<AnyMetrics>;
 }
 
 /** How a test session is created and driven (all fields optional). */
@@ -51,8 +115,10 @@ export interface SessionSpec {
   emitCount?: number;
   /** Finish once emitCount is reached (default true when emitCount is set). */
   finishAfterEmit?: boolean;
-  /** Approximate size in bytes of each event's `data.details` (default 200). */
+  /** Simple dialect: approximate size in bytes of each event's `data.details` (default 200). */
   detailBytes?: number;
+  /** Real dialect: approximate length of each screenshot's base64 in `data.image` (default 4096; 0 = no screenshot). */
+  imageBytes?: number;
 }
 
 /** Request counters for one session id (counted even for unknown ids). */
@@ -63,6 +129,12 @@ export interface SessionStats {
   maxInFlightChanges: number;
   changesByWait: { zero: number; waiting: number };
   faultsServed: number;
+}
+
+/** How many session ids have counters: existing sessions, and unknown or deleted ids (bounded). */
+export interface StatsSize {
+  sessions: number;
+  unknown: number;
 }
 
 /** Counters over every session, plus requests that name no session. */
@@ -95,7 +167,9 @@ export type Fault =
   | { kind: 'invalid-json' }
   | { kind: 'truncated' }
   | { kind: 'no-change' }
-  | { kind: 'short-limit'; max: number };
+  | { kind: 'short-limit'; max: number }
+  /** A normal 200 answer with `body` merged over it (top level), to make endpoints disagree. */
+  | { kind: 'patch'; body: Record<string, unknown> };
 
 /** Which requests a fault rule matches: one session or all, one endpoint or both. */
 export interface FaultScope {
@@ -124,6 +198,8 @@ export interface FaultController {
 
 /** Options of `createSimulator`. */
 export interface SimulatorOptions {
+  /** The dialect served (default 'simple'). */
+  api?: ApiDialectName;
   port?: number;
   host?: string;
   demo?: boolean;
@@ -134,19 +210,28 @@ export interface SimulatorOptions {
   authHeader?: string;
 }
 
-/** The running simulator: its URL, the in-process control API and `close()`. */
+/** The running simulator: its URLs, the in-process control API and `close()`. */
 export interface Simulator {
+  /** The API base a client uses: `http://127.0.0.1:PORT/api/v2` (real) or `http://127.0.0.1:PORT` (simple). */
   readonly url: string;
+  /** `http://127.0.0.1:PORT`, whatever the dialect. */
+  readonly origin: string;
+  readonly api: ApiDialectName;
   createSession(id: string, spec?: SessionSpec): void;
+  /** Appends the next `count` generated events (real dialect: the next trajectory events). */
   appendEvents(id: string, count?: number): number[];
-  finish(id: string, outcome?: { error?: string; answer?: unknown }): void;
-  setStatus(id: string, patch: { status?: string; metrics?: Partial<Metrics> }): void;
+  /** Ends a session without appending an event (see FinishOutcome). */
+  finish(id: string, outcome?: FinishOutcome): void;
+  /** Changes status and/or metrics without appending an event. */
+  setStatus(id: string, patch: StatusPatch): void;
   deleteSession(id: string): void;
   eventCount(id: string): number;
   events(id: string): SessionEvent[];
   listSessions(): SessionSummary[];
   stats(id: string): SessionStats;
   allStats(): Record<string, SessionStats>;
+  /** Ids with counters now; unknown ids are kept in a bounded LRU (UNKNOWN_STATS_MAX_IDS). */
+  statsSize(): StatsSize;
   totals(): TotalStats;
   totalRequests(): number;
   resetStats(): void;

@@ -62,6 +62,19 @@ describe('GET /sessions/{id}/changes: answers at once', () => {
     expect(JSON.stringify(full).length).toBeGreaterThan(JSON.stringify(lean).length + 7 * 1500);
   });
 
+  it('accepts include_events as the same flag, and refuses the two names disagreeing', async () => {
+    sim.createSession('alias', { initialEvents: 3, detailBytes: 500 });
+    const lean = await getChanges(changesUrl(sim, 'alias', { include_events: false }));
+    for (const event of lean.new_events) expect(event.data.details).toBeUndefined();
+    const agreeing = await getChanges(changesUrl(sim, 'alias', { include_events: false, include_details: false }));
+    expect(agreeing.new_events).toEqual(lean.new_events);
+    const full = await getChanges(changesUrl(sim, 'alias', { include_events: true, include_details: true }));
+    expect(full.new_events[0]!.data.details).toBeDefined();
+    const conflict = await get(changesUrl(sim, 'alias', { include_events: true, include_details: false }));
+    expect(conflict.status).toBe(400);
+    expect(((await conflict.json()) as { error: string }).error).toMatch(/include_events.*include_details.*disagree/);
+  });
+
   it('generates realistic agent events with growing metrics', async () => {
     sim.createSession('agent', { initialEvents: 21 });
     const types = sim.events('agent').map((e) => e.type);
@@ -245,6 +258,7 @@ describe('GET /sessions/{id}/status, errors and listing', () => {
     ['limit', '0'],
     ['limit', 'ten'],
     ['include_details', 'yes'],
+    ['include_events', '1'],
     ['wait_for_seconds', '-1'],
     ['wait_for_seconds', 'soon'],
   ])('answers 400 JSON for %s=%s', async (name, value) => {

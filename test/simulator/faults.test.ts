@@ -94,6 +94,20 @@ describe('scripted faults, seen from the client', () => {
     expect(body.new_events).toEqual(sim.events('s').slice(2, 5));
   });
 
+  it('patch: a normal answer with fields overridden, so endpoints can disagree', async () => {
+    const finishedAt = '2030-01-01T00:00:00.000Z';
+    sim.faults.script([{ kind: 'patch', body: { status: 'completed', finished_at: finishedAt, extra: { outcome: 'success' } } }]);
+    sim.faults.script([{ kind: 'patch', body: { status: 'running' } }], { endpoint: 'status' });
+    const changed = await getChanges(changesUrl(sim, 's', { from_index: 18 }));
+    expect(changed).toMatchObject({ status: 'completed', finished_at: finishedAt, extra: { outcome: 'success' } });
+    expect(changed.new_events).toEqual(sim.events('s').slice(18));
+    const status = (await (await get(statusUrl())).json()) as { status: string; finished_at: string | null };
+    expect(status).toMatchObject({ status: 'running', finished_at: null });
+    expect((await getChanges(changesUrl(sim, 's'))).finished_at).toBeNull();
+    expect(sim.stats('s').faultsServed).toBe(2);
+    expect(() => sim.faults.script([{ kind: 'patch', body: [1] } as unknown as Fault])).toThrow(/body/);
+  });
+
   it('applies to status too, and spoils status bodies', async () => {
     sim.faults.script([{ kind: 'http', status: 502 }, { kind: 'truncated' }], { endpoint: 'status' });
     expect((await get(changesUrl(sim, 's'))).status).toBe(200);

@@ -52,8 +52,9 @@ describe('cli', () => {
   it('prints one JSON line once listening, serves, and exits cleanly on SIGTERM', async () => {
     const proc = run([CLI, '--port', '0', '--demo', '--seed', '3', '--api-key', 'k', '--max-wait', '0.5', '--max-limit', '10']);
     const line = await within(proc.firstLine, 10_000, 'cli listening line');
-    const { simulator } = JSON.parse(line) as { simulator: string };
+    const { simulator, api } = JSON.parse(line) as { simulator: string; api: string };
     expect(simulator).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(api).toBe('simple');
 
     const auth = { headers: { authorization: 'Bearer k' } };
     expect((await get(`${simulator}/sessions`)).status).toBe(401);
@@ -71,10 +72,29 @@ describe('cli', () => {
     expect(proc.stdout().trim().split('\n')).toHaveLength(1);
   });
 
+  it('--api real serves the Agent API under /api/v2 and prints that base URL', async () => {
+    const proc = run([CLI, '--api', 'real', '--port', '0', '--demo', '--max-wait', '0.5']);
+    const line = await within(proc.firstLine, 10_000, 'cli listening line');
+    expect(JSON.parse(line)).toEqual({ simulator: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/api\/v2$/), api: 'real' });
+    const { simulator } = JSON.parse(line) as { simulator: string };
+    const origin = simulator.slice(0, -'/api/v2'.length);
+
+    const list = (await (await get(`${simulator}/sessions`)).json()) as { sessions: Array<{ id: string }> };
+    expect(list.sessions.map((s) => s.id)).toEqual(['demo-1', 'demo-2', 'demo-3']);
+    expect((await get(`${origin}/sessions`)).status).toBe(404);
+    const status = (await (await get(`${simulator}/sessions/demo-1/status`)).json()) as Record<string, unknown>;
+    expect(Object.keys(status).sort()).toEqual(['error', 'status', 'steps', 'subagent_session_ids', 'usage_per_model']);
+    expect((await get(`${simulator}/_sim/stats`)).status).toBe(200);
+    expect((await get(`${origin}/_sim/stats`)).status).toBe(200);
+
+    proc.child.kill('SIGTERM');
+    expect(await within(proc.exited, 8_000, 'cli exit after SIGTERM')).toBe(0);
+  });
+
   it('prints help', async () => {
     const proc = run([CLI, '--help']);
     expect(await within(proc.exited, 10_000, 'help exit')).toBe(0);
-    for (const flag of ['--port', '--host', '--demo', '--seed', '--api-key', '--auth-header', '--max-wait', '--max-limit']) {
+    for (const flag of ['--api', '--port', '--host', '--demo', '--seed', '--api-key', '--auth-header', '--max-wait', '--max-limit']) {
       expect(proc.stdout()).toContain(flag);
     }
   });
@@ -83,6 +103,7 @@ describe('cli', () => {
     [['--port', 'abc'], '--port'],
     [['--max-limit', '-1'], '--max-limit'],
     [['--bogus'], 'bogus'],
+    [['--api', 'soap'], '--api'],
   ])('refuses %j naming the flag', async (args, name) => {
     const proc = run([CLI, ...args]);
     expect(await within(proc.exited, 10_000, 'bad flag exit')).toBe(2);
