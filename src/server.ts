@@ -60,7 +60,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   let simulator: Simulator | undefined;
   let upstreamUrl = config.upstreamUrl;
   if (upstreamUrl === undefined) {
-    simulator = await createSimulator({ demo: true, port: 0, host: '127.0.0.1' });
+    simulator = await createSimulator({ demo: true, api: 'real', port: 0, host: '127.0.0.1' });
     upstreamUrl = simulator.url;
     log.info({ upstream: upstreamUrl }, 'DEMO MODE: UPSTREAM_URL is not set, so the built-in simulated sessions API is used (sessions demo-1, demo-2, …)');
   }
