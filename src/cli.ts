@@ -2,7 +2,7 @@
 /** `pollcast` / `npm start`: flags and environment → config → server, with a graceful stop on SIGTERM/SIGINT. */
 import { readFileSync } from 'node:fs';
 import { applyFlags, ConfigError, helpText, loadConfig } from './config.ts';
-import { createLogger } from './log.ts';
+import { createLogger, flushLog } from './log.ts';
 import { startPollcast } from './server.ts';
 
 const args = process.argv.slice(2);
@@ -39,17 +39,24 @@ if (process.env.FLY_APP_NAME && config.trustProxy === 'none') {
   log.warn('running on Fly.io with TRUST_PROXY unset: per-IP limits count every client as the proxy; set TRUST_PROXY=fly');
 }
 
+/** Longest wait for the last log lines to reach stdout before exiting without them. */
+const FINAL_LOG_FLUSH_MS = 1000;
+
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping: ending streams so clients reconnect elsewhere');
-    // The contract promises an exit within 10 s whatever hangs.
-    setTimeout(() => process.exit(1), config.shutdownTimeoutSeconds * 1000).unref();
-    void server.close().then(() => {
+    // The contract promises an exit within 10 s whatever hangs. Nothing on the stop path blocks
+    // the event loop (logging included: src/log.ts), so this timer always gets to fire.
+    setTimeout(() => {
+      log.error({ shutdownTimeoutSeconds: config.shutdownTimeoutSeconds }, 'graceful stop did not finish within SHUTDOWN_TIMEOUT_SECONDS; exiting anyway');
+      process.exit(1);
+    }, config.shutdownTimeoutSeconds * 1000).unref();
+    void server.close().then(async () => {
       log.info('stopped');
-      log.flush?.();
+      await flushLog(log, FINAL_LOG_FLUSH_MS);
       process.exit(0);
     });
   });
