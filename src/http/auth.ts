@@ -1,14 +1,21 @@
 /**
  * Subscriber authentication (CONTRACT.md section 4): an HS256 JWT from the
  * `Authorization` header or the `access_token` query parameter, whose
- * `sessions` claim lists the sessions it may read (`["*"]` for all).
+ * `sessions` claim lists the sessions it may read (`["*"]` for all) and
+ * whose `exp` claim is required.
  */
 import type { Context } from 'hono';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 
+/** What an authorized request may rely on. */
+export interface Authorization {
+  /** When the token expires (its `exp` × 1000; up to JWT_CLOCK_TOLERANCE_SECONDS in the past), so a stream can end then; undefined when auth is off. */
+  expiresAtMs: number | undefined;
+}
+
 /** Checks that the request may read `sessionId`; throws 401/403 errors. */
-export type Authorizer = (c: Context, sessionId: string) => Promise<void>;
+export type Authorizer = (c: Context, sessionId: string) => Promise<Authorization>;
 
 /** Clock skew tolerated on `exp` and `nbf` (seconds). */
 export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
@@ -16,7 +23,7 @@ export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
 export const MAX_TOKEN_LENGTH = 8192;
 
 /** Lets every request through (AUTH=none, or the built-in demo). */
-export const allowAll: Authorizer = async () => {};
+export const allowAll: Authorizer = async () => ({ expiresAtMs: undefined });
 
 function tokenFrom(c: Context): string | undefined {
   const header = c.req.header('authorization');
@@ -37,19 +44,24 @@ export function createJwtAuthorizer(secret: string): Authorizer {
     if (token === undefined) throw new UnauthorizedError('an access token is required (Authorization: Bearer or ?access_token=)');
     if (token.length > MAX_TOKEN_LENGTH) throw new UnauthorizedError('access token too long');
     let sessions: unknown;
+    let exp: number | undefined;
     try {
       const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS });
       sessions = payload.sessions;
+      exp = payload.exp;
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw new UnauthorizedError('access token expired');
       if (err instanceof joseErrors.JWTClaimValidationFailed) throw new UnauthorizedError(`access token not valid: ${err.claim} check failed`);
       throw new UnauthorizedError('access token invalid');
     }
+    // A token without exp would be valid forever: a leaked one could never be shut out short of rotating the secret.
+    if (exp === undefined) throw new UnauthorizedError('access token has no exp claim');
     if (!Array.isArray(sessions) || !sessions.every((s) => typeof s === 'string')) {
       throw new ForbiddenError('access token has no "sessions" claim (an array of session ids, or ["*"])');
     }
     if (!sessions.includes('*') && !sessions.includes(sessionId)) {
       throw new ForbiddenError(`access token does not cover session ${JSON.stringify(sessionId)}`);
     }
+    return { expiresAtMs: exp * 1000 };
   };
 }
