@@ -2,7 +2,7 @@
 /** `pollcast` / `npm start`: flags and environment → config → server, with a graceful stop on SIGTERM/SIGINT. */
 import { readFileSync } from 'node:fs';
 import { applyFlags, ConfigError, helpText, loadConfig } from './config.ts';
-import { createLogger } from './log.ts';
+import { createLogger, flushLog } from './log.ts';
 import { startPollcast } from './server.ts';
 
 const args = process.argv.slice(2);
@@ -27,11 +27,43 @@ try {
   throw err;
 }
 
+/** Longest wait for the last log lines to reach stdout before exiting without them. */
+const FINAL_LOG_FLUSH_MS = 1000;
+
+/** Why the server could not listen, as one line naming the variable to change; undefined for any other failure. */
+function listenFailure(err: unknown, host: string, port: number): string | undefined {
+  const { code, syscall, message } = err as NodeJS.ErrnoException;
+  if (syscall !== 'listen' && syscall !== 'getaddrinfo') return undefined;
+  switch (code) {
+    case 'EADDRINUSE':
+      return `PORT: port ${port} is already in use (HOST ${host})`;
+    case 'EACCES':
+      return `PORT: not allowed to listen on port ${port} (HOST ${host}); ports below 1024 need privileges`;
+    case 'EADDRNOTAVAIL':
+      return `HOST: ${host} is not an address of this machine`;
+    case 'EAFNOSUPPORT':
+      return `HOST: ${host} is of an address family this machine does not support`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+      return `HOST: the host name ${host} does not resolve (${code})`;
+    default:
+      return `HOST ${host}, PORT ${port}: cannot listen there: ${message}`;
+  }
+}
+
 const log = createLogger(config.logLevel);
-const server = await startPollcast(config, { log }).catch((err: unknown) => {
-  log.fatal({ err }, 'could not start');
+let server;
+try {
+  server = await startPollcast(config, { log });
+} catch (err) {
+  const reason = listenFailure(err, config.host, config.port);
+  // A bad address is the operator's to fix: one line, like a configuration error; anything else keeps its stack.
+  if (reason) console.error(`pollcast: cannot listen: ${reason}`);
+  else log.fatal({ err }, 'could not start');
+  await flushLog(log, FINAL_LOG_FLUSH_MS);
   process.exit(1);
-});
+}
 log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: config.authJwtSecret ? 'jwt' : 'none' }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
 
 if (process.env.FLY_APP_NAME && config.trustProxy === 'none') {
@@ -45,11 +77,15 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping: ending streams so clients reconnect elsewhere');
-    // The contract promises an exit within 10 s whatever hangs.
-    setTimeout(() => process.exit(1), config.shutdownTimeoutSeconds * 1000).unref();
-    void server.close().then(() => {
+    // The contract promises an exit within 10 s whatever hangs. Nothing on the stop path blocks
+    // the event loop (logging included: src/log.ts), so this timer always gets to fire.
+    setTimeout(() => {
+      log.error({ shutdownTimeoutSeconds: config.shutdownTimeoutSeconds }, 'graceful stop did not finish within SHUTDOWN_TIMEOUT_SECONDS; exiting anyway');
+      process.exit(1);
+    }, config.shutdownTimeoutSeconds * 1000).unref();
+    void server.close().then(async () => {
       log.info('stopped');
-      log.flush?.();
+      await flushLog(log, FINAL_LOG_FLUSH_MS);
       process.exit(0);
     });
   });

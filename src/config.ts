@@ -4,6 +4,7 @@
  * place into one frozen object. A bad value stops the start with a message
  * naming the variable and the accepted form.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** A configuration problem, naming the variable at fault. */
@@ -32,6 +33,29 @@ function upstreamUrlProblem(u: string): string | undefined {
 }
 const httpUrl = z.string().superRefine((u, ctx) => {
   const problem = upstreamUrlProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** Longest DNS name (RFC 1035 §2.3.4) and label (RFC 1123 §2.1) allowed in HOST. */
+const MAX_HOST_NAME_LENGTH = 253;
+const HOST_NAME_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** Why `host` cannot be HOST, or undefined: it must be an IP literal or an RFC 1123 host name. */
+function hostProblem(host: string): string | undefined {
+  if (isIP(host) !== 0) return undefined;
+  if (host.startsWith('[')) return 'an IPv6 address is written without brackets, e.g. ::1';
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(host)) return 'a host, not a URL: drop the scheme and any path';
+  if (host.includes(':')) return 'not a valid IPv6 address (a port goes in PORT)';
+  // A name of digits and dots would be read as an IPv4 address (RFC 1123 §2.1), so it must be one.
+  if (/^[\d.]+$/.test(host)) return 'not a valid IPv4 address';
+  if (host.length > MAX_HOST_NAME_LENGTH) return `a host name is at most ${MAX_HOST_NAME_LENGTH} characters`;
+  const label = host.split('.').find((l) => !HOST_NAME_LABEL.test(l));
+  if (label === '') return 'empty label: two dots in a row, or a dot at either end';
+  if (label !== undefined) return `${JSON.stringify(label)} is not a host name label: 1-63 letters, digits or hyphens, no hyphen at either end, no underscore`;
+  return undefined;
+}
+const hostSchema = z.string().superRefine((h, ctx) => {
+  const problem = hostProblem(h);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
@@ -76,7 +100,7 @@ interface OptionSpec {
 /** Every setting, in the order `--help` lists them. */
 export const OPTIONS: readonly OptionSpec[] = [
   { env: 'PORT', key: 'port', flag: 'port', help: 'TCP port to listen on', accepts: 'an integer 0-65535', schema: int(0, 65535), default: '8080' },
-  { env: 'HOST', key: 'host', flag: 'host', help: 'address to listen on', accepts: 'a host name or IP address', schema: z.string().min(1).max(255), default: '0.0.0.0' },
+  { env: 'HOST', key: 'host', flag: 'host', help: 'address to listen on', accepts: 'an IPv4 or IPv6 address, or a host name (letters, digits, hyphens and dots)', schema: hostSchema, default: '0.0.0.0' },
   { env: 'UPSTREAM_URL', key: 'upstreamUrl', flag: 'upstream', help: 'base URL of the sessions API; unset = built-in simulated demo API', accepts: 'an http(s) URL', schema: httpUrl },
   { env: 'UPSTREAM_API_KEY', key: 'upstreamApiKey', flag: 'upstream-api-key', help: 'credential sent upstream (Authorization: Bearer)', accepts: 'a non-empty string', schema: z.string().min(1).max(4096).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'), secret: true },
   { env: 'UPSTREAM_AUTH_HEADER', key: 'upstreamAuthHeader', flag: 'upstream-auth-header', help: 'send the key raw in this header instead (e.g. X-API-Key)', accepts: 'an HTTP header name', schema: headerName },

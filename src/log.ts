@@ -1,4 +1,5 @@
 /** Structured JSON logs (pino), pretty in a terminal, with secrets redacted. */
+import type { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 
 /** Paths that may hold a secret anywhere pollcast logs an object. */
@@ -54,13 +55,98 @@ export function redactUrl(url: string): string {
   return `${url.slice(0, q + 1)}${query}${url.slice(end)}`;
 }
 
+/** Log bytes a lagging stdout may hold unsent; past it new lines are dropped (a stalled reader must not grow memory). */
+export const LOG_MAX_PENDING_BYTES = 8 * 1024 * 1024;
+
+/** A pino destination that never blocks the process and gives up for good on the first write error. */
+export interface LogDestination {
+  write(line: string): void;
+  /** Calls `done` once every line accepted so far has been handed to the OS, or as soon as the output failed. */
+  flush(done: () => void): void;
+  /** True once a write failed (EPIPE: nobody reads any more); every later line is dropped. */
+  readonly failed: boolean;
+  /** Lines dropped because the reader lagged more than LOG_MAX_PENDING_BYTES. */
+  readonly droppedLines: number;
+}
+
+/**
+ * Writes log lines to `out` (stdout). pino's default destination is not used
+ * on purpose: its exit hook flushes synchronously and retries EPIPE forever,
+ * and its writes run on libuv's thread pool, which exit waits for; either one
+ * kept the process alive after SIGTERM behind a closed or full pipe. A
+ * process.stdout pipe writes without blocking the event loop and is not
+ * flushed at exit, so a stop can always finish on time.
+ */
+export function createLogDestination(out: Writable = process.stdout): LogDestination {
+  let failed = false;
+  let droppedLines = 0;
+  const waiting = new Set<() => void>();
+  const fail = () => {
+    failed = true;
+    for (const done of waiting) done();
+    waiting.clear();
+  };
+  // Without a listener an EPIPE on stdout would crash the process; logging is not worth a crash.
+  out.on('error', fail);
+  // A closed stream takes no more lines, and a write to it fails without an 'error' event.
+  out.once('close', fail);
+  return {
+    write(line) {
+      if (failed) return;
+      if (out.writableLength > LOG_MAX_PENDING_BYTES) {
+        droppedLines++;
+        return;
+      }
+      try {
+        out.write(line);
+      } catch {
+        // stdout on a file writes synchronously and throws (ENOSPC, EBADF).
+        fail();
+      }
+    },
+    flush(done) {
+      if (failed || out.writableLength === 0) {
+        process.nextTick(done);
+        return;
+      }
+      let called = false;
+      const once = () => {
+        if (called) return;
+        called = true;
+        waiting.delete(once);
+        done();
+      };
+      waiting.add(once);
+      // Write callbacks run in order: this one runs once every earlier line is out.
+      out.write('', once);
+    },
+    get failed() {
+      return failed;
+    },
+    get droppedLines() {
+      return droppedLines;
+    },
+  };
+}
+
 /** Creates the process logger; `pretty` defaults to whether stdout is a terminal. */
 export function createLogger(level: string, pretty = process.stdout.isTTY === true): Logger {
   const options = { level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' }, base: { service: 'pollcast' } };
   if (pretty) {
     return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
-  return pino(options);
+  return pino(options, createLogDestination());
+}
+
+/** Resolves once `log` has written what it was given, or after `timeoutMs` (an exit must not wait on a stalled reader). */
+export function flushLog(log: Logger, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    log.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** A logger that drops everything (tests, embedding). */

@@ -1,14 +1,16 @@
 /**
  * Subscriber authentication (CONTRACT.md section 4): an HS256 JWT from the
  * `Authorization` header or the `access_token` query parameter, whose
- * `sessions` claim lists the sessions it may read (`["*"]` for all).
+ * `sessions` claim lists the sessions it may read (`["*"]` for all) and
+ * whose `exp` claim is required.
  */
 import type { Context } from 'hono';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 
-/** What a valid request was granted: when its token expires (undefined when auth is off). */
+/** What an authorized request may rely on. */
 export interface Grant {
+  /** When the token expires (its `exp` × 1000, always in the future), so a stream can end then; undefined when auth is off. */
   expiresAtMs: number | undefined;
 }
 
@@ -52,6 +54,8 @@ export function createJwtAuthorizer(secret: string): Authorizer {
       if (err instanceof joseErrors.JWTClaimValidationFailed) throw new UnauthorizedError(`access token not valid: ${err.claim} check failed`);
       throw new UnauthorizedError('access token invalid');
     }
+    // A token without exp would be valid forever: a leaked one could never be shut out short of rotating the secret.
+    if (exp === undefined) throw new UnauthorizedError('access token has no exp claim');
     if (!Array.isArray(sessions) || !sessions.every((s) => typeof s === 'string')) {
       throw new ForbiddenError('access token has no "sessions" claim (an array of session ids, or ["*"])');
     }
@@ -60,7 +64,7 @@ export function createJwtAuthorizer(secret: string): Authorizer {
     }
     // exp is enforced to the second: a stream is closed at exp, and its reconnect must not be let in
     // for the skew tolerance (which stays for nbf), or a reconnect loop would run until exp + tolerance.
-    if (exp !== undefined && exp * 1000 <= Date.now()) throw new UnauthorizedError('access token expired');
-    return { expiresAtMs: exp === undefined ? undefined : exp * 1000 };
+    if (exp * 1000 <= Date.now()) throw new UnauthorizedError('access token expired');
+    return { expiresAtMs: exp * 1000 };
   };
 }

@@ -1,4 +1,4 @@
-/** The real process: demo mode out of the box, and a graceful stop on SIGTERM. */
+/** The real process: demo mode out of the box, and a graceful stop on SIGTERM whatever its stdout does. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -32,6 +32,31 @@ async function startCli(env: Record<string, string>): Promise<{ url: string; pro
   return { url, proc, logs };
 }
 
+/** Resolves with the exit code once `proc` exits; rejects when it is still running after `timeoutMs` (afterEach kills it). */
+function exitWithin(proc: ChildProcess, timeoutMs: number): Promise<number | null> {
+  if (proc.exitCode !== null) return Promise.resolve(proc.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`still running ${timeoutMs} ms after SIGTERM`)), timeoutMs);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+/** Requests the process logs at debug level (404s, so they cost no upstream call nor a rate-limit token); each line is about `padBytes` long. */
+async function loggedRequests(url: string, count: number, padBytes = 0): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const res = await fetch(`${url}/nowhere-${i}?pad=${'x'.repeat(padBytes)}`);
+    expect(res.status).toBe(404);
+    await res.body?.cancel();
+  }
+}
+
+/** A short graceful-stop budget keeps these tests fast; the margin covers process teardown on a loaded machine. */
+const SHUTDOWN_SECONDS = 2;
+const EXIT_MARGIN_MS = 2000;
+
 describe('the pollcast process', () => {
   it('starts in demo mode with no UPSTREAM_URL, announces it, and streams demo sessions', async () => {
     const { url, logs } = await startCli({});
@@ -63,6 +88,46 @@ describe('the pollcast process', () => {
     const [code] = (await once(proc, 'exit')) as [number | null];
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('on SIGTERM exits 0 and its last log lines, "stopped" included, reach stdout', async () => {
+    const { proc, logs } = await startCli({ SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_SECONDS) });
+    proc.kill('SIGTERM');
+    expect(await exitWithin(proc, SHUTDOWN_SECONDS * 1000 + EXIT_MARGIN_MS)).toBe(0);
+    const lines = logs.join('').trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+    expect(lines.map((l) => l.msg)).toEqual([expect.stringMatching(/^DEMO MODE/), expect.stringMatching(/^pollcast listening on/), expect.stringMatching(/^stopping/), 'stopped']);
+  });
+
+  // As seen in review: `pollcast | head -2`, then SIGTERM. The first write to hit EPIPE may be the
+  // "stopping" line itself, or a request log long before it: both must end in an exit on time.
+  it.each([
+    ['the stop itself', 0],
+    ['request logs before the stop', 5],
+  ])('on SIGTERM exits within SHUTDOWN_TIMEOUT_SECONDS when stdout is a closed pipe (EPIPE first hit by %s)', async (_what, requests) => {
+    const { url, proc } = await startCli({ LOG_LEVEL: 'debug', SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_SECONDS) });
+    // Close the reading end, as `head` does when it exits: every later log write gets EPIPE.
+    proc.stdout!.destroy();
+    // Each request is logged at debug level: those writes fail, and serving must go on.
+    await loggedRequests(url, requests);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const started = Date.now();
+    proc.kill('SIGTERM');
+    expect(await exitWithin(proc, SHUTDOWN_SECONDS * 1000 + EXIT_MARGIN_MS)).toBe(0);
+    expect(Date.now() - started).toBeLessThan(SHUTDOWN_SECONDS * 1000 + EXIT_MARGIN_MS);
+  });
+
+  it('on SIGTERM exits within SHUTDOWN_TIMEOUT_SECONDS when nobody reads its stdout any more (a full pipe)', async () => {
+    const { url, proc } = await startCli({ LOG_LEVEL: 'debug', SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_SECONDS) });
+    // Stop reading: once the kernel's buffers are full, every write to stdout would block.
+    proc.stdout!.removeAllListeners('data');
+    proc.stdout!.pause();
+    // About 4 MB of request logs, far more than a pipe or socket buffers.
+    await loggedRequests(url, 300, 12_000);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const started = Date.now();
+    proc.kill('SIGTERM');
+    expect(await exitWithin(proc, SHUTDOWN_SECONDS * 1000 + EXIT_MARGIN_MS)).toBe(0);
+    expect(Date.now() - started).toBeLessThan(SHUTDOWN_SECONDS * 1000 + EXIT_MARGIN_MS);
   });
 
   it('refuses to start with an invalid setting, naming the variable', async () => {

@@ -1,6 +1,6 @@
 /**
  * Subscriber authentication (CONTRACT.md section 4) on a real bridge: HS256
- * only, exp and nbf honoured, the `sessions` claim enforced, from the
+ * only, exp required and honoured, nbf honoured, the `sessions` claim enforced, from the
  * Authorization header or `access_token`, on the stream and the drop-in route,
  * and nothing sent upstream for a refused request.
  */
@@ -36,6 +36,7 @@ async function badTokens(): Promise<Array<[string, string]>> {
     ['HS256 keyed with a public key (alg confusion)', await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(pem))],
     ['HS512 with the right secret (algorithm pinned)', await token(['*'], { alg: 'HS512' })],
     ['expired', await token(['*'], { exp: now() - 60 })],
+    ['without exp (it would be valid forever)', await token(['*'], { exp: null })],
     ['not yet valid (nbf in the future)', await token(['*'], { nbf: now() + 120 })],
     ['garbage', 'not.a.jwt'],
     ['tampered payload', (await token(['au-2'])).replace(/^([^.]+)\.([^.]+)\./, (_m, h: string) => `${h}.${Buffer.from(JSON.stringify({ sessions: ['*'], exp: now() + 3600 })).toString('base64url')}.`)],

@@ -3,6 +3,7 @@
  * the start with a non-zero exit and one line naming the variable; --help
  * lists every variable; the contract's variables and every limit are options.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, OPTIONS } from '../../src/config.ts';
 import { createSimulator } from '../../src/simulator/index.ts';
@@ -39,6 +40,15 @@ const BAD: Array<[string, Record<string, string>, string]> = [
   ['a URL limit above the header limit', { MAX_URL_BYTES: '20000', MAX_HEADER_BYTES: '8192' }, 'MAX_URL_BYTES'],
   ['a tiny header limit', { MAX_HEADER_BYTES: '10' }, 'MAX_HEADER_BYTES'],
   ['TRUST_PROXY=true', { TRUST_PROXY: 'true' }, 'TRUST_PROXY'],
+  ['a host name with an underscore', { HOST: 'not_a_host' }, 'HOST'],
+  ['a host name with a space', { HOST: 'local host' }, 'HOST'],
+  ['a host name label starting with a hyphen', { HOST: '-pollcast.example.com' }, 'HOST'],
+  ['a host name label over 63 characters', { HOST: `${'a'.repeat(64)}.example.com` }, 'HOST'],
+  ['a host with an empty label', { HOST: 'pollcast..example.com' }, 'HOST'],
+  ['a dotted number that is not an IPv4 address', { HOST: '256.1.1.1' }, 'HOST'],
+  ['an IPv6 address in brackets', { HOST: '[::1]' }, 'HOST'],
+  ['a malformed IPv6 address', { HOST: '::1::2' }, 'HOST'],
+  ['a URL instead of a host', { HOST: 'http://127.0.0.1' }, 'HOST'],
 ];
 
 describe.concurrent('a bad value stops the CLI with one line naming the variable', () => {
@@ -59,6 +69,37 @@ describe.concurrent('a bad value stops the CLI with one line naming the variable
     expect(run.code).not.toBe(0);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toContain('PORT');
+  });
+});
+
+/** Runs the CLI where it cannot listen; checks the one line naming `variable` and `value`, and that no stack was printed. */
+async function expectListenRefused(env: Record<string, string>, variable: string, value: string): Promise<void> {
+  const run = await runCli({ LOG_LEVEL: 'debug', ...env });
+  expect(run.code, run.stderr).not.toBe(0);
+  expect(run.code).not.toBeNull();
+  const lines = run.stderr.trim().split('\n');
+  expect(lines, run.stderr).toHaveLength(1);
+  expect(lines[0]).toContain(`${variable}`);
+  expect(lines[0]).toContain(value);
+  expect(run.stdout).not.toMatch(/listening/);
+  expect(`${run.stdout}${run.stderr}`, 'no stack trace').not.toMatch(/^\s+at /m);
+}
+
+describe.concurrent('a HOST or PORT that is valid but cannot be listened on stops the CLI with one line naming it', () => {
+  it('an address that is not on this machine (EADDRNOTAVAIL) names HOST', async () => {
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never assigned to a real interface.
+    await expectListenRefused({ HOST: '192.0.2.1', PORT: '0' }, 'HOST', '192.0.2.1');
+  });
+
+  it('a port already in use (EADDRINUSE) names PORT', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      await expectListenRefused({ HOST: '127.0.0.1', PORT: String(port) }, 'PORT', String(port));
+    } finally {
+      taken.close();
+    }
   });
 });
 
@@ -99,6 +140,12 @@ describe('options', () => {
     expect(c.trustProxy).toBe('none');
     const lifted = loadConfig({ MAX_STREAMS: '20000', MAX_STREAMS_PER_IP: '0', MAX_STREAMS_PER_SESSION: '0', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_BURST: '100000' });
     expect([lifted.maxStreamsPerIp, lifted.maxStreamsPerSession, lifted.rateLimitPerIp]).toEqual([0, 0, 0]);
+  });
+
+  it('HOST takes IPv4 and IPv6 addresses and RFC 1123 host names as written', () => {
+    for (const host of ['0.0.0.0', '127.0.0.1', '::', '::1', 'fe80::1%eth0', 'localhost', 'fly-local-6pn', 'pollcast-1.internal.example.com', '1password.example']) {
+      expect(loadConfig({ HOST: host }).host, host).toBe(host);
+    }
   });
 
   it('--help lists every variable with its default', async () => {

@@ -10,9 +10,10 @@ import { SignJWT } from 'jose';
 /** A secret of the accepted length (AUTH_JWT_SECRET must be at least 32 bytes). */
 export const JWT_SECRET = 'test-secret-0123456789abcdef-0123456789';
 
-/** An HS256 token for `sessions`, valid for an hour unless `claims` say otherwise. */
-export async function token(sessions: unknown, options: { secret?: string; exp?: number | string; nbf?: number | string; alg?: string } = {}): Promise<string> {
-  const jwt = new SignJWT({ sessions }).setProtectedHeader({ alg: options.alg ?? 'HS256' }).setIssuedAt().setExpirationTime(options.exp ?? '1h');
+/** An HS256 token for `sessions`, valid for an hour unless `options` say otherwise (`exp: null`: no exp claim at all). */
+export async function token(sessions: unknown, options: { secret?: string; exp?: number | string | null; nbf?: number | string; alg?: string } = {}): Promise<string> {
+  const jwt = new SignJWT({ sessions }).setProtectedHeader({ alg: options.alg ?? 'HS256' }).setIssuedAt();
+  if (options.exp !== null) jwt.setExpirationTime(options.exp ?? '1h');
   if (options.nbf !== undefined) jwt.setNotBefore(options.nbf);
   return jwt.sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
 }
