@@ -4,7 +4,7 @@ import type { EventGenerator } from './generator.ts';
 import { ACTIVE_STATUSES } from './outcome.ts';
 import { mulberry32, seedFor } from './prng.ts';
 import type { NormalizedSpec } from './spec.ts';
-import type { ChangeReason, SessionRecord } from './state.ts';
+import type { ChangeReason, SessionRecord } from './record.ts';
 import { createTrajectory } from './trajectory.ts';
 import type { ApiDialectName, ModelCost, RealModelCost, RealSessionStatus, RealWireEvent, SessionEvent, SessionSnapshot, AnyMetrics } from './types.ts';
 

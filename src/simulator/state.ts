@@ -1,35 +1,12 @@
 import type { ApiDialect } from './dialects.ts';
 import { InvalidInputError, SessionExistsError, UnknownSessionError } from './errors.ts';
-import type { DraftEvent, EventGenerator } from './generator.ts';
+import type { DraftEvent } from './generator.ts';
+import type { SessionRecord, Waiter, ChangeReason } from './record.ts';
 import { resolveOutcome } from './outcome.ts';
 import { MAX_APPEND_PER_CALL, nonNegativeInt, normalizeSpec } from './spec.ts';
 import type { AnyMetrics, FinishOutcome, RealWireEvent, SessionEvent, SessionSnapshot, SessionSpec, SessionSummary, StatusPatch, TrajectoryChanges } from './types.ts';
 
-/** Why a held long-poll is woken up. */
-export type ChangeReason = 'events' | 'status' | 'finished' | 'deleted' | 'closed';
-
-/** A held changes request waiting for events at or after `fromIndex`. */
-export interface Waiter {
-  readonly fromIndex: number;
-  onChange(reason: ChangeReason): void;
-}
-
-/** One session's whole state. */
-export interface SessionRecord {
-  readonly id: string;
-  readonly createdSeq: number;
-  status: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-  answer: unknown;
-  /** The generator's own metrics object, grown in place. */
-  readonly metrics: AnyMetrics;
-  readonly events: SessionEvent[];
-  readonly waiters: Set<Waiter>;
-  readonly generator: EventGenerator;
-  emitTimer: NodeJS.Timeout | undefined;
-}
+export type { ChangeReason, SessionRecord, Waiter } from './record.ts';
 
 function isoNow(): string {
   return new Date().toISOString();
