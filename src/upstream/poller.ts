@@ -232,6 +232,8 @@ export class Poller {
     const id = sink.sessionId;
     // The first call reads what is there at once: a long-poll would leave "caught up" unknown for its whole wait.
     let pageOn = true;
+    // Calls right after an answer with events carry real data and are not rate-gated; every other one is.
+    let ungated = true;
     let emptyDrains = 0;
     let finalBodySeen = false;
     let firstAnswer = true;
@@ -239,8 +241,7 @@ export class Poller {
     while (!this.signal.aborted) {
       const from = sink.nextIndex;
       const wait = this.over || pageOn ? 0 : this.opts.waitSeconds;
-      // Calls right after an answer with events carry real data and are not rate-gated; every other one is.
-      if (!pageOn && !(await this.gate.take(this.signal))) return;
+      if (!ungated && !(await this.gate.take(this.signal))) return;
       this.callAbort = new AbortController();
       const onStop = () => this.callAbort?.abort();
       this.signal.addEventListener('abort', onStop, { once: true });
@@ -257,7 +258,7 @@ export class Poller {
         this.opts.onOversized?.(r.index);
         if (r.top) this.snapshot = withChanges(this.snapshot, r.top);
         this.recovered();
-        pageOn = true;
+        pageOn = ungated = true;
         this.synced = false;
         if (!(await this.publish([r.event], r.index))) return;
         continue;
@@ -278,16 +279,22 @@ export class Poller {
           if (r.changes.top.finished_at !== null && this.over) finalBodySeen = true;
           const asked = this.limit.current;
           this.limit.observe(r.bytes, this.opts.maxBodyBytes);
-          // A page shorter than asked may still be an upstream's own cap: only a page shorter than
-          // one already seen proves it held everything (caught up means a 204 or an empty page).
-          pageOn = n > 0 && (n >= asked || n >= this.largestPage);
+          const full = n >= asked;
+          // Caught up means a 204 or an empty page, not a page shorter than asked: an upstream may cap
+          // `limit` itself. Only a page shorter than one it already sent proves it held nothing more.
+          if (n === 0 || (!full && n < this.largestPage)) this.synced = true;
+          else if (full) this.synced = false;
+          // A page that may be capped: while catching up (not synced yet) ask again at once; in the steady
+          // state the next long-poll comes back at once if more is waiting, and costs no extra call if not.
+          pageOn = n > 0 && (full || !this.synced);
           this.largestPage = Math.max(this.largestPage, n);
           if (n === 0) this.emptyStyle = '200';
         } else {
           pageOn = false;
+          this.synced = true;
           this.emptyStyle = '204';
         }
-        this.synced = !pageOn;
+        ungated = n > 0;
         if (n > 0) this.opts.onEvents?.(n);
         if (!(await this.publish(events, from))) return;
         if (wasOver) {
