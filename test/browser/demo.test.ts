@@ -4,8 +4,8 @@
  * indicator, the latest thought, action and screenshot of a session, steps and
  * cost from status events, the badge following running → idle → running →
  * completed, the answer and the error from `end`, reconnects resumed without a
- * repeated line, and a finished session replayed from pollcast's cache.
- * Leaves a screenshot at test/artifacts/demo.png.
+ * repeated line, a finished session replayed from pollcast's cache, and no more
+ * streams than HTTP/1.1 can carry. Leaves a screenshot at test/artifacts/demo.png.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -21,6 +21,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 /** Bound on every wait for the page (ms). */
 const WAIT_MS = 10_000;
+/** The page's limit of streams at once over HTTP/1.1 (MAX_HTTP1_STREAMS in public/index.html). */
+const HTTP1_STREAMS = 5;
 
 type SimEvent = ReturnType<Simulator['events']>[number];
 const kindOf = (e: SimEvent) => (e.data as { kind?: string }).kind;
@@ -214,6 +216,69 @@ describe('demo dashboard in Chromium', () => {
       expect(await single.locator('#note').isHidden()).toBe(true);
     } finally {
       await single.close();
+    }
+  });
+
+  it('shows events of unexpected shapes without breaking (open JSON)', async () => {
+    // A stream no upstream would send as is, served by interception: every oddity in one session.
+    const events: unknown[] = [
+      { type: 'AgentEvent', data: null, timestamp: 'not a date' },
+      { type: 'AgentEvent', data: { kind: 'policy_event', thought: 42, tool_calls: 'click everything' } },
+      { type: 'AgentEvent', data: { kind: 'policy_event', thought: 'An OpenAI-style call', tool_calls: [{ function: { name: 'goto', arguments: '{"url":"https://example.org/"}' } }] } },
+      { type: 'AgentEvent', data: { kind: 'observation_event', image: 12345, url: ['x'], title: null } },
+      { type: 'AgentEvent', data: { kind: 'observation_event', image: '%%% not base64 %%%' } },
+      { type: 'AgentEvent', data: { kind: 'observation_event', image: 'aGVsbG8=', url: 'https://example.org/', title: 'Example' } }, // base64, not an image
+      { type: 'SomethingNewEvent', data: { nested: { deep: [1, 2, 3] } } },
+      { type: 'LiveViewUrlEvent', data: { url: 'javascript:alert(1)' } },
+      { type: 'MetricsUpdateEvent', data: 'just a string' },
+      { type: 'AgentEvent', data: { kind: 'tool_result', ok: 'maybe' } },
+      { type: 42, data: [1, 2] },
+      { type: 'AgentEvent', data: null, omitted: 'too_large' },
+    ].map((e, index) => ({ index, timestamp: '2026-05-07T14:30:00Z', ...e }));
+    const frame = (data: unknown, event?: string, id?: number) => `${event ? `event: ${event}\n` : ''}${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`;
+    const body = [
+      'retry: 60000\n\n',
+      frame({ status: 'running', started_at: 'garbage', metrics: null }, 'status'),
+      ...events.map((e, i) => frame(e, undefined, i)),
+      frame('not an object', 'status'),
+      frame({ status: 'completed', finished_at: null, error: null, answer: { flights: [{ code: 'TP 1254', price: 89 }] }, metrics: { steps: 'three' }, last_index: events.length - 1 }, 'end'),
+    ].join('');
+    const odd = await browser.newPage();
+    watchErrors(odd);
+    try {
+      await odd.route('**/sessions/odd-1/events**', (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body }));
+      await odd.goto(`${server.url}/?session=odd-1`, { timeout: WAIT_MS });
+      await waitForCard('odd-1', `card.dataset.stream === 'ended' && card.querySelectorAll('.log li').length === ${events.length}`, odd);
+      expect(await logIndices('odd-1', odd)).toEqual(range(events.length));
+      expect(await card('odd-1', odd).getAttribute('data-status')).toBe('completed');
+      expect(await text('odd-1', '.thought', odd)).toBe('An OpenAI-style call');
+      expect(await text('odd-1', '.action .tool', odd)).toBe('goto');
+      expect(await text('odd-1', '.action .args', odd)).toBe('https://example.org/');
+      expect(await text('odd-1', '.bar .url', odd)).toBe('example.org/');
+      expect(JSON.parse((await text('odd-1', '.outcome .answer', odd))!)).toEqual({ flights: [{ code: 'TP 1254', price: 89 }] });
+      expect(await card('odd-1', odd).locator('.liveview').isHidden()).toBe(true); // never a javascript: link
+      await waitForCard('odd-1', "card.querySelector('.placeholder').textContent === 'this screenshot could not be decoded'", odd);
+    } finally {
+      await odd.close();
+    }
+  });
+
+  it(`opens at most ${HTTP1_STREAMS} streams over HTTP/1.1; the others wait for one to end`, async () => {
+    const ids = range(HTTP1_STREAMS + 2).map((i) => `many-${i}`);
+    for (const id of ids) sim.createSession(id, { initialEvents: 6 });
+    const many = await browser.newPage();
+    watchErrors(many);
+    try {
+      await many.goto(`${server.url}/?${ids.map((id) => `session=${id}`).join('&')}`, { timeout: WAIT_MS });
+      await many.waitForFunction((n) => document.querySelectorAll('.card[data-stream="live"]').length === n, HTTP1_STREAMS, { timeout: WAIT_MS });
+      expect(await many.locator('.card[data-stream="waiting"]').count()).toBe(2);
+      sim.finish('many-0', { closingEvents: true });
+      sim.finish('many-1', { closingEvents: true });
+      for (const id of ids.slice(2)) await waitForAllEvents(id, many);
+      expect(await many.locator('.card[data-stream="live"]').count()).toBe(HTTP1_STREAMS);
+      expect(await many.locator('.card').count()).toBe(ids.length);
+    } finally {
+      await many.close();
     }
     expect(pageErrors).toEqual([]);
   });
