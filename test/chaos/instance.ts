@@ -25,6 +25,8 @@ export interface Instance {
   counters(): Promise<InstanceCounters>;
   /** Graceful stop (server.close() or SIGTERM); resolves once it stopped listening and its streams ended. */
   stop(): Promise<void>;
+  /** A crash (SIGKILL; process mode only): no goodbye to anyone; resolves once the process is gone. */
+  kill(): Promise<void>;
 }
 
 export type InstanceMode = 'in-process' | 'process';
@@ -43,6 +45,7 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
         return { streamsOpened: s.streamsOpened, slowDropped: s.slowDropped, replayFromBuffer: s.replayFromBuffer, replayFromUpstream: s.replayFromUpstream, framesDelivered: s.framesDelivered };
       },
       stop: () => server.close(),
+      kill: () => Promise.reject(new Error('kill() needs a process instance')),
     };
   }
   const child = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...full }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -94,6 +97,13 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
       const [code] = (await exited) as [number | null];
       clearTimeout(timer);
       if (code !== 0) throw new Error(`pollcast exited ${code} on SIGTERM: ${stderrTail.join('')}`);
+    },
+    async kill() {
+      if (stopped) return;
+      stopped = true;
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
     },
   };
 }
