@@ -65,12 +65,13 @@ export class LogReader {
     if (this.targets.get(target.key) === target) this.targets.delete(target.key);
   }
 
-  async close(): Promise<void> {
+  /** Stops reading; the read parked now ends when its connection closes (or its BLOCK runs out). */
+  close(): Promise<void> {
     this.closed = true;
     this.stop.abort();
     this.idle?.();
     if (this.retry) clearTimeout(this.retry);
-    await this.loop;
+    return this.loop;
   }
 
   // A parked read that does not hold the newest key set is woken; again shortly if the wake came too early.

@@ -224,8 +224,10 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(running), new Promise<void>((resolve) => (timer = setTimeout(resolve, RELEASE_WAIT_MS)))]);
       clearTimeout(timer);
-      await reader.close();
+      // Closing the connections ends the parked read at once, instead of at the end of its BLOCK.
+      const reading = reader.close();
       await redis.close();
+      await reading;
     },
   };
 }
