@@ -75,6 +75,14 @@ export class LeaseKeeper {
     let mine = '';
     try {
       while (!this.signal.aborted) {
+        // A Redis that lost its leases (restarted empty): a leader from before stops by its own deadline at
+        // most lease - one call after its last renewal, which was before the restart. Take none until then.
+        const restartedAt = redis.restartedAt;
+        const holdUntil = restartedAt === null ? 0 : restartedAt + leaseMs - this.opts.callBudgetMs;
+        if (performance.now() < holdUntil) {
+          await this.pause(holdUntil - performance.now());
+          continue;
+        }
         let reply: Array<string | number | null>;
         const sentAt = performance.now();
         try {

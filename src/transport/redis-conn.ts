@@ -45,6 +45,13 @@ export interface RedisConn {
   onReaderReconnect(fn: () => void): void;
   /** True while the command connection is ready. */
   readonly ready: boolean;
+  /**
+   * When (performance.now() ms) the Redis server this instance talks to
+   * started, if it is a different server run from the one seen before (a
+   * restart or a failover): its leases are gone, while loops that held them
+   * may still run until their own deadline. Null when no such change was seen.
+   */
+  readonly restartedAt: number | null;
   close(): Promise<void>;
 }
 
@@ -95,7 +102,24 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       onReady?.(again);
     });
   }
-  watch(main, 'commands');
+  let runId: string | null = null;
+  let restartedAt: number | null = null;
+  // Each (re)connection asks the server's run id and uptime: a new run id is a Redis that lost its leases.
+  watch(main, 'commands', () => {
+    main
+      .sendCommand(['INFO', 'server'], { timeout: REDIS_COMMAND_TIMEOUT_MS })
+      .then((info) => {
+        const text = String(info);
+        const id = /run_id:(\w+)/.exec(text)?.[1] ?? null;
+        const uptimeS = Number(/uptime_in_seconds:(\d+)/.exec(text)?.[1] ?? 0);
+        if (id !== null && runId !== null && id !== runId) {
+          restartedAt = performance.now() - uptimeS * 1000;
+          log.warn({ uptimeS }, 'redis is a new server run (restarted or failed over): its leases are gone');
+        }
+        runId = id ?? runId;
+      })
+      .catch(() => countError(stats, 'info'));
+  });
   watch(reader, 'reader', (again) => {
     readerId = null;
     if (again) for (const fn of readerListeners) fn();
@@ -148,6 +172,9 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     },
     get ready() {
       return main.isReady;
+    },
+    get restartedAt() {
+      return restartedAt;
     },
     async close() {
       if (closed) return;
