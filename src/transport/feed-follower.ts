@@ -156,8 +156,10 @@ export class FeedFollower implements ReadTarget {
       const entry = entries[i]!;
       if (entry.kind === 'event') {
         const expected = batch.length > 0 ? from + batch.length : feed.nextIndex;
-        if (entry.index === expected || (batch.length === 0 && feed.nextIndex === feed.baseIndex)) {
-          // An empty feed mirrors the log's start.
+        // An empty feed mirrors the log's start: back to it (a loop found fewer events than asked for), or on
+        // to it (the log no longer holds the start) while no listener waits for what lies between.
+        const mirror = batch.length === 0 && feed.nextIndex === feed.baseIndex && (entry.index < feed.nextIndex || feed.listeners.size === 0);
+        if (entry.index === expected || mirror) {
           if (batch.length === 0) {
             if (entry.index !== feed.nextIndex) feed.rebase(entry.index);
             from = entry.index;

@@ -14,12 +14,17 @@ import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import { sleep } from '../upstream/backoff.ts';
 import { ACQUIRE, decodeMeta, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
-import type { RedisConn } from './redis-conn.ts';
+import { REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './redis-conn.ts';
 
 /** Shortest pause between two attempts at a lease someone else holds (ms). */
 export const LEASE_RETRY_MIN_MS = 200;
 /** Pause after a failed lease command (ms): Redis is away; the connection retries by itself meanwhile. */
 export const LEASE_ERROR_RETRY_MS = 500;
+
+/** Past the longest reconnect delay, how long after a Redis restart no lease is taken (ms). */
+export const RESTART_HOLD_SLACK_MS = 1000;
+/** A term shorter than this (ms) is followed by a pause before the next. */
+export const LEASE_TERM_MIN_MS = 1000;
 
 /** A lease term handed to the leader. */
 export interface LeaderTerm {
@@ -75,10 +80,12 @@ export class LeaseKeeper {
     let mine = '';
     try {
       while (!this.signal.aborted) {
-        // A Redis that lost its leases (restarted empty): a leader from before stops by its own deadline at
-        // most lease - one call after its last renewal, which was before the restart. Take none until then.
+        // A Redis that lost its leases (restarted empty): a leader from before learns it at its first renewal
+        // once it reconnects (it renews at once then), and every instance reconnects within the reconnect
+        // delay: take none until then. A leader that cannot reconnect stops by its own deadline, and
+        // its writes are refused meanwhile (fencing), so the log stays right either way.
         const restartedAt = redis.restartedAt;
-        const holdUntil = restartedAt === null ? 0 : restartedAt + leaseMs - this.opts.callBudgetMs;
+        const holdUntil = restartedAt === null ? 0 : restartedAt + Math.min(leaseMs - this.opts.callBudgetMs, REDIS_RECONNECT_MAX_DELAY_MS + RESTART_HOLD_SLACK_MS);
         if (performance.now() < holdUntil) {
           await this.pause(holdUntil - performance.now());
           continue;
@@ -111,6 +118,8 @@ export class LeaseKeeper {
         const meta = decodeMeta(['born', born, ...(next !== null ? ['next', next] : []), ...(base !== null ? ['base', base] : []), ...(state !== null ? ['state', state] : [])]);
         if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
         if ((await this.term(token, mine, meta, sentAt)) === 'done') return;
+        // A loop that stopped at once (an upstream fault at its start) is not restarted in a tight loop.
+        if (performance.now() - sentAt < LEASE_TERM_MIN_MS) await this.pause(LEASE_ERROR_RETRY_MS);
       }
     } finally {
       if (mine !== '') await redis.run('release', RELEASE, [keys.lease, keys.meta, keys.log], [mine, String(this.opts.maxEntries), String(retentionMs)]).catch(() => {});
@@ -153,11 +162,17 @@ export class LeaseKeeper {
     // Counted from when the acquire command was sent: Redis set the lease later than that, never earlier.
     holdUntil(acquiredAt + leaseMs);
     renewal = setTimeout(renew, leaseMs / 3);
+    // A new Redis run has no lease of ours: find out at once rather than at the next renewal.
+    const unsubscribe = redis.onServerRestart(() => {
+      clearTimeout(renewal);
+      void renew();
+    });
     stats.leasesHeld++;
     try {
       return await this.opts.lead({ token, leaseValue, meta, signal: ended.signal });
     } finally {
       stats.leasesHeld--;
+      unsubscribe();
       clearTimeout(deadline);
       clearTimeout(renewal);
       this.signal.removeEventListener('abort', onStop);

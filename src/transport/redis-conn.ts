@@ -52,6 +52,8 @@ export interface RedisConn {
    * may still run until their own deadline. Null when no such change was seen.
    */
   readonly restartedAt: number | null;
+  /** Called when such a new server run is seen; returns a function that unsubscribes. */
+  onServerRestart(fn: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -104,6 +106,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   }
   let runId: string | null = null;
   let restartedAt: number | null = null;
+  const restartListeners = new Set<() => void>();
   // Each (re)connection asks the server's run id and uptime: a new run id is a Redis that lost its leases.
   watch(main, 'commands', () => {
     main
@@ -115,6 +118,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
         if (id !== null && runId !== null && id !== runId) {
           restartedAt = performance.now() - uptimeS * 1000;
           log.warn({ uptimeS }, 'redis is a new server run (restarted or failed over): its leases are gone');
+          for (const fn of restartListeners) fn();
         }
         runId = id ?? runId;
       })
@@ -175,6 +179,10 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     },
     get restartedAt() {
       return restartedAt;
+    },
+    onServerRestart(fn) {
+      restartListeners.add(fn);
+      return () => restartListeners.delete(fn);
     },
     async close() {
       if (closed) return;

@@ -128,6 +128,8 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
           log,
         );
         let refused = false;
+        let refusedOpen = false;
+        let ended = false;
         poller = new Poller(
           {
             client: settings.client,
@@ -152,11 +154,19 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
                 return sink.snapshot;
               },
               rebase: (i) => sink.rebase(i),
-              publish: async (u) => (await sink.publish(u)) || ((refused = !term.signal.aborted), false),
+              publish: async (u) => {
+                if (await sink.publish(u)) return (ended ||= u.end !== undefined), true;
+                refused = !term.signal.aborted;
+                return false;
+              },
             },
+            // Known to the cluster already: a refusal is an upstream error to show and retry, not a refused open.
+            resumed: isKnown(feed.snapshot) || isKnown(sink.snapshot),
             // A refused first contact is this instance's to report; the rest reaches the feed through the log.
             onFirstContact: (c) => {
-              if (c.kind === 'not-found' || c.kind === 'unauthorized') resolveContact(c);
+              if (c.kind !== 'not-found' && c.kind !== 'unauthorized') return;
+              refusedOpen = true;
+              resolveContact(c);
             },
             onState: (s) => (loopState = s),
           },
@@ -166,7 +176,8 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
         await poller.run();
         poller = null;
         loopState = 'stopped';
-        return refused || term.signal.aborted ? 'again' : 'done';
+        // Done for good only when the session ended or the open was refused (the hub then stops this supply).
+        return (ended || refusedOpen) && !refused ? 'done' : 'again';
       };
 
       const keeper = new LeaseKeeper(

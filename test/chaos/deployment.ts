@@ -11,6 +11,8 @@ import { freePort } from '../helpers/harness.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { startInstance, type Instance, type InstanceCounters, type InstanceMode } from './instance.ts';
 
+/** The lease of cluster runs: the shortest the configuration accepts with CHAOS_ENV's 2 s wait and 1 s margin. */
+export const CLUSTER_LEASE_SECONDS = 6;
 /** How long Redis stays down in a cluster run's disruption (ms). */
 export const CHAOS_REDIS_OUTAGE_MS = 2000;
 
@@ -55,7 +57,7 @@ export async function startSingle(mode: InstanceMode, env: Record<string, string
 /** `size` pollcast processes on one fresh redis-server. */
 export async function startCluster(size: number, env: Record<string, string>): Promise<Deployment> {
   const redis = await startRedis();
-  const full = { ...env, REDIS_URL: redis.url };
+  const full = { REDIS_LEASE_SECONDS: String(CLUSTER_LEASE_SECONDS), ...env, REDIS_URL: redis.url };
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const instances: Array<Instance | null> = await Promise.all(ports.map((p) => startInstance('process', p, full)));
   let past = ZERO;

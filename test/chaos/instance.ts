@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast } from '../../src/server.ts';
@@ -48,7 +49,11 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
       kill: () => Promise.reject(new Error('kill() needs a process instance')),
     };
   }
-  const child = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...full }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // CHAOS_LOG_DIR=dir keeps each process's log (stdout, at CHAOS_LOG_LEVEL or warn) in dir/pollcast-<port>.log.
+  const logDir = process.env.CHAOS_LOG_DIR;
+  const logLevel = process.env.CHAOS_LOG_LEVEL ?? 'warn';
+  const child = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: logLevel, ...full }, stdio: ['ignore', logDir ? 'pipe' : 'ignore', 'pipe'] });
+  if (logDir) child.stdout!.pipe(createWriteStream(`${logDir}/pollcast-${port}.log`, { flags: 'a' }));
   const stderrTail: string[] = [];
   child.stderr!.on('data', (d: Buffer) => {
     stderrTail.push(d.toString());

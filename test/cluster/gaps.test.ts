@@ -85,6 +85,32 @@ describe('gaps in the shared log', () => {
     expect(sim.stats('g1').changes).toBe(1);
   }, 30_000);
 
+  it('a subscriber waiting on an empty feed when the log turns out to start further on: the indices between come from upstream, not skipped', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('g3', { initialEvents: 45 });
+    const events = sim.events('g3').map((e) => JSON.stringify(e));
+    conn = connectRedis({ url: redis!.url, log: silentLogger(), stats: new Stats() });
+    await eventually(() => conn!.ready, 5000, 'redis');
+    const k = logKeys('pollcast:', 'g3', true);
+    const [, , token] = await conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', '600000', '600000', '', 'born-1']);
+    const running = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'running' }, upstreamError: null, synced: true });
+    const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
+      conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', ...evs]);
+    // The log knows the session but holds no event yet: the subscriber's feed (at 14) stays empty, with it waiting.
+    expect(await append(0, [], { state: running, resetTo: '0' })).toEqual(['ok', 0]);
+    const server = await start();
+    const sub = record(`${server.url}/sessions/g3/events`, { headers: { 'Last-Event-ID': '14' } });
+    recorders.push(sub);
+    await sub.until((x) => x.statuses().length > 0);
+    // A leader whose own feed was at 41 writes from there.
+    expect(await append(41, events.slice(41, 45), { resetTo: '41' })).toEqual(['ok', 45]);
+    const completed = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'completed' }, upstreamError: null, synced: true });
+    await append(45, [], { state: completed, end: 'over' });
+    expect((await sub.ended(20_000)).last_index).toBe(44);
+    expect(sub.indices()).toEqual(range(30, 15));
+    expect(server.metrics.stats.gapFills.upstream).toBeGreaterThanOrEqual(26);
+  }, 30_000);
+
   it('a trimmed log: an instance that never saw the session replays the trimmed start from upstream and the rest from Redis', async () => {
     const { sim, start } = await setup({ REDIS_LOG_MAX_ENTRIES: '100' });
     sim.createSession('g2', { initialEvents: 400, finished: true, detailBytes: 50 });

@@ -9,9 +9,9 @@ import { CHAOS_ENV } from '../chaos/chaos.ts';
 import { startInstance, type Instance } from '../chaos/instance.ts';
 import { freePort } from '../helpers/harness.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { CLUSTER_LEASE_SECONDS } from '../chaos/deployment.ts';
 
-/** Long-poll 2 s, margin 1 s: the shortest lease the configuration accepts is 6 s. */
-export const CLUSTER_LEASE_SECONDS = 6;
+export { CLUSTER_LEASE_SECONDS };
 
 /** pollcast's configuration in cluster tests (plus REDIS_URL). */
 export const CLUSTER_ENV: Record<string, string> = { ...CHAOS_ENV, REDIS_LEASE_SECONDS: String(CLUSTER_LEASE_SECONDS) };
