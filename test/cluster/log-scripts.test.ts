@@ -10,17 +10,18 @@ import { Stats } from '../../src/metrics.ts';
 import { connectRedis, type RedisConn } from '../../src/transport/redis-conn.ts';
 import { ACQUIRE, APPEND, decodeEntries, decodeMeta, logKeys, READ, RELEASE, RENEW, type LogKeys } from '../../src/transport/redis-log.ts';
 import { eventually } from '../helpers/harness.ts';
-import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { suiteRedis } from '../helpers/redis.ts';
 
 const LEASE_MS = 2000;
 const RETENTION_MS = 60_000;
 const ev = (n: number) => JSON.stringify({ type: 't', data: { n }, timestamp: `ts-${n}` });
 const state = (status: string) => JSON.stringify({ snapshot: { status }, upstreamError: null, synced: true });
 
-let redis: RedisServer;
+let redis: Awaited<ReturnType<typeof suiteRedis>>;
 let conn: RedisConn;
 let n = 0;
-const fresh = (): LogKeys => logKeys(`test${++n}:`, 'sess-1', true);
+// Unique per process and test: the suite's Redis may be shared with other test files.
+const fresh = (): LogKeys => logKeys(`test-${process.pid}-${++n}:`, 'sess-1', true);
 
 const acquire = (k: LogKeys, instance: string, mine = '') => conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], [instance, String(LEASE_MS), String(RETENTION_MS), mine, `born-${instance}`]);
 const append = (k: LogKeys, value: string, token: number, from: number, events: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
@@ -28,7 +29,7 @@ const append = (k: LogKeys, value: string, token: number, from: number, events: 
 const ids = async (k: LogKeys) => ((await redis.command('XRANGE', k.log, '-', '+')) as Array<[string, string[]]>).map(([id]) => id);
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await suiteRedis();
   conn = connectRedis({ url: redis.url, log: silentLogger(), stats: new Stats() });
   await eventually(() => conn.ready, 5000, 'redis connection');
 });

@@ -124,3 +124,15 @@ export async function startRedis(): Promise<RedisServer> {
     command: (...args) => redisCommand(port, ...args),
   };
 }
+
+/**
+ * The suite's Redis when CI started one (POLLCAST_TEST_REDIS_URL, see
+ * .ci/run), else a redis-server of this test's own. Shared, so keys must be
+ * the test's own (a unique prefix) and it is never stopped from a test.
+ */
+export async function suiteRedis(): Promise<Pick<RedisServer, 'url' | 'port' | 'command' | 'stop'>> {
+  const shared = process.env.POLLCAST_TEST_REDIS_URL;
+  if (!shared) return startRedis();
+  const port = Number(new URL(shared).port);
+  return { url: shared, port, command: (...args) => redisCommand(port, ...args), stop: async () => {} };
+}
