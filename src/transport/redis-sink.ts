@@ -107,7 +107,6 @@ export class RedisLogSink implements LoopSink {
       }
       if (reply[0] === 'ok') {
         this.next = Number(reply[1]);
-        if (this.next !== this.base || events.length > 0) this.base = Math.min(this.base, fromIndex);
         this.snap = update.snapshot;
         this.stateJson = stateJson;
         return true;
