@@ -114,7 +114,7 @@ export function verdicts(rows: Row[]): Verdict[] {
       const pcPer = pc.upstreamRequests / pc.sessions;
       const blPer = bl ? bl.upstreamRequests / bl.sessions : null;
       if (blPer !== null && pcPer > blPer * UPSTREAM_SLACK.factor + UPSTREAM_SLACK.plus) ok = false;
-      parts.push(`${pc.scenario} ${fmt(pcPer, 1)}${blPer === null ? '' : ` (baseline ${fmt(blPer, 1)})`} per session @ ${Math.round(pc.opened / pc.sessions)} streams/session`);
+      parts.push(`${pc.scenario}${pc.target === 'cluster' ? ' (3 instances)' : ''} ${fmt(pcPer, 1)}${blPer === null ? '' : ` (baseline ${fmt(blPer, 1)})`} per session @ ${Math.round(pc.opened / pc.sessions)} streams/session`);
     }
     const maxInFlight = Math.max(...pcRows.map((r) => r.upstreamMaxInFlight));
     if (maxInFlight > 1) ok = false;
