@@ -48,6 +48,10 @@ export function stateJsonOf(update: Pick<LoopUpdate, 'snapshot' | 'upstreamError
 export class RedisLogSink implements LoopSink {
   readonly sessionId: string;
   readonly includeEvents: boolean;
+  /** Set when Redis refused a write (this instance no longer leads); the loop has stopped. */
+  refused = false;
+  /** Set once a write carrying the session's end landed. */
+  wroteEnd = false;
   private next: number;
   private base: number;
   private snap: Snapshot;
@@ -109,8 +113,10 @@ export class RedisLogSink implements LoopSink {
         this.next = Number(reply[1]);
         this.snap = update.snapshot;
         this.stateJson = stateJson;
+        if (update.end) this.wroteEnd = true;
         return true;
       }
+      this.refused = true;
       this.log.warn({ session: this.sessionId, details: this.includeEvents, refusal: reply[0], logNext: reply[1], from: fromIndex }, 'log append refused: this instance no longer leads the session; its loop stops');
       return false;
     }

@@ -127,9 +127,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
           { keys, leaseValue: term.leaseValue, token: term.token, maxEntries: settings.maxEntries, retentionMs: settings.retentionMs, signal: term.signal },
           log,
         );
-        let refused = false;
         let refusedOpen = false;
-        let ended = false;
         poller = new Poller(
           {
             client: settings.client,
@@ -141,25 +139,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
             giveUpMs: settings.giveUpMs,
             ...(settings.onEvents ? { onEvents: settings.onEvents } : {}),
             ...(settings.onOversized ? { onOversized: settings.onOversized } : {}),
-            sink: {
-              sessionId: sink.sessionId,
-              includeEvents: sink.includeEvents,
-              get nextIndex() {
-                return sink.nextIndex;
-              },
-              get baseIndex() {
-                return sink.baseIndex;
-              },
-              get snapshot() {
-                return sink.snapshot;
-              },
-              rebase: (i) => sink.rebase(i),
-              publish: async (u) => {
-                if (await sink.publish(u)) return (ended ||= u.end !== undefined), true;
-                refused = !term.signal.aborted;
-                return false;
-              },
-            },
+            sink,
             // Known to the cluster already: a refusal is an upstream error to show and retry, not a refused open.
             resumed: isKnown(feed.snapshot) || isKnown(sink.snapshot),
             // A refused first contact is this instance's to report; the rest reaches the feed through the log.
@@ -177,7 +157,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
         poller = null;
         loopState = 'stopped';
         // Done for good only when the session ended or the open was refused (the hub then stops this supply).
-        return (ended || refusedOpen) && !refused ? 'done' : 'again';
+        return (sink.wroteEnd || refusedOpen) && !sink.refused ? 'done' : 'again';
       };
 
       const keeper = new LeaseKeeper(
