@@ -14,7 +14,7 @@ function medianOrNull(values: Array<number | null>): number | null {
 }
 
 const MEDIAN_FIELDS = ['deliveries', 'windowMs', 'deliveriesPerSec', 'serverCpuMs', 'serverSysShare', 'rssIdleKb', 'rssOpenKb', 'rssKbPerStream', 'serverFds', 'upstreamRequests', 'upstreamPerSessionMinute', 'clientCpuShare', 'simCpuShare', 'orchestratorCpuShare'] as const;
-const NULLABLE_MEDIAN_FIELDS = ['cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'maxMs', 'upstreamPerBatch', 'serverCoreOtherShare', 'clientCoreOtherShare'] as const;
+const NULLABLE_MEDIAN_FIELDS = ['cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'maxMs', 'upstreamPerBatch', 'serverCoreOtherShare', 'clientCoreOtherShare', 'redisCpuMs'] as const;
 const WORST_FIELDS = ['failedOpens', 'closedEarly', 'lost', 'duplicated', 'upstreamMaxInFlight'] as const;
 
 /** One row standing for `runs` (same scenario and target); `runs` itself when there is one. */

@@ -8,7 +8,7 @@ import { emitPhase } from './emitter.ts';
 import { coreTicks, delay, loadAverage1, processCpu, processFdCount, processRssKb, ticksToUs, waitForQuiet } from './processes.ts';
 import type { Scenario } from './scenarios.ts';
 import type { SimControl } from './sim-control.ts';
-import { startTarget, type TargetName, type TargetOptions } from './targets.ts';
+import { startTarget, type Target, type TargetName, type TargetOptions } from './targets.ts';
 
 /** How often the client is asked whether every stream got everything (ms). */
 const POLL_MS = 100;
@@ -67,6 +67,10 @@ export interface Row {
   load1End: number;
   /** Measurements folded into this row (medians; errors are the worst run's). */
   runs: number;
+  /** Server-side processes measured together (a cluster: its pollcast processes and redis-server). */
+  serverProcesses: number;
+  /** The redis-server's CPU time in the window (cluster only; included in serverCpuMs). */
+  redisCpuMs: number | null;
 }
 
 export interface MeasureContext {
@@ -85,6 +89,22 @@ export interface MeasureContext {
   /** Pause after the server started and after the streams opened, before RSS is read (ms). */
   settleMs: number;
   log: (line: string) => void;
+}
+
+/** Opens `perPath` streams on every path, spread evenly over the target's ports (a cluster's instances). */
+async function openSpread(pool: ClientPool, target: Target, paths: string[], perPath: number, localAddresses: string[]): Promise<{ opened: number; failed: number; failures: Record<string, number>; ms: number }> {
+  const out = { opened: 0, failed: 0, failures: {} as Record<string, number>, ms: 0 };
+  const n = target.ports.length;
+  for (const [k, port] of target.ports.entries()) {
+    const count = Math.floor(perPath / n) + (k < perPath % n ? 1 : 0);
+    if (count === 0) continue;
+    const r = await pool.open(target.host, port, paths.map((path) => ({ path, count })), localAddresses);
+    out.opened += r.opened;
+    out.failed += r.failed;
+    out.ms += r.ms;
+    for (const [key, v] of Object.entries(r.failures)) out.failures[key] = (out.failures[key] ?? 0) + v;
+  }
+  return out;
 }
 
 async function waitComplete(pool: ClientPool, expect: Record<string, number>, want: number, timeoutMs: number): Promise<void> {
@@ -117,14 +137,16 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
     await sim.resetStats();
     const upstreamStart = performance.now();
     await delay(ctx.settleMs / 2);
-    const rssIdleKb = processRssKb(target.pid);
+    const sumOver = (f: (pid: number) => number) => target.pids.reduce((n, pid) => n + f(pid), 0);
+    const serverCpu = () => target.pids.map(processCpu).reduce((a, b) => ({ userUs: a.userUs + b.userUs, sysUs: a.sysUs + b.sysUs }));
+    const rssIdleKb = sumOver(processRssKb);
     pool = ClientPool.start(total, ctx.clientCore, ctx.cwd);
     const localAddresses = total > 25_000 ? ['127.0.0.1', '127.0.0.2', '127.0.0.3'] : ['127.0.0.1'];
-    const open = await pool.open(target.host, target.port, paths.map((path) => ({ path, count: ctx.streamsPerSession })), localAddresses);
+    const open = await openSpread(pool, target, paths, ctx.streamsPerSession, localAddresses);
     log(`  ${targetName}: ${open.opened}/${total} streams open in ${open.ms} ms${open.failed ? `, failures ${JSON.stringify(open.failures)}` : ''}`);
     await delay(ctx.settleMs);
-    const rssOpenKb = processRssKb(target.pid);
-    const serverFds = processFdCount(target.pid);
+    const rssOpenKb = sumOver(processRssKb);
+    const serverFds = sumOver(processFdCount);
 
     const expect: Record<string, number> = {};
     const setExpected = (n: number) => paths.forEach((p) => (expect[p] = n));
@@ -136,7 +158,8 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       await waitComplete(pool, expect, want, DRAIN_TIMEOUT_MS);
     }
     await pool.mark();
-    const cpu0 = processCpu(target.pid);
+    const cpu0 = serverCpu();
+    const redis0 = target.redisPid === null ? null : processCpu(target.redisPid);
     const ticks0 = coreTicks();
     const sim0 = processCpu(ctx.simPid);
     const self0 = process.cpuUsage();
@@ -149,7 +172,8 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       await waitComplete(pool, expect, want, DRAIN_TIMEOUT_MS);
     }
     const windowMs = performance.now() - t0;
-    const cpu1 = processCpu(target.pid);
+    const cpu1 = serverCpu();
+    const redis1 = target.redisPid === null ? null : processCpu(target.redisPid);
     const ticks1 = coreTicks();
     const sim1 = processCpu(ctx.simPid);
     const self = process.cpuUsage(self0);
@@ -215,6 +239,8 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       load1Start,
       load1End: loadAverage1(),
       runs: 1,
+      serverProcesses: target.pids.length,
+      redisCpuMs: redis0 && redis1 ? (redis1.userUs + redis1.sysUs - redis0.userUs - redis0.sysUs) / 1000 : null,
     };
   } finally {
     await pool?.close();

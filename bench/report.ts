@@ -105,7 +105,7 @@ export function verdicts(rows: Row[]): Verdict[] {
   }
   // The baseline runs one loop per session by construction, so its request count is what "independent
   // of subscribers" looks like; pollcast may add its first-contact and end-of-session status calls.
-  const pcRows = rows.filter((r) => r.target === 'pollcast');
+  const pcRows = rows.filter((r) => r.target === 'pollcast' || r.target === 'cluster');
   if (pcRows.length > 0) {
     const parts: string[] = [];
     let ok = true;
@@ -114,13 +114,31 @@ export function verdicts(rows: Row[]): Verdict[] {
       const pcPer = pc.upstreamRequests / pc.sessions;
       const blPer = bl ? bl.upstreamRequests / bl.sessions : null;
       if (blPer !== null && pcPer > blPer * UPSTREAM_SLACK.factor + UPSTREAM_SLACK.plus) ok = false;
-      parts.push(`${pc.scenario} ${fmt(pcPer, 1)}${blPer === null ? '' : ` (baseline ${fmt(blPer, 1)})`} per session @ ${Math.round(pc.opened / pc.sessions)} streams/session`);
+      parts.push(`${pc.scenario}${pc.target === 'cluster' ? ' (3 instances)' : ''} ${fmt(pcPer, 1)}${blPer === null ? '' : ` (baseline ${fmt(blPer, 1)})`} per session @ ${Math.round(pc.opened / pc.sessions)} streams/session`);
     }
     const maxInFlight = Math.max(...pcRows.map((r) => r.upstreamMaxInFlight));
     if (maxInFlight > 1) ok = false;
     out.push({ goal: 'upstream requests per session independent of subscribers', measured: `${parts.join('; ')}; at most ${maxInFlight} changes call in flight per session`, met: ok });
   }
   return out;
+}
+
+/**
+ * What the Redis hop costs: the cluster scenario's three processes on one
+ * redis-server against one pollcast under the same load; null when it did not run.
+ */
+export function clusterComparison(rows: Row[]): string | null {
+  const one = rows.find((r) => r.scenario === 'cluster' && r.target === 'pollcast');
+  const three = rows.find((r) => r.scenario === 'cluster' && r.target === 'cluster');
+  if (!one || !three) return null;
+  const plus = (a: number | null, b: number | null) => (a === null || b === null ? '-' : `${b - a >= 0 ? '+' : ''}${fmt(b - a, 2)}`);
+  const redisShare = three.redisCpuMs !== null && three.serverCpuMs > 0 ? ` (redis-server ${fmt((three.redisCpuMs / three.serverCpuMs) * 100, 0)}% of it)` : '';
+  return [
+    `cluster hop (${three.title}; ${fmt(three.deliveriesPerSec, 0)} deliveries/s):`,
+    `  delivery latency p50 ${fmt(one.p50Ms, 2)} ms on one process, ${fmt(three.p50Ms, 2)} ms on the cluster (${plus(one.p50Ms, three.p50Ms)} ms); p99 ${fmt(one.p99Ms, 2)} → ${fmt(three.p99Ms, 2)} ms (${plus(one.p99Ms, three.p99Ms)} ms)`,
+    `  CPU per delivery ${fmt(one.cpuUsPerDelivery, 2)} µs on one process, ${fmt(three.cpuUsPerDelivery, 2)} µs for the ${three.serverProcesses - 1} processes and redis-server together${redisShare}: ${fmt(ratio(three.cpuUsPerDelivery, one.cpuUsPerDelivery), 2)}x`,
+    `  lost ${three.lost}, duplicated ${three.duplicated}; at most ${three.upstreamMaxInFlight} changes call in flight per session (one loop per session for the cluster)`,
+  ].join('\n');
 }
 
 /** Verdicts as text lines. */

@@ -7,8 +7,9 @@
  *
  * --quick       every scenario in miniature (a smoke run of a few seconds each)
  * --json        print the rows and verdicts as JSON on stdout (progress stays on stderr)
- * --only        scenario keys to run (one-session, many-sessions, burst, idle, max-streams)
- * --targets     pollcast, baseline or both (default both)
+ * --only        scenario keys to run (one-session, many-sessions, burst, idle, max-streams, cluster)
+ * --targets     pollcast, baseline or both (default both); the cluster scenario always compares one
+ *               pollcast with a cluster of three on one redis-server (needs redis-server installed)
  * --repeat      measure each scenario and target N times, alternating targets; the table shows medians
  * --quiet-wait  before each measurement wait up to S seconds for the machine to be nearly idle
  *               (default 30; 0 = do not wait; --quick never waits)
@@ -23,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { foldRuns } from './aggregate.ts';
 import { measure, type Row } from './measure.ts';
 import { CAN_PIN, firstJsonLine, loadAverages, nofileHardLimit, pinSelf, startService, stopProcess } from './processes.ts';
-import { formatTable, formatVerdicts, verdicts } from './report.ts';
+import { clusterComparison, formatTable, formatVerdicts, verdicts } from './report.ts';
 import { FULL, QUICK, SCENARIO_KEYS } from './scenarios.ts';
 import { SimControl } from './sim-control.ts';
 import type { TargetName } from './targets.ts';
@@ -97,10 +98,11 @@ try {
     const streamsPerSession = scenario.cappedByFdLimit ? Math.min(scenario.streamsPerSession, cap) : scenario.streamsPerSession;
     if (streamsPerSession < scenario.streamsPerSession) log(`${scenario.key}: capped at ${streamsPerSession * scenario.sessions} streams by the descriptor hard limit (${fdHard})`);
     log(`${scenario.key}: ${scenario.title} (load ${loadAverages()})`);
-    const runs = new Map<TargetName, Row[]>(targets.map((t) => [t, []]));
+    const scenarioTargets = scenario.targets ?? targets;
+    const runs = new Map<TargetName, Row[]>(scenarioTargets.map((t) => [t, []]));
     for (let rep = 0; rep < repeat; rep++) {
       // Alternate which target goes first, so a drift in machine load does not favour one.
-      const order = rep % 2 === 0 ? targets : [...targets].reverse();
+      const order = rep % 2 === 0 ? scenarioTargets : [...scenarioTargets].reverse();
       for (const target of order) {
         const row = await measure(scenario, target, {
           sim,
@@ -119,10 +121,11 @@ try {
         allRuns.push(row);
         const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);
         const other = `, other load on server core ${pct(row.serverCoreOtherShare)}, on client core ${pct(row.clientCoreOtherShare)}`;
-        log(`  ${target}: ${row.deliveries} deliveries in ${row.windowMs} ms, server CPU ${row.serverCpuMs.toFixed(0)} ms (${(row.serverSysShare * 100).toFixed(0)}% kernel), p99 ${row.p99Ms?.toFixed(1) ?? '-'} ms, lost ${row.lost}, dup ${row.duplicated}, client CPU ${(row.clientCpuShare * 100).toFixed(0)}%, simulator ${(row.simCpuShare * 100).toFixed(0)}%, orchestrator ${(row.orchestratorCpuShare * 100).toFixed(0)}%${other}`);
+        const redis = row.redisCpuMs === null ? '' : ` (redis-server ${row.redisCpuMs.toFixed(0)} ms of it)`;
+        log(`  ${target}: ${row.deliveries} deliveries in ${row.windowMs} ms, server CPU ${row.serverCpuMs.toFixed(0)} ms${redis} (${(row.serverSysShare * 100).toFixed(0)}% kernel), p99 ${row.p99Ms?.toFixed(1) ?? '-'} ms, lost ${row.lost}, dup ${row.duplicated}, client CPU ${(row.clientCpuShare * 100).toFixed(0)}%, simulator ${(row.simCpuShare * 100).toFixed(0)}%, orchestrator ${(row.orchestratorCpuShare * 100).toFixed(0)}%${other}`);
       }
     }
-    for (const target of targets) rows.push(foldRuns(runs.get(target)!));
+    for (const target of scenarioTargets) rows.push(foldRuns(runs.get(target)!));
   }
 } finally {
   await stopProcess(simChild);
@@ -143,5 +146,6 @@ if (values.json) {
   process.stdout.write(`${report}\n`);
 } else {
   const verdictText = values.quick ? 'quick run: miniature scenarios, no verdict on the goals' : formatVerdicts(list);
-  process.stdout.write(`\n${formatTable(rows)}${repeat > 1 ? `\n(medians of ${repeat} runs each; lost, duplicated and errors are the worst run's)` : ''}\n\n${verdictText}\n\nload average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}\n`);
+  const cluster = clusterComparison(rows);
+  process.stdout.write(`\n${formatTable(rows)}${repeat > 1 ? `\n(medians of ${repeat} runs each; lost, duplicated and errors are the worst run's)` : ''}\n\n${cluster ? `${cluster}\n\n` : ''}${verdictText}\n\nload average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}\n`);
 }

@@ -1,21 +1,29 @@
 /**
- * The two servers under test, each a fresh process per measurement pinned to
- * the server core: pollcast (`src/cli.ts`) and the naive baseline
- * (`bench/baseline.ts`), both fed by the same simulator.
+ * The servers under test, fresh processes per measurement pinned to the
+ * server core: pollcast (`src/cli.ts`), the naive baseline
+ * (`bench/baseline.ts`), and a pollcast cluster (three `src/cli.ts` processes
+ * and the redis-server they share), all fed by the same simulator.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { OPTIONS } from '../src/config.ts';
-import { delay, firstJsonLine, freePort, startService, stopProcess } from './processes.ts';
+import { CAN_PIN, delay, firstJsonLine, freePort, startService, stopProcess } from './processes.ts';
 
-export type TargetName = 'pollcast' | 'baseline';
+export type TargetName = 'pollcast' | 'baseline' | 'cluster';
+
+/** pollcast processes of the cluster target. */
+export const CLUSTER_SIZE = 3;
 
 /** A running server under test. */
 export interface Target {
   name: TargetName;
-  pid: number;
+  /** Every process of the server side (a cluster: its pollcast processes and redis-server); CPU and memory are summed over them. */
+  pids: number[];
+  /** The redis-server's pid (cluster only): its share of the CPU is reported on its own too. */
+  redisPid: number | null;
   host: string;
-  port: number;
-  child: ChildProcess;
+  /** Where streams are opened; a cluster's streams are spread evenly over its instances. */
+  ports: number[];
   stop(): Promise<void>;
 }
 
@@ -86,17 +94,67 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
 
 async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target> {
   const nodeArgs = [...(opts.nodeFlags ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [])];
+  if (name === 'cluster') return startCluster(opts, nodeArgs);
   let child: ChildProcess;
   let port: number;
   if (name === 'pollcast') {
     port = await freePort();
-    const env = { ...liftedLimitEnv(), UPSTREAM_URL: opts.upstreamUrl, AUTH: 'none', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' };
-    child = startService({ name, core: opts.core, nodeArgs, script: 'src/cli.ts', env, cwd: opts.cwd, forwardStdout: true });
+    child = startPollcastProcess(opts, nodeArgs, port, {});
     await waitHealthy(`http://127.0.0.1:${port}`, child);
   } else {
     child = startService({ name, core: opts.core, nodeArgs, script: 'bench/baseline.ts', env: { UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
     const { baseline } = await firstJsonLine<{ baseline: string }>(child);
     port = Number(new URL(baseline).port);
   }
-  return { name, pid: child.pid!, host: '127.0.0.1', port, child, stop: () => stopProcess(child, 'SIGTERM', 15_000) };
+  return { name, pids: [child.pid!], redisPid: null, host: '127.0.0.1', ports: [port], stop: () => stopProcess(child, 'SIGTERM', 15_000) };
+}
+
+function startPollcastProcess(opts: TargetOptions, nodeArgs: string[], port: number, extraEnv: Record<string, string>): ChildProcess {
+  const env = { ...liftedLimitEnv(), UPSTREAM_URL: opts.upstreamUrl, AUTH: 'none', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...extraEnv };
+  return startService({ name: 'pollcast', core: opts.core, nodeArgs, script: 'src/cli.ts', env, cwd: opts.cwd, forwardStdout: true });
+}
+
+async function waitListening(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}) at start`);
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) return;
+    await delay(50);
+  }
+  throw new Error(`redis-server did not listen on ${port} within ${timeoutMs} ms`);
+}
+
+/** A redis-server without persistence on the server core, and CLUSTER_SIZE pollcast processes on it (defaults otherwise). */
+async function startCluster(opts: TargetOptions, nodeArgs: string[]): Promise<Target> {
+  const redisPort = await freePort();
+  const redisArgs = ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'];
+  const [cmd, ...args] = opts.core !== null && CAN_PIN ? ['taskset', '-c', String(opts.core), ...redisArgs] : redisArgs;
+  const redis = spawn(cmd!, args, { stdio: 'ignore' });
+  const started = new Promise<void>((resolve, reject) => {
+    redis.once('spawn', () => resolve());
+    redis.once('error', (err) => reject(new Error(`redis-server could not start (${err.message}): the cluster target needs it (apt-get install redis-server)`)));
+  });
+  await started;
+  await waitListening(redisPort, redis);
+  const children: ChildProcess[] = [];
+  const stopAll = async () => {
+    await Promise.all(children.map((c) => stopProcess(c, 'SIGTERM', 15_000)));
+    await stopProcess(redis, 'SIGTERM', 5_000);
+  };
+  try {
+    const ports = await Promise.all(Array.from({ length: CLUSTER_SIZE }, () => freePort()));
+    for (const port of ports) children.push(startPollcastProcess(opts, nodeArgs, port, { REDIS_URL: `redis://127.0.0.1:${redisPort}` }));
+    await Promise.all(children.map((c, i) => waitHealthy(`http://127.0.0.1:${ports[i]}`, c)));
+    return { name: 'cluster', pids: [...children.map((c) => c.pid!), redis.pid!], redisPid: redis.pid!, host: '127.0.0.1', ports, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
 }

@@ -83,6 +83,10 @@ function shownValue(opt: OptionSpec, value: string): string {
   }
   return JSON.stringify(value);
 }
+const redisUrl = z.string().superRefine((u, ctx) => {
+  if (!URL.canParse(u)) return void ctx.addIssue({ code: 'custom', message: 'not a URL' });
+  if (!/^rediss?:$/.test(new URL(u).protocol)) ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL' });
+});
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name such as X-API-Key');
 
 /** One setting: its variable, its flag, its default and what it accepts. */
@@ -112,7 +116,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'AUTH_JWT_SECRET', key: 'authJwtSecret', flag: 'auth-jwt-secret', help: 'HS256 secret; when set every subscriber needs a JWT', accepts: 'a string of at least 32 bytes', schema: z.string().refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes long'), secret: true },
   { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token', accepts: '"none"', schema: z.enum(['none']) },
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
-  { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode through Redis (not available in this version)', accepts: 'a redis:// URL', schema: z.string().url() },
+  { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
+  { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().regex(/^[A-Za-z0-9.:_-]{1,64}$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
+  { env: 'REDIS_LEASE_SECONDS', key: 'redisLeaseSeconds', flag: 'redis-lease-seconds', help: 'a session leader\'s lease: renewed every third of it; a dead leader is replaced within it', accepts: 'an integer 2-600, at least 1.5 x (UPSTREAM_WAIT_SECONDS + UPSTREAM_TIMEOUT_MARGIN_SECONDS) + 1', schema: int(2, 600), default: '60' },
+  { env: 'REDIS_LOG_MAX_ENTRIES', key: 'redisLogMaxEntries', flag: 'redis-log-max-entries', help: 'entries (events and status updates) kept per session log, trimmed approximately; older events are fetched again from upstream', accepts: 'an integer 100-1000000', schema: int(100, 1_000_000), default: '1000' },
+  { env: 'REDIS_RETENTION_SECONDS', key: 'redisRetentionSeconds', flag: 'redis-retention-seconds', help: 'how long a session log stays in Redis after its last write (a finished session: after its end)', accepts: 'an integer 60-31536000', schema: int(60, 31_536_000), default: '86400' },
   { env: 'LOG_LEVEL', key: 'logLevel', flag: 'log-level', help: 'log verbosity', accepts: 'debug, info, warn, error or silent', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
   { env: 'IDLE_GRACE_SECONDS', key: 'idleGraceSeconds', flag: 'idle-grace-seconds', help: 'a loop with no subscriber stops after this long', accepts: 'a number 0-3600', schema: num(0, 3600), default: '30' },
   { env: 'HEARTBEAT_SECONDS', key: 'heartbeatSeconds', flag: 'heartbeat-seconds', help: 'comment line interval on idle streams', accepts: 'a number 0.1-15', schema: num(0.1, 15), default: '15' },
@@ -150,6 +158,10 @@ export interface ConfigShape {
   auth: 'none' | undefined;
   corsOrigins: string | undefined;
   redisUrl: string | undefined;
+  redisKeyPrefix: string;
+  redisLeaseSeconds: number;
+  redisLogMaxEntries: number;
+  redisRetentionSeconds: number;
   logLevel: string;
   idleGraceSeconds: number;
   heartbeatSeconds: number;
@@ -200,13 +212,24 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError('MAX_URL_BYTES', `is ${config.maxUrlBytes} but must not exceed MAX_HEADER_BYTES (${config.maxHeaderBytes}), which includes the URL`);
   }
   if (config.redisUrl) {
-    throw new ConfigError('REDIS_URL', 'cluster mode is not available in this version of pollcast; unset REDIS_URL to run a single process');
+    // A leader runs its loop only while its lease covers one whole upstream call, and renews every
+    // third of the lease: two thirds of it must hold that call, so a frozen leader's last long-poll
+    // is over upstream before anyone else may start one.
+    const minLease = minLeaseSeconds(config.upstreamWaitSeconds, config.upstreamTimeoutMarginSeconds);
+    if (config.redisLeaseSeconds < minLease) {
+      throw new ConfigError('REDIS_LEASE_SECONDS', `is ${config.redisLeaseSeconds} but must be at least ${minLease}: 1.5 x (UPSTREAM_WAIT_SECONDS ${config.upstreamWaitSeconds} + UPSTREAM_TIMEOUT_MARGIN_SECONDS ${config.upstreamTimeoutMarginSeconds}) + 1, so a leader's lease outlasts its long-poll; raise it or lower those`);
+    }
   }
   // Secure by default: a real upstream behind an open bridge would stream anyone's sessions to anyone.
   if (config.upstreamUrl && !config.authJwtSecret && config.auth !== 'none') {
     throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET (HS256 secret), or AUTH=none to allow anyone');
   }
   return Object.freeze(config);
+}
+
+/** Shortest REDIS_LEASE_SECONDS for a long-poll wait and timeout margin (s): 1.5 x (wait + margin) + 1, rounded up. */
+export function minLeaseSeconds(waitSeconds: number, marginSeconds: number): number {
+  return Math.ceil(1.5 * (waitSeconds + marginSeconds) + 1);
 }
 
 /** Maps command-line flags (`--port 8080`, `--port=8080`) onto their variables, over `env`. */

@@ -16,6 +16,14 @@ export class Stats {
   replayFromUpstream = 0;
   slowDropped = 0;
   rejected: Record<string, number> = {};
+  /** Cluster mode: session leases this instance holds now (a gauge kept as a number). */
+  leasesHeld = 0;
+  /** Cluster mode: leases taken after the previous leader's lease expired instead of being released. */
+  leaseTakeovers = 0;
+  /** Cluster mode: failed Redis commands, by operation. */
+  redisErrors: Record<string, number> = {};
+  /** Cluster mode: events a reader found missing from the shared log and filled in, by source (log, upstream). */
+  gapFills: Record<string, number> = {};
 }
 
 /** What the registry reads from the running hub on each scrape. */
@@ -41,6 +49,11 @@ export const METRIC_NAMES = [
   'pollcast_slow_subscribers_dropped_total',
   'pollcast_requests_rejected_total',
   'pollcast_frames_per_upstream_request',
+  'pollcast_redis_leases_held',
+  'pollcast_redis_lease_takeovers_total',
+  'pollcast_redis_errors_total',
+  'pollcast_redis_command_duration_seconds',
+  'pollcast_redis_gap_fills_total',
 ] as const;
 
 /** The registry behind `/metrics`, plus the hooks the upstream client calls. */
@@ -48,6 +61,8 @@ export interface Metrics {
   registry: Registry;
   stats: Stats;
   observeUpstream(endpoint: string, outcome: string, seconds: number): void;
+  /** Round-trip time of one Redis command (cluster mode; blocking reads excluded). */
+  observeRedis(op: string, seconds: number): void;
 }
 
 function setCounter(counter: Counter<string>, value: number, labels?: Record<string, string>): void {
@@ -104,9 +119,29 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
     name: 'pollcast_frames_per_upstream_request', help: 'Event frames delivered per upstream request: the fan-out saving.', registers: [registry],
     collect() { this.set(stats.upstreamRequests === 0 ? 0 : stats.framesDelivered / stats.upstreamRequests); },
   });
+  new Gauge({ name: 'pollcast_redis_leases_held', help: 'Cluster mode: session leases (upstream loops) this instance holds.', registers: [registry], collect() { this.set(stats.leasesHeld); } });
+  new Counter({ name: 'pollcast_redis_lease_takeovers_total', help: 'Cluster mode: leases taken after the previous leader vanished (its lease expired instead of being released).', registers: [registry], collect() { setCounter(this, stats.leaseTakeovers); } });
+  new Counter({
+    name: 'pollcast_redis_errors_total', help: 'Cluster mode: failed Redis commands, by operation.', labelNames: ['op'], registers: [registry],
+    collect() { for (const [op, n] of Object.entries(stats.redisErrors)) setCounter(this, n, { op }); },
+  });
+  const redisSeconds = new Histogram({
+    name: 'pollcast_redis_command_duration_seconds',
+    help: 'Cluster mode: Redis round-trip time by operation (blocking reads excluded).',
+    labelNames: ['op'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  new Counter({
+    name: 'pollcast_redis_gap_fills_total', help: 'Cluster mode: events missing from the shared log that a reader filled in, by source (log, upstream).', labelNames: ['source'], registers: [registry],
+    collect() { for (const [source, n] of Object.entries(stats.gapFills)) setCounter(this, n, { source }); },
+  });
   return {
     registry,
     stats,
+    observeRedis(op, seconds) {
+      redisSeconds.observe({ op }, seconds);
+    },
     observeUpstream(endpoint, outcome, seconds) {
       stats.upstreamRequests++;
       upstreamTotal.inc({ endpoint, outcome });

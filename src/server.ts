@@ -14,7 +14,9 @@ import type { DemoSource } from './http/demo-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
-import { createMemoryTransport } from './transport/memory.ts';
+import { createMemoryTransport, type LoopSettings } from './transport/memory.ts';
+import { createRedisTransport } from './transport/redis.ts';
+import type { Transport } from './transport/transport.ts';
 import { createSimulator, type Simulator } from './simulator/index.ts';
 
 /** Part of SHUTDOWN_TIMEOUT_SECONDS kept for what follows the streams' last flush (ms). */
@@ -32,6 +34,12 @@ function mountablePath(upstreamUrl: string, log: Logger): string {
   if (path === '' || /^(\/[A-Za-z0-9._~-]+)+$/.test(path)) return path;
   log.warn({ path }, 'UPSTREAM_URL path has characters a route cannot hold; drop-ins are served at the root only');
   return '';
+}
+
+/** REDIS_URL as it may be logged: scheme, host and port only (the URL often carries the password). */
+function redactedRedisUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}`;
 }
 
 /** A running pollcast. */
@@ -76,7 +84,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     observe: metrics.observeUpstream,
   });
   const stats = metrics.stats;
-  const transport = createMemoryTransport({
+  const loopSettings: LoopSettings = {
     client,
     log,
     waitSeconds: config.upstreamWaitSeconds,
@@ -86,7 +94,21 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     giveUpMs: config.upstreamGiveUpSeconds * 1000,
     onEvents: (n) => (stats.eventsReceived += n),
     onOversized: () => stats.oversizedEvents++,
-  });
+  };
+  const transport: Transport = config.redisUrl
+    ? createRedisTransport({
+        ...loopSettings,
+        url: config.redisUrl,
+        keyPrefix: config.redisKeyPrefix,
+        leaseMs: config.redisLeaseSeconds * 1000,
+        timeoutMarginMs: config.upstreamTimeoutMarginSeconds * 1000,
+        maxEntries: config.redisLogMaxEntries,
+        retentionMs: config.redisRetentionSeconds * 1000,
+        stats,
+        observeRedis: metrics.observeRedis,
+      })
+    : createMemoryTransport(loopSettings);
+  if (config.redisUrl) log.info({ redis: redactedRedisUrl(config.redisUrl), leaseSeconds: config.redisLeaseSeconds }, 'cluster mode: sessions are shared through Redis');
   hub = new Hub({
     transport,
     log,

@@ -2,9 +2,10 @@
 import type { Logger } from 'pino';
 import type { Feed } from '../hub/feed.ts';
 import type { BackoffPolicy } from '../upstream/backoff.ts';
-import type { UpstreamClient } from '../upstream/client.ts';
+import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
 import { fetchPage, PageLimit } from '../upstream/pager.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
+import type { UpstreamEvent } from '../upstream/types.ts';
 import type { Supply, Transport } from './transport.ts';
 
 /** What the loops need. */
@@ -21,9 +22,21 @@ export interface LoopSettings {
   onOversized?: (index: number) => void;
 }
 
+/** Events [from, to) read again from upstream with wait 0 (at most one page; at least one event when any exist). */
+export async function upstreamHistory(settings: LoopSettings, feed: Feed, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome> {
+  const limit = new PageLimit(Math.max(1, Math.min(settings.pageSize, to - from)));
+  const r = await fetchPage(settings.client, feed.sessionId, { fromIndex: from, includeEvents: feed.includeEvents, waitSeconds: 0 }, limit, signal);
+  if (r.kind === 'events') return r.changes.new_events.slice(0, to - from);
+  if (r.kind === 'no-change') return [];
+  if (r.kind === 'oversized') {
+    settings.onOversized?.(r.index);
+    return [r.event];
+  }
+  return r;
+}
+
 /** Runs one loop per supplied feed, here. */
 export function createMemoryTransport(settings: LoopSettings): Transport {
-  const { client, pageSize } = settings;
   return {
     supply(feed: Feed, signal: AbortSignal): Supply {
       let resolveContact!: (c: FirstContact) => void;
@@ -49,17 +62,7 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
         refreshStatus: () => poller.refreshStatus(),
       };
     },
-    async history(feed, from, to, signal) {
-      const limit = new PageLimit(Math.max(1, Math.min(pageSize, to - from)));
-      const r = await fetchPage(client, feed.sessionId, { fromIndex: from, includeEvents: feed.includeEvents, waitSeconds: 0 }, limit, signal);
-      if (r.kind === 'events') return r.changes.new_events.slice(0, to - from);
-      if (r.kind === 'no-change') return [];
-      if (r.kind === 'oversized') {
-        settings.onOversized?.(r.index);
-        return [r.event];
-      }
-      return r;
-    },
+    history: (feed, from, to, signal) => upstreamHistory(settings, feed, from, to, signal),
     async close() {},
   };
 }

@@ -37,6 +37,12 @@ export interface PollerOptions {
   log: Logger;
   /** Called once, when the first contact is known (before any update of a refused session). */
   onFirstContact?: (outcome: FirstContact) => void;
+  /**
+   * The session was already seen by an earlier loop (cluster mode: another
+   * leader): a refusal is then retried and shown as `upstream_error`, as after
+   * any first contact, instead of ending this loop as a refused open.
+   */
+  resumed?: boolean;
   /** Called with the number of new events each answer brought (metrics). */
   onEvents?: (count: number) => void;
   /** Called when the loop state changes (metrics). */
@@ -99,6 +105,7 @@ export class Poller {
     this.signal = signal;
     this.snapshot = opts.sink.snapshot;
     this.limit = new PageLimit(opts.pageSize);
+    this.contacted = opts.resumed ?? false;
   }
 
   /** Runs until the session ends, the loop is deposed, or `signal` aborts. */

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Row } from '../../bench/measure.ts';
-import { SCENARIO_KEYS } from '../../bench/scenarios.ts';
+import { QUICK } from '../../bench/scenarios.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 /** The quick run takes well under a minute; this bounds a hung one. */
@@ -35,12 +35,12 @@ function runQuick(): Promise<{ rows: Row[] }> {
 
 describe('bench --quick', () => {
   it(
-    'runs every scenario against pollcast and the baseline with no event lost or duplicated',
+    'runs every scenario against its targets (pollcast and the baseline; the cluster scenario: one pollcast and three on one Redis) with no event lost or duplicated',
     async () => {
       const { rows } = await runQuick();
-      for (const scenario of SCENARIO_KEYS) {
-        for (const target of ['pollcast', 'baseline']) {
-          expect(rows.find((r) => r.scenario === scenario && r.target === target), `${scenario}/${target}`).toBeDefined();
+      for (const scenario of QUICK) {
+        for (const target of scenario.targets ?? ['pollcast', 'baseline']) {
+          expect(rows.find((r) => r.scenario === scenario.key && r.target === target), `${scenario.key}/${target}`).toBeDefined();
         }
       }
       for (const r of rows) {

@@ -13,8 +13,10 @@
 import { createSimulator, type Fault } from '../../src/simulator/index.ts';
 import { mulberry32, seedFor, type Rng } from '../../src/simulator/prng.ts';
 import { LOOP_REQUEST_BURST, LOOP_REQUESTS_PER_SECOND } from '../../src/upstream/backoff.ts';
-import { freePort, logRequests, maxInWindow, ONE_ADDRESS_ENV, type LoggedRequest } from '../resilience/helpers.ts';
-import { startInstance, type Instance, type InstanceCounters, type InstanceMode } from './instance.ts';
+import { logRequests, maxInWindow, ONE_ADDRESS_ENV, type LoggedRequest } from '../resilience/helpers.ts';
+import { startCluster, startSingle } from './deployment.ts';
+import { watchLongPolls } from './long-poll-watch.ts';
+import type { InstanceCounters, InstanceMode } from './instance.ts';
 import { ChaosSubscriber, expectedFirstIndex, type StartMode, type SubscriberPlan, type SubscriberRecord } from './subscriber.ts';
 
 /** Sizes and switches of one run. */
@@ -41,6 +43,8 @@ export interface ChaosOptions {
   /** Stop pollcast once mid-run and start a new one on the same port. */
   restart: boolean;
   instanceMode: InstanceMode;
+  /** Cluster mode: this many pollcast processes on one redis-server (the restart becomes a leader's SIGKILL and a Redis restart). */
+  cluster?: number;
   /** Bound of the whole run (ms). */
   timeoutMs: number;
 }
@@ -85,6 +89,8 @@ export interface SessionReport {
   status: number;
   faultsServed: number;
   maxInFlightChanges: number;
+  /** Cluster runs: most long-polls (changes calls with a wait) in flight at once, i.e. loops; null otherwise. */
+  maxInFlightLongPolls: number | null;
   /** Most requests in any 1 s window. */
   maxPerSecond: number;
 }
@@ -189,29 +195,21 @@ function describeDensest(reqs: LoggedRequest[], t0: number): string {
     .join(' ');
 }
 
-const sumCounters = (a: InstanceCounters, b: InstanceCounters): InstanceCounters => ({
-  streamsOpened: a.streamsOpened + b.streamsOpened,
-  slowDropped: a.slowDropped + b.slowDropped,
-  replayFromBuffer: a.replayFromBuffer + b.replayFromBuffer,
-  replayFromUpstream: a.replayFromUpstream + b.replayFromUpstream,
-  framesDelivered: a.framesDelivered + b.framesDelivered,
-});
-
 /** Runs one scenario to its end (or its timeout) and reports; never throws for a broken promise, only for a broken harness. */
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const plan = planChaos(o);
   const sim = await createSimulator({ seed: o.seed });
   const log = logRequests(sim);
-  const port = await freePort();
-  const env = { ...CHAOS_ENV, UPSTREAM_URL: sim.url };
-  let instance: Instance = await startInstance(o.instanceMode, port, env);
-  let counters: InstanceCounters = { streamsOpened: 0, slowDropped: 0, replayFromBuffer: 0, replayFromUpstream: 0, framesDelivered: 0 };
+  // In a cluster the loop's long-polls are watched on their own (see long-poll-watch.ts).
+  const watch = o.cluster ? await watchLongPolls(sim.url) : null;
+  const env = { ...CHAOS_ENV, UPSTREAM_URL: watch?.url ?? sim.url };
+  const deployment = o.cluster ? await startCluster(o.cluster, env) : await startSingle(o.instanceMode, env);
   const problems: string[] = [];
   const started = performance.now();
   const timers: NodeJS.Timeout[] = [];
   const subs: ChaosSubscriber[] = [];
   let restartGapMs: number | null = null;
-  // performance.now() when the successor listened: requests before it are the first instance's, after it the second's.
+  // performance.now() when the disruption was over: requests before it are the first loops', after it their successors'.
   let handoverAt = Infinity;
   let restartBeganAt = Infinity;
   let restartDone: Promise<void> = Promise.resolve();
@@ -228,7 +226,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (--pending === 0) allDone();
     };
     for (const p of plan.subscribers) {
-      const sub = new ChaosSubscriber(instance.url, p, seedFor(o.seed, `subscriber-${p.n}`), onEnded);
+      const sub = new ChaosSubscriber(deployment.route(p.n), p, seedFor(o.seed, `subscriber-${p.n}`), onEnded);
       subs.push(sub);
       timers.push(setTimeout(() => sub.start(), p.startAtMs));
     }
@@ -240,10 +238,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             void (async () => {
               const t0 = performance.now();
               restartBeganAt = t0;
-              // Graceful stop: streams end, EventSources reconnect (refused until the successor listens).
-              await instance.stop();
-              counters = sumCounters(counters, await instance.counters());
-              instance = await startInstance(o.instanceMode, port, env);
+              await deployment.disrupt();
               handoverAt = performance.now();
               restartGapMs = Math.round(handoverAt - t0);
             })().then(resolve, reject);
@@ -261,8 +256,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const s of subs) s.stop();
   }
   const durationMs = Math.round(performance.now() - started);
-  counters = sumCounters(counters, await instance.counters());
-  await instance.stop();
+  const counters = await deployment.counters();
+  await deployment.stop();
 
   const upstreamEvents = new Map(plan.sessions.map((s) => [s.id, sim.events(s.id)]));
   for (const s of subs) problems.push(...checkSubscriber(s.record, upstreamEvents.get(s.record.plan.session)!));
@@ -275,20 +270,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       status: st.status,
       faultsServed: st.faultsServed,
       maxInFlightChanges: st.maxInFlightChanges,
+      maxInFlightLongPolls: watch ? watch.maxInFlight(s.id) : null,
       // Per instance: each process has its own loop and rate gate, and the first's is gone when the second starts.
       maxPerSecond: Math.max(...[(r: LoggedRequest) => r.t < handoverAt, (r: LoggedRequest) => r.t >= handoverAt].map((inSegment) => maxInWindow(log.of(s.id).filter(inSegment).map((r) => r.t), 1000))),
     };
   });
   for (const s of sessions) {
     // One loop per session: never two changes calls at once (the restart's old loop is cut before the new one starts).
-    if (s.maxInFlightChanges > 1) problems.push(`${s.id}: ${s.maxInFlightChanges} changes calls in flight at once`);
+    // In a cluster, wait-0 reads of a range the log lost may overlap the loop (by design): the loops are its long-polls.
+    if (s.maxInFlightLongPolls !== null) {
+      if (s.maxInFlightLongPolls > 1) problems.push(`${s.id}: ${s.maxInFlightLongPolls} long-polls in flight at once (two loops)`);
+    } else if (s.maxInFlightChanges > 1) problems.push(`${s.id}: ${s.maxInFlightChanges} changes calls in flight at once`);
     // The rate gate's burst plus a second of its rate, the pages a restarted loop reads back at once, and its first contact.
-    const bound = LOOP_REQUEST_BURST + LOOP_REQUESTS_PER_SECOND + Math.ceil(s.events / 100) + 1;
+    // In a cluster a disruption hands the loop over twice (a leader killed, then every lease lost with Redis):
+    // two loops' bursts and read-backs may fall in one segment, one after the other.
+    const bound = (LOOP_REQUEST_BURST + LOOP_REQUESTS_PER_SECOND + Math.ceil(s.events / 100) + 1) * (o.cluster ? 2 : 1);
     if (s.maxPerSecond > bound) {
       const segment = log.of(s.id).filter((r) => (r.t < handoverAt) === (maxInWindow(log.of(s.id).filter((q) => q.t < handoverAt).map((q) => q.t), 1000) === s.maxPerSecond));
       problems.push(`${s.id}: ${s.maxPerSecond} upstream requests within 1 s (bound ${bound}): ${describeDensest(segment, started)}`);
     }
   }
+  await watch?.close();
   await sim.close();
   const recs = subs.map((s) => s.record);
   const total = (f: (r: SubscriberRecord) => number) => recs.reduce((n, r) => n + f(r), 0);

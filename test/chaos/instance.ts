@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast } from '../../src/server.ts';
@@ -25,6 +26,8 @@ export interface Instance {
   counters(): Promise<InstanceCounters>;
   /** Graceful stop (server.close() or SIGTERM); resolves once it stopped listening and its streams ended. */
   stop(): Promise<void>;
+  /** A crash (SIGKILL; process mode only): no goodbye to anyone; resolves once the process is gone. */
+  kill(): Promise<void>;
 }
 
 export type InstanceMode = 'in-process' | 'process';
@@ -43,9 +46,14 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
         return { streamsOpened: s.streamsOpened, slowDropped: s.slowDropped, replayFromBuffer: s.replayFromBuffer, replayFromUpstream: s.replayFromUpstream, framesDelivered: s.framesDelivered };
       },
       stop: () => server.close(),
+      kill: () => Promise.reject(new Error('kill() needs a process instance')),
     };
   }
-  const child = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...full }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // CHAOS_LOG_DIR=dir keeps each process's log (stdout, at CHAOS_LOG_LEVEL or warn) in dir/pollcast-<port>.log.
+  const logDir = process.env.CHAOS_LOG_DIR;
+  const logLevel = process.env.CHAOS_LOG_LEVEL ?? 'warn';
+  const child = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: logLevel, ...full }, stdio: ['ignore', logDir ? 'pipe' : 'ignore', 'pipe'] });
+  if (logDir) child.stdout!.pipe(createWriteStream(`${logDir}/pollcast-${port}.log`, { flags: 'a' }));
   const stderrTail: string[] = [];
   child.stderr!.on('data', (d: Buffer) => {
     stderrTail.push(d.toString());
@@ -94,6 +102,13 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
       const [code] = (await exited) as [number | null];
       clearTimeout(timer);
       if (code !== 0) throw new Error(`pollcast exited ${code} on SIGTERM: ${stderrTail.join('')}`);
+    },
+    async kill() {
+      if (stopped) return;
+      stopped = true;
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
     },
   };
 }

@@ -6,7 +6,11 @@
  * subscriber lost or repeated an event, or the upstream request count broke
  * its bound.
  *
- *   node test/chaos/run.ts [--seed N] [--subscribers N] [--in-process] [--quick]
+ * With --cluster, pollcast runs as three processes on one redis-server
+ * (cluster mode) and the restart becomes a SIGKILL of the busiest leader
+ * followed by Redis stopped and restarted empty.
+ *
+ *   node test/chaos/run.ts [--seed N] [--subscribers N] [--in-process] [--quick] [--cluster]
  */
 import { parseArgs } from 'node:util';
 import { requestBound, REQUEST_BOUND_FACTOR, REQUESTS_PER_FAULT, runChaos, summaryRow, type ChaosOptions, type ChaosResult } from './chaos.ts';
@@ -17,6 +21,7 @@ const { values } = parseArgs({
     subscribers: { type: 'string' },
     'in-process': { type: 'boolean' },
     quick: { type: 'boolean' },
+    cluster: { type: 'boolean' },
   },
 });
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
@@ -43,12 +48,14 @@ const options: Omit<ChaosOptions, 'faultRate'> = {
   ...FULL,
   ...(values.quick ? QUICK : {}),
   ...(values.subscribers !== undefined ? { subscribers: Number(values.subscribers) } : {}),
-  ...(values['in-process'] ? { instanceMode: 'in-process' as const } : {}),
+  ...(values['in-process'] && !values.cluster ? { instanceMode: 'in-process' as const } : {}),
+  ...(values.cluster ? { cluster: 3, instanceMode: 'process' as const } : {}),
   seed,
 };
 const FAULT_RATE = 0.15;
 
-console.log(`chaos: seed ${seed} (replay with --seed ${seed}); ${options.liveSessions} live + ${options.historySessions} finished sessions, ${options.subscribers} subscribers, restart ${options.instanceMode === 'process' ? 'by SIGTERM of the pollcast process' : 'by server.close()'}`);
+const disruption = options.cluster ? `cluster of ${options.cluster} processes on one redis-server; disruption: SIGKILL of the busiest leader, then Redis restarted empty` : `restart ${options.instanceMode === 'process' ? 'by SIGTERM of the pollcast process' : 'by server.close()'}`;
+console.log(`chaos: seed ${seed} (replay with --seed ${seed}); ${options.liveSessions} live + ${options.historySessions} finished sessions, ${options.subscribers} subscribers, ${disruption}`);
 const runs: Array<[string, ChaosResult]> = [];
 for (const [label, faultRate] of [['no faults', 0], [`faults ${FAULT_RATE * 100}%`, FAULT_RATE]] as const) {
   const t0 = Date.now();
@@ -68,7 +75,8 @@ console.log(
     `bound ${REQUEST_BOUND_FACTOR} × ${faultFree.upstream.requests} + ${REQUESTS_PER_FAULT} × ${faulted.upstream.faultsServed} faults = ${bound}: ${withinBound ? 'within' : 'BROKEN'}`,
 );
 for (const [label, r] of runs) {
-  console.log(`${label}: per session (events / changes / status / faults / max req per s / max changes in flight): ${r.sessions.map((s) => `${s.events}/${s.changes}/${s.status}/${s.faultsServed}/${s.maxPerSecond}/${s.maxInFlightChanges}`).join('  ')}`);
+  const longPolls = options.cluster ? ' / max long-polls in flight' : '';
+  console.log(`${label}: per session (events / changes / status / faults / max req per s / max changes in flight${longPolls}): ${r.sessions.map((s) => `${s.events}/${s.changes}/${s.status}/${s.faultsServed}/${s.maxPerSecond}/${s.maxInFlightChanges}${s.maxInFlightLongPolls === null ? '' : `/${s.maxInFlightLongPolls}`}`).join('  ')}`);
   console.log(`${label}: pollcast: ${JSON.stringify(r.pollcast)}; refused opens by status: ${JSON.stringify(r.subscribers.refusedByStatus)}`);
   for (const p of r.problems.slice(0, 20)) console.log(`  PROBLEM ${p}`);
   if (r.problems.length > 20) console.log(`  … ${r.problems.length - 20} more`);

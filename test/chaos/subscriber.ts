@@ -61,7 +61,12 @@ export class ChaosSubscriber {
   private stopped = false;
   private readonly onEnded: () => void;
 
-  constructor(baseUrl: string, plan: SubscriberPlan, seed: number, onEnded: () => void) {
+  /** Connects each EventSource request (a load balancer's choice of instance), or plain fetch. */
+  private readonly connect: typeof fetch;
+
+  constructor(route: { baseUrl: string; fetch?: typeof fetch }, plan: SubscriberPlan, seed: number, onEnded: () => void) {
+    const { baseUrl } = route;
+    this.connect = route.fetch ?? fetch;
     this.rng = mulberry32(seed);
     this.retryRng = mulberry32(seed ^ 0x5bd1e995);
     this.onEnded = onEnded;
@@ -128,7 +133,7 @@ export class ChaosSubscriber {
     const resumeHeader = last !== undefined ? String(last) : start.kind === 'last-event-id' ? String(start.index) : undefined;
     const fixed: Record<string, string> = resumeHeader !== undefined ? { 'Last-Event-ID': resumeHeader } : {};
     // The library's own Last-Event-ID (on its reconnects) wins over the one this source was opened with.
-    const es = new EventSource(this.url, { fetch: (input, init) => fetch(input, { ...init, headers: { ...fixed, ...(init?.headers as Record<string, string>) } }) });
+    const es = new EventSource(this.url, { fetch: (input, init) => this.connect(input, { ...init, headers: { ...fixed, ...(init?.headers as Record<string, string>) } }) });
     this.es = es;
     rec.opens++;
     es.onmessage = (e) => {

@@ -56,15 +56,20 @@ export interface Recorder {
   close(): void;
 }
 
-/** Opens a real EventSource on `url` and records what arrives. */
-export function record(url: string, init?: { headers?: Record<string, string> }): Recorder {
+/**
+ * Opens a real EventSource on `url` and records what arrives. `init.fetch`
+ * replaces the fetch it connects with (a test's load balancer picks the
+ * instance there, on every reconnect).
+ */
+export function record(url: string, init?: { headers?: Record<string, string>; fetch?: typeof fetch }): Recorder {
   // The library's own headers win: on a reconnect it sends the Last-Event-ID it saw, which must replace ours.
   const withHeaders = (i: RequestInit | undefined): Headers => {
     const h = new Headers(init?.headers);
     new Headers(i?.headers).forEach((v, k) => h.set(k, v));
     return h;
   };
-  const es = new EventSource(url, init?.headers ? { fetch: (input, i) => fetch(input, { ...i, headers: withHeaders(i) }) } : undefined);
+  const connect = init?.fetch ?? fetch;
+  const es = new EventSource(url, init?.headers || init?.fetch ? { fetch: (input, i) => connect(input, { ...i, headers: withHeaders(i) }) } : undefined);
   const messages: Received[] = [];
   const waiters = new Set<() => void>();
   const push = (type: string, e: MessageEvent) => {

@@ -1,0 +1,193 @@
+/**
+ * One session loop's lease, wanted by every instance with subscribers for it.
+ * The keeper tries to take it (and again when the holder's lease should have
+ * run out, or at once when a leader's release marker is read); holding it, it
+ * runs a leader term: renews every third of the lease on its own timer, and
+ * ends the term by itself, aborting the loop, as soon as the lease would no
+ * longer cover one whole upstream call (a lost connection, a long pause), so
+ * no two loops ever write, and the last long-poll of a frozen leader is over
+ * upstream before the lease lets anyone else start one. Fencing in the log
+ * scripts stops a deposed writer in any case.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Stats } from '../metrics.ts';
+import { sleep } from '../upstream/backoff.ts';
+import { ACQUIRE, decodeMeta, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
+import { REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './redis-conn.ts';
+
+/** Shortest pause between two attempts at a lease someone else holds (ms). */
+export const LEASE_RETRY_MIN_MS = 200;
+/** Pause after a failed lease command (ms): Redis is away; the connection retries by itself meanwhile. */
+export const LEASE_ERROR_RETRY_MS = 500;
+
+/** Past the longest reconnect delay, how long after a Redis restart no lease is taken (ms). */
+export const RESTART_HOLD_SLACK_MS = 1000;
+/** A term shorter than this (ms) is followed by a pause before the next. */
+export const LEASE_TERM_MIN_MS = 1000;
+
+/** A lease term handed to the leader. */
+export interface LeaderTerm {
+  token: number;
+  /** What the lease key holds while the term lasts. */
+  leaseValue: string;
+  /** The log as the lease found it (next, base, state; all null for a new log). */
+  meta: LogMeta;
+  /** Aborts when the term ends (lease lost, not renewable in time, or the keeper stopped). */
+  signal: AbortSignal;
+}
+
+/** How a term ended: 'done' (the session is over, or its loop stopped for good): stop wanting the lease; 'again': try again. */
+export type TermEnd = 'done' | 'again';
+
+export interface LeaseOptions {
+  redis: RedisConn;
+  keys: LogKeys;
+  sessionId: string;
+  instanceId: string;
+  leaseMs: number;
+  maxEntries: number;
+  retentionMs: number;
+  /** One upstream call's longest life (wait + timeout margin, ms): a term ends when the lease covers less. */
+  callBudgetMs: number;
+  log: Logger;
+  stats: Stats;
+  /** Runs the loop for one term; resolves once it stopped. */
+  lead(term: LeaderTerm): Promise<TermEnd>;
+  /** Each attempt reports the log's identity (and whether it is over), so a reader can see it was replaced. */
+  onLogSeen(born: string, ended: boolean): void;
+}
+
+/** Wants one lease until its signal aborts. */
+export class LeaseKeeper {
+  private readonly opts: LeaseOptions;
+  private readonly signal: AbortSignal;
+  private wake: (() => void) | null = null;
+
+  constructor(opts: LeaseOptions, signal: AbortSignal) {
+    this.opts = opts;
+    this.signal = signal;
+  }
+
+  /** Cuts the current wait short: the holder released the lease. */
+  poke(): void {
+    this.wake?.();
+  }
+
+  /** Runs until the signal aborts or the session is over; lets the lease go on the way out. */
+  async run(): Promise<void> {
+    const { redis, keys, instanceId, leaseMs, retentionMs, log, stats, sessionId } = this.opts;
+    let mine = '';
+    try {
+      while (!this.signal.aborted) {
+        // A Redis that lost its leases (restarted empty): a leader from before learns it at its first renewal
+        // once it reconnects (it renews at once then), and every instance reconnects within the reconnect
+        // delay: take none until then. A leader that cannot reconnect stops by its own deadline, and
+        // its writes are refused meanwhile (fencing), so the log stays right either way.
+        const restartedAt = redis.restartedAt;
+        const holdUntil = restartedAt === null ? 0 : restartedAt + Math.min(leaseMs - this.opts.callBudgetMs, REDIS_RECONNECT_MAX_DELAY_MS + RESTART_HOLD_SLACK_MS);
+        if (performance.now() < holdUntil) {
+          await this.pause(holdUntil - performance.now());
+          continue;
+        }
+        let reply: Array<string | number | null>;
+        const sentAt = performance.now();
+        try {
+          reply = await redis.run('acquire', ACQUIRE, [keys.lease, keys.meta], [instanceId, String(leaseMs), String(retentionMs), mine, randomBytes(8).toString('hex')]);
+        } catch {
+          await this.pause(LEASE_ERROR_RETRY_MS);
+          continue;
+        }
+        const [kind, born] = reply as [string, string];
+        this.opts.onLogSeen(born, kind === 'ended');
+        if (kind === 'ended') return;
+        if (kind === 'held') {
+          mine = '';
+          // Back when the holder's lease would run out, checking at least every third of a lease.
+          const pttl = Number(reply[2]);
+          await this.pause(Math.max(LEASE_RETRY_MIN_MS, Math.min(leaseMs / 3, (pttl > 0 ? pttl : 0) + 50)));
+          continue;
+        }
+        const [, , token, takeover, next, base, state] = reply as [string, string, number, number, string | null, string | null, string | null];
+        const wasMine = mine !== '';
+        mine = `${token}:${instanceId}`;
+        if (takeover === 1) {
+          stats.leaseTakeovers++;
+          log.info({ session: sessionId, log: keys.log, fence: token }, 'took over a session whose leader vanished (its lease expired)');
+        }
+        const meta = decodeMeta(['born', born, ...(next !== null ? ['next', next] : []), ...(base !== null ? ['base', base] : []), ...(state !== null ? ['state', state] : [])]);
+        if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
+        if ((await this.term(token, mine, meta, sentAt)) === 'done') return;
+        // A loop that stopped at once (an upstream fault at its start) is not restarted in a tight loop.
+        if (performance.now() - sentAt < LEASE_TERM_MIN_MS) await this.pause(LEASE_ERROR_RETRY_MS);
+      }
+    } finally {
+      if (mine !== '') await redis.run('release', RELEASE, [keys.lease, keys.meta, keys.log], [mine, String(this.opts.maxEntries), String(retentionMs)]).catch(() => {});
+    }
+  }
+
+  // Holds the lease for one loop: renewals on their own timer, and a deadline that ends the term
+  // once the lease covers less than one upstream call.
+  private async term(token: number, leaseValue: string, meta: LogMeta, acquiredAt: number): Promise<TermEnd> {
+    const { redis, keys, leaseMs, retentionMs, callBudgetMs, log, stats, sessionId } = this.opts;
+    const ended = new AbortController();
+    const onStop = () => ended.abort();
+    this.signal.addEventListener('abort', onStop, { once: true });
+    let deadline: NodeJS.Timeout | undefined;
+    let renewal: NodeJS.Timeout | undefined;
+    const holdUntil = (validUntil: number) => {
+      clearTimeout(deadline);
+      deadline = setTimeout(() => {
+        log.warn({ session: sessionId, log: keys.log }, 'lease not renewed in time; stopping this loop so no two run');
+        ended.abort();
+      }, Math.max(0, validUntil - callBudgetMs - performance.now()));
+    };
+    const renew = async () => {
+      if (ended.signal.aborted) return;
+      const sentAt = performance.now();
+      try {
+        const [kind] = await redis.run<[string, string]>('renew', RENEW, [keys.lease, keys.meta, keys.log], [leaseValue, String(leaseMs), String(retentionMs)]);
+        if (kind !== 'ok') {
+          log.warn({ session: sessionId, log: keys.log }, 'lease lost; stopping this loop');
+          ended.abort();
+          return;
+        }
+        holdUntil(sentAt + leaseMs);
+        renewal = setTimeout(renew, leaseMs / 3);
+      } catch {
+        // Keep trying while the deadline has not passed; the connection reconnects by itself.
+        if (!ended.signal.aborted) renewal = setTimeout(renew, LEASE_ERROR_RETRY_MS);
+      }
+    };
+    // Counted from when the acquire command was sent: Redis set the lease later than that, never earlier.
+    holdUntil(acquiredAt + leaseMs);
+    renewal = setTimeout(renew, leaseMs / 3);
+    // A new Redis run has no lease of ours: find out at once rather than at the next renewal.
+    const unsubscribe = redis.onServerRestart(() => {
+      clearTimeout(renewal);
+      void renew();
+    });
+    stats.leasesHeld++;
+    try {
+      return await this.opts.lead({ token, leaseValue, meta, signal: ended.signal });
+    } finally {
+      stats.leasesHeld--;
+      unsubscribe();
+      clearTimeout(deadline);
+      clearTimeout(renewal);
+      this.signal.removeEventListener('abort', onStop);
+      ended.abort();
+    }
+  }
+
+  // Waits `ms`, or less when poked or stopped.
+  private async pause(ms: number): Promise<void> {
+    const poked = new AbortController();
+    this.wake = () => poked.abort();
+    const onStop = () => poked.abort();
+    this.signal.addEventListener('abort', onStop, { once: true });
+    await sleep(ms, poked.signal);
+    this.signal.removeEventListener('abort', onStop);
+    this.wake = null;
+  }
+}

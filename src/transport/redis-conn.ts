@@ -1,0 +1,200 @@
+/**
+ * The two Redis connections of a cluster-mode instance: one for commands
+ * (appends, leases, reads of the log) and one of its own for blocking reads,
+ * so a parked XREAD never delays a lease renewal. Both reconnect by
+ * themselves with capped backoff; while one is down its commands fail at once
+ * (no offline queue: every caller has its own retry and its own deadline), and
+ * each failure is counted and logged once per outage.
+ */
+import { createHash } from 'node:crypto';
+import { createClient } from 'redis';
+import type { Logger } from 'pino';
+import type { Stats } from '../metrics.ts';
+
+/** A command that takes longer than this fails (ms); the caller retries or gives up by its own deadline. */
+export const REDIS_COMMAND_TIMEOUT_MS = 3000;
+/** Longest pause between two reconnection attempts (ms); attempts start at 50 ms and double. */
+export const REDIS_RECONNECT_MAX_DELAY_MS = 2000;
+/** A connection attempt that takes longer than this is abandoned and retried (ms). */
+export const REDIS_CONNECT_TIMEOUT_MS = 5000;
+
+type Client = ReturnType<typeof createClient>;
+
+/** A Lua script, run by EVALSHA with a fall back to EVAL when Redis does not hold it (after a restart). */
+export interface LuaScript {
+  readonly source: string;
+  readonly sha1: string;
+}
+
+/** Defines a script once (its SHA1 computed here). */
+export function lua(source: string): LuaScript {
+  return { source, sha1: createHash('sha1').update(source).digest('hex') };
+}
+
+/** What the rest of the transport sees of Redis. */
+export interface RedisConn {
+  /** One command on the command connection, timed and counted under `op`. */
+  call<T>(op: string, args: readonly string[]): Promise<T>;
+  /** One script on the command connection. */
+  run<T>(op: string, script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<T>;
+  /** One blocking command on the reader connection (no timeout: the command's own BLOCK bounds it). */
+  block<T>(args: readonly string[]): Promise<T>;
+  /** Wakes the reader connection's blocked command (CLIENT UNBLOCK), so a new key is read at once. */
+  unblockReader(): Promise<void>;
+  /** Called each time the reader connection is ready again after a loss (Redis restarted or failed over). */
+  onReaderReconnect(fn: () => void): void;
+  /** True while the command connection is ready. */
+  readonly ready: boolean;
+  /**
+   * When (performance.now() ms) the Redis server this instance talks to
+   * started, if it is a different server run from the one seen before (a
+   * restart or a failover): its leases are gone, while loops that held them
+   * may still run until their own deadline. Null when no such change was seen.
+   */
+  readonly restartedAt: number | null;
+  /** Called when such a new server run is seen; returns a function that unsubscribes. */
+  onServerRestart(fn: () => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface RedisConnOptions {
+  url: string;
+  log: Logger;
+  stats: Stats;
+  observe?: (op: string, seconds: number) => void;
+}
+
+function countError(stats: Stats, op: string): void {
+  stats.redisErrors[op] = (stats.redisErrors[op] ?? 0) + 1;
+}
+
+/** Connects (in the background: Redis may be down at start) and returns the handle at once. */
+export function connectRedis(opts: RedisConnOptions): RedisConn {
+  const { log, stats } = opts;
+  const options = {
+    url: opts.url,
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+      // Capped exponential backoff with jitter; never gives up (Redis being away is a state, not an end).
+      reconnectStrategy: (retries: number) => Math.min(REDIS_RECONNECT_MAX_DELAY_MS, 50 * 2 ** Math.min(retries, 6)) * (0.75 + Math.random() / 2),
+    },
+  };
+  const main: Client = createClient(options);
+  const reader: Client = main.duplicate();
+  let readerId: string | null = null;
+  const readerListeners: Array<() => void> = [];
+  let closed = false;
+
+  function watch(client: Client, role: string, onReady?: (again: boolean) => void): void {
+    let down = false;
+    let everReady = false;
+    client.on('error', (err: Error) => {
+      if (closed) return;
+      countError(stats, 'connection');
+      // One line per outage, not one per reconnection attempt.
+      if (!down) log.warn({ role, err: err.message }, 'redis connection lost; reconnecting');
+      down = true;
+    });
+    client.on('ready', () => {
+      if (down) log.info({ role }, 'redis connection back');
+      const again = everReady;
+      down = false;
+      everReady = true;
+      onReady?.(again);
+    });
+  }
+  let runId: string | null = null;
+  let restartedAt: number | null = null;
+  const restartListeners = new Set<() => void>();
+  // Each (re)connection asks the server's run id and uptime: a new run id is a Redis that lost its leases.
+  watch(main, 'commands', () => {
+    main
+      .sendCommand(['INFO', 'server'], { timeout: REDIS_COMMAND_TIMEOUT_MS })
+      .then((info) => {
+        const text = String(info);
+        const id = /run_id:(\w+)/.exec(text)?.[1] ?? null;
+        const uptimeS = Number(/uptime_in_seconds:(\d+)/.exec(text)?.[1] ?? 0);
+        if (id !== null && runId !== null && id !== runId) {
+          restartedAt = performance.now() - uptimeS * 1000;
+          log.warn({ uptimeS }, 'redis is a new server run (restarted or failed over): its leases are gone');
+          for (const fn of restartListeners) fn();
+        }
+        runId = id ?? runId;
+      })
+      .catch(() => countError(stats, 'info'));
+  });
+  watch(reader, 'reader', (again) => {
+    readerId = null;
+    if (again) for (const fn of readerListeners) fn();
+  });
+  for (const [client, role] of [[main, 'commands'], [reader, 'reader']] as const) {
+    // connect() retries by the strategy above and only rejects once closed.
+    client.connect().catch((err: unknown) => {
+      if (!closed) log.error({ role, err }, 'redis client stopped connecting');
+    });
+  }
+
+  async function timed<T>(op: string, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const reply = await run();
+      opts.observe?.(op, (performance.now() - started) / 1000);
+      return reply;
+    } catch (err) {
+      countError(stats, op);
+      throw err;
+    }
+  }
+
+  const send = <T>(args: readonly string[]): Promise<T> => main.sendCommand(args as string[], { timeout: REDIS_COMMAND_TIMEOUT_MS }) as Promise<T>;
+
+  return {
+    call: (op, args) => timed(op, () => send(args)),
+    run: (op, script, keys, args) =>
+      timed(op, async () => {
+        const tail = [String(keys.length), ...keys, ...args];
+        try {
+          return await send(['EVALSHA', script.sha1, ...tail]);
+        } catch (err) {
+          // A restarted or flushed Redis forgot the script: send it whole once.
+          if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+          return await send(['EVAL', script.source, ...tail]);
+        }
+      }),
+    async block<T>(args: readonly string[]): Promise<T> {
+      // The reader's id is asked on the reader connection itself, before it blocks, after each (re)connection.
+      readerId ??= String(await reader.sendCommand(['CLIENT', 'ID']));
+      return (await reader.sendCommand(args as string[])) as T;
+    },
+    async unblockReader() {
+      if (readerId === null || !main.isReady) return;
+      await send(['CLIENT', 'UNBLOCK', readerId]).catch(() => countError(stats, 'unblock'));
+    },
+    onReaderReconnect(fn) {
+      readerListeners.push(fn);
+    },
+    get ready() {
+      return main.isReady;
+    },
+    get restartedAt() {
+      return restartedAt;
+    },
+    onServerRestart(fn) {
+      restartListeners.add(fn);
+      return () => restartListeners.delete(fn);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const client of [reader, main]) {
+        // destroy(): a blocked XREAD would hold quit() until its BLOCK ran out.
+        try {
+          client.destroy();
+        } catch {
+          // already closed
+        }
+      }
+    },
+  };
+}

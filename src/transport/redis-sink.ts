@@ -1,0 +1,125 @@
+/**
+ * What a leader's loop writes into in cluster mode: each LoopUpdate becomes
+ * one APPEND script call (events, then the status when it changed, then the
+ * end), fenced by the leader's lease. While Redis is unreachable the write is
+ * retried, holding the loop (no upstream call is made that could not be
+ * recorded) until it lands or the lease term ends; a refusal stops the loop.
+ */
+import type { Logger } from 'pino';
+import type { LoopSink, LoopUpdate } from '../upstream/sink.ts';
+import type { Snapshot } from '../upstream/snapshot.ts';
+import { sleep } from '../upstream/backoff.ts';
+import { APPEND, type LogKeys, type LogState } from './redis-log.ts';
+import type { RedisConn } from './redis-conn.ts';
+
+/** Pause between two attempts at a write Redis did not take (ms, doubled up to the max). */
+export const APPEND_RETRY_MIN_MS = 100;
+export const APPEND_RETRY_MAX_MS = 1000;
+
+/** Where the log stands when a lease term starts. */
+export interface SinkStart {
+  sessionId: string;
+  includeEvents: boolean;
+  nextIndex: number;
+  baseIndex: number;
+  snapshot: Snapshot;
+  /** The state last written (JSON), so an unchanged one is not written again. */
+  stateJson: string;
+}
+
+export interface SinkTerm {
+  keys: LogKeys;
+  /** `<token>:<instance>`, what the lease key must hold for a write to land. */
+  leaseValue: string;
+  token: number;
+  maxEntries: number;
+  retentionMs: number;
+  /** Aborts when the lease term ends: a write still retrying then gives up. */
+  signal: AbortSignal;
+}
+
+/** The JSON of an update's status side, as the log stores it. */
+export function stateJsonOf(update: Pick<LoopUpdate, 'snapshot' | 'upstreamError' | 'synced' | 'emptyStyle'>): string {
+  const state: LogState = { snapshot: update.snapshot, upstreamError: update.upstreamError, synced: update.synced, ...(update.emptyStyle ? { emptyStyle: update.emptyStyle } : {}) };
+  return JSON.stringify(state);
+}
+
+/** A leader's writer for one lease term. */
+export class RedisLogSink implements LoopSink {
+  readonly sessionId: string;
+  readonly includeEvents: boolean;
+  /** Set when Redis refused a write (this instance no longer leads); the loop has stopped. */
+  refused = false;
+  /** Set once a write carrying the session's end landed. */
+  wroteEnd = false;
+  private next: number;
+  private base: number;
+  private snap: Snapshot;
+  private stateJson: string;
+  private readonly redis: RedisConn;
+  private readonly term: SinkTerm;
+  private readonly log: Logger;
+
+  constructor(redis: RedisConn, start: SinkStart, term: SinkTerm, log: Logger) {
+    this.redis = redis;
+    this.term = term;
+    this.log = log;
+    this.sessionId = start.sessionId;
+    this.includeEvents = start.includeEvents;
+    this.next = start.nextIndex;
+    this.base = start.baseIndex;
+    this.snap = start.snapshot;
+    this.stateJson = start.stateJson;
+  }
+
+  get nextIndex(): number {
+    return this.next;
+  }
+  get baseIndex(): number {
+    return this.base;
+  }
+  get snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  rebase(index: number): void {
+    if (this.next === this.base) this.next = this.base = index;
+  }
+
+  async publish(update: LoopUpdate): Promise<boolean> {
+    // Events below the next index are already in the log (a repeated answer): skip them here.
+    const skip = Math.max(0, this.next - update.fromIndex);
+    const events = update.events.slice(skip);
+    const fromIndex = update.fromIndex + skip;
+    const stateJson = stateJsonOf(update);
+    const stateChanged = stateJson !== this.stateJson;
+    if (events.length === 0 && !stateChanged && !update.end) return true;
+    const { keys, leaseValue, token, maxEntries, retentionMs, signal } = this.term;
+    // An empty log takes the sink's start (it may have moved back: the requested start was past the session's events).
+    const resetTo = this.next === this.base ? String(this.next) : '';
+    const args = [leaseValue, String(token), resetTo, String(fromIndex), String(maxEntries), String(retentionMs), stateChanged || update.end ? stateJson : '', update.end ?? '', ...events.map((e) => JSON.stringify(e))];
+    for (let delay = APPEND_RETRY_MIN_MS; !signal.aborted; delay = Math.min(APPEND_RETRY_MAX_MS, delay * 2)) {
+      let reply: [string, number?];
+      try {
+        reply = await this.redis.run<[string, number?]>('append', APPEND, [keys.lease, keys.meta, keys.log], args);
+      } catch (err) {
+        // Unreachable or slow: the write may or may not have landed. Retrying is safe: a landed
+        // one makes the retry an 'index' refusal, which ends this term and the next resumes from the log.
+        this.log.debug({ session: this.sessionId, err: (err as Error).message }, 'log append failed; retrying');
+        if (!(await sleep(delay, signal))) break;
+        continue;
+      }
+      if (reply[0] === 'ok') {
+        this.next = Number(reply[1]);
+        this.snap = update.snapshot;
+        this.stateJson = stateJson;
+        if (update.end) this.wroteEnd = true;
+        return true;
+      }
+      this.refused = true;
+      this.log.warn({ session: this.sessionId, details: this.includeEvents, refusal: reply[0], logNext: reply[1], from: fromIndex }, 'log append refused: this instance no longer leads the session; its loop stops');
+      return false;
+    }
+    return false;
+  }
+}

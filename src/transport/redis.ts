@@ -1,0 +1,224 @@
+/**
+ * Cluster mode (REDIS_URL): the Transport for N instances behind a load
+ * balancer. Each supplied feed follows its session's shared log in Redis
+ * (catch-up, then one blocking read per instance for every log), and wants
+ * the session's lease: whichever instance holds it runs the one upstream loop
+ * of the cluster, writing into the log through the fenced append script, and
+ * its own feed reads the log like everyone else's. Data flows one way:
+ * upstream → (leader) log → readers → feeds. The upstream stays the log of
+ * record: whatever the log lost is read again from it by index.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Feed } from '../hub/feed.ts';
+import type { Stats } from '../metrics.ts';
+import type { FailureOutcome } from '../upstream/client.ts';
+import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
+import { isKnown } from '../upstream/snapshot.ts';
+import type { UpstreamEvent } from '../upstream/types.ts';
+import { FeedFollower } from './feed-follower.ts';
+import { LeaseKeeper, type LeaderTerm, type TermEnd } from './lease.ts';
+import { upstreamHistory, type LoopSettings } from './memory.ts';
+import { connectRedis, type RedisConn } from './redis-conn.ts';
+import { decodeEntries, eventId, logKeys, type LogKeys } from './redis-log.ts';
+import { LogReader } from './redis-reader.ts';
+import { RedisLogSink, stateJsonOf } from './redis-sink.ts';
+import type { Supply, Transport } from './transport.ts';
+
+/**
+ * How long an opener waits for the cluster to describe a new session (ms):
+ * past it the stream opens anyway, with an upstream_error, as it does when
+ * the upstream itself is unreachable.
+ */
+export const CLUSTER_FIRST_CONTACT_WAIT_MS = 15_000;
+/** Longest wait for the leases to be let go at shutdown (ms). */
+export const RELEASE_WAIT_MS = 3000;
+
+/** What cluster mode needs besides the loops' own settings. */
+export interface RedisTransportSettings extends LoopSettings {
+  url: string;
+  keyPrefix: string;
+  leaseMs: number;
+  /** UPSTREAM_TIMEOUT_MARGIN_SECONDS in ms: with the wait, the longest life of one upstream call. */
+  timeoutMarginMs: number;
+  maxEntries: number;
+  retentionMs: number;
+  stats: Stats;
+  observeRedis?: (op: string, seconds: number) => void;
+}
+
+/** Reads events [from, to) from the log when it holds `from` (the contiguous run from there); null when it does not. */
+async function historyFromLog(redis: RedisConn, keys: LogKeys, from: number, to: number): Promise<UpstreamEvent[] | null> {
+  // Status entries sit between the events: ask for room for them too.
+  const count = Math.min(2000, 2 * (to - from) + 16);
+  const raw = await redis.call<Array<[string, string[]]>>('history', ['XRANGE', keys.log, eventId(from), eventId(to - 1), 'COUNT', String(count)]);
+  const out: UpstreamEvent[] = [];
+  for (const e of decodeEntries(raw)) {
+    if (e.kind !== 'event') continue;
+    if (e.index !== from + out.length) break;
+    out.push(e.event);
+  }
+  return out.length > 0 ? out : null;
+}
+
+/** Creates the cluster transport; it connects in the background (Redis may be down at start). */
+export function createRedisTransport(settings: RedisTransportSettings): Transport {
+  const { log, stats } = settings;
+  const redis = connectRedis({ url: settings.url, log, stats, ...(settings.observeRedis ? { observe: settings.observeRedis } : {}) });
+  const reader = new LogReader(redis, log);
+  const instanceId = randomBytes(6).toString('hex');
+  const callBudgetMs = settings.waitSeconds * 1000 + settings.timeoutMarginMs;
+  const followers = new Set<FeedFollower>();
+  const running = new Set<Promise<void>>();
+  // A reconnected reader may face a new Redis (restarted empty, failed over): read every log again.
+  redis.onReaderReconnect(() => {
+    for (const f of followers) f.resync();
+  });
+
+  async function history(feed: Feed, from: number, to: number, signal: AbortSignal, source?: Record<string, number>): Promise<UpstreamEvent[] | FailureOutcome> {
+    const keys = logKeys(settings.keyPrefix, feed.sessionId, feed.includeEvents);
+    const fromLog = await historyFromLog(redis, keys, from, to).catch(() => null);
+    if (fromLog) {
+      if (source) source.log = (source.log ?? 0) + fromLog.length;
+      return fromLog;
+    }
+    const r = await upstreamHistory(settings, feed, from, to, signal);
+    if (source && Array.isArray(r)) source.upstream = (source.upstream ?? 0) + r.length;
+    return r;
+  }
+
+  return {
+    supply(feed: Feed, signal: AbortSignal): Supply {
+      const keys = logKeys(settings.keyPrefix, feed.sessionId, feed.includeEvents);
+      const stop = new AbortController();
+      const onAbort = () => stop.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      let resolveContact!: (c: FirstContact) => void;
+      const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
+      let poller: Poller | null = null;
+      let loopState: PollerState = 'stopped';
+
+      // The feed speaks for the cluster: known (or over) → ok; an upstream error and nothing known → unavailable.
+      const check = () => {
+        if (feed.ended || isKnown(feed.snapshot)) resolveContact({ kind: 'ok' });
+        else if (feed.upstreamError !== null) resolveContact({ kind: 'unavailable', reason: feed.upstreamError });
+        if (feed.ended) stop.abort();
+      };
+      const follower = new FeedFollower(
+        feed,
+        keys,
+        { redis, reader, log, fetch: (f, from, to, s) => history(f, from, to, s, stats.gapFills), onChange: check, onReleased: () => keeper.poke() },
+        stop.signal,
+      );
+
+      const lead = async (term: LeaderTerm): Promise<TermEnd> => {
+        const { meta } = term;
+        // The log's position when it has one; else (new, or lost with Redis) this feed's.
+        const fromLog = meta.next !== null;
+        const sink = new RedisLogSink(
+          redis,
+          {
+            sessionId: feed.sessionId,
+            includeEvents: feed.includeEvents,
+            nextIndex: fromLog ? meta.next! : feed.nextIndex,
+            baseIndex: fromLog ? (meta.base ?? meta.next!) : feed.nextIndex,
+            snapshot: meta.state?.snapshot ?? feed.snapshot,
+            stateJson: meta.state ? stateJsonOf(meta.state) : '',
+          },
+          { keys, leaseValue: term.leaseValue, token: term.token, maxEntries: settings.maxEntries, retentionMs: settings.retentionMs, signal: term.signal },
+          log,
+        );
+        let refusedOpen = false;
+        poller = new Poller(
+          {
+            client: settings.client,
+            log,
+            waitSeconds: settings.waitSeconds,
+            pageSize: settings.pageSize,
+            maxBodyBytes: settings.maxBodyBytes,
+            backoff: settings.backoff,
+            giveUpMs: settings.giveUpMs,
+            ...(settings.onEvents ? { onEvents: settings.onEvents } : {}),
+            ...(settings.onOversized ? { onOversized: settings.onOversized } : {}),
+            sink,
+            // Known to the cluster already: a refusal is an upstream error to show and retry, not a refused open.
+            resumed: isKnown(feed.snapshot) || isKnown(sink.snapshot),
+            // A refused first contact is this instance's to report; the rest reaches the feed through the log.
+            onFirstContact: (c) => {
+              if (c.kind !== 'not-found' && c.kind !== 'unauthorized') return;
+              refusedOpen = true;
+              resolveContact(c);
+            },
+            onState: (s) => (loopState = s),
+          },
+          term.signal,
+        );
+        log.info({ session: feed.sessionId, details: feed.includeEvents, from: sink.nextIndex, fence: term.token }, 'leading the session: loop started');
+        await poller.run();
+        poller = null;
+        loopState = 'stopped';
+        // Done for good only when the session ended or the open was refused (the hub then stops this supply).
+        return (sink.wroteEnd || refusedOpen) && !sink.refused ? 'done' : 'again';
+      };
+
+      const keeper = new LeaseKeeper(
+        {
+          redis,
+          keys,
+          sessionId: feed.sessionId,
+          instanceId,
+          leaseMs: settings.leaseMs,
+          maxEntries: settings.maxEntries,
+          retentionMs: settings.retentionMs,
+          callBudgetMs,
+          log,
+          stats,
+          lead,
+          // A log other than the one caught up with (replaced), or one now over: read it again.
+          onLogSeen: (born, ended) => {
+            if (follower.cursor !== null && ((follower.born !== null && born !== follower.born) || (ended && !feed.ended))) follower.resync();
+          },
+        },
+        stop.signal,
+      );
+
+      const waitTimer = setTimeout(() => {
+        if (isKnown(feed.snapshot) || feed.ended || feed.upstreamError !== null) return;
+        const reason = redis.ready ? 'no answer from the session leader yet' : 'cluster store (Redis) unreachable';
+        // Shown to the subscribers until the log speaks (it replaces this state on its first update).
+        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: false, upstreamError: reason });
+        resolveContact({ kind: 'unavailable', reason });
+      }, CLUSTER_FIRST_CONTACT_WAIT_MS);
+      waitTimer.unref();
+
+      followers.add(follower);
+      follower.resync();
+      const done = Promise.all([keeper.run(), follower.stopped()]).finally(() => {
+        clearTimeout(waitTimer);
+        followers.delete(follower);
+        signal.removeEventListener('abort', onAbort);
+        resolveContact({ kind: 'unavailable', reason: 'loop stopped' });
+      }).then(() => {});
+      running.add(done);
+      void done.finally(() => running.delete(done));
+      return {
+        firstContact,
+        done,
+        get loopState() {
+          return loopState;
+        },
+        // Only the leader can ask; elsewhere the log's status (the leader's latest) is what there is.
+        refreshStatus: () => poller?.refreshStatus() ?? Promise.resolve(),
+      };
+    },
+    history: (feed, from, to, signal) => history(feed, from, to, signal),
+    async close() {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(running), new Promise<void>((resolve) => (timer = setTimeout(resolve, RELEASE_WAIT_MS)))]);
+      clearTimeout(timer);
+      // Closing the connections ends the parked read at once, instead of at the end of its BLOCK.
+      const reading = reader.close();
+      await redis.close();
+      await reading;
+    },
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * What Redis loses, the upstream gives back: a reader that finds indices
+ * missing from the shared log (the log replaced by one starting further on,
+ * or trimmed) fills them in from upstream by index, so subscribers stay
+ * exact. Here the test itself holds a session's lease and writes its log
+ * through the same fenced script a leader uses, so it can make the gap.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { Stats } from '../../src/metrics.ts';
+import { startPollcast, type PollcastServer } from '../../src/server.ts';
+import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { connectRedis, type RedisConn } from '../../src/transport/redis-conn.ts';
+import { ACQUIRE, APPEND, logKeys } from '../../src/transport/redis-log.ts';
+import { UNKNOWN_SNAPSHOT } from '../../src/upstream/snapshot.ts';
+import { eventually, range, record, type Recorder } from '../helpers/harness.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { CLUSTER_ENV } from './helpers.ts';
+
+let redis: RedisServer | undefined;
+let sim: Simulator | undefined;
+let conn: RedisConn | undefined;
+const servers: PollcastServer[] = [];
+const recorders: Recorder[] = [];
+
+afterEach(async () => {
+  for (const r of recorders.splice(0)) r.close();
+  for (const s of servers.splice(0)) await s.close();
+  await conn?.close();
+  await sim?.close();
+  await redis?.stop();
+  conn = sim = redis = undefined;
+});
+
+async function setup(extra: Record<string, string> = {}): Promise<{ redis: RedisServer; sim: Simulator; start: () => Promise<PollcastServer> }> {
+  redis = await startRedis();
+  sim = await createSimulator({});
+  const env = { ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: sim.url, REDIS_URL: redis.url, ...extra };
+  return {
+    redis,
+    sim,
+    start: async () => {
+      const s = await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false });
+      servers.push(s);
+      return s;
+    },
+  };
+}
+
+describe('gaps in the shared log', () => {
+  it('a log replaced by one that starts further on: the reader fills the missing indices from upstream, then goes on from the log', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('g1', { initialEvents: 40 });
+    const events = sim.events('g1').map((e) => JSON.stringify(e));
+    conn = connectRedis({ url: redis!.url, log: silentLogger(), stats: new Stats() });
+    await eventually(() => conn!.ready, 5000, 'redis');
+    const k = logKeys('pollcast:', 'g1', true);
+    const lease = CLUSTER_ENV.REDIS_LEASE_SECONDS!;
+    // The test leads: pollcast only follows (its keeper finds the lease held).
+    const take = () => conn!.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', String(Number(lease) * 10_000), '600000', '', 'born-1']);
+    const [, , token] = await take();
+    const running = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'running' }, upstreamError: null, synced: true });
+    const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
+      conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', ...evs]);
+    expect(await append(0, events.slice(0, 10), { state: running, resetTo: '0' })).toEqual(['ok', 10]);
+
+    const server = await start();
+    const sub = record(`${server.url}/sessions/g1/events`);
+    recorders.push(sub);
+    await sub.until((x) => x.indices().length === 10);
+    // Redis loses the log (a restart without persistence); a new leader whose own feed was further on writes from 30.
+    await redis!.command('DEL', k.log, k.meta);
+    await take().catch(() => {});
+    await redis!.command('SET', k.lease, `${token}:test`);
+    expect(await append(30, events.slice(30, 40), { state: running, resetTo: '30' })).toEqual(['ok', 40]);
+    const completed = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'completed', finished_at: '2026-01-01T00:00:00Z' }, upstreamError: null, synced: true });
+    expect(await append(40, [], { state: completed, end: 'over' })).toEqual(['ok', 40]);
+    const end = await sub.ended(20_000);
+    expect(sub.indices()).toEqual(range(40));
+    expect(end.last_index).toBe(39);
+    expect(end.status).toBe('completed');
+    // Indices 10..29 came from upstream (one page), nothing was read twice.
+    expect(server.metrics.stats.gapFills).toEqual({ upstream: 20 });
+    expect(sim.stats('g1').changes).toBe(1);
+  }, 30_000);
+
+  it('a subscriber waiting on an empty feed when the log turns out to start further on: the indices between come from upstream, not skipped', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('g3', { initialEvents: 45 });
+    const events = sim.events('g3').map((e) => JSON.stringify(e));
+    conn = connectRedis({ url: redis!.url, log: silentLogger(), stats: new Stats() });
+    await eventually(() => conn!.ready, 5000, 'redis');
+    const k = logKeys('pollcast:', 'g3', true);
+    const [, , token] = await conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', '600000', '600000', '', 'born-1']);
+    const running = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'running' }, upstreamError: null, synced: true });
+    const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
+      conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', ...evs]);
+    // The log knows the session but holds no event yet: the subscriber's feed (at 14) stays empty, with it waiting.
+    expect(await append(0, [], { state: running, resetTo: '0' })).toEqual(['ok', 0]);
+    const server = await start();
+    const sub = record(`${server.url}/sessions/g3/events`, { headers: { 'Last-Event-ID': '14' } });
+    recorders.push(sub);
+    await sub.until((x) => x.statuses().length > 0);
+    // A leader whose own feed was at 41 writes from there.
+    expect(await append(41, events.slice(41, 45), { resetTo: '41' })).toEqual(['ok', 45]);
+    const completed = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'completed' }, upstreamError: null, synced: true });
+    await append(45, [], { state: completed, end: 'over' });
+    expect((await sub.ended(20_000)).last_index).toBe(44);
+    expect(sub.indices()).toEqual(range(30, 15));
+    expect(server.metrics.stats.gapFills.upstream).toBeGreaterThanOrEqual(26);
+  }, 30_000);
+
+  it('a trimmed log: an instance that never saw the session replays the trimmed start from upstream and the rest from Redis', async () => {
+    const { sim, start } = await setup({ REDIS_LOG_MAX_ENTRIES: '100' });
+    sim.createSession('g2', { initialEvents: 400, finished: true, detailBytes: 50 });
+    const a = await start();
+    const first = record(`${a.url}/sessions/g2/events`);
+    recorders.push(first);
+    await first.ended(20_000);
+    expect(first.indices()).toEqual(range(400));
+    const kept = (await redis!.command('XLEN', logKeys('pollcast:', 'g2', true).log)) as number;
+    expect(kept).toBeLessThan(400);
+    const changesBefore = sim.stats('g2').changes;
+    const b = await start();
+    const late = record(`${b.url}/sessions/g2/events`);
+    recorders.push(late);
+    expect((await late.ended(20_000)).last_index).toBe(399);
+    expect(late.indices()).toEqual(range(400));
+    // Only the trimmed part was read again, a page at a time.
+    const pages = sim.stats('g2').changes - changesBefore;
+    expect(pages).toBeGreaterThan(0);
+    expect(pages).toBeLessThanOrEqual(Math.ceil((400 - kept) / 100) + 1);
+    expect(b.metrics.stats.replayFromUpstream).toBeGreaterThan(0);
+  }, 30_000);
+});
