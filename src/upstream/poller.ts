@@ -239,7 +239,8 @@ export class Poller {
     const id = sink.sessionId;
     // The first call reads what is there at once: a long-poll would leave "caught up" unknown for its whole wait.
     let pageOn = true;
-    // Calls right after an answer with events carry real data and are not rate-gated; every other one is.
+    // Paging calls (more is known or likely to be waiting) are not rate-gated; every other one is, so a
+    // busy session's events are batched at the gate's rate instead of costing a call each.
     let ungated = true;
     let emptyDrains = 0;
     let finalBodySeen = false;
@@ -301,7 +302,7 @@ export class Poller {
           this.synced = true;
           this.emptyStyle = '204';
         }
-        ungated = n > 0;
+        ungated = pageOn;
         if (n > 0) this.opts.onEvents?.(n);
         if (!(await this.publish(events, from))) return;
         if (wasOver) {
