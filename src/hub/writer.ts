@@ -170,8 +170,7 @@ class PlainWriter implements ResponseWriter {
     return this.res.writableNeedDrain;
   }
   get gone(): boolean {
-    // The compatibility response has no `destroyed` of its own; its stream does.
-    return this.res.stream.destroyed;
+    return responseGone(this.res);
   }
 
   // An h2 stream ends on its own; the connection carries other streams and is closed by the server (GOAWAY).
@@ -187,6 +186,12 @@ class PlainWriter implements ResponseWriter {
 /** True for an HTTP/1.x response of node:http. */
 export function isHttp1(res: StreamResponse): res is ServerResponse {
   return res instanceof ServerResponse;
+}
+
+/** True once `res` can take nothing more (the client reset or went away). */
+export function responseGone(res: StreamResponse): boolean {
+  // The HTTP/2 compatibility response has no `destroyed` of its own; its stream does.
+  return isHttp1(res) ? res.destroyed : res.stream.destroyed;
 }
 
 /** The writer for `res`. */
