@@ -11,7 +11,7 @@ import type { AppEnv } from './env.ts';
 import { parseIncludeEvents, parseIndex, parseSessionId } from './validate.ts';
 import { canonicalOrder, cursorKey, decodeCursor, ENDED, MAX_CURSOR_VALUE } from '../hub/cursor.ts';
 import type { MuxMode } from '../hub/mux-subscriber.ts';
-import { BadRequestError } from '../errors.ts';
+import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
 
 /** Largest `POST /events` body read (bytes): 1,000 ids of 128 characters with their quotes fit. */
 export const MAX_EVENTS_BODY_BYTES = 192 * 1024;
@@ -35,12 +35,39 @@ export function idsFromQuery(c: Context<AppEnv>): string[] {
   return [...single, ...lists];
 }
 
+/**
+ * The request body as text, refused past `maxBytes` (413) as soon as the
+ * declared length or the bytes read so far pass it, whatever the framing
+ * (Content-Length, chunked, HTTP/2 DATA frames).
+ */
+async function readBody(c: Context<AppEnv>, maxBytes: number): Promise<string> {
+  const declared = Number(c.req.header('content-length') ?? 0);
+  if (declared > maxBytes) throw new PayloadTooLargeError(maxBytes);
+  const stream = c.req.raw.body;
+  if (!stream) return '';
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw new PayloadTooLargeError(maxBytes);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
 /** The session ids of a `POST /events` body: exactly `{"sessions": ["a", "b", …]}`. */
 export async function idsFromBody(c: Context<AppEnv>): Promise<string[]> {
   if (idsFromQuery(c).length > 0) throw new BadRequestError('give the sessions either in the query or in the body, not both');
   let body: unknown;
+  const text = await readBody(c, MAX_EVENTS_BODY_BYTES);
   try {
-    body = JSON.parse(await c.req.text());
+    body = JSON.parse(text);
   } catch {
     throw new BadRequestError('body must be JSON: {"sessions": ["id", ...]}');
   }

@@ -4,17 +4,16 @@
  * single stream's guarantees per session, served from the same shared loops.
  */
 import type { Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
-import { idsFromBody, idsFromQuery, MAX_EVENTS_BODY_BYTES, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
+import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
 import { ENDED } from '../hub/cursor.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import type { LaneSpec } from '../hub/mux-subscriber.ts';
 import { responseGone, streamHeaders } from '../hub/writer.ts';
-import { PayloadTooLargeError, SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
+import { SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
 
 /** The lanes of a request: every open session acquired at once (single flight per session, like single streams). */
 async function acquireLanes(deps: AppDeps, req: MuxRequest): Promise<LaneSpec[]> {
@@ -85,15 +84,6 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
 /** Registers `GET`, `HEAD` and `POST /events`. */
 export function registerMultiEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
   app.get('/events', (c) => openStream(c, deps, idsFromQuery(c)));
-  app.post(
-    '/events',
-    bodyLimit({
-      maxSize: MAX_EVENTS_BODY_BYTES,
-      onError: () => {
-        throw new PayloadTooLargeError(MAX_EVENTS_BODY_BYTES);
-      },
-    }),
-    async (c) => openStream(c, deps, await idsFromBody(c)),
-  );
+  app.post('/events', async (c) => openStream(c, deps, await idsFromBody(c)));
   app.all('/events', methodNotAllowed(['GET', 'HEAD', 'POST']));
 }

@@ -105,16 +105,17 @@ export async function readAll(res: Response, timeoutMs = 20_000): Promise<string
 }
 
 /** The frames of an SSE text: each with its fields (`event`, `id`, `data`). */
-export function parseSse(text: string): Array<{ event?: string; id?: string; data?: string; comment?: boolean }> {
+export function parseSse(text: string): Array<{ event?: string; id?: string; data?: string; retry?: string; comment?: boolean }> {
   return text
     .split('\n\n')
     .filter((block) => block.length > 0)
     .map((block) => {
-      const out: { event?: string; id?: string; data?: string; comment?: boolean } = {};
+      const out: { event?: string; id?: string; data?: string; retry?: string; comment?: boolean } = {};
       for (const line of block.split('\n')) {
         if (line.startsWith(':')) out.comment = true;
         else if (line.startsWith('event: ')) out.event = line.slice(7);
         else if (line.startsWith('id: ')) out.id = line.slice(4);
+        else if (line.startsWith('retry: ')) out.retry = line.slice(7);
         else if (line.startsWith('data: ')) out.data = (out.data === undefined ? '' : `${out.data}\n`) + line.slice(6);
       }
       return out;
