@@ -99,8 +99,8 @@ export class MuxSubscriber extends StreamConnection {
   private lanesOpen = 0;
 
   constructor(res: StreamResponse, key: Buffer, specs: readonly LaneSpec[], mode: MuxMode, opts: MuxOptions) {
-    const connection: ConnectionOptions = { maxQueueBytes: opts.maxQueueBytes, onClose: (sub, reason) => opts.onClose(sub as MuxSubscriber, reason) };
-    super(res, connection);
+    // The connection calls it with this very stream.
+    super(res, { maxQueueBytes: opts.maxQueueBytes, onClose: opts.onClose as ConnectionOptions['onClose'] });
     this.mode = mode;
     this.stats = opts.stats;
     this.cursor = new CursorWriter(key, specs.map((s) => s.value));

@@ -30,8 +30,8 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
   private readonly stats: Stats;
 
   constructor(res: StreamResponse, startIndex: number, sessionId: string, opts: SubscriberOptions) {
-    const connection: ConnectionOptions = { maxQueueBytes: opts.maxQueueBytes, onClose: (sub, reason) => opts.onClose(sub as StreamSubscriber, reason) };
-    super(res, connection);
+    // The connection calls it with this very subscriber: no wrapper closure per stream.
+    super(res, { maxQueueBytes: opts.maxQueueBytes, onClose: opts.onClose as ConnectionOptions['onClose'] });
     this.next = startIndex;
     this.sessionId = sessionId;
     this.stats = opts.stats;
