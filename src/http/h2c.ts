@@ -6,6 +6,11 @@
  * proxy speaking HTTP/2 to its backend (and `curl --http2-prior-knowledge`)
  * sends; browsers use HTTP/2 only over TLS, i.e. through such a proxy.
  * Node has no h2c `Upgrade:` support, and pollcast does not offer it.
+ *
+ * Opt-in (H2C=true): the first read of every connection then happens in
+ * JavaScript (a buffer per connection) instead of in node:http's parser (one
+ * shared buffer), which measured about 1 KB more resident memory per idle
+ * HTTP/1.1 stream (bench idle scenario, 10,000 streams).
  */
 import type { Server } from 'node:http';
 import { createServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';

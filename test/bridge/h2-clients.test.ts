@@ -36,7 +36,7 @@ const haveOpenssl = selfSignedCert() !== null;
 
 describe('EventSource over HTTP/2', () => {
   it('h2c straight to pollcast: three multiplexed streams on one connection, exact after a reset', async () => {
-    bridge = await startBridge({ SSE_RETRY_MS: '30' });
+    bridge = await startBridge({ H2C: 'true', SSE_RETRY_MS: '30' });
     tcp = await startTcpProxy(bridge.url);
     const counts: Record<string, number> = {};
     const ids = range(6).map((i) => `hc-${i}`);
@@ -64,7 +64,7 @@ describe('EventSource over HTTP/2', () => {
 
   for (const backend of ['h2c', 'http1'] as const) {
     it.skipIf(!haveOpenssl)(`through a TLS-terminating HTTP/2 proxy speaking ${backend} to pollcast`, async () => {
-      bridge = await startBridge({ SSE_RETRY_MS: '30' });
+      bridge = await startBridge({ H2C: 'true', SSE_RETRY_MS: '30' });
       tls = await startTlsProxy(bridge.url, { backend });
       const ids = range(4).map((i) => `tp-${i}`);
       for (const id of ids) bridge.sim.createSession(id, { emitEveryMs: 10, emitCount: 40 });

@@ -1,10 +1,10 @@
 /**
- * Cleartext HTTP/2 (prior knowledge) on pollcast's own port, with real
+ * Cleartext HTTP/2 (prior knowledge, H2C=true) on pollcast's own port, with real
  * HTTP/2 clients (node:http2 and, if it can, curl): two multiplexed streams
  * and a single stream sharing ONE connection (counted on the server too),
  * clean SSE bodies with no connection-specific header and no HTTP/1.1 chunk
  * framing, short answers, a reset or slow stream costing only itself,
- * HTTP/1.1 on the same port, H2C=false, and shutdown.
+ * HTTP/1.1 on the same port, HTTP/1.1 only by default, and shutdown.
  */
 import { execFile } from 'node:child_process';
 import { connect, type ClientHttp2Session } from 'node:http2';
@@ -52,7 +52,7 @@ async function curlWithHttp2(): Promise<string | null> {
 
 describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
   it('carries two multiplexed streams and a single stream on ONE connection', async () => {
-    bridge = await startBridge();
+    bridge = await startBridge({ H2C: 'true' });
     for (const id of ['h2-a', 'h2-b', 'h2-c']) bridge.sim.createSession(id, { emitEveryMs: 15, emitCount: 30 });
     const session = h2(bridge.url);
     const one = h2request(session, '/events?sessions=h2-a,h2-b');
@@ -88,7 +88,7 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
   });
 
   it('resumes a multiplexed stream from Last-Event-ID over HTTP/2', async () => {
-    bridge = await startBridge();
+    bridge = await startBridge({ H2C: 'true' });
     bridge.sim.createSession('h2-r1', { initialEvents: 6, finished: true });
     bridge.sim.createSession('h2-r2', { initialEvents: 4, finished: true });
     const session = h2(bridge.url);
@@ -99,7 +99,7 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
   });
 
   it('answers short requests correctly: JSON errors, drop-ins, HEAD, 204, POST', async () => {
-    bridge = await startBridge();
+    bridge = await startBridge({ H2C: 'true' });
     bridge.sim.createSession('h2-s', { initialEvents: 2, finished: true });
     const session = h2(bridge.url);
     const answer = async (path: string, headers = {}, body?: string) => {
@@ -129,7 +129,7 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
   it('a stream the client resets, or one that stops reading, costs only itself', async () => {
     // Over HTTP/2 the unsent bytes a stream may hold include what its flow-control window holds
     // back; the client here opens windows as a browser does (Chromium: 6 MB per stream).
-    bridge = await startBridge({ SUBSCRIBER_MAX_QUEUE_BYTES: String(2 << 20) });
+    bridge = await startBridge({ H2C: 'true', SUBSCRIBER_MAX_QUEUE_BYTES: String(2 << 20) });
     bridge.sim.createSession('h2-big', { emitEveryMs: 5, emitCount: 400, detailBytes: 20_000 });
     bridge.sim.createSession('h2-small', { emitEveryMs: 10, emitCount: 100 });
     const session = connect(bridge.url, { settings: { initialWindowSize: 1 << 20 } });
@@ -152,7 +152,7 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
   });
 
   it('keeps HTTP/1.1 on the same port, and curl --http2-prior-knowledge gets the stream over HTTP/2', async () => {
-    bridge = await startBridge();
+    bridge = await startBridge({ H2C: 'true' });
     bridge.sim.createSession('h2-curl', { initialEvents: 3, finished: true });
     bridge.sim.createSession('h2-curl-2', { initialEvents: 2, finished: true });
     const h1 = record(`${bridge.url}/sessions/h2-curl/events`);
@@ -173,8 +173,8 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect(indicesIn(viaH1.stdout, 'h2-curl')).toEqual([0, 1, 2]);
   });
 
-  it('with H2C=false the port speaks HTTP/1.1 only', async () => {
-    bridge = await startBridge({ H2C: 'false' });
+  it('by default (H2C unset) the port speaks HTTP/1.1 only', async () => {
+    bridge = await startBridge();
     expect(bridge.server.h2c).toBeUndefined();
     const session = h2(bridge.url);
     const failed = await new Promise<boolean>((resolve) => {
@@ -191,7 +191,7 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
   });
 
   it('ends HTTP/2 streams and closes the connection on shutdown, within the budget', async () => {
-    bridge = await startBridge({ SHUTDOWN_TIMEOUT_SECONDS: '3' });
+    bridge = await startBridge({ H2C: 'true', SHUTDOWN_TIMEOUT_SECONDS: '3' });
     bridge.sim.createSession('h2-stop');
     const session = h2(bridge.url);
     const live = h2request(session, '/events?sessions=h2-stop');

@@ -34,7 +34,7 @@ describe.skipIf(!existsSync(CHROMIUM) || selfSignedCert() === null)('Chromium ov
   let bridge: Bridge;
   let proxy: TlsProxy;
   beforeAll(async () => {
-    bridge = await startBridge({ MAX_STREAMS_PER_IP: '0' });
+    bridge = await startBridge({ H2C: 'true', MAX_STREAMS_PER_IP: '0' });
     proxy = await startTlsProxy(bridge.url, { backend: 'h2c', pages: { '/__test/h2.html': { type: 'text/html; charset=utf-8', body: PAGE } } });
   }, 30_000);
   afterAll(async () => {
