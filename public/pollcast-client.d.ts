@@ -84,3 +84,69 @@ export function streamUrl(baseUrl: string, sessionId: string, options?: Pick<Con
 
 /** Opens the stream of one session; it closes itself on `end`. */
 export function connect(baseUrl: string, sessionId: string, options: ConnectOptions): PollcastStream;
+
+/** A session event of a multiplexed stream: which session, then the event as `connect` gives it. */
+export interface SessionEvent extends PollcastEvent {
+  session: string;
+}
+
+/** A `status` of a multiplexed stream. */
+export interface SessionStatus extends PollcastStatus {
+  session: string;
+}
+
+/** An `end` of a multiplexed stream (a session that the upstream does not know ends at once with `upstream_error`). */
+export interface SessionEnd extends PollcastEnd {
+  session: string;
+}
+
+/** Why a multiplexed stream stopped without every `end`. */
+export interface PollcastManyError {
+  /** The server answered with something other than a stream (400, 401, 403, 404, 414, 429, 503…). */
+  reason: 'refused';
+}
+
+export interface ConnectManyOptions {
+  /** JWT sent as `access_token`; it must cover every session. */
+  accessToken?: string;
+  /** Status and `end` only, no events: cheap live figures (status, steps, cost) for many sessions. */
+  overview?: boolean;
+  /** First event index wanted in every session (default 0: the whole history). */
+  fromIndex?: number;
+  /** `false` asks for events without their `details` (smaller frames). Default true. */
+  includeDetails?: boolean;
+  /** Each session event, once, in index order per session. */
+  onEvent?: (event: SessionEvent) => void;
+  /** A session's status: first its snapshot, then each change. */
+  onStatus?: (status: SessionStatus) => void;
+  /** A session is over and every event was sent. */
+  onEnd?: (end: SessionEnd) => void;
+  /** Every session ended; the stream is closed. */
+  onDone?: () => void;
+  /** The connection (or a reconnection) is open. */
+  onOpen?: () => void;
+  /** The connection dropped; the browser reconnects by itself and every session resumes where it was. */
+  onReconnecting?: () => void;
+  /** The stream stopped for good without every `end`. */
+  onError?: (error: PollcastManyError) => void;
+}
+
+/** An open multiplexed stream. */
+export interface PollcastManyStream {
+  /** The sessions of the stream, duplicates dropped. */
+  readonly sessions: readonly string[];
+  /** Index of the last event received for a session, or fromIndex - 1 (-1) before the first. */
+  lastIndex(sessionId: string): number;
+  /** True once the session's `end` arrived. */
+  ended(sessionId: string): boolean;
+  /** True after every `end`, `close()` or a refusal. */
+  readonly closed: boolean;
+  /** Closes the stream (idempotent). */
+  close(): void;
+}
+
+/** The URL of one stream carrying several sessions (`?sessions=a,b`; `baseUrl` '' or '/' means this page's origin). */
+export function manyStreamUrl(baseUrl: string, sessionIds: readonly string[], options?: Pick<ConnectManyOptions, 'accessToken' | 'fromIndex' | 'includeDetails' | 'overview'>): string;
+
+/** Opens ONE stream for several sessions; it closes itself once every session ended. */
+export function connectMany(baseUrl: string, sessionIds: readonly string[], options: ConnectManyOptions): PollcastManyStream;

@@ -1,14 +1,23 @@
 // pollcast browser client: a dependency-free ES module around EventSource for
-// GET /sessions/{id}/events. Served by pollcast at /pollcast-client.js; types
-// in pollcast-client.d.ts beside it.
+// GET /sessions/{id}/events (one session) and GET /events (several sessions on
+// one connection). Served by pollcast at /pollcast-client.js; types in
+// pollcast-client.d.ts beside it.
 //
-//   import { connect } from '/pollcast-client.js';
+//   import { connect, connectMany } from '/pollcast-client.js';
 //   const stream = connect('', 'demo-1', {
 //     onEvent: (e) => console.log(e.index, e.type, e.data),
 //     onStatus: (s) => console.log(s.status, s.metrics.steps),
 //     onEnd: (end) => console.log('finished', end.status, end.answer),
 //   });
 //   // later: stream.close();
+//
+//   // A dashboard: every session on ONE connection (browsers allow about six
+//   // HTTP/1.1 connections per origin), each callback told which session.
+//   const board = connectMany('', ['demo-1', 'demo-2', 'demo-3'], {
+//     overview: true, // status and end only, no events (no screenshots)
+//     onStatus: (s) => console.log(s.session, s.status, s.metrics.total_cost),
+//     onEnd: (end) => console.log(end.session, 'finished'),
+//   });
 
 /**
  * @typedef {import('./pollcast-client.d.ts').PollcastEvent} PollcastEvent
@@ -16,7 +25,25 @@
  * @typedef {import('./pollcast-client.d.ts').PollcastEnd} PollcastEnd
  * @typedef {import('./pollcast-client.d.ts').ConnectOptions} ConnectOptions
  * @typedef {import('./pollcast-client.d.ts').PollcastStream} PollcastStream
+ * @typedef {import('./pollcast-client.d.ts').ConnectManyOptions} ConnectManyOptions
+ * @typedef {import('./pollcast-client.d.ts').PollcastManyStream} PollcastManyStream
+ * @typedef {import('./pollcast-client.d.ts').SessionEvent} SessionEvent
+ * @typedef {import('./pollcast-client.d.ts').SessionStatus} SessionStatus
+ * @typedef {import('./pollcast-client.d.ts').SessionEnd} SessionEnd
  */
+
+/**
+ * Where pollcast is served, as a URL ending in '/'.
+ * @param {string} baseUrl
+ * @returns {URL}
+ */
+function baseOf(baseUrl) {
+  const here = typeof location === 'undefined' ? undefined : location.href;
+  const base = new URL(baseUrl === '' ? '/' : baseUrl, here);
+  // Keep a path prefix (pollcast mounted under /live/), whatever the trailing slash.
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  return base;
+}
 
 /**
  * The stream URL for a session.
@@ -26,11 +53,7 @@
  * @returns {string}
  */
 export function streamUrl(baseUrl, sessionId, options = {}) {
-  const here = typeof location === 'undefined' ? undefined : location.href;
-  const base = new URL(baseUrl === '' ? '/' : baseUrl, here);
-  // Keep a path prefix (pollcast mounted under /live/), whatever the trailing slash.
-  if (!base.pathname.endsWith('/')) base.pathname += '/';
-  const url = new URL(`sessions/${encodeURIComponent(sessionId)}/events`, base);
+  const url = new URL(`sessions/${encodeURIComponent(sessionId)}/events`, baseOf(baseUrl));
   if (options.fromIndex !== undefined) url.searchParams.set('from_index', String(options.fromIndex));
   if (options.includeDetails === false) url.searchParams.set('include_details', 'false');
   // EventSource cannot send headers, so the token travels in the query (pollcast never logs it).
@@ -87,6 +110,102 @@ export function connect(baseUrl, sessionId, options) {
     get lastIndex() {
       return lastIndex;
     },
+    get closed() {
+      return closed;
+    },
+    close() {
+      closed = true;
+      es.close();
+    },
+  };
+}
+
+/**
+ * The URL of one stream carrying several sessions (duplicates dropped).
+ * @param {string} baseUrl where pollcast is served ('' or '/' for this page's origin)
+ * @param {readonly string[]} sessionIds
+ * @param {Pick<ConnectManyOptions, 'accessToken' | 'fromIndex' | 'includeDetails' | 'overview'>} [options]
+ * @returns {string}
+ */
+export function manyStreamUrl(baseUrl, sessionIds, options = {}) {
+  const url = new URL('events', baseOf(baseUrl));
+  // Session ids never hold a comma (the contract's pattern), so one compact list parameter does.
+  url.searchParams.set('sessions', [...new Set(sessionIds)].join(','));
+  if (options.overview) url.searchParams.set('mode', 'overview');
+  if (options.fromIndex !== undefined) url.searchParams.set('from_index', String(options.fromIndex));
+  if (options.includeDetails === false) url.searchParams.set('include_details', 'false');
+  if (options.accessToken) url.searchParams.set('access_token', options.accessToken);
+  return url.href;
+}
+
+/**
+ * Opens ONE stream for several sessions. Per session: its status first, every
+ * event once and in index order (none in overview mode), then its `end`; each
+ * callback's argument carries `session`. After a dropped connection the
+ * browser reconnects by itself and pollcast resumes every session exactly
+ * where it was (the SSE id is a cursor of all their positions). The stream
+ * closes itself once every session ended.
+ * @param {string} baseUrl
+ * @param {readonly string[]} sessionIds
+ * @param {ConnectManyOptions} options
+ * @returns {PollcastManyStream}
+ */
+export function connectMany(baseUrl, sessionIds, options) {
+  const sessions = [...new Set(sessionIds)];
+  const es = new EventSource(manyStreamUrl(baseUrl, sessions, options));
+  /** @type {Map<string, { lastIndex: number, ended: boolean }>} */
+  const state = new Map(sessions.map((id) => [id, { lastIndex: options.fromIndex === undefined ? -1 : options.fromIndex - 1, ended: false }]));
+  let open = sessions.length;
+  let closed = false;
+
+  /** @param {Event} e */
+  const parse = (e) => JSON.parse(/** @type {MessageEvent} */ (e).data);
+
+  es.onopen = () => options.onOpen?.();
+  es.onmessage = (e) => {
+    /** @type {SessionEvent} */
+    const event = parse(e);
+    const s = state.get(event.session);
+    // The server never repeats an index; this guard keeps a callback from ever seeing one twice.
+    if (s === undefined || event.index <= s.lastIndex) return;
+    s.lastIndex = event.index;
+    options.onEvent?.(event);
+  };
+  es.addEventListener('status', (e) => {
+    /** @type {SessionStatus} */
+    const status = parse(e);
+    if (state.get(status.session)?.ended === false) options.onStatus?.(status);
+  });
+  es.addEventListener('end', (e) => {
+    /** @type {SessionEnd} */
+    const end = parse(e);
+    const s = state.get(end.session);
+    if (s === undefined || s.ended) return;
+    s.ended = true;
+    open--;
+    // Close before the server's end of response makes the browser reconnect.
+    if (open === 0) {
+      closed = true;
+      es.close();
+    }
+    options.onEnd?.(end);
+    if (open === 0) options.onDone?.();
+  });
+  es.onerror = () => {
+    if (closed) return;
+    if (es.readyState === EventSource.CONNECTING) {
+      options.onReconnecting?.();
+      return;
+    }
+    // CLOSED without every `end`: an answer that was not a stream (400, 401, 403, 404, 414, 429, 503…).
+    closed = true;
+    options.onError?.({ reason: 'refused' });
+  };
+
+  return {
+    sessions,
+    lastIndex: (sessionId) => state.get(sessionId)?.lastIndex ?? -1,
+    ended: (sessionId) => state.get(sessionId)?.ended ?? false,
     get closed() {
       return closed;
     },

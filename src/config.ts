@@ -139,6 +139,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'MAX_URL_BYTES', key: 'maxUrlBytes', flag: 'max-url-bytes', help: 'longest request target, path and query (longer: 414)', accepts: 'an integer 256-1048576, not above MAX_HEADER_BYTES', schema: int(256, 1 << 20), default: '16384' },
   { env: 'MAX_HEADER_BYTES', key: 'maxHeaderBytes', flag: 'max-header-bytes', help: 'largest request line plus headers (larger: 431, connection closed)', accepts: 'an integer 1024-1048576', schema: int(1024, 1 << 20), default: '32768' },
   { env: 'TRUST_PROXY', key: 'trustProxy', flag: 'trust-proxy', help: 'take the client address from Fly-Client-IP (fly) or the last X-Forwarded-For entry (x-forwarded-for); only behind a proxy that sets it', accepts: 'none, fly or x-forwarded-for', schema: z.enum(['none', 'fly', 'x-forwarded-for']), default: 'none' },
+  { env: 'MAX_SESSIONS_PER_STREAM', key: 'maxSessionsPerStream', flag: 'max-sessions-per-stream', help: 'sessions one multiplexed stream (GET/POST /events) may read (more: 400)', accepts: 'an integer 1-1000', schema: int(1, 1000), default: '100' },
+  { env: 'H2C', key: 'h2c', flag: 'h2c', help: 'also serve cleartext HTTP/2 (prior knowledge, as proxies that speak h2c to their backends and curl --http2-prior-knowledge send it) on the same port as HTTP/1.1; off by default because it costs about 1 KB of memory per HTTP/1.1 connection', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true'), default: 'false' },
   { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: num(0.1, 60), default: '8' },
 ];
 
@@ -180,6 +182,8 @@ export interface ConfigShape {
   maxUrlBytes: number;
   maxHeaderBytes: number;
   trustProxy: 'none' | 'fly' | 'x-forwarded-for';
+  maxSessionsPerStream: number;
+  h2c: boolean;
   shutdownTimeoutSeconds: number;
 }
 

@@ -18,10 +18,11 @@ export class BadRequestError extends PollcastError {
   }
 }
 
-/** The upstream says the session does not exist. */
+/** The upstream says the session (or every session of a multiplexed stream) does not exist. */
 export class SessionNotFoundError extends PollcastError {
-  constructor(sessionId: string) {
-    super('session_not_found', `session ${JSON.stringify(sessionId)} not found upstream`);
+  constructor(sessionId: string | readonly string[]) {
+    const message = typeof sessionId === 'string' ? `session ${JSON.stringify(sessionId)} not found upstream` : `none of the ${sessionId.length} sessions asked for exists upstream`;
+    super('session_not_found', message);
   }
 }
 
@@ -63,6 +64,13 @@ export class TooManyRequestsError extends PollcastError {
   constructor(message: string, retryAfterSeconds: number) {
     super('too_many_requests', message);
     this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The request body is larger than the route accepts (413). */
+export class PayloadTooLargeError extends PollcastError {
+  constructor(maxBytes: number) {
+    super('payload_too_large', `request body larger than ${maxBytes} bytes`);
   }
 }
 

@@ -8,6 +8,7 @@ import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
 import { createApp } from './http/app.ts';
 import { installClientErrorHandler } from './http/client-error.ts';
+import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
 import { allowAll, createJwtAuthorizer, type Authorizer } from './http/auth.ts';
 import type { DemoSource } from './http/demo-routes.ts';
@@ -52,6 +53,10 @@ export interface PollcastServer {
   readonly metrics: Metrics;
   /** The built-in simulator when no UPSTREAM_URL was given. */
   readonly simulator: Simulator | undefined;
+  /** The cleartext HTTP/2 side (H2C=true), or undefined when off (the default). */
+  readonly h2c: H2c | undefined;
+  /** TCP connections open now, HTTP/1.1 and HTTP/2 alike. */
+  connections(): Promise<number>;
   /** Graceful stop: refuse new work, end streams (clients reconnect elsewhere), stop loops (idempotent). */
   close(): Promise<void>;
 }
@@ -141,6 +146,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   http.requestTimeout = 0;
   http.headersTimeout = 20_000;
   http.keepAliveTimeout = 5_000;
+  // Installed before the first connection can arrive (we are still in the listen callback's continuation).
+  const h2c = config.h2c ? serveH2c(http, { fetch: app.fetch, hostname: config.host, maxHeaderBytes: config.maxHeaderBytes, firstBytesTimeoutMs: http.headersTimeout, log }) : undefined;
   const addr = http.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${addr.port}`;
@@ -150,13 +157,19 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     closing ??= (async () => {
       shuttingDown = true;
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      // HTTP/2 clients open their next stream (a reconnect) on a new connection, i.e. elsewhere.
+      h2c?.goAway();
       hub!.close();
       // Ended streams keep their sockets until their last bytes are out (a slow reader may still be
       // taking them), within the shutdown budget; only then are idle connections closed.
       await streams!.close(Math.max(0, config.shutdownTimeoutSeconds * 1000 - SHUTDOWN_RESERVE_MS));
       http.closeIdleConnections();
+      h2c?.closeIdle();
       // Long-polls still waiting get cut once the rest has had a moment to finish.
-      const deadline = setTimeout(() => http.closeAllConnections(), Math.min(LONG_POLL_CUT_MS, config.shutdownTimeoutSeconds * 250));
+      const deadline = setTimeout(() => {
+        http.closeAllConnections();
+        h2c?.destroyAll();
+      }, Math.min(LONG_POLL_CUT_MS, config.shutdownTimeoutSeconds * 250));
       await closed;
       clearTimeout(deadline);
       await transport.close();
@@ -165,5 +178,6 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     })();
     return closing;
   };
-  return { url, port: addr.port, hub, streams, metrics, simulator, close };
+  const connections = () => new Promise<number>((resolve) => http.getConnections((err, n) => resolve(err ? 0 : n)));
+  return { url, port: addr.port, hub, streams, metrics, simulator, h2c, connections, close };
 }

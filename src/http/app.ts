@@ -5,11 +5,13 @@ import { HTTPException } from 'hono/http-exception';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { errorResponse } from './errors.ts';
 import { registerEventsRoute } from './events-route.ts';
+import { registerMultiEventsRoute } from './multi-route.ts';
 import { registerDropInRoutes } from './dropin-routes.ts';
 import { registerDemoRoutes } from './demo-routes.ts';
 import { registerLimits } from './limits.ts';
 import { redactUrl } from '../log.ts';
 import { PollcastError } from '../errors.ts';
+import { isHttp1 } from '../hub/writer.ts';
 
 /** Parses CORS_ORIGINS: `*` or a comma-separated list of exact origins. */
 export function corsOriginList(value: string | undefined): string[] | '*' | undefined {
@@ -23,12 +25,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const origins = corsOriginList(deps.config.corsOrigins);
   if (origins !== undefined) {
-    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control'], exposeHeaders: ['Retry-After'], maxAge: 600 }));
+    // POST and Content-Type: `POST /events` takes its session list as JSON.
+    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type'], exposeHeaders: ['Retry-After'], maxAge: 600 }));
   }
   app.use('*', async (c, next) => {
     // While stopping, no connection is kept for reuse: a reconnecting client
     // must open a new one, which reaches another instance (or the restarted one).
-    if (deps.isShuttingDown() && c.env?.outgoing) c.env.outgoing.shouldKeepAlive = false;
+    // (HTTP/2 connections are closed with GOAWAY by the server instead.)
+    const outgoing = c.env?.outgoing;
+    if (deps.isShuttingDown() && outgoing && isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
     const started = performance.now();
     await next();
     if (c.req.path === '/healthz' || c.req.path === '/metrics') return;
@@ -39,6 +44,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/healthz', (c) => (deps.isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ok', streams: deps.streams.size, sessions: deps.hub.activeCount })));
   app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
   registerEventsRoute(app, deps);
+  registerMultiEventsRoute(app, deps);
   registerDropInRoutes(app, deps);
   registerDemoRoutes(app, deps.demo);
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));

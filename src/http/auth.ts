@@ -14,8 +14,8 @@ export interface Grant {
   expiresAtMs: number | undefined;
 }
 
-/** Checks that the request may read `sessionId`; throws 401/403 errors. */
-export type Authorizer = (c: Context, sessionId: string) => Promise<Grant>;
+/** Checks that the request may read every one of `sessionIds`; throws 401/403 errors. */
+export type Authorizer = (c: Context, sessionIds: readonly string[]) => Promise<Grant>;
 
 /** Clock skew tolerated on `exp` and `nbf` (seconds). */
 export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
@@ -39,7 +39,7 @@ function tokenFrom(c: Context): string | undefined {
 /** Creates the HS256 authorizer; the algorithm is pinned so `alg: none` or RS/HS confusion is refused. */
 export function createJwtAuthorizer(secret: string): Authorizer {
   const key = new TextEncoder().encode(secret);
-  return async (c, sessionId) => {
+  return async (c, sessionIds) => {
     const token = tokenFrom(c);
     if (token === undefined) throw new UnauthorizedError('an access token is required (Authorization: Bearer or ?access_token=)');
     if (token.length > MAX_TOKEN_LENGTH) throw new UnauthorizedError('access token too long');
@@ -59,8 +59,11 @@ export function createJwtAuthorizer(secret: string): Authorizer {
     if (!Array.isArray(sessions) || !sessions.every((s) => typeof s === 'string')) {
       throw new ForbiddenError('access token has no "sessions" claim (an array of session ids, or ["*"])');
     }
-    if (!sessions.includes('*') && !sessions.includes(sessionId)) {
-      throw new ForbiddenError(`access token does not cover session ${JSON.stringify(sessionId)}`);
+    if (!sessions.includes('*')) {
+      const uncovered = sessionIds.filter((id) => !sessions.includes(id)).length;
+      // A multiplexed request names no id back: the caller learns that its token falls short, not where.
+      if (uncovered > 0 && sessionIds.length === 1) throw new ForbiddenError(`access token does not cover session ${JSON.stringify(sessionIds[0])}`);
+      if (uncovered > 0) throw new ForbiddenError(`access token does not cover ${uncovered} of the ${sessionIds.length} sessions asked for`);
     }
     // exp is enforced to the second: a stream is closed at exp, and its reconnect must not be let in
     // for the skew tolerance (which stays for nbf), or a reconnect loop would run until exp + tolerance.

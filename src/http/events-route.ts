@@ -5,7 +5,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { methodNotAllowed } from './methods.ts';
 import { parseIncludeEvents, parseSessionId, parseStartIndex } from './validate.ts';
-import { STREAM_HEADERS } from '../hub/streams.ts';
+import { responseGone, streamHeaders } from '../hub/writer.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 
 /** Seconds a client refused for a stream limit is told to wait (defined with the limits). */
@@ -38,9 +38,9 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       c.env.incoming.socket.destroy();
       return RESPONSE_ALREADY_SENT;
     }
-    const grant = await deps.authorize(c, id);
+    const grant = await deps.authorize(c, [id]);
     // hono answers HEAD with the GET handler: a HEAD must not open a stream, hold a slot or start a loop.
-    if (c.req.method === 'HEAD') return c.body(null, 200, { ...(middlewareHeaders(c, deps) as Record<string, string>), ...(STREAM_HEADERS as Record<string, string>) });
+    if (c.req.method === 'HEAD') return c.body(null, 200, { ...(middlewareHeaders(c, deps) as Record<string, string>), ...(streamHeaders(c.env.outgoing) as Record<string, string>) });
     // Reserved before the first upstream await, so concurrent opens cannot overshoot a limit;
     // given back exactly once: on any failure below, or when the stream closes.
     const releaseSlot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), [id]);
@@ -52,7 +52,7 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       throw err;
     }
     const res = c.env.outgoing;
-    if (res.destroyed || deps.isShuttingDown()) {
+    if (responseGone(res) || deps.isShuttingDown()) {
       releaseSlot();
       deps.hub.release(entry);
       return RESPONSE_ALREADY_SENT;

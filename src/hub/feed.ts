@@ -136,8 +136,8 @@ export class Feed implements LoopSink {
     return out;
   }
 
-  /** Frames of held events from `from` on, concatenated up to `maxBytes` (at least one frame), with their count; null when none is held. */
-  framesSlice(from: number, maxBytes: number): { bytes: Buffer; count: number } | null {
+  /** Frames of held events from `from` on, up to `maxBytes` in all (at least one frame); null when none is held. */
+  heldFrames(from: number, maxBytes: number): Buffer[] | null {
     const start = Math.max(from, this.base) - this.base;
     if (start >= this.held.length) return null;
     const frames: Buffer[] = [];
@@ -148,7 +148,14 @@ export class Feed implements LoopSink {
       frames.push(frame);
       size += frame.length;
     }
-    return { bytes: frames.length === 1 ? frames[0]! : Buffer.concat(frames, size), count: frames.length };
+    return frames;
+  }
+
+  /** The frames of `heldFrames`, concatenated, with their count; null when none is held. */
+  framesSlice(from: number, maxBytes: number): { bytes: Buffer; count: number } | null {
+    const frames = this.heldFrames(from, maxBytes);
+    if (!frames) return null;
+    return { bytes: frames.length === 1 ? frames[0]! : Buffer.concat(frames), count: frames.length };
   }
 
   /**

@@ -1,15 +1,22 @@
 /**
- * Every open SSE stream of the process: opening (replay, then live with no
- * gap), one shared heartbeat timer, and closing them all on shutdown.
+ * Every open SSE stream of the process, single-session and multiplexed:
+ * opening (replay, then live with no gap), one shared heartbeat timer, and
+ * closing them all on shutdown.
  */
-import type { ServerResponse, OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { encodeComment } from '../sse.ts';
-import { eventFrame, retryFrame } from './frames.ts';
+import { catchUp, type CatchUpDeps } from './catch-up.ts';
+import type { StreamConnection } from './connection.ts';
+import { retryFrame } from './frames.ts';
 import type { FeedEntry, Hub } from './hub.ts';
+import { MuxSubscriber, type LaneSpec, type MuxMode } from './mux-subscriber.ts';
 import { StreamSubscriber, type CloseReason } from './subscriber.ts';
-import { backoffDelayMs, sleep, DEFAULT_BACKOFF } from '../upstream/backoff.ts';
+import { writeStreamHead, type StreamResponse } from './writer.ts';
 import type { Stats } from '../metrics.ts';
+
+export { STREAM_HEADERS, STREAM_HEADERS_H2, streamHeaders } from './writer.ts';
+export { HISTORY_FETCH_ATTEMPTS, REPLAY_DRAIN_TIMEOUT_MS, REPLAY_SLICE_BYTES } from './catch-up.ts';
 
 export interface StreamsOptions {
   hub: Hub;
@@ -22,17 +29,6 @@ export interface StreamsOptions {
   /** Unsent bytes a subscriber may hold before it is dropped as slow. */
   maxQueueBytes: number;
 }
-
-/** Attempts at re-fetching held-out history before the stream is closed (the client resumes by Last-Event-ID). */
-export const HISTORY_FETCH_ATTEMPTS = 4;
-/**
- * Bytes of buffered history written to a replaying subscriber at once; the
- * next slice waits for its socket to drain, so however long the history, a
- * replay holds about this much (or one history page) per subscriber.
- */
-export const REPLAY_SLICE_BYTES = 64 * 1024;
-/** A replaying subscriber whose socket takes nothing for this long is dropped as slow (it resumes by Last-Event-ID). */
-export const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
 
 const HEARTBEAT = encodeComment('keep-alive');
 
@@ -49,19 +45,10 @@ export interface StreamStartOptions {
   expiresAtMs?: number | undefined;
 }
 
-/** Response headers of every stream. */
-export const STREAM_HEADERS: OutgoingHttpHeaders = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache, no-transform',
-  connection: 'keep-alive',
-  // nginx and similar proxies must not buffer a stream.
-  'x-accel-buffering': 'no',
-};
-
 /** Opens and tracks streams. */
 export class Streams {
   private readonly opts: StreamsOptions;
-  private readonly open = new Set<StreamSubscriber>();
+  private readonly open = new Set<StreamConnection>();
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(opts: StreamsOptions) {
@@ -87,10 +74,10 @@ export class Streams {
     return this.open.size;
   }
 
-  /** Streams open now for one session (any include_details). */
+  /** Streams open now reading one session (any include_details, single or multiplexed). */
   countFor(sessionId: string): number {
     let n = 0;
-    for (const sub of this.open) if (sub.sessionId === sessionId) n++;
+    for (const sub of this.open) if (sub.reads(sessionId)) n++;
     return n;
   }
 
@@ -99,11 +86,11 @@ export class Streams {
    * use from here on (released when the stream closes). `onClosed` runs
    * exactly once when the stream closes (the limits give back its slot).
    */
-  start(entry: FeedEntry, res: ServerResponse, startIndex: number, options: StreamStartOptions = {}): StreamSubscriber {
+  start(entry: FeedEntry, res: StreamResponse, startIndex: number, options: StreamStartOptions = {}): StreamSubscriber {
     const { extraHeaders = {}, onClosed, expiresAtMs } = options;
     const { log, stats } = this.opts;
     const feed = entry.feed;
-    res.writeHead(200, { ...extraHeaders, ...STREAM_HEADERS });
+    writeStreamHead(res, extraHeaders);
     const sub = new StreamSubscriber(res, startIndex, feed.sessionId, {
       maxQueueBytes: this.opts.maxQueueBytes,
       onClose: (s, reason) => {
@@ -118,8 +105,39 @@ export class Streams {
     log.info({ session: feed.sessionId, from: startIndex, details: feed.includeEvents }, 'stream open');
     sub.statusSent = feed.statusFrame;
     sub.write(Buffer.concat([retryFrame(this.opts.retryMs), feed.statusFrame]));
-    void this.catchUp(entry, sub).catch((err: unknown) => {
+    void catchUp(this.catchUpDeps, entry, sub).catch((err: unknown) => {
       log.error({ err, session: feed.sessionId }, 'replay failed');
+      sub.close('error');
+    });
+    return sub;
+  }
+
+  /**
+   * Starts a multiplexed SSE answer on `res` for `lanes` (in the cursor's
+   * order, each with its acquired entry, or none when it is over for this
+   * stream or unknown upstream); owns the entries' uses from here on.
+   * Sessions catch up one after the other, so a stream replays at most one
+   * slice at a time however many sessions it reads.
+   */
+  startMany(lanes: readonly LaneSpec[], key: Buffer, mode: MuxMode, res: StreamResponse, options: StreamStartOptions = {}): MuxSubscriber {
+    const { extraHeaders = {}, onClosed, expiresAtMs } = options;
+    const { log, stats } = this.opts;
+    writeStreamHead(res, extraHeaders);
+    const sub = new MuxSubscriber(res, key, lanes, mode, {
+      maxQueueBytes: this.opts.maxQueueBytes,
+      onClose: (s, reason) => {
+        onClosed?.();
+        this.closedMany(s, reason);
+      },
+      stats,
+    });
+    sub.expiresAtMs = expiresAtMs;
+    this.open.add(sub);
+    stats.streamsOpened++;
+    log.info({ sessions: lanes.length, mode }, 'stream open');
+    sub.begin(retryFrame(this.opts.retryMs));
+    void this.catchUpLanes(sub).catch((err: unknown) => {
+      log.error({ err, sessions: lanes.length }, 'replay failed');
       sub.close('error');
     });
     return sub;
@@ -145,62 +163,46 @@ export class Streams {
     clearTimeout(timer);
   }
 
-  // Replay from upstream (what the buffer no longer holds), then from the
-  // buffer in slices paced by the socket, then register for live chunks. The
-  // last check and the registration run in one synchronous block, so no event
-  // can be appended in between; after every wait all is checked again (the
-  // buffer may have been trimmed past the subscriber meanwhile).
-  private async catchUp(entry: FeedEntry, sub: StreamSubscriber): Promise<void> {
-    const { feed } = entry;
-    const { stats } = this.opts;
-    let failures = 0;
-    let fromBuffer = false;
-    while (!sub.closed) {
-      if (sub.next < feed.baseIndex) {
-        const r = await this.opts.hub.fetchHistory(entry, sub.next, feed.baseIndex, sub.signal);
-        if (sub.closed) return;
-        if (Array.isArray(r) && r.length > 0) {
-          stats.replayFromUpstream++;
-          failures = 0;
-          const frames = r.map((e, k) => eventFrame(sub.next + k, e));
-          sub.writeEvents(Buffer.concat(frames), r.length);
-          if (!(await sub.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
-          continue;
-        }
-        const kind = Array.isArray(r) ? 'empty' : r.kind;
-        if (kind === 'aborted') return;
-        failures++;
-        if (failures >= HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
-          this.opts.log.warn({ session: feed.sessionId, from: sub.next, outcome: kind }, 'history fetch failed; closing so the client resumes later');
-          sub.close('upstream');
-          return;
-        }
-        if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), sub.signal))) return;
+  private get catchUpDeps(): CatchUpDeps {
+    return { hub: this.opts.hub, stats: this.opts.stats, log: this.opts.log };
+  }
+
+  // Overview lanes register at once (no replay); event lanes catch up in turn.
+  private async catchUpLanes(sub: MuxSubscriber): Promise<void> {
+    const deps = this.catchUpDeps;
+    for (const lane of sub.lanes) {
+      if (sub.closed) return;
+      const feed = lane.entry?.feed;
+      if (!feed || lane.ended) continue;
+      if (sub.mode === 'events') {
+        await catchUp(deps, lane.entry!, lane);
         continue;
       }
-      const slice = sub.next < feed.nextIndex ? feed.framesSlice(sub.next, REPLAY_SLICE_BYTES) : null;
-      if (slice) {
-        sub.writeEvents(slice.bytes, slice.count);
-        fromBuffer = true;
-        if (!(await sub.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
-        continue;
-      }
-      if (fromBuffer) stats.replayFromBuffer++;
-      // The status may have changed while the replay waited on the socket: a subscriber
-      // registered without it would show a stale status until the next change (maybe never).
-      if (feed.statusFrame !== sub.statusSent) sub.write(feed.statusFrame);
-      if (feed.endFrame) sub.onEnd(feed.endFrame);
-      else feed.listeners.add(sub);
-      return;
+      if (feed.statusFrame !== lane.statusSent) lane.writeStatus(feed.statusFrame);
+      if (feed.endFrame) lane.onEnd(feed.endFrame);
+      else feed.listeners.add(lane);
     }
+  }
+
+  private closedMany(sub: MuxSubscriber, reason: CloseReason): void {
+    for (const lane of sub.lanes) lane.entry?.feed.listeners.delete(lane);
+    this.open.delete(sub);
+    this.count(reason);
+    const log = reason === 'slow' ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.info.bind(this.opts.log);
+    log({ sessions: sub.lanes.length, mode: sub.mode, reason, events: sub.eventsSent, durationMs: Math.round(performance.now() - sub.openedAt) }, 'stream closed');
+    for (const lane of sub.lanes) if (lane.entry) this.opts.hub.release(lane.entry);
+  }
+
+  private count(reason: CloseReason): void {
+    const { stats } = this.opts;
+    stats.streamsClosed[reason] = (stats.streamsClosed[reason] ?? 0) + 1;
+    if (reason === 'slow') stats.slowDropped++;
   }
 
   private closed(entry: FeedEntry, sub: StreamSubscriber, reason: CloseReason): void {
     entry.feed.listeners.delete(sub);
     this.open.delete(sub);
-    const { stats } = this.opts;
-    stats.streamsClosed[reason] = (stats.streamsClosed[reason] ?? 0) + 1;
-    if (reason === 'slow') stats.slowDropped++;
+    this.count(reason);
     const log = reason === 'slow' ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.info.bind(this.opts.log);
     log({ session: sub.sessionId, reason, events: sub.eventsSent, durationMs: Math.round(performance.now() - sub.openedAt) }, 'stream closed');
     this.opts.hub.release(entry);

@@ -1,0 +1,155 @@
+/**
+ * Cleartext HTTP/2 with prior knowledge (h2c) on the HTTP/1.1 port: every
+ * new connection's first bytes are read, a connection that opens with the
+ * HTTP/2 preface is handed to an `http2` server running the same hono app,
+ * any other to node:http exactly as before. This is what a TLS-terminating
+ * proxy speaking HTTP/2 to its backend (and `curl --http2-prior-knowledge`)
+ * sends; browsers use HTTP/2 only over TLS, i.e. through such a proxy.
+ * Node has no h2c `Upgrade:` support, and pollcast does not offer it.
+ *
+ * Opt-in (H2C=true): the first read of every connection then happens in
+ * JavaScript (a buffer per connection) instead of in node:http's parser (one
+ * shared buffer), which measured about 1 KB more resident memory per idle
+ * HTTP/1.1 stream (bench idle scenario, 10,000 streams).
+ */
+import type { Server } from 'node:http';
+import { createServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
+import type { Logger } from 'pino';
+
+/** The client connection preface of RFC 9113 §3.4: no HTTP/1.x request starts with it. */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/**
+ * Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS);
+ * a client past it is refused by the protocol. The per-client stream limits still apply.
+ */
+export const H2_MAX_CONCURRENT_STREAMS = 1000;
+/**
+ * An HTTP/2 connection with no frame either way for this long is sent GOAWAY
+ * (ms): open streams finish, nothing new starts. Streams write a heartbeat at
+ * least every 15 s and long-polls wait at most 60 s, so only idle connections reach it.
+ */
+export const H2_IDLE_TIMEOUT_MS = 120_000;
+
+export interface H2cOptions {
+  /** The app's fetch, as served over HTTP/1.1. */
+  fetch: Parameters<typeof getRequestListener>[0];
+  hostname: string;
+  /** Largest header list advertised to clients (MAX_HEADER_BYTES). */
+  maxHeaderBytes: number;
+  /** How long a new connection may take to send its first bytes before it is dropped (ms). */
+  firstBytesTimeoutMs: number;
+  log: Logger;
+}
+
+/** The HTTP/2 side of a server. */
+export interface H2c {
+  /** HTTP/2 connections open now. */
+  readonly sessions: number;
+  /** HTTP/2 connections accepted since the start. */
+  readonly sessionsTotal: number;
+  /** Sends GOAWAY on every HTTP/2 connection: open streams finish, the client opens a new connection for anything else. */
+  goAway(): void;
+  /** Drops connections that have not sent their first bytes yet (shutdown). */
+  closeIdle(): void;
+  /** Drops every HTTP/2 connection and every connection not yet routed, at once. */
+  destroyAll(): void;
+}
+
+/** Hands `socket` to `h2` if its first bytes are the HTTP/2 preface, else to `h1`; `undecided` holds it meanwhile. */
+function route(socket: Socket, h1: (s: Socket) => void, h2: (s: Socket) => void, undecided: Set<Socket>, timeoutMs: number): void {
+  let seen: Buffer | null = null;
+  // Errors before a server owns the socket are only the peer going away.
+  const onError = () => {};
+  const finish = (to: ((s: Socket) => void) | null) => {
+    clearTimeout(timer);
+    undecided.delete(socket);
+    socket.off('readable', onReadable);
+    socket.off('end', onEnd);
+    socket.off('close', onClose);
+    socket.off('error', onError);
+    if (to === null) return;
+    // Put back what was read: the chosen server parses it from the start.
+    if (seen !== null) socket.unshift(seen);
+    to(socket);
+  };
+  const onReadable = () => {
+    let chunk: Buffer | null;
+    while ((chunk = socket.read() as Buffer | null) !== null) seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
+    if (seen === null) return;
+    const n = Math.min(seen.length, H2_PREFACE.length);
+    if (!seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) finish(h1);
+    else if (seen.length >= H2_PREFACE.length) finish(h2);
+  };
+  const onClose = () => finish(null);
+  // A peer that half-closes before the preface is complete: node:http answers
+  // (or times out) what it sent; a peer that sent nothing is done.
+  const onEnd = () => {
+    if (seen !== null) finish(h1);
+    else {
+      finish(null);
+      socket.destroy();
+    }
+  };
+  const timer = setTimeout(() => {
+    finish(null);
+    socket.destroy();
+  }, timeoutMs);
+  timer.unref();
+  undecided.add(socket);
+  socket.on('error', onError);
+  socket.on('close', onClose);
+  socket.on('end', onEnd);
+  socket.on('readable', onReadable);
+}
+
+/**
+ * Serves h2c on `http`'s port: takes over its 'connection' listeners (node:http's own parser setup)
+ * and calls them for every connection that is not HTTP/2.
+ */
+export function serveH2c(http: Server, options: H2cOptions): H2c {
+  const { log } = options;
+  const h2 = createHttp2Server(
+    { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderBytes } },
+    getRequestListener(options.fetch, { hostname: options.hostname, overrideGlobalObjects: false }),
+  );
+  h2.setTimeout(H2_IDLE_TIMEOUT_MS);
+  // Graceful rather than Node's default destroy: a stream still open finishes.
+  h2.on('timeout', (session: ServerHttp2Session) => session.close());
+  const sessions = new Set<ServerHttp2Session>();
+  const undecided = new Set<Socket>();
+  let sessionsTotal = 0;
+  h2.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    sessionsTotal++;
+    session.once('close', () => sessions.delete(session));
+  });
+  // A peer breaking the protocol costs its own connection only.
+  h2.on('sessionError', (err: Error) => log.debug({ err: err.message }, 'HTTP/2 connection error'));
+  const h1Listeners = http.listeners('connection') as Array<(socket: Socket) => void>;
+  http.removeAllListeners('connection');
+  const toH1 = (socket: Socket) => {
+    for (const listener of h1Listeners) listener.call(http, socket);
+  };
+  const toH2 = (socket: Socket) => h2.emit('connection', socket);
+  http.on('connection', (socket: Socket) => route(socket, toH1, toH2, undecided, options.firstBytesTimeoutMs));
+  return {
+    get sessions() {
+      return sessions.size;
+    },
+    get sessionsTotal() {
+      return sessionsTotal;
+    },
+    goAway() {
+      for (const s of sessions) s.close();
+    },
+    closeIdle() {
+      for (const socket of [...undecided]) socket.destroy();
+    },
+    destroyAll() {
+      for (const socket of [...undecided]) socket.destroy();
+      for (const s of [...sessions]) s.destroy();
+    },
+  };
+}

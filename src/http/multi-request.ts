@@ -1,0 +1,116 @@
+/**
+ * What a multiplexed stream request asks for (`GET /events?session=a&session=b`,
+ * `?sessions=a,b`, or `POST /events` with `{"sessions": [...]}`), validated
+ * before anything is acquired: the session list (each id checked, duplicates
+ * collapsed, at most MAX_SESSIONS_PER_STREAM), the mode, the details flag and
+ * every session's start position (from the cursor in Last-Event-ID, else
+ * `from_index`, else 0).
+ */
+import type { Context } from 'hono';
+import type { AppEnv } from './env.ts';
+import { parseIncludeEvents, parseIndex, parseSessionId } from './validate.ts';
+import { canonicalOrder, cursorKey, decodeCursor, ENDED, MAX_CURSOR_VALUE } from '../hub/cursor.ts';
+import type { MuxMode } from '../hub/mux-subscriber.ts';
+import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
+
+/** Largest `POST /events` body read (bytes): 1,000 ids of 128 characters with their quotes fit. */
+export const MAX_EVENTS_BODY_BYTES = 192 * 1024;
+
+/** A validated multiplexed stream request. */
+export interface MuxRequest {
+  /** Session ids, duplicates collapsed, in the canonical (cursor) order. */
+  ids: string[];
+  mode: MuxMode;
+  includeEvents: boolean;
+  /** The cursor's list key for these ids and this mode. */
+  key: Buffer;
+  /** Per id, its cursor value to start from: ENDED, or the next index + 1. */
+  values: number[];
+}
+
+/** The session ids of the query: every `session`, then every comma-separated `sessions` (raw, unchecked). */
+export function idsFromQuery(c: Context<AppEnv>): string[] {
+  const single = c.req.queries('session') ?? [];
+  const lists = (c.req.queries('sessions') ?? []).flatMap((v) => v.split(','));
+  return [...single, ...lists];
+}
+
+/**
+ * The request body as text, refused past `maxBytes` (413) as soon as the
+ * declared length or the bytes read so far pass it, whatever the framing
+ * (Content-Length, chunked, HTTP/2 DATA frames).
+ */
+async function readBody(c: Context<AppEnv>, maxBytes: number): Promise<string> {
+  const declared = Number(c.req.header('content-length') ?? 0);
+  if (declared > maxBytes) throw new PayloadTooLargeError(maxBytes);
+  const stream = c.req.raw.body;
+  if (!stream) return '';
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw new PayloadTooLargeError(maxBytes);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
+/** The session ids of a `POST /events` body: exactly `{"sessions": ["a", "b", …]}`. */
+export async function idsFromBody(c: Context<AppEnv>): Promise<string[]> {
+  if (idsFromQuery(c).length > 0) throw new BadRequestError('give the sessions either in the query or in the body, not both');
+  let body: unknown;
+  const text = await readBody(c, MAX_EVENTS_BODY_BYTES);
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new BadRequestError('body must be JSON: {"sessions": ["id", ...]}');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('body must be a JSON object: {"sessions": ["id", ...]}');
+  const extra = Object.keys(body).filter((k) => k !== 'sessions');
+  // Unknown fields are refused rather than ignored: a misspelt option would otherwise pass silently.
+  if (extra.length > 0) throw new BadRequestError('body has fields other than "sessions"; options go in the query string');
+  const sessions = (body as { sessions?: unknown }).sessions;
+  if (!Array.isArray(sessions) || !sessions.every((s) => typeof s === 'string')) throw new BadRequestError('"sessions" must be an array of session id strings');
+  return sessions as string[];
+}
+
+function parseMode(raw: string | undefined): MuxMode {
+  if (raw === undefined || raw === '' || raw === 'events') return 'events';
+  if (raw === 'overview') return 'overview';
+  throw new BadRequestError('mode must be events or overview');
+}
+
+/** Validates a multiplexed request; throws BadRequestError (400) on anything wrong. */
+export function parseMuxRequest(c: Context<AppEnv>, rawIds: readonly string[], maxSessions: number): MuxRequest {
+  if (rawIds.length === 0) throw new BadRequestError('name at least one session: ?session=a&session=b, ?sessions=a,b, or POST {"sessions": [...]}');
+  const unique = [...new Set(rawIds)];
+  if (unique.length > maxSessions) throw new BadRequestError(`at most ${maxSessions} sessions per stream (MAX_SESSIONS_PER_STREAM); ${unique.length} asked for`);
+  for (const id of unique) parseSessionId(id);
+  const ids = canonicalOrder(unique);
+  const mode = parseMode(c.req.query('mode'));
+  // In overview mode no event goes out, so the details flag only picks which loop's status is read.
+  const includeEvents = parseIncludeEvents(c.req.query('include_events'), c.req.query('include_details'));
+  const fromRaw = c.req.query('from_index');
+  const fromIndex = fromRaw === undefined ? 0 : parseIndex('from_index', fromRaw);
+  // The cursor holds index + 1, which must stay a safe integer.
+  if (fromIndex >= MAX_CURSOR_VALUE) throw new BadRequestError('from_index is beyond the largest index');
+  const key = cursorKey(mode, ids);
+  const lastEventId = c.req.header('last-event-id');
+  let values: number[];
+  if (lastEventId !== undefined && lastEventId.trim() !== '') {
+    values = decodeCursor(lastEventId, key, ids.length);
+    if (mode === 'overview' && values.some((v) => v > 1)) throw new BadRequestError('Last-Event-ID holds event positions, which an overview stream has none of');
+  } else values = ids.map(() => (mode === 'overview' ? 1 : fromIndex + 1));
+  return { ids, mode, includeEvents, key, values };
+}
+
+/** The ids the stream still reads (those whose `end` the client has not had yet). */
+export function openIds(req: MuxRequest): string[] {
+  return req.ids.filter((_, i) => req.values[i] !== ENDED);
+}

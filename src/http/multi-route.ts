@@ -1,0 +1,89 @@
+/**
+ * `GET /events?session=a&session=b` (also `?sessions=a,b`) and `POST /events`
+ * with `{"sessions": [...]}`: several sessions on one SSE stream, with the
+ * single stream's guarantees per session, served from the same shared loops.
+ */
+import type { Context, Hono } from 'hono';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { AppDeps, AppEnv } from './deps.ts';
+import { middlewareHeaders } from './events-route.ts';
+import { methodNotAllowed } from './methods.ts';
+import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
+import { ENDED } from '../hub/cursor.ts';
+import type { FeedEntry } from '../hub/hub.ts';
+import type { LaneSpec } from '../hub/mux-subscriber.ts';
+import { responseGone, streamHeaders } from '../hub/writer.ts';
+import { SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
+
+/** The lanes of a request: every open session acquired at once (single flight per session, like single streams). */
+async function acquireLanes(deps: AppDeps, req: MuxRequest): Promise<LaneSpec[]> {
+  const reading = req.ids.map((id, i) => ({ id, value: req.values[i]! }));
+  const results = await Promise.allSettled(
+    reading.map(({ id, value }) => {
+      if (value === ENDED) return Promise.resolve(null);
+      // An overview reads status and end only: any loop of the session will do.
+      return req.mode === 'overview' ? deps.hub.acquireAny(id) : deps.hub.acquire(id, req.includeEvents, value - 1);
+    }),
+  );
+  const acquired = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  const notFound = failures.filter((e) => e instanceof SessionNotFoundError).length;
+  const fatal = failures.find((e) => e instanceof UpstreamAuthError) ?? failures.find((e) => !(e instanceof SessionNotFoundError));
+  // One session the upstream does not know ends alone (like a single stream's session that proves
+  // not to exist); a refused key, a limit or a shutdown concerns the whole stream.
+  if (fatal !== undefined || (notFound > 0 && notFound === openIds(req).length)) {
+    for (const entry of acquired) deps.hub.release(entry);
+    throw fatal ?? new SessionNotFoundError(openIds(req));
+  }
+  return reading.map(({ id, value }, i) => {
+    const r = results[i]!;
+    const entry: FeedEntry | null = r.status === 'fulfilled' ? r.value : null;
+    return { sessionId: id, value, entry };
+  });
+}
+
+async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly string[]): Promise<Response> {
+  const req = parseMuxRequest(c, rawIds, deps.config.maxSessionsPerStream);
+  if (deps.isShuttingDown()) {
+    // As for single streams: a dropped connection makes EventSource retry (elsewhere); a 503 would stop it.
+    c.env.incoming.socket.destroy();
+    return RESPONSE_ALREADY_SENT;
+  }
+  const grant = await deps.authorize(c, req.ids);
+  if (c.req.method === 'HEAD') return c.body(null, 200, { ...(middlewareHeaders(c, deps) as Record<string, string>), ...(streamHeaders(c.env.outgoing) as Record<string, string>) });
+  const reading = openIds(req);
+  // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
+  if (reading.length === 0) return c.body(null, 204);
+  // One stream for the client, one slot for each session it reads; reserved before the first await.
+  const releaseSlot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
+  let lanes: LaneSpec[];
+  try {
+    lanes = await acquireLanes(deps, req);
+  } catch (err) {
+    releaseSlot();
+    throw err;
+  }
+  const res = c.env.outgoing;
+  const releaseAll = () => {
+    releaseSlot();
+    for (const lane of lanes) if (lane.entry) deps.hub.release(lane.entry);
+  };
+  if (responseGone(res) || deps.isShuttingDown()) {
+    releaseAll();
+    return RESPONSE_ALREADY_SENT;
+  }
+  try {
+    deps.streams.startMany(lanes, req.key, req.mode, res, { extraHeaders: middlewareHeaders(c, deps), onClosed: releaseSlot, expiresAtMs: grant.expiresAtMs });
+  } catch (err) {
+    releaseAll();
+    throw err;
+  }
+  return RESPONSE_ALREADY_SENT;
+}
+
+/** Registers `GET`, `HEAD` and `POST /events`. */
+export function registerMultiEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
+  app.get('/events', (c) => openStream(c, deps, idsFromQuery(c)));
+  app.post('/events', async (c) => openStream(c, deps, await idsFromBody(c)));
+  app.all('/events', methodNotAllowed(['GET', 'HEAD', 'POST']));
+}

@@ -1,0 +1,102 @@
+/**
+ * Replay, then live, with no gap, for one reader of one feed (a
+ * single-session stream, or one session of a multiplexed stream): what the
+ * buffer no longer holds is fetched again from upstream, the buffer is
+ * replayed in slices paced by the connection, then the reader is registered
+ * for live chunks.
+ */
+import type { Logger } from 'pino';
+import type { FeedListener } from './feed.ts';
+import { eventFrame } from './frames.ts';
+import type { FeedEntry, Hub } from './hub.ts';
+import type { CloseReason } from './connection.ts';
+import { backoffDelayMs, sleep, DEFAULT_BACKOFF } from '../upstream/backoff.ts';
+import type { Stats } from '../metrics.ts';
+
+/** Attempts at re-fetching held-out history before the stream is closed (the client resumes by Last-Event-ID). */
+export const HISTORY_FETCH_ATTEMPTS = 4;
+/**
+ * Bytes of buffered history written to a replaying subscriber at once; the
+ * next slice waits for its socket to drain, so however long the history, a
+ * replay holds about this much (or one history page) per subscriber.
+ */
+export const REPLAY_SLICE_BYTES = 64 * 1024;
+/** A replaying subscriber whose socket takes nothing for this long is dropped as slow (it resumes by Last-Event-ID). */
+export const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
+
+/** What replay-then-live needs from one reader of one feed. */
+export interface FeedReader extends FeedListener {
+  /** Index of the next event the reader needs. */
+  readonly next: number;
+  readonly closed: boolean;
+  /** Aborts when the reader's stream closes. */
+  readonly signal: AbortSignal;
+  /** The last status frame written (shared bytes, compared by identity). */
+  readonly statusSent: Buffer | null;
+  /** Writes replayed events [next, next + frames.length) (frames as the feed holds them) and moves `next` on. */
+  writeEvents(frames: readonly Buffer[]): void;
+  /** Writes a status frame the reader has not seen. */
+  writeStatus(frame: Buffer): void;
+  /** Resolves true once the connection took the earlier writes; false if the stream closed or stalled. */
+  drained(timeoutMs: number): Promise<boolean>;
+  /** Closes the reader's stream. */
+  close(reason: CloseReason): void;
+}
+
+/** What a catch-up uses. */
+export interface CatchUpDeps {
+  hub: Hub;
+  stats: Stats;
+  log: Logger;
+}
+
+/**
+ * Brings `reader` up to the feed and registers it. The last check and the
+ * registration run in one synchronous block, so no event can be appended in
+ * between; after every wait all is checked again (the buffer may have been
+ * trimmed past the reader meanwhile).
+ */
+export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedReader): Promise<void> {
+  const { feed } = entry;
+  const { stats } = deps;
+  let failures = 0;
+  let fromBuffer = false;
+  while (!reader.closed) {
+    if (reader.next < feed.baseIndex) {
+      const from = reader.next;
+      const r = await deps.hub.fetchHistory(entry, from, feed.baseIndex, reader.signal);
+      if (reader.closed) return;
+      if (Array.isArray(r) && r.length > 0) {
+        stats.replayFromUpstream++;
+        failures = 0;
+        reader.writeEvents(r.map((e, k) => eventFrame(from + k, e)));
+        if (!(await reader.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
+        continue;
+      }
+      const kind = Array.isArray(r) ? 'empty' : r.kind;
+      if (kind === 'aborted') return;
+      failures++;
+      if (failures >= HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
+        deps.log.warn({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; closing so the client resumes later');
+        reader.close('upstream');
+        return;
+      }
+      if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), reader.signal))) return;
+      continue;
+    }
+    const frames = reader.next < feed.nextIndex ? feed.heldFrames(reader.next, REPLAY_SLICE_BYTES) : null;
+    if (frames) {
+      reader.writeEvents(frames);
+      fromBuffer = true;
+      if (!(await reader.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
+      continue;
+    }
+    if (fromBuffer) stats.replayFromBuffer++;
+    // The status may have changed while the replay waited on the socket: a reader
+    // registered without it would show a stale status until the next change (maybe never).
+    if (feed.statusFrame !== reader.statusSent) reader.writeStatus(feed.statusFrame);
+    if (feed.endFrame) reader.onEnd(feed.endFrame);
+    else feed.listeners.add(reader);
+    return;
+  }
+}

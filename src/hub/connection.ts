@@ -1,0 +1,151 @@
+/**
+ * What every open SSE stream shares, whatever it reads: its response and
+ * writer, the bound on what the connection may hold unsent (a slow reader
+ * past it is dropped and resumes by Last-Event-ID), pacing by 'drain', the
+ * heartbeat mark, the token's expiry, and one idempotent close.
+ */
+import { createWriter, type ResponseWriter, type StreamResponse } from './writer.ts';
+
+/** Why a stream closed (logged and counted). */
+export type CloseReason = 'end' | 'client' | 'slow' | 'shutdown' | 'upstream' | 'error' | 'expired';
+
+export interface ConnectionOptions {
+  /** Bytes the connection may hold unsent before the stream is dropped as slow. */
+  maxQueueBytes: number;
+  /** Called once, after the stream closed. */
+  onClose: (conn: StreamConnection, reason: CloseReason) => void;
+}
+
+/** One open stream's response. */
+export abstract class StreamConnection {
+  /** Set when anything was written since the last heartbeat sweep. */
+  wroteRecently = false;
+  /** When the subscriber's token expires (ms since the epoch), if it does. */
+  expiresAtMs: number | undefined;
+  readonly openedAt = performance.now();
+  protected readonly res: StreamResponse;
+  protected readonly out: ResponseWriter;
+  private readonly maxQueueBytes: number;
+  private readonly onClose: (conn: StreamConnection, reason: CloseReason) => void;
+  private closedReason: CloseReason | null = null;
+  // Created only when something must wait on this stream (upstream replay): most streams never need one.
+  private abort: AbortController | null = null;
+
+  constructor(res: StreamResponse, opts: ConnectionOptions) {
+    this.res = res;
+    this.out = createWriter(res);
+    this.maxQueueBytes = opts.maxQueueBytes;
+    this.onClose = opts.onClose;
+    // 'close' fires on client disconnects and resets alike; no per-event listeners.
+    res.once('close', () => this.close('client'));
+  }
+
+  /** True when the stream reads `sessionId`. */
+  abstract reads(sessionId: string): boolean;
+
+  get closed(): boolean {
+    return this.closedReason !== null;
+  }
+
+  /** Aborts when the stream closes. */
+  get signal(): AbortSignal {
+    this.abort ??= new AbortController();
+    if (this.closedReason !== null) this.abort.abort();
+    return this.abort.signal;
+  }
+
+  /** Writes shared bytes; drops the stream when its unsent backlog passes the bound. */
+  write(bytes: Buffer): void {
+    if (this.admit()) this.out.write(bytes);
+  }
+
+  /** Writes one unit made of several shared buffers, under the same bound. */
+  writeParts(parts: readonly Buffer[]): void {
+    if (this.admit()) this.out.writeParts(parts);
+  }
+
+  /**
+   * Writes replayed bytes without the bound: a replay is paced by `drained()`
+   * between its slices instead, so a long history never drops a reader that
+   * is catching up. False when the stream is closed.
+   */
+  protected writeReplay(parts: readonly Buffer[]): boolean {
+    if (this.closedReason !== null) return false;
+    if (this.out.gone) {
+      this.close('client');
+      return false;
+    }
+    this.out.writePaced(parts);
+    this.wroteRecently = true;
+    return true;
+  }
+
+  /**
+   * Resolves true once the connection has taken the earlier writes (at once
+   * when it is below its high-water mark); false when the stream closes
+   * first, or when it takes nothing for `timeoutMs` (it is then dropped as slow).
+   */
+  drained(timeoutMs: number): Promise<boolean> {
+    if (this.closedReason !== null) return Promise.resolve(false);
+    if (!this.out.needsDrain) return Promise.resolve(true);
+    const signal = this.signal;
+    const res = this.res;
+    return new Promise((resolve) => {
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        res.off('drain', onDrain);
+        signal.removeEventListener('abort', onAbort);
+        resolve(ok);
+      };
+      const onDrain = () => finish(true);
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => {
+        finish(false);
+        this.close('slow');
+      }, timeoutMs);
+      res.on('drain', onDrain);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Resolves once everything written so far has left for the client, or the connection is gone. */
+  flushed(): Promise<void> {
+    const res = this.res;
+    if (this.out.gone || (res.writableFinished && res.socket == null)) return Promise.resolve();
+    return new Promise((resolve) => {
+      res.once('finish', () => resolve());
+      res.once('close', () => resolve());
+    });
+  }
+
+  /** Ends the response (idempotent); a slow reader's is dropped instead. */
+  close(reason: CloseReason): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    this.abort?.abort();
+    if (reason === 'slow') this.out.destroy();
+    // On shutdown the connection goes too once the stream's last bytes are out: a
+    // kept-alive socket would carry the browser's reconnect straight back to this
+    // stopping process instead of to a live instance.
+    else this.out.end(reason === 'shutdown');
+    this.onClose(this, reason);
+  }
+
+  // Whether a bounded write may go ahead; closes the stream when it may not.
+  private admit(): boolean {
+    if (this.closedReason !== null) return false;
+    // A reset socket may not have emitted 'close' yet; writing to it would only queue bytes.
+    if (this.out.gone) {
+      this.close('client');
+      return false;
+    }
+    // The bound applies to what is still unsent from earlier writes, so one
+    // chunk larger than the bound does not drop a subscriber that keeps up.
+    if (this.out.unsentBytes > this.maxQueueBytes) {
+      this.close('slow');
+      return false;
+    }
+    this.wroteRecently = true;
+    return true;
+  }
+}

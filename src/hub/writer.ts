@@ -1,0 +1,227 @@
+/**
+ * How a stream's bytes reach its response, chosen per response: over
+ * HTTP/1.1, once the head is out, shared bytes go to the socket already
+ * framed as chunks (skipping res.write's per-call framing); over HTTP/2 they
+ * go through res.write, since an h2 stream has no socket of its own and
+ * hand-made HTTP/1.1 chunks must never reach it.
+ */
+import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+
+/** The response a stream writes to: HTTP/1.1, or the HTTP/2 compatibility response. */
+export type StreamResponse = ServerResponse | Http2ServerResponse;
+
+/** Writes of one stream's body. */
+export interface ResponseWriter {
+  /** Writes one buffer. */
+  write(bytes: Buffer): void;
+  /** Writes buffers back to back as one unit, without copying big ones into one. */
+  writeParts(parts: readonly Buffer[]): void;
+  /**
+   * Writes through the response itself, so its `needsDrain` and 'drain'
+   * follow these bytes: what a replay paces itself by.
+   */
+  writePaced(parts: readonly Buffer[]): void;
+  /** Bytes written but not yet taken by the connection. */
+  readonly unsentBytes: number;
+  /** True while the response is above its high-water mark (wait for 'drain'). */
+  readonly needsDrain: boolean;
+  /** True once the response can take nothing more (reset, destroyed). */
+  readonly gone: boolean;
+  /** Ends the body; `closeConnection` also closes an HTTP/1.1 connection once the last bytes are out. */
+  end(closeConnection: boolean): void;
+  /** Drops the response at once. */
+  destroy(): void;
+}
+
+/** Parts adding up to less than this are copied into one buffer; bigger ones are written as they are (one writev). */
+export const COPY_PARTS_BELOW_BYTES = 16 * 1024;
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+// Every caught-up subscriber of a chunk (or of a heartbeat sweep) is written in one
+// loop, so a one-entry cache frames each shared buffer once, not once per subscriber.
+let lastPlain: Buffer | null = null;
+let lastFramed: Buffer = CRLF;
+
+/** `bytes` as one HTTP/1.1 chunk (size line, data, CRLF): what `res.write` would send, as one buffer. */
+function httpChunk(bytes: Buffer): Buffer {
+  if (bytes !== lastPlain) {
+    lastFramed = Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`, 'latin1'), bytes, CRLF]);
+    lastPlain = bytes;
+  }
+  return lastFramed;
+}
+
+function totalLength(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
+}
+
+/** HTTP/1.1: the first write goes through res.write (it sends the head); then pre-framed chunks straight to the socket. */
+class Http1Writer implements ResponseWriter {
+  private readonly res: ServerResponse;
+  // Set once the head is on the socket and the body is chunked. Ordering holds:
+  // everything ends up in the one socket queue.
+  private direct = false;
+
+  constructor(res: ServerResponse) {
+    this.res = res;
+  }
+
+  write(bytes: Buffer): void {
+    const socket = this.res.socket;
+    if (this.direct && socket !== null) {
+      // A zero-length chunk would end the body.
+      if (bytes.length > 0) socket.write(httpChunk(bytes));
+      return;
+    }
+    this.writePaced([bytes]);
+  }
+
+  writePaced(parts: readonly Buffer[]): void {
+    const size = totalLength(parts);
+    if (parts.length === 1 || size < COPY_PARTS_BELOW_BYTES) this.res.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+    else {
+      this.res.cork();
+      for (const p of parts) this.res.write(p);
+      this.res.uncork();
+    }
+    // The first write sent the head; from here on the socket can take framed chunks.
+    this.direct = this.res.chunkedEncoding && this.res.socket !== null;
+  }
+
+  writeParts(parts: readonly Buffer[]): void {
+    const size = totalLength(parts);
+    const socket = this.res.socket;
+    if (!this.direct || socket === null) {
+      this.writePaced(parts);
+      return;
+    }
+    if (size < COPY_PARTS_BELOW_BYTES) {
+      this.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+      return;
+    }
+    // A big frame (a screenshot) stays in the buffers it is shared in: one corked writev.
+    socket.cork();
+    socket.write(Buffer.from(`${size.toString(16)}\r\n`, 'latin1'));
+    for (const p of parts) socket.write(p);
+    socket.write(CRLF);
+    socket.uncork();
+  }
+
+  get unsentBytes(): number {
+    return this.res.writableLength;
+  }
+  get needsDrain(): boolean {
+    return this.res.writableNeedDrain;
+  }
+  get gone(): boolean {
+    return this.res.destroyed;
+  }
+
+  end(closeConnection: boolean): void {
+    if (this.res.writableEnded) return;
+    if (!closeConnection) {
+      this.res.end();
+      return;
+    }
+    const socket = this.res.socket;
+    this.res.end(() => socket?.end());
+  }
+
+  destroy(): void {
+    this.res.destroy();
+  }
+}
+
+/** HTTP/2 (and anything that is not a node:http response): plain res.write; the session frames it. */
+class PlainWriter implements ResponseWriter {
+  private readonly res: Http2ServerResponse;
+
+  constructor(res: Http2ServerResponse) {
+    this.res = res;
+  }
+
+  write(bytes: Buffer): void {
+    if (bytes.length > 0) this.res.write(bytes);
+  }
+
+  writeParts(parts: readonly Buffer[]): void {
+    const size = totalLength(parts);
+    if (size < COPY_PARTS_BELOW_BYTES) {
+      this.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+      return;
+    }
+    this.res.cork();
+    for (const p of parts) this.write(p);
+    this.res.uncork();
+  }
+
+  writePaced(parts: readonly Buffer[]): void {
+    this.writeParts(parts);
+  }
+
+  get unsentBytes(): number {
+    return this.res.writableLength;
+  }
+  get needsDrain(): boolean {
+    return this.res.writableNeedDrain;
+  }
+  get gone(): boolean {
+    return responseGone(this.res);
+  }
+
+  // An h2 stream ends on its own; the connection carries other streams and is closed by the server (GOAWAY).
+  end(): void {
+    if (!this.res.writableEnded) this.res.end();
+  }
+
+  destroy(): void {
+    this.res.destroy();
+  }
+}
+
+/** True for an HTTP/1.x response of node:http. */
+export function isHttp1(res: StreamResponse): res is ServerResponse {
+  return res instanceof ServerResponse;
+}
+
+/** True once `res` can take nothing more (the client reset or went away). */
+export function responseGone(res: StreamResponse): boolean {
+  // The HTTP/2 compatibility response has no `destroyed` of its own; its stream does.
+  return isHttp1(res) ? res.destroyed : res.stream.destroyed;
+}
+
+/** The writer for `res`. */
+export function createWriter(res: StreamResponse): ResponseWriter {
+  return isHttp1(res) ? new Http1Writer(res) : new PlainWriter(res);
+}
+
+/** Response headers of every stream over HTTP/1.1. */
+export const STREAM_HEADERS: OutgoingHttpHeaders = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  // nginx and similar proxies must not buffer a stream.
+  'x-accel-buffering': 'no',
+};
+
+/** The same over HTTP/2, where connection-specific fields are illegal (RFC 9113 §8.2.2). */
+export const STREAM_HEADERS_H2: OutgoingHttpHeaders = {
+  'content-type': STREAM_HEADERS['content-type'],
+  'cache-control': STREAM_HEADERS['cache-control'],
+  'x-accel-buffering': 'no',
+};
+
+/** The stream headers for `res`'s protocol. */
+export function streamHeaders(res: StreamResponse): OutgoingHttpHeaders {
+  return isHttp1(res) ? STREAM_HEADERS : STREAM_HEADERS_H2;
+}
+
+/** Writes a stream's `200` head with `extra` headers (CORS) and the protocol's stream headers. */
+export function writeStreamHead(res: StreamResponse, extra: OutgoingHttpHeaders): void {
+  if (isHttp1(res)) res.writeHead(200, { ...extra, ...STREAM_HEADERS });
+  else res.writeHead(200, { ...extra, ...STREAM_HEADERS_H2 });
+}

@@ -1,0 +1,207 @@
+/**
+ * Cleartext HTTP/2 (prior knowledge, H2C=true) on pollcast's own port, with real
+ * HTTP/2 clients (node:http2 and, if it can, curl): two multiplexed streams
+ * and a single stream sharing ONE connection (counted on the server too),
+ * clean SSE bodies with no connection-specific header and no HTTP/1.1 chunk
+ * framing, short answers, a reset or slow stream costing only itself,
+ * HTTP/1.1 on the same port, HTTP/1.1 only by default, and shutdown.
+ */
+import { execFile } from 'node:child_process';
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { h2request } from '../helpers/h2.ts';
+import { parseSse } from '../helpers/multi.ts';
+
+const run = promisify(execFile);
+
+let bridge: Bridge | undefined;
+const sessions: ClientHttp2Session[] = [];
+afterEach(async () => {
+  for (const s of sessions.splice(0)) s.destroy();
+  await bridge?.close();
+  bridge = undefined;
+});
+
+function h2(url: string): ClientHttp2Session {
+  const s = connect(url);
+  s.on('error', () => {});
+  sessions.push(s);
+  return s;
+}
+
+/** The events of one session in an SSE body (tagged or not), as indices. */
+function indicesIn(text: string, session?: string): number[] {
+  return parseSse(text)
+    .filter((f) => f.event === undefined && f.data !== undefined)
+    .map((f) => JSON.parse(f.data!) as { session?: string; index: number })
+    .filter((e) => session === undefined || e.session === session)
+    .map((e) => e.index);
+}
+
+/** curl with HTTP/2 support, or null. */
+async function curlWithHttp2(): Promise<string | null> {
+  try {
+    const { stdout } = await run('curl', ['--version']);
+    return /\bHTTP2\b/.test(stdout) ? 'curl' : null;
+  } catch {
+    return null;
+  }
+}
+
+describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
+  it('carries two multiplexed streams and a single stream on ONE connection', async () => {
+    bridge = await startBridge({ H2C: 'true' });
+    for (const id of ['h2-a', 'h2-b', 'h2-c']) bridge.sim.createSession(id, { emitEveryMs: 15, emitCount: 30 });
+    const session = h2(bridge.url);
+    const one = h2request(session, '/events?sessions=h2-a,h2-b');
+    const two = h2request(session, '/events?session=h2-b&session=h2-c&include_events=false');
+    const single = h2request(session, '/sessions/h2-a/events');
+    // All three open at once, on one TCP connection, in one HTTP/2 session.
+    await Promise.all([one, two, single].map((r) => r.until((t) => t.includes('event: status'))));
+    expect(bridge.server.streams.size).toBe(3);
+    expect(bridge.server.h2c!.sessions).toBe(1);
+    expect(bridge.server.h2c!.sessionsTotal).toBe(1);
+    expect(await bridge.server.connections()).toBe(1);
+    const [a, b, c] = await Promise.all([one.done(), two.done(), single.done()]);
+    expect(indicesIn(a, 'h2-a')).toEqual(range(30));
+    expect(indicesIn(a, 'h2-b')).toEqual(range(30));
+    expect(indicesIn(b, 'h2-b')).toEqual(range(30));
+    expect(indicesIn(b, 'h2-c')).toEqual(range(30));
+    expect(indicesIn(c)).toEqual(range(30));
+    for (const text of [a, b, c]) {
+      // Plain SSE: no HTTP/1.1 chunk-size lines leaked into an h2 stream.
+      expect(text.startsWith('retry: ')).toBe(true);
+      expect(text).not.toMatch(/\r\n/);
+      for (const frame of parseSse(text)) expect(frame.comment || frame.retry !== undefined || frame.data !== undefined).toBe(true);
+    }
+    const headers = await one.headers;
+    expect(headers[':status']).toBe(200);
+    expect(headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(headers.connection).toBeUndefined();
+    expect(headers['transfer-encoding']).toBeUndefined();
+    expect(bridge.server.h2c!.sessionsTotal).toBe(1);
+    // h2-a is read by a multiplexed and a single stream, both with details: one loop.
+    // (h2-b is read with and without details: one loop per include_events value, as the contract says.)
+    expect(bridge.sim.stats('h2-a').maxInFlightChanges).toBe(1);
+  });
+
+  it('resumes a multiplexed stream from Last-Event-ID over HTTP/2', async () => {
+    bridge = await startBridge({ H2C: 'true' });
+    bridge.sim.createSession('h2-r1', { initialEvents: 6, finished: true });
+    bridge.sim.createSession('h2-r2', { initialEvents: 4, finished: true });
+    const session = h2(bridge.url);
+    const full = parseSse(await h2request(session, '/events?sessions=h2-r1,h2-r2').done());
+    const cursor = full.filter((f) => f.event === undefined && f.data)[4]!.id!;
+    const rest = await h2request(session, '/events?sessions=h2-r1,h2-r2', { 'last-event-id': cursor }).done();
+    expect(indicesIn(rest).length).toBe(10 - 5);
+  });
+
+  it('answers short requests correctly: JSON errors, drop-ins, HEAD, 204, POST', async () => {
+    bridge = await startBridge({ H2C: 'true' });
+    bridge.sim.createSession('h2-s', { initialEvents: 2, finished: true });
+    const session = h2(bridge.url);
+    const answer = async (path: string, headers = {}, body?: string) => {
+      const r = h2request(session, path, headers, body);
+      const text = await r.done();
+      return { status: (await r.headers)[':status'], headers: await r.headers, text };
+    };
+    const notFound = await answer('/sessions/h2-missing/events');
+    expect(notFound.status).toBe(404);
+    expect(JSON.parse(notFound.text)).toMatchObject({ code: 'session_not_found' });
+    expect((await answer('/events?session=-x')).status).toBe(400);
+    const changes = await answer('/sessions/h2-s/changes?wait_for_seconds=0');
+    expect(changes.status).toBe(200);
+    expect((JSON.parse(changes.text) as { new_events: unknown[] }).new_events).toHaveLength(2);
+    expect((await answer('/sessions/h2-s/status')).status).toBe(200);
+    const head = await answer('/events?session=h2-s', { ':method': 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.connection).toBeUndefined();
+    const lastEnd = parseSse((await answer('/events?session=h2-s')).text).filter((f) => f.event === 'end')[0]!.id!;
+    expect((await answer('/events?session=h2-s', { 'last-event-id': lastEnd })).status).toBe(204);
+    const post = await answer('/events', { 'content-type': 'application/json' }, JSON.stringify({ sessions: ['h2-s'] }));
+    expect(post.status).toBe(200);
+    expect(indicesIn(post.text, 'h2-s')).toEqual([0, 1]);
+    expect((await answer('/healthz')).status).toBe(200);
+  });
+
+  it('a stream the client resets, or one that stops reading, costs only itself', async () => {
+    // Over HTTP/2 the unsent bytes a stream may hold include what its flow-control window holds
+    // back; the client here opens windows as a browser does (Chromium: 6 MB per stream).
+    bridge = await startBridge({ H2C: 'true', SUBSCRIBER_MAX_QUEUE_BYTES: String(2 << 20) });
+    bridge.sim.createSession('h2-big', { emitEveryMs: 5, emitCount: 400, detailBytes: 20_000 });
+    bridge.sim.createSession('h2-small', { emitEveryMs: 10, emitCount: 100 });
+    const session = connect(bridge.url, { settings: { initialWindowSize: 1 << 20 } });
+    session.on('error', () => {});
+    sessions.push(session);
+    await new Promise((resolve) => session.once('connect', resolve));
+    session.setLocalWindowSize(64 << 20);
+    const reset = h2request(session, '/events?sessions=h2-big,h2-small');
+    const stalled = h2request(session, '/sessions/h2-big/events');
+    const healthy = h2request(session, '/events?sessions=h2-big,h2-small');
+    await Promise.all([reset, stalled, healthy].map((r) => r.until((t) => t.includes('"index":1,'))));
+    reset.stream.close();
+    stalled.stream.pause();
+    await eventually(() => bridge!.server.streams.size === 1, 15_000, 'the reset and the stalled stream to be closed on the server');
+    const text = await healthy.done(30_000);
+    expect(indicesIn(text, 'h2-big')).toEqual(range(400));
+    expect(indicesIn(text, 'h2-small')).toEqual(range(100));
+    expect(bridge.server.metrics.stats.slowDropped).toBe(1);
+    expect(session.destroyed).toBe(false);
+  });
+
+  it('keeps HTTP/1.1 on the same port, and curl --http2-prior-knowledge gets the stream over HTTP/2', async () => {
+    bridge = await startBridge({ H2C: 'true' });
+    bridge.sim.createSession('h2-curl', { initialEvents: 3, finished: true });
+    bridge.sim.createSession('h2-curl-2', { initialEvents: 2, finished: true });
+    const h1 = record(`${bridge.url}/sessions/h2-curl/events`);
+    await h1.ended();
+    expect(h1.indices()).toEqual([0, 1, 2]);
+    const curl = await curlWithHttp2();
+    if (curl === null) {
+      console.log('[h2c] curl without HTTP/2 support: curl check skipped');
+      return;
+    }
+    const url = `${bridge.url}/events?sessions=h2-curl,h2-curl-2`;
+    const viaH2 = await run(curl, ['-sS', '-N', '--http2-prior-knowledge', '--max-time', '15', '-w', '\n%{http_version} %{http_code}', url]);
+    expect(viaH2.stdout.trim().split('\n').at(-1)).toBe('2 200');
+    expect(indicesIn(viaH2.stdout, 'h2-curl')).toEqual([0, 1, 2]);
+    expect(indicesIn(viaH2.stdout, 'h2-curl-2')).toEqual([0, 1]);
+    const viaH1 = await run(curl, ['-sS', '-N', '--http1.1', '--max-time', '15', '-w', '\n%{http_version} %{http_code}', url]);
+    expect(viaH1.stdout.trim().split('\n').at(-1)).toBe('1.1 200');
+    expect(indicesIn(viaH1.stdout, 'h2-curl')).toEqual([0, 1, 2]);
+  });
+
+  it('by default (H2C unset) the port speaks HTTP/1.1 only', async () => {
+    bridge = await startBridge();
+    expect(bridge.server.h2c).toBeUndefined();
+    const session = h2(bridge.url);
+    const failed = await new Promise<boolean>((resolve) => {
+      session.once('error', () => resolve(true));
+      session.once('close', () => resolve(true));
+      session.once('connect', () => {
+        const r = session.request({ ':path': '/healthz' });
+        r.on('error', () => resolve(true));
+        r.on('response', () => resolve(false));
+      });
+    });
+    expect(failed).toBe(true);
+    expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
+  });
+
+  it('ends HTTP/2 streams and closes the connection on shutdown, within the budget', async () => {
+    bridge = await startBridge({ H2C: 'true', SHUTDOWN_TIMEOUT_SECONDS: '3' });
+    bridge.sim.createSession('h2-stop');
+    const session = h2(bridge.url);
+    const live = h2request(session, '/events?sessions=h2-stop');
+    await live.until((t) => t.includes('event: status'));
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    const started = Date.now();
+    await bridge.server.close();
+    expect(Date.now() - started).toBeLessThan(3000);
+    await live.done(5000);
+    await goaway;
+    await eventually(() => session.closed || session.destroyed, 5000, 'the client session to close');
+  });
+});

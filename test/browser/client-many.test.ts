@@ -1,0 +1,137 @@
+/**
+ * connectMany() of public/pollcast-client.js against a real bridge, in Node
+ * with the spec EventSource of the `eventsource` package standing in for the
+ * browser's: per-session callbacks, overview, token, reconnects, close.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { EventSource } from 'eventsource';
+import { SignJWT } from 'jose';
+import { connectMany, manyStreamUrl, type SessionEnd, type SessionEvent, type SessionStatus } from '../../public/pollcast-client.js';
+import { startBridge, eventually, range, type Bridge } from '../helpers/harness.ts';
+
+const SECRET = 'client-many-test-secret-long-enough-for-hs256';
+
+/** What one connectMany reported, in order. */
+function recorder() {
+  const log: string[] = [];
+  const events: SessionEvent[] = [];
+  const statuses: SessionStatus[] = [];
+  const ends: SessionEnd[] = [];
+  const errors: unknown[] = [];
+  let done = 0;
+  return {
+    log,
+    events,
+    statuses,
+    ends,
+    errors,
+    done: () => done,
+    indices: (id: string) => events.filter((e) => e.session === id).map((e) => e.index),
+    options: {
+      onEvent: (e: SessionEvent) => void (events.push(e), log.push(`event ${e.session} ${e.index}`)),
+      onStatus: (s: SessionStatus) => void (statuses.push(s), log.push(`status ${s.session}`)),
+      onEnd: (e: SessionEnd) => void (ends.push(e), log.push(`end ${e.session}`)),
+      onDone: () => void (done++, log.push('done')),
+      onOpen: () => void log.push('open'),
+      onReconnecting: () => void log.push('reconnecting'),
+      onError: (e: unknown) => void (errors.push(e), log.push('error')),
+    },
+  };
+}
+
+describe('pollcast-client.js connectMany', () => {
+  let bridge: Bridge;
+  let token: string;
+  const hadEventSource = 'EventSource' in globalThis;
+  beforeAll(async () => {
+    (globalThis as { EventSource?: unknown }).EventSource = EventSource;
+    bridge = await startBridge({ AUTH: '', AUTH_JWT_SECRET: SECRET, SSE_RETRY_MS: '100' });
+    token = await new SignJWT({ sessions: ['*'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
+  });
+  afterAll(async () => {
+    if (!hadEventSource) delete (globalThis as { EventSource?: unknown }).EventSource;
+    await bridge?.close();
+  });
+
+  it('builds the stream URL: one sessions list, options, a path prefix', () => {
+    expect(manyStreamUrl('http://h:1/live', ['a', 'b', 'a'], { overview: true, fromIndex: 2, includeDetails: false, accessToken: 't.k' })).toBe(
+      'http://h:1/live/events?sessions=a%2Cb&mode=overview&from_index=2&include_details=false&access_token=t.k',
+    );
+    expect(manyStreamUrl('http://h:1/', ['demo-1'])).toBe('http://h:1/events?sessions=demo-1');
+  });
+
+  it('routes each session to the callbacks: status first, events in order, end last, then done and closed', async () => {
+    const { sim, server, url } = bridge;
+    sim.createSession('m-1', { initialEvents: 3 });
+    sim.createSession('m-2', { emitEveryMs: 10, emitCount: 12 });
+    sim.createSession('m-3', { initialEvents: 2, finished: true });
+    const r = recorder();
+    const stream = connectMany(url, ['m-1', 'm-2', 'm-3', 'm-2'], { accessToken: token, ...r.options });
+    expect(stream.sessions).toEqual(['m-1', 'm-2', 'm-3']);
+    await eventually(() => r.indices('m-1').length === 3, 5000, 'm-1 history');
+    sim.appendEvents('m-1', 2);
+    sim.finish('m-1');
+    await eventually(() => r.done() === 1, 10_000, 'every end');
+    expect(r.indices('m-1')).toEqual(range(5));
+    expect(r.indices('m-2')).toEqual(range(12));
+    expect(r.indices('m-3')).toEqual([0, 1]);
+    for (const id of ['m-1', 'm-2', 'm-3']) {
+      const mine = r.log.filter((l) => l.split(' ')[1] === id);
+      expect(mine[0]).toBe(`status ${id}`);
+      expect(mine.at(-1)).toBe(`end ${id}`);
+      expect(stream.ended(id)).toBe(true);
+    }
+    expect(r.log[0]).toBe('open');
+    expect(r.log.at(-1)).toBe('done');
+    expect(stream.closed).toBe(true);
+    expect(stream.lastIndex('m-1')).toBe(4);
+    expect(r.ends.find((e) => e.session === 'm-2')!.last_index).toBe(11);
+    await eventually(() => server.streams.countFor('m-1') === 0, 2000, 'the server side to close');
+    expect(r.log).not.toContain('reconnecting');
+  });
+
+  it('overview: statuses and ends, no event', async () => {
+    bridge.sim.createSession('o-1', { emitEveryMs: 10, emitCount: 8 });
+    bridge.sim.createSession('o-2', { initialEvents: 5, finished: true });
+    const r = recorder();
+    connectMany(bridge.url, ['o-1', 'o-2'], { accessToken: token, overview: true, ...r.options });
+    await eventually(() => r.done() === 1, 10_000, 'every end');
+    expect(r.events).toEqual([]);
+    expect(r.statuses.filter((s) => s.session === 'o-1').length).toBeGreaterThan(1);
+    expect(r.ends.map((e) => e.session).sort()).toEqual(['o-1', 'o-2']);
+  });
+
+  it('reports a dropped connection as reconnecting and resumes every session with no gap and no repeat', async () => {
+    const { sim, server, url } = bridge;
+    sim.createSession('rc-1', { initialEvents: 2 });
+    sim.createSession('rc-2', { initialEvents: 1 });
+    const r = recorder();
+    const stream = connectMany(url, ['rc-1', 'rc-2'], { accessToken: token, ...r.options });
+    try {
+      await eventually(() => r.events.length === 3, 5000, 'the histories');
+      server.streams.closeAll('shutdown');
+      await eventually(() => r.log.includes('reconnecting'), 5000, 'onReconnecting');
+      await eventually(() => r.log.filter((l) => l === 'open').length === 2, 5000, 'the second open');
+      sim.appendEvents('rc-1', 2);
+      sim.appendEvents('rc-2', 3);
+      await eventually(() => r.events.length === 8, 5000, 'the live events');
+      expect(r.indices('rc-1')).toEqual(range(4));
+      expect(r.indices('rc-2')).toEqual(range(4));
+      expect(stream.closed).toBe(false);
+    } finally {
+      stream.close();
+    }
+    expect(stream.closed).toBe(true);
+    await eventually(() => server.streams.countFor('rc-1') === 0, 2000, 'the server side to close');
+  });
+
+  it('reports a refusal (no token: 401) through onError, once', async () => {
+    bridge.sim.createSession('rf-1');
+    const r = recorder();
+    const stream = connectMany(bridge.url, ['rf-1'], r.options);
+    await eventually(() => r.errors.length === 1, 5000, 'onError');
+    expect(r.errors[0]).toEqual({ reason: 'refused' });
+    expect(r.log).toEqual(['error']);
+    expect(stream.closed).toBe(true);
+  });
+});
