@@ -23,7 +23,7 @@ let baseUrl: string;
 function appFor(authorizers: Record<string, Authorizer>): Hono {
   const app = new Hono();
   app.get('/:kind/:id', async (c) => {
-    const { expiresAtMs } = await authorizers[c.req.param('kind')]!(c, c.req.param('id'));
+    const { expiresAtMs } = await authorizers[c.req.param('kind')]!(c, [c.req.param('id')]);
     return c.json({ expiresAtMs: expiresAtMs ?? null });
   });
   app.onError((err, c) => errorResponse(c, err, silentLogger()));
