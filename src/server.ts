@@ -1,12 +1,14 @@
 /** Wires config → upstream client → hub → streams → hono app → HTTP server, and stops it all gracefully. */
-import { serve, type ServerType } from '@hono/node-server';
-import type { Server } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
 import { createApp } from './http/app.ts';
+import type { AppDeps } from './http/deps.ts';
+import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
 import { installClientErrorHandler } from './http/client-error.ts';
 import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
@@ -132,22 +134,28 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config, metrics.stats);
   const upstreamPath = mountablePath(upstreamUrl, log);
-  const app = createApp({ config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath });
-
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    // Real Response objects: hono may clone the marker response of a hand-written stream, and only
-    // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, overrideGlobalObjects: false, serverOptions: { maxHeaderSize: config.maxHeaderBytes } }, () => resolve(s));
-    s.once('error', reject);
+  const deps: AppDeps = { config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath };
+  const app = createApp(deps);
+  // Real Response objects: hono may clone the marker response of a hand-written stream, and only
+  // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
+  const honoListener = getRequestListener(app.fetch, { hostname: config.host, overrideGlobalObjects: false }) as NodeListener;
+  // Single-session stream opens skip hono's per-request objects (memory per idle stream); the rest is hono's.
+  const listener = withStreamFastPath(deps, honoListener);
+  const http = createServer({ maxHeaderSize: config.maxHeaderBytes }, listener as (req: IncomingMessage, res: ServerResponse) => void);
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => {
+      http.off('error', reject);
+      resolve();
+    });
   });
-  const http = server as Server;
   installClientErrorHandler(http);
   // SSE streams stay open for hours; only idle keep-alive sockets time out.
   http.requestTimeout = 0;
   http.headersTimeout = 20_000;
   http.keepAliveTimeout = 5_000;
   // Installed before the first connection can arrive (we are still in the listen callback's continuation).
-  const h2c = config.h2c ? serveH2c(http, { fetch: app.fetch, hostname: config.host, maxHeaderBytes: config.maxHeaderBytes, firstBytesTimeoutMs: http.headersTimeout, log }) : undefined;
+  const h2c = config.h2c ? serveH2c(http, { listener, maxHeaderBytes: config.maxHeaderBytes, firstBytesTimeoutMs: http.headersTimeout, log }) : undefined;
   const addr = http.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${addr.port}`;

@@ -1,24 +1,16 @@
 /** The hono app: routes, CORS, request logs and the one error handler. */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
-import { HTTPException } from 'hono/http-exception';
 import type { AppDeps, AppEnv } from './deps.ts';
-import { errorResponse } from './errors.ts';
+import { errorResponse, rejectionReason } from './errors.ts';
+import { CORS_EXPOSE_HEADERS, corsOriginList } from './cors.ts';
 import { registerEventsRoute } from './events-route.ts';
 import { registerMultiEventsRoute } from './multi-route.ts';
 import { registerDropInRoutes } from './dropin-routes.ts';
 import { registerDemoRoutes } from './demo-routes.ts';
 import { registerLimits } from './limits.ts';
 import { redactUrl } from '../log.ts';
-import { PollcastError } from '../errors.ts';
 import { isHttp1 } from '../hub/writer.ts';
-
-/** Parses CORS_ORIGINS: `*` or a comma-separated list of exact origins. */
-export function corsOriginList(value: string | undefined): string[] | '*' | undefined {
-  if (value === undefined) return undefined;
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
-  return list.includes('*') ? '*' : list;
-}
 
 /** Builds the app. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -26,7 +18,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const origins = corsOriginList(deps.config.corsOrigins);
   if (origins !== undefined) {
     // POST and Content-Type: `POST /events` takes its session list as JSON.
-    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type'], exposeHeaders: ['Retry-After'], maxAge: 600 }));
+    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type'], exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
   }
   app.use('*', async (c, next) => {
     // While stopping, no connection is kept for reuse: a reconnecting client
@@ -49,8 +41,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerDemoRoutes(app, deps.demo);
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));
   app.onError((err, c) => {
-    // pollcast_requests_rejected_total{reason}: every refusal passes here, labelled by its stable code.
-    const reason = err instanceof PollcastError ? err.code : err instanceof HTTPException ? 'http_error' : 'internal';
+    // pollcast_requests_rejected_total{reason}: every refusal passes here (or the stream fast path), labelled by its stable code.
+    const reason = rejectionReason(err);
     deps.stats.rejected[reason] = (deps.stats.rejected[reason] ?? 0) + 1;
     return errorResponse(c, err, deps.log);
   });

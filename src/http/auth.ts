@@ -14,8 +14,19 @@ export interface Grant {
   expiresAtMs: number | undefined;
 }
 
+/** Where a request's token may be: the raw `Authorization` header and the `access_token` query parameter. */
+export interface Credentials {
+  authorization: string | undefined;
+  accessToken: string | undefined;
+}
+
 /** Checks that the request may read every one of `sessionIds`; throws 401/403 errors. */
-export type Authorizer = (c: Context, sessionIds: readonly string[]) => Promise<Grant>;
+export type Authorizer = (credentials: Credentials, sessionIds: readonly string[]) => Promise<Grant>;
+
+/** A hono request's credentials. */
+export function credentialsOf(c: Context): Credentials {
+  return { authorization: c.req.header('authorization'), accessToken: c.req.query('access_token') };
+}
 
 /** Clock skew tolerated on `exp` and `nbf` (seconds). */
 export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
@@ -25,22 +36,20 @@ export const MAX_TOKEN_LENGTH = 8192;
 /** Lets every request through (AUTH=none, or the built-in demo). */
 export const allowAll: Authorizer = async () => ({ expiresAtMs: undefined });
 
-function tokenFrom(c: Context): string | undefined {
-  const header = c.req.header('authorization');
-  if (header !== undefined) {
-    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+function tokenFrom({ authorization, accessToken }: Credentials): string | undefined {
+  if (authorization !== undefined) {
+    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
     if (!m) throw new UnauthorizedError('Authorization header must be "Bearer <token>"');
     return m[1];
   }
-  const query = c.req.query('access_token');
-  return query === undefined || query === '' ? undefined : query;
+  return accessToken === undefined || accessToken === '' ? undefined : accessToken;
 }
 
 /** Creates the HS256 authorizer; the algorithm is pinned so `alg: none` or RS/HS confusion is refused. */
 export function createJwtAuthorizer(secret: string): Authorizer {
   const key = new TextEncoder().encode(secret);
-  return async (c, sessionIds) => {
-    const token = tokenFrom(c);
+  return async (credentials, sessionIds) => {
+    const token = tokenFrom(credentials);
     if (token === undefined) throw new UnauthorizedError('an access token is required (Authorization: Bearer or ?access_token=)');
     if (token.length > MAX_TOKEN_LENGTH) throw new UnauthorizedError('access token too long');
     let sessions: unknown;

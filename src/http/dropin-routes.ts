@@ -6,6 +6,7 @@
  */
 import type { Context, Hono } from 'hono';
 import type { AppDeps, AppEnv } from './deps.ts';
+import { credentialsOf } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSeconds } from './validate.ts';
 import type { Chunk, Feed, FeedListener } from '../hub/feed.ts';
@@ -123,7 +124,7 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     const includeEvents = parseIncludeEvents(c.req.query('include_events'), c.req.query('include_details'));
     const waitSeconds = parseWaitSeconds(c.req.query('wait_for_seconds'), MAX_CHANGES_WAIT_SECONDS);
     if (deps.isShuttingDown()) throw new ShuttingDownError();
-    await deps.authorize(c, [id]);
+    await deps.authorize(credentialsOf(c), [id]);
     // hono answers HEAD with the GET handler: answer it at once, no loop, no wait.
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
     const entry = await deps.hub.acquire(id, includeEvents, from);
@@ -136,7 +137,7 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
   app.get(`${prefix}/sessions/:id/status`, async (c) => {
     const id = parseSessionId(c.req.param('id'));
     if (deps.isShuttingDown()) throw new ShuttingDownError();
-    await deps.authorize(c, [id]);
+    await deps.authorize(credentialsOf(c), [id]);
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
     const entry = await deps.hub.acquireAny(id);
     try {

@@ -30,18 +30,35 @@ export function statusFor(err: PollcastError): 400 | 401 | 403 | 404 | 413 | 414
   return 500;
 }
 
-/** Builds the JSON error answer (never a stack, never a secret). */
-export function errorResponse(c: Context, err: unknown, log: Logger): Response {
+/** An error answer as plain data: what hono's onError and the stream fast path both send. */
+export interface ErrorAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: { error: string; code: string };
+}
+
+/** The stable code a refusal is counted under (`pollcast_requests_rejected_total{reason}`). */
+export function rejectionReason(err: unknown): string {
+  return err instanceof PollcastError ? err.code : err instanceof HTTPException ? 'http_error' : 'internal';
+}
+
+/** The JSON error answer for `err` (never a stack, never a secret); anything unexpected is logged and answered 500. */
+export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
   if (err instanceof PollcastError) {
-    const status = statusFor(err);
-    if (err instanceof TooManyRequestsError || err instanceof UpstreamUnavailableError) c.header('Retry-After', String(err.retryAfterSeconds));
-    if (err instanceof ShuttingDownError) c.header('Retry-After', '1');
-    if (err instanceof UnauthorizedError) c.header('WWW-Authenticate', 'Bearer');
-    return c.json({ error: err.message, code: err.code }, status);
+    const headers: Record<string, string> = {};
+    if (err instanceof TooManyRequestsError || err instanceof UpstreamUnavailableError) headers['retry-after'] = String(err.retryAfterSeconds);
+    if (err instanceof ShuttingDownError) headers['retry-after'] = '1';
+    if (err instanceof UnauthorizedError) headers['www-authenticate'] = 'Bearer';
+    return { status: statusFor(err), headers, body: { error: err.message, code: err.code } };
   }
-  if (err instanceof HTTPException) {
-    return c.json({ error: err.message || 'request refused', code: 'http_error' }, err.status);
-  }
+  if (err instanceof HTTPException) return { status: err.status, headers: {}, body: { error: err.message || 'request refused', code: 'http_error' } };
   log.error({ err }, 'unhandled error');
-  return c.json({ error: 'internal error', code: 'internal' }, 500);
+  return { status: 500, headers: {}, body: { error: 'internal error', code: 'internal' } };
+}
+
+/** Builds the JSON error answer of a hono request. */
+export function errorResponse(c: Context, err: unknown, log: Logger): Response {
+  const answer = errorAnswer(err, log);
+  for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
+  return c.json(answer.body, answer.status as 400);
 }

@@ -13,9 +13,9 @@
  * HTTP/1.1 stream (bench idle scenario, 10,000 streams).
  */
 import type { Server } from 'node:http';
-import { createServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import { getRequestListener } from '@hono/node-server';
+import type { NodeListener } from './fast-path.ts';
 import type { Logger } from 'pino';
 
 /** The client connection preface of RFC 9113 §3.4: no HTTP/1.x request starts with it. */
@@ -33,9 +33,8 @@ export const H2_MAX_CONCURRENT_STREAMS = 1000;
 export const H2_IDLE_TIMEOUT_MS = 120_000;
 
 export interface H2cOptions {
-  /** The app's fetch, as served over HTTP/1.1. */
-  fetch: Parameters<typeof getRequestListener>[0];
-  hostname: string;
+  /** The request listener, as served over HTTP/1.1 (the stream fast path in front of hono). */
+  listener: NodeListener;
   /** Largest header list advertised to clients (MAX_HEADER_BYTES). */
   maxHeaderBytes: number;
   /** How long a new connection may take to send its first bytes before it is dropped (ms). */
@@ -112,7 +111,7 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
   const { log } = options;
   const h2 = createHttp2Server(
     { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderBytes } },
-    getRequestListener(options.fetch, { hostname: options.hostname, overrideGlobalObjects: false }),
+    options.listener as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
   );
   h2.setTimeout(H2_IDLE_TIMEOUT_MS);
   // Graceful rather than Node's default destroy: a stream still open finishes.

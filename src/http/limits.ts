@@ -60,15 +60,14 @@ export function clientKey(ip: string): string {
  * of `X-Forwarded-For` (the one the nearest proxy appended; earlier entries are
  * whatever the client wrote). A missing or malformed header falls back to the socket.
  */
-export function clientIp(c: Context<AppEnv>, trust: TrustProxy): string {
+export function clientIp(header: (name: string) => string | undefined, socketAddress: string | undefined, trust: TrustProxy): string {
   if (trust === 'fly') {
-    const v = c.req.header('fly-client-ip')?.trim();
+    const v = header('fly-client-ip')?.trim();
     if (v && isIP(v)) return unmapIpv4(v);
   } else if (trust === 'x-forwarded-for') {
-    const v = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
+    const v = header('x-forwarded-for')?.split(',').at(-1)?.trim();
     if (v && isIP(v)) return unmapIpv4(v);
   }
-  const socketAddress = (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.socket.remoteAddress;
   return unmapIpv4(socketAddress ?? 'unknown');
 }
 
@@ -199,6 +198,8 @@ export interface Limits {
   readonly stats: Stats;
   /** The key the request's client is limited by. */
   clientKeyOf(c: Context<AppEnv>): string;
+  /** The same, from a header reader and the socket's address (requests that do not pass through hono). */
+  clientKeyFrom(header: (name: string) => string | undefined, socketAddress: string | undefined): string;
 }
 
 /** Creates the limits of one server. */
@@ -210,31 +211,42 @@ export function createLimits(config: Config, stats: Stats): Limits {
     rate: new RateLimiter(config.rateLimitPerIp, config.rateLimitBurst),
     streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession }, stats),
     stats,
-    clientKeyOf: (c) => clientKey(clientIp(c, trustProxy)),
+    clientKeyOf: (c) => clientKey(clientIp((name) => c.req.header(name), (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.socket.remoteAddress, trustProxy)),
+    clientKeyFrom: (header, socketAddress) => clientKey(clientIp(header, socketAddress, trustProxy)),
   };
 }
 
 /** Refuses request targets longer than MAX_URL_BYTES with 414 (Node itself refuses past MAX_HEADER_BYTES with 431). */
+/** Refuses a request target (path and query, as received) longer than MAX_URL_BYTES. */
+export function checkUrl(limits: Limits, target: string): void {
+  // The request target reaches Node as latin1 bytes: its length is its size.
+  if (target.length > limits.maxUrlBytes) {
+    reject(limits.stats, 'url_too_long');
+    throw new UriTooLongError(limits.maxUrlBytes);
+  }
+}
+
+/** Takes a token from the client's bucket, or refuses with 429 and the seconds until the next token. */
+export function checkRate(limits: Limits, clientKey: string): void {
+  const wait = limits.rate.take(clientKey);
+  if (wait > 0) {
+    reject(limits.stats, 'rate_limit');
+    throw new TooManyRequestsError('too many requests from this client; slow down', Math.min(RATE_LIMIT_MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(wait))));
+  }
+}
+
+/** `checkUrl` as middleware. */
 export function urlLimit(limits: Limits): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const raw = (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.url ?? c.req.url.replace(/^[a-z]+:\/\/[^/]*/i, '');
-    // The request target reaches Node as latin1 bytes: its length is its size.
-    if (raw.length > limits.maxUrlBytes) {
-      reject(limits.stats, 'url_too_long');
-      throw new UriTooLongError(limits.maxUrlBytes);
-    }
+    checkUrl(limits, (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.url ?? c.req.url.replace(/^[a-z]+:\/\/[^/]*/i, ''));
     await next();
   };
 }
 
-/** Takes a token from the client's bucket, or refuses with 429 and the seconds until the next token. */
+/** `checkRate` as middleware. */
 export function rateLimit(limits: Limits): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const wait = limits.rate.take(limits.clientKeyOf(c));
-    if (wait > 0) {
-      reject(limits.stats, 'rate_limit');
-      throw new TooManyRequestsError('too many requests from this client; slow down', Math.min(RATE_LIMIT_MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(wait))));
-    }
+    checkRate(limits, limits.clientKeyOf(c));
     await next();
   };
 }

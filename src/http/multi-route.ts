@@ -6,6 +6,7 @@
 import type { Context, Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
+import { credentialsOf } from './auth.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
 import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
@@ -49,7 +50,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     c.env.incoming.socket.destroy();
     return RESPONSE_ALREADY_SENT;
   }
-  const grant = await deps.authorize(c, req.ids);
+  const grant = await deps.authorize(credentialsOf(c), req.ids);
   if (c.req.method === 'HEAD') return c.body(null, 200, { ...(middlewareHeaders(c, deps) as Record<string, string>), ...(streamHeaders(c.env.outgoing) as Record<string, string>) });
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.

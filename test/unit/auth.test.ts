@@ -10,7 +10,7 @@ import { Hono } from 'hono';
 import { SignJWT } from 'jose';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allowAll, createJwtAuthorizer, JWT_CLOCK_TOLERANCE_SECONDS, type Authorizer } from '../../src/http/auth.ts';
+import { allowAll, createJwtAuthorizer, credentialsOf, JWT_CLOCK_TOLERANCE_SECONDS, type Authorizer } from '../../src/http/auth.ts';
 import { errorResponse } from '../../src/http/errors.ts';
 import { silentLogger } from '../../src/log.ts';
 import { JWT_SECRET } from '../security/helpers.ts';
@@ -23,7 +23,7 @@ let baseUrl: string;
 function appFor(authorizers: Record<string, Authorizer>): Hono {
   const app = new Hono();
   app.get('/:kind/:id', async (c) => {
-    const { expiresAtMs } = await authorizers[c.req.param('kind')]!(c, [c.req.param('id')]);
+    const { expiresAtMs } = await authorizers[c.req.param('kind')]!(credentialsOf(c), [c.req.param('id')]);
     return c.json({ expiresAtMs: expiresAtMs ?? null });
   });
   app.onError((err, c) => errorResponse(c, err, silentLogger()));

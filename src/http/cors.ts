@@ -1,0 +1,27 @@
+/** CORS_ORIGINS: the allowed origins, and the headers a simple (non-preflight) answer carries, as hono's cors middleware sets them. */
+
+/** Headers exposed to browser scripts on every answer (a refused open's Retry-After). */
+export const CORS_EXPOSE_HEADERS = ['Retry-After'];
+
+/** Parses CORS_ORIGINS: `*` or a comma-separated list of exact origins; undefined when unset (no CORS headers). */
+export function corsOriginList(value: string | undefined): string[] | '*' | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  return list.includes('*') ? '*' : list;
+}
+
+/**
+ * The CORS headers of a GET answer for a request from `origin`: what hono's
+ * cors middleware gives every other route (the stream fast path does not
+ * pass through it). Preflights stay with the middleware.
+ */
+export function corsHeaders(origins: string[] | '*' | undefined, origin: string | undefined): Record<string, string> {
+  if (origins === undefined) return {};
+  const out: Record<string, string> = { 'access-control-expose-headers': CORS_EXPOSE_HEADERS.join(',') };
+  if (origins === '*') out['access-control-allow-origin'] = '*';
+  else {
+    if (origin !== undefined && origins.includes(origin)) out['access-control-allow-origin'] = origin;
+    out.vary = 'Origin';
+  }
+  return out;
+}

@@ -1,0 +1,26 @@
+/**
+ * Reading a Node request directly, for the stream fast path: no hono Request
+ * or Context, and no `headers` object, which would be built from the raw
+ * header list and kept for as long as the stream stays open.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+
+/** A request as Node's HTTP/1.1 or HTTP/2 compatibility API hands it over. */
+export type NodeRequest = IncomingMessage | Http2ServerRequest;
+
+/** A header's value, repeated lines joined with ", " as `Headers.get` joins them; undefined when absent. */
+export function rawHeader(req: NodeRequest, name: string): string | undefined {
+  const raw = req.rawHeaders;
+  let out: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) out = out === undefined ? raw[i + 1]! : `${out}, ${raw[i + 1]!}`;
+  }
+  return out;
+}
+
+/** The request target's path and its query string (without `?`). */
+export function splitTarget(target: string): { path: string; query: string } {
+  const q = target.indexOf('?');
+  return q === -1 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
+}

@@ -1,0 +1,72 @@
+/**
+ * Opening `GET /sessions/{id}/events`: validation, authorization, the stream
+ * slot, the feed, then the stream. Shared by the hono route and the fast path
+ * that serves most stream opens without hono's per-request objects.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Credentials, Grant } from './auth.ts';
+import type { AppDeps } from './deps.ts';
+import { parseIncludeEvents, parseSessionId, parseStartIndex } from './validate.ts';
+import type { FeedEntry } from '../hub/hub.ts';
+import { responseGone, type StreamResponse } from '../hub/writer.ts';
+
+/** What a stream open carries, read from the request by whichever layer received it. */
+export interface StreamAsk {
+  /** The decoded `{id}` path segment (undefined when it could not be decoded). */
+  rawId: string | undefined;
+  lastEventId: string | undefined;
+  fromIndex: string | undefined;
+  includeEvents: string | undefined;
+  includeDetails: string | undefined;
+  credentials: Credentials;
+}
+
+/** A stream open that passed every check. */
+export interface CheckedAsk {
+  id: string;
+  start: number;
+  includeEvents: boolean;
+  grant: Grant;
+}
+
+/** Validates and authorizes an open (throws 400/401/403); null while shutting down, when the caller must drop the connection. */
+export async function checkStreamAsk(ask: StreamAsk, deps: AppDeps): Promise<CheckedAsk | null> {
+  const id = parseSessionId(ask.rawId);
+  const start = parseStartIndex(ask.lastEventId, ask.fromIndex);
+  const includeEvents = parseIncludeEvents(ask.includeEvents, ask.includeDetails);
+  // EventSource gives up for good on a 503 but retries a dropped connection
+  // (with Last-Event-ID): so it reconnects to another instance, or to this one once restarted.
+  if (deps.isShuttingDown()) return null;
+  const grant = await deps.authorize(ask.credentials, [id]);
+  return { id, start, includeEvents, grant };
+}
+
+/**
+ * Reserves the client's stream slot, acquires the feed (starting its loop if
+ * none runs) and starts the stream on `res`. Throws a refusal before any byte
+ * is written; returns false when the client left (or shutdown began) meanwhile.
+ */
+export async function startSessionStream(checked: CheckedAsk, clientKey: string, extraHeaders: OutgoingHttpHeaders, res: StreamResponse, deps: AppDeps): Promise<boolean> {
+  // Reserved before the first upstream await, so concurrent opens cannot overshoot a limit;
+  // given back exactly once: on any failure below, or when the stream closes.
+  const releaseSlot = deps.limits.streams.reserve(clientKey, [checked.id]);
+  let entry: FeedEntry;
+  try {
+    entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start);
+  } catch (err) {
+    releaseSlot();
+    throw err;
+  }
+  if (responseGone(res) || deps.isShuttingDown()) {
+    releaseSlot();
+    deps.hub.release(entry);
+    return false;
+  }
+  try {
+    deps.streams.start(entry, res, checked.start, { extraHeaders, onClosed: releaseSlot, expiresAtMs: checked.grant.expiresAtMs });
+  } catch (err) {
+    releaseSlot();
+    throw err;
+  }
+  return true;
+}
