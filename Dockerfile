@@ -27,6 +27,8 @@ COPY public ./public
 # Files stay owned by root: the process (user "node", uid 1000, from the base image) cannot rewrite its own code.
 USER node
 EXPOSE 8080
+# The young-generation cap of src/runtime-flags.ts (memory per idle stream); test/ops checks they agree.
+ENV NODE_OPTIONS="--max-semi-space-size=16"
 # slim has no curl; Node's fetch does the probe. 127.0.0.1 answers for HOST=0.0.0.0 and HOST=::.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { OPTIONS } from '../src/config.ts';
+import { NODE_FLAGS } from '../src/runtime-flags.ts';
 import { CAN_PIN, delay, firstJsonLine, freePort, startService, stopProcess } from './processes.ts';
 
 export type TargetName = 'pollcast' | 'baseline' | 'cluster';
@@ -94,12 +95,13 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
 
 async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target> {
   const nodeArgs = [...(opts.nodeFlags ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [])];
-  if (name === 'cluster') return startCluster(opts, nodeArgs);
+  // pollcast runs with the flags it is deployed with (`npm start`, the Dockerfile); the naive server with Node's defaults.
+  if (name === 'cluster') return startCluster(opts, [...NODE_FLAGS, ...nodeArgs]);
   let child: ChildProcess;
   let port: number;
   if (name === 'pollcast') {
     port = await freePort();
-    child = startPollcastProcess(opts, nodeArgs, port, {});
+    child = startPollcastProcess(opts, [...NODE_FLAGS, ...nodeArgs], port, {});
     await waitHealthy(`http://127.0.0.1:${port}`, child);
   } else {
     child = startService({ name, core: opts.core, nodeArgs, script: 'bench/baseline.ts', env: { UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });

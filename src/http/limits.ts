@@ -154,9 +154,9 @@ export class StreamSlots {
 
   /**
    * Reserves one stream for `clientKey` reading `sessionIds` (one slot per
-   * session), or throws 429. Returns the release function (idempotent).
+   * session), or throws 429. Returns the slot, whose `release()` is idempotent.
    */
-  reserve(clientKey: string, sessionIds: readonly string[]): () => void {
+  reserve(clientKey: string, sessionIds: readonly string[]): StreamSlot {
     const retry = STREAM_LIMIT_RETRY_AFTER_SECONDS;
     if (this.reserved >= this.maxTotal) {
       reject(this.stats, 'streams_total');
@@ -178,14 +178,36 @@ export class StreamSlots {
     this.reserved++;
     this.byClient.set(clientKey, this.forClient(clientKey) + 1);
     for (const id of sessions) this.bySession.set(id, this.forSession(id) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.reserved--;
-      decrement(this.byClient, clientKey);
-      for (const id of sessions) decrement(this.bySession, id);
-    };
+    return new StreamSlot(this, clientKey, sessions);
+  }
+
+  /** Gives a slot back (StreamSlot.release calls it once). */
+  free(clientKey: string, sessions: readonly string[]): void {
+    this.reserved--;
+    decrement(this.byClient, clientKey);
+    for (const id of sessions) decrement(this.bySession, id);
+  }
+}
+
+/**
+ * One reserved stream slot. An object with a method rather than a closure: it
+ * lives as long as its stream, and idle streams are counted in thousands.
+ */
+export class StreamSlot {
+  private slots: StreamSlots | null;
+  private readonly clientKey: string;
+  private readonly sessions: readonly string[];
+
+  constructor(slots: StreamSlots, clientKey: string, sessions: readonly string[]) {
+    this.slots = slots;
+    this.clientKey = clientKey;
+    this.sessions = sessions;
+  }
+
+  /** Gives the slot back, once. */
+  release(): void {
+    this.slots?.free(this.clientKey, this.sessions);
+    this.slots = null;
   }
 }
 

@@ -56,17 +56,17 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);
   // One stream for the client, one slot for each session it reads; reserved before the first await.
-  const releaseSlot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
+  const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
   let lanes: LaneSpec[];
   try {
     lanes = await acquireLanes(deps, req);
   } catch (err) {
-    releaseSlot();
+    slot.release();
     throw err;
   }
   const res = c.env.outgoing;
   const releaseAll = () => {
-    releaseSlot();
+    slot.release();
     for (const lane of lanes) if (lane.entry) deps.hub.release(lane.entry);
   };
   if (responseGone(res) || deps.isShuttingDown()) {
@@ -74,7 +74,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     return RESPONSE_ALREADY_SENT;
   }
   try {
-    deps.streams.startMany(lanes, req.key, req.mode, res, { extraHeaders: middlewareHeaders(c, deps), onClosed: releaseSlot, expiresAtMs: grant.expiresAtMs });
+    deps.streams.startMany(lanes, req.key, req.mode, res, { extraHeaders: middlewareHeaders(c, deps), slot, expiresAtMs: grant.expiresAtMs });
   } catch (err) {
     releaseAll();
     throw err;

@@ -49,23 +49,23 @@ export async function checkStreamAsk(ask: StreamAsk, deps: AppDeps): Promise<Che
 export async function startSessionStream(checked: CheckedAsk, clientKey: string, extraHeaders: OutgoingHttpHeaders, res: StreamResponse, deps: AppDeps): Promise<boolean> {
   // Reserved before the first upstream await, so concurrent opens cannot overshoot a limit;
   // given back exactly once: on any failure below, or when the stream closes.
-  const releaseSlot = deps.limits.streams.reserve(clientKey, [checked.id]);
+  const slot = deps.limits.streams.reserve(clientKey, [checked.id]);
   let entry: FeedEntry;
   try {
     entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start);
   } catch (err) {
-    releaseSlot();
+    slot.release();
     throw err;
   }
   if (responseGone(res) || deps.isShuttingDown()) {
-    releaseSlot();
+    slot.release();
     deps.hub.release(entry);
     return false;
   }
   try {
-    deps.streams.start(entry, res, checked.start, { extraHeaders, onClosed: releaseSlot, expiresAtMs: checked.grant.expiresAtMs });
+    deps.streams.start(entry, res, checked.start, { extraHeaders, slot, expiresAtMs: checked.grant.expiresAtMs });
   } catch (err) {
-    releaseSlot();
+    slot.release();
     throw err;
   }
   return true;

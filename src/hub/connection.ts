@@ -16,6 +16,14 @@ export interface ConnectionOptions {
   onClose: (conn: StreamConnection, reason: CloseReason) => void;
 }
 
+const CONNECTION = Symbol('pollcast.connection');
+type ResponseWithConnection = StreamResponse & { [CONNECTION]?: StreamConnection };
+
+/** The response's 'close' listener, shared by every stream. */
+function closeFromResponse(this: StreamResponse): void {
+  (this as ResponseWithConnection)[CONNECTION]?.close('client');
+}
+
 /** One open stream's response. */
 export abstract class StreamConnection {
   /** Set when anything was written since the last heartbeat sweep. */
@@ -36,8 +44,10 @@ export abstract class StreamConnection {
     this.out = createWriter(res);
     this.maxQueueBytes = opts.maxQueueBytes;
     this.onClose = opts.onClose;
-    // 'close' fires on client disconnects and resets alike; no per-event listeners.
-    res.once('close', () => this.close('client'));
+    // 'close' fires on client disconnects and resets alike. One shared listener finds the stream
+    // through the response: no closure (and no once-wrapper) per stream.
+    (res as ResponseWithConnection)[CONNECTION] = this;
+    res.on('close', closeFromResponse);
   }
 
   /** True when the stream reads `sessionId`. */

@@ -11,7 +11,7 @@ import type { StreamConnection } from './connection.ts';
 import { retryFrame } from './frames.ts';
 import type { FeedEntry, Hub } from './hub.ts';
 import { MuxSubscriber, type LaneSpec, type MuxMode } from './mux-subscriber.ts';
-import { StreamSubscriber, type CloseReason } from './subscriber.ts';
+import { StreamSubscriber, type CloseReason, type SubscriberOptions } from './subscriber.ts';
 import { writeStreamHead, type StreamResponse } from './writer.ts';
 import type { Stats } from '../metrics.ts';
 
@@ -35,12 +35,17 @@ const HEARTBEAT = encodeComment('keep-alive');
 /** How often open streams are checked for an expired token (ms); a stream outlives its token by at most this. */
 export const TOKEN_EXPIRY_CHECK_MS = 1000;
 
+/** Something a stream gives back when it closes. */
+export interface Releasable {
+  release(): void;
+}
+
 /** How a stream is opened. */
 export interface StreamStartOptions {
   /** Headers set by middleware (CORS) that travel with the stream's own head. */
   extraHeaders?: OutgoingHttpHeaders;
-  /** Runs exactly once when the stream closes (the limits give back its slot). */
-  onClosed?: () => void;
+  /** Given back exactly once when the stream closes (the limits' stream slot). */
+  slot?: Releasable;
   /** When the subscriber's token expires (ms since the epoch): the stream is closed then. */
   expiresAtMs?: number | undefined;
 }
@@ -51,21 +56,30 @@ export class Streams {
   private readonly open = new Set<StreamConnection>();
   private readonly heartbeat: NodeJS.Timeout;
 
+  private readonly subscriberOptions: SubscriberOptions;
+
   constructor(opts: StreamsOptions) {
     this.opts = opts;
-    // One timer for every stream: a stream that got nothing since the last sweep gets a comment,
-    // and a stream whose token expired is closed (revoking by expiry must work on open streams too).
+    this.subscriberOptions = { maxQueueBytes: opts.maxQueueBytes, onClose: (sub, reason) => this.closed(sub, reason), stats: opts.stats };
+    // One timer for every stream. Every half heartbeat interval, a stream that got nothing since the last
+    // sweep gets a comment; every second, a stream whose token expired is closed (revoking by expiry
+    // must reach open streams too).
+    const beatEveryMs = Math.max(100, Math.floor(opts.heartbeatMs / 2));
+    let lastBeatMs = performance.now();
     this.heartbeat = setInterval(() => {
+      const beat = performance.now() - lastBeatMs >= beatEveryMs - 50;
+      if (beat) lastBeatMs = performance.now();
       const now = Date.now();
       for (const sub of this.open) {
         if (sub.expiresAtMs !== undefined && sub.expiresAtMs <= now) {
           sub.close('expired');
           continue;
         }
+        if (!beat) continue;
         if (!sub.wroteRecently) sub.write(HEARTBEAT);
         sub.wroteRecently = false;
       }
-    }, Math.max(100, Math.min(TOKEN_EXPIRY_CHECK_MS, Math.floor(opts.heartbeatMs / 2))));
+    }, Math.min(TOKEN_EXPIRY_CHECK_MS, beatEveryMs));
     this.heartbeat.unref();
   }
 
@@ -83,22 +97,17 @@ export class Streams {
 
   /**
    * Starts the SSE answer on `res` for an acquired feed entry; owns the entry's
-   * use from here on (released when the stream closes). `onClosed` runs
-   * exactly once when the stream closes (the limits give back its slot).
+   * use from here on (released when the stream closes), and gives `slot`
+   * back exactly once when the stream closes.
    */
   start(entry: FeedEntry, res: StreamResponse, startIndex: number, options: StreamStartOptions = {}): StreamSubscriber {
-    const { extraHeaders = {}, onClosed, expiresAtMs } = options;
+    const { extraHeaders = {}, slot, expiresAtMs } = options;
     const { log, stats } = this.opts;
     const feed = entry.feed;
     writeStreamHead(res, extraHeaders);
-    const sub = new StreamSubscriber(res, startIndex, feed.sessionId, {
-      maxQueueBytes: this.opts.maxQueueBytes,
-      onClose: (s, reason) => {
-        onClosed?.();
-        this.closed(entry, s, reason);
-      },
-      stats,
-    });
+    // One options object and one close handler for every stream: what a stream owns is kept on it.
+    const sub = new StreamSubscriber(res, startIndex, entry, this.subscriberOptions);
+    sub.slot = slot;
     sub.expiresAtMs = expiresAtMs;
     this.open.add(sub);
     stats.streamsOpened++;
@@ -120,13 +129,13 @@ export class Streams {
    * slice at a time however many sessions it reads.
    */
   startMany(lanes: readonly LaneSpec[], key: Buffer, mode: MuxMode, res: StreamResponse, options: StreamStartOptions = {}): MuxSubscriber {
-    const { extraHeaders = {}, onClosed, expiresAtMs } = options;
+    const { extraHeaders = {}, slot, expiresAtMs } = options;
     const { log, stats } = this.opts;
     writeStreamHead(res, extraHeaders);
     const sub = new MuxSubscriber(res, key, lanes, mode, {
       maxQueueBytes: this.opts.maxQueueBytes,
       onClose: (s, reason) => {
-        onClosed?.();
+        slot?.release();
         this.closedMany(s, reason);
       },
       stats,
@@ -199,7 +208,9 @@ export class Streams {
     if (reason === 'slow') stats.slowDropped++;
   }
 
-  private closed(entry: FeedEntry, sub: StreamSubscriber, reason: CloseReason): void {
+  private closed(sub: StreamSubscriber, reason: CloseReason): void {
+    const { entry } = sub;
+    sub.slot?.release();
     entry.feed.listeners.delete(sub);
     this.open.delete(sub);
     this.count(reason);

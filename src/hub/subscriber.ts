@@ -4,6 +4,7 @@
  * bound, pacing, close) is a StreamConnection.
  */
 import type { Chunk, FeedListener } from './feed.ts';
+import type { FeedEntry } from './hub.ts';
 import { StreamConnection, type CloseReason, type ConnectionOptions } from './connection.ts';
 import type { StreamResponse } from './writer.ts';
 import type { Stats } from '../metrics.ts';
@@ -27,13 +28,18 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
   /** The last status frame written (shared bytes, compared by identity). */
   statusSent: Buffer | null = null;
   readonly sessionId: string;
+  /** The feed entry read, whose use the stream holds until it closes. */
+  readonly entry: FeedEntry;
+  /** What the stream gives back when it closes (its stream slot), if anything. */
+  slot: { release(): void } | undefined;
   private readonly stats: Stats;
 
-  constructor(res: StreamResponse, startIndex: number, sessionId: string, opts: SubscriberOptions) {
+  constructor(res: StreamResponse, startIndex: number, entry: FeedEntry, opts: SubscriberOptions) {
     // The connection calls it with this very subscriber: no wrapper closure per stream.
     super(res, { maxQueueBytes: opts.maxQueueBytes, onClose: opts.onClose as ConnectionOptions['onClose'] });
     this.next = startIndex;
-    this.sessionId = sessionId;
+    this.entry = entry;
+    this.sessionId = entry.feed.sessionId;
     this.stats = opts.stats;
   }
 

@@ -213,8 +213,8 @@ describe('limit mechanics', () => {
     slots.reserve('b', ['s', 's']);
     expect(slots.forSession('s')).toBe(2);
     expect(() => slots.reserve('c', ['t'])).toThrow(/limit 2/);
-    r1();
-    r1();
+    r1.release();
+    r1.release();
     expect(slots.total).toBe(1);
     expect(slots.forClient('a')).toBe(0);
     expect(slots.forSession('s')).toBe(1);
