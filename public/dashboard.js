@@ -1,7 +1,7 @@
 // The demo dashboard's script (public/index.html): cards of sessions streamed through pollcast.
 // Dependency-free ES module, served at /dashboard.js beside /pollcast-client.js.
 
-import { connect } from '/pollcast-client.js';
+import { connectMany } from '/pollcast-client.js';
 
 /** Cards shown at once; beyond it the oldest finished cards give way to new live sessions (pinned ones never do). */
 const MAX_CARDS = 9;
@@ -29,70 +29,106 @@ const pinned = [...new Set(params.getAll('session').flatMap((s) => s.split(','))
 const token = params.get('token') || undefined;
 
 // ───── Connection handling: the only code that knows how streams are opened. ─────
-// Today one connect() (one EventSource) per session. When the multiplexed
-// `GET /events?session=a&session=b` lands, subscribe() becomes one connectMany()
-// for all of `sessionIds` and the slot queue below goes away.
+// Multiplexed streams (GET /events, connectMany): the cards' sessions share one
+// stream in events mode, the session list one stream in overview mode (status
+// and end only). Sessions that appear later come as one more stream per batch,
+// which ends by itself once all of its sessions have; past the HTTP/1.1 budget
+// below a batch joins an open card stream instead.
+
+/** Sessions one stream may carry: the server's MAX_SESSIONS_PER_STREAM default (more is a 400 for the whole stream). */
+const MAX_SESSIONS_PER_STREAM = 100;
+/**
+ * Card streams open at once over HTTP/1.1, where each holds one of the six
+ * connections a browser opens per server (shared by all its tabs, and it
+ * silently queues whatever comes next, the list fetch included). Two: the
+ * cards' stream and one for the sessions that started since; a later batch
+ * joins the open card stream that replays least (see place()), so the cards
+ * never take a connection each. With the overview stream the page holds three
+ * connections: the list fetch and a second tab of the dashboard still fit.
+ */
+const MAX_HTTP1_CARD_STREAMS = 2;
+/** HTTP/2 and HTTP/3 carry every stream on one connection: a new stream per batch costs no connection and replays nothing. */
+const cardStreamLimit = /^h[23]/.test(performance.getEntriesByType('navigation')[0]?.nextHopProtocol ?? '') ? Infinity : MAX_HTTP1_CARD_STREAMS;
 
 /**
- * EventSources open at once over HTTP/1.1, where a browser opens at most six
- * connections per server and queues the rest silently (the session list fetch
- * included): one stays free for the list; more sessions wait for a stream to end.
+ * The page's open streams: { stream (connectMany's), handlers, overview, state }
+ * with state 'connecting' | 'live' | 'reconnecting'. Ended and refused ones leave.
  */
-const MAX_HTTP1_STREAMS = 5;
-/** HTTP/2 and HTTP/3 carry every stream on one connection, so they need no such limit. */
-const streamLimit = /^h[23]/.test(performance.getEntriesByType('navigation')[0]?.nextHopProtocol ?? '') ? Infinity : MAX_HTTP1_STREAMS;
-let openStreams = 0;
-/** Streams waiting for a free connection, oldest first (each a function that opens it). */
-const waitingStreams = [];
+const streams = new Set();
 
-function openWaitingStreams() {
-  while (openStreams < streamLimit && waitingStreams.length > 0) waitingStreams.shift()();
+/** Sessions of `record` whose `end` has not arrived. */
+const openSessionsOf = (record) => record.stream.sessions.filter((id) => !record.stream.ended(id));
+
+/** Events a stream has delivered for its open sessions: what add() would make it send again. */
+const replayCost = (record) => openSessionsOf(record).reduce((sum, id) => sum + record.stream.lastIndex(id) + 1, 0);
+
+function openStream(ids, handlers, overview) {
+  const record = { stream: undefined, handlers, overview, state: 'connecting' };
+  // Stream-wide news (open, reconnecting, refused) concerns each session still open on it.
+  const each = (f) => () => {
+    if (f) for (const id of openSessionsOf(record)) f(id);
+  };
+  const leave = () => {
+    streams.delete(record);
+    handlers.onStreams?.();
+  };
+  record.stream = connectMany('/', ids, {
+    accessToken: token,
+    overview,
+    onOpen: () => ((record.state = 'live'), each(handlers.onOpen)(), handlers.onStreams?.()),
+    onStatus: (status) => handlers.onStatus(status.session, status),
+    onEvent: (event) => handlers.onEvent?.(event.session, event),
+    onEnd: (end) => handlers.onEnd(end.session, end),
+    onDone: leave,
+    onReconnecting: () => ((record.state = 'reconnecting'), each(handlers.onReconnecting)(), handlers.onStreams?.()),
+    onError: (error) => (each((id) => handlers.onError?.(id, error))(), leave()),
+  });
+  streams.add(record);
+  handlers.onStreams?.();
 }
 
 /**
- * Streams the sessions `sessionIds` and reports each through `handlers`, called
- * with the session id first: onOpen(id), onStatus(id, status), onEvent(id, event),
- * onEnd(id, end), onReconnecting(id), onError(id, error), onWaiting(id) (no free
- * connection yet). Every event index arrives once, in order, across reconnects.
- * @returns {{ close(): void }} close() stops every stream of this call (idempotent).
+ * Puts `ids` on a stream of `handlers`' kind. Cards: a new stream while the
+ * budget allows (nothing is sent twice), else the open card stream whose add()
+ * replays least (its open sessions' events so far are sent again and skipped
+ * by the client). Overview: always the open overview stream while it has
+ * room, as adding to it costs one status per session. A stream carries at
+ * most MAX_SESSIONS_PER_STREAM sessions; with no room left a new one opens.
  */
-function subscribe(sessionIds, handlers) {
-  const streams = [];
-  let closed = false;
-  const open = (id) => {
-    if (closed) return;
-    openStreams++;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      openStreams--;
-      // At once: a free slot left open while others wait would let a later subscribe() jump the queue.
-      openWaitingStreams();
-    };
-    const stream = connect('/', id, {
-      accessToken: token,
-      onOpen: () => handlers.onOpen(id),
-      onStatus: (status) => handlers.onStatus(id, status),
-      onEvent: (event) => handlers.onEvent(id, event),
-      onEnd: (end) => (release(), handlers.onEnd(id, end)),
-      onReconnecting: () => handlers.onReconnecting(id),
-      onError: (error) => (release(), handlers.onError(id, error)),
-    });
-    streams.push({ stream, release });
-  };
-  for (const id of sessionIds) {
-    if (openStreams < streamLimit) open(id);
-    else {
-      waitingStreams.push(() => open(id));
-      handlers.onWaiting(id);
-    }
+function place(ids, handlers, overview) {
+  for (let i = 0; i < ids.length; i += MAX_SESSIONS_PER_STREAM) {
+    const batch = ids.slice(i, i + MAX_SESSIONS_PER_STREAM);
+    const kin = [...streams].filter((r) => r.handlers === handlers && r.overview === overview && !r.stream.closed);
+    const hosts = kin.filter((r) => openSessionsOf(r).length + batch.length <= MAX_SESSIONS_PER_STREAM).sort((a, b) => replayCost(a) - replayCost(b));
+    if (hosts.length > 0 && (overview || kin.length >= cardStreamLimit)) hosts[0].stream.add(batch);
+    else openStream(batch, handlers, overview);
   }
+}
+
+/**
+ * Streams the sessions `sessionIds` and reports each through `handlers`,
+ * called with the session id first: onOpen(id), onStatus(id, status),
+ * onEvent(id, event) (not in overview mode), onEnd(id, end),
+ * onReconnecting(id), onError(id, error), and onStreams() whenever the set of
+ * open streams or their state changes. Every event index arrives once, in
+ * order, across reconnects (the browser's Last-Event-ID carries each stream's
+ * cursor). `overview`: status and end only.
+ */
+function subscribe(sessionIds, handlers, { overview = false } = {}) {
+  if (sessionIds.length > 0) place([...new Set(sessionIds)], handlers, overview);
+}
+
+/** The open streams, by kind and state, for the header. */
+function streamCounts() {
+  const all = [...streams];
+  const count = (f) => all.filter(f).length;
   return {
-    close() {
-      closed = true;
-      for (const { stream, release } of streams) stream.close(), release();
-    },
+    cards: count((r) => !r.overview),
+    overview: count((r) => r.overview),
+    live: count((r) => r.state === 'live'),
+    reconnecting: count((r) => r.state === 'reconnecting'),
+    cardSessions: all.filter((r) => !r.overview).reduce((n, r) => n + openSessionsOf(r).length, 0),
+    overviewSessions: all.filter((r) => r.overview).reduce((n, r) => n + openSessionsOf(r).length, 0),
   };
 }
 // ───── End of connection handling. ─────
@@ -101,6 +137,14 @@ const root = document.getElementById('sessions');
 const template = document.getElementById('card-template');
 /** id → view: one card's elements and what the page knows of its session. */
 const views = new Map();
+/**
+ * id → every session the page knows, for the header and the strip: { id,
+ * status, steps, cost, startedAt, finishedAt, ended, chip }. Fed by the
+ * session list (first sight), the overview stream and the cards' streams.
+ */
+const known = new Map();
+/** True while a redraw of the header and the strip waits for the next frame. */
+let drawQueued = false;
 /** True once the bridge said it has no session list (a real upstream): only ?session= cards then. */
 let noList = false;
 /** The list refresh interval, cleared when there is no list. */
@@ -389,20 +433,22 @@ function showOutcome(v, end) {
   else if (!box.hasChildNodes() && TERMINAL.has(status)) box.append(el('h3', '', status.replaceAll('_', ' ')), el('p', 'answer', 'no answer given'));
 }
 
-/** Handlers of subscribe(), per session id; a card removed meanwhile ignores what is still in flight. */
-const handlers = {
+/** Handlers of the cards' streams, per session id; a card removed meanwhile ignores what is still in flight. */
+const cardHandlers = {
   onOpen: (id) => withView(id, (v) => setStream(v, 'live', 'streaming')),
-  onWaiting: (id) => withView(id, (v) => setStream(v, 'waiting', 'waiting for a free connection (browsers open six per server over HTTP/1.1)')),
-  onStatus: (id, s) => withView(id, (v) => {
-    if (!isObject(s)) return;
-    setStatus(v, str(s.status));
-    setMetrics(v, s.metrics);
-    setTimes(v, s);
-    // upstream_error comes and goes with pollcast's retries; the stream stays open meanwhile.
-    v.$.conn.classList.toggle('trouble', Boolean(s.upstream_error));
-    if (s.upstream_error) v.$.conn.textContent = `upstream trouble, pollcast keeps retrying: ${str(s.upstream_error)}`;
-    else if (v.stream === 'live') v.$.conn.textContent = 'streaming';
-  }),
+  onStatus: (id, s) => {
+    know(id, s);
+    withView(id, (v) => {
+      if (!isObject(s)) return;
+      setStatus(v, str(s.status));
+      setMetrics(v, s.metrics);
+      setTimes(v, s);
+      // upstream_error comes and goes with pollcast's retries; the stream stays open meanwhile.
+      v.$.conn.classList.toggle('trouble', Boolean(s.upstream_error));
+      if (s.upstream_error) v.$.conn.textContent = `upstream trouble, pollcast keeps retrying: ${str(s.upstream_error)}`;
+      else if (v.stream === 'live') v.$.conn.textContent = 'streaming';
+    });
+  },
   onEvent: (id, event) => withView(id, (v) => {
     if (!isObject(event) || !Number.isInteger(event.index)) return;
     // The stream promises each index once; counted rather than trusted, so a repeat would show in data-duplicates.
@@ -420,25 +466,56 @@ const handlers = {
     }
     setFigure(v, 'count', String(event.index + 1));
   }),
-  onEnd: (id, end) => withView(id, (v) => {
-    const e = isObject(end) ? end : {};
-    setStatus(v, str(e.status));
-    setMetrics(v, e.metrics);
-    setTimes(v, e);
-    showOutcome(v, e);
-    setStream(v, 'ended', `finished · stream closed by end (last index ${e.last_index ?? 'none'})`);
-    trim();
-  }),
+  onEnd: (id, end) => {
+    know(id, end, true);
+    withView(id, (v) => {
+      const e = isObject(end) ? end : {};
+      setStatus(v, str(e.status));
+      setMetrics(v, e.metrics);
+      setTimes(v, e);
+      showOutcome(v, e);
+      setStream(v, 'ended', `finished · ended on its stream (last index ${e.last_index ?? 'none'})`);
+      trim();
+    });
+  },
   onReconnecting: (id) => withView(id, (v) => {
     v.card.dataset.reconnects = String(Number(v.card.dataset.reconnects) + 1);
     setStream(v, 'reconnecting', `connection lost: reconnecting, will resume after #${v.lastIndex}…`);
   }),
   onError: (id) => withView(id, (v) => setStream(v, 'refused', 'refused: no stream for this session (unknown, expired, or not allowed)')),
+  onStreams: () => renderTop(),
+};
+
+/** Handlers of the overview stream: status and end of every listed session, for the header and the strip. */
+const overviewHandlers = {
+  onStatus: (id, s) => know(id, s),
+  onEnd: (id, end) => know(id, end, true),
+  onStreams: () => renderTop(),
 };
 
 function withView(id, f) {
   const v = views.get(id);
   if (v) f(v);
+}
+
+/**
+ * Records what `s` (a list row, a status or an end) says of session `id` for
+ * the header and the strip. An end is final: a status still in flight on
+ * another stream must not undo it.
+ */
+function know(id, s, final = false) {
+  let k = known.get(id);
+  if (!k) known.set(id, (k = { id, status: '', steps: '', cost: undefined, startedAt: '', finishedAt: '', ended: false, chip: undefined }));
+  if (!isObject(s) || (k.ended && !final)) return;
+  if (str(s.status)) k.status = str(s.status);
+  // Statuses and ends carry `metrics`; a list row carries steps and total_cost flat.
+  const m = isObject(s.metrics) ? s.metrics : s;
+  if (str(m.steps)) k.steps = str(m.steps);
+  if (typeof m.total_cost === 'number' && Number.isFinite(m.total_cost)) k.cost = m.total_cost;
+  if (typeof s.started_at === 'string') k.startedAt = s.started_at;
+  if (typeof s.finished_at === 'string') k.finishedAt = s.finished_at;
+  if (final) k.ended = true;
+  renderTop();
 }
 
 function addCard(id, atTop) {
@@ -458,38 +535,50 @@ function addCard(id, atTop) {
   else root.append(card);
   const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined };
   views.set(id, v);
+  know(id);
   return v;
 }
 
-/**
- * Cards for `ids` (in display order), all streamed by one subscribe() call.
- * `finished` ids are subscribed first: their streams replay and end at once,
- * so they never wait behind live streams for one of HTTP/1.1's few connections.
- */
-function watch(ids, atTop, finished = new Set()) {
+/** Cards for `ids` (in display order), streamed together: one more stream for the batch (see subscribe()). */
+function watch(ids, atTop) {
   if (ids.length === 0) return;
   for (const id of atTop ? [...ids].reverse() : ids) addCard(id, atTop);
-  subscribe([...ids.filter((id) => finished.has(id)), ...ids.filter((id) => !finished.has(id))], handlers);
+  subscribe(ids, cardHandlers);
   renderTop();
 }
 
+/** Redraws the header and the strip once per frame, however many statuses arrived in it. */
 function renderTop() {
-  const all = [...views.values()];
-  const count = (state) => all.filter((v) => v.stream === state).length;
+  if (drawQueued) return;
+  drawQueued = true;
+  requestAnimationFrame(() => {
+    drawQueued = false;
+    drawPill();
+    drawSummary();
+    drawStrip();
+  });
+}
+
+function drawPill() {
+  const c = streamCounts();
   const pill = document.getElementById('conn');
   const text = document.getElementById('conn-text');
   const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-  if (count('reconnecting') > 0) [pill.dataset.state, text.textContent] = ['reconnecting', `reconnecting ${plural(count('reconnecting'), 'stream')}…`];
-  else if (count('live') > 0) [pill.dataset.state, text.textContent] = ['live', `live · ${plural(count('live'), 'open stream')}`];
-  else if (all.length === 0 && noList) [pill.dataset.state, text.textContent] = ['idle', 'no session chosen'];
-  else if (count('connecting') > 0 || count('waiting') > 0 || all.length === 0) [pill.dataset.state, text.textContent] = ['connecting', 'connecting…'];
+  const cards = [...views.values()];
+  pill.dataset.streams = String(streams.size);
+  pill.title = `${plural(c.cards, 'events stream')} for ${plural(c.cardSessions, 'open card')}, ${plural(c.overview, 'overview stream')} for ${plural(c.overviewSessions, 'listed session')} (status and end only)`;
+  if (c.reconnecting > 0) [pill.dataset.state, text.textContent] = ['reconnecting', `reconnecting ${plural(c.reconnecting, 'stream')}…`];
+  else if (c.live > 0) [pill.dataset.state, text.textContent] = ['live', `live · ${plural(c.cards, 'card stream')}${c.overview > 0 ? ` + ${plural(c.overview, 'overview stream')}` : ''}`];
+  else if (cards.length === 0 && noList) [pill.dataset.state, text.textContent] = ['idle', 'no session chosen'];
+  else if (streams.size > 0 || cards.length === 0) [pill.dataset.state, text.textContent] = ['connecting', 'connecting…'];
   else [pill.dataset.state, text.textContent] = ['idle', 'no live session'];
+}
 
+/** The header's counts by status and total cost, over every session the page knows (not only the cards). */
+function drawSummary() {
+  const all = [...known.values()];
   const byStatus = new Map();
-  for (const v of all) {
-    const s = v.card.dataset.status || 'connecting';
-    byStatus.set(s, (byStatus.get(s) ?? 0) + 1);
-  }
+  for (const k of all) byStatus.set(k.status || 'connecting', (byStatus.get(k.status || 'connecting') ?? 0) + 1);
   const rank = (s) => (STATUS_ORDER.includes(s) ? STATUS_ORDER.indexOf(s) : STATUS_ORDER.length);
   const item = (n, label, status) => {
     const span = el('span', status ? 'swatch' : undefined);
@@ -500,8 +589,53 @@ function renderTop() {
   document.getElementById('summary').replaceChildren(
     item(all.length, all.length === 1 ? 'session' : 'sessions'),
     ...[...byStatus].sort(([a], [b]) => rank(a) - rank(b)).map(([s, n]) => item(n, s.replaceAll('_', ' '), s)),
-    item(money(all.reduce((sum, v) => sum + v.cost, 0)), 'spent'),
+    item(money(all.reduce((sum, k) => sum + (k.cost ?? 0), 0)), 'spent'),
   );
+}
+
+/** A link that opens the session alone (with the page's token, if any). */
+function sessionHref(id) {
+  const q = new URLSearchParams({ session: id });
+  if (token) q.set('token', token);
+  return `?${q}`;
+}
+
+function makeChip(k) {
+  const chip = el('a', 'chip');
+  chip.dataset.session = k.id;
+  chip.href = sessionHref(k.id);
+  const badge = el('span', 'badge');
+  badge.append(el('span', 'icon'), el('span', 'badge-text', '…'));
+  chip.append(el('span', 'chip-id', k.id), badge, el('span', 'chip-steps'), el('span', 'chip-cost'));
+  chip.title = k.id;
+  return chip;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/** The strip: every known session, live ones first (newest on top), then the most recently finished. */
+function drawStrip() {
+  const all = [...known.values()];
+  document.getElementById('overview').hidden = all.length === 0;
+  document.getElementById('overview-count').textContent = String(all.length);
+  const live = (k) => !k.ended && !TERMINAL.has(k.status);
+  const order = (k) => (live(k) ? `1${k.startedAt || '9'}` : `0${k.finishedAt}`);
+  all.sort((a, b) => order(b).localeCompare(order(a)));
+  for (const k of all) {
+    k.chip ??= makeChip(k);
+    const { chip } = k;
+    if (chip.dataset.status !== k.status) chip.dataset.status = k.status;
+    setText(chip.querySelector('.badge-text'), k.status ? k.status.replaceAll('_', ' ') : '…');
+    setText(chip.querySelector('.chip-steps'), k.steps === '' ? '– steps' : `${k.steps} step${k.steps === '1' ? '' : 's'}`);
+    setText(chip.querySelector('.chip-cost'), money(k.cost));
+    chip.classList.toggle('on-screen', views.has(k.id));
+  }
+  const strip = document.getElementById('strip');
+  const chips = all.map((k) => k.chip);
+  // Only when the order changed: re-inserting every chip would restart their animations.
+  if (chips.length !== strip.children.length || chips.some((c, i) => strip.children[i] !== c)) strip.replaceChildren(...chips);
 }
 
 /** Drops the oldest finished cards beyond MAX_CARDS (pinned sessions are never dropped). */
@@ -532,17 +666,36 @@ async function refresh(first) {
     if (!res.ok) return;
     ({ sessions } = await res.json());
   } catch {
-    return; // the cards show their streams' own state; the list is asked again on the next tick
+    return; // the streams show their own state; the list is asked again on the next tick
   }
   if (!Array.isArray(sessions)) return;
-  const rows = sessions.filter((s) => isObject(s) && typeof s.id === 'string' && !views.has(s.id));
+  const listed = sessions.filter((s) => isObject(s) && typeof s.id === 'string');
+  const ids = new Set(listed.map((s) => s.id));
+  // A session the list no longer has (the demo forgets old finished ones) leaves the strip, unless it has a card.
+  for (const id of known.keys()) if (!ids.has(id) && !views.has(id)) known.delete(id);
+  const fresh = listed.filter((s) => !known.has(s.id));
+  for (const s of fresh) know(s.id, s, s.finished_at != null);
+  // The overview stream follows every live session of the list; a finished one's row is final already.
+  subscribe(fresh.filter((s) => s.finished_at == null).map((s) => s.id), overviewHandlers, { overview: true });
+
+  const rows = listed.filter((s) => !views.has(s.id));
   // Live sessions first (newest on top), then the most recently finished.
   const order = (s) => (s.finished_at == null ? `1${s.started_at ?? '9'}` : `0${s.finished_at}`);
   rows.sort((a, b) => order(b).localeCompare(order(a)));
   const chosen = first ? rows.slice(0, MAX_CARDS) : rows.filter((s) => s.finished_at == null);
-  watch(chosen.map((s) => s.id), !first, new Set(chosen.filter((s) => s.finished_at != null).map((s) => s.id)));
+  watch(chosen.map((s) => s.id), !first);
   trim();
 }
+
+document.getElementById('strip').addEventListener('click', (e) => {
+  const chip = e.target instanceof Element ? e.target.closest('.chip') : null;
+  const v = chip && views.get(chip.dataset.session);
+  if (!v || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  // Its card is on screen: show it rather than leave the page.
+  e.preventDefault();
+  v.card.scrollIntoView({ behavior: 'smooth', block: 'center' });
+  flash(v.card);
+});
 
 setInterval(() => {
   // An ended stream's clock stops even if its end carried no finished_at.
