@@ -123,7 +123,7 @@ export interface ConnectManyOptions {
   onEnd?: (end: SessionEnd) => void;
   /** Every session ended; the stream is closed. */
   onDone?: () => void;
-  /** The connection (or a reconnection) is open. */
+  /** The connection (or a reconnection, or the new connection of `add()`) is open. */
   onOpen?: () => void;
   /** The connection dropped; the browser reconnects by itself and every session resumes where it was. */
   onReconnecting?: () => void;
@@ -133,7 +133,7 @@ export interface ConnectManyOptions {
 
 /** An open multiplexed stream. */
 export interface PollcastManyStream {
-  /** The sessions of the stream, duplicates dropped. */
+  /** The sessions of the stream, duplicates dropped, in the order given (those added later last). */
   readonly sessions: readonly string[];
   /** Index of the last event received for a session, or fromIndex - 1 (-1) before the first. */
   lastIndex(sessionId: string): number;
@@ -141,6 +141,17 @@ export interface PollcastManyStream {
   ended(sessionId: string): boolean;
   /** True after every `end`, `close()` or a refusal. */
   readonly closed: boolean;
+  /**
+   * Puts more sessions on the stream (ids it has already are ignored). The
+   * connection is replaced by one for the sessions still open plus the new
+   * ones, so no callback misses or repeats anything; but in events mode the
+   * sessions it already had are sent again from `fromIndex` and skipped here,
+   * so their history crosses the network twice: for sessions with a long
+   * history prefer another `connectMany`. Cheap in overview mode (a status per
+   * session). `onOpen` runs again. Returns false, adding nothing, once the
+   * stream is closed (open another one then).
+   */
+  add(sessionIds: readonly string[]): boolean;
   /** Closes the stream (idempotent). */
   close(): void;
 }
@@ -148,5 +159,9 @@ export interface PollcastManyStream {
 /** The URL of one stream carrying several sessions (`?sessions=a,b`; `baseUrl` '' or '/' means this page's origin). */
 export function manyStreamUrl(baseUrl: string, sessionIds: readonly string[], options?: Pick<ConnectManyOptions, 'accessToken' | 'fromIndex' | 'includeDetails' | 'overview'>): string;
 
-/** Opens ONE stream for several sessions; it closes itself once every session ended. */
+/**
+ * Opens ONE stream for several sessions; it closes itself once every session
+ * ended. A frame that is not a JSON object naming one of its sessions (and, for
+ * an event, an integer `index`) is ignored.
+ */
 export function connectMany(baseUrl: string, sessionIds: readonly string[], options: ConnectManyOptions): PollcastManyStream;

@@ -18,6 +18,7 @@
 //     onStatus: (s) => console.log(s.session, s.status, s.metrics.total_cost),
 //     onEnd: (end) => console.log(end.session, 'finished'),
 //   });
+//   board.add(['demo-4']); // a session that appeared later, on the same connection
 
 /**
  * @typedef {import('./pollcast-client.d.ts').PollcastEvent} PollcastEvent
@@ -139,75 +140,125 @@ export function manyStreamUrl(baseUrl, sessionIds, options = {}) {
 }
 
 /**
+ * The JSON object of a multiplexed frame, or undefined when it is not one: a
+ * frame that names no session cannot be routed, so it is dropped rather than
+ * thrown at the page.
+ * @param {Event} e
+ * @returns {Record<string, any> | undefined}
+ */
+function frameObject(e) {
+  try {
+    const value = JSON.parse(/** @type {MessageEvent} */ (e).data);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Opens ONE stream for several sessions. Per session: its status first, every
  * event once and in index order (none in overview mode), then its `end`; each
  * callback's argument carries `session`. After a dropped connection the
  * browser reconnects by itself and pollcast resumes every session exactly
  * where it was (the SSE id is a cursor of all their positions). The stream
- * closes itself once every session ended.
+ * closes itself once every session ended. `add()` puts more sessions on it.
  * @param {string} baseUrl
  * @param {readonly string[]} sessionIds
  * @param {ConnectManyOptions} options
  * @returns {PollcastManyStream}
  */
 export function connectMany(baseUrl, sessionIds, options) {
-  const sessions = [...new Set(sessionIds)];
-  const es = new EventSource(manyStreamUrl(baseUrl, sessions, options));
-  /** @type {Map<string, { lastIndex: number, ended: boolean }>} */
-  const state = new Map(sessions.map((id) => [id, { lastIndex: options.fromIndex === undefined ? -1 : options.fromIndex - 1, ended: false }]));
-  let open = sessions.length;
+  const firstIndex = options.fromIndex === undefined ? -1 : options.fromIndex - 1;
+  /** Per session, in the order given: what the callbacks have had. @type {Map<string, { lastIndex: number, ended: boolean }>} */
+  const state = new Map();
+  const track = (/** @type {readonly string[]} */ ids) => {
+    let added = 0;
+    for (const id of ids) {
+      if (state.has(id)) continue;
+      state.set(id, { lastIndex: firstIndex, ended: false });
+      added++;
+    }
+    return added;
+  };
+  track(sessionIds);
+  let open = state.size;
   let closed = false;
+  /** @type {EventSource} */
+  let es;
 
-  /** @param {Event} e */
-  const parse = (e) => JSON.parse(/** @type {MessageEvent} */ (e).data);
+  const start = () => {
+    // Only the sessions still open: a session whose `end` arrived is not asked for again.
+    const ids = [...state].filter(([, s]) => !s.ended).map(([id]) => id);
+    const source = new EventSource(manyStreamUrl(baseUrl, ids, options));
+    es = source;
+    // A stream replaced by add() may still have frames queued: only the current one speaks.
+    const current = () => source === es;
 
-  es.onopen = () => options.onOpen?.();
-  es.onmessage = (e) => {
-    /** @type {SessionEvent} */
-    const event = parse(e);
-    const s = state.get(event.session);
-    // The server never repeats an index; this guard keeps a callback from ever seeing one twice.
-    if (s === undefined || event.index <= s.lastIndex) return;
-    s.lastIndex = event.index;
-    options.onEvent?.(event);
-  };
-  es.addEventListener('status', (e) => {
-    /** @type {SessionStatus} */
-    const status = parse(e);
-    if (state.get(status.session)?.ended === false) options.onStatus?.(status);
-  });
-  es.addEventListener('end', (e) => {
-    /** @type {SessionEnd} */
-    const end = parse(e);
-    const s = state.get(end.session);
-    if (s === undefined || s.ended) return;
-    s.ended = true;
-    open--;
-    // Close before the server's end of response makes the browser reconnect.
-    if (open === 0) {
+    source.onopen = () => {
+      if (current()) options.onOpen?.();
+    };
+    source.onmessage = (e) => {
+      /** @type {SessionEvent | undefined} */
+      const event = /** @type {any} */ (frameObject(e));
+      const s = event && state.get(event.session);
+      // The server never repeats an index; this guard keeps a callback from ever seeing one twice,
+      // and skips what a stream reopened by add() replays of the sessions it already had.
+      if (!current() || s === undefined || s.ended || !Number.isInteger(event.index) || event.index <= s.lastIndex) return;
+      s.lastIndex = event.index;
+      options.onEvent?.(event);
+    };
+    source.addEventListener('status', (e) => {
+      /** @type {SessionStatus | undefined} */
+      const status = /** @type {any} */ (frameObject(e));
+      if (current() && status && state.get(status.session)?.ended === false) options.onStatus?.(status);
+    });
+    source.addEventListener('end', (e) => {
+      /** @type {SessionEnd | undefined} */
+      const end = /** @type {any} */ (frameObject(e));
+      const s = end && state.get(end.session);
+      if (!current() || s === undefined || s.ended) return;
+      s.ended = true;
+      open--;
+      // Close before the server's end of response makes the browser reconnect.
+      if (open === 0) {
+        closed = true;
+        source.close();
+      }
+      options.onEnd?.(end);
+      if (open === 0) options.onDone?.();
+    });
+    source.onerror = () => {
+      if (closed || !current()) return;
+      if (source.readyState === EventSource.CONNECTING) {
+        options.onReconnecting?.();
+        return;
+      }
+      // CLOSED without every `end`: an answer that was not a stream (400, 401, 403, 404, 414, 429, 503…).
       closed = true;
-      es.close();
-    }
-    options.onEnd?.(end);
-    if (open === 0) options.onDone?.();
-  });
-  es.onerror = () => {
-    if (closed) return;
-    if (es.readyState === EventSource.CONNECTING) {
-      options.onReconnecting?.();
-      return;
-    }
-    // CLOSED without every `end`: an answer that was not a stream (400, 401, 403, 404, 414, 429, 503…).
-    closed = true;
-    options.onError?.({ reason: 'refused' });
+      options.onError?.({ reason: 'refused' });
+    };
   };
+  start();
 
   return {
-    sessions,
+    get sessions() {
+      return [...state.keys()];
+    },
     lastIndex: (sessionId) => state.get(sessionId)?.lastIndex ?? -1,
     ended: (sessionId) => state.get(sessionId)?.ended ?? false,
     get closed() {
       return closed;
+    },
+    add(more) {
+      if (closed) return false;
+      const added = track(more);
+      if (added === 0) return true;
+      open += added;
+      // The cursor names the stream's session list, so a longer list is a new stream: the sessions
+      // still open are asked for again from `fromIndex`, and what they had is skipped above.
+      es.close();
+      start();
+      return true;
     },
     close() {
       closed = true;

@@ -1,4 +1,4 @@
-/** The demo page, the browser client module, and (with the built-in simulator) its session list. */
+/** The demo page and its script, the browser client module, and (with the built-in simulator) its session list. */
 import { readFileSync } from 'node:fs';
 import type { Hono } from 'hono';
 import type { AppEnv } from './env.ts';
@@ -14,6 +14,7 @@ export const PUBLIC_DIR = new URL('../../public/', import.meta.url);
 /** Static files served from memory: path → [file, content type]. */
 const STATIC_FILES: Record<string, [string, string]> = {
   '/': ['index.html', 'text/html; charset=utf-8'],
+  '/dashboard.js': ['dashboard.js', 'text/javascript; charset=utf-8'],
   '/pollcast-client.js': ['pollcast-client.js', 'text/javascript; charset=utf-8'],
   '/pollcast-client.d.ts': ['pollcast-client.d.ts', 'text/plain; charset=utf-8'],
 };
@@ -26,7 +27,7 @@ function load(file: string): Buffer | undefined {
   }
 }
 
-/** Registers `/`, the client module and `/demo/sessions`. */
+/** Registers `/`, its script, the client module and `/demo/sessions`. */
 export function registerDemoRoutes(app: Hono<AppEnv>, demo: DemoSource | undefined): void {
   for (const [path, [file, type]] of Object.entries(STATIC_FILES)) {
     const bytes = load(file);

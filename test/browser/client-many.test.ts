@@ -1,9 +1,12 @@
 /**
  * connectMany() of public/pollcast-client.js against a real bridge, in Node
  * with the spec EventSource of the `eventsource` package standing in for the
- * browser's: per-session callbacks, overview, token, reconnects, close.
+ * browser's: per-session callbacks, overview, token, reconnects, close,
+ * sessions added to an open stream, frames it cannot route.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { EventSource } from 'eventsource';
 import { SignJWT } from 'jose';
 import { connectMany, manyStreamUrl, type SessionEnd, type SessionEvent, type SessionStatus } from '../../public/pollcast-client.js';
@@ -123,6 +126,94 @@ describe('pollcast-client.js connectMany', () => {
     }
     expect(stream.closed).toBe(true);
     await eventually(() => server.streams.countFor('rc-1') === 0, 2000, 'the server side to close');
+  });
+
+  it('add(): new sessions join the stream, the ones it had go on with no gap and no repeat, also across a reconnect', async () => {
+    const { sim, server, url } = bridge;
+    sim.createSession('ad-1', { initialEvents: 3 });
+    sim.createSession('ad-2', { initialEvents: 2 });
+    const r = recorder();
+    const stream = connectMany(url, ['ad-1'], { accessToken: token, ...r.options });
+    try {
+      await eventually(() => r.indices('ad-1').length === 3, 5000, 'ad-1 history');
+      expect(stream.add(['ad-2', 'ad-1'])).toBe(true);
+      expect(stream.sessions).toEqual(['ad-1', 'ad-2']);
+      expect(stream.add(['ad-1'])).toBe(true); // nothing new: the connection stays
+      await eventually(() => r.indices('ad-2').length === 2, 5000, 'ad-2 history');
+      // The old connection is gone: one stream reads both.
+      await eventually(() => server.streams.countFor('ad-1') === 1 && server.streams.countFor('ad-2') === 1, 2000, 'one stream for both');
+      sim.appendEvents('ad-1', 2);
+      sim.appendEvents('ad-2', 1);
+      await eventually(() => r.events.length === 8, 5000, 'the live events');
+      // The reopened stream's cursor resumes both sessions exactly.
+      server.streams.closeAll('shutdown');
+      await eventually(() => r.log.includes('reconnecting'), 5000, 'onReconnecting');
+      sim.appendEvents('ad-1', 1);
+      sim.finish('ad-1');
+      sim.finish('ad-2');
+      await eventually(() => r.done() === 1, 10_000, 'every end');
+      expect(r.indices('ad-1')).toEqual(range(6));
+      expect(r.indices('ad-2')).toEqual(range(3));
+      expect(r.log.filter((l) => l === 'open').length).toBe(3); // first, after add(), after the drop
+      expect(r.statuses.filter((s) => s.session === 'ad-2')[0]!.session).toBe('ad-2');
+      expect(stream.closed).toBe(true);
+      expect(stream.add(['ad-3'])).toBe(false);
+      expect(stream.sessions).toEqual(['ad-1', 'ad-2']);
+      expect(r.errors).toEqual([]);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it("add() in overview mode: the new session's status and end, none asked again after its end", async () => {
+    const { sim, url } = bridge;
+    sim.createSession('ao-1', { initialEvents: 2 });
+    sim.createSession('ao-2', { initialEvents: 1, finished: true });
+    sim.createSession('ao-3', { initialEvents: 1 });
+    const r = recorder();
+    const stream = connectMany(url, ['ao-1', 'ao-2'], { accessToken: token, overview: true, ...r.options });
+    try {
+      await eventually(() => r.ends.length === 1, 5000, "ao-2's end");
+      stream.add(['ao-3']);
+      await eventually(() => r.statuses.some((s) => s.session === 'ao-3'), 5000, "ao-3's status");
+      sim.finish('ao-1');
+      sim.finish('ao-3');
+      await eventually(() => r.done() === 1, 10_000, 'every end');
+      expect(r.events).toEqual([]);
+      expect(r.ends.map((e) => e.session)).toEqual(['ao-2', expect.any(String), expect.any(String)]);
+      expect(r.ends.map((e) => e.session).sort()).toEqual(['ao-1', 'ao-2', 'ao-3']);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('ignores frames it cannot route instead of throwing', async () => {
+    const frame = (data: string, event?: string) => `${event ? `event: ${event}\n` : ''}data: ${data}\n\n`;
+    const body = [
+      'retry: 60000\n\n',
+      frame('"not an object"', 'status'),
+      frame('null'),
+      frame('[1, 2]'),
+      frame('not json'),
+      frame('{"session":"other","index":0,"type":"t"}'),
+      frame('{"session":"x","type":"no index"}'),
+      frame('{"session":"x","index":"0","type":"string index"}'),
+      frame('{"session":"x","status":"running"}', 'status'),
+      frame('{"session":"x","index":0,"type":"t"}'),
+      frame('null', 'end'),
+      frame('{"session":"x","status":"completed","last_index":0}', 'end'),
+    ].join('');
+    const odd = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/event-stream' }).end(body));
+    await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+    const r = recorder();
+    try {
+      connectMany(`http://127.0.0.1:${(odd.address() as AddressInfo).port}`, ['x'], r.options);
+      await eventually(() => r.done() === 1, 5000, 'the end');
+      expect(r.log).toEqual(['open', 'status x', 'event x 0', 'end x', 'done']);
+    } finally {
+      odd.closeAllConnections();
+      await new Promise((resolve) => odd.close(resolve));
+    }
   });
 
   it('reports a refusal (no token: 401) through onError, once', async () => {

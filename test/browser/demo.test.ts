@@ -4,25 +4,48 @@
  * indicator, the latest thought, action and screenshot of a session, steps and
  * cost from status events, the badge following running → idle → running →
  * completed, the answer and the error from `end`, reconnects resumed without a
- * repeated line, a finished session replayed from pollcast's cache, and no more
- * streams than HTTP/1.1 can carry. Leaves a screenshot at test/artifacts/demo.png.
+ * repeated line, a finished session replayed from pollcast's cache, the cards
+ * on one multiplexed stream and the list (strip and header) on one overview
+ * stream, and 20 live sessions over one connection. Leaves a screenshot at
+ * test/artifacts/demo.png.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Request } from 'playwright-core';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import type { Simulator } from '../../src/simulator/index.ts';
-import { range } from '../helpers/harness.ts';
+import { eventually, range } from '../helpers/harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 /** Bound on every wait for the page (ms). */
 const WAIT_MS = 10_000;
-/** The page's limit of streams at once over HTTP/1.1 (MAX_HTTP1_STREAMS in public/index.html). */
-const HTTP1_STREAMS = 5;
+/** The page's list refresh period (REFRESH_MS in public/dashboard.js), in ms. */
+const REFRESH_MS = 3000;
+/** Sessions pinned by the one-connection test. */
+const PINNED_SESSIONS = 20;
+const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** A multiplexed stream the page opened: its sessions and mode, from the EventSource request's URL. */
+interface OpenedStream {
+  sessions: string[];
+  overview: boolean;
+}
+/** Records the page's EventSource requests; a single-session stream (`/sessions/{id}/events`) is recorded as such. */
+function recordStreams(p: Page): Array<OpenedStream | { single: string }> {
+  const opened: Array<OpenedStream | { single: string }> = [];
+  p.on('request', (r: Request) => {
+    if (r.resourceType() !== 'eventsource') return;
+    const url = new URL(r.url());
+    if (url.pathname !== '/events') return void opened.push({ single: url.pathname });
+    const sessions = [...url.searchParams.getAll('session'), ...url.searchParams.getAll('sessions').flatMap((s) => s.split(','))];
+    opened.push({ sessions, overview: url.searchParams.get('mode') === 'overview' });
+  });
+  return opened;
+}
 
 type SimEvent = ReturnType<Simulator['events']>[number];
 const kindOf = (e: SimEvent) => (e.data as { kind?: string }).kind;
@@ -38,6 +61,7 @@ describe('demo dashboard in Chromium', () => {
   let sim: Simulator;
   let browser: Browser;
   let page: Page;
+  let opened: ReturnType<typeof recordStreams>;
   const pageErrors: string[] = [];
 
   const watchErrors = (p: Page) => {
@@ -75,17 +99,16 @@ describe('demo dashboard in Chromium', () => {
     sim.createSession('fail-1', { initialEvents: 12 });
     sim.createSession('done-1', { initialEvents: 15 });
     sim.finish('done-1', { closingEvents: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
     page = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
     watchErrors(page);
-    // Every status each card shows, in order, recorded by the page's own DOM changes.
+    opened = recordStreams(page);
+    // Every status each card shows, in order, recorded by the page's own DOM changes (cards only, not the strip).
     await page.addInitScript(() => {
       const trail: Record<string, string[]> = ((window as any).statusTrail = {});
       new MutationObserver((records) => {
         for (const r of records) {
+          if (!(r.target as HTMLElement).classList.contains('card')) continue;
           const { session, status } = (r.target as HTMLElement).dataset;
           if (session && status && status !== r.oldValue) (trail[session] ??= []).push(status);
         }
@@ -122,6 +145,71 @@ describe('demo dashboard in Chromium', () => {
     await waitForAllEvents('done-1');
     expect(await text('done-1', '.outcome .answer')).toBe(lastOfKind(sim.events('done-1'), 'answer_event').data.answer);
     await waitForShot('done-1', lastOfKind(sim.events('done-1'), 'observation_event').index);
+
+    // The six cards came on ONE multiplexed stream, the list's live sessions on ONE overview stream; no per-session stream.
+    const cards = ['demo-1', 'demo-2', 'demo-3', 'live-1', 'fail-1', 'done-1'];
+    expect(opened.filter((o) => 'single' in o)).toEqual([]);
+    expect(opened.filter((o) => 'sessions' in o && !o.overview).map((o) => (o as OpenedStream).sessions.sort())).toEqual([cards.sort()]);
+    // done-1 had finished when listed: its row is final, the overview follows the live ones.
+    expect(opened.filter((o) => 'sessions' in o && o.overview).map((o) => (o as OpenedStream).sessions.sort())).toEqual([['demo-1', 'demo-2', 'demo-3', 'fail-1', 'live-1']]);
+    expect(await page.locator('#conn').getAttribute('data-streams')).toBe('2');
+  });
+
+  it('lists every session in the strip and counts them in the header, live from the overview stream alone', async () => {
+    sim.createSession('ov-1', { initialEvents: 8, imageBytes: 2_000 });
+    // More finished sessions than cards: the oldest of them are only in the strip.
+    for (const i of range(4)) sim.createSession(`old-${i}`, { initialEvents: 6, finished: true });
+    const ov = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
+    const ovOpened = recordStreams(ov);
+    const chip = (id: string) => ov.locator(`.chip[data-session="${id}"]`);
+    const chipIs = async (id: string, want: { status: string; steps: number; total_cost: number }) =>
+      (await chip(id).getAttribute('data-status')) === want.status &&
+      (await chip(id).locator('.chip-steps').textContent()) === `${want.steps} step${want.steps === 1 ? '' : 's'}` &&
+      (await chip(id).locator('.chip-cost').textContent()) === money(want.total_cost);
+    const row = (id: string) => sim.listSessions().find((s) => s.id === id)!;
+    try {
+      // The cards' stream gets an empty answer and waits ten minutes to retry: all the strip and the header
+      // show here comes from the overview stream and the list.
+      await ov.route((url) => url.pathname === '/events' && url.searchParams.get('mode') !== 'overview', (route) =>
+        route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: 'retry: 600000\n\n' }));
+      await ov.goto(`${server.url}/`, { timeout: WAIT_MS });
+      await eventually(async () => chipIs('ov-1', row('ov-1')), WAIT_MS, "ov-1's chip");
+      expect(await card('ov-1', ov).locator('.log li').count()).toBe(0);
+      // Every session the demo knows has its chip (not only the cards on screen), with its status, steps and cost.
+      await eventually(async () => {
+        const rows = sim.listSessions();
+        if ((await ov.locator('.chip').count()) !== rows.length) return false;
+        for (const r of rows) if (!r.id.startsWith('demo-') && !(await chipIs(r.id, r))) return false;
+        return true;
+      }, WAIT_MS, 'a chip per listed session');
+      expect(await ov.locator('.card').count()).toBe(9); // MAX_CARDS in public/dashboard.js
+      expect(await ov.locator('.chip:not(.on-screen)').count()).toBe(sim.listSessions().length - 9);
+
+      sim.appendEvents('ov-1', 12);
+      await eventually(async () => chipIs('ov-1', row('ov-1')), WAIT_MS, "ov-1's steps and cost");
+      sim.setStatus('ov-1', { status: 'idle' });
+      await eventually(async () => chipIs('ov-1', row('ov-1')), WAIT_MS, 'ov-1 idle');
+      sim.finish('ov-1', { error: 'stopped by the test' });
+      await eventually(async () => chipIs('ov-1', row('ov-1')), WAIT_MS, 'ov-1 failed');
+      expect(row('ov-1').status).toBe('failed');
+
+      // The header counts every chip: sessions, each status, and the total cost.
+      await eventually(async () => {
+        const chips = await ov.locator('.chip').evaluateAll((cs) => cs.map((c) => ({ status: (c as HTMLElement).dataset.status!, cost: Number(c.querySelector('.chip-cost')!.textContent!.slice(1)) })));
+        const header = await ov.locator('#summary').evaluate((s) => [...s.children].map((c) => c.textContent!.trim()));
+        const byStatus = new Map<string, number>();
+        for (const c of chips) byStatus.set(c.status, (byStatus.get(c.status) ?? 0) + 1);
+        const spent = Number(header.at(-1)!.replace(/ spent$/, '').slice(1));
+        return header[0] === `${chips.length} sessions` &&
+          [...byStatus].every(([s, n]) => header.includes(`${n} ${s.replaceAll('_', ' ')}`)) &&
+          Math.abs(spent - chips.reduce((sum, c) => sum + c.cost, 0)) < 0.01;
+      }, WAIT_MS, 'the header to count the chips');
+      const overviews = ovOpened.filter((o) => 'sessions' in o && o.overview) as OpenedStream[];
+      expect(overviews.length).toBeGreaterThanOrEqual(1);
+      expect(overviews[0]!.sessions).toContain('ov-1');
+    } finally {
+      await ov.close();
+    }
   });
 
   it('updates steps and cost from status events, and the thought and screenshot to the latest step', async () => {
@@ -235,18 +323,22 @@ describe('demo dashboard in Chromium', () => {
       { type: 42, data: [1, 2] },
       { type: 'AgentEvent', data: null, omitted: 'too_large' },
     ].map((e, index) => ({ index, timestamp: '2026-05-07T14:30:00Z', ...e }));
-    const frame = (data: unknown, event?: string, id?: number) => `${event ? `event: ${event}\n` : ''}${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`;
+    // As the multiplexed stream frames them: `session` in every JSON, a cursor (any text here) as the id.
+    const frame = (data: unknown, event?: string, id?: number) => `${event ? `event: ${event}\n` : ''}${id === undefined ? '' : `id: cursor-${id}\n`}data: ${JSON.stringify(data)}\n\n`;
+    const session = 'odd-1';
     const body = [
       'retry: 60000\n\n',
-      frame({ status: 'running', started_at: 'garbage', metrics: null }, 'status'),
-      ...events.map((e, i) => frame(e, undefined, i)),
+      frame({ session, status: 'running', started_at: 'garbage', metrics: null }, 'status'),
+      ...events.map((e, i) => frame({ session, ...(e as object) }, undefined, i)),
       frame('not an object', 'status'),
-      frame({ status: 'completed', finished_at: null, error: null, answer: { flights: [{ code: 'TP 1254', price: 89 }] }, metrics: { steps: 'three' }, last_index: events.length - 1 }, 'end'),
+      frame(null),
+      frame({ session: 'someone-else', index: 99, type: 'AgentEvent' }),
+      frame({ session, status: 'completed', finished_at: null, error: null, answer: { flights: [{ code: 'TP 1254', price: 89 }] }, metrics: { steps: 'three' }, last_index: events.length - 1 }, 'end'),
     ].join('');
     const odd = await browser.newPage();
     watchErrors(odd);
     try {
-      await odd.route('**/sessions/odd-1/events**', (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body }));
+      await odd.route((url) => url.pathname === '/events' && url.searchParams.get('sessions') === 'odd-1', (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body }));
       await odd.goto(`${server.url}/?session=odd-1`, { timeout: WAIT_MS });
       await waitForCard('odd-1', `card.dataset.stream === 'ended' && card.querySelectorAll('.log li').length === ${events.length}`, odd);
       expect(await logIndices('odd-1', odd)).toEqual(range(events.length));
@@ -263,22 +355,132 @@ describe('demo dashboard in Chromium', () => {
     }
   });
 
-  it(`opens at most ${HTTP1_STREAMS} streams over HTTP/1.1; the others wait for one to end`, async () => {
-    const ids = range(HTTP1_STREAMS + 2).map((i) => `many-${i}`);
-    for (const id of ids) sim.createSession(id, { initialEvents: 6 });
-    const many = await browser.newPage();
-    watchErrors(many);
+  it('opens one more stream for sessions that start later, and past two card streams joins a batch to the one that replays least', async () => {
+    const own = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SSE_RETRY_MS: '250', UPSTREAM_WAIT_SECONDS: '1' }), { log: silentLogger(), processMetrics: false });
+    const osim = own.simulator!;
+    const p = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
+    watchErrors(p);
+    const pOpened = recordStreams(p);
     try {
-      await many.goto(`${server.url}/?${ids.map((id) => `session=${id}`).join('&')}`, { timeout: WAIT_MS });
-      await many.waitForFunction((n) => document.querySelectorAll('.card[data-stream="live"]').length === n, HTTP1_STREAMS, { timeout: WAIT_MS });
-      expect(await many.locator('.card[data-stream="waiting"]').count()).toBe(2);
-      sim.finish('many-0', { closingEvents: true });
-      sim.finish('many-1', { closingEvents: true });
-      for (const id of ids.slice(2)) await waitForAllEvents(id, many);
-      expect(await many.locator('.card[data-stream="live"]').count()).toBe(HTTP1_STREAMS);
-      expect(await many.locator('.card').count()).toBe(ids.length);
+      // The page's timers on a test clock: each list refresh happens when the test says.
+      await p.clock.install();
+      await p.goto(`${own.url}/`, { timeout: WAIT_MS });
+      /** The header's stream count, once the page has drawn (it draws on animation frames, on the test clock too). */
+      const shownStreams = async () => (await p.clock.runFor(50), Number(await p.locator('#conn').getAttribute('data-streams')));
+      const cardHas = (id: string, n: number) => async () => (await p.locator(`.card[data-session="${id}"][data-stream="live"]`).count()) === 1 && (await logIndices(id, p)).length === n;
+      const refreshWith = async (id: string, n: number) => {
+        osim.createSession(id, { initialEvents: n, imageBytes: 1_000 });
+        await p.clock.fastForward(REFRESH_MS);
+        await eventually(cardHas(id, n), WAIT_MS, `${id}'s card`);
+      };
+      await eventually(async () => (await shownStreams()) === 2 && (await p.locator('.card[data-stream="live"]').count()) === 3, WAIT_MS, 'the demo cards and the overview');
+      // The demo sessions' stream is made the costlier to send again (the demo adds events on its own clock too).
+      osim.appendEvents('demo-1', 30);
+      await eventually(async () => (await logIndices('demo-1', p)).length >= 30, WAIT_MS, "demo-1's events");
+
+      // A session that starts later: one more stream, nothing sent twice.
+      await refreshWith('b-1', 6);
+      expect(await shownStreams()).toBe(3);
+      // Two card streams are open (MAX_HTTP1_CARD_STREAMS): the next batch joins the one with the least history, b-1's.
+      await refreshWith('b-2', 3);
+      expect(await shownStreams()).toBe(3);
+      const cardStreams = () => pOpened.filter((o) => 'sessions' in o && !o.overview).map((o) => (o as OpenedStream).sessions);
+      expect(cardStreams().slice(1)).toEqual([['b-1'], ['b-1', 'b-2']]);
+      // The replaced stream is gone: b-1 is read by the new card stream and the overview, nothing else.
+      await eventually(() => own.streams.size === 3 && own.streams.countFor('b-1') === 2 && own.streams.countFor('b-2') === 2, WAIT_MS, 'the replaced stream to close');
+      await refreshWith('b-3', 2);
+      expect(cardStreams().slice(1)).toEqual([['b-1'], ['b-1', 'b-2'], ['b-1', 'b-2', 'b-3']]);
+      expect(await shownStreams()).toBe(3);
+
+      // b-1's history came again twice and was skipped: each card shows each index once, also what comes next.
+      osim.appendEvents('b-1', 2);
+      osim.appendEvents('b-3', 2);
+      await eventually(async () => (await cardHas('b-1', 8)()) && (await cardHas('b-3', 4)()), WAIT_MS, 'the new events');
+      expect(await logIndices('b-1', p)).toEqual(range(8));
+      expect(await logIndices('b-2', p)).toEqual(range(3));
+      expect(await logIndices('b-3', p)).toEqual(range(4));
+      for (const id of ['b-1', 'b-2', 'b-3']) expect(await card(id, p).getAttribute('data-duplicates'), id).toBe('0');
+      // A stream ends by itself once its sessions have.
+      for (const id of ['b-1', 'b-2', 'b-3']) osim.finish(id);
+      await eventually(async () => (await shownStreams()) === 2, WAIT_MS, 'the batch stream to end');
+      // The overview stream followed each batch (add(): one stream, reopened with the longer list).
+      expect(pOpened.filter((o) => 'sessions' in o && o.overview).map((o) => (o as OpenedStream).sessions)).toEqual([
+        ['demo-1', 'demo-2', 'demo-3'], ['demo-1', 'demo-2', 'demo-3', 'b-1'], ['demo-1', 'demo-2', 'demo-3', 'b-1', 'b-2'], ['demo-1', 'demo-2', 'demo-3', 'b-1', 'b-2', 'b-3'],
+      ]);
+    } finally {
+      await p.close();
+      await own.close();
+    }
+  });
+
+  it(`shows ${PINNED_SESSIONS} live sessions over one connection`, async () => {
+    // A pollcast of its own, so that every TCP connection it counts is this page's; the page's own files are
+    // served by interception, so the only requests that reach it are the page's streams.
+    const own = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SSE_RETRY_MS: '250', UPSTREAM_WAIT_SECONDS: '1' }), { log: silentLogger(), processMetrics: false });
+    const ids = range(PINNED_SESSIONS).map((i) => `pin-${i}`);
+    for (const id of ids) own.simulator!.createSession(id, { initialEvents: 8, imageBytes: 2_000 });
+    const files: Record<string, [string, string]> = { '/': ['index.html', 'text/html'], '/dashboard.js': ['dashboard.js', 'text/javascript'], '/pollcast-client.js': ['pollcast-client.js', 'text/javascript'] };
+    const many = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
+    watchErrors(many);
+    const manyOpened = recordStreams(many);
+    // What Chromium itself says of the page's traffic: each request's connection, and the frames each EventSource got.
+    const cdp = await many.context().newCDPSession(many);
+    const connectionOf = new Map<string, number>(); // requestId → connectionId
+    const frames: Array<{ requestId: string; eventName: string; data: string }> = [];
+    // Answers from pollcast that came over a connection (the intercepted files and data: images have connectionId 0).
+    cdp.on('Network.responseReceived', (e) => {
+      if (e.response.url.startsWith(own.url) && e.response.connectionId !== 0) connectionOf.set(e.requestId, e.response.connectionId);
+    });
+    cdp.on('Network.eventSourceMessageReceived', (e) => void frames.push(e));
+    await cdp.send('Network.enable');
+    try {
+      await many.route((url) => url.origin === own.url && url.pathname in files, (route) => {
+        const [file, type] = files[new URL(route.request().url()).pathname]!;
+        return route.fulfill({ status: 200, contentType: type, body: readFileSync(new URL(`../../public/${file}`, import.meta.url)) });
+      });
+      await many.goto(`${own.url}/?${ids.map((id) => `session=${id}`).join('&')}`, { timeout: WAIT_MS });
+      const allCards = (n: number) => many.waitForFunction(([count, each]) => {
+        const cards = [...document.querySelectorAll('.card')];
+        return cards.length === count && cards.every((c) => (c as HTMLElement).dataset.stream === 'live' && c.querySelectorAll('.log li').length === each);
+      }, [ids.length, n] as const, { timeout: WAIT_MS });
+      await allCards(8);
+      for (const id of ids) own.simulator!.appendEvents(id, 4);
+      await allCards(12);
+
+      // One stream in the page, for all twenty sessions, in events mode; no per-session stream, no overview (no list).
+      expect(manyOpened).toEqual([{ sessions: ids, overview: false }]);
+      expect(await many.locator('#conn').getAttribute('data-streams')).toBe('1');
+      // Chromium: every frame of the twenty sessions came on one EventSource request, and it is the only
+      // answer from pollcast that used a connection.
+      const requests = [...new Set(frames.map((f) => f.requestId))];
+      expect(requests).toHaveLength(1);
+      expect([...connectionOf.keys()]).toEqual(requests);
+      const indices = new Map<string, number[]>();
+      for (const f of frames.filter((f) => f.eventName === 'message')) {
+        const e = JSON.parse(f.data) as { session: string; index: number };
+        indices.set(e.session, [...(indices.get(e.session) ?? []), e.index]);
+      }
+      for (const id of ids) expect(indices.get(id), id).toEqual(range(12));
+      // pollcast: one TCP connection from the page, one stream, which reads each of the twenty sessions.
+      expect(await own.connections()).toBe(1);
+      expect(own.streams.size).toBe(1);
+      for (const id of ids) expect(own.streams.countFor(id), id).toBe(1);
+      // Every card got its own events, once each, and its figures.
+      for (const id of ids) {
+        expect(await logIndices(id, many), id).toEqual(range(12));
+        expect(await card(id, many).getAttribute('data-duplicates'), id).toBe('0');
+        expect(await text(id, '.count', many), id).toBe('12');
+      }
+      expect(await many.locator('.chip').count()).toBe(ids.length);
+
+      // The stream ends by itself once every session has.
+      for (const id of ids) own.simulator!.finish(id);
+      await many.waitForFunction((n) => document.querySelectorAll('.card[data-stream="ended"]').length === n, ids.length, { timeout: WAIT_MS });
+      await eventually(() => own.streams.size === 0, WAIT_MS, 'the stream to end');
+      expect(await many.locator('#conn').getAttribute('data-streams')).toBe('0');
     } finally {
       await many.close();
+      await own.close();
     }
     expect(pageErrors).toEqual([]);
   });
