@@ -55,7 +55,7 @@ export interface PollcastServer {
   readonly metrics: Metrics;
   /** The built-in simulator when no UPSTREAM_URL was given. */
   readonly simulator: Simulator | undefined;
-  /** The cleartext HTTP/2 side (H2C=true), or undefined when off (the default). */
+  /** The cleartext HTTP/2 side (on by default), or undefined with H2C=false. */
   readonly h2c: H2c | undefined;
   /** TCP connections open now, HTTP/1.1 and HTTP/2 alike. */
   connections(): Promise<number>;

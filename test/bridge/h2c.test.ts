@@ -173,8 +173,25 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect(indicesIn(viaH1.stdout, 'h2-curl')).toEqual([0, 1, 2]);
   });
 
-  it('by default (H2C unset) the port speaks HTTP/1.1 only', async () => {
+  it('is on by default: an HTTP/2 client with prior knowledge is served with no setting', async () => {
     bridge = await startBridge();
+    expect(bridge.server.h2c).toBeDefined();
+    const session = h2(bridge.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      session.once('error', reject);
+      const r = session.request({ ':path': '/healthz' });
+      r.on('error', reject);
+      r.on('response', (headers) => {
+        resolve(Number(headers[':status']));
+        r.resume();
+      });
+    });
+    expect(status).toBe(200);
+    session.close();
+  });
+
+  it('with H2C=false the port speaks HTTP/1.1 only', async () => {
+    bridge = await startBridge({ H2C: 'false' });
     expect(bridge.server.h2c).toBeUndefined();
     const session = h2(bridge.url);
     const failed = await new Promise<boolean>((resolve) => {
