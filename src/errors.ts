@@ -61,9 +61,12 @@ export class ForbiddenError extends PollcastError {
 /** A limit was reached; retry after `retryAfterSeconds`. */
 export class TooManyRequestsError extends PollcastError {
   readonly retryAfterSeconds: number;
-  constructor(message: string, retryAfterSeconds: number) {
+  /** Which limit refused (counted as the rejection's reason): `rate_limit`, `streams_per_ip`, … */
+  readonly limit: string;
+  constructor(message: string, retryAfterSeconds: number, limit = 'too_many_requests') {
     super('too_many_requests', message);
     this.retryAfterSeconds = retryAfterSeconds;
+    this.limit = limit;
   }
 }
 

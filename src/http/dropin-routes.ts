@@ -9,7 +9,7 @@ import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSeconds } from './validate.ts';
-import type { Chunk, Feed, FeedListener } from '../hub/feed.ts';
+import type { Feed } from '../hub/feed.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
@@ -40,27 +40,25 @@ function draining(feed: Feed): boolean {
   return !feed.ended && body !== null && statusSaysOver(body);
 }
 
-// Resolves when `until` holds after a chunk or the end, the wait runs out, or the caller leaves; always detaches itself.
-function waitFor(feed: Feed, until: (chunk: Chunk | null) => boolean, waitMs: number, signal: AbortSignal): Promise<boolean> {
+// Resolves true when `until` holds after an update of the feed (or its end), false when the wait
+// runs out or the caller leaves; always detaches itself.
+function waitFor(feed: Feed, until: () => boolean, waitMs: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (changed: boolean) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      feed.listeners.delete(listener);
+      feed.watchers.delete(watcher);
       signal.removeEventListener('abort', onAbort);
       resolve(changed);
     };
-    const listener: FeedListener = {
-      onChunk: (chunk) => {
-        if (until(chunk)) finish(true);
-      },
-      onEnd: () => finish(true),
+    const watcher = () => {
+      if (feed.ended || until()) finish(true);
     };
     const onAbort = () => finish(false);
     const timer = setTimeout(() => finish(false), waitMs);
-    feed.listeners.add(listener);
+    feed.watchers.add(watcher);
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -87,29 +85,34 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   const { feed } = entry;
   const signal = c.req.raw.signal;
   requireKnown(feed);
-  if (from < feed.baseIndex) {
-    // Older than what the buffer holds: read it again from upstream (kept for the next caller when it fits).
-    deps.stats.replayFromUpstream++;
-    const events = await readHistory(deps, entry, from, Math.min(feed.baseIndex, from + limit), signal);
-    return c.json(changesBody(feed.snapshot, events), 200);
-  }
   let statusChanged = false;
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
       // "Nothing new" is only true once the loop has caught up, and, for a session that is over, drained.
       if (!feed.synced || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), UNSETTLED_WAIT_MS, signal);
     } else {
-      // Metrics alone move with every step; only a new status or error is news without events.
+      // Metrics alone move with every step; only a new status or error is news without events, and only
+      // from an upstream whose own long-poll answers a change of status (a simplified one): the real API
+      // answers 204, and its final state comes with the end.
       const statusKey = () => `${feed.snapshot.status}|${feed.snapshot.error}`;
       const before = statusKey();
-      statusChanged = await waitFor(feed, (chunk) => chunk === null || (chunk.status !== null && statusKey() !== before) || feed.nextIndex > from, waitSeconds * 1000, signal);
+      const wakeOnStatus = feed.emptyStyle === '200';
+      await waitFor(feed, () => feed.nextIndex > from || (wakeOnStatus && statusKey() !== before), waitSeconds * 1000, signal);
+      statusChanged = wakeOnStatus && statusKey() !== before;
     }
+  }
+  // Checked after any wait too: the buffer may have dropped `from` meanwhile (a burst past its bounds).
+  if (from < feed.baseIndex) {
+    // Older than what the buffer holds: read it again from upstream (kept for the next caller when it fits).
+    deps.stats.replayFromUpstream++;
+    const events = await readHistory(deps, entry, from, Math.min(feed.baseIndex, from + limit), signal);
+    return c.json(changesBody(feed.snapshot, events), 200);
   }
   if (from < feed.nextIndex) {
     deps.stats.replayFromBuffer++;
     return c.json(changesBody(feed.snapshot, feed.eventsBetween(from, from + limit)), 200);
   }
-  // A long-poll woken by a status change answers with the new state and no events.
+  // A long-poll woken by a change of status (simplified upstreams) answers with the new state and no events.
   if (statusChanged && !feed.ended) return c.json(changesBody(feed.snapshot, []), 200);
   return nothingNew(c, feed);
 }

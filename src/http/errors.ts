@@ -39,6 +39,7 @@ export interface ErrorAnswer {
 
 /** The stable code a refusal is counted under (`pollcast_requests_rejected_total{reason}`). */
 export function rejectionReason(err: unknown): string {
+  if (err instanceof TooManyRequestsError) return err.limit;
   return err instanceof PollcastError ? err.code : err instanceof HTTPException ? 'http_error' : 'internal';
 }
 

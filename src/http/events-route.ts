@@ -6,23 +6,18 @@ import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { checkStreamAsk, startSessionStream, type StreamAsk } from './stream-open.ts';
+import { corsHeaders, corsOriginList } from './cors.ts';
 import { streamHeaders } from '../hub/writer.ts';
 
 /** Seconds a client refused for a stream limit is told to wait (defined with the limits). */
 export { STREAM_LIMIT_RETRY_AFTER_SECONDS } from './limits.ts';
 
-/** Headers set by middleware (CORS) that must travel with a head the route writes itself. */
+/**
+ * The CORS headers of a stream head the route writes itself (hono's cors
+ * middleware only reaches Responses): the same function the fast path uses.
+ */
 export function middlewareHeaders(c: Context<AppEnv>, deps: AppDeps): OutgoingHttpHeaders {
-  const extra: OutgoingHttpHeaders = {};
-  // Only read c.res when CORS is on: building it costs memory on every stream (measured in bench/).
-  if (deps.config.corsOrigins === undefined) return extra;
-  c.res.headers.forEach((value, name) => {
-    if (name !== 'content-type') extra[name] = value;
-  });
-  // hono's cors adds Vary after the handler returns, too late for a head written here.
-  const allowOrigin = extra['access-control-allow-origin'];
-  if (allowOrigin !== undefined && allowOrigin !== '*') extra.vary = 'Origin';
-  return extra;
+  return corsHeaders(corsOriginList(deps.config.corsOrigins), c.req.header('origin'));
 }
 
 /** Registers the stream route (HEAD, and the GETs the fast path leaves to hono: HTTP/2, unusual targets). */
@@ -42,7 +37,8 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       return RESPONSE_ALREADY_SENT;
     }
     // hono answers HEAD with the GET handler: a HEAD must not open a stream, hold a slot or start a loop.
-    if (c.req.method === 'HEAD') return c.body(null, 200, { ...(middlewareHeaders(c, deps) as Record<string, string>), ...(streamHeaders(c.env.outgoing) as Record<string, string>) });
+    // A Response: hono's cors middleware adds the CORS headers itself.
+    if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
     await startSessionStream(checked, deps.limits.clientKeyOf(c), middlewareHeaders(c, deps), c.env.outgoing, deps);
     return RESPONSE_ALREADY_SENT;
   });

@@ -27,11 +27,6 @@ export const RATE_LIMIT_MAX_RETRY_AFTER_SECONDS = 3600;
 /** Where the client address comes from: the socket, or a header that one trusted proxy in front sets. */
 export type TrustProxy = 'none' | 'fly' | 'x-forwarded-for';
 
-/** Counts the refusal for /metrics (`pollcast_requests_rejected_total{reason}`). */
-function reject(stats: Stats, reason: string): void {
-  stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1;
-}
-
 /** `::ffff:1.2.3.4` → `1.2.3.4`; anything else unchanged. */
 function unmapIpv4(ip: string): string {
   return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
@@ -84,8 +79,8 @@ export class RateLimiter {
   }
 
   /** Takes one token: 0 when allowed, else the seconds until a token is there. */
-  take(key: string, nowMs = performance.now()): number {
-    if (this.perSecond === 0) return 0;
+  take(key: string, nowMs = performance.now(), cost = 1): number {
+    if (this.perSecond === 0 || cost <= 0) return 0;
     let b = this.buckets.get(key);
     if (!b) {
       b = { tokens: this.burst, atMs: nowMs };
@@ -94,11 +89,13 @@ export class RateLimiter {
       b.tokens = Math.min(this.burst, b.tokens + ((nowMs - b.atMs) / 1000) * this.perSecond);
       b.atMs = nowMs;
     }
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
+    // A cost above the burst could never be paid: it takes the whole bucket.
+    const need = Math.min(cost, this.burst);
+    if (b.tokens >= need) {
+      b.tokens -= need;
       return 0;
     }
-    return (1 - b.tokens) / this.perSecond;
+    return (need - b.tokens) / this.perSecond;
   }
 
   /** Clients remembered now (bounded by RATE_LIMIT_TRACKED_CLIENTS). */
@@ -159,19 +156,16 @@ export class StreamSlots {
   reserve(clientKey: string, sessionIds: readonly string[]): StreamSlot {
     const retry = STREAM_LIMIT_RETRY_AFTER_SECONDS;
     if (this.reserved >= this.maxTotal) {
-      reject(this.stats, 'streams_total');
-      throw new TooManyRequestsError(`too many open streams (limit ${this.maxTotal})`, retry);
+      throw new TooManyRequestsError(`too many open streams (limit ${this.maxTotal})`, retry, 'streams_total');
     }
     if (this.maxPerClient > 0 && this.forClient(clientKey) >= this.maxPerClient) {
-      reject(this.stats, 'streams_per_ip');
-      throw new TooManyRequestsError(`too many open streams from this client (limit ${this.maxPerClient})`, retry);
+      throw new TooManyRequestsError(`too many open streams from this client (limit ${this.maxPerClient})`, retry, 'streams_per_ip');
     }
     const sessions = [...new Set(sessionIds)];
     if (this.maxPerSession > 0) {
       for (const id of sessions) {
         if (this.forSession(id) >= this.maxPerSession) {
-          reject(this.stats, 'streams_per_session');
-          throw new TooManyRequestsError(`too many open streams for session ${JSON.stringify(id)} (limit ${this.maxPerSession})`, retry);
+          throw new TooManyRequestsError(`too many open streams for session ${JSON.stringify(id)} (limit ${this.maxPerSession})`, retry, 'streams_per_session');
         }
       }
     }
@@ -243,17 +237,15 @@ export function createLimits(config: Config, stats: Stats): Limits {
 export function checkUrl(limits: Limits, target: string): void {
   // The request target reaches Node as latin1 bytes: its length is its size.
   if (target.length > limits.maxUrlBytes) {
-    reject(limits.stats, 'url_too_long');
     throw new UriTooLongError(limits.maxUrlBytes);
   }
 }
 
-/** Takes a token from the client's bucket, or refuses with 429 and the seconds until the next token. */
-export function checkRate(limits: Limits, clientKey: string): void {
-  const wait = limits.rate.take(clientKey);
+/** Takes `cost` tokens (default one) from the client's bucket, or refuses with 429 and the seconds until they are there. */
+export function checkRate(limits: Limits, clientKey: string, cost = 1): void {
+  const wait = limits.rate.take(clientKey, performance.now(), cost);
   if (wait > 0) {
-    reject(limits.stats, 'rate_limit');
-    throw new TooManyRequestsError('too many requests from this client; slow down', Math.min(RATE_LIMIT_MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(wait))));
+    throw new TooManyRequestsError('too many requests from this client; slow down', Math.min(RATE_LIMIT_MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(wait))), 'rate_limit');
   }
 }
 

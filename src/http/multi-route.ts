@@ -9,6 +9,7 @@ import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf } from './auth.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
+import { checkRate } from './limits.ts';
 import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
 import { ENDED } from '../hub/cursor.ts';
 import type { FeedEntry } from '../hub/hub.ts';
@@ -51,10 +52,13 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     return RESPONSE_ALREADY_SENT;
   }
   const grant = await deps.authorize(credentialsOf(c), req.ids);
-  if (c.req.method === 'HEAD') return c.body(null, 200, { ...(middlewareHeaders(c, deps) as Record<string, string>), ...(streamHeaders(c.env.outgoing) as Record<string, string>) });
+  if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);
+  // Each session may start a loop (an upstream call), as a single stream open does: the rate limit counts
+  // sessions, not requests (the middleware took one token already), so a list cannot multiply upstream calls.
+  checkRate(deps.limits, deps.limits.clientKeyOf(c), reading.length - 1);
   // One stream for the client, one slot for each session it reads; reserved before the first await.
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
   let lanes: LaneSpec[];

@@ -8,7 +8,7 @@ import type { Credentials, Grant } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { parseIncludeEvents, parseSessionId, parseStartIndex } from './validate.ts';
 import type { FeedEntry } from '../hub/hub.ts';
-import { responseGone, type StreamResponse } from '../hub/writer.ts';
+import { isHttp1, responseGone, type StreamResponse } from '../hub/writer.ts';
 
 /** What a stream open carries, read from the request by whichever layer received it. */
 export interface StreamAsk {
@@ -60,6 +60,11 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
   if (responseGone(res) || deps.isShuttingDown()) {
     slot.release();
     deps.hub.release(entry);
+    // Shutdown began during the open: dropped, as a refused open is while stopping, so EventSource retries elsewhere.
+    if (!responseGone(res)) {
+      if (isHttp1(res)) res.socket?.destroy();
+      else res.stream.close();
+    }
     return false;
   }
   try {

@@ -69,8 +69,17 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
       if (Array.isArray(r) && r.length > 0) {
         stats.replayFromUpstream++;
         failures = 0;
-        reader.writeEvents(r.map((e, k) => eventFrame(from + k, e)));
-        if (!(await reader.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
+        // In slices paced by the socket, as buffer replays are: a page of screenshots written at once
+        // would sit unsent against the slow-reader bound when a live frame (another lane) or a heartbeat follows.
+        const frames = r.map((e, k) => eventFrame(from + k, e));
+        for (let at = 0; at < frames.length; ) {
+          let end = at + 1;
+          let bytes = frames[at]!.length;
+          while (end < frames.length && bytes + frames[end]!.length <= REPLAY_SLICE_BYTES) bytes += frames[end++]!.length;
+          reader.writeEvents(frames.slice(at, end));
+          at = end;
+          if (!(await reader.drained(REPLAY_DRAIN_TIMEOUT_MS))) return;
+        }
         continue;
       }
       const kind = Array.isArray(r) ? 'empty' : r.kind;

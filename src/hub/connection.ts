@@ -64,6 +64,16 @@ export abstract class StreamConnection {
     return this.abort.signal;
   }
 
+  /**
+   * The heartbeat sweep: a comment on a stream that wrote nothing since the
+   * last sweep. A stream with bytes still queued needs none (and must not be
+   * judged slow for a replay slice still leaving).
+   */
+  heartbeat(frame: Buffer): void {
+    if (!this.wroteRecently && this.out.unsentBytes === 0) this.write(frame);
+    this.wroteRecently = false;
+  }
+
   /** Writes shared bytes; drops the stream when its unsent backlog passes the bound. */
   write(bytes: Buffer): void {
     if (this.admit()) this.out.write(bytes);

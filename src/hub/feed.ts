@@ -55,9 +55,11 @@ function eventOf(frame: Held): UpstreamEvent {
   return omitted === undefined ? { type, data, timestamp } : { type, data, timestamp, omitted };
 }
 
-/** Creates a feed whose buffer starts at `startIndex`. */
-export function createFeed(sessionId: string, includeEvents: boolean, startIndex: number, limits: FeedLimits): Feed {
-  return new Feed(sessionId, includeEvents, startIndex, limits);
+/** Creates a feed whose buffer starts at `startIndex` (or, `startAtHead`, wherever its loop finds the session's last event). */
+export function createFeed(sessionId: string, includeEvents: boolean, startIndex: number, limits: FeedLimits, startAtHead = false): Feed {
+  const feed = new Feed(sessionId, includeEvents, startIndex, limits);
+  feed.startAtHead = startAtHead;
+  return feed;
 }
 
 /** One session's event log and fan-out point. */
@@ -65,6 +67,8 @@ export class Feed implements LoopSink {
   readonly sessionId: string;
   readonly includeEvents: boolean;
   readonly listeners = new Set<FeedListener>();
+  /** Called after every update and at the end, whatever changed (waiting drop-in long-polls: "caught up" is not a frame). */
+  readonly watchers = new Set<() => void>();
   private readonly limits: FeedLimits;
   private held: Held[] = [];
   private base: number;
@@ -80,6 +84,8 @@ export class Feed implements LoopSink {
    * had (a 204 or an empty page); false from a (re)start until then.
    */
   synced = false;
+  /** Created for status-only readers: its loop may start at the session's last event (no history read). */
+  startAtHead = false;
   /** How the upstream answers "nothing new" (the drop-in answers the same way); undefined until seen. */
   emptyStyle: EmptyAnswerStyle | undefined;
 
@@ -186,6 +192,7 @@ export class Feed implements LoopSink {
       for (const l of this.listeners) l.onChunk(chunk);
     }
     if (update.end) this.end(update.end);
+    for (const w of this.watchers) w();
     return true;
   }
 

@@ -95,7 +95,7 @@ export class Hub {
    * older events are fetched when someone asks for them. The caller holds a
    * use of the entry and must `release` it.
    */
-  async acquire(sessionId: string, includeEvents: boolean, startIndex = 0): Promise<FeedEntry> {
+  async acquire(sessionId: string, includeEvents: boolean, startIndex: number | 'head' = 0): Promise<FeedEntry> {
     if (this.closed) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
     const key = feedKey(sessionId, includeEvents);
     let entry = this.active.get(key);
@@ -109,7 +109,7 @@ export class Hub {
       if (cached) this.cache.delete(key);
       entry = cached ?? {
         key,
-        feed: createFeed(sessionId, includeEvents, Math.max(0, startIndex - 1), this.opts.feedLimits),
+        feed: createFeed(sessionId, includeEvents, startIndex === 'head' ? 0 : Math.max(0, startIndex - 1), this.opts.feedLimits, startIndex === 'head'),
         ready: Promise.resolve(),
         users: 0,
         supply: null,
@@ -137,12 +137,13 @@ export class Hub {
   /**
    * A feed for status and `end` only (drop-in `/status`, overview streams):
    * any held feed of the session, with or without event details, else a new
-   * one without details (no screenshots to download for a status).
+   * one without details (no screenshots to download for a status) whose loop
+   * starts at the session's last event instead of reading its history.
    */
   async acquireAny(sessionId: string): Promise<FeedEntry> {
     for (const details of [true, false]) if (this.active.has(feedKey(sessionId, details))) return this.acquire(sessionId, details);
     for (const details of [true, false]) if (this.cache.peek(feedKey(sessionId, details))?.feed.ended) return this.acquire(sessionId, details);
-    return this.acquire(sessionId, false);
+    return this.acquire(sessionId, false, 'head');
   }
 
   /** Gives back a use taken by `acquire`; the loop stops after the grace period without users. */

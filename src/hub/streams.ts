@@ -57,29 +57,26 @@ export class Streams {
   private readonly heartbeat: NodeJS.Timeout;
 
   private readonly subscriberOptions: SubscriberOptions;
+  private readonly expiry: NodeJS.Timeout;
+  /** Open streams that carry a token expiry. */
+  private expiring = 0;
 
   constructor(opts: StreamsOptions) {
     this.opts = opts;
     this.subscriberOptions = { maxQueueBytes: opts.maxQueueBytes, onClose: (sub, reason) => this.closed(sub, reason), stats: opts.stats };
-    // One timer for every stream. Every half heartbeat interval, a stream that got nothing since the last
-    // sweep gets a comment; every second, a stream whose token expired is closed (revoking by expiry
-    // must reach open streams too).
-    const beatEveryMs = Math.max(100, Math.floor(opts.heartbeatMs / 2));
-    let lastBeatMs = performance.now();
+    // One timer for every stream: a stream that got nothing since the last sweep gets a comment. Sweeps every
+    // third of the interval, so the longest silence (two sweeps) stays well under it, timer jitter included.
     this.heartbeat = setInterval(() => {
-      const beat = performance.now() - lastBeatMs >= beatEveryMs - 50;
-      if (beat) lastBeatMs = performance.now();
+      for (const sub of this.open) sub.heartbeat(HEARTBEAT);
+    }, Math.max(100, Math.floor(opts.heartbeatMs / 3)));
+    // And one that closes streams whose token expired (revoking by expiry must reach open streams too);
+    // it looks at the streams only while some carry an expiry.
+    this.expiry = setInterval(() => {
+      if (this.expiring === 0) return;
       const now = Date.now();
-      for (const sub of this.open) {
-        if (sub.expiresAtMs !== undefined && sub.expiresAtMs <= now) {
-          sub.close('expired');
-          continue;
-        }
-        if (!beat) continue;
-        if (!sub.wroteRecently) sub.write(HEARTBEAT);
-        sub.wroteRecently = false;
-      }
-    }, Math.min(TOKEN_EXPIRY_CHECK_MS, beatEveryMs));
+      for (const sub of this.open) if (sub.expiresAtMs !== undefined && sub.expiresAtMs <= now) sub.close('expired');
+    }, TOKEN_EXPIRY_CHECK_MS);
+    this.expiry.unref();
     this.heartbeat.unref();
   }
 
@@ -109,6 +106,7 @@ export class Streams {
     const sub = new StreamSubscriber(res, startIndex, entry, this.subscriberOptions);
     sub.slot = slot;
     sub.expiresAtMs = expiresAtMs;
+    if (expiresAtMs !== undefined) this.expiring++;
     this.open.add(sub);
     stats.streamsOpened++;
     log.info({ session: feed.sessionId, from: startIndex, details: feed.includeEvents }, 'stream open');
@@ -141,6 +139,7 @@ export class Streams {
       stats,
     });
     sub.expiresAtMs = expiresAtMs;
+    if (expiresAtMs !== undefined) this.expiring++;
     this.open.add(sub);
     stats.streamsOpened++;
     log.info({ sessions: lanes.length, mode }, 'stream open');
@@ -164,6 +163,7 @@ export class Streams {
    */
   async close(flushTimeoutMs = 0): Promise<void> {
     clearInterval(this.heartbeat);
+    clearInterval(this.expiry);
     const flushing = [...this.open].map((sub) => sub.flushed());
     this.closeAll('shutdown');
     if (flushing.length === 0 || flushTimeoutMs <= 0) return;
@@ -196,13 +196,14 @@ export class Streams {
   private closedMany(sub: MuxSubscriber, reason: CloseReason): void {
     for (const lane of sub.lanes) lane.entry?.feed.listeners.delete(lane);
     this.open.delete(sub);
-    this.count(reason);
+    this.count(reason, sub);
     const log = reason === 'slow' ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.info.bind(this.opts.log);
     log({ sessions: sub.lanes.length, mode: sub.mode, reason, events: sub.eventsSent, durationMs: Math.round(performance.now() - sub.openedAt) }, 'stream closed');
     for (const lane of sub.lanes) if (lane.entry) this.opts.hub.release(lane.entry);
   }
 
-  private count(reason: CloseReason): void {
+  private count(reason: CloseReason, sub: StreamConnection): void {
+    if (sub.expiresAtMs !== undefined) this.expiring--;
     const { stats } = this.opts;
     stats.streamsClosed[reason] = (stats.streamsClosed[reason] ?? 0) + 1;
     if (reason === 'slow') stats.slowDropped++;
@@ -213,7 +214,7 @@ export class Streams {
     sub.slot?.release();
     entry.feed.listeners.delete(sub);
     this.open.delete(sub);
-    this.count(reason);
+    this.count(reason, sub);
     const log = reason === 'slow' ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.info.bind(this.opts.log);
     log({ session: sub.sessionId, reason, events: sub.eventsSent, durationMs: Math.round(performance.now() - sub.openedAt) }, 'stream closed');
     this.opts.hub.release(entry);

@@ -46,6 +46,7 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
         {
           ...settings,
           sink: feed,
+          startAtHead: feed.startAtHead,
           onFirstContact: resolveContact,
           onState: (s) => (loopState = s),
         },

@@ -140,6 +140,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
             ...(settings.onEvents ? { onEvents: settings.onEvents } : {}),
             ...(settings.onOversized ? { onOversized: settings.onOversized } : {}),
             sink,
+            startAtHead: feed.startAtHead,
             // Known to the cluster already: a refusal is an upstream error to show and retry, not a refused open.
             resumed: isKnown(feed.snapshot) || isKnown(sink.snapshot),
             // A refused first contact is this instance's to report; the rest reaches the feed through the log.

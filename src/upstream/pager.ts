@@ -69,3 +69,45 @@ async function placeholder(client: UpstreamClient, sessionId: string, index: num
   }
   return r;
 }
+
+/** Most probes `findHead` makes before it settles for what it found (2 × 52 covers any safe index). */
+const HEAD_PROBES_MAX = 110;
+
+/**
+ * The number of events a session has, found by probing single indices
+ * without details (`limit=1&include_events=false`, wait 0): doubling steps
+ * from `known` (an index known to exist, or -1), then a binary search. A
+ * reader that needs no history (status only) starts there instead of reading
+ * every page: about 2 × log2(count) small calls, whatever the history.
+ */
+export async function findHead(client: UpstreamClient, sessionId: string, known: number, signal?: AbortSignal): Promise<number | FailureOutcome> {
+  let probes = 0;
+  const exists = async (index: number): Promise<boolean | FailureOutcome> => {
+    probes++;
+    const r = await client.changes(sessionId, { fromIndex: index, limit: 1, includeEvents: false, waitSeconds: 0 }, signal);
+    if (r.kind === 'events') return r.changes.new_events.length > 0;
+    if (r.kind === 'no-change') return false;
+    if (r.kind === 'too-large') return true;
+    return r;
+  };
+  let lo = known;
+  let step = Math.max(1, known + 1);
+  let hi = -1;
+  while (hi === -1) {
+    if (probes >= HEAD_PROBES_MAX) return lo + 1;
+    const at = Math.min(Number.MAX_SAFE_INTEGER, lo + step);
+    const e = await exists(at);
+    if (typeof e !== 'boolean') return e;
+    if (e) lo = at;
+    else hi = at;
+    step *= 2;
+  }
+  while (hi - lo > 1 && probes < HEAD_PROBES_MAX) {
+    const mid = Math.floor((lo + hi) / 2);
+    const e = await exists(mid);
+    if (typeof e !== 'boolean') return e;
+    if (e) lo = mid;
+    else hi = mid;
+  }
+  return lo + 1;
+}

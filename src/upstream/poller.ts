@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { backoffDelayMs, createRateGate, sleep, type BackoffPolicy } from './backoff.ts';
 import type { FailureOutcome, StatusOutcome, UpstreamClient } from './client.ts';
-import { fetchPage, PageLimit } from './pager.ts';
+import { fetchPage, findHead, PageLimit } from './pager.ts';
 import { changesClaimOver, isKnown, statusSaysOver, withChanges, withStatus, type Snapshot } from './snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink } from './sink.ts';
 import type { ChangesTop, UpstreamEvent } from './types.ts';
@@ -49,6 +49,11 @@ export interface PollerOptions {
   onState?: (state: PollerState) => void;
   /** Called for an event larger than the body cap, relayed as a placeholder (metrics). */
   onOversized?: (index: number) => void;
+  /**
+   * The reader wants status and `end` only: when the session's first page is
+   * full, find its last event and start there instead of reading its history.
+   */
+  startAtHead?: boolean;
 }
 
 /**
@@ -99,6 +104,8 @@ export class Poller {
   private publishing: Promise<boolean> = Promise.resolve(true);
   private stopped = false;
   private readyReported = false;
+  /** No on-demand status call before this time (ms since the epoch): set by backoff and Retry-After. */
+  private notBeforeMs = 0;
 
   constructor(opts: PollerOptions, signal: AbortSignal) {
     this.opts = opts;
@@ -129,8 +136,14 @@ export class Poller {
    * is held (drop-in status pollers): many callers, at most one upstream call per interval.
    */
   async refreshStatus(): Promise<void> {
-    if (this.stopped || this.over || Date.now() - this.snapshot.statusAtMs < STATUS_REFRESH_MIN_INTERVAL_MS) return;
-    await this.checkStatus();
+    const now = Date.now();
+    // A backing-off loop (a fault, a Retry-After) is not asked around by pollers: they get the held status.
+    if (this.stopped || this.over || now < this.notBeforeMs || now - this.snapshot.statusAtMs < STATUS_REFRESH_MIN_INTERVAL_MS) return;
+    const r = await this.checkStatus();
+    if (r === 'ok' || r === 'stop' || r.kind === 'aborted') return;
+    // A failed refresh spaces the next one like any failure, and honours the upstream's Retry-After.
+    this.failures++;
+    this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + backoffDelayMs(this.failures, this.opts.backoff, r.kind === 'rate-limited' ? r.retryAfterMs : undefined));
   }
 
   // Tells the opener the first contact succeeded, once.
@@ -227,6 +240,7 @@ export class Poller {
     if (this.upstreamError !== before && !(await this.publish([], sink.nextIndex))) return false;
     const retryAfterMs = outcome.kind === 'rate-limited' ? outcome.retryAfterMs : undefined;
     const delay = backoffDelayMs(this.failures, backoff, retryAfterMs);
+    this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
     log.warn({ session: sink.sessionId, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt: this.failures, delayMs: delay }, 'upstream fault; backing off');
     this.setState('backoff');
     const slept = await sleep(delay, this.signal);
@@ -281,7 +295,18 @@ export class Poller {
           firstAnswer = false;
           continue;
         }
+        const first = firstAnswer;
         firstAnswer = false;
+        if (r.kind === 'events' && first && this.opts.startAtHead && n >= this.limit.current && sink.nextIndex === sink.baseIndex) {
+          const head = await findHead(client, id, from + n - 1, this.signal);
+          if (typeof head === 'number' && head > from + n) {
+            // Status-only readers need no history: start at the head (events before it are read if someone asks).
+            this.snapshot = withChanges(this.snapshot, r.changes.top);
+            sink.rebase(head);
+            if (!(await this.publish([], head))) return;
+            continue;
+          }
+        }
         if (r.kind === 'events') {
           this.snapshot = withChanges(this.snapshot, r.changes.top);
           if (r.changes.top.finished_at !== null && this.over) finalBodySeen = true;

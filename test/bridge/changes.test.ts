@@ -1,5 +1,6 @@
 /** The drop-in long-poll endpoint: same shape and codes as the upstream, answered from the shared loop. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
 import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
@@ -32,8 +33,11 @@ describe('GET /sessions/{id}/changes', () => {
   it('answers 204 at once with wait_for_seconds=0 when nothing is new', async () => {
     bridge = await startBridge();
     bridge.sim.createSession('dc-2', { initialEvents: 2 });
+    const t0 = performance.now();
     const res = await fetch(`${bridge.url}/sessions/dc-2/changes?from_index=2&wait_for_seconds=0`);
     expect(res.status).toBe(204);
+    // Not held for the whole unsettled-loop bound: the loop's first empty answer settles it.
+    expect(performance.now() - t0).toBeLessThan(UNSETTLED_WAIT_MS / 2);
   });
 
   it('releases a waiting poller when the shared loop brings events', async () => {
