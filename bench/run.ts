@@ -35,10 +35,9 @@ import { measureHop } from './hop.ts';
 import { measure, type Row } from './measure.ts';
 import { MemorySampler } from './memory-sampler.ts';
 import { CAN_PIN, firstJsonLine, loadAverages, nofileHardLimit, pinSelf, startService, stopProcess } from './processes.ts';
-import { formatTable, TABLE_NOTES } from './report.ts';
+import { renderReport } from './render.ts';
 import { FULL, QUICK, SCENARIO_KEYS } from './scenarios.ts';
-import { clusterComparison, flySummary, hopSummary, memorySummary, resumeSummary } from './summaries.ts';
-import { formatVerdicts, verdicts } from './verdicts.ts';
+import { verdicts } from './verdicts.ts';
 import { SimControl } from './sim-control.ts';
 import { POLLCAST_BUILT_ENTRY, POLLCAST_SOURCE_ENTRY, type TargetName } from './targets.ts';
 
@@ -165,19 +164,11 @@ machine.loadEnd = loadAverages();
 // Goals are stated for the full-size scenarios; a quick run only checks that everything works.
 const list = values.quick ? { issue6: [], issue13: [] } : verdicts(rows);
 const report = JSON.stringify({ machine, rows, runs: allRuns, verdicts: list }, null, 2);
-// A full run leaves its record (each repetition included) in the temp directory, for later reading;
-// quick runs (the test suite's) leave nothing behind.
+// A full run leaves its record (each repetition included) in the temp directory, for later reading
+// (node bench/render.ts <record>); quick runs (the test suite's) leave nothing behind.
 if (!values.quick) {
   const recordPath = join(tmpdir(), `pollcast-bench-${runId}.json`);
   writeFileSync(recordPath, report);
   log(`full record: ${recordPath}`);
 }
-if (values.json) {
-  process.stdout.write(`${report}\n`);
-} else {
-  const verdictText = values.quick ? 'quick run: miniature scenarios, no verdict on the goals' : `issue 6:\n${formatVerdicts(list.issue6)}\n\nissue 13:\n${formatVerdicts(list.issue13)}`;
-  const medians = repeat > 1 ? `\n(medians of ${repeat} runs each; lost, duplicated, stale and errors are the worst run's)` : '';
-  const summaries = [clusterComparison(rows), hopSummary(rows), resumeSummary(rows), memorySummary(rows), flySummary(rows)].filter((x): x is string => x !== null);
-  const blocks = [`${formatTable(rows)}${medians}\n${TABLE_NOTES}`, ...summaries, verdictText, `load average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}; pollcast as ${machine.pollcast}`];
-  process.stdout.write(`\n${blocks.join('\n\n')}\n`);
-}
+process.stdout.write(values.json ? `${report}\n` : `\n${renderReport(machine, rows, values.quick)}\n`);

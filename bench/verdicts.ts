@@ -28,7 +28,23 @@ export interface Verdict {
   goal: string;
   measured: string;
   met: boolean;
+  /** A latency goal judged from rows whose cores were busy with other work: the verdict says nothing until re-measured. */
+  noisy?: boolean;
 }
+
+/**
+ * Share of a core (median over a row's runs) taken by work outside the benchmark above which a latency
+ * comparison says more about the machine than about the servers (a 1-in-100 stall from someone else's
+ * test run is a p99).
+ */
+export const NOISY_OTHER_SHARE = 0.1;
+
+/** The rows had other work above NOISY_OTHER_SHARE on the server or client core. */
+function noisy(...rows: Array<Row | undefined>): boolean {
+  return rows.some((r) => r !== undefined && ((r.serverCoreOtherShare ?? 0) > NOISY_OTHER_SHARE || (r.clientCoreOtherShare ?? 0) > NOISY_OTHER_SHARE));
+}
+
+const otherLoad = (r: Row | undefined): string => (r ? `${fmt((r.serverCoreOtherShare ?? 0) * 100, 0)}%/${fmt((r.clientCoreOtherShare ?? 0) * 100, 0)}%` : '-');
 
 /** Each goal with what this run measured. */
 function issue6(rows: Row[]): Verdict[] {
@@ -48,7 +64,7 @@ function issue6(rows: Row[]): Verdict[] {
   if (idle.rss !== null) out.push({ goal: `RSS per idle stream <= ${GOALS.rssRatio}x baseline`, measured: `${fmt(idle.rss, 2)}x`, met: idle.rss <= GOALS.rssRatio });
   const { pc: manyPc } = pair(rows, 'many-sessions');
   if (manyPc?.p99Ms != null) {
-    out.push({ goal: `p99 event -> client <= ${GOALS.p99Ms} ms at ~4k deliveries/s`, measured: `${fmt(manyPc.p99Ms, 2)} ms at ${fmt(manyPc.deliveriesPerSec, 0)}/s`, met: manyPc.p99Ms <= GOALS.p99Ms });
+    out.push({ goal: `p99 event -> client <= ${GOALS.p99Ms} ms at ~4k deliveries/s`, measured: `${fmt(manyPc.p99Ms, 2)} ms at ${fmt(manyPc.deliveriesPerSec, 0)}/s`, met: manyPc.p99Ms <= GOALS.p99Ms, noisy: noisy(manyPc) });
   }
   const { pc: maxPc } = pair(rows, 'max-streams');
   if (maxPc) {
@@ -103,13 +119,21 @@ function issue13(rows: Row[]): Verdict[] {
   const manyP99 = ratios(rows, 'many-sessions').p99;
   if (manyP99 !== null) {
     const hop = many.hop ? `; the hop alone: p99 ${fmt(many.hop.p99Ms, 2)} ms` : '';
-    out.push({ goal: `p99, 100 sessions x 20 streams <= ${GOALS_13.p99Ratio}x baseline`, measured: `${fmt(manyP99, 2)}x (${fmt(many.pc?.p99Ms, 2)} vs ${fmt(many.bl?.p99Ms, 2)} ms${hop})`, met: manyP99 <= GOALS_13.p99Ratio });
+    const load = `; other load srv/cli core ${otherLoad(many.pc)} vs ${otherLoad(many.bl)}`;
+    out.push({ goal: `p99, 100 sessions x 20 streams <= ${GOALS_13.p99Ratio}x baseline`, measured: `${fmt(manyP99, 2)}x (${fmt(many.pc?.p99Ms, 2)} vs ${fmt(many.bl?.p99Ms, 2)} ms${hop}${load})`, met: manyP99 <= GOALS_13.p99Ratio, noisy: noisy(many.pc, many.bl) });
   }
   const pay = ratios(rows, 'payload');
   if (pay.cpu !== null || pay.peak !== null || pay.p99 !== null) {
-    const parts = [`CPU/delivery ${fmt(pay.cpu, 2)}x`, `peak RSS ${fmt(pay.peak, 2)}x`, `p99 ${fmt(pay.p99, 2)}x`];
-    const ok = [pay.cpu, pay.peak, pay.p99].every((x) => x !== null && x <= GOALS_13.payloadRatio);
-    out.push({ goal: `~100 KB events: CPU/delivery, peak RSS and p99 each <= ${GOALS_13.payloadRatio}x baseline`, measured: parts.join(', '), met: ok });
+    const { pc, bl } = pair(rows, 'payload');
+    const within = (x: number | null) => x !== null && x <= GOALS_13.payloadRatio;
+    out.push({ goal: `~100 KB events: CPU/delivery <= ${GOALS_13.payloadRatio}x baseline`, measured: `${fmt(pay.cpu, 2)}x (${fmt(pc?.cpuUsPerDelivery, 1)} vs ${fmt(bl?.cpuUsPerDelivery, 1)} us)`, met: within(pay.cpu) });
+    out.push({ goal: `~100 KB events: peak RSS <= ${GOALS_13.payloadRatio}x baseline`, measured: `${fmt(pay.peak, 2)}x (${fmt((pc?.rssPeakKb ?? Number.NaN) / 1024, 0)} vs ${fmt((bl?.rssPeakKb ?? Number.NaN) / 1024, 0)} MB)`, met: within(pay.peak) });
+    out.push({
+      goal: `~100 KB events: p99 <= ${GOALS_13.payloadRatio}x baseline`,
+      measured: `${fmt(pay.p99, 2)}x (${fmt(pc?.p99Ms, 1)} vs ${fmt(bl?.p99Ms, 1)} ms; other load srv/cli core ${otherLoad(pc)} vs ${otherLoad(bl)})`,
+      met: within(pay.p99),
+      noisy: noisy(pc, bl),
+    });
   }
   const long = pair(rows, 'resume-long').pc;
   if (long) {
@@ -132,5 +156,7 @@ export function verdicts(rows: Row[]): { issue6: Verdict[]; issue13: Verdict[] }
 
 /** Verdicts as text lines. */
 export function formatVerdicts(list: Verdict[]): string {
-  return list.map((v) => `${v.met ? 'MET    ' : 'NOT MET'}  ${v.goal}: ${v.measured}`).join('\n');
+  const label = (v: Verdict) => (v.noisy ? 'NOISY  ' : v.met ? 'MET    ' : 'NOT MET');
+  const note = (v: Verdict) => (v.noisy ? ` (would be ${v.met ? 'met' : 'not met'}, but other work took more than ${NOISY_OTHER_SHARE * 100}% of a core: re-measure)` : '');
+  return list.map((v) => `${label(v)}  ${v.goal}: ${v.measured}${note(v)}`).join('\n');
 }
