@@ -3,6 +3,9 @@ import type { Row } from './row.ts';
 
 const KB_PER_MB = 1024;
 
+/** A measured figure, NaN where there is none (a saved record turns NaN into null). */
+export const num = (n: number | null | undefined): number => (n === null || n === undefined ? Number.NaN : n);
+
 /** A number with `digits` decimals, or '-' where there is none. */
 export const fmt = (n: number | null | undefined, digits: number): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
 /** a / b, or null where either is missing. */
@@ -45,8 +48,8 @@ export function formatTable(rows: Row[]): string {
       fmt(r.maxMs, 1),
       fmt(r.firstEventMaxMs, 1),
       fmt(r.rssKbPerStream, 2),
-      fmt(r.rssIdleKb / KB_PER_MB, 1),
-      fmt(r.rssPeakKb / KB_PER_MB, 1),
+      fmt(num(r.rssIdleKb) / KB_PER_MB, 1),
+      fmt(num(r.rssPeakKb) / KB_PER_MB, 1),
       String(r.lost),
       String(r.duplicated),
       String(r.stale),

@@ -3,7 +3,7 @@
  * hop alone, the resume scenarios, the memory of idle streams and how many
  * fit a small Fly machine.
  */
-import { fmt, pair, ratio } from './report.ts';
+import { fmt, num, pair, ratio } from './report.ts';
 import type { Row } from './row.ts';
 
 const KB_PER_MB = 1024;
@@ -53,7 +53,7 @@ function resumeLine(r: Row): string {
   const perStream = r.opened > 0 ? r.stale / r.opened : 0;
   return [
     `  ${r.target}: live event p50 ${fmt(r.p50Ms, 1)} / max ${fmt(r.maxMs, 1)} ms after its append; open -> first event after Last-Event-ID p50 ${fmt(r.firstEventP50Ms, 1)} / max ${fmt(r.firstEventMaxMs, 1)} ms`,
-    `    upstream: ${c.changes + c.status} calls (${c.changes} changes: ${c.zeroWait} wait-0, ${c.waiting} long-polls; ${c.status} status); ${fmt(perStream, 0)} stale frames per stream; server CPU ${fmt(r.serverCpuMs, 0)} ms; peak RSS ${fmt(r.rssPeakKb / KB_PER_MB, 1)} MB; lost ${r.lost}, dup ${r.duplicated}`,
+    `    upstream: ${c.changes + c.status} calls (${c.changes} changes: ${c.zeroWait} wait-0, ${c.waiting} long-polls; ${c.status} status); ${fmt(perStream, 0)} stale frames per stream; server CPU ${fmt(r.serverCpuMs, 0)} ms; peak RSS ${fmt(num(r.rssPeakKb) / KB_PER_MB, 1)} MB; lost ${r.lost}, dup ${r.duplicated}`,
   ].join('\n');
 }
 
@@ -73,7 +73,7 @@ export function memorySummary(rows: Row[]): string | null {
   for (const r of rows.filter((x) => x.memory !== null)) {
     const m = r.memory!;
     out.push(
-      `memory per idle stream, ${r.scenario} / ${r.target} (KB): RSS ${fmt(m.rss, 2)} = V8 heap physical ${fmt(m.newSpacePhysical + m.oldSpacesPhysical, 2)} (young generation ${fmt(m.newSpacePhysical, 2)}, old and other spaces ${fmt(m.oldSpacesPhysical, 2)}) + external ${fmt(m.external, 2)} + native rest ${fmt(m.otherNative, 2)}; live heap after a full GC ${fmt(m.heapUsedAfterGc, 2)}; kernel (slab, halved) ${fmt(r.kernelKbPerStream, 2)}`,
+      `memory per idle stream, ${r.scenario} / ${r.target} (KB): RSS ${fmt(m.rss, 2)} = V8 heap physical ${fmt(m.newSpacePhysical + m.oldSpacesPhysical, 2)} (young generation ${fmt(m.newSpacePhysical, 2)}, old and other spaces ${fmt(m.oldSpacesPhysical, 2)}) + external ${fmt(m.external, 2)} + native rest ${fmt(m.otherNative, 2)}; live heap after a full GC ${fmt(m.heapUsedAfterGc, 2)}; kernel (slab, halved) ${fmt(num(r.kernelKbPerStream), 2)}`,
     );
   }
   return out.length > 0 ? out.join('\n') : null;
@@ -81,9 +81,9 @@ export function memorySummary(rows: Row[]): string | null {
 
 /** Idle streams that fit the Fly machine, from a target's base RSS and its memory per idle stream. */
 export function flyStreams(r: Row): number | null {
-  const kernel = Number.isNaN(r.kernelKbPerStream) ? 0 : Math.max(0, r.kernelKbPerStream);
-  const perStreamKb = r.rssKbPerStream + kernel;
-  const freeMb = FLY_MACHINE_MB - FLY_HEADROOM_MB - r.rssIdleKb / KB_PER_MB;
+  const kernel = Number.isNaN(num(r.kernelKbPerStream)) ? 0 : Math.max(0, r.kernelKbPerStream);
+  const perStreamKb = num(r.rssKbPerStream) + kernel;
+  const freeMb = FLY_MACHINE_MB - FLY_HEADROOM_MB - num(r.rssIdleKb) / KB_PER_MB;
   if (!(perStreamKb > 0) || Number.isNaN(freeMb)) return null;
   return Math.max(0, Math.floor((freeMb * KB_PER_MB) / perStreamKb));
 }
@@ -95,7 +95,7 @@ export function flySummary(rows: Row[]): string | null {
   if (mine.length === 0) return null;
   const lines = mine.map((r) => {
     const n = flyStreams(r);
-    const kernel = Number.isNaN(r.kernelKbPerStream) ? 0 : Math.max(0, r.kernelKbPerStream);
+    const kernel = Number.isNaN(num(r.kernelKbPerStream)) ? 0 : Math.max(0, r.kernelKbPerStream);
     return `  ${r.target}: (${FLY_MACHINE_MB} - ${FLY_HEADROOM_MB} - ${fmt(r.rssIdleKb / KB_PER_MB, 1)} MB base) x 1024 / (${fmt(r.rssKbPerStream, 2)} KB RSS + ${fmt(kernel, 2)} KB kernel per stream) = ${n ?? '-'} idle streams`;
   });
   return [`idle streams on a Fly shared-cpu-1x with ${FLY_MACHINE_MB} MB (from ${key}; ${FLY_HEADROOM_MB} MB kept free):`, ...lines].join('\n');
