@@ -38,7 +38,10 @@ async function waitLoops(probe: Probe, expect: number, sessions: number, timeout
 export async function measureHop(scenario: Scenario, ctx: MeasureContext): Promise<Row> {
   const { sim } = ctx;
   if (scenario.schedule !== 'rate' && scenario.schedule !== 'burst') throw new Error(`the hop probe needs events on a schedule; ${scenario.key} has none`);
-  if (ctx.quietWaitMs !== null) await waitForQuiet(QUIET_BUSY_SHARE, ctx.quietWaitMs);
+  if (ctx.quietWaitMs !== null) {
+    const busy = await waitForQuiet(QUIET_BUSY_SHARE, ctx.quietWaitMs);
+    if (busy > QUIET_BUSY_SHARE) ctx.log(`  (machine still ${(busy * 100).toFixed(0)}% busy after ${ctx.quietWaitMs / 1000} s of waiting; measuring anyway)`);
+  }
   const load1Start = loadAverage1();
   const ids = Array.from({ length: scenario.sessions }, (_, i) => `${ctx.runId}-${scenario.key}-hop-${i}`);
   const spec = scenario.detailBytes === undefined ? {} : { detailBytes: scenario.detailBytes };
