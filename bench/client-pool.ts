@@ -3,9 +3,8 @@
  * client core (one process holds at most PER_PROCESS_STREAMS sockets, under the
  * descriptor limit), driven together and their reports merged.
  */
-import type { ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { LatencyHistogram } from './latency-histogram.ts';
+import { LineChild } from './line-child.ts';
 import { startService, stopProcess } from './processes.ts';
 import type { ClientCommand, OpenReply, StatsReply, StreamSpec } from './client-protocol.ts';
 
@@ -14,40 +13,7 @@ export const PER_PROCESS_STREAMS = 10_000;
 /** Connections each client process opens at once. */
 const OPEN_CONCURRENCY = 128;
 
-// Distributive Omit, so each command keeps its own fields.
-type CommandBody<C> = C extends ClientCommand ? Omit<C, 'seq'> : never;
-
-class ClientProcess {
-  readonly child: ChildProcess;
-  private seq = 0;
-  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
-  private exited: Error | null = null;
-
-  constructor(child: ChildProcess) {
-    this.child = child;
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      // Anything but a reply (node's --trace-gc output, say) goes to stderr.
-      if (!line.startsWith('{')) return void process.stderr.write(`[client] ${line}\n`);
-      const msg = JSON.parse(line) as { seq: number };
-      this.waiting.get(msg.seq)?.resolve(msg);
-      this.waiting.delete(msg.seq);
-    });
-    child.once('exit', (code, signal) => {
-      this.exited = new Error(`load client exited (${code ?? signal})`);
-      for (const w of this.waiting.values()) w.reject(this.exited);
-      this.waiting.clear();
-    });
-  }
-
-  send<R>(cmd: CommandBody<ClientCommand>): Promise<R> {
-    if (this.exited) return Promise.reject(this.exited);
-    const seq = ++this.seq;
-    return new Promise<R>((resolve, reject) => {
-      this.waiting.set(seq, { resolve: resolve as (value: unknown) => void, reject });
-      this.child.stdin!.write(`${JSON.stringify({ ...cmd, seq })}\n`);
-    });
-  }
-}
+type ClientProcess = LineChild<ClientCommand>;
 
 /** Merged answer of every client process. */
 export interface PoolStats {
@@ -58,9 +24,13 @@ export interface PoolStats {
   receivedWindow: number;
   lost: number;
   duplicated: number;
+  /** Event frames before a stream's resume point (history the client already had). */
+  stale: number;
   complete: number;
   ended: number;
   histogram: LatencyHistogram;
+  /** Per stream: request sent → first wanted event (ms). */
+  firstEvent: LatencyHistogram;
   /** Highest CPU use of one client process over the window, as a share of one core. */
   maxCpuShare: number;
   /** CPU time of all client processes over the window (µs). */
@@ -79,7 +49,7 @@ export class ClientPool {
   static start(streams: number, core: number | null, cwd: string): ClientPool {
     const count = Math.max(1, Math.ceil(streams / PER_PROCESS_STREAMS));
     const procs: ClientProcess[] = [];
-    for (let i = 0; i < count; i++) procs.push(new ClientProcess(startService({ name: `client${i}`, core, script: 'bench/client.ts', cwd })));
+    for (let i = 0; i < count; i++) procs.push(new LineChild<ClientCommand>(startService({ name: `client${i}`, core, script: 'bench/client.ts', cwd }), 'client'));
     return new ClientPool(procs);
   }
 
@@ -91,7 +61,7 @@ export class ClientPool {
       let extra = spec.count % this.procs.length;
       for (const share of shares) {
         const n = base + (extra-- > 0 ? 1 : 0);
-        if (n > 0) share.push({ path: spec.path, count: n });
+        if (n > 0) share.push({ ...spec, count: n });
       }
     }
     const replies = await Promise.all(this.procs.map((p, i) => p.send<OpenReply>({ op: 'open', host, port, streams: shares[i]!, concurrency: OPEN_CONCURRENCY, localAddresses })));
@@ -114,7 +84,11 @@ export class ClientPool {
   async stats(expect: Record<string, number>, histogram: boolean): Promise<PoolStats> {
     const replies = await Promise.all(this.procs.map((p) => p.send<StatsReply>({ op: 'stats', expect, histogram })));
     const merged = new LatencyHistogram();
-    for (const r of replies) if (r.histogram) merged.merge(r.histogram);
+    const first = new LatencyHistogram();
+    for (const r of replies) {
+      if (r.histogram) merged.merge(r.histogram);
+      if (r.firstEvent) first.merge(r.firstEvent);
+    }
     const sum = (k: keyof StatsReply) => replies.reduce((n, r) => n + (r[k] as number), 0);
     return {
       streams: sum('streams'),
@@ -124,9 +98,11 @@ export class ClientPool {
       receivedWindow: sum('receivedWindow'),
       lost: sum('lost'),
       duplicated: sum('duplicated'),
+      stale: sum('stale'),
       complete: sum('complete'),
       ended: sum('ended'),
       histogram: merged,
+      firstEvent: first,
       maxCpuShare: Math.max(...replies.map((r) => (r.wallMs > 0 ? r.cpuUs / 1000 / r.wallMs : 0))),
       totalCpuUs: sum('cpuUs'),
     };

@@ -9,6 +9,10 @@ import type { HistogramData } from './latency-histogram.ts';
 export interface StreamSpec {
   path: string;
   count: number;
+  /** Sent as `Last-Event-ID`: the stream resumes after this index (its counter starts at the next one). */
+  lastEventId?: number;
+  /** Only events at or after this index are timed (a resume's replayed history was emitted long before). */
+  latencyFromIndex?: number;
 }
 
 /** Opens streams; resolves once each got its response head (or failed). */
@@ -70,10 +74,14 @@ export interface StatsReply {
   receivedWindow: number;
   lost: number;
   duplicated: number;
+  /** Event frames before a stream's resume point (history it already had). */
+  stale: number;
   /** Streams that reached their expected index. */
   complete: number;
   ended: number;
   histogram: HistogramData | null;
+  /** Per stream, from sending its request to its first wanted event (ms); with `histogram`. */
+  firstEvent: HistogramData | null;
   /** This process's CPU time since `mark` (µs, user + system). */
   cpuUs: number;
   /** Wall time since `mark` (ms). */

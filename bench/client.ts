@@ -7,8 +7,8 @@
 import { get, type ClientRequest, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import { LatencyHistogram } from './latency-histogram.ts';
-import { StreamCounter } from './sse-counter.ts';
-import type { AckReply, ClientCommand, OpenCommand, OpenReply, StatsCommand, StatsReply } from './client-protocol.ts';
+import { nowMs, StreamCounter } from './sse-counter.ts';
+import type { AckReply, ClientCommand, OpenCommand, OpenReply, StatsCommand, StatsReply, StreamSpec } from './client-protocol.ts';
 
 /** A connection that never answers is given up after this long (ms). */
 const OPEN_TIMEOUT_MS = 30_000;
@@ -18,9 +18,15 @@ interface Stream {
   counter: StreamCounter;
   res: IncomingMessage;
   closed: boolean;
+  /** nowMs() when the request was sent. */
+  openedAtMs: number;
+  /** The stream's open-to-first-event time is in `firstEvent` already. */
+  firstRecorded: boolean;
 }
 
 const histogram = new LatencyHistogram();
+/** Per stream: request sent → first wanted event (a resume's first replayed event). */
+const firstEvent = new LatencyHistogram();
 const sink = (ms: number): void => histogram.record(ms);
 const streams: Stream[] = [];
 let receivedTotal = 0;
@@ -34,14 +40,19 @@ function countFailure(failures: Record<string, number>, key: string): void {
   failures[key] = (failures[key] ?? 0) + 1;
 }
 
-function track(path: string, res: IncomingMessage): void {
-  const counter = new StreamCounter(0, sink);
-  const stream: Stream = { path, counter, res, closed: false };
+function track(spec: StreamSpec, res: IncomingMessage, openedAtMs: number): void {
+  const startIndex = spec.lastEventId === undefined ? 0 : spec.lastEventId + 1;
+  const counter = new StreamCounter(sink, { startIndex, latencyFromIndex: spec.latencyFromIndex ?? 0 });
+  const stream: Stream = { path: spec.path, counter, res, closed: false, openedAtMs, firstRecorded: false };
   streams.push(stream);
   res.on('data', (chunk: Buffer) => {
     const before = counter.received;
     counter.push(chunk);
     receivedTotal += counter.received - before;
+    if (!stream.firstRecorded && counter.firstAtMs !== null) {
+      stream.firstRecorded = true;
+      firstEvent.record(counter.firstAtMs - stream.openedAtMs);
+    }
   });
   const closed = (): void => {
     if (stream.closed) return;
@@ -52,7 +63,7 @@ function track(path: string, res: IncomingMessage): void {
   res.on('error', closed);
 }
 
-function openOne(cmd: OpenCommand, path: string, localAddress: string | undefined, failures: Record<string, number>): Promise<boolean> {
+function openOne(cmd: OpenCommand, spec: StreamSpec, localAddress: string | undefined, failures: Record<string, number>): Promise<boolean> {
   return new Promise((resolve) => {
     let settled = false;
     const settle = (ok: boolean, failure?: string): void => {
@@ -61,7 +72,10 @@ function openOne(cmd: OpenCommand, path: string, localAddress: string | undefine
       if (failure !== undefined) countFailure(failures, failure);
       resolve(ok);
     };
-    const req: ClientRequest = get({ host: cmd.host, port: cmd.port, path, agent: false, ...(localAddress ? { localAddress } : {}), headers: { accept: 'text/event-stream' } });
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (spec.lastEventId !== undefined) headers['last-event-id'] = String(spec.lastEventId);
+    const openedAtMs = nowMs();
+    const req: ClientRequest = get({ host: cmd.host, port: cmd.port, path: spec.path, agent: false, ...(localAddress ? { localAddress } : {}), headers });
     req.setTimeout(OPEN_TIMEOUT_MS, () => req.destroy(new Error('open timeout')));
     req.on('response', (res) => {
       req.setTimeout(0);
@@ -70,7 +84,7 @@ function openOne(cmd: OpenCommand, path: string, localAddress: string | undefine
         settle(false, `http ${res.statusCode}`);
         return;
       }
-      track(path, res);
+      track(spec, res, openedAtMs);
       settle(true);
     });
     req.on('error', (err: NodeJS.ErrnoException) => settle(false, err.code ?? err.message));
@@ -79,27 +93,28 @@ function openOne(cmd: OpenCommand, path: string, localAddress: string | undefine
 
 async function open(cmd: OpenCommand): Promise<OpenReply> {
   const started = performance.now();
-  const paths: string[] = [];
-  for (const s of cmd.streams) for (let i = 0; i < s.count; i++) paths.push(s.path);
+  const specs: StreamSpec[] = [];
+  for (const s of cmd.streams) for (let i = 0; i < s.count; i++) specs.push(s);
   const failures: Record<string, number> = {};
   let opened = 0;
-  let nextPath = 0;
+  let nextSpec = 0;
   // One source address: let connect() pick the port. Binding first (localAddress) makes the
   // kernel search the bound-port table on every bind, quadratic over thousands of sockets.
   const addresses = cmd.localAddresses.length > 1 ? cmd.localAddresses : [undefined];
   const runner = async (): Promise<void> => {
-    while (nextPath < paths.length) {
-      const k = nextPath++;
-      if (await openOne(cmd, paths[k]!, addresses[k % addresses.length], failures)) opened++;
+    while (nextSpec < specs.length) {
+      const k = nextSpec++;
+      if (await openOne(cmd, specs[k]!, addresses[k % addresses.length], failures)) opened++;
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, cmd.concurrency) }, runner));
-  return { seq: cmd.seq, opened, failed: paths.length - opened, failures, ms: Math.round(performance.now() - started) };
+  return { seq: cmd.seq, opened, failed: specs.length - opened, failures, ms: Math.round(performance.now() - started) };
 }
 
 function stats(cmd: StatsCommand): StatsReply {
   let lost = 0;
   let duplicated = 0;
+  let stale = 0;
   let complete = 0;
   let ended = 0;
   let open = 0;
@@ -107,6 +122,7 @@ function stats(cmd: StatsCommand): StatsReply {
     const expected = cmd.expect[s.path] ?? 0;
     lost += s.counter.lost(expected);
     duplicated += s.counter.duplicated;
+    stale += s.counter.stale;
     if (s.counter.next >= expected) complete++;
     if (s.counter.ended) ended++;
     if (!s.closed) open++;
@@ -121,9 +137,11 @@ function stats(cmd: StatsCommand): StatsReply {
     receivedWindow: receivedTotal - receivedAtMark,
     lost,
     duplicated,
+    stale,
     complete,
     ended,
     histogram: cmd.histogram ? histogram.toJSON() : null,
+    firstEvent: cmd.histogram ? firstEvent.toJSON() : null,
     cpuUs: cpu.user + cpu.system,
     wallMs: performance.now() - markWall,
   };
@@ -140,6 +158,7 @@ async function handle(cmd: ClientCommand): Promise<void> {
       return;
     case 'mark':
       histogram.reset();
+      firstEvent.reset();
       receivedAtMark = receivedTotal;
       markCpu = process.cpuUsage();
       markWall = performance.now();

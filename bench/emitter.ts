@@ -14,11 +14,12 @@ const MAX_IN_FLIGHT = 32;
 /**
  * Emits `perSession` events to every session: at `eventsPerSecond` single
  * events, session starts spread evenly over one interval (rate), or one
- * append of `perSession` events each (burst). Resolves once every append landed.
+ * append of `perSession` events each (burst, and the live events of a resume).
+ * Resolves once every append landed.
  */
 export async function emitPhase(sim: SimControl, scenario: Scenario, sessionIds: string[], perSession: number): Promise<void> {
   if (perSession <= 0) return;
-  if (scenario.schedule === 'burst') {
+  if (scenario.schedule === 'burst' || scenario.schedule === 'resume') {
     await Promise.all(sessionIds.map((id) => sim.append(id, perSession)));
     return;
   }

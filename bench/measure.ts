@@ -1,14 +1,22 @@
 /**
  * One scenario against one target: a fresh server process, the streams opened
  * by the load client, a warm-up, then the measured window (server CPU from
- * /proc, deliveries, latency, loss) and the upstream request count.
+ * /proc, deliveries, latency, loss, memory) and the upstream request count.
+ * A resume scenario's window starts before the streams open: what the server
+ * does to serve a resume (catching up, replaying) is what it measures.
  */
-import { ClientPool, type PoolStats } from './client-pool.ts';
+import { ClientPool } from './client-pool.ts';
+import type { StreamSpec } from './client-protocol.ts';
 import { emitPhase } from './emitter.ts';
-import { coreTicks, delay, loadAverage1, processCpu, processFdCount, processRssKb, ticksToUs, waitForQuiet } from './processes.ts';
+import { delay, loadAverage1, processFdCount, processRssKb, processRssPeakKb, slabKb, waitForQuiet } from './processes.ts';
+import { nullIfNaN, type Row, type UpstreamCalls } from './row.ts';
 import type { Scenario } from './scenarios.ts';
 import type { SimControl } from './sim-control.ts';
 import { startTarget, type Target, type TargetName, type TargetOptions } from './targets.ts';
+import { closeWindow, openWindow, otherShare, type WindowStart, type WindowSubjects } from './window.ts';
+import type { MemorySampler } from './memory-sampler.ts';
+
+export type { Row } from './row.ts';
 
 /** How often the client is asked whether every stream got everything (ms). */
 const POLL_MS = 100;
@@ -16,62 +24,8 @@ const POLL_MS = 100;
 const DRAIN_TIMEOUT_MS = 30_000;
 /** Machine-wide busy share under which the machine counts as quiet (both cores; 0.15 = 30% of one core). */
 const QUIET_BUSY_SHARE = 0.15;
-
-/** One row of the results table. */
-export interface Row {
-  scenario: string;
-  title: string;
-  target: TargetName;
-  schedule: Scenario['schedule'];
-  sessions: number;
-  streams: number;
-  /** The scenario asked for more streams than the open-files limit allows; `streams` is the capped count. */
-  fdCapped: boolean;
-  opened: number;
-  failedOpens: number;
-  failures: Record<string, number>;
-  /** Streams that closed early or errored after opening. */
-  closedEarly: number;
-  deliveries: number;
-  windowMs: number;
-  deliveriesPerSec: number;
-  serverCpuMs: number;
-  /** Kernel share of the server's CPU time in the window. */
-  serverSysShare: number;
-  /** Time the server's core spent on anything but the server in the window, as a share of the window (interference). */
-  serverCoreOtherShare: number | null;
-  /** Time the client's core spent on anything but the load client, simulator and orchestrator, as a share of the window. */
-  clientCoreOtherShare: number | null;
-  cpuUsPerDelivery: number | null;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  maxMs: number | null;
-  rssIdleKb: number;
-  rssOpenKb: number;
-  rssKbPerStream: number;
-  serverFds: number;
-  lost: number;
-  duplicated: number;
-  upstreamRequests: number;
-  upstreamPerSessionMinute: number;
-  /** Upstream requests per session per appended batch (null when nothing was appended). */
-  upstreamPerBatch: number | null;
-  /** Most changes calls of one session in flight at once (1 = one loop per session). */
-  upstreamMaxInFlight: number;
-  clientCpuShare: number;
-  clientSaturated: boolean;
-  /** CPU of the simulator and of this orchestrator over the window, as shares of one core (they share the client core). */
-  simCpuShare: number;
-  orchestratorCpuShare: number;
-  load1Start: number;
-  load1End: number;
-  /** Measurements folded into this row (medians; errors are the worst run's). */
-  runs: number;
-  /** Server-side processes measured together (a cluster: its pollcast processes and redis-server). */
-  serverProcesses: number;
-  /** The redis-server's CPU time in the window (cluster only; included in serverCpuMs). */
-  redisCpuMs: number | null;
-}
+/** A client process above this share of a core was the bottleneck (SAT in the table). */
+const CLIENT_SATURATED_SHARE = 0.9;
 
 export interface MeasureContext {
   sim: SimControl;
@@ -88,17 +42,19 @@ export interface MeasureContext {
   streamsPerSession: number;
   /** Pause after the server started and after the streams opened, before RSS is read (ms). */
   settleMs: number;
+  /** `--memory`: samples the server's memory before and after the streams open; null otherwise. */
+  memory: MemorySampler | null;
   log: (line: string) => void;
 }
 
-/** Opens `perPath` streams on every path, spread evenly over the target's ports (a cluster's instances). */
-async function openSpread(pool: ClientPool, target: Target, paths: string[], perPath: number, localAddresses: string[]): Promise<{ opened: number; failed: number; failures: Record<string, number>; ms: number }> {
+/** Opens each spec's `count` streams, spread evenly over the target's ports (a cluster's instances). */
+async function openSpread(pool: ClientPool, target: Target, specs: StreamSpec[], localAddresses: string[]): Promise<{ opened: number; failed: number; failures: Record<string, number>; ms: number }> {
   const out = { opened: 0, failed: 0, failures: {} as Record<string, number>, ms: 0 };
   const n = target.ports.length;
   for (const [k, port] of target.ports.entries()) {
-    const count = Math.floor(perPath / n) + (k < perPath % n ? 1 : 0);
-    if (count === 0) continue;
-    const r = await pool.open(target.host, port, paths.map((path) => ({ path, count })), localAddresses);
+    const share = specs.map((s) => ({ ...s, count: Math.floor(s.count / n) + (k < s.count % n ? 1 : 0) })).filter((s) => s.count > 0);
+    if (share.length === 0) continue;
+    const r = await pool.open(target.host, port, share, localAddresses);
     out.opened += r.opened;
     out.failed += r.failed;
     out.ms += r.ms;
@@ -116,18 +72,50 @@ async function waitComplete(pool: ClientPool, expect: Record<string, number>, wa
   }
 }
 
-const nullIfNaN = (n: number): number | null => (Number.isNaN(n) ? null : n);
+/** The streams of each session: a resume sends Last-Event-ID and times only the live events. */
+function streamSpecs(scenario: Scenario, paths: string[], perPath: number): StreamSpec[] {
+  if (scenario.schedule !== 'resume') return paths.map((path) => ({ path, count: perPath }));
+  const lastEventId = scenario.historyEvents - scenario.resumeBack;
+  return paths.map((path) => ({ path, count: perPath, lastEventId, latencyFromIndex: scenario.historyEvents }));
+}
+
+/** Upstream requests of `ids` since the last stats reset, by kind, and the most changes calls of one session in flight at once. */
+export async function upstreamOf(sim: SimControl, ids: string[]): Promise<{ requests: number; calls: UpstreamCalls; maxInFlight: number }> {
+  const perSession = await sim.sessionStats();
+  const calls: UpstreamCalls = { changes: 0, zeroWait: 0, waiting: 0, status: 0 };
+  let maxInFlight = 0;
+  for (const id of ids) {
+    const s = perSession[id];
+    if (!s) continue;
+    calls.changes += s.changes;
+    calls.zeroWait += s.changesByWait.zero;
+    calls.waiting += s.changesByWait.waiting;
+    calls.status += s.status;
+    maxInFlight = Math.max(maxInFlight, s.maxInFlightChanges);
+  }
+  return { requests: calls.changes + calls.status, calls, maxInFlight };
+}
+
+function batchesPerSession(scenario: Scenario): number {
+  if (scenario.schedule === 'rate') return scenario.warmupEvents + scenario.measuredEvents;
+  if (scenario.schedule === 'burst') return scenario.warmupEvents > 0 ? 2 : 1;
+  return scenario.schedule === 'resume' ? 1 : 0;
+}
 
 /** Runs `scenario` against a fresh `target` process. */
 export async function measure(scenario: Scenario, targetName: TargetName, ctx: MeasureContext): Promise<Row> {
   const { sim, log } = ctx;
+  // Memory is sampled around the opening of idle streams only: a sample forces a full GC, which must not fall in a window.
+  const memory = scenario.schedule === 'idle' ? ctx.memory : null;
   if (ctx.quietWaitMs !== null) {
     const busy = await waitForQuiet(QUIET_BUSY_SHARE, ctx.quietWaitMs);
     if (busy > QUIET_BUSY_SHARE) log(`  (machine still ${(busy * 100).toFixed(0)}% busy after ${ctx.quietWaitMs / 1000} s of waiting; measuring anyway)`);
   }
   const load1Start = loadAverage1();
+  const resume = scenario.schedule === 'resume';
   const ids = Array.from({ length: scenario.sessions }, (_, i) => `${ctx.runId}-${scenario.key}-${targetName}-${i}`);
-  for (const id of ids) await sim.createSession(id);
+  const spec = { ...(scenario.detailBytes === undefined ? {} : { detailBytes: scenario.detailBytes }), ...(resume ? { initialEvents: scenario.historyEvents } : {}) };
+  for (const id of ids) await sim.createSession(id, spec);
   const paths = ids.map((id) => `/sessions/${id}/events`);
   const total = ctx.streamsPerSession * scenario.sessions;
 
@@ -138,66 +126,62 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
     const upstreamStart = performance.now();
     await delay(ctx.settleMs / 2);
     const sumOver = (f: (pid: number) => number) => target.pids.reduce((n, pid) => n + f(pid), 0);
-    const serverCpu = () => target.pids.map(processCpu).reduce((a, b) => ({ userUs: a.userUs + b.userUs, sysUs: a.sysUs + b.sysUs }));
     const rssIdleKb = sumOver(processRssKb);
+    const nodePids = target.pids.filter((pid) => pid !== target.redisPid);
+    const memoryBefore = await memory?.sample(nodePids);
     pool = ClientPool.start(total, ctx.clientCore, ctx.cwd);
+    const subjects: WindowSubjects = { pids: target.pids, redisPid: target.redisPid, simPid: ctx.simPid, serverCore: ctx.serverCore, clientCore: ctx.clientCore };
+    let win: WindowStart | null = null;
+    if (resume) {
+      await pool.mark();
+      win = openWindow(subjects);
+    }
+    const slabBeforeKb = slabKb();
     const localAddresses = total > 25_000 ? ['127.0.0.1', '127.0.0.2', '127.0.0.3'] : ['127.0.0.1'];
-    const open = await openSpread(pool, target, paths, ctx.streamsPerSession, localAddresses);
+    const open = await openSpread(pool, target, streamSpecs(scenario, paths, ctx.streamsPerSession), localAddresses);
+    // The live events of a resume land as soon as every stream has its head: the server is still catching up.
+    if (resume) await emitPhase(sim, scenario, ids, scenario.measuredEvents);
     log(`  ${targetName}: ${open.opened}/${total} streams open in ${open.ms} ms${open.failed ? `, failures ${JSON.stringify(open.failures)}` : ''}`);
-    await delay(ctx.settleMs);
+    if (!resume) await delay(ctx.settleMs);
     const rssOpenKb = sumOver(processRssKb);
+    const slabAfterKb = slabKb();
     const serverFds = sumOver(processFdCount);
+    const memoryAfter = await memory?.sample(nodePids);
 
     const expect: Record<string, number> = {};
     const setExpected = (n: number) => paths.forEach((p) => (expect[p] = n));
-    setExpected(0);
+    setExpected(resume ? scenario.historyEvents : 0);
     const want = open.opened;
-    if (scenario.schedule !== 'idle') {
+    const drainMs = scenario.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
+    if (scenario.schedule === 'rate' || scenario.schedule === 'burst') {
       setExpected(scenario.warmupEvents);
       await emitPhase(sim, scenario, ids, scenario.warmupEvents);
-      await waitComplete(pool, expect, want, DRAIN_TIMEOUT_MS);
+      await waitComplete(pool, expect, want, drainMs);
     }
-    await pool.mark();
-    const cpu0 = serverCpu();
-    const redis0 = target.redisPid === null ? null : processCpu(target.redisPid);
-    const ticks0 = coreTicks();
-    const sim0 = processCpu(ctx.simPid);
-    const self0 = process.cpuUsage();
-    const t0 = performance.now();
+    if (!win) {
+      await pool.mark();
+      win = openWindow(subjects);
+    }
     if (scenario.schedule === 'idle') {
       await delay(scenario.holdMs);
+    } else if (resume) {
+      setExpected(scenario.historyEvents + scenario.measuredEvents);
+      await waitComplete(pool, expect, want, drainMs);
     } else {
       setExpected(scenario.warmupEvents + scenario.measuredEvents);
       await emitPhase(sim, scenario, ids, scenario.measuredEvents);
-      await waitComplete(pool, expect, want, DRAIN_TIMEOUT_MS);
+      await waitComplete(pool, expect, want, drainMs);
     }
-    const windowMs = performance.now() - t0;
-    const cpu1 = serverCpu();
-    const redis1 = target.redisPid === null ? null : processCpu(target.redisPid);
-    const ticks1 = coreTicks();
-    const sim1 = processCpu(ctx.simPid);
-    const self = process.cpuUsage(self0);
-    const serverUserUs = cpu1.userUs - cpu0.userUs;
-    const serverSysUs = cpu1.sysUs - cpu0.sysUs;
-    const serverCpuUs = serverUserUs + serverSysUs;
-    const coreBusyUs = (core: number | null): number | null => (core === null || !ticks0[core] || !ticks1[core] ? null : ticksToUs(ticks1[core].busy - ticks0[core].busy));
-    const serverCoreBusyUs = coreBusyUs(ctx.serverCore);
-    const clientCoreBusyUs = coreBusyUs(ctx.clientCore);
-    const stats: PoolStats = await pool.stats(expect, true);
-    const oursOnClientCoreUs = stats.totalCpuUs + (sim1.userUs + sim1.sysUs - sim0.userUs - sim0.sysUs) + self.user + self.system;
-    const otherShare = (busyUs: number | null, oursUs: number): number | null => (busyUs === null ? null : Math.max(0, (busyUs - oursUs) / 1000 / windowMs));
+    const w = closeWindow(subjects, win);
+    const rssEndKb = sumOver(processRssKb);
+    const rssPeakKb = sumOver(processRssPeakKb);
+    const stats = await pool.stats(expect, true);
+    const up = await upstreamOf(sim, ids);
     const upstreamMinutes = (performance.now() - upstreamStart) / 60_000;
-    const perSession = await sim.sessionStats();
-    let upstreamRequests = 0;
-    let upstreamMaxInFlight = 0;
-    for (const id of ids) {
-      const s = perSession[id];
-      if (!s) continue;
-      upstreamRequests += s.changes + s.status;
-      upstreamMaxInFlight = Math.max(upstreamMaxInFlight, s.maxInFlightChanges);
-    }
+    const serverCpuUs = w.serverUserUs + w.serverSysUs;
+    const oursOnClientCoreUs = stats.totalCpuUs + w.simCpuUs + w.selfCpuUs;
     const deliveries = stats.receivedWindow;
-    const batchesPerSession = scenario.schedule === 'rate' ? scenario.warmupEvents + scenario.measuredEvents : scenario.schedule === 'burst' ? (scenario.warmupEvents > 0 ? 2 : 1) : 0;
+    const batches = batchesPerSession(scenario);
     const h = stats.histogram;
     return {
       scenario: scenario.key,
@@ -212,38 +196,48 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       failures: open.failures,
       closedEarly: stats.closedEarly,
       deliveries,
-      windowMs: Math.round(windowMs),
-      deliveriesPerSec: deliveries / (windowMs / 1000),
+      windowMs: Math.round(w.windowMs),
+      deliveriesPerSec: deliveries / (w.windowMs / 1000),
       serverCpuMs: serverCpuUs / 1000,
-      serverSysShare: serverCpuUs > 0 ? serverSysUs / serverCpuUs : 0,
-      serverCoreOtherShare: otherShare(serverCoreBusyUs, serverCpuUs),
-      clientCoreOtherShare: otherShare(clientCoreBusyUs, oursOnClientCoreUs),
+      serverSysShare: serverCpuUs > 0 ? w.serverSysUs / serverCpuUs : 0,
+      serverCoreOtherShare: otherShare(w.serverCoreBusyUs, serverCpuUs, w.windowMs),
+      clientCoreOtherShare: otherShare(w.clientCoreBusyUs, oursOnClientCoreUs, w.windowMs),
       cpuUsPerDelivery: deliveries > 0 ? serverCpuUs / deliveries : null,
       p50Ms: nullIfNaN(h.quantile(0.5)),
       p99Ms: nullIfNaN(h.quantile(0.99)),
       maxMs: nullIfNaN(h.quantile(1)),
+      firstEventP50Ms: resume ? nullIfNaN(stats.firstEvent.quantile(0.5)) : null,
+      firstEventMaxMs: resume ? nullIfNaN(stats.firstEvent.quantile(1)) : null,
       rssIdleKb,
       rssOpenKb,
-      rssKbPerStream: open.opened > 0 ? (rssOpenKb - rssIdleKb) / open.opened : Number.NaN,
+      rssEndKb,
+      rssPeakKb,
+      // A resume's handful of streams says nothing per stream; its memory is the catch-up (peak).
+      rssKbPerStream: open.opened > 0 && !resume ? (rssOpenKb - rssIdleKb) / open.opened : Number.NaN,
+      kernelKbPerStream: scenario.schedule === 'idle' && open.opened > 0 ? (slabAfterKb - slabBeforeKb) / 2 / open.opened : Number.NaN,
       serverFds,
       lost: stats.lost,
       duplicated: stats.duplicated,
-      upstreamRequests,
-      upstreamPerSessionMinute: upstreamRequests / scenario.sessions / upstreamMinutes,
-      upstreamPerBatch: batchesPerSession > 0 ? upstreamRequests / scenario.sessions / batchesPerSession : null,
-      upstreamMaxInFlight,
+      stale: stats.stale,
+      upstreamRequests: up.requests,
+      upstreamCalls: up.calls,
+      upstreamPerSessionMinute: up.requests / scenario.sessions / upstreamMinutes,
+      upstreamPerBatch: batches > 0 ? up.requests / scenario.sessions / batches : null,
+      upstreamMaxInFlight: up.maxInFlight,
       clientCpuShare: stats.maxCpuShare,
-      clientSaturated: stats.maxCpuShare > 0.9,
-      simCpuShare: (sim1.userUs + sim1.sysUs - sim0.userUs - sim0.sysUs) / 1000 / windowMs,
-      orchestratorCpuShare: (self.user + self.system) / 1000 / windowMs,
+      clientSaturated: stats.maxCpuShare > CLIENT_SATURATED_SHARE,
+      simCpuShare: w.simCpuUs / 1000 / w.windowMs,
+      orchestratorCpuShare: w.selfCpuUs / 1000 / w.windowMs,
       load1Start,
       load1End: loadAverage1(),
       runs: 1,
       serverProcesses: target.pids.length,
-      redisCpuMs: redis0 && redis1 ? (redis1.userUs + redis1.sysUs - redis0.userUs - redis0.sysUs) / 1000 : null,
+      redisCpuMs: w.redisCpuUs === null ? null : w.redisCpuUs / 1000,
+      memory: memory && memoryBefore && memoryAfter && open.opened > 0 ? memory.perStream(memoryBefore, memoryAfter, open.opened) : null,
     };
   } finally {
     await pool?.close();
     await target.stop();
+    for (const id of ids) await sim.deleteSession(id).catch(() => undefined);
   }
 }

@@ -110,6 +110,18 @@ export function processRssKb(pid: number): number {
   return m ? Number(m[1]) : Number.NaN;
 }
 
+/** Peak resident set size of the process's life so far (KB), from VmHWM. */
+export function processRssPeakKb(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+/** Kernel slab memory of the whole machine (KB), from /proc/meminfo: sockets' kernel structures live there, outside any RSS. */
+export function slabKb(): number {
+  const m = /^Slab:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
 /** Open file descriptors of the process. */
 export function processFdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;

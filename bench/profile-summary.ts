@@ -5,6 +5,11 @@
  *   node bench/profile-summary.ts bench/profiles/pollcast-….cpuprofile [top=25]
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** The repository's root as a file URL prefix, stripped from frame URLs (whichever worktree ran the profile). */
+const ROOT_URL = `${pathToFileURL(resolve(import.meta.dirname, '..')).href}/`;
 
 interface ProfileNode {
   id: number;
@@ -28,7 +33,7 @@ export function selfTimes(profile: Profile): Array<{ name: string; where: string
     const node = byId.get(profile.samples[i]!);
     if (!node) continue;
     const { functionName, url, lineNumber } = node.callFrame;
-    const file = url.replace(/^file:\/\/\/work\/main\//, '').replace(/^file:\/\//, '').replace(/^.*node_modules\//, 'node_modules/');
+    const file = (url.startsWith(ROOT_URL) ? url.slice(ROOT_URL.length) : url).replace(/^file:\/\//, '').replace(/^.*node_modules\//, 'node_modules/');
     const where = file === '' ? '' : `${file}:${lineNumber + 1}`;
     const key = `${functionName}@${where}`;
     const entry = totals.get(key) ?? { name: functionName || '(anonymous)', where, us: 0 };

@@ -1,13 +1,15 @@
 /**
  * `npm run bench`: pollcast and a naive node:http broadcaster, side by side in
- * one run, fed by one simulator (issue 6). Server on one core, simulator, load
- * client and this orchestrator on the other.
+ * one run, fed by one simulator (issues 6 and 13). Server on one core,
+ * simulator, load client and this orchestrator on the other.
  *
- *   node bench/run.ts [--quick] [--json] [--only burst,idle] [--targets pollcast] [--repeat 3] [--quiet-wait 60] [--profile]
+ *   node bench/run.ts [--quick] [--json] [--only burst,idle] [--targets pollcast] [--repeat 3] [--quiet-wait 60] [--profile] [--memory]
  *
  * --quick       every scenario in miniature (a smoke run of a few seconds each)
  * --json        print the rows and verdicts as JSON on stdout (progress stays on stderr)
- * --only        scenario keys to run (one-session, many-sessions, burst, idle, max-streams, cluster)
+ * --only        scenario keys to run (one-session, many-sessions, payload, burst, idle, idle-sessions, max-streams,
+ *               resume-short, resume-long, cluster); many-sessions and payload also measure the upstream hop
+ *               alone (a `hop` row)
  * --targets     pollcast, baseline or both (default both); the cluster scenario always compares one
  *               pollcast with a cluster of three on one redis-server (needs redis-server installed)
  * --repeat      measure each scenario and target N times, alternating targets; the table shows medians
@@ -16,18 +18,28 @@
  * --profile     run pollcast under --cpu-prof (profiles in $TMPDIR/pollcast-bench-profiles; summarise
  *               one with node bench/profile-summary.ts <file>)
  * --node-flags  extra node flags for both servers (experiments, e.g. --node-flags=--trace-gc)
+ * --memory      preload bench/memory-probe.ts into the servers and split the memory of idle streams (heap,
+ *               young generation, external, native) per stream; a diagnostic: its full GCs move the RSS figures
+ * --built       run pollcast as the Dockerfile does, `node dist/cli.js`, after `npm run build` (node's type
+ *               stripping of src/*.ts costs ~17 MB of base RSS, not per stream)
+ * --heap-snapshots  with --memory, also write a heap snapshot before and after the streams open (compare them
+ *               with node bench/heap-summary.ts <before> <after> <streams>)
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { foldRuns } from './aggregate.ts';
+import { measureHop } from './hop.ts';
 import { measure, type Row } from './measure.ts';
+import { MemorySampler } from './memory-sampler.ts';
 import { CAN_PIN, firstJsonLine, loadAverages, nofileHardLimit, pinSelf, startService, stopProcess } from './processes.ts';
-import { clusterComparison, formatTable, formatVerdicts, verdicts } from './report.ts';
+import { renderReport } from './render.ts';
 import { FULL, QUICK, SCENARIO_KEYS } from './scenarios.ts';
+import { verdicts } from './verdicts.ts';
 import { SimControl } from './sim-control.ts';
-import type { TargetName } from './targets.ts';
+import { POLLCAST_BUILT_ENTRY, POLLCAST_SOURCE_ENTRY, type TargetName } from './targets.ts';
 
 /** Core of the server under test. */
 const SERVER_CORE = 0;
@@ -48,6 +60,9 @@ const { values } = parseArgs({
     'quiet-wait': { type: 'string', default: '30' },
     profile: { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
+    memory: { type: 'boolean', default: false },
+    built: { type: 'boolean', default: false },
+    'heap-snapshots': { type: 'boolean', default: false },
   },
 });
 const repeat = Math.max(1, Number(values.repeat) || 1);
@@ -71,18 +86,30 @@ if (profileDir) {
   log(`pollcast CPU profiles go to ${profileDir}`);
 }
 
+const memory = values.memory ? new MemorySampler(join(tmpdir(), `pollcast-bench-memory-${Date.now().toString(36)}`), resolve(import.meta.dirname, '..'), values['heap-snapshots']) : null;
+if (memory) log(`memory samples go to ${memory.dir}`);
+const nodeFlags = [...values['node-flags'].split(' ').filter(Boolean), ...(memory?.nodeFlags() ?? [])];
+
+if (values.built) {
+  log('building pollcast (npm run build) to run dist/cli.js');
+  const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: resolve(import.meta.dirname, '..'), stdio: ['ignore', 'inherit', 'inherit'] });
+  if (build.status !== 0) throw new Error(`npm run build failed (${build.status ?? build.signal})`);
+}
+const pollcastEntry = values.built ? POLLCAST_BUILT_ENTRY : POLLCAST_SOURCE_ENTRY;
+
 const machine = {
   date: new Date().toISOString(),
   nproc: cpus().length,
   cpu: cpus()[0]?.model ?? 'unknown',
   node: process.version,
+  pollcast: `node ${pollcastEntry}`,
   pinning: pinned ? `server on core ${SERVER_CORE}; load client, simulator and orchestrator on core ${CLIENT_CORE}` : 'unpinned (taskset unavailable or one core)',
   nofileHard: fdHard,
   repeat,
   loadStart: loadAverages(),
   loadEnd: '',
 };
-log(`pollcast bench: ${machine.nproc} cpu (${machine.cpu}), node ${machine.node}, ${machine.pinning}, nofile hard ${fdHard}, load ${machine.loadStart}`);
+log(`pollcast bench: ${machine.nproc} cpu (${machine.cpu}), node ${machine.node}, pollcast as ${machine.pollcast}, ${machine.pinning}, nofile hard ${fdHard}, load ${machine.loadStart}`);
 
 const simChild = startService({ name: 'simulator', core: clientCore, script: 'src/simulator/cli.ts', args: ['--port', '0'], cwd });
 const { simulator: simUrl } = await firstJsonLine<{ simulator: string }>(simChild);
@@ -98,15 +125,15 @@ try {
     const streamsPerSession = scenario.cappedByFdLimit ? Math.min(scenario.streamsPerSession, cap) : scenario.streamsPerSession;
     if (streamsPerSession < scenario.streamsPerSession) log(`${scenario.key}: capped at ${streamsPerSession * scenario.sessions} streams by the descriptor hard limit (${fdHard})`);
     log(`${scenario.key}: ${scenario.title} (load ${loadAverages()})`);
-    const scenarioTargets = scenario.targets ?? targets;
+    const scenarioTargets: TargetName[] = [...(scenario.targets ?? targets), ...(scenario.hopProbe ? (['hop'] as const) : [])];
     const runs = new Map<TargetName, Row[]>(scenarioTargets.map((t) => [t, []]));
     for (let rep = 0; rep < repeat; rep++) {
       // Alternate which target goes first, so a drift in machine load does not favour one.
       const order = rep % 2 === 0 ? scenarioTargets : [...scenarioTargets].reverse();
       for (const target of order) {
-        const row = await measure(scenario, target, {
+        const context = {
           sim,
-          targetOptions: { upstreamUrl: simUrl, core: serverCore, cwd, profileDir: target === 'pollcast' ? profileDir : null, nodeFlags: values['node-flags'].split(' ').filter(Boolean) },
+          targetOptions: { upstreamUrl: simUrl, core: serverCore, cwd, profileDir: target === 'pollcast' ? profileDir : null, nodeFlags, env: memory?.env() ?? {}, pollcastEntry },
           clientCore,
           serverCore,
           simPid: simChild.pid!,
@@ -115,8 +142,10 @@ try {
           runId: `${runId}r${rep}`,
           streamsPerSession,
           settleMs: values.quick ? SETTLE_MS.quick : SETTLE_MS.full,
+          memory,
           log,
-        });
+        };
+        const row = target === 'hop' ? await measureHop(scenario, context) : await measure(scenario, target, context);
         runs.get(target)!.push(row);
         allRuns.push(row);
         const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);
@@ -133,19 +162,13 @@ try {
 machine.loadEnd = loadAverages();
 
 // Goals are stated for the full-size scenarios; a quick run only checks that everything works.
-const list = values.quick ? [] : verdicts(rows);
+const list = values.quick ? { issue6: [], issue13: [] } : verdicts(rows);
 const report = JSON.stringify({ machine, rows, runs: allRuns, verdicts: list }, null, 2);
-// A full run leaves its record (each repetition included) in the temp directory, for later reading;
-// quick runs (the test suite's) leave nothing behind.
+// A full run leaves its record (each repetition included) in the temp directory, for later reading
+// (node bench/render.ts <record>); quick runs (the test suite's) leave nothing behind.
 if (!values.quick) {
   const recordPath = join(tmpdir(), `pollcast-bench-${runId}.json`);
   writeFileSync(recordPath, report);
   log(`full record: ${recordPath}`);
 }
-if (values.json) {
-  process.stdout.write(`${report}\n`);
-} else {
-  const verdictText = values.quick ? 'quick run: miniature scenarios, no verdict on the goals' : formatVerdicts(list);
-  const cluster = clusterComparison(rows);
-  process.stdout.write(`\n${formatTable(rows)}${repeat > 1 ? `\n(medians of ${repeat} runs each; lost, duplicated and errors are the worst run's)` : ''}\n\n${cluster ? `${cluster}\n\n` : ''}${verdictText}\n\nload average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}\n`);
-}
+process.stdout.write(values.json ? `${report}\n` : `\n${renderReport(machine, rows, values.quick)}\n`);

@@ -8,7 +8,13 @@ export type Schedule =
   /** All of a phase's events appended at once (one simulator tick), per session. */
   | 'burst'
   /** No events: streams stay open and idle for `holdMs`. */
-  | 'idle';
+  | 'idle'
+  /**
+   * Sessions already hold `historyEvents` events; streams open with
+   * `Last-Event-ID` = history − `resumeBack`, and `measuredEvents` live events
+   * are appended the moment every stream has its response head.
+   */
+  | 'resume';
 
 export interface Scenario {
   /** Stable key (tests and JSON rows refer to it). */
@@ -21,31 +27,54 @@ export interface Scenario {
   eventsPerSecond: number;
   /** Events per session before the measured window (JIT warm-up, connections settled). */
   warmupEvents: number;
-  /** Events per session inside the measured window. */
+  /** Events per session inside the measured window (resume: the live events). */
   measuredEvents: number;
   /** Idle schedule: how long the open streams are held before measuring (ms). */
   holdMs: number;
   /** Wanted stream count when the descriptor limit may cap it (the max-streams scenario). */
   cappedByFdLimit: boolean;
+  /** Simulator (simple dialect): approximate bytes of each event's `data.details`; undefined = its default (200). */
+  detailBytes?: number;
+  /** Resume schedule: events each session holds before any stream opens. */
+  historyEvents: number;
+  /** Resume schedule: streams resume this many events before the end of the history. */
+  resumeBack: number;
+  /** Time allowed, past the emission, for every stream to get every event (ms); undefined = DRAIN_TIMEOUT_MS. */
+  drainTimeoutMs?: number;
+  /** Also measure the upstream hop alone (a `hop` row: a probe long-polling the simulator as the servers do). */
+  hopProbe?: boolean;
   /** The targets this scenario compares, when not those of --targets (the cluster scenario: one pollcast against three on Redis). */
   targets?: TargetName[];
 }
 
 /** Every scenario key, in run order. */
-export const SCENARIO_KEYS = ['one-session', 'many-sessions', 'burst', 'idle', 'max-streams', 'cluster'] as const;
+export const SCENARIO_KEYS = ['one-session', 'many-sessions', 'payload', 'burst', 'idle', 'idle-sessions', 'max-streams', 'resume-short', 'resume-long', 'cluster'] as const;
 
 /** What the cluster scenario compares: the same load on one pollcast and on three pollcast processes sharing one redis-server. */
 export const CLUSTER_TARGETS: TargetName[] = ['pollcast', 'cluster'];
 
-const base = { eventsPerSecond: 0, warmupEvents: 0, measuredEvents: 0, holdMs: 0, cappedByFdLimit: false };
+/** The real API's screenshots are base64 of tens to hundreds of KB; the payload scenario's events carry this much (bytes). */
+export const PAYLOAD_DETAIL_BYTES = 100_000;
+/** Details of the resume scenarios' history events: small, so 100,000 of them stay cheap to create and hold (bytes). */
+const HISTORY_DETAIL_BYTES = 20;
+/** The naive server reads a 100,000-event history page by page and sends all of it to every stream: allow it that long (ms). */
+const LONG_HISTORY_DRAIN_MS = 180_000;
 
-/** Full-size scenarios (each target well under a minute). */
+const base = { eventsPerSecond: 0, warmupEvents: 0, measuredEvents: 0, holdMs: 0, cappedByFdLimit: false, historyEvents: 0, resumeBack: 0 };
+
+/** Full-size scenarios (each target within a minute or two). */
 export const FULL: Scenario[] = [
   { ...base, key: 'one-session', title: '1 session x 2,000 streams @ 20 ev/s', sessions: 1, streamsPerSession: 2000, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 20, measuredEvents: 300 },
-  { ...base, key: 'many-sessions', title: '100 sessions x 20 streams @ 2 ev/s', sessions: 100, streamsPerSession: 20, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 2, measuredEvents: 30 },
+  { ...base, key: 'many-sessions', title: '100 sessions x 20 streams @ 2 ev/s', sessions: 100, streamsPerSession: 20, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 2, measuredEvents: 30, hopProbe: true },
+  // 0.5 ev/s per session: 1,000 deliveries/s of ~100 KB (~100 MB/s) is what one client core can read while the
+  // simulator on the same core builds and serves 50 such events a second.
+  { ...base, key: 'payload', title: '100 sessions x 20 streams @ 0.5 ev/s, ~100 KB events', sessions: 100, streamsPerSession: 20, schedule: 'rate', eventsPerSecond: 0.5, warmupEvents: 1, measuredEvents: 10, detailBytes: PAYLOAD_DETAIL_BYTES, hopProbe: true },
   { ...base, key: 'burst', title: '1 session x 1,000 streams, burst of 1,000', sessions: 1, streamsPerSession: 1000, schedule: 'burst', warmupEvents: 100, measuredEvents: 1000 },
-  { ...base, key: 'idle', title: '10,000 idle streams', sessions: 1, streamsPerSession: 10_000, schedule: 'idle', holdMs: 5_000 },
+  { ...base, key: 'idle', title: '10,000 idle streams on 1 session', sessions: 1, streamsPerSession: 10_000, schedule: 'idle', holdMs: 5_000 },
+  { ...base, key: 'idle-sessions', title: '10,000 idle streams over 100 sessions', sessions: 100, streamsPerSession: 100, schedule: 'idle', holdMs: 5_000 },
   { ...base, key: 'max-streams', title: '20,000 streams @ 1 ev/s', sessions: 1, streamsPerSession: 20_000, schedule: 'rate', eventsPerSecond: 1, warmupEvents: 2, measuredEvents: 10, cappedByFdLimit: true },
+  { ...base, key: 'resume-short', title: '10 streams resume 10 before the end of 1,000 events, 1 live event', sessions: 1, streamsPerSession: 10, schedule: 'resume', historyEvents: 1_000, resumeBack: 10, measuredEvents: 1, detailBytes: HISTORY_DETAIL_BYTES },
+  { ...base, key: 'resume-long', title: '10 streams resume 10 before the end of 100,000 events, 1 live event', sessions: 1, streamsPerSession: 10, schedule: 'resume', historyEvents: 100_000, resumeBack: 10, measuredEvents: 1, detailBytes: HISTORY_DETAIL_BYTES, drainTimeoutMs: LONG_HISTORY_DRAIN_MS },
   // 2 ev/s per session stays under the loop's own rate gate (4 requests/s per session), which would otherwise batch
   // events and hide the hop being measured.
   { ...base, key: 'cluster', title: '20 sessions x 50 streams @ 2 ev/s: 1 process vs 3 on one Redis', sessions: 20, streamsPerSession: 50, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 4, measuredEvents: 40, targets: CLUSTER_TARGETS },
@@ -54,9 +83,13 @@ export const FULL: Scenario[] = [
 /** The same scenarios in miniature: a smoke run of a few seconds each. */
 export const QUICK: Scenario[] = [
   { ...base, key: 'one-session', title: '1 session x 50 streams @ 20 ev/s', sessions: 1, streamsPerSession: 50, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 5, measuredEvents: 20 },
-  { ...base, key: 'many-sessions', title: '10 sessions x 5 streams @ 2 ev/s', sessions: 10, streamsPerSession: 5, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 1, measuredEvents: 3 },
+  { ...base, key: 'many-sessions', title: '10 sessions x 5 streams @ 2 ev/s', sessions: 10, streamsPerSession: 5, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 1, measuredEvents: 3, hopProbe: true },
+  { ...base, key: 'payload', title: '5 sessions x 4 streams @ 2 ev/s, ~100 KB events', sessions: 5, streamsPerSession: 4, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 1, measuredEvents: 3, detailBytes: PAYLOAD_DETAIL_BYTES, hopProbe: true },
   { ...base, key: 'burst', title: '1 session x 50 streams, burst of 200', sessions: 1, streamsPerSession: 50, schedule: 'burst', warmupEvents: 20, measuredEvents: 200 },
-  { ...base, key: 'idle', title: '200 idle streams', sessions: 1, streamsPerSession: 200, schedule: 'idle', holdMs: 500 },
+  { ...base, key: 'idle', title: '200 idle streams on 1 session', sessions: 1, streamsPerSession: 200, schedule: 'idle', holdMs: 500 },
+  { ...base, key: 'idle-sessions', title: '200 idle streams over 10 sessions', sessions: 10, streamsPerSession: 20, schedule: 'idle', holdMs: 500 },
   { ...base, key: 'max-streams', title: '300 streams @ 2 ev/s', sessions: 1, streamsPerSession: 300, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 1, measuredEvents: 3, cappedByFdLimit: true },
+  { ...base, key: 'resume-short', title: '3 streams resume 10 before the end of 1,000 events, 1 live event', sessions: 1, streamsPerSession: 3, schedule: 'resume', historyEvents: 1_000, resumeBack: 10, measuredEvents: 1, detailBytes: HISTORY_DETAIL_BYTES },
+  { ...base, key: 'resume-long', title: '3 streams resume 10 before the end of 10,000 events, 1 live event', sessions: 1, streamsPerSession: 3, schedule: 'resume', historyEvents: 10_000, resumeBack: 10, measuredEvents: 1, detailBytes: HISTORY_DETAIL_BYTES },
   { ...base, key: 'cluster', title: '3 sessions x 12 streams @ 2 ev/s: 1 process vs 3 on one Redis', sessions: 3, streamsPerSession: 12, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 2, measuredEvents: 4, targets: CLUSTER_TARGETS },
 ];

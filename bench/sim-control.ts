@@ -21,7 +21,7 @@ export class SimControl {
     this.target = new URL(url);
   }
 
-  private call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? null : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = request(
@@ -62,6 +62,11 @@ export class SimControl {
   /** Marks a session finished. */
   async finish(id: string): Promise<void> {
     await this.call('POST', `sessions/${encodeURIComponent(id)}/finish`, {});
+  }
+
+  /** Deletes a session and its events (a 100,000-event history or 100 KB events would otherwise pile up over a run). */
+  async deleteSession(id: string): Promise<void> {
+    await this.call('DELETE', `sessions/${encodeURIComponent(id)}`);
   }
 
   async resetStats(): Promise<void> {

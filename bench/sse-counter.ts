@@ -1,13 +1,15 @@
 /**
  * The load client's per-stream SSE reader: a minimal frame splitter over raw
- * bytes that counts event indices (gaps = lost, repeats = duplicated) and
- * measures latency from each event's `data.emitted_at_ms`. It relies on what
+ * bytes that counts event indices (gaps = lost, repeats = duplicated, events
+ * before the stream's resume point = stale) and measures latency from each
+ * event's `data.emitted_at_ms`. It relies on what
  * both servers under test emit: `\n` line ends, JSON `data` on one line (so a
  * frame ends at the first blank line), and `id: <index>` on event frames. It is
  * not a general EventSource parser (no CR line ends, no multi-line data).
  */
 
 const FRAME_END = Buffer.from('\n\n');
+const LF = 0x0a;
 const EMITTED_KEY = Buffer.from('"emitted_at_ms":');
 const ID_PREFIX = Buffer.from('id: ');
 const END_PREFIX = Buffer.from('event: end\n');
@@ -52,23 +54,42 @@ function parseNumber(buf: Buffer, at: number, limit: number): number {
 /** Receives one latency sample (ms) per event frame that carried `emitted_at_ms`. */
 export type LatencySink = (ms: number) => void;
 
+/** Where a stream starts and which of its events are timed. */
+export interface CounterOptions {
+  /** Index of the first event the stream asked for (Last-Event-ID + 1; 0 for a fresh stream). */
+  startIndex?: number;
+  /** Only events at or after this index give latency samples (a resume's replayed events were emitted long before). */
+  latencyFromIndex?: number;
+}
+
 /** Counts one stream's event frames. */
 export class StreamCounter {
+  /** Index of the first event the stream asked for. */
+  readonly startIndex: number;
   /** Index the next event should have. */
   next: number;
-  /** Event frames received (duplicates included). */
+  /** Event frames received (duplicates and stale ones included). */
   received = 0;
   /** Indices skipped over (a gap in the ids). */
   gaps = 0;
-  /** Event frames at or below an index already received. */
+  /** Event frames at or below an index already received on this stream. */
   duplicated = 0;
+  /** Event frames before `startIndex`: history the client already had (a server that ignores Last-Event-ID sends them). */
+  stale = 0;
+  /** Wall-clock ms (nowMs) when the first event at or after `startIndex` arrived; null until then. */
+  firstAtMs: number | null = null;
   /** An `event: end` frame arrived. */
   ended = false;
-  private rest: Buffer | null = null;
+  // Chunks of a frame not yet complete; joined only once its end arrives, so a
+  // 100 KB frame read in many chunks is copied once, not once per chunk.
+  private pending: Buffer[] = [];
   private readonly sink: LatencySink;
+  private readonly latencyFromIndex: number;
 
-  constructor(startIndex: number, sink: LatencySink) {
-    this.next = startIndex;
+  constructor(sink: LatencySink, options: CounterOptions = {}) {
+    this.startIndex = options.startIndex ?? 0;
+    this.next = this.startIndex;
+    this.latencyFromIndex = options.latencyFromIndex ?? 0;
     this.sink = sink;
   }
 
@@ -79,7 +100,15 @@ export class StreamCounter {
 
   /** Feeds raw body bytes (any split). */
   push(chunk: Buffer): void {
-    const buf = this.rest === null ? chunk : Buffer.concat([this.rest, chunk]);
+    if (this.pending.length > 0) {
+      const last = this.pending[this.pending.length - 1]!;
+      const endSpansChunks = last[last.length - 1] === LF && chunk[0] === LF;
+      if (!endSpansChunks && chunk.indexOf(FRAME_END) < 0) {
+        this.pending.push(chunk);
+        return;
+      }
+    }
+    const buf = this.pending.length === 0 ? chunk : Buffer.concat([...this.pending, chunk]);
     let at = 0;
     let now = 0;
     for (;;) {
@@ -94,19 +123,25 @@ export class StreamCounter {
       at = end + FRAME_END.length;
     }
     // Copy the partial frame so the big chunk it came in is not kept alive.
-    this.rest = at >= buf.length ? null : Buffer.from(buf.subarray(at));
+    this.pending = at >= buf.length ? [] : [Buffer.from(buf.subarray(at))];
   }
 
   private onEvent(buf: Buffer, at: number, end: number, now: number): void {
     const index = parseNumber(buf, at + ID_PREFIX.length, end);
     if (Number.isNaN(index)) return;
     this.received++;
+    if (index < this.startIndex) {
+      this.stale++;
+      return;
+    }
+    this.firstAtMs ??= now;
     if (index < this.next) {
       this.duplicated++;
     } else {
       this.gaps += index - this.next;
       this.next = index + 1;
     }
+    if (index < this.latencyFromIndex) return;
     const key = buf.indexOf(EMITTED_KEY, at);
     if (key < 0 || key >= end) return;
     const emitted = parseNumber(buf, key + EMITTED_KEY.length, end);

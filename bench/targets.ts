@@ -10,7 +10,8 @@ import { OPTIONS } from '../src/config.ts';
 import { NODE_FLAGS } from '../src/runtime-flags.ts';
 import { CAN_PIN, delay, firstJsonLine, freePort, startService, stopProcess } from './processes.ts';
 
-export type TargetName = 'pollcast' | 'baseline' | 'cluster';
+/** The servers under test, and `hop`: no server, a probe long-polling the simulator as they do (bench/hop.ts). */
+export type TargetName = 'pollcast' | 'baseline' | 'cluster' | 'hop';
 
 /** pollcast processes of the cluster target. */
 export const CLUSTER_SIZE = 3;
@@ -36,7 +37,15 @@ export interface TargetOptions {
   profileDir: string | null;
   /** Extra node flags for the server process (experiments, e.g. --max-semi-space-size=1). */
   nodeFlags?: string[];
+  /** Extra environment of the server's node processes (the memory probe's). */
+  env?: Record<string, string>;
+  /** pollcast's entry point: `src/cli.ts` (default) or the build's `dist/cli.js`, as the Dockerfile runs it. */
+  pollcastEntry?: string;
 }
+
+/** Where `npm run dev` starts pollcast; the build (`npm run build`) starts from POLLCAST_BUILT_ENTRY. */
+export const POLLCAST_SOURCE_ENTRY = 'src/cli.ts';
+export const POLLCAST_BUILT_ENTRY = 'dist/cli.js';
 
 /** Per-IP, per-session and total stream limits pollcast has (or is getting): lifted for a load test from one address. */
 const LIFTED_LIMITS = ['MAX_STREAMS', 'MAX_STREAMS_PER_IP', 'MAX_STREAMS_PER_SESSION', 'RATE_LIMIT_PER_IP', 'RATE_LIMIT_BURST', 'MAX_SESSIONS'];
@@ -97,6 +106,7 @@ async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target>
   const nodeArgs = [...(opts.nodeFlags ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [])];
   // pollcast runs with the flags it is deployed with (`npm start`, the Dockerfile); the naive server with Node's defaults.
   if (name === 'cluster') return startCluster(opts, [...NODE_FLAGS, ...nodeArgs]);
+  if (name === 'hop') throw new Error('the hop probe is not a server: bench/hop.ts measures it');
   let child: ChildProcess;
   let port: number;
   if (name === 'pollcast') {
@@ -104,7 +114,7 @@ async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target>
     child = startPollcastProcess(opts, [...NODE_FLAGS, ...nodeArgs], port, {});
     await waitHealthy(`http://127.0.0.1:${port}`, child);
   } else {
-    child = startService({ name, core: opts.core, nodeArgs, script: 'bench/baseline.ts', env: { UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
+    child = startService({ name, core: opts.core, nodeArgs, script: 'bench/baseline.ts', env: { ...opts.env, UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
     const { baseline } = await firstJsonLine<{ baseline: string }>(child);
     port = Number(new URL(baseline).port);
   }
@@ -112,8 +122,8 @@ async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target>
 }
 
 function startPollcastProcess(opts: TargetOptions, nodeArgs: string[], port: number, extraEnv: Record<string, string>): ChildProcess {
-  const env = { ...liftedLimitEnv(), UPSTREAM_URL: opts.upstreamUrl, AUTH: 'none', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...extraEnv };
-  return startService({ name: 'pollcast', core: opts.core, nodeArgs, script: 'src/cli.ts', env, cwd: opts.cwd, forwardStdout: true });
+  const env = { ...opts.env, ...liftedLimitEnv(), UPSTREAM_URL: opts.upstreamUrl, AUTH: 'none', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...extraEnv };
+  return startService({ name: 'pollcast', core: opts.core, nodeArgs, script: opts.pollcastEntry ?? POLLCAST_SOURCE_ENTRY, env, cwd: opts.cwd, forwardStdout: true });
 }
 
 async function waitListening(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {

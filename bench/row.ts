@@ -1,0 +1,108 @@
+/** One measured row of the results table (a scenario against one target), and what every row shares. */
+import type { Scenario } from './scenarios.ts';
+import type { TargetName } from './targets.ts';
+
+/** Upstream requests of a row's sessions, by kind (simulator counters). */
+export interface UpstreamCalls {
+  changes: number;
+  /** Changes calls with wait_for_seconds=0 (paging, catching up). */
+  zeroWait: number;
+  /** Changes calls that asked to wait (long-polls). */
+  waiting: number;
+  status: number;
+}
+
+/** One row of the results table. */
+export interface Row {
+  scenario: string;
+  title: string;
+  target: TargetName;
+  schedule: Scenario['schedule'];
+  sessions: number;
+  streams: number;
+  /** The scenario asked for more streams than the open-files limit allows; `streams` is the capped count. */
+  fdCapped: boolean;
+  opened: number;
+  failedOpens: number;
+  failures: Record<string, number>;
+  /** Streams that closed early or errored after opening. */
+  closedEarly: number;
+  deliveries: number;
+  windowMs: number;
+  deliveriesPerSec: number;
+  serverCpuMs: number;
+  /** Kernel share of the server's CPU time in the window. */
+  serverSysShare: number;
+  /** Time the server's core spent on anything but the server in the window, as a share of the window (interference). */
+  serverCoreOtherShare: number | null;
+  /** Time the client's core spent on anything but the load client, simulator and orchestrator, as a share of the window. */
+  clientCoreOtherShare: number | null;
+  cpuUsPerDelivery: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  /** Resume schedule: per stream, request sent → first event after its Last-Event-ID (median and slowest stream). */
+  firstEventP50Ms: number | null;
+  firstEventMaxMs: number | null;
+  /** VmRSS (KB) after start, before any stream. */
+  rssIdleKb: number;
+  /** VmRSS (KB) once the streams opened (and settled). */
+  rssOpenKb: number;
+  /** VmRSS (KB) at the end of the measured window. */
+  rssEndKb: number;
+  /** VmHWM (KB): the highest RSS of the process's life, read at the end of the window. */
+  rssPeakKb: number;
+  rssKbPerStream: number;
+  /**
+   * Idle schedule: growth of the machine's kernel slab per stream while the streams opened, halved (on loopback
+   * both ends are sockets of this kernel). Machine-wide, so other work moves it; NaN for other schedules.
+   */
+  kernelKbPerStream: number;
+  serverFds: number;
+  lost: number;
+  duplicated: number;
+  /** Event frames sent before a stream's resume point: history the client already had. */
+  stale: number;
+  upstreamRequests: number;
+  upstreamCalls: UpstreamCalls;
+  upstreamPerSessionMinute: number;
+  /** Upstream requests per session per appended batch (null when nothing was appended). */
+  upstreamPerBatch: number | null;
+  /** Most changes calls of one session in flight at once (1 = one loop per session). */
+  upstreamMaxInFlight: number;
+  clientCpuShare: number;
+  clientSaturated: boolean;
+  /** CPU of the simulator and of this orchestrator over the window, as shares of one core (they share the client core). */
+  simCpuShare: number;
+  orchestratorCpuShare: number;
+  load1Start: number;
+  load1End: number;
+  /** Measurements folded into this row (medians; errors are the worst run's). */
+  runs: number;
+  /** Server-side processes measured together (a cluster: its pollcast processes and redis-server). */
+  serverProcesses: number;
+  /** The redis-server's CPU time in the window (cluster only; included in serverCpuMs). */
+  redisCpuMs: number | null;
+  /** `--memory` runs: where the memory of the open streams went (see memory-probe.ts); null otherwise. */
+  memory: MemoryBreakdown | null;
+}
+
+/** Per stream (KB): how the growth from before the streams to after them splits (process.memoryUsage and V8 heap spaces). */
+export interface MemoryBreakdown {
+  rss: number;
+  /** Live JS objects after a full GC. */
+  heapUsedAfterGc: number;
+  /** Heap reserved before that GC (live + garbage + slack). */
+  heapTotal: number;
+  /** Physical memory of the young generation (grown by allocation churn, kept by RSS). */
+  newSpacePhysical: number;
+  /** Physical memory of the old generation and the other spaces. */
+  oldSpacesPhysical: number;
+  /** Memory of C++ objects bound to JS (buffers included). */
+  external: number;
+  /** RSS not accounted for by the V8 heap or external memory (native: sockets' libuv/http-parser state, malloc). */
+  otherNative: number;
+}
+
+/** A number, or null where the measurement did not produce one. */
+export const nullIfNaN = (n: number): number | null => (Number.isNaN(n) ? null : n);
