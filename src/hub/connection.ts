@@ -4,6 +4,7 @@
  * past it is dropped and resumes by Last-Event-ID), pacing by 'drain', the
  * heartbeat mark, the token's expiry, and one idempotent close.
  */
+import type { Chunk } from './feed.ts';
 import { createWriter, type ResponseWriter, type StreamResponse } from './writer.ts';
 
 /** Why a stream closed (logged and counted). */
@@ -77,6 +78,11 @@ export abstract class StreamConnection {
   /** Writes shared bytes; drops the stream when its unsent backlog passes the bound. */
   write(bytes: Buffer): void {
     if (this.admit()) this.out.write(bytes);
+  }
+
+  /** Writes a feed's chunk as it is shared with every other subscriber, under the same bound. */
+  writeChunk(chunk: Chunk): void {
+    if (this.admit()) this.out.writeChunk(chunk);
   }
 
   /** Writes one unit made of several shared buffers, under the same bound. */

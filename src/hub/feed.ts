@@ -11,16 +11,50 @@ import type { EmptyAnswerStyle, LoopSink, LoopUpdate } from '../upstream/sink.ts
 import type { UpstreamEvent } from '../upstream/types.ts';
 
 /** What one update added: its events' frames and, if what subscribers see changed, the new status frame. */
-export interface Chunk {
+export class Chunk {
   /** Index of frames[0]. */
-  firstIndex: number;
+  readonly firstIndex: number;
   /** One frame per event, in index order (possibly empty). */
-  frames: Buffer[];
+  readonly frames: Buffer[];
   /** New status frame, written after the events, when the snapshot changed. */
-  status: Buffer | null;
-  /** frames then status, concatenated once: what a caught-up subscriber receives in one write. */
-  bytes: Buffer;
+  readonly status: Buffer | null;
+  private joined: Buffer | null = null;
+  private framed: Buffer | null = null;
+
+  constructor(firstIndex: number, frames: Buffer[], status: Buffer | null) {
+    this.firstIndex = firstIndex;
+    this.frames = frames;
+    this.status = status;
+  }
+
+  /** frames then status, as one buffer, built once for every subscriber that needs it. */
+  get bytes(): Buffer {
+    if (this.joined === null) {
+      const parts = this.status === null ? this.frames : [...this.frames, this.status];
+      this.joined = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    }
+    return this.joined;
+  }
+
+  /**
+   * The same bytes as one HTTP/1.1 chunk (size line, data, CRLF), built once
+   * in a single copy for every caught-up HTTP/1.1 subscriber (a screenshot
+   * frame is not copied twice, once to join and once to frame).
+   */
+  http1(): Buffer {
+    if (this.framed === null) {
+      let size = this.status?.length ?? 0;
+      for (const f of this.frames) size += f.length;
+      const parts = [Buffer.from(`${size.toString(16)}\r\n`, 'latin1'), ...this.frames];
+      if (this.status !== null) parts.push(this.status);
+      parts.push(CRLF);
+      this.framed = Buffer.concat(parts);
+    }
+    return this.framed;
+  }
 }
+
+const CRLF = Buffer.from('\r\n', 'latin1');
 
 /** Receives a feed's live output; implemented by stream subscribers and long-poll waiters. */
 export interface FeedListener {
@@ -186,9 +220,7 @@ export class Feed implements LoopSink {
     const status = this.updateSnapshot(update.snapshot, update.upstreamError);
     if (frames.length > 0) this.trim();
     if (frames.length > 0 || status !== null) {
-      const firstIndex = this.nextIndex - frames.length;
-      const bytes = status === null ? (frames.length === 1 ? frames[0]! : Buffer.concat(frames)) : Buffer.concat([...frames, status]);
-      const chunk: Chunk = { firstIndex, frames, status, bytes };
+      const chunk = new Chunk(this.nextIndex - frames.length, frames, status);
       for (const l of this.listeners) l.onChunk(chunk);
     }
     if (update.end) this.end(update.end);

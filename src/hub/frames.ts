@@ -10,9 +10,14 @@ export function eventJson(index: number, event: UpstreamEvent): string {
   return JSON.stringify(body);
 }
 
-/** Encodes session event `index` (no `event:` field, so `onmessage` receives it). */
+/**
+ * Encodes session event `index` (no `event:` field, so `onmessage` receives
+ * it). JSON.stringify never emits a raw CR or LF (it escapes them), so the
+ * data is one `data:` line as it is: no scan of a screenshot-sized string
+ * for line breaks (the general encoder's job).
+ */
 export function eventFrame(index: number, event: UpstreamEvent): Buffer {
-  return encodeFrame({ id: String(index), data: eventJson(index, event) });
+  return Buffer.from(`id: ${index}\ndata: ${eventJson(index, event)}\n\n`, 'utf8');
 }
 
 /** Encodes an `event: status` frame from its JSON. */

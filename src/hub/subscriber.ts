@@ -70,7 +70,7 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
     if (chunk.status !== null) this.statusSent = chunk.status;
     if (n === 0 || this.next <= chunk.firstIndex) {
       // The common case: a caught-up subscriber gets the very bytes every other one gets.
-      this.write(chunk.bytes);
+      this.writeChunk(chunk);
       if (n > 0) {
         this.eventsSent += n;
         this.stats.framesDelivered += n;

@@ -7,6 +7,7 @@
  */
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
+import type { Chunk } from './feed.ts';
 
 /** The response a stream writes to: HTTP/1.1, or the HTTP/2 compatibility response. */
 export type StreamResponse = ServerResponse | Http2ServerResponse;
@@ -15,6 +16,8 @@ export type StreamResponse = ServerResponse | Http2ServerResponse;
 export interface ResponseWriter {
   /** Writes one buffer. */
   write(bytes: Buffer): void;
+  /** Writes a feed's chunk, in the form built once for every subscriber of this protocol. */
+  writeChunk(chunk: Chunk): void;
   /** Writes buffers back to back as one unit, without copying big ones into one. */
   writeParts(parts: readonly Buffer[]): void;
   /**
@@ -78,6 +81,12 @@ class Http1Writer implements ResponseWriter {
       return;
     }
     this.writePaced([bytes]);
+  }
+
+  writeChunk(chunk: Chunk): void {
+    const socket = this.res.socket;
+    if (this.direct && socket !== null) socket.write(chunk.http1());
+    else this.writePaced([chunk.bytes]);
   }
 
   writePaced(parts: readonly Buffer[]): void {
@@ -146,6 +155,10 @@ class PlainWriter implements ResponseWriter {
 
   write(bytes: Buffer): void {
     if (bytes.length > 0) this.res.write(bytes);
+  }
+
+  writeChunk(chunk: Chunk): void {
+    this.write(chunk.bytes);
   }
 
   writeParts(parts: readonly Buffer[]): void {
