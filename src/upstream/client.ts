@@ -65,7 +65,7 @@ const ERROR_BODY_MAX_BYTES = 64 * 1024;
 
 class BodyTooLarge extends Error {}
 
-async function readBody(body: AsyncIterable<Buffer>, maxBytes: number): Promise<string> {
+async function readBody(body: AsyncIterable<Buffer>, maxBytes: number): Promise<{ text: string; bytes: number }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
@@ -73,7 +73,7 @@ async function readBody(body: AsyncIterable<Buffer>, maxBytes: number): Promise<
     if (size > maxBytes) throw new BodyTooLarge(`body larger than ${maxBytes} bytes`);
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks, size).toString('utf8');
+  return { text: Buffer.concat(chunks, size).toString('utf8'), bytes: size };
 }
 
 /** Creates a client with its own connection pool to `baseUrl`'s origin. */
@@ -101,7 +101,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     path: string,
     waitSeconds: number,
     signal: AbortSignal | undefined,
-  ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string } | FailureOutcome> {
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string; bytes: number } | FailureOutcome> {
     if (closed || signal?.aborted) return { kind: 'aborted' };
     const budgetMs = waitSeconds * 1000 + marginMs;
     // The overall deadline catches a body that trickles forever, which the
@@ -124,12 +124,12 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       });
       // Only a 200 carries events; an oversized error page is no reason to ask for smaller pages.
       const ok = res.statusCode === 200;
-      const text = await readBody(res.body as AsyncIterable<Buffer>, ok ? maxBodyBytes : ERROR_BODY_MAX_BYTES).catch((err: unknown) => {
+      const { text, bytes } = await readBody(res.body as AsyncIterable<Buffer>, ok ? maxBodyBytes : ERROR_BODY_MAX_BYTES).catch((err: unknown) => {
         res.body.destroy();
-        if (!ok && err instanceof BodyTooLarge) return '';
+        if (!ok && err instanceof BodyTooLarge) return { text: '', bytes: 0 };
         throw err;
       });
-      return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, text };
+      return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, text, bytes };
     } catch (err) {
       if (signal?.aborted || closed) return { kind: 'aborted' };
       if (err instanceof BodyTooLarge) return { kind: 'too-large', maxBytes: maxBodyBytes };
@@ -182,7 +182,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         if (!json.ok) return { kind: 'bad-body', reason: 'changes: body is not valid JSON' };
         const parsed = parseChanges(json.value);
         if (!parsed.ok) return { kind: 'bad-body', reason: `changes: ${parsed.reason}` };
-        return { kind: 'events', changes: parsed.value, bytes: Buffer.byteLength(res.text) };
+        return { kind: 'events', changes: parsed.value, bytes: res.bytes };
       });
     },
     status(sessionId, signal) {
