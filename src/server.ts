@@ -18,9 +18,8 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
 import { createMemoryTransport, type LoopSettings } from './transport/memory.ts';
-import { createRedisTransport } from './transport/redis.ts';
 import type { Transport } from './transport/transport.ts';
-import { createSimulator, type Simulator } from './simulator/index.ts';
+import type { Simulator } from './simulator/index.ts';
 
 /** Part of SHUTDOWN_TIMEOUT_SECONDS kept for what follows the streams' last flush (ms). */
 const SHUTDOWN_RESERVE_MS = 2500;
@@ -75,6 +74,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   let simulator: Simulator | undefined;
   let upstreamUrl = config.upstreamUrl;
   if (upstreamUrl === undefined) {
+    // Loaded only in demo mode (and the Redis client only in cluster mode): neither weighs on a plain deployment's memory.
+    const { createSimulator } = await import('./simulator/index.ts');
     simulator = await createSimulator({ demo: true, api: 'real', port: 0, host: '127.0.0.1' });
     upstreamUrl = simulator.url;
     log.info({ upstream: upstreamUrl }, 'DEMO MODE: UPSTREAM_URL is not set, so the built-in simulated sessions API is used (sessions demo-1, demo-2, …)');
@@ -103,7 +104,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     onOversized: () => stats.oversizedEvents++,
   };
   const transport: Transport = config.redisUrl
-    ? createRedisTransport({
+    ? (await import('./transport/redis.ts')).createRedisTransport({
         ...loopSettings,
         url: config.redisUrl,
         keyPrefix: config.redisKeyPrefix,
