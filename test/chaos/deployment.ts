@@ -8,6 +8,7 @@
  * with its Last-Event-ID, through the next live one (a load balancer).
  */
 import { freePort } from '../helpers/harness.ts';
+import { balancerFetch } from '../cluster/helpers.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { startInstance, type Instance, type InstanceCounters, type InstanceMode } from './instance.ts';
 
@@ -68,14 +69,7 @@ export async function startCluster(size: number, env: Record<string, string>): P
   return {
     route(n) {
       const prefer = n % size;
-      const balancer: typeof fetch = (input, init) => {
-        const live = instances.map((inst, i) => (inst ? i : -1)).filter((i) => i >= 0);
-        const slot = live.find((i) => i >= prefer) ?? live[0];
-        if (slot === undefined) return Promise.reject(new Error('no live instance'));
-        const url = new URL(input instanceof Request ? input.url : String(input));
-        url.port = String(ports[slot]);
-        return fetch(url, init);
-      };
+      const balancer = balancerFetch(instances, ports, prefer);
       return { baseUrl: `http://127.0.0.1:${ports[prefer]}`, fetch: balancer };
     },
     async disrupt() {

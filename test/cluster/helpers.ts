@@ -37,6 +37,21 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
+/**
+ * A fetch that plays the load balancer: requests go to instance `prefer`, or
+ * the next live one (a missing instance is `undefined`/`null` in `instances`).
+ */
+export function balancerFetch(instances: readonly unknown[], ports: readonly number[], prefer: number): typeof fetch {
+  return (input, init) => {
+    const live = instances.map((inst, i) => (inst ? i : -1)).filter((i) => i >= 0);
+    const slot = live.find((i) => i >= prefer) ?? live[0];
+    if (slot === undefined) return Promise.reject(new Error('no live instance'));
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    url.port = String(ports[slot]);
+    return fetch(url, init);
+  };
+}
+
 /** Sums every sample of `name` in a Prometheus text. */
 export function sumMetric(text: string, name: string): number {
   return text
@@ -66,16 +81,7 @@ export async function startCluster(n: number, extraEnv: Record<string, string> =
     instances,
     env,
     urlOf,
-    balancer(prefer) {
-      return (input, init) => {
-        const live = instances.map((inst, i) => (inst ? i : -1)).filter((i) => i >= 0);
-        const slot = live.find((i) => i >= prefer) ?? live[0];
-        if (slot === undefined) return Promise.reject(new Error('no live instance'));
-        const url = new URL(input instanceof Request ? input.url : String(input));
-        url.port = String(ports[slot]);
-        return fetch(url, init);
-      };
-    },
+    balancer: (prefer) => balancerFetch(instances, ports, prefer),
     add: (i = instances.length) => start(i),
     async kill(i) {
       const inst = instances[i];

@@ -92,24 +92,33 @@ export function record(url: string, init?: { headers?: Record<string, string>; f
       return messages.find((m) => m.type === 'end')!.data;
     },
     until(predicate, timeoutMs = 15_000) {
-      return new Promise<void>((resolve, reject) => {
-        if (predicate(r)) return resolve();
-        const check = () => {
-          if (!predicate(r)) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out after ${timeoutMs} ms; received ${messages.length} messages: ${JSON.stringify(messages.slice(-3).map((m) => m.type + ':' + m.id))}`));
-        }, timeoutMs);
-        waiters.add(check);
-      });
+      return waitUntil(waiters, () => predicate(r), timeoutMs, () => `received ${messages.length} messages: ${JSON.stringify(messages.slice(-3).map((m) => m.type + ':' + m.id))}`);
     },
     close: () => es.close(),
   };
   return r;
+}
+
+/**
+ * Resolves once `ready()` holds, checked now and by each function the caller
+ * runs from `waiters` when something arrives; rejects after `timeoutMs` with
+ * `state()` in the message.
+ */
+export function waitUntil(waiters: Set<() => void>, ready: () => boolean, timeoutMs: number, state: () => string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (ready()) return resolve();
+    const check = () => {
+      if (!ready()) return;
+      clearTimeout(timer);
+      waiters.delete(check);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      waiters.delete(check);
+      reject(new Error(`timed out after ${timeoutMs} ms; ${state()}`));
+    }, timeoutMs);
+    waiters.add(check);
+  });
 }
 
 /** Resolves once `predicate()` is true, polling every 10 ms; rejects after `timeoutMs`. */

@@ -6,6 +6,7 @@
  */
 import { connect, createServer, type Socket } from 'node:net';
 import { EventSource } from 'eventsource';
+import { waitUntil } from './harness.ts';
 
 /** One frame of a multiplexed stream, as EventSource dispatched it. */
 export interface MuxFrame {
@@ -73,21 +74,8 @@ export function recordMany(url: string, sessionIds: readonly string[], init?: { 
     indices: (id) => frames.filter((f) => f.type === 'message' && f.data.session === id).map((f) => f.data.index as number),
     allEnded: (timeoutMs = 20_000) => r.until(() => sessionIds.every((s) => ended.has(s)), timeoutMs),
     until(predicate, timeoutMs = 20_000) {
-      return new Promise<void>((resolve, reject) => {
-        if (predicate(r)) return resolve();
-        const check = () => {
-          if (!predicate(r)) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          const missing = sessionIds.filter((s) => !ended.has(s));
-          reject(new Error(`timed out after ${timeoutMs} ms; ${frames.length} frames, ${opens} opens, not ended: ${missing.slice(0, 5).join(', ')}`));
-        }, timeoutMs);
-        waiters.add(check);
-      });
+      const missing = () => sessionIds.filter((s) => !ended.has(s)).slice(0, 5).join(', ');
+      return waitUntil(waiters, () => predicate(r), timeoutMs, () => `${frames.length} frames, ${opens} opens, not ended: ${missing()}`);
     },
     close: () => es.close(),
   };
