@@ -10,14 +10,9 @@
  *
  * Prints `{"baseline":"http://127.0.0.1:PORT"}` once listening.
  */
-import { Agent, createServer, get, type ServerResponse } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
+import { changesText, PAGE_SIZE, RETRY_MS } from './naive-long-poll.ts';
 
-/** wait_for_seconds of the loop, as pollcast's default. */
-const WAIT_SECONDS = 25;
-/** limit per changes call, as pollcast's default page size. */
-const PAGE_SIZE = 100;
-/** Delay after an upstream failure (ms). */
-const RETRY_MS = 1_000;
 /** Comment line interval (ms), as pollcast's default 15 s. */
 const HEARTBEAT_MS = 15_000;
 
@@ -37,21 +32,11 @@ interface Session {
   next: number;
 }
 
-const upstream = new URL(process.env.UPSTREAM_URL ?? 'http://127.0.0.1:8081');
-const agent = new Agent({ keepAlive: true });
 const sessions = new Map<string, Session>();
 
-function changes(id: string, from: number): Promise<{ status: number; body: Changes | null }> {
-  const path = `/sessions/${encodeURIComponent(id)}/changes?from_index=${from}&limit=${PAGE_SIZE}&include_details=true&wait_for_seconds=${WAIT_SECONDS}`;
-  return new Promise((resolve, reject) => {
-    get({ host: upstream.hostname, port: upstream.port, path, agent }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (s: string) => (text += s));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: res.statusCode === 200 ? (JSON.parse(text) as Changes) : null }));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
+async function changes(id: string, from: number): Promise<{ status: number; body: Changes | null }> {
+  const { status, text } = await changesText(id, from);
+  return { status, body: status === 200 ? (JSON.parse(text) as Changes) : null };
 }
 
 function endAll(session: Session, frame: string): void {

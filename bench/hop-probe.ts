@@ -8,24 +8,17 @@
  *
  *   UPSTREAM_URL=http://127.0.0.1:PORT node bench/hop-probe.ts   (commands of hop-protocol.ts on stdin)
  */
-import { Agent, get } from 'node:http';
 import { createInterface } from 'node:readline';
 import { LatencyHistogram } from './latency-histogram.ts';
+import { changesText, RETRY_MS } from './naive-long-poll.ts';
 import { nowMs } from './sse-counter.ts';
 import type { HopCommand, HopStatsReply } from './hop-protocol.ts';
 
-/** As both servers: wait_for_seconds of the loop, and its page size. */
-const WAIT_SECONDS = 25;
-const PAGE_SIZE = 100;
-/** Delay after a failed call (ms), as the baseline. */
-const RETRY_MS = 1_000;
 
 interface Changes {
   new_events: Array<{ data: { emitted_at_ms?: number } | null }>;
 }
 
-const upstream = new URL(process.env.UPSTREAM_URL ?? 'http://127.0.0.1:8081');
-const agent = new Agent({ keepAlive: true });
 const histogram = new LatencyHistogram();
 const next = new Map<string, number>();
 let receivedTotal = 0;
@@ -35,25 +28,12 @@ let stopped = false;
 let markCpu = process.cpuUsage();
 let markWall = performance.now();
 
-function changes(id: string, from: number): Promise<{ status: number; text: string }> {
-  const path = `/sessions/${encodeURIComponent(id)}/changes?from_index=${from}&limit=${PAGE_SIZE}&include_details=true&wait_for_seconds=${WAIT_SECONDS}`;
-  return new Promise((resolve, reject) => {
-    get({ host: upstream.hostname, port: upstream.port, path, agent }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (s: string) => (text += s));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
-}
-
 async function loop(id: string): Promise<void> {
   while (!stopped) {
     const from = next.get(id)!;
     let r;
     try {
-      r = await changes(id, from);
+      r = await changesText(id, from);
     } catch {
       failures++;
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS));

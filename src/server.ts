@@ -133,7 +133,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const authorize: Authorizer = config.authJwtSecret ? createJwtAuthorizer(config.authJwtSecret) : allowAll;
   let shuttingDown = false;
   const demo: DemoSource | undefined = simulator;
-  const limits = createLimits(config, metrics.stats);
+  const limits = createLimits(config);
   const upstreamPath = mountablePath(upstreamUrl, log);
   const deps: AppDeps = { config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath };
   const app = createApp(deps);

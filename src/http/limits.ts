@@ -9,7 +9,6 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
 import type { AppEnv } from './env.ts';
 import type { Config } from '../config.ts';
-import type { Stats } from '../metrics.ts';
 import { TooManyRequestsError, UriTooLongError } from '../errors.ts';
 
 /** Seconds a client refused for a stream limit is told to wait (a stream slot frees when another closes). */
@@ -121,17 +120,15 @@ export class StreamSlots {
   private readonly maxTotal: number;
   private readonly maxPerClient: number;
   private readonly maxPerSession: number;
-  private readonly stats: Stats;
   private readonly byClient = new Map<string, number>();
   private readonly bySession = new Map<string, number>();
   private reserved = 0;
 
   /** A per-client or per-session limit of 0 means no limit of that kind. */
-  constructor(limits: { maxTotal: number; maxPerClient: number; maxPerSession: number }, stats: Stats) {
+  constructor(limits: { maxTotal: number; maxPerClient: number; maxPerSession: number }) {
     this.maxTotal = limits.maxTotal;
     this.maxPerClient = limits.maxPerClient;
     this.maxPerSession = limits.maxPerSession;
-    this.stats = stats;
   }
 
   /** Streams holding a slot now (opening or open). */
@@ -211,7 +208,6 @@ export interface Limits {
   readonly maxUrlBytes: number;
   readonly rate: RateLimiter;
   readonly streams: StreamSlots;
-  readonly stats: Stats;
   /** The key the request's client is limited by. */
   clientKeyOf(c: Context<AppEnv>): string;
   /** The same, from a header reader and the socket's address (requests that do not pass through hono). */
@@ -219,14 +215,13 @@ export interface Limits {
 }
 
 /** Creates the limits of one server. */
-export function createLimits(config: Config, stats: Stats): Limits {
+export function createLimits(config: Config): Limits {
   const trustProxy = config.trustProxy;
   return {
     trustProxy,
     maxUrlBytes: config.maxUrlBytes,
     rate: new RateLimiter(config.rateLimitPerIp, config.rateLimitBurst),
-    streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession }, stats),
-    stats,
+    streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession }),
     clientKeyOf: (c) => clientKey(clientIp((name) => c.req.header(name), (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.socket.remoteAddress, trustProxy)),
     clientKeyFrom: (header, socketAddress) => clientKey(clientIp(header, socketAddress, trustProxy)),
   };

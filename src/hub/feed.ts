@@ -191,13 +191,6 @@ export class Feed implements LoopSink {
     return frames;
   }
 
-  /** The frames of `heldFrames`, concatenated, with their count; null when none is held. */
-  framesSlice(from: number, maxBytes: number): { bytes: Buffer; count: number } | null {
-    const frames = this.heldFrames(from, maxBytes);
-    if (!frames) return null;
-    return { bytes: frames.length === 1 ? frames[0]! : Buffer.concat(frames), count: frames.length };
-  }
-
   /**
    * Records one step of the loop and hands the resulting chunk to every
    * listener. Always accepted in process (true).
@@ -236,13 +229,9 @@ export class Feed implements LoopSink {
   /**
    * Adds history fetched for a subscriber that resumed before the buffer,
    * when it ends exactly where the buffer starts and fits the limits, so the
-   * next subscriber is served from memory. Returns whether it was kept.
+   * next subscriber is served from memory. `frames` are `eventFrame(fromIndex + k, …)`.
+   * Returns whether they were kept.
    */
-  prepend(fromIndex: number, events: readonly UpstreamEvent[]): boolean {
-    return this.prependFrames(fromIndex, events.map((e, k) => eventFrame(fromIndex + k, e)));
-  }
-
-  /** `prepend` for frames already encoded (`eventFrame(fromIndex + k, …)`). */
   prependFrames(fromIndex: number, frames: Buffer[]): boolean {
     if (frames.length === 0 || fromIndex + frames.length !== this.base || fromIndex < 0) return false;
     const added = frames.reduce((n, f) => n + heldBytes(f), 0);

@@ -1,10 +1,13 @@
 /** The feed: order, de-duplication by index, shared bytes, bounds. */
 import { describe, expect, it } from 'vitest';
 import { createFeed, type Chunk, type Feed, type FeedListener } from '../../src/hub/feed.ts';
+import { eventFrame } from '../../src/hub/frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
 import type { UpstreamEvent } from '../../src/upstream/types.ts';
 
 const state = (status = 'running', finished_at: string | null = null, metrics: Record<string, unknown> = { steps: 0 }): Snapshot => ({ ...UNKNOWN_SNAPSHOT, status, started_at: 's', finished_at, metrics });
+/** History kept in front of the buffer, as the hub keeps it. */
+const prepend = (feed: Feed, from: number, events: UpstreamEvent[]) => feed.prependFrames(from, events.map((e, k) => eventFrame(from + k, e)));
 /** One loop step into the feed; returns the chunk listeners got, or null. */
 function apply(feed: Feed, from: number, events: UpstreamEvent[], snapshot: Snapshot, end?: 'over' | 'refused'): Chunk | null {
   let got: Chunk | null = null;
@@ -67,11 +70,11 @@ describe('Feed', () => {
     expect(feed.baseIndex).toBeGreaterThan(14);
     expect(feed.nextIndex - feed.baseIndex).toBeLessThanOrEqual(10);
     const base = feed.baseIndex;
-    const slice = feed.framesSlice(0, 1e6)!;
-    expect(slice.count).toBe(25 - base);
-    expect(slice.bytes.toString().startsWith(`id: ${base}\n`)).toBe(true);
+    const slice = feed.heldFrames(0, 1e6)!;
+    expect(slice.length).toBe(25 - base);
+    expect(slice[0]!.toString().startsWith(`id: ${base}\n`)).toBe(true);
     // A byte cap cuts the slice at a frame boundary, but never below one frame.
-    expect(feed.framesSlice(base, 1)!.count).toBe(1);
+    expect(feed.heldFrames(base, 1)!.length).toBe(1);
     // The drop-in endpoint reads parsed events back from the held frames.
     expect(feed.eventsBetween(base, base + 2)).toEqual(evs(base, 2));
     expect(feed.eventsBetween(0, base)).toEqual([]);
@@ -94,15 +97,15 @@ describe('Feed', () => {
   it('keeps contiguous history fetched for a late subscriber, within its bounds', () => {
     const feed = createFeed('s1', true, 10, { maxEvents: 15, maxBytes: 1e6 });
     apply(feed, 10, evs(10, 5), state());
-    expect(feed.prepend(2, evs(2, 5))).toBe(false); // not contiguous with the buffer
-    expect(feed.prepend(5, evs(5, 5))).toBe(true);
+    expect(prepend(feed, 2, evs(2, 5))).toBe(false); // not contiguous with the buffer
+    expect(prepend(feed, 5, evs(5, 5))).toBe(true);
     expect(feed.baseIndex).toBe(5);
     expect(feed.eventsBetween(5, 15)).toEqual(evs(5, 10));
-    expect(feed.prepend(0, evs(0, 5))).toBe(true);
-    expect(feed.prepend(0, [])).toBe(false);
+    expect(prepend(feed, 0, evs(0, 5))).toBe(true);
+    expect(prepend(feed, 0, [])).toBe(false);
     const full = createFeed('s2', true, 10, { maxEvents: 6, maxBytes: 1e6 });
     apply(full, 10, evs(10, 5), state());
-    expect(full.prepend(5, evs(5, 5))).toBe(false); // would pass maxEvents: newer events are never evicted for older ones
+    expect(prepend(full, 5, evs(5, 5))).toBe(false); // would pass maxEvents: newer events are never evicted for older ones
   });
 
   it('moves the start of an empty buffer only', () => {
