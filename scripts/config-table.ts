@@ -1,5 +1,5 @@
 /**
- * Prints README's configuration table from src/config.ts OPTIONS, so the two
+ * Prints docs/configuration.md's configuration table from src/config.ts OPTIONS, so the two
  * never drift (test/ops/docs.test.ts fails when they do).
  *   node scripts/config-table.ts
  */

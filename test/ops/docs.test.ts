@@ -1,8 +1,8 @@
 /**
- * The documentation against the code: README's configuration table against
- * config OPTIONS (both ways, with flags and defaults), README's metric names
- * against METRIC_NAMES and a running bridge's /metrics, and openapi.yaml's
- * paths against the routes a running demo bridge really answers.
+ * The documentation against the code: docs/configuration.md's table against
+ * config OPTIONS (both ways, with flags and defaults), docs/operations.md's
+ * metric names against METRIC_NAMES and a running bridge's /metrics, and
+ * openapi.yaml's paths against the routes a running demo bridge really answers.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -12,20 +12,22 @@ import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { scrape } from '../helpers/prom-text.ts';
 
+const configDoc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+const opsDoc = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 const openapi = readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8');
 
-/** The README text between `<!-- SECTION:name -->` and the next section marker. */
-function section(name: string): string {
-  const start = readme.indexOf(`<!-- SECTION:${name} -->`);
-  if (start < 0) throw new Error(`README has no <!-- SECTION:${name} --> marker`);
-  const end = readme.indexOf('<!-- SECTION:', start + 1);
-  return readme.slice(start, end < 0 ? undefined : end);
+/** The text of `doc` between `<!-- SECTION:name -->` and the next section marker. */
+function section(doc: string, name: string): string {
+  const start = doc.indexOf(`<!-- SECTION:${name} -->`);
+  if (start < 0) throw new Error(`no <!-- SECTION:${name} --> marker`);
+  const end = doc.indexOf('<!-- SECTION:', start + 1);
+  return doc.slice(start, end < 0 ? undefined : end);
 }
 
 /** Rows of the configuration table: `| `VAR` | `--flag` | default | meaning |`. */
 function configRows(): Array<{ env: string; flag: string; fallback: string }> {
-  return section('config')
+  return section(configDoc, 'config')
     .split('\n')
     .filter((l) => /^\| `[A-Z0-9_]+` \|/.test(l))
     .map((l) => {
@@ -34,14 +36,14 @@ function configRows(): Array<{ env: string; flag: string; fallback: string }> {
     });
 }
 
-const HOW_TO_FIX = 'regenerate it with `node scripts/config-table.ts` and paste it under <!-- SECTION:config --> in README.md';
+const HOW_TO_FIX = 'regenerate it with `node scripts/config-table.ts` and paste it under <!-- SECTION:config --> in docs/configuration.md';
 
-describe('README configuration table', () => {
+describe('docs/configuration.md table', () => {
   it('lists every variable of config OPTIONS, with its flag and default', () => {
     const rows = new Map(configRows().map((r) => [r.env, r]));
     for (const o of OPTIONS) {
       const row = rows.get(o.env);
-      expect(row, `${o.env} is missing from README's configuration table: ${HOW_TO_FIX}`).toBeDefined();
+      expect(row, `${o.env} is missing from docs/configuration.md's table: ${HOW_TO_FIX}`).toBeDefined();
       expect(row!.flag, `${o.env}'s flag: ${HOW_TO_FIX}`).toBe(`--${o.flag}`);
       expect(row!.fallback, `${o.env}'s default: ${HOW_TO_FIX}`).toBe(o.default ?? 'unset');
     }
@@ -51,7 +53,7 @@ describe('README configuration table', () => {
     const known = new Set(OPTIONS.map((o) => o.env));
     const rows = configRows();
     expect(rows.length).toBeGreaterThan(0);
-    for (const r of rows) expect(known.has(r.env), `README documents ${r.env}, which src/config.ts does not read: ${HOW_TO_FIX}`).toBe(true);
+    for (const r of rows) expect(known.has(r.env), `docs/configuration.md documents ${r.env}, which src/config.ts does not read: ${HOW_TO_FIX}`).toBe(true);
   });
 });
 
@@ -65,18 +67,18 @@ describe('metrics and HTTP surface, against a running bridge', () => {
     await server?.close();
   });
 
-  it('README names every metric of METRIC_NAMES, and /metrics exports each', async () => {
+  it('docs/operations.md names every metric of METRIC_NAMES, and /metrics exports each', async () => {
     const m = await scrape(server.url);
     for (const name of METRIC_NAMES) {
-      expect(readme.includes(`\`${name}`), `README does not document ${name}`).toBe(true);
+      expect(opsDoc.includes(`\`${name}`), `docs/operations.md does not document ${name}`).toBe(true);
       expect(m.declared.has(name), `/metrics does not export ${name}`).toBe(true);
     }
   });
 
-  it('README names no pollcast metric that does not exist', () => {
-    const named = new Set([...readme.matchAll(/\bpollcast_[a-z_]+/g)].map((x) => x[0]).filter((n) => !n.startsWith('pollcast_process_')));
+  it('README and docs/ name no pollcast metric that does not exist', () => {
+    const named = new Set([...(readme + opsDoc + configDoc).matchAll(/\bpollcast_[a-z_]+/g)].map((x) => x[0]).filter((n) => !n.startsWith('pollcast_process_')));
     const known = new Set<string>(METRIC_NAMES);
-    for (const n of named) expect(known.has(n), `README names ${n}, which METRIC_NAMES does not list`).toBe(true);
+    for (const n of named) expect(known.has(n), `the docs name ${n}, which METRIC_NAMES does not list`).toBe(true);
   });
 
   it('every path in openapi.yaml is a route the bridge answers', async () => {
