@@ -18,7 +18,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
 import { createMemoryTransport, type LoopSettings } from './transport/memory.ts';
-import type { Transport } from './transport/transport.ts';
+import type { Transport } from './hub/transport.ts';
 import type { Simulator } from './simulator/index.ts';
 
 /** Part of SHUTDOWN_TIMEOUT_SECONDS kept for what follows the streams' last flush (ms). */

@@ -7,25 +7,53 @@
 import type { Context } from 'hono';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
+import type { StreamAccess } from '../hub/connection.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
+
+/** Which sessions a caller may see, for routes that list sessions rather than name them. */
+export type GrantScope =
+  /** Every session the operator's key sees (AUTH=none, a `["*"]` token). */
+  | { kind: 'all' }
+  /** The ids of a token's sessions claim. */
+  | { kind: 'sessions'; ids: ReadonlySet<string> }
+  /** What the caller's own upstream key sees (AUTH=upstream). */
+  | { kind: 'upstream'; credential: UpstreamCredential };
 
 /** What an authorized request may rely on. */
 export interface Grant {
-  /** When the token expires (its `exp` × 1000, always in the future), so a stream can end then; undefined when auth is off. */
+  /** When the grant runs out (a token's `exp` × 1000, an upstream verdict's expiry; in the future), so a stream is renewed or ended then; undefined when it does not. */
   expiresAtMs: number | undefined;
+  /** Confirms the grant again without the client (an upstream key's verdict); absent for tokens, which the client renews itself. */
+  renew?: () => Promise<number | { error: string }>;
+  scope: GrantScope;
+  /** The caller's upstream credential, accepted by the upstream for the sessions asked (AUTH=upstream): a loop without UPSTREAM_API_KEY may run on it. */
+  upstreamCredential?: UpstreamCredential;
 }
 
-/** Where a request's token may be: the raw `Authorization` header and the `access_token` query parameter. */
+/** Where a request's credential may be, as raw values (the authorizer picks what its mode reads). */
 export interface Credentials {
+  /** The `Authorization` header. */
   authorization: string | undefined;
+  /** The `access_token` query parameter (EventSource cannot set headers). */
   accessToken: string | undefined;
+  /** The raw `Cookie` header (the token may be in the cookie AUTH_COOKIE_NAME). */
+  cookie: string | undefined;
+  /** The header named by UPSTREAM_AUTH_HEADER, when one is configured (AUTH=upstream reads the caller's key there). */
+  keyHeader?: string | undefined;
 }
 
-/** Checks that the request may read every one of `sessionIds`; throws 401/403 errors. */
+/** Checks that the request may read every one of `sessionIds` (none: that it is authenticated at all); throws 401/403 errors. */
 export type Authorizer = (credentials: Credentials, sessionIds: readonly string[]) => Promise<Grant>;
 
 /** A hono request's credentials. */
 export function credentialsOf(c: Context): Credentials {
-  return { authorization: c.req.header('authorization'), accessToken: c.req.query('access_token') };
+  return { authorization: c.req.header('authorization'), accessToken: c.req.query('access_token'), cookie: c.req.header('cookie') };
+}
+
+/** The part of a grant an open stream keeps: when it runs out and how it is confirmed again. */
+export function streamAccess(grant: Grant): StreamAccess | undefined {
+  if (grant.expiresAtMs === undefined) return undefined;
+  return grant.renew ? { expiresAtMs: grant.expiresAtMs, renew: grant.renew } : { expiresAtMs: grant.expiresAtMs };
 }
 
 /** Clock skew tolerated on `exp` and `nbf` (seconds). */
@@ -34,7 +62,7 @@ export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
 export const MAX_TOKEN_LENGTH = 8192;
 
 /** Lets every request through (AUTH=none, or the built-in demo). */
-export const allowAll: Authorizer = async () => ({ expiresAtMs: undefined });
+export const allowAll: Authorizer = async () => ({ expiresAtMs: undefined, scope: { kind: 'all' } });
 
 function tokenFrom({ authorization, accessToken }: Credentials): string | undefined {
   if (authorization !== undefined) {
@@ -77,6 +105,6 @@ export function createJwtAuthorizer(secret: string): Authorizer {
     // exp is enforced to the second: a stream is closed at exp, and its reconnect must not be let in
     // for the skew tolerance (which stays for nbf), or a reconnect loop would run until exp + tolerance.
     if (exp * 1000 <= Date.now()) throw new UnauthorizedError('access token expired');
-    return { expiresAtMs: exp * 1000 };
+    return { expiresAtMs: exp * 1000, scope: sessions.includes('*') ? { kind: 'all' } : { kind: 'sessions', ids: new Set(sessions as string[]) } };
   };
 }

@@ -62,7 +62,7 @@ async function serve(deps: AppDeps, req: NodeRequest, res: ServerResponse | Http
         fromIndex: query.get('from_index') ?? undefined,
         includeEvents: query.get('include_events') ?? undefined,
         includeDetails: query.get('include_details') ?? undefined,
-        credentials: { authorization: rawHeader(req, 'authorization'), accessToken: query.get('access_token') ?? undefined },
+        credentials: { authorization: rawHeader(req, 'authorization'), accessToken: query.get('access_token') ?? undefined, cookie: rawHeader(req, 'cookie') },
       },
       deps,
     );

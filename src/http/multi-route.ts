@@ -6,7 +6,7 @@
 import type { Context, Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
-import { credentialsOf } from './auth.ts';
+import { credentialsOf, streamAccess } from './auth.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
 import { checkRate } from './limits.ts';
@@ -78,7 +78,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     return RESPONSE_ALREADY_SENT;
   }
   try {
-    deps.streams.startMany(lanes, req.key, req.mode, res, { extraHeaders: middlewareHeaders(c, deps), slot, expiresAtMs: grant.expiresAtMs });
+    deps.streams.startMany(lanes, req.key, req.mode, res, { extraHeaders: middlewareHeaders(c, deps), slot, access: streamAccess(grant) });
   } catch (err) {
     releaseAll();
     throw err;

@@ -4,7 +4,7 @@
  * that serves most stream opens without hono's per-request objects.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Credentials, Grant } from './auth.ts';
+import { streamAccess, type Credentials, type Grant } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { parseIncludeEvents, parseSessionId, parseStartIndex } from './validate.ts';
 import type { FeedEntry } from '../hub/hub.ts';
@@ -68,7 +68,7 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
     return false;
   }
   try {
-    deps.streams.start(entry, res, checked.start, { extraHeaders, slot, expiresAtMs: checked.grant.expiresAtMs });
+    deps.streams.start(entry, res, checked.start, { extraHeaders, slot, access: streamAccess(checked.grant) });
   } catch (err) {
     slot.release();
     throw err;

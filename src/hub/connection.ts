@@ -8,7 +8,24 @@ import type { Chunk } from './feed.ts';
 import { createWriter, type ResponseWriter, type StreamResponse } from './writer.ts';
 
 /** Why a stream closed (logged and counted). */
-export type CloseReason = 'end' | 'client' | 'slow' | 'shutdown' | 'upstream' | 'error' | 'expired';
+export type CloseReason = 'end' | 'client' | 'slow' | 'shutdown' | 'upstream' | 'error' | 'expired' | 'revoked';
+
+/**
+ * How long an open stream may go on reading, as the HTTP layer's grant tells
+ * it (a token's `exp`, an upstream verdict's lifetime), seen from the hub.
+ */
+export interface StreamAccess {
+  /** When the access runs out (ms since the epoch). */
+  expiresAtMs: number;
+  /**
+   * Asked once the access runs out, for access that can be confirmed again
+   * without the client (an upstream key's verdict): resolves the next expiry,
+   * or `{ error }` (a stable code such as `access_revoked`) that ends the
+   * stream. Absent: the stream ends with `token_expired`, and the client
+   * renews its token and resumes by `last_event_id`.
+   */
+  renew?: () => Promise<number | { error: string }>;
+}
 
 export interface ConnectionOptions {
   /** Bytes the connection may hold unsent before the stream is dropped as slow. */
@@ -29,8 +46,10 @@ function closeFromResponse(this: StreamResponse): void {
 export abstract class StreamConnection {
   /** Set when anything was written since the last heartbeat sweep. */
   wroteRecently = false;
-  /** When the subscriber's token expires (ms since the epoch), if it does. */
-  expiresAtMs: number | undefined;
+  /** Until when the subscriber may read, if that is bounded (its token, its key's verdict). */
+  access: StreamAccess | undefined;
+  /** Set while the access is being confirmed again (`StreamAccess.renew`). */
+  renewing = false;
   readonly openedAt = performance.now();
   protected readonly res: StreamResponse;
   protected readonly out: ResponseWriter;

@@ -35,6 +35,11 @@ export function endFrame(s: Snapshot, lastIndex: number | null, upstreamError: s
   return encodeFrame({ event: 'end', data: JSON.stringify(endPayload(s, lastIndex, upstreamError)) });
 }
 
+/** Encodes the last frame of a stream whose access ended: `event: error` with `{"error": code}` (e.g. `token_expired`). */
+export function accessErrorFrame(code: string): Buffer {
+  return encodeFrame({ event: 'error', data: JSON.stringify({ error: code }) });
+}
+
 /** Encodes the `retry:` field that opens every stream. */
 export function retryFrame(retryMs: number): Buffer {
   return Buffer.from(`retry: ${retryMs}\n\n`, 'utf8');

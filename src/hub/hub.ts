@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { createFeed, type Feed, type FeedLimits } from './feed.ts';
 import { eventFrame } from './frames.ts';
-import type { Supply, Transport } from '../transport/transport.ts';
+import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';

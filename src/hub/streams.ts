@@ -7,8 +7,8 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { encodeComment } from '../sse.ts';
 import { catchUp, type CatchUpDeps } from './catch-up.ts';
-import type { StreamConnection } from './connection.ts';
-import { retryFrame } from './frames.ts';
+import type { StreamAccess, StreamConnection } from './connection.ts';
+import { accessErrorFrame, retryFrame } from './frames.ts';
 import type { FeedEntry, Hub } from './hub.ts';
 import { MuxSubscriber, type LaneSpec, type MuxMode } from './mux-subscriber.ts';
 import { StreamSubscriber, type CloseReason, type SubscriberOptions } from './subscriber.ts';
@@ -46,8 +46,8 @@ export interface StreamStartOptions {
   extraHeaders?: OutgoingHttpHeaders;
   /** Given back exactly once when the stream closes (the limits' stream slot). */
   slot?: Releasable;
-  /** When the subscriber's token expires (ms since the epoch): the stream is closed then. */
-  expiresAtMs?: number | undefined;
+  /** Until when the subscriber may read (its token's `exp`, its key's verdict); the stream is renewed or closed then. */
+  access?: StreamAccess | undefined;
 }
 
 /** Opens and tracks streams. */
@@ -69,12 +69,12 @@ export class Streams {
     this.heartbeat = setInterval(() => {
       for (const sub of this.open) sub.heartbeat(HEARTBEAT);
     }, Math.max(100, Math.floor(opts.heartbeatMs / 3)));
-    // And one that closes streams whose token expired (revoking by expiry must reach open streams too);
-    // it looks at the streams only while some carry an expiry.
+    // And one that renews or closes streams whose access ran out (revoking by expiry must reach open
+    // streams too); it looks at the streams only while some carry an expiry.
     this.expiry = setInterval(() => {
       if (this.expiring === 0) return;
       const now = Date.now();
-      for (const sub of this.open) if (sub.expiresAtMs !== undefined && sub.expiresAtMs <= now) sub.close('expired');
+      for (const sub of this.open) if (sub.access !== undefined && !sub.renewing && sub.access.expiresAtMs <= now) this.accessRanOut(sub);
     }, TOKEN_EXPIRY_CHECK_MS);
     this.expiry.unref();
     this.heartbeat.unref();
@@ -98,15 +98,15 @@ export class Streams {
    * back exactly once when the stream closes.
    */
   start(entry: FeedEntry, res: StreamResponse, startIndex: number, options: StreamStartOptions = {}): StreamSubscriber {
-    const { extraHeaders = {}, slot, expiresAtMs } = options;
+    const { extraHeaders = {}, slot, access } = options;
     const { log, stats } = this.opts;
     const feed = entry.feed;
     writeStreamHead(res, extraHeaders);
     // One options object and one close handler for every stream: what a stream owns is kept on it.
     const sub = new StreamSubscriber(res, startIndex, entry, this.subscriberOptions);
     sub.slot = slot;
-    sub.expiresAtMs = expiresAtMs;
-    if (expiresAtMs !== undefined) this.expiring++;
+    sub.access = access;
+    if (access !== undefined) this.expiring++;
     this.open.add(sub);
     stats.streamsOpened++;
     log.info({ session: feed.sessionId, from: startIndex, details: feed.includeEvents }, 'stream open');
@@ -127,7 +127,7 @@ export class Streams {
    * slice at a time however many sessions it reads.
    */
   startMany(lanes: readonly LaneSpec[], key: Buffer, mode: MuxMode, res: StreamResponse, options: StreamStartOptions = {}): MuxSubscriber {
-    const { extraHeaders = {}, slot, expiresAtMs } = options;
+    const { extraHeaders = {}, slot, access } = options;
     const { log, stats } = this.opts;
     writeStreamHead(res, extraHeaders);
     const sub = new MuxSubscriber(res, key, lanes, mode, {
@@ -138,8 +138,8 @@ export class Streams {
       },
       stats,
     });
-    sub.expiresAtMs = expiresAtMs;
-    if (expiresAtMs !== undefined) this.expiring++;
+    sub.access = access;
+    if (access !== undefined) this.expiring++;
     this.open.add(sub);
     stats.streamsOpened++;
     log.info({ sessions: lanes.length, mode }, 'stream open');
@@ -202,8 +202,38 @@ export class Streams {
     for (const lane of sub.lanes) if (lane.entry) this.opts.hub.release(lane.entry);
   }
 
+  /**
+   * A stream's access ran out: confirmed again where it can be (an upstream
+   * key's verdict), else ended with a last `event: error` naming why, so a
+   * client knows to renew its token (or stop) before resuming.
+   */
+  private accessRanOut(sub: StreamConnection): void {
+    const renew = sub.access?.renew;
+    if (!renew) return this.refuse(sub, 'token_expired', 'expired');
+    sub.renewing = true;
+    renew().then(
+      (next) => {
+        sub.renewing = false;
+        if (typeof next === 'number') sub.access = { ...sub.access!, expiresAtMs: next };
+        else this.refuse(sub, next.error, 'revoked');
+      },
+      (err: unknown) => {
+        // A renewal that cannot be made is a refusal: a stream never reads on unconfirmed access.
+        sub.renewing = false;
+        this.opts.log.warn({ err }, 'stream access could not be confirmed again');
+        this.refuse(sub, 'access_unconfirmed', 'revoked');
+      },
+    );
+  }
+
+  private refuse(sub: StreamConnection, error: string, reason: CloseReason): void {
+    if (sub.closed) return;
+    sub.write(accessErrorFrame(error));
+    sub.close(reason);
+  }
+
   private count(reason: CloseReason, sub: StreamConnection): void {
-    if (sub.expiresAtMs !== undefined) this.expiring--;
+    if (sub.access !== undefined) this.expiring--;
     const { stats } = this.opts;
     stats.streamsClosed[reason] = (stats.streamsClosed[reason] ?? 0) + 1;
     if (reason === 'slow') stats.slowDropped++;

@@ -6,7 +6,7 @@ import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
 import { fetchPage, PageLimit } from '../upstream/pager.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
-import type { Supply, Transport } from './transport.ts';
+import type { Supply, Transport } from '../hub/transport.ts';
 
 /** What the loops need. */
 export interface LoopSettings {

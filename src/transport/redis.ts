@@ -22,7 +22,7 @@ import { connectRedis, type RedisConn } from './redis-conn.ts';
 import { decodeEntries, eventId, logKeys, type LogKeys } from './redis-log.ts';
 import { LogReader } from './redis-reader.ts';
 import { RedisLogSink, stateJsonOf } from './redis-sink.ts';
-import type { Supply, Transport } from './transport.ts';
+import type { Supply, Transport } from '../hub/transport.ts';
 
 /**
  * How long an opener waits for the cluster to describe a new session (ms):

@@ -1,10 +1,11 @@
 /**
  * Where a feed's events come from and who runs its loop, behind one narrow
- * interface: `memory.ts` runs the loop in this process (the default);
- * cluster mode runs it wherever the session's lease is and carries events
- * through a shared log. The hub depends on this interface only.
+ * interface owned by the hub that uses it (`transport/` implements it):
+ * `transport/memory.ts` runs the loop in this process (the default); cluster
+ * mode runs it wherever the session's lease is and carries events through a
+ * shared log. The hub depends on this interface only.
  */
-import type { Feed } from '../hub/feed.ts';
+import type { Feed } from './feed.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
