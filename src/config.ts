@@ -131,6 +131,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'UPSTREAM_GIVE_UP_SECONDS', key: 'upstreamGiveUpSeconds', flag: 'upstream-give-up-seconds', help: 'how long a lasting upstream 401/403/404 is retried before streams end', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '300' },
   { env: 'AUTH_JWT_SECRET', key: 'authJwtSecret', flag: 'auth-jwt-secret', help: 'HS256 secret; when set every subscriber needs a JWT', accepts: 'a string of at least 32 bytes', schema: z.string().refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes long'), secret: true },
   { env: 'AUTH_JWKS_URL', key: 'authJwksUrl', flag: 'auth-jwks-url', help: 'identity provider key set (RS256, ES256, EdDSA); when set every subscriber needs a JWT', accepts: 'an http(s) URL', schema: jwksUrl },
+  { env: 'AUTH_JWKS_CACHE_SECONDS', key: 'authJwksCacheSeconds', flag: 'auth-jwks-cache-seconds', help: 'how long fetched JWKS keys count as fresh; past it the next token refetches them (known keys keep working while the endpoint is down)', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '600' },
+  { env: 'AUTH_JWKS_COOLDOWN_SECONDS', key: 'authJwksCooldownSeconds', flag: 'auth-jwks-cooldown-seconds', help: 'least time between two JWKS fetches caused by a token with an unknown kid (a rotation)', accepts: 'an integer 1-3600', schema: int(1, 3600), default: '30' },
   { env: 'AUTH_JWT_ISSUER', key: 'authJwtIssuer', flag: 'auth-jwt-issuer', help: 'iss a token must carry', accepts: 'a non-empty string without spaces', schema: claimValue },
   { env: 'AUTH_JWT_AUDIENCE', key: 'authJwtAudience', flag: 'auth-jwt-audience', help: 'aud a token must carry', accepts: 'a non-empty string without spaces', schema: claimValue },
   { env: 'AUTH_JWT_SESSIONS_CLAIM', key: 'authJwtSessionsClaim', flag: 'auth-jwt-sessions-claim', help: 'claim listing the session ids a token may read (or ["*"])', accepts: 'a claim name such as sessions or https://app.example.com/sessions', schema: claimValue, default: 'sessions' },
@@ -179,6 +181,8 @@ export interface ConfigShape {
   upstreamGiveUpSeconds: number;
   authJwtSecret: string | undefined;
   authJwksUrl: string | undefined;
+  authJwksCacheSeconds: number;
+  authJwksCooldownSeconds: number;
   authJwtIssuer: string | undefined;
   authJwtAudience: string | undefined;
   authJwtSessionsClaim: string;

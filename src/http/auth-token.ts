@@ -18,12 +18,12 @@ export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
 export const MAX_TOKEN_LENGTH = 8192;
 /** Algorithms accepted with AUTH_JWKS_URL keys: pinned, so `alg: none` and HS/RS confusion never reach a key. */
 export const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
-/** Least time between two JWKS fetches caused by an unknown `kid` (ms): a flood of made-up kids costs one fetch per period. */
-export const JWKS_COOLDOWN_MS = 30_000;
-/** How long fetched keys count as fresh (ms); past it the next token refetches them (known keys keep working if that fails). */
-export const JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
 /** Longest wait for the JWKS endpoint (ms): a token whose key it would bring is refused with 401 past it. */
 export const JWKS_TIMEOUT_MS = 5_000;
+/** Least time between two refetches for an unknown `kid` (ms) when AUTH_JWKS_COOLDOWN_SECONDS is not set (jose's default). */
+export const DEFAULT_JWKS_COOLDOWN_MS = 30_000;
+/** How long fetched keys count as fresh (ms) when AUTH_JWKS_CACHE_SECONDS is not set (jose's default). */
+export const DEFAULT_JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
 /** The cookie that may carry the token when AUTH_COOKIE_NAME is not set. */
 export const DEFAULT_COOKIE_NAME = 'pollcast_token';
 /** The claim listing a token's sessions when AUTH_JWT_SESSIONS_CLAIM is not set. */
@@ -39,6 +39,10 @@ export interface TokenOptions {
   issuer?: string | undefined;
   /** Required `aud` (AUTH_JWT_AUDIENCE). */
   audience?: string | undefined;
+  /** Least time between two JWKS fetches caused by an unknown `kid` (AUTH_JWKS_COOLDOWN_SECONDS, in ms): a flood of made-up kids costs one fetch per period. */
+  jwksCooldownMs?: number | undefined;
+  /** How long fetched keys count as fresh (AUTH_JWKS_CACHE_SECONDS, in ms). */
+  jwksCacheMaxAgeMs?: number | undefined;
   /** The claim holding the session ids (AUTH_JWT_SESSIONS_CLAIM). */
   sessionsClaim?: string | undefined;
   /** The cookie that may carry the token (AUTH_COOKIE_NAME). */
@@ -70,8 +74,8 @@ type KeySource = Parameters<typeof jwtVerify>[1];
  * an unknown kid, timeout), and, when the endpoint cannot be reached, the
  * keys it last fetched: known keys keep working, unknown ones are refused.
  */
-function jwksKeys(url: string): KeySource {
-  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: JWKS_CACHE_MAX_AGE_MS, timeoutDuration: JWKS_TIMEOUT_MS });
+function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySource {
+  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS });
   return async (header, token) => {
     try {
       return await remote(header, token);
@@ -115,7 +119,7 @@ export function credentialFromCookie(credentials: Credentials, cookieName: strin
 /** Creates the verifier for `options` (at least a secret or a JWKS URL). */
 export function createTokenVerifier(options: TokenOptions): TokenVerifier {
   const secret = options.secret === undefined ? undefined : new TextEncoder().encode(options.secret);
-  const jwks = options.jwksUrl === undefined ? undefined : jwksKeys(options.jwksUrl);
+  const jwks = options.jwksUrl === undefined ? undefined : jwksKeys(options.jwksUrl, options.jwksCooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS, options.jwksCacheMaxAgeMs ?? DEFAULT_JWKS_CACHE_MAX_AGE_MS);
   if (secret === undefined && jwks === undefined) throw new Error('createTokenVerifier needs a secret or a JWKS URL');
   const claimName = options.sessionsClaim ?? DEFAULT_SESSIONS_CLAIM;
   const base: JWTVerifyOptions = { clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp'] };
@@ -198,6 +202,15 @@ export function createJwtAuthorizer(options: string | TokenOptions): Authorizer 
 }
 
 /** The token options of a configuration (AUTH_JWT_SECRET, AUTH_JWKS_URL and what goes with them). */
-export function tokenOptionsOf(config: Pick<Config, 'authJwtSecret' | 'authJwksUrl' | 'authJwtIssuer' | 'authJwtAudience' | 'authJwtSessionsClaim' | 'authCookieName'>): TokenOptions {
-  return { secret: config.authJwtSecret, jwksUrl: config.authJwksUrl, issuer: config.authJwtIssuer, audience: config.authJwtAudience, sessionsClaim: config.authJwtSessionsClaim, cookieName: config.authCookieName };
+export function tokenOptionsOf(config: Pick<Config, 'authJwtSecret' | 'authJwksUrl' | 'authJwksCacheSeconds' | 'authJwksCooldownSeconds' | 'authJwtIssuer' | 'authJwtAudience' | 'authJwtSessionsClaim' | 'authCookieName'>): TokenOptions {
+  return {
+    secret: config.authJwtSecret,
+    jwksUrl: config.authJwksUrl,
+    jwksCacheMaxAgeMs: config.authJwksCacheSeconds * 1000,
+    jwksCooldownMs: config.authJwksCooldownSeconds * 1000,
+    issuer: config.authJwtIssuer,
+    audience: config.authJwtAudience,
+    sessionsClaim: config.authJwtSessionsClaim,
+    cookieName: config.authCookieName,
+  };
 }
