@@ -189,9 +189,10 @@ export function tokenScope(verified: VerifiedToken, sessionIds: readonly string[
  * any of TokenOptions (HS256 and JWKS both allowed at once, chosen by the
  * token's `alg`).
  */
-export function createJwtAuthorizer(options: string | TokenOptions): Authorizer {
+export function createJwtAuthorizer(options: string | TokenOptions, shared?: TokenVerifier): Authorizer {
   const opts: TokenOptions = typeof options === 'string' ? { secret: options } : options;
-  const verifier = createTokenVerifier(opts);
+  // A verifier made elsewhere (for the pass-through's "is this a pollcast token" check) shares its JWKS cache.
+  const verifier = shared ?? createTokenVerifier(opts);
   const claimName = opts.sessionsClaim ?? DEFAULT_SESSIONS_CLAIM;
   return async (credentials, sessionIds) => {
     const token = tokenFrom(credentials, verifier.cookieName);
