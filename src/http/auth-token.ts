@@ -6,7 +6,7 @@
  * step (parsing, algorithm checks, key selection, JWKS cache and cooldown);
  * this module only picks the key source and reads the sessions claim.
  */
-import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { parse as parseCookies } from 'hono/utils/cookie';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { Authorizer, Credentials, GrantScope } from './auth.ts';
@@ -76,16 +76,25 @@ type KeySource = Parameters<typeof jwtVerify>[1];
  */
 function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySource {
   const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS });
+  let failedAtMs = Number.NEGATIVE_INFINITY;
+  let lastSet: { jwks: JSONWebKeySet; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
+  const lastKeys = (jwks: JSONWebKeySet) => {
+    if (lastSet?.jwks !== jwks) lastSet = { jwks, keys: createLocalJWKSet(jwks) };
+    return lastSet.keys;
+  };
   return async (header, token) => {
+    const last = remote.jwks();
+    // After a failed fetch the endpoint rests for a cooldown: tokens are answered from the last set at once,
+    // rather than each waiting up to JWKS_TIMEOUT_MS on an endpoint that is down.
+    if (last !== undefined && performance.now() - failedAtMs < cooldownMs) return lastKeys(last)(header, token);
     try {
       return await remote(header, token);
     } catch (err) {
-      const last = remote.jwks();
-      // A stale cache whose refresh failed (endpoint down, timeout, bad answer): the last good set still decides.
-      if (last !== undefined && !(err instanceof joseErrors.JWKSNoMatchingKey) && !(err instanceof joseErrors.JWKSMultipleMatchingKeys)) {
-        return createLocalJWKSet(last)(header, token);
-      }
-      throw err;
+      // No matching key is a verdict on the token; anything else is the fetch failing (down, timeout, bad answer).
+      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+      failedAtMs = performance.now();
+      if (last === undefined) throw err;
+      return lastKeys(last)(header, token);
     }
   };
 }

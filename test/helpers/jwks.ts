@@ -37,6 +37,8 @@ export interface JwksServer {
   readonly requests: number;
   /** Replaces the published keys. */
   publish(keys: TestKey[]): void;
+  /** While true, requests are taken but never answered (an endpoint that hangs). */
+  stall(on: boolean): void;
   /** Stops listening and drops open connections (the endpoint is down). */
   close(): Promise<void>;
 }
@@ -45,8 +47,10 @@ export interface JwksServer {
 export async function startJwksServer(keys: TestKey[]): Promise<JwksServer> {
   let published = keys;
   let requests = 0;
+  let stalled = false;
   const server: Server = createServer((req, res) => {
     requests++;
+    if (stalled) return;
     if (req.url !== '/.well-known/jwks.json') return void res.writeHead(404).end();
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: published.map((k) => k.jwk) }));
   });
@@ -60,6 +64,9 @@ export async function startJwksServer(keys: TestKey[]): Promise<JwksServer> {
     },
     publish(next) {
       published = next;
+    },
+    stall(on) {
+      stalled = on;
     },
     close() {
       closed ??= new Promise<void>((resolve) => {

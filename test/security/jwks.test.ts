@@ -160,6 +160,27 @@ describe('the JWKS endpoint down', () => {
     }
   });
 
+  it('answers from the last keys without asking a hanging endpoint again for a cooldown', async () => {
+    const idp = await startJwksServer([rsa]);
+    try {
+      const authorize = createJwtAuthorizer({ jwksUrl: idp.url, jwksCacheMaxAgeMs: 100, jwksCooldownMs: 60_000 });
+      const ask = async (t: string) => authorize({ authorization: `Bearer ${t}`, accessToken: undefined, cookie: undefined }, ['x']);
+      const known = await sign(rsa, { sessions: ['*'] });
+      await ask(known);
+      expect(idp.requests).toBe(1);
+      idp.stall(true);
+      await new Promise((r) => setTimeout(r, 200));
+      // Stale: this one waits for the fetch to time out, then the last keys decide.
+      await expect(ask(known)).resolves.toMatchObject({ scope: { kind: 'all' } });
+      expect(idp.requests).toBe(2);
+      for (let i = 0; i < 3; i++) await expect(ask(known)).resolves.toMatchObject({ scope: { kind: 'all' } });
+      await expect(ask(await sign(await makeKey('RS256', 'rsa-x'), { sessions: ['*'] }))).rejects.toBeInstanceOf(UnauthorizedError);
+      expect(idp.requests).toBe(2);
+    } finally {
+      await idp.close();
+    }
+  }, 20_000);
+
   it('refuses every token with 401 when no key could ever be fetched', async () => {
     const idp = await startJwksServer([rsa]);
     const url = idp.url;
