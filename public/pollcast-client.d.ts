@@ -45,15 +45,31 @@ export interface PollcastEnd {
 
 /** Why the stream stopped without `end`. */
 export interface PollcastError {
-  /** The server answered with something other than a stream (404, 401, 403, 429, 503…). */
-  reason: 'refused';
+  /**
+   * `refused`: the server answered with something other than a stream (404, 401, 403, 429, 503…), or ended it
+   * with an `event: error` other than `token_expired`; `expired`: the token expired and `accessToken` is a string,
+   * so no fresh one could be had (give a function to renew).
+   */
+  reason: 'refused' | 'expired';
   /** Last event index received before, or -1. */
   lastIndex: number;
+  /** The code of the server's `event: error` (`token_expired`, `access_revoked`…), or `token_unavailable` when the token function failed. */
+  error?: string;
 }
 
+/**
+ * The subscriber token: a string, or a function giving a fresh one (or a promise of it), asked at the
+ * first open, when the server says the token expired (`event: error` `token_expired`) and when an open
+ * is refused with 401; the stream then resumes where it was, so no event is missed or repeated. A
+ * function may return '' or undefined when the token travels in a cookie it has just refreshed.
+ */
+export type AccessToken = string | (() => string | undefined | Promise<string | undefined>);
+
 export interface ConnectOptions {
-  /** JWT sent as `access_token` when pollcast runs with AUTH_JWT_SECRET. */
-  accessToken?: string;
+  /** JWT sent as `access_token` when pollcast checks tokens (AUTH_JWT_SECRET, AUTH_JWKS_URL). */
+  accessToken?: AccessToken;
+  /** Send cookies to pollcast on another origin (`EventSource` `withCredentials`), for a token in the AUTH_COOKIE_NAME cookie. */
+  withCredentials?: boolean;
   /** First event index wanted (default 0: the whole history). */
   fromIndex?: number;
   /** `false` asks for events without their `details` (smaller frames). Default true. */
@@ -63,7 +79,7 @@ export interface ConnectOptions {
   onEnd: (end: PollcastEnd) => void;
   /** The connection (or a reconnection) is open. */
   onOpen?: () => void;
-  /** The connection dropped; the browser reconnects by itself and resumes after the last event. */
+  /** The connection dropped (the browser reconnects by itself), or the token is being renewed; it resumes after the last event. */
   onReconnecting?: () => void;
   /** The stream stopped for good without `end`; reconnect later yourself if it makes sense. */
   onError?: (error: PollcastError) => void;
@@ -79,8 +95,8 @@ export interface PollcastStream {
   close(): void;
 }
 
-/** The stream URL of a session (`baseUrl` '' or '/' means this page's origin). */
-export function streamUrl(baseUrl: string, sessionId: string, options?: Pick<ConnectOptions, 'accessToken' | 'fromIndex' | 'includeDetails'>): string;
+/** The stream URL of a session (`baseUrl` '' or '/' means this page's origin); `lastEventId` resumes after that index. */
+export function streamUrl(baseUrl: string, sessionId: string, options?: { accessToken?: string; fromIndex?: number; includeDetails?: boolean; lastEventId?: number }): string;
 
 /** Opens the stream of one session; it closes itself on `end`. */
 export function connect(baseUrl: string, sessionId: string, options: ConnectOptions): PollcastStream;
@@ -102,13 +118,17 @@ export interface SessionEnd extends PollcastEnd {
 
 /** Why a multiplexed stream stopped without every `end`. */
 export interface PollcastManyError {
-  /** The server answered with something other than a stream (400, 401, 403, 404, 414, 429, 503…). */
-  reason: 'refused';
+  /** `refused`: the server answered with something other than a stream (400, 401, 403, 404, 414, 429, 503…) or ended it with an `event: error`; `expired`: the token expired and `accessToken` is a string. */
+  reason: 'refused' | 'expired';
+  /** As PollcastError's. */
+  error?: string;
 }
 
 export interface ConnectManyOptions {
-  /** JWT sent as `access_token`; it must cover every session. */
-  accessToken?: string;
+  /** JWT sent as `access_token`; it must cover every session. A function is asked again on expiry and on 401 (see AccessToken). */
+  accessToken?: AccessToken;
+  /** Send cookies to pollcast on another origin (`EventSource` `withCredentials`). */
+  withCredentials?: boolean;
   /** Status and `end` only, no events: cheap live figures (status, steps, cost) for many sessions. */
   overview?: boolean;
   /** First event index wanted in every session (default 0: the whole history). */
@@ -157,7 +177,7 @@ export interface PollcastManyStream {
 }
 
 /** The URL of one stream carrying several sessions (`?sessions=a,b`; `baseUrl` '' or '/' means this page's origin). */
-export function manyStreamUrl(baseUrl: string, sessionIds: readonly string[], options?: Pick<ConnectManyOptions, 'accessToken' | 'fromIndex' | 'includeDetails' | 'overview'>): string;
+export function manyStreamUrl(baseUrl: string, sessionIds: readonly string[], options?: { accessToken?: string; fromIndex?: number; includeDetails?: boolean; overview?: boolean; lastEventId?: string }): string;
 
 /**
  * Opens ONE stream for several sessions; it closes itself once every session

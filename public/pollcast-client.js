@@ -19,6 +19,13 @@
 //     onEnd: (end) => console.log(end.session, 'finished'),
 //   });
 //   board.add(['demo-4']); // a session that appeared later, on the same connection
+//
+//   // Short-lived tokens: give a function; it is asked again when the token
+//   // expires (or is refused with 401) and the stream resumes where it was.
+//   connect('https://live.example.com', 'demo-1', {
+//     accessToken: () => fetch('/api/pollcast-token').then((r) => r.text()),
+//     onEvent, onStatus, onEnd,
+//   });
 
 /**
  * @typedef {import('./pollcast-client.d.ts').PollcastEvent} PollcastEvent
@@ -31,6 +38,8 @@
  * @typedef {import('./pollcast-client.d.ts').SessionEvent} SessionEvent
  * @typedef {import('./pollcast-client.d.ts').SessionStatus} SessionStatus
  * @typedef {import('./pollcast-client.d.ts').SessionEnd} SessionEnd
+ * @typedef {import('./pollcast-client.d.ts').PollcastError} PollcastError
+ * @typedef {import('./pollcast-client.d.ts').PollcastManyError} PollcastManyError
  */
 
 /**
@@ -50,62 +59,178 @@ function baseOf(baseUrl) {
  * The stream URL for a session.
  * @param {string} baseUrl where pollcast is served ('' or '/' for this page's origin)
  * @param {string} sessionId
- * @param {Pick<ConnectOptions, 'accessToken' | 'fromIndex' | 'includeDetails'>} [options]
+ * @param {{ accessToken?: string, fromIndex?: number, includeDetails?: boolean, lastEventId?: number }} [options]
  * @returns {string}
  */
 export function streamUrl(baseUrl, sessionId, options = {}) {
   const url = new URL(`sessions/${encodeURIComponent(sessionId)}/events`, baseOf(baseUrl));
   if (options.fromIndex !== undefined) url.searchParams.set('from_index', String(options.fromIndex));
+  // A new EventSource cannot send Last-Event-ID: the query carries it (the browser's own reconnects send the header, which wins).
+  if (options.lastEventId !== undefined) url.searchParams.set('last_event_id', String(options.lastEventId));
   if (options.includeDetails === false) url.searchParams.set('include_details', 'false');
   // EventSource cannot send headers, so the token travels in the query (pollcast never logs it).
-  if (options.accessToken) url.searchParams.set('access_token', options.accessToken);
+  if (typeof options.accessToken === 'string' && options.accessToken) url.searchParams.set('access_token', options.accessToken);
   return url.href;
+}
+
+/**
+ * The current token: the string given, or what the function gives now.
+ * @param {string | (() => string | undefined | Promise<string | undefined>) | undefined} source
+ * @returns {Promise<string | undefined>}
+ */
+async function tokenOf(source) {
+  return typeof source === 'function' ? await source() : source;
+}
+
+/**
+ * The code of a server's `event: error` frame (`token_expired`, …), or
+ * undefined for the EventSource's own error (a connection problem): both
+ * arrive as `error` events.
+ * @param {Event} e
+ * @returns {string | undefined}
+ */
+function serverErrorCode(e) {
+  const data = /** @type {MessageEvent} */ (e).data;
+  if (typeof data !== 'string') return undefined;
+  try {
+    const value = JSON.parse(data);
+    return value && typeof value.error === 'string' ? value.error : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why an EventSource was refused: the status of the same request made with
+ * fetch (HEAD opens no stream); undefined when it cannot be learnt.
+ * @param {string} url
+ * @param {boolean} withCredentials
+ * @returns {Promise<number | undefined>}
+ */
+async function refusalStatus(url, withCredentials) {
+  try {
+    const res = await fetch(url, { method: 'HEAD', credentials: withCredentials ? 'include' : 'same-origin', cache: 'no-store' });
+    return res.status;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What runs the renewals of one stream: asks the token source again when
+ * the server says the token expired, or when an open is refused with 401
+ * (once per open, so a source handing out refused tokens cannot loop).
+ * @param {ConnectOptions | ConnectManyOptions} options
+ */
+function renewal(options) {
+  const renewable = typeof options.accessToken === 'function';
+  let triedSinceOpen = false;
+  return {
+    renewable,
+    /** A connection opened: a later refusal may be renewed again. */
+    opened() {
+      triedSinceOpen = false;
+    },
+    /**
+     * After an open was refused: true when a fresh token should be tried (a 401, or an answer that cannot be read).
+     * @param {string} url
+     */
+    async afterRefusal(url) {
+      if (!renewable || triedSinceOpen) return false;
+      triedSinceOpen = true;
+      const status = await refusalStatus(url, Boolean(options.withCredentials));
+      return status === undefined || status === 401;
+    },
+  };
 }
 
 /**
  * Opens the stream of one session. Events arrive in index order, each once;
  * after a dropped connection the browser reconnects by itself and pollcast
  * resumes after the last index received (Last-Event-ID), so nothing is lost
- * or repeated. The stream closes itself on `end`.
+ * or repeated. With `accessToken` as a function, an expired or refused token
+ * is asked for again and the stream resumes after the last index
+ * (`last_event_id`). The stream closes itself on `end`.
  * @param {string} baseUrl
  * @param {string} sessionId
  * @param {ConnectOptions} options
  * @returns {PollcastStream}
  */
 export function connect(baseUrl, sessionId, options) {
-  const es = new EventSource(streamUrl(baseUrl, sessionId, options));
   let closed = false;
   let lastIndex = options.fromIndex === undefined ? -1 : options.fromIndex - 1;
+  const renew = renewal(options);
+  /** @type {EventSource | undefined} */
+  let es;
 
   /** @param {MessageEvent} e */
   const parse = (e) => JSON.parse(e.data);
-
-  es.onopen = () => options.onOpen?.();
-  es.onmessage = (e) => {
-    /** @type {PollcastEvent} */
-    const event = parse(e);
-    lastIndex = event.index;
-    options.onEvent?.(event);
-  };
-  es.addEventListener('status', (e) => options.onStatus?.(parse(/** @type {MessageEvent} */ (e))));
-  es.addEventListener('end', (e) => {
-    // Close before the server's end of response makes the browser reconnect.
-    closed = true;
-    es.close();
-    options.onEnd?.(parse(/** @type {MessageEvent} */ (e)));
-  });
-  es.onerror = () => {
+  /** @param {PollcastError} error */
+  const fail = (error) => {
     if (closed) return;
-    // CONNECTING: the browser retries after `retry:` ms and resumes by Last-Event-ID.
-    if (es.readyState === EventSource.CONNECTING) {
-      options.onReconnecting?.();
-      return;
-    }
-    // CLOSED without `end`: an answer that was not a stream (404, 401, 403, 429, 503…);
-    // EventSource does not retry those and does not expose the status.
     closed = true;
-    options.onError?.({ reason: 'refused', lastIndex });
+    es?.close();
+    options.onError?.(error);
   };
+
+  /** @param {string | undefined} token */
+  const open = (token) => {
+    if (closed) return;
+    // Resuming: after the last event had (the query carries it, a new EventSource cannot send the header).
+    const url = streamUrl(baseUrl, sessionId, lastIndex >= 0 ? { ...options, accessToken: token, fromIndex: undefined, lastEventId: lastIndex } : { ...options, accessToken: token });
+    const source = new EventSource(url, { withCredentials: Boolean(options.withCredentials) });
+    es = source;
+    source.onopen = () => {
+      renew.opened();
+      options.onOpen?.();
+    };
+    source.onmessage = (e) => {
+      /** @type {PollcastEvent} */
+      const event = parse(e);
+      // The server never repeats an index; this guard keeps a callback from ever seeing one twice across renewals.
+      if (event.index <= lastIndex) return;
+      lastIndex = event.index;
+      options.onEvent?.(event);
+    };
+    source.addEventListener('status', (e) => options.onStatus?.(parse(/** @type {MessageEvent} */ (e))));
+    source.addEventListener('end', (e) => {
+      // Close before the server's end of response makes the browser reconnect.
+      closed = true;
+      source.close();
+      options.onEnd?.(parse(/** @type {MessageEvent} */ (e)));
+    });
+    source.onerror = (e) => {
+      if (closed || source !== es) return;
+      // `event: error` from pollcast: the stream ends after it (the token expired, the access was revoked).
+      const code = serverErrorCode(e);
+      if (code !== undefined) {
+        source.close();
+        if (code === 'token_expired' && renew.renewable) return reopen();
+        return fail({ reason: code === 'token_expired' ? 'expired' : 'refused', lastIndex, error: code });
+      }
+      // CONNECTING: the browser retries after `retry:` ms and resumes by Last-Event-ID.
+      if (source.readyState === EventSource.CONNECTING) {
+        options.onReconnecting?.();
+        return;
+      }
+      // CLOSED without `end`: an answer that was not a stream (404, 401, 403, 429, 503…);
+      // EventSource does not retry those and does not expose the status.
+      renew.afterRefusal(url).then((again) => (again ? reopen() : fail({ reason: 'refused', lastIndex })));
+    };
+  };
+
+  const start = () => {
+    tokenOf(options.accessToken).then(open, () => fail({ reason: 'refused', lastIndex, error: 'token_unavailable' }));
+  };
+  /** A fresh token, then the stream again from where it was. */
+  const reopen = () => {
+    if (closed) return;
+    options.onReconnecting?.();
+    start();
+  };
+  // A string token opens at once (the URL is known now); a function's token may take a moment.
+  if (typeof options.accessToken === 'function') start();
+  else open(options.accessToken);
 
   return {
     get lastIndex() {
@@ -116,7 +241,7 @@ export function connect(baseUrl, sessionId, options) {
     },
     close() {
       closed = true;
-      es.close();
+      es?.close();
     },
   };
 }
@@ -125,7 +250,7 @@ export function connect(baseUrl, sessionId, options) {
  * The URL of one stream carrying several sessions (duplicates dropped).
  * @param {string} baseUrl where pollcast is served ('' or '/' for this page's origin)
  * @param {readonly string[]} sessionIds
- * @param {Pick<ConnectManyOptions, 'accessToken' | 'fromIndex' | 'includeDetails' | 'overview'>} [options]
+ * @param {{ accessToken?: string, fromIndex?: number, includeDetails?: boolean, overview?: boolean, lastEventId?: string }} [options]
  * @returns {string}
  */
 export function manyStreamUrl(baseUrl, sessionIds, options = {}) {
@@ -134,8 +259,10 @@ export function manyStreamUrl(baseUrl, sessionIds, options = {}) {
   url.searchParams.set('sessions', [...new Set(sessionIds)].join(','));
   if (options.overview) url.searchParams.set('mode', 'overview');
   if (options.fromIndex !== undefined) url.searchParams.set('from_index', String(options.fromIndex));
+  // The cursor of every session's position (the SSE id of the last frame had), for a new EventSource resuming.
+  if (options.lastEventId) url.searchParams.set('last_event_id', options.lastEventId);
   if (options.includeDetails === false) url.searchParams.set('include_details', 'false');
-  if (options.accessToken) url.searchParams.set('access_token', options.accessToken);
+  if (typeof options.accessToken === 'string' && options.accessToken) url.searchParams.set('access_token', options.accessToken);
   return url.href;
 }
 
@@ -160,7 +287,9 @@ function frameObject(e) {
  * event once and in index order (none in overview mode), then its `end`; each
  * callback's argument carries `session`. After a dropped connection the
  * browser reconnects by itself and pollcast resumes every session exactly
- * where it was (the SSE id is a cursor of all their positions). The stream
+ * where it was (the SSE id is a cursor of all their positions). With
+ * `accessToken` as a function, an expired or refused token is asked for again
+ * and the stream resumes from that cursor (`last_event_id`). The stream
  * closes itself once every session ended. `add()` puts more sessions on it.
  * @param {string} baseUrl
  * @param {readonly string[]} sessionIds
@@ -183,40 +312,68 @@ export function connectMany(baseUrl, sessionIds, options) {
   track(sessionIds);
   let open = state.size;
   let closed = false;
-  /** @type {EventSource} */
+  const renew = renewal(options);
+  /** @type {EventSource | undefined} */
   let es;
+  /** Bumped by every new connection: a token that arrives for an older one is dropped. */
+  let generation = 0;
 
-  const start = () => {
-    // Only the sessions still open: a session whose `end` arrived is not asked for again.
-    const ids = [...state].filter(([, s]) => !s.ended).map(([id]) => id);
-    const source = new EventSource(manyStreamUrl(baseUrl, ids, options));
+  /** @param {PollcastManyError} error */
+  const fail = (error) => {
+    if (closed) return;
+    closed = true;
+    es?.close();
+    options.onError?.(error);
+  };
+
+  /**
+   * @param {string[]} ids
+   * @param {string} cursor
+   * @param {string | undefined} token
+   */
+  const connectWith = (ids, cursor, token) => {
+    if (closed) return;
+    const url = manyStreamUrl(baseUrl, ids, { ...options, accessToken: token, lastEventId: cursor || undefined });
+    const source = new EventSource(url, { withCredentials: Boolean(options.withCredentials) });
     es = source;
-    // A stream replaced by add() may still have frames queued: only the current one speaks.
-    const current = () => source === es;
+    // This connection's session list and the last cursor it sent (a cursor names its list).
+    const at = { ids, cursor };
+    // A stream replaced by add() or a renewal may still have frames queued: only the current one speaks.
+    const live = () => source === es;
+    /** @param {MessageEvent} e */
+    const seen = (e) => {
+      if (e.lastEventId) at.cursor = e.lastEventId;
+    };
 
     source.onopen = () => {
-      if (current()) options.onOpen?.();
+      if (!live()) return;
+      renew.opened();
+      options.onOpen?.();
     };
     source.onmessage = (e) => {
+      if (!live()) return;
+      seen(e);
       /** @type {SessionEvent | undefined} */
       const event = /** @type {any} */ (frameObject(e));
       const s = event && state.get(event.session);
       // The server never repeats an index; this guard keeps a callback from ever seeing one twice,
       // and skips what a stream reopened by add() replays of the sessions it already had.
-      if (!current() || s === undefined || s.ended || !Number.isInteger(event.index) || event.index <= s.lastIndex) return;
+      if (event === undefined || s === undefined || s.ended || !Number.isInteger(event.index) || event.index <= s.lastIndex) return;
       s.lastIndex = event.index;
       options.onEvent?.(event);
     };
     source.addEventListener('status', (e) => {
       /** @type {SessionStatus | undefined} */
       const status = /** @type {any} */ (frameObject(e));
-      if (current() && status && state.get(status.session)?.ended === false) options.onStatus?.(status);
+      if (live() && status && state.get(status.session)?.ended === false) options.onStatus?.(status);
     });
     source.addEventListener('end', (e) => {
+      if (!live()) return;
+      seen(/** @type {MessageEvent} */ (e));
       /** @type {SessionEnd | undefined} */
       const end = /** @type {any} */ (frameObject(e));
       const s = end && state.get(end.session);
-      if (!current() || s === undefined || s.ended) return;
+      if (end === undefined || s === undefined || s.ended) return;
       s.ended = true;
       open--;
       // Close before the server's end of response makes the browser reconnect.
@@ -227,17 +384,50 @@ export function connectMany(baseUrl, sessionIds, options) {
       options.onEnd?.(end);
       if (open === 0) options.onDone?.();
     });
-    source.onerror = () => {
-      if (closed || !current()) return;
+    source.onerror = (e) => {
+      if (closed || !live()) return;
+      const code = serverErrorCode(e);
+      if (code !== undefined) {
+        source.close();
+        if (code === 'token_expired' && renew.renewable) return reopen(at.ids, at.cursor);
+        return fail({ reason: code === 'token_expired' ? 'expired' : 'refused', error: code });
+      }
       if (source.readyState === EventSource.CONNECTING) {
         options.onReconnecting?.();
         return;
       }
       // CLOSED without every `end`: an answer that was not a stream (400, 401, 403, 404, 414, 429, 503…).
-      closed = true;
-      options.onError?.({ reason: 'refused' });
+      renew.afterRefusal(url).then((again) => (again ? reopen(at.ids, at.cursor) : fail({ reason: 'refused' })));
     };
   };
+
+  /**
+   * Connects for `ids` from `cursor` (none: from `fromIndex`), with the token as it is now.
+   * @param {string[]} ids
+   * @param {string} cursor
+   */
+  const connectNow = (ids, cursor) => {
+    const mine = ++generation;
+    if (typeof options.accessToken !== 'function') return connectWith(ids, cursor, options.accessToken);
+    tokenOf(options.accessToken).then(
+      (token) => {
+        if (mine === generation) connectWith(ids, cursor, token);
+      },
+      () => fail({ reason: 'refused', error: 'token_unavailable' }),
+    );
+  };
+  /**
+   * A fresh token, then the same stream again from its cursor.
+   * @param {string[]} ids
+   * @param {string} cursor
+   */
+  const reopen = (ids, cursor) => {
+    if (closed) return;
+    options.onReconnecting?.();
+    connectNow(ids, cursor);
+  };
+  // Only the sessions still open: a session whose `end` arrived is not asked for again.
+  const start = () => connectNow([...state].filter(([, s]) => !s.ended).map(([id]) => id), '');
   start();
 
   return {
@@ -256,13 +446,14 @@ export function connectMany(baseUrl, sessionIds, options) {
       open += added;
       // The cursor names the stream's session list, so a longer list is a new stream: the sessions
       // still open are asked for again from `fromIndex`, and what they had is skipped above.
-      es.close();
+      es?.close();
+      es = undefined;
       start();
       return true;
     },
     close() {
       closed = true;
-      es.close();
+      es?.close();
     },
   };
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** `pollcast` / `npm start`: flags and environment → config → server, with a graceful stop on SIGTERM/SIGINT. */
 import { readFileSync } from 'node:fs';
-import { applyFlags, ConfigError, helpText, loadConfig } from './config.ts';
+import { applyFlags, ConfigError, helpText, loadConfig, tokenAuthConfigured } from './config.ts';
 import { createLogger, flushLog } from './log.ts';
 import { startPollcast } from './server.ts';
 
@@ -64,7 +64,7 @@ try {
   await flushLog(log, FINAL_LOG_FLUSH_MS);
   process.exit(1);
 }
-log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: config.authJwtSecret ? 'jwt' : 'none' }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
+log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: tokenAuthConfigured(config) ? 'jwt' : 'none' }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
 
 if (process.env.FLY_APP_NAME && config.trustProxy === 'none') {
   // Behind Fly's proxy every client arrives from the proxy's address: per-IP limits would be shared by all.

@@ -87,6 +87,22 @@ const redisUrl = z.string().superRefine((u, ctx) => {
   if (!URL.canParse(u)) return void ctx.addIssue({ code: 'custom', message: 'not a URL' });
   if (!/^rediss?:$/.test(new URL(u).protocol)) ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL' });
 });
+/** Why `u` cannot be AUTH_JWKS_URL, or undefined: keys fetched over anything but http(s) cannot be. */
+function jwksUrlProblem(u: string): string | undefined {
+  if (!URL.canParse(u)) return 'not a URL';
+  const url = new URL(u);
+  if (!/^https?:$/.test(url.protocol)) return 'must be an http:// or https:// URL';
+  if (url.username || url.password) return 'must not carry credentials';
+  return undefined;
+}
+const jwksUrl = z.string().superRefine((u, ctx) => {
+  const problem = jwksUrlProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+/** A claim value as written in a token: printable, no spaces (e.g. `sessions`, `https://app.example.com/sessions`). */
+const claimValue = z.string().min(1).max(1024).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+/** A cookie name (RFC 6265 §4.1.1: an RFC 7230 token). */
+const cookieName = z.string().max(256).regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a cookie name: letters, digits and !#$%&\'*+.^_`|~-');
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name such as X-API-Key');
 
 /** One setting: its variable, its flag, its default and what it accepts. */
@@ -114,6 +130,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'UPSTREAM_MAX_BODY_BYTES', key: 'upstreamMaxBodyBytes', flag: 'upstream-max-body-bytes', help: 'largest upstream answer read; a bigger page is asked again with fewer events, a single bigger event is relayed without its data', accepts: 'an integer 65536-1073741824', schema: int(65_536, 1 << 30), default: String(16 * 1024 * 1024) },
   { env: 'UPSTREAM_GIVE_UP_SECONDS', key: 'upstreamGiveUpSeconds', flag: 'upstream-give-up-seconds', help: 'how long a lasting upstream 401/403/404 is retried before streams end', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '300' },
   { env: 'AUTH_JWT_SECRET', key: 'authJwtSecret', flag: 'auth-jwt-secret', help: 'HS256 secret; when set every subscriber needs a JWT', accepts: 'a string of at least 32 bytes', schema: z.string().refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes long'), secret: true },
+  { env: 'AUTH_JWKS_URL', key: 'authJwksUrl', flag: 'auth-jwks-url', help: 'identity provider key set (RS256, ES256, EdDSA); when set every subscriber needs a JWT', accepts: 'an http(s) URL', schema: jwksUrl },
+  { env: 'AUTH_JWKS_CACHE_SECONDS', key: 'authJwksCacheSeconds', flag: 'auth-jwks-cache-seconds', help: 'how long fetched JWKS keys count as fresh; past it the next token refetches them (known keys keep working while the endpoint is down)', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '600' },
+  { env: 'AUTH_JWKS_COOLDOWN_SECONDS', key: 'authJwksCooldownSeconds', flag: 'auth-jwks-cooldown-seconds', help: 'least time between two JWKS fetches caused by a token with an unknown kid (a rotation)', accepts: 'an integer 1-3600', schema: int(1, 3600), default: '30' },
+  { env: 'AUTH_JWT_ISSUER', key: 'authJwtIssuer', flag: 'auth-jwt-issuer', help: 'iss a token must carry', accepts: 'a non-empty string without spaces', schema: claimValue },
+  { env: 'AUTH_JWT_AUDIENCE', key: 'authJwtAudience', flag: 'auth-jwt-audience', help: 'aud a token must carry', accepts: 'a non-empty string without spaces', schema: claimValue },
+  { env: 'AUTH_JWT_SESSIONS_CLAIM', key: 'authJwtSessionsClaim', flag: 'auth-jwt-sessions-claim', help: 'claim listing the session ids a token may read (or ["*"])', accepts: 'a claim name such as sessions or https://app.example.com/sessions', schema: claimValue, default: 'sessions' },
+  { env: 'AUTH_COOKIE_NAME', key: 'authCookieName', flag: 'auth-cookie-name', help: 'cookie that may carry the subscriber token (EventSource withCredentials)', accepts: 'a cookie name', schema: cookieName, default: 'pollcast_token' },
   { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token', accepts: '"none"', schema: z.enum(['none']) },
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
@@ -157,6 +180,13 @@ export interface ConfigShape {
   upstreamMaxBodyBytes: number;
   upstreamGiveUpSeconds: number;
   authJwtSecret: string | undefined;
+  authJwksUrl: string | undefined;
+  authJwksCacheSeconds: number;
+  authJwksCooldownSeconds: number;
+  authJwtIssuer: string | undefined;
+  authJwtAudience: string | undefined;
+  authJwtSessionsClaim: string;
+  authCookieName: string;
   auth: 'none' | undefined;
   corsOrigins: string | undefined;
   redisUrl: string | undefined;
@@ -225,10 +255,19 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
   }
   // Secure by default: a real upstream behind an open bridge would stream anyone's sessions to anyone.
-  if (config.upstreamUrl && !config.authJwtSecret && config.auth !== 'none') {
-    throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET (HS256 secret), or AUTH=none to allow anyone');
+  if (config.upstreamUrl && !tokenAuthConfigured(config) && config.auth !== 'none') {
+    throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET (HS256 secret) or AUTH_JWKS_URL (identity provider keys), or AUTH=none to allow anyone');
+  }
+  // iss and aud pin whose tokens count; with no key to check a token they would protect nothing.
+  for (const [variable, value] of [['AUTH_JWT_ISSUER', config.authJwtIssuer], ['AUTH_JWT_AUDIENCE', config.authJwtAudience]] as const) {
+    if (value !== undefined && !tokenAuthConfigured(config)) throw new ConfigError(variable, 'is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: set the key that checks tokens');
   }
   return Object.freeze(config);
+}
+
+/** True when subscriber tokens are checked (AUTH_JWT_SECRET or AUTH_JWKS_URL). */
+export function tokenAuthConfigured(config: Pick<ConfigShape, 'authJwtSecret' | 'authJwksUrl'>): boolean {
+  return config.authJwtSecret !== undefined || config.authJwksUrl !== undefined;
 }
 
 /** Shortest REDIS_LEASE_SECONDS for a long-poll wait and timeout margin (s): 1.5 x (wait + margin) + 1, rounded up. */

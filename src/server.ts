@@ -3,7 +3,7 @@ import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from './config.ts';
+import { tokenAuthConfigured, type Config } from './config.ts';
 import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
 import { createApp } from './http/app.ts';
@@ -13,6 +13,7 @@ import { installClientErrorHandler } from './http/client-error.ts';
 import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
 import { allowAll, createJwtAuthorizer, type Authorizer } from './http/auth.ts';
+import { tokenOptionsOf } from './http/auth-token.ts';
 import type { DemoSource } from './http/demo-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
@@ -130,7 +131,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   });
   streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });
   // The built-in demo stays open; a real upstream needs a token unless AUTH=none (config enforces it).
-  const authorize: Authorizer = config.authJwtSecret ? createJwtAuthorizer(config.authJwtSecret) : allowAll;
+  const authorize: Authorizer = tokenAuthConfigured(config) ? createJwtAuthorizer(tokenOptionsOf(config)) : allowAll;
   let shuttingDown = false;
   const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config);

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { errorResponse, rejectionReason } from './errors.ts';
-import { CORS_EXPOSE_HEADERS, corsOriginList } from './cors.ts';
+import { CORS_EXPOSE_HEADERS, corsOriginList, isListedOrigin } from './cors.ts';
 import { registerEventsRoute } from './events-route.ts';
 import { registerMultiEventsRoute } from './multi-route.ts';
 import { registerDropInRoutes } from './dropin-routes.ts';
@@ -18,6 +18,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const origins = corsOriginList(deps.config.corsOrigins);
   if (origins !== undefined) {
     // POST and Content-Type: `POST /events` takes its session list as JSON.
+    // Credentials for listed origins only: hono's `credentials` option would send them to any origin.
+    app.use('*', async (c, next) => {
+      await next();
+      if (isListedOrigin(origins, c.req.header('origin'))) c.res.headers.set('access-control-allow-credentials', 'true');
+    });
     app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type'], exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
   }
   app.use('*', async (c, next) => {

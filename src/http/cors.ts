@@ -20,8 +20,33 @@ export function corsHeaders(origins: string[] | '*' | undefined, origin: string 
   const out: Record<string, string> = { 'access-control-expose-headers': CORS_EXPOSE_HEADERS.join(',') };
   if (origins === '*') out['access-control-allow-origin'] = '*';
   else {
-    if (origin !== undefined && origins.includes(origin)) out['access-control-allow-origin'] = origin;
+    if (isListedOrigin(origins, origin)) {
+      out['access-control-allow-origin'] = origin;
+      out['access-control-allow-credentials'] = 'true';
+    }
     out.vary = 'Origin';
   }
   return out;
+}
+
+/**
+ * True when `origin` is one of the listed origins (never for `*`): only those
+ * may send credentials (the token cookie), since a browser refuses
+ * `Access-Control-Allow-Credentials` with `*` and a wildcard would hand any
+ * site the visitor's cookie-borne stream.
+ */
+export function isListedOrigin(origins: string[] | '*' | undefined, origin: string | undefined): origin is string {
+  return Array.isArray(origins) && origin !== undefined && origins.includes(origin);
+}
+
+/**
+ * True when a request from `origin` may act with a browser-sent credential
+ * (the token cookie): no Origin (not a browser's cross-origin request), this
+ * server's own origin, or a listed origin. Guards `POST /events`, which a
+ * foreign page could otherwise send with the visitor's cookie (CSRF) even
+ * though it cannot read the answer.
+ */
+export function originMaySendCookie(origins: string[] | '*' | undefined, origin: string | undefined, ownOrigin: string): boolean {
+  if (origin === undefined) return true;
+  return origin === ownOrigin || isListedOrigin(origins, origin);
 }

@@ -26,6 +26,7 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     const ask: StreamAsk = {
       rawId: c.req.param('id'),
       lastEventId: c.req.header('last-event-id'),
+      lastEventIdQuery: c.req.query('last_event_id'),
       fromIndex: c.req.query('from_index'),
       includeEvents: c.req.query('include_events'),
       includeDetails: c.req.query('include_details'),

@@ -59,6 +59,7 @@ async function serve(deps: AppDeps, req: NodeRequest, res: ServerResponse | Http
       {
         rawId: decoded(segment),
         lastEventId: rawHeader(req, 'last-event-id'),
+        lastEventIdQuery: query.get('last_event_id') ?? undefined,
         fromIndex: query.get('from_index') ?? undefined,
         includeEvents: query.get('include_events') ?? undefined,
         includeDetails: query.get('include_details') ?? undefined,

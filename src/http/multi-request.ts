@@ -3,8 +3,8 @@
  * `?sessions=a,b`, or `POST /events` with `{"sessions": [...]}`), validated
  * before anything is acquired: the session list (each id checked, duplicates
  * collapsed, at most MAX_SESSIONS_PER_STREAM), the mode, the details flag and
- * every session's start position (from the cursor in Last-Event-ID, else
- * `from_index`, else 0).
+ * every session's start position (from the cursor in Last-Event-ID, else in
+ * the `last_event_id` query parameter, else `from_index`, else 0).
  */
 import type { Context } from 'hono';
 import type { AppEnv } from './env.ts';
@@ -101,7 +101,9 @@ export function parseMuxRequest(c: Context<AppEnv>, rawIds: readonly string[], m
   // The cursor holds index + 1, which must stay a safe integer.
   if (fromIndex >= MAX_CURSOR_VALUE) throw new BadRequestError('from_index is beyond the largest index');
   const key = cursorKey(mode, ids);
-  const lastEventId = c.req.header('last-event-id');
+  // The header (a browser's reconnect) wins over the query (a new EventSource resuming, which cannot set it).
+  const header = c.req.header('last-event-id');
+  const lastEventId = header !== undefined && header.trim() !== '' ? header : c.req.query('last_event_id');
   let values: number[];
   if (lastEventId !== undefined && lastEventId.trim() !== '') {
     values = decodeCursor(lastEventId, key, ids.length);

@@ -15,7 +15,10 @@ import { ENDED } from '../hub/cursor.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import type { LaneSpec } from '../hub/mux-subscriber.ts';
 import { responseGone, streamHeaders } from '../hub/writer.ts';
-import { SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
+import { ForbiddenError, SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
+import { credentialFromCookie } from './auth-token.ts';
+import { corsOriginList, originMaySendCookie } from './cors.ts';
+import { tokenAuthConfigured } from '../config.ts';
 
 /** The lanes of a request: every open session acquired at once (single flight per session, like single streams). */
 async function acquireLanes(deps: AppDeps, req: MuxRequest): Promise<LaneSpec[]> {
@@ -51,7 +54,13 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     c.env.incoming.socket.destroy();
     return RESPONSE_ALREADY_SENT;
   }
-  const grant = await deps.authorize(credentialsOf(c), req.ids);
+  const credentials = credentialsOf(c);
+  if (c.req.method === 'POST' && tokenAuthConfigured(deps.config) && credentialFromCookie(credentials, deps.config.authCookieName)) {
+    if (!originMaySendCookie(corsOriginList(deps.config.corsOrigins), c.req.header('origin'), new URL(c.req.url).origin)) {
+      throw new ForbiddenError('a cookie-borne token may only be POSTed from this origin or one listed in CORS_ORIGINS');
+    }
+  }
+  const grant = await deps.authorize(credentials, req.ids);
   if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.

@@ -15,6 +15,8 @@ export interface StreamAsk {
   /** The decoded `{id}` path segment (undefined when it could not be decoded). */
   rawId: string | undefined;
   lastEventId: string | undefined;
+  /** The `last_event_id` query parameter (the header wins over it). */
+  lastEventIdQuery?: string | undefined;
   fromIndex: string | undefined;
   includeEvents: string | undefined;
   includeDetails: string | undefined;
@@ -32,7 +34,7 @@ export interface CheckedAsk {
 /** Validates and authorizes an open (throws 400/401/403); null while shutting down, when the caller must drop the connection. */
 export async function checkStreamAsk(ask: StreamAsk, deps: AppDeps): Promise<CheckedAsk | null> {
   const id = parseSessionId(ask.rawId);
-  const start = parseStartIndex(ask.lastEventId, ask.fromIndex);
+  const start = parseStartIndex(ask.lastEventId, ask.fromIndex, ask.lastEventIdQuery);
   const includeEvents = parseIncludeEvents(ask.includeEvents, ask.includeDetails);
   // EventSource gives up for good on a 503 but retries a dropped connection
   // (with Last-Event-ID): so it reconnects to another instance, or to this one once restarted.

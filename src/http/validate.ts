@@ -55,10 +55,13 @@ export function parseWaitSeconds(raw: string | undefined, max: number): number {
 
 /**
  * Where a stream starts: after `Last-Event-ID` if sent (an empty header, which
- * no EventSource sends, counts as absent), else `from_index`, else 0.
+ * no EventSource sends, counts as absent), else after the `last_event_id`
+ * query parameter (a new EventSource cannot set the header), else
+ * `from_index`, else 0.
  */
-export function parseStartIndex(lastEventId: string | undefined, fromIndex: string | undefined): number {
+export function parseStartIndex(lastEventId: string | undefined, fromIndex: string | undefined, lastEventIdQuery?: string): number {
   if (lastEventId !== undefined && lastEventId.trim() !== '') return parseIndex('Last-Event-ID', lastEventId) + 1;
+  if (lastEventIdQuery !== undefined && lastEventIdQuery !== '') return parseIndex('last_event_id', lastEventIdQuery) + 1;
   if (fromIndex !== undefined) return parseIndex('from_index', fromIndex);
   return 0;
 }

@@ -1,0 +1,226 @@
+/**
+ * Subscriber tokens (CONTRACT.md section 4): a JWT from the `Authorization`
+ * header, the `access_token` query parameter or the cookie AUTH_COOKIE_NAME,
+ * signed with HS256 (AUTH_JWT_SECRET) or by an identity provider whose keys
+ * are published at AUTH_JWKS_URL (RS256, ES256, EdDSA). jose does every JOSE
+ * step (parsing, algorithm checks, key selection, JWKS cache and cooldown);
+ * this module only picks the key source and reads the sessions claim.
+ */
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { parse as parseCookies } from 'hono/utils/cookie';
+import { ForbiddenError, UnauthorizedError } from '../errors.ts';
+import type { Authorizer, Credentials, GrantScope } from './auth.ts';
+import type { Config } from '../config.ts';
+
+/** Clock skew tolerated on `nbf` and `iat` (seconds); `exp` is enforced to the second (see below). */
+export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
+/** Longest token accepted (bytes); longer ones are refused before any crypto. */
+export const MAX_TOKEN_LENGTH = 8192;
+/** Algorithms accepted with AUTH_JWKS_URL keys: pinned, so `alg: none` and HS/RS confusion never reach a key. */
+export const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
+/** Longest wait for the JWKS endpoint (ms): a token whose key it would bring is refused with 401 past it. */
+export const JWKS_TIMEOUT_MS = 5_000;
+/** Least time between two refetches for an unknown `kid` (ms) when AUTH_JWKS_COOLDOWN_SECONDS is not set (jose's default). */
+export const DEFAULT_JWKS_COOLDOWN_MS = 30_000;
+/** How long fetched keys count as fresh (ms) when AUTH_JWKS_CACHE_SECONDS is not set (jose's default). */
+export const DEFAULT_JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
+/** The cookie that may carry the token when AUTH_COOKIE_NAME is not set. */
+export const DEFAULT_COOKIE_NAME = 'pollcast_token';
+/** The claim listing a token's sessions when AUTH_JWT_SESSIONS_CLAIM is not set. */
+export const DEFAULT_SESSIONS_CLAIM = 'sessions';
+
+/** How tokens are checked. At least one of `secret` and `jwksUrl`. */
+export interface TokenOptions {
+  /** HS256 secret (AUTH_JWT_SECRET). */
+  secret?: string | undefined;
+  /** The identity provider's key set (AUTH_JWKS_URL). */
+  jwksUrl?: string | undefined;
+  /** Required `iss` (AUTH_JWT_ISSUER). */
+  issuer?: string | undefined;
+  /** Required `aud` (AUTH_JWT_AUDIENCE). */
+  audience?: string | undefined;
+  /** Least time between two JWKS fetches caused by an unknown `kid` (AUTH_JWKS_COOLDOWN_SECONDS, in ms): a flood of made-up kids costs one fetch per period. */
+  jwksCooldownMs?: number | undefined;
+  /** How long fetched keys count as fresh (AUTH_JWKS_CACHE_SECONDS, in ms). */
+  jwksCacheMaxAgeMs?: number | undefined;
+  /** The claim holding the session ids (AUTH_JWT_SESSIONS_CLAIM). */
+  sessionsClaim?: string | undefined;
+  /** The cookie that may carry the token (AUTH_COOKIE_NAME). */
+  cookieName?: string | undefined;
+}
+
+/** A token that passed every check. */
+export interface VerifiedToken {
+  /** `exp` in ms since the epoch (in the future). */
+  expiresAtMs: number;
+  /** Its sessions claim, as given (checked to be strings, not checked to cover anything). */
+  sessions: string[] | undefined;
+}
+
+/** Checks tokens against the configured keys. */
+export interface TokenVerifier {
+  /** Verifies a token; throws UnauthorizedError (401) when it is not valid. */
+  verify(token: string): Promise<VerifiedToken>;
+  /** True when `token` is a valid pollcast token (for stripping subscriber tokens from forwarded requests). */
+  isValid(token: string): Promise<boolean>;
+  /** The cookie name tokens may arrive in. */
+  readonly cookieName: string;
+}
+
+type KeySource = Parameters<typeof jwtVerify>[1];
+
+/**
+ * The JWKS key source: jose's remote set (cache, cooldown-limited refetch on
+ * an unknown kid, timeout), and, when the endpoint cannot be reached, the
+ * keys it last fetched: known keys keep working, unknown ones are refused.
+ */
+function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySource {
+  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS });
+  let failedAtMs = Number.NEGATIVE_INFINITY;
+  let lastSet: { jwks: JSONWebKeySet; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
+  const lastKeys = (jwks: JSONWebKeySet) => {
+    if (lastSet?.jwks !== jwks) lastSet = { jwks, keys: createLocalJWKSet(jwks) };
+    return lastSet.keys;
+  };
+  return async (header, token) => {
+    const last = remote.jwks();
+    // After a failed fetch the endpoint rests for a cooldown: tokens are answered from the last set at once,
+    // rather than each waiting up to JWKS_TIMEOUT_MS on an endpoint that is down.
+    if (last !== undefined && performance.now() - failedAtMs < cooldownMs) return lastKeys(last)(header, token);
+    try {
+      return await remote(header, token);
+    } catch (err) {
+      // No matching key is a verdict on the token; anything else is the fetch failing (down, timeout, bad answer).
+      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+      failedAtMs = performance.now();
+      if (last === undefined) throw err;
+      return lastKeys(last)(header, token);
+    }
+  };
+}
+
+/** The token of a request: `Authorization: Bearer`, else `access_token`, else the cookie; undefined when none. */
+export function tokenFrom(credentials: Credentials, cookieName: string): string | undefined {
+  const { authorization, accessToken, cookie } = credentials;
+  if (authorization !== undefined) {
+    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+    if (!m) throw new UnauthorizedError('Authorization header must be "Bearer <token>"');
+    return m[1];
+  }
+  if (accessToken !== undefined && accessToken !== '') return accessToken;
+  return cookieToken(cookie, cookieName);
+}
+
+/** The token in the cookie `cookieName` of a raw Cookie header, or undefined. */
+export function cookieToken(cookie: string | undefined, cookieName: string): string | undefined {
+  if (cookie === undefined || cookie === '') return undefined;
+  const value = parseCookies(cookie, cookieName)[cookieName];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** True when the request's credential would come from the cookie (no header, no query token): a browser sends it on its own. */
+export function credentialFromCookie(credentials: Credentials, cookieName: string): boolean {
+  if (credentials.authorization !== undefined) return false;
+  if (credentials.accessToken !== undefined && credentials.accessToken !== '') return false;
+  return cookieToken(credentials.cookie, cookieName) !== undefined;
+}
+
+/** Creates the verifier for `options` (at least a secret or a JWKS URL). */
+export function createTokenVerifier(options: TokenOptions): TokenVerifier {
+  const secret = options.secret === undefined ? undefined : new TextEncoder().encode(options.secret);
+  const jwks = options.jwksUrl === undefined ? undefined : jwksKeys(options.jwksUrl, options.jwksCooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS, options.jwksCacheMaxAgeMs ?? DEFAULT_JWKS_CACHE_MAX_AGE_MS);
+  if (secret === undefined && jwks === undefined) throw new Error('createTokenVerifier needs a secret or a JWKS URL');
+  const claimName = options.sessionsClaim ?? DEFAULT_SESSIONS_CLAIM;
+  const base: JWTVerifyOptions = { clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp'] };
+  if (options.issuer !== undefined) base.issuer = options.issuer;
+  if (options.audience !== undefined) base.audience = options.audience;
+
+  const verify = async (token: string): Promise<VerifiedToken> => {
+    if (token.length > MAX_TOKEN_LENGTH) throw new UnauthorizedError('access token too long');
+    let payload: JWTPayload;
+    try {
+      // The header picks the key source only; jose then checks the algorithm against the pinned list of that source,
+      // so an HS256 token never meets a public key and an RS256 one never the secret.
+      const { alg } = decodeProtectedHeader(token);
+      if (alg === 'HS256' && secret !== undefined) ({ payload } = await jwtVerify(token, secret, { ...base, algorithms: ['HS256'] }));
+      else if (jwks !== undefined && alg !== 'HS256') ({ payload } = await jwtVerify(token, jwks, { ...base, algorithms: [...JWKS_ALGORITHMS] }));
+      else throw new UnauthorizedError(`access token algorithm ${JSON.stringify(String(alg).slice(0, 20))} is not accepted`);
+    } catch (err) {
+      throw tokenRefusal(err);
+    }
+    const exp = payload.exp!;
+    // exp is enforced to the second: a stream is closed at exp, and its reconnect must not be let in
+    // for the skew tolerance (which stays for nbf), or a reconnect loop would run until exp + tolerance.
+    if (exp * 1000 <= Date.now()) throw new UnauthorizedError('access token expired');
+    const sessions = payload[claimName];
+    if (sessions !== undefined && !(Array.isArray(sessions) && sessions.every((s) => typeof s === 'string'))) {
+      return { expiresAtMs: exp * 1000, sessions: undefined };
+    }
+    return { expiresAtMs: exp * 1000, sessions };
+  };
+  return {
+    verify,
+    isValid: (token) => verify(token).then(() => true, () => false),
+    cookieName: options.cookieName ?? DEFAULT_COOKIE_NAME,
+  };
+}
+
+/** The 401 for a failed verification; the message names the check, never the token. */
+function tokenRefusal(err: unknown): UnauthorizedError {
+  if (err instanceof UnauthorizedError) return err;
+  if (err instanceof joseErrors.JWTExpired) return new UnauthorizedError('access token expired');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    // A token without exp would be valid forever: a leaked one could never be shut out short of rotating the key.
+    if (err.claim === 'exp' && err.reason === 'missing') return new UnauthorizedError('access token has no exp claim');
+    return new UnauthorizedError(`access token not valid: ${err.claim} check failed`);
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new UnauthorizedError('access token algorithm is not accepted');
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return new UnauthorizedError('access token signed by an unknown key');
+  // Everything else (bad signature, malformed token, the JWKS endpoint down for an unknown key) is the same 401:
+  // an unverifiable token is the caller's problem to renew, never a 500.
+  return new UnauthorizedError('access token invalid');
+}
+
+/** The scope a verified token grants for `sessionIds`; throws 403 when it falls short. */
+export function tokenScope(verified: VerifiedToken, sessionIds: readonly string[], claimName: string): GrantScope {
+  const { sessions } = verified;
+  if (sessions === undefined) throw new ForbiddenError(`access token has no ${JSON.stringify(claimName)} claim (an array of session ids, or ["*"])`);
+  if (sessions.includes('*')) return { kind: 'all' };
+  const uncovered = sessionIds.filter((id) => !sessions.includes(id)).length;
+  // A multiplexed request names no id back: the caller learns that its token falls short, not where.
+  if (uncovered > 0 && sessionIds.length === 1) throw new ForbiddenError(`access token does not cover session ${JSON.stringify(sessionIds[0])}`);
+  if (uncovered > 0) throw new ForbiddenError(`access token does not cover ${uncovered} of the ${sessionIds.length} sessions asked for`);
+  return { kind: 'sessions', ids: new Set(sessions) };
+}
+
+/**
+ * Creates the token authorizer: HS256 with a secret (a string, as before), or
+ * any of TokenOptions (HS256 and JWKS both allowed at once, chosen by the
+ * token's `alg`).
+ */
+export function createJwtAuthorizer(options: string | TokenOptions, shared?: TokenVerifier): Authorizer {
+  const opts: TokenOptions = typeof options === 'string' ? { secret: options } : options;
+  // A verifier made elsewhere (for the pass-through's "is this a pollcast token" check) shares its JWKS cache.
+  const verifier = shared ?? createTokenVerifier(opts);
+  const claimName = opts.sessionsClaim ?? DEFAULT_SESSIONS_CLAIM;
+  return async (credentials, sessionIds) => {
+    const token = tokenFrom(credentials, verifier.cookieName);
+    if (token === undefined) throw new UnauthorizedError(`an access token is required (Authorization: Bearer, ?access_token= or the ${verifier.cookieName} cookie)`);
+    const verified = await verifier.verify(token);
+    return { expiresAtMs: verified.expiresAtMs, scope: tokenScope(verified, sessionIds, claimName) };
+  };
+}
+
+/** The token options of a configuration (AUTH_JWT_SECRET, AUTH_JWKS_URL and what goes with them). */
+export function tokenOptionsOf(config: Pick<Config, 'authJwtSecret' | 'authJwksUrl' | 'authJwksCacheSeconds' | 'authJwksCooldownSeconds' | 'authJwtIssuer' | 'authJwtAudience' | 'authJwtSessionsClaim' | 'authCookieName'>): TokenOptions {
+  return {
+    secret: config.authJwtSecret,
+    jwksUrl: config.authJwksUrl,
+    jwksCacheMaxAgeMs: config.authJwksCacheSeconds * 1000,
+    jwksCooldownMs: config.authJwksCooldownSeconds * 1000,
+    issuer: config.authJwtIssuer,
+    audience: config.authJwtAudience,
+    sessionsClaim: config.authJwtSessionsClaim,
+    cookieName: config.authCookieName,
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * Identity-provider tokens on a real bridge (CONTRACT.md section 4): keys
+ * published by a local JWKS server (node:http, keys from jose), RS256, ES256
+ * and EdDSA, rotation by `kid` with a rate-limited refetch, iss/aud, the
+ * sessions claim under a custom name, the endpoint down, HS256 beside JWKS,
+ * the token cookie, CORS credentials for listed origins only, and the Origin
+ * check of a cookie-borne `POST /events`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { startBridge, type Bridge } from '../helpers/harness.ts';
+import { makeKey, sign, startJwksServer, type JwksServer, type TestKey } from '../helpers/jwks.ts';
+import { JWT_SECRET, token as hsToken } from './helpers.ts';
+import { createJwtAuthorizer } from '../../src/http/auth.ts';
+import { UnauthorizedError } from '../../src/errors.ts';
+
+const ISSUER = 'https://idp.example.com/';
+const AUDIENCE = 'pollcast-test';
+const CLAIM = 'https://app.example.com/sessions';
+const APP = 'http://localhost:5173';
+const EVIL = 'https://evil.example.net';
+const COOKIE = 'pc_token';
+
+let rsa: TestKey;
+let ec: TestKey;
+let ed: TestKey;
+let jwks: JwksServer;
+let bridge: Bridge;
+
+/** A token from the provider: right issuer, audience and claim unless overridden. */
+function idpToken(key: TestKey, claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}): Promise<string> {
+  return sign(key, { iss: ISSUER, aud: AUDIENCE, [CLAIM]: ['jw-1', 'jw-2'], ...claims }, header);
+}
+
+/** The status of a stream open (its body dropped). */
+async function openStatus(path: string, headers: Record<string, string> = {}): Promise<number> {
+  const res = await fetch(`${bridge.url}${path}`, { headers });
+  await res.body?.cancel();
+  return res.status;
+}
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+beforeAll(async () => {
+  [rsa, ec, ed] = await Promise.all([makeKey('RS256', 'rsa-1'), makeKey('ES256', 'ec-1'), makeKey('EdDSA', 'ed-1')]);
+  jwks = await startJwksServer([rsa, ec, ed]);
+  bridge = await startBridge({
+    AUTH: '',
+    AUTH_JWKS_URL: jwks.url,
+    AUTH_JWT_ISSUER: ISSUER,
+    AUTH_JWT_AUDIENCE: AUDIENCE,
+    AUTH_JWT_SESSIONS_CLAIM: CLAIM,
+    AUTH_JWT_SECRET: JWT_SECRET,
+    AUTH_JWKS_COOLDOWN_SECONDS: '1',
+    AUTH_COOKIE_NAME: COOKIE,
+    CORS_ORIGINS: APP,
+  });
+  bridge.sim.createSession('jw-1', { initialEvents: 2, finished: true });
+  bridge.sim.createSession('jw-2', { initialEvents: 1, finished: true });
+});
+afterAll(async () => {
+  await bridge?.close();
+  await jwks?.close();
+});
+
+describe('JWKS tokens', () => {
+  it('accepts RS256, ES256 and EdDSA tokens signed by published keys, by header, query and cookie', async () => {
+    for (const key of [rsa, ec, ed]) {
+      const t = await idpToken(key);
+      expect(await openStatus('/sessions/jw-1/events', bearer(t)), key.alg).toBe(200);
+      expect(await openStatus(`/sessions/jw-1/events?access_token=${t}`), key.alg).toBe(200);
+      expect(await openStatus('/sessions/jw-1/events', { cookie: `other=1; ${COOKIE}=${t}` }), key.alg).toBe(200);
+      expect(await openStatus('/sessions/jw-1/changes', bearer(t)), key.alg).toBe(200);
+    }
+  });
+
+  it('reads the sessions claim under its configured name, and ignores a `sessions` claim then', async () => {
+    expect(await openStatus('/sessions/jw-2/events', bearer(await idpToken(ec, { [CLAIM]: ['jw-1'] })))).toBe(403);
+    expect(await openStatus('/sessions/jw-2/events', bearer(await idpToken(ec, { [CLAIM]: ['*'] })))).toBe(200);
+    expect(await openStatus('/sessions/jw-2/events', bearer(await idpToken(ec, { [CLAIM]: undefined, sessions: ['*'] })))).toBe(403);
+    const multi = await fetch(`${bridge.url}/events?sessions=jw-1,jw-2`, { headers: bearer(await idpToken(ed)) });
+    expect(multi.status).toBe(200);
+    await multi.body?.cancel();
+  });
+
+  it('keeps HS256 tokens working beside the JWKS keys (chosen by alg)', async () => {
+    // An HS256 token carries its sessions under the configured claim too.
+    const t = await new SignJWT({ [CLAIM]: ['jw-1'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET));
+    expect(await openStatus('/sessions/jw-1/events', bearer(t))).toBe(200);
+    // iss and aud bind HS256 tokens as well.
+    expect(await openStatus('/sessions/jw-1/events', bearer(await hsToken(['*'])))).toBe(401);
+  });
+
+  it('answers 401 for a wrong iss or aud, an unknown kid, alg none, no exp, and HS256 keyed with the public key', async () => {
+    const stranger = await makeKey('RS256', 'stranger');
+    const pem = await exportSPKI(rsa.publicKey);
+    const rs384 = await generateKeyPair('RS384');
+    const bad: Array<[string, string]> = [
+      ['wrong iss', await idpToken(rsa, { iss: 'https://other-idp.example.com/' })],
+      ['wrong aud', await idpToken(rsa, { aud: 'someone-else' })],
+      ['no iss', await idpToken(rsa, { iss: undefined })],
+      ['unknown kid', await idpToken(stranger)],
+      ['known kid, other key', await idpToken(stranger, {}, { kid: rsa.kid })],
+      ['alg none', new UnsecuredJWT({ iss: ISSUER, aud: AUDIENCE, [CLAIM]: ['*'] }).setExpirationTime('1h').encode()],
+      ['no exp', await new SignJWT({ iss: ISSUER, aud: AUDIENCE, [CLAIM]: ['*'] }).setProtectedHeader({ alg: 'RS256', kid: rsa.kid }).sign(rsa.privateKey)],
+      ['expired', await idpToken(rsa, { exp: Math.floor(Date.now() / 1000) - 30 })],
+      ['HS256 keyed with the RSA public key (alg confusion)', await new SignJWT({ iss: ISSUER, aud: AUDIENCE, [CLAIM]: ['*'] }).setProtectedHeader({ alg: 'HS256', kid: rsa.kid }).setExpirationTime('1h').sign(new TextEncoder().encode(pem))],
+      ['RS384 (not pinned)', await new SignJWT({ iss: ISSUER, aud: AUDIENCE, [CLAIM]: ['*'] }).setProtectedHeader({ alg: 'RS384', kid: rsa.kid }).setExpirationTime('1h').sign(rs384.privateKey)],
+    ];
+    for (const [what, t] of bad) {
+      const res = await fetch(`${bridge.url}/sessions/jw-1/events`, { headers: bearer(t) });
+      expect(res.status, what).toBe(401);
+      expect(((await res.json()) as { code: string }).code, what).toBe('unauthorized');
+    }
+  });
+
+  it('accepts a rotated key (new kid) after one refetch, and rate-limits refetches for unknown kids', async () => {
+    const rotated = await makeKey('ES256', 'ec-2');
+    // Refetches are at least AUTH_JWKS_COOLDOWN_SECONDS (1 s) apart: let the last fetch age past it.
+    await new Promise((r) => setTimeout(r, 1100));
+    jwks.publish([rsa, ec, ed, rotated]);
+    const before = jwks.requests;
+    expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(rotated)))).toBe(200);
+    expect(jwks.requests).toBe(before + 1);
+    // Within the cooldown a flood of made-up kids costs no fetch at all.
+    const stranger = await makeKey('ES256', 'made-up');
+    for (let i = 0; i < 5; i++) expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(stranger)))).toBe(401);
+    expect(jwks.requests).toBe(before + 1);
+    // The known ones need none either.
+    expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(rotated)))).toBe(200);
+    expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(rsa)))).toBe(200);
+    expect(jwks.requests).toBe(before + 1);
+  });
+});
+
+describe('the JWKS endpoint down', () => {
+  it('keeps known keys working and refuses unknown ones with 401, fresh cache or stale', async () => {
+    const idp = await startJwksServer([rsa]);
+    // Keys go stale after a second, and unknown kids may refetch after one: every token below tries the endpoint.
+    const b = await startBridge({ AUTH: '', AUTH_JWKS_URL: idp.url, AUTH_JWT_SESSIONS_CLAIM: CLAIM, AUTH_JWKS_CACHE_SECONDS: '1', AUTH_JWKS_COOLDOWN_SECONDS: '1' });
+    try {
+      b.sim.createSession('jd-1', { initialEvents: 1, finished: true });
+      const known = await sign(rsa, { [CLAIM]: ['*'] });
+      const unknown = await sign(await makeKey('RS256', 'rsa-new'), { [CLAIM]: ['*'] });
+      const status = async (t: string) => {
+        const res = await fetch(`${b.url}/sessions/jd-1/events`, { headers: bearer(t) });
+        await res.body?.cancel();
+        return res.status;
+      };
+      expect(await status(known)).toBe(200);
+      await idp.close();
+      expect(await status(known)).toBe(200);
+      expect(await status(unknown)).toBe(401);
+      await new Promise((r) => setTimeout(r, 1500));
+      // Stale now: the refresh fails, the last keys fetched still decide.
+      expect(await status(known)).toBe(200);
+      expect(await status(unknown)).toBe(401);
+      expect(await status(known)).toBe(200);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('answers from the last keys without asking a hanging endpoint again for a cooldown', async () => {
+    const idp = await startJwksServer([rsa]);
+    try {
+      const authorize = createJwtAuthorizer({ jwksUrl: idp.url, jwksCacheMaxAgeMs: 100, jwksCooldownMs: 60_000 });
+      const ask = async (t: string) => authorize({ authorization: `Bearer ${t}`, accessToken: undefined, cookie: undefined }, ['x']);
+      const known = await sign(rsa, { sessions: ['*'] });
+      await ask(known);
+      expect(idp.requests).toBe(1);
+      idp.stall(true);
+      await new Promise((r) => setTimeout(r, 200));
+      // Stale: this one waits for the fetch to time out, then the last keys decide.
+      await expect(ask(known)).resolves.toMatchObject({ scope: { kind: 'all' } });
+      expect(idp.requests).toBe(2);
+      for (let i = 0; i < 3; i++) await expect(ask(known)).resolves.toMatchObject({ scope: { kind: 'all' } });
+      await expect(ask(await sign(await makeKey('RS256', 'rsa-x'), { sessions: ['*'] }))).rejects.toBeInstanceOf(UnauthorizedError);
+      expect(idp.requests).toBe(2);
+    } finally {
+      await idp.close();
+    }
+  }, 20_000);
+
+  it('refuses every token with 401 when no key could ever be fetched', async () => {
+    const idp = await startJwksServer([rsa]);
+    const url = idp.url;
+    await idp.close();
+    const authorize = createJwtAuthorizer({ jwksUrl: url });
+    const t = await sign(rsa, { sessions: ['*'] });
+    await expect(authorize({ authorization: `Bearer ${t}`, accessToken: undefined, cookie: undefined }, ['x'])).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+});
+
+describe('the token cookie and CORS credentials', () => {
+  it('takes the token from the header first, then the query, then the cookie', async () => {
+    const good = await idpToken(rsa);
+    const stale = await idpToken(rsa, { exp: Math.floor(Date.now() / 1000) - 30 });
+    expect(await openStatus('/sessions/jw-1/events', { ...bearer(stale), cookie: `${COOKIE}=${good}` })).toBe(401);
+    expect(await openStatus(`/sessions/jw-1/events?access_token=${stale}`, { cookie: `${COOKIE}=${good}` })).toBe(401);
+    expect(await openStatus(`/sessions/jw-1/events?access_token=${good}`, { cookie: `${COOKIE}=${stale}` })).toBe(200);
+    // Another cookie's name is not read.
+    expect(await openStatus('/sessions/jw-1/events', { cookie: `pollcast_token=${good}` })).toBe(401);
+  });
+
+  it('answers Access-Control-Allow-Credentials to listed origins only: stream head, other routes, preflight', async () => {
+    const t = await idpToken(rsa);
+    for (const path of ['/sessions/jw-1/events', '/sessions/jw-1/changes', '/events?sessions=jw-1']) {
+      const ok = await fetch(`${bridge.url}${path}`, { headers: { origin: APP, cookie: `${COOKIE}=${t}` } });
+      expect(ok.status, path).toBe(200);
+      expect(ok.headers.get('access-control-allow-origin'), path).toBe(APP);
+      expect(ok.headers.get('access-control-allow-credentials'), path).toBe('true');
+      await ok.body?.cancel();
+      const foreign = await fetch(`${bridge.url}${path}`, { headers: { origin: EVIL, cookie: `${COOKIE}=${t}` } });
+      expect(foreign.headers.get('access-control-allow-origin'), path).toBeNull();
+      expect(foreign.headers.get('access-control-allow-credentials'), path).toBeNull();
+      await foreign.body?.cancel();
+    }
+    const pre = (origin: string) => fetch(`${bridge.url}/events`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+    const allowed = await pre(APP);
+    expect(allowed.headers.get('access-control-allow-credentials')).toBe('true');
+    expect((await pre(EVIL)).headers.get('access-control-allow-credentials')).toBeNull();
+    // A refusal is readable by a listed origin too (the client learns it was a 401).
+    const refused = await fetch(`${bridge.url}/sessions/jw-1/events`, { headers: { origin: APP } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('access-control-allow-credentials')).toBe('true');
+  });
+
+  it('never allows credentials with CORS_ORIGINS=*', async () => {
+    const b = await startBridge({ CORS_ORIGINS: '*' });
+    try {
+      b.sim.createSession('jc-1', { initialEvents: 1, finished: true });
+      for (const path of ['/sessions/jc-1/events', '/sessions/jc-1/changes']) {
+        const res = await fetch(`${b.url}${path}`, { headers: { origin: APP } });
+        expect(res.headers.get('access-control-allow-origin')).toBe('*');
+        expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+        await res.body?.cancel();
+      }
+      const pre = await fetch(`${b.url}/events`, { method: 'OPTIONS', headers: { origin: APP, 'access-control-request-method': 'POST' } });
+      expect(pre.headers.get('access-control-allow-credentials')).toBeNull();
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('refuses a cookie-borne POST /events from a foreign origin, and lets the same or a listed origin through', async () => {
+    const t = await idpToken(rsa);
+    const post = async (headers: Record<string, string>) => {
+      const res = await fetch(`${bridge.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ sessions: ['jw-1'] }) });
+      await res.body?.cancel();
+      return res.status;
+    };
+    expect(await post({ cookie: `${COOKIE}=${t}`, origin: EVIL })).toBe(403);
+    expect(await post({ cookie: `${COOKIE}=${t}`, origin: 'null' })).toBe(403);
+    expect(await post({ cookie: `${COOKIE}=${t}`, origin: APP })).toBe(200);
+    expect(await post({ cookie: `${COOKIE}=${t}`, origin: bridge.url })).toBe(200);
+    // A token the page put in a header is no ambient credential: a foreign origin may send it.
+    expect(await post({ ...bearer(t), cookie: `${COOKIE}=${t}`, origin: EVIL })).toBe(200);
+  });
+});
