@@ -127,10 +127,10 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     const includeEvents = parseIncludeEvents(c.req.query('include_events'), c.req.query('include_details'));
     const waitSeconds = parseWaitSeconds(c.req.query('wait_for_seconds'), MAX_CHANGES_WAIT_SECONDS);
     if (deps.isShuttingDown()) throw new ShuttingDownError();
-    await deps.authorize(credentialsOf(c), [id]);
+    const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
     // hono answers HEAD with the GET handler: answer it at once, no loop, no wait.
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
-    const entry = await deps.hub.acquire(id, includeEvents, from);
+    const entry = await deps.hub.acquire(id, includeEvents, from, grant.upstreamCredential);
     try {
       return await answerChanges(c, deps, entry, from, limit, waitSeconds);
     } finally {
@@ -140,9 +140,9 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
   app.get(`${prefix}/sessions/:id/status`, async (c) => {
     const id = parseSessionId(c.req.param('id'));
     if (deps.isShuttingDown()) throw new ShuttingDownError();
-    await deps.authorize(credentialsOf(c), [id]);
+    const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
-    const entry = await deps.hub.acquireAny(id);
+    const entry = await deps.hub.acquireAny(id, grant.upstreamCredential);
     try {
       requireKnown(entry.feed);
       if (!entry.feed.ended && Date.now() - entry.feed.snapshot.statusAtMs > STATUS_FRESH_MS) {

@@ -1,0 +1,38 @@
+/**
+ * The one place where the subscriber authentication mode is chosen
+ * (CONTRACT.md section 4): tokens, callers' own upstream keys, both, or none.
+ * Combined, a bearer that is a valid pollcast token is judged by its claims,
+ * and anything else is checked with the upstream.
+ */
+import type { Config } from '../config.ts';
+import { UnauthorizedError } from '../errors.ts';
+import type { Stats } from '../metrics.ts';
+import type { UpstreamClient } from '../upstream/client.ts';
+import { allowAll, createJwtAuthorizer, type Authorizer } from './auth.ts';
+import { createUpstreamKeyAuthorizer } from './auth-upstream.ts';
+
+/** What the upstream-key mode needs besides the config. */
+export interface AuthorizerDeps {
+  client: UpstreamClient;
+  stats: Stats;
+}
+
+/** Token first, the upstream for anything that is not a valid token (a valid token short of a session stays a 403). */
+function tokenOrKey(token: Authorizer, key: Authorizer): Authorizer {
+  return async (credentials, sessionIds) => {
+    try {
+      return await token(credentials, sessionIds);
+    } catch (err) {
+      if (!(err instanceof UnauthorizedError)) throw err;
+      return key(credentials, sessionIds);
+    }
+  };
+}
+
+/** The authorizer `config` asks for; the built-in demo and AUTH=none let everyone in. */
+export function createAuthorizer(config: Config, deps: AuthorizerDeps): Authorizer {
+  const token = config.authJwtSecret ? createJwtAuthorizer(config.authJwtSecret) : undefined;
+  if (config.auth !== 'upstream') return token ?? allowAll;
+  const key = createUpstreamKeyAuthorizer({ client: deps.client, cacheSeconds: config.authUpstreamCacheSeconds, keyHeader: config.upstreamAuthHeader, stats: deps.stats });
+  return token ? tokenOrKey(token, key) : key;
+}
