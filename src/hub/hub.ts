@@ -294,6 +294,8 @@ export class Hub {
     entry.graceTimer = null;
     entry.abort?.abort();
     entry.abort = null;
+    // No loop, no need for the callers' credentials: a cached feed holds none (its next user brings one).
+    entry.feed.callers.clear();
     this.historyRuns.delete(entry.key);
     if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
     if (this.closed) return;

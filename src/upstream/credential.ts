@@ -57,6 +57,11 @@ export class CallerCredentials {
     return this.byDigest.delete(digest);
   }
 
+  /** Forgets them all (the loop stopped: nothing needs them any more). */
+  clear(): void {
+    this.byDigest.clear();
+  }
+
   get size(): number {
     return this.byDigest.size;
   }
