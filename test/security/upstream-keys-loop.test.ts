@@ -115,3 +115,24 @@ describe('a key revoked upstream', () => {
     expect(await metric(b, 'pollcast_upstream_auth_refusals_total{status="401"}')).toBeGreaterThanOrEqual(2);
   }, 120_000);
 });
+
+describe('an upstream outage during a renewal', () => {
+  it('is not a refusal: the stream goes on, is checked again, and reaches its end', async () => {
+    const b = await start({ UPSTREAM_API_KEY: OPERATOR, AUTH_UPSTREAM_CACHE_SECONDS: '1' }, { apiKey: OPERATOR });
+    b.sim.createSession('outage', { organisation: 'org-a', emitEveryMs: 100, emitCount: 50 });
+    const held = await hold(`${b.url}/sessions/outage/events`, { authorization: `Bearer ${KEY_A}` });
+    expect(held.status).toBe(200);
+    await held.readUntil((t) => /\nid: \d+/.test(t), 10_000);
+    b.sim.clearRequests();
+    // Every /status call fails for a while: the renewals (and the loop's own status calls) meet 503s.
+    b.sim.faults.script(Array.from({ length: 6 }, () => ({ kind: 'http' as const, status: 503 })), { session: 'outage', endpoint: 'status' });
+    const text = await held.readUntil((t) => t.includes('event: end'), 60_000);
+    expect(text).not.toContain('event: error');
+    const indices = parseSse(text).flatMap((f) => (f.id !== undefined && f.event === undefined ? [Number(f.id)] : []));
+    expect(indices).toEqual(range(50));
+    // The renewal did meet the outage (a failed check), and was made again after it.
+    expect(await metric(b, 'pollcast_upstream_auth_checks_total{outcome="unavailable"}')).toBeGreaterThanOrEqual(1);
+    expect(callsWith(b, 'outage', 'status', KEY_A)).toBeGreaterThanOrEqual(2);
+    held.close();
+  }, 120_000);
+});
