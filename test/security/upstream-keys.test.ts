@@ -151,5 +151,11 @@ describe('combined with tokens', () => {
     expect((await fetch(`${b.url}/sessions/a-1/status`, { headers: { authorization: `Bearer ${forB}` } })).status).toBe(403);
     expect((await fetch(`${b.url}/sessions/b-1/status`, { headers: { authorization: `Bearer ${KEY_A}` } })).status).toBe(404);
     expect((await fetch(`${b.url}/sessions/a-1/status`, { headers: { authorization: 'Bearer neither-a-token-nor-a-key' } })).status).toBe(401);
+    // An expired pollcast token is refused as a token: it is not sent upstream as if it were a key.
+    const expired = await token(['a-1'], { exp: Math.floor(Date.now() / 1000) - 60 });
+    b.sim.clearRequests();
+    expect((await fetch(`${b.url}/sessions/a-1/status`, { headers: { authorization: `Bearer ${expired}` } })).status).toBe(401);
+    expect((await fetch(`${b.url}/sessions/a-1/events?access_token=${expired}`)).status).toBe(401);
+    expect(b.sim.requests().filter((r) => JSON.stringify(r).includes(expired))).toEqual([]);
   });
 });
