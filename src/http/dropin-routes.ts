@@ -117,6 +117,16 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   return nothingNew(c, feed);
 }
 
+/**
+ * A long-poll ends by the time its grant does (rounded up to the second, so a
+ * grant about to run out never makes a caller spin): a key revoked upstream
+ * gets nothing past its verdict, and the next call is checked again.
+ */
+function waitWithin(waitSeconds: number, expiresAtMs: number | undefined): number {
+  if (expiresAtMs === undefined || waitSeconds === 0) return waitSeconds;
+  return Math.max(1, Math.min(waitSeconds, Math.ceil((expiresAtMs - Date.now()) / 1000)));
+}
+
 /** Registers the drop-in `changes` and `status` routes at `prefix` (the path of UPSTREAM_URL, or ''). */
 function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
   app.get(`${prefix}/sessions/:id/changes`, async (c) => {
@@ -132,7 +142,7 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
     const entry = await deps.hub.acquire(id, includeEvents, from, grant.upstreamCredential);
     try {
-      return await answerChanges(c, deps, entry, from, limit, waitSeconds);
+      return await answerChanges(c, deps, entry, from, limit, waitWithin(waitSeconds, grant.expiresAtMs));
     } finally {
       deps.hub.release(entry);
     }

@@ -136,3 +136,22 @@ describe('an upstream outage during a renewal', () => {
     held.close();
   }, 120_000);
 });
+
+describe('drop-in long-polls with a key', () => {
+  it('end by the time the verdict does, so a key revoked meanwhile gets nothing more and its next call is refused', async () => {
+    const b = await start({ UPSTREAM_API_KEY: OPERATOR, AUTH_UPSTREAM_CACHE_SECONDS: '2' }, { apiKey: OPERATOR });
+    b.sim.createSession('quiet', { organisation: 'org-a', initialEvents: 2 });
+    const headers = { authorization: `Bearer ${KEY_A}` };
+    const first = await fetch(`${b.url}/api/v2/sessions/quiet/changes?from_index=0&wait_for_seconds=0`, { headers });
+    expect(first.status).toBe(200);
+    // Asked to wait 30 s for an event that never comes: the answer comes when the 2 s verdict runs out.
+    const startedMs = Date.now();
+    const poll = fetch(`${b.url}/api/v2/sessions/quiet/changes?from_index=2&wait_for_seconds=30`, { headers, signal: AbortSignal.timeout(40_000) });
+    b.sim.revokeKey(KEY_A);
+    const answer = await poll;
+    expect(answer.status).toBe(204);
+    expect(Date.now() - startedMs, 'the long-poll outlived its verdict').toBeLessThan(25_000);
+    const next = await fetch(`${b.url}/api/v2/sessions/quiet/changes?from_index=2&wait_for_seconds=30`, { headers });
+    expect(next.status).toBe(401);
+  }, 60_000);
+});
