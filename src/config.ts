@@ -142,6 +142,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'TRUST_PROXY', key: 'trustProxy', flag: 'trust-proxy', help: 'take the client address from Fly-Client-IP (fly) or the last X-Forwarded-For entry (x-forwarded-for); only behind a proxy that sets it', accepts: 'none, fly or x-forwarded-for', schema: z.enum(['none', 'fly', 'x-forwarded-for']), default: 'none' },
   { env: 'MAX_SESSIONS_PER_STREAM', key: 'maxSessionsPerStream', flag: 'max-sessions-per-stream', help: 'sessions one multiplexed stream (GET/POST /events) may read (more: 400)', accepts: 'an integer 1-1000', schema: int(1, 1000), default: '100' },
   { env: 'H2C', key: 'h2c', flag: 'h2c', help: 'also serve cleartext HTTP/2 (prior knowledge, as proxies that speak h2c to their backends and curl --http2-prior-knowledge send it) on the same port as HTTP/1.1; false serves HTTP/1.1 only', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true'), default: 'true' },
+  { env: 'AUTH_COOKIE_NAME', key: 'authCookieName', flag: 'auth-cookie-name', help: 'cookie that may carry the subscriber token (never forwarded upstream)', accepts: 'a cookie name (letters, digits and !#$%&\'*+.^_`|~-)', schema: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, 'must be a cookie name'), default: 'pollcast_token' },
+  { env: 'PASSTHROUGH', key: 'passthrough', flag: 'passthrough', help: 'forward every other request under the path of UPSTREAM_URL to the upstream (the caller\'s own credential, never UPSTREAM_API_KEY); unset: on, except off with JWT-only auth', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true') },
+  { env: 'PASSTHROUGH_MAX_BODY_BYTES', key: 'passthroughMaxBodyBytes', flag: 'passthrough-max-body-bytes', help: 'largest request body forwarded (bigger: 413, nothing forwarded)', accepts: 'an integer 0-1073741824', schema: int(0, 1 << 30), default: String(10 * 1024 * 1024) },
   { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: num(0.1, 60), default: '8' },
 ];
 
@@ -186,6 +189,10 @@ export interface ConfigShape {
   trustProxy: 'none' | 'fly' | 'x-forwarded-for';
   maxSessionsPerStream: number;
   h2c: boolean;
+  authCookieName: string;
+  /** Undefined: the default of passthroughOn(). */
+  passthrough: boolean | undefined;
+  passthroughMaxBodyBytes: number;
   shutdownTimeoutSeconds: number;
 }
 
@@ -237,6 +244,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 /** True when subscriber tokens are configured (AUTH_JWT_SECRET; AUTH_JWKS_URL where that setting exists). */
 export function tokenAuthConfigured(config: ConfigShape): boolean {
   return config.authJwtSecret !== undefined || (config as { authJwksUrl?: string }).authJwksUrl !== undefined;
+}
+
+/**
+ * Whether the rest of the API is forwarded (CONTRACT §2 PASSTHROUGH): as set, else on,
+ * except with JWT-only auth (a token mode without AUTH=upstream), whose callers hold
+ * pollcast tokens rather than upstream keys.
+ */
+export function passthroughOn(config: Config): boolean {
+  if (config.passthrough !== undefined) return config.passthrough;
+  // Read loosely: AUTH=upstream and AUTH_JWKS_URL come with other issues of this round.
+  const { authJwtSecret, authJwksUrl, auth } = config as { authJwtSecret?: string; authJwksUrl?: string; auth?: string };
+  return !((authJwtSecret !== undefined || authJwksUrl !== undefined) && auth !== 'upstream');
 }
 
 /** Shortest REDIS_LEASE_SECONDS for a long-poll wait and timeout margin (s): 1.5 x (wait + margin) + 1, rounded up. */

@@ -30,6 +30,10 @@ export class Stats {
   upstreamAuthCacheHits = 0;
   /** AUTH=upstream: requests and open streams refused on the upstream's verdict, by status (401, 403, 404). */
   upstreamAuthRefusals: Record<string, number> = {};
+  /** Requests forwarded to the upstream, by `${method}|${status class}`. */
+  forwarded: Record<string, number> = {};
+  /** Forwarded requests that got no (whole) answer, by reason (connect, timeout, reset, body, aborted, too_large). */
+  forwardErrors: Record<string, number> = {};
 }
 
 /** What the registry reads from the running hub on each scrape. */
@@ -63,6 +67,8 @@ export const METRIC_NAMES = [
   'pollcast_upstream_auth_checks_total',
   'pollcast_upstream_auth_cache_hits_total',
   'pollcast_upstream_auth_refusals_total',
+  'pollcast_forwarded_requests_total',
+  'pollcast_forward_errors_total',
 ] as const;
 
 /** The registry behind `/metrics`, plus the hooks the upstream client calls. */
@@ -153,6 +159,19 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
   new Counter({
     name: 'pollcast_upstream_auth_refusals_total', help: 'AUTH=upstream: requests and open streams refused on the upstream\'s verdict, by status (401, 403, 404).', labelNames: ['status'], registers: [registry],
     collect() { for (const [status, n] of Object.entries(stats.upstreamAuthRefusals)) setCounter(this, n, { status }); },
+  });
+  new Counter({
+    name: 'pollcast_forwarded_requests_total', help: 'Requests forwarded to the upstream (pass-through), by method and the upstream\'s status class.', labelNames: ['method', 'status'], registers: [registry],
+    collect() {
+      for (const [key, n] of Object.entries(stats.forwarded)) {
+        const [method = '', status = ''] = key.split('|');
+        setCounter(this, n, { method, status });
+      }
+    },
+  });
+  new Counter({
+    name: 'pollcast_forward_errors_total', help: 'Forwarded requests without a whole answer, by reason (connect, timeout, reset, body, aborted, too_large).', labelNames: ['reason'], registers: [registry],
+    collect() { for (const [reason, n] of Object.entries(stats.forwardErrors)) setCounter(this, n, { reason }); },
   });
   return {
     registry,

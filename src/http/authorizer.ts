@@ -4,12 +4,11 @@
  * Combined, a bearer that is a valid pollcast token is judged by its claims,
  * and anything else is checked with the upstream.
  */
-import { compactVerify } from 'jose';
 import type { Config } from '../config.ts';
 import { UnauthorizedError } from '../errors.ts';
 import type { Stats } from '../metrics.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
-import { allowAll, createJwtAuthorizer, MAX_TOKEN_LENGTH, type Authorizer, type Credentials } from './auth.ts';
+import { allowAll, createJwtAuthorizer, createSubscriberTokenCheck, type Authorizer, type Credentials } from './auth.ts';
 import { createUpstreamKeyAuthorizer } from './auth-upstream.ts';
 
 /** What the upstream-key mode needs besides the config. */
@@ -24,29 +23,16 @@ function bearerOf({ authorization, accessToken }: Credentials): string | undefin
   return m ? m[1] : accessToken;
 }
 
-/**
- * True when `bearer` carries pollcast's own HS256 signature, whatever its
- * claims: such a token (expired, say) is refused as a token, never sent
- * upstream as if it were a key.
- */
-async function signedByUs(bearer: string | undefined, key: Uint8Array): Promise<boolean> {
-  if (bearer === undefined || bearer.length > MAX_TOKEN_LENGTH || bearer.split('.').length !== 3) return false;
-  try {
-    await compactVerify(bearer, key, { algorithms: ['HS256'] });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Token first, the upstream for anything that is not a pollcast token (a valid token short of a session stays a 403). */
 function tokenOrKey(token: Authorizer, key: Authorizer, secret: string): Authorizer {
-  const secretKey = new TextEncoder().encode(secret);
+  // A bearer with pollcast's own signature (expired, say) is refused as a token, never sent upstream as a key.
+  const isOurs = createSubscriberTokenCheck(secret);
   return async (credentials, sessionIds) => {
     try {
       return await token(credentials, sessionIds);
     } catch (err) {
-      if (!(err instanceof UnauthorizedError) || (await signedByUs(bearerOf(credentials), secretKey))) throw err;
+      const bearer = bearerOf(credentials);
+      if (!(err instanceof UnauthorizedError) || (bearer !== undefined && (await isOurs(bearer)))) throw err;
       return key(credentials, sessionIds);
     }
   };
