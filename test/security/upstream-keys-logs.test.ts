@@ -43,6 +43,9 @@ describe('keys never reach the logs', () => {
     expect((await fetch(`${cli.url}/sessions/log-b/events?access_token=${KEY_A}`)).status).toBe(404);
     expect((await fetch(`${cli.url}/api/v2/sessions/log-a/status`, { headers: auth(UNKNOWN) })).status).toBe(401);
     expect((await fetch(`${cli.url}/events?session=log-a&access_token=${UNKNOWN}`)).status).toBe(401);
+    // Forwarded to the upstream (pass-through): the key goes there, and nowhere else.
+    expect((await fetch(`${cli.url}/api/v2/sessions`, { headers: auth(KEY_A) })).status).toBe(200);
+    await fetch(`${cli.url}/api/v2/sessions/log-a?access_token=${KEY_A}`);
     // A loop that runs on a key revoked meanwhile (it is refused upstream, and the stream is ended).
     const watcher = record(`${cli.url}/sessions/log-b/events`, { headers: auth(KEY_B) });
     await watcher.until((r) => r.indices().length >= 3);
