@@ -34,10 +34,9 @@ export interface UpstreamKeyOptions {
   stats: Stats;
 }
 
-function shapedKey(key: string): string {
+function assertKeyShape(key: string): void {
   if (key.length > MAX_KEY_LENGTH) throw new UnauthorizedError('key too long');
   if (!KEY_SHAPE.test(key)) throw new UnauthorizedError('key malformed: printable ASCII without spaces expected');
-  return key;
 }
 
 /**
@@ -55,7 +54,7 @@ export function callerCredential(credentials: Credentials, keyHeader: string | u
     key = m[1]!;
   } else if (credentials.accessToken !== undefined && credentials.accessToken !== '') key = credentials.accessToken;
   if (key === undefined) return undefined;
-  shapedKey(key);
+  assertKeyShape(key);
   return keyHeader !== undefined ? upstreamCredential(keyHeader, key) : upstreamCredential('authorization', `Bearer ${key}`);
 }
 
