@@ -4,7 +4,7 @@ import { connect as h2connect } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startBridge, type Bridge } from '../helpers/harness.ts';
 import { h2request } from '../helpers/h2.ts';
-import { JWT_SECRET, token } from '../security/helpers.ts';
+import { JWT_SECRET, rawRequest, token } from '../security/helpers.ts';
 import { api, CALL_TIMEOUT_MS, KEY_A, OPERATOR_KEY, startGateway } from './helpers.ts';
 
 const bridges: Bridge[] = [];
@@ -114,6 +114,16 @@ describe('forwarding: what reaches the upstream', () => {
     const outside = await api(b.url, KEY_A, 'GET', '/api/v1/sessions');
     expect(outside.status).toBe(404);
     expect(outside.body.code).toBe('not_found');
+  });
+
+  it('never forwards a target with dot segments (it could leave the API path upstream)', async () => {
+    const b = await gateway();
+    b.sim.clearRequests();
+    for (const [target, status] of [['/api/v2/../x', 404], ['/api/v2/%2e%2e/x', 404], ['/api/v2/sessions/%2E/x', 400], ['/api/v2/a/..', 400]] as const) {
+      const res = await rawRequest(b.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      expect(res.status, target).toBe(status);
+    }
+    expect(b.sim.requests()).toEqual([]);
   });
 });
 
