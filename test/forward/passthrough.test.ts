@@ -168,6 +168,25 @@ describe('forwarding: limits and failures', () => {
     expect(b.sim.received('chunked')).toEqual([]);
   });
 
+  it('forwarded requests take rate-limit tokens like the drop-ins: past the burst 429, nothing forwarded', async () => {
+    const b = await gateway({ RATE_LIMIT_BURST: '2', RATE_LIMIT_PER_IP: '0.01' });
+    b.sim.clearRequests();
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/agents')).status).toBe(404);
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions')).status).toBe(200);
+    const refused = await api(`${b.url}/api/v2`, KEY_A, 'POST', '/sessions', { agent: 'x' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(b.sim.requests().map((r) => `${r.method} ${r.target}`)).toEqual(['GET /api/v2/agents', 'GET /api/v2/sessions']);
+  });
+
+  it('a request target over MAX_URL_BYTES is 414 and not forwarded', async () => {
+    const b = await gateway({ MAX_URL_BYTES: '256' });
+    b.sim.clearRequests();
+    const res = await api(`${b.url}/api/v2`, KEY_A, 'GET', `/sessions?search=${'x'.repeat(300)}`);
+    expect(res.status).toBe(414);
+    expect(forwardedTo(b)).toEqual([]);
+  });
+
   it('upstream unreachable: 502 JSON', async () => {
     const port = await freePort();
     const b = await startBridge({ UPSTREAM_URL: `http://127.0.0.1:${port}/api/v2` });
