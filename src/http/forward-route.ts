@@ -129,9 +129,14 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   try {
     answer = await forwarder.forward({ method, target, headers, body: limit, signal: abort.signal });
   } catch (err) {
-    if (limit?.overflowed) {
+    if (limit) {
+      // The rest of the body is not read: the connection is not reused.
       incoming.unpipe(limit);
+      limit.destroy();
       if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+    }
+    outgoing.off('close', onClose);
+    if (limit?.overflowed) {
       count(deps.stats.forwardErrors, 'too_large');
       throw new PayloadTooLargeError(maxBytes);
     }

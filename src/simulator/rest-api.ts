@@ -5,7 +5,7 @@ import type { SimContext } from './context.ts';
 import type { Caller } from './keys.ts';
 import { eventsPage, resource, sessionAction, share } from './rest-actions.ts';
 import type { SessionAction } from './rest-actions.ts';
-import { cancelSession, createSession, getSession, listSessions } from './rest-sessions.ts';
+import { cancelSession, createSession, getSession, listSessions, quota } from './rest-sessions.ts';
 
 type Handler = (ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL, params: string[], caller: Caller) => void | Promise<void>;
 
@@ -18,6 +18,8 @@ const action =
 const ROUTES: Array<[string, RegExp, Handler]> = [
   ['POST', /^\/sessions$/, (ctx, req, res, _url, _p, caller) => createSession(ctx, req, res, caller)],
   ['GET', /^\/sessions$/, (ctx, _req, res, url, _p, caller) => listSessions(ctx, res, url, caller)],
+  // Before `/sessions/{id}`: `quota` is not a session id.
+  ['GET', /^\/sessions\/quota$/, (ctx, _req, res, _url, _p, caller) => quota(ctx, res, caller)],
   ['GET', /^\/sessions\/([^/]+)$/, (ctx, _req, res, _url, [id = ''], caller) => getSession(ctx, res, id, caller)],
   ['DELETE', /^\/sessions\/([^/]+)$/, (ctx, _req, res, _url, [id = ''], caller) => cancelSession(ctx, res, id, caller)],
   ['POST', /^\/sessions\/([^/]+)\/messages$/, action('messages')],

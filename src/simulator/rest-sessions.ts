@@ -115,6 +115,15 @@ export function listSessions(ctx: SimContext, res: ServerResponse, url: URL, cal
   sendJson(res, 200, { ...pageOf(rows, page, size), items: pageOf(rows, page, size).items.map(summaryView) });
 }
 
+/** Concurrent sessions an organisation may run, as `GET /sessions/quota` reports it (nothing enforces it). */
+export const QUOTA_LIMIT = 50;
+
+/** `GET /sessions/quota`: `QuotaStatus` `{scope, limit, active, available}` over the caller's live sessions. */
+export function quota(ctx: SimContext, res: ServerResponse, caller: Caller): void {
+  const active = ctx.store.all().filter((r) => r.finishedAt === null && canSee(caller, r.organisation)).length;
+  sendJson(res, 200, { scope: 'org', limit: QUOTA_LIMIT, active, available: Math.max(0, QUOTA_LIMIT - active) });
+}
+
 /** `GET /sessions/{id}`: the `Session` envelope. */
 export function getSession(ctx: SimContext, res: ServerResponse, id: string, caller: Caller): void {
   const record = visibleSession(ctx, caller, id);

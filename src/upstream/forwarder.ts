@@ -70,13 +70,20 @@ function classify(err: unknown, signal: AbortSignal): ForwardError {
   return new ForwardError('body', `forwarding failed: ${message}`, { cause: err });
 }
 
+/** Timeouts of a forwarder (ms); the defaults are the FORWARD_* constants (tests shorten them). */
+export interface ForwarderTimeouts {
+  connectMs?: number;
+  headersMs?: number;
+  bodyMs?: number;
+}
+
 /** Creates the pass-through pool for `origin` (scheme, host and port of UPSTREAM_URL). */
-export function createForwarder(origin: string): Forwarder {
+export function createForwarder(origin: string, timeouts: ForwarderTimeouts = {}): Forwarder {
   const pool = new Pool(origin, {
     connections: FORWARD_MAX_CONNECTIONS,
-    connect: { timeout: FORWARD_CONNECT_TIMEOUT_MS },
-    headersTimeout: FORWARD_HEADERS_TIMEOUT_MS,
-    bodyTimeout: FORWARD_BODY_TIMEOUT_MS,
+    connect: { timeout: timeouts.connectMs ?? FORWARD_CONNECT_TIMEOUT_MS },
+    headersTimeout: timeouts.headersMs ?? FORWARD_HEADERS_TIMEOUT_MS,
+    bodyTimeout: timeouts.bodyMs ?? FORWARD_BODY_TIMEOUT_MS,
   });
   return {
     async forward({ method, target, headers, body, signal }) {

@@ -4,7 +4,7 @@ import { connect as h2connect } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startBridge, type Bridge } from '../helpers/harness.ts';
 import { h2request } from '../helpers/h2.ts';
-import { JWT_SECRET, token } from '../security/helpers.ts';
+import { JWT_SECRET, rawRequest, token } from '../security/helpers.ts';
 import { api, CALL_TIMEOUT_MS, KEY_A, OPERATOR_KEY, startGateway } from './helpers.ts';
 
 const bridges: Bridge[] = [];
@@ -115,6 +115,16 @@ describe('forwarding: what reaches the upstream', () => {
     expect(outside.status).toBe(404);
     expect(outside.body.code).toBe('not_found');
   });
+
+  it('never forwards a target with dot segments (it could leave the API path upstream)', async () => {
+    const b = await gateway();
+    b.sim.clearRequests();
+    for (const [target, status] of [['/api/v2/../x', 404], ['/api/v2/%2e%2e/x', 404], ['/api/v2/sessions/%2E/x', 400], ['/api/v2/a/..', 400]] as const) {
+      const res = await rawRequest(b.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      expect(res.status, target).toBe(status);
+    }
+    expect(b.sim.requests()).toEqual([]);
+  });
 });
 
 describe('forwarding: limits and failures', () => {
@@ -156,6 +166,25 @@ describe('forwarding: limits and failures', () => {
     expect(res.status).toBe(413);
     expect(((await res.json()) as { code: string }).code).toBe('payload_too_large');
     expect(b.sim.received('chunked')).toEqual([]);
+  });
+
+  it('forwarded requests take rate-limit tokens like the drop-ins: past the burst 429, nothing forwarded', async () => {
+    const b = await gateway({ RATE_LIMIT_BURST: '2', RATE_LIMIT_PER_IP: '0.01' });
+    b.sim.clearRequests();
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/agents')).status).toBe(404);
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions')).status).toBe(200);
+    const refused = await api(`${b.url}/api/v2`, KEY_A, 'POST', '/sessions', { agent: 'x' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(b.sim.requests().map((r) => `${r.method} ${r.target}`)).toEqual(['GET /api/v2/agents', 'GET /api/v2/sessions']);
+  });
+
+  it('a request target over MAX_URL_BYTES is 414 and not forwarded', async () => {
+    const b = await gateway({ MAX_URL_BYTES: '256' });
+    b.sim.clearRequests();
+    const res = await api(`${b.url}/api/v2`, KEY_A, 'GET', `/sessions?search=${'x'.repeat(300)}`);
+    expect(res.status).toBe(414);
+    expect(forwardedTo(b)).toEqual([]);
   });
 
   it('upstream unreachable: 502 JSON', async () => {

@@ -188,6 +188,8 @@ describe('real dialect REST API: lists, history, share, resources', () => {
     expect(await ids('search=table')).toEqual(['s-run']);
     expect(await ids('created_after=2000-01-01T00:00:00Z')).toHaveLength(3);
     expect(await ids('created_after=2999-01-01T00:00:00Z')).toEqual([]);
+    expect((await json(await call(A, 'GET', '/sessions/quota')))).toEqual({ scope: 'org', limit: 50, active: 2, available: 48 });
+    expect((await json(await call(B, 'GET', '/sessions/quota'))).active).toBe(0);
     for (const bad of ['size=101', 'size=0', 'page=0', 'status=nope', 'created_after=yesterday', 'owner=everyone', 'size=x']) {
       expect((await call(A, 'GET', `/sessions?${bad}`)).status, bad).toBe(422);
     }
