@@ -136,8 +136,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'AUTH_JWT_ISSUER', key: 'authJwtIssuer', flag: 'auth-jwt-issuer', help: 'iss a token must carry', accepts: 'a non-empty string without spaces', schema: claimValue },
   { env: 'AUTH_JWT_AUDIENCE', key: 'authJwtAudience', flag: 'auth-jwt-audience', help: 'aud a token must carry', accepts: 'a non-empty string without spaces', schema: claimValue },
   { env: 'AUTH_JWT_SESSIONS_CLAIM', key: 'authJwtSessionsClaim', flag: 'auth-jwt-sessions-claim', help: 'claim listing the session ids a token may read (or ["*"])', accepts: 'a claim name such as sessions or https://app.example.com/sessions', schema: claimValue, default: 'sessions' },
-  { env: 'AUTH_COOKIE_NAME', key: 'authCookieName', flag: 'auth-cookie-name', help: 'cookie that may carry the subscriber token (EventSource withCredentials)', accepts: 'a cookie name', schema: cookieName, default: 'pollcast_token' },
-  { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token', accepts: '"none"', schema: z.enum(['none']) },
+  { env: 'AUTH_COOKIE_NAME', key: 'authCookieName', flag: 'auth-cookie-name', help: 'cookie that may carry the subscriber token (EventSource withCredentials; never forwarded upstream)', accepts: 'a cookie name', schema: cookieName, default: 'pollcast_token' },
+  { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token; "upstream": subscribers bring their own upstream key, checked with the upstream (may be combined with AUTH_JWT_SECRET)', accepts: '"none" or "upstream"', schema: z.enum(['none', 'upstream']) },
+  { env: 'AUTH_UPSTREAM_CACHE_SECONDS', key: 'authUpstreamCacheSeconds', flag: 'auth-upstream-cache-seconds', help: 'AUTH=upstream: how long the upstream\'s verdict on a (key, session) pair is kept (a refusal at most 5 s); open streams are checked again when it runs out', accepts: 'an integer 1-3600', schema: int(1, 3600), default: '60' },
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
   { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().regex(/^[A-Za-z0-9.:_-]{1,64}$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
@@ -164,6 +165,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'TRUST_PROXY', key: 'trustProxy', flag: 'trust-proxy', help: 'take the client address from Fly-Client-IP (fly) or the last X-Forwarded-For entry (x-forwarded-for); only behind a proxy that sets it', accepts: 'none, fly or x-forwarded-for', schema: z.enum(['none', 'fly', 'x-forwarded-for']), default: 'none' },
   { env: 'MAX_SESSIONS_PER_STREAM', key: 'maxSessionsPerStream', flag: 'max-sessions-per-stream', help: 'sessions one multiplexed stream (GET/POST /events) may read (more: 400)', accepts: 'an integer 1-1000', schema: int(1, 1000), default: '100' },
   { env: 'H2C', key: 'h2c', flag: 'h2c', help: 'also serve cleartext HTTP/2 (prior knowledge, as proxies that speak h2c to their backends and curl --http2-prior-knowledge send it) on the same port as HTTP/1.1; false serves HTTP/1.1 only', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true'), default: 'true' },
+  { env: 'PASSTHROUGH', key: 'passthrough', flag: 'passthrough', help: 'forward every other request under the path of UPSTREAM_URL to the upstream (the caller\'s own credential, never UPSTREAM_API_KEY); unset: on, except off with JWT-only auth', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true') },
+  { env: 'PASSTHROUGH_MAX_BODY_BYTES', key: 'passthroughMaxBodyBytes', flag: 'passthrough-max-body-bytes', help: 'largest request body forwarded (bigger: 413, nothing forwarded)', accepts: 'an integer 0-1073741824', schema: int(0, 1 << 30), default: String(10 * 1024 * 1024) },
   { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: num(0.1, 60), default: '8' },
 ];
 
@@ -187,7 +190,8 @@ export interface ConfigShape {
   authJwtAudience: string | undefined;
   authJwtSessionsClaim: string;
   authCookieName: string;
-  auth: 'none' | undefined;
+  auth: 'none' | 'upstream' | undefined;
+  authUpstreamCacheSeconds: number;
   corsOrigins: string | undefined;
   redisUrl: string | undefined;
   redisKeyPrefix: string;
@@ -214,6 +218,9 @@ export interface ConfigShape {
   trustProxy: 'none' | 'fly' | 'x-forwarded-for';
   maxSessionsPerStream: number;
   h2c: boolean;
+  /** Undefined: the default of passthroughOn(). */
+  passthrough: boolean | undefined;
+  passthroughMaxBodyBytes: number;
   shutdownTimeoutSeconds: number;
 }
 
@@ -238,8 +245,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     out[opt.key] = parsed.data;
   }
   const config = out as unknown as ConfigShape;
-  if (config.upstreamAuthHeader && !config.upstreamApiKey) {
-    throw new ConfigError('UPSTREAM_AUTH_HEADER', 'is set but UPSTREAM_API_KEY is not: set the key it should carry');
+  // With AUTH=upstream the header also names where callers put their own keys, so it may stand alone.
+  if (config.upstreamAuthHeader && !config.upstreamApiKey && config.auth !== 'upstream') {
+    throw new ConfigError('UPSTREAM_AUTH_HEADER', 'is set but UPSTREAM_API_KEY is not: set the key it should carry (or AUTH=upstream, where callers send their own key in it)');
   }
   // Node counts the request line into the header limit: a longer URL limit would never answer 414.
   if (config.maxUrlBytes > config.maxHeaderBytes) {
@@ -255,8 +263,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
   }
   // Secure by default: a real upstream behind an open bridge would stream anyone's sessions to anyone.
-  if (config.upstreamUrl && !tokenAuthConfigured(config) && config.auth !== 'none') {
-    throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET (HS256 secret) or AUTH_JWKS_URL (identity provider keys), or AUTH=none to allow anyone');
+  if (config.upstreamUrl && !tokenAuthConfigured(config) && config.auth === undefined) {
+    throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET or AUTH_JWKS_URL (tokens), AUTH=upstream (callers\' own upstream keys), or AUTH=none to allow anyone');
   }
   // iss and aud pin whose tokens count; with no key to check a token they would protect nothing.
   for (const [variable, value] of [['AUTH_JWT_ISSUER', config.authJwtIssuer], ['AUTH_JWT_AUDIENCE', config.authJwtAudience]] as const) {
@@ -268,6 +276,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 /** True when subscriber tokens are checked (AUTH_JWT_SECRET or AUTH_JWKS_URL). */
 export function tokenAuthConfigured(config: Pick<ConfigShape, 'authJwtSecret' | 'authJwksUrl'>): boolean {
   return config.authJwtSecret !== undefined || config.authJwksUrl !== undefined;
+}
+
+/**
+ * Whether the rest of the API is forwarded (PASSTHROUGH): as set, else on,
+ * except with JWT-only auth (a token mode without AUTH=upstream), whose callers
+ * hold pollcast tokens rather than upstream keys.
+ */
+export function passthroughOn(config: Config): boolean {
+  if (config.passthrough !== undefined) return config.passthrough;
+  return !(tokenAuthConfigured(config) && config.auth !== 'upstream');
 }
 
 /** Shortest REDIS_LEASE_SECONDS for a long-poll wait and timeout margin (s): 1.5 x (wait + margin) + 1, rounded up. */

@@ -61,8 +61,14 @@ export interface VerifiedToken {
 export interface TokenVerifier {
   /** Verifies a token; throws UnauthorizedError (401) when it is not valid. */
   verify(token: string): Promise<VerifiedToken>;
-  /** True when `token` is a valid pollcast token (for stripping subscriber tokens from forwarded requests). */
+  /** True when `token` is a valid pollcast token. */
   isValid(token: string): Promise<boolean>;
+  /**
+   * True when `token` carries pollcast's own signature, valid or not (expired,
+   * short of a claim): it is a subscriber token, never to be forwarded upstream
+   * nor checked there as a key.
+   */
+  isOurs(token: string): Promise<boolean>;
   /** The cookie name tokens may arrive in. */
   readonly cookieName: string;
 }
@@ -135,16 +141,19 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
   if (options.issuer !== undefined) base.issuer = options.issuer;
   if (options.audience !== undefined) base.audience = options.audience;
 
+  // The header picks the key source only; jose then checks the algorithm against the pinned list of that source,
+  // so an HS256 token never meets a public key and an RS256 one never the secret.
+  const check = async (token: string): Promise<JWTPayload> => {
+    const { alg } = decodeProtectedHeader(token);
+    if (alg === 'HS256' && secret !== undefined) return (await jwtVerify(token, secret, { ...base, algorithms: ['HS256'] })).payload;
+    if (jwks !== undefined && alg !== 'HS256') return (await jwtVerify(token, jwks, { ...base, algorithms: [...JWKS_ALGORITHMS] })).payload;
+    throw new UnauthorizedError(`access token algorithm ${JSON.stringify(String(alg).slice(0, 20))} is not accepted`);
+  };
   const verify = async (token: string): Promise<VerifiedToken> => {
     if (token.length > MAX_TOKEN_LENGTH) throw new UnauthorizedError('access token too long');
     let payload: JWTPayload;
     try {
-      // The header picks the key source only; jose then checks the algorithm against the pinned list of that source,
-      // so an HS256 token never meets a public key and an RS256 one never the secret.
-      const { alg } = decodeProtectedHeader(token);
-      if (alg === 'HS256' && secret !== undefined) ({ payload } = await jwtVerify(token, secret, { ...base, algorithms: ['HS256'] }));
-      else if (jwks !== undefined && alg !== 'HS256') ({ payload } = await jwtVerify(token, jwks, { ...base, algorithms: [...JWKS_ALGORITHMS] }));
-      else throw new UnauthorizedError(`access token algorithm ${JSON.stringify(String(alg).slice(0, 20))} is not accepted`);
+      payload = await check(token);
     } catch (err) {
       throw tokenRefusal(err);
     }
@@ -161,6 +170,16 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
   return {
     verify,
     isValid: (token) => verify(token).then(() => true, () => false),
+    isOurs: async (token) => {
+      if (token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3) return false;
+      try {
+        await check(token);
+        return true;
+      } catch (err) {
+        // jose checks the claims only once the signature is verified.
+        return err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed;
+      }
+    },
     cookieName: options.cookieName ?? DEFAULT_COOKIE_NAME,
   };
 }

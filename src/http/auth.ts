@@ -42,9 +42,11 @@ export interface Credentials {
 /** Checks that the request may read every one of `sessionIds` (none: that it is authenticated at all); throws 401/403 errors. */
 export type Authorizer = (credentials: Credentials, sessionIds: readonly string[]) => Promise<Grant>;
 
-/** A hono request's credentials. */
-export function credentialsOf(c: Context): Credentials {
-  return { authorization: c.req.header('authorization'), accessToken: c.req.query('access_token'), cookie: c.req.header('cookie') };
+/** A hono request's credentials; `keyHeader` is UPSTREAM_AUTH_HEADER, read when configured. */
+export function credentialsOf(c: Context, keyHeader?: string): Credentials {
+  const credentials: Credentials = { authorization: c.req.header('authorization'), accessToken: c.req.query('access_token'), cookie: c.req.header('cookie') };
+  if (keyHeader !== undefined) credentials.keyHeader = c.req.header(keyHeader);
+  return credentials;
 }
 
 /** The part of a grant an open stream keeps: when it runs out and how it is confirmed again. */
@@ -58,3 +60,9 @@ export const allowAll: Authorizer = async () => ({ expiresAtMs: undefined, scope
 
 // Token mode lives in auth-token.ts (HS256 and JWKS); re-exported here, where the modes are composed.
 export { createJwtAuthorizer, createTokenVerifier, JWT_CLOCK_TOLERANCE_SECONDS, MAX_TOKEN_LENGTH, type TokenOptions, type TokenVerifier } from './auth-token.ts';
+
+/** Whether a bearer value is a pollcast subscriber token (which must never be forwarded upstream). */
+export type SubscriberTokenCheck = (value: string) => Promise<boolean>;
+
+/** Nothing is a pollcast token (no token mode configured). */
+export const noSubscriberTokens: SubscriberTokenCheck = async () => false;

@@ -16,18 +16,19 @@ import type { FeedEntry } from '../hub/hub.ts';
 import type { LaneSpec } from '../hub/mux-subscriber.ts';
 import { responseGone, streamHeaders } from '../hub/writer.ts';
 import { ForbiddenError, SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
 import { credentialFromCookie } from './auth-token.ts';
 import { corsOriginList, originMaySendCookie } from './cors.ts';
 import { tokenAuthConfigured } from '../config.ts';
 
 /** The lanes of a request: every open session acquired at once (single flight per session, like single streams). */
-async function acquireLanes(deps: AppDeps, req: MuxRequest): Promise<LaneSpec[]> {
+async function acquireLanes(deps: AppDeps, req: MuxRequest, credential: UpstreamCredential | undefined): Promise<LaneSpec[]> {
   const reading = req.ids.map((id, i) => ({ id, value: req.values[i]! }));
   const results = await Promise.allSettled(
     reading.map(({ id, value }) => {
       if (value === ENDED) return Promise.resolve(null);
       // An overview reads status and end only: any loop of the session will do.
-      return req.mode === 'overview' ? deps.hub.acquireAny(id) : deps.hub.acquire(id, req.includeEvents, value - 1);
+      return req.mode === 'overview' ? deps.hub.acquireAny(id, credential) : deps.hub.acquire(id, req.includeEvents, value - 1, credential);
     }),
   );
   const acquired = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));
@@ -54,7 +55,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     c.env.incoming.socket.destroy();
     return RESPONSE_ALREADY_SENT;
   }
-  const credentials = credentialsOf(c);
+  const credentials = credentialsOf(c, deps.config.upstreamAuthHeader);
   if (c.req.method === 'POST' && tokenAuthConfigured(deps.config) && credentialFromCookie(credentials, deps.config.authCookieName)) {
     if (!originMaySendCookie(corsOriginList(deps.config.corsOrigins), c.req.header('origin'), new URL(c.req.url).origin)) {
       throw new ForbiddenError('a cookie-borne token may only be POSTed from this origin or one listed in CORS_ORIGINS');
@@ -72,7 +73,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
   let lanes: LaneSpec[];
   try {
-    lanes = await acquireLanes(deps, req);
+    lanes = await acquireLanes(deps, req, grant.upstreamCredential);
   } catch (err) {
     slot.release();
     throw err;

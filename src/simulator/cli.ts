@@ -7,7 +7,7 @@ const FORCED_EXIT_AFTER_MS = 5_000;
 
 const HELP = `Usage: node src/simulator/cli.ts [options]
 
-Simulated sessions API (GET /sessions/{id}/changes, /status) for pollcast.
+Simulated sessions API (GET /sessions/{id}/changes, /status; with --api real the rest of the Agent API) for pollcast.
 Prints one JSON line {"simulator":"<API base URL>","api":"real|simple"} once listening.
 
 Options:
@@ -17,6 +17,7 @@ Options:
   --demo            run demo sessions demo-1, demo-2, ... (at least 3 live)
   --seed N          PRNG seed for demo sessions and events (default ${DEFAULT_SEED})
   --api-key K       require this upstream credential (401 otherwise)
+  --api-keys L      keys scoped to an organisation, key=org[,key=org...]: a key sees its organisation's sessions only
   --auth-header H   header carrying the key raw (default: Authorization: Bearer K)
   --max-wait S      cap on wait_for_seconds (default ${DEFAULT_MAX_WAIT_SECONDS})
   --max-limit N     cap on limit (default ${DEFAULT_MAX_LIMIT})
@@ -50,6 +51,7 @@ function parseOptions(): SimulatorOptions {
         demo: { type: 'boolean' },
         seed: { type: 'string' },
         'api-key': { type: 'string' },
+        'api-keys': { type: 'string' },
         'auth-header': { type: 'string' },
         'max-wait': { type: 'string' },
         'max-limit': { type: 'string' },
@@ -81,6 +83,11 @@ function parseOptions(): SimulatorOptions {
   if (values.host !== undefined) options.host = values.host;
   if (values['api-key'] !== undefined) options.apiKey = values['api-key'];
   if (values['auth-header'] !== undefined) options.authHeader = values['auth-header'];
+  if (values['api-keys'] !== undefined) {
+    const pairs = values['api-keys'].split(',').map((pair) => pair.split('='));
+    if (pairs.some((p) => p.length !== 2 || p[0] === '' || p[1] === '')) fail(`--api-keys must be key=organisation[,key=organisation...], got ${JSON.stringify(values['api-keys'])}`);
+    options.apiKeys = Object.fromEntries(pairs);
+  }
   return options;
 }
 

@@ -6,6 +6,7 @@ import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseChanges, parseRetryAfterMs, parseStatusBody } from './parse.ts';
 import type { StatusBody, TrajectoryChanges } from './types.ts';
+import type { UpstreamCredential } from './credential.ts';
 
 /** Why a call did not produce data. */
 export type FailureOutcome =
@@ -53,10 +54,13 @@ export const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
 /** Largest upstream body read (bytes); larger → too-large, and the caller asks for fewer events. */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-/** Talks to one sessions API. */
+/**
+ * Talks to one sessions API. A call given a `credential` (a caller's own
+ * upstream key, AUTH=upstream) sends it in place of the operator's key.
+ */
 export interface UpstreamClient {
-  changes(sessionId: string, query: ChangesQuery, signal?: AbortSignal): Promise<ChangesOutcome>;
-  status(sessionId: string, signal?: AbortSignal): Promise<StatusOutcome>;
+  changes(sessionId: string, query: ChangesQuery, signal?: AbortSignal, credential?: UpstreamCredential): Promise<ChangesOutcome>;
+  status(sessionId: string, signal?: AbortSignal, credential?: UpstreamCredential): Promise<StatusOutcome>;
   close(): Promise<void>;
 }
 
@@ -83,7 +87,8 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   const marginMs = options.timeoutMarginMs ?? DEFAULT_TIMEOUT_MARGIN_MS;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const pool = new Pool(base.origin, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, pipelining: 1 });
-  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'pollcast' };
+  const plainHeaders: Record<string, string> = { accept: 'application/json', 'user-agent': 'pollcast' };
+  const headers: Record<string, string> = { ...plainHeaders };
   if (options.apiKey) {
     if (options.authHeader) headers[options.authHeader.toLowerCase()] = options.apiKey;
     else headers.authorization = `Bearer ${options.apiKey}`;
@@ -96,11 +101,17 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     return params ? `${path}?${params.toString()}` : path;
   }
 
+  // The caller's credential replaces the operator's key: the upstream judges that caller, not pollcast.
+  function headersFor(credential: UpstreamCredential | undefined): Record<string, string> {
+    return credential === undefined ? headers : { ...plainHeaders, [credential.header]: credential.value };
+  }
+
   async function call(
     endpoint: 'changes' | 'status',
     path: string,
     waitSeconds: number,
     signal: AbortSignal | undefined,
+    credential?: UpstreamCredential,
   ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string; bytes: number } | FailureOutcome> {
     if (closed || signal?.aborted) return { kind: 'aborted' };
     const budgetMs = waitSeconds * 1000 + marginMs;
@@ -117,7 +128,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       const res = await pool.request({
         method: 'GET',
         path,
-        headers,
+        headers: headersFor(credential),
         signal: combined,
         headersTimeout: budgetMs,
         bodyTimeout: marginMs,
@@ -166,7 +177,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   }
 
   return {
-    changes(sessionId, query, signal) {
+    changes(sessionId, query, signal, credential) {
       return timed('changes', async (): Promise<ChangesOutcome> => {
         const params = new URLSearchParams({
           from_index: String(query.fromIndex),
@@ -174,7 +185,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
           include_events: String(query.includeEvents),
           wait_for_seconds: String(query.waitSeconds),
         });
-        const res = await call('changes', pathFor(sessionId, 'changes', params), query.waitSeconds, signal);
+        const res = await call('changes', pathFor(sessionId, 'changes', params), query.waitSeconds, signal, credential);
         if ('kind' in res) return res;
         if (res.status === 204) return { kind: 'no-change' };
         if (res.status !== 200) return classifyFailure(res.status, res.headers);
@@ -185,9 +196,9 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         return { kind: 'events', changes: parsed.value, bytes: res.bytes };
       });
     },
-    status(sessionId, signal) {
+    status(sessionId, signal, credential) {
       return timed('status', async (): Promise<StatusOutcome> => {
-        const res = await call('status', pathFor(sessionId, 'status'), 0, signal);
+        const res = await call('status', pathFor(sessionId, 'status'), 0, signal, credential);
         if ('kind' in res) return res;
         if (res.status !== 200) return classifyFailure(res.status, res.headers);
         const json = parseJson(res.text);

@@ -79,8 +79,9 @@ describe('cli', () => {
     const { simulator } = JSON.parse(line) as { simulator: string };
     const origin = simulator.slice(0, -'/api/v2'.length);
 
-    const list = (await (await get(`${simulator}/sessions`)).json()) as { sessions: Array<{ id: string }> };
-    expect(list.sessions.map((s) => s.id)).toEqual(['demo-1', 'demo-2', 'demo-3']);
+    // The real dialect's list is the API's page of summaries.
+    const list = (await (await get(`${simulator}/sessions?sort=created_at`)).json()) as { items: Array<{ id: string }> };
+    expect(list.items.map((s) => s.id)).toEqual(['demo-1', 'demo-2', 'demo-3']);
     expect((await get(`${origin}/sessions`)).status).toBe(404);
     const status = (await (await get(`${simulator}/sessions/demo-1/status`)).json()) as Record<string, unknown>;
     expect(Object.keys(status).sort()).toEqual(['error', 'status', 'steps', 'subagent_session_ids', 'usage_per_model']);
@@ -91,10 +92,24 @@ describe('cli', () => {
     expect(await within(proc.exited, 8_000, 'cli exit after SIGTERM')).toBe(0);
   });
 
+  it('--api-keys scopes keys to organisations', async () => {
+    const proc = run([CLI, '--api', 'real', '--port', '0', '--api-keys', 'ka=org-a,kb=org-b']);
+    const { simulator } = JSON.parse(await within(proc.firstLine, 10_000, 'cli listening line')) as { simulator: string };
+    const as = (key: string) => ({ headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } });
+    const created = (await (await get(`${simulator}/sessions`, { method: 'POST', body: JSON.stringify({ agent: 'a' }), ...as('ka') })).json()) as { id: string };
+    expect((await get(`${simulator}/sessions/${created.id}/status`, as('ka'))).status).toBe(200);
+    expect((await get(`${simulator}/sessions/${created.id}/status`, as('kb'))).status).toBe(404);
+    expect((await get(`${simulator}/sessions`, as('nope'))).status).toBe(401);
+    proc.child.kill('SIGTERM');
+    expect(await within(proc.exited, 8_000, 'cli exit after SIGTERM')).toBe(0);
+    const bad = run([CLI, '--api-keys', 'no-organisation']);
+    expect(await within(bad.exited, 10_000, 'bad flag exit')).toBe(2);
+  });
+
   it('prints help', async () => {
     const proc = run([CLI, '--help']);
     expect(await within(proc.exited, 10_000, 'help exit')).toBe(0);
-    for (const flag of ['--api', '--port', '--host', '--demo', '--seed', '--api-key', '--auth-header', '--max-wait', '--max-limit']) {
+    for (const flag of ['--api', '--port', '--host', '--demo', '--seed', '--api-key', '--api-keys', '--auth-header', '--max-wait', '--max-limit']) {
       expect(proc.stdout()).toContain(flag);
     }
   });

@@ -1,0 +1,57 @@
+/**
+ * The one place where the subscriber authentication mode is chosen
+ * (CONTRACT.md section 4): tokens, callers' own upstream keys, both, or none.
+ * Combined, a bearer that is a valid pollcast token is judged by its claims,
+ * and anything else is checked with the upstream.
+ */
+import { tokenAuthConfigured, type Config } from '../config.ts';
+import { UnauthorizedError } from '../errors.ts';
+import type { Stats } from '../metrics.ts';
+import type { UpstreamClient } from '../upstream/client.ts';
+import { allowAll, noSubscriberTokens, type Authorizer, type Credentials, type SubscriberTokenCheck } from './auth.ts';
+import { createJwtAuthorizer, createTokenVerifier, tokenOptionsOf, type TokenVerifier } from './auth-token.ts';
+import { createUpstreamKeyAuthorizer } from './auth-upstream.ts';
+
+/** What the upstream-key mode needs besides the config. */
+export interface AuthorizerDeps {
+  client: UpstreamClient;
+  stats: Stats;
+}
+
+/** The bearer a token would be read from (header, else query), unparsed. */
+function bearerOf({ authorization, accessToken }: Credentials): string | undefined {
+  const m = authorization === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+  return m ? m[1] : accessToken;
+}
+
+/** Token first, the upstream for anything that is not a pollcast token (a valid token short of a session stays a 403). */
+function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenCheck): Authorizer {
+  // A bearer with pollcast's own signature (expired, say) is refused as a token, never sent upstream as a key.
+  return async (credentials, sessionIds) => {
+    try {
+      return await token(credentials, sessionIds);
+    } catch (err) {
+      const bearer = bearerOf(credentials);
+      if (!(err instanceof UnauthorizedError) || (bearer !== undefined && (await isOurs(bearer)))) throw err;
+      return key(credentials, sessionIds);
+    }
+  };
+}
+
+/** The token verifier `config` asks for (one, so its JWKS cache is shared), or undefined without token auth. */
+export function createVerifier(config: Config): TokenVerifier | undefined {
+  return tokenAuthConfigured(config) ? createTokenVerifier(tokenOptionsOf(config)) : undefined;
+}
+
+/** Whether a bearer is a pollcast token, for stripping it from forwarded requests. */
+export function subscriberTokenCheck(verifier: TokenVerifier | undefined): SubscriberTokenCheck {
+  return verifier ? (value) => verifier.isOurs(value) : noSubscriberTokens;
+}
+
+/** The authorizer `config` asks for; the built-in demo and AUTH=none let everyone in. */
+export function createAuthorizer(config: Config, deps: AuthorizerDeps, verifier: TokenVerifier | undefined): Authorizer {
+  const token = verifier ? createJwtAuthorizer(tokenOptionsOf(config), verifier) : undefined;
+  if (config.auth !== 'upstream') return token ?? allowAll;
+  const key = createUpstreamKeyAuthorizer({ client: deps.client, cacheSeconds: config.authUpstreamCacheSeconds, keyHeader: config.upstreamAuthHeader, stats: deps.stats });
+  return token && verifier ? tokenOrKey(token, key, subscriberTokenCheck(verifier)) : key;
+}

@@ -1,0 +1,280 @@
+/** The pass-through byte for byte: targets, headers, credentials, redirects, limits, failures, modes and HTTP/2 callers. */
+import { request as httpRequest } from 'node:http';
+import { connect as h2connect } from 'node:http2';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, startBridge, type Bridge } from '../helpers/harness.ts';
+import { h2request } from '../helpers/h2.ts';
+import { JWT_SECRET, rawRequest, token } from '../security/helpers.ts';
+import { api, CALL_TIMEOUT_MS, KEY_A, OPERATOR_KEY, startGateway } from './helpers.ts';
+
+const bridges: Bridge[] = [];
+async function gateway(env: Record<string, string> = {}): Promise<Bridge> {
+  const b = await startGateway(env);
+  bridges.push(b);
+  return b;
+}
+
+afterEach(async () => {
+  await Promise.all(bridges.splice(0).map((b) => b.close()));
+});
+
+/** The requests the upstream received for paths under `prefix` (the loops' own changes/status calls left out). */
+function forwardedTo(b: Bridge, prefix = '/api/v2/sessions'): Array<{ method: string; target: string; headers: Record<string, string[]> }> {
+  return b.sim.requests().filter((r) => r.target.startsWith(prefix) && !/\/(changes|status)(\?|$)/.test(r.target));
+}
+
+/** A raw HTTP/1.1 request with exactly these headers (fetch refuses to send Connection and friends). */
+function rawHttp(url: string, method: string, headers: Record<string, string | string[]>, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, timeout: CALL_TIMEOUT_MS }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('forwarding: what reaches the upstream', () => {
+  it('a list query with repeated status keys reaches the upstream byte for byte, and its answer comes back as is', async () => {
+    const b = await gateway();
+    b.sim.createSession('listed', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+    const query = 'status=running&agent=web%20agent&status=idle&search=caf%C3%A9+bar&status=completed&size=5&sort=-created_at';
+    b.sim.clearRequests();
+    const res = await api(`${b.url}/api/v2`, KEY_A, 'GET', `/sessions?${query}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ items: [], total: 0, page: 1, size: 5, pages: 0 });
+    const [seen] = forwardedTo(b);
+    expect(seen).toMatchObject({ method: 'GET', target: `/api/v2/sessions?${query}` });
+    const direct = await api(b.sim.url, KEY_A, 'GET', '/sessions?status=running');
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions?status=running')).body).toEqual(direct.body);
+  });
+
+  it('drops hop-by-hop headers, those Connection names, and Host; adds X-Forwarded-*; keeps the rest in order', async () => {
+    const b = await gateway();
+    b.sim.clearRequests();
+    const res = await rawHttp(`${b.url}/api/v2/sessions?size=1`, 'GET', {
+      authorization: `Bearer ${KEY_A}`,
+      connection: 'keep-alive, x-hop-one',
+      'x-hop-one': 'gone',
+      'keep-alive': 'timeout=5',
+      'proxy-authorization': 'Basic Zm9vOmJhcg==',
+      'x-custom': ['one', 'two'],
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-proto': 'https',
+    });
+    expect(res.status).toBe(200);
+    const [seen] = forwardedTo(b);
+    const names = Object.keys(seen!.headers);
+    for (const gone of ['x-hop-one', 'keep-alive', 'proxy-authorization']) expect(names, gone).not.toContain(gone);
+    expect(seen!.headers.host).toEqual([new URL(b.sim.url).host]);
+    expect(seen!.headers['x-custom']).toEqual(['one', 'two']);
+    expect(seen!.headers.authorization).toEqual([`Bearer ${KEY_A}`]);
+    expect(seen!.headers['x-forwarded-for']).toEqual(['203.0.113.7, 127.0.0.1']);
+    // TRUST_PROXY=none: the caller's own X-Forwarded-Proto is not believed.
+    expect(seen!.headers['x-forwarded-proto']).toEqual(['http']);
+    expect(seen!.headers['x-forwarded-host']).toEqual([new URL(b.url).host]);
+  });
+
+  it('a request without credential reaches the upstream without any Authorization, even with UPSTREAM_API_KEY set, and gets its 401', async () => {
+    const b = await gateway();
+    expect(b.config.upstreamApiKey).toBe(OPERATOR_KEY);
+    b.sim.clearRequests();
+    const res = await api(`${b.url}/api/v2`, undefined, 'GET', '/sessions');
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    const created = await api(`${b.url}/api/v2`, undefined, 'POST', '/sessions', { agent: 'x' });
+    expect(created.status).toBe(401);
+    const seen = forwardedTo(b);
+    expect(seen).toHaveLength(2);
+    for (const r of seen) expect(Object.keys(r.headers)).not.toContain('authorization');
+    expect(JSON.stringify(seen)).not.toContain(OPERATOR_KEY);
+    expect(b.sim.listSessions()).toEqual([]);
+  });
+
+  it('passes a 302 on with its Location, never following it', async () => {
+    const b = await gateway();
+    b.sim.createSession('shots', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+    const res = await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions/shots/resources/screenshots/step-1.png');
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toMatch(/^https:\/\/resources\.example\.invalid\/screenshots\/step-1\.png\?X-Amz-Expires=300&X-Amz-Signature=[0-9a-f]{64}$/);
+    expect(forwardedTo(b).filter((r) => r.target.includes('/resources/'))).toHaveLength(1);
+  });
+
+  it('answers what pollcast serves itself (changes, status) without forwarding, and 404s outside the API path stay', async () => {
+    const b = await gateway();
+    b.sim.createSession('own', { initialEvents: 2, imageBytes: 0 });
+    b.sim.clearRequests();
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions/own/status')).status).toBe(200);
+    // The loop's own calls carry the operator key; no call carries the caller's.
+    expect(b.sim.requests().every((r) => r.headers.authorization?.[0] === `Bearer ${OPERATOR_KEY}`)).toBe(true);
+    const outside = await api(b.url, KEY_A, 'GET', '/api/v1/sessions');
+    expect(outside.status).toBe(404);
+    expect(outside.body.code).toBe('not_found');
+  });
+
+  it('never forwards a target with dot segments (it could leave the API path upstream)', async () => {
+    const b = await gateway();
+    b.sim.clearRequests();
+    for (const [target, status] of [['/api/v2/../x', 404], ['/api/v2/%2e%2e/x', 404], ['/api/v2/sessions/%2E/x', 400], ['/api/v2/a/..', 400]] as const) {
+      const res = await rawRequest(b.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      expect(res.status, target).toBe(status);
+    }
+    expect(b.sim.requests()).toEqual([]);
+  });
+});
+
+describe('forwarding: limits and failures', () => {
+  it('a Content-Length over PASSTHROUGH_MAX_BODY_BYTES is 413 at once, and the upstream sees nothing', async () => {
+    const b = await gateway({ PASSTHROUGH_MAX_BODY_BYTES: '1000' });
+    b.sim.createSession('limited', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+    b.sim.clearRequests();
+    const res = await api(`${b.url}/api/v2`, KEY_A, 'POST', '/sessions/limited/messages', { message: 'x'.repeat(2000) });
+    expect(res.status).toBe(413);
+    expect(res.body).toMatchObject({ code: 'payload_too_large', error: expect.any(String) });
+    expect(forwardedTo(b)).toEqual([]);
+    // Under the limit it goes through.
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'POST', '/sessions/limited/messages', { message: 'hello' })).status).toBe(202);
+  });
+
+  it('a chunked body passing the limit mid-way is 413 and the upstream request is aborted (no body received)', async () => {
+    const b = await gateway({ PASSTHROUGH_MAX_BODY_BYTES: '4096' });
+    b.sim.createSession('chunked', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+    const chunk = new TextEncoder().encode('x'.repeat(1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent === 0) controller.enqueue(new TextEncoder().encode('{"message":"'));
+        if (sent >= 16) {
+          controller.enqueue(new TextEncoder().encode('"}'));
+          return controller.close();
+        }
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const res = await fetch(`${b.url}/api/v2/sessions/chunked/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
+      body,
+      duplex: 'half',
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { code: string }).code).toBe('payload_too_large');
+    expect(b.sim.received('chunked')).toEqual([]);
+  });
+
+  it('forwarded requests take rate-limit tokens like the drop-ins: past the burst 429, nothing forwarded', async () => {
+    const b = await gateway({ RATE_LIMIT_BURST: '2', RATE_LIMIT_PER_IP: '0.01' });
+    b.sim.clearRequests();
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/agents')).status).toBe(404);
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions')).status).toBe(200);
+    const refused = await api(`${b.url}/api/v2`, KEY_A, 'POST', '/sessions', { agent: 'x' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(b.sim.requests().map((r) => `${r.method} ${r.target}`)).toEqual(['GET /api/v2/agents', 'GET /api/v2/sessions']);
+  });
+
+  it('a request target over MAX_URL_BYTES is 414 and not forwarded', async () => {
+    const b = await gateway({ MAX_URL_BYTES: '256' });
+    b.sim.clearRequests();
+    const res = await api(`${b.url}/api/v2`, KEY_A, 'GET', `/sessions?search=${'x'.repeat(300)}`);
+    expect(res.status).toBe(414);
+    expect(forwardedTo(b)).toEqual([]);
+  });
+
+  it('upstream unreachable: 502 JSON', async () => {
+    const port = await freePort();
+    const b = await startBridge({ UPSTREAM_URL: `http://127.0.0.1:${port}/api/v2` });
+    bridges.push(b);
+    const res = await api(b.url, KEY_A, 'GET', '/api/v2/sessions?status=running');
+    expect(res.status).toBe(502);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    expect(res.body).toMatchObject({ code: 'bad_gateway', error: expect.any(String) });
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(metrics).toMatch(/pollcast_forward_errors_total\{reason="connect"\} 1/);
+  });
+
+  it('counts forwarded requests in /metrics by method and status class', async () => {
+    const b = await gateway();
+    await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions');
+    await api(`${b.url}/api/v2`, undefined, 'GET', '/sessions');
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(metrics).toMatch(/pollcast_forwarded_requests_total\{method="GET",status="2xx"\} 1/);
+    expect(metrics).toMatch(/pollcast_forwarded_requests_total\{method="GET",status="4xx"\} 1/);
+  });
+});
+
+describe('forwarding: modes and tokens', () => {
+  it('JWT-only auth forwards nothing: 404 JSON and no upstream request', async () => {
+    const b = await gateway({ AUTH: '', AUTH_JWT_SECRET: JWT_SECRET });
+    b.sim.clearRequests();
+    const res = await api(`${b.url}/api/v2`, KEY_A, 'POST', '/sessions', { agent: 'x' });
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe('not_found');
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions')).status).toBe(404);
+    expect(b.sim.requests()).toEqual([]);
+  });
+
+  it('PASSTHROUGH=false turns it off with any auth; PASSTHROUGH=true with JWT auth forwards, but never the pollcast token', async () => {
+    const off = await gateway({ PASSTHROUGH: 'false' });
+    off.sim.clearRequests();
+    expect((await api(`${off.url}/api/v2`, KEY_A, 'GET', '/sessions')).status).toBe(404);
+    expect(off.sim.requests()).toEqual([]);
+
+    const b = await gateway({ AUTH: '', AUTH_JWT_SECRET: JWT_SECRET, PASSTHROUGH: 'true' });
+    const jwt = await token(['*']);
+    const expired = await token(['*'], { exp: Math.floor(Date.now() / 1000) - 3600 });
+    b.sim.clearRequests();
+    const viaHeader = await rawHttp(`${b.url}/api/v2/sessions?status=running&access_token=${jwt}&size=2`, 'GET', {
+      authorization: `Bearer ${jwt}`,
+      cookie: `theme=dark; pollcast_token=${expired}; lang=fr`,
+    });
+    // The upstream sees no credential at all, and answers for itself.
+    expect(viaHeader.status).toBe(401);
+    const [seen] = forwardedTo(b);
+    expect(seen!.target).toBe('/api/v2/sessions?status=running&size=2');
+    expect(Object.keys(seen!.headers)).not.toContain('authorization');
+    expect(seen!.headers.cookie).toEqual(['theme=dark; lang=fr']);
+    expect(JSON.stringify(seen)).not.toContain(jwt.split('.')[2]);
+    expect(JSON.stringify(seen)).not.toContain(expired.split('.')[2]);
+
+    // An upstream key in the same places is the caller's own: forwarded as is.
+    b.sim.clearRequests();
+    expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions?size=2')).status).toBe(200);
+    expect(forwardedTo(b)[0]!.headers.authorization).toEqual([`Bearer ${KEY_A}`]);
+  });
+});
+
+describe('forwarding: HTTP/2 callers', () => {
+  it('an h2c caller gets forwarded answers, bodies included, as an HTTP/1.1 caller does', async () => {
+    const b = await gateway();
+    b.sim.createSession('h2', { organisation: 'org-a', initialEvents: 2, imageBytes: 0 });
+    const session = h2connect(b.url);
+    try {
+      const list = h2request(session, '/api/v2/sessions?status=running&status=pending', { authorization: `Bearer ${KEY_A}` });
+      const listHeaders = await list.headers;
+      expect(listHeaders[':status']).toBe(200);
+      expect(JSON.parse(await list.done(CALL_TIMEOUT_MS))).toMatchObject({ total: 1, items: [expect.objectContaining({ id: 'h2' })] });
+      expect(forwardedTo(b).at(-1)!.target).toBe('/api/v2/sessions?status=running&status=pending');
+
+      const body = JSON.stringify({ message: 'over h2c' });
+      const post = h2request(session, '/api/v2/sessions/h2/messages', { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body);
+      expect((await post.headers)[':status']).toBe(202);
+      await post.done(CALL_TIMEOUT_MS);
+      expect(b.sim.received('h2')).toEqual([expect.objectContaining({ route: 'messages', bytes: Buffer.byteLength(body) })]);
+
+      const redirect = h2request(session, '/api/v2/sessions/h2/resources/b/k.png', { authorization: `Bearer ${KEY_A}` });
+      const head = await redirect.headers;
+      expect(head[':status']).toBe(302);
+      expect(head.location).toMatch(/^https:\/\/resources\.example\.invalid\/b\/k\.png\?/);
+      await redirect.done(CALL_TIMEOUT_MS);
+    } finally {
+      session.close();
+    }
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * The whole flow with callers' own keys and no operator key (AUTH=upstream,
+ * no UPSTREAM_API_KEY): a client written like the SDK creates a session
+ * through pollcast's pass-through with its key, watches it live by SSE with
+ * the same key, steers it, and waits for its end and answer with
+ * changes/status; the session's loop runs on that key; another
+ * organisation's key sees nothing of it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { waitForSession } from '../helpers/sdk-client.ts';
+import { api, KEY_A, KEY_B } from '../forward/helpers.ts';
+import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
+
+let bridge: Bridge | undefined;
+afterEach(async () => {
+  await bridge?.close();
+  bridge = undefined;
+});
+
+describe('AUTH=upstream without UPSTREAM_API_KEY, through one base URL', () => {
+  it('an SDK-like client creates, watches, pauses, resumes and reads the end with its own key only', async () => {
+    bridge = await startBridge(
+      { ...ONE_ADDRESS_ENV, AUTH: 'upstream', UPSTREAM_WAIT_SECONDS: '25', AUTH_UPSTREAM_CACHE_SECONDS: '5' },
+      { api: 'real', apiKeys: { [KEY_A]: 'org-a', [KEY_B]: 'org-b' }, run: { eventEveryMs: 100, events: 40 }, maxWaitSeconds: 30 },
+    );
+    const base = `${bridge.url}/api/v2`;
+    const created = await api(base, KEY_A, 'POST', '/sessions', { agent: 'web-agent', messages: 'Find the cheapest flight' });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    expect(bridge.sim.organisationOf(id)).toBe('org-a');
+
+    const watcher = record(`${bridge.url}/sessions/${encodeURIComponent(id)}/events?access_token=${KEY_A}`);
+    const outsider = await fetch(`${bridge.url}/sessions/${encodeURIComponent(id)}/events`, { headers: { authorization: `Bearer ${KEY_B}` } });
+    expect(outsider.status).toBe(404);
+    expect(await outsider.text()).not.toContain('"index"');
+    try {
+      await watcher.until((r) => r.statuses().some((s) => s.status === 'running'), 15_000);
+      expect((await api(base, KEY_A, 'POST', `/sessions/${id}/pause`)).status).toBe(202);
+      // The forwarded write nudges the loop, which runs on the caller's key: `paused` well before its 25 s long-poll.
+      await watcher.until((r) => r.statuses().some((s) => s.status === 'paused'), 8_000);
+      expect((await api(base, KEY_A, 'POST', `/sessions/${id}/resume`)).status).toBe(202);
+      const result = await waitForSession(base, id, { apiKey: KEY_A, waitSeconds: 5, timeoutMs: 60_000 });
+      expect(result.status).toBe('completed');
+      expect(result.answer).toEqual(expect.any(String));
+      const end = await watcher.ended(60_000);
+      expect(end.answer).toBe(result.answer);
+      expect(watcher.indices()).toEqual(bridge.sim.events(id).map((_, i) => i));
+    } finally {
+      watcher.close();
+    }
+    // Every call the simulator got for the session carried a caller's key (there was no other): the loop's
+    // changes calls KEY_A's, and KEY_B's only its one refused check.
+    const calls = bridge.sim.requests().filter((r) => r.target.includes(`/sessions/${id}`));
+    expect(calls.filter((r) => r.target.includes('/changes')).length).toBeGreaterThan(0);
+    for (const r of calls) expect([[`Bearer ${KEY_A}`], [`Bearer ${KEY_B}`]]).toContainEqual(r.headers.authorization);
+    for (const r of calls.filter((c) => c.target.includes('/changes'))) expect(r.headers.authorization).toEqual([`Bearer ${KEY_A}`]);
+    expect(calls.filter((r) => r.headers.authorization?.[0] === `Bearer ${KEY_B}`).map((r) => r.target)).toEqual([`/api/v2/sessions/${id}/status`]);
+  }, 120_000);
+});

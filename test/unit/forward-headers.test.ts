@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { forwardRequestHeaders, forwardResponseHeaders, withoutCookie, withoutQueryParam } from '../../src/http/forward-headers.ts';
+import { nudgedSession } from '../../src/http/forward-route.ts';
+
+const from = { clientIp: '10.0.0.9', proto: 'http', host: 'pollcast.example', trustForwarded: false };
+
+describe('forward-headers', () => {
+  it('cuts one cookie out of Cookie and keeps the others in order', () => {
+    expect(withoutCookie('a=1; pollcast_token=xyz; b=2', 'pollcast_token')).toBe('a=1; b=2');
+    expect(withoutCookie('pollcast_token=xyz', 'pollcast_token')).toBeUndefined();
+    expect(withoutCookie('pollcast_token_other=1;pollcast_token=2', 'pollcast_token')).toBe('pollcast_token_other=1');
+  });
+
+  it('removes a query parameter and keeps every other byte of the raw query', () => {
+    expect(withoutQueryParam('status=a&access_token=t&status=b&x=%20+y', 'access_token')).toBe('status=a&status=b&x=%20+y');
+    expect(withoutQueryParam('access%5Ftoken=t&z=1', 'access_token')).toBe('z=1');
+    expect(withoutQueryParam('status=a', 'access_token')).toBeUndefined();
+  });
+
+  it('drops hop-by-hop, Connection-named, Host, Expect and pseudo headers; appends to X-Forwarded-For', () => {
+    const raw = [':authority', 'h', 'Host', 'pollcast.example', 'Connection', 'close, X-Secret-Hop', 'X-Secret-Hop', '1', 'TE', 'trailers', 'Expect', '100-continue', 'Accept', 'a', 'X-Forwarded-For', '1.2.3.4', 'accept', 'b', 'Authorization', 'Bearer k'];
+    expect(forwardRequestHeaders(raw, from, { cookieName: 'pollcast_token', dropAuthorization: false })).toEqual([
+      'Accept', 'a', 'accept', 'b', 'Authorization', 'Bearer k',
+      'x-forwarded-for', '1.2.3.4, 10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'pollcast.example',
+    ]);
+    expect(forwardRequestHeaders(raw, from, { cookieName: 'pollcast_token', dropAuthorization: true })).not.toContain('Authorization');
+  });
+
+  it('keeps a trusted proxy\'s X-Forwarded-Proto and -Host, and replaces an untrusted caller\'s', () => {
+    const raw = ['X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'app.example'];
+    expect(forwardRequestHeaders(raw, { ...from, trustForwarded: true }, { cookieName: 'c', dropAuthorization: false })).toEqual(['x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'https', 'x-forwarded-host', 'app.example']);
+    expect(forwardRequestHeaders(raw, from, { cookieName: 'c', dropAuthorization: false })).toEqual(['x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'pollcast.example']);
+  });
+
+  it('returns the answer headers with repeats as arrays, less hop-by-hop ones (and the upstream\'s CORS when pollcast has its own)', () => {
+    const raw = ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'Connection', 'x-drop', 'X-Drop', '1', 'Location', '/x', 'Access-Control-Allow-Origin', '*'];
+    expect(forwardResponseHeaders(raw, false)).toEqual({ 'set-cookie': ['a=1', 'b=2'], location: '/x', 'access-control-allow-origin': '*' });
+    expect(forwardResponseHeaders(raw, true)).toEqual({ 'set-cookie': ['a=1', 'b=2'], location: '/x' });
+  });
+
+  it('names the session of a nudging write only', () => {
+    expect(nudgedSession('POST', '/sessions/abc/pause')).toBe('abc');
+    expect(nudgedSession('POST', '/sessions/a%2Eb/messages')).toBe('a.b');
+    expect(nudgedSession('DELETE', '/sessions/abc')).toBe('abc');
+    expect(nudgedSession('GET', '/sessions/abc/pause')).toBeUndefined();
+    expect(nudgedSession('POST', '/sessions/abc/share')).toBeUndefined();
+    expect(nudgedSession('DELETE', '/sessions/abc/share')).toBeUndefined();
+    expect(nudgedSession('POST', '/sessions/%2Fbad/pause')).toBeUndefined();
+  });
+});
