@@ -74,6 +74,16 @@ const corsOrigins = z.string().superRefine((v, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/** PUBLIC_SESSIONS: `*`, or session ids (the pattern of CONTRACT.md section 3) separated by commas. */
+const publicSessions = z.string().refine((v) => v.trim() === '*' || v.split(',').map((s) => s.trim()).filter(Boolean).every((id) => /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)), 'must be * or comma-separated session ids');
+
+/** Whether PUBLIC_SESSIONS makes `sessionId` public. */
+export function isPublicSession(value: string | undefined, sessionId: string): boolean {
+  if (value === undefined) return false;
+  const list = value.split(',').map((s) => s.trim());
+  return list.includes('*') || list.includes(sessionId);
+}
+
 /** The value as shown in an error: secrets hidden, and a URL's credentials and query dropped. */
 function shownValue(opt: OptionSpec, value: string): string {
   if (opt.secret) return '(hidden)';
@@ -115,6 +125,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'UPSTREAM_GIVE_UP_SECONDS', key: 'upstreamGiveUpSeconds', flag: 'upstream-give-up-seconds', help: 'how long a lasting upstream 401/403/404 is retried before streams end', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '300' },
   { env: 'AUTH_JWT_SECRET', key: 'authJwtSecret', flag: 'auth-jwt-secret', help: 'HS256 secret; when set every subscriber needs a JWT', accepts: 'a string of at least 32 bytes', schema: z.string().refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes long'), secret: true },
   { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token', accepts: '"none"', schema: z.enum(['none']) },
+  { env: 'PUBLIC_SESSIONS', key: 'publicSessions', flag: 'public-sessions', help: 'sessions anyone may read as Durable Streams (GET /v1/stream/sessions/{id}), whose fixed ranges a shared cache may keep (Cache-Control: public); * for every session', accepts: '* or comma-separated session ids', schema: publicSessions },
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
   { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().regex(/^[A-Za-z0-9.:_-]{1,64}$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
@@ -159,6 +170,7 @@ export interface ConfigShape {
   authJwtSecret: string | undefined;
   auth: 'none' | undefined;
   corsOrigins: string | undefined;
+  publicSessions: string | undefined;
   redisUrl: string | undefined;
   redisKeyPrefix: string;
   redisLeaseSeconds: number;

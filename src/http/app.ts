@@ -7,6 +7,7 @@ import { CORS_EXPOSE_HEADERS, corsOriginList } from './cors.ts';
 import { registerEventsRoute } from './events-route.ts';
 import { registerMultiEventsRoute } from './multi-route.ts';
 import { registerDropInRoutes } from './dropin-routes.ts';
+import { registerDurableRoute } from './durable-route.ts';
 import { registerDemoRoutes } from './demo-routes.ts';
 import { registerLimits } from './limits.ts';
 import { redactUrl } from '../log.ts';
@@ -18,7 +19,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const origins = corsOriginList(deps.config.corsOrigins);
   if (origins !== undefined) {
     // POST and Content-Type: `POST /events` takes its session list as JSON.
-    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type'], exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
+    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type', 'If-None-Match'], exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
   }
   app.use('*', async (c, next) => {
     // While stopping, no connection is kept for reuse: a reconnecting client
@@ -38,6 +39,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerEventsRoute(app, deps);
   registerMultiEventsRoute(app, deps);
   registerDropInRoutes(app, deps);
+  registerDurableRoute(app, deps);
   registerDemoRoutes(app, deps.demo);
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));
   app.onError((err, c) => {

@@ -260,10 +260,11 @@ export function rateLimit(limits: Limits): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** Installs the URL check on every route and the rate limit on stream opens and long-polls (also under the drop-ins' UPSTREAM_URL path). */
+/** Installs the URL check on every route and the rate limit on stream opens and long-polls (also under the drop-ins' UPSTREAM_URL path, and on Durable Stream reads). */
 export function registerLimits(app: Hono<AppEnv>, limits: Limits, upstreamPath = ''): void {
   app.use('*', urlLimit(limits));
   app.use('/sessions/*', rateLimit(limits));
   app.use('/events', rateLimit(limits));
+  app.use('/v1/stream/*', rateLimit(limits));
   if (upstreamPath !== '') app.use(`${upstreamPath}/sessions/*`, rateLimit(limits));
 }
