@@ -148,10 +148,10 @@ export function sseDataEvent(messages: readonly Buffer[]): Buffer {
   return Buffer.concat([Buffer.from('event: data\ndata: '), jsonArray(messages), Buffer.from('\n\n')]);
 }
 
-/** The SSE `control` event that follows every data event (PROTOCOL.md 5.7), and reports catching up and the close. */
+/** The SSE `control` event that follows every data event (PROTOCOL.md 5.7), and reports catching up and the close (then without a cursor). */
 export function sseControlEvent(next: string, cursor: string, upToDate: boolean, closed: boolean): Buffer {
-  const body: Record<string, unknown> = { streamNextOffset: next, streamCursor: cursor };
+  // A closed stream has no live future to collapse onto: no cursor (the conformance suite checks it).
+  const body: Record<string, unknown> = closed ? { streamNextOffset: next, streamClosed: true } : { streamNextOffset: next, streamCursor: cursor };
   if (upToDate) body.upToDate = true;
-  if (closed) body.streamClosed = true;
   return Buffer.from(`event: control\ndata: ${JSON.stringify(body)}\n\n`);
 }
