@@ -3,6 +3,7 @@
  * Streams: reads a session's stream to its close, recording every message
  * and the offsets it was given.
  */
+import { createServer, request as httpRequest } from 'node:http';
 import { stream, type LiveMode } from '@durable-streams/client';
 
 /** What one reader saw. */
@@ -78,4 +79,41 @@ export async function readDurable(url: string, opts: ReadOptions): Promise<Durab
     }
     out.resumes++;
   }
+}
+
+/** An HTTP proxy that forwards everything as it is, with the request path rewritten. */
+export interface RewriteProxy {
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a proxy on 127.0.0.1 port 0 that forwards each request to `targetUrl`
+ * with `rewrite(path)` as its path: how the conformance suite's stream URLs
+ * (`/v1/stream/<name>`) reach pollcast's (`/v1/stream/sessions/<name>`).
+ */
+export function startRewriteProxy(targetUrl: string, rewrite: (path: string) => string): Promise<RewriteProxy> {
+  const target = new URL(targetUrl);
+  const server = createServer((req, res) => {
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: rewrite(req.url ?? '/'), headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () => {
+          server.closeAllConnections();
+          return new Promise<void>((done) => server.close(() => done()));
+        },
+      });
+    });
+  });
 }
