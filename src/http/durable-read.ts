@@ -76,16 +76,20 @@ export async function settle(feed: Feed, from: number, signal: AbortSignal): Pro
   if (unsettled()) await waitFor(feed, () => !unsettled() || feed.nextIndex >= chunkEnd(from), UNSETTLED_WAIT_MS, signal);
 }
 
-/** Reads from `pos`: at most one chunk of events, then at the head the status (if newer than the reader's) or the end record. */
-export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, signal: AbortSignal): Promise<Batch> {
-  const { feed } = entry;
+/** Refuses (400) an offset that cannot be a position of this stream: past the end of a finished session, or closed while it goes on. */
+export function checkPosition(feed: Feed, pos: Position): void {
   if (pos.closed) {
     if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
-    return { messages: [], next: pos, upToDate: true, closed: true, fixed: true };
-  }
-  await settle(feed, pos.events, signal);
-  if (feed.ended && pos.events > feed.nextIndex) throw new BadRequestError('invalid offset: beyond the end of this stream');
+  } else if (feed.ended && pos.events > feed.nextIndex) throw new BadRequestError('invalid offset: beyond the end of this stream');
+}
+
+/** Reads from `pos`: at most one chunk of events, then at the head the status (if newer than the reader's) or the end record. */
+export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, signal: AbortSignal): Promise<Batch> {
+  const { feed } = entry;
+  if (!pos.closed) await settle(feed, pos.events, signal);
+  checkPosition(feed, pos);
+  if (pos.closed) return { messages: [], next: pos, upToDate: true, closed: true, fixed: true };
   const end = chunkEnd(pos.events);
   const messages: Buffer[] = [];
   let bytes = 0;

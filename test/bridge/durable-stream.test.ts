@@ -178,6 +178,12 @@ describe('the protocol around the reads', () => {
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     }
     expect(b.sim.totalRequests()).toBe(before);
+    // A closed position of a session that goes on is refused before any stream starts, in every mode.
+    for (const live of ['', '&live=long-poll', '&live=sse']) {
+      const res = await fetch(`${b.url}/v1/stream/sessions/s?offset=0000000000000001_end${live}`);
+      expect(res.status, live).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toContain('offset');
+    }
     for (const method of ['PUT', 'POST', 'DELETE']) expect((await fetch(`${b.url}/v1/stream/sessions/s`, { method, body: method === 'DELETE' ? undefined : '[]' })).status).toBe(405);
     expect((await fetch(`${b.url}/v1/stream/sessions/missing?offset=-1`)).status).toBe(404);
     // An offset past the end of a closed stream is not a position of it.
