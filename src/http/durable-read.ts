@@ -11,7 +11,7 @@ import { CHUNK_MAX_BYTES, chunkEnd, frameJson, recordMessage, type Position } fr
 import type { Feed } from '../hub/feed.ts';
 import { eventJson } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
-import { isKnown } from '../upstream/snapshot.ts';
+import { changesClaimOver, isKnown } from '../upstream/snapshot.ts';
 import { BadRequestError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Seconds a reader is told to wait when held-out history could not be read. */
@@ -68,12 +68,17 @@ export function tailOf(feed: Feed): Position {
 
 /**
  * Waits (bounded) until the loop holds what the upstream had at its last
- * answer, so "up to date" is never said of a buffer still filling, and a
+ * answer (or, reading from `from`, at least that chunk), so "up to date" is never said of a buffer still filling, and a
  * session that is over is not shown open while its last events drain.
  */
-export async function settle(feed: Feed, from: number, signal: AbortSignal): Promise<void> {
-  const unsettled = () => !feed.ended && (!feed.synced || draining(feed));
-  if (unsettled()) await waitFor(feed, () => !unsettled() || feed.nextIndex >= chunkEnd(from), UNSETTLED_WAIT_MS, signal);
+export async function settle(feed: Feed, from: number | 'tail', signal: AbortSignal): Promise<void> {
+  // A changes answer that claims the end waits for `/status` to confirm it (the loop asks at once):
+  // a reader told "open, up to date" then would be told "closed" a moment later at the same position.
+  const claimUnconfirmed = () => feed.snapshot.statusBody === null && changesClaimOver(feed.snapshot);
+  const unsettled = () => !feed.ended && (!feed.synced || draining(feed) || claimUnconfirmed());
+  // A read from `from` may go on as soon as its whole chunk is there; the tail only once settled.
+  const enough = () => from !== 'tail' && feed.nextIndex >= chunkEnd(from);
+  if (unsettled()) await waitFor(feed, () => !unsettled() || enough(), UNSETTLED_WAIT_MS, signal);
 }
 
 /** Refuses (400) an offset that cannot be a position of this stream: past the end of a finished session, or closed while it goes on. */

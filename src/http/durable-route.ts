@@ -79,7 +79,7 @@ async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
 
 /** `offset=now` (PROTOCOL.md 6): catch-up answers `[]` at the tail; long-poll and SSE start there. */
 async function tailPosition(entry: FeedEntry, signal: AbortSignal): Promise<Position> {
-  await settle(entry.feed, entry.feed.nextIndex, signal);
+  await settle(entry.feed, 'tail', signal);
   return tailOf(entry.feed);
 }
 

@@ -72,6 +72,26 @@ describe('a finished session', () => {
   });
 });
 
+describe('history the buffer no longer holds', () => {
+  it('is read through the hub history path, in the same chunks, and a second reader costs the upstream nothing more', async () => {
+    const b = await startReal({ SESSION_MAX_EVENTS: '40' });
+    b.sim.createSession('long', { initialEvents: 330, imageBytes: 0 });
+    b.sim.finish('long', { answer: 'long', closingEvents: true });
+    const url = `${b.url}/v1/stream/sessions/long`;
+    // A reader that starts at the end (the loop drains, the buffer keeps the last 40), then one from the start.
+    const tail = await fetch(`${url}?offset=now`);
+    expect(tail.headers.get('stream-closed')).toBe('true');
+    const first = await readDurable(url, { live: false });
+    expectWholeSession(first, b.sim.eventCount('long'), 'long');
+    expect(first.offsets.slice(0, 3)).toEqual(['0000000000000100_0000000000000000', '0000000000000200_0000000000000000', '0000000000000300_0000000000000000']);
+    const calls = b.sim.stats('long').changes;
+    const second = await readDurable(url, { live: 'sse' });
+    expect(second.items).toEqual(first.items);
+    // What the first reader fetched joined the buffer where it fits; the rest is fetched again, page by page: never a call per event.
+    expect(b.sim.stats('long').changes - calls).toBeLessThanOrEqual(Math.ceil(330 / 100) + 1);
+  });
+});
+
 describe('a live session', () => {
   for (const live of ['long-poll', 'sse'] as const) {
     it(`is followed with live=${live} through connections cut for real, every event once, then closed`, async () => {
