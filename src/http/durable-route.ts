@@ -63,7 +63,8 @@ async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   let batch = await readBatch(deps, entry, start, signal);
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};
   if (live === 'long-poll' && batch.messages.length === 0 && !batch.closed) {
-    await waitFor(feed, () => hasNews(feed, start), LONG_POLL_TIMEOUT_MS, signal);
+    // News that came while the first read returned is not an update to wait for.
+    if (!hasNews(feed, start)) await waitFor(feed, () => hasNews(feed, start), LONG_POLL_TIMEOUT_MS, signal);
     batch = await readBatch(deps, entry, start, signal);
     liveHeaders['stream-cursor'] = nextCursor(cursor, Date.now());
   }
@@ -124,6 +125,7 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
             controller.enqueue(control());
             return;
           }
+          if (hasNews(feed, pos)) continue;
           const changed = await waitFor(feed, () => hasNews(feed, pos), Math.max(1, Math.min(heartbeatMs, deadline - Date.now())), signal);
           if (!changed && !signal.aborted && Date.now() < deadline) {
             controller.enqueue(Buffer.from(': keep-alive\n\n'));
