@@ -245,6 +245,18 @@ describe('access and caching', () => {
     expect(open.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
   });
 
+  it('ends an SSE read when its token expires; the reconnect is refused with 401', async () => {
+    const b = await startReal({ AUTH: '', AUTH_JWT_SECRET: SECRET });
+    b.sim.createSession('long-live', { initialEvents: 2, emitEveryMs: 200, emitCount: 500 });
+    const exp = Math.floor(Date.now() / 1000) + 3;
+    const short = await new SignJWT({ sessions: ['long-live'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET));
+    let got = 0;
+    const read = readDurable(`${b.url}/v1/stream/sessions/long-live`, { live: 'sse', headers: { authorization: `Bearer ${short}` }, timeoutMs: 20_000, onBatch: (r) => (got = indicesOf(r.items).length) });
+    await expect(read).rejects.toMatchObject({ status: 401 });
+    expect(got).toBeGreaterThan(2);
+    expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+  });
+
   it('exposes the protocol headers to browsers and allows If-None-Match in preflights', async () => {
     const b = await startReal({ CORS_ORIGINS: 'https://app.example' });
     b.sim.createSession('c', { initialEvents: 1 });
