@@ -74,6 +74,16 @@ const corsOrigins = z.string().superRefine((v, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/** PUBLIC_SESSIONS: `*`, or session ids (the pattern of CONTRACT.md section 3) separated by commas. */
+const publicSessions = z.string().refine((v) => v.trim() === '*' || v.split(',').map((s) => s.trim()).filter(Boolean).every((id) => /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)), 'must be * or comma-separated session ids');
+
+/** Whether PUBLIC_SESSIONS makes `sessionId` public. */
+export function isPublicSession(value: string | undefined, sessionId: string): boolean {
+  if (value === undefined) return false;
+  const list = value.split(',').map((s) => s.trim());
+  return list.includes('*') || list.includes(sessionId);
+}
+
 /** The value as shown in an error: secrets hidden, and a URL's credentials and query dropped. */
 function shownValue(opt: OptionSpec, value: string): string {
   if (opt.secret) return '(hidden)';
@@ -139,6 +149,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'AUTH_COOKIE_NAME', key: 'authCookieName', flag: 'auth-cookie-name', help: 'cookie that may carry the subscriber token (EventSource withCredentials; never forwarded upstream)', accepts: 'a cookie name', schema: cookieName, default: 'pollcast_token' },
   { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token; "upstream": subscribers bring their own upstream key, checked with the upstream (may be combined with AUTH_JWT_SECRET)', accepts: '"none" or "upstream"', schema: z.enum(['none', 'upstream']) },
   { env: 'AUTH_UPSTREAM_CACHE_SECONDS', key: 'authUpstreamCacheSeconds', flag: 'auth-upstream-cache-seconds', help: 'AUTH=upstream: how long the upstream\'s verdict on a (key, session) pair is kept (a refusal at most 5 s); open streams are checked again when it runs out', accepts: 'an integer 1-3600', schema: int(1, 3600), default: '60' },
+  { env: 'PUBLIC_SESSIONS', key: 'publicSessions', flag: 'public-sessions', help: 'sessions anyone may read as Durable Streams (GET /v1/stream/sessions/{id}), whose fixed ranges a shared cache may keep (Cache-Control: public); * for every session', accepts: '* or comma-separated session ids', schema: publicSessions },
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
   { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().regex(/^[A-Za-z0-9.:_-]{1,64}$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
@@ -193,6 +204,7 @@ export interface ConfigShape {
   auth: 'none' | 'upstream' | undefined;
   authUpstreamCacheSeconds: number;
   corsOrigins: string | undefined;
+  publicSessions: string | undefined;
   redisUrl: string | undefined;
   redisKeyPrefix: string;
   redisLeaseSeconds: number;

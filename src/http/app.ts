@@ -7,6 +7,7 @@ import { CORS_EXPOSE_HEADERS, corsOriginList, isListedOrigin } from './cors.ts';
 import { registerEventsRoute } from './events-route.ts';
 import { registerMultiEventsRoute } from './multi-route.ts';
 import { registerDropInRoutes } from './dropin-routes.ts';
+import { registerDurableRoute } from './durable-route.ts';
 import { registerDemoRoutes } from './demo-routes.ts';
 import { registerForwardRoute } from './forward-route.ts';
 import { registerLimits } from './limits.ts';
@@ -24,7 +25,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     // With the pass-through, a browser may also steer sessions (DELETE) and create them with an Idempotency-Key.
     const forwarding = deps.forward !== undefined;
     const allowMethods = forwarding ? ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] : ['GET', 'HEAD', 'POST', 'OPTIONS'];
-    const allowHeaders = ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type', ...(forwarding ? ['Idempotency-Key'] : []), ...keyHeader];
+    const allowHeaders = ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type', 'If-None-Match', ...(forwarding ? ['Idempotency-Key'] : []), ...keyHeader];
     // Credentials for listed origins only: hono's `credentials` option would send them to any origin.
     app.use('*', async (c, next) => {
       await next();
@@ -50,6 +51,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerEventsRoute(app, deps);
   registerMultiEventsRoute(app, deps);
   registerDropInRoutes(app, deps);
+  registerDurableRoute(app, deps);
   registerDemoRoutes(app, deps.demo);
   // Last: only what no route above answers is forwarded.
   registerForwardRoute(app, deps);

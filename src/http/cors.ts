@@ -1,7 +1,7 @@
 /** CORS_ORIGINS: the allowed origins, and the headers a simple (non-preflight) answer carries, as hono's cors middleware sets them. */
 
-/** Headers exposed to browser scripts on every answer (a refused open's Retry-After). */
-export const CORS_EXPOSE_HEADERS = ['Retry-After'];
+/** Headers exposed to browser scripts on every answer: a refused open's Retry-After, and the Durable Streams headers (src/http/durable-route.ts). */
+export const CORS_EXPOSE_HEADERS = ['Retry-After', 'Stream-Next-Offset', 'Stream-Up-To-Date', 'Stream-Closed', 'Stream-Cursor', 'ETag'];
 
 /** Parses CORS_ORIGINS: `*` or a comma-separated list of exact origins; undefined when unset (no CORS headers). */
 export function corsOriginList(value: string | undefined): string[] | '*' | undefined {

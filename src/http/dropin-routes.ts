@@ -35,14 +35,16 @@ export const STATUS_REFRESH_WAIT_MS = 5000;
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 /** True while the session is known to be over but its last events are still being drained. */
-function draining(feed: Feed): boolean {
+export function draining(feed: Feed): boolean {
   const body = feed.snapshot.statusBody;
   return !feed.ended && body !== null && statusSaysOver(body);
 }
 
-// Resolves true when `until` holds after an update of the feed (or its end), false when the wait
-// runs out or the caller leaves; always detaches itself.
-function waitFor(feed: Feed, until: () => boolean, waitMs: number, signal: AbortSignal): Promise<boolean> {
+/**
+ * Resolves true when `until` holds after an update of the feed (or its end), false when the wait
+ * runs out or the caller leaves; always detaches itself.
+ */
+export function waitFor(feed: Feed, until: () => boolean, waitMs: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (changed: boolean) => {
@@ -63,8 +65,8 @@ function waitFor(feed: Feed, until: () => boolean, waitMs: number, signal: Abort
   });
 }
 
-// One page of held-out history, its failures mapped to the errors the caller sees.
-async function readHistory(deps: AppDeps, entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[]> {
+/** One page of held-out history, its failures mapped to the errors the caller sees. */
+export async function readHistory(deps: AppDeps, entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[]> {
   const r = await deps.hub.fetchHistory(entry, from, to, signal);
   if (Array.isArray(r)) return r;
   if (r.kind === 'not-found') throw new SessionNotFoundError(entry.feed.sessionId);
@@ -72,7 +74,8 @@ async function readHistory(deps: AppDeps, entry: FeedEntry, from: number, to: nu
   throw new UpstreamUnavailableError(r.kind, UNAVAILABLE_RETRY_AFTER_SECONDS);
 }
 
-function requireKnown(feed: Feed): void {
+/** Refuses with 503 while the loop has no answer from the upstream yet. */
+export function requireKnown(feed: Feed): void {
   if (!isKnown(feed.snapshot)) throw new UpstreamUnavailableError(feed.upstreamError ?? 'no answer yet', UNAVAILABLE_RETRY_AFTER_SECONDS);
 }
 

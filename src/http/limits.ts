@@ -262,8 +262,8 @@ export function rateLimit(limits: Limits): MiddlewareHandler<AppEnv> {
 
 /**
  * Installs the URL check on every route and the rate limit on stream opens and
- * long-polls, and on everything under the UPSTREAM_URL path (drop-ins and
- * forwarded requests alike: one token each).
+ * long-polls, on Durable Stream reads, and on everything under the UPSTREAM_URL
+ * path (drop-ins and forwarded requests alike: one token each).
  */
 export function registerLimits(app: Hono<AppEnv>, limits: Limits, upstreamPath = ''): void {
   app.use('*', urlLimit(limits));
@@ -273,4 +273,5 @@ export function registerLimits(app: Hono<AppEnv>, limits: Limits, upstreamPath =
     app.use(upstreamPath, rateLimit(limits));
     app.use(`${upstreamPath}/*`, rateLimit(limits));
   }
+  app.use('/v1/stream/*', rateLimit(limits));
 }

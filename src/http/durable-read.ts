@@ -1,0 +1,146 @@
+/**
+ * One read of a session's Durable Stream from its hub feed: the messages
+ * from a position on (a chunk of events, then at the head the current status
+ * or the end record) and where the next read starts. Every read mode of
+ * durable-route.ts is built from it; the events come from the feed's buffer
+ * or, below it, through the hub's history path (as late SSE readers get them).
+ */
+import type { AppDeps } from './deps.ts';
+import { draining, readHistory, UNSETTLED_WAIT_MS, waitFor } from './dropin-routes.ts';
+import { CHUNK_MAX_BYTES, chunkEnd, frameJson, recordMessage, type Position } from './durable-offsets.ts';
+import type { Feed } from '../hub/feed.ts';
+import { eventJson } from '../hub/frames.ts';
+import type { FeedEntry } from '../hub/hub.ts';
+import { changesClaimOver, isKnown } from '../upstream/snapshot.ts';
+import { BadRequestError, UpstreamUnavailableError } from '../errors.ts';
+
+/** Seconds a reader is told to wait when held-out history could not be read. */
+const HISTORY_RETRY_AFTER_SECONDS = 5;
+
+/** What one read gives. */
+export interface Batch {
+  /** Each message as JSON bytes. */
+  messages: Buffer[];
+  next: Position;
+  /** The answer holds everything the stream has now (Stream-Up-To-Date). */
+  upToDate: boolean;
+  /** The end record was reached: nothing will ever follow (Stream-Closed). */
+  closed: boolean;
+  /** The range can no longer change (a cache may keep it as long as it likes). */
+  fixed: boolean;
+}
+
+/** The status a feed shows now, as a stream message with a version (0 while the upstream has not answered). */
+interface StatusVersion {
+  frame: Buffer;
+  version: number;
+  message: Buffer;
+}
+
+// Versions are the time a status was first read here (ms), kept increasing per feed: a reader
+// resuming on another instance or after a restart compares with comparable numbers (docs/durable-streams.md).
+const statusVersions = new WeakMap<Feed, StatusVersion>();
+
+/** The feed's current status message and its version (a new version each time the status frame changes). */
+export function currentStatus(feed: Feed): StatusVersion | null {
+  if (!isKnown(feed.snapshot)) return null;
+  const held = statusVersions.get(feed);
+  if (held?.frame === feed.statusFrame) return held;
+  const version = Math.max((held?.version ?? 0) + 1, Date.now());
+  const next = { frame: feed.statusFrame, version, message: recordMessage('status', frameJson(feed.statusFrame)) };
+  statusVersions.set(feed, next);
+  return next;
+}
+
+/** True when a reader at `pos` would get something from a read now (long-polls and SSE wait for it). */
+export function hasNews(feed: Feed, pos: Position): boolean {
+  if (pos.closed) return false;
+  if (feed.ended || feed.nextIndex > pos.events) return true;
+  const status = currentStatus(feed);
+  return status !== null && status.version > pos.status;
+}
+
+/** The tail position now (HEAD, `offset=now`). */
+export function tailOf(feed: Feed): Position {
+  if (feed.ended) return { events: feed.nextIndex, closed: true };
+  return { events: feed.nextIndex, status: currentStatus(feed)?.version ?? 0, closed: false };
+}
+
+/**
+ * Waits (bounded) until the loop holds what the upstream had at its last
+ * answer (or, reading from `from`, at least that chunk), so "up to date" is never said of a buffer still filling, and a
+ * session that is over is not shown open while its last events drain.
+ */
+export async function settle(feed: Feed, from: number | 'tail', signal: AbortSignal): Promise<void> {
+  // A changes answer that claims the end waits for `/status` to confirm it (the loop asks at once):
+  // a reader told "open, up to date" then would be told "closed" a moment later at the same position.
+  const claimUnconfirmed = () => feed.snapshot.statusBody === null && changesClaimOver(feed.snapshot);
+  const unsettled = () => !feed.ended && (!feed.synced || draining(feed) || claimUnconfirmed());
+  // A read from `from` may go on as soon as its whole chunk is there; the tail only once settled.
+  const enough = () => from !== 'tail' && feed.nextIndex >= chunkEnd(from);
+  if (unsettled()) await waitFor(feed, () => !unsettled() || enough(), UNSETTLED_WAIT_MS, signal);
+}
+
+/** Refuses (400) an offset that cannot be a position of this stream: past the end of a finished session, or closed while it goes on. */
+export function checkPosition(feed: Feed, pos: Position): void {
+  if (pos.closed) {
+    if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
+    if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
+  } else if (feed.ended && pos.events > feed.nextIndex) throw new BadRequestError('invalid offset: beyond the end of this stream');
+}
+
+/** Reads from `pos`: at most one chunk of events, then at the head the status (if newer than the reader's) or the end record. */
+export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, signal: AbortSignal): Promise<Batch> {
+  const { feed } = entry;
+  if (!pos.closed) await settle(feed, pos.events, signal);
+  checkPosition(feed, pos);
+  if (pos.closed) return { messages: [], next: pos, upToDate: true, closed: true, fixed: true };
+  const end = chunkEnd(pos.events);
+  const messages: Buffer[] = [];
+  let bytes = 0;
+  let at = pos.events;
+  const full = () => messages.length > 0 && bytes >= CHUNK_MAX_BYTES;
+  // Below the buffer: the hub's history path (shared upstream calls, kept when it joins the buffer).
+  while (at < feed.baseIndex && at < end && !full()) {
+    const page = await readHistory(deps, entry, at, Math.min(feed.baseIndex, end), signal);
+    if (page.length === 0) break;
+    for (const e of page) {
+      if (at >= end || full()) break;
+      const m = Buffer.from(eventJson(at, e), 'utf8');
+      messages.push(m);
+      bytes += m.length;
+      at++;
+    }
+    deps.stats.replayFromUpstream++;
+  }
+  // From the buffer, synchronously: no event can arrive between this and the head check below.
+  if (at >= feed.baseIndex) {
+    while (at < feed.nextIndex && at < end && !full()) {
+      const frames = feed.heldFrames(at, CHUNK_MAX_BYTES) ?? [];
+      for (const f of frames) {
+        if (at >= end || full()) break;
+        const m = frameJson(f);
+        messages.push(m);
+        bytes += m.length;
+        at++;
+      }
+      if (frames.length === 0) break;
+    }
+  }
+  // A chunk that stopped at its bound holds exactly the same events for every reader: fixed.
+  const bounded = at >= end || full();
+  if (at < feed.nextIndex || (bounded && feed.ended)) {
+    if (messages.length === 0) throw new UpstreamUnavailableError('history not available', HISTORY_RETRY_AFTER_SECONDS);
+    return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: false, closed: false, fixed: true };
+  }
+  if (feed.ended) {
+    messages.push(recordMessage('end', frameJson(feed.endFrame!)));
+    return { messages, next: { events: at, closed: true }, upToDate: true, closed: true, fixed: true };
+  }
+  const status = currentStatus(feed);
+  const statusNew = status !== null && status.version > pos.status;
+  // The status is not added to a bounded chunk (that would make it differ between readers): the next read gets it.
+  if (bounded || !statusNew) return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: !statusNew, closed: false, fixed: bounded };
+  messages.push(status.message);
+  return { messages, next: { events: at, status: status.version, closed: false }, upToDate: true, closed: false, fixed: false };
+}

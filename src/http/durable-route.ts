@@ -1,0 +1,208 @@
+/**
+ * `GET|HEAD /v1/stream/sessions/{id}`: the session as a read-only JSON-mode
+ * Durable Stream (CONTRACT.md section 3; PROTOCOL.md of
+ * durable-streams/durable-streams): catch-up, `live=long-poll` and
+ * `live=sse` reads, all served from the session's hub feed (the same loop as
+ * every other route). The mapping is in docs/durable-streams.md.
+ */
+import type { Context, Hono } from 'hono';
+import type { AppDeps, AppEnv } from './deps.ts';
+import { credentialsOf, type Grant } from './auth.ts';
+import { methodNotAllowed } from './methods.ts';
+import { requireKnown, waitFor } from './dropin-routes.ts';
+import { parseSessionId } from './validate.ts';
+import { checkPosition, hasNews, readBatch, settle, tailOf, type Batch } from './durable-read.ts';
+import {
+  cacheControl,
+  etagMatches,
+  etagOf,
+  formatOffset,
+  jsonArray,
+  nextCursor,
+  parseCursor,
+  parseLive,
+  parseOffset,
+  sseControlEvent,
+  sseDataEvent,
+  type Position,
+} from './durable-offsets.ts';
+import { isPublicSession } from '../config.ts';
+import type { FeedEntry } from '../hub/hub.ts';
+import { ShuttingDownError } from '../errors.ts';
+
+/** Longest a long-poll waits for news before answering 204 (ms). */
+export const LONG_POLL_TIMEOUT_MS = 20_000;
+/** An SSE read is closed after this long (ms) so new readers collapse onto fresh requests (PROTOCOL.md 8.2); the client resumes from its last offset. */
+export const SSE_CONNECTION_MS = 60_000;
+const JSON_TYPE = 'application/json';
+
+/** What every answer of the route carries (PROTOCOL.md 10.7), errors included. */
+const SECURITY_HEADERS: Record<string, string> = { 'x-content-type-options': 'nosniff', 'cross-origin-resource-policy': 'cross-origin' };
+
+/** Whether a shared cache may keep this session's fixed ranges: anyone may read it. */
+function sessionIsPublic(deps: AppDeps, id: string): boolean {
+  return deps.config.auth === 'none' || isPublicSession(deps.config.publicSessions, id);
+}
+
+// A public session is readable by anyone (a shared cache hands it out anyway); others as on every route.
+async function authorizeRead(c: Context<AppEnv>, deps: AppDeps, id: string, isPublic: boolean): Promise<Grant | null> {
+  if (isPublic && deps.config.auth !== 'none') return null;
+  return deps.authorize(credentialsOf(c), [id]);
+}
+
+function protocolHeaders(batch: Pick<Batch, 'next' | 'upToDate' | 'closed'>): Record<string, string> {
+  const h: Record<string, string> = { 'content-type': JSON_TYPE, 'stream-next-offset': formatOffset(batch.next) };
+  if (batch.upToDate) h['stream-up-to-date'] = 'true';
+  if (batch.closed) h['stream-closed'] = 'true';
+  return h;
+}
+
+async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, start: Position, startRaw: string, live: 'catch-up' | 'long-poll', isPublic: boolean, cursor: number | undefined): Promise<Response> {
+  const { feed } = entry;
+  const signal = c.req.raw.signal;
+  let batch = await readBatch(deps, entry, start, signal);
+  const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};
+  if (live === 'long-poll' && batch.messages.length === 0 && !batch.closed) {
+    // News that came while the first read returned is not an update to wait for.
+    if (!hasNews(feed, start)) await waitFor(feed, () => hasNews(feed, start), LONG_POLL_TIMEOUT_MS, signal);
+    batch = await readBatch(deps, entry, start, signal);
+    liveHeaders['stream-cursor'] = nextCursor(cursor, Date.now());
+  }
+  if (live === 'long-poll' && batch.messages.length === 0) {
+    // PROTOCOL.md 5.6: the tail, up to date; never cached (a cached 204 would hold readers back).
+    return c.body(null, 204, { ...protocolHeaders(batch), ...liveHeaders, 'cache-control': 'no-store' });
+  }
+  const etag = etagOf(feed.sessionId, startRaw, formatOffset(batch.next));
+  const headers = { ...protocolHeaders(batch), ...liveHeaders, etag, 'cache-control': cacheControl(isPublic, batch.fixed) };
+  if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+  return c.body(new Uint8Array(jsonArray(batch.messages)), 200, headers);
+}
+
+/** `offset=now` (PROTOCOL.md 6): catch-up answers `[]` at the tail; long-poll and SSE start there. */
+async function tailPosition(entry: FeedEntry, signal: AbortSignal): Promise<Position> {
+  await settle(entry.feed, 'tail', signal);
+  return tailOf(entry.feed);
+}
+
+// The SSE read: data and control events from `start` on, until the end record, the connection's
+// time is up, the caller's access runs out, or the caller leaves. Pulled, so a slow reader holds one batch.
+function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: number | undefined, signal: AbortSignal, expiresAtMs: number | undefined, done: () => void): ReadableStream<Uint8Array> {
+  const { feed } = entry;
+  const startedAt = Date.now();
+  const heartbeatMs = deps.config.heartbeatSeconds * 1000;
+  let pos = start;
+  let sentControl = false;
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    done();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        for (;;) {
+          const deadline = Math.min(startedAt + SSE_CONNECTION_MS, expiresAtMs ?? Infinity);
+          if (signal.aborted || Date.now() >= deadline || deps.isShuttingDown()) {
+            finish();
+            controller.close();
+            return;
+          }
+          const batch = await readBatch(deps, entry, pos, signal);
+          const control = () => sseControlEvent(formatOffset(batch.next), nextCursor(cursor, Date.now()), batch.upToDate, batch.closed);
+          if (batch.messages.length > 0 || batch.closed) {
+            pos = batch.next;
+            sentControl = true;
+            controller.enqueue(batch.messages.length > 0 ? Buffer.concat([sseDataEvent(batch.messages), control()]) : control());
+            if (batch.closed) {
+              finish();
+              controller.close();
+            }
+            return;
+          }
+          if (!sentControl) {
+            sentControl = true;
+            controller.enqueue(control());
+            return;
+          }
+          if (hasNews(feed, pos)) continue;
+          const changed = await waitFor(feed, () => hasNews(feed, pos), Math.max(1, Math.min(heartbeatMs, deadline - Date.now())), signal);
+          if (!changed && !signal.aborted && Date.now() < deadline) {
+            controller.enqueue(Buffer.from(': keep-alive\n\n'));
+            return;
+          }
+        }
+      } catch (err) {
+        deps.log.debug({ session: feed.sessionId, err: (err as Error).message }, 'durable SSE read ended');
+        finish();
+        controller.close();
+      }
+    },
+    cancel() {
+      finish();
+    },
+  });
+}
+
+/** Registers the route. */
+export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
+  app.use('/v1/stream/*', async (c, next) => {
+    await next();
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(k, v);
+  });
+  app.get('/v1/stream/sessions/:id', async (c) => {
+    const id = parseSessionId(c.req.param('id'));
+    const startRaw = c.req.query('offset');
+    const parsed = parseOffset(startRaw);
+    const live = parseLive(c.req.query('live'));
+    const cursor = parseCursor(c.req.query('cursor'));
+    if (deps.isShuttingDown()) throw new ShuttingDownError();
+    const isPublic = sessionIsPublic(deps, id);
+    const grant = await authorizeRead(c, deps, id, isPublic);
+    const head = c.req.method === 'HEAD';
+    const startIndex = parsed === 'now' ? 'head' : parsed.events;
+    const signal = c.req.raw.signal;
+    const slot = live === 'sse' && !head ? deps.limits.streams.reserve(deps.limits.clientKeyOf(c), [id]) : null;
+    let entry: FeedEntry;
+    try {
+      entry = await deps.hub.acquire(id, true, startIndex);
+    } catch (err) {
+      slot?.release();
+      throw err;
+    }
+    let handedOver = false;
+    try {
+      requireKnown(entry.feed);
+      if (head) {
+        // PROTOCOL.md 5.4: metadata only, never cached (a stale tail offset misleads).
+        const tail = await tailPosition(entry, signal);
+        return c.body(null, 200, { ...protocolHeaders({ next: tail, upToDate: false, closed: tail.closed }), 'cache-control': 'no-store' });
+      }
+      const start = parsed === 'now' ? await tailPosition(entry, signal) : parsed;
+      if (live === 'sse') {
+        // Checked before the 200: a bad offset is a 400, not a stream that ends at once.
+        if (!start.closed) await settle(entry.feed, start.events, signal);
+        checkPosition(entry.feed, start);
+        const done = () => {
+          slot?.release();
+          deps.hub.release(entry);
+        };
+        handedOver = true;
+        const body = sseBody(deps, entry, start, cursor, signal, grant?.expiresAtMs, done);
+        return c.body(body, 200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+      }
+      if (parsed === 'now' && live === 'catch-up') {
+        // PROTOCOL.md 6: `[]` at the tail, up to date, no ETag, not cached.
+        const tail = { next: start, upToDate: true, closed: start.closed };
+        return c.body('[]', 200, { ...protocolHeaders(tail), 'cache-control': 'no-store' });
+      }
+      return await answerRead(c, deps, entry, start, startRaw ?? '-1', live, isPublic, cursor);
+    } finally {
+      if (!handedOver) {
+        slot?.release();
+        deps.hub.release(entry);
+      }
+    }
+  });
+  app.all('/v1/stream/sessions/:id', methodNotAllowed(['GET', 'HEAD']));
+}

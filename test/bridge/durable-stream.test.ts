@@ -1,0 +1,269 @@
+/**
+ * `GET /v1/stream/sessions/{id}` read by the real `@durable-streams/client`,
+ * with the simulator in real-API mode as the upstream: finished and live
+ * sessions in catch-up, long-poll and SSE modes, connections cut for real
+ * (a TCP proxy resets them) and reads resumed from saved offsets, every event
+ * once and in order, the end record last and the stream closed.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SignJWT } from 'jose';
+import { range, startBridge, type Bridge } from '../helpers/harness.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/multi.ts';
+import { indicesOf, readDurable, type DurableRead } from '../helpers/durable.ts';
+import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
+
+let bridge: Bridge | undefined;
+let proxy: TcpProxy | undefined;
+afterEach(async () => {
+  await proxy?.close();
+  await bridge?.close();
+  bridge = undefined;
+  proxy = undefined;
+});
+
+async function startReal(env: Record<string, string> = {}): Promise<Bridge> {
+  bridge = await startBridge({ ...ONE_ADDRESS_ENV, UPSTREAM_WAIT_SECONDS: '1', ...env }, { api: 'real' });
+  return bridge;
+}
+
+/** Every event once, in order, from 0; records without `index`; the end record last with the answer. */
+function expectWholeSession(r: DurableRead, events: number, answer: unknown): void {
+  expect(indicesOf(r.items)).toEqual(range(events));
+  for (const m of r.items) {
+    if (typeof m.index === 'number') expect(Object.keys(m).sort()).toEqual(['data', 'index', 'timestamp', 'type']);
+    else {
+      expect(['status', 'end']).toContain(m.event);
+      expect(m).not.toHaveProperty('index');
+    }
+  }
+  const last = r.items.at(-1);
+  expect(last).toMatchObject({ event: 'end', status: 'completed', answer, last_index: events - 1 });
+  expect(r.items.filter((m) => m.event === 'end')).toHaveLength(1);
+  expect(r.closed).toBe(true);
+  // Offsets only ever grow (PROTOCOL.md 6), compared as the protocol says: as strings.
+  for (let k = 1; k < r.offsets.length; k++) expect(r.offsets[k]! >= r.offsets[k - 1]!).toBe(true);
+}
+
+describe('a finished session', () => {
+  it('is read whole in catch-up, long-poll and SSE modes, the same events each time', async () => {
+    const b = await startReal();
+    b.sim.createSession('done', { initialEvents: 230 });
+    b.sim.finish('done', { answer: 'forty-two', closingEvents: true });
+    const events = b.sim.eventCount('done');
+    const url = `${b.url}/v1/stream/sessions/done`;
+    const reads = [await readDurable(url, { live: false }), await readDurable(url, { live: 'long-poll' }), await readDurable(url, { live: 'sse' })];
+    for (const r of reads) expectWholeSession(r, events, 'forty-two');
+    expect(reads[1]!.items).toEqual(reads[0]!.items);
+    expect(reads[2]!.items).toEqual(reads[0]!.items);
+    // The events are the SSE stream's event data.
+    const sim = b.sim.events('done');
+    expect(reads[0]!.items[7]).toMatchObject({ index: 7, type: sim[7]!.type, timestamp: sim[7]!.timestamp });
+  });
+
+  it('resumes from the offset it was given after an abort, with nothing repeated or lost', async () => {
+    const b = await startReal();
+    b.sim.createSession('resume', { initialEvents: 260 });
+    b.sim.finish('resume', { answer: { ok: true }, closingEvents: true });
+    const url = `${b.url}/v1/stream/sessions/resume`;
+    const first = await readDurable(url, { live: false, stopWhen: (r) => r.items.length >= 100 });
+    expect(first.closed).toBe(false);
+    const rest = await readDurable(url, { live: 'sse', offset: first.offsets.at(-1)! });
+    expectWholeSession({ items: [...first.items, ...rest.items], offsets: [...first.offsets, ...rest.offsets], closed: rest.closed }, b.sim.eventCount('resume'), { ok: true });
+  });
+});
+
+describe('history the buffer no longer holds', () => {
+  it('is read through the hub history path, in the same chunks, and a second reader costs the upstream nothing more', async () => {
+    const b = await startReal({ SESSION_MAX_EVENTS: '40' });
+    b.sim.createSession('long', { initialEvents: 330, imageBytes: 0 });
+    b.sim.finish('long', { answer: 'long', closingEvents: true });
+    const url = `${b.url}/v1/stream/sessions/long`;
+    // A reader that starts at the end (the loop drains, the buffer keeps the last 40), then one from the start.
+    const tail = await fetch(`${url}?offset=now`);
+    expect(tail.headers.get('stream-closed')).toBe('true');
+    const first = await readDurable(url, { live: false });
+    expectWholeSession(first, b.sim.eventCount('long'), 'long');
+    expect(first.offsets.slice(0, 3)).toEqual(['0000000000000100_0000000000000000', '0000000000000200_0000000000000000', '0000000000000300_0000000000000000']);
+    const calls = b.sim.stats('long').changes;
+    const second = await readDurable(url, { live: 'sse' });
+    expect(second.items).toEqual(first.items);
+    // What the first reader fetched joined the buffer where it fits; the rest is fetched again, page by page: never a call per event.
+    expect(b.sim.stats('long').changes - calls).toBeLessThanOrEqual(Math.ceil(330 / 100) + 1);
+  });
+});
+
+describe('a live session', () => {
+  for (const live of ['long-poll', 'sse'] as const) {
+    it(`is followed with live=${live} through connections cut for real, every event once, then closed`, async () => {
+      const b = await startReal();
+      proxy = await startTcpProxy(b.url);
+      const id = `live-${live}`;
+      b.sim.createSession(id, { initialEvents: 3, emitEveryMs: 40, batchSize: 2, emitCount: 120 });
+      const cutsAt = new Set([20, 60, 100]);
+      let cuts = 0;
+      let cutEvents = 0;
+      const r = await readDurable(`${proxy.url}/v1/stream/sessions/${id}`, {
+        live,
+        timeoutMs: 60_000,
+        onBatch: (x) => {
+          const seen = indicesOf(x.items).length;
+          for (const at of cutsAt) {
+            if (seen >= at) {
+              cutsAt.delete(at);
+              cutEvents++;
+              // Resets every connection on both sides: the client retries from the offset it holds.
+              cuts += proxy!.resetAll();
+            }
+          }
+        },
+      });
+      const events = b.sim.eventCount(id);
+      expect(events).toBeGreaterThanOrEqual(123);
+      expect(cuts).toBeGreaterThan(0);
+      // Each cut cost a new connection: the reads went on from the offsets given before the cut.
+      expect(cutEvents).toBe(3);
+      expect(proxy.accepted()).toBeGreaterThan(cutEvents);
+      expectWholeSession(r, events, expect.anything());
+      // While it ran, its status came as messages of their own.
+      expect(r.items.some((m) => m.event === 'status' && m.status === 'running')).toBe(true);
+    });
+  }
+
+  it('costs the upstream one loop however many readers, as the SSE route shares it', async () => {
+    const b = await startReal();
+    b.sim.createSession('shared', { initialEvents: 2, emitEveryMs: 50, emitCount: 60 });
+    const url = `${b.url}/v1/stream/sessions/shared`;
+    const reads = await Promise.all([readDurable(url, { live: 'sse' }), readDurable(url, { live: 'long-poll' }), readDurable(url, { live: 'sse' }), readDurable(url, { live: 'long-poll' })]);
+    for (const r of reads) expectWholeSession(r, b.sim.eventCount('shared'), expect.anything());
+    expect(b.sim.stats('shared').maxInFlightChanges).toBe(1);
+  });
+});
+
+describe('the protocol around the reads', () => {
+  it('answers HEAD, offset=now, ETag and 304, a long-poll woken by new events, and cursors that move on', async () => {
+    const b = await startReal();
+    b.sim.createSession('quiet', { initialEvents: 4 });
+    const url = `${b.url}/v1/stream/sessions/quiet`;
+    const head = await fetch(url, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('cache-control')).toBe('no-store');
+    expect(head.headers.get('content-type')).toBe('application/json');
+    const tail = head.headers.get('stream-next-offset')!;
+    const now = await fetch(`${url}?offset=now`);
+    expect(await now.json()).toEqual([]);
+    expect(now.headers.get('stream-up-to-date')).toBe('true');
+    expect(now.headers.get('stream-next-offset')).toBe(tail);
+    expect(now.headers.get('etag')).toBeNull();
+
+    const all = await fetch(`${url}?offset=-1`);
+    const body = (await all.json()) as any[];
+    expect(indicesOf(body)).toEqual(range(4));
+    expect(body.at(-1)).toMatchObject({ event: 'status', status: 'running' });
+    expect(all.headers.get('stream-up-to-date')).toBe('true');
+    expect(all.headers.get('stream-closed')).toBeNull();
+    // The tail of a live session may still grow: the protocol's short caching, not the fixed one.
+    expect(all.headers.get('cache-control')).toBe('public, max-age=60, stale-while-revalidate=300');
+    expect(all.headers.get('stream-next-offset')).toBe(tail);
+    const etag = all.headers.get('etag')!;
+    const again = await fetch(`${url}?offset=-1`, { headers: { 'if-none-match': etag } });
+    expect(again.status).toBe(304);
+    expect(await again.text()).toBe('');
+
+    const poll = fetch(`${url}?offset=${tail}&live=long-poll&cursor=99999999999`);
+    b.sim.appendEvents('quiet', 2);
+    const woke = await poll;
+    expect(woke.status).toBe(200);
+    expect(indicesOf((await woke.json()) as any[])).toEqual([4, 5]);
+    // A cursor the client already holds (or a later one) comes back strictly greater.
+    expect(Number(woke.headers.get('stream-cursor'))).toBeGreaterThan(99999999999);
+  });
+
+  it('refuses bad ids, offsets and parameters with 400 JSON, sends nothing upstream, and is read-only', async () => {
+    const b = await startReal();
+    b.sim.createSession('s', { initialEvents: 1 });
+    const before = b.sim.totalRequests();
+    for (const [path, what] of [
+      ['/v1/stream/sessions/bad%20id?offset=-1', 'session id'],
+      ['/v1/stream/sessions/s?offset=abc', 'offset'],
+      ['/v1/stream/sessions/s?offset=12', 'offset'],
+      ['/v1/stream/sessions/s?offset=0000000000000001_000000000000000x', 'offset'],
+      ['/v1/stream/sessions/s?offset=-1&live=forever', 'live'],
+      ['/v1/stream/sessions/s?offset=-1&live=long-poll&cursor=soon', 'cursor'],
+    ] as const) {
+      const res = await fetch(b.url + path);
+      expect(res.status, path).toBe(400);
+      const j = (await res.json()) as { error: string; code: string };
+      expect(j.code).toBe('bad_request');
+      expect(j.error).toContain(what);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+    expect(b.sim.totalRequests()).toBe(before);
+    // A closed position of a session that goes on is refused before any stream starts, in every mode.
+    for (const live of ['', '&live=long-poll', '&live=sse']) {
+      const res = await fetch(`${b.url}/v1/stream/sessions/s?offset=0000000000000001_end${live}`);
+      expect(res.status, live).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toContain('offset');
+    }
+    for (const method of ['PUT', 'POST', 'DELETE']) expect((await fetch(`${b.url}/v1/stream/sessions/s`, { method, body: method === 'DELETE' ? undefined : '[]' })).status).toBe(405);
+    expect((await fetch(`${b.url}/v1/stream/sessions/missing?offset=-1`)).status).toBe(404);
+    // An offset past the end of a closed stream is not a position of it.
+    b.sim.finish('s', { answer: 'a' });
+    const read = await readDurable(`${b.url}/v1/stream/sessions/s`, { live: false });
+    expect(read.closed).toBe(true);
+    expect((await fetch(`${b.url}/v1/stream/sessions/s?offset=0000000000000009_0000000000000000`)).status).toBe(400);
+    // At the closed tail a long-poll answers at once: 204, closed, no cursor to wait on.
+    const atEnd = await fetch(`${b.url}/v1/stream/sessions/s?offset=${read.offsets.at(-1)}&live=long-poll`);
+    expect(atEnd.status).toBe(204);
+    expect(atEnd.headers.get('stream-closed')).toBe('true');
+    expect(atEnd.headers.get('stream-up-to-date')).toBe('true');
+  });
+});
+
+describe('access and caching', () => {
+  const SECRET = 'durable-streams-test-secret-of-32-bytes!!';
+  const token = (sessions: string[]) => new SignJWT({ sessions }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
+
+  it('with tokens: 401/403 as on the other routes, answers private; PUBLIC_SESSIONS sessions are open and public', async () => {
+    const b = await startReal({ AUTH: '', AUTH_JWT_SECRET: SECRET, PUBLIC_SESSIONS: 'open-1' });
+    for (const id of ['closed-1', 'open-1']) {
+      b.sim.createSession(id, { initialEvents: 150 });
+      b.sim.finish(id, { answer: id });
+    }
+    const url = `${b.url}/v1/stream/sessions/closed-1?offset=-1`;
+    expect((await fetch(url)).status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${await token(['other'])}` } })).status).toBe(403);
+    const byHeader = await fetch(url, { headers: { authorization: `Bearer ${await token(['closed-1'])}` } });
+    expect(byHeader.status).toBe(200);
+    expect(byHeader.headers.get('cache-control')).toBe('private, max-age=31536000, immutable');
+    const byQuery = await fetch(`${url}&access_token=${await token(['*'])}`);
+    expect(byQuery.status).toBe(200);
+    const read = await readDurable(`${b.url}/v1/stream/sessions/closed-1`, { live: 'sse', headers: { authorization: `Bearer ${await token(['closed-1'])}` } });
+    expectWholeSession(read, b.sim.eventCount('closed-1'), 'closed-1');
+
+    const open = await fetch(`${b.url}/v1/stream/sessions/open-1?offset=-1`);
+    expect(open.status).toBe(200);
+    expect(open.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+  });
+
+  it('ends an SSE read when its token expires; the reconnect is refused with 401', async () => {
+    const b = await startReal({ AUTH: '', AUTH_JWT_SECRET: SECRET });
+    b.sim.createSession('long-live', { initialEvents: 2, emitEveryMs: 200, emitCount: 500 });
+    const exp = Math.floor(Date.now() / 1000) + 3;
+    const short = await new SignJWT({ sessions: ['long-live'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET));
+    let got = 0;
+    const read = readDurable(`${b.url}/v1/stream/sessions/long-live`, { live: 'sse', headers: { authorization: `Bearer ${short}` }, timeoutMs: 20_000, onBatch: (r) => (got = indicesOf(r.items).length) });
+    await expect(read).rejects.toMatchObject({ status: 401 });
+    expect(got).toBeGreaterThan(2);
+    expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+  });
+
+  it('exposes the protocol headers to browsers and allows If-None-Match in preflights', async () => {
+    const b = await startReal({ CORS_ORIGINS: 'https://app.example' });
+    b.sim.createSession('c', { initialEvents: 1 });
+    const res = await fetch(`${b.url}/v1/stream/sessions/c?offset=-1`, { headers: { origin: 'https://app.example' } });
+    const exposed = res.headers.get('access-control-expose-headers')!.toLowerCase();
+    for (const h of ['stream-next-offset', 'stream-up-to-date', 'stream-closed', 'stream-cursor', 'etag']) expect(exposed).toContain(h);
+    const pre = await fetch(`${b.url}/v1/stream/sessions/c`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'if-none-match' } });
+    expect(pre.headers.get('access-control-allow-headers')!.toLowerCase()).toContain('if-none-match');
+  });
+});
