@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { encodeFrame } from '../sse.ts';
 import type { SessionListing, SessionSummary } from '../upstream/list-client.ts';
-import type { SessionMetrics } from '../upstream/types.ts';
+import { TERMINAL_STATUSES, type SessionMetrics } from '../upstream/types.ts';
 
 /** A checked list filter (built by the HTTP layer from the query). */
 export interface ListFilter {
@@ -173,7 +173,11 @@ export class ListFeed {
   // Recomputes what viewers see of one session; a visible change gets a version and a frame.
   private update(id: string, live: LiveStatus | undefined): void {
     const summary = this.summaries.get(id);
-    const merged = summary === undefined ? undefined : live === undefined ? summary : { ...summary, status: live.status, metrics: live.metrics };
+    // A terminal status is final wherever it comes from: a loop may not have heard of the end the list already shows.
+    const status = live === undefined || (summary !== undefined && TERMINAL_STATUSES.has(summary.status)) ? summary?.status : live.status;
+    // A loop that has only heard `/status` so far knows no metrics yet: none is better than an empty object.
+    const metrics = live !== undefined && Object.keys(live.metrics).length > 0 ? { metrics: live.metrics } : {};
+    const merged = summary === undefined ? undefined : live === undefined ? summary : { ...summary, status: status!, ...metrics };
     const visible = merged !== undefined && (this.filter.statuses === undefined || this.filter.statuses.has(merged.status));
     const before = this.shown.get(id);
     if (visible) {

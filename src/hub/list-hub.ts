@@ -78,7 +78,12 @@ export class ListHub {
   constructor(opts: ListHubOptions) {
     this.opts = opts;
     this.stopListening = opts.live.onStatusChange((id) => {
-      for (const entry of this.lists.values()) if (entry.feed.has(id)) entry.feed.applyLive(id, opts.live.peekLive(id));
+      // Called from inside a session loop's update: a list's trouble must never reach that loop.
+      try {
+        for (const entry of this.lists.values()) if (entry.feed.has(id)) entry.feed.applyLive(id, opts.live.peekLive(id));
+      } catch (err) {
+        opts.log.error({ err, session: id }, 'session list could not take a live status');
+      }
     });
   }
 
@@ -151,7 +156,10 @@ export class ListHub {
     if (entry.abort.signal.aborted) return;
     const { feed } = entry;
     const started = performance.now();
-    const outcome = await readSessionList(this.opts.client, feed.filter.params, this.opts.maxSessions, entry.credential, entry.abort.signal);
+    const outcome = await readSessionList(this.opts.client, feed.filter.params, this.opts.maxSessions, entry.credential, entry.abort.signal).catch((err: unknown) => {
+      this.opts.log.error({ err, list: feed.filter.key }, 'session list poll failed unexpectedly');
+      return { kind: 'transient', reason: 'list: unexpected error' } as const;
+    });
     if (outcome.kind === 'aborted' || entry.abort.signal.aborted) {
       // Stopped (shutdown) before the first answer: whoever waits for it must not wait forever.
       if (!feed.listed) feed.failed('list: stopped');
@@ -161,7 +169,11 @@ export class ListHub {
     if (outcome.kind === 'listing') {
       this.calls += outcome.listing.calls;
       entry.failures = 0;
-      feed.applyListing(outcome.listing, (id) => this.opts.live.peekLive(id));
+      try {
+        feed.applyListing(outcome.listing, (id) => this.opts.live.peekLive(id));
+      } catch (err) {
+        this.opts.log.error({ err, list: feed.filter.key }, 'session list could not take a listing');
+      }
     } else {
       this.calls++;
       entry.failures++;
