@@ -114,7 +114,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'UPSTREAM_MAX_BODY_BYTES', key: 'upstreamMaxBodyBytes', flag: 'upstream-max-body-bytes', help: 'largest upstream answer read; a bigger page is asked again with fewer events, a single bigger event is relayed without its data', accepts: 'an integer 65536-1073741824', schema: int(65_536, 1 << 30), default: String(16 * 1024 * 1024) },
   { env: 'UPSTREAM_GIVE_UP_SECONDS', key: 'upstreamGiveUpSeconds', flag: 'upstream-give-up-seconds', help: 'how long a lasting upstream 401/403/404 is retried before streams end', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '300' },
   { env: 'AUTH_JWT_SECRET', key: 'authJwtSecret', flag: 'auth-jwt-secret', help: 'HS256 secret; when set every subscriber needs a JWT', accepts: 'a string of at least 32 bytes', schema: z.string().refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes long'), secret: true },
-  { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token', accepts: '"none"', schema: z.enum(['none']) },
+  { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token; "upstream": subscribers bring their own upstream key, checked with the upstream (may be combined with AUTH_JWT_SECRET)', accepts: '"none" or "upstream"', schema: z.enum(['none', 'upstream']) },
+  { env: 'AUTH_UPSTREAM_CACHE_SECONDS', key: 'authUpstreamCacheSeconds', flag: 'auth-upstream-cache-seconds', help: 'AUTH=upstream: how long the upstream\'s verdict on a (key, session) pair is kept (a refusal at most 5 s); open streams are checked again when it runs out', accepts: 'an integer 1-3600', schema: int(1, 3600), default: '60' },
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
   { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().regex(/^[A-Za-z0-9.:_-]{1,64}$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
@@ -160,7 +161,8 @@ export interface ConfigShape {
   upstreamMaxBodyBytes: number;
   upstreamGiveUpSeconds: number;
   authJwtSecret: string | undefined;
-  auth: 'none' | undefined;
+  auth: 'none' | 'upstream' | undefined;
+  authUpstreamCacheSeconds: number;
   corsOrigins: string | undefined;
   redisUrl: string | undefined;
   redisKeyPrefix: string;
@@ -214,8 +216,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     out[opt.key] = parsed.data;
   }
   const config = out as unknown as ConfigShape;
-  if (config.upstreamAuthHeader && !config.upstreamApiKey) {
-    throw new ConfigError('UPSTREAM_AUTH_HEADER', 'is set but UPSTREAM_API_KEY is not: set the key it should carry');
+  // With AUTH=upstream the header also names where callers put their own keys, so it may stand alone.
+  if (config.upstreamAuthHeader && !config.upstreamApiKey && config.auth !== 'upstream') {
+    throw new ConfigError('UPSTREAM_AUTH_HEADER', 'is set but UPSTREAM_API_KEY is not: set the key it should carry (or AUTH=upstream, where callers send their own key in it)');
   }
   // Node counts the request line into the header limit: a longer URL limit would never answer 414.
   if (config.maxUrlBytes > config.maxHeaderBytes) {
@@ -231,10 +234,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
   }
   // Secure by default: a real upstream behind an open bridge would stream anyone's sessions to anyone.
-  if (config.upstreamUrl && !config.authJwtSecret && config.auth !== 'none') {
-    throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET (HS256 secret), or AUTH=none to allow anyone');
+  if (config.upstreamUrl && !tokenAuthConfigured(config) && config.auth === undefined) {
+    throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET or AUTH_JWKS_URL (tokens), AUTH=upstream (callers\' own upstream keys), or AUTH=none to allow anyone');
   }
   return Object.freeze(config);
+}
+
+/** True when subscriber tokens are configured (AUTH_JWT_SECRET; AUTH_JWKS_URL where that setting exists). */
+export function tokenAuthConfigured(config: ConfigShape): boolean {
+  return config.authJwtSecret !== undefined || (config as { authJwksUrl?: string }).authJwksUrl !== undefined;
 }
 
 /** Shortest REDIS_LEASE_SECONDS for a long-poll wait and timeout margin (s): 1.5 x (wait + margin) + 1, rounded up. */

@@ -24,6 +24,12 @@ export class Stats {
   redisErrors: Record<string, number> = {};
   /** Cluster mode: events a reader found missing from the shared log and filled in, by source (log, upstream). */
   gapFills: Record<string, number> = {};
+  /** AUTH=upstream: key checks made with the upstream, by outcome (accepted, 401, 403, 404, unavailable). */
+  upstreamAuthChecks: Record<string, number> = {};
+  /** AUTH=upstream: key checks answered from the verdict cache or joined to one in flight (no upstream call). */
+  upstreamAuthCacheHits = 0;
+  /** AUTH=upstream: requests and open streams refused on the upstream's verdict, by status (401, 403, 404). */
+  upstreamAuthRefusals: Record<string, number> = {};
 }
 
 /** What the registry reads from the running hub on each scrape. */
@@ -54,6 +60,9 @@ export const METRIC_NAMES = [
   'pollcast_redis_errors_total',
   'pollcast_redis_command_duration_seconds',
   'pollcast_redis_gap_fills_total',
+  'pollcast_upstream_auth_checks_total',
+  'pollcast_upstream_auth_cache_hits_total',
+  'pollcast_upstream_auth_refusals_total',
 ] as const;
 
 /** The registry behind `/metrics`, plus the hooks the upstream client calls. */
@@ -135,6 +144,15 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
   new Counter({
     name: 'pollcast_redis_gap_fills_total', help: 'Cluster mode: events missing from the shared log that a reader filled in, by source (log, upstream).', labelNames: ['source'], registers: [registry],
     collect() { for (const [source, n] of Object.entries(stats.gapFills)) setCounter(this, n, { source }); },
+  });
+  new Counter({
+    name: 'pollcast_upstream_auth_checks_total', help: 'AUTH=upstream: checks of a caller key made with the upstream, by outcome (accepted, 401, 403, 404, unavailable).', labelNames: ['outcome'], registers: [registry],
+    collect() { for (const [outcome, n] of Object.entries(stats.upstreamAuthChecks)) setCounter(this, n, { outcome }); },
+  });
+  new Counter({ name: 'pollcast_upstream_auth_cache_hits_total', help: 'AUTH=upstream: key checks answered from the verdict cache or shared with one in flight (no upstream call).', registers: [registry], collect() { setCounter(this, stats.upstreamAuthCacheHits); } });
+  new Counter({
+    name: 'pollcast_upstream_auth_refusals_total', help: 'AUTH=upstream: requests and open streams refused on the upstream\'s verdict, by status (401, 403, 404).', labelNames: ['status'], registers: [registry],
+    collect() { for (const [status, n] of Object.entries(stats.upstreamAuthRefusals)) setCounter(this, n, { status }); },
   });
   return {
     registry,

@@ -13,7 +13,8 @@ import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
 import { installClientErrorHandler } from './http/client-error.ts';
 import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
-import { allowAll, createJwtAuthorizer, type Authorizer } from './http/auth.ts';
+import type { Authorizer } from './http/auth.ts';
+import { createAuthorizer } from './http/authorizer.ts';
 import type { DemoSource } from './http/demo-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
@@ -132,6 +133,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     maxCachedSessions: config.cacheMaxSessions,
     maxCachedBytes: config.cacheMaxBytes,
     idleFeedTtlMs: 10 * 60_000,
+    // Without the operator's key, a loop runs on a caller's key the upstream accepted (AUTH=upstream).
+    loopOnCallerCredentials: config.auth === 'upstream' && config.upstreamApiKey === undefined,
   });
   const lists = new ListHub({
     client,
@@ -143,8 +146,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     maxLogEntries: SESSION_LIST_LOG_ENTRIES,
   });
   streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });
-  // The built-in demo stays open; a real upstream needs a token unless AUTH=none (config enforces it).
-  const authorize: Authorizer = config.authJwtSecret ? createJwtAuthorizer(config.authJwtSecret) : allowAll;
+  // The built-in demo stays open; a real upstream needs a token or a key unless AUTH=none (config enforces it).
+  const authorize: Authorizer = createAuthorizer(config, { client, stats: metrics.stats });
   let shuttingDown = false;
   const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config);

@@ -18,8 +18,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const origins = corsOriginList(deps.config.corsOrigins);
   if (origins !== undefined) {
+    // AUTH=upstream: a fetch-based client may send its key in UPSTREAM_AUTH_HEADER, as to the upstream.
+    const keyHeader = deps.config.auth === 'upstream' && deps.config.upstreamAuthHeader ? [deps.config.upstreamAuthHeader] : [];
     // POST and Content-Type: `POST /events` takes its session list as JSON.
-    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type'], exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
+    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type', ...keyHeader], exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
   }
   app.use('*', async (c, next) => {
     // While stopping, no connection is kept for reuse: a reconnecting client

@@ -45,9 +45,11 @@ export interface Credentials {
 /** Checks that the request may read every one of `sessionIds` (none: that it is authenticated at all); throws 401/403 errors. */
 export type Authorizer = (credentials: Credentials, sessionIds: readonly string[]) => Promise<Grant>;
 
-/** A hono request's credentials. */
-export function credentialsOf(c: Context): Credentials {
-  return { authorization: c.req.header('authorization'), accessToken: c.req.query('access_token'), cookie: c.req.header('cookie') };
+/** A hono request's credentials; `keyHeader` is UPSTREAM_AUTH_HEADER, read when configured. */
+export function credentialsOf(c: Context, keyHeader?: string): Credentials {
+  const credentials: Credentials = { authorization: c.req.header('authorization'), accessToken: c.req.query('access_token'), cookie: c.req.header('cookie') };
+  if (keyHeader !== undefined) credentials.keyHeader = c.req.header(keyHeader);
+  return credentials;
 }
 
 /** The part of a grant an open stream keeps: when it runs out and how it is confirmed again. */

@@ -117,6 +117,16 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   return nothingNew(c, feed);
 }
 
+/**
+ * A long-poll ends by the time its grant does (rounded up to the second, so a
+ * grant about to run out never makes a caller spin): a key revoked upstream
+ * gets nothing past its verdict, and the next call is checked again.
+ */
+function waitWithin(waitSeconds: number, expiresAtMs: number | undefined): number {
+  if (expiresAtMs === undefined || waitSeconds === 0) return waitSeconds;
+  return Math.max(1, Math.min(waitSeconds, Math.ceil((expiresAtMs - Date.now()) / 1000)));
+}
+
 /** Registers the drop-in `changes` and `status` routes at `prefix` (the path of UPSTREAM_URL, or ''). */
 function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
   app.get(`${prefix}/sessions/:id/changes`, async (c) => {
@@ -127,12 +137,12 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     const includeEvents = parseIncludeEvents(c.req.query('include_events'), c.req.query('include_details'));
     const waitSeconds = parseWaitSeconds(c.req.query('wait_for_seconds'), MAX_CHANGES_WAIT_SECONDS);
     if (deps.isShuttingDown()) throw new ShuttingDownError();
-    await deps.authorize(credentialsOf(c), [id]);
+    const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
     // hono answers HEAD with the GET handler: answer it at once, no loop, no wait.
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
-    const entry = await deps.hub.acquire(id, includeEvents, from);
+    const entry = await deps.hub.acquire(id, includeEvents, from, grant.upstreamCredential);
     try {
-      return await answerChanges(c, deps, entry, from, limit, waitSeconds);
+      return await answerChanges(c, deps, entry, from, limit, waitWithin(waitSeconds, grant.expiresAtMs));
     } finally {
       deps.hub.release(entry);
     }
@@ -140,9 +150,9 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
   app.get(`${prefix}/sessions/:id/status`, async (c) => {
     const id = parseSessionId(c.req.param('id'));
     if (deps.isShuttingDown()) throw new ShuttingDownError();
-    await deps.authorize(credentialsOf(c), [id]);
+    const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
-    const entry = await deps.hub.acquireAny(id);
+    const entry = await deps.hub.acquireAny(id, grant.upstreamCredential);
     try {
       requireKnown(entry.feed);
       if (!entry.feed.ended && Date.now() - entry.feed.snapshot.statusAtMs > STATUS_FRESH_MS) {

@@ -29,7 +29,7 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       fromIndex: c.req.query('from_index'),
       includeEvents: c.req.query('include_events'),
       includeDetails: c.req.query('include_details'),
-      credentials: credentialsOf(c),
+      credentials: credentialsOf(c, deps.config.upstreamAuthHeader),
     };
     const checked = await checkStreamAsk(ask, deps);
     if (checked === null) {

@@ -10,6 +10,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { AppDeps } from './deps.ts';
+import type { Credentials } from './auth.ts';
 import { corsHeaders, corsOriginList } from './cors.ts';
 import { errorAnswer, rejectionReason } from './errors.ts';
 import { checkRate, checkUrl } from './limits.ts';
@@ -37,6 +38,13 @@ export function withStreamFastPath(deps: AppDeps, fallback: NodeListener): NodeL
   };
 }
 
+/** The same credentials `credentialsOf` reads from a hono request. */
+function credentialsFrom(req: NodeRequest, query: URLSearchParams, keyHeader: string | undefined): Credentials {
+  const credentials: Credentials = { authorization: rawHeader(req, 'authorization'), accessToken: query.get('access_token') ?? undefined, cookie: rawHeader(req, 'cookie') };
+  if (keyHeader !== undefined) credentials.keyHeader = rawHeader(req, keyHeader.toLowerCase());
+  return credentials;
+}
+
 function decoded(segment: string): string | undefined {
   try {
     return decodeURIComponent(segment);
@@ -62,7 +70,7 @@ async function serve(deps: AppDeps, req: NodeRequest, res: ServerResponse | Http
         fromIndex: query.get('from_index') ?? undefined,
         includeEvents: query.get('include_events') ?? undefined,
         includeDetails: query.get('include_details') ?? undefined,
-        credentials: { authorization: rawHeader(req, 'authorization'), accessToken: query.get('access_token') ?? undefined, cookie: rawHeader(req, 'cookie') },
+        credentials: credentialsFrom(req, query, deps.config.upstreamAuthHeader),
       },
       deps,
     );

@@ -41,7 +41,7 @@ async function openListStream(c: Context<AppEnv>, deps: AppDeps): Promise<Respon
     c.env.incoming.socket.destroy();
     return RESPONSE_ALREADY_SENT;
   }
-  const grant = await deps.authorize(credentialsOf(c), []);
+  const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), []);
   if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
   const { credential, allow } = scopeOf(grant.scope);
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), []);

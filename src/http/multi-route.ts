@@ -16,15 +16,16 @@ import type { FeedEntry } from '../hub/hub.ts';
 import type { LaneSpec } from '../hub/mux-subscriber.ts';
 import { responseGone, streamHeaders } from '../hub/writer.ts';
 import { SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
 
 /** The lanes of a request: every open session acquired at once (single flight per session, like single streams). */
-async function acquireLanes(deps: AppDeps, req: MuxRequest): Promise<LaneSpec[]> {
+async function acquireLanes(deps: AppDeps, req: MuxRequest, credential: UpstreamCredential | undefined): Promise<LaneSpec[]> {
   const reading = req.ids.map((id, i) => ({ id, value: req.values[i]! }));
   const results = await Promise.allSettled(
     reading.map(({ id, value }) => {
       if (value === ENDED) return Promise.resolve(null);
       // An overview reads status and end only: any loop of the session will do.
-      return req.mode === 'overview' ? deps.hub.acquireAny(id) : deps.hub.acquire(id, req.includeEvents, value - 1);
+      return req.mode === 'overview' ? deps.hub.acquireAny(id, credential) : deps.hub.acquire(id, req.includeEvents, value - 1, credential);
     }),
   );
   const acquired = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));
@@ -51,7 +52,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     c.env.incoming.socket.destroy();
     return RESPONSE_ALREADY_SENT;
   }
-  const grant = await deps.authorize(credentialsOf(c), req.ids);
+  const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), req.ids);
   if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
@@ -63,7 +64,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
   let lanes: LaneSpec[];
   try {
-    lanes = await acquireLanes(deps, req);
+    lanes = await acquireLanes(deps, req, grant.upstreamCredential);
   } catch (err) {
     slot.release();
     throw err;

@@ -52,7 +52,7 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
   const slot = deps.limits.streams.reserve(clientKey, [checked.id]);
   let entry: FeedEntry;
   try {
-    entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start);
+    entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start, checked.grant.upstreamCredential);
   } catch (err) {
     slot.release();
     throw err;

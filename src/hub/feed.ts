@@ -9,6 +9,7 @@ import { endFrame, eventFrame, statusFrameOf, statusJson } from './frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../upstream/snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink, LoopUpdate } from '../upstream/sink.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
+import { CallerCredentials } from '../upstream/credential.ts';
 
 /** What one update added: its events' frames and, if what subscribers see changed, the new status frame. */
 export class Chunk {
@@ -103,6 +104,8 @@ export class Feed implements LoopSink {
   readonly listeners = new Set<FeedListener>();
   /** Called after every update and at the end, whatever changed (waiting drop-in long-polls: "caught up" is not a frame). */
   readonly watchers = new Set<() => void>();
+  /** Callers' credentials the upstream accepted for this session (AUTH=upstream, no UPSTREAM_API_KEY): what its loop runs on. Kept in memory only, never in Redis. */
+  readonly callers = new CallerCredentials();
   private readonly limits: FeedLimits;
   private held: Held[] = [];
   private base: number;

@@ -13,6 +13,7 @@ import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
 import type { SessionMetrics, UpstreamEvent } from '../upstream/types.ts';
 import { isKnown } from '../upstream/snapshot.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
 import { SessionNotFoundError, TooManyRequestsError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 import type { Stats } from '../metrics.ts';
 
@@ -31,6 +32,11 @@ export interface HubOptions {
   maxCachedBytes: number;
   /** How long an idle, unfinished feed stays cached (ms). */
   idleFeedTtlMs: number;
+  /**
+   * Loops run on the credentials of callers the upstream accepted (AUTH=upstream
+   * without UPSTREAM_API_KEY); otherwise a caller's credential is never used.
+   */
+  loopOnCallerCredentials?: boolean;
 }
 
 /** One feed with its supply and its users (subscribers and waiting long-polls). */
@@ -97,9 +103,10 @@ export class Hub {
    * starts one event before `startIndex` (so the loop proves that index
    * exists and `last_index` stays right) instead of reading the whole history;
    * older events are fetched when someone asks for them. The caller holds a
-   * use of the entry and must `release` it.
+   * use of the entry and must `release` it. `credential`: the caller's own,
+   * accepted by the upstream for this session, which the loop may run on.
    */
-  async acquire(sessionId: string, includeEvents: boolean, startIndex: number | 'head' = 0): Promise<FeedEntry> {
+  async acquire(sessionId: string, includeEvents: boolean, startIndex: number | 'head' = 0, credential?: UpstreamCredential): Promise<FeedEntry> {
     if (this.closed) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
     const key = feedKey(sessionId, includeEvents);
     let entry = this.active.get(key);
@@ -122,9 +129,11 @@ export class Hub {
       };
       if (!cached) entry.feed.watchers.add(() => this.tellStatus(entry!.feed));
       this.active.set(key, entry);
+      // Before the start: the loop's first contact is made with it.
+      if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
       // A finished feed is served from memory; anything else is (re)supplied.
       if (!entry.feed.ended) entry.ready = this.start(entry);
-    }
+    } else if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
     entry.users++;
     if (entry.graceTimer) {
       clearTimeout(entry.graceTimer);
@@ -145,10 +154,10 @@ export class Hub {
    * one without details (no screenshots to download for a status) whose loop
    * starts at the session's last event instead of reading its history.
    */
-  async acquireAny(sessionId: string): Promise<FeedEntry> {
-    for (const details of [true, false]) if (this.active.has(feedKey(sessionId, details))) return this.acquire(sessionId, details);
-    for (const details of [true, false]) if (this.cache.peek(feedKey(sessionId, details))?.feed.ended) return this.acquire(sessionId, details);
-    return this.acquire(sessionId, false, 'head');
+  async acquireAny(sessionId: string, credential?: UpstreamCredential): Promise<FeedEntry> {
+    for (const details of [true, false]) if (this.active.has(feedKey(sessionId, details))) return this.acquire(sessionId, details, 0, credential);
+    for (const details of [true, false]) if (this.cache.peek(feedKey(sessionId, details))?.feed.ended) return this.acquire(sessionId, details, 0, credential);
+    return this.acquire(sessionId, false, 'head', credential);
   }
 
   /** Gives back a use taken by `acquire`; the loop stops after the grace period without users. */
@@ -304,7 +313,8 @@ export class Hub {
       log[level]({ session: feed.sessionId, outcome: contact.kind }, 'upstream refused the first contact; subscriber refused');
       abort.abort();
       if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
-      if (contact.kind === 'unauthorized') this.failedFirstContacts.set(entry.key, error);
+      // A caller's credential refused says nothing about the next caller's: only the operator's key is remembered.
+      if (contact.kind === 'unauthorized' && !this.opts.loopOnCallerCredentials) this.failedFirstContacts.set(entry.key, error);
       throw error;
     }
     if (this.closed) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
@@ -318,6 +328,8 @@ export class Hub {
     entry.graceTimer = null;
     entry.abort?.abort();
     entry.abort = null;
+    // No loop, no need for the callers' credentials: a cached feed holds none (its next user brings one).
+    entry.feed.callers.clear();
     this.historyRuns.delete(entry.key);
     if (this.active.get(entry.key) === entry) this.active.delete(entry.key);
     if (this.closed) return;

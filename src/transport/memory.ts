@@ -4,6 +4,7 @@ import type { Feed } from '../hub/feed.ts';
 import type { BackoffPolicy } from '../upstream/backoff.ts';
 import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
 import { fetchPage, PageLimit } from '../upstream/pager.ts';
+import { callerClient } from '../upstream/caller-client.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import type { Supply, Transport } from '../hub/transport.ts';
@@ -25,7 +26,8 @@ export interface LoopSettings {
 /** Events [from, to) read again from upstream with wait 0 (at most one page; at least one event when any exist). */
 export async function upstreamHistory(settings: LoopSettings, feed: Feed, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome> {
   const limit = new PageLimit(Math.max(1, Math.min(settings.pageSize, to - from)));
-  const r = await fetchPage(settings.client, feed.sessionId, { fromIndex: from, includeEvents: feed.includeEvents, waitSeconds: 0 }, limit, signal);
+  // Read with the loop's credential: without UPSTREAM_API_KEY, a caller's the upstream accepted for this session.
+  const r = await fetchPage(callerClient(settings.client, feed.callers), feed.sessionId, { fromIndex: from, includeEvents: feed.includeEvents, waitSeconds: 0 }, limit, signal);
   if (r.kind === 'events') return r.changes.new_events.slice(0, to - from);
   if (r.kind === 'no-change') return [];
   if (r.kind === 'oversized') {
@@ -45,6 +47,7 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
       const poller = new Poller(
         {
           ...settings,
+          client: callerClient(settings.client, feed.callers),
           sink: feed,
           startAtHead: feed.startAtHead,
           onFirstContact: resolveContact,

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Feed } from '../hub/feed.ts';
 import type { Stats } from '../metrics.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
+import { callerClient } from '../upstream/caller-client.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
@@ -130,7 +131,8 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
         let refusedOpen = false;
         poller = new Poller(
           {
-            client: settings.client,
+            // This instance's accepted callers (never written to Redis): see docs/auth-upstream.md for followers.
+            client: callerClient(settings.client, feed.callers),
             log,
             waitSeconds: settings.waitSeconds,
             pageSize: settings.pageSize,

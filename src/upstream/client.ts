@@ -65,10 +65,13 @@ export const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
 /** Largest upstream body read (bytes); larger → too-large, and the caller asks for fewer events. */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-/** Talks to one sessions API. */
+/**
+ * Talks to one sessions API. A call given a `credential` (a caller's own
+ * upstream key, AUTH=upstream) sends it in place of the operator's key.
+ */
 export interface UpstreamClient {
-  changes(sessionId: string, query: ChangesQuery, signal?: AbortSignal): Promise<ChangesOutcome>;
-  status(sessionId: string, signal?: AbortSignal): Promise<StatusOutcome>;
+  changes(sessionId: string, query: ChangesQuery, signal?: AbortSignal, credential?: UpstreamCredential): Promise<ChangesOutcome>;
+  status(sessionId: string, signal?: AbortSignal, credential?: UpstreamCredential): Promise<StatusOutcome>;
   /**
    * A plain GET of `path` below the base URL's path (e.g. `/sessions?page=1`), on the same pool, budget
    * and body cap, sent with `credential` instead of the operator's key when given; other calls
@@ -120,7 +123,8 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   const marginMs = options.timeoutMarginMs ?? DEFAULT_TIMEOUT_MARGIN_MS;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const pool = new Pool(base.origin, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, pipelining: 1 });
-  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'pollcast' };
+  const plainHeaders: Record<string, string> = { accept: 'application/json', 'user-agent': 'pollcast' };
+  const headers: Record<string, string> = { ...plainHeaders };
   if (options.apiKey) {
     if (options.authHeader) headers[options.authHeader.toLowerCase()] = options.apiKey;
     else headers.authorization = `Bearer ${options.apiKey}`;
@@ -131,6 +135,11 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     // encodeURIComponent keeps any id inside its one path segment, whatever it holds.
     const path = `${basePath}/sessions/${encodeURIComponent(sessionId)}/${endpoint}`;
     return params ? `${path}?${params.toString()}` : path;
+  }
+
+  // The caller's credential replaces the operator's key: the upstream judges that caller, not pollcast.
+  function headersFor(credential: UpstreamCredential | undefined): Record<string, string> {
+    return credential === undefined ? headers : { ...plainHeaders, [credential.header]: credential.value };
   }
 
   async function call(
@@ -155,8 +164,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       const res = await pool.request({
         method: 'GET',
         path,
-        // A caller's own credential replaces the operator's key, never joins it.
-        headers: credential ? { accept: headers.accept!, 'user-agent': headers['user-agent']!, [credential.header]: credential.value } : headers,
+        headers: headersFor(credential),
         signal: combined,
         headersTimeout: budgetMs,
         bodyTimeout: marginMs,
@@ -193,7 +201,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   }
 
   return {
-    changes(sessionId, query, signal) {
+    changes(sessionId, query, signal, credential) {
       return timed('changes', async (): Promise<ChangesOutcome> => {
         const params = new URLSearchParams({
           from_index: String(query.fromIndex),
@@ -201,7 +209,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
           include_events: String(query.includeEvents),
           wait_for_seconds: String(query.waitSeconds),
         });
-        const res = await call('changes', pathFor(sessionId, 'changes', params), query.waitSeconds, signal);
+        const res = await call('changes', pathFor(sessionId, 'changes', params), query.waitSeconds, signal, credential);
         if ('kind' in res) return res;
         if (res.status === 204) return { kind: 'no-change' };
         if (res.status !== 200) return classifyFailure(res.status, res.headers);
@@ -212,9 +220,9 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         return { kind: 'events', changes: parsed.value, bytes: res.bytes };
       });
     },
-    status(sessionId, signal) {
+    status(sessionId, signal, credential) {
       return timed('status', async (): Promise<StatusOutcome> => {
-        const res = await call('status', pathFor(sessionId, 'status'), 0, signal);
+        const res = await call('status', pathFor(sessionId, 'status'), 0, signal, credential);
         if ('kind' in res) return res;
         if (res.status !== 200) return classifyFailure(res.status, res.headers);
         const json = parseJson(res.text);

@@ -25,3 +25,44 @@ export function upstreamCredential(header: string, value: string): UpstreamCrede
   Object.defineProperty(credential, 'value', { value, enumerable: false });
   return Object.freeze(credential);
 }
+
+/** Accepted credentials one loop may run on (a handful: any one will do; more add nothing). */
+export const CALLER_CREDENTIALS_MAX = 8;
+
+/**
+ * The callers' credentials the upstream accepted for one session, by digest,
+ * most recently accepted last: a loop without `UPSTREAM_API_KEY` runs on the
+ * newest, and moves to the next one when the upstream stops accepting it.
+ * Bounded (CALLER_CREDENTIALS_MAX; past it the oldest is dropped).
+ */
+export class CallerCredentials {
+  private readonly byDigest = new Map<string, UpstreamCredential>();
+
+  /** Records a credential the upstream just accepted for this session. */
+  add(credential: UpstreamCredential): void {
+    this.byDigest.delete(credential.digest);
+    this.byDigest.set(credential.digest, credential);
+    if (this.byDigest.size > CALLER_CREDENTIALS_MAX) this.byDigest.delete(this.byDigest.keys().next().value!);
+  }
+
+  /** The credential to use now (the newest accepted), or undefined when none is held. */
+  current(): UpstreamCredential | undefined {
+    let last: UpstreamCredential | undefined;
+    for (const c of this.byDigest.values()) last = c;
+    return last;
+  }
+
+  /** Forgets a credential the upstream refused; true when it was held. */
+  drop(digest: string): boolean {
+    return this.byDigest.delete(digest);
+  }
+
+  /** Forgets them all (the loop stopped: nothing needs them any more). */
+  clear(): void {
+    this.byDigest.clear();
+  }
+
+  get size(): number {
+    return this.byDigest.size;
+  }
+}

@@ -187,6 +187,39 @@ describe('GET /sessions/events: scope and trouble', () => {
     }
   });
 
+  it('AUTH=upstream: each key gets its own list, polled with that key; keys of two organisations see disjoint lists; a refused key is 401', async () => {
+    const A = 'key-of-org-a';
+    const B = 'key-of-org-b';
+    const b = await startBridge({ AUTH: 'upstream', SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real', apiKeys: { [A]: 'org-a', [B]: 'org-b' } });
+    const createAs = async (key: string) => {
+      const res = await fetch(`${b.sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ agent: 'web-agent', messages: 'mine' }) });
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { id: string }).id;
+    };
+    const ofA = [await createAs(A), await createAs(A)];
+    const ofB = [await createAs(B)];
+    const viewA = record(`${b.url}/sessions/events?access_token=${A}`, { events: LIST_EVENTS });
+    const viewB = record(`${b.url}/sessions/events`, { events: LIST_EVENTS, headers: { authorization: `Bearer ${B}` } });
+    try {
+      await viewA.until((r) => ofA.every((id) => listOf(r).has(id)), 10_000);
+      await viewB.until((r) => ofB.every((id) => listOf(r).has(id)), 10_000);
+      const seenA = [...listOf(viewA).keys()];
+      const seenB = [...listOf(viewB).keys()];
+      expect(seenA.filter((id) => seenB.includes(id))).toEqual([]);
+      expect(seenA).not.toContain(ofB[0]);
+      // Polled with each caller's own key: the upstream saw both keys on its list route, never another.
+      const auths = new Set(b.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions?')).map((r) => String(r.headers.authorization)));
+      expect(auths).toEqual(new Set([`Bearer ${A}`, `Bearer ${B}`]));
+      expect(b.server.lists.size).toBe(2);
+    } finally {
+      viewA.close();
+      viewB.close();
+    }
+    const refused = await fetch(`${b.url}/sessions/events?access_token=not-a-key`);
+    expect(refused.status).toBe(401);
+    await b.close();
+  });
+
   it('says when the upstream list fails, keeps the stream open, and goes on when it answers again', async () => {
     const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
     const port = Number(new URL(b.sim.url).port);

@@ -1,0 +1,85 @@
+/**
+ * The upstream's verdicts on (caller credential, session) pairs (AUTH=upstream):
+ * one `GET …/sessions/{id}/status` with that credential per pair, shared by
+ * concurrent askers, kept for the cache lifetime (a refusal for at most
+ * REFUSAL_MAX_MS, so a key granted a moment later is not shut out long). Kept
+ * under the credential's digest: no credential value is held here.
+ */
+import { LRUCache } from 'lru-cache';
+import type { UpstreamClient } from '../upstream/client.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
+import type { Stats } from '../metrics.ts';
+
+/** Pairs whose verdict is kept at once; past it the least recently used is forgotten (it costs one more check). */
+export const VERDICT_CACHE_MAX_ENTRIES = 100_000;
+/** Longest a refusal is kept (ms): a key given access upstream gets in within this. */
+export const REFUSAL_MAX_MS = 5000;
+/** Seconds a caller is told to wait when the upstream could not give a verdict and said nothing itself. */
+export const CHECK_RETRY_AFTER_SECONDS = 5;
+
+/** What the upstream said of a pair, until `expiresAtMs`. */
+export type Verdict = { kind: 'accepted'; expiresAtMs: number } | { kind: 'refused'; status: 401 | 403 | 404; expiresAtMs: number };
+
+/** A verdict, or no verdict because the upstream failed (429, 5xx, unreachable): never cached, never a refusal. */
+export type CheckResult = Verdict | { kind: 'unavailable'; reason: string; retryAfterSeconds: number };
+
+export interface VerdictCacheOptions {
+  client: UpstreamClient;
+  /** How long an acceptance is kept (ms), AUTH_UPSTREAM_CACHE_SECONDS. */
+  ttlMs: number;
+  stats: Stats;
+}
+
+/** Asks the upstream about pairs, once per pair per lifetime. */
+export class VerdictCache {
+  private readonly opts: VerdictCacheOptions;
+  private readonly verdicts = new LRUCache<string, Verdict>({ max: VERDICT_CACHE_MAX_ENTRIES });
+  private readonly inFlight = new Map<string, Promise<CheckResult>>();
+
+  constructor(opts: VerdictCacheOptions) {
+    this.opts = opts;
+  }
+
+  /** The verdict on `credential` reading `sessionId`: from memory while it lasts, else from one shared upstream call. */
+  check(credential: UpstreamCredential, sessionId: string): Promise<CheckResult> {
+    const key = `${credential.digest}:${sessionId}`;
+    const { stats } = this.opts;
+    const held = this.verdicts.get(key);
+    // Judged by its own expiry (not the LRU's clock): a renewal at expiry must never be answered the same expiry again.
+    if (held !== undefined && held.expiresAtMs > Date.now()) {
+      stats.upstreamAuthCacheHits++;
+      return Promise.resolve(held);
+    }
+    let pending = this.inFlight.get(key);
+    if (pending !== undefined) {
+      stats.upstreamAuthCacheHits++;
+      return pending;
+    }
+    pending = this.ask(key, credential, sessionId).finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, pending);
+    return pending;
+  }
+
+  /** Pairs held now (tests, metrics). */
+  get size(): number {
+    return this.verdicts.size;
+  }
+
+  private async ask(key: string, credential: UpstreamCredential, sessionId: string): Promise<CheckResult> {
+    const { client, ttlMs, stats } = this.opts;
+    const r = await client.status(sessionId, undefined, credential);
+    const now = Date.now();
+    let result: CheckResult;
+    if (r.kind === 'state') result = { kind: 'accepted', expiresAtMs: now + ttlMs };
+    else if (r.kind === 'unauthorized') result = { kind: 'refused', status: r.status === 403 ? 403 : 401, expiresAtMs: now + Math.min(ttlMs, REFUSAL_MAX_MS) };
+    else if (r.kind === 'not-found') result = { kind: 'refused', status: 404, expiresAtMs: now + Math.min(ttlMs, REFUSAL_MAX_MS) };
+    else {
+      const retryAfterSeconds = r.kind === 'rate-limited' && r.retryAfterMs !== undefined ? Math.max(1, Math.ceil(r.retryAfterMs / 1000)) : CHECK_RETRY_AFTER_SECONDS;
+      result = { kind: 'unavailable', reason: 'reason' in r ? r.reason : r.kind, retryAfterSeconds };
+    }
+    const outcome = result.kind === 'refused' ? String(result.status) : result.kind;
+    stats.upstreamAuthChecks[outcome] = (stats.upstreamAuthChecks[outcome] ?? 0) + 1;
+    if (result.kind !== 'unavailable') this.verdicts.set(key, result);
+    return result;
+  }
+}

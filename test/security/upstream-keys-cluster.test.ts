@@ -1,0 +1,69 @@
+/**
+ * AUTH=upstream in cluster mode without UPSTREAM_API_KEY: two pollcast
+ * instances on one real redis-server, each with keyed viewers of one session.
+ * The cluster runs one loop (on the leader's accepted key), both instances'
+ * viewers get the whole session and its end, and no key is ever written to
+ * Redis.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast, type PollcastServer } from '../../src/server.ts';
+import { range, record } from '../helpers/harness.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
+
+const KEY_1 = 'sk-cluster-one-Tb8Nq3Xr6Ly2';
+const KEY_2 = 'sk-cluster-two-Fw5Mc9Kd1Hs4';
+
+let redis: RedisServer | undefined;
+let sim: Simulator | undefined;
+const servers: PollcastServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+  await sim?.close();
+  await redis?.stop();
+});
+
+/** Every value Redis holds, as text (keys, strings, hashes, streams, sets, lists). */
+async function everythingIn(r: RedisServer): Promise<string> {
+  const keys = (await r.command('KEYS', '*')) as string[];
+  const parts: unknown[] = [keys];
+  for (const key of keys) {
+    const type = (await r.command('TYPE', key)) as string;
+    if (type === 'string') parts.push(await r.command('GET', key));
+    else if (type === 'hash') parts.push(await r.command('HGETALL', key));
+    else if (type === 'stream') parts.push(await r.command('XRANGE', key, '-', '+'));
+    else if (type === 'set') parts.push(await r.command('SMEMBERS', key));
+    else if (type === 'zset') parts.push(await r.command('ZRANGE', key, '0', '-1'));
+    else if (type === 'list') parts.push(await r.command('LRANGE', key, '0', '-1'));
+    else parts.push(`unread type ${type}`);
+  }
+  return JSON.stringify(parts);
+}
+
+describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
+  it('keyed viewers on two instances share one loop, get the whole session, and no key reaches Redis', async () => {
+    redis = await startRedis();
+    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org', [KEY_2]: 'org' } });
+    sim.createSession('cl', { organisation: 'org', emitEveryMs: 100, emitCount: 40 });
+    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '6' };
+    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const viewers = [
+      record(`${servers[0]!.url}/sessions/cl/events?access_token=${KEY_1}`),
+      record(`${servers[1]!.url}/sessions/cl/events`, { headers: { authorization: `Bearer ${KEY_2}` } }),
+      record(`${servers[1]!.url}/sessions/cl/events?access_token=${KEY_1}`),
+    ];
+    for (const v of viewers) {
+      const end = await v.ended(60_000);
+      expect(v.indices()).toEqual(range(40));
+      expect(end.last_index).toBe(39);
+    }
+    expect(sim.stats('cl').maxInFlightChanges).toBe(1);
+    const stored = await everythingIn(redis);
+    // Redis did hold the session (the check reads something real), and none of the keys.
+    expect(stored.includes(`\\"type\\":\\"${sim.events('cl')[0]!.type}`), 'the session is in Redis').toBe(true);
+    for (const key of [KEY_1, KEY_2]) expect(stored.includes(key), 'a key is in Redis').toBe(false);
+  }, 120_000);
+});
