@@ -34,6 +34,8 @@ export interface ListListener {
   onTrouble(frame: Buffer): void;
   /** The first listing arrived after the viewer joined: its snapshot, built for what it may see. */
   onListed(snapshot: (allow: ReadonlySet<string> | undefined) => Buffer): void;
+  /** The upstream refuses the key this list is read with: the viewer's stream ends with `event: error` `{"error": code}`. */
+  onRefused(code: string): void;
 }
 
 /** One entry of the change log: the frame that carried the change. */
@@ -125,6 +127,13 @@ export class ListFeed {
   failed(reason: string): void {
     this.setTrouble(reason);
     this.settleFirst();
+  }
+
+  /** The upstream refused the list's key after it had been read with it: every viewer is turned away. */
+  refused(code: string): void {
+    const listeners = [...this.listeners];
+    this.listeners.clear();
+    for (const l of listeners) l.onRefused(code);
   }
 
   /** A loop's status or metrics of session `id` changed (or its loop stopped: undefined). */

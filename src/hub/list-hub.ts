@@ -186,6 +186,13 @@ export class ListHub {
         feed.failed(describe(outcome));
         return;
       }
+      if (outcome.kind === 'unauthorized' && entry.credential !== undefined) {
+        // A caller's key the upstream no longer takes: its viewers may not go on reading what it listed.
+        this.opts.log.info({ list: feed.filter.key, status: outcome.status }, 'upstream refused a caller key its session list was read with; viewers ended');
+        this.drop(entry);
+        feed.refused('access_revoked');
+        return;
+      }
       this.opts.log.warn({ list: feed.filter.key, outcome: outcome.kind }, 'session list poll failed; retrying');
       feed.failed(describe(outcome));
       const retryAfterMs = outcome.kind === 'rate-limited' ? (outcome.retryAfterMs ?? 0) : 0;

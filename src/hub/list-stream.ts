@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { StreamConnection, type CloseReason } from './connection.ts';
 import type { ListCursor, ListListener } from './list-feed.ts';
 import type { ListEntry, ListHub } from './list-hub.ts';
-import { retryFrame } from './frames.ts';
+import { accessErrorFrame, retryFrame } from './frames.ts';
 import type { Releasable, Streams } from './streams.ts';
 import { writeStreamHead, type StreamResponse } from './writer.ts';
 import type { StreamAccess } from './connection.ts';
@@ -34,6 +34,11 @@ export class ListSubscriber extends StreamConnection implements ListListener {
 
   onListed(snapshot: (allow: ReadonlySet<string> | undefined) => Buffer): void {
     this.write(snapshot(this.allow));
+  }
+
+  onRefused(code: string): void {
+    this.write(accessErrorFrame(code));
+    this.close('revoked');
   }
 }
 

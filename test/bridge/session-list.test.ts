@@ -217,7 +217,17 @@ describe('GET /sessions/events: scope and trouble', () => {
     }
     const refused = await fetch(`${b.url}/sessions/events?access_token=not-a-key`);
     expect(refused.status).toBe(401);
-    await b.close();
+    // A key revoked upstream while its list is watched: the viewer is told and its stream ends.
+    const watching = record(`${b.url}/sessions/events?access_token=${A}`, { events: LIST_EVENTS });
+    try {
+      await watching.until((r) => r.messages.some((m) => m.type === 'snapshot'), 10_000);
+      b.sim.revokeKey(A);
+      await watching.until((r) => r.messages.some((m) => m.type === 'error'), 10_000);
+      expect(watching.messages.find((m) => m.type === 'error')!.data).toEqual({ error: 'access_revoked' });
+    } finally {
+      watching.close();
+      await b.close();
+    }
   });
 
   it('says when the upstream list fails, keeps the stream open, and goes on when it answers again', async () => {

@@ -21,7 +21,7 @@ function fields(frame: Buffer): { event?: string; id?: string; data: any } {
 
 function recorder() {
   const got: Array<{ event?: string; id?: string; data: any }> = [];
-  return { got, listener: { onChange: (_id: string, f: Buffer) => got.push(fields(f)), onTrouble: (f: Buffer) => got.push(fields(f)), onListed: (s: (a: undefined) => Buffer) => got.push(fields(s(undefined))) } };
+  return { got, listener: { onChange: (_id: string, f: Buffer) => got.push(fields(f)), onTrouble: (f: Buffer) => got.push(fields(f)), onListed: (s: (a: undefined) => Buffer) => got.push(fields(s(undefined))), onRefused: (code: string) => got.push({ event: 'refused', data: code }) } };
 }
 
 describe('ListFeed', () => {
