@@ -15,7 +15,6 @@ import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
 import type { Authorizer } from './http/auth.ts';
 import { createAuthorizer } from './http/authorizer.ts';
-import type { DemoSource } from './http/demo-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
@@ -149,10 +148,9 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   // The built-in demo stays open; a real upstream needs a token or a key unless AUTH=none (config enforces it).
   const authorize: Authorizer = createAuthorizer(config, { client, stats: metrics.stats });
   let shuttingDown = false;
-  const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config);
   const upstreamPath = mountablePath(upstreamUrl, log);
-  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath };
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, upstreamPath };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.

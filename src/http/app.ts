@@ -42,7 +42,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerEventsRoute(app, deps);
   registerMultiEventsRoute(app, deps);
   registerDropInRoutes(app, deps);
-  registerDemoRoutes(app, deps.demo);
+  registerDemoRoutes(app);
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));
   app.onError((err, c) => {
     // pollcast_requests_rejected_total{reason}: every refusal passes here (or the stream fast path), labelled by its stable code.

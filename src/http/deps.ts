@@ -6,7 +6,6 @@ import type { ListHub } from '../hub/list-hub.ts';
 import type { Streams } from '../hub/streams.ts';
 import type { Metrics, Stats } from '../metrics.ts';
 import type { Authorizer } from './auth.ts';
-import type { DemoSource } from './demo-routes.ts';
 import type { Limits } from './limits.ts';
 
 export type { AppEnv } from './env.ts';
@@ -25,8 +24,6 @@ export interface AppDeps {
   /** Rate, stream and URL limits (src/http/limits.ts). */
   limits: Limits;
   isShuttingDown: () => boolean;
-  /** Set when the built-in simulator is the upstream: the demo page lists its sessions. */
-  demo: DemoSource | undefined;
   /** The path of UPSTREAM_URL (e.g. `/api/v2`), under which the drop-ins are served too; '' for none. */
   upstreamPath: string;
 }
