@@ -408,10 +408,11 @@ function absorb(v, event) {
 function logLine(v, event) {
   const log = v.$.log;
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-  const { tag, text, tone } = describe(event);
-  // An agent's failure comes as its error step and then as the run's error event, with the same words: one line says it.
-  if (tone === 'bad' && text === v.lastLogText) return;
+  let { tag, text, tone } = describe(event);
+  // An agent's failure comes as its error step and then as the run's error event, with the same words: the words once.
+  const repeated = tone === 'bad' && text === v.lastLogText;
   v.lastLogText = text;
+  if (repeated) text = 'the run stopped on the error above';
   const li = el('li', `t-${tone}`);
   li.dataset.index = String(event.index);
   const line = el('span', 'text', clip(text));
@@ -519,6 +520,7 @@ function tokenProblem(error = '') {
 
 function refuseCard(v, why) {
   v.refused = true;
+  v.refusal = why;
   // A refused id is not a session: it leaves the header's counts (the card stays, saying why).
   if (!list.rows.has(v.id)) known.delete(v.id);
   v.card.dataset.refusal = why?.status === 400 ? 'bad-id' : why?.status === 404 ? 'unknown' : why?.status === 401 || why?.status === 403 ? 'token' : 'other';
@@ -635,6 +637,7 @@ function addCard(id) {
   root.append(card);
   const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined, staleSince: 0, refused: false, lastLogText: '' };
   views.set(id, v);
+  if (pinned.length > 0) know(id);
   const k = known.get(id);
   if (k?.viewUrl) showLiveView(v, { url: k.viewUrl });
   return v;
@@ -675,7 +678,11 @@ function problem() {
     const since = new Date(list.troubleSince).toLocaleTimeString([], { hour12: false });
     return { tone: 'bad', short: 'agent API not answering', long: `The agent API is not answering (${list.trouble}). Statuses below are the last known, from ${since}; pollcast keeps retrying.` };
   }
-  const stale = [...views.values()].filter((v) => v.staleSince > 0 && v.stream !== 'ended');
+  const cards = [...views.values()];
+  const tokenRefused = cards.find((v) => v.refusal?.status === 401);
+  if (tokenRefused) return { tone: 'bad', short: token ? 'token not accepted' : 'token needed', long: tokenProblem(tokenRefused.refusal.error) };
+  if (cards.length > 0 && cards.every((v) => v.refused)) return { tone: 'bad', short: 'nothing to show', long: cards.length === 1 ? refusalText(cards[0].refusal, 'this session') : 'None of the sessions in the address can be shown: each card says why.' };
+  const stale = cards.filter((v) => v.staleSince > 0 && v.stream !== 'ended');
   if (list.state === 'reconnecting' || [...streams].some((r) => r.state === 'reconnecting')) return { tone: 'warn', short: 'reconnecting…', long: 'The connection to pollcast was lost; reconnecting. What is shown is the last known.' };
   if (stale.length > 0) return { tone: 'warn', short: 'agent API trouble', long: `The agent API is not answering for ${stale.length === 1 ? 'one session' : `${stale.length} sessions`}; their cards show the last known, and pollcast keeps retrying.` };
   return undefined;
@@ -685,9 +692,13 @@ function drawPill() {
   const pill = document.getElementById('conn');
   const text = document.getElementById('conn-text');
   const p = problem();
+  const cards = [...views.values()];
+  // The streams the page holds: its card streams and the list's.
+  pill.dataset.streams = String(streams.size + (list.watch && !list.watch.closed ? 1 : 0));
   document.body.toggleAttribute('data-trouble', p?.tone === 'bad');
+  const live = list.watch ? list.state === 'live' && list.listed : cards.some((v) => v.stream === 'live' || v.stream === 'ended') && cards.every((v) => v.stream !== 'connecting');
   if (p) [pill.dataset.state, text.textContent] = [p.tone === 'bad' ? 'trouble' : 'reconnecting', p.short];
-  else if (list.state === 'live' && list.listed) [pill.dataset.state, text.textContent] = ['live', 'live'];
+  else if (live) [pill.dataset.state, text.textContent] = ['live', 'live'];
   else [pill.dataset.state, text.textContent] = ['connecting', 'connecting…'];
   pill.title = p ? p.long : '';
 }
@@ -744,8 +755,10 @@ function setText(node, text) {
 
 /** The strip: every listed session, live ones first (newest first), then the most recently finished. */
 function drawStrip() {
-  const all = [...known.values()].filter((k) => list.rows.has(k.id)).sort(byOrder);
-  document.getElementById('overview').hidden = !list.listed;
+  // Sessions opened by the address: the strip shows them (the page reads no list then).
+  const all = [...known.values()].filter((k) => pinned.length > 0 || list.rows.has(k.id)).sort(byOrder);
+  document.getElementById('overview').hidden = pinned.length > 0 ? all.length === 0 : !list.listed;
+  document.getElementById('filters').hidden = pinned.length > 0;
   document.getElementById('overview-count').textContent = list.total > all.length ? `${all.length} of ${list.total}` : String(all.length);
   document.getElementById('empty').hidden = !list.listed || all.length > 0;
   for (const k of all) {
@@ -837,6 +850,7 @@ setInterval(() => {
 }, CLOCK_TICK_MS);
 
 drawFilters();
+// Sessions chosen by the address are followed on their own (one stream, one connection); otherwise the list leads.
 if (pinned.length > 0) watch(pinned);
-openList();
+else openList();
 renderTop();
