@@ -449,7 +449,7 @@ const cardHandlers = {
       setMetrics(v, s.metrics);
       setTimes(v, s);
       // upstream_error comes and goes with pollcast's retries; the stream stays open meanwhile, and what it shows is the last known.
-      setStale(v, s.upstream_error ? `the agent API is not answering (${str(s.upstream_error)}); retrying` : '');
+      setStale(v, s.upstream_error ? `the agent API is not answering (${plainError(str(s.upstream_error))}); retrying` : '');
     });
   },
   onEvent: (id, event) => withView(id, (v) => {
@@ -492,7 +492,7 @@ const cardHandlers = {
 /** What a refused card says, in words a person can act on: a bad id, an unknown session, a token. */
 function refusalText(why, what) {
   if (!why) return `${what} could not be opened; try reloading the page`;
-  if (why.status === 400) return `not a valid session id: ${why.error || 'check the address'}`;
+  if (why.status === 400) return `not a valid session id${why.error ? `: ${why.error.replace(/^invalid session id:\s*/i, '')}` : ''}`;
   if (why.status === 404) return 'no such session: the agent API does not know this id (or this key may not see it)';
   if (why.status === 401) return tokenProblem(why.error);
   if (why.status === 403) return `your access token does not allow this${why.error ? ` (${why.error})` : ''}`;
@@ -666,6 +666,18 @@ function renderTop() {
   });
 }
 
+/** An upstream error as a person reads it: no socket codes. */
+function plainError(error) {
+  const e = String(error).replace(/^list:\s*/, '');
+  if (/ECONNREFUSED/.test(e)) return 'connection refused';
+  if (/ENOTFOUND|EAI_AGAIN/.test(e)) return 'its address does not resolve';
+  if (/ECONNRESET|UND_ERR_SOCKET|socket/i.test(e)) return 'connection dropped';
+  if (/TIMEOUT|no answer within/i.test(e)) return 'no answer in time';
+  const http = /HTTP (\d{3})/.exec(e);
+  if (http) return `it answers with error ${http[1]}`;
+  return e;
+}
+
 /** The one problem the page has now, worded for a person, or undefined: the eye goes to the pill and the banner. */
 function problem() {
   if (list.state === 'refused') {
@@ -676,7 +688,7 @@ function problem() {
   }
   if (list.trouble !== null) {
     const since = new Date(list.troubleSince).toLocaleTimeString([], { hour12: false });
-    return { tone: 'bad', short: 'agent API not answering', long: `The agent API is not answering (${list.trouble}). Statuses below are the last known, from ${since}; pollcast keeps retrying.` };
+    return { tone: 'bad', short: 'agent API not answering', long: `The agent API is not answering (${plainError(list.trouble)}). Statuses below are the last known, from ${since}; pollcast keeps retrying.` };
   }
   const cards = [...views.values()];
   const tokenRefused = cards.find((v) => v.refusal?.status === 401);
@@ -708,7 +720,7 @@ function drawBanner() {
   const p = problem();
   note.hidden = p === undefined;
   note.dataset.tone = p?.tone ?? '';
-  if (p) setText(note, p.long);
+  if (p) setText(note, p.long.charAt(0).toUpperCase() + p.long.slice(1));
 }
 
 /** The header's counts by status and total cost, over every listed session (and the cards'). */
@@ -724,6 +736,8 @@ function drawSummary() {
     return span;
   };
   const count = Math.max(all.length, list.total);
+  // Nothing to count before the list came (or when it was refused): no "0 sessions" that is not true.
+  document.getElementById('summary').hidden = list.watch ? !list.listed : all.length === 0 && views.size === 0;
   document.getElementById('summary').replaceChildren(
     item(count, count === 1 ? 'session' : 'sessions'),
     ...[...byStatus].sort(([a], [b]) => rank(a) - rank(b)).map(([s, n]) => item(n, s.replaceAll('_', ' '), s)),
@@ -765,6 +779,8 @@ function drawStrip() {
     k.chip ??= makeChip(k);
     const { chip } = k;
     if (chip.dataset.status !== k.status) chip.dataset.status = k.status;
+    // A finished session's status is final: never shown as doubtful.
+    chip.toggleAttribute('data-final', TERMINAL.has(k.status));
     setText(chip.querySelector('.badge-text'), k.status ? k.status.replaceAll('_', ' ') : '…');
     setText(chip.querySelector('.chip-steps'), k.steps === '' ? '' : `${k.steps} step${k.steps === '1' ? '' : 's'}`);
     setText(chip.querySelector('.chip-cost'), k.cost === undefined ? '' : money(k.cost));
@@ -850,6 +866,7 @@ setInterval(() => {
 }, CLOCK_TICK_MS);
 
 drawFilters();
+if (pinned.length > 0) document.querySelector('.intro').textContent = 'The sessions chosen in the address, live: their status, cost, and what the agent sees, thinks and does. Remove ?session= from the address to see every session.';
 // Sessions chosen by the address are followed on their own (one stream, one connection); otherwise the list leads.
 if (pinned.length > 0) watch(pinned);
 else openList();
