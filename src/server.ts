@@ -143,6 +143,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     maxSessions: config.sessionListMaxSessions,
     graceMs: config.sessionListGraceSeconds * 1000,
     maxLogEntries: SESSION_LIST_LOG_ENTRIES,
+    maxLists: config.sessionListMaxLists,
   });
   streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });
   // The built-in demo stays open; a real upstream needs a token or a key unless AUTH=none (config enforces it).

@@ -10,7 +10,7 @@ import { ListFeed, type ListFilter, type LiveStatus } from './list-feed.ts';
 import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import { readSessionList } from '../upstream/list-client.ts';
-import { ForbiddenError, UnauthorizedError, UpstreamAuthError } from '../errors.ts';
+import { ForbiddenError, TooManyRequestsError, UnauthorizedError, UpstreamAuthError } from '../errors.ts';
 
 /** Where a list reads the live status of sessions whose loop runs (the Hub). */
 export interface LiveStatusSource {
@@ -30,8 +30,12 @@ export interface ListHubOptions {
   graceMs: number;
   /** Changes kept per list for resuming viewers. */
   maxLogEntries: number;
+  /** Distinct lists polled at once: each costs an upstream call per interval, so one more is refused (429). */
+  maxLists: number;
 }
 
+/** Seconds a viewer refused for the list limit is told to wait. */
+export const LIST_LIMIT_RETRY_AFTER_SECONDS = 10;
 /** Longest pause between polls of a failing list (ms): a recovering upstream shows within it. */
 export const LIST_MAX_BACKOFF_MS = 30_000;
 
@@ -103,6 +107,7 @@ export class ListHub {
     const key = `${credential === undefined ? 'operator' : credential.digest}|${filter.key}`;
     let entry = this.lists.get(key);
     if (!entry) {
+      if (this.lists.size >= this.opts.maxLists) throw new TooManyRequestsError(`too many session lists watched at once (limit ${this.opts.maxLists}); watch one that is already watched, or later`, LIST_LIMIT_RETRY_AFTER_SECONDS, 'session_lists');
       entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, timer: null, graceTimer: null, abort: new AbortController(), failures: 0 };
       this.lists.set(key, entry);
       void this.poll(entry);

@@ -255,3 +255,24 @@ describe('GET /sessions/events: scope and trouble', () => {
     }
   });
 });
+
+describe('GET /sessions/events: the bound on distinct lists', () => {
+  it('polls at most SESSION_LIST_MAX_LISTS lists at once: a viewer of one more gets 429, a viewer of a watched one does not', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS), SESSION_LIST_MAX_LISTS: '2' }, { api: 'real' });
+    const viewers = [record(`${b.url}/sessions/events?search=a`, { events: LIST_EVENTS }), record(`${b.url}/sessions/events?search=b`, { events: LIST_EVENTS })];
+    try {
+      await Promise.all(viewers.map((r) => r.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000)));
+      b.sim.clearRequests();
+      const third = await fetch(`${b.url}/sessions/events?search=c`);
+      expect(third.status).toBe(429);
+      expect(third.headers.get('retry-after')).toBe('10');
+      expect(b.sim.requests().some((r) => r.target.includes('search=c'))).toBe(false);
+      const again = record(`${b.url}/sessions/events?search=a`, { events: LIST_EVENTS });
+      viewers.push(again);
+      await again.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000);
+    } finally {
+      for (const r of viewers) r.close();
+      await b.close();
+    }
+  });
+});
