@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
 import { ListHub } from './hub/list-hub.ts';
+import { localListSource, type ListSource } from './hub/list-source.ts';
 import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
 import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
@@ -108,7 +109,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     onEvents: (n) => (stats.eventsReceived += n),
     onOversized: () => stats.oversizedEvents++,
   };
-  const transport: Transport = config.redisUrl
+  const redisTransport = config.redisUrl
     ? (await import('./transport/redis.ts')).createRedisTransport({
         ...loopSettings,
         url: config.redisUrl,
@@ -120,7 +121,10 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
         stats,
         observeRedis: metrics.observeRedis,
       })
-    : createMemoryTransport(loopSettings);
+    : undefined;
+  const transport: Transport = redisTransport ?? createMemoryTransport(loopSettings);
+  // Session lists: polled once per cluster through Redis in cluster mode, else here.
+  const listSource: ListSource = redisTransport?.listSource(config.sessionListPollSeconds * 1000) ?? localListSource;
   if (config.redisUrl) log.info({ redis: redactedRedisUrl(config.redisUrl), leaseSeconds: config.redisLeaseSeconds }, 'cluster mode: sessions are shared through Redis');
   hub = new Hub({
     transport,
@@ -144,6 +148,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     graceMs: config.sessionListGraceSeconds * 1000,
     maxLogEntries: SESSION_LIST_LOG_ENTRIES,
     maxLists: config.sessionListMaxLists,
+    source: listSource,
   });
   streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });
   // The built-in demo stays open; a real upstream needs a token or a key unless AUTH=none (config enforces it).

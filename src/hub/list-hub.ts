@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { ListFeed, type ListFilter, type LiveStatus } from './list-feed.ts';
 import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
-import { readSessionList } from '../upstream/list-client.ts';
+import { readSessionList, type ListOutcome } from '../upstream/list-client.ts';
+import type { ListSource } from './list-source.ts';
 import { ForbiddenError, TooManyRequestsError, UnauthorizedError, UpstreamAuthError } from '../errors.ts';
 
 /** Where a list reads the live status of sessions whose loop runs (the Hub). */
@@ -30,6 +31,8 @@ export interface ListHubOptions {
   graceMs: number;
   /** Changes kept per list for resuming viewers. */
   maxLogEntries: number;
+  /** Where the listings come from: polled here (localListSource), or once per cluster. */
+  source: ListSource;
   /** Distinct lists polled at once: each costs an upstream call per interval, so one more is refused (429). */
   maxLists: number;
 }
@@ -44,7 +47,6 @@ export interface ListEntry {
   readonly feed: ListFeed;
   readonly credential: UpstreamCredential | undefined;
   users: number;
-  timer: NodeJS.Timeout | null;
   graceTimer: NodeJS.Timeout | null;
   abort: AbortController;
   failures: number;
@@ -108,9 +110,9 @@ export class ListHub {
     let entry = this.lists.get(key);
     if (!entry) {
       if (this.lists.size >= this.opts.maxLists) throw new TooManyRequestsError(`too many session lists watched at once (limit ${this.opts.maxLists}); watch one that is already watched, or later`, LIST_LIMIT_RETRY_AFTER_SECONDS, 'session_lists');
-      entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, timer: null, graceTimer: null, abort: new AbortController(), failures: 0 };
+      entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, graceTimer: null, abort: new AbortController(), failures: 0 };
       this.lists.set(key, entry);
-      void this.poll(entry);
+      this.start(entry);
     }
     entry.users++;
     if (entry.graceTimer) {
@@ -148,64 +150,71 @@ export class ListHub {
   private readonly firstRefusal = new WeakMap<ListEntry, Error>();
 
   private drop(entry: ListEntry): void {
-    if (entry.timer) clearTimeout(entry.timer);
     if (entry.graceTimer) clearTimeout(entry.graceTimer);
-    entry.timer = entry.graceTimer = null;
+    entry.graceTimer = null;
     entry.abort.abort();
     if (this.lists.get(entry.feed.key) === entry) this.lists.delete(entry.feed.key);
   }
 
-  // One poll, then the next one an interval after this one started (longer while the upstream fails).
-  private async poll(entry: ListEntry): Promise<void> {
-    entry.timer = null;
-    if (entry.abort.signal.aborted) return;
+  // Starts supplying the list: polled here, or in cluster mode wherever its lease is.
+  private start(entry: ListEntry): void {
     const { feed } = entry;
-    const started = performance.now();
-    const outcome = await readSessionList(this.opts.client, feed.filter.params, this.opts.maxSessions, entry.credential, entry.abort.signal).catch((err: unknown) => {
-      this.opts.log.error({ err, list: feed.filter.key }, 'session list poll failed unexpectedly');
-      return { kind: 'transient', reason: 'list: unexpected error' } as const;
-    });
-    if (outcome.kind === 'aborted' || entry.abort.signal.aborted) {
-      // Stopped (shutdown) before the first answer: whoever waits for it must not wait forever.
-      if (!feed.listed) feed.failed('list: stopped');
-      return;
-    }
-    let delayMs = this.opts.pollMs;
+    const signal = entry.abort.signal;
+    // Stopped (shutdown) before the first answer: whoever waits for it must not wait forever.
+    signal.addEventListener('abort', () => feed.listed || feed.failed('list: stopped'), { once: true });
+    this.opts.source.run(
+      {
+        key: feed.key,
+        poll: async (pollSignal) => {
+          const outcome = await readSessionList(this.opts.client, feed.filter.params, this.opts.maxSessions, entry.credential, pollSignal).catch((err: unknown) => {
+            this.opts.log.error({ err, list: feed.filter.key }, 'session list poll failed unexpectedly');
+            return { kind: 'transient', reason: 'list: unexpected error' } as const;
+          });
+          this.calls += outcome.kind === 'listing' ? outcome.listing.calls : 1;
+          return outcome;
+        },
+        nextDelayMs: (outcome) => {
+          if (outcome.kind === 'listing') return this.opts.pollMs;
+          const retryAfterMs = outcome.kind === 'rate-limited' ? (outcome.retryAfterMs ?? 0) : 0;
+          return Math.max(retryAfterMs, Math.min(this.opts.pollMs * 2 ** Math.min(entry.failures - 1, 6), Math.max(this.opts.pollMs, LIST_MAX_BACKOFF_MS)));
+        },
+        onOutcome: (outcome) => this.take(entry, outcome),
+      },
+      signal,
+    );
+  }
+
+  // One outcome of the list, wherever it was polled.
+  private take(entry: ListEntry, outcome: ListOutcome): void {
+    const { feed } = entry;
+    if (entry.abort.signal.aborted || outcome.kind === 'aborted') return;
     if (outcome.kind === 'listing') {
-      this.calls += outcome.listing.calls;
       entry.failures = 0;
       try {
         feed.applyListing(outcome.listing, (id) => this.opts.live.peekLive(id));
       } catch (err) {
         this.opts.log.error({ err, list: feed.filter.key }, 'session list could not take a listing');
       }
-    } else {
-      this.calls++;
-      entry.failures++;
-      const refused = feed.listed ? null : refusal(outcome, entry.credential);
-      if (refused) {
-        // Nobody may read a list the upstream refused: its viewers are turned away and the poll stops.
-        this.firstRefusal.set(entry, refused);
-        this.opts.log.warn({ list: feed.filter.key, scope: entry.credential ? 'caller key' : 'operator key', outcome: outcome.kind }, 'upstream refused the session list');
-        this.drop(entry);
-        feed.failed(describe(outcome));
-        return;
-      }
-      if (outcome.kind === 'unauthorized' && entry.credential !== undefined) {
-        // A caller's key the upstream no longer takes: its viewers may not go on reading what it listed.
-        this.opts.log.info({ list: feed.filter.key, status: outcome.status }, 'upstream refused a caller key its session list was read with; viewers ended');
-        this.drop(entry);
-        feed.refused('access_revoked');
-        return;
-      }
-      this.opts.log.warn({ list: feed.filter.key, outcome: outcome.kind }, 'session list poll failed; retrying');
-      feed.failed(describe(outcome));
-      const retryAfterMs = outcome.kind === 'rate-limited' ? (outcome.retryAfterMs ?? 0) : 0;
-      delayMs = Math.max(retryAfterMs, Math.min(this.opts.pollMs * 2 ** Math.min(entry.failures - 1, 6), Math.max(this.opts.pollMs, LIST_MAX_BACKOFF_MS)));
+      return;
     }
-    if (entry.abort.signal.aborted || this.closed) return;
-    const waitMs = Math.max(0, delayMs - (performance.now() - started));
-    entry.timer = setTimeout(() => void this.poll(entry), waitMs);
-    entry.timer.unref();
+    entry.failures++;
+    const refused = feed.listed ? null : refusal(outcome, entry.credential);
+    if (refused) {
+      // Nobody may read a list the upstream refused: its viewers are turned away and the poll stops.
+      this.firstRefusal.set(entry, refused);
+      this.opts.log.warn({ list: feed.filter.key, scope: entry.credential ? 'caller key' : 'operator key', outcome: outcome.kind }, 'upstream refused the session list');
+      this.drop(entry);
+      feed.failed(describe(outcome));
+      return;
+    }
+    if (outcome.kind === 'unauthorized' && entry.credential !== undefined) {
+      // A caller's key the upstream no longer takes: its viewers may not go on reading what it listed.
+      this.opts.log.info({ list: feed.filter.key, status: outcome.status }, 'upstream refused a caller key its session list was read with; viewers ended');
+      this.drop(entry);
+      feed.refused('access_revoked');
+      return;
+    }
+    this.opts.log.warn({ list: feed.filter.key, outcome: outcome.kind }, 'session list poll failed; retrying');
+    feed.failed(describe(outcome));
   }
 }
