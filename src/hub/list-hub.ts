@@ -11,7 +11,7 @@ import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import { readSessionList, type ListOutcome } from '../upstream/list-client.ts';
 import type { ListSource } from './list-source.ts';
-import { ForbiddenError, TooManyRequestsError, UnauthorizedError, UpstreamAuthError } from '../errors.ts';
+import { ForbiddenError, TooManyRequestsError, UnauthorizedError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Where a list reads the live status of sessions whose loop runs (the Hub). */
 export interface LiveStatusSource {
@@ -105,6 +105,7 @@ export class ListHub {
    * use and must `release` it.
    */
   async acquire(filter: ListFilter, credential: UpstreamCredential | undefined): Promise<ListEntry> {
+    if (this.closed) throw new UpstreamUnavailableError('shutting down', LIST_LIMIT_RETRY_AFTER_SECONDS);
     // The digest stands for the key: the key itself is never a map key, nor logged.
     const key = `${credential === undefined ? 'operator' : credential.digest}|${filter.key}`;
     let entry = this.lists.get(key);

@@ -78,18 +78,21 @@ export function createRedisListSource(opts: RedisListSourceOptions): ListSource 
       while (!signal.aborted) {
         try {
           holding = (await redis.run<number>('list-lease', TAKE, [leaseKey], [instanceId, String(leaseMs)])) === 1;
+          let polled: { outcome: ListOutcome; started: number } | undefined;
           if (holding && performance.now() >= nextPollAt) {
             const started = performance.now();
             const outcome = await list.poll(signal);
             if (signal.aborted || outcome.kind === 'aborted') return;
             await redis.run('list-write', WRITE, [dataKey], [JSON.stringify(outcome), String(leaseMs * 2)]);
-            nextPollAt = started + list.nextDelayMs(outcome);
+            polled = { outcome, started };
           }
           const read = await redis.run<string[]>('list-read', READ, [dataKey], [seen]);
           if (read.length === 2 && !signal.aborted) {
             seen = read[0]!;
             list.onOutcome(JSON.parse(read[1]!) as ListOutcome);
           }
+          // After the outcome was taken: the pause may depend on how many failed in a row.
+          if (polled) nextPollAt = polled.started + list.nextDelayMs(polled.outcome);
         } catch (err) {
           log.warn({ err: (err as Error).message }, 'session list: Redis command failed; retrying');
           await sleep(REDIS_ERROR_PAUSE_MS, signal);
