@@ -89,6 +89,7 @@ describe('dashboard against a real-API upstream', () => {
     const failedLines = await wide.locator('.card[data-session="failed-report"] .log li .text').allInnerTexts();
     expect(failedLines.filter((t) => t.includes('the report page returned 500 three times'))).toHaveLength(1);
     await shot(wide, 'upstream-1440');
+    await wide.screenshot({ path: `${ARTIFACTS}upstream-1440-full.png`, fullPage: true });
     await shot(phone, 'upstream-390');
 
     // The upstream goes away: the pill, a banner, and every status shown as the last known.
