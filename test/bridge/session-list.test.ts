@@ -276,3 +276,28 @@ describe('GET /sessions/events: the bound on distinct lists', () => {
     }
   });
 });
+
+describe('GET /sessions/events: heartbeats and token expiry, as the other streams', () => {
+  it('sends comment lines on an idle list and ends a stream whose token expires with event: error token_expired', async () => {
+    const b = await startBridge({ AUTH: '', AUTH_JWT_SECRET: SECRET, HEARTBEAT_SECONDS: '0.3', SESSION_LIST_POLL_SECONDS: '30' }, { api: 'real' });
+    try {
+      const token = await new SignJWT({ sessions: ['*'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) + 3).sign(new TextEncoder().encode(SECRET));
+      const res = await fetch(`${b.url}/sessions/events?access_token=${token}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      let text = '';
+      const decoder = new TextDecoder();
+      // Read until the server ends the stream (the token's exp), bounded.
+      const reading = (async () => {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true });
+      })();
+      await Promise.race([reading, new Promise((_, reject) => setTimeout(() => reject(new Error(`stream not ended; got ${JSON.stringify(text.slice(-200))}`)), 10_000))]);
+      expect(text).toMatch(/^retry: \d+\n\n/);
+      expect(text).toContain('event: snapshot\n');
+      expect(text).toContain(': keep-alive\n');
+      expect(text.trimEnd().endsWith('event: error\ndata: {"error":"token_expired"}')).toBe(true);
+    } finally {
+      await b.close();
+    }
+  });
+});
