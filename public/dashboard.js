@@ -511,6 +511,12 @@ function tokenExpiryMs() {
   }
 }
 
+/** The pill's words for a refused token: needed, expired, or not accepted. */
+function tokenShort(error = '') {
+  if (!token) return 'token needed';
+  return /expired/i.test(error) || tokenExpiryMs() <= Date.now() ? 'token expired' : 'token not accepted';
+}
+
 function tokenProblem(error = '') {
   if (!token) return 'this dashboard needs an access token: add ?token=<your token> to the address';
   const exp = tokenExpiryMs();
@@ -683,7 +689,7 @@ function problem() {
   if (list.state === 'refused') {
     const why = list.refusal;
     if (why?.reason === 'token_expired') return { tone: 'bad', short: 'token expired', long: tokenProblem('expired') };
-    if (why?.status === 401) return { tone: 'bad', short: token ? 'token not accepted' : 'token needed', long: tokenProblem(why.error) };
+    if (why?.status === 401) return { tone: 'bad', short: tokenShort(why.error), long: tokenProblem(why.error) };
     return { tone: 'bad', short: 'session list unavailable', long: refusalText(why, 'the session list') };
   }
   if (list.trouble !== null) {
@@ -692,7 +698,7 @@ function problem() {
   }
   const cards = [...views.values()];
   const tokenRefused = cards.find((v) => v.refusal?.status === 401);
-  if (tokenRefused) return { tone: 'bad', short: token ? 'token not accepted' : 'token needed', long: tokenProblem(tokenRefused.refusal.error) };
+  if (tokenRefused) return { tone: 'bad', short: tokenShort(tokenRefused.refusal.error), long: tokenProblem(tokenRefused.refusal.error) };
   if (cards.length > 0 && cards.every((v) => v.refused)) return { tone: 'bad', short: 'nothing to show', long: cards.length === 1 ? refusalText(cards[0].refusal, 'this session') : 'None of the sessions in the address can be shown: each card says why.' };
   const stale = cards.filter((v) => v.staleSince > 0 && v.stream !== 'ended');
   if (list.state === 'reconnecting' || [...streams].some((r) => r.state === 'reconnecting')) return { tone: 'warn', short: 'reconnecting…', long: 'The connection to pollcast was lost; reconnecting. What is shown is the last known.' };

@@ -128,7 +128,7 @@ describe('dashboard against a real-API upstream', () => {
         const old = await open(`${guarded.url}/?token=${expired}`, viewport);
         await old.locator('#conn[data-state="trouble"]').waitFor({ timeout: WAIT_MS });
         expect(await old.locator('#note').innerText()).toMatch(/access token expired/);
-        expect(await old.locator('#conn-text').innerText()).toBe('token not accepted');
+        expect(await old.locator('#conn-text').innerText()).toBe('token expired');
         await shot(old, `token-expired-${name}`);
       }
     } finally {
