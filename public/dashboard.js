@@ -1,14 +1,16 @@
-// The demo dashboard's script (public/index.html): cards of sessions streamed through pollcast.
+// The dashboard's script (public/index.html): every session of the account, live, with cards for a few.
 // Dependency-free ES module, served at /dashboard.js beside /pollcast-client.js.
+//
+// Where its data comes from: the session list, the status strip and the header's counts from the live
+// list stream (GET /sessions/events, watchSessions); each card from one multiplexed stream of its
+// sessions (GET /events, connectMany).
 
-import { connectMany } from '/pollcast-client.js';
+import { connectMany, manyStreamUrl, refusalOf, watchSessions } from '/pollcast-client.js';
 
-/** Cards shown at once; beyond it the oldest finished cards give way to new live sessions (pinned ones never do). */
+/** Cards shown at once; beyond it the oldest finished cards give way to new live sessions (opened ones never do). */
 const MAX_CARDS = 9;
 /** Log lines kept per card; older ones leave the top of the log (the stream itself is unaffected). */
 const MAX_LOG_LINES = 200;
-/** How often the demo session list is refreshed, in ms. */
-const REFRESH_MS = 3000;
 /** How often the running time of live sessions is redrawn, in ms. */
 const CLOCK_TICK_MS = 1000;
 /** Longest text put in one log line or one action, in characters (the full text is in the tooltip). */
@@ -21,115 +23,117 @@ const FRESH_MS = 900;
 const IMAGE_TYPES = { png: 'image/png', jpeg: 'image/jpeg', jpg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif' };
 /** Statuses after which a session never changes again (CONTRACT §1). */
 const TERMINAL = new Set(['completed', 'failed', 'timed_out', 'interrupted']);
-/** Order of the statuses in the header's summary: the life of a session; unknown ones come after. */
+/** Order of the statuses in the header's summary and the status filter: the life of a session. */
 const STATUS_ORDER = ['pending', 'running', 'idle', 'paused', 'completed', 'failed', 'timed_out', 'interrupted'];
+/** Host names that never resolve (RFC 2606, RFC 6761): a link there is a placeholder, not a live view. */
+const PLACEHOLDER_HOST = /(^|\.)(invalid|example|test|localhost)$|(^|\.)example\.(com|net|org)$/i;
 
 const params = new URLSearchParams(location.search);
+/** Sessions asked for by the address (?session=), kept on screen whatever the list says. */
 const pinned = [...new Set(params.getAll('session').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))];
 const token = params.get('token') || undefined;
+/** The list's filters, from the address and the page's controls. */
+const filters = { status: params.getAll('status').filter((s) => STATUS_ORDER.includes(s)), search: params.get('search') ?? '' };
 
 // ───── Connection handling: the only code that knows how streams are opened. ─────
-// Multiplexed streams (GET /events, connectMany): the cards' sessions share one
-// stream in events mode, the session list one stream in overview mode (status
-// and end only). Sessions that appear later come as one more stream per batch,
-// which ends by itself once all of its sessions have; past the HTTP/1.1 budget
-// below a batch joins an open card stream instead.
 
 /** Sessions one stream may carry: the server's MAX_SESSIONS_PER_STREAM default (more is a 400 for the whole stream). */
 const MAX_SESSIONS_PER_STREAM = 100;
 /**
  * Card streams open at once over HTTP/1.1, where each holds one of the six
- * connections a browser opens per server (shared by all its tabs, and it
- * silently queues whatever comes next, the list fetch included). Two: the
+ * connections a browser opens per server (shared by all its tabs). Two: the
  * cards' stream and one for the sessions that started since; a later batch
- * joins the open card stream that replays least (see place()), so the cards
- * never take a connection each. With the overview stream the page holds three
- * connections: the list fetch and a second tab of the dashboard still fit.
+ * joins the open card stream that replays least, so the cards never take a
+ * connection each. With the list stream the page holds three connections.
  */
 const MAX_HTTP1_CARD_STREAMS = 2;
 /** HTTP/2 and HTTP/3 carry every stream on one connection: a new stream per batch costs no connection and replays nothing. */
 const cardStreamLimit = /^h[23]/.test(performance.getEntriesByType('navigation')[0]?.nextHopProtocol ?? '') ? Infinity : MAX_HTTP1_CARD_STREAMS;
 
-/**
- * The page's open streams: { stream (connectMany's), handlers, overview, state }
- * with state 'connecting' | 'live' | 'reconnecting'. Ended and refused ones leave.
- */
+/** The cards' open streams: { stream (connectMany's), state: 'connecting' | 'live' | 'reconnecting' }. */
 const streams = new Set();
+/** The list stream and what it last said: state 'connecting' | 'live' | 'reconnecting' | 'refused'. */
+const list = { watch: undefined, state: 'connecting', trouble: null, troubleSince: 0, refusal: undefined, listed: false, total: 0 };
 
 /** Sessions of `record` whose `end` has not arrived. */
 const openSessionsOf = (record) => record.stream.sessions.filter((id) => !record.stream.ended(id));
-
 /** Events a stream has delivered for its open sessions: what add() would make it send again. */
 const replayCost = (record) => openSessionsOf(record).reduce((sum, id) => sum + record.stream.lastIndex(id) + 1, 0);
 
-function openStream(ids, handlers, overview) {
-  const record = { stream: undefined, handlers, overview, state: 'connecting' };
-  // Stream-wide news (open, reconnecting, refused) concerns each session still open on it.
+function openCardStream(ids) {
+  const record = { stream: undefined, state: 'connecting' };
   const each = (f) => () => {
-    if (f) for (const id of openSessionsOf(record)) f(id);
+    for (const id of openSessionsOf(record)) f(id);
   };
   const leave = () => {
     streams.delete(record);
-    handlers.onStreams?.();
+    renderTop();
   };
   record.stream = connectMany('/', ids, {
     accessToken: token,
-    overview,
-    onOpen: () => ((record.state = 'live'), each(handlers.onOpen)(), handlers.onStreams?.()),
-    onStatus: (status) => handlers.onStatus(status.session, status),
-    onEvent: (event) => handlers.onEvent?.(event.session, event),
-    onEnd: (end) => handlers.onEnd(end.session, end),
+    onOpen: () => ((record.state = 'live'), each(cardHandlers.onOpen)(), renderTop()),
+    onStatus: (status) => cardHandlers.onStatus(status.session, status),
+    onEvent: (event) => cardHandlers.onEvent(event.session, event),
+    onEnd: (end) => cardHandlers.onEnd(end.session, end),
     onDone: leave,
-    onReconnecting: () => ((record.state = 'reconnecting'), each(handlers.onReconnecting)(), handlers.onStreams?.()),
-    onError: (error) => (each((id) => handlers.onError?.(id, error))(), leave()),
+    onReconnecting: () => ((record.state = 'reconnecting'), each(cardHandlers.onReconnecting)(), renderTop()),
+    onError: () => {
+      const refused = openSessionsOf(record);
+      leave();
+      explainRefusedCards(refused);
+    },
   });
   streams.add(record);
-  handlers.onStreams?.();
+  renderTop();
 }
 
 /**
- * Puts `ids` on a stream of `handlers`' kind. Cards: a new stream while the
- * budget allows (nothing is sent twice), else the open card stream whose add()
- * replays least (its open sessions' events so far are sent again and skipped
- * by the client). Overview: always the open overview stream while it has
- * room, as adding to it costs one status per session. A stream carries at
- * most MAX_SESSIONS_PER_STREAM sessions; with no room left a new one opens.
+ * Puts card sessions on a stream: a new one while the budget allows (nothing
+ * is sent twice), else the open card stream whose add() replays least.
  */
-function place(ids, handlers, overview) {
+function subscribeCards(ids) {
   for (let i = 0; i < ids.length; i += MAX_SESSIONS_PER_STREAM) {
     const batch = ids.slice(i, i + MAX_SESSIONS_PER_STREAM);
-    const kin = [...streams].filter((r) => r.handlers === handlers && r.overview === overview && !r.stream.closed);
-    const hosts = kin.filter((r) => openSessionsOf(r).length + batch.length <= MAX_SESSIONS_PER_STREAM).sort((a, b) => replayCost(a) - replayCost(b));
-    if (hosts.length > 0 && (overview || kin.length >= cardStreamLimit)) hosts[0].stream.add(batch);
-    else openStream(batch, handlers, overview);
+    const open = [...streams].filter((r) => !r.stream.closed);
+    const hosts = open.filter((r) => openSessionsOf(r).length + batch.length <= MAX_SESSIONS_PER_STREAM).sort((a, b) => replayCost(a) - replayCost(b));
+    if (hosts.length > 0 && open.length >= cardStreamLimit) hosts[0].stream.add(batch);
+    else openCardStream(batch);
   }
 }
 
 /**
- * Streams the sessions `sessionIds` and reports each through `handlers`,
- * called with the session id first: onOpen(id), onStatus(id, status),
- * onEvent(id, event) (not in overview mode), onEnd(id, end),
- * onReconnecting(id), onError(id, error), and onStreams() whenever the set of
- * open streams or their state changes. Every event index arrives once, in
- * order, across reconnects (the browser's Last-Event-ID carries each stream's
- * cursor). `overview`: status and end only.
+ * Cards whose stream was refused: asked one by one (a stream of several says
+ * only that one of them is refused), so each card says why in its own words.
  */
-function subscribe(sessionIds, handlers, { overview = false } = {}) {
-  if (sessionIds.length > 0) place([...new Set(sessionIds)], handlers, overview);
+function explainRefusedCards(ids) {
+  for (const id of ids) {
+    void refusalOf(manyStreamUrl('/', [id], { accessToken: token })).then((why) => withView(id, (v) => refuseCard(v, why)));
+  }
 }
 
-/** The open streams, by kind and state, for the header. */
-function streamCounts() {
-  const all = [...streams];
-  const count = (f) => all.filter(f).length;
-  return {
-    cards: count((r) => !r.overview),
-    overview: count((r) => r.overview),
-    live: count((r) => r.state === 'live'),
-    reconnecting: count((r) => r.state === 'reconnecting'),
-    cardSessions: all.filter((r) => !r.overview).reduce((n, r) => n + openSessionsOf(r).length, 0),
-    overviewSessions: all.filter((r) => r.overview).reduce((n, r) => n + openSessionsOf(r).length, 0),
-  };
+function openList() {
+  list.watch?.close();
+  Object.assign(list, { state: 'connecting', refusal: undefined, listed: false });
+  list.watch = watchSessions('/', {
+    accessToken: token,
+    filters: { status: filters.status, search: filters.search || undefined },
+    onOpen: () => ((list.state = 'live'), renderTop()),
+    onReconnecting: () => ((list.state = 'reconnecting'), renderTop()),
+    onSnapshot: ({ items, total }) => takeSnapshot(items, total),
+    onUpsert: (row) => takeRow(row),
+    onRemove: ({ id }) => dropRow(id),
+    onTrouble: (error) => {
+      if (error !== null && list.trouble === null) list.troubleSince = Date.now();
+      list.trouble = error;
+      renderTop();
+    },
+    onError: (why) => {
+      list.state = 'refused';
+      list.refusal = why;
+      renderTop();
+    },
+  });
+  renderTop();
 }
 // ───── End of connection handling. ─────
 
@@ -138,17 +142,13 @@ const template = document.getElementById('card-template');
 /** id → view: one card's elements and what the page knows of its session. */
 const views = new Map();
 /**
- * id → every session the page knows, for the header and the strip: { id,
- * status, steps, cost, startedAt, finishedAt, ended, chip }. Fed by the
- * session list (first sight), the overview stream and the cards' streams.
+ * id → every listed session, for the header and the strip: { id, status,
+ * steps, cost, createdAt, startedAt, finishedAt, ended, viewUrl, chip }. Fed
+ * by the list stream and the cards' streams.
  */
 const known = new Map();
-/** True while a redraw of the header and the strip waits for the next frame. */
+/** True while a redraw of the header, the strip and the card order waits for the next frame. */
 let drawQueued = false;
-/** True once the bridge said it has no session list (a real upstream): only ?session= cards then. */
-let noList = false;
-/** The list refresh interval, cleared when there is no list. */
-let timer;
 
 const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** A string for display from an open-JSON value, '' for anything that is not text or a number. */
@@ -380,8 +380,8 @@ function unreadableShot(v) {
 
 function showLiveView(v, d) {
   const url = str(d.url);
-  // Only web links: a `javascript:` URL from the data must never become clickable.
-  if (!/^https?:\/\//i.test(url)) return;
+  // Only web links (a `javascript:` URL from the data must never become clickable), and only to a host that can exist.
+  if (!realLink(url)) return;
   v.$.liveview.href = url;
   v.$.liveview.hidden = false;
 }
@@ -408,7 +408,11 @@ function absorb(v, event) {
 function logLine(v, event) {
   const log = v.$.log;
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-  const { tag, text, tone } = describe(event);
+  let { tag, text, tone } = describe(event);
+  // An agent's failure comes as its error step and then as the run's error event, with the same words: the words once.
+  const repeated = tone === 'bad' && text === v.lastLogText;
+  v.lastLogText = text;
+  if (repeated) text = 'the run stopped on the error above';
   const li = el('li', `t-${tone}`);
   li.dataset.index = String(event.index);
   const line = el('span', 'text', clip(text));
@@ -429,13 +433,14 @@ function showOutcome(v, end) {
     box.append(el('h3', '', status === 'completed' ? 'answer' : 'partial answer'), el(typeof answer === 'string' ? 'p' : 'pre', 'answer', answerText(answer)));
   }
   const error = str(end.error) || str(end.upstream_error);
-  if (error) box.append(el('h3', '', end.upstream_error ? 'pollcast gave up' : status.replaceAll('_', ' ') || 'error'), el('p', 'error', answerText(error)));
+  if (error) box.append(el('h3', '', end.upstream_error ? 'no longer followed' : status.replaceAll('_', ' ') || 'error'), el('p', 'error', answerText(error)));
   else if (!box.hasChildNodes() && TERMINAL.has(status)) box.append(el('h3', '', status.replaceAll('_', ' ')), el('p', 'answer', 'no answer given'));
 }
 
+
 /** Handlers of the cards' streams, per session id; a card removed meanwhile ignores what is still in flight. */
 const cardHandlers = {
-  onOpen: (id) => withView(id, (v) => setStream(v, 'live', 'streaming')),
+  onOpen: (id) => withView(id, (v) => setStream(v, 'live', 'live')),
   onStatus: (id, s) => {
     know(id, s);
     withView(id, (v) => {
@@ -443,10 +448,8 @@ const cardHandlers = {
       setStatus(v, str(s.status));
       setMetrics(v, s.metrics);
       setTimes(v, s);
-      // upstream_error comes and goes with pollcast's retries; the stream stays open meanwhile.
-      v.$.conn.classList.toggle('trouble', Boolean(s.upstream_error));
-      if (s.upstream_error) v.$.conn.textContent = `upstream trouble, pollcast keeps retrying: ${str(s.upstream_error)}`;
-      else if (v.stream === 'live') v.$.conn.textContent = 'streaming';
+      // upstream_error comes and goes with pollcast's retries; the stream stays open meanwhile, and what it shows is the last known.
+      setStale(v, s.upstream_error ? `the agent API is not answering (${plainError(str(s.upstream_error))}); retrying` : '');
     });
   },
   onEvent: (id, event) => withView(id, (v) => {
@@ -462,7 +465,7 @@ const cardHandlers = {
       absorb(v, event);
       logLine(v, event);
     } catch (err) {
-      console.warn(`pollcast demo: event #${event.index} of ${id} could not be shown`, err);
+      console.warn(`dashboard: event #${event.index} of ${id} could not be shown`, err);
     }
     setFigure(v, 'count', String(event.index + 1));
   }),
@@ -474,24 +477,76 @@ const cardHandlers = {
       setMetrics(v, e.metrics);
       setTimes(v, e);
       showOutcome(v, e);
-      setStream(v, 'ended', `finished · ended on its stream (last index ${e.last_index ?? 'none'})`);
+      setStale(v, '');
+      setStream(v, 'ended', e.upstream_error ? 'no longer followed: the agent API kept refusing it' : 'finished');
       trim();
     });
   },
   onReconnecting: (id) => withView(id, (v) => {
     v.card.dataset.reconnects = String(Number(v.card.dataset.reconnects) + 1);
-    setStream(v, 'reconnecting', `connection lost: reconnecting, will resume after #${v.lastIndex}…`);
+    setStream(v, 'reconnecting', 'connection lost, reconnecting…');
+    setStale(v, 'connection lost, reconnecting');
   }),
-  onError: (id) => withView(id, (v) => setStream(v, 'refused', 'refused: no stream for this session (unknown, expired, or not allowed)')),
-  onStreams: () => renderTop(),
 };
 
-/** Handlers of the overview stream: status and end of every listed session, for the header and the strip. */
-const overviewHandlers = {
-  onStatus: (id, s) => know(id, s),
-  onEnd: (id, end) => know(id, end, true),
-  onStreams: () => renderTop(),
-};
+/** What a refused card says, in words a person can act on: a bad id, an unknown session, a token. */
+function refusalText(why, what) {
+  if (!why) return `${what} could not be opened; try reloading the page`;
+  if (why.status === 400) return `not a valid session id${why.error ? `: ${why.error.replace(/^invalid session id:\s*/i, '')}` : ''}`;
+  if (why.status === 404) return 'no such session: the agent API does not know this id (or this key may not see it)';
+  if (why.status === 401) return tokenProblem(why.error);
+  if (why.status === 403) return `your access token does not allow this${why.error ? ` (${why.error})` : ''}`;
+  if (why.status === 429) return 'too many requests for now: reload in a little while';
+  if (why.status === 502) return 'pollcast\'s own key was refused by the agent API (an operator must fix it)';
+  return `${what} refused (${why.status}${why.error ? `: ${why.error}` : ''})`;
+}
+
+/** The expiry of the page's token (ms), read from its payload; NaN when it has none or is not a JWT. */
+function tokenExpiryMs() {
+  try {
+    const payload = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return typeof payload.exp === 'number' ? payload.exp * 1000 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The pill's words for a refused token: needed, expired, or not accepted. */
+function tokenShort(error = '') {
+  if (!token) return 'token needed';
+  return /expired/i.test(error) || tokenExpiryMs() <= Date.now() ? 'token expired' : 'token not accepted';
+}
+
+function tokenProblem(error = '') {
+  if (!token) return 'this dashboard needs an access token: add ?token=<your token> to the address';
+  const exp = tokenExpiryMs();
+  if (/expired/i.test(error) || exp <= Date.now()) return `your access token expired${Number.isFinite(exp) ? ` at ${new Date(exp).toLocaleTimeString([], { hour12: false })}` : ''}: get a new one and reload with it`;
+  return `your access token was not accepted (${error || 'invalid'})`;
+}
+
+function refuseCard(v, why) {
+  v.refused = true;
+  v.refusal = why;
+  // A refused id is not a session: it leaves the header's counts (the card stays, saying why).
+  if (!list.rows.has(v.id)) known.delete(v.id);
+  v.card.dataset.refusal = why?.status === 400 ? 'bad-id' : why?.status === 404 ? 'unknown' : why?.status === 401 || why?.status === 403 ? 'token' : 'other';
+  setStream(v, 'refused', refusalText(why, 'this session'));
+  v.$.badge.textContent = why?.status === 400 ? 'bad id' : why?.status === 404 ? 'not found' : 'no access';
+}
+
+/** Marks what a card shows as the last known (`reason`), or live again (''). */
+function setStale(v, reason) {
+  const stale = reason !== '';
+  if (stale && v.staleSince === 0) v.staleSince = Date.now();
+  if (!stale) v.staleSince = 0;
+  v.card.toggleAttribute('data-stale', stale);
+  v.$.conn.classList.toggle('trouble', stale);
+  if (stale) {
+    v.$.conn.textContent = `${reason} · shown as of ${new Date(v.staleSince).toLocaleTimeString([], { hour12: false })}`;
+    v.$.viewport.dataset.staleText = `last known · ${new Date(v.staleSince).toLocaleTimeString([], { hour12: false })}`;
+  } else if (v.stream === 'live') v.$.conn.textContent = 'live';
+  renderTop();
+}
 
 function withView(id, f) {
   const v = views.get(id);
@@ -505,20 +560,74 @@ function withView(id, f) {
  */
 function know(id, s, final = false) {
   let k = known.get(id);
-  if (!k) known.set(id, (k = { id, status: '', steps: '', cost: undefined, startedAt: '', finishedAt: '', ended: false, chip: undefined }));
+  if (!k) known.set(id, (k = { id, status: '', steps: '', cost: undefined, createdAt: '', startedAt: '', finishedAt: '', ended: false, viewUrl: '', chip: undefined }));
   if (!isObject(s) || (k.ended && !final)) return;
   if (str(s.status)) k.status = str(s.status);
-  // Statuses and ends carry `metrics`; a list row carries steps and total_cost flat.
-  const m = isObject(s.metrics) ? s.metrics : s;
-  if (str(m.steps)) k.steps = str(m.steps);
-  if (typeof m.total_cost === 'number' && Number.isFinite(m.total_cost)) k.cost = m.total_cost;
+  if (isObject(s.metrics)) {
+    if (str(s.metrics.steps)) k.steps = str(s.metrics.steps);
+    if (typeof s.metrics.total_cost === 'number' && Number.isFinite(s.metrics.total_cost)) k.cost = s.metrics.total_cost;
+  }
+  if (typeof s.created_at === 'string') k.createdAt = s.created_at;
   if (typeof s.started_at === 'string') k.startedAt = s.started_at;
   if (typeof s.finished_at === 'string') k.finishedAt = s.finished_at;
-  if (final) k.ended = true;
+  if (typeof s.agent_view_url === 'string' && realLink(s.agent_view_url)) k.viewUrl = s.agent_view_url;
+  if (final || TERMINAL.has(k.status)) k.ended = true;
+  if (k.viewUrl) withView(id, (v) => showLiveView(v, { url: k.viewUrl }));
   renderTop();
 }
 
-function addCard(id, atTop) {
+/** True for a web link to a host that can exist (the simulator's live views point at reserved names). */
+function realLink(url) {
+  try {
+    const u = new URL(url);
+    return /^https?:$/.test(u.protocol) && !PLACEHOLDER_HOST.test(u.hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** Live sessions first (newest first), then the most recently finished: the strip's order, and the cards'. */
+function orderKey(k) {
+  const live = !k.ended && !TERMINAL.has(k.status);
+  return live ? `1${k.startedAt || k.createdAt || '9'}` : `0${k.finishedAt || k.createdAt}`;
+}
+const byOrder = (a, b) => orderKey(b).localeCompare(orderKey(a));
+
+// ───── The list: snapshot, upsert, remove. ─────
+list.rows = new Set();
+
+function takeSnapshot(items, total) {
+  const first = !list.listed;
+  list.listed = true;
+  list.total = total;
+  const rows = items.filter((s) => isObject(s) && typeof s.id === 'string');
+  list.rows = new Set(rows.map((s) => s.id));
+  // A session the list no longer has leaves the strip, unless it has a card.
+  for (const id of [...known.keys()]) if (!list.rows.has(id) && !views.has(id)) known.delete(id);
+  for (const s of rows) know(s.id, s);
+  if (first && pinned.length === 0) watch([...known.values()].sort(byOrder).slice(0, MAX_CARDS).map((k) => k.id));
+  renderTop();
+}
+
+function takeRow(s) {
+  const fresh = !known.has(s.id);
+  list.rows.add(s.id);
+  if (fresh) list.total++;
+  know(s.id, s);
+  // A session that starts while the page is open gets a card.
+  if (fresh && pinned.length === 0 && !TERMINAL.has(str(s.status))) {
+    watch([s.id]);
+    trim();
+  }
+}
+
+function dropRow(id) {
+  if (list.rows.delete(id)) list.total = Math.max(0, list.total - 1);
+  if (!views.has(id)) known.delete(id);
+  renderTop();
+}
+
+function addCard(id) {
   const card = template.content.firstElementChild.cloneNode(true);
   card.dataset.session = id;
   const q = (sel) => card.querySelector(sel);
@@ -531,54 +640,100 @@ function addCard(id, atTop) {
   q('h2').textContent = id;
   q('h2').title = id;
   $.img.addEventListener('error', () => unreadableShot(v));
-  if (atTop) root.prepend(card);
-  else root.append(card);
-  const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined };
+  root.append(card);
+  const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined, staleSince: 0, refused: false, lastLogText: '' };
   views.set(id, v);
-  know(id);
+  if (pinned.length > 0) know(id);
+  const k = known.get(id);
+  if (k?.viewUrl) showLiveView(v, { url: k.viewUrl });
   return v;
 }
 
-/** Cards for `ids` (in display order), streamed together: one more stream for the batch (see subscribe()). */
-function watch(ids, atTop) {
-  if (ids.length === 0) return;
-  for (const id of atTop ? [...ids].reverse() : ids) addCard(id, atTop);
-  subscribe(ids, cardHandlers);
+/** Cards for `ids`, streamed together (see subscribeCards()). */
+function watch(ids) {
+  const fresh = ids.filter((id) => !views.has(id));
+  if (fresh.length === 0) return;
+  for (const id of fresh) addCard(id);
+  subscribeCards(fresh);
   renderTop();
 }
 
-/** Redraws the header and the strip once per frame, however many statuses arrived in it. */
+/** Redraws the header, the banner, the strip and the card order once per frame, however many updates arrived in it. */
 function renderTop() {
   if (drawQueued) return;
   drawQueued = true;
   requestAnimationFrame(() => {
     drawQueued = false;
     drawPill();
+    drawBanner();
     drawSummary();
     drawStrip();
+    orderCards();
   });
 }
 
-function drawPill() {
-  const c = streamCounts();
-  const pill = document.getElementById('conn');
-  const text = document.getElementById('conn-text');
-  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-  const cards = [...views.values()];
-  pill.dataset.streams = String(streams.size);
-  pill.title = `${plural(c.cards, 'events stream')} for ${plural(c.cardSessions, 'open card')}, ${plural(c.overview, 'overview stream')} for ${plural(c.overviewSessions, 'listed session')} (status and end only)`;
-  if (c.reconnecting > 0) [pill.dataset.state, text.textContent] = ['reconnecting', `reconnecting ${plural(c.reconnecting, 'stream')}…`];
-  else if (c.live > 0) [pill.dataset.state, text.textContent] = ['live', `live · ${plural(c.cards, 'card stream')}${c.overview > 0 ? ` + ${plural(c.overview, 'overview stream')}` : ''}`];
-  else if (cards.length === 0 && noList) [pill.dataset.state, text.textContent] = ['idle', 'no session chosen'];
-  else if (streams.size > 0 || cards.length === 0) [pill.dataset.state, text.textContent] = ['connecting', 'connecting…'];
-  else [pill.dataset.state, text.textContent] = ['idle', 'no live session'];
+/** An upstream error as a person reads it: no socket codes. */
+function plainError(error) {
+  const e = String(error).replace(/^list:\s*/, '');
+  if (/ECONNREFUSED/.test(e)) return 'connection refused';
+  if (/ENOTFOUND|EAI_AGAIN/.test(e)) return 'its address does not resolve';
+  if (/ECONNRESET|UND_ERR_SOCKET|socket/i.test(e)) return 'connection dropped';
+  if (/TIMEOUT|no answer within/i.test(e)) return 'no answer in time';
+  const http = /HTTP (\d{3})/.exec(e);
+  if (http) return `it answers with error ${http[1]}`;
+  return e;
 }
 
-/** The header's counts by status and total cost, over every session the page knows (not only the cards). */
+/** The one problem the page has now, worded for a person, or undefined: the eye goes to the pill and the banner. */
+function problem() {
+  if (list.state === 'refused') {
+    const why = list.refusal;
+    if (why?.reason === 'token_expired') return { tone: 'bad', short: 'token expired', long: tokenProblem('expired') };
+    if (why?.status === 401) return { tone: 'bad', short: tokenShort(why.error), long: tokenProblem(why.error) };
+    return { tone: 'bad', short: 'session list unavailable', long: refusalText(why, 'the session list') };
+  }
+  if (list.trouble !== null) {
+    const since = new Date(list.troubleSince).toLocaleTimeString([], { hour12: false });
+    return { tone: 'bad', short: 'agent API not answering', long: `The agent API is not answering (${plainError(list.trouble)}). Statuses below are the last known, from ${since}; pollcast keeps retrying.` };
+  }
+  const cards = [...views.values()];
+  const tokenRefused = cards.find((v) => v.refusal?.status === 401);
+  if (tokenRefused) return { tone: 'bad', short: tokenShort(tokenRefused.refusal.error), long: tokenProblem(tokenRefused.refusal.error) };
+  if (cards.length > 0 && cards.every((v) => v.refused)) return { tone: 'bad', short: 'nothing to show', long: cards.length === 1 ? refusalText(cards[0].refusal, 'this session') : 'None of the sessions in the address can be shown: each card says why.' };
+  const stale = cards.filter((v) => v.staleSince > 0 && v.stream !== 'ended');
+  if (list.state === 'reconnecting' || [...streams].some((r) => r.state === 'reconnecting')) return { tone: 'warn', short: 'reconnecting…', long: 'The connection to pollcast was lost; reconnecting. What is shown is the last known.' };
+  if (stale.length > 0) return { tone: 'warn', short: 'agent API trouble', long: `The agent API is not answering for ${stale.length === 1 ? 'one session' : `${stale.length} sessions`}; their cards show the last known, and pollcast keeps retrying.` };
+  return undefined;
+}
+
+function drawPill() {
+  const pill = document.getElementById('conn');
+  const text = document.getElementById('conn-text');
+  const p = problem();
+  const cards = [...views.values()];
+  // The streams the page holds: its card streams and the list's.
+  pill.dataset.streams = String(streams.size + (list.watch && !list.watch.closed ? 1 : 0));
+  document.body.toggleAttribute('data-trouble', p?.tone === 'bad');
+  const live = list.watch ? list.state === 'live' && list.listed : cards.some((v) => v.stream === 'live' || v.stream === 'ended') && cards.every((v) => v.stream !== 'connecting');
+  if (p) [pill.dataset.state, text.textContent] = [p.tone === 'bad' ? 'trouble' : 'reconnecting', p.short];
+  else if (live) [pill.dataset.state, text.textContent] = ['live', 'live'];
+  else [pill.dataset.state, text.textContent] = ['connecting', 'connecting…'];
+  pill.title = p ? p.long : '';
+}
+
+function drawBanner() {
+  const note = document.getElementById('note');
+  const p = problem();
+  note.hidden = p === undefined;
+  note.dataset.tone = p?.tone ?? '';
+  if (p) setText(note, p.long.charAt(0).toUpperCase() + p.long.slice(1));
+}
+
+/** The header's counts by status and total cost, over every listed session (and the cards'). */
 function drawSummary() {
   const all = [...known.values()];
   const byStatus = new Map();
-  for (const k of all) byStatus.set(k.status || 'connecting', (byStatus.get(k.status || 'connecting') ?? 0) + 1);
+  for (const k of all) if (k.status) byStatus.set(k.status, (byStatus.get(k.status) ?? 0) + 1);
   const rank = (s) => (STATUS_ORDER.includes(s) ? STATUS_ORDER.indexOf(s) : STATUS_ORDER.length);
   const item = (n, label, status) => {
     const span = el('span', status ? 'swatch' : undefined);
@@ -586,8 +741,11 @@ function drawSummary() {
     span.append(el('b', '', String(n)), ` ${label}`);
     return span;
   };
+  const count = Math.max(all.length, list.total);
+  // Nothing to count before the list came (or when it was refused): no "0 sessions" that is not true.
+  document.getElementById('summary').hidden = list.watch ? !list.listed : all.length === 0 && views.size === 0;
   document.getElementById('summary').replaceChildren(
-    item(all.length, all.length === 1 ? 'session' : 'sessions'),
+    item(count, count === 1 ? 'session' : 'sessions'),
     ...[...byStatus].sort(([a], [b]) => rank(a) - rank(b)).map(([s, n]) => item(n, s.replaceAll('_', ' '), s)),
     item(money(all.reduce((sum, k) => sum + (k.cost ?? 0), 0)), 'spent'),
   );
@@ -607,7 +765,7 @@ function makeChip(k) {
   const badge = el('span', 'badge');
   badge.append(el('span', 'icon'), el('span', 'badge-text', '…'));
   chip.append(el('span', 'chip-id', k.id), badge, el('span', 'chip-steps'), el('span', 'chip-cost'));
-  chip.title = k.id;
+  chip.title = `${k.id}: click to follow it on a card`;
   return chip;
 }
 
@@ -615,21 +773,23 @@ function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-/** The strip: every known session, live ones first (newest on top), then the most recently finished. */
+/** The strip: every listed session, live ones first (newest first), then the most recently finished. */
 function drawStrip() {
-  const all = [...known.values()];
-  document.getElementById('overview').hidden = all.length === 0;
-  document.getElementById('overview-count').textContent = String(all.length);
-  const live = (k) => !k.ended && !TERMINAL.has(k.status);
-  const order = (k) => (live(k) ? `1${k.startedAt || '9'}` : `0${k.finishedAt}`);
-  all.sort((a, b) => order(b).localeCompare(order(a)));
+  // Sessions opened by the address: the strip shows them (the page reads no list then).
+  const all = [...known.values()].filter((k) => pinned.length > 0 || list.rows.has(k.id)).sort(byOrder);
+  document.getElementById('overview').hidden = pinned.length > 0 ? all.length === 0 : !list.listed;
+  document.getElementById('filters').hidden = pinned.length > 0;
+  document.getElementById('overview-count').textContent = list.total > all.length ? `${all.length} of ${list.total}` : String(all.length);
+  document.getElementById('empty').hidden = !list.listed || all.length > 0;
   for (const k of all) {
     k.chip ??= makeChip(k);
     const { chip } = k;
     if (chip.dataset.status !== k.status) chip.dataset.status = k.status;
+    // A finished session's status is final: never shown as doubtful.
+    chip.toggleAttribute('data-final', TERMINAL.has(k.status));
     setText(chip.querySelector('.badge-text'), k.status ? k.status.replaceAll('_', ' ') : '…');
-    setText(chip.querySelector('.chip-steps'), k.steps === '' ? '– steps' : `${k.steps} step${k.steps === '1' ? '' : 's'}`);
-    setText(chip.querySelector('.chip-cost'), money(k.cost));
+    setText(chip.querySelector('.chip-steps'), k.steps === '' ? '' : `${k.steps} step${k.steps === '1' ? '' : 's'}`);
+    setText(chip.querySelector('.chip-cost'), k.cost === undefined ? '' : money(k.cost));
     chip.classList.toggle('on-screen', views.has(k.id));
   }
   const strip = document.getElementById('strip');
@@ -638,73 +798,82 @@ function drawStrip() {
   if (chips.length !== strip.children.length || chips.some((c, i) => strip.children[i] !== c)) strip.replaceChildren(...chips);
 }
 
-/** Drops the oldest finished cards beyond MAX_CARDS (pinned sessions are never dropped). */
+/** The cards in the strip's order (opened ones by the address keep the address's order). */
+function orderCards() {
+  const cards = [...views.values()];
+  const rank = (v) => known.get(v.id) ?? { id: v.id, status: '', ended: true, finishedAt: '', createdAt: '' };
+  if (pinned.length === 0) cards.sort((a, b) => byOrder(rank(a), rank(b)));
+  const nodes = cards.map((v) => v.card);
+  if (nodes.some((n, i) => root.children[i] !== n)) root.replaceChildren(...nodes);
+}
+
+/** Drops the oldest finished cards beyond MAX_CARDS (sessions opened by the address never are). */
 function trim() {
   if (pinned.length > 0) return;
-  const done = [...root.querySelectorAll('.card[data-stream="ended"], .card[data-stream="refused"]')];
+  const done = [...views.values()].filter((v) => v.stream === 'ended' || v.stream === 'refused').map((v) => known.get(v.id) ?? { id: v.id, ended: true, status: '', finishedAt: '', createdAt: '' }).sort(byOrder);
   for (let extra = views.size - MAX_CARDS; extra > 0 && done.length > 0; extra--) {
-    const card = done.pop();
-    views.delete(card.dataset.session);
-    card.remove();
+    const { id } = done.pop();
+    views.get(id)?.card.remove();
+    views.delete(id);
   }
   renderTop();
 }
 
-async function refresh(first) {
-  let sessions;
-  try {
-    const res = await fetch('/demo/sessions', { cache: 'no-store' });
-    if (res.status === 404) {
-      const note = document.getElementById('note');
-      note.hidden = false;
-      note.textContent = 'This pollcast bridges a real sessions API, so there is no session list: add ?session=<id> to the address to watch one.';
-      noList = true;
-      clearInterval(timer);
-      renderTop();
-      return;
-    }
-    if (!res.ok) return;
-    ({ sessions } = await res.json());
-  } catch {
-    return; // the streams show their own state; the list is asked again on the next tick
-  }
-  if (!Array.isArray(sessions)) return;
-  const listed = sessions.filter((s) => isObject(s) && typeof s.id === 'string');
-  const ids = new Set(listed.map((s) => s.id));
-  // A session the list no longer has (the demo forgets old finished ones) leaves the strip, unless it has a card.
-  for (const id of known.keys()) if (!ids.has(id) && !views.has(id)) known.delete(id);
-  const fresh = listed.filter((s) => !known.has(s.id));
-  for (const s of fresh) know(s.id, s, s.finished_at != null);
-  // The overview stream follows every live session of the list; a finished one's row is final already.
-  subscribe(fresh.filter((s) => s.finished_at == null).map((s) => s.id), overviewHandlers, { overview: true });
-
-  const rows = listed.filter((s) => !views.has(s.id));
-  // Live sessions first (newest on top), then the most recently finished.
-  const order = (s) => (s.finished_at == null ? `1${s.started_at ?? '9'}` : `0${s.finished_at}`);
-  rows.sort((a, b) => order(b).localeCompare(order(a)));
-  const chosen = first ? rows.slice(0, MAX_CARDS) : rows.filter((s) => s.finished_at == null);
-  watch(chosen.map((s) => s.id), !first);
-  trim();
+// ───── The page's filters: status and search, mapped to the list stream's query. ─────
+function drawFilters() {
+  const select = document.getElementById('filter-status');
+  select.replaceChildren(el('option', '', 'every status'), ...STATUS_ORDER.map((s) => el('option', '', s.replaceAll('_', ' '))));
+  [...select.options].forEach((o, i) => (o.value = i === 0 ? '' : STATUS_ORDER[i - 1]));
+  select.value = filters.status[0] ?? '';
+  document.getElementById('filter-search').value = filters.search;
 }
 
+function applyFilters() {
+  const status = document.getElementById('filter-status').value;
+  filters.status = status ? [status] : [];
+  filters.search = document.getElementById('filter-search').value.trim();
+  const q = new URLSearchParams(location.search);
+  q.delete('status');
+  q.delete('search');
+  for (const s of filters.status) q.append('status', s);
+  if (filters.search) q.set('search', filters.search);
+  history.replaceState(null, '', `?${q}`);
+  // The strip follows the new list at once; cards stay until finished ones give way to new sessions.
+  list.rows = new Set();
+  for (const id of [...known.keys()]) if (!views.has(id)) known.delete(id);
+  openList();
+}
+
+document.getElementById('filters').addEventListener('submit', (e) => {
+  e.preventDefault();
+  applyFilters();
+});
+document.getElementById('filter-status').addEventListener('change', applyFilters);
+
+// Opening a session from the list: its card, added if it has none, comes into view.
 document.getElementById('strip').addEventListener('click', (e) => {
   const chip = e.target instanceof Element ? e.target.closest('.chip') : null;
-  const v = chip && views.get(chip.dataset.session);
-  if (!v || e.ctrlKey || e.metaKey || e.shiftKey) return;
-  // Its card is on screen: show it rather than leave the page.
+  if (!chip || e.ctrlKey || e.metaKey || e.shiftKey) return;
   e.preventDefault();
-  v.card.scrollIntoView({ behavior: 'smooth', block: 'center' });
-  flash(v.card);
+  const id = chip.dataset.session;
+  if (!views.has(id)) {
+    watch([id]);
+    trim();
+  }
+  requestAnimationFrame(() => withView(id, (v) => {
+    v.card.scrollIntoView({ behavior: 'smooth', block: 'center' });
+    flash(v.card);
+  }));
 });
 
 setInterval(() => {
-  // An ended stream's clock stops even if its end carried no finished_at.
-  for (const v of views.values()) if (!Number.isFinite(v.finishedMs) && v.stream !== 'ended' && v.stream !== 'refused') tick(v);
+  // An ended stream's clock stops even if its end carried no finished_at; a stale card's clock stops too (it is not known to run on).
+  for (const v of views.values()) if (!Number.isFinite(v.finishedMs) && v.stream !== 'ended' && v.stream !== 'refused' && v.staleSince === 0 && !document.body.hasAttribute('data-trouble')) tick(v);
 }, CLOCK_TICK_MS);
 
-if (pinned.length > 0) watch(pinned, false);
-else {
-  timer = setInterval(() => refresh(false), REFRESH_MS);
-  refresh(true);
-}
+drawFilters();
+if (pinned.length > 0) document.querySelector('.intro').textContent = 'The sessions chosen in the address, live: their status, cost, and what the agent sees, thinks and does. Remove ?session= from the address to see every session.';
+// Sessions chosen by the address are followed on their own (one stream, one connection); otherwise the list leads.
+if (pinned.length > 0) watch(pinned);
+else openList();
 renderTop();

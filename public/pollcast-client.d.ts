@@ -185,3 +185,41 @@ export function manyStreamUrl(baseUrl: string, sessionIds: readonly string[], op
  * an event, an integer `index`) is ignored.
  */
 export function connectMany(baseUrl: string, sessionIds: readonly string[], options: ConnectManyOptions): PollcastManyStream;
+
+/** Why pollcast refused a stream URL (asked again with fetch): its status and JSON error; undefined when it now streams. */
+export function refusalOf(url: string): Promise<{ status: number; error: string; code: string } | undefined>;
+
+/** Filters of the session list (`GET /sessions/events`): the upstream list's own (`status` may repeat). */
+export type SessionListFilters = Record<string, string | readonly string[] | undefined>;
+
+/** The URL of the live session list with its filters and, for EventSource, the token. */
+export function sessionListUrl(baseUrl: string, options?: { filters?: SessionListFilters; accessToken?: string }): string;
+
+/** One session of the list: the upstream's summary, with pollcast's live `status` and `metrics` where a loop runs. */
+export interface SessionSummary {
+  id: string;
+  status: string;
+  created_at?: string;
+  started_at?: string | null;
+  finished_at?: string | null;
+  metrics?: { steps?: number; total_cost?: number; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+export interface WatchSessionsOptions {
+  filters?: SessionListFilters;
+  accessToken?: string;
+  /** The whole list: first, and again when a fresh snapshot replaced the changes missed. */
+  onSnapshot?: (list: { items: SessionSummary[]; total: number }) => void;
+  onUpsert?: (summary: SessionSummary) => void;
+  onRemove?: (removed: { id: string }) => void;
+  /** The upstream's list failed (its error) or recovered (null). */
+  onTrouble?: (upstreamError: string | null) => void;
+  onOpen?: () => void;
+  onReconnecting?: () => void;
+  /** The list stopped: refused (with the answer's status and error) or `token_expired`. */
+  onError?: (error: { reason: string; status?: number; error?: string; code?: string }) => void;
+}
+
+/** Watches the live session list; reconnects resume without a repeated change. */
+export function watchSessions(baseUrl: string, options: WatchSessionsOptions): { readonly closed: boolean; close(): void };

@@ -457,3 +457,104 @@ export function connectMany(baseUrl, sessionIds, options) {
     },
   };
 }
+
+/**
+ * Why pollcast refused a stream URL: EventSource hides the answer's status,
+ * so the same URL is asked once more with fetch and its JSON read. Resolves
+ * `{ status, error, code }`, or undefined when it now answers as a stream (a
+ * passing refusal: the fetch is dropped at once) or cannot be reached.
+ * @param {string} url
+ * @returns {Promise<{ status: number, error: string, code: string } | undefined>}
+ */
+export async function refusalOf(url) {
+  const abort = new AbortController();
+  try {
+    const res = await fetch(url, { signal: abort.signal, cache: 'no-store', headers: { accept: 'text/event-stream' } });
+    if (res.ok) return undefined;
+    const body = await res.json().catch(() => ({}));
+    return { status: res.status, error: typeof body?.error === 'string' ? body.error : '', code: typeof body?.code === 'string' ? body.code : '' };
+  } catch {
+    return undefined;
+  } finally {
+    abort.abort();
+  }
+}
+
+/**
+ * The URL of the live session list (`GET /sessions/events`) with the list's
+ * filters (`status` may be an array) and, for EventSource, the token.
+ * @param {string} baseUrl
+ * @param {{ filters?: Record<string, string | readonly string[] | undefined>, accessToken?: string }} [options]
+ * @returns {string}
+ */
+export function sessionListUrl(baseUrl, options = {}) {
+  const url = new URL(`${baseUrl.replace(/\/+$/, '')}/sessions/events`, globalThis.location?.href);
+  for (const [name, value] of Object.entries(options.filters ?? {})) {
+    for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined && v !== '') url.searchParams.append(name, String(v));
+  }
+  if (options.accessToken) url.searchParams.set('access_token', options.accessToken);
+  return url.href;
+}
+
+/**
+ * Watches the session list: `onSnapshot({items, total})` first (and again
+ * whenever pollcast finds a fresh snapshot cheaper than the changes missed),
+ * then `onUpsert(summary)` and `onRemove({id})` as the list changes;
+ * `onTrouble(upstreamError | null)` when the upstream list fails or
+ * recovers. Reconnects resume where they stopped (Last-Event-ID), with no
+ * change repeated. A refusal (401, 403, 400…) ends it with
+ * `onError({ reason: 'refused', status, error, code })`; a server-side
+ * `event: error` (`token_expired`) with `onError({ reason: 'token_expired' })`.
+ * @param {string} baseUrl
+ * @param {{ filters?: Record<string, string | readonly string[] | undefined>, accessToken?: string,
+ *   onSnapshot?: (list: { items: any[], total: number }) => void, onUpsert?: (summary: any) => void,
+ *   onRemove?: (removed: { id: string }) => void, onTrouble?: (upstreamError: string | null) => void,
+ *   onOpen?: () => void, onReconnecting?: () => void, onError?: (error: any) => void }} options
+ * @returns {{ readonly closed: boolean, close(): void }}
+ */
+export function watchSessions(baseUrl, options) {
+  const url = sessionListUrl(baseUrl, options);
+  const es = new EventSource(url);
+  let closed = false;
+  const json = (/** @type {Event} */ e) => frameObject(e);
+  es.onopen = () => options.onOpen?.();
+  es.addEventListener('snapshot', (e) => {
+    const list = json(e);
+    if (list && Array.isArray(list.items)) options.onSnapshot?.({ items: list.items, total: typeof list.total === 'number' ? list.total : list.items.length });
+  });
+  es.addEventListener('upsert', (e) => {
+    const row = json(e);
+    if (row && typeof row.id === 'string') options.onUpsert?.(row);
+  });
+  es.addEventListener('remove', (e) => {
+    const row = json(e);
+    if (row && typeof row.id === 'string') options.onRemove?.({ id: row.id });
+  });
+  es.addEventListener('status', (e) => {
+    const s = json(e);
+    if (s) options.onTrouble?.(typeof s.upstream_error === 'string' ? s.upstream_error : null);
+  });
+  es.onerror = (e) => {
+    if (closed) return;
+    // A server-sent `event: error` ({"error": "token_expired"}) arrives here too, with data.
+    const sent = e instanceof MessageEvent ? json(e) : undefined;
+    if (sent && typeof sent.error === 'string') {
+      closed = true;
+      es.close();
+      options.onError?.({ reason: sent.error });
+      return;
+    }
+    if (es.readyState === EventSource.CONNECTING) return void options.onReconnecting?.();
+    closed = true;
+    void refusalOf(url).then((why) => options.onError?.({ reason: 'refused', ...why }));
+  };
+  return {
+    get closed() {
+      return closed;
+    },
+    close() {
+      closed = true;
+      es.close();
+    },
+  };
+}

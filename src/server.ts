@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import { passthroughOn, type Config } from './config.ts';
 import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
+import { ListHub } from './hub/list-hub.ts';
+import { localListSource, type ListSource } from './hub/list-source.ts';
 import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
 import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
@@ -14,7 +16,6 @@ import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
 import type { Authorizer } from './http/auth.ts';
 import { createAuthorizer, createVerifier, subscriberTokenCheck } from './http/authorizer.ts';
-import type { DemoSource } from './http/demo-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
@@ -23,6 +24,8 @@ import { createMemoryTransport, type LoopSettings } from './transport/memory.ts'
 import type { Transport } from './hub/transport.ts';
 import type { Simulator } from './simulator/index.ts';
 
+/** Changes kept per session list for viewers that reconnect; one further behind gets a fresh snapshot. */
+const SESSION_LIST_LOG_ENTRIES = 1000;
 /** Part of SHUTDOWN_TIMEOUT_SECONDS kept for what follows the streams' last flush (ms). */
 const SHUTDOWN_RESERVE_MS = 2500;
 /** How long drop-in long-polls may still run once the streams are flushed (ms). */
@@ -52,6 +55,8 @@ export interface PollcastServer {
   readonly url: string;
   readonly port: number;
   readonly hub: Hub;
+  /** The session lists watched now. */
+  readonly lists: ListHub;
   readonly streams: Streams;
   readonly metrics: Metrics;
   /** The built-in simulator when no UPSTREAM_URL was given. */
@@ -105,7 +110,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     onEvents: (n) => (stats.eventsReceived += n),
     onOversized: () => stats.oversizedEvents++,
   };
-  const transport: Transport = config.redisUrl
+  const redisTransport = config.redisUrl
     ? (await import('./transport/redis.ts')).createRedisTransport({
         ...loopSettings,
         url: config.redisUrl,
@@ -117,7 +122,10 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
         stats,
         observeRedis: metrics.observeRedis,
       })
-    : createMemoryTransport(loopSettings);
+    : undefined;
+  const transport: Transport = redisTransport ?? createMemoryTransport(loopSettings);
+  // Session lists: polled once per cluster through Redis in cluster mode, else here.
+  const listSource: ListSource = redisTransport?.listSource(config.sessionListPollSeconds * 1000) ?? localListSource;
   if (config.redisUrl) log.info({ redis: redactedRedisUrl(config.redisUrl), leaseSeconds: config.redisLeaseSeconds }, 'cluster mode: sessions are shared through Redis');
   hub = new Hub({
     transport,
@@ -132,18 +140,28 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     // Without the operator's key, a loop runs on a caller's key the upstream accepted (AUTH=upstream).
     loopOnCallerCredentials: config.auth === 'upstream' && config.upstreamApiKey === undefined,
   });
+  const lists = new ListHub({
+    client,
+    live: hub,
+    log,
+    pollMs: config.sessionListPollSeconds * 1000,
+    maxSessions: config.sessionListMaxSessions,
+    graceMs: config.sessionListGraceSeconds * 1000,
+    maxLogEntries: SESSION_LIST_LOG_ENTRIES,
+    maxLists: config.sessionListMaxLists,
+    source: listSource,
+  });
   streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });
   // The built-in demo stays open; a real upstream needs a token or a key unless AUTH=none (config enforces it).
   const verifier = createVerifier(config);
   const authorize: Authorizer = createAuthorizer(config, { client, stats: metrics.stats }, verifier);
   let shuttingDown = false;
-  const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config);
   const upstreamPath = mountablePath(upstreamUrl, log);
   // The pass-through has its own pool, with no credential: UPSTREAM_API_KEY never rides on a forwarded request.
   const forward = upstreamPath !== '' && passthroughOn(config) ? createForwarder(new URL(upstreamUrl).origin) : undefined;
   const isSubscriberToken = subscriberTokenCheck(verifier);
-  const deps: AppDeps = { config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath, forward, isSubscriberToken };
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, upstreamPath, forward, isSubscriberToken };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
@@ -177,6 +195,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       // HTTP/2 clients open their next stream (a reconnect) on a new connection, i.e. elsewhere.
       h2c?.goAway();
       hub!.close();
+      lists.close();
       // Ended streams keep their sockets until their last bytes are out (a slow reader may still be
       // taking them), within the shutdown budget; only then are idle connections closed.
       await streams!.close(Math.max(0, config.shutdownTimeoutSeconds * 1000 - SHUTDOWN_RESERVE_MS));
@@ -197,5 +216,5 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     return closing;
   };
   const connections = () => new Promise<number>((resolve) => http.getConnections((err, n) => resolve(err ? 0 : n)));
-  return { url, port: addr.port, hub, streams, metrics, simulator, h2c, connections, close };
+  return { url, port: addr.port, hub, lists, streams, metrics, simulator, h2c, connections, close };
 }

@@ -2,11 +2,11 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Hub } from '../hub/hub.ts';
+import type { ListHub } from '../hub/list-hub.ts';
 import type { Streams } from '../hub/streams.ts';
 import type { Metrics, Stats } from '../metrics.ts';
 import type { Forwarder } from '../upstream/forwarder.ts';
 import type { Authorizer, SubscriberTokenCheck } from './auth.ts';
-import type { DemoSource } from './demo-routes.ts';
 import type { Limits } from './limits.ts';
 
 export type { AppEnv } from './env.ts';
@@ -15,6 +15,8 @@ export type { AppEnv } from './env.ts';
 export interface AppDeps {
   config: Config;
   hub: Hub;
+  /** The session lists watched (`GET /sessions/events`). */
+  lists: ListHub;
   streams: Streams;
   stats: Stats;
   metrics: Metrics;
@@ -23,8 +25,6 @@ export interface AppDeps {
   /** Rate, stream and URL limits (src/http/limits.ts). */
   limits: Limits;
   isShuttingDown: () => boolean;
-  /** Set when the built-in simulator is the upstream: the demo page lists its sessions. */
-  demo: DemoSource | undefined;
   /** The path of UPSTREAM_URL (e.g. `/api/v2`), under which the drop-ins are served too; '' for none. */
   upstreamPath: string;
   /** The pass-through to the upstream (no credential of its own); undefined when forwarding is off or UPSTREAM_URL has no path. */

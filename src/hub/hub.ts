@@ -11,7 +11,8 @@ import { eventFrame } from './frames.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
-import type { UpstreamEvent } from '../upstream/types.ts';
+import type { SessionMetrics, UpstreamEvent } from '../upstream/types.ts';
+import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import { SessionNotFoundError, TooManyRequestsError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 import type { Stats } from '../metrics.ts';
@@ -88,6 +89,9 @@ export class Hub {
   private closed = false;
   /** Follow-up refreshes of nudged sessions, cleared on close. */
   private readonly nudgeTimers = new Set<NodeJS.Timeout>();
+  /** Who hears feeds' status changes (the session lists), and the status frame each feed last told them. */
+  private readonly statusListeners = new Set<(sessionId: string) => void>();
+  private readonly statusTold = new WeakMap<Feed, Buffer>();
 
   constructor(opts: HubOptions) {
     this.opts = opts;
@@ -128,6 +132,7 @@ export class Hub {
         abort: null,
         graceTimer: null,
       };
+      if (!cached) entry.feed.watchers.add(() => this.tellStatus(entry!.feed));
       this.active.set(key, entry);
       // Before the start: the loop's first contact is made with it.
       if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
@@ -244,6 +249,35 @@ export class Hub {
     }, NUDGE_RECHECK_MS);
     timer.unref();
     this.nudgeTimers.add(timer);
+  }
+
+  /**
+   * The live status and metrics of a session whose loop runs (or whose
+   * finished feed is kept), read-only: never starts a loop. Undefined when
+   * no feed of it knows the session yet.
+   */
+  peekLive(sessionId: string): { status: string; metrics: SessionMetrics } | undefined {
+    for (const details of [true, false]) {
+      const key = feedKey(sessionId, details);
+      const feed = this.active.get(key)?.feed ?? this.cache.peek(key)?.feed;
+      // An idle feed in the cache is as old as its last subscriber: only a running loop's or a finished session's status is live.
+      if (feed === undefined || (!this.active.has(key) && !feed.ended) || !isKnown(feed.snapshot)) continue;
+      return { status: feed.snapshot.status, metrics: feed.snapshot.metrics };
+    }
+    return undefined;
+  }
+
+  /** Calls `listener(sessionId)` after each change of a feed's status or metrics; returns the way to stop. */
+  onStatusChange(listener: (sessionId: string) => void): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  // A feed's status frame is replaced exactly when what subscribers see of its status changes.
+  private tellStatus(feed: Feed): void {
+    if (this.statusListeners.size === 0 || this.statusTold.get(feed) === feed.statusFrame) return;
+    this.statusTold.set(feed, feed.statusFrame);
+    for (const listener of this.statusListeners) listener(feed.sessionId);
   }
 
   /** Counts for /metrics. */

@@ -24,6 +24,8 @@ import { decodeEntries, eventId, logKeys, type LogKeys } from './redis-log.ts';
 import { LogReader } from './redis-reader.ts';
 import { RedisLogSink, stateJsonOf } from './redis-sink.ts';
 import type { Supply, Transport } from '../hub/transport.ts';
+import type { ListSource } from '../hub/list-source.ts';
+import { createRedisListSource } from './redis-lists.ts';
 
 /**
  * How long an opener waits for the cluster to describe a new session (ms):
@@ -61,8 +63,14 @@ async function historyFromLog(redis: RedisConn, keys: LogKeys, from: number, to:
   return out.length > 0 ? out : null;
 }
 
+/** The cluster transport, which also supplies session lists once per cluster. */
+export interface RedisTransport extends Transport {
+  /** The session lists' source on this transport's connection (transport/redis-lists.ts). */
+  listSource(pollMs: number): ListSource;
+}
+
 /** Creates the cluster transport; it connects in the background (Redis may be down at start). */
-export function createRedisTransport(settings: RedisTransportSettings): Transport {
+export function createRedisTransport(settings: RedisTransportSettings): RedisTransport {
   const { log, stats } = settings;
   const redis = connectRedis({ url: settings.url, log, stats, ...(settings.observeRedis ? { observe: settings.observeRedis } : {}) });
   const reader = new LogReader(redis, log);
@@ -214,6 +222,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
       };
     },
     history: (feed, from, to, signal) => history(feed, from, to, signal),
+    listSource: (pollMs) => createRedisListSource({ redis, keyPrefix: settings.keyPrefix, instanceId, pollMs, log }),
     async close() {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(running), new Promise<void>((resolve) => (timer = setTimeout(resolve, RELEASE_WAIT_MS)))]);

@@ -27,6 +27,9 @@ export function callerClient(client: UpstreamClient, callers: CallerCredentials)
   return {
     changes: (sessionId, query, signal) => onCallers((credential) => client.changes(sessionId, query, signal, credential)),
     status: (sessionId, signal) => onCallers((credential) => client.status(sessionId, signal, credential)),
+    // Plain calls (the session list) name their own credential: passed through as they are.
+    get: (endpoint, path, credential, signal) => client.get(endpoint, path, credential, signal),
+    observe: (endpoint, outcome, seconds) => client.observe(endpoint, outcome, seconds),
     async close() {},
   };
 }

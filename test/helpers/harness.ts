@@ -61,7 +61,7 @@ export interface Recorder {
  * replaces the fetch it connects with (a test's load balancer picks the
  * instance there, on every reconnect).
  */
-export function record(url: string, init?: { headers?: Record<string, string>; fetch?: typeof fetch }): Recorder {
+export function record(url: string, init?: { headers?: Record<string, string>; fetch?: typeof fetch; events?: readonly string[] }): Recorder {
   // The library's own headers win: on a reconnect it sends the Last-Event-ID it saw, which must replace ours.
   const withHeaders = (i: RequestInit | undefined): Headers => {
     const h = new Headers(init?.headers);
@@ -78,6 +78,8 @@ export function record(url: string, init?: { headers?: Record<string, string>; f
   };
   es.onmessage = (e) => push('message', e);
   es.addEventListener('status', (e) => push('status', e));
+  // Streams with events of their own (the session list's snapshot, upsert, remove).
+  for (const name of init?.events ?? []) es.addEventListener(name, (e) => push(name, e));
   es.addEventListener('end', (e) => {
     push('end', e);
     es.close();

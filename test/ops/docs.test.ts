@@ -60,7 +60,7 @@ describe('docs/configuration.md table', () => {
 describe('metrics and HTTP surface, against a running bridge', () => {
   let server: PollcastServer;
   beforeAll(async () => {
-    // Demo mode (no UPSTREAM_URL), so /demo/sessions and session demo-1 exist.
+    // Demo mode (no UPSTREAM_URL), so the session list and session demo-1 exist.
     server = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent' }), { log: silentLogger(), processMetrics: false });
   });
   afterAll(async () => {
@@ -84,7 +84,7 @@ describe('metrics and HTTP surface, against a running bridge', () => {
 
   it('every path in openapi.yaml is a route the bridge answers', async () => {
     const paths = [...openapi.matchAll(/^ {2}(\/\S*):$/gm)].map((x) => x[1]!);
-    expect(paths).toEqual(expect.arrayContaining(['/sessions/{id}/events', '/sessions/{id}/changes', '/healthz', '/metrics', '/demo/sessions']));
+    expect(paths).toEqual(expect.arrayContaining(['/sessions/{id}/events', '/sessions/{id}/changes', '/healthz', '/metrics', '/sessions/events']));
     expect(paths).toContain('/events');
     // A path whose required query has no place in the path itself gets it here.
     const query: Record<string, string> = { '/events': '?session=demo-1' };

@@ -1,0 +1,221 @@
+/**
+ * Every session list watched in the process: one upstream list poll per
+ * distinct (credential scope, filter) however many viewers, every poll
+ * interval while anyone watches, stopped after a short grace when nobody
+ * does. Live statuses of sessions whose loop runs come from the hub, read
+ * only: a list never starts a loop.
+ */
+import type { Logger } from 'pino';
+import { ListFeed, type ListFilter, type LiveStatus } from './list-feed.ts';
+import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
+import { readSessionList, type ListOutcome } from '../upstream/list-client.ts';
+import type { ListSource } from './list-source.ts';
+import { ForbiddenError, TooManyRequestsError, UnauthorizedError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
+
+/** Where a list reads the live status of sessions whose loop runs (the Hub). */
+export interface LiveStatusSource {
+  peekLive(sessionId: string): LiveStatus | undefined;
+  onStatusChange(listener: (sessionId: string) => void): () => void;
+}
+
+export interface ListHubOptions {
+  client: UpstreamClient;
+  live: LiveStatusSource;
+  log: Logger;
+  /** Time between the starts of two polls of one list (ms). */
+  pollMs: number;
+  /** Sessions read per poll at most (pages of 100). */
+  maxSessions: number;
+  /** How long a list keeps polling with no viewer (ms). */
+  graceMs: number;
+  /** Changes kept per list for resuming viewers. */
+  maxLogEntries: number;
+  /** Where the listings come from: polled here (localListSource), or once per cluster. */
+  source: ListSource;
+  /** Distinct lists polled at once: each costs an upstream call per interval, so one more is refused (429). */
+  maxLists: number;
+}
+
+/** Seconds a viewer refused for the list limit is told to wait. */
+export const LIST_LIMIT_RETRY_AFTER_SECONDS = 10;
+/** Longest pause between polls of a failing list (ms): a recovering upstream shows within it. */
+export const LIST_MAX_BACKOFF_MS = 30_000;
+
+/** One list with its viewers and its poll. */
+export interface ListEntry {
+  readonly feed: ListFeed;
+  readonly credential: UpstreamCredential | undefined;
+  users: number;
+  graceTimer: NodeJS.Timeout | null;
+  abort: AbortController;
+  failures: number;
+}
+
+/** The error a viewer gets when the upstream refused the list's first poll. */
+function refusal(outcome: FailureOutcome, credential: UpstreamCredential | undefined): Error | null {
+  if (outcome.kind !== 'unauthorized') return null;
+  // The caller's own key refused: theirs to fix (401/403 as the upstream said); the operator's key: a 502.
+  if (credential === undefined) return new UpstreamAuthError(outcome.status);
+  return outcome.status === 403 ? new ForbiddenError('the upstream refused this key the session list') : new UnauthorizedError('the upstream refused this key');
+}
+
+function describe(outcome: FailureOutcome): string {
+  switch (outcome.kind) {
+    case 'transient': return outcome.reason.startsWith('list') ? outcome.reason : `list: ${outcome.reason}`;
+    case 'rate-limited': return 'list: upstream rate limit (429)';
+    case 'unauthorized': return `list: upstream refused the key (${outcome.status})`;
+    case 'not-found': return 'list: upstream has no session list (404)';
+    case 'bad-body': return outcome.reason;
+    case 'too-large': return `list: page larger than ${outcome.maxBytes} bytes`;
+    case 'aborted': return 'list: aborted';
+  }
+}
+
+/** Owns every list poll of the process. */
+export class ListHub {
+  private readonly opts: ListHubOptions;
+  private readonly lists = new Map<string, ListEntry>();
+  private readonly stopListening: () => void;
+  private closed = false;
+  /** Upstream list calls made (each page one), for tests and metrics. */
+  calls = 0;
+
+  constructor(opts: ListHubOptions) {
+    this.opts = opts;
+    this.stopListening = opts.live.onStatusChange((id) => {
+      // Called from inside a session loop's update: a list's trouble must never reach that loop.
+      try {
+        for (const entry of this.lists.values()) if (entry.feed.has(id)) entry.feed.applyLive(id, opts.live.peekLive(id));
+      } catch (err) {
+        opts.log.error({ err, session: id }, 'session list could not take a live status');
+      }
+    });
+  }
+
+  /** Lists watched now. */
+  get size(): number {
+    return this.lists.size;
+  }
+
+  /**
+   * The list of `filter` as `credential` sees it (undefined: the operator's
+   * key), its poll started if none runs; resolves once its first poll
+   * answered. Throws when the upstream refused the key. The caller holds a
+   * use and must `release` it.
+   */
+  async acquire(filter: ListFilter, credential: UpstreamCredential | undefined): Promise<ListEntry> {
+    if (this.closed) throw new UpstreamUnavailableError('shutting down', LIST_LIMIT_RETRY_AFTER_SECONDS);
+    // The digest stands for the key: the key itself is never a map key, nor logged.
+    const key = `${credential === undefined ? 'operator' : credential.digest}|${filter.key}`;
+    let entry = this.lists.get(key);
+    if (!entry) {
+      if (this.lists.size >= this.opts.maxLists) throw new TooManyRequestsError(`too many session lists watched at once (limit ${this.opts.maxLists}); watch one that is already watched, or later`, LIST_LIMIT_RETRY_AFTER_SECONDS, 'session_lists');
+      entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, graceTimer: null, abort: new AbortController(), failures: 0 };
+      this.lists.set(key, entry);
+      this.start(entry);
+    }
+    entry.users++;
+    if (entry.graceTimer) {
+      clearTimeout(entry.graceTimer);
+      entry.graceTimer = null;
+    }
+    await entry.feed.firstPoll;
+    const refused = entry.feed.listed ? null : this.firstRefusal.get(entry);
+    if (refused) {
+      this.release(entry);
+      throw refused;
+    }
+    return entry;
+  }
+
+  /** Gives back a use; the poll stops after the grace period without viewers. */
+  release(entry: ListEntry): void {
+    entry.users--;
+    if (entry.users > 0 || this.lists.get(entry.feed.key) !== entry) return;
+    entry.graceTimer = setTimeout(() => {
+      entry.graceTimer = null;
+      if (entry.users === 0) this.drop(entry);
+    }, this.opts.graceMs);
+    entry.graceTimer.unref();
+  }
+
+  /** Stops every poll (idempotent). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopListening();
+    for (const entry of [...this.lists.values()]) this.drop(entry);
+  }
+
+  private readonly firstRefusal = new WeakMap<ListEntry, Error>();
+
+  private drop(entry: ListEntry): void {
+    if (entry.graceTimer) clearTimeout(entry.graceTimer);
+    entry.graceTimer = null;
+    entry.abort.abort();
+    if (this.lists.get(entry.feed.key) === entry) this.lists.delete(entry.feed.key);
+  }
+
+  // Starts supplying the list: polled here, or in cluster mode wherever its lease is.
+  private start(entry: ListEntry): void {
+    const { feed } = entry;
+    const signal = entry.abort.signal;
+    // Stopped (shutdown) before the first answer: whoever waits for it must not wait forever.
+    signal.addEventListener('abort', () => feed.listed || feed.failed('list: stopped'), { once: true });
+    this.opts.source.run(
+      {
+        key: feed.key,
+        poll: async (pollSignal) => {
+          const outcome = await readSessionList(this.opts.client, feed.filter.params, this.opts.maxSessions, entry.credential, pollSignal).catch((err: unknown) => {
+            this.opts.log.error({ err, list: feed.filter.key }, 'session list poll failed unexpectedly');
+            return { kind: 'transient', reason: 'list: unexpected error' } as const;
+          });
+          this.calls += outcome.kind === 'listing' ? outcome.listing.calls : 1;
+          return outcome;
+        },
+        nextDelayMs: (outcome) => {
+          if (outcome.kind === 'listing') return this.opts.pollMs;
+          const retryAfterMs = outcome.kind === 'rate-limited' ? (outcome.retryAfterMs ?? 0) : 0;
+          return Math.max(retryAfterMs, Math.min(this.opts.pollMs * 2 ** Math.min(entry.failures - 1, 6), Math.max(this.opts.pollMs, LIST_MAX_BACKOFF_MS)));
+        },
+        onOutcome: (outcome) => this.take(entry, outcome),
+      },
+      signal,
+    );
+  }
+
+  // One outcome of the list, wherever it was polled.
+  private take(entry: ListEntry, outcome: ListOutcome): void {
+    const { feed } = entry;
+    if (entry.abort.signal.aborted || outcome.kind === 'aborted') return;
+    if (outcome.kind === 'listing') {
+      entry.failures = 0;
+      try {
+        feed.applyListing(outcome.listing, (id) => this.opts.live.peekLive(id));
+      } catch (err) {
+        this.opts.log.error({ err, list: feed.filter.key }, 'session list could not take a listing');
+      }
+      return;
+    }
+    entry.failures++;
+    const refused = feed.listed ? null : refusal(outcome, entry.credential);
+    if (refused) {
+      // Nobody may read a list the upstream refused: its viewers are turned away and the poll stops.
+      this.firstRefusal.set(entry, refused);
+      this.opts.log.warn({ list: feed.filter.key, scope: entry.credential ? 'caller key' : 'operator key', outcome: outcome.kind }, 'upstream refused the session list');
+      this.drop(entry);
+      feed.failed(describe(outcome));
+      return;
+    }
+    if (outcome.kind === 'unauthorized' && entry.credential !== undefined) {
+      // A caller's key the upstream no longer takes: its viewers may not go on reading what it listed.
+      this.opts.log.info({ list: feed.filter.key, status: outcome.status }, 'upstream refused a caller key its session list was read with; viewers ended');
+      this.drop(entry);
+      feed.refused('access_revoked');
+      return;
+    }
+    this.opts.log.warn({ list: feed.filter.key, outcome: outcome.kind }, 'session list poll failed; retrying');
+    feed.failed(describe(outcome));
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Cluster mode's session lists: one upstream poll per list for the whole
+ * cluster. Every instance with viewers of a list wants its lease (a Redis key
+ * set NX with an expiry, renewed by its holder each poll); the holder polls
+ * the upstream and writes each outcome, numbered, into the list's hash; every
+ * instance (the holder included) takes the outcomes from there, so all of
+ * them see the same listings. A holder that dies stops renewing and another
+ * instance takes the lease within it. Only instances whose own viewers hold a
+ * list's credential want its lease, so a caller's key (AUTH=upstream) never
+ * leaves the instances it reached: Redis holds its digest and the listings.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ListRun, ListSource } from '../hub/list-source.ts';
+import { sleep } from '../upstream/backoff.ts';
+import type { ListOutcome } from '../upstream/list-client.ts';
+import { lua, type RedisConn } from './redis-conn.ts';
+
+/** Takes the lease when free, or renews it when held by `ARGV[1]`: 1 when held by the caller now, else 0. */
+const TAKE = lua(`
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`);
+/** Lets the lease go if the caller holds it. */
+const LET_GO = lua(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0`);
+/** Writes an outcome under the next number (kept as long as the list might be read). */
+const WRITE = lua(`
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('HSET', KEYS[1], 'outcome', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return seq`);
+/** The newest outcome when its number is not `ARGV[1]`: {seq} when nothing is new, {seq, outcome} otherwise. */
+const READ = lua(`
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if not seq then return {} end
+if seq == ARGV[1] then return {seq} end
+return {seq, redis.call('HGET', KEYS[1], 'outcome')}`);
+
+/** How often a non-holder looks for a new outcome, as a share of the poll interval. */
+const READS_PER_INTERVAL = 4;
+/** Shortest pause between two reads of a list's outcome (ms). */
+const MIN_READ_PAUSE_MS = 100;
+/** A lease lasts this many poll intervals (at least LEASE_MIN_MS): a dead holder is replaced within it. */
+const LEASE_INTERVALS = 3;
+/** Shortest list lease (ms): a poll (up to 100 pages) must fit in it. */
+const LEASE_MIN_MS = 10_000;
+/** Pause after a failed Redis command (ms); the connection reconnects by itself. */
+const REDIS_ERROR_PAUSE_MS = 500;
+
+export interface RedisListSourceOptions {
+  redis: RedisConn;
+  keyPrefix: string;
+  instanceId: string;
+  /** The poll interval (ms): paces reads and sizes the lease. */
+  pollMs: number;
+  log: Logger;
+}
+
+/** Creates the cluster's list source on an open connection. */
+export function createRedisListSource(opts: RedisListSourceOptions): ListSource {
+  const { redis, instanceId, log } = opts;
+  const leaseMs = Math.max(LEASE_MIN_MS, LEASE_INTERVALS * opts.pollMs);
+  const readPauseMs = Math.max(MIN_READ_PAUSE_MS, opts.pollMs / READS_PER_INTERVAL);
+
+  async function run(list: ListRun, signal: AbortSignal): Promise<void> {
+    // A hash of the key: the filter may hold any text, and key names should not.
+    const name = createHash('sha256').update(list.key).digest('hex').slice(0, 32);
+    const leaseKey = `${opts.keyPrefix}list:${name}:lease`;
+    const dataKey = `${opts.keyPrefix}list:${name}:data`;
+    let seen = '';
+    let nextPollAt = 0;
+    let holding = false;
+    try {
+      while (!signal.aborted) {
+        try {
+          holding = (await redis.run<number>('list-lease', TAKE, [leaseKey], [instanceId, String(leaseMs)])) === 1;
+          let polled: { outcome: ListOutcome; started: number } | undefined;
+          if (holding && performance.now() >= nextPollAt) {
+            const started = performance.now();
+            const outcome = await list.poll(signal);
+            if (signal.aborted || outcome.kind === 'aborted') return;
+            await redis.run('list-write', WRITE, [dataKey], [JSON.stringify(outcome), String(leaseMs * 2)]);
+            polled = { outcome, started };
+          }
+          const read = await redis.run<string[]>('list-read', READ, [dataKey], [seen]);
+          if (read.length === 2 && !signal.aborted) {
+            seen = read[0]!;
+            list.onOutcome(JSON.parse(read[1]!) as ListOutcome);
+          }
+          // After the outcome was taken: the pause may depend on how many failed in a row.
+          if (polled) nextPollAt = polled.started + list.nextDelayMs(polled.outcome);
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'session list: Redis command failed; retrying');
+          await sleep(REDIS_ERROR_PAUSE_MS, signal);
+          continue;
+        }
+        await sleep(holding ? Math.max(0, Math.min(readPauseMs, nextPollAt - performance.now())) : readPauseMs, signal);
+      }
+    } finally {
+      if (holding) await redis.run('list-release', LET_GO, [leaseKey], [instanceId]).catch(() => {});
+    }
+  }
+
+  return {
+    run(list, signal) {
+      void run(list, signal);
+    },
+  };
+}

@@ -1,0 +1,303 @@
+/**
+ * `GET /sessions/events` against the simulator in real-API mode (UPSTREAM_URL
+ * set): one upstream list poll per filter however many viewers, a session
+ * created upstream on every stream within the interval plus a second, live
+ * status and cost from a running loop without list polls, a cancelled session
+ * changing status, a filtered-out one removed, resuming by Last-Event-ID with
+ * no duplicate, a token's claim limiting the list, bad filters refused with no
+ * upstream call, and an upstream that stops and comes back.
+ */
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { SignJWT } from 'jose';
+import { startBridge, record, eventually, type Bridge, type Recorder } from '../helpers/harness.ts';
+import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+
+const POLL_SECONDS = 1;
+/** The issue's bound: a created session reaches every viewer within the poll interval plus a second (ms). */
+const APPEAR_WITHIN_MS = POLL_SECONDS * 1000 + 1000;
+const LIST_EVENTS = ['snapshot', 'upsert', 'remove', 'error'];
+const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long!';
+
+/** The upstream list calls the simulator received since the last clear. */
+const listCalls = (b: Bridge) => b.sim.requests().filter((r) => r.method === 'GET' && /^\/api\/v2\/sessions(\?|$)/.test(r.target)).length;
+
+async function create(b: Bridge, message = 'Find a flight'): Promise<string> {
+  const res = await fetch(`${b.sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: message }) });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+const listOf = (r: Recorder) => {
+  // What a viewer holds: the last snapshot, then every upsert and remove after it.
+  const rows = new Map<string, any>();
+  for (const m of r.messages) {
+    if (m.type === 'snapshot') {
+      rows.clear();
+      for (const item of m.data.items) rows.set(item.id, item);
+    } else if (m.type === 'upsert') rows.set(m.data.id, m.data);
+    else if (m.type === 'remove') rows.delete(m.data.id);
+  }
+  return rows;
+};
+const version = (id: string) => Number(id.split('.')[1]);
+
+describe('GET /sessions/events', () => {
+  let b: Bridge;
+  const open: Recorder[] = [];
+  const watch = (query = '', headers?: Record<string, string>) => {
+    const r = record(`${b.url}/sessions/events${query}`, { events: LIST_EVENTS, headers });
+    open.push(r);
+    return r;
+  };
+
+  beforeAll(async () => {
+    b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS), SESSION_LIST_GRACE_SECONDS: '1' }, { api: 'real', run: { eventEveryMs: 150, events: 40 } });
+  });
+  afterEach(() => {
+    for (const r of open.splice(0)) r.close();
+  });
+  afterAll(async () => {
+    await b.close();
+  });
+
+  it('ten viewers of one filter cost one upstream list call per interval, and a new session reaches all of them within the interval plus a second', async () => {
+    const before = await create(b, 'already there');
+    const viewers = Array.from({ length: 10 }, () => watch('?status=running&status=pending'));
+    await Promise.all(viewers.map((r) => r.until((x) => x.messages.some((m) => m.type === 'snapshot'))));
+    for (const r of viewers) {
+      const first = r.messages[0]!;
+      expect(first.type).toBe('snapshot');
+      expect(first.data.items.map((i: any) => i.id)).toContain(before);
+      expect(first.data.total).toBeGreaterThanOrEqual(1);
+    }
+    expect(b.server.lists.size).toBe(1);
+
+    b.sim.clearRequests();
+    const started = performance.now();
+    const id = await create(b, 'appears everywhere');
+    await Promise.all(viewers.map((r) => r.until((x) => listOf(x).has(id), APPEAR_WITHIN_MS)));
+    // Keep watching a few intervals, then count: one list call per started interval at most, however many viewers.
+    await new Promise((r) => setTimeout(r, 3 * POLL_SECONDS * 1000));
+    const elapsedMs = performance.now() - started;
+    const calls = listCalls(b);
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(calls).toBeLessThanOrEqual(Math.ceil(elapsedMs / (POLL_SECONDS * 1000)) + 1);
+    for (const r of viewers) {
+      const upserts = r.messages.filter((m) => m.type === 'upsert' && m.data.id === id);
+      expect(upserts.length).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('merges a running loop\'s status and cost, changes a cancelled session\'s status, and removes one its filter no longer takes', async () => {
+    const id = await create(b, 'watched live');
+    const all = watch();
+    const running = watch('?status=running');
+    await all.until((r) => listOf(r).has(id), 10_000);
+    await running.until((r) => listOf(r).has(id), 10_000);
+    // A loop runs for the session while someone follows it: its cost reaches the list between polls.
+    const follower = record(`${b.url}/sessions/${id}/events`);
+    open.push(follower);
+    await all.until((r) => (listOf(r).get(id)?.metrics?.total_cost ?? 0) > 0, 10_000);
+    const costs = all.messages.filter((m) => m.type === 'upsert' && m.data.id === id && typeof m.data.metrics?.total_cost === 'number').map((m) => m.data.metrics.total_cost as number);
+    await all.until((r) => (listOf(r).get(id)?.metrics?.total_cost ?? 0) > costs[0]!, 10_000);
+
+    const res = await fetch(`${b.sim.url}/sessions/${id}`, { method: 'DELETE' });
+    expect(res.status).toBe(204);
+    await all.until((r) => listOf(r).get(id)?.status === 'interrupted', 10_000);
+    await running.until((r) => r.messages.some((m) => m.type === 'remove' && m.data.id === id), 10_000);
+    expect(listOf(running).has(id)).toBe(false);
+  });
+
+  it('a reconnect with Last-Event-ID gets only what changed since, never a change twice', async () => {
+    const first = watch();
+    await first.until((r) => r.messages.some((m) => m.type === 'snapshot'));
+    const a = await create(b, 'before the drop');
+    await first.until((r) => listOf(r).has(a), 10_000);
+    const last = first.messages.at(-1)!.id;
+    first.close();
+    const c = await create(b, 'while away');
+    // The list has seen `c` before the viewer comes back (any open viewer keeps the poll going).
+    const keeper = watch();
+    await keeper.until((r) => listOf(r).has(c), 10_000);
+
+    const again = watch('', { 'Last-Event-ID': last });
+    await again.until((r) => r.messages.some((m) => m.type === 'upsert' && m.data.id === c), 10_000);
+    const seen = [...first.messages, ...again.messages].filter((m) => m.id !== '');
+    expect(again.messages.some((m) => m.type === 'snapshot')).toBe(false);
+    for (const m of again.messages) if (m.id) expect(version(m.id)).toBeGreaterThan(version(last));
+    const keys = seen.map((m) => m.id);
+    expect(new Set(keys).size).toBe(keys.length);
+
+    // A version of another incarnation of the list gets a snapshot instead.
+    const stranger = watch('?last_event_id=abcdef.3');
+    await stranger.until((r) => r.messages.length > 0);
+    expect(stranger.messages[0]!.type).toBe('snapshot');
+  });
+
+  it('refuses unknown or malformed filters with 400 and sends nothing upstream', async () => {
+    b.sim.clearRequests();
+    for (const q of ['?status=done', '?colour=red', '?created_after=yesterday', '?page=2', '?search=a&search=b', '?last_event_id=nope']) {
+      const res = await fetch(`${b.url}/sessions/events${q}`);
+      expect(res.status, q).toBe(400);
+      const body = (await res.json()) as { error: string; code: string };
+      expect(typeof body.error).toBe('string');
+      expect(body.code).toBeTruthy();
+    }
+    expect(listCalls(b)).toBe(0);
+  });
+
+  it('stops polling once nobody watches (after the grace)', async () => {
+    const r = watch('?search=nobody-else');
+    await r.until((x) => x.messages.some((m) => m.type === 'snapshot'));
+    r.close();
+    await eventually(() => b.server.lists.size === 0, 10_000, 'lists dropped');
+    b.sim.clearRequests();
+    await new Promise((res) => setTimeout(res, 2 * POLL_SECONDS * 1000));
+    expect(listCalls(b)).toBe(0);
+  });
+});
+
+describe('GET /sessions/events: scope and trouble', () => {
+  it('a token sees the operator\'s list limited to its sessions claim; no token and an expired token are 401', async () => {
+    const b = await startBridge({ AUTH: '', AUTH_JWT_SECRET: SECRET, SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
+    try {
+      const ids = [await create(b, 'one'), await create(b, 'two'), await create(b, 'three')];
+      const key = new TextEncoder().encode(SECRET);
+      const token = (sessions: string[], expSeconds: number) => new SignJWT({ sessions }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) + expSeconds).sign(key);
+      const narrow = record(`${b.url}/sessions/events?access_token=${await token([ids[1]!], 600)}`, { events: LIST_EVENTS });
+      const wide = record(`${b.url}/sessions/events?access_token=${await token(['*'], 600)}`, { events: LIST_EVENTS });
+      try {
+        await narrow.until((r) => r.messages.some((m) => m.type === 'snapshot'), 10_000);
+        await wide.until((r) => r.messages.some((m) => m.type === 'snapshot'), 10_000);
+        expect([...listOf(narrow).keys()]).toEqual([ids[1]]);
+        expect(narrow.messages[0]!.data.total).toBe(1);
+        for (const id of ids) expect(listOf(wide).has(id)).toBe(true);
+        // Both viewers share one poll: the operator's key, one filter.
+        expect(b.server.lists.size).toBe(1);
+      } finally {
+        narrow.close();
+        wide.close();
+      }
+      expect((await fetch(`${b.url}/sessions/events`)).status).toBe(401);
+      const expired = await fetch(`${b.url}/sessions/events?access_token=${await token(['*'], -60)}`);
+      expect(expired.status).toBe(401);
+      expect(((await expired.json()) as { error: string }).error).toMatch(/expired/);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('AUTH=upstream: each key gets its own list, polled with that key; keys of two organisations see disjoint lists; a refused key is 401', async () => {
+    const A = 'key-of-org-a';
+    const B = 'key-of-org-b';
+    const b = await startBridge({ AUTH: 'upstream', SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real', apiKeys: { [A]: 'org-a', [B]: 'org-b' } });
+    const createAs = async (key: string) => {
+      const res = await fetch(`${b.sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ agent: 'web-agent', messages: 'mine' }) });
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { id: string }).id;
+    };
+    const ofA = [await createAs(A), await createAs(A)];
+    const ofB = [await createAs(B)];
+    const viewA = record(`${b.url}/sessions/events?access_token=${A}`, { events: LIST_EVENTS });
+    const viewB = record(`${b.url}/sessions/events`, { events: LIST_EVENTS, headers: { authorization: `Bearer ${B}` } });
+    try {
+      await viewA.until((r) => ofA.every((id) => listOf(r).has(id)), 10_000);
+      await viewB.until((r) => ofB.every((id) => listOf(r).has(id)), 10_000);
+      const seenA = [...listOf(viewA).keys()];
+      const seenB = [...listOf(viewB).keys()];
+      expect(seenA.filter((id) => seenB.includes(id))).toEqual([]);
+      expect(seenA).not.toContain(ofB[0]);
+      // Polled with each caller's own key: the upstream saw both keys on its list route, never another.
+      const auths = new Set(b.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions?')).map((r) => String(r.headers.authorization)));
+      expect(auths).toEqual(new Set([`Bearer ${A}`, `Bearer ${B}`]));
+      expect(b.server.lists.size).toBe(2);
+    } finally {
+      viewA.close();
+      viewB.close();
+    }
+    const refused = await fetch(`${b.url}/sessions/events?access_token=not-a-key`);
+    expect(refused.status).toBe(401);
+    // A key revoked upstream while its list is watched: the viewer is told and its stream ends.
+    const watching = record(`${b.url}/sessions/events?access_token=${A}`, { events: LIST_EVENTS });
+    try {
+      await watching.until((r) => r.messages.some((m) => m.type === 'snapshot'), 10_000);
+      b.sim.revokeKey(A);
+      await watching.until((r) => r.messages.some((m) => m.type === 'error'), 10_000);
+      expect(watching.messages.find((m) => m.type === 'error')!.data).toEqual({ error: 'access_revoked' });
+    } finally {
+      watching.close();
+      await b.close();
+    }
+  });
+
+  it('says when the upstream list fails, keeps the stream open, and goes on when it answers again', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
+    const port = Number(new URL(b.sim.url).port);
+    const id = await create(b, 'survives');
+    const r = record(`${b.url}/sessions/events`, { events: LIST_EVENTS });
+    let revived: Simulator | undefined;
+    try {
+      await r.until((x) => listOf(x).has(id), 10_000);
+      await b.sim.close();
+      // The upstream is gone: the viewer is told, and keeps what it had (no remove for a failed poll).
+      await r.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 15_000);
+      expect(listOf(r).has(id)).toBe(true);
+      revived = await createSimulator({ api: 'real', port });
+      const back = await fetch(`${revived.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: 'after' }) });
+      const fresh = ((await back.json()) as { id: string }).id;
+      await r.until((x) => x.statuses().at(-1)?.upstream_error === null && listOf(x).has(fresh), 40_000);
+      // The revived upstream does not know the old session: it is removed.
+      expect(listOf(r).has(id)).toBe(false);
+    } finally {
+      r.close();
+      await b.server.close();
+      await revived?.close();
+    }
+  });
+});
+
+describe('GET /sessions/events: the bound on distinct lists', () => {
+  it('polls at most SESSION_LIST_MAX_LISTS lists at once: a viewer of one more gets 429, a viewer of a watched one does not', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS), SESSION_LIST_MAX_LISTS: '2' }, { api: 'real' });
+    const viewers = [record(`${b.url}/sessions/events?search=a`, { events: LIST_EVENTS }), record(`${b.url}/sessions/events?search=b`, { events: LIST_EVENTS })];
+    try {
+      await Promise.all(viewers.map((r) => r.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000)));
+      b.sim.clearRequests();
+      const third = await fetch(`${b.url}/sessions/events?search=c`);
+      expect(third.status).toBe(429);
+      expect(third.headers.get('retry-after')).toBe('10');
+      expect(b.sim.requests().some((r) => r.target.includes('search=c'))).toBe(false);
+      const again = record(`${b.url}/sessions/events?search=a`, { events: LIST_EVENTS });
+      viewers.push(again);
+      await again.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000);
+    } finally {
+      for (const r of viewers) r.close();
+      await b.close();
+    }
+  });
+});
+
+describe('GET /sessions/events: heartbeats and token expiry, as the other streams', () => {
+  it('sends comment lines on an idle list and ends a stream whose token expires with event: error token_expired', async () => {
+    const b = await startBridge({ AUTH: '', AUTH_JWT_SECRET: SECRET, HEARTBEAT_SECONDS: '0.3', SESSION_LIST_POLL_SECONDS: '30' }, { api: 'real' });
+    try {
+      const token = await new SignJWT({ sessions: ['*'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) + 3).sign(new TextEncoder().encode(SECRET));
+      const res = await fetch(`${b.url}/sessions/events?access_token=${token}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      let text = '';
+      const decoder = new TextDecoder();
+      // Read until the server ends the stream (the token's exp), bounded.
+      const reading = (async () => {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true });
+      })();
+      await Promise.race([reading, new Promise((_, reject) => setTimeout(() => reject(new Error(`stream not ended; got ${JSON.stringify(text.slice(-200))}`)), 10_000))]);
+      expect(text).toMatch(/^retry: \d+\n\n/);
+      expect(text).toContain('event: snapshot\n');
+      expect(text).toContain(': keep-alive\n');
+      expect(text.trimEnd().endsWith('event: error\ndata: {"error":"token_expired"}')).toBe(true);
+    } finally {
+      await b.close();
+    }
+  });
+});

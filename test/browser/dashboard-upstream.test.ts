@@ -1,0 +1,158 @@
+/**
+ * The dashboard in Chromium against pollcast bridging the simulator in
+ * real-API mode (UPSTREAM_URL set, not demo mode), at 1440 px and 390 px:
+ * the list, strip and counters from the live list stream; then the upstream
+ * stopped (the trouble in the pill and a banner, statuses marked as the last
+ * known, clocks and pulses stopped); a missing and an expired token said in
+ * words; a bad id and an unknown id worded apart with the header's count
+ * right. Leaves screenshots in test/artifacts/ (upstream-*.png, token-*.png,
+ * ids-*.png).
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { existsSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast, type PollcastServer } from '../../src/server.ts';
+import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { eventually } from '../helpers/harness.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
+const WAIT_MS = 15_000;
+const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SECRET = 'a-dashboard-test-secret-of-at-least-32-bytes';
+const WIDE = { width: 1440, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+async function createRun(sim: Simulator, message: string): Promise<string> {
+  const res = await fetch(`${sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: message }) });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+describe('dashboard against a real-API upstream', () => {
+  let sim: Simulator;
+  let server: PollcastServer;
+  let browser: Browser;
+  const pageErrors: string[] = [];
+  const pages: Page[] = [];
+
+  const open = async (url: string, viewport: { width: number; height: number }) => {
+    const p = await browser.newPage({ viewport });
+    p.on('pageerror', (err) => pageErrors.push(err.message));
+    pages.push(p);
+    await p.goto(url, { timeout: WAIT_MS });
+    return p;
+  };
+  const shot = (p: Page, name: string) => p.screenshot({ path: `${ARTIFACTS}${name}.png` });
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    // Runs slow enough to be live while the page is looked at; screenshots of a visible size.
+    sim = await createSimulator({ api: 'real', run: { eventEveryMs: 400, events: 400 } });
+    for (const m of ['Book a table for two in Lisbon', 'Compare three laptop prices', 'Find the cheapest flight to Porto']) await createRun(sim, m);
+    sim.createSession('failed-report', { initialEvents: 14, imageBytes: 20_000 });
+    sim.finish('failed-report', { error: 'the report page returned 500 three times', closingEvents: true });
+    sim.createSession('done-invoice', { initialEvents: 16, imageBytes: 20_000 });
+    sim.finish('done-invoice', { closingEvents: true });
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: sim.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1', UPSTREAM_WAIT_SECONDS: '1', SSE_RETRY_MS: '500' });
+    server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
+  }, 30_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await sim?.close();
+  });
+
+  it('shows the upstream\'s list, live, at 1440 px and 390 px; then the upstream stopped, where the eye is', async () => {
+    const wide = await open(`${server.url}/`, WIDE);
+    const phone = await open(`${server.url}/`, PHONE);
+    const listed = sim.listSessions().length;
+    for (const p of [wide, phone]) {
+      await p.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
+      await eventually(async () => (await p.locator('.chip').count()) === listed, WAIT_MS, 'a chip per listed session');
+      await eventually(async () => (await p.locator('.card .viewport img[src]').count()) >= 3, WAIT_MS, 'screenshots on the cards');
+      expect(await p.locator('#summary').innerText()).toMatch(new RegExp(`^${listed} sessions`));
+      expect(await p.locator('#note').isHidden()).toBe(true);
+    }
+    // The phone's header scrolls away with the page and is far from a fifth of the screen.
+    const top = await phone.locator('.top').boundingBox();
+    expect(top!.height).toBeLessThan(PHONE.height / 5);
+    expect(await phone.locator('.top').evaluate((e) => getComputedStyle(e).position)).toBe('static');
+    // The failed session's error is said once in its log.
+    const failedLines = await wide.locator('.card[data-session="failed-report"] .log li .text').allInnerTexts();
+    expect(failedLines.filter((t) => t.includes('the report page returned 500 three times'))).toHaveLength(1);
+    await shot(wide, 'upstream-1440');
+    await wide.screenshot({ path: `${ARTIFACTS}upstream-1440-full.png`, fullPage: true });
+    await shot(phone, 'upstream-390');
+
+    // The upstream goes away: the pill, a banner, and every status shown as the last known.
+    await sim.close();
+    for (const p of [wide, phone]) {
+      await p.locator('#conn[data-state="trouble"]').waitFor({ timeout: WAIT_MS });
+      await p.locator('#note:visible').waitFor({ timeout: WAIT_MS });
+      expect(await p.locator('#note').innerText()).toMatch(/not answering/);
+      await p.waitForFunction(() => document.querySelectorAll('.card[data-status="running"]:not([data-stale])').length === 0, undefined, { timeout: WAIT_MS });
+      // No pulsing "running" badge while its status is not known to be live.
+      const pulsing = await p.locator('.card[data-status="running"] .icon, .chip[data-status="running"] .icon').evaluateAll((icons) => icons.filter((i) => getComputedStyle(i).animationName !== 'none').length);
+      expect(pulsing).toBe(0);
+    }
+    // A stale card's clock stands still.
+    const clocks = () => wide.locator('.card[data-status="running"] .time').allInnerTexts();
+    const before = await clocks();
+    await new Promise((r) => setTimeout(r, 2200));
+    expect(await clocks()).toEqual(before);
+    await shot(wide, 'upstream-down-1440');
+    await shot(phone, 'upstream-down-390');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('says a token is needed, or expired, in words (AUTH_JWT_SECRET)', async () => {
+    const up = await createSimulator({ api: 'real' });
+    await createRun(up, 'Renew the parking permit');
+    const guarded = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH_JWT_SECRET: SECRET }), { log: silentLogger(), processMetrics: false });
+    try {
+      const expired = await new SignJWT({ sessions: ['*'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 120).sign(new TextEncoder().encode(SECRET));
+      for (const [name, viewport] of [['1440', WIDE], ['390', PHONE]] as const) {
+        const none = await open(`${guarded.url}/`, viewport);
+        await none.locator('#conn[data-state="trouble"]').waitFor({ timeout: WAIT_MS });
+        expect(await none.locator('#note').innerText()).toMatch(/needs an access token/);
+        expect(await none.locator('#conn-text').innerText()).toBe('token needed');
+        await shot(none, `token-missing-${name}`);
+        const old = await open(`${guarded.url}/?token=${expired}`, viewport);
+        await old.locator('#conn[data-state="trouble"]').waitFor({ timeout: WAIT_MS });
+        expect(await old.locator('#note').innerText()).toMatch(/access token expired/);
+        expect(await old.locator('#conn-text').innerText()).toBe('token expired');
+        await shot(old, `token-expired-${name}`);
+      }
+    } finally {
+      await guarded.close();
+      await up.close();
+    }
+  });
+
+  it('words a bad id and an unknown id apart, and counts neither as a session', async () => {
+    const up = await createSimulator({ api: 'real' });
+    const bridge = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH: 'none' }), { log: silentLogger(), processMetrics: false });
+    try {
+      const p = await open(`${bridge.url}/?session=${encodeURIComponent('bad id!')}&session=no-such-session`, WIDE);
+      const conn = (id: string) => p.locator(`.card[data-session="${id}"] .conn`);
+      await p.locator('.card[data-session="bad id!"][data-stream="refused"]').waitFor({ timeout: WAIT_MS });
+      await p.locator('.card[data-session="no-such-session"][data-stream="refused"]').waitFor({ timeout: WAIT_MS });
+      expect(await conn('bad id!').innerText()).toMatch(/not a valid session id/);
+      expect(await conn('no-such-session').innerText()).toMatch(/no such session/);
+      await eventually(async () => /^0 sessions/.test(await p.locator('#summary').innerText()), WAIT_MS, 'the header to count no session');
+      expect(await p.locator('#summary').innerText()).not.toMatch(/connecting/);
+      await shot(p, 'ids-1440');
+    } finally {
+      await bridge.close();
+      await up.close();
+    }
+  });
+});
