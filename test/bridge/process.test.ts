@@ -64,10 +64,12 @@ describe('the pollcast process', () => {
     const page = await fetch(`${url}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/EventSource|pollcast/);
-    const list = (await (await fetch(`${url}/demo/sessions`)).json()) as { sessions: Array<{ id: string; finished_at: string | null }> };
-    expect(list.sessions.filter((s) => s.finished_at === null).length).toBeGreaterThanOrEqual(3);
-    expect(list.sessions.every((s) => /^demo-\d+$/.test(s.id))).toBe(true);
-    const r = record(`${url}/sessions/${list.sessions[0]!.id}/events`);
+    // The demo's list, as the Agent API gives it (forwarded to the built-in simulator).
+    const list = (await (await fetch(`${url}/api/v2/sessions?size=100`)).json()) as { items: Array<{ id: string; status: string }> };
+    const terminal = new Set(['completed', 'failed', 'timed_out', 'interrupted']);
+    expect(list.items.filter((s) => !terminal.has(s.status)).length).toBeGreaterThanOrEqual(3);
+    expect(list.items.every((s) => /^demo-\d+$/.test(s.id))).toBe(true);
+    const r = record(`${url}/sessions/${list.items[0]!.id}/events`);
     await r.until((x) => x.indices().length >= 2, 10_000);
     r.close();
   });

@@ -48,10 +48,14 @@ function validId(): string {
   return id;
 }
 
-/** Ids the contract refuses, as they go into a URL path (already encoded where a raw byte would not survive fetch). */
+/**
+ * Ids the contract refuses, as they go into a URL path (already encoded where a raw byte would not survive fetch).
+ * No lone '.': fetch drops that segment, and `/sessions/./events` becomes `/sessions/events`, the (valid) session
+ * list stream; dot segments as sent are covered by the raw request lines below.
+ */
 function invalidIdInPath(): string {
   const fixed = [
-    '', '.', '..', '...', '-a', '_a', '.a', ':a', 'a%2Fb', '%2e%2e', '%2E%2E%2F%2E%2E', 'a%20b', 'a%00b', '%', '%zz', '%E0%A4%A', '%C0%AE%C0%AE',
+    '', '..', '...', '-a', '_a', '.a', ':a', 'a%2Fb', '%2e%2e', '%2E%2E%2F%2E%2E', 'a%20b', 'a%00b', '%', '%zz', '%E0%A4%A', '%C0%AE%C0%AE',
     encodeURIComponent('ü'), encodeURIComponent('日本語'), encodeURIComponent('🙂'), encodeURIComponent('a b'), encodeURIComponent('a\nb'), encodeURIComponent('<script>'),
     encodeURIComponent("a'b"), encodeURIComponent('a"b'), 'a%3Fb', 'a%23b', 'a;b', 'a,b', 'a~b', 'a!b', 'a*b', 'a+b', 'a@b', 'a=b', 'a$b',
     'a'.repeat(129), 'b'.repeat(int(4000) + 129), `${'c'.repeat(127)}%2F`,
@@ -122,7 +126,8 @@ function mixedRequest(): FuzzRequest {
     const target = pick([
       '/', '/healthz', '/metrics', '/sessions', '/sessions/', `/sessions/${validId()}`, `/sessions/${validId()}/events/extra`, `/sessions//events`,
       `/events?session=${validId()}&session=${invalidIdInPath()}`, `/events?sessions=${validId()},${validId()}`, '/%2e%2e/%2e%2e/etc/passwd', `/${'z'.repeat(int(3000))}`,
-      '/demo/sessions', '/pollcast-client.js',
+      '/demo/sessions', '/pollcast-client.js', '/sessions/events?status=bogus', `/sessions/events?search=${invalidIdInPath()}`,
+      `/v1/stream/sessions/${validId()}?offset=zz`, `/v1/stream/sessions/${invalidIdInPath()}`, '/readyz',
     ]);
     return { target, headers: chance(0.5) ? { authorization: `Bearer ${goodToken}` } : {} };
   }
