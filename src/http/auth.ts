@@ -58,8 +58,6 @@ export function streamAccess(grant: Grant): StreamAccess | undefined {
 /** Lets every request through (AUTH=none, or the built-in demo). */
 export const allowAll: Authorizer = async () => ({ expiresAtMs: undefined, scope: { kind: 'all' } });
 
-// Token mode lives in auth-token.ts (HS256 and JWKS); re-exported here, where the modes are composed.
-export { createJwtAuthorizer, createTokenVerifier, JWT_CLOCK_TOLERANCE_SECONDS, MAX_TOKEN_LENGTH, type TokenOptions, type TokenVerifier } from './auth-token.ts';
 
 /** Whether a bearer value is a pollcast subscriber token (which must never be forwarded upstream). */
 export type SubscriberTokenCheck = (value: string) => Promise<boolean>;

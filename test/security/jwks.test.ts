@@ -11,7 +11,7 @@ import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { startBridge, type Bridge } from '../helpers/harness.ts';
 import { makeKey, sign, startJwksServer, type JwksServer, type TestKey } from '../helpers/jwks.ts';
 import { JWT_SECRET, token as hsToken } from './helpers.ts';
-import { createJwtAuthorizer } from '../../src/http/auth.ts';
+import { createJwtAuthorizer } from '../../src/http/auth-token.ts';
 import { UnauthorizedError } from '../../src/errors.ts';
 
 const ISSUER = 'https://idp.example.com/';

@@ -5,7 +5,7 @@
  * closing an open stream.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JWT_CLOCK_TOLERANCE_SECONDS } from '../../src/http/auth.ts';
+import { JWT_CLOCK_TOLERANCE_SECONDS } from '../../src/http/auth-token.ts';
 import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
 import { readAll, recordMany } from '../helpers/multi.ts';
 import { JWT_SECRET, token } from './helpers.ts';
