@@ -16,7 +16,8 @@
  *               where n is the next event index (0 while the log holds no
  *               event, so a log that moves its start back can still write
  *               event 0); field s = LogState JSON, x = end reason when the
- *               update ends the session, r = a leader released the lease.
+ *               update ends the session, n = the log's next event index
+ *               then, r = a leader released the lease.
  * meta and log expire REDIS_RETENTION_SECONDS after the last write or renewal.
  */
 import type { Snapshot } from '../upstream/snapshot.ts';
@@ -51,7 +52,7 @@ export type LogEnd = 'over' | 'refused';
 /** One entry of the stream, decoded. */
 export type LogEntry =
   | { kind: 'event'; id: string; index: number; event: UpstreamEvent }
-  | { kind: 'state'; id: string; state: LogState; end: LogEnd | null }
+  | { kind: 'state'; id: string; state: LogState; end: LogEnd | null; next: number | null }
   | { kind: 'released'; id: string };
 
 /** The stream id of event `index`. */
@@ -66,8 +67,11 @@ type RawEntry = [string, string[]];
 export function decodeEntry([id, fields]: RawEntry): LogEntry | null {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-  if (f.e !== undefined) return { kind: 'event', id, index: Number(id.slice(0, id.indexOf('-'))) - 1, event: JSON.parse(f.e) as UpstreamEvent };
-  if (f.s !== undefined) return { kind: 'state', id, state: JSON.parse(f.s) as LogState, end: f.x === 'over' || f.x === 'refused' ? f.x : null };
+  const major = Number(id.slice(0, id.indexOf('-')));
+  if (f.e !== undefined) return { kind: 'event', id, index: major - 1, event: JSON.parse(f.e) as UpstreamEvent };
+  // The log's next index when the status was written: field n, else the id's major part (0: not known).
+  const next = f.n !== undefined ? Number(f.n) : major > 0 ? major : null;
+  if (f.s !== undefined) return { kind: 'state', id, state: JSON.parse(f.s) as LogState, end: f.x === 'over' || f.x === 'refused' ? f.x : null, next };
   if (f.r !== undefined) return { kind: 'released', id };
   return null;
 }
@@ -160,9 +164,9 @@ if ARGV[7] ~= '' or ARGV[8] ~= '' then
   local id = statusId(KEYS[2], KEYS[3])
   if not id then return {'index', nxt} end
   if ARGV[8] ~= '' then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'x', ARGV[8])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt, 'x', ARGV[8])
   else
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt)
   end
   redis.call('HSET', KEYS[2], 'state', state)
   if ARGV[8] == 'over' then redis.call('HSET', KEYS[2], 'end', 'over') end
