@@ -34,6 +34,8 @@ export interface FollowerDeps {
   onChange(): void;
   /** A leader released the lease (try to take it now). */
   onReleased(): void;
+  /** A leader wrote events into the log just now (Redis takes writes). */
+  onLogWritten(): void;
 }
 
 /** Follows one log into one feed until its signal aborts or the feed ends. */
@@ -173,6 +175,7 @@ export class FeedFollower implements ReadTarget {
     for (const entry of entries) {
       if (feed.ended || this.signal.aborted) return;
       if (entry.kind === 'event') {
+        if (live) this.deps.onLogWritten();
         if (entry.index < from + batch.length) {
           // Held already, unless the copy is empty and the log starts before it.
           if (batch.length > 0 || feed.nextIndex !== feed.baseIndex) continue;
@@ -204,10 +207,12 @@ export class FeedFollower implements ReadTarget {
   private async fill(to: number): Promise<void> {
     const { feed } = this;
     for (let failures = 0; feed.nextIndex < to && !this.signal.aborted && !feed.ended; ) {
-      const r = await this.deps.fetch(feed, feed.nextIndex, to, this.signal);
+      const from = feed.nextIndex;
+      const r = await this.deps.fetch(feed, from, to, this.signal);
       if (Array.isArray(r) && r.length > 0) {
         failures = 0;
-        this.publish(r.slice(0, to - feed.nextIndex), feed.nextIndex, this.currentState());
+        // From where the fetch started: a direct loop (store full) may have moved the feed on meanwhile.
+        this.publish(r.slice(0, to - from), from, this.currentState());
         continue;
       }
       failures++;

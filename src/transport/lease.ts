@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import { sleep } from '../upstream/backoff.ts';
 import { ACQUIRE, decodeMeta, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
-import { REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './redis-conn.ts';
+import { isOutOfMemory, REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './redis-conn.ts';
 
 /** Shortest pause between two attempts at a lease someone else holds (ms). */
 export const LEASE_RETRY_MIN_MS = 200;
@@ -37,8 +37,12 @@ export interface LeaderTerm {
   signal: AbortSignal;
 }
 
-/** How a term ended: 'done' (the session is over, or its loop stopped for good): stop wanting the lease; 'again': try again. */
-export type TermEnd = 'done' | 'again';
+/**
+ * How a term ended: 'done' (the session is over, or its loop stopped for good): stop wanting the lease;
+ * 'again': try again; 'yield': let the lease go now (another instance may do better) and try again
+ * once `notBefore` allows.
+ */
+export type TermEnd = 'done' | 'again' | 'yield';
 
 export interface LeaseOptions {
   redis: RedisConn;
@@ -56,6 +60,10 @@ export interface LeaseOptions {
   lead(term: LeaderTerm): Promise<TermEnd>;
   /** Each attempt reports the log's identity (and whether it is over), so a reader can see it was replaced. */
   onLogSeen(born: string, ended: boolean): void;
+  /** No attempt at the lease before this time (performance.now() ms), e.g. while Redis refuses writes. */
+  notBefore?(): number;
+  /** Redis refused the lease's own write for want of memory. */
+  onOutOfMemory?(): void;
 }
 
 /** Wants one lease until its signal aborts. */
@@ -86,15 +94,17 @@ export class LeaseKeeper {
         // its writes are refused meanwhile (fencing), so the log stays right either way.
         const restartedAt = redis.restartedAt;
         const holdUntil = restartedAt === null ? 0 : restartedAt + Math.min(leaseMs - this.opts.callBudgetMs, REDIS_RECONNECT_MAX_DELAY_MS + RESTART_HOLD_SLACK_MS);
-        if (performance.now() < holdUntil) {
-          await this.pause(holdUntil - performance.now());
+        const notBefore = Math.max(holdUntil, this.opts.notBefore?.() ?? 0);
+        if (performance.now() < notBefore) {
+          await this.pause(notBefore - performance.now());
           continue;
         }
         let reply: Array<string | number | null>;
         const sentAt = performance.now();
         try {
           reply = await redis.run('acquire', ACQUIRE, [keys.lease, keys.meta], [instanceId, String(leaseMs), String(retentionMs), mine, randomBytes(8).toString('hex')]);
-        } catch {
+        } catch (err) {
+          if (isOutOfMemory(err)) this.opts.onOutOfMemory?.();
           await this.pause(LEASE_ERROR_RETRY_MS);
           continue;
         }
@@ -117,13 +127,24 @@ export class LeaseKeeper {
         }
         const meta = decodeMeta(['born', born, ...(next !== null ? ['next', next] : []), ...(base !== null ? ['base', base] : []), ...(state !== null ? ['state', state] : [])]);
         if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
-        if ((await this.term(token, mine, meta, sentAt)) === 'done') return;
+        const end = await this.term(token, mine, meta, sentAt);
+        if (end === 'done') return;
+        if (end === 'yield') {
+          await this.release(mine);
+          mine = '';
+          continue;
+        }
         // A loop that stopped at once (an upstream fault at its start) is not restarted in a tight loop.
         if (performance.now() - sentAt < LEASE_TERM_MIN_MS) await this.pause(LEASE_ERROR_RETRY_MS);
       }
     } finally {
-      if (mine !== '') await redis.run('release', RELEASE, [keys.lease, keys.meta, keys.log], [mine, String(this.opts.maxEntries), String(retentionMs)]).catch(() => {});
+      if (mine !== '') await this.release(mine);
     }
+  }
+
+  private async release(value: string): Promise<void> {
+    const { redis, keys, maxEntries, retentionMs } = this.opts;
+    await redis.run('release', RELEASE, [keys.lease, keys.meta, keys.log], [value, String(maxEntries), String(retentionMs)]).catch(() => {});
   }
 
   // Holds the lease for one loop: renewals on their own timer, and a deadline that ends the term

@@ -10,7 +10,7 @@ import type { LoopSink, LoopUpdate } from '../upstream/sink.ts';
 import type { Snapshot } from '../upstream/snapshot.ts';
 import { sleep } from '../upstream/backoff.ts';
 import { APPEND, type LogKeys, type LogState } from './redis-log.ts';
-import type { RedisConn } from './redis-conn.ts';
+import { isOutOfMemory, type RedisConn } from './redis-conn.ts';
 
 /** Pause between two attempts at a write Redis did not take (ms, doubled up to the max). */
 export const APPEND_RETRY_MIN_MS = 100;
@@ -52,6 +52,8 @@ export class RedisLogSink implements LoopSink {
   refused = false;
   /** Set once a write carrying the session's end landed. */
   wroteEnd = false;
+  /** Set when Redis refused a write for want of memory (maxmemory reached); the loop has stopped. */
+  outOfMemory = false;
   private next: number;
   private base: number;
   private snap: Snapshot;
@@ -103,6 +105,12 @@ export class RedisLogSink implements LoopSink {
       try {
         reply = await this.redis.run<[string, number?]>('append', APPEND, [keys.lease, keys.meta, keys.log], args);
       } catch (err) {
+        // Full: retrying the same batch while the lease lasts would freeze the session (and the renewals
+        // would keep the full log alive). Stop; the supply serves its feed from the upstream meanwhile.
+        if (isOutOfMemory(err)) {
+          this.outOfMemory = true;
+          return false;
+        }
         // Unreachable or slow: the write may or may not have landed. Retrying is safe: a landed
         // one makes the retry an 'index' refusal, which ends this term and the next resumes from the log.
         this.log.debug({ session: this.sessionId, err: (err as Error).message }, 'log append failed; retrying');

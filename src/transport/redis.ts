@@ -15,6 +15,7 @@ import type { FailureOutcome } from '../upstream/client.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
+import { LOG_WRITTEN, STORE_FULL_RETRY_MS, StoreRefusals } from './direct.ts';
 import { FeedFollower } from './feed-follower.ts';
 import { LeaseKeeper, type LeaderTerm, type TermEnd } from './lease.ts';
 import { upstreamHistory, type LoopSettings } from './memory.ts';
@@ -68,6 +69,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
   const instanceId = randomBytes(6).toString('hex');
   const callBudgetMs = settings.waitSeconds * 1000 + settings.timeoutMarginMs;
   const followers = new Set<FeedFollower>();
+  const refusals = new StoreRefusals(log);
   const running = new Set<Promise<void>>();
   // A reconnected reader may face a new Redis (restarted empty, failed over): read every log again.
   redis.onReaderReconnect(() => {
@@ -96,6 +98,25 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
       const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
       let poller: Poller | null = null;
       let loopState: PollerState = 'stopped';
+      // While Redis refuses writes: a loop of this instance's own into the feed, and no lease wanted for a while.
+      let direct: AbortController | null = null;
+      let leadNotBefore = 0;
+      const serveDirectly = () => {
+        leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
+        if (direct !== null || stop.signal.aborted) return;
+        const d = new AbortController();
+        direct = d;
+        void refusals.serveDirectly(settings, feed, AbortSignal.any([d.signal, stop.signal])).finally(() => {
+          if (direct === d) direct = null;
+          check();
+        });
+      };
+      const logWritten = () => {
+        if (direct === null) return;
+        direct.abort(LOG_WRITTEN);
+        direct = null;
+        follower.resync();
+      };
 
       // The feed speaks for the cluster: known (or over) → ok; an upstream error and nothing known → unavailable.
       const check = () => {
@@ -106,7 +127,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
       const follower = new FeedFollower(
         feed,
         keys,
-        { redis, reader, log, fetch: (f, from, to, s) => history(f, from, to, s, stats.gapFills), onChange: check, onReleased: () => keeper.poke() },
+        { redis, reader, log, fetch: (f, from, to, s) => history(f, from, to, s, stats.gapFills), onChange: check, onReleased: () => keeper.poke(), onLogWritten: logWritten },
         stop.signal,
       );
 
@@ -157,6 +178,10 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
         await poller.run();
         poller = null;
         loopState = 'stopped';
+        if (sink.outOfMemory) {
+          serveDirectly();
+          return 'yield';
+        }
         // Done for good only when the session ended or the open was refused (the hub then stops this supply).
         return (sink.wroteEnd || refusedOpen) && !sink.refused ? 'done' : 'again';
       };
@@ -174,6 +199,8 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
           log,
           stats,
           lead,
+          notBefore: () => leadNotBefore,
+          onOutOfMemory: serveDirectly,
           // A log other than the one caught up with (replaced), or one now over: read it again.
           onLogSeen: (born, ended) => {
             if (follower.cursor !== null && ((follower.born !== null && born !== follower.born) || (ended && !feed.ended))) follower.resync();

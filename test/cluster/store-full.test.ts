@@ -1,0 +1,60 @@
+/**
+ * Redis at its maxmemory (default policy noeviction) refuses the log's
+ * appends: the session must not freeze. Each instance says so in an error
+ * line, shows it in the status, serves its subscribers from the upstream
+ * directly, and goes back to the shared log once Redis takes writes again.
+ */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { startPollcast, type PollcastServer } from '../../src/server.ts';
+import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { STORE_FULL_REASON } from '../../src/transport/direct.ts';
+import { logKeys } from '../../src/transport/redis-log.ts';
+import { eventually, range, record, type Recorder } from '../helpers/harness.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { CLUSTER_ENV } from './helpers.ts';
+
+let redis: RedisServer | undefined;
+let sim: Simulator | undefined;
+const servers: PollcastServer[] = [];
+const recorders: Recorder[] = [];
+
+afterEach(async () => {
+  for (const r of recorders.splice(0)) r.close();
+  for (const s of servers.splice(0)) await s.close();
+  await sim?.close();
+  await redis?.stop();
+  sim = redis = undefined;
+});
+
+it('Redis full: an error line, subscribers on every instance told and served from upstream, and the shared log again once Redis takes writes', async () => {
+  redis = await startRedis(['--maxmemory', '3mb']);
+  sim = await createSimulator({});
+  // About 30 KB an event: 3 MB holds far fewer than the session has.
+  sim.createSession('full', { initialEvents: 0, emitEveryMs: 50, batchSize: 1, emitCount: 300, detailBytes: 30_000 });
+  const lines: Array<{ level: number; msg: string }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as { level: number; msg: string });
+      done();
+    },
+  });
+  const env = { ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, REDIS_URL: redis.url };
+  for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: pino({ level: 'info' }, sink), processMetrics: false }));
+  const subs = servers.map((s) => record(`${s.url}/sessions/full/events`));
+  recorders.push(...subs);
+  const told = (r: Recorder) => r.statuses().some((s) => s.upstream_error === STORE_FULL_REASON);
+  await Promise.all(subs.map((r) => r.until(told, 30_000)));
+  expect(lines.some((l) => l.level === 50 && /redis refuses writes \(out of memory/.test(l.msg))).toBe(true);
+  // Room again: the log is written again (a leader's events reach it) before the session ends.
+  await redis.command('CONFIG', 'SET', 'maxmemory', '0');
+  const ends = await Promise.all(subs.map((r) => r.ended(40_000)));
+  for (const [i, r] of subs.entries()) {
+    expect(r.indices(), `instance ${i}`).toEqual(range(300));
+    expect(ends[i].last_index).toBe(299);
+  }
+  await eventually(async () => (await redis!.command('HGET', logKeys('pollcast:', 'full', true).meta, 'end')) === 'over', 10_000, 'the end in the log');
+  expect(lines.some((l) => l.level === 30 && /redis accepts writes again/.test(l.msg))).toBe(true);
+}, 90_000);
