@@ -109,7 +109,6 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
         url: config.redisUrl,
         keyPrefix: config.redisKeyPrefix,
         leaseMs: config.redisLeaseSeconds * 1000,
-        timeoutMarginMs: config.upstreamTimeoutMarginSeconds * 1000,
         maxEntries: config.redisLogMaxEntries,
         retentionMs: config.redisRetentionSeconds * 1000,
         stats,

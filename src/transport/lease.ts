@@ -2,12 +2,13 @@
  * One session loop's lease, wanted by every instance with subscribers for it.
  * The keeper tries to take it (and again when the holder's lease should have
  * run out, or at once when a leader's release marker is read); holding it, it
- * runs a leader term: renews every third of the lease on its own timer, and
- * ends the term by itself, aborting the loop, as soon as the lease would no
- * longer cover one whole upstream call (a lost connection, a long pause), so
- * no two loops ever write, and the last long-poll of a frozen leader is over
- * upstream before the lease lets anyone else start one. Fencing in the log
- * scripts stops a deposed writer in any case.
+ * runs a leader term: renews every third of the lease on its own timer,
+ * whatever the loop's long-poll is doing, and ends the term by itself,
+ * aborting the loop and its call, just before the lease could have run out
+ * unrenewed (a lost connection, a long pause). The lease is independent of
+ * the long-poll: a deposed leader's call still in flight upstream (a frozen
+ * process cannot abort it) costs one extra upstream call, never a duplicate
+ * event, since fencing in the log scripts refuses whatever it would write.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -23,6 +24,8 @@ export const LEASE_ERROR_RETRY_MS = 500;
 
 /** Past the longest reconnect delay, how long after a Redis restart no lease is taken (ms). */
 export const RESTART_HOLD_SLACK_MS = 1000;
+/** A term ends this long (ms, at most a quarter of the lease) before its lease could have run out unrenewed. */
+export const LEASE_END_MARGIN_MS = 500;
 /** A term shorter than this (ms) is followed by a pause before the next. */
 export const LEASE_TERM_MIN_MS = 1000;
 
@@ -52,8 +55,6 @@ export interface LeaseOptions {
   leaseMs: number;
   maxEntries: number;
   retentionMs: number;
-  /** One upstream call's longest life (wait + timeout margin, ms): a term ends when the lease covers less. */
-  callBudgetMs: number;
   log: Logger;
   stats: Stats;
   /** Runs the loop for one term; resolves once it stopped. */
@@ -93,7 +94,7 @@ export class LeaseKeeper {
         // delay: take none until then. A leader that cannot reconnect stops by its own deadline, and
         // its writes are refused meanwhile (fencing), so the log stays right either way.
         const restartedAt = redis.restartedAt;
-        const holdUntil = restartedAt === null ? 0 : restartedAt + Math.min(leaseMs - this.opts.callBudgetMs, REDIS_RECONNECT_MAX_DELAY_MS + RESTART_HOLD_SLACK_MS);
+        const holdUntil = restartedAt === null ? 0 : restartedAt + Math.min(leaseMs, REDIS_RECONNECT_MAX_DELAY_MS + RESTART_HOLD_SLACK_MS);
         const notBefore = Math.max(holdUntil, this.opts.notBefore?.() ?? 0);
         if (performance.now() < notBefore) {
           await this.pause(notBefore - performance.now());
@@ -148,9 +149,10 @@ export class LeaseKeeper {
   }
 
   // Holds the lease for one loop: renewals on their own timer, and a deadline that ends the term
-  // once the lease covers less than one upstream call.
+  // just before the lease could have run out unrenewed.
   private async term(token: number, leaseValue: string, meta: LogMeta, acquiredAt: number): Promise<TermEnd> {
-    const { redis, keys, leaseMs, retentionMs, callBudgetMs, log, stats, sessionId } = this.opts;
+    const { redis, keys, leaseMs, retentionMs, log, stats, sessionId } = this.opts;
+    const margin = Math.min(LEASE_END_MARGIN_MS, leaseMs / 4);
     const ended = new AbortController();
     const onStop = () => ended.abort();
     this.signal.addEventListener('abort', onStop, { once: true });
@@ -161,7 +163,7 @@ export class LeaseKeeper {
       deadline = setTimeout(() => {
         log.warn({ session: sessionId, log: keys.log }, 'lease not renewed in time; stopping this loop so no two run');
         ended.abort();
-      }, Math.max(0, validUntil - callBudgetMs - performance.now()));
+      }, Math.max(0, validUntil - margin - performance.now()));
     };
     const renew = async () => {
       if (ended.signal.aborted) return;

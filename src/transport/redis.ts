@@ -39,8 +39,6 @@ export interface RedisTransportSettings extends LoopSettings {
   url: string;
   keyPrefix: string;
   leaseMs: number;
-  /** UPSTREAM_TIMEOUT_MARGIN_SECONDS in ms: with the wait, the longest life of one upstream call. */
-  timeoutMarginMs: number;
   maxEntries: number;
   retentionMs: number;
   stats: Stats;
@@ -67,7 +65,6 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
   const redis = connectRedis({ url: settings.url, log, stats, ...(settings.observeRedis ? { observe: settings.observeRedis } : {}) });
   const reader = new LogReader(redis, log);
   const instanceId = randomBytes(6).toString('hex');
-  const callBudgetMs = settings.waitSeconds * 1000 + settings.timeoutMarginMs;
   const followers = new Set<FeedFollower>();
   const refusals = new StoreRefusals(log);
   const running = new Set<Promise<void>>();
@@ -195,7 +192,6 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
           leaseMs: settings.leaseMs,
           maxEntries: settings.maxEntries,
           retentionMs: settings.retentionMs,
-          callBudgetMs,
           log,
           stats,
           lead,
