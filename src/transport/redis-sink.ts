@@ -44,6 +44,17 @@ export function stateJsonOf(update: Pick<LoopUpdate, 'snapshot' | 'upstreamError
   return JSON.stringify(state);
 }
 
+/**
+ * What readers of a state see, as a string to compare: the state without the time of the last `/status`
+ * answer, so a refresh that changed nothing else writes no entry (it would push events out of the
+ * trimmed log and wake every reader).
+ */
+export function visibleStateOf(stateJson: string): string {
+  if (stateJson === '') return '';
+  const state = JSON.parse(stateJson) as LogState;
+  return JSON.stringify({ ...state, snapshot: { ...state.snapshot, statusAtMs: 0 } });
+}
+
 /** A leader's writer for one lease term. */
 export class RedisLogSink implements LoopSink {
   readonly sessionId: string;
@@ -57,7 +68,7 @@ export class RedisLogSink implements LoopSink {
   private next: number;
   private base: number;
   private snap: Snapshot;
-  private stateJson: string;
+  private visible: string;
   private readonly redis: RedisConn;
   private readonly term: SinkTerm;
   private readonly log: Logger;
@@ -71,7 +82,7 @@ export class RedisLogSink implements LoopSink {
     this.next = start.nextIndex;
     this.base = start.baseIndex;
     this.snap = start.snapshot;
-    this.stateJson = start.stateJson;
+    this.visible = visibleStateOf(start.stateJson);
   }
 
   get nextIndex(): number {
@@ -94,7 +105,8 @@ export class RedisLogSink implements LoopSink {
     const events = update.events.slice(skip);
     const fromIndex = update.fromIndex + skip;
     const stateJson = stateJsonOf(update);
-    const stateChanged = stateJson !== this.stateJson;
+    const visible = visibleStateOf(stateJson);
+    const stateChanged = visible !== this.visible;
     if (events.length === 0 && !stateChanged && !update.end) return true;
     const { keys, leaseValue, token, maxEntries, retentionMs, signal } = this.term;
     // An empty log takes the sink's start (it may have moved back: the requested start was past the session's events).
@@ -120,7 +132,7 @@ export class RedisLogSink implements LoopSink {
       if (reply[0] === 'ok') {
         this.next = Number(reply[1]);
         this.snap = update.snapshot;
-        this.stateJson = stateJson;
+        this.visible = visible;
         if (update.end) this.wroteEnd = true;
         return true;
       }

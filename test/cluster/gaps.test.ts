@@ -188,3 +188,26 @@ describe('gaps in the shared log', () => {
     expect((b.metrics.stats.gapFills.upstream ?? 0) + b.metrics.stats.replayFromUpstream).toBeGreaterThan(0);
   }, 30_000);
 });
+
+describe('status entries', () => {
+  it('a /status refresh that changes nothing a reader sees writes no log entry', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('s4', { initialEvents: 2 });
+    const server = await start();
+    const sub = record(`${server.url}/sessions/s4/events`);
+    recorders.push(sub);
+    await sub.until((x) => x.indices().length === 2 && x.statuses().some((s) => s.status === 'running'));
+    const k = logKeys('pollcast:', 's4', true);
+    await eventually(async () => (await redis!.command('XLEN', k.log)) as number >= 3, 5000, 'the first entries');
+    await new Promise((r) => setTimeout(r, 500));
+    const entriesBefore = (await redis!.command('XLEN', k.log)) as number;
+    const statusCalls = sim.stats('s4').status;
+    // Three drop-in /status polls, each past the freshness window: each refreshes the status upstream.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 2200));
+      expect((await fetch(`${server.url}/sessions/s4/status`, { signal: AbortSignal.timeout(10_000) })).status).toBe(200);
+    }
+    expect(sim.stats('s4').status).toBeGreaterThanOrEqual(statusCalls + 3);
+    expect(await redis!.command('XLEN', k.log)).toBe(entriesBefore);
+  }, 30_000);
+});
