@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import { sleep } from '../upstream/backoff.ts';
-import { ACQUIRE, decodeMeta, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
+import { ACQUIRE, decodeMeta, DISCARD, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
 import { isOutOfMemory, REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './redis-conn.ts';
 
 /** Shortest pause between two attempts at a lease someone else holds (ms). */
@@ -43,9 +43,10 @@ export interface LeaderTerm {
 /**
  * How a term ended: 'done' (the session is over, or its loop stopped for good): stop wanting the lease;
  * 'again': try again; 'yield': let the lease go now (another instance may do better) and try again
- * once `notBefore` allows.
+ * once `notBefore` allows; 'unconfirmed': the upstream refused the session at its first contact: stop,
+ * and drop the log if nothing was ever written to it.
  */
-export type TermEnd = 'done' | 'again' | 'yield';
+export type TermEnd = 'done' | 'again' | 'yield' | 'unconfirmed';
 
 export interface LeaseOptions {
   redis: RedisConn;
@@ -130,6 +131,11 @@ export class LeaseKeeper {
         if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
         const end = await this.term(token, mine, meta, sentAt);
         if (end === 'done') return;
+        if (end === 'unconfirmed') {
+          const dropped = await redis.run<number>('discard', DISCARD, [keys.lease, keys.meta, keys.log], [mine]).catch(() => 0);
+          if (dropped === 1) mine = '';
+          return;
+        }
         if (end === 'yield') {
           await this.release(mine);
           mine = '';

@@ -239,3 +239,16 @@ if not redis.call('HGET', KEYS[2], 'end') then
 end
 return 1
 `);
+
+/**
+ * Drops a log nobody ever wrote (the upstream refused the session at first
+ * contact: nothing is kept for a session it has not confirmed), if the lease
+ * is still ours. KEYS: lease, meta, log. ARGV: lease value. Replies 1 when
+ * dropped, 0 when not ours or written (then release it as usual).
+ */
+export const DISCARD = lua(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[2], 'next') then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 1
+`);

@@ -179,8 +179,10 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
           serveDirectly();
           return 'yield';
         }
-        // Done for good only when the session ended or the open was refused (the hub then stops this supply).
-        return (sink.wroteEnd || refusedOpen) && !sink.refused ? 'done' : 'again';
+        if (sink.refused) return 'again';
+        // Done for good when the session ended, or the open was refused (the hub then stops this supply):
+        // then nothing is kept of a session the upstream never confirmed.
+        return refusedOpen ? 'unconfirmed' : sink.wroteEnd ? 'done' : 'again';
       };
 
       const keeper = new LeaseKeeper(

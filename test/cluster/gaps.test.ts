@@ -211,3 +211,16 @@ describe('status entries', () => {
     expect(await redis!.command('XLEN', k.log)).toBe(entriesBefore);
   }, 30_000);
 });
+
+describe('unknown sessions', () => {
+  it('a session the upstream does not know leaves nothing in Redis', async () => {
+    const { start } = await setup();
+    const server = await start();
+    for (let i = 0; i < 5; i++) {
+      expect((await fetch(`${server.url}/sessions/nope-${i}/events`, { signal: AbortSignal.timeout(15_000) })).status).toBe(404);
+      expect((await fetch(`${server.url}/sessions/nope-${i}/status`, { signal: AbortSignal.timeout(15_000) })).status).toBe(404);
+    }
+    // Whatever a leader held while it asked is let go at once (the lease and its release marker included).
+    await eventually(async () => ((await redis!.command('KEYS', 'pollcast:*')) as string[]).length === 0, 5000, `no keys left: ${JSON.stringify(await redis!.command('KEYS', 'pollcast:*'))}`);
+  }, 30_000);
+});
