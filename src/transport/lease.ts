@@ -88,6 +88,8 @@ export class LeaseKeeper {
   async run(): Promise<void> {
     const { redis, keys, instanceId, leaseMs, retentionMs, log, stats, sessionId } = this.opts;
     let mine = '';
+    // The identity of the log last seen: one replaced under us (FLUSHALL) may still have a leader from before.
+    let seenBorn: string | null = null;
     try {
       while (!this.signal.aborted) {
         // A Redis that lost its leases (restarted empty): a leader from before learns it at its first renewal
@@ -112,6 +114,8 @@ export class LeaseKeeper {
         }
         const [kind, born] = reply as [string, string];
         this.opts.onLogSeen(born, kind === 'ended');
+        const replaced = seenBorn !== null && born !== seenBorn;
+        seenBorn = born;
         if (kind === 'ended') return;
         if (kind === 'held') {
           mine = '';
@@ -129,7 +133,9 @@ export class LeaseKeeper {
         }
         const meta = decodeMeta(['born', born, ...(next !== null ? ['next', next] : []), ...(base !== null ? ['base', base] : []), ...(state !== null ? ['state', state] : [])]);
         if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
-        const end = await this.term(token, mine, meta, sentAt);
+        // A log replaced under us (flushed): a leader of the old one runs until its next renewal finds its
+        // lease gone, at most a third of a lease away: hold the new lease that long before starting a loop.
+        const end = await this.term(token, mine, meta, sentAt, replaced && !wasMine ? leaseMs / 3 + LEASE_END_MARGIN_MS : 0);
         if (end === 'done') return;
         if (end === 'unconfirmed') {
           const dropped = await redis.run<number>('discard', DISCARD, [keys.lease, keys.meta, keys.log], [mine]).catch(() => 0);
@@ -156,7 +162,7 @@ export class LeaseKeeper {
 
   // Holds the lease for one loop: renewals on their own timer, and a deadline that ends the term
   // just before the lease could have run out unrenewed.
-  private async term(token: number, leaseValue: string, meta: LogMeta, acquiredAt: number): Promise<TermEnd> {
+  private async term(token: number, leaseValue: string, meta: LogMeta, acquiredAt: number, holdMs: number): Promise<TermEnd> {
     const { redis, keys, leaseMs, retentionMs, log, stats, sessionId } = this.opts;
     const margin = Math.min(LEASE_END_MARGIN_MS, leaseMs / 4);
     const ended = new AbortController();
@@ -198,6 +204,7 @@ export class LeaseKeeper {
     });
     stats.leasesHeld++;
     try {
+      if (holdMs > 0 && !(await sleep(holdMs, ended.signal))) return 'again';
       return await this.opts.lead({ token, leaseValue, meta, signal: ended.signal });
     } finally {
       stats.leasesHeld--;

@@ -8,7 +8,8 @@
  * Keys (`P` = REDIS_KEY_PREFIX, `T` = `d:<id>` with details, `n:<id>` without):
  *   P{T}:lease  string `<token>:<instance>`, PX = the lease
  *   P{T}:meta   hash: fence (last token, from HINCRBY), born (log identity),
- *               base, next (first and next event index), state (latest
+ *               base, next (first and next event index), until (when the
+ *               lease runs out unless renewed, Redis time ms), state (latest
  *               LogState JSON), end ('over' once the session is over),
  *               released ('1' when the last leader let go)
  *   P{T}:log    stream, trimmed with MAXLEN ~: event i at id `(i+1)-0`
@@ -108,6 +109,14 @@ export function decodeMeta(flat: readonly string[] | null): LogMeta {
   };
 }
 
+// Shared by the lease scripts: Redis's clock in ms (the same clock for every instance).
+const NOW_MS = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
 // Shared by the scripts: the id of the next status-like entry (after the stream's top entry), or
 // false when the stream's top lies beyond it (the log and its meta disagree: write nothing).
 const STATUS_ID = `
@@ -188,10 +197,11 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], ARGV[1], '
  * '', identity for a new log. Replies {'ended', born}, {'held', born, pttl},
  * or {'acquired', born, token, takeover 0/1, next, base, state}.
  */
-export const ACQUIRE = lua(`
+export const ACQUIRE = lua(`${NOW_MS}
 local born = redis.call('HGET', KEYS[2], 'born')
 if redis.call('HGET', KEYS[2], 'end') then return {'ended', born or ''} end
 local holder = redis.call('GET', KEYS[1])
+local now = nowMs()
 local token
 local takeover = 0
 if holder and holder == ARGV[4] then
@@ -200,22 +210,27 @@ if holder and holder == ARGV[4] then
 elseif holder then
   return {'held', born or '', redis.call('PTTL', KEYS[1])}
 else
+  -- A lease key gone before its time (evicted, deleted): its holder may run until it next renews.
+  local untilMs = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
+  if untilMs > now then return {'held', born or '', untilMs - now} end
   if not born then born = ARGV[5]; redis.call('HSET', KEYS[2], 'born', born) end
   token = redis.call('HINCRBY', KEYS[2], 'fence', 1)
   if not redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'NX', 'PX', ARGV[2]) then return {'held', born, redis.call('PTTL', KEYS[1])} end
   if token > 1 and redis.call('HGET', KEYS[2], 'released') ~= '1' then takeover = 1 end
   redis.call('HSET', KEYS[2], 'released', '0')
 end
+redis.call('HSET', KEYS[2], 'until', string.format('%d', now + tonumber(ARGV[2])))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 local m = redis.call('HMGET', KEYS[2], 'next', 'base', 'state')
 return {'acquired', born, token, takeover, m[1], m[2], m[3]}
 `);
 
 /** Extends the lease if still ours, and the log's retention. KEYS: lease, meta, log. ARGV: value, lease ms, retention ms. Replies {'ok'|'lost', born}. */
-export const RENEW = lua(`
+export const RENEW = lua(`${NOW_MS}
 local born = redis.call('HGET', KEYS[2], 'born') or ''
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost', born} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'until', string.format('%d', nowMs() + tonumber(ARGV[2])))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return {'ok', born}
@@ -230,6 +245,7 @@ export const RELEASE = lua(`${STATUS_ID}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'released', '1')
+redis.call('HDEL', KEYS[2], 'until')
 if not redis.call('HGET', KEYS[2], 'end') then
   local id = statusId(KEYS[2], KEYS[3])
   if id then
