@@ -34,7 +34,7 @@ export interface FollowerDeps {
   onChange(): void;
   /** A leader released the lease (try to take it now). */
   onReleased(): void;
-  /** A leader wrote events into the log just now (Redis takes writes). */
+  /** A leader wrote into the log just now (Redis takes writes). */
   onLogWritten(): void;
 }
 
@@ -172,10 +172,10 @@ export class FeedFollower implements ReadTarget {
       batch = [];
       from = feed.nextIndex;
     };
+    if (live && entries.some((e) => e.kind !== 'released')) this.deps.onLogWritten();
     for (const entry of entries) {
       if (feed.ended || this.signal.aborted) return;
       if (entry.kind === 'event') {
-        if (live) this.deps.onLogWritten();
         if (entry.index < from + batch.length) {
           // Held already, unless the copy is empty and the log starts before it.
           if (batch.length > 0 || feed.nextIndex !== feed.baseIndex) continue;

@@ -98,7 +98,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       if (closed) return;
       countError(stats, 'connection');
       // One line per outage, not one per reconnection attempt.
-      if (!down) log.warn({ role, err: err.message }, 'redis connection lost; reconnecting');
+      if (!down) log.warn({ role, err: err.message }, everReady ? 'redis connection lost; reconnecting' : 'redis unreachable (never connected yet); retrying');
       down = true;
     });
     client.on('ready', () => {

@@ -15,7 +15,7 @@ import type { FailureOutcome } from '../upstream/client.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
-import { LOG_WRITTEN, STORE_FULL_RETRY_MS, StoreRefusals } from './direct.ts';
+import { LOG_WRITTEN, STORE_DOWN_WAIT_MS, STORE_FULL_RETRY_MS, StoreBypasses, type Bypass } from './direct.ts';
 import { FeedFollower } from './feed-follower.ts';
 import { LeaseKeeper, type LeaderTerm, type TermEnd } from './lease.ts';
 import { upstreamHistory, type LoopSettings } from './memory.ts';
@@ -66,7 +66,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
   const reader = new LogReader(redis, log);
   const instanceId = randomBytes(6).toString('hex');
   const followers = new Set<FeedFollower>();
-  const refusals = new StoreRefusals(log);
+  const bypasses = new StoreBypasses(log);
   const running = new Set<Promise<void>>();
   // A reconnected reader may face a new Redis (restarted empty, failed over): read every log again.
   redis.onReaderReconnect(() => {
@@ -95,15 +95,18 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
       const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
       let poller: Poller | null = null;
       let loopState: PollerState = 'stopped';
-      // While Redis refuses writes: a loop of this instance's own into the feed, and no lease wanted for a while.
+      // While Redis cannot carry the session: a loop of this instance's own into the feed (and, Redis
+      // being full, no lease wanted for a while).
       let direct: AbortController | null = null;
       let leadNotBefore = 0;
-      const serveDirectly = () => {
-        leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
-        if (direct !== null || stop.signal.aborted) return;
+      const serveDirectly = (why: Bypass) => {
+        if (why === 'full') leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
+        if (direct !== null || stop.signal.aborted || feed.ended) return;
         const d = new AbortController();
         direct = d;
-        void refusals.serveDirectly(settings, feed, AbortSignal.any([d.signal, stop.signal])).finally(() => {
+        // A session the cluster never described is a first contact: a refusal there refuses the open.
+        const contact = { resumed: isKnown(feed.snapshot), onFirstContact: resolveContact };
+        void bypasses.serve(why, settings, feed, AbortSignal.any([d.signal, stop.signal]), contact).finally(() => {
           if (direct === d) direct = null;
           check();
         });
@@ -176,7 +179,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
         poller = null;
         loopState = 'stopped';
         if (sink.outOfMemory) {
-          serveDirectly();
+          serveDirectly('full');
           return 'yield';
         }
         if (sink.refused) return 'again';
@@ -198,7 +201,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
           stats,
           lead,
           notBefore: () => leadNotBefore,
-          onOutOfMemory: serveDirectly,
+          onOutOfMemory: () => serveDirectly('full'),
           // A log other than the one caught up with (replaced), or one now over: read it again.
           onLogSeen: (born, ended) => {
             if (follower.cursor !== null && ((follower.born !== null && born !== follower.born) || (ended && !feed.ended))) follower.resync();
@@ -207,9 +210,14 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
         stop.signal,
       );
 
+      // Redis unreachable: the session is served around it at once rather than held back.
+      const downTimer = setTimeout(() => {
+        if (!redis.ready && !feed.ended) serveDirectly('unreachable');
+      }, STORE_DOWN_WAIT_MS);
+      downTimer.unref();
       const waitTimer = setTimeout(() => {
         if (isKnown(feed.snapshot) || feed.ended || feed.upstreamError !== null) return;
-        const reason = redis.ready ? 'no answer from the session leader yet' : 'cluster store (Redis) unreachable';
+        const reason = 'no answer from the session leader yet';
         // Shown to the subscribers until the log speaks (it replaces this state on its first update).
         feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: false, upstreamError: reason });
         resolveContact({ kind: 'unavailable', reason });
@@ -220,6 +228,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
       follower.resync();
       const done = Promise.all([keeper.run(), follower.stopped()]).finally(() => {
         clearTimeout(waitTimer);
+        clearTimeout(downTimer);
         followers.delete(follower);
         signal.removeEventListener('abort', onAbort);
         resolveContact({ kind: 'unavailable', reason: 'loop stopped' });
