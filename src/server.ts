@@ -14,7 +14,9 @@ import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
 import { allowAll, createJwtAuthorizer, type Authorizer } from './http/auth.ts';
 import type { DemoSource } from './http/demo-routes.ts';
+import { redactUrl } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { READY_PROBE_WAIT_MS, ReadinessProbe } from './readiness.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
 import { createMemoryTransport, type LoopSettings } from './transport/memory.ts';
@@ -37,6 +39,9 @@ function mountablePath(upstreamUrl: string, log: Logger): string {
   log.warn({ path }, 'UPSTREAM_URL path has characters a route cannot hold; drop-ins are served at the root only');
   return '';
 }
+
+/** The warning that UPSTREAM_URL answers 404 for routes is repeated at most this often (ms). */
+export const ROUTE_WARN_INTERVAL_MS = 60_000;
 
 /** REDIS_URL as it may be logged: scheme, host and port only (the URL often carries the password). */
 function redactedRedisUrl(url: string): string {
@@ -83,6 +88,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   let hub: Hub | undefined;
   let streams: Streams | undefined;
   const metrics = createMetrics(() => (hub && streams ? { openStreams: () => streams!.size, sessionsByState: () => hub!.sessionsByState(), loopsByState: () => hub!.loopsByState() } : undefined), options.processMetrics ?? true);
+  let routeNotFound: (path: string) => void = () => {};
   const client: UpstreamClient = createUpstreamClient({
     baseUrl: upstreamUrl,
     apiKey: config.upstreamApiKey,
@@ -90,6 +96,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     timeoutMarginMs: config.upstreamTimeoutMarginSeconds * 1000,
     maxBodyBytes: config.upstreamMaxBodyBytes,
     observe: metrics.observeUpstream,
+    onRouteNotFound: (path) => routeNotFound(path),
   });
   const stats = metrics.stats;
   const loopSettings: LoopSettings = {
@@ -134,7 +141,22 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config);
   const upstreamPath = mountablePath(upstreamUrl, log);
-  const deps: AppDeps = { config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath };
+  // The probe's own client: its calls are not the sessions' (kept out of pollcast_upstream_*).
+  const probeClient = createUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.upstreamApiKey, authHeader: config.upstreamAuthHeader, onRouteNotFound: (path) => routeNotFound(path) });
+  const readiness = new ReadinessProbe({ client: probeClient, log, isShuttingDown: () => shuttingDown, ...(transport.storeState ? { redisState: () => transport.storeState!() } : {}) });
+  let routeWarnedAt = -Infinity;
+  routeNotFound = (path) => {
+    readiness.routeNotFound();
+    // Loud, but once a minute: every session of a misconfigured deployment hits it.
+    if (performance.now() - routeWarnedAt < ROUTE_WARN_INTERVAL_MS) return;
+    routeWarnedAt = performance.now();
+    log.warn({ upstream: redactUrl(upstreamUrl!), path }, 'the sessions API answered 404 for a route, not a session: UPSTREAM_URL probably lacks the API\'s path (e.g. https://api.example.com/api/v2); every session looks "not found" until it is fixed');
+  };
+  // Said at start (not ready, and why) rather than first noticed by a subscriber; a hanging API delays the start
+  // by at most READY_PROBE_WAIT_MS (the probe goes on in the background).
+  await Promise.race([readiness.probe(), new Promise<void>((resolve) => setTimeout(resolve, READY_PROBE_WAIT_MS).unref())]);
+  if (config.upstreamUrl && !config.upstreamApiKey) log.warn('UPSTREAM_URL is set but UPSTREAM_API_KEY is not: pollcast calls the sessions API without a key of its own');
+  const deps: AppDeps = { config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath, readiness };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
@@ -182,6 +204,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       clearTimeout(deadline);
       await transport.close();
       await client.close();
+      await probeClient.close();
       await simulator?.close();
     })();
     return closing;

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Hub } from '../hub/hub.ts';
 import type { Streams } from '../hub/streams.ts';
 import type { Metrics, Stats } from '../metrics.ts';
+import type { ReadinessProbe } from '../readiness.ts';
 import type { Authorizer } from './auth.ts';
 import type { DemoSource } from './demo-routes.ts';
 import type { Limits } from './limits.ts';
@@ -24,6 +25,8 @@ export interface AppDeps {
   isShuttingDown: () => boolean;
   /** Set when the built-in simulator is the upstream: the demo page lists its sessions. */
   demo: DemoSource | undefined;
+  /** Readiness (`/readyz`): the sessions API and the cluster store. */
+  readiness: ReadinessProbe;
   /** The path of UPSTREAM_URL (e.g. `/api/v2`), under which the drop-ins are served too; '' for none. */
   upstreamPath: string;
 }

@@ -62,6 +62,11 @@ export class StoreBypasses {
     this.log = log;
   }
 
+  /** Sessions served around the store now, for that cause. */
+  count(why: Bypass): number {
+    return this.serving[why];
+  }
+
   /** Runs a direct loop for `feed` until `signal` aborts (the log is written again, or the supply stopped). */
   serve(why: Bypass, settings: LoopSettings, feed: Feed, signal: AbortSignal, contact: Pick<PollerOptions, 'resumed' | 'onFirstContact'>): Promise<void> {
     if (this.serving[why]++ === 0) this.log.error({ session: feed.sessionId }, BYPASS_LOG[why]);

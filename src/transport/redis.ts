@@ -246,6 +246,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
       };
     },
     history: (feed, from, to, signal) => history(feed, from, to, signal),
+    storeState: () => (!redis.ready ? 'unreachable' : bypasses.count('full') > 0 ? 'refusing writes (out of memory)' : 'ok'),
     async close() {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(running), new Promise<void>((resolve) => (timer = setTimeout(resolve, RELEASE_WAIT_MS)))]);
