@@ -105,7 +105,7 @@ interface OptionSpec {
 export const OPTIONS: readonly OptionSpec[] = [
   { env: 'PORT', key: 'port', flag: 'port', help: 'TCP port to listen on', accepts: 'an integer 0-65535', schema: int(0, 65535), default: '8080' },
   { env: 'HOST', key: 'host', flag: 'host', help: 'address to listen on', accepts: 'an IPv4 or IPv6 address, or a host name (letters, digits, hyphens and dots)', schema: hostSchema, default: '0.0.0.0' },
-  { env: 'UPSTREAM_URL', key: 'upstreamUrl', flag: 'upstream', help: 'base URL of the sessions API; unset = built-in simulated demo API', accepts: 'an http(s) URL', schema: httpUrl },
+  { env: 'UPSTREAM_URL', key: 'upstreamUrl', flag: 'upstream', help: 'base URL of the sessions API, with its path (e.g. https://api.example.com/api/v2); unset = built-in simulated demo API', accepts: 'an http(s) URL', schema: httpUrl },
   { env: 'UPSTREAM_API_KEY', key: 'upstreamApiKey', flag: 'upstream-api-key', help: 'credential sent upstream (Authorization: Bearer)', accepts: 'a non-empty string', schema: z.string().min(1).max(4096).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'), secret: true },
   { env: 'UPSTREAM_AUTH_HEADER', key: 'upstreamAuthHeader', flag: 'upstream-auth-header', help: 'send the key raw in this header instead (e.g. X-API-Key)', accepts: 'an HTTP header name', schema: headerName },
   { env: 'UPSTREAM_WAIT_SECONDS', key: 'upstreamWaitSeconds', flag: 'upstream-wait-seconds', help: 'wait_for_seconds of the long-poll loop', accepts: 'an integer 1-120', schema: int(1, 120), default: '25' },
@@ -121,7 +121,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'REDIS_LEASE_SECONDS', key: 'redisLeaseSeconds', flag: 'redis-lease-seconds', help: 'a session leader\'s lease, renewed every third of it on its own timer (whatever the long-poll does): a dead leader is replaced within about it', accepts: 'an integer 2-600', schema: int(2, 600), default: '8' },
   { env: 'REDIS_LOG_MAX_ENTRIES', key: 'redisLogMaxEntries', flag: 'redis-log-max-entries', help: 'entries (events and status updates) kept per session log, trimmed approximately; older events are fetched again from upstream', accepts: 'an integer 100-1000000', schema: int(100, 1_000_000), default: '1000' },
   { env: 'REDIS_RETENTION_SECONDS', key: 'redisRetentionSeconds', flag: 'redis-retention-seconds', help: 'how long a session log stays in Redis after its last write (a finished session: after its end)', accepts: 'an integer 60-31536000', schema: int(60, 31_536_000), default: '86400' },
-  { env: 'LOG_LEVEL', key: 'logLevel', flag: 'log-level', help: 'log verbosity', accepts: 'debug, info, warn, error or silent', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
+  { env: 'LOG_LEVEL', key: 'logLevel', flag: 'log-level', help: 'log verbosity', accepts: 'trace, debug, info, warn, error, fatal or silent', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
   { env: 'IDLE_GRACE_SECONDS', key: 'idleGraceSeconds', flag: 'idle-grace-seconds', help: 'a loop with no subscriber stops after this long', accepts: 'a number 0-3600', schema: num(0, 3600), default: '30' },
   { env: 'HEARTBEAT_SECONDS', key: 'heartbeatSeconds', flag: 'heartbeat-seconds', help: 'comment line interval on idle streams', accepts: 'a number 0.1-15', schema: num(0.1, 15), default: '15' },
   { env: 'SSE_RETRY_MS', key: 'sseRetryMs', flag: 'sse-retry-ms', help: 'reconnect delay sent to EventSource in the retry: field', accepts: 'an integer 0-600000', schema: int(0, 600_000), default: '2000' },
@@ -203,7 +203,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const parsed = opt.schema.safeParse(value);
     if (!parsed.success) {
       const shown = shownValue(opt, value);
-      throw new ConfigError(opt.env, `invalid value ${shown}: expected ${opt.accepts} (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+      const issue = parsed.error.issues[0];
+      // A list of allowed values says it all (zod's own message would repeat it); a case slip gets a hint.
+      const listed = issue?.code === 'invalid_value' || (issue?.code === 'invalid_type' && opt.accepts.startsWith('"'));
+      const caseHint = listed && opt.schema.safeParse(value.toLowerCase()).success ? ' (values are lower case)' : '';
+      throw new ConfigError(opt.env, `invalid value ${shown}: expected ${opt.accepts}${listed ? caseHint : ` (${issue?.message ?? 'invalid'})`}`);
     }
     out[opt.key] = parsed.data;
   }
@@ -221,6 +225,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   return Object.freeze(config);
 }
+
+/** What `--help` says pollcast is, before the options. */
+const HELP_ABOUT = [
+  'pollcast turns the long-poll sessions API (GET /sessions/{id}/changes) into Server-Sent Events: browsers',
+  'open GET /sessions/{id}/events (or /events?session=a&session=b for several) and receive each session\'s',
+  'status, every event once and in order, and an end, resuming exactly with Last-Event-ID; one upstream loop',
+  'per session serves every subscriber (across instances with REDIS_URL). Without UPSTREAM_URL it runs a',
+  'built-in simulated sessions API with a demo page, so `pollcast` alone shows it working.',
+];
 
 /** Maps command-line flags (`--port 8080`, `--port=8080`) onto their variables, over `env`. */
 export function applyFlags(argv: readonly string[], env: Record<string, string | undefined>): Record<string, string | undefined> {
@@ -241,12 +254,20 @@ export function applyFlags(argv: readonly string[], env: Record<string, string |
 
 /** The `--help` text: every flag with its variable, default and accepted form. */
 export function helpText(): string {
-  const lines = ['Usage: pollcast [options]', '', 'Every option can also be set by its environment variable.', ''];
+  const lines = [
+    'Usage: pollcast [options]',
+    '',
+    ...HELP_ABOUT,
+    '',
+    'Every option can also be set by its environment variable.',
+    '',
+  ];
+  const width = Math.max(...OPTIONS.map((o) => o.flag.length)) + '  -- <value>  '.length;
   for (const o of OPTIONS) {
     const def = o.default === undefined ? '' : ` (default ${o.default})`;
-    lines.push(`  --${o.flag} <value>`.padEnd(40) + `${o.env}: ${o.help}; ${o.accepts}${def}`);
+    lines.push(`  --${o.flag} <value>`.padEnd(width) + `${o.env}: ${o.help}; ${o.accepts}${def}`);
   }
-  lines.push('  --help'.padEnd(40) + 'print this help and exit');
-  lines.push('  --version'.padEnd(40) + 'print the version and exit');
+  lines.push('  --help'.padEnd(width) + 'print this help and exit');
+  lines.push('  --version'.padEnd(width) + 'print the version and exit');
   return lines.join('\n');
 }
