@@ -30,6 +30,8 @@ export interface Readiness {
 
 export interface ReadinessOptions {
   client: UpstreamClient;
+  /** Whether pollcast has a key of its own (UPSTREAM_API_KEY): without one a 401/403 proves the API answers, nothing more. */
+  hasKey: boolean;
   log: Logger;
   /** The cluster store's state ('ok', 'unreachable', ...), or undefined in single-process mode. */
   redisState?: () => string;
@@ -85,7 +87,10 @@ export class ReadinessProbe {
     this.detail = undefined;
     if (r.kind === 'not-found' && this.routeMissing) this.state = 'route not found';
     else if (r.kind === 'not-found' || r.kind === 'state') this.state = 'ok';
-    else if (r.kind === 'unauthorized') this.state = 'key refused';
+    else if (r.kind === 'unauthorized' && !this.opts.hasKey) {
+      this.state = 'ok';
+      this.detail = `answers ${r.status} without a key (no UPSTREAM_API_KEY to check)`;
+    } else if (r.kind === 'unauthorized') this.state = 'key refused';
     else if (r.kind === 'aborted') return;
     else {
       this.state = 'unreachable';

@@ -143,7 +143,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const upstreamPath = mountablePath(upstreamUrl, log);
   // The probe's own client: its calls are not the sessions' (kept out of pollcast_upstream_*).
   const probeClient = createUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.upstreamApiKey, authHeader: config.upstreamAuthHeader, onRouteNotFound: (path) => routeNotFound(path) });
-  const readiness = new ReadinessProbe({ client: probeClient, log, isShuttingDown: () => shuttingDown, ...(transport.storeState ? { redisState: () => transport.storeState!() } : {}) });
+  const readiness = new ReadinessProbe({ client: probeClient, hasKey: config.upstreamApiKey !== undefined, log, isShuttingDown: () => shuttingDown, ...(transport.storeState ? { redisState: () => transport.storeState!() } : {}) });
   let routeWarnedAt = -Infinity;
   routeNotFound = (path) => {
     readiness.routeNotFound();

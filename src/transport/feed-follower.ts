@@ -34,8 +34,8 @@ export interface FollowerDeps {
   onChange(): void;
   /** A leader released the lease (try to take it now). */
   onReleased(): void;
-  /** A leader wrote into the log just now (Redis takes writes). */
-  onLogWritten(): void;
+  /** A leader wrote into the log just now (Redis takes writes): events among the entries, or only statuses. */
+  onLogWritten(withEvents: boolean): void;
 }
 
 /** Follows one log into one feed until its signal aborts or the feed ends. */
@@ -172,7 +172,7 @@ export class FeedFollower implements ReadTarget {
       batch = [];
       from = feed.nextIndex;
     };
-    if (live && entries.some((e) => e.kind !== 'released')) this.deps.onLogWritten();
+    if (live && entries.some((e) => e.kind !== 'released')) this.deps.onLogWritten(entries.some((e) => e.kind === 'event'));
     for (const entry of entries) {
       if (feed.ended || this.signal.aborted) return;
       if (entry.kind === 'event') {

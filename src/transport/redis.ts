@@ -98,12 +98,14 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
       // While Redis cannot carry the session: a loop of this instance's own into the feed (and, Redis
       // being full, no lease wanted for a while).
       let direct: AbortController | null = null;
+      let directWhy: Bypass = 'unreachable';
       let leadNotBefore = 0;
       const serveDirectly = (why: Bypass) => {
         if (why === 'full') leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
         if (direct !== null || stop.signal.aborted || feed.ended) return;
         const d = new AbortController();
         direct = d;
+        directWhy = why;
         // A session the cluster never described is a first contact: a refusal there refuses the open.
         const contact = { resumed: isKnown(feed.snapshot), onFirstContact: resolveContact };
         void bypasses.serve(why, settings, feed, AbortSignal.any([d.signal, stop.signal]), contact).finally(() => {
@@ -111,8 +113,10 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
           check();
         });
       };
-      const logWritten = () => {
-        if (direct === null) return;
+      // Back to the log once a leader writes it: for a full Redis only events prove it (small status
+      // entries may still land while events do not); for an unreachable one any entry does.
+      const logWritten = (withEvents: boolean) => {
+        if (direct === null || (directWhy === 'full' && !withEvents)) return;
         direct.abort(LOG_WRITTEN);
         direct = null;
         follower.resync();

@@ -50,6 +50,20 @@ it('ready with a reachable API; /healthz stays a liveness check', async () => {
   expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
 });
 
+it("a key the API refuses: not ready, 'key refused'; with no key of pollcast's own, a 401 only proves the API answers", async () => {
+  sim = await createSimulator({ api: 'real', apiKey: 'right' });
+  const { log } = captureLog();
+  const wrong = await start({ UPSTREAM_URL: sim.url, UPSTREAM_API_KEY: 'wrong' }, log);
+  const r = await readyz(wrong.url);
+  expect(r.status).toBe(503);
+  expect(r.body.upstream.state).toBe('key refused');
+  await wrong.close();
+  const keyless = await start({ UPSTREAM_URL: sim.url }, log);
+  const k = await readyz(keyless.url);
+  expect(k.status).toBe(200);
+  expect(k.body.upstream.state).toBe('ok');
+});
+
 it('UPSTREAM_URL without /api/v2: not ready, and a warning naming the likely missing path', async () => {
   sim = await createSimulator({ api: 'real' });
   sim.createSession('s1', { initialEvents: 1 });
