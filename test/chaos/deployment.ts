@@ -8,7 +8,7 @@
  * with its Last-Event-ID, through the next live one (a load balancer).
  */
 import { freePort } from '../helpers/harness.ts';
-import { balancerFetch } from '../cluster/helpers.ts';
+import { balancerFetch } from '../helpers/balancer.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { startInstance, type Instance, type InstanceCounters, type InstanceMode } from './instance.ts';
 
