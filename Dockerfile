@@ -2,7 +2,7 @@
 # pollcast: build with the full toolchain, run with production dependencies only.
 #   docker build -t pollcast .
 #   docker run --rm -p 8080:8080 pollcast                      # demo mode (built-in simulator)
-#   docker run --rm -p 8080:8080 -e UPSTREAM_URL=https://api.example.com \
+#   docker run --rm -p 8080:8080 -e UPSTREAM_URL=https://api.example.com/api/v2 \
 #     -e UPSTREAM_API_KEY=... -e AUTH_JWT_SECRET=... pollcast
 # test/ops/dockerfile.test.ts replays this file's COPY/RUN/ENV/CMD lines without a Docker engine.
 

@@ -53,24 +53,9 @@ function listenFailure(err: unknown, host: string, port: number): string | undef
 }
 
 const log = createLogger(config.logLevel);
-let server;
-try {
-  server = await startPollcast(config, { log });
-} catch (err) {
-  const reason = listenFailure(err, config.host, config.port);
-  // A bad address is the operator's to fix: one line, like a configuration error; anything else keeps its stack.
-  if (reason) console.error(`pollcast: cannot listen: ${reason}`);
-  else log.fatal({ err }, 'could not start');
-  await flushLog(log, FINAL_LOG_FLUSH_MS);
-  process.exit(1);
-}
-log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: tokenAuthConfigured(config) ? 'jwt' : 'none' }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
 
-if (process.env.FLY_APP_NAME && config.trustProxy === 'none') {
-  // Behind Fly's proxy every client arrives from the proxy's address: per-IP limits would be shared by all.
-  log.warn('running on Fly.io with TRUST_PROXY unset: per-IP limits count every client as the proxy; set TRUST_PROXY=fly');
-}
-
+// Installed before anything is announced: the "listening" line is written at once, and a process manager that
+// stops pollcast the moment it sees it must meet the graceful stop, never the default (a kill by the signal).
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
@@ -83,10 +68,30 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       log.error({ shutdownTimeoutSeconds: config.shutdownTimeoutSeconds }, 'graceful stop did not finish within SHUTDOWN_TIMEOUT_SECONDS; exiting anyway');
       process.exit(1);
     }, config.shutdownTimeoutSeconds * 1000).unref();
-    void server.close().then(async () => {
+    // A signal during the start stops what the start built once it is built.
+    void starting.then(async (started) => {
+      await started?.close();
       log.info('stopped');
       await flushLog(log, FINAL_LOG_FLUSH_MS);
       process.exit(0);
     });
   });
+}
+
+const starting = startPollcast(config, { log }).catch(async (err: unknown) => {
+  const reason = listenFailure(err, config.host, config.port);
+  // A bad address is the operator's to fix: one line, like a configuration error; anything else keeps its stack.
+  if (reason) console.error(`pollcast: cannot listen: ${reason}`);
+  else log.fatal({ err }, 'could not start');
+  await flushLog(log, FINAL_LOG_FLUSH_MS);
+  process.exit(1);
+});
+const server = await starting;
+if (server && !stopping) {
+  const authMode = [tokenAuthConfigured(config) ? 'tokens' : undefined, config.auth === 'upstream' ? 'upstream keys' : undefined].filter(Boolean).join(' + ') || 'none';
+  log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: authMode }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
+  if (process.env.FLY_APP_NAME && config.trustProxy === 'none') {
+    // Behind Fly's proxy every client arrives from the proxy's address: per-IP limits would be shared by all.
+    log.warn('running on Fly.io with TRUST_PROXY unset: per-IP limits count every client as the proxy; set TRUST_PROXY=fly');
+  }
 }

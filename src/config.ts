@@ -131,7 +131,7 @@ interface OptionSpec {
 export const OPTIONS: readonly OptionSpec[] = [
   { env: 'PORT', key: 'port', flag: 'port', help: 'TCP port to listen on', accepts: 'an integer 0-65535', schema: int(0, 65535), default: '8080' },
   { env: 'HOST', key: 'host', flag: 'host', help: 'address to listen on', accepts: 'an IPv4 or IPv6 address, or a host name (letters, digits, hyphens and dots)', schema: hostSchema, default: '0.0.0.0' },
-  { env: 'UPSTREAM_URL', key: 'upstreamUrl', flag: 'upstream', help: 'base URL of the sessions API; unset = built-in simulated demo API', accepts: 'an http(s) URL', schema: httpUrl },
+  { env: 'UPSTREAM_URL', key: 'upstreamUrl', flag: 'upstream', help: 'base URL of the sessions API, with its path (e.g. https://api.example.com/api/v2); unset = built-in simulated demo API', accepts: 'an http(s) URL', schema: httpUrl },
   { env: 'UPSTREAM_API_KEY', key: 'upstreamApiKey', flag: 'upstream-api-key', help: 'credential sent upstream (Authorization: Bearer)', accepts: 'a non-empty string', schema: z.string().min(1).max(4096).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'), secret: true },
   { env: 'UPSTREAM_AUTH_HEADER', key: 'upstreamAuthHeader', flag: 'upstream-auth-header', help: 'send the key raw in this header instead (e.g. X-API-Key)', accepts: 'an HTTP header name', schema: headerName },
   { env: 'UPSTREAM_WAIT_SECONDS', key: 'upstreamWaitSeconds', flag: 'upstream-wait-seconds', help: 'wait_for_seconds of the long-poll loop', accepts: 'an integer 1-120', schema: int(1, 120), default: '25' },
@@ -153,10 +153,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
   { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().regex(/^[A-Za-z0-9.:_-]{1,64}$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
-  { env: 'REDIS_LEASE_SECONDS', key: 'redisLeaseSeconds', flag: 'redis-lease-seconds', help: 'a session leader\'s lease: renewed every third of it; a dead leader is replaced within it', accepts: 'an integer 2-600, at least 1.5 x (UPSTREAM_WAIT_SECONDS + UPSTREAM_TIMEOUT_MARGIN_SECONDS) + 1', schema: int(2, 600), default: '60' },
+  { env: 'REDIS_LEASE_SECONDS', key: 'redisLeaseSeconds', flag: 'redis-lease-seconds', help: 'a session leader\'s lease, renewed every third of it on its own timer (whatever the long-poll does): a dead leader is replaced within about it', accepts: 'an integer 2-600', schema: int(2, 600), default: '8' },
   { env: 'REDIS_LOG_MAX_ENTRIES', key: 'redisLogMaxEntries', flag: 'redis-log-max-entries', help: 'entries (events and status updates) kept per session log, trimmed approximately; older events are fetched again from upstream', accepts: 'an integer 100-1000000', schema: int(100, 1_000_000), default: '1000' },
   { env: 'REDIS_RETENTION_SECONDS', key: 'redisRetentionSeconds', flag: 'redis-retention-seconds', help: 'how long a session log stays in Redis after its last write (a finished session: after its end)', accepts: 'an integer 60-31536000', schema: int(60, 31_536_000), default: '86400' },
-  { env: 'LOG_LEVEL', key: 'logLevel', flag: 'log-level', help: 'log verbosity', accepts: 'debug, info, warn, error or silent', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
+  { env: 'LOG_LEVEL', key: 'logLevel', flag: 'log-level', help: 'log verbosity', accepts: 'trace, debug, info, warn, error, fatal or silent', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
   { env: 'IDLE_GRACE_SECONDS', key: 'idleGraceSeconds', flag: 'idle-grace-seconds', help: 'a loop with no subscriber stops after this long', accepts: 'a number 0-3600', schema: num(0, 3600), default: '30' },
   { env: 'HEARTBEAT_SECONDS', key: 'heartbeatSeconds', flag: 'heartbeat-seconds', help: 'comment line interval on idle streams', accepts: 'a number 0.1-15', schema: num(0.1, 15), default: '15' },
   { env: 'SSE_RETRY_MS', key: 'sseRetryMs', flag: 'sse-retry-ms', help: 'reconnect delay sent to EventSource in the retry: field', accepts: 'an integer 0-600000', schema: int(0, 600_000), default: '2000' },
@@ -260,7 +260,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const parsed = opt.schema.safeParse(value);
     if (!parsed.success) {
       const shown = shownValue(opt, value);
-      throw new ConfigError(opt.env, `invalid value ${shown}: expected ${opt.accepts} (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+      const issue = parsed.error.issues[0];
+      // A list of allowed values says it all (zod's own message would repeat it); a case slip gets a hint.
+      const listed = issue?.code === 'invalid_value' || (issue?.code === 'invalid_type' && opt.accepts.startsWith('"'));
+      const caseHint = listed && opt.schema.safeParse(value.toLowerCase()).success ? ' (values are lower case)' : '';
+      throw new ConfigError(opt.env, `invalid value ${shown}: expected ${opt.accepts}${listed ? caseHint : ` (${issue?.message ?? 'invalid'})`}`);
     }
     out[opt.key] = parsed.data;
   }
@@ -272,15 +276,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // Node counts the request line into the header limit: a longer URL limit would never answer 414.
   if (config.maxUrlBytes > config.maxHeaderBytes) {
     throw new ConfigError('MAX_URL_BYTES', `is ${config.maxUrlBytes} but must not exceed MAX_HEADER_BYTES (${config.maxHeaderBytes}), which includes the URL`);
-  }
-  if (config.redisUrl) {
-    // A leader runs its loop only while its lease covers one whole upstream call, and renews every
-    // third of the lease: two thirds of it must hold that call, so a frozen leader's last long-poll
-    // is over upstream before anyone else may start one.
-    const minLease = minLeaseSeconds(config.upstreamWaitSeconds, config.upstreamTimeoutMarginSeconds);
-    if (config.redisLeaseSeconds < minLease) {
-      throw new ConfigError('REDIS_LEASE_SECONDS', `is ${config.redisLeaseSeconds} but must be at least ${minLease}: 1.5 x (UPSTREAM_WAIT_SECONDS ${config.upstreamWaitSeconds} + UPSTREAM_TIMEOUT_MARGIN_SECONDS ${config.upstreamTimeoutMarginSeconds}) + 1, so a leader's lease outlasts its long-poll; raise it or lower those`);
-    }
   }
   // Secure by default: a real upstream behind an open bridge would stream anyone's sessions to anyone.
   if (config.upstreamUrl && !tokenAuthConfigured(config) && config.auth === undefined) {
@@ -308,10 +303,16 @@ export function passthroughOn(config: Config): boolean {
   return !(tokenAuthConfigured(config) && config.auth !== 'upstream');
 }
 
-/** Shortest REDIS_LEASE_SECONDS for a long-poll wait and timeout margin (s): 1.5 x (wait + margin) + 1, rounded up. */
-export function minLeaseSeconds(waitSeconds: number, marginSeconds: number): number {
-  return Math.ceil(1.5 * (waitSeconds + marginSeconds) + 1);
-}
+/** What `--help` says pollcast is, before the options. */
+const HELP_ABOUT = [
+  'pollcast puts the Agent API behind one base URL and turns its long-poll (GET /sessions/{id}/changes) into',
+  'Server-Sent Events: browsers open GET /sessions/{id}/events (or /events?session=a&session=b, or the live',
+  'list at /sessions/events) and receive each session\'s status, every event once and in order, and an end,',
+  'resuming exactly with Last-Event-ID; one upstream loop per session serves every subscriber and the API\'s own',
+  'changes/status callers (across instances with REDIS_URL), and every other call under UPSTREAM_URL\'s path is',
+  'forwarded with the caller\'s own key. Without UPSTREAM_URL it runs a built-in simulated sessions API with a',
+  'demo dashboard, so `pollcast` alone shows it working.',
+];
 
 /** Maps command-line flags (`--port 8080`, `--port=8080`) onto their variables, over `env`. */
 export function applyFlags(argv: readonly string[], env: Record<string, string | undefined>): Record<string, string | undefined> {
@@ -332,12 +333,20 @@ export function applyFlags(argv: readonly string[], env: Record<string, string |
 
 /** The `--help` text: every flag with its variable, default and accepted form. */
 export function helpText(): string {
-  const lines = ['Usage: pollcast [options]', '', 'Every option can also be set by its environment variable.', ''];
+  const lines = [
+    'Usage: pollcast [options]',
+    '',
+    ...HELP_ABOUT,
+    '',
+    'Every option can also be set by its environment variable.',
+    '',
+  ];
+  const width = Math.max(...OPTIONS.map((o) => o.flag.length)) + '  -- <value>  '.length;
   for (const o of OPTIONS) {
     const def = o.default === undefined ? '' : ` (default ${o.default})`;
-    lines.push(`  --${o.flag} <value>`.padEnd(40) + `${o.env}: ${o.help}; ${o.accepts}${def}`);
+    lines.push(`  --${o.flag} <value>`.padEnd(width) + `${o.env}: ${o.help}; ${o.accepts}${def}`);
   }
-  lines.push('  --help'.padEnd(40) + 'print this help and exit');
-  lines.push('  --version'.padEnd(40) + 'print the version and exit');
+  lines.push('  --help'.padEnd(width) + 'print this help and exit');
+  lines.push('  --version'.padEnd(width) + 'print the version and exit');
   return lines.join('\n');
 }

@@ -16,7 +16,9 @@ import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
 import type { Authorizer } from './http/auth.ts';
 import { createAuthorizer, createVerifier, subscriberTokenCheck } from './http/authorizer.ts';
+import { redactUrl } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { READY_PROBE_WAIT_MS, ReadinessProbe } from './readiness.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
 import { createForwarder } from './upstream/forwarder.ts';
@@ -42,6 +44,9 @@ function mountablePath(upstreamUrl: string, log: Logger): string {
   log.warn({ path }, 'UPSTREAM_URL path has characters a route cannot hold; drop-ins are served at the root only');
   return '';
 }
+
+/** The warning that UPSTREAM_URL answers 404 for routes is repeated at most this often (ms). */
+export const ROUTE_WARN_INTERVAL_MS = 60_000;
 
 /** REDIS_URL as it may be logged: scheme, host and port only (the URL often carries the password). */
 function redactedRedisUrl(url: string): string {
@@ -90,6 +95,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   let hub: Hub | undefined;
   let streams: Streams | undefined;
   const metrics = createMetrics(() => (hub && streams ? { openStreams: () => streams!.size, sessionsByState: () => hub!.sessionsByState(), loopsByState: () => hub!.loopsByState() } : undefined), options.processMetrics ?? true);
+  let routeNotFound: (path: string) => void = () => {};
   const client: UpstreamClient = createUpstreamClient({
     baseUrl: upstreamUrl,
     apiKey: config.upstreamApiKey,
@@ -97,6 +103,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     timeoutMarginMs: config.upstreamTimeoutMarginSeconds * 1000,
     maxBodyBytes: config.upstreamMaxBodyBytes,
     observe: metrics.observeUpstream,
+    onRouteNotFound: (path) => routeNotFound(path),
   });
   const stats = metrics.stats;
   const loopSettings: LoopSettings = {
@@ -116,7 +123,6 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
         url: config.redisUrl,
         keyPrefix: config.redisKeyPrefix,
         leaseMs: config.redisLeaseSeconds * 1000,
-        timeoutMarginMs: config.upstreamTimeoutMarginSeconds * 1000,
         maxEntries: config.redisLogMaxEntries,
         retentionMs: config.redisRetentionSeconds * 1000,
         stats,
@@ -158,10 +164,25 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   let shuttingDown = false;
   const limits = createLimits(config);
   const upstreamPath = mountablePath(upstreamUrl, log);
+  // The probe's own client: its calls are not the sessions' (kept out of pollcast_upstream_*).
+  const probeClient = createUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.upstreamApiKey, authHeader: config.upstreamAuthHeader, onRouteNotFound: (path) => routeNotFound(path) });
+  const readiness = new ReadinessProbe({ client: probeClient, hasKey: config.upstreamApiKey !== undefined, log, isShuttingDown: () => shuttingDown, ...(transport.storeState ? { redisState: () => transport.storeState!() } : {}) });
+  let routeWarnedAt = -Infinity;
+  routeNotFound = (path) => {
+    readiness.routeNotFound();
+    // Loud, but once a minute: every session of a misconfigured deployment hits it.
+    if (performance.now() - routeWarnedAt < ROUTE_WARN_INTERVAL_MS) return;
+    routeWarnedAt = performance.now();
+    log.warn({ upstream: redactUrl(upstreamUrl!), path }, 'the sessions API answered 404 for a route, not a session: UPSTREAM_URL probably lacks the API\'s path (e.g. https://api.example.com/api/v2); every session looks "not found" until it is fixed');
+  };
+  // Said at start (not ready, and why) rather than first noticed by a subscriber; a hanging API delays the start
+  // by at most READY_PROBE_WAIT_MS (the probe goes on in the background).
+  await Promise.race([readiness.probe(), new Promise<void>((resolve) => setTimeout(resolve, READY_PROBE_WAIT_MS).unref())]);
+  if (config.upstreamUrl && !config.upstreamApiKey) log.warn('UPSTREAM_URL is set but UPSTREAM_API_KEY is not: pollcast calls the sessions API without a key of its own');
   // The pass-through has its own pool, with no credential: UPSTREAM_API_KEY never rides on a forwarded request.
   const forward = upstreamPath !== '' && passthroughOn(config) ? createForwarder(new URL(upstreamUrl).origin) : undefined;
   const isSubscriberToken = subscriberTokenCheck(verifier);
-  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, upstreamPath, forward, isSubscriberToken };
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, upstreamPath, forward, isSubscriberToken, readiness };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
@@ -211,6 +232,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       await transport.close();
       await client.close();
       await forward?.close();
+      await probeClient.close();
       await simulator?.close();
     })();
     return closing;

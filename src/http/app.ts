@@ -1,6 +1,7 @@
 /** The hono app: routes, CORS, request logs and the one error handler. */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
+import { registerReadyzRoute } from './readyz-route.ts';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { errorResponse, rejectionReason } from './errors.ts';
 import { CORS_EXPOSE_HEADERS, corsOriginList, isListedOrigin } from './cors.ts';
@@ -42,12 +43,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (deps.isShuttingDown() && outgoing && isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
     const started = performance.now();
     await next();
-    if (c.req.path === '/healthz' || c.req.path === '/metrics') return;
+    if (c.req.path === '/healthz' || c.req.path === '/readyz' || c.req.path === '/metrics') return;
     deps.log.debug({ method: c.req.method, url: redactUrl(c.req.url.replace(/^https?:\/\/[^/]+/, '')), status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
   });
   // After CORS (a browser can read the refusal) and the request log (refusals are logged).
   registerLimits(app, deps.limits, deps.upstreamPath);
   app.get('/healthz', (c) => (deps.isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ok', streams: deps.streams.size, sessions: deps.hub.activeCount })));
+  registerReadyzRoute(app, deps);
   app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
   registerListRoute(app, deps);
   registerEventsRoute(app, deps);

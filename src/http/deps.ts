@@ -6,6 +6,7 @@ import type { ListHub } from '../hub/list-hub.ts';
 import type { Streams } from '../hub/streams.ts';
 import type { Metrics, Stats } from '../metrics.ts';
 import type { Forwarder } from '../upstream/forwarder.ts';
+import type { ReadinessProbe } from '../readiness.ts';
 import type { Authorizer, SubscriberTokenCheck } from './auth.ts';
 import type { Limits } from './limits.ts';
 
@@ -25,6 +26,8 @@ export interface AppDeps {
   /** Rate, stream and URL limits (src/http/limits.ts). */
   limits: Limits;
   isShuttingDown: () => boolean;
+  /** Readiness (`/readyz`): the sessions API and the cluster store. */
+  readiness: ReadinessProbe;
   /** The path of UPSTREAM_URL (e.g. `/api/v2`), under which the drop-ins are served too; '' for none. */
   upstreamPath: string;
   /** The pass-through to the upstream (no credential of its own); undefined when forwarding is off or UPSTREAM_URL has no path. */

@@ -10,6 +10,7 @@ import { credentialsOf, streamAccess } from './auth.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
 import { checkRate } from './limits.ts';
+import { dropOpen } from './stream-open.ts';
 import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
 import { ENDED } from '../hub/cursor.ts';
 import type { FeedEntry } from '../hub/hub.ts';
@@ -76,6 +77,11 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     lanes = await acquireLanes(deps, req, grant.upstreamCredential);
   } catch (err) {
     slot.release();
+    // Shutdown began while the open waited for its first upstream answers: dropped, not refused with a 503.
+    if (deps.isShuttingDown()) {
+      dropOpen(c.env.outgoing);
+      return RESPONSE_ALREADY_SENT;
+    }
     throw err;
   }
   const res = c.env.outgoing;

@@ -44,6 +44,16 @@ export async function checkStreamAsk(ask: StreamAsk, deps: AppDeps): Promise<Che
 }
 
 /**
+ * Drops an open that shutdown overtook (the connection on HTTP/1.1, the stream on h2), as a refused
+ * open is while stopping: EventSource retries elsewhere, where a 503 would stop it for good.
+ */
+export function dropOpen(res: StreamResponse): void {
+  if (responseGone(res)) return;
+  if (isHttp1(res)) res.socket?.destroy();
+  else res.stream.close();
+}
+
+/**
  * Reserves the client's stream slot, acquires the feed (starting its loop if
  * none runs) and starts the stream on `res`. Throws a refusal before any byte
  * is written; returns false when the client left (or shutdown began) meanwhile.
@@ -57,16 +67,17 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
     entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start, checked.grant.upstreamCredential);
   } catch (err) {
     slot.release();
+    // Shutdown began while the open waited for its first upstream answer: dropped, not refused with a 503.
+    if (deps.isShuttingDown()) {
+      dropOpen(res);
+      return false;
+    }
     throw err;
   }
   if (responseGone(res) || deps.isShuttingDown()) {
     slot.release();
     deps.hub.release(entry);
-    // Shutdown began during the open: dropped, as a refused open is while stopping, so EventSource retries elsewhere.
-    if (!responseGone(res)) {
-      if (isHttp1(res)) res.socket?.destroy();
-      else res.stream.close();
-    }
+    dropOpen(res);
     return false;
   }
   try {

@@ -41,6 +41,12 @@ export interface FeedReader extends FeedListener {
   drained(timeoutMs: number): Promise<boolean>;
   /** Closes the reader's stream. */
   close(reason: CloseReason): void;
+  /**
+   * A reader that shares its stream with others (a lane of a multiplexed
+   * stream) is not closed when its history cannot be read: it is told why
+   * (shown as its `upstream_error`) and keeps trying, so the other lanes go on.
+   */
+  historyTrouble?(reason: string): void;
 }
 
 /** What a catch-up uses. */
@@ -86,9 +92,16 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
       if (kind === 'aborted') return;
       failures++;
       if (failures >= HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
-        deps.log.warn({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; closing so the client resumes later');
-        reader.close('upstream');
-        return;
+        if (reader.historyTrouble) {
+          if (failures === HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
+            deps.log.warn({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; this session of the stream keeps trying');
+          }
+          reader.historyTrouble(`history unavailable upstream (${kind}); retrying`);
+        } else {
+          deps.log.warn({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; closing so the client resumes later');
+          reader.close('upstream');
+          return;
+        }
       }
       if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), reader.signal))) return;
       continue;

@@ -329,7 +329,7 @@ export class Hub {
     const startedAt = performance.now();
     void supply.done.then(() => {
       const reason = feed.ended ? (feed.endedBy === 'over' ? 'session over' : 'upstream refused') : this.closed ? 'shutdown' : 'no subscribers';
-      log.info({ session: feed.sessionId, details: feed.includeEvents, reason, events: feed.nextIndex - received, durationMs: Math.round(performance.now() - startedAt) }, 'loop stopped');
+      log.info({ session: feed.sessionId, details: feed.includeEvents, reason, events: feed.nextIndex - received, durationMs: Math.round(performance.now() - startedAt) }, 'feed stopped');
       if (entry.supply === supply) {
         entry.supply = null;
         entry.abort = null;
@@ -350,7 +350,8 @@ export class Hub {
     }
     if (this.closed) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
     if (contact.kind === 'unavailable') log.warn({ session: feed.sessionId, reason: contact.reason }, 'upstream unavailable on first contact; streaming with upstream_error while retrying');
-    log.info({ session: feed.sessionId, details: feed.includeEvents, from: feed.nextIndex, status: feed.snapshot.status }, 'loop started');
+    // "feed", not "loop": in cluster mode every instance serving the session says it; the loop runs on one.
+    log.info({ session: feed.sessionId, details: feed.includeEvents, from: feed.nextIndex, status: feed.snapshot.status }, 'feed started');
   }
 
   // Stops the loop and moves the feed to the LRU (finished feeds until evicted, others for a while).

@@ -6,6 +6,7 @@
  * resumes each session exactly. The response ends once every lane ended.
  */
 import type { Chunk } from './feed.ts';
+import { statusFrameOf, statusJson } from './frames.ts';
 import type { FeedEntry } from './hub.ts';
 import type { FeedReader } from './catch-up.ts';
 import { StreamConnection, type CloseReason, type ConnectionOptions } from './connection.ts';
@@ -78,6 +79,12 @@ export class MuxLane implements FeedReader {
   writeStatus(frame: Buffer): void {
     this.statusSent = frame;
     this.stream.write(taggedStatus(this.sessionId, frame));
+  }
+  historyTrouble(reason: string): void {
+    const feed = this.entry?.feed;
+    if (!feed) return;
+    const frame = statusFrameOf(statusJson(feed.snapshot, reason));
+    if (this.statusSent === null || !this.statusSent.equals(frame)) this.writeStatus(frame);
   }
   onChunk(chunk: Chunk): void {
     this.stream.liveChunk(this, chunk);

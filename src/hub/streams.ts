@@ -194,21 +194,24 @@ export class Streams {
     return { hub: this.opts.hub, stats: this.opts.stats, log: this.opts.log };
   }
 
-  // Overview lanes register at once (no replay); event lanes catch up in turn.
+  // Overview lanes register at once (no replay); event lanes catch up each on its own, so one
+  // whose history cannot be read holds back no other.
   private async catchUpLanes(sub: MuxSubscriber): Promise<void> {
     const deps = this.catchUpDeps;
+    const catchingUp: Array<Promise<void>> = [];
     for (const lane of sub.lanes) {
-      if (sub.closed) return;
+      if (sub.closed) break;
       const feed = lane.entry?.feed;
       if (!feed || lane.ended) continue;
       if (sub.mode === 'events') {
-        await catchUp(deps, lane.entry!, lane);
+        catchingUp.push(catchUp(deps, lane.entry!, lane));
         continue;
       }
       if (feed.statusFrame !== lane.statusSent) lane.writeStatus(feed.statusFrame);
       if (feed.endFrame) lane.onEnd(feed.endFrame);
       else feed.listeners.add(lane);
     }
+    await Promise.all(catchingUp);
   }
 
   private closedMany(sub: MuxSubscriber, reason: CloseReason): void {

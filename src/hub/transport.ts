@@ -33,4 +33,6 @@ export interface Transport {
   history(feed: Feed, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome>;
   /** Stops everything the transport runs (idempotent). */
   close(): Promise<void>;
+  /** The state of the store it depends on, for readiness ('ok', 'unreachable', ...); absent when there is none. */
+  storeState?(): string;
 }

@@ -3,9 +3,12 @@
  * of the log (and its current state) when it starts, again whenever the log
  * may have been replaced (Redis restarted, flushed, failed over), then the
  * live entries the reader hands over, each applied with `feed.publish` exactly
- * as a loop would. The feed de-duplicates by index; an index the log skipped
- * (trimmed, lost) is filled in from the log or, failing that, from upstream,
- * before anything after it is applied. One follower's work runs in order.
+ * as a loop would. One path: the log is read from the local copy's position,
+ * and every entry first needs the events below it (an event its index, a
+ * status the log's head when written): whatever index the log no longer
+ * holds (trimmed, lost) is fetched from the log or else upstream, the
+ * session over or not, listeners or not. Only an empty copy moves instead
+ * (see `place`). The feed de-duplicates by index. One follower's work runs in order.
  */
 import type { Logger } from 'pino';
 import type { Feed } from '../hub/feed.ts';
@@ -31,6 +34,8 @@ export interface FollowerDeps {
   onChange(): void;
   /** A leader released the lease (try to take it now). */
   onReleased(): void;
+  /** A leader wrote into the log just now (Redis takes writes): events among the entries, or only statuses. */
+  onLogWritten(withEvents: boolean): void;
 }
 
 /** Follows one log into one feed until its signal aborts or the feed ends. */
@@ -104,76 +109,90 @@ export class FeedFollower implements ReadTarget {
 
   private async catchUpOnce(generation: number): Promise<void> {
     const { feed } = this;
-    const wanted = afterEventsBefore(feed.nextIndex);
-    let after: string | null = null;
+    let start = afterEventsBefore(feed.nextIndex);
+    let placed = false;
     for (;;) {
-      const page: [string[], Array<[string, string[]]>] = await this.deps.redis.run('read', READ, [this.keys.meta, this.keys.log], [`(${after ?? wanted}`, String(CATCH_UP_PAGE)]);
+      const page: [string[], Array<[string, string[]]>] = await this.deps.redis.run('read', READ, [this.keys.meta, this.keys.log], [`(${start}`, String(CATCH_UP_PAGE)]);
       const [flatMeta, raw] = page;
       if (generation !== this.generation || this.signal.aborted) return;
       const meta = decodeMeta(flatMeta);
-      if (after === null) {
-        after = wanted;
-        if (feed.nextIndex === feed.baseIndex) {
-          // An empty feed mirrors the log. A log without events keeps its statuses at 0-k and may still
-          // move its start back: read it all. A log with fewer events than this feed was asked to start
-          // at: hold it from its start, as a loop would, so `last_index` comes out right.
-          const logEmpty = meta.next === null || meta.next === meta.base;
-          if (!logEmpty && meta.next! < feed.baseIndex) feed.rebase(meta.base ?? 0);
-          const from = logEmpty ? '0-0' : afterEventsBefore(feed.nextIndex);
-          if (from !== wanted) {
-            after = from;
-            continue;
-          }
+      if (!placed) {
+        placed = true;
+        if (meta.next !== null) this.place(meta.next, meta.base ?? meta.next);
+        // A log without events keeps its statuses at 0-k (it may still move its start back): read it all.
+        const from = meta.next === null || meta.next === meta.base ? '0-0' : afterEventsBefore(feed.nextIndex);
+        if (from !== start) {
+          start = from;
+          continue;
         }
       }
       await this.apply(decodeEntries(raw), false);
-      if (raw.length > 0) after = raw.at(-1)![0];
+      if (raw.length > 0) start = raw.at(-1)![0];
       if (raw.length >= CATCH_UP_PAGE) continue;
       this.born = meta.born;
       if (meta.state && !feed.ended) {
-        if (meta.ended && meta.next !== null && feed.nextIndex < meta.next) await this.fill(meta.next);
+        // Whatever the log no longer holds below its head comes from upstream, the session over or not.
+        if (meta.next !== null && !(await this.reach(meta.next))) return;
         this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined);
       }
       if (feed.ended || this.signal.aborted || generation !== this.generation) return;
-      this.cursor = after;
+      this.cursor = start;
       this.deps.reader.add(this);
       return;
     }
   }
 
+  /**
+   * An empty copy takes the log's position instead of asking for what lies between: back to it (a
+   * loop found fewer events than this copy was asked to start at), or on to it for a copy made for
+   * status-only readers (overview streams, drop-in /status), which need no history.
+   */
+  private place(head: number, base: number): void {
+    const { feed } = this;
+    if (feed.nextIndex !== feed.baseIndex) return;
+    if (head < feed.nextIndex && head > base) feed.rebase(base);
+    else if (head < feed.nextIndex || (feed.startAtHead && head > feed.nextIndex)) feed.rebase(head);
+  }
+
+  /** Brings the copy up to `index` (exclusive): placed there when empty and allowed, else filled. False when it could not. */
+  private async reach(index: number): Promise<boolean> {
+    this.place(index, index);
+    if (this.feed.nextIndex < index) await this.fill(index);
+    return this.feed.nextIndex >= index;
+  }
+
   // Applies entries in order: runs of consecutive events become one update, closed by the state entry
-  // that follows them (or the feed's current state).
+  // that follows them (or the feed's current state). Every entry first needs the events below it.
   private async apply(entries: readonly LogEntry[], live: boolean): Promise<void> {
     const { feed } = this;
     let batch: UpstreamEvent[] = [];
     let from = feed.nextIndex;
     const flush = (state: LogState | null, end?: LogEnd) => {
-      if (batch.length === 0 && state === null && end === undefined) return;
-      this.publish(batch, from, state ?? this.currentState(), end);
+      if (batch.length > 0 || state !== null || end !== undefined) this.publish(batch, from, state ?? this.currentState(), end);
       batch = [];
+      from = feed.nextIndex;
     };
-    for (let i = 0; i < entries.length && !feed.ended && !this.signal.aborted; i++) {
-      const entry = entries[i]!;
+    if (live && entries.some((e) => e.kind !== 'released')) this.deps.onLogWritten(entries.some((e) => e.kind === 'event'));
+    for (const entry of entries) {
+      if (feed.ended || this.signal.aborted) return;
       if (entry.kind === 'event') {
-        const expected = batch.length > 0 ? from + batch.length : feed.nextIndex;
-        // An empty feed mirrors the log's start: back to it (a loop found fewer events than asked for), or on
-        // to it (the log no longer holds the start) while no listener waits for what lies between.
-        const mirror = batch.length === 0 && feed.nextIndex === feed.baseIndex && (entry.index < feed.nextIndex || feed.listeners.size === 0);
-        if (entry.index === expected || mirror) {
-          if (batch.length === 0) {
-            if (entry.index !== feed.nextIndex) feed.rebase(entry.index);
-            from = entry.index;
-          }
-          batch.push(entry.event);
-        } else if (entry.index > expected) {
-          flush(null);
-          await this.fill(entry.index);
-          if (feed.nextIndex !== entry.index) return;
+        if (entry.index < from + batch.length) {
+          // Held already, unless the copy is empty and the log starts before it.
+          if (batch.length > 0 || feed.nextIndex !== feed.baseIndex) continue;
+          feed.rebase(entry.index);
           from = entry.index;
-          batch = [entry.event];
+        } else if (entry.index > from + batch.length) {
+          flush(null);
+          if (!(await this.reach(entry.index))) return;
+          from = feed.nextIndex;
+          if (entry.index < from) continue;
         }
-        // Below the expected index: already held.
+        batch.push(entry.event);
       } else if (entry.kind === 'state') {
+        if (entry.next !== null && entry.next !== from + batch.length) {
+          flush(null);
+          if (!(await this.reach(entry.next))) return;
+        }
         // A refused end is for the readers that were live then; one catching up starts over (with a new loop).
         flush(entry.state, live || entry.end === 'over' ? (entry.end ?? undefined) : undefined);
       } else {
@@ -188,10 +207,12 @@ export class FeedFollower implements ReadTarget {
   private async fill(to: number): Promise<void> {
     const { feed } = this;
     for (let failures = 0; feed.nextIndex < to && !this.signal.aborted && !feed.ended; ) {
-      const r = await this.deps.fetch(feed, feed.nextIndex, to, this.signal);
+      const from = feed.nextIndex;
+      const r = await this.deps.fetch(feed, from, to, this.signal);
       if (Array.isArray(r) && r.length > 0) {
         failures = 0;
-        this.publish(r.slice(0, to - feed.nextIndex), feed.nextIndex, this.currentState());
+        // From where the fetch started: a direct loop (store full) may have moved the feed on meanwhile.
+        this.publish(r.slice(0, to - from), from, this.currentState());
         continue;
       }
       failures++;

@@ -2,19 +2,20 @@
  * One session loop's lease, wanted by every instance with subscribers for it.
  * The keeper tries to take it (and again when the holder's lease should have
  * run out, or at once when a leader's release marker is read); holding it, it
- * runs a leader term: renews every third of the lease on its own timer, and
- * ends the term by itself, aborting the loop, as soon as the lease would no
- * longer cover one whole upstream call (a lost connection, a long pause), so
- * no two loops ever write, and the last long-poll of a frozen leader is over
- * upstream before the lease lets anyone else start one. Fencing in the log
- * scripts stops a deposed writer in any case.
+ * runs a leader term: renews every third of the lease on its own timer,
+ * whatever the loop's long-poll is doing, and ends the term by itself,
+ * aborting the loop and its call, just before the lease could have run out
+ * unrenewed (a lost connection, a long pause). The lease is independent of
+ * the long-poll: a deposed leader's call still in flight upstream (a frozen
+ * process cannot abort it) costs one extra upstream call, never a duplicate
+ * event, since fencing in the log scripts refuses whatever it would write.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import { sleep } from '../upstream/backoff.ts';
-import { ACQUIRE, decodeMeta, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
-import { REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './redis-conn.ts';
+import { ACQUIRE, decodeMeta, DISCARD, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
+import { isOutOfMemory, REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './redis-conn.ts';
 
 /** Shortest pause between two attempts at a lease someone else holds (ms). */
 export const LEASE_RETRY_MIN_MS = 200;
@@ -23,6 +24,8 @@ export const LEASE_ERROR_RETRY_MS = 500;
 
 /** Past the longest reconnect delay, how long after a Redis restart no lease is taken (ms). */
 export const RESTART_HOLD_SLACK_MS = 1000;
+/** A term ends this long (ms, at most a quarter of the lease) before its lease could have run out unrenewed. */
+export const LEASE_END_MARGIN_MS = 500;
 /** A term shorter than this (ms) is followed by a pause before the next. */
 export const LEASE_TERM_MIN_MS = 1000;
 
@@ -37,8 +40,13 @@ export interface LeaderTerm {
   signal: AbortSignal;
 }
 
-/** How a term ended: 'done' (the session is over, or its loop stopped for good): stop wanting the lease; 'again': try again. */
-export type TermEnd = 'done' | 'again';
+/**
+ * How a term ended: 'done' (the session is over, or its loop stopped for good): stop wanting the lease;
+ * 'again': try again; 'yield': let the lease go now (another instance may do better) and try again
+ * once `notBefore` allows; 'unconfirmed': the upstream refused the session at its first contact: stop,
+ * and drop the log if nothing was ever written to it.
+ */
+export type TermEnd = 'done' | 'again' | 'yield' | 'unconfirmed';
 
 export interface LeaseOptions {
   redis: RedisConn;
@@ -48,14 +56,16 @@ export interface LeaseOptions {
   leaseMs: number;
   maxEntries: number;
   retentionMs: number;
-  /** One upstream call's longest life (wait + timeout margin, ms): a term ends when the lease covers less. */
-  callBudgetMs: number;
   log: Logger;
   stats: Stats;
   /** Runs the loop for one term; resolves once it stopped. */
   lead(term: LeaderTerm): Promise<TermEnd>;
   /** Each attempt reports the log's identity (and whether it is over), so a reader can see it was replaced. */
   onLogSeen(born: string, ended: boolean): void;
+  /** No attempt at the lease before this time (performance.now() ms), e.g. while Redis refuses writes. */
+  notBefore?(): number;
+  /** Redis refused the lease's own write for want of memory. */
+  onOutOfMemory?(): void;
 }
 
 /** Wants one lease until its signal aborts. */
@@ -78,6 +88,8 @@ export class LeaseKeeper {
   async run(): Promise<void> {
     const { redis, keys, instanceId, leaseMs, retentionMs, log, stats, sessionId } = this.opts;
     let mine = '';
+    // The identity of the log last seen: one replaced under us (FLUSHALL) may still have a leader from before.
+    let seenBorn: string | null = null;
     try {
       while (!this.signal.aborted) {
         // A Redis that lost its leases (restarted empty): a leader from before learns it at its first renewal
@@ -85,21 +97,25 @@ export class LeaseKeeper {
         // delay: take none until then. A leader that cannot reconnect stops by its own deadline, and
         // its writes are refused meanwhile (fencing), so the log stays right either way.
         const restartedAt = redis.restartedAt;
-        const holdUntil = restartedAt === null ? 0 : restartedAt + Math.min(leaseMs - this.opts.callBudgetMs, REDIS_RECONNECT_MAX_DELAY_MS + RESTART_HOLD_SLACK_MS);
-        if (performance.now() < holdUntil) {
-          await this.pause(holdUntil - performance.now());
+        const holdUntil = restartedAt === null ? 0 : restartedAt + Math.min(leaseMs, REDIS_RECONNECT_MAX_DELAY_MS + RESTART_HOLD_SLACK_MS);
+        const notBefore = Math.max(holdUntil, this.opts.notBefore?.() ?? 0);
+        if (performance.now() < notBefore) {
+          await this.pause(notBefore - performance.now());
           continue;
         }
         let reply: Array<string | number | null>;
         const sentAt = performance.now();
         try {
           reply = await redis.run('acquire', ACQUIRE, [keys.lease, keys.meta], [instanceId, String(leaseMs), String(retentionMs), mine, randomBytes(8).toString('hex')]);
-        } catch {
+        } catch (err) {
+          if (isOutOfMemory(err)) this.opts.onOutOfMemory?.();
           await this.pause(LEASE_ERROR_RETRY_MS);
           continue;
         }
         const [kind, born] = reply as [string, string];
         this.opts.onLogSeen(born, kind === 'ended');
+        const replaced = seenBorn !== null && born !== seenBorn;
+        seenBorn = born;
         if (kind === 'ended') return;
         if (kind === 'held') {
           mine = '';
@@ -117,19 +133,38 @@ export class LeaseKeeper {
         }
         const meta = decodeMeta(['born', born, ...(next !== null ? ['next', next] : []), ...(base !== null ? ['base', base] : []), ...(state !== null ? ['state', state] : [])]);
         if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
-        if ((await this.term(token, mine, meta, sentAt)) === 'done') return;
+        // A log replaced under us (flushed): a leader of the old one runs until its next renewal finds its
+        // lease gone, at most a third of a lease away: hold the new lease that long before starting a loop.
+        const end = await this.term(token, mine, meta, sentAt, replaced && !wasMine ? leaseMs / 3 + LEASE_END_MARGIN_MS : 0);
+        if (end === 'done') return;
+        if (end === 'unconfirmed') {
+          const dropped = await redis.run<number>('discard', DISCARD, [keys.lease, keys.meta, keys.log], [mine]).catch(() => 0);
+          if (dropped === 1) mine = '';
+          return;
+        }
+        if (end === 'yield') {
+          await this.release(mine);
+          mine = '';
+          continue;
+        }
         // A loop that stopped at once (an upstream fault at its start) is not restarted in a tight loop.
         if (performance.now() - sentAt < LEASE_TERM_MIN_MS) await this.pause(LEASE_ERROR_RETRY_MS);
       }
     } finally {
-      if (mine !== '') await redis.run('release', RELEASE, [keys.lease, keys.meta, keys.log], [mine, String(this.opts.maxEntries), String(retentionMs)]).catch(() => {});
+      if (mine !== '') await this.release(mine);
     }
   }
 
+  private async release(value: string): Promise<void> {
+    const { redis, keys, maxEntries, retentionMs } = this.opts;
+    await redis.run('release', RELEASE, [keys.lease, keys.meta, keys.log], [value, String(maxEntries), String(retentionMs)]).catch(() => {});
+  }
+
   // Holds the lease for one loop: renewals on their own timer, and a deadline that ends the term
-  // once the lease covers less than one upstream call.
-  private async term(token: number, leaseValue: string, meta: LogMeta, acquiredAt: number): Promise<TermEnd> {
-    const { redis, keys, leaseMs, retentionMs, callBudgetMs, log, stats, sessionId } = this.opts;
+  // just before the lease could have run out unrenewed.
+  private async term(token: number, leaseValue: string, meta: LogMeta, acquiredAt: number, holdMs: number): Promise<TermEnd> {
+    const { redis, keys, leaseMs, retentionMs, log, stats, sessionId } = this.opts;
+    const margin = Math.min(LEASE_END_MARGIN_MS, leaseMs / 4);
     const ended = new AbortController();
     const onStop = () => ended.abort();
     this.signal.addEventListener('abort', onStop, { once: true });
@@ -140,7 +175,7 @@ export class LeaseKeeper {
       deadline = setTimeout(() => {
         log.warn({ session: sessionId, log: keys.log }, 'lease not renewed in time; stopping this loop so no two run');
         ended.abort();
-      }, Math.max(0, validUntil - callBudgetMs - performance.now()));
+      }, Math.max(0, validUntil - margin - performance.now()));
     };
     const renew = async () => {
       if (ended.signal.aborted) return;
@@ -169,6 +204,7 @@ export class LeaseKeeper {
     });
     stats.leasesHeld++;
     try {
+      if (holdMs > 0 && !(await sleep(holdMs, ended.signal))) return 'again';
       return await this.opts.lead({ token, leaseValue, meta, signal: ended.signal });
     } finally {
       stats.leasesHeld--;

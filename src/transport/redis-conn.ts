@@ -20,6 +20,11 @@ export const REDIS_CONNECT_TIMEOUT_MS = 5000;
 
 type Client = ReturnType<typeof createClient>;
 
+/** Whether a command failed because Redis is at its maxmemory and refuses writes (`OOM ...`, also inside a script). */
+export function isOutOfMemory(err: unknown): boolean {
+  return err instanceof Error && /^OOM\b/.test(err.message);
+}
+
 /** A Lua script, run by EVALSHA with a fall back to EVAL when Redis does not hold it (after a restart). */
 export interface LuaScript {
   readonly source: string;
@@ -93,7 +98,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       if (closed) return;
       countError(stats, 'connection');
       // One line per outage, not one per reconnection attempt.
-      if (!down) log.warn({ role, err: err.message }, 'redis connection lost; reconnecting');
+      if (!down) log.warn({ role, err: err.message }, everReady ? 'redis connection lost; reconnecting' : 'redis unreachable (never connected yet); retrying');
       down = true;
     });
     client.on('ready', () => {

@@ -8,7 +8,8 @@
  * Keys (`P` = REDIS_KEY_PREFIX, `T` = `d:<id>` with details, `n:<id>` without):
  *   P{T}:lease  string `<token>:<instance>`, PX = the lease
  *   P{T}:meta   hash: fence (last token, from HINCRBY), born (log identity),
- *               base, next (first and next event index), state (latest
+ *               base, next (first and next event index), until (when the
+ *               lease runs out unless renewed, Redis time ms), state (latest
  *               LogState JSON), end ('over' once the session is over),
  *               released ('1' when the last leader let go)
  *   P{T}:log    stream, trimmed with MAXLEN ~: event i at id `(i+1)-0`
@@ -16,7 +17,8 @@
  *               where n is the next event index (0 while the log holds no
  *               event, so a log that moves its start back can still write
  *               event 0); field s = LogState JSON, x = end reason when the
- *               update ends the session, r = a leader released the lease.
+ *               update ends the session, n = the log's next event index
+ *               then, r = a leader released the lease.
  * meta and log expire REDIS_RETENTION_SECONDS after the last write or renewal.
  */
 import type { Snapshot } from '../upstream/snapshot.ts';
@@ -51,7 +53,7 @@ export type LogEnd = 'over' | 'refused';
 /** One entry of the stream, decoded. */
 export type LogEntry =
   | { kind: 'event'; id: string; index: number; event: UpstreamEvent }
-  | { kind: 'state'; id: string; state: LogState; end: LogEnd | null }
+  | { kind: 'state'; id: string; state: LogState; end: LogEnd | null; next: number | null }
   | { kind: 'released'; id: string };
 
 /** The stream id of event `index`. */
@@ -66,8 +68,11 @@ type RawEntry = [string, string[]];
 export function decodeEntry([id, fields]: RawEntry): LogEntry | null {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-  if (f.e !== undefined) return { kind: 'event', id, index: Number(id.slice(0, id.indexOf('-'))) - 1, event: JSON.parse(f.e) as UpstreamEvent };
-  if (f.s !== undefined) return { kind: 'state', id, state: JSON.parse(f.s) as LogState, end: f.x === 'over' || f.x === 'refused' ? f.x : null };
+  const major = Number(id.slice(0, id.indexOf('-')));
+  if (f.e !== undefined) return { kind: 'event', id, index: major - 1, event: JSON.parse(f.e) as UpstreamEvent };
+  // The log's next index when the status was written: field n, else the id's major part (0: not known).
+  const next = f.n !== undefined ? Number(f.n) : major > 0 ? major : null;
+  if (f.s !== undefined) return { kind: 'state', id, state: JSON.parse(f.s) as LogState, end: f.x === 'over' || f.x === 'refused' ? f.x : null, next };
   if (f.r !== undefined) return { kind: 'released', id };
   return null;
 }
@@ -103,6 +108,14 @@ export function decodeMeta(flat: readonly string[] | null): LogMeta {
     ended: f.end === 'over',
   };
 }
+
+// Shared by the lease scripts: Redis's clock in ms (the same clock for every instance).
+const NOW_MS = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
 
 // Shared by the scripts: the id of the next status-like entry (after the stream's top entry), or
 // false when the stream's top lies beyond it (the log and its meta disagree: write nothing).
@@ -160,9 +173,9 @@ if ARGV[7] ~= '' or ARGV[8] ~= '' then
   local id = statusId(KEYS[2], KEYS[3])
   if not id then return {'index', nxt} end
   if ARGV[8] ~= '' then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'x', ARGV[8])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt, 'x', ARGV[8])
   else
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt)
   end
   redis.call('HSET', KEYS[2], 'state', state)
   if ARGV[8] == 'over' then redis.call('HSET', KEYS[2], 'end', 'over') end
@@ -184,10 +197,11 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], ARGV[1], '
  * '', identity for a new log. Replies {'ended', born}, {'held', born, pttl},
  * or {'acquired', born, token, takeover 0/1, next, base, state}.
  */
-export const ACQUIRE = lua(`
+export const ACQUIRE = lua(`${NOW_MS}
 local born = redis.call('HGET', KEYS[2], 'born')
 if redis.call('HGET', KEYS[2], 'end') then return {'ended', born or ''} end
 local holder = redis.call('GET', KEYS[1])
+local now = nowMs()
 local token
 local takeover = 0
 if holder and holder == ARGV[4] then
@@ -196,22 +210,27 @@ if holder and holder == ARGV[4] then
 elseif holder then
   return {'held', born or '', redis.call('PTTL', KEYS[1])}
 else
+  -- A lease key gone before its time (evicted, deleted): its holder may run until it next renews.
+  local untilMs = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
+  if untilMs > now then return {'held', born or '', untilMs - now} end
   if not born then born = ARGV[5]; redis.call('HSET', KEYS[2], 'born', born) end
   token = redis.call('HINCRBY', KEYS[2], 'fence', 1)
   if not redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'NX', 'PX', ARGV[2]) then return {'held', born, redis.call('PTTL', KEYS[1])} end
   if token > 1 and redis.call('HGET', KEYS[2], 'released') ~= '1' then takeover = 1 end
   redis.call('HSET', KEYS[2], 'released', '0')
 end
+redis.call('HSET', KEYS[2], 'until', string.format('%d', now + tonumber(ARGV[2])))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 local m = redis.call('HMGET', KEYS[2], 'next', 'base', 'state')
 return {'acquired', born, token, takeover, m[1], m[2], m[3]}
 `);
 
 /** Extends the lease if still ours, and the log's retention. KEYS: lease, meta, log. ARGV: value, lease ms, retention ms. Replies {'ok'|'lost', born}. */
-export const RENEW = lua(`
+export const RENEW = lua(`${NOW_MS}
 local born = redis.call('HGET', KEYS[2], 'born') or ''
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost', born} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'until', string.format('%d', nowMs() + tonumber(ARGV[2])))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return {'ok', born}
@@ -226,6 +245,7 @@ export const RELEASE = lua(`${STATUS_ID}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'released', '1')
+redis.call('HDEL', KEYS[2], 'until')
 if not redis.call('HGET', KEYS[2], 'end') then
   local id = statusId(KEYS[2], KEYS[3])
   if id then
@@ -233,5 +253,18 @@ if not redis.call('HGET', KEYS[2], 'end') then
     redis.call('PEXPIRE', KEYS[3], ARGV[3])
   end
 end
+return 1
+`);
+
+/**
+ * Drops a log nobody ever wrote (the upstream refused the session at first
+ * contact: nothing is kept for a session it has not confirmed), if the lease
+ * is still ours. KEYS: lease, meta, log. ARGV: lease value. Replies 1 when
+ * dropped, 0 when not ours or written (then release it as usual).
+ */
+export const DISCARD = lua(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[2], 'next') then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1
 `);

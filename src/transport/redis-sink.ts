@@ -10,7 +10,7 @@ import type { LoopSink, LoopUpdate } from '../upstream/sink.ts';
 import type { Snapshot } from '../upstream/snapshot.ts';
 import { sleep } from '../upstream/backoff.ts';
 import { APPEND, type LogKeys, type LogState } from './redis-log.ts';
-import type { RedisConn } from './redis-conn.ts';
+import { isOutOfMemory, type RedisConn } from './redis-conn.ts';
 
 /** Pause between two attempts at a write Redis did not take (ms, doubled up to the max). */
 export const APPEND_RETRY_MIN_MS = 100;
@@ -44,6 +44,17 @@ export function stateJsonOf(update: Pick<LoopUpdate, 'snapshot' | 'upstreamError
   return JSON.stringify(state);
 }
 
+/**
+ * What readers of a state see, as a string to compare: the state without the time of the last `/status`
+ * answer, so a refresh that changed nothing else writes no entry (it would push events out of the
+ * trimmed log and wake every reader).
+ */
+export function visibleStateOf(stateJson: string): string {
+  if (stateJson === '') return '';
+  const state = JSON.parse(stateJson) as LogState;
+  return JSON.stringify({ ...state, snapshot: { ...state.snapshot, statusAtMs: 0 } });
+}
+
 /** A leader's writer for one lease term. */
 export class RedisLogSink implements LoopSink {
   readonly sessionId: string;
@@ -52,10 +63,12 @@ export class RedisLogSink implements LoopSink {
   refused = false;
   /** Set once a write carrying the session's end landed. */
   wroteEnd = false;
+  /** Set when Redis refused a write for want of memory (maxmemory reached); the loop has stopped. */
+  outOfMemory = false;
   private next: number;
   private base: number;
   private snap: Snapshot;
-  private stateJson: string;
+  private visible: string;
   private readonly redis: RedisConn;
   private readonly term: SinkTerm;
   private readonly log: Logger;
@@ -69,7 +82,7 @@ export class RedisLogSink implements LoopSink {
     this.next = start.nextIndex;
     this.base = start.baseIndex;
     this.snap = start.snapshot;
-    this.stateJson = start.stateJson;
+    this.visible = visibleStateOf(start.stateJson);
   }
 
   get nextIndex(): number {
@@ -92,7 +105,8 @@ export class RedisLogSink implements LoopSink {
     const events = update.events.slice(skip);
     const fromIndex = update.fromIndex + skip;
     const stateJson = stateJsonOf(update);
-    const stateChanged = stateJson !== this.stateJson;
+    const visible = visibleStateOf(stateJson);
+    const stateChanged = visible !== this.visible;
     if (events.length === 0 && !stateChanged && !update.end) return true;
     const { keys, leaseValue, token, maxEntries, retentionMs, signal } = this.term;
     // An empty log takes the sink's start (it may have moved back: the requested start was past the session's events).
@@ -103,6 +117,12 @@ export class RedisLogSink implements LoopSink {
       try {
         reply = await this.redis.run<[string, number?]>('append', APPEND, [keys.lease, keys.meta, keys.log], args);
       } catch (err) {
+        // Full: retrying the same batch while the lease lasts would freeze the session (and the renewals
+        // would keep the full log alive). Stop; the supply serves its feed from the upstream meanwhile.
+        if (isOutOfMemory(err)) {
+          this.outOfMemory = true;
+          return false;
+        }
         // Unreachable or slow: the write may or may not have landed. Retrying is safe: a landed
         // one makes the retry an 'index' refusal, which ends this term and the next resumes from the log.
         this.log.debug({ session: this.sessionId, err: (err as Error).message }, 'log append failed; retrying');
@@ -112,7 +132,7 @@ export class RedisLogSink implements LoopSink {
       if (reply[0] === 'ok') {
         this.next = Number(reply[1]);
         this.snap = update.snapshot;
-        this.stateJson = stateJson;
+        this.visible = visible;
         if (update.end) this.wroteEnd = true;
         return true;
       }

@@ -16,6 +16,7 @@ import { callerClient } from '../upstream/caller-client.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
+import { LOG_WRITTEN, STORE_DOWN_WAIT_MS, STORE_FULL_RETRY_MS, StoreBypasses, type Bypass } from './direct.ts';
 import { FeedFollower } from './feed-follower.ts';
 import { LeaseKeeper, type LeaderTerm, type TermEnd } from './lease.ts';
 import { upstreamHistory, type LoopSettings } from './memory.ts';
@@ -41,8 +42,6 @@ export interface RedisTransportSettings extends LoopSettings {
   url: string;
   keyPrefix: string;
   leaseMs: number;
-  /** UPSTREAM_TIMEOUT_MARGIN_SECONDS in ms: with the wait, the longest life of one upstream call. */
-  timeoutMarginMs: number;
   maxEntries: number;
   retentionMs: number;
   stats: Stats;
@@ -75,8 +74,8 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
   const redis = connectRedis({ url: settings.url, log, stats, ...(settings.observeRedis ? { observe: settings.observeRedis } : {}) });
   const reader = new LogReader(redis, log);
   const instanceId = randomBytes(6).toString('hex');
-  const callBudgetMs = settings.waitSeconds * 1000 + settings.timeoutMarginMs;
   const followers = new Set<FeedFollower>();
+  const bypasses = new StoreBypasses(log);
   const running = new Set<Promise<void>>();
   // A reconnected reader may face a new Redis (restarted empty, failed over): read every log again.
   redis.onReaderReconnect(() => {
@@ -105,6 +104,32 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
       let poller: Poller | null = null;
       let loopState: PollerState = 'stopped';
+      // While Redis cannot carry the session: a loop of this instance's own into the feed (and, Redis
+      // being full, no lease wanted for a while).
+      let direct: AbortController | null = null;
+      let directWhy: Bypass = 'unreachable';
+      let leadNotBefore = 0;
+      const serveDirectly = (why: Bypass) => {
+        if (why === 'full') leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
+        if (direct !== null || stop.signal.aborted || feed.ended) return;
+        const d = new AbortController();
+        direct = d;
+        directWhy = why;
+        // A session the cluster never described is a first contact: a refusal there refuses the open.
+        const contact = { resumed: isKnown(feed.snapshot), onFirstContact: resolveContact };
+        void bypasses.serve(why, settings, feed, AbortSignal.any([d.signal, stop.signal]), contact).finally(() => {
+          if (direct === d) direct = null;
+          check();
+        });
+      };
+      // Back to the log once a leader writes it: for a full Redis only events prove it (small status
+      // entries may still land while events do not); for an unreachable one any entry does.
+      const logWritten = (withEvents: boolean) => {
+        if (direct === null || (directWhy === 'full' && !withEvents)) return;
+        direct.abort(LOG_WRITTEN);
+        direct = null;
+        follower.resync();
+      };
 
       // The feed speaks for the cluster: known (or over) → ok; an upstream error and nothing known → unavailable.
       const check = () => {
@@ -115,7 +140,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       const follower = new FeedFollower(
         feed,
         keys,
-        { redis, reader, log, fetch: (f, from, to, s) => history(f, from, to, s, stats.gapFills), onChange: check, onReleased: () => keeper.poke() },
+        { redis, reader, log, fetch: (f, from, to, s) => history(f, from, to, s, stats.gapFills), onChange: check, onReleased: () => keeper.poke(), onLogWritten: logWritten },
         stop.signal,
       );
 
@@ -167,8 +192,14 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         await poller.run();
         poller = null;
         loopState = 'stopped';
-        // Done for good only when the session ended or the open was refused (the hub then stops this supply).
-        return (sink.wroteEnd || refusedOpen) && !sink.refused ? 'done' : 'again';
+        if (sink.outOfMemory) {
+          serveDirectly('full');
+          return 'yield';
+        }
+        if (sink.refused) return 'again';
+        // Done for good when the session ended, or the open was refused (the hub then stops this supply):
+        // then nothing is kept of a session the upstream never confirmed.
+        return refusedOpen ? 'unconfirmed' : sink.wroteEnd ? 'done' : 'again';
       };
 
       const keeper = new LeaseKeeper(
@@ -180,10 +211,11 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           leaseMs: settings.leaseMs,
           maxEntries: settings.maxEntries,
           retentionMs: settings.retentionMs,
-          callBudgetMs,
           log,
           stats,
           lead,
+          notBefore: () => leadNotBefore,
+          onOutOfMemory: () => serveDirectly('full'),
           // A log other than the one caught up with (replaced), or one now over: read it again.
           onLogSeen: (born, ended) => {
             if (follower.cursor !== null && ((follower.born !== null && born !== follower.born) || (ended && !feed.ended))) follower.resync();
@@ -192,9 +224,14 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         stop.signal,
       );
 
+      // Redis unreachable: the session is served around it at once rather than held back.
+      const downTimer = setTimeout(() => {
+        if (!redis.ready && !feed.ended) serveDirectly('unreachable');
+      }, STORE_DOWN_WAIT_MS);
+      downTimer.unref();
       const waitTimer = setTimeout(() => {
         if (isKnown(feed.snapshot) || feed.ended || feed.upstreamError !== null) return;
-        const reason = redis.ready ? 'no answer from the session leader yet' : 'cluster store (Redis) unreachable';
+        const reason = 'no answer from the session leader yet';
         // Shown to the subscribers until the log speaks (it replaces this state on its first update).
         feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: false, upstreamError: reason });
         resolveContact({ kind: 'unavailable', reason });
@@ -205,6 +242,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       follower.resync();
       const done = Promise.all([keeper.run(), follower.stopped()]).finally(() => {
         clearTimeout(waitTimer);
+        clearTimeout(downTimer);
         followers.delete(follower);
         signal.removeEventListener('abort', onAbort);
         resolveContact({ kind: 'unavailable', reason: 'loop stopped' });
@@ -223,6 +261,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
     },
     history: (feed, from, to, signal) => history(feed, from, to, signal),
     listSource: (pollMs) => createRedisListSource({ redis, keyPrefix: settings.keyPrefix, instanceId, pollMs, log }),
+    storeState: () => (!redis.ready ? 'unreachable' : bypasses.count('full') > 0 ? 'refusing writes (out of memory)' : 'ok'),
     async close() {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(running), new Promise<void>((resolve) => (timer = setTimeout(resolve, RELEASE_WAIT_MS)))]);

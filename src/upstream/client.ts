@@ -58,9 +58,28 @@ export interface UpstreamClientOptions {
   /** Bodies larger than this are abandoned as `too-large`. */
   maxBodyBytes?: number;
   observe?: UpstreamObserver;
+  /** A 404 that names no session (a route the upstream does not have: UPSTREAM_URL likely lacks the API's path). */
+  onRouteNotFound?: (path: string) => void;
 }
 
 /** Time an answer may take beyond the long-poll wait before the request is abandoned. */
+/**
+ * Whether a 404 body says the route is missing rather than the session: not JSON (a web server's or a
+ * proxy's page), a framework's bare "Not Found", or a "no route" message.
+ */
+export function isRouteNotFound(text: string): boolean {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return true;
+  }
+  if (typeof body !== 'object' || body === null) return true;
+  const said = (body as { detail?: unknown; error?: unknown; message?: unknown });
+  const message = [said.detail, said.error, said.message].find((v) => typeof v === 'string') as string | undefined;
+  return message === undefined ? false : /^not found$|^no route/i.test(message.trim());
+}
+
 export const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
 /** Largest upstream body read (bytes); larger → too-large, and the caller asks for fewer events. */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -189,7 +208,11 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     }
   }
 
-  const classifyFailure = failureOf;
+  // A 404 whose body says the route (not the session) is unknown: UPSTREAM_URL probably lacks the API's path.
+  function classifyFailure(status: number, resHeaders: IncomingHttpHeaders, text = '', path = ''): FailureOutcome {
+    if (status === 404 && isRouteNotFound(text)) options.onRouteNotFound?.(path);
+    return failureOf(status, resHeaders);
+  }
   const parseJson = parseJsonText;
 
   function timed<T extends { kind: string }>(endpoint: UpstreamEndpoint, run: () => Promise<T>): Promise<T> {
@@ -212,7 +235,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         const res = await call('changes', pathFor(sessionId, 'changes', params), query.waitSeconds, signal, credential);
         if ('kind' in res) return res;
         if (res.status === 204) return { kind: 'no-change' };
-        if (res.status !== 200) return classifyFailure(res.status, res.headers);
+        if (res.status !== 200) return classifyFailure(res.status, res.headers, res.text, `/sessions/${sessionId}/changes`);
         const json = parseJson(res.text);
         if (!json.ok) return { kind: 'bad-body', reason: 'changes: body is not valid JSON' };
         const parsed = parseChanges(json.value);
@@ -224,7 +247,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       return timed('status', async (): Promise<StatusOutcome> => {
         const res = await call('status', pathFor(sessionId, 'status'), 0, signal, credential);
         if ('kind' in res) return res;
-        if (res.status !== 200) return classifyFailure(res.status, res.headers);
+        if (res.status !== 200) return classifyFailure(res.status, res.headers, res.text, `/sessions/${sessionId}/status`);
         const json = parseJson(res.text);
         if (!json.ok) return { kind: 'bad-body', reason: 'status: body is not valid JSON' };
         const parsed = parseStatusBody(json.value);

@@ -8,11 +8,11 @@
  * with its Last-Event-ID, through the next live one (a load balancer).
  */
 import { freePort } from '../helpers/harness.ts';
-import { balancerFetch } from '../cluster/helpers.ts';
+import { balancerFetch } from '../helpers/balancer.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { startInstance, type Instance, type InstanceCounters, type InstanceMode } from './instance.ts';
 
-/** The lease of cluster runs: the shortest the configuration accepts with CHAOS_ENV's 2 s wait and 1 s margin. */
+/** The lease of cluster runs (short, so a killed leader is replaced quickly). */
 export const CLUSTER_LEASE_SECONDS = 6;
 /** How long Redis stays down in a cluster run's disruption (ms). */
 export const CHAOS_REDIS_OUTAGE_MS = 2000;

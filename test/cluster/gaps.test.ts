@@ -15,6 +15,7 @@ import { connectRedis, type RedisConn } from '../../src/transport/redis-conn.ts'
 import { ACQUIRE, APPEND, logKeys } from '../../src/transport/redis-log.ts';
 import { UNKNOWN_SNAPSHOT } from '../../src/upstream/snapshot.ts';
 import { eventually, range, record, type Recorder } from '../helpers/harness.ts';
+import { recordMany } from '../helpers/multi.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { CLUSTER_ENV } from './helpers.ts';
 
@@ -48,7 +49,59 @@ async function setup(extra: Record<string, string> = {}): Promise<{ redis: Redis
   };
 }
 
+const RUNNING = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'running' }, upstreamError: null, synced: true });
+const COMPLETED = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'completed', finished_at: '2026-01-01T00:00:00Z' }, upstreamError: null, synced: true });
+
+/** The test takes a session's lease itself and returns a writer of its log through the fenced append script. */
+async function leadLog(sessionId: string, includeEvents = true) {
+  conn = connectRedis({ url: redis!.url, log: silentLogger(), stats: new Stats() });
+  await eventually(() => conn!.ready, 5000, 'redis');
+  const k = logKeys('pollcast:', sessionId, includeEvents);
+  const [, , token] = await conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', '600000', '600000', '', 'born-1']);
+  const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
+    conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', ...evs]);
+  return { keys: k, append };
+}
+
 describe('gaps in the shared log', () => {
+  it('a live session whose events were trimmed out of the log (only statuses left): another instance fills them from upstream', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('t3', { initialEvents: 60 });
+    const events = sim.events('t3').map((e) => JSON.stringify(e));
+    const { keys, append } = await leadLog('t3');
+    expect(await append(0, events, { state: RUNNING, resetTo: '0' })).toEqual(['ok', 60]);
+    // Trimmed (status entries pushed the events out): the log's head stays at 60, with only a status left.
+    await redis!.command('XTRIM', keys.log, 'MAXLEN', '1');
+    const waiting = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'waiting' }, upstreamError: null, synced: true });
+    expect(await append(60, [], { state: waiting })).toEqual(['ok', 60]);
+    const b = await start();
+    const res = await fetch(`${b.url}/sessions/t3/changes?from_index=0&wait_for_seconds=0`, { signal: AbortSignal.timeout(15_000) });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { new_events: unknown[] };
+    expect(body.new_events.length).toBeGreaterThan(0);
+    const sub = record(`${b.url}/sessions/t3/events`);
+    recorders.push(sub);
+    await sub.until((x) => x.indices().length === 60, 15_000);
+    expect(sub.indices()).toEqual(range(60));
+    expect(b.metrics.stats.gapFills.upstream).toBe(60);
+  }, 30_000);
+
+  it('an overview stream in cluster mode reads no history, and ends with the last index', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('o2', { initialEvents: 300 });
+    const server = await start();
+    const ov = recordMany(`${server.url}/events?sessions=o2&mode=overview`, ['o2']);
+    recorders.push({ close: () => ov.close() } as Recorder);
+    await eventually(() => ov.frames.some((f) => f.type === 'status' && f.data.status === 'running'), 15_000, 'the overview status');
+    // The leader started its loop at the session's head: one new event, then the end without another.
+    sim.appendEvents('o2', 1);
+    await eventually(() => server.metrics.stats.gapFills.upstream !== undefined || sim!.stats('o2').changes > 1, 10_000, 'the new event read');
+    sim.finish('o2');
+    await ov.allEnded(15_000);
+    expect(ov.frames.find((f) => f.type === 'end')!.data.last_index).toBe(300);
+    expect(server.metrics.stats.gapFills.upstream ?? 0).toBe(0);
+  }, 30_000);
+
   it('a log replaced by one that starts further on: the reader fills the missing indices from upstream, then goes on from the log', async () => {
     const { sim, start } = await setup();
     sim.createSession('g1', { initialEvents: 40 });
@@ -131,6 +184,43 @@ describe('gaps in the shared log', () => {
     const pages = sim.stats('g2').changes - changesBefore;
     expect(pages).toBeGreaterThan(0);
     expect(pages).toBeLessThanOrEqual(Math.ceil((400 - kept) / 100) + 1);
-    expect(b.metrics.stats.replayFromUpstream).toBeGreaterThan(0);
+    // Filled into B's copy (gap fill) or replayed to the subscriber: from upstream either way.
+    expect((b.metrics.stats.gapFills.upstream ?? 0) + b.metrics.stats.replayFromUpstream).toBeGreaterThan(0);
+  }, 30_000);
+});
+
+describe('status entries', () => {
+  it('a /status refresh that changes nothing a reader sees writes no log entry', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('s4', { initialEvents: 2 });
+    const server = await start();
+    const sub = record(`${server.url}/sessions/s4/events`);
+    recorders.push(sub);
+    await sub.until((x) => x.indices().length === 2 && x.statuses().some((s) => s.status === 'running'));
+    const k = logKeys('pollcast:', 's4', true);
+    await eventually(async () => (await redis!.command('XLEN', k.log)) as number >= 3, 5000, 'the first entries');
+    await new Promise((r) => setTimeout(r, 500));
+    const entriesBefore = (await redis!.command('XLEN', k.log)) as number;
+    const statusCalls = sim.stats('s4').status;
+    // Three drop-in /status polls, each past the freshness window: each refreshes the status upstream.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 2200));
+      expect((await fetch(`${server.url}/sessions/s4/status`, { signal: AbortSignal.timeout(10_000) })).status).toBe(200);
+    }
+    expect(sim.stats('s4').status).toBeGreaterThanOrEqual(statusCalls + 3);
+    expect(await redis!.command('XLEN', k.log)).toBe(entriesBefore);
+  }, 30_000);
+});
+
+describe('unknown sessions', () => {
+  it('a session the upstream does not know leaves nothing in Redis', async () => {
+    const { start } = await setup();
+    const server = await start();
+    for (let i = 0; i < 5; i++) {
+      expect((await fetch(`${server.url}/sessions/nope-${i}/events`, { signal: AbortSignal.timeout(15_000) })).status).toBe(404);
+      expect((await fetch(`${server.url}/sessions/nope-${i}/status`, { signal: AbortSignal.timeout(15_000) })).status).toBe(404);
+    }
+    // Whatever a leader held while it asked is let go at once (the lease and its release marker included).
+    await eventually(async () => ((await redis!.command('KEYS', 'pollcast:*')) as string[]).length === 0, 5000, `no keys left: ${JSON.stringify(await redis!.command('KEYS', 'pollcast:*'))}`);
   }, 30_000);
 });

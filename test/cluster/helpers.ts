@@ -9,9 +9,10 @@ import { CHAOS_ENV } from '../chaos/chaos.ts';
 import { startInstance, type Instance } from '../chaos/instance.ts';
 import { freePort } from '../helpers/harness.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { balancerFetch } from '../helpers/balancer.ts';
 import { CLUSTER_LEASE_SECONDS } from '../chaos/deployment.ts';
 
-export { CLUSTER_LEASE_SECONDS };
+export { CLUSTER_LEASE_SECONDS, balancerFetch };
 
 /** pollcast's configuration in cluster tests (plus REDIS_URL). */
 export const CLUSTER_ENV: Record<string, string> = { ...CHAOS_ENV, REDIS_LEASE_SECONDS: String(CLUSTER_LEASE_SECONDS) };
@@ -35,21 +36,6 @@ export interface Cluster {
   /** A counter or gauge summed over its label sets, from slot `i`'s /metrics. */
   metric(i: number, name: string): Promise<number>;
   close(): Promise<void>;
-}
-
-/**
- * A fetch that plays the load balancer: requests go to instance `prefer`, or
- * the next live one (a missing instance is `undefined`/`null` in `instances`).
- */
-export function balancerFetch(instances: readonly unknown[], ports: readonly number[], prefer: number): typeof fetch {
-  return (input, init) => {
-    const live = instances.map((inst, i) => (inst ? i : -1)).filter((i) => i >= 0);
-    const slot = live.find((i) => i >= prefer) ?? live[0];
-    if (slot === undefined) return Promise.reject(new Error('no live instance'));
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    url.port = String(ports[slot]);
-    return fetch(url, init);
-  };
 }
 
 /** Sums every sample of `name` in a Prometheus text. */

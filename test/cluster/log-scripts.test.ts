@@ -44,8 +44,13 @@ describe('shared log scripts', () => {
     const a = await acquire(k, 'A');
     expect(a.slice(0, 4)).toEqual(['acquired', 'born-A', 1, 0]);
     expect(await append(k, '1:A', 1, 0, [ev(0), ev(1)], { resetTo: '0' })).toEqual(['ok', 2]);
-    // A stalls past its lease; B takes over and writes on.
+    // A lease key gone before its time (evicted, deleted) is not taken until then: A may still be running.
     await redis.command('DEL', k.lease);
+    const early = await acquire(k, 'B');
+    expect(early[0]).toBe('held');
+    expect(Number(early[2])).toBeGreaterThan(0);
+    // A stalls past its lease (the key and its time both past); B takes over and writes on.
+    await redis.command('HSET', k.meta, 'until', '0');
     const b = await acquire(k, 'B');
     expect(b[0]).toBe('acquired');
     expect(b[2]).toBe(2);

@@ -86,14 +86,14 @@ async function waitReady(port: number, child: ChildProcess, output: () => string
   }
 }
 
-/** Starts a redis-server on a free port. */
-export async function startRedis(): Promise<RedisServer> {
+/** Starts a redis-server on a free port (`extraArgs`: more server options, e.g. `--maxmemory 3mb`). */
+export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
   const port = await freePort();
   let child: ChildProcess | null = null;
   let out = '';
   const launch = async () => {
     out = '';
-    const c = spawn(REDIS_SERVER_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(REDIS_SERVER_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     const spawned = new Promise<void>((resolve, reject) => {
       c.once('spawn', () => resolve());
       c.once('error', (err: NodeJS.ErrnoException) =>

@@ -202,7 +202,8 @@ describe('runtime flags', () => {
   it('npm start, the Dockerfile and the benchmark run pollcast with the same Node flags (src/runtime-flags.ts)', async () => {
     const { NODE_FLAGS } = await import('../../src/runtime-flags.ts');
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.start).toBe(`node ${NODE_FLAGS.join(' ')} dist/cli.js`);
+    // `exec`: npm's SIGTERM reaches node itself (test/ops/npm-start.test.ts).
+    expect(pkg.scripts.start).toBe(`exec node ${NODE_FLAGS.join(' ')} dist/cli.js`);
     const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
     expect(dockerfile).toContain(`ENV NODE_OPTIONS="${NODE_FLAGS.join(' ')}"`);
     const targets = readFileSync(new URL('../../bench/targets.ts', import.meta.url), 'utf8');

@@ -5,7 +5,7 @@
  * openapi.yaml's paths against the routes a running demo bridge really answers.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { OPTIONS, loadConfig } from '../../src/config.ts';
 import { METRIC_NAMES } from '../../src/metrics.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -94,6 +94,30 @@ describe('metrics and HTTP surface, against a running bridge', () => {
       abort.abort(); // the event stream would stay open
       // 204 is /changes' documented answer when demo-1 has no event yet.
       expect([200, 204], `${p} answered ${res.status}`).toContain(res.status);
+    }
+  });
+});
+
+/** Every pollcast source file (not the simulator's), as one text with `\'` read as `'`. */
+function sourceText(): string {
+  const root = new URL('../../src/', import.meta.url);
+  const files = (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.startsWith('simulator'));
+  return files.map((f) => readFileSync(new URL(f, root), 'utf8')).join('\n').replaceAll("\\'", "'");
+}
+
+describe('docs/operations.md log table', () => {
+  it('lists only messages the code logs', () => {
+    const logs = section(opsDoc, 'ops');
+    const start = logs.indexOf('| message | level | fields |');
+    expect(start).toBeGreaterThan(0);
+    const rows = logs.slice(start).split('\n').slice(2).filter((l) => l.startsWith('| '));
+    expect(rows.length).toBeGreaterThan(5);
+    const source = sourceText();
+    for (const row of rows) {
+      const first = row.split(' | ')[0]!.slice(2);
+      const messages = [...first.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.replace(/\s*…$/, ''));
+      expect(messages.length, row).toBeGreaterThan(0);
+      for (const m of messages) expect(source.includes(m), `"${m}" is not logged by src/`).toBe(true);
     }
   });
 });

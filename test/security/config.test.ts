@@ -5,7 +5,7 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, OPTIONS } from '../../src/config.ts';
+import { helpText, loadConfig, OPTIONS } from '../../src/config.ts';
 import { createSimulator } from '../../src/simulator/index.ts';
 import { JWT_SECRET, runCli, startCli } from './helpers.ts';
 
@@ -156,5 +156,25 @@ describe('options', () => {
       expect(line, o.env).toBeDefined();
       if (o.default !== undefined) expect(line).toContain(`(default ${o.default})`);
     }
+  });
+
+  it('--help says what pollcast is and keeps every flag apart from its variable', () => {
+    const text = helpText();
+    expect(text).toMatch(/Server-Sent Events/);
+    for (const o of OPTIONS) expect(text, o.env).toMatch(new RegExp(`--${o.flag} <value>\\s{2,}${o.env}:`));
+  });
+
+  it('a value outside a list says what is accepted once, without contradiction; a case slip gets a hint', () => {
+    const message = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    };
+    expect(message({ LOG_LEVEL: 'verbose' })).toBe('LOG_LEVEL: invalid value "verbose": expected trace, debug, info, warn, error, fatal or silent');
+    expect(message({ AUTH: 'None' })).toBe('AUTH: invalid value "None": expected "none" (values are lower case)');
+    expect(loadConfig({ LOG_LEVEL: 'trace' }).logLevel).toBe('trace');
   });
 });

@@ -1,0 +1,43 @@
+/**
+ * Lanes of a multiplexed stream catch up independently: one session whose
+ * history cannot be read (503s) holds back no other, shows `upstream_error`
+ * in its own status, and does not close the stream.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { recordMany } from '../helpers/multi.ts';
+
+let bridge: Bridge | undefined;
+
+afterEach(async () => {
+  await bridge?.close();
+  bridge = undefined;
+});
+
+it("one session's failing history fetch does not shut out the other sessions of a multiplexed stream", async () => {
+  // A small buffer: reading either session from 0 needs its history again.
+  bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
+  const b = bridge;
+  for (const id of ['lx', 'ly']) {
+    b.sim.createSession(id, { initialEvents: 100, finished: true });
+    const first = record(`${b.url}/sessions/${id}/events`);
+    await first.ended(15_000);
+    first.close();
+  }
+  // Every changes call on lx fails from now on.
+  b.sim.faults.random({ seed: 1, rate: 1, kinds: [{ kind: 'http', status: 503 }], session: 'lx', endpoint: 'changes' });
+  const many = recordMany(`${b.url}/events?session=lx&session=ly`, ['lx', 'ly']);
+  try {
+    await many.until((m) => m.of('ly').some((f) => f.type === 'end'), 15_000);
+    expect(many.indices('ly')).toEqual(range(100));
+    await many.until((m) => m.of('lx').some((f) => f.type === 'status' && typeof f.data.upstream_error === 'string'), 15_000);
+    expect(many.opens()).toBe(1);
+    // Once lx's history reads again, its lane catches up and ends too, on the same connection.
+    b.sim.faults.clear();
+    await many.allEnded(30_000);
+    expect(many.indices('lx')).toEqual(range(100));
+    expect(many.opens()).toBe(1);
+  } finally {
+    many.close();
+  }
+}, 60_000);
