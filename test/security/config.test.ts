@@ -174,7 +174,7 @@ describe('options', () => {
       return '';
     };
     expect(message({ LOG_LEVEL: 'verbose' })).toBe('LOG_LEVEL: invalid value "verbose": expected trace, debug, info, warn, error, fatal or silent');
-    expect(message({ AUTH: 'None' })).toBe('AUTH: invalid value "None": expected "none" (values are lower case)');
+    expect(message({ AUTH: 'None' })).toBe('AUTH: invalid value "None": expected "none" or "upstream" (values are lower case)');
     expect(loadConfig({ LOG_LEVEL: 'trace' }).logLevel).toBe('trace');
   });
 });
