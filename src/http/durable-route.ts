@@ -26,7 +26,7 @@ import {
   sseDataEvent,
   type Position,
 } from './durable-offsets.ts';
-import { isPublicSession } from '../config.ts';
+import { isPublicSession, openAccess } from '../config.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { ShuttingDownError } from '../errors.ts';
 
@@ -41,13 +41,13 @@ const SECURITY_HEADERS: Record<string, string> = { 'x-content-type-options': 'no
 
 /** Whether a shared cache may keep this session's fixed ranges: anyone may read it. */
 function sessionIsPublic(deps: AppDeps, id: string): boolean {
-  return deps.config.auth === 'none' || isPublicSession(deps.config.publicSessions, id);
+  return openAccess(deps.config) || isPublicSession(deps.config.publicSessions, id);
 }
 
 // A public session is readable by anyone (a shared cache hands it out anyway); others as on every route.
 async function authorizeRead(c: Context<AppEnv>, deps: AppDeps, id: string, isPublic: boolean): Promise<Grant | null> {
-  if (isPublic && deps.config.auth !== 'none') return null;
-  return deps.authorize(credentialsOf(c), [id]);
+  if (isPublic && !openAccess(deps.config)) return null;
+  return deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
 }
 
 function protocolHeaders(batch: Pick<Batch, 'next' | 'upToDate' | 'closed'>): Record<string, string> {
@@ -165,7 +165,8 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     const slot = live === 'sse' && !head ? deps.limits.streams.reserve(deps.limits.clientKeyOf(c), [id]) : null;
     let entry: FeedEntry;
     try {
-      entry = await deps.hub.acquire(id, true, startIndex);
+      // Without UPSTREAM_API_KEY (AUTH=upstream) the loop runs on the key of a caller the upstream accepted.
+      entry = await deps.hub.acquire(id, true, startIndex, grant?.upstreamCredential);
     } catch (err) {
       slot?.release();
       throw err;
