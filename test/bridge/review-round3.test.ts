@@ -142,6 +142,28 @@ describe('the Durable Streams route', () => {
     expect(head.status).toBe(200);
   });
 
+  it('a resume at the closed tail the stream gave is answered closed on a fresh instance, in every mode', async () => {
+    const b = await startBridge({}, { api: 'real' });
+    bridges.push(b);
+    b.sim.createSession('dt', { initialEvents: 5, imageBytes: 0, finished: true });
+    // What a reader saved (docs/durable-streams.md: the offset kept in localStorage) when it read this session elsewhere.
+    const closedTail = '0000000000000005_end';
+    // Seen: 400 "past the end of a stream that is not closed": the offset was judged before the new feed knew of the end.
+    const res = await fetch(`${b.url}/v1/stream/sessions/dt?offset=${closedTail}`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual([]);
+    expect(res.headers.get('stream-closed')).toBe('true');
+    expect(res.headers.get('stream-next-offset')).toBe(closedTail);
+    b.sim.createSession('dt2', { initialEvents: 5, imageBytes: 0, finished: true });
+    const sse = await fetch(`${b.url}/v1/stream/sessions/dt2?offset=${closedTail}&live=sse`, { signal: AbortSignal.timeout(10_000) });
+    expect(sse.status).toBe(200);
+    expect(await sse.text()).toContain('"streamClosed":true');
+    // The offset of the stream's own first read agrees.
+    const first = await fetch(`${b.url}/v1/stream/sessions/dt?offset=-1`);
+    expect(first.headers.get('stream-next-offset')).toBe(closedTail);
+    await first.arrayBuffer();
+  });
+
   it('AUTH=none with AUTH_JWT_SECRET requires tokens, so its answers are private, never for a shared cache', async () => {
     const b = await startBridge({ AUTH: 'none', AUTH_JWT_SECRET: JWT_SECRET }, { api: 'real' });
     bridges.push(b);
