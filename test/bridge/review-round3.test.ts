@@ -3,6 +3,7 @@
  * upstream keys, tokens, the Durable Streams route), each reproducing what was
  * seen on real sockets against the real-API simulator.
  */
+import { connect as h2connect } from 'node:http2';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -12,6 +13,7 @@ import { REDACT_PATHS } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { startBridge, type Bridge } from '../helpers/harness.ts';
+import { h2request } from '../helpers/h2.ts';
 import { JWT_SECRET, rawRequest, token } from '../security/helpers.ts';
 import { KEY_A, startGateway } from '../forward/helpers.ts';
 
@@ -69,6 +71,24 @@ describe('the pass-through never forwards a pollcast token', () => {
     for (const r of seen) expect(JSON.stringify(r)).not.toContain(sig);
     // The rest of the query still reaches the upstream as sent.
     expect(seen[0]!.target).toBe('/api/v2/sessions?size=1');
+  });
+});
+
+describe('the pass-through for HTTP/2 callers', () => {
+  it('cookies sent in several fields reach the HTTP/1.1 upstream in one Cookie header, the pollcast one cut out', async () => {
+    const b = await startGateway({ AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET });
+    bridges.push(b);
+    const jwt = await token(['*']);
+    const session = h2connect(b.url);
+    cleanups.push(async () => void session.close());
+    b.sim.clearRequests();
+    // HTTP/2 clients (browsers included) may send each cookie in a field of its own (RFC 9113 §8.2.3).
+    const req = h2request(session, '/api/v2/sessions?size=1', { authorization: `Bearer ${KEY_A}`, cookie: ['theme=dark', `pollcast_token=${jwt}`, 'lang=fr'] as unknown as string });
+    expect((await req.headers)[':status']).toBe(200);
+    await req.done();
+    const [seen] = forwarded(b);
+    // Seen: two Cookie headers on the HTTP/1.1 request (RFC 6265 §5.4 allows one; servers read the first only).
+    expect(seen!.headers.cookie).toEqual(['theme=dark; lang=fr']);
   });
 });
 
