@@ -197,3 +197,22 @@ describe('the Durable Streams route', () => {
     expect(res.headers.get('cache-control')).toBe('private, max-age=31536000, immutable');
   });
 });
+
+describe('the session list', () => {
+  it('a date filter off the calendar (Feb 30, hour 24) is 400, and nothing is sent upstream', async () => {
+    const b = await startBridge({}, { api: 'real' });
+    bridges.push(b);
+    b.sim.clearRequests();
+    // Seen: 200 and `created_after=2026-02-30T00:00:00Z` sent upstream (Date.parse rolls it over to March 2; the API answers 422).
+    for (const value of ['2026-02-30T00:00:00Z', '2025-02-29T08:00Z', '2026-01-01T24:00:00Z']) {
+      const res = await fetch(`${b.url}/sessions/events?created_after=${encodeURIComponent(value)}`, { signal: AbortSignal.timeout(5000) });
+      expect(res.status, value).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'bad_request' });
+    }
+    expect(b.sim.requests().filter((r) => /\/sessions(\?|$)/.test(r.target))).toEqual([]);
+    // A real leap day is a date.
+    const leap = await fetch(`${b.url}/sessions/events?created_after=2024-02-29T08:00:00Z`, { signal: AbortSignal.timeout(5000) });
+    expect(leap.status).toBe(200);
+    await leap.body?.cancel();
+  });
+});
