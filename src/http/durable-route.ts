@@ -57,14 +57,17 @@ function protocolHeaders(batch: Pick<Batch, 'next' | 'upToDate' | 'closed'>): Re
   return h;
 }
 
-async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, start: Position, startRaw: string, live: 'catch-up' | 'long-poll', isPublic: boolean, cursor: number | undefined): Promise<Response> {
+async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, start: Position, startRaw: string, live: 'catch-up' | 'long-poll', isPublic: boolean, cursor: number | undefined, expiresAtMs: number | undefined): Promise<Response> {
   const { feed } = entry;
   const signal = c.req.raw.signal;
   let batch = await readBatch(deps, entry, start, signal);
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};
   if (live === 'long-poll' && batch.messages.length === 0 && !batch.closed) {
     // News that came while the first read returned is not an update to wait for.
-    if (!hasNews(feed, start)) await waitFor(feed, () => hasNews(feed, start), LONG_POLL_TIMEOUT_MS, signal);
+    // Held no longer than the caller's access (a token's exp, a key's verdict): nothing is given past it, and
+    // the next request is judged again (as the drop-in long-poll does).
+    const waitMs = expiresAtMs === undefined ? LONG_POLL_TIMEOUT_MS : Math.max(0, Math.min(LONG_POLL_TIMEOUT_MS, expiresAtMs - Date.now()));
+    if (!hasNews(feed, start)) await waitFor(feed, () => hasNews(feed, start), waitMs, signal);
     batch = await readBatch(deps, entry, start, signal);
     liveHeaders['stream-cursor'] = nextCursor(cursor, Date.now());
   }
@@ -197,7 +200,7 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
         const tail = { next: start, upToDate: true, closed: start.closed };
         return c.body('[]', 200, { ...protocolHeaders(tail), 'cache-control': 'no-store' });
       }
-      return await answerRead(c, deps, entry, start, startRaw ?? '-1', live, isPublic, cursor);
+      return await answerRead(c, deps, entry, start, startRaw ?? '-1', live, isPublic, cursor, grant?.expiresAtMs);
     } finally {
       if (!handedOver) {
         slot?.release();
