@@ -184,6 +184,33 @@ describe('the Durable Streams route', () => {
     await first.arrayBuffer();
   });
 
+  it('a long-poll is held no longer than its token: events that come after exp are not given to it', async () => {
+    const b = await startBridge({ AUTH: '', AUTH_JWT_SECRET: JWT_SECRET }, { api: 'real' });
+    bridges.push(b);
+    b.sim.createSession('dx', { initialEvents: 2, imageBytes: 0 });
+    const expMs = (Math.floor(Date.now() / 1000) + 3) * 1000;
+    const short = await token(['dx'], { exp: expMs / 1000 });
+    const headers = { authorization: `Bearer ${short}` };
+    const first = await fetch(`${b.url}/v1/stream/sessions/dx?offset=-1`, { headers });
+    expect(first.status).toBe(200);
+    await first.arrayBuffer();
+    const tail = first.headers.get('stream-next-offset')!;
+    let answered = false;
+    const poll = fetch(`${b.url}/v1/stream/sessions/dx?offset=${tail}&live=long-poll`, { headers, signal: AbortSignal.timeout(30_000) }).then((r) => {
+      answered = true;
+      return r;
+    });
+    // The token runs out while the long-poll waits (the simulator's clock is the same as pollcast's).
+    while (Date.now() < expMs + 500 && !answered) await new Promise((r) => setTimeout(r, 50));
+    b.sim.appendEvents('dx', 3);
+    const res = await poll;
+    // Seen: held the full 20 s and answered 200 with the events that came after the token's exp.
+    expect(res.status).toBe(204);
+    expect(res.headers.get('stream-next-offset')).toBe(tail);
+    // The next request is judged again.
+    expect((await fetch(`${b.url}/v1/stream/sessions/dx?offset=${tail}`, { headers })).status).toBe(401);
+  });
+
   it('AUTH=none with AUTH_JWT_SECRET requires tokens, so its answers are private, never for a shared cache', async () => {
     const b = await startBridge({ AUTH: 'none', AUTH_JWT_SECRET: JWT_SECRET }, { api: 'real' });
     bridges.push(b);
