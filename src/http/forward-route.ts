@@ -168,7 +168,10 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     if (id !== undefined) deps.hub.nudge(id);
   }
   const cors = middlewareHeaders(c, deps);
-  const head = { ...forwardResponseHeaders(answer.headers, Object.keys(cors).length > 0), ...cors };
+  const upstreamHead = forwardResponseHeaders(answer.headers, Object.keys(cors).length > 0);
+  const head = { ...upstreamHead, ...cors };
+  // Both vary (the upstream by Accept-Encoding, say; pollcast's CORS by Origin): a cache must key on every one.
+  if (upstreamHead.vary !== undefined && cors.vary !== undefined) head.vary = [upstreamHead.vary, cors.vary].flat().join(', ');
   try {
     if (isHttp1(outgoing)) outgoing.writeHead(status, head);
     else outgoing.writeHead(status, head);
