@@ -3,7 +3,9 @@
  * upstream keys, tokens, the Durable Streams route), each reproducing what was
  * seen on real sockets against the real-API simulator.
  */
+import { createServer } from 'node:http';
 import { connect as h2connect } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -71,6 +73,31 @@ describe('the pass-through never forwards a pollcast token', () => {
     for (const r of seen) expect(JSON.stringify(r)).not.toContain(sig);
     // The rest of the query still reaches the upstream as sent.
     expect(seen[0]!.target).toBe('/api/v2/sessions?size=1');
+  });
+});
+
+describe('the pass-through answer', () => {
+  it("keeps the upstream's Vary beside pollcast's own (CORS) Vary: Origin", async () => {
+    // An upstream whose answer varies by encoding (the simulator sends no Vary).
+    const upstream = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', vary: 'Accept-Encoding' });
+      res.end('{"items":[]}');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/api/v2`, AUTH: 'none', LOG_LEVEL: 'silent', CORS_ORIGINS: 'https://app.example' });
+    const server = await startPollcast(config, { log: pino({ level: 'silent' }), processMetrics: false });
+    cleanups.push(async () => {
+      await server.close();
+      upstream.closeAllConnections();
+      await new Promise((r) => upstream.close(r));
+    });
+    const res = await fetch(`${server.url}/api/v2/sessions`, { headers: { origin: 'https://app.example' } });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    // Seen: "Origin" alone: pollcast's CORS header replaced the upstream's, so a cache would mix encodings.
+    const vary = (res.headers.get('vary') ?? '').split(',').map((v) => v.trim().toLowerCase());
+    expect(vary).toEqual(expect.arrayContaining(['accept-encoding', 'origin']));
   });
 });
 
