@@ -270,3 +270,26 @@ describe('the session list', () => {
     await leap.body?.cancel();
   });
 });
+
+describe('AUTH=upstream and the multi-session stream', () => {
+  it('one /events request for a hundred sessions costs a hundred rate tokens before the key is checked a hundred times upstream', async () => {
+    const b = await startBridge({ AUTH: 'upstream' }, { api: 'real', apiKeys: { 'sk-round3-valid-Hd4': 'org-a' } });
+    bridges.push(b);
+    const codes: number[] = [];
+    for (let round = 0; round < 20; round++) {
+      const ids = Array.from({ length: 100 }, (_, i) => `nx-${round}-${i}`).join(',');
+      // Any key will do: each (key, session) pair is a check of its own, refused or not.
+      const res = await fetch(`${b.url}/events?sessions=${ids}`, { headers: { authorization: `Bearer sk-junk-${round}` } });
+      codes.push(res.status);
+      await res.arrayBuffer();
+    }
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    const checks = metrics
+      .split('\n')
+      .filter((l) => l.startsWith('pollcast_upstream_auth_checks_total'))
+      .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    // Seen: twenty 401s and 2000 upstream checks. The default burst (500 tokens) lets about five such requests through.
+    expect(codes.filter((c) => c === 429).length).toBeGreaterThanOrEqual(14);
+    expect(checks).toBeLessThanOrEqual(600);
+  });
+});
