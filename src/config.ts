@@ -293,6 +293,12 @@ export function tokenAuthConfigured(config: Pick<ConfigShape, 'authJwtSecret' | 
   return config.authJwtSecret !== undefined || config.authJwksUrl !== undefined;
 }
 
+/** True when anyone may read every session (AUTH=none or the demo, with no token mode): the authorizer lets everyone in. */
+export function openAccess(config: Pick<ConfigShape, 'auth' | 'authJwtSecret' | 'authJwksUrl'>): boolean {
+  // Tokens win over AUTH=none (createAuthorizer checks them), so AUTH=none with a secret is not open.
+  return config.auth !== 'upstream' && !tokenAuthConfigured(config);
+}
+
 /**
  * Whether the rest of the API is forwarded (PASSTHROUGH): as set, else on,
  * except with JWT-only auth (a token mode without AUTH=upstream), whose callers

@@ -41,18 +41,19 @@ function isSecretParam(rawName: string): boolean {
 export function redactUrl(url: string): string {
   const q = url.indexOf('?');
   if (q === -1) return url;
-  const hash = url.indexOf('#', q);
-  const end = hash === -1 ? url.length : hash;
+  // Everything after `?` is judged, past a `#` too: browsers never send a fragment, but a raw client may put
+  // `#` in its request target, and the routes (and the upstream) still read the parameters after it.
   const query = url
-    .slice(q + 1, end)
-    .split('&')
+    .slice(q + 1)
+    .split(/([&#])/)
     .map((pair) => {
+      if (pair === '&' || pair === '#') return pair;
       const eq = pair.indexOf('=');
       const name = eq === -1 ? pair : pair.slice(0, eq);
       return isSecretParam(name) ? `${name}=[REDACTED]` : pair;
     })
-    .join('&');
-  return `${url.slice(0, q + 1)}${query}${url.slice(end)}`;
+    .join('');
+  return `${url.slice(0, q + 1)}${query}`;
 }
 
 /** Log bytes a lagging stdout may hold unsent; past it new lines are dropped (a stalled reader must not grow memory). */

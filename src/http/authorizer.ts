@@ -4,7 +4,7 @@
  * Combined, a bearer that is a valid pollcast token is judged by its claims,
  * and anything else is checked with the upstream.
  */
-import { tokenAuthConfigured, type Config } from '../config.ts';
+import { openAccess, tokenAuthConfigured, type Config } from '../config.ts';
 import { UnauthorizedError } from '../errors.ts';
 import type { Stats } from '../metrics.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
@@ -50,6 +50,7 @@ export function subscriberTokenCheck(verifier: TokenVerifier | undefined): Subsc
 
 /** The authorizer `config` asks for; the built-in demo and AUTH=none let everyone in. */
 export function createAuthorizer(config: Config, deps: AuthorizerDeps, verifier: TokenVerifier | undefined): Authorizer {
+  if (openAccess(config)) return allowAll;
   const token = verifier ? createJwtAuthorizer(tokenOptionsOf(config), verifier) : undefined;
   if (config.auth !== 'upstream') return token ?? allowAll;
   const key = createUpstreamKeyAuthorizer({ client: deps.client, cacheSeconds: config.authUpstreamCacheSeconds, keyHeader: config.upstreamAuthHeader, stats: deps.stats });

@@ -81,6 +81,11 @@ export async function settle(feed: Feed, from: number | 'tail', signal: AbortSig
   if (unsettled()) await waitFor(feed, () => !unsettled() || enough(), UNSETTLED_WAIT_MS, signal);
 }
 
+/** Settles the feed for a read at `pos`: a closed position is judged at the tail, so a fresh feed is not taken for an open one. */
+export function settleFor(feed: Feed, pos: Position, signal: AbortSignal): Promise<void> {
+  return settle(feed, pos.closed ? 'tail' : pos.events, signal);
+}
+
 /** Refuses (400) an offset that cannot be a position of this stream: past the end of a finished session, or closed while it goes on. */
 export function checkPosition(feed: Feed, pos: Position): void {
   if (pos.closed) {
@@ -92,7 +97,9 @@ export function checkPosition(feed: Feed, pos: Position): void {
 /** Reads from `pos`: at most one chunk of events, then at the head the status (if newer than the reader's) or the end record. */
 export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, signal: AbortSignal): Promise<Batch> {
   const { feed } = entry;
-  if (!pos.closed) await settle(feed, pos.events, signal);
+  // A closed offset too: on a feed just started, the end is not known yet, and a resume from the
+  // closed tail the stream gave (a reload, another instance) must not be refused as "not closed".
+  await settleFor(feed, pos, signal);
   checkPosition(feed, pos);
   if (pos.closed) return { messages: [], next: pos, upToDate: true, closed: true, fixed: true };
   const end = chunkEnd(pos.events);

@@ -11,7 +11,7 @@ import { credentialsOf, type Grant } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { requireKnown, waitFor } from './dropin-routes.ts';
 import { parseSessionId } from './validate.ts';
-import { checkPosition, hasNews, readBatch, settle, tailOf, type Batch } from './durable-read.ts';
+import { checkPosition, hasNews, readBatch, settle, settleFor, tailOf, type Batch } from './durable-read.ts';
 import {
   cacheControl,
   etagMatches,
@@ -26,7 +26,7 @@ import {
   sseDataEvent,
   type Position,
 } from './durable-offsets.ts';
-import { isPublicSession } from '../config.ts';
+import { isPublicSession, openAccess } from '../config.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { ShuttingDownError } from '../errors.ts';
 
@@ -41,13 +41,13 @@ const SECURITY_HEADERS: Record<string, string> = { 'x-content-type-options': 'no
 
 /** Whether a shared cache may keep this session's fixed ranges: anyone may read it. */
 function sessionIsPublic(deps: AppDeps, id: string): boolean {
-  return deps.config.auth === 'none' || isPublicSession(deps.config.publicSessions, id);
+  return openAccess(deps.config) || isPublicSession(deps.config.publicSessions, id);
 }
 
 // A public session is readable by anyone (a shared cache hands it out anyway); others as on every route.
 async function authorizeRead(c: Context<AppEnv>, deps: AppDeps, id: string, isPublic: boolean): Promise<Grant | null> {
-  if (isPublic && deps.config.auth !== 'none') return null;
-  return deps.authorize(credentialsOf(c), [id]);
+  if (isPublic && !openAccess(deps.config)) return null;
+  return deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
 }
 
 function protocolHeaders(batch: Pick<Batch, 'next' | 'upToDate' | 'closed'>): Record<string, string> {
@@ -57,14 +57,17 @@ function protocolHeaders(batch: Pick<Batch, 'next' | 'upToDate' | 'closed'>): Re
   return h;
 }
 
-async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, start: Position, startRaw: string, live: 'catch-up' | 'long-poll', isPublic: boolean, cursor: number | undefined): Promise<Response> {
+async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, start: Position, startRaw: string, live: 'catch-up' | 'long-poll', isPublic: boolean, cursor: number | undefined, expiresAtMs: number | undefined): Promise<Response> {
   const { feed } = entry;
   const signal = c.req.raw.signal;
   let batch = await readBatch(deps, entry, start, signal);
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};
   if (live === 'long-poll' && batch.messages.length === 0 && !batch.closed) {
     // News that came while the first read returned is not an update to wait for.
-    if (!hasNews(feed, start)) await waitFor(feed, () => hasNews(feed, start), LONG_POLL_TIMEOUT_MS, signal);
+    // Held no longer than the caller's access (a token's exp, a key's verdict): nothing is given past it, and
+    // the next request is judged again (as the drop-in long-poll does).
+    const waitMs = expiresAtMs === undefined ? LONG_POLL_TIMEOUT_MS : Math.max(0, Math.min(LONG_POLL_TIMEOUT_MS, expiresAtMs - Date.now()));
+    if (!hasNews(feed, start)) await waitFor(feed, () => hasNews(feed, start), waitMs, signal);
     batch = await readBatch(deps, entry, start, signal);
     liveHeaders['stream-cursor'] = nextCursor(cursor, Date.now());
   }
@@ -165,7 +168,8 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     const slot = live === 'sse' && !head ? deps.limits.streams.reserve(deps.limits.clientKeyOf(c), [id]) : null;
     let entry: FeedEntry;
     try {
-      entry = await deps.hub.acquire(id, true, startIndex);
+      // Without UPSTREAM_API_KEY (AUTH=upstream) the loop runs on the key of a caller the upstream accepted.
+      entry = await deps.hub.acquire(id, true, startIndex, grant?.upstreamCredential);
     } catch (err) {
       slot?.release();
       throw err;
@@ -181,7 +185,7 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       const start = parsed === 'now' ? await tailPosition(entry, signal) : parsed;
       if (live === 'sse') {
         // Checked before the 200: a bad offset is a 400, not a stream that ends at once.
-        if (!start.closed) await settle(entry.feed, start.events, signal);
+        await settleFor(entry.feed, start, signal);
         checkPosition(entry.feed, start);
         const done = () => {
           slot?.release();
@@ -196,7 +200,7 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
         const tail = { next: start, upToDate: true, closed: start.closed };
         return c.body('[]', 200, { ...protocolHeaders(tail), 'cache-control': 'no-store' });
       }
-      return await answerRead(c, deps, entry, start, startRaw ?? '-1', live, isPublic, cursor);
+      return await answerRead(c, deps, entry, start, startRaw ?? '-1', live, isPublic, cursor, grant?.expiresAtMs);
     } finally {
       if (!handedOver) {
         slot?.release();

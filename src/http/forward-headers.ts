@@ -83,7 +83,8 @@ export interface RequestHeaderOptions {
 /**
  * The headers of a forwarded request, as a flat `[name, value, …]` list in the
  * caller's order and case: hop-by-hop, Connection-named, Host, Expect and
- * HTTP/2 pseudo-headers removed, the pollcast cookie cut out of `Cookie`,
+ * HTTP/2 pseudo-headers removed, the pollcast cookie cut out of `Cookie`
+ * (several Cookie fields joined into one),
  * `X-Forwarded-For` appended to, `X-Forwarded-Proto`/`-Host` set.
  */
 export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFrom, options: RequestHeaderOptions): string[] {
@@ -92,6 +93,7 @@ export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFro
   let forwardedFor: string | undefined;
   let proto: string | undefined;
   let host: string | undefined;
+  let cookieAt = -1;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -111,7 +113,13 @@ export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFro
     }
     if (lower === 'cookie') {
       const kept = withoutCookie(value, options.cookieName);
-      if (kept !== undefined) out.push(name, kept);
+      if (kept === undefined) continue;
+      // HTTP/2 callers send each cookie in a field of its own; the upstream is spoken to in HTTP/1.1, which
+      // allows one Cookie header: the fields are joined with "; " (RFC 9113 §8.2.3), where the first one was.
+      if (cookieAt === -1) {
+        cookieAt = out.length;
+        out.push(name, kept);
+      } else out[cookieAt + 1] = `${out[cookieAt + 1]!}; ${kept}`;
       continue;
     }
     out.push(name, value);

@@ -65,8 +65,23 @@ export function nudgedSession(method: string, pathBelowBase: string): string | u
   }
 }
 
-function bearerOf(authorization: string | undefined): string | undefined {
-  return authorization === undefined ? undefined : /^Bearer[ ]+(\S+)\s*$/i.exec(authorization)?.[1];
+/**
+ * Whether any of `values` holds a pollcast token anywhere: every JWT-shaped
+ * word is judged, so a token is found however the value is written (a second
+ * `Authorization` line, "bearer<TAB>token", a repeated `access_token`).
+ */
+async function holdsSubscriberToken(values: readonly string[], isOurs: (value: string) => Promise<boolean>): Promise<boolean> {
+  for (const value of values) {
+    for (const word of value.split(/[\s,]+/)) if (word.split('.').length === 3 && (await isOurs(word))) return true;
+  }
+  return false;
+}
+
+/** Every value of the request header `name` (lower-case), each line on its own. */
+function headerLines(rawHeaders: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) out.push(rawHeaders[i + 1]!);
+  return out;
 }
 
 function count(record: Record<string, number>, key: string): void {
@@ -92,12 +107,12 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     throw new PayloadTooLargeError(maxBytes);
   }
 
-  // A pollcast token is pollcast's: never shown to the upstream (header, query or cookie).
-  const bearer = bearerOf(c.req.header('authorization'));
-  const dropAuthorization = bearer !== undefined && (await deps.isSubscriberToken(bearer));
+  // A pollcast token is pollcast's: never shown to the upstream (header, query or cookie). Every line and
+  // every repeated parameter is judged; one holding a token takes the whole header (or parameter) with it.
+  const dropAuthorization = await holdsSubscriberToken(headerLines(incoming.rawHeaders, 'authorization'), deps.isSubscriberToken);
   let target = rawTarget;
-  const accessToken = query === '' ? undefined : new URLSearchParams(query).get('access_token');
-  if (accessToken && (await deps.isSubscriberToken(accessToken))) {
+  const accessTokens = query === '' ? [] : new URLSearchParams(query).getAll('access_token');
+  if (await holdsSubscriberToken(accessTokens, deps.isSubscriberToken)) {
     const kept = withoutQueryParam(query, 'access_token') ?? query;
     target = kept === '' ? path : `${path}?${kept}`;
   }
@@ -153,7 +168,10 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     if (id !== undefined) deps.hub.nudge(id);
   }
   const cors = middlewareHeaders(c, deps);
-  const head = { ...forwardResponseHeaders(answer.headers, Object.keys(cors).length > 0), ...cors };
+  const upstreamHead = forwardResponseHeaders(answer.headers, Object.keys(cors).length > 0);
+  const head = { ...upstreamHead, ...cors };
+  // Both vary (the upstream by Accept-Encoding, say; pollcast's CORS by Origin): a cache must key on every one.
+  if (upstreamHead.vary !== undefined && cors.vary !== undefined) head.vary = [upstreamHead.vary, cors.vary].flat().join(', ');
   try {
     if (isHttp1(outgoing)) outgoing.writeHead(status, head);
     else outgoing.writeHead(status, head);

@@ -32,8 +32,14 @@ const oneOf = (allowed: ReadonlySet<string>): Check => (name, value) => {
 const text: Check = (name, value) => {
   if (value.length > MAX_FILTER_TEXT_CHARS || !PLAIN_TEXT.test(value)) throw new BadRequestError(`${name} must be 1-${MAX_FILTER_TEXT_CHARS} printable characters`);
 };
+/** True when the date-time names a real instant: Date.parse rolls 2026-02-30 over to March and takes hour 24, the API refuses both (422). */
+function onTheCalendar(value: string): boolean {
+  const [year, month, day, hour] = [value.slice(0, 4), value.slice(5, 7), value.slice(8, 10), value.slice(11, 13)].map(Number) as [number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23;
+}
 const dateTime: Check = (name, value) => {
-  if (!DATE_TIME.test(value) || Number.isNaN(Date.parse(value))) throw new BadRequestError(`${name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z`);
+  if (!DATE_TIME.test(value) || Number.isNaN(Date.parse(value)) || !onTheCalendar(value)) throw new BadRequestError(`${name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z`);
 };
 const uuid: Check = (name, value) => {
   if (!UUID.test(value)) throw new BadRequestError(`${name} must be a UUID`);

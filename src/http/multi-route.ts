@@ -62,14 +62,15 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
       throw new ForbiddenError('a cookie-borne token may only be POSTed from this origin or one listed in CORS_ORIGINS');
     }
   }
+  // Each session may cost an upstream call, as a single stream open does: a check of the caller's key
+  // (AUTH=upstream, one per session, made by the authorizer below) or a loop start. The rate limit counts
+  // sessions, not requests (the middleware took one token already), so a list cannot multiply upstream calls.
+  checkRate(deps.limits, deps.limits.clientKeyOf(c), req.ids.length - 1);
   const grant = await deps.authorize(credentials, req.ids);
   if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);
-  // Each session may start a loop (an upstream call), as a single stream open does: the rate limit counts
-  // sessions, not requests (the middleware took one token already), so a list cannot multiply upstream calls.
-  checkRate(deps.limits, deps.limits.clientKeyOf(c), reading.length - 1);
   // One stream for the client, one slot for each session it reads; reserved before the first await.
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
   let lanes: LaneSpec[];
