@@ -6,6 +6,7 @@ import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { checkStreamAsk, startSessionStream, type StreamAsk } from './stream-open.ts';
+import { lastEventIdOf } from './validate.ts';
 import { corsHeaders, corsOriginList } from './cors.ts';
 import { streamHeaders } from '../hub/writer.ts';
 
@@ -25,7 +26,7 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
   app.get('/sessions/:id/events', async (c) => {
     const ask: StreamAsk = {
       rawId: c.req.param('id'),
-      lastEventId: c.req.header('last-event-id'),
+      lastEventId: lastEventIdOf(c.req.header('last-event-id'), c.req.query('last_event_id')),
       fromIndex: c.req.query('from_index'),
       includeEvents: c.req.query('include_events'),
       includeDetails: c.req.query('include_details'),

@@ -15,6 +15,7 @@ import { errorAnswer, rejectionReason } from './errors.ts';
 import { checkRate, checkUrl } from './limits.ts';
 import { rawHeader, splitTarget, type NodeRequest } from './raw-request.ts';
 import { checkStreamAsk, startSessionStream } from './stream-open.ts';
+import { lastEventIdOf } from './validate.ts';
 import { isHttp1 } from '../hub/writer.ts';
 import { redactUrl } from '../log.ts';
 
@@ -58,7 +59,7 @@ async function serve(deps: AppDeps, req: NodeRequest, res: ServerResponse | Http
     const checked = await checkStreamAsk(
       {
         rawId: decoded(segment),
-        lastEventId: rawHeader(req, 'last-event-id'),
+        lastEventId: lastEventIdOf(rawHeader(req, 'last-event-id'), query.get('last_event_id')),
         fromIndex: query.get('from_index') ?? undefined,
         includeEvents: query.get('include_events') ?? undefined,
         includeDetails: query.get('include_details') ?? undefined,

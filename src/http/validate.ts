@@ -54,6 +54,15 @@ export function parseWaitSeconds(raw: string | undefined, max: number): number {
 }
 
 /**
+ * The resume point a request names: the `Last-Event-ID` header when present
+ * and not blank, else the `last_event_id` query parameter (a new EventSource
+ * cannot set the header).
+ */
+export function lastEventIdOf(header: string | undefined, query: string | null | undefined): string | undefined {
+  return header !== undefined && header.trim() !== '' ? header : (query ?? undefined);
+}
+
+/**
  * Where a stream starts: after `Last-Event-ID` if sent (an empty header, which
  * no EventSource sends, counts as absent), else `from_index`, else 0.
  */
