@@ -151,6 +151,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'MAX_HEADER_BYTES', key: 'maxHeaderBytes', flag: 'max-header-bytes', help: 'largest request line plus headers (larger: 431, connection closed)', accepts: 'an integer 1024-1048576', schema: int(1024, 1 << 20), default: '32768' },
   { env: 'TRUST_PROXY', key: 'trustProxy', flag: 'trust-proxy', help: 'take the client address from Fly-Client-IP (fly) or the last X-Forwarded-For entry (x-forwarded-for); only behind a proxy that sets it', accepts: 'none, fly or x-forwarded-for', schema: z.enum(['none', 'fly', 'x-forwarded-for']), default: 'none' },
   { env: 'MAX_SESSIONS_PER_STREAM', key: 'maxSessionsPerStream', flag: 'max-sessions-per-stream', help: 'sessions one multiplexed stream (GET/POST /events) may read (more: 400)', accepts: 'an integer 1-1000', schema: int(1, 1000), default: '100' },
+  { env: 'SESSION_LIST_POLL_SECONDS', key: 'sessionListPollSeconds', flag: 'session-list-poll-seconds', help: 'how often a watched session list (GET /sessions/events) is read upstream, once per distinct credential scope and filter', accepts: 'a number 0.2-3600', schema: num(0.2, 3600), default: '3' },
+  { env: 'SESSION_LIST_MAX_SESSIONS', key: 'sessionListMaxSessions', flag: 'session-list-max-sessions', help: 'sessions one list poll reads at most (pages of 100, one upstream call each); the rest are counted in total only', accepts: 'an integer 1-10000', schema: int(1, 10_000), default: '500' },
+  { env: 'SESSION_LIST_GRACE_SECONDS', key: 'sessionListGraceSeconds', flag: 'session-list-grace-seconds', help: 'a session list with no viewer is polled for this long more, then dropped', accepts: 'a number 0-3600', schema: num(0, 3600), default: '10' },
   { env: 'H2C', key: 'h2c', flag: 'h2c', help: 'also serve cleartext HTTP/2 (prior knowledge, as proxies that speak h2c to their backends and curl --http2-prior-knowledge send it) on the same port as HTTP/1.1; false serves HTTP/1.1 only', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true'), default: 'true' },
   { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: num(0.1, 60), default: '8' },
 ];
@@ -194,6 +197,9 @@ export interface ConfigShape {
   maxHeaderBytes: number;
   trustProxy: 'none' | 'fly' | 'x-forwarded-for';
   maxSessionsPerStream: number;
+  sessionListPollSeconds: number;
+  sessionListMaxSessions: number;
+  sessionListGraceSeconds: number;
   h2c: boolean;
   shutdownTimeoutSeconds: number;
 }

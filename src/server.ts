@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
+import { ListHub } from './hub/list-hub.ts';
 import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
 import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
@@ -21,6 +22,8 @@ import { createMemoryTransport, type LoopSettings } from './transport/memory.ts'
 import type { Transport } from './hub/transport.ts';
 import type { Simulator } from './simulator/index.ts';
 
+/** Changes kept per session list for viewers that reconnect; one further behind gets a fresh snapshot. */
+const SESSION_LIST_LOG_ENTRIES = 1000;
 /** Part of SHUTDOWN_TIMEOUT_SECONDS kept for what follows the streams' last flush (ms). */
 const SHUTDOWN_RESERVE_MS = 2500;
 /** How long drop-in long-polls may still run once the streams are flushed (ms). */
@@ -50,6 +53,8 @@ export interface PollcastServer {
   readonly url: string;
   readonly port: number;
   readonly hub: Hub;
+  /** The session lists watched now. */
+  readonly lists: ListHub;
   readonly streams: Streams;
   readonly metrics: Metrics;
   /** The built-in simulator when no UPSTREAM_URL was given. */
@@ -128,6 +133,15 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     maxCachedBytes: config.cacheMaxBytes,
     idleFeedTtlMs: 10 * 60_000,
   });
+  const lists = new ListHub({
+    client,
+    live: hub,
+    log,
+    pollMs: config.sessionListPollSeconds * 1000,
+    maxSessions: config.sessionListMaxSessions,
+    graceMs: config.sessionListGraceSeconds * 1000,
+    maxLogEntries: SESSION_LIST_LOG_ENTRIES,
+  });
   streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });
   // The built-in demo stays open; a real upstream needs a token unless AUTH=none (config enforces it).
   const authorize: Authorizer = config.authJwtSecret ? createJwtAuthorizer(config.authJwtSecret) : allowAll;
@@ -135,7 +149,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config);
   const upstreamPath = mountablePath(upstreamUrl, log);
-  const deps: AppDeps = { config, hub, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath };
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
@@ -169,6 +183,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       // HTTP/2 clients open their next stream (a reconnect) on a new connection, i.e. elsewhere.
       h2c?.goAway();
       hub!.close();
+      lists.close();
       // Ended streams keep their sockets until their last bytes are out (a slow reader may still be
       // taking them), within the shutdown budget; only then are idle connections closed.
       await streams!.close(Math.max(0, config.shutdownTimeoutSeconds * 1000 - SHUTDOWN_RESERVE_MS));
@@ -188,5 +203,5 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     return closing;
   };
   const connections = () => new Promise<number>((resolve) => http.getConnections((err, n) => resolve(err ? 0 : n)));
-  return { url, port: addr.port, hub, streams, metrics, simulator, h2c, connections, close };
+  return { url, port: addr.port, hub, lists, streams, metrics, simulator, h2c, connections, close };
 }

@@ -5,6 +5,7 @@ import type { AppDeps, AppEnv } from './deps.ts';
 import { errorResponse, rejectionReason } from './errors.ts';
 import { CORS_EXPOSE_HEADERS, corsOriginList } from './cors.ts';
 import { registerEventsRoute } from './events-route.ts';
+import { registerListRoute } from './list-route.ts';
 import { registerMultiEventsRoute } from './multi-route.ts';
 import { registerDropInRoutes } from './dropin-routes.ts';
 import { registerDemoRoutes } from './demo-routes.ts';
@@ -35,6 +36,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerLimits(app, deps.limits, deps.upstreamPath);
   app.get('/healthz', (c) => (deps.isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ok', streams: deps.streams.size, sessions: deps.hub.activeCount })));
   app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
+  registerListRoute(app, deps);
   registerEventsRoute(app, deps);
   registerMultiEventsRoute(app, deps);
   registerDropInRoutes(app, deps);

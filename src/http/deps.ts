@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Hub } from '../hub/hub.ts';
+import type { ListHub } from '../hub/list-hub.ts';
 import type { Streams } from '../hub/streams.ts';
 import type { Metrics, Stats } from '../metrics.ts';
 import type { Authorizer } from './auth.ts';
@@ -14,6 +15,8 @@ export type { AppEnv } from './env.ts';
 export interface AppDeps {
   config: Config;
   hub: Hub;
+  /** The session lists watched (`GET /sessions/events`). */
+  lists: ListHub;
   streams: Streams;
   stats: Stats;
   metrics: Metrics;

@@ -11,7 +11,8 @@ import { eventFrame } from './frames.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
-import type { UpstreamEvent } from '../upstream/types.ts';
+import type { SessionMetrics, UpstreamEvent } from '../upstream/types.ts';
+import { isKnown } from '../upstream/snapshot.ts';
 import { SessionNotFoundError, TooManyRequestsError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 import type { Stats } from '../metrics.ts';
 
@@ -77,6 +78,9 @@ export class Hub {
   /** Per feed, the history pages read so far that do not reach the buffer yet (bounded by the feed's limits, dropped with the feed). */
   private readonly historyRuns = new Map<string, { from: number; frames: Buffer[]; bytes: number }>();
   private closed = false;
+  /** Who hears feeds' status changes (the session lists), and the status frame each feed last told them. */
+  private readonly statusListeners = new Set<(sessionId: string) => void>();
+  private readonly statusTold = new WeakMap<Feed, Buffer>();
 
   constructor(opts: HubOptions) {
     this.opts = opts;
@@ -116,6 +120,7 @@ export class Hub {
         abort: null,
         graceTimer: null,
       };
+      if (!cached) entry.feed.watchers.add(() => this.tellStatus(entry!.feed));
       this.active.set(key, entry);
       // A finished feed is served from memory; anything else is (re)supplied.
       if (!entry.feed.ended) entry.ready = this.start(entry);
@@ -206,6 +211,35 @@ export class Hub {
   /** Asks the feed's loop for a fresher status (drop-in status pollers); at most one upstream call per interval. */
   async refreshStatus(entry: FeedEntry): Promise<void> {
     await entry.supply?.refreshStatus();
+  }
+
+  /**
+   * The live status and metrics of a session whose loop runs (or whose
+   * finished feed is kept), read-only: never starts a loop. Undefined when
+   * no feed of it knows the session yet.
+   */
+  peekLive(sessionId: string): { status: string; metrics: SessionMetrics } | undefined {
+    for (const details of [true, false]) {
+      const key = feedKey(sessionId, details);
+      const feed = this.active.get(key)?.feed ?? this.cache.peek(key)?.feed;
+      // An idle feed in the cache is as old as its last subscriber: only a running loop's or a finished session's status is live.
+      if (feed === undefined || (!this.active.has(key) && !feed.ended) || !isKnown(feed.snapshot)) continue;
+      return { status: feed.snapshot.status, metrics: feed.snapshot.metrics };
+    }
+    return undefined;
+  }
+
+  /** Calls `listener(sessionId)` after each change of a feed's status or metrics; returns the way to stop. */
+  onStatusChange(listener: (sessionId: string) => void): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  // A feed's status frame is replaced exactly when what subscribers see of its status changes.
+  private tellStatus(feed: Feed): void {
+    if (this.statusListeners.size === 0 || this.statusTold.get(feed) === feed.statusFrame) return;
+    this.statusTold.set(feed, feed.statusFrame);
+    for (const listener of this.statusListeners) listener(feed.sessionId);
   }
 
   /** Counts for /metrics. */

@@ -151,6 +151,24 @@ export class Streams {
     return sub;
   }
 
+  /**
+   * Tracks a stream opened by another module (the session list): the
+   * heartbeat, the access expiry and shutdown reach it as they reach the
+   * others. Its owner calls `forget` from its close handler.
+   */
+  adopt(conn: StreamConnection, access: StreamAccess | undefined): void {
+    conn.access = access;
+    if (access !== undefined) this.expiring++;
+    this.open.add(conn);
+    this.opts.stats.streamsOpened++;
+  }
+
+  /** Stops tracking a stream given to `adopt`, once it closed. */
+  forget(conn: StreamConnection, reason: CloseReason): void {
+    if (!this.open.delete(conn)) return;
+    this.count(reason, conn);
+  }
+
   /** Ends every stream (shutdown): clients reconnect, elsewhere, with Last-Event-ID. */
   closeAll(reason: CloseReason): void {
     for (const sub of [...this.open]) sub.close(reason);

@@ -8,6 +8,8 @@ export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x
 
 /** Bytes per pixel of 8-bit truecolour (colour type 2). */
 const RGB_BYTES = 3;
+/** Random bytes per grained pixel: four random bits in each of its three channels. */
+export const GRAIN_BYTES_PER_PX = 1.5;
 /** IHDR colour type 2: truecolour without alpha. */
 const COLOR_TYPE_RGB = 2;
 
@@ -49,19 +51,25 @@ export class Canvas {
   }
 
   /**
-   * Fills the first `count` pixels of a rectangle (in raster order) with bytes
-   * from `nextWord` (32 random bits a call): incompressible on purpose, it is
-   * how a screenshot reaches a requested size.
+   * Grains the first `count` pixels of a rectangle (in raster order): each
+   * channel moves by -8..+7 from what was painted, four random bits of
+   * `nextWord` (32 random bits a call) each. Incompressible on purpose (about
+   * GRAIN_BYTES_PER_PX a pixel), it is how a screenshot reaches a requested
+   * size, and it reads as film grain on the picture, not as a band of colour noise.
    */
-  noise(x: number, y: number, w: number, h: number, count: number, nextWord: () => number): void {
+  grain(x: number, y: number, w: number, h: number, count: number, nextWord: () => number): void {
     let left = Math.min(count, w * h);
     for (let row = y; row < y + h && left > 0; row++) {
       const n = Math.min(w, left);
       left -= n;
       const start = row * this.#stride + 1 + x * RGB_BYTES;
-      for (let i = start, end = start + n * RGB_BYTES; i < end; i += 4) {
+      for (let i = start, end = start + n * RGB_BYTES; i < end; i += 8) {
         const word = nextWord();
-        for (let k = 0; k < 4 && i + k < end; k++) this.#scanlines[i + k] = (word >>> (8 * k)) & 0xff;
+        for (let k = 0; k < 8 && i + k < end; k++) {
+          // Centred on the painted value, so the picture keeps its colours (no tint where the grain is).
+          const v = this.#scanlines[i + k]! + ((word >>> (4 * k)) & 0x0f) - 8;
+          this.#scanlines[i + k] = v < 0 ? 0 : v > 255 ? 255 : v;
+        }
       }
     }
   }

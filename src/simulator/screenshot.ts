@@ -1,4 +1,4 @@
-import { Canvas } from './png.ts';
+import { Canvas, GRAIN_BYTES_PER_PX } from './png.ts';
 import type { Rgb } from './png.ts';
 import { mulberry32 } from './prng.ts';
 
@@ -15,13 +15,15 @@ export interface Screenshot {
   readonly height: number;
 }
 
-/** Canvas widths tried in order until the photo area can hold the noise a size asks for, in pixels. */
+/** Canvas widths tried in order until the photo area can hold the grain a size asks for, in pixels. */
 const WIDTHS_PX = [320, 480, 640, 800, 1024, 1280, 1600, 2048] as const;
 /** Height over width (16:10, a laptop browser window). */
 const ASPECT = 10 / 16;
-/** Bytes of incompressible pixel data per noise pixel (RGB). */
-const NOISE_BYTES_PER_PX = 3;
-/** A size off by more than this share of the target gets one corrective redraw. */
+/** Bytes of incompressible pixel data per grained pixel. */
+const NOISE_BYTES_PER_PX = GRAIN_BYTES_PER_PX;
+/** Corrective redraws at most, for a size off by more than SIZE_TOLERANCE. */
+const SIZE_CORRECTIONS = 4;
+/** A size off by more than this share of the target gets a corrective redraw. */
 const SIZE_TOLERANCE = 0.05;
 /** Seed mixed into the noise generator, so the photo does not repeat the layout draws. */
 const NOISE_SEED_SALT = 0x9e3779b9;
@@ -34,7 +36,6 @@ const ADDRESS_BAR: Rgb = [241, 243, 244];
 const LOCK: Rgb = [24, 128, 56];
 const TEXT_DARK: Rgb = [60, 64, 67];
 const TEXT_LIGHT: Rgb = [196, 199, 197];
-const PLACEHOLDER: Rgb = [232, 234, 237];
 const CURSOR: Rgb = [20, 20, 20];
 
 function lighten([r, g, b]: Rgb): Rgb {
@@ -57,6 +58,26 @@ function layoutFor(width: number): Layout {
   const contentTop = pageTop + Math.round(height * 0.09) + Math.round(8 * u);
   const photo = { x: Math.round(width * 0.52), y: contentTop, w: Math.round(width * 0.44), h: height - contentTop - Math.round(8 * u) };
   return { width, height, u, pageTop, photo };
+}
+
+/** A landscape in the page's colours: a sky fading down to the horizon, a sun, and hills. */
+function drawPhoto(c: Canvas, photo: Layout['photo'], color: Rgb, rng: () => number): void {
+  const sky = lighten(color);
+  const horizon = Math.round(photo.h * (0.55 + rng() * 0.15));
+  for (let row = 0; row < horizon; row++) {
+    const t = row / Math.max(1, horizon);
+    c.fill(photo.x, photo.y + row, photo.w, 1, mix(sky, WHITE, 0.5 + t * 0.4));
+  }
+  const sun = Math.max(2, Math.round(photo.w * 0.08));
+  c.fill(photo.x + photo.w * (0.15 + rng() * 0.6), photo.y + horizon * 0.25, sun, sun, [255, 214, 102]);
+  for (let row = horizon; row < photo.h; row++) {
+    const t = (row - horizon) / Math.max(1, photo.h - horizon);
+    c.fill(photo.x, photo.y + row, photo.w, 1, mix(color, [40, 60, 45], 0.3 + t * 0.5));
+  }
+}
+
+function mix(a: Rgb, b: Rgb, t: number): Rgb {
+  return [0, 1, 2].map((i) => Math.round(a[i]! + (b[i]! - a[i]!) * t)) as unknown as Rgb;
 }
 
 /** Browser chrome, a branded page with text, a button, a photo (partly noise) and the mouse cursor. */
@@ -96,8 +117,8 @@ function draw(layout: Layout, page: PageLook, seed: number, noisePixels: number)
   }
   c.fill(left, height - 16 * u, 28 * u, 9 * u, page.color);
 
-  c.fill(photo.x, photo.y, photo.w, photo.h, PLACEHOLDER);
-  c.noise(photo.x, photo.y, photo.w, photo.h, noisePixels, () => (noiseRng() * 2 ** 32) >>> 0);
+  drawPhoto(c, photo, page.color, rng);
+  c.grain(photo.x, photo.y, photo.w, photo.h, noisePixels, () => (noiseRng() * 2 ** 32) >>> 0);
 
   const cursorX = width * (0.1 + rng() * 0.8);
   const cursorY = pageTop + rng() * (height - pageTop - 14 * u);
@@ -121,12 +142,15 @@ export function renderScreenshot(page: PageLook, seed: number, targetBase64Bytes
     layout = layoutFor(width);
     png = draw(layout, page, seed, 0);
   }
+  const plainBytes = png.length;
   let noise = noiseFor(png);
   if (noise > 0) {
     png = draw(layout, page, seed, noise);
-    // Deflate frames the noise with a little overhead and the photo hid some flat pixels: correct once.
-    if (Math.abs(targetPngBytes - png.length) > targetPngBytes * SIZE_TOLERANCE) {
-      noise = Math.max(0, noise + noiseFor(png));
+    // Deflate squeezes the grain somewhat below its nominal bytes: measure what a grained pixel really
+    // cost and redraw with the grain that rate asks for, a few times (each pass closes most of the gap).
+    for (let pass = 0; pass < SIZE_CORRECTIONS && Math.abs(targetPngBytes - png.length) > targetPngBytes * SIZE_TOLERANCE; pass++) {
+      const bytesPerPixel = Math.max(0.1, (png.length - plainBytes) / noise);
+      noise = Math.min(layout.photo.w * layout.photo.h, Math.max(0, Math.ceil((targetPngBytes - plainBytes) / bytesPerPixel)));
       png = draw(layout, page, seed, noise);
     }
   }

@@ -6,6 +6,7 @@ import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseChanges, parseRetryAfterMs, parseStatusBody } from './parse.ts';
 import type { StatusBody, TrajectoryChanges } from './types.ts';
+import type { UpstreamCredential } from './credential.ts';
 
 /** Why a call did not produce data. */
 export type FailureOutcome =
@@ -33,8 +34,19 @@ export interface ChangesQuery {
   waitSeconds: number;
 }
 
+/** The upstream endpoints pollcast calls itself (a metrics label). */
+export type UpstreamEndpoint = 'changes' | 'status' | 'list';
+
 /** Called once per finished upstream request (metrics). */
-export type UpstreamObserver = (endpoint: 'changes' | 'status', outcome: string, seconds: number) => void;
+export type UpstreamObserver = (endpoint: UpstreamEndpoint, outcome: string, seconds: number) => void;
+
+/** A raw answer: status, headers and the body read (within the size cap). */
+export interface RawAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+  bytes: number;
+}
 
 export interface UpstreamClientOptions {
   baseUrl: string;
@@ -57,7 +69,32 @@ export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 export interface UpstreamClient {
   changes(sessionId: string, query: ChangesQuery, signal?: AbortSignal): Promise<ChangesOutcome>;
   status(sessionId: string, signal?: AbortSignal): Promise<StatusOutcome>;
+  /**
+   * A plain GET of `path` below the base URL's path (e.g. `/sessions?page=1`), on the same pool, budget
+   * and body cap, sent with `credential` instead of the operator's key when given; other calls
+   * (the session list) build on it and classify the answer with `failureOf` and `parseJsonText`.
+   */
+  get(endpoint: UpstreamEndpoint, path: string, credential: UpstreamCredential | undefined, signal?: AbortSignal): Promise<RawAnswer | FailureOutcome>;
+  /** Reports a finished call of `get` to the observer (metrics), with the outcome its caller classified. */
+  observe(endpoint: UpstreamEndpoint, outcome: string, seconds: number): void;
   close(): Promise<void>;
+}
+
+/** The failure a non-200 status stands for. */
+export function failureOf(status: number, resHeaders: IncomingHttpHeaders): FailureOutcome {
+  if (status === 404) return { kind: 'not-found' };
+  if (status === 401 || status === 403) return { kind: 'unauthorized', status };
+  if (status === 429) return { kind: 'rate-limited', retryAfterMs: parseRetryAfterMs(resHeaders['retry-after']) };
+  return { kind: 'transient', reason: `HTTP ${status}`, status };
+}
+
+/** JSON.parse without a throw. */
+export function parseJsonText(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false };
+  }
 }
 
 /** Most of a non-200 body read (bytes); it is only ever logged by its status. */
@@ -97,11 +134,12 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   }
 
   async function call(
-    endpoint: 'changes' | 'status',
+    endpoint: UpstreamEndpoint,
     path: string,
     waitSeconds: number,
     signal: AbortSignal | undefined,
-  ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string; bytes: number } | FailureOutcome> {
+    credential?: UpstreamCredential,
+  ): Promise<RawAnswer | FailureOutcome> {
     if (closed || signal?.aborted) return { kind: 'aborted' };
     const budgetMs = waitSeconds * 1000 + marginMs;
     // The overall deadline catches a body that trickles forever, which the
@@ -117,7 +155,8 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       const res = await pool.request({
         method: 'GET',
         path,
-        headers,
+        // A caller's own credential replaces the operator's key, never joins it.
+        headers: credential ? { accept: headers.accept!, 'user-agent': headers['user-agent']!, [credential.header]: credential.value } : headers,
         signal: combined,
         headersTimeout: budgetMs,
         bodyTimeout: marginMs,
@@ -142,22 +181,10 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     }
   }
 
-  function classifyFailure(status: number, resHeaders: IncomingHttpHeaders): FailureOutcome {
-    if (status === 404) return { kind: 'not-found' };
-    if (status === 401 || status === 403) return { kind: 'unauthorized', status };
-    if (status === 429) return { kind: 'rate-limited', retryAfterMs: parseRetryAfterMs(resHeaders['retry-after']) };
-    return { kind: 'transient', reason: `HTTP ${status}`, status };
-  }
+  const classifyFailure = failureOf;
+  const parseJson = parseJsonText;
 
-  function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
-    try {
-      return { ok: true, value: JSON.parse(text) };
-    } catch {
-      return { ok: false };
-    }
-  }
-
-  function timed<T extends { kind: string }>(endpoint: 'changes' | 'status', run: () => Promise<T>): Promise<T> {
+  function timed<T extends { kind: string }>(endpoint: UpstreamEndpoint, run: () => Promise<T>): Promise<T> {
     const started = performance.now();
     return run().then((outcome) => {
       options.observe?.(endpoint, outcome.kind, (performance.now() - started) / 1000);
@@ -196,6 +223,12 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         if (!parsed.ok) return { kind: 'bad-body', reason: `status: ${parsed.reason}` };
         return { kind: 'state', body: parsed.value };
       });
+    },
+    get(endpoint, path, credential, signal) {
+      return call(endpoint, `${basePath}${path}`, 0, signal, credential);
+    },
+    observe(endpoint, outcome, seconds) {
+      options.observe?.(endpoint, outcome, seconds);
     },
     async close() {
       if (closed) return;

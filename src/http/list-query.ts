@@ -1,0 +1,78 @@
+/**
+ * The query of `GET /sessions/events`: the upstream list's own filters
+ * (openapi.json of the Agent API, `GET /sessions`), each checked here before
+ * anything reaches the upstream, and put in one canonical order so the same
+ * filter written two ways shares one poll.
+ */
+import { BadRequestError } from '../errors.ts';
+import type { ListFilter } from '../hub/list-feed.ts';
+
+/** The API's session statuses (TrajectoryStatus). */
+export const LIST_STATUSES: ReadonlySet<string> = new Set(['pending', 'running', 'paused', 'idle', 'completed', 'failed', 'timed_out', 'interrupted']);
+const OWNERS: ReadonlySet<string> = new Set(['me', 'me-in-organization', 'organization', 'me-or-organization']);
+const SORTS: ReadonlySet<string> = new Set(['created_at', '-created_at']);
+/** Longest free-text filter value accepted (characters): a search term, an agent name. */
+export const MAX_FILTER_TEXT_CHARS = 200;
+/** Most values of one repeatable filter (`status`, `agent`). */
+export const MAX_FILTER_VALUES = 20;
+/** Query parameters pollcast reads itself and never forwards. */
+const OWN_PARAMS: ReadonlySet<string> = new Set(['access_token', 'last_event_id']);
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** An ISO 8601 date-time as the API's `format: date-time` takes it. */
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/;
+/** Ids and names: printable, no control characters. */
+const PLAIN_TEXT = /^[^\u0000-\u001f\u007f]+$/;
+
+type Check = (name: string, value: string) => void;
+
+const oneOf = (allowed: ReadonlySet<string>): Check => (name, value) => {
+  if (!allowed.has(value)) throw new BadRequestError(`${name} must be one of ${[...allowed].join(', ')}`);
+};
+const text: Check = (name, value) => {
+  if (value.length > MAX_FILTER_TEXT_CHARS || !PLAIN_TEXT.test(value)) throw new BadRequestError(`${name} must be 1-${MAX_FILTER_TEXT_CHARS} printable characters`);
+};
+const dateTime: Check = (name, value) => {
+  if (!DATE_TIME.test(value) || Number.isNaN(Date.parse(value))) throw new BadRequestError(`${name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z`);
+};
+const uuid: Check = (name, value) => {
+  if (!UUID.test(value)) throw new BadRequestError(`${name} must be a UUID`);
+};
+
+/** Every filter the list takes: whether it may repeat, and its check. */
+const FILTERS: Readonly<Record<string, { repeat: boolean; check: Check }>> = {
+  status: { repeat: true, check: oneOf(LIST_STATUSES) },
+  agent: { repeat: true, check: text },
+  owner: { repeat: false, check: oneOf(OWNERS) },
+  search: { repeat: false, check: text },
+  group_id: { repeat: false, check: text },
+  parent_session_id: { repeat: false, check: text },
+  schedule_id: { repeat: false, check: uuid },
+  created_before: { repeat: false, check: dateTime },
+  created_after: { repeat: false, check: dateTime },
+  finished_before: { repeat: false, check: dateTime },
+  finished_after: { repeat: false, check: dateTime },
+  sort: { repeat: false, check: oneOf(SORTS) },
+};
+
+/** Checks the query (400 for anything unknown or malformed) and returns the canonical filter. */
+export function parseListFilter(query: URLSearchParams): ListFilter {
+  const values = new Map<string, Set<string>>();
+  for (const [name, value] of query) {
+    if (OWN_PARAMS.has(name)) continue;
+    if (name === 'page' || name === 'size') throw new BadRequestError(`${name} is not taken: pollcast reads every page itself (up to SESSION_LIST_MAX_SESSIONS)`);
+    const spec = FILTERS[name];
+    if (spec === undefined) throw new BadRequestError(`unknown filter ${JSON.stringify(name.slice(0, 64))}; the list takes ${Object.keys(FILTERS).join(', ')}`);
+    if (value === '') throw new BadRequestError(`${name} must not be empty`);
+    spec.check(name, value);
+    const set = values.get(name) ?? new Set<string>();
+    set.add(value);
+    if (set.size > 1 && !spec.repeat) throw new BadRequestError(`${name} may be given once`);
+    if (set.size > MAX_FILTER_VALUES) throw new BadRequestError(`${name} may be given at most ${MAX_FILTER_VALUES} times`);
+    values.set(name, set);
+  }
+  const params = new URLSearchParams();
+  for (const name of [...values.keys()].sort()) for (const v of [...values.get(name)!].sort()) params.append(name, v);
+  const statuses = values.get('status');
+  return { params, key: params.toString(), statuses };
+}

@@ -1,0 +1,81 @@
+/**
+ * `GET /sessions/events`: the upstream's session list as a live SSE stream
+ * (CONTRACT.md section 3), scoped to what the caller may see: its own key's
+ * list (AUTH=upstream), or the operator key's list limited to a token's
+ * sessions claim.
+ */
+import type { Context, Hono } from 'hono';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { AppDeps, AppEnv } from './deps.ts';
+import { credentialsOf, streamAccess, type GrantScope } from './auth.ts';
+import { middlewareHeaders } from './events-route.ts';
+import { methodNotAllowed } from './methods.ts';
+import { parseListFilter } from './list-query.ts';
+import { parseListCursor, type ListCursor } from '../hub/list-feed.ts';
+import { startListStream } from '../hub/list-stream.ts';
+import { responseGone, streamHeaders } from '../hub/writer.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
+import { BadRequestError } from '../errors.ts';
+
+/** Where the poll's credential and the viewer's limits come from, by the grant's scope. */
+function scopeOf(scope: GrantScope): { credential: UpstreamCredential | undefined; allow: ReadonlySet<string> | undefined } {
+  if (scope.kind === 'upstream') return { credential: scope.credential, allow: undefined };
+  if (scope.kind === 'sessions') return { credential: undefined, allow: scope.ids };
+  return { credential: undefined, allow: undefined };
+}
+
+/** The resume point: the `Last-Event-ID` header, else the `last_event_id` query parameter; 400 when malformed. */
+function resumeOf(c: Context<AppEnv>): ListCursor | undefined {
+  const raw = c.req.header('last-event-id') ?? c.req.query('last_event_id');
+  if (raw === undefined || raw === '') return undefined;
+  const cursor = parseListCursor(raw);
+  if (cursor === null) throw new BadRequestError('last event id is not one of this list stream\'s ids (<epoch>.<version>)');
+  return cursor;
+}
+
+async function openListStream(c: Context<AppEnv>, deps: AppDeps): Promise<Response> {
+  const filter = parseListFilter(new URL(c.req.url).searchParams);
+  const resume = resumeOf(c);
+  if (deps.isShuttingDown()) {
+    // As for the other streams: a dropped connection makes EventSource retry (elsewhere); a 503 would stop it.
+    c.env.incoming.socket.destroy();
+    return RESPONSE_ALREADY_SENT;
+  }
+  const grant = await deps.authorize(credentialsOf(c), []);
+  if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
+  const { credential, allow } = scopeOf(grant.scope);
+  const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), []);
+  let entry;
+  try {
+    entry = await deps.lists.acquire(filter, credential);
+  } catch (err) {
+    slot.release();
+    throw err;
+  }
+  const res = c.env.outgoing;
+  if (responseGone(res) || deps.isShuttingDown()) {
+    slot.release();
+    deps.lists.release(entry);
+    return RESPONSE_ALREADY_SENT;
+  }
+  startListStream(res, {
+    entry,
+    listHub: deps.lists,
+    streams: deps.streams,
+    log: deps.log,
+    maxQueueBytes: deps.config.subscriberMaxQueueBytes,
+    retryMs: deps.config.sseRetryMs,
+    resume,
+    allow,
+    extraHeaders: middlewareHeaders(c, deps),
+    slot,
+    access: streamAccess(grant),
+  });
+  return RESPONSE_ALREADY_SENT;
+}
+
+/** Registers `GET /sessions/events` (before `/sessions/:id/…`, whose pattern it must not fall into). */
+export function registerListRoute(app: Hono<AppEnv>, deps: AppDeps): void {
+  app.get('/sessions/events', (c) => openListStream(c, deps));
+  app.all('/sessions/events', methodNotAllowed(['GET', 'HEAD']));
+}

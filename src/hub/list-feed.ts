@@ -1,0 +1,205 @@
+/**
+ * One session list (one credential scope and filter): the summaries the last
+ * poll found with the live status and metrics of sessions whose loop runs
+ * merged in, a version that moves with every visible change, and a bounded
+ * log of the latest changes so a reconnect gets only what it missed. Each
+ * change is encoded once, as the frame every viewer of the list receives.
+ */
+import { randomBytes } from 'node:crypto';
+import { encodeFrame } from '../sse.ts';
+import type { SessionListing, SessionSummary } from '../upstream/list-client.ts';
+import type { SessionMetrics } from '../upstream/types.ts';
+
+/** A checked list filter (built by the HTTP layer from the query). */
+export interface ListFilter {
+  /** The filter as sent upstream (without page and size), in canonical order. */
+  readonly params: URLSearchParams;
+  /** The same as a string: the filter's share of a poll's key. */
+  readonly key: string;
+  /** The statuses asked for, when the filter names some: a live status outside them hides a session. */
+  readonly statuses: ReadonlySet<string> | undefined;
+}
+
+/** What a running loop knows of a session now. */
+export interface LiveStatus {
+  status: string;
+  metrics: SessionMetrics;
+}
+
+/** Receives a list's changes as shared frames. */
+export interface ListListener {
+  /** One upsert or remove of session `id`. */
+  onChange(id: string, frame: Buffer): void;
+  /** The upstream list failed or recovered: an `event: status` frame. */
+  onTrouble(frame: Buffer): void;
+  /** The first listing arrived after the viewer joined: its snapshot, built for what it may see. */
+  onListed(snapshot: (allow: ReadonlySet<string> | undefined) => Buffer): void;
+}
+
+/** One entry of the change log: the frame that carried the change. */
+interface Change {
+  version: number;
+  id: string;
+  frame: Buffer;
+}
+
+/** A resume point: the `id` of a list frame (`<epoch>.<version>`). */
+export interface ListCursor {
+  epoch: string;
+  version: number;
+}
+
+/** `<epoch>.<version>`: an epoch of hex digits, a version of decimal digits. */
+const CURSOR = /^([0-9a-f]{1,32})\.(\d{1,15})$/;
+
+/** Parses a list frame id; null when it is not one (the caller answers 400). */
+export function parseListCursor(raw: string): ListCursor | null {
+  const m = CURSOR.exec(raw);
+  return m ? { epoch: m[1]!, version: Number(m[2]) } : null;
+}
+
+/** One list's state and fan-out point. */
+export class ListFeed {
+  readonly key: string;
+  readonly filter: ListFilter;
+  /** Names this incarnation of the list: versions of an earlier one (before a restart or an idle drop) mean nothing here. */
+  readonly epoch = randomBytes(6).toString('hex');
+  readonly listeners = new Set<ListListener>();
+  /** Resolved once the first poll answered (well or not). */
+  readonly firstPoll: Promise<void>;
+  /** True once a poll brought a listing. */
+  listed = false;
+  private settleFirst!: () => void;
+  private versionNow = 0;
+  private upstreamTotal = 0;
+  /** The last listing's summaries by id, in the upstream's order. */
+  private summaries = new Map<string, SessionSummary>();
+  /** What viewers see of each visible session: its merged summary's JSON. */
+  private readonly shown = new Map<string, string>();
+  private readonly log: Change[] = [];
+  private readonly maxLogEntries: number;
+  private troubleText: string | null = null;
+  /** Set while the first listing is taken: its sessions reach viewers as one snapshot, not as changes. */
+  private quiet = false;
+
+  constructor(key: string, filter: ListFilter, maxLogEntries: number) {
+    this.key = key;
+    this.filter = filter;
+    this.maxLogEntries = maxLogEntries;
+    this.firstPoll = new Promise((resolve) => (this.settleFirst = resolve));
+  }
+
+  get version(): number {
+    return this.versionNow;
+  }
+  /** The upstream's error while the list cannot be read, else null. */
+  get trouble(): string | null {
+    return this.troubleText;
+  }
+  /** Session ids of the last listing. */
+  has(id: string): boolean {
+    return this.summaries.has(id);
+  }
+  /** The frame id of the list as it is now. */
+  get cursor(): string {
+    return `${this.epoch}.${this.versionNow}`;
+  }
+
+  /** Takes a poll's listing: new and changed sessions are upserted, vanished ones removed. */
+  applyListing(listing: SessionListing, live: (id: string) => LiveStatus | undefined): void {
+    const first = !this.listed;
+    const previous = this.summaries;
+    this.summaries = new Map(listing.items.map((s) => [s.id, s]));
+    this.upstreamTotal = listing.total;
+    this.quiet = first;
+    for (const id of previous.keys()) if (!this.summaries.has(id)) this.update(id, live(id));
+    for (const id of this.summaries.keys()) this.update(id, live(id));
+    this.quiet = false;
+    this.listed = true;
+    this.setTrouble(null);
+    if (first) for (const l of this.listeners) l.onListed((allow) => this.snapshotFrame(allow));
+    this.settleFirst();
+  }
+
+  /** A poll failed: viewers are told once, and again when it recovers. */
+  failed(reason: string): void {
+    this.setTrouble(reason);
+    this.settleFirst();
+  }
+
+  /** A loop's status or metrics of session `id` changed (or its loop stopped: undefined). */
+  applyLive(id: string, live: LiveStatus | undefined): void {
+    if (this.summaries.has(id)) this.update(id, live);
+  }
+
+  /** The `event: snapshot` frame, of the sessions `allow` admits (all when undefined). */
+  snapshotFrame(allow: ReadonlySet<string> | undefined): Buffer {
+    const items: string[] = [];
+    for (const id of this.summaries.keys()) {
+      const json = this.shown.get(id);
+      if (json !== undefined && (allow === undefined || allow.has(id))) items.push(json);
+    }
+    // A viewer limited to some sessions learns how many of them are listed, not how many the operator has.
+    const hidden = this.summaries.size - this.shown.size;
+    const total = allow === undefined ? Math.max(this.shown.size, this.upstreamTotal - hidden) : items.length;
+    return encodeFrame({ event: 'snapshot', id: this.cursor, data: `{"items":[${items.join(',')}],"total":${total}}` });
+  }
+
+  /** The `event: status` frame of the list's upstream state. */
+  troubleFrame(): Buffer {
+    return encodeFrame({ event: 'status', data: JSON.stringify({ upstream_error: this.troubleText }) });
+  }
+
+  /**
+   * The frames a viewer at `cursor` missed, each session's latest change
+   * once, in version order; null when a snapshot must be sent instead (another
+   * epoch, a version the log no longer reaches, or more changes than the
+   * list has sessions).
+   */
+  changesSince(cursor: ListCursor, allow: ReadonlySet<string> | undefined): Buffer[] | null {
+    if (cursor.epoch !== this.epoch || cursor.version > this.versionNow) return null;
+    if (cursor.version === this.versionNow) return [];
+    const oldest = this.log[0];
+    if (oldest === undefined || oldest.version > cursor.version + 1) return null;
+    const latest = new Map<string, Change>();
+    for (let i = this.log.length - 1; i >= 0 && this.log[i]!.version > cursor.version; i--) {
+      const change = this.log[i]!;
+      if (!latest.has(change.id) && (allow === undefined || allow.has(change.id))) latest.set(change.id, change);
+    }
+    if (latest.size > Math.max(1, this.shown.size)) return null;
+    return [...latest.values()].sort((a, b) => a.version - b.version).map((c) => c.frame);
+  }
+
+  // Recomputes what viewers see of one session; a visible change gets a version and a frame.
+  private update(id: string, live: LiveStatus | undefined): void {
+    const summary = this.summaries.get(id);
+    const merged = summary === undefined ? undefined : live === undefined ? summary : { ...summary, status: live.status, metrics: live.metrics };
+    const visible = merged !== undefined && (this.filter.statuses === undefined || this.filter.statuses.has(merged.status));
+    const before = this.shown.get(id);
+    if (visible) {
+      const json = JSON.stringify(merged);
+      if (json === before) return;
+      this.shown.set(id, json);
+      this.record(id, 'upsert', json);
+    } else if (before !== undefined) {
+      this.shown.delete(id);
+      this.record(id, 'remove', JSON.stringify({ id }));
+    }
+  }
+
+  private record(id: string, event: 'upsert' | 'remove', data: string): void {
+    this.versionNow++;
+    const frame = encodeFrame({ event, id: this.cursor, data });
+    this.log.push({ version: this.versionNow, id, frame });
+    // Past the bound the oldest changes go: a viewer that far behind gets a snapshot instead.
+    if (this.log.length > this.maxLogEntries) this.log.splice(0, this.log.length - this.maxLogEntries);
+    if (!this.quiet) for (const l of this.listeners) l.onChange(id, frame);
+  }
+
+  private setTrouble(reason: string | null): void {
+    if (reason === this.troubleText) return;
+    this.troubleText = reason;
+    const frame = this.troubleFrame();
+    for (const l of this.listeners) l.onTrouble(frame);
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * `GET {UPSTREAM_URL}/sessions`: the upstream's session list, a page
+ * `{items, total, page, size, pages}` at a time (at most 100 a page), read
+ * through the sessions client's pool with the operator's key or a caller's
+ * own credential, and followed page by page up to a bound.
+ */
+import type { FailureOutcome, UpstreamClient } from './client.ts';
+import { failureOf, parseJsonText } from './client.ts';
+import type { UpstreamCredential } from './credential.ts';
+
+/** One session of the list as the upstream sends it (`SessionSummary`: id, status, created_at, …); unknown fields are kept. */
+export interface SessionSummary {
+  id: string;
+  status: string;
+  [field: string]: unknown;
+}
+
+/** The sessions one list read found (every page up to the bound). */
+export interface SessionListing {
+  items: SessionSummary[];
+  /** The upstream's count of sessions matching the filter (may exceed `items` past the bound). */
+  total: number;
+  /** Pages read for it (each one upstream call). */
+  calls: number;
+}
+
+/** Outcome of reading the list. */
+export type ListOutcome = { kind: 'listing'; listing: SessionListing } | FailureOutcome;
+
+/** Largest page the API serves (its `size` maximum). */
+export const LIST_PAGE_SIZE_MAX = 100;
+
+/** Parses one page; a reason when it is not a page of summaries. */
+export function parseListPage(value: unknown): { ok: true; items: SessionSummary[]; total: number; pages: number } | { ok: false; reason: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'list page is not an object' };
+  const page = value as Record<string, unknown>;
+  if (!Array.isArray(page.items)) return { ok: false, reason: 'list page has no items array' };
+  const items: SessionSummary[] = [];
+  for (const item of page.items) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return { ok: false, reason: 'list item is not an object' };
+    const row = item as Record<string, unknown>;
+    if (typeof row.id !== 'string' || row.id === '') return { ok: false, reason: 'list item has no id' };
+    if (typeof row.status !== 'string') return { ok: false, reason: 'list item has no status' };
+    items.push(row as SessionSummary);
+  }
+  const total = typeof page.total === 'number' && Number.isInteger(page.total) && page.total >= 0 ? page.total : items.length;
+  const pages = typeof page.pages === 'number' && Number.isInteger(page.pages) && page.pages >= 0 ? page.pages : 1;
+  return { ok: true, items, total, pages };
+}
+
+/**
+ * Reads the list for `filter` (the query without page and size), page after
+ * page, until the upstream has no more or `maxSessions` were read. The same
+ * id on two pages (a session created between two reads shifts the pages) is
+ * kept once.
+ */
+export async function readSessionList(
+  client: UpstreamClient,
+  filter: URLSearchParams,
+  maxSessions: number,
+  credential: UpstreamCredential | undefined,
+  signal?: AbortSignal,
+): Promise<ListOutcome> {
+  const size = Math.min(LIST_PAGE_SIZE_MAX, Math.max(1, maxSessions));
+  const seen = new Map<string, SessionSummary>();
+  let total = 0;
+  let calls = 0;
+  for (let page = 1; ; page++) {
+    const params = new URLSearchParams(filter);
+    params.set('page', String(page));
+    params.set('size', String(size));
+    const started = performance.now();
+    const res = await client.get('list', `/sessions?${params.toString()}`, credential, signal);
+    calls++;
+    const outcome = classify(res);
+    client.observe('list', outcome.kind === 'page' ? 'listing' : outcome.kind, (performance.now() - started) / 1000);
+    if (outcome.kind !== 'page') return outcome;
+    for (const item of outcome.items) if (!seen.has(item.id) && seen.size < maxSessions) seen.set(item.id, item);
+    total = outcome.total;
+    if (outcome.items.length === 0 || page >= outcome.pages || seen.size >= maxSessions) break;
+  }
+  return { kind: 'listing', listing: { items: [...seen.values()], total: Math.max(total, seen.size), calls } };
+}
+
+function classify(res: Awaited<ReturnType<UpstreamClient['get']>>): { kind: 'page'; items: SessionSummary[]; total: number; pages: number } | FailureOutcome {
+  if ('kind' in res) return res;
+  if (res.status !== 200) return failureOf(res.status, res.headers);
+  const json = parseJsonText(res.text);
+  if (!json.ok) return { kind: 'bad-body', reason: 'list: body is not valid JSON' };
+  const page = parseListPage(json.value);
+  if (!page.ok) return { kind: 'bad-body', reason: `list: ${page.reason}` };
+  return { kind: 'page', items: page.items, total: page.total, pages: page.pages };
+}

@@ -1,0 +1,125 @@
+/** The session list's state: versions, the change log a reconnect resumes from, live merging, the viewer's limits, and filter checks. */
+import { describe, it, expect } from 'vitest';
+import { ListFeed, parseListCursor, type ListFilter, type LiveStatus } from '../../src/hub/list-feed.ts';
+import { parseListFilter } from '../../src/http/list-query.ts';
+import { BadRequestError } from '../../src/errors.ts';
+
+const filter = (statuses?: string[]): ListFilter => ({ params: new URLSearchParams(), key: '', statuses: statuses ? new Set(statuses) : undefined });
+const row = (id: string, status = 'running') => ({ id, status, created_at: '2026-01-01T00:00:00Z' });
+const listing = (...items: ReturnType<typeof row>[]) => ({ items, total: items.length, calls: 1 });
+const none = () => undefined;
+
+/** Parses an encoded frame into its fields. */
+function fields(frame: Buffer): { event?: string; id?: string; data: any } {
+  const out: Record<string, string> = {};
+  for (const line of frame.toString('utf8').split('\n')) {
+    const m = /^(\w+): (.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return { event: out.event, id: out.id, data: out.data ? JSON.parse(out.data) : undefined };
+}
+
+function recorder() {
+  const got: Array<{ event?: string; id?: string; data: any }> = [];
+  return { got, listener: { onChange: (_id: string, f: Buffer) => got.push(fields(f)), onTrouble: (f: Buffer) => got.push(fields(f)), onListed: (s: (a: undefined) => Buffer) => got.push(fields(s(undefined))) } };
+}
+
+describe('ListFeed', () => {
+  it('upserts new and changed sessions and removes vanished ones, each with a growing version', () => {
+    const feed = new ListFeed('k', filter(), 100);
+    feed.applyListing(listing(row('a'), row('b')), none);
+    const r = recorder();
+    feed.listeners.add(r.listener);
+    feed.applyListing(listing(row('a', 'completed'), row('c')), none);
+    expect(r.got.map((f) => [f.event, f.data.id, f.data.status])).toEqual([
+      ['remove', 'b', undefined],
+      ['upsert', 'a', 'completed'],
+      ['upsert', 'c', 'running'],
+    ]);
+    const versions = r.got.map((f) => parseListCursor(f.id!)!.version);
+    expect(versions).toEqual([3, 4, 5]);
+    // The same listing again changes nothing.
+    feed.applyListing(listing(row('a', 'completed'), row('c')), none);
+    expect(r.got).toHaveLength(3);
+  });
+
+  it('resumes with each session\'s latest change once, or null for another epoch or a version the log lost', () => {
+    const feed = new ListFeed('k', filter(), 3);
+    feed.applyListing(listing(row('a'), row('b')), none);
+    const at = parseListCursor(feed.cursor)!;
+    feed.applyListing(listing(row('a', 'idle'), row('b')), none);
+    feed.applyListing(listing(row('a', 'running'), row('b')), none);
+    const missed = feed.changesSince(at, undefined)!.map(fields);
+    expect(missed.map((f) => [f.event, f.data.id, f.data.status])).toEqual([['upsert', 'a', 'running']]);
+    expect(missed[0]!.id).toBe(feed.cursor);
+    expect(feed.changesSince(parseListCursor(feed.cursor)!, undefined)).toEqual([]);
+    expect(feed.changesSince({ epoch: 'abc', version: at.version }, undefined)).toBeNull();
+    // Three more changes: the log (3 entries) no longer reaches `at`.
+    feed.applyListing(listing(row('a', 'idle'), row('b', 'idle')), none);
+    feed.applyListing(listing(row('a', 'running'), row('b', 'running')), none);
+    expect(feed.changesSince(at, undefined)).toBeNull();
+  });
+
+  it('merges a loop\'s live status and metrics, and hides a session whose live status leaves the filter', () => {
+    const feed = new ListFeed('k', filter(['running']), 100);
+    const live = new Map<string, LiveStatus>();
+    feed.applyListing(listing(row('a'), row('b')), (id) => live.get(id));
+    const r = recorder();
+    feed.listeners.add(r.listener);
+    live.set('a', { status: 'running', metrics: { steps: 3, total_cost: 0.5 } });
+    feed.applyLive('a', live.get('a'));
+    expect(r.got.at(-1)).toMatchObject({ event: 'upsert', data: { id: 'a', status: 'running', metrics: { total_cost: 0.5 } } });
+    live.set('a', { status: 'completed', metrics: { steps: 4, total_cost: 0.6 } });
+    feed.applyLive('a', live.get('a'));
+    expect(r.got.at(-1)).toMatchObject({ event: 'remove', data: { id: 'a' } });
+    const snap = fields(feed.snapshotFrame(undefined));
+    expect(snap.data.items.map((i: { id: string }) => i.id)).toEqual(['b']);
+  });
+
+  it('limits a snapshot and a resume to the sessions a viewer may see, and counts only those', () => {
+    const feed = new ListFeed('k', filter(), 100);
+    feed.applyListing({ items: [row('a'), row('b'), row('c')], total: 40, calls: 1 }, none);
+    const at = parseListCursor(feed.cursor)!;
+    expect(fields(feed.snapshotFrame(undefined)).data.total).toBe(40);
+    const snap = fields(feed.snapshotFrame(new Set(['b', 'z'])));
+    expect(snap.data).toEqual({ items: [row('b')], total: 1 });
+    feed.applyListing({ items: [row('a', 'idle'), row('b'), row('c')], total: 40, calls: 1 }, none);
+    expect(feed.changesSince(at, new Set(['b']))).toEqual([]);
+  });
+
+  it('sends a viewer that joined before the first listing one snapshot, not one upsert per session', () => {
+    const feed = new ListFeed('k', filter(), 100);
+    const r = recorder();
+    feed.listeners.add(r.listener);
+    feed.failed('list: HTTP 503');
+    feed.applyListing(listing(row('a'), row('b')), none);
+    expect(r.got.map((f) => f.event)).toEqual(['status', 'status', 'snapshot']);
+    expect(r.got[0]!.data).toEqual({ upstream_error: 'list: HTTP 503' });
+    expect(r.got[1]!.data).toEqual({ upstream_error: null });
+    expect(r.got[2]!.data.items).toHaveLength(2);
+  });
+});
+
+describe('parseListFilter', () => {
+  const parse = (q: string) => parseListFilter(new URLSearchParams(q));
+  it('puts the same filter written two ways in one canonical form', () => {
+    expect(parse('status=running&search=x&status=idle').key).toBe(parse('search=x&status=idle&status=running&access_token=t').key);
+    expect(parse('status=running&status=idle').statuses).toEqual(new Set(['running', 'idle']));
+    expect(parse('').key).toBe('');
+  });
+  it.each([
+    ['unknown filter', 'colour=red'],
+    ['bad status', 'status=done'],
+    ['bad owner', 'owner=everyone'],
+    ['bad date', 'created_after=yesterday'],
+    ['page is pollcast\'s', 'page=2'],
+    ['size is pollcast\'s', 'size=5'],
+    ['empty value', 'search='],
+    ['repeated single filter', 'search=a&search=b'],
+    ['control character', 'search=a%0Ab'],
+    ['too long', `search=${'x'.repeat(201)}`],
+    ['bad uuid', 'schedule_id=nope'],
+  ])('refuses %s', (_what, q) => {
+    expect(() => parse(q)).toThrow(BadRequestError);
+  });
+});
