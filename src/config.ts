@@ -155,6 +155,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'SESSION_LIST_MAX_SESSIONS', key: 'sessionListMaxSessions', flag: 'session-list-max-sessions', help: 'sessions one list poll reads at most (pages of 100, one upstream call each); the rest are counted in total only', accepts: 'an integer 1-10000', schema: int(1, 10_000), default: '500' },
   { env: 'SESSION_LIST_GRACE_SECONDS', key: 'sessionListGraceSeconds', flag: 'session-list-grace-seconds', help: 'a session list with no viewer is polled for this long more, then dropped', accepts: 'a number 0-3600', schema: num(0, 3600), default: '10' },
   { env: 'H2C', key: 'h2c', flag: 'h2c', help: 'also serve cleartext HTTP/2 (prior knowledge, as proxies that speak h2c to their backends and curl --http2-prior-knowledge send it) on the same port as HTTP/1.1; false serves HTTP/1.1 only', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true'), default: 'true' },
+  { env: 'AUTH_COOKIE_NAME', key: 'authCookieName', flag: 'auth-cookie-name', help: 'cookie that may carry the subscriber token (never forwarded upstream)', accepts: 'a cookie name (letters, digits and !#$%&\'*+.^_`|~-)', schema: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, 'must be a cookie name'), default: 'pollcast_token' },
+  { env: 'PASSTHROUGH', key: 'passthrough', flag: 'passthrough', help: 'forward every other request under the path of UPSTREAM_URL to the upstream (the caller\'s own credential, never UPSTREAM_API_KEY); unset: on, except off with JWT-only auth', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true') },
+  { env: 'PASSTHROUGH_MAX_BODY_BYTES', key: 'passthroughMaxBodyBytes', flag: 'passthrough-max-body-bytes', help: 'largest request body forwarded (bigger: 413, nothing forwarded)', accepts: 'an integer 0-1073741824', schema: int(0, 1 << 30), default: String(10 * 1024 * 1024) },
   { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: num(0.1, 60), default: '8' },
 ];
 
@@ -201,6 +204,10 @@ export interface ConfigShape {
   sessionListMaxSessions: number;
   sessionListGraceSeconds: number;
   h2c: boolean;
+  authCookieName: string;
+  /** Undefined: the default of passthroughOn(). */
+  passthrough: boolean | undefined;
+  passthroughMaxBodyBytes: number;
   shutdownTimeoutSeconds: number;
 }
 
@@ -246,6 +253,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET (HS256 secret), or AUTH=none to allow anyone');
   }
   return Object.freeze(config);
+}
+
+/**
+ * Whether the rest of the API is forwarded (CONTRACT §2 PASSTHROUGH): as set, else on,
+ * except with JWT-only auth (a token mode without AUTH=upstream), whose callers hold
+ * pollcast tokens rather than upstream keys.
+ */
+export function passthroughOn(config: Config): boolean {
+  if (config.passthrough !== undefined) return config.passthrough;
+  // Read loosely: AUTH=upstream and AUTH_JWKS_URL come with other issues of this round.
+  const { authJwtSecret, authJwksUrl, auth } = config as { authJwtSecret?: string; authJwksUrl?: string; auth?: string };
+  return !((authJwtSecret !== undefined || authJwksUrl !== undefined) && auth !== 'upstream');
 }
 
 /** Shortest REDIS_LEASE_SECONDS for a long-poll wait and timeout margin (s): 1.5 x (wait + margin) + 1, rounded up. */

@@ -44,6 +44,13 @@ export class UpstreamUnavailableError extends PollcastError {
   }
 }
 
+/** A forwarded request got no answer from the upstream: unreachable, silent, or cut off (502). */
+export class BadGatewayError extends PollcastError {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super('bad_gateway', `the upstream did not answer the forwarded request: ${reason}`, options);
+  }
+}
+
 /** No or invalid subscriber token. */
 export class UnauthorizedError extends PollcastError {
   constructor(message = 'a valid access token is required') {

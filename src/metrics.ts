@@ -24,6 +24,10 @@ export class Stats {
   redisErrors: Record<string, number> = {};
   /** Cluster mode: events a reader found missing from the shared log and filled in, by source (log, upstream). */
   gapFills: Record<string, number> = {};
+  /** Requests forwarded to the upstream, by `${method}|${status class}`. */
+  forwarded: Record<string, number> = {};
+  /** Forwarded requests that got no (whole) answer, by reason (connect, timeout, reset, body, aborted, too_large). */
+  forwardErrors: Record<string, number> = {};
 }
 
 /** What the registry reads from the running hub on each scrape. */
@@ -54,6 +58,8 @@ export const METRIC_NAMES = [
   'pollcast_redis_errors_total',
   'pollcast_redis_command_duration_seconds',
   'pollcast_redis_gap_fills_total',
+  'pollcast_forwarded_requests_total',
+  'pollcast_forward_errors_total',
 ] as const;
 
 /** The registry behind `/metrics`, plus the hooks the upstream client calls. */
@@ -135,6 +141,19 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
   new Counter({
     name: 'pollcast_redis_gap_fills_total', help: 'Cluster mode: events missing from the shared log that a reader filled in, by source (log, upstream).', labelNames: ['source'], registers: [registry],
     collect() { for (const [source, n] of Object.entries(stats.gapFills)) setCounter(this, n, { source }); },
+  });
+  new Counter({
+    name: 'pollcast_forwarded_requests_total', help: 'Requests forwarded to the upstream (pass-through), by method and the upstream\'s status class.', labelNames: ['method', 'status'], registers: [registry],
+    collect() {
+      for (const [key, n] of Object.entries(stats.forwarded)) {
+        const [method = '', status = ''] = key.split('|');
+        setCounter(this, n, { method, status });
+      }
+    },
+  });
+  new Counter({
+    name: 'pollcast_forward_errors_total', help: 'Forwarded requests without a whole answer, by reason (connect, timeout, reset, body, aborted, too_large).', labelNames: ['reason'], registers: [registry],
+    collect() { for (const [reason, n] of Object.entries(stats.forwardErrors)) setCounter(this, n, { reason }); },
   });
   return {
     registry,

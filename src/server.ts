@@ -3,7 +3,7 @@ import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from './config.ts';
+import { passthroughOn, type Config } from './config.ts';
 import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
 import { ListHub } from './hub/list-hub.ts';
@@ -13,11 +13,12 @@ import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
 import { installClientErrorHandler } from './http/client-error.ts';
 import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
-import { allowAll, createJwtAuthorizer, type Authorizer } from './http/auth.ts';
+import { allowAll, createJwtAuthorizer, createSubscriberTokenCheck, type Authorizer } from './http/auth.ts';
 import type { DemoSource } from './http/demo-routes.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_BACKOFF } from './upstream/backoff.ts';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.ts';
+import { createForwarder } from './upstream/forwarder.ts';
 import { createMemoryTransport, type LoopSettings } from './transport/memory.ts';
 import type { Transport } from './hub/transport.ts';
 import type { Simulator } from './simulator/index.ts';
@@ -149,7 +150,10 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const demo: DemoSource | undefined = simulator;
   const limits = createLimits(config);
   const upstreamPath = mountablePath(upstreamUrl, log);
-  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath };
+  // The pass-through has its own pool, with no credential: UPSTREAM_API_KEY never rides on a forwarded request.
+  const forward = upstreamPath !== '' && passthroughOn(config) ? createForwarder(new URL(upstreamUrl).origin) : undefined;
+  const isSubscriberToken = createSubscriberTokenCheck(config.authJwtSecret);
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, demo, upstreamPath, forward, isSubscriberToken };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
@@ -198,6 +202,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       clearTimeout(deadline);
       await transport.close();
       await client.close();
+      await forward?.close();
       await simulator?.close();
     })();
     return closing;

@@ -9,6 +9,7 @@ import { registerListRoute } from './list-route.ts';
 import { registerMultiEventsRoute } from './multi-route.ts';
 import { registerDropInRoutes } from './dropin-routes.ts';
 import { registerDemoRoutes } from './demo-routes.ts';
+import { registerForwardRoute } from './forward-route.ts';
 import { registerLimits } from './limits.ts';
 import { redactUrl } from '../log.ts';
 import { isHttp1 } from '../hub/writer.ts';
@@ -19,7 +20,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const origins = corsOriginList(deps.config.corsOrigins);
   if (origins !== undefined) {
     // POST and Content-Type: `POST /events` takes its session list as JSON.
-    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type'], exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
+    // With the pass-through, a browser may also steer sessions (DELETE) and create them with an Idempotency-Key.
+    const forwarding = deps.forward !== undefined;
+    const allowMethods = forwarding ? ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] : ['GET', 'HEAD', 'POST', 'OPTIONS'];
+    const allowHeaders = ['Authorization', 'Last-Event-ID', 'Cache-Control', 'Content-Type', ...(forwarding ? ['Idempotency-Key'] : [])];
+    app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods, allowHeaders, exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
   }
   app.use('*', async (c, next) => {
     // While stopping, no connection is kept for reuse: a reconnecting client
@@ -41,6 +46,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerMultiEventsRoute(app, deps);
   registerDropInRoutes(app, deps);
   registerDemoRoutes(app, deps.demo);
+  // Last: only what no route above answers is forwarded.
+  registerForwardRoute(app, deps);
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));
   app.onError((err, c) => {
     // pollcast_requests_rejected_total{reason}: every refusal passes here (or the stream fast path), labelled by its stable code.

@@ -108,3 +108,26 @@ export function createJwtAuthorizer(secret: string): Authorizer {
     return { expiresAtMs: exp * 1000, scope: sessions.includes('*') ? { kind: 'all' } : { kind: 'sessions', ids: new Set(sessions as string[]) } };
   };
 }
+
+/** Whether a bearer value is a pollcast subscriber token (which must never be forwarded upstream). */
+export type SubscriberTokenCheck = (value: string) => Promise<boolean>;
+
+/**
+ * The HS256 check of `secret` (none: nothing is a pollcast token). A token whose
+ * signature holds is one even when expired or short of a claim: it is still
+ * pollcast's, and no business of the upstream's.
+ */
+export function createSubscriberTokenCheck(secret: string | undefined): SubscriberTokenCheck {
+  if (secret === undefined) return async () => false;
+  const key = new TextEncoder().encode(secret);
+  return async (value) => {
+    if (value.length > MAX_TOKEN_LENGTH || value.split('.').length !== 3) return false;
+    try {
+      await jwtVerify(value, key, { algorithms: ['HS256'], clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS });
+      return true;
+    } catch (err) {
+      // jose checks the claims only once the signature is verified.
+      return err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed;
+    }
+  };
+}

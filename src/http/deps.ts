@@ -5,7 +5,8 @@ import type { Hub } from '../hub/hub.ts';
 import type { ListHub } from '../hub/list-hub.ts';
 import type { Streams } from '../hub/streams.ts';
 import type { Metrics, Stats } from '../metrics.ts';
-import type { Authorizer } from './auth.ts';
+import type { Forwarder } from '../upstream/forwarder.ts';
+import type { Authorizer, SubscriberTokenCheck } from './auth.ts';
 import type { DemoSource } from './demo-routes.ts';
 import type { Limits } from './limits.ts';
 
@@ -29,4 +30,8 @@ export interface AppDeps {
   demo: DemoSource | undefined;
   /** The path of UPSTREAM_URL (e.g. `/api/v2`), under which the drop-ins are served too; '' for none. */
   upstreamPath: string;
+  /** The pass-through to the upstream (no credential of its own); undefined when forwarding is off or UPSTREAM_URL has no path. */
+  forward?: Forwarder | undefined;
+  /** Whether a bearer value is a pollcast subscriber token, which is never forwarded upstream. */
+  isSubscriberToken: SubscriberTokenCheck;
 }

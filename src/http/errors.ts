@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Logger } from 'pino';
 import {
+  BadGatewayError,
   BadRequestError,
   ForbiddenError,
   PayloadTooLargeError,
@@ -25,7 +26,7 @@ export function statusFor(err: PollcastError): 400 | 401 | 403 | 404 | 413 | 414
   if (err instanceof PayloadTooLargeError) return 413;
   if (err instanceof UriTooLongError) return 414;
   if (err instanceof TooManyRequestsError) return 429;
-  if (err instanceof UpstreamAuthError) return 502;
+  if (err instanceof UpstreamAuthError || err instanceof BadGatewayError) return 502;
   if (err instanceof UpstreamUnavailableError || err instanceof ShuttingDownError) return 503;
   return 500;
 }

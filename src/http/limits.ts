@@ -260,10 +260,17 @@ export function rateLimit(limits: Limits): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** Installs the URL check on every route and the rate limit on stream opens and long-polls (also under the drop-ins' UPSTREAM_URL path). */
+/**
+ * Installs the URL check on every route and the rate limit on stream opens and
+ * long-polls, and on everything under the UPSTREAM_URL path (drop-ins and
+ * forwarded requests alike: one token each).
+ */
 export function registerLimits(app: Hono<AppEnv>, limits: Limits, upstreamPath = ''): void {
   app.use('*', urlLimit(limits));
   app.use('/sessions/*', rateLimit(limits));
   app.use('/events', rateLimit(limits));
-  if (upstreamPath !== '') app.use(`${upstreamPath}/sessions/*`, rateLimit(limits));
+  if (upstreamPath !== '') {
+    app.use(upstreamPath, rateLimit(limits));
+    app.use(`${upstreamPath}/*`, rateLimit(limits));
+  }
 }

@@ -44,6 +44,9 @@ export interface FeedEntry {
   graceTimer: NodeJS.Timeout | null;
 }
 
+/** Delay of a nudge's second status refresh (ms): the API answers a write 202 and may apply it a moment later. */
+export const NUDGE_RECHECK_MS = 1000;
+
 /** Seconds a caller is told to wait when pollcast is stopping. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
@@ -81,6 +84,8 @@ export class Hub {
   /** Who hears feeds' status changes (the session lists), and the status frame each feed last told them. */
   private readonly statusListeners = new Set<(sessionId: string) => void>();
   private readonly statusTold = new WeakMap<Feed, Buffer>();
+  /** Follow-up refreshes of nudged sessions, cleared on close. */
+  private readonly nudgeTimers = new Set<NodeJS.Timeout>();
 
   constructor(opts: HubOptions) {
     this.opts = opts;
@@ -242,6 +247,30 @@ export class Hub {
     for (const listener of this.statusListeners) listener(feed.sessionId);
   }
 
+  /**
+   * A write forwarded through pollcast (pause, resume, messages, …) changed this
+   * session: its loops here (either include_events) ask `/status` at once, past
+   * the minimum interval between refreshes but within backoff and Retry-After,
+   * and once more NUDGE_RECHECK_MS later, since the API accepts writes (202)
+   * before it applies them. Cluster mode: only loops this instance runs.
+   */
+  nudge(sessionId: string): void {
+    if (this.closed) return;
+    const refresh = (): void => {
+      for (const key of [feedKey(sessionId, true), feedKey(sessionId, false)]) {
+        const entry = this.active.get(key) ?? this.cache.peek(key);
+        if (entry?.supply) void entry.supply.refreshStatus(true);
+      }
+    };
+    refresh();
+    const timer = setTimeout(() => {
+      this.nudgeTimers.delete(timer);
+      refresh();
+    }, NUDGE_RECHECK_MS);
+    timer.unref();
+    this.nudgeTimers.add(timer);
+  }
+
   /** Counts for /metrics. */
   sessionsByState(): Record<string, number> {
     const out: Record<string, number> = { live: 0, finished: 0, idle: 0 };
@@ -269,6 +298,8 @@ export class Hub {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const timer of this.nudgeTimers) clearTimeout(timer);
+    this.nudgeTimers.clear();
     for (const e of this.active.values()) {
       if (e.graceTimer) clearTimeout(e.graceTimer);
       e.abort?.abort();

@@ -18,8 +18,11 @@ export interface Supply {
   readonly done: Promise<void>;
   /** What the loop is doing ('stopped' where it runs elsewhere). */
   readonly loopState: PollerState;
-  /** Asks for a fresher `/status` (drop-in status pollers); resolves when answered or when not possible. */
-  refreshStatus(): Promise<void>;
+  /**
+   * Asks for a fresher `/status` (drop-in status pollers); resolves when answered or when not possible.
+   * `force`: the session was just changed through pollcast, so the minimum interval between refreshes is skipped.
+   */
+  refreshStatus(force?: boolean): Promise<void>;
 }
 
 /** The source of every feed of the process. */

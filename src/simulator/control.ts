@@ -85,6 +85,18 @@ const ROUTES: Array<[string, RegExp, Route]> = [
       return { status: 200, body: ctx.store.snapshot(ctx.store.require(id)) };
     },
   ],
+  ['GET', /^sessions\/([^/]+)\/received$/, (ctx, [id = '']) => ({ status: 200, body: { received: ctx.store.require(id).received } })],
+  [
+    'POST',
+    /^keys$/,
+    (ctx, _m, body) => {
+      ctx.keys.add(body.key as string, body.organisation as string);
+      return { status: 200, body: { ok: true } };
+    },
+  ],
+  ['POST', /^keys\/revoke$/, (ctx, _m, body) => (ctx.keys.revoke(body.key as string), { status: 200, body: { ok: true } })],
+  ['GET', /^requests$/, (ctx) => ({ status: 200, body: { requests: ctx.requestLog.all() } })],
+  ['POST', /^requests\/clear$/, (ctx) => (ctx.requestLog.clear(), { status: 200, body: { ok: true } })],
   ['GET', /^stats$/, (ctx) => ({ status: 200, body: { totals: ctx.stats.totals(), sessions: ctx.stats.all() } })],
   ['GET', /^stats\/([^/]+)$/, (ctx, [id = '']) => ({ status: 200, body: ctx.stats.get(id) })],
   ['POST', /^stats\/reset$/, (ctx) => (ctx.stats.reset(), { status: 200, body: { ok: true } })],

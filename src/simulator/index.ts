@@ -3,7 +3,10 @@ import { DemoDriver } from './demo.ts';
 import { dialectFor } from './dialects.ts';
 import { InvalidInputError } from './errors.ts';
 import { FaultPlan } from './faults.ts';
+import { KeyRing } from './keys.ts';
+import { RequestLog } from './request-log.ts';
 import { HeldRequests } from './respond.ts';
+import { DEFAULT_RUN_EVENT_EVERY_MS, DEFAULT_RUN_EVENTS, RunDriver } from './runs.ts';
 import { createSimServer, listen, shutdown } from './server.ts';
 import { SessionStore } from './state.ts';
 import { StatsRegistry } from './stats.ts';
@@ -15,6 +18,9 @@ export { DEMO_MIN_LIVE, DEMO_KEEP_FINISHED } from './demo.ts';
 export { UNKNOWN_STATS_MAX_IDS } from './stats.ts';
 export { REAL_BASE_PATH } from './dialects.ts';
 export { DEFAULT_IMAGE_BYTES, MAX_IMAGE_BYTES } from './trajectory.ts';
+export { DEFAULT_RUN_EVENT_EVERY_MS, DEFAULT_RUN_EVENTS } from './runs.ts';
+export { REQUEST_LOG_MAX } from './request-log.ts';
+export { MAX_API_BODY_BYTES } from './api-body.ts';
 
 /** Server cap on wait_for_seconds when the options name none. */
 export const DEFAULT_MAX_WAIT_SECONDS = 30;
@@ -39,6 +45,12 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
   const store = new SessionStore(seed, dialect);
   const stats = new StatsRegistry((id) => store.get(id) !== undefined);
   store.onDelete((id) => stats.retire(id));
+  const authHeader = (opts.authHeader ?? 'authorization').toLowerCase();
+  const run = opts.run ?? {};
+  const runs = new RunDriver(store, {
+    eventEveryMs: checkNumber('run.eventEveryMs', run.eventEveryMs, DEFAULT_RUN_EVENT_EVERY_MS, { integer: true, min: 1 }),
+    events: checkNumber('run.events', run.events, DEFAULT_RUN_EVENTS, { integer: true }),
+  });
   const ctx: SimContext = {
     dialect,
     store,
@@ -47,8 +59,11 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
     held: new HeldRequests(),
     maxWaitSeconds: checkNumber('maxWaitSeconds', opts.maxWaitSeconds, DEFAULT_MAX_WAIT_SECONDS),
     maxLimit: checkNumber('maxLimit', opts.maxLimit, DEFAULT_MAX_LIMIT, { integer: true, min: 1 }),
-    apiKey: opts.apiKey,
-    authHeader: (opts.authHeader ?? 'authorization').toLowerCase(),
+    keys: new KeyRing(opts.apiKey, opts.apiKeys, authHeader),
+    authHeader,
+    runs,
+    requestLog: new RequestLog(),
+    idempotency: new Map(),
   };
   const server = createSimServer(ctx);
   const origin = await listen(server, checkNumber('port', opts.port, 0, { integer: true }), opts.host ?? '127.0.0.1');
@@ -59,6 +74,7 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
   const close = (): Promise<void> => {
     closing ??= (async () => {
       demo?.stop();
+      runs.close();
       store.close();
       ctx.held.cancelAll();
       await shutdown(server);
@@ -85,6 +101,12 @@ export async function createSimulator(opts: SimulatorOptions = {}): Promise<Simu
     totals: () => ctx.stats.totals(),
     totalRequests: () => ctx.stats.requests(),
     resetStats: () => ctx.stats.reset(),
+    addKey: (key, organisation) => ctx.keys.add(key, organisation),
+    revokeKey: (key) => ctx.keys.revoke(key),
+    requests: () => ctx.requestLog.all(),
+    clearRequests: () => ctx.requestLog.clear(),
+    received: (id) => structuredClone(store.require(id).received),
+    organisationOf: (id) => store.require(id).organisation,
     close,
   };
 }

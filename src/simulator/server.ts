@@ -32,6 +32,7 @@ function handle(ctx: SimContext, req: IncomingMessage, res: ServerResponse): voi
       handleControl(ctx, req, res, controlPath).catch((error: unknown) => sendError(res, 500, `internal error: ${String(error)}`));
       return;
     }
+    ctx.requestLog.record(req);
     handleSessionsApi(ctx, req, res, url, apiPathOf(ctx.dialect.basePath, url.pathname));
   } catch (error) {
     sendError(res, 500, `internal error: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,42 +1,31 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimContext } from './context.ts';
 import type { ApiEndpoint } from './faults.ts';
+import { canSee } from './keys.ts';
+import type { Caller } from './keys.ts';
 import { asksToWait, parseChangesQuery } from './query.ts';
 import type { ChangesQuery } from './query.ts';
 import { isImmediateFault, sendError, sendFaultyBody, sendJson, sendNoContent, serveImmediateFault } from './respond.ts';
 import type { BodyFault } from './respond.ts';
+import { handleRestApi, isRestPath } from './rest-api.ts';
+import { visibleSession } from './rest-sessions.ts';
 import type { SessionRecord } from './state.ts';
 import type { Fault } from './types.ts';
 
 const SESSION_ROUTE = /^\/sessions\/([^/]+)\/(changes|status)$/;
 
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  // Constant time, so the simulator does not teach clients a timing oracle by example.
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function authorized(ctx: SimContext, req: IncomingMessage): boolean {
-  if (ctx.apiKey === undefined) return true;
-  const raw = req.headers[ctx.authHeader];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  if (value === undefined) return false;
-  if (ctx.authHeader !== 'authorization') return sameSecret(value, ctx.apiKey);
-  const match = /^Bearer\s+(.+)$/i.exec(value);
-  return match?.[1] !== undefined && sameSecret(match[1].trim(), ctx.apiKey);
-}
-
 /**
- * Serves `GET /sessions`, `GET /sessions/{id}/changes` and `GET /sessions/{id}/status`
- * below the dialect's base path; `apiPath` is the path below it (undefined: outside it, 404).
+ * Serves the sessions API below the dialect's base path; `apiPath` is the path below it
+ * (undefined: outside it, 404). Both dialects: `GET /sessions/{id}/changes` and
+ * `/status`; the simple dialect's `GET /sessions` (a simulator extra); the real
+ * dialect's REST surface (rest-api.ts). Keys scope what a caller sees (keys.ts).
  */
 export function handleSessionsApi(ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL, apiPath: string | undefined): void {
   ctx.stats.countRequest();
   const route = apiPath === undefined ? null : SESSION_ROUTE.exec(apiPath);
-  if (apiPath !== '/sessions' && !route) return sendError(res, 404, `no route: ${url.pathname}`);
-  if (req.method !== 'GET') return sendError(res, 405, 'method not allowed', { allow: 'GET' });
+  const rest = apiPath !== undefined && !route && ctx.dialect.name === 'real' && isRestPath(apiPath);
+  if (apiPath !== '/sessions' && !route && !rest) return sendError(res, 404, `no route: ${url.pathname}`);
+  if (!rest && req.method !== 'GET') return sendError(res, 405, 'method not allowed', { allow: 'GET' });
 
   let id = '';
   let endpoint: ApiEndpoint | undefined;
@@ -51,22 +40,26 @@ export function handleSessionsApi(ctx: SimContext, req: IncomingMessage, res: Se
     else ctx.stats.countStatus(id);
   }
 
-  if (!authorized(ctx, req)) {
+  const auth = ctx.keys.authenticate(req);
+  if (!auth.ok) {
     const challenge: Record<string, string> = ctx.authHeader === 'authorization' ? { 'www-authenticate': 'Bearer' } : {};
-    return sendError(res, 401, 'missing or invalid API key', challenge);
+    return sendError(res, 401, auth.reason === 'revoked' ? 'API key revoked' : 'missing or invalid API key', challenge);
   }
+  const caller = auth.caller;
+  if (rest) return handleRestApi(ctx, req, res, url, apiPath, caller);
   if (endpoint === undefined) {
-    return sendJson(res, 200, { sessions: ctx.store.all().map((r) => ctx.store.summary(r)) });
+    const rows = ctx.store.all().filter((r) => canSee(caller, r.organisation));
+    return sendJson(res, 200, { sessions: rows.map((r) => ctx.store.summary(r)) });
   }
 
   const fault = ctx.faults.take(id, endpoint);
   if (fault) ctx.stats.countFault(id);
   if (fault && isImmediateFault(fault)) return serveImmediateFault(fault, req, res, ctx.held);
 
-  if (endpoint === 'status') return answerStatus(ctx, res, id, fault);
+  if (endpoint === 'status') return answerStatus(ctx, res, id, caller, fault);
   const parsed = parseChangesQuery(url.searchParams);
   if (!parsed.ok) return sendError(res, 400, parsed.error);
-  answerChanges(ctx, res, id, parsed.query, fault);
+  answerChanges(ctx, res, id, caller, parsed.query, fault);
 }
 
 function bodyFaultOf(fault: Fault | undefined): BodyFault | undefined {
@@ -78,8 +71,8 @@ function patched(body: object, fault: Fault | undefined): object {
   return fault?.kind === 'patch' ? { ...body, ...structuredClone(fault.body) } : body;
 }
 
-function answerStatus(ctx: SimContext, res: ServerResponse, id: string, fault: Fault | undefined): void {
-  const record = ctx.store.get(id);
+function answerStatus(ctx: SimContext, res: ServerResponse, id: string, caller: Caller, fault: Fault | undefined): void {
+  const record = visibleSession(ctx, caller, id);
   if (!record) return sendError(res, 404, `no such session: ${id}`);
   const bodyFault = bodyFaultOf(fault);
   const body = ctx.store.statusBody(record);
@@ -87,8 +80,8 @@ function answerStatus(ctx: SimContext, res: ServerResponse, id: string, fault: F
   else sendJson(res, 200, patched(body, fault));
 }
 
-function answerChanges(ctx: SimContext, res: ServerResponse, id: string, query: ChangesQuery, fault: Fault | undefined): void {
-  const record = ctx.store.get(id);
+function answerChanges(ctx: SimContext, res: ServerResponse, id: string, caller: Caller, query: ChangesQuery, fault: Fault | undefined): void {
+  const record = visibleSession(ctx, caller, id);
   if (!record) return sendError(res, 404, `no such session: ${id}`);
   const shortMax = fault?.kind === 'short-limit' ? fault.max : Number.POSITIVE_INFINITY;
   const limit = Math.min(query.limit, ctx.maxLimit, shortMax);

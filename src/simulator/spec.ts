@@ -7,7 +7,8 @@ import type { SessionSpec } from './types.ts';
 export const MAX_APPEND_PER_CALL = 100_000;
 
 /** A SessionSpec with its defaults filled in (the timer fields stay optional: absent means no timer). */
-export type NormalizedSpec = Required<Omit<SessionSpec, 'emitEveryMs' | 'emitCount'>> & Pick<SessionSpec, 'emitEveryMs' | 'emitCount'>;
+export type NormalizedSpec = Required<Omit<SessionSpec, 'emitEveryMs' | 'emitCount' | 'organisation' | 'request'>> &
+  Pick<SessionSpec, 'emitEveryMs' | 'emitCount' | 'organisation' | 'request'>;
 
 /** Checks that `value` is a non-negative integer (or absent: `fallback`). */
 export function nonNegativeInt(name: string, value: unknown, fallback: number): number {
@@ -15,6 +16,11 @@ export function nonNegativeInt(name: string, value: unknown, fallback: number): 
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
     throw new InvalidInputError(`${name} must be a non-negative integer`);
   }
+  return value;
+}
+
+function optionalName(name: string, value: unknown): string | undefined {
+  if (value !== undefined && (typeof value !== 'string' || value === '')) throw new InvalidInputError(`${name} must be a non-empty string`);
   return value;
 }
 
@@ -29,6 +35,9 @@ export function normalizeSpec(spec: SessionSpec): NormalizedSpec {
   }
   const batchSize = nonNegativeInt('batchSize', spec.batchSize, 1);
   if (batchSize === 0 || batchSize > MAX_APPEND_PER_CALL) throw new InvalidInputError(`batchSize must be 1..${MAX_APPEND_PER_CALL}`);
+  if (spec.request !== undefined && (typeof spec.request !== 'object' || spec.request === null || Array.isArray(spec.request))) {
+    throw new InvalidInputError('request must be an object');
+  }
   const imageBytes = nonNegativeInt('imageBytes', spec.imageBytes, DEFAULT_IMAGE_BYTES);
   if (imageBytes > MAX_IMAGE_BYTES) throw new InvalidInputError(`imageBytes must be at most ${MAX_IMAGE_BYTES}`);
   return {
@@ -40,5 +49,7 @@ export function normalizeSpec(spec: SessionSpec): NormalizedSpec {
     finishAfterEmit: spec.finishAfterEmit ?? emitCount !== undefined,
     detailBytes: nonNegativeInt('detailBytes', spec.detailBytes, DEFAULT_DETAIL_BYTES),
     imageBytes,
+    organisation: optionalName('organisation', spec.organisation),
+    request: spec.request,
   };
 }

@@ -8,6 +8,9 @@ import type { AnyMetrics, FinishOutcome, RealWireEvent, SessionEvent, SessionSna
 
 export type { ChangeReason, SessionRecord, Waiter } from './record.ts';
 
+/** The agent name of sessions created without a SessionRequest (the control API, the demo). */
+export const DEFAULT_AGENT = 'simulated-web-agent';
+
 function isoNow(): string {
   return new Date().toISOString();
 }
@@ -63,6 +66,11 @@ export class SessionStore {
     const record: SessionRecord = {
       id,
       createdSeq: this.#seq++,
+      createdAt: isoNow(),
+      organisation: s.organisation,
+      request: s.request ?? { agent: DEFAULT_AGENT },
+      shared: false,
+      received: [],
       status: this.#dialect.initialStatus,
       startedAt: null,
       finishedAt: null,

@@ -119,6 +119,10 @@ export interface SessionSpec {
   detailBytes?: number;
   /** Real dialect: approximate length of each screenshot's base64 in `data.image` (default 4096; 0 = no screenshot). */
   imageBytes?: number;
+  /** The organisation whose keys (`apiKeys`) see the session; absent: every key sees it. */
+  organisation?: string;
+  /** The `SessionRequest` the REST API shows (default `{agent: 'simulated-web-agent'}`). */
+  request?: Record<string, unknown>;
 }
 
 /** Request counters for one session id (counted even for unknown ids). */
@@ -196,6 +200,24 @@ export interface FaultController {
   pending(): number;
 }
 
+/** One request body the REST API received for a session (`messages`, `tool_results`): its size and digest. */
+export interface ReceivedBody {
+  readonly route: 'messages' | 'tool_results';
+  readonly bytes: number;
+  /** Hex sha256 of the body's bytes exactly as they arrived. */
+  readonly sha256: string;
+  readonly at: string;
+}
+
+/** One sessions-API request as it reached the simulator: the raw request target and headers, byte for byte. */
+export interface LoggedRequest {
+  readonly method: string;
+  /** The request target exactly as sent (path and raw query, repeated keys and their order kept). */
+  readonly target: string;
+  /** Header names (lower-cased) and values as received; a repeated header keeps every value. */
+  readonly headers: Record<string, string[]>;
+}
+
 /** Options of `createSimulator`. */
 export interface SimulatorOptions {
   /** The dialect served (default 'simple'). */
@@ -206,8 +228,13 @@ export interface SimulatorOptions {
   seed?: number;
   maxWaitSeconds?: number;
   maxLimit?: number;
+  /** One key that sees every session (today's single key). */
   apiKey?: string;
+  /** Keys scoped to an organisation, `{ key: organisation }`: a key sees only its organisation's sessions (and those created with none); another's answers 404. */
+  apiKeys?: Record<string, string>;
   authHeader?: string;
+  /** Pacing of the runs `POST /sessions` starts (real dialect). */
+  run?: { eventEveryMs?: number; events?: number };
 }
 
 /** The running simulator: its URLs, the in-process control API and `close()`. */
@@ -235,6 +262,17 @@ export interface Simulator {
   totals(): TotalStats;
   totalRequests(): number;
   resetStats(): void;
+  /** Accepts `key` for `organisation` from now on (real and simple dialects). */
+  addKey(key: string, organisation: string): void;
+  /** Refuses `key` with 401 from now on (a scoped key or the wide `apiKey`). */
+  revokeKey(key: string): void;
+  /** The last API requests received (REQUEST_LOG_MAX), as sent: raw target and headers. */
+  requests(): LoggedRequest[];
+  clearRequests(): void;
+  /** The bodies `messages` and `tool_results` received for a session (size and sha256), oldest first. */
+  received(id: string): ReceivedBody[];
+  /** The organisation that owns a session (undefined: every key sees it). */
+  organisationOf(id: string): string | undefined;
   readonly faults: FaultController;
   close(): Promise<void>;
 }

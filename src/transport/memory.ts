@@ -60,7 +60,7 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
         get loopState() {
           return loopState;
         },
-        refreshStatus: () => poller.refreshStatus(),
+        refreshStatus: (force) => poller.refreshStatus(force),
       };
     },
     history: (feed, from, to, signal) => upstreamHistory(settings, feed, from, to, signal),

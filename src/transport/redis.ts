@@ -208,7 +208,7 @@ export function createRedisTransport(settings: RedisTransportSettings): Transpor
           return loopState;
         },
         // Only the leader can ask; elsewhere the log's status (the leader's latest) is what there is.
-        refreshStatus: () => poller?.refreshStatus() ?? Promise.resolve(),
+        refreshStatus: (force) => poller?.refreshStatus(force) ?? Promise.resolve(),
       };
     },
     history: (feed, from, to, signal) => history(feed, from, to, signal),

@@ -134,11 +134,17 @@ export class Poller {
   /**
    * Asks `/status` now unless an answer younger than STATUS_REFRESH_MIN_INTERVAL_MS
    * is held (drop-in status pollers): many callers, at most one upstream call per interval.
+   * `force` (a forwarded write changed the session) skips that interval, never backoff or Retry-After.
    */
-  async refreshStatus(): Promise<void> {
+  async refreshStatus(force = false): Promise<void> {
     const now = Date.now();
     // A backing-off loop (a fault, a Retry-After) is not asked around by pollers: they get the held status.
-    if (this.stopped || this.over || now < this.notBeforeMs || now - this.snapshot.statusAtMs < STATUS_REFRESH_MIN_INTERVAL_MS) return;
+    if (this.stopped || this.over || now < this.notBeforeMs) return;
+    if (!force && now - this.snapshot.statusAtMs < STATUS_REFRESH_MIN_INTERVAL_MS) return;
+    // A forced refresh follows a write the caller just made: a check already in flight may have been
+    // answered before that write, so it asks once more after it.
+    if (force && this.statusCheck) await this.statusCheck.catch(() => undefined);
+    if (this.stopped || this.over) return;
     const r = await this.checkStatus();
     if (r === 'ok' || r === 'stop' || r.kind === 'aborted') return;
     // A failed refresh spaces the next one like any failure, and honours the upstream's Retry-After.

@@ -79,8 +79,9 @@ describe('cli', () => {
     const { simulator } = JSON.parse(line) as { simulator: string };
     const origin = simulator.slice(0, -'/api/v2'.length);
 
-    const list = (await (await get(`${simulator}/sessions`)).json()) as { sessions: Array<{ id: string }> };
-    expect(list.sessions.map((s) => s.id)).toEqual(['demo-1', 'demo-2', 'demo-3']);
+    // The real dialect's list is the API's page of summaries.
+    const list = (await (await get(`${simulator}/sessions?sort=created_at`)).json()) as { items: Array<{ id: string }> };
+    expect(list.items.map((s) => s.id)).toEqual(['demo-1', 'demo-2', 'demo-3']);
     expect((await get(`${origin}/sessions`)).status).toBe(404);
     const status = (await (await get(`${simulator}/sessions/demo-1/status`)).json()) as Record<string, unknown>;
     expect(Object.keys(status).sort()).toEqual(['error', 'status', 'steps', 'subagent_session_ids', 'usage_per_model']);

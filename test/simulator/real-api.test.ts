@@ -34,8 +34,9 @@ describe('real dialect: routes', () => {
     sim.createSession('r1', { initialEvents: 3, imageBytes: 0 });
     expect((await get(`${sim.origin}/api/v2/sessions/r1/changes`)).status).toBe(200);
     expect((await get(`${sim.origin}/api/v2/sessions/r1/status`)).status).toBe(200);
-    const list = (await (await get(`${sim.origin}/api/v2/sessions`)).json()) as { sessions: Array<{ id: string; status: string }> };
-    expect(list.sessions).toEqual([expect.objectContaining({ id: 'r1', status: 'running' })]);
+    // The real dialect lists sessions as the API does: a page of summaries (see real-rest.test.ts).
+    const list = (await (await get(`${sim.origin}/api/v2/sessions`)).json()) as { items: Array<{ id: string; status: string }> };
+    expect(list.items).toEqual([expect.objectContaining({ id: 'r1', status: 'running' })]);
     for (const path of ['/sessions/r1/changes', '/sessions/r1/status', '/sessions', '/api/v2', '/api/v1/sessions/r1/status', '/api/v2x/sessions/r1/status']) {
       const res = await get(`${sim.origin}${path}`);
       expect(res.status, path).toBe(404);

@@ -1,0 +1,144 @@
+/**
+ * What a forwarded request and its answer carry across pollcast (pure
+ * functions): hop-by-hop headers (RFC 9110 §7.6.1) and those the `Connection`
+ * header names stay on their own hop, `Host` is the upstream's, the caller's
+ * host and protocol travel as `X-Forwarded-*`, and a pollcast subscriber token
+ * (its cookie) never leaves pollcast.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+
+/** Headers that belong to one connection, never forwarded either way (plus any named in `Connection`). */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
+/** Request headers pollcast sets or drops itself: the upstream's Host, and `Expect` (pollcast has already read past it). */
+const REQUEST_DROPPED: ReadonlySet<string> = new Set(['host', 'expect']);
+
+/** The header names a raw list's `Connection` values name (lower-cased). */
+function connectionNamed(raw: readonly string[]): Set<string> {
+  const named = new Set<string>();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== 'connection') continue;
+    for (const token of raw[i + 1]!.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name !== '') named.add(name);
+    }
+  }
+  return named;
+}
+
+/** `Cookie` without the cookie `name` (undefined when nothing else is left). */
+export function withoutCookie(cookie: string, name: string): string | undefined {
+  const kept = cookie
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part !== '' && part.slice(0, part.includes('=') ? part.indexOf('=') : part.length).trim() !== name);
+  return kept.length === 0 ? undefined : kept.join('; ');
+}
+
+/** A raw query string without its `name=…` pairs, every other byte kept in order (undefined: the name is absent). */
+export function withoutQueryParam(query: string, name: string): string | undefined {
+  const parts = query.split('&');
+  const kept = parts.filter((part) => {
+    const key = part.includes('=') ? part.slice(0, part.indexOf('=')) : part;
+    let decoded = key;
+    try {
+      decoded = decodeURIComponent(key.replace(/\+/g, ' '));
+    } catch {
+      // A malformed escape names no parameter of ours.
+    }
+    return decoded !== name;
+  });
+  return kept.length === parts.length ? undefined : kept.join('&');
+}
+
+/** How the caller reached pollcast, for the `X-Forwarded-*` headers. */
+export interface ForwardedFrom {
+  /** The caller's address. */
+  clientIp: string;
+  /** `http` (pollcast listens in cleartext) unless a trusted proxy in front says otherwise. */
+  proto: string;
+  /** The `Host` (or HTTP/2 `:authority`) the caller used; undefined when it sent none. */
+  host: string | undefined;
+  /** Keep the caller's `X-Forwarded-Proto`/`-Host` (a trusted proxy in front set them); otherwise pollcast's replace them. */
+  trustForwarded: boolean;
+}
+
+/** What the request headers lose besides hop-by-hop ones: the pollcast cookie, and `Authorization` when it carries a pollcast token. */
+export interface RequestHeaderOptions {
+  cookieName: string;
+  dropAuthorization: boolean;
+}
+
+/**
+ * The headers of a forwarded request, as a flat `[name, value, …]` list in the
+ * caller's order and case: hop-by-hop, Connection-named, Host, Expect and
+ * HTTP/2 pseudo-headers removed, the pollcast cookie cut out of `Cookie`,
+ * `X-Forwarded-For` appended to, `X-Forwarded-Proto`/`-Host` set.
+ */
+export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFrom, options: RequestHeaderOptions): string[] {
+  const named = connectionNamed(raw);
+  const out: string[] = [];
+  let forwardedFor: string | undefined;
+  let proto: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower.startsWith(':') || HOP_BY_HOP_HEADERS.has(lower) || REQUEST_DROPPED.has(lower) || named.has(lower)) continue;
+    if (lower === 'authorization' && options.dropAuthorization) continue;
+    if (lower === 'x-forwarded-for') {
+      forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+      continue;
+    }
+    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') {
+      if (from.trustForwarded) {
+        if (lower === 'x-forwarded-proto') proto ??= value;
+        else host ??= value;
+      }
+      continue;
+    }
+    if (lower === 'cookie') {
+      const kept = withoutCookie(value, options.cookieName);
+      if (kept !== undefined) out.push(name, kept);
+      continue;
+    }
+    out.push(name, value);
+  }
+  out.push('x-forwarded-for', forwardedFor === undefined ? from.clientIp : `${forwardedFor}, ${from.clientIp}`);
+  out.push('x-forwarded-proto', proto ?? from.proto);
+  const shownHost = host ?? from.host;
+  if (shownHost !== undefined) out.push('x-forwarded-host', shownHost);
+  return out;
+}
+
+/**
+ * The upstream's answer headers as Node writes them (repeated names as arrays,
+ * `Set-Cookie` included), less hop-by-hop and Connection-named ones; with
+ * `dropCors`, less the upstream's `Access-Control-*` too (pollcast's own CORS
+ * policy answers for its origin).
+ */
+export function forwardResponseHeaders(raw: readonly string[], dropCors: boolean): OutgoingHttpHeaders {
+  const named = connectionNamed(raw);
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP_HEADERS.has(lower) || named.has(lower)) continue;
+    if (dropCors && lower.startsWith('access-control-')) continue;
+    const value = raw[i + 1]!;
+    const held = out[lower];
+    out[lower] = held === undefined ? value : Array.isArray(held) ? [...held, value] : [held, value];
+  }
+  return out;
+}

@@ -1,0 +1,174 @@
+/**
+ * The pass-through (CONTRACT.md section 3, "Everything else under the API's
+ * path"): every request under the path of UPSTREAM_URL that no other route
+ * answers goes to the upstream as the caller sent it (method, raw target,
+ * headers less hop-by-hop ones, body streamed) and its answer comes back as
+ * the upstream gave it (status, headers, body streamed; redirects passed on).
+ * Only the caller's own credential travels: the pool has no key, a pollcast
+ * token (header, `access_token`, cookie) is cut out. A write that changes a
+ * session nudges its loop, so watchers see `paused` at once.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Context, Hono } from 'hono';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { AppDeps, AppEnv } from './deps.ts';
+import { middlewareHeaders } from './events-route.ts';
+import { forwardRequestHeaders, forwardResponseHeaders, withoutQueryParam } from './forward-headers.ts';
+import { clientIp } from './limits.ts';
+import { splitTarget } from './raw-request.ts';
+import { isHttp1 } from '../hub/writer.ts';
+import { ForwardError, type Forwarder } from '../upstream/forwarder.ts';
+import { BadGatewayError, BadRequestError, PayloadTooLargeError, ShuttingDownError } from '../errors.ts';
+
+/** Session ids the nudge accepts (CONTRACT §3's id rule); anything else is forwarded without a nudge. */
+const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** The writes that change a session's status: after a 2xx, its loop refreshes at once. */
+const NUDGING_POST = /^\/sessions\/([^/]+)\/(?:messages|pause|resume|force_answer|tool_results)$/;
+const NUDGING_DELETE = /^\/sessions\/([^/]+)$/;
+/** Methods counted by name in the metrics; any other is `other` (labels stay bounded). */
+const COUNTED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** Counts body bytes on their way upstream and fails the stream once they pass `maxBytes`. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  private readonly maxBytes: number;
+  overflowed = false;
+  constructor(maxBytes: number) {
+    super();
+    this.maxBytes = maxBytes;
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.maxBytes) {
+      this.overflowed = true;
+      return done(new PayloadTooLargeError(this.maxBytes));
+    }
+    done(null, chunk);
+  }
+}
+
+/** A path segment `.`/`..` (escaped or not) would let a target leave the API's path once the upstream resolves it. */
+function hasDotSegment(path: string): boolean {
+  return path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
+}
+
+/** The session a forwarded write changed, if it is one of the nudging writes. */
+export function nudgedSession(method: string, pathBelowBase: string): string | undefined {
+  const m = (method === 'POST' ? NUDGING_POST : method === 'DELETE' ? NUDGING_DELETE : null)?.exec(pathBelowBase);
+  if (!m) return undefined;
+  try {
+    const id = decodeURIComponent(m[1]!);
+    return SESSION_ID.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function bearerOf(authorization: string | undefined): string | undefined {
+  return authorization === undefined ? undefined : /^Bearer[ ]+(\S+)\s*$/i.exec(authorization)?.[1];
+}
+
+function count(record: Record<string, number>, key: string): void {
+  record[key] = (record[key] ?? 0) + 1;
+}
+
+async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder): Promise<Response> {
+  if (deps.isShuttingDown()) throw new ShuttingDownError();
+  const incoming = c.env.incoming;
+  const outgoing = c.env.outgoing;
+  const method = incoming.method ?? c.req.method;
+  const rawTarget = incoming.url ?? '/';
+  const { path, query } = splitTarget(rawTarget);
+  if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
+
+  const maxBytes = deps.config.passthroughMaxBodyBytes;
+  const declared = c.req.header('content-length');
+  if (declared !== undefined && (!/^\d+$/.test(declared.trim()) || Number(declared) > maxBytes)) {
+    // Refused before a byte is read or sent upstream; the connection is not reused (its body is unread).
+    if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+    if (!/^\d+$/.test(declared.trim())) throw new BadRequestError('Content-Length must be a whole number');
+    count(deps.stats.forwardErrors, 'too_large');
+    throw new PayloadTooLargeError(maxBytes);
+  }
+
+  // A pollcast token is pollcast's: never shown to the upstream (header, query or cookie).
+  const bearer = bearerOf(c.req.header('authorization'));
+  const dropAuthorization = bearer !== undefined && (await deps.isSubscriberToken(bearer));
+  let target = rawTarget;
+  const accessToken = query === '' ? undefined : new URLSearchParams(query).get('access_token');
+  if (accessToken && (await deps.isSubscriberToken(accessToken))) {
+    const kept = withoutQueryParam(query, 'access_token') ?? query;
+    target = kept === '' ? path : `${path}?${kept}`;
+  }
+  const trust = deps.config.trustProxy;
+  const headers = forwardRequestHeaders(
+    incoming.rawHeaders,
+    {
+      clientIp: clientIp((name) => c.req.header(name), incoming.socket?.remoteAddress, trust),
+      proto: 'http',
+      host: c.req.header('host') ?? (isHttp1(outgoing) ? undefined : (incoming.headers[':authority'] as string | undefined)),
+      trustForwarded: trust !== 'none',
+    },
+    { cookieName: deps.config.authCookieName, dropAuthorization },
+  );
+
+  const hasBody = declared !== undefined ? Number(declared) > 0 : c.req.header('transfer-encoding') !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');
+  const limit = hasBody ? new BodyLimit(maxBytes) : null;
+  if (limit) {
+    incoming.on('error', (err) => limit.destroy(err));
+    incoming.pipe(limit);
+  }
+  const abort = new AbortController();
+  const onClose = (): void => {
+    if (!outgoing.writableFinished) abort.abort();
+  };
+  outgoing.once('close', onClose);
+
+  let answer;
+  try {
+    answer = await forwarder.forward({ method, target, headers, body: limit, signal: abort.signal });
+  } catch (err) {
+    if (limit?.overflowed) {
+      incoming.unpipe(limit);
+      if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+      count(deps.stats.forwardErrors, 'too_large');
+      throw new PayloadTooLargeError(maxBytes);
+    }
+    const kind = err instanceof ForwardError ? err.kind : 'body';
+    count(deps.stats.forwardErrors, kind);
+    if (kind === 'aborted') return RESPONSE_ALREADY_SENT;
+    throw new BadGatewayError(err instanceof Error ? err.message : String(err), { cause: err });
+  }
+
+  const status = answer.status;
+  count(deps.stats.forwarded, `${COUNTED_METHODS.has(method) ? method : 'other'}|${Math.floor(status / 100)}xx`);
+  if (status >= 200 && status < 300) {
+    const id = nudgedSession(method, path.slice(deps.upstreamPath.length));
+    if (id !== undefined) deps.hub.nudge(id);
+  }
+  const cors = middlewareHeaders(c, deps);
+  const head = { ...forwardResponseHeaders(answer.headers, Object.keys(cors).length > 0), ...cors };
+  try {
+    if (isHttp1(outgoing)) outgoing.writeHead(status, head);
+    else outgoing.writeHead(status, head);
+    await pipeline(answer.body, outgoing);
+  } catch {
+    // The upstream's body broke off or the caller left: the answer is cut, as a proxy cuts it.
+    count(deps.stats.forwardErrors, abort.signal.aborted ? 'aborted' : 'body');
+    answer.body.destroy();
+    if (!outgoing.destroyed) outgoing.destroy();
+  } finally {
+    outgoing.off('close', onClose);
+  }
+  return RESPONSE_ALREADY_SENT;
+}
+
+/** Registers the pass-through under the path of UPSTREAM_URL, after every route pollcast answers itself. */
+export function registerForwardRoute(app: Hono<AppEnv>, deps: AppDeps): void {
+  const forwarder = deps.forward;
+  if (forwarder === undefined || deps.upstreamPath === '') return;
+  const handler = (c: Context<AppEnv>) => forward(c, deps, forwarder);
+  app.all(deps.upstreamPath, handler);
+  app.all(`${deps.upstreamPath}/*`, handler);
+}
