@@ -87,7 +87,7 @@ export const FULL: Scenario[] = [
   // events and hide the hop being measured.
   { ...base, key: 'cluster', title: '20 sessions x 50 streams @ 2 ev/s: 1 process vs 3 on one Redis', sessions: 20, streamsPerSession: 50, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 4, measuredEvents: 40, targets: CLUSTER_TARGETS },
   { ...base, key: 'forwarding', title: '2,000 GET /api/v2/sessions forwarded vs direct, loopback', sessions: 5, streamsPerSession: 0, schedule: 'forwarding', measuredEvents: 2_000, targets: POLLCAST_ONLY },
-  { ...base, key: 'session-list', title: '100 dashboards on GET /sessions/events for 60 s', sessions: 1, streamsPerSession: 100, schedule: 'list', holdMs: 60_000, targets: POLLCAST_ONLY },
+  { ...base, key: 'session-list', title: '100 dashboards on GET /sessions/events for 30 s', sessions: 1, streamsPerSession: 100, schedule: 'list', holdMs: 30_000, targets: POLLCAST_ONLY },
 ];
 
 /** The same scenarios in miniature: a smoke run of a few seconds each. */
@@ -103,5 +103,5 @@ export const QUICK: Scenario[] = [
   { ...base, key: 'resume-long', title: '3 streams resume 10 before the end of 10,000 events, 1 live event', sessions: 1, streamsPerSession: 3, schedule: 'resume', historyEvents: 10_000, resumeBack: 10, measuredEvents: 1, detailBytes: HISTORY_DETAIL_BYTES },
   { ...base, key: 'cluster', title: '3 sessions x 12 streams @ 2 ev/s: 1 process vs 3 on one Redis', sessions: 3, streamsPerSession: 12, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 2, measuredEvents: 4, targets: CLUSTER_TARGETS },
   { ...base, key: 'forwarding', title: '50 GET /api/v2/sessions forwarded vs direct, loopback', sessions: 3, streamsPerSession: 0, schedule: 'forwarding', measuredEvents: 50, targets: POLLCAST_ONLY },
-  { ...base, key: 'session-list', title: '10 dashboards on GET /sessions/events for 2 s', sessions: 1, streamsPerSession: 10, schedule: 'list', holdMs: 2_000, targets: POLLCAST_ONLY },
+  { ...base, key: 'session-list', title: '10 dashboards on GET /sessions/events for 4 s', sessions: 1, streamsPerSession: 10, schedule: 'list', holdMs: 4_000, targets: POLLCAST_ONLY },
 ];
