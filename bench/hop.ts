@@ -113,6 +113,7 @@ export async function measureHop(scenario: Scenario, ctx: MeasureContext): Promi
       upstreamRequests: requests,
       upstreamCalls: calls,
       upstreamPerSessionMinute: requests / scenario.sessions / ((performance.now() - upstreamStart) / 60_000),
+      upstreamChangesPerSessionMinute: calls.changes / scenario.sessions / ((performance.now() - upstreamStart) / 60_000),
       upstreamPerBatch: requests / scenario.sessions / batches,
       upstreamMaxInFlight: maxInFlight,
       clientCpuShare: 0,

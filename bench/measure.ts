@@ -222,6 +222,7 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       upstreamRequests: up.requests,
       upstreamCalls: up.calls,
       upstreamPerSessionMinute: up.requests / scenario.sessions / upstreamMinutes,
+      upstreamChangesPerSessionMinute: up.calls.changes / scenario.sessions / upstreamMinutes,
       upstreamPerBatch: batches > 0 ? up.requests / scenario.sessions / batches : null,
       upstreamMaxInFlight: up.maxInFlight,
       clientCpuShare: stats.maxCpuShare,

@@ -7,10 +7,11 @@
  *   node bench/render.ts $TMPDIR/pollcast-bench-<id>.json [later-record.json …]
  */
 import { readFileSync } from 'node:fs';
-import { formatTable, TABLE_NOTES } from './report.ts';
+import { formatSpread, formatTable, TABLE_NOTES } from './report.ts';
 import type { Row } from './row.ts';
 import { clusterComparison, flySummary, hopSummary, memorySummary, resumeSummary } from './summaries.ts';
 import { formatVerdicts, verdicts } from './verdicts.ts';
+import { issue21 } from './verdicts21.ts';
 
 /** What a run records about the machine (printed under the table). */
 export interface MachineRecord {
@@ -36,11 +37,11 @@ export interface RunRecord {
 /** The report as printed at the end of a run; `quick` leaves the verdicts out (miniature scenarios). */
 export function renderReport(machine: MachineRecord, rows: Row[], quick: boolean): string {
   const list = verdicts(rows);
-  const verdictText = quick ? 'quick run: miniature scenarios, no verdict on the goals' : `issue 6:\n${formatVerdicts(list.issue6)}\n\nissue 13:\n${formatVerdicts(list.issue13)}`;
+  const verdictText = quick ? 'quick run: miniature scenarios, no verdict on the goals' : `issue 6:\n${formatVerdicts(list.issue6)}\n\nissue 13:\n${formatVerdicts(list.issue13)}\n\nissue 21 (run by run, spread min–median–max):\n${formatVerdicts(issue21(rows))}`;
   const medians = machine.repeat > 1 ? `\n(medians of ${machine.repeat} runs each; lost, duplicated, stale and errors are the worst run's)` : '';
   const summaries = [clusterComparison(rows), hopSummary(rows), resumeSummary(rows), memorySummary(rows), flySummary(rows)].filter((x): x is string => x !== null);
   const footer = `load average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}; pollcast as ${machine.pollcast}`;
-  return [`${formatTable(rows)}${medians}\n${TABLE_NOTES}`, ...summaries, verdictText, footer].join('\n\n');
+  return [`${formatTable(rows)}${medians}\n${TABLE_NOTES}`, formatSpread(rows), ...summaries, verdictText, footer].join('\n\n');
 }
 
 /** Rows of several records, later records replacing earlier rows of the same scenario and target, in the first record's order. */

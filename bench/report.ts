@@ -1,4 +1,5 @@
 /** The results table: one line per scenario and target, pollcast's ratios to the naive baseline of the same run. */
+import { spreadOf, type Spread } from './aggregate.ts';
 import type { Row } from './row.ts';
 
 const KB_PER_MB = 1024;
@@ -80,3 +81,33 @@ export const TABLE_NOTES = [
   'base MB: server RSS before any stream; peak MB: its VmHWM at the end of the window. hop rows: CPU per event received, no streams.',
   'CPU x base: CPU per delivery, except resume rows: the server CPU of the whole resume (open to live event), whatever it sent.',
 ].join('\n');
+
+const spreadCell = (s: Spread | null, digits: number): string => (s === null ? '-' : s.n === 1 ? fmt(s.median, digits) : `${fmt(s.min, digits)}–${fmt(s.median, digits)}–${fmt(s.max, digits)}`);
+
+/** Each row's figures over its runs as min–median–max (the table above shows the medians). */
+export function formatSpread(rows: Row[]): string {
+  const header = ['scenario', 'target', 'runs', 'CPU us/deliv', 'p50 ms', 'p99 ms', 'RSS KB/stream', 'peak MB', 'upstream req/session-min', 'other load srv core %', 'other load cli core %'];
+  const body = rows.map((r) => {
+    const peak = spreadOf(r, 'rssPeakKb');
+    const pct = (s: Spread | null) => (s === null ? null : { min: s.min * 100, median: s.median * 100, max: s.max * 100, n: s.n });
+    return [
+      r.scenario,
+      r.target,
+      String(r.runs),
+      spreadCell(spreadOf(r, 'cpuUsPerDelivery'), 2),
+      spreadCell(spreadOf(r, 'p50Ms'), 2),
+      spreadCell(spreadOf(r, 'p99Ms'), 2),
+      spreadCell(spreadOf(r, 'rssKbPerStream'), 2),
+      spreadCell(peak === null ? null : { min: peak.min / KB_PER_MB, median: peak.median / KB_PER_MB, max: peak.max / KB_PER_MB, n: peak.n }, 0),
+      spreadCell(spreadOf(r, 'upstreamPerSessionMinute'), 1),
+      spreadCell(pct(spreadOf(r, 'serverCoreOtherShare')), 0),
+      spreadCell(pct(spreadOf(r, 'clientCoreOtherShare')), 0),
+    ];
+  });
+  const all = [header, ...body];
+  const widths = header.map((_, c) => Math.max(...all.map((row) => row[c]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, c) => (c < 2 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  const note = 'spread over runs, min–median–max (one figure: one run). forwarding rows: p50/p99 = added over the direct call; session-list rows: upstream req/session-min = list calls per minute for all its dashboards.';
+  return ['spread:', line(header), rule, ...body.map(line), note].join('\n');
+}

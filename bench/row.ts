@@ -66,6 +66,8 @@ export interface Row {
   upstreamRequests: number;
   upstreamCalls: UpstreamCalls;
   upstreamPerSessionMinute: number;
+  /** Changes calls alone per session per minute (the naive server makes no status call). */
+  upstreamChangesPerSessionMinute: number;
   /** Upstream requests per session per appended batch (null when nothing was appended). */
   upstreamPerBatch: number | null;
   /** Most changes calls of one session in flight at once (1 = one loop per session). */
@@ -83,6 +85,15 @@ export interface Row {
   serverProcesses: number;
   /** The redis-server's CPU time in the window (cluster only; included in serverCpuMs). */
   redisCpuMs: number | null;
+  /**
+   * Each run's figure, in run order (a folded row; one value for a single run), for the spread (min–median–max)
+   * and for the per-run verdicts of issue 21 (run k of pollcast against run k of the baseline).
+   */
+  each?: Partial<Record<SpreadField, Array<number | null>>>;
+  /** Extra figures of the scenarios that are not fan-out (forwarding, session list), by name. */
+  extra?: Record<string, number | null>;
+  /** Each run's extra figures, in run order (a folded row). */
+  eachExtra?: Record<string, Array<number | null>>;
   /** `--memory` runs: where the memory of the open streams went (see memory-probe.ts); null otherwise. */
   memory: MemoryBreakdown | null;
 }
@@ -103,6 +114,10 @@ export interface MemoryBreakdown {
   /** RSS not accounted for by the V8 heap or external memory (native: sockets' libuv/http-parser state, malloc). */
   otherNative: number;
 }
+
+/** The figures whose spread over runs the report shows and the goals of issue 21 judge run by run. */
+export const SPREAD_FIELDS = ['cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'rssKbPerStream', 'rssPeakKb', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'serverCoreOtherShare', 'clientCoreOtherShare'] as const;
+export type SpreadField = (typeof SPREAD_FIELDS)[number];
 
 /** A number, or null where the measurement did not produce one. */
 export const nullIfNaN = (n: number): number | null => (Number.isNaN(n) ? null : n);

@@ -8,11 +8,12 @@
  * --quick       every scenario in miniature (a smoke run of a few seconds each)
  * --json        print the rows and verdicts as JSON on stdout (progress stays on stderr)
  * --only        scenario keys to run (one-session, many-sessions, payload, burst, idle, idle-sessions, max-streams,
- *               resume-short, resume-long, cluster); many-sessions and payload also measure the upstream hop
- *               alone (a `hop` row)
+ *               resume-short, resume-long, cluster, forwarding, session-list); one-session, many-sessions and
+ *               payload also measure the upstream hop alone (a `hop` row)
  * --targets     pollcast, baseline or both (default both); the cluster scenario always compares one
  *               pollcast with a cluster of three on one redis-server (needs redis-server installed)
- * --repeat      measure each scenario and target N times, alternating targets; the table shows medians
+ * --repeat      measure each scenario and target N times, alternating targets; the table shows medians, the
+ *               spread table min–median–max, and issue 21's goals are judged run by run (5 runs needed)
  * --quiet-wait  before each measurement wait up to S seconds for the machine to be nearly idle
  *               (default 30; 0 = do not wait; --quick never waits)
  * --profile     run pollcast under --cpu-prof (profiles in $TMPDIR/pollcast-bench-profiles; summarise
@@ -34,10 +35,12 @@ import { foldRuns } from './aggregate.ts';
 import { measureHop } from './hop.ts';
 import { measure, type Row } from './measure.ts';
 import { MemorySampler } from './memory-sampler.ts';
+import { measureForwarding, measureSessionList } from './paths.ts';
 import { CAN_PIN, firstJsonLine, loadAverages, nofileHardLimit, pinSelf, startService, stopProcess } from './processes.ts';
 import { renderReport } from './render.ts';
 import { FULL, QUICK, SCENARIO_KEYS } from './scenarios.ts';
 import { verdicts } from './verdicts.ts';
+import { issue21 } from './verdicts21.ts';
 import { SimControl } from './sim-control.ts';
 import { POLLCAST_BUILT_ENTRY, POLLCAST_SOURCE_ENTRY, type TargetName } from './targets.ts';
 
@@ -145,7 +148,11 @@ try {
           memory,
           log,
         };
-        const row = target === 'hop' ? await measureHop(scenario, context) : await measure(scenario, target, context);
+        const row =
+          target === 'hop' ? await measureHop(scenario, context)
+          : scenario.schedule === 'forwarding' ? await measureForwarding(scenario, context)
+          : scenario.schedule === 'list' ? await measureSessionList(scenario, context)
+          : await measure(scenario, target, context);
         runs.get(target)!.push(row);
         allRuns.push(row);
         const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);
@@ -162,7 +169,7 @@ try {
 machine.loadEnd = loadAverages();
 
 // Goals are stated for the full-size scenarios; a quick run only checks that everything works.
-const list = values.quick ? { issue6: [], issue13: [] } : verdicts(rows);
+const list = values.quick ? { issue6: [], issue13: [], issue21: [] } : { ...verdicts(rows), issue21: issue21(rows) };
 const report = JSON.stringify({ machine, rows, runs: allRuns, verdicts: list }, null, 2);
 // A full run leaves its record (each repetition included) in the temp directory, for later reading
 // (node bench/render.ts <record>); quick runs (the test suite's) leave nothing behind.

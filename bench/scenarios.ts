@@ -14,7 +14,11 @@ export type Schedule =
    * `Last-Event-ID` = history − `resumeBack`, and `measuredEvents` live events
    * are appended the moment every stream has its response head.
    */
-  | 'resume';
+  | 'resume'
+  /** No stream: `measuredEvents` requests forwarded through pollcast, each against the same request made directly (bench/paths.ts). */
+  | 'forwarding'
+  /** `sessions` x `streamsPerSession` dashboards watch `GET /sessions/events` for `holdMs`; upstream list calls counted (bench/paths.ts). */
+  | 'list';
 
 export interface Scenario {
   /** Stable key (tests and JSON rows refer to it). */
@@ -48,7 +52,10 @@ export interface Scenario {
 }
 
 /** Every scenario key, in run order. */
-export const SCENARIO_KEYS = ['one-session', 'many-sessions', 'payload', 'burst', 'idle', 'idle-sessions', 'max-streams', 'resume-short', 'resume-long', 'cluster'] as const;
+export const SCENARIO_KEYS = ['one-session', 'many-sessions', 'payload', 'burst', 'idle', 'idle-sessions', 'max-streams', 'resume-short', 'resume-long', 'cluster', 'forwarding', 'session-list'] as const;
+
+/** The scenarios of issue 21's new paths: pollcast alone (the naive server has neither). */
+export const POLLCAST_ONLY: TargetName[] = ['pollcast'];
 
 /** What the cluster scenario compares: the same load on one pollcast and on three pollcast processes sharing one redis-server. */
 export const CLUSTER_TARGETS: TargetName[] = ['pollcast', 'cluster'];
@@ -64,7 +71,8 @@ const base = { eventsPerSecond: 0, warmupEvents: 0, measuredEvents: 0, holdMs: 0
 
 /** Full-size scenarios (each target within a minute or two). */
 export const FULL: Scenario[] = [
-  { ...base, key: 'one-session', title: '1 session x 2,000 streams @ 20 ev/s', sessions: 1, streamsPerSession: 2000, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 20, measuredEvents: 300 },
+  // The hop row gives the upstream's own delivery at 20 ev/s: what pollcast adds over it is issue 21's "no batching" figure.
+  { ...base, key: 'one-session', title: '1 session x 2,000 streams @ 20 ev/s', sessions: 1, streamsPerSession: 2000, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 20, measuredEvents: 300, hopProbe: true },
   { ...base, key: 'many-sessions', title: '100 sessions x 20 streams @ 2 ev/s', sessions: 100, streamsPerSession: 20, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 2, measuredEvents: 30, hopProbe: true },
   // 0.5 ev/s per session: 1,000 deliveries/s of ~100 KB (~100 MB/s) is what one client core can read while the
   // simulator on the same core builds and serves 50 such events a second.
@@ -78,11 +86,13 @@ export const FULL: Scenario[] = [
   // 2 ev/s per session stays under the loop's own rate gate (4 requests/s per session), which would otherwise batch
   // events and hide the hop being measured.
   { ...base, key: 'cluster', title: '20 sessions x 50 streams @ 2 ev/s: 1 process vs 3 on one Redis', sessions: 20, streamsPerSession: 50, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 4, measuredEvents: 40, targets: CLUSTER_TARGETS },
+  { ...base, key: 'forwarding', title: '2,000 GET /api/v2/sessions forwarded vs direct, loopback', sessions: 5, streamsPerSession: 0, schedule: 'forwarding', measuredEvents: 2_000, targets: POLLCAST_ONLY },
+  { ...base, key: 'session-list', title: '100 dashboards on GET /sessions/events for 30 s', sessions: 1, streamsPerSession: 100, schedule: 'list', holdMs: 30_000, targets: POLLCAST_ONLY },
 ];
 
 /** The same scenarios in miniature: a smoke run of a few seconds each. */
 export const QUICK: Scenario[] = [
-  { ...base, key: 'one-session', title: '1 session x 50 streams @ 20 ev/s', sessions: 1, streamsPerSession: 50, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 5, measuredEvents: 20 },
+  { ...base, key: 'one-session', title: '1 session x 50 streams @ 20 ev/s', sessions: 1, streamsPerSession: 50, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 5, measuredEvents: 20, hopProbe: true },
   { ...base, key: 'many-sessions', title: '10 sessions x 5 streams @ 2 ev/s', sessions: 10, streamsPerSession: 5, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 1, measuredEvents: 3, hopProbe: true },
   { ...base, key: 'payload', title: '5 sessions x 4 streams @ 2 ev/s, ~100 KB events', sessions: 5, streamsPerSession: 4, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 1, measuredEvents: 3, detailBytes: PAYLOAD_DETAIL_BYTES, hopProbe: true },
   { ...base, key: 'burst', title: '1 session x 50 streams, burst of 200', sessions: 1, streamsPerSession: 50, schedule: 'burst', warmupEvents: 20, measuredEvents: 200 },
@@ -92,4 +102,6 @@ export const QUICK: Scenario[] = [
   { ...base, key: 'resume-short', title: '3 streams resume 10 before the end of 1,000 events, 1 live event', sessions: 1, streamsPerSession: 3, schedule: 'resume', historyEvents: 1_000, resumeBack: 10, measuredEvents: 1, detailBytes: HISTORY_DETAIL_BYTES },
   { ...base, key: 'resume-long', title: '3 streams resume 10 before the end of 10,000 events, 1 live event', sessions: 1, streamsPerSession: 3, schedule: 'resume', historyEvents: 10_000, resumeBack: 10, measuredEvents: 1, detailBytes: HISTORY_DETAIL_BYTES },
   { ...base, key: 'cluster', title: '3 sessions x 12 streams @ 2 ev/s: 1 process vs 3 on one Redis', sessions: 3, streamsPerSession: 12, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 2, measuredEvents: 4, targets: CLUSTER_TARGETS },
+  { ...base, key: 'forwarding', title: '50 GET /api/v2/sessions forwarded vs direct, loopback', sessions: 3, streamsPerSession: 0, schedule: 'forwarding', measuredEvents: 50, targets: POLLCAST_ONLY },
+  { ...base, key: 'session-list', title: '10 dashboards on GET /sessions/events for 4 s', sessions: 1, streamsPerSession: 10, schedule: 'list', holdMs: 4_000, targets: POLLCAST_ONLY },
 ];

@@ -73,6 +73,12 @@ export class SimControl {
     await this.call('POST', 'stats/reset', {});
   }
 
+  /** Every sessions-API request served since the last reset (list calls included), and the changes and status calls among them. */
+  async totals(): Promise<{ requests: number; changes: number; status: number }> {
+    const r = await this.call<{ totals: { requests: number; changes: number; status: number } }>('GET', 'stats');
+    return r.totals;
+  }
+
   /** Request counters per session id. */
   async sessionStats(): Promise<Record<string, SessionStats>> {
     const r = await this.call<{ sessions: Record<string, SessionStats> }>('GET', 'stats');

@@ -104,7 +104,8 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
 
 async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target> {
   const nodeArgs = [...(opts.nodeFlags ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [])];
-  // pollcast runs with the flags it is deployed with (`npm start`, the Dockerfile); the naive server with Node's defaults.
+  // Like for like (issue 21): both servers run with the flags pollcast is deployed with (`npm start`, the
+  // Dockerfile), so a difference in memory is the code's, not the young generation's cap.
   if (name === 'cluster') return startCluster(opts, [...NODE_FLAGS, ...nodeArgs]);
   if (name === 'hop') throw new Error('the hop probe is not a server: bench/hop.ts measures it');
   let child: ChildProcess;
@@ -114,7 +115,7 @@ async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target>
     child = startPollcastProcess(opts, [...NODE_FLAGS, ...nodeArgs], port, {});
     await waitHealthy(`http://127.0.0.1:${port}`, child);
   } else {
-    child = startService({ name, core: opts.core, nodeArgs, script: 'bench/baseline.ts', env: { ...opts.env, UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
+    child = startService({ name, core: opts.core, nodeArgs: [...NODE_FLAGS, ...nodeArgs], script: 'bench/baseline.ts', env: { ...opts.env, UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
     const { baseline } = await firstJsonLine<{ baseline: string }>(child);
     port = Number(new URL(baseline).port);
   }

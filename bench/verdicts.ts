@@ -149,7 +149,7 @@ function issue13(rows: Row[]): Verdict[] {
   return out;
 }
 
-/** Each goal of issues 6 and 13 with what this run measured. */
+/** Each goal of issues 6 and 13 with what this run measured (issue 21's: verdicts21.ts). */
 export function verdicts(rows: Row[]): { issue6: Verdict[]; issue13: Verdict[] } {
   return { issue6: issue6(rows), issue13: issue13(rows) };
 }

@@ -127,7 +127,19 @@ interface OptionSpec {
   secret?: boolean;
 }
 
+/**
+ * Default byte budget of one session's replay buffer (SESSION_MAX_BYTES): the
+ * newest frames within it stay in memory, older ones are fetched again from
+ * the upstream by the readers that need them (the hub's history path). 8 MiB
+ * holds a whole typical run (some forty 200 KB screenshots, or tens of
+ * thousands of small events), so a finished session is still served to late
+ * readers without upstream calls, while a screenshot-heavy long run no longer
+ * keeps its whole history (was 32 MiB; bench/RESULTS.md, issue 21).
+ */
+export const SESSION_REPLAY_BUDGET_BYTES = 8 * 1024 * 1024;
+
 /** Every setting, in the order `--help` lists them. */
+
 export const OPTIONS: readonly OptionSpec[] = [
   { env: 'PORT', key: 'port', flag: 'port', help: 'TCP port to listen on', accepts: 'an integer 0-65535', schema: int(0, 65535), default: '8080' },
   { env: 'HOST', key: 'host', flag: 'host', help: 'address to listen on', accepts: 'an IPv4 or IPv6 address, or a host name (letters, digits, hyphens and dots)', schema: hostSchema, default: '0.0.0.0' },
@@ -162,7 +174,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'SSE_RETRY_MS', key: 'sseRetryMs', flag: 'sse-retry-ms', help: 'reconnect delay sent to EventSource in the retry: field', accepts: 'an integer 0-600000', schema: int(0, 600_000), default: '2000' },
   { env: 'SUBSCRIBER_MAX_QUEUE_BYTES', key: 'subscriberMaxQueueBytes', flag: 'subscriber-max-queue-bytes', help: 'unsent bytes a slow subscriber may hold before it is dropped', accepts: 'an integer 1024-1073741824', schema: int(1024, 1 << 30), default: String(1 << 20) },
   { env: 'SESSION_MAX_EVENTS', key: 'sessionMaxEvents', flag: 'session-max-events', help: 'events buffered per session (older ones are re-fetched on demand)', accepts: 'an integer 1-10000000', schema: int(1, 10_000_000), default: '50000' },
-  { env: 'SESSION_MAX_BYTES', key: 'sessionMaxBytes', flag: 'session-max-bytes', help: 'bytes buffered per session', accepts: 'an integer 1024-4294967296', schema: int(1024, 2 ** 32), default: String(32 * 1024 * 1024) },
+  { env: 'SESSION_MAX_BYTES', key: 'sessionMaxBytes', flag: 'session-max-bytes', help: 'bytes of event frames kept per session for replay, the newest (older events are re-fetched from upstream on demand)', accepts: 'an integer 1024-4294967296', schema: int(1024, 2 ** 32), default: String(SESSION_REPLAY_BUDGET_BYTES) },
   { env: 'MAX_SESSIONS', key: 'maxSessions', flag: 'max-sessions', help: 'sessions with a loop or a subscriber at once (more: 429)', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '2000' },
   { env: 'CACHE_MAX_SESSIONS', key: 'cacheMaxSessions', flag: 'cache-max-sessions', help: 'idle and finished sessions kept for replay', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '5000' },
   { env: 'CACHE_MAX_BYTES', key: 'cacheMaxBytes', flag: 'cache-max-bytes', help: 'bytes of idle and finished sessions kept for replay', accepts: 'an integer 1024-68719476736', schema: int(1024, 2 ** 36), default: String(256 * 1024 * 1024) },

@@ -47,13 +47,18 @@ export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
-/** Sustained upstream requests per second one loop may make outside paging (contract: "a few a second"). */
+/**
+ * Sustained requests per second one loop may make after answers that came back
+ * empty or failed (contract section 5: "a few a second"); a call that follows an
+ * answer that brought events is not counted, so pushing is never batched.
+ */
 export const LOOP_REQUESTS_PER_SECOND = 4;
-/** Requests a loop may make back to back before the rate applies. */
+/** Counted requests a loop may make back to back before the rate applies. */
 export const LOOP_REQUEST_BURST = 8;
 
 /**
- * A token bucket that spaces a loop's requests so that an upstream answering
+ * A token bucket that spaces a loop's counted requests (those after an empty
+ * or failed answer, and `/status` calls) so that an upstream answering
  * instantly (a 204 storm, an empty 200 storm) can never make it hot-loop.
  * `take` resolves false when `signal` aborts while waiting.
  */

@@ -259,8 +259,10 @@ export class Poller {
     const id = sink.sessionId;
     // The first call reads what is there at once: a long-poll would leave "caught up" unknown for its whole wait.
     let pageOn = true;
-    // Paging calls (more is known or likely to be waiting) are not rate-gated; every other one is, so a
-    // busy session's events are batched at the gate's rate instead of costing a call each.
+    // Contract section 5: the rate bound counts only calls that came back empty or failed. After an answer
+    // that brought events the next long-poll goes at once (the upstream holds it while nothing is new), so
+    // pushing adds no batching delay; after an empty or failed answer the call waits for a gate token, so an
+    // upstream answering `204` or an empty `200` at once can never make the loop hot-loop.
     let ungated = true;
     let emptyDrains = 0;
     let finalBodySeen = false;
@@ -333,7 +335,7 @@ export class Poller {
           this.synced = true;
           this.emptyStyle = '204';
         }
-        ungated = pageOn;
+        ungated = n > 0;
         if (n > 0) this.opts.onEvents?.(n);
         if (!(await this.publish(events, from))) return;
         if (wasOver) {
@@ -347,6 +349,7 @@ export class Poller {
         if (r.kind === 'events' && this.needsStatus(r.changes.top) && (await this.checkStatus()) === 'stop') return;
         continue;
       }
+      ungated = false;
       if (!(await this.backOff(r, 'changes'))) return;
     }
     if (this.signal.aborted) return;

@@ -70,14 +70,19 @@ describe('restart', () => {
     // A graceful stop by SIGTERM: every stream ends, so each EventSource reconnects by itself.
     await instance.stop();
     const changesBefore = sim.stats('restart-1').changes;
+    const eventsBefore = sim.eventCount('restart-1');
     instance = await startInstance('process', port, env);
     await Promise.all(recorders.map((r) => r.ended(20_000)));
     const total = sim.eventCount('restart-1');
     recorders.forEach((r, i) => expect(r.indices()).toEqual(i % 2 ? range(total - 5, 5) : range(total)));
-    // The new process has no buffer: it read the history again from upstream, once for all 20.
+    // The new process has no buffer: it read the history again from upstream, once for all 20 (pages of 100), then
+    // at most one call per append still to come (calls after answers with events are not gated: contract section 5,
+    // revised; before that revision this was bounded by the gate, < 40), plus the first read, the page that proves
+    // it caught up, the drain's two empty answers, the final answer and a status-forced retry or two.
     const counters = await instance.counters();
     expect(counters.streamsOpened).toBeGreaterThanOrEqual(20);
-    expect(sim.stats('restart-1').changes - changesBefore).toBeLessThan(40);
+    const appendsAfter = Math.ceil((total - eventsBefore) / 2);
+    expect(sim.stats('restart-1').changes - changesBefore).toBeLessThanOrEqual(Math.ceil(eventsBefore / 100) + appendsAfter + 8);
     expect(sim.stats('restart-1').maxInFlightChanges).toBe(1);
   });
 });
