@@ -119,7 +119,8 @@ describe('a key revoked upstream', () => {
 describe('an upstream outage during a renewal', () => {
   it('is not a refusal: the stream goes on, is checked again, and reaches its end', async () => {
     const b = await start({ UPSTREAM_API_KEY: OPERATOR, AUTH_UPSTREAM_CACHE_SECONDS: '1' }, { apiKey: OPERATOR });
-    b.sim.createSession('outage', { organisation: 'org-a', emitEveryMs: 100, emitCount: 50 });
+    // Long enough (15 s) for a renewal to meet the outage and to be made again 5 s later, however the machine is loaded.
+    b.sim.createSession('outage', { organisation: 'org-a', emitEveryMs: 100, emitCount: 150 });
     const held = await hold(`${b.url}/sessions/outage/events`, { authorization: `Bearer ${KEY_A}` });
     expect(held.status).toBe(200);
     await held.readUntil((t) => /\nid: \d+/.test(t), 10_000);
@@ -129,7 +130,7 @@ describe('an upstream outage during a renewal', () => {
     const text = await held.readUntil((t) => t.includes('event: end'), 60_000);
     expect(text).not.toContain('event: error');
     const indices = parseSse(text).flatMap((f) => (f.id !== undefined && f.event === undefined ? [Number(f.id)] : []));
-    expect(indices).toEqual(range(50));
+    expect(indices).toEqual(range(150));
     // The renewal did meet the outage (a failed check), and was made again after it.
     expect(await metric(b, 'pollcast_upstream_auth_checks_total{outcome="unavailable"}')).toBeGreaterThanOrEqual(1);
     expect(callsWith(b, 'outage', 'status', KEY_A)).toBeGreaterThanOrEqual(2);
