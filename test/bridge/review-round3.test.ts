@@ -7,17 +7,16 @@ import { createServer } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { REDACT_PATHS } from '../../src/log.ts';
+import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { startBridge, type Bridge } from '../helpers/harness.ts';
 import { h2request } from '../helpers/h2.ts';
 import { JWT_SECRET, rawRequest, token } from '../security/helpers.ts';
 import { KEY_A, startGateway } from '../forward/helpers.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 
 const bridges: Bridge[] = [];
 const cleanups: Array<() => Promise<void>> = [];
@@ -85,7 +84,7 @@ describe('the pass-through answer', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
     const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/api/v2`, AUTH: 'none', LOG_LEVEL: 'silent', CORS_ORIGINS: 'https://app.example' });
-    const server = await startPollcast(config, { log: pino({ level: 'silent' }), processMetrics: false });
+    const server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
     cleanups.push(async () => {
       await server.close();
       upstream.closeAllConnections();
@@ -124,14 +123,8 @@ describe('keys stay out of the debug log', () => {
     const KEY = 'sk-round3-hash-Qm7Tz2Lp9Wx4';
     const sim: Simulator = await createSimulator({ api: 'real', apiKeys: { [KEY]: 'org-a' } });
     sim.createSession('h1', { organisation: 'org-a', initialEvents: 2, finished: true });
-    let text = '';
-    const out = new Writable({
-      write(chunk, _enc, done) {
-        text += String(chunk);
-        done();
-      },
-    });
-    const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } }, out);
+    const logged = captureLog('debug');
+    const { log } = logged;
     const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', LOG_LEVEL: 'debug' });
     const server: PollcastServer = await startPollcast(config, { log, processMetrics: false });
     cleanups.push(async () => {
@@ -143,9 +136,9 @@ describe('keys stay out of the debug log', () => {
       expect(await rawHead(server.url, target)).toMatch(/^HTTP\/1\.1 \d{3}/);
     }
     await new Promise((r) => setTimeout(r, 50));
-    expect(text).toContain('"msg":"request"');
-    expect(text).not.toContain(KEY);
-    expect(text).toContain('[REDACTED]');
+    expect(logged.text()).toContain('"msg":"request"');
+    expect(logged.text()).not.toContain(KEY);
+    expect(logged.text()).toContain('[REDACTED]');
   });
 });
 
