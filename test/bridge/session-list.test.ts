@@ -11,6 +11,7 @@ import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { SignJWT } from 'jose';
 import { startBridge, record, eventually, type Bridge, type Recorder } from '../helpers/harness.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { listCalls, listOf } from '../helpers/session-list.ts';
 
 const POLL_SECONDS = 1;
 /** The issue's bound: a created session reaches every viewer within the poll interval plus a second (ms). */
@@ -19,7 +20,6 @@ const LIST_EVENTS = ['snapshot', 'upsert', 'remove', 'error'];
 const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long!';
 
 /** The upstream list calls the simulator received since the last clear. */
-const listCalls = (b: Bridge) => b.sim.requests().filter((r) => r.method === 'GET' && /^\/api\/v2\/sessions(\?|$)/.test(r.target)).length;
 
 async function create(b: Bridge, message = 'Find a flight'): Promise<string> {
   const res = await fetch(`${b.sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: message }) });
@@ -27,18 +27,6 @@ async function create(b: Bridge, message = 'Find a flight'): Promise<string> {
   return ((await res.json()) as { id: string }).id;
 }
 
-const listOf = (r: Recorder) => {
-  // What a viewer holds: the last snapshot, then every upsert and remove after it.
-  const rows = new Map<string, any>();
-  for (const m of r.messages) {
-    if (m.type === 'snapshot') {
-      rows.clear();
-      for (const item of m.data.items) rows.set(item.id, item);
-    } else if (m.type === 'upsert') rows.set(m.data.id, m.data);
-    else if (m.type === 'remove') rows.delete(m.data.id);
-  }
-  return rows;
-};
 const version = (id: string) => Number(id.split('.')[1]);
 
 describe('GET /sessions/events', () => {
@@ -79,7 +67,7 @@ describe('GET /sessions/events', () => {
     // Keep watching a few intervals, then count: one list call per started interval at most, however many viewers.
     await new Promise((r) => setTimeout(r, 3 * POLL_SECONDS * 1000));
     const elapsedMs = performance.now() - started;
-    const calls = listCalls(b);
+    const calls = listCalls(b.sim);
     expect(calls).toBeGreaterThanOrEqual(1);
     expect(calls).toBeLessThanOrEqual(Math.ceil(elapsedMs / (POLL_SECONDS * 1000)) + 1);
     for (const r of viewers) {
@@ -143,7 +131,7 @@ describe('GET /sessions/events', () => {
       expect(typeof body.error).toBe('string');
       expect(body.code).toBeTruthy();
     }
-    expect(listCalls(b)).toBe(0);
+    expect(listCalls(b.sim)).toBe(0);
   });
 
   it('stops polling once nobody watches (after the grace)', async () => {
@@ -153,7 +141,7 @@ describe('GET /sessions/events', () => {
     await eventually(() => b.server.lists.size === 0, 10_000, 'lists dropped');
     b.sim.clearRequests();
     await new Promise((res) => setTimeout(res, 2 * POLL_SECONDS * 1000));
-    expect(listCalls(b)).toBe(0);
+    expect(listCalls(b.sim)).toBe(0);
   });
 });
 

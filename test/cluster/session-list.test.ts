@@ -13,22 +13,11 @@ import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { record, type Recorder } from '../helpers/harness.ts';
 import { suiteRedis } from '../helpers/redis.ts';
+import { listCalls, listOf } from '../helpers/session-list.ts';
 
 const POLL_SECONDS = 1;
 const LIST_EVENTS = ['snapshot', 'upsert', 'remove'];
 
-const listCalls = (sim: Simulator) => sim.requests().filter((r) => r.method === 'GET' && /^\/api\/v2\/sessions(\?|$)/.test(r.target)).length;
-const listOf = (r: Recorder) => {
-  const rows = new Map<string, any>();
-  for (const m of r.messages) {
-    if (m.type === 'snapshot') {
-      rows.clear();
-      for (const item of m.data.items) rows.set(item.id, item);
-    } else if (m.type === 'upsert') rows.set(m.data.id, m.data);
-    else if (m.type === 'remove') rows.delete(m.data.id);
-  }
-  return rows;
-};
 
 async function create(sim: Simulator, message: string): Promise<string> {
   const res = await fetch(`${sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: message }) });
