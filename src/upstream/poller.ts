@@ -233,9 +233,10 @@ export class Poller {
     const refusal = refusalText(outcome);
     const before = this.upstreamError;
     if (refusal !== null) {
-      this.refusedSince ??= Date.now();
+      // A duration, so the monotonic clock: a wall-clock step (NTP) must not end a stream early or keep it late.
+      this.refusedSince ??= performance.now();
       this.upstreamError = refusal;
-      if (Date.now() - this.refusedSince >= this.opts.giveUpMs) {
+      if (performance.now() - this.refusedSince >= this.opts.giveUpMs) {
         log.warn({ session: sink.sessionId, reason: refusal }, 'upstream refusal lasted past the give-up time; ending the stream');
         await this.publish([], sink.nextIndex, 'refused');
         return false;
