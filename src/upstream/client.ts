@@ -2,7 +2,7 @@
  * The sessions API client: one undici keep-alive pool per upstream origin,
  * every outcome classified into a typed result (never a thrown string).
  */
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseChanges, parseRetryAfterMs, parseStatusBody } from './parse.ts';
 import type { StatusBody, TrajectoryChanges } from './types.ts';
@@ -124,15 +124,81 @@ const ERROR_BODY_MAX_BYTES = 64 * 1024;
 
 class BodyTooLarge extends Error {}
 
-async function readBody(body: AsyncIterable<Buffer>, maxBytes: number): Promise<{ text: string; bytes: number }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > maxBytes) throw new BodyTooLarge(`body larger than ${maxBytes} bytes`);
-    chunks.push(chunk);
+/**
+ * One GET as an undici dispatch handler: the body is gathered from its chunks
+ * and checked against the cap as they come, with no response stream, async
+ * iterator or per-call abort plumbing. The loops' calls are long-polls in
+ * flight for seconds: what each one allocates lives through young-generation
+ * collections and is promoted, so this is where pollcast's GC time went
+ * (bench/RESULTS.md, issue 21).
+ */
+class AnswerHandler implements Dispatcher.DispatchHandler {
+  private readonly resolve: (answer: RawAnswer | Error) => void;
+  private readonly okMaxBytes: number;
+  private controller: Dispatcher.DispatchController | null = null;
+  private abortReason: Error | null = null;
+  private status = 0;
+  private headers: IncomingHttpHeaders = {};
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private maxBytes = 0;
+  private settled = false;
+
+  constructor(okMaxBytes: number, resolve: (answer: RawAnswer | Error) => void) {
+    this.okMaxBytes = okMaxBytes;
+    this.resolve = resolve;
   }
-  return { text: Buffer.concat(chunks, size).toString('utf8'), bytes: size };
+
+  /** Abandons the call (deadline, the caller's signal); its outcome is then the error. */
+  abort(reason: Error): void {
+    if (this.settled) return;
+    if (this.controller !== null) this.controller.abort(reason);
+    else this.abortReason = reason;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortReason !== null) controller.abort(this.abortReason);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.status = statusCode;
+    this.headers = headers;
+    // Only a 200 carries events; an oversized error page is no reason to ask for smaller pages.
+    this.maxBytes = statusCode === 200 ? this.okMaxBytes : ERROR_BODY_MAX_BYTES;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      if (this.status !== 200) {
+        // An error page is judged by its status: what was read is enough.
+        this.finish({ status: this.status, headers: this.headers, text: '', bytes: 0 });
+        controller.abort(new BodyTooLarge('error body over the cap'));
+        return;
+      }
+      controller.abort(new BodyTooLarge(`body larger than ${this.maxBytes} bytes`));
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+    this.chunks = [];
+    this.finish({ status: this.status, headers: this.headers, text: body.toString('utf8'), bytes: this.size });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+    this.chunks = [];
+    this.finish(error);
+  }
+
+  private finish(answer: RawAnswer | Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(answer);
+  }
 }
 
 /** Creates a client with its own connection pool to `baseUrl`'s origin. */
@@ -170,37 +236,31 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   ): Promise<RawAnswer | FailureOutcome> {
     if (closed || signal?.aborted) return { kind: 'aborted' };
     const budgetMs = waitSeconds * 1000 + marginMs;
-    // The overall deadline catches a body that trickles forever, which the
-    // per-chunk bodyTimeout alone would not. A plain timer cleared in `finally`
-    // (not AbortSignal.timeout/any, which keep each call's signals alive until
-    // the deadline) so a loop's finished calls leave nothing behind.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), budgetMs + marginMs);
-    const onAbort = () => deadline.abort();
+    let handler!: AnswerHandler;
+    const answer = new Promise<RawAnswer | Error>((resolve) => (handler = new AnswerHandler(maxBodyBytes, resolve)));
+    // The overall deadline catches a body that trickles forever, which the per-chunk bodyTimeout alone
+    // would not. A plain timer cleared at the end (not AbortSignal.timeout/any, which keep each call's
+    // signals alive until the deadline) so a loop's finished calls leave nothing behind.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      handler.abort(new Error('deadline'));
+    }, budgetMs + marginMs);
+    const onAbort = () => handler.abort(new Error('aborted'));
     signal?.addEventListener('abort', onAbort, { once: true });
-    const combined = deadline.signal;
     try {
-      const res = await pool.request({
-        method: 'GET',
-        path,
-        headers: headersFor(credential),
-        signal: combined,
-        headersTimeout: budgetMs,
-        bodyTimeout: marginMs,
-      });
-      // Only a 200 carries events; an oversized error page is no reason to ask for smaller pages.
-      const ok = res.statusCode === 200;
-      const { text, bytes } = await readBody(res.body as AsyncIterable<Buffer>, ok ? maxBodyBytes : ERROR_BODY_MAX_BYTES).catch((err: unknown) => {
-        res.body.destroy();
-        if (!ok && err instanceof BodyTooLarge) return { text: '', bytes: 0 };
-        throw err;
-      });
-      return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, text, bytes };
-    } catch (err) {
+      try {
+        pool.dispatch({ method: 'GET', path, headers: headersFor(credential), headersTimeout: budgetMs, bodyTimeout: marginMs }, handler);
+      } catch (err) {
+        // A pool closed meanwhile throws instead of calling the handler.
+        handler.onResponseError(null, err as Error);
+      }
+      const res = await answer;
+      if (!(res instanceof Error)) return res;
       if (signal?.aborted || closed) return { kind: 'aborted' };
-      if (err instanceof BodyTooLarge) return { kind: 'too-large', maxBytes: maxBodyBytes };
-      const e = err as { code?: string; message?: string; name?: string };
-      const reason = deadline.signal.aborted ? `no answer within ${budgetMs + marginMs} ms` : (e.code ?? e.name ?? 'error');
+      if (res instanceof BodyTooLarge) return { kind: 'too-large', maxBytes: maxBodyBytes };
+      const e = res as { code?: string; name?: string };
+      const reason = timedOut ? `no answer within ${budgetMs + marginMs} ms` : (e.code ?? e.name ?? 'error');
       return { kind: 'transient', reason: `${endpoint}: ${reason}` };
     } finally {
       clearTimeout(timer);
