@@ -68,6 +68,14 @@ export const TRANSIENT_FAILURES_SHOWN_AFTER = 3;
 export const STATUS_REFRESH_MIN_INTERVAL_MS = 2000;
 /** While changes keeps claiming an end that `/status` denied, `/status` is asked again at most this often (ms). */
 export const DISAGREEMENT_RECHECK_MS = 5000;
+/**
+ * A waiting long-poll the upstream has held this long shows it had nothing
+ * new when the call arrived: the loop counts as caught up from then on (ms).
+ * After a full page in the steady state the loop long-polls at once instead
+ * of asking again with wait 0 (which cost an extra empty call after every
+ * burst); this is what marks it caught up when nothing more came.
+ */
+export const HELD_MEANS_CAUGHT_UP_MS = 1000;
 /** Attempts at the final changes call that reads the answer before `end` goes out without it. */
 export const FINAL_BODY_ATTEMPTS = 3;
 
@@ -92,6 +100,8 @@ export class Poller {
   private snapshot: Snapshot;
   private upstreamError: string | null = null;
   private synced = false;
+  /** Caught up at least once: from then on a full page is followed by a long-poll, not a wait-0 call. */
+  private everSynced = false;
   private emptyStyle: EmptyAnswerStyle | undefined;
   private over = false;
   private contacted = false;
@@ -277,7 +287,9 @@ export class Poller {
       const onStop = () => this.callAbort?.abort();
       this.signal.addEventListener('abort', onStop, { once: true });
       const wasOver = this.over;
+      const held = wait > 0 && !this.synced ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
       const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
+      if (held !== null) clearTimeout(held);
       this.signal.removeEventListener('abort', onStop);
       this.callAbort = null;
       if (this.signal.aborted) return;
@@ -326,9 +338,10 @@ export class Poller {
           // `limit` itself. Only a page shorter than one it already sent proves it held nothing more.
           if (n === 0 || (!full && n < this.largestPage)) this.synced = true;
           else if (full) this.synced = false;
-          // A page that may be capped: while catching up (not synced yet) ask again at once; in the steady
-          // state the next long-poll comes back at once if more is waiting, and costs no extra call if not.
-          pageOn = n > 0 && (full || !this.synced);
+          // A page that may be capped: while catching up (never synced yet) ask again at once with wait 0.
+          // In the steady state the next long-poll comes back at once if more is waiting, and costs no extra
+          // call if not (held long enough, it marks the loop caught up).
+          pageOn = n > 0 && !this.everSynced && (full || !this.synced);
           this.largestPage = Math.max(this.largestPage, n);
           if (n === 0) this.emptyStyle = '200';
         } else {
@@ -336,6 +349,7 @@ export class Poller {
           this.synced = true;
           this.emptyStyle = '204';
         }
+        if (this.synced) this.everSynced = true;
         ungated = n > 0;
         if (n > 0) this.opts.onEvents?.(n);
         if (!(await this.publish(events, from))) return;
@@ -356,6 +370,13 @@ export class Poller {
     if (this.signal.aborted) return;
     if (!finalBodySeen) await this.readFinalBody();
     await this.publish([], sink.nextIndex, 'over');
+  }
+
+  // A waiting call still unanswered after HELD_MEANS_CAUGHT_UP_MS: the upstream had nothing new for it.
+  private heldLongEnough(): void {
+    if (this.synced || this.stopped || this.signal.aborted) return;
+    this.synced = true;
+    void this.publish([], this.opts.sink.nextIndex);
   }
 
   /** A changes answer that disagrees with `/status` (another status, or a claimed end) sends the loop to ask it. */

@@ -10,6 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { naiveLongPoll } from '../../bench/naive-long-poll.ts';
 import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 import { LOOP_REQUEST_BURST, LOOP_REQUESTS_PER_SECOND } from '../../src/upstream/backoff.ts';
+import { HELD_MEANS_CAUGHT_UP_MS } from '../../src/upstream/poller.ts';
+import { UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
 import { logRequests, maxGatedRequestsWithin, maxInWindow, ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
 
 /** A busy session's rate (events per second) and how many it emits here. */
@@ -17,6 +19,8 @@ const EVENTS_PER_SECOND = 20;
 const EVENTS = 60;
 /** `wait_for_seconds` of the latency test: several seconds, so that a bound of a quarter of it is no timing race. */
 const QUIET_WAIT_S = 8;
+/** A burst of whole pages (the loop's and the naive loop's page size is 100). */
+const BURST_EVENTS = 300;
 /** Empty answers the hot upstream gives before it relents. */
 const HOT_ANSWERS = 16;
 
@@ -77,6 +81,41 @@ describe('no batching delay', () => {
       expect(pushed).toBeLessThanOrEqual(baseline);
       // Not batched: the gate (4 calls a second after its burst of 8) would have held pollcast to far fewer.
       expect(pushed).toBeGreaterThan(LOOP_REQUEST_BURST + LOOP_REQUESTS_PER_SECOND * emittingS + 1);
+    } finally {
+      sub.close();
+      await naive.stop();
+    }
+  });
+
+  it('a burst of full pages on a live session costs one call per page, no empty catch-up call, as the naive loop', async () => {
+    const b = (bridge = await startBridge(ONE_ADDRESS_ENV));
+    b.sim.createSession('burst');
+    b.sim.createSession('naive-burst');
+    const sub = record(`${b.url}/sessions/burst/events`);
+    await sub.until((x) => x.statuses().length > 0);
+    const naive = runNaiveLoop(b.sim.url, 'naive-burst');
+    try {
+      await eventually(() => heldLongPoll(b, 'burst') && heldLongPoll(b, 'naive-burst'), 10_000, 'both long-polls to be held');
+      b.sim.resetStats();
+      b.sim.appendEvents('burst', BURST_EVENTS);
+      b.sim.appendEvents('naive-burst', BURST_EVENTS);
+      await sub.until((x) => x.indices().length === BURST_EVENTS, 20_000);
+      await eventually(() => naive.next() === BURST_EVENTS, 20_000, 'the naive loop to read every event');
+      await eventually(() => heldLongPoll(b, 'burst') && heldLongPoll(b, 'naive-burst'), 10_000, 'both long-polls to be held again');
+      const pushed = b.sim.stats('burst');
+      // Counted since the reset (a call counts when it arrives): the two pages after the one the held long-poll
+      // answered, and the long-poll held now. The old loop asked once more with wait 0 after the last full page.
+      expect(b.sim.stats('naive-burst').changes).toBe(BURST_EVENTS / 100);
+      expect(pushed.changes).toBeLessThanOrEqual(b.sim.stats('naive-burst').changes);
+      expect(pushed.changesByWait.zero).toBe(0);
+      expect(sub.indices()).toEqual(Array.from({ length: BURST_EVENTS }, (_, i) => i));
+      // The held long-poll is what marks the loop caught up: a drop-in caller asking with wait 0 is told
+      // "nothing new" about a second later, not after the unsettled wait (10 s).
+      const t0 = performance.now();
+      const res = await fetch(`${b.url}/sessions/burst/changes?from_index=${BURST_EVENTS}&wait_for_seconds=0`);
+      expect(res.status).toBe(204);
+      expect(performance.now() - t0).toBeLessThan(HELD_MEANS_CAUGHT_UP_MS + 2_000);
+      expect(HELD_MEANS_CAUGHT_UP_MS + 2_000).toBeLessThan(UNSETTLED_WAIT_MS);
     } finally {
       sub.close();
       await naive.stop();
