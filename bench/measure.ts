@@ -162,6 +162,7 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       await pool.mark();
       win = openWindow(subjects);
     }
+    const changesAtWindow = (await upstreamOf(sim, ids)).calls.changes;
     if (scenario.schedule === 'idle') {
       await delay(scenario.holdMs);
     } else if (resume) {
@@ -223,6 +224,7 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       upstreamCalls: up.calls,
       upstreamPerSessionMinute: up.requests / scenario.sessions / upstreamMinutes,
       upstreamChangesPerSessionMinute: up.calls.changes / scenario.sessions / upstreamMinutes,
+      upstreamChangesInWindowPerSessionMinute: (up.calls.changes - changesAtWindow) / scenario.sessions / (w.windowMs / 60_000),
       upstreamPerBatch: batches > 0 ? up.requests / scenario.sessions / batches : null,
       upstreamMaxInFlight: up.maxInFlight,
       clientCpuShare: stats.maxCpuShare,

@@ -68,6 +68,11 @@ export interface Row {
   upstreamPerSessionMinute: number;
   /** Changes calls alone per session per minute (the naive server makes no status call). */
   upstreamChangesPerSessionMinute: number;
+  /**
+   * Changes calls per session per minute inside the measured window only (after the warm-up): the steady
+   * state's rate, without the calls of a loop's start (its first-contact read) that a short window inflates.
+   */
+  upstreamChangesInWindowPerSessionMinute: number;
   /** Upstream requests per session per appended batch (null when nothing was appended). */
   upstreamPerBatch: number | null;
   /** Most changes calls of one session in flight at once (1 = one loop per session). */
@@ -116,7 +121,7 @@ export interface MemoryBreakdown {
 }
 
 /** The figures whose spread over runs the report shows and the goals of issue 21 judge run by run. */
-export const SPREAD_FIELDS = ['cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'rssKbPerStream', 'rssPeakKb', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'serverCoreOtherShare', 'clientCoreOtherShare'] as const;
+export const SPREAD_FIELDS = ['cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'rssKbPerStream', 'rssPeakKb', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'upstreamChangesInWindowPerSessionMinute', 'serverCoreOtherShare', 'clientCoreOtherShare'] as const;
 export type SpreadField = (typeof SPREAD_FIELDS)[number];
 
 /** A number, or null where the measurement did not produce one. */

@@ -52,7 +52,7 @@ export interface Scenario {
 }
 
 /** Every scenario key, in run order. */
-export const SCENARIO_KEYS = ['one-session', 'many-sessions', 'payload', 'burst', 'idle', 'idle-sessions', 'max-streams', 'resume-short', 'resume-long', 'cluster', 'forwarding', 'session-list'] as const;
+export const SCENARIO_KEYS = ['one-session', 'push-delay', 'many-sessions', 'payload', 'burst', 'idle', 'idle-sessions', 'max-streams', 'resume-short', 'resume-long', 'cluster', 'forwarding', 'session-list'] as const;
 
 /** The scenarios of issue 21's new paths: pollcast alone (the naive server has neither). */
 export const POLLCAST_ONLY: TargetName[] = ['pollcast'];
@@ -73,6 +73,9 @@ const base = { eventsPerSecond: 0, warmupEvents: 0, measuredEvents: 0, holdMs: 0
 export const FULL: Scenario[] = [
   // The hop row gives the upstream's own delivery at 20 ev/s: what pollcast adds over it is issue 21's "no batching" figure.
   { ...base, key: 'one-session', title: '1 session x 2,000 streams @ 20 ev/s', sessions: 1, streamsPerSession: 2000, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 20, measuredEvents: 300, hopProbe: true },
+  // The same rate with few subscribers: what the bridge itself adds to the upstream's delivery, without the time
+  // one core takes to write each event to 2,000 sockets (which the naive server pays as well).
+  { ...base, key: 'push-delay', title: '1 session x 20 streams @ 20 ev/s', sessions: 1, streamsPerSession: 20, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 20, measuredEvents: 300, hopProbe: true },
   { ...base, key: 'many-sessions', title: '100 sessions x 20 streams @ 2 ev/s', sessions: 100, streamsPerSession: 20, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 2, measuredEvents: 30, hopProbe: true },
   // 0.5 ev/s per session: 1,000 deliveries/s of ~100 KB (~100 MB/s) is what one client core can read while the
   // simulator on the same core builds and serves 50 such events a second.
@@ -93,6 +96,7 @@ export const FULL: Scenario[] = [
 /** The same scenarios in miniature: a smoke run of a few seconds each. */
 export const QUICK: Scenario[] = [
   { ...base, key: 'one-session', title: '1 session x 50 streams @ 20 ev/s', sessions: 1, streamsPerSession: 50, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 5, measuredEvents: 20, hopProbe: true },
+  { ...base, key: 'push-delay', title: '1 session x 5 streams @ 20 ev/s', sessions: 1, streamsPerSession: 5, schedule: 'rate', eventsPerSecond: 20, warmupEvents: 5, measuredEvents: 20, hopProbe: true },
   { ...base, key: 'many-sessions', title: '10 sessions x 5 streams @ 2 ev/s', sessions: 10, streamsPerSession: 5, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 1, measuredEvents: 3, hopProbe: true },
   { ...base, key: 'payload', title: '5 sessions x 4 streams @ 2 ev/s, ~100 KB events', sessions: 5, streamsPerSession: 4, schedule: 'rate', eventsPerSecond: 2, warmupEvents: 1, measuredEvents: 3, detailBytes: PAYLOAD_DETAIL_BYTES, hopProbe: true },
   { ...base, key: 'burst', title: '1 session x 50 streams, burst of 200', sessions: 1, streamsPerSession: 50, schedule: 'burst', warmupEvents: 20, measuredEvents: 200 },

@@ -47,28 +47,35 @@ function ratioVerdict(goal: string, pc: Row, bl: Row, field: SpreadField, latenc
   return { goal, measured, met: enough && s.max <= RATIO, ...(latency ? { noisy: anyNoisy(pc, bl) } : {}) };
 }
 
+/** Per run: a target's p50 less the upstream hop's alone (runs paired in order). */
+function addedOf(row: Row, hop: Row): Array<number | null> {
+  return (row.each?.p50Ms ?? [row.p50Ms]).map((x, k) => {
+    const h = (hop.each?.p50Ms ?? [hop.p50Ms])[k];
+    return x === null || h === null || h === undefined ? null : x - h;
+  });
+}
+
 /** Every goal of issue 21 that the rows allow judging. */
 export function issue21(rows: Row[]): Verdict[] {
   const out: Verdict[] = [];
   // No batching delay: one-session and burst at the baseline's latency or better, with no more upstream calls.
-  for (const key of ['one-session', 'burst']) {
+  for (const key of ['one-session', 'push-delay', 'burst']) {
     const { pc, bl, hop } = pair(rows, key);
     if (!pc || !bl) continue;
     for (const [field, name] of [['p50Ms', 'p50'], ['p99Ms', 'p99']] as const) {
       const v = ratioVerdict(`no batching (${key}): ${name} <= ${RATIO}x baseline in each run`, pc, bl, field, true);
       if (v) out.push(v);
     }
-    // Changes calls: the naive server makes no status call, which pollcast's contract asks for (first contact, the end).
-    const calls = runRatios(pc, bl, 'upstreamChangesPerSessionMinute');
+    // Changes calls, as a rate: counted in the measured window (the steady state). The whole life's count is shown
+    // beside it: it adds each loop's start (pollcast's first read with wait 0), which a window of seconds inflates.
+    // The naive server makes no status call, which pollcast's contract asks for (first contact, the end).
+    const calls = runRatios(pc, bl, 'upstreamChangesInWindowPerSessionMinute');
+    const life = spreadOfValues(runRatios(pc, bl, 'upstreamChangesPerSessionMinute'));
     const s = spreadOfValues(calls);
-    if (s) out.push({ goal: `no batching (${key}): upstream changes calls per session-minute <= baseline's in each run`, measured: `${spreadText(s, 2)}x (pollcast ${spreadText(spreadOf(pc, 'upstreamChangesPerSessionMinute'), 1)}, baseline ${spreadText(spreadOf(bl, 'upstreamChangesPerSessionMinute'), 1)}; with status calls pollcast ${spreadText(spreadOf(pc, 'upstreamPerSessionMinute'), 1)})`, met: s.max <= 1 });
+    if (s) out.push({ goal: `no batching (${key}): upstream changes calls per session-minute <= baseline's in each run (measured window)`, measured: `${spreadText(s, 2)}x (pollcast ${spreadText(spreadOf(pc, 'upstreamChangesInWindowPerSessionMinute'), 1)}, baseline ${spreadText(spreadOf(bl, 'upstreamChangesInWindowPerSessionMinute'), 1)}; whole life, start included: ${spreadText(life, 2)}x; with status calls pollcast ${spreadText(spreadOf(pc, 'upstreamPerSessionMinute'), 1)} a session-minute)`, met: s.max <= 1 });
     if (hop) {
-      const added = (pc.each?.p50Ms ?? [pc.p50Ms]).map((x, k) => {
-        const h = (hop.each?.p50Ms ?? [hop.p50Ms])[k];
-        return x === null || h === null || h === undefined ? null : x - h;
-      });
-      const a = spreadOfValues(added);
-      if (a) out.push({ goal: `no batching (${key}): added p50 over the upstream's own delivery <= ${ADDED_P50_MS} ms`, measured: `${spreadText(a, 2)} ms (pollcast p50 ${spreadText(spreadOf(pc, 'p50Ms'), 2)}, the hop alone ${spreadText(spreadOf(hop, 'p50Ms'), 2)} ms; includes writing to every stream)`, met: a.max <= ADDED_P50_MS, noisy: anyNoisy(pc, hop) });
+      const a = spreadOfValues(addedOf(pc, hop));
+      if (a) out.push({ goal: `no batching (${key}): added p50 over the upstream's own delivery <= ${ADDED_P50_MS} ms`, measured: `${spreadText(a, 2)} ms (pollcast p50 ${spreadText(spreadOf(pc, 'p50Ms'), 2)}, the hop alone ${spreadText(spreadOf(hop, 'p50Ms'), 2)} ms; ${key === 'push-delay' ? `${pc.streams} streams: the bridge's own delay` : `${pc.streams} streams: includes writing the event to every stream on one core, which the naive server adds too`}; the naive server adds ${spreadText(spreadOfValues(addedOf(bl, hop)), 2)} ms)`, met: a.max <= ADDED_P50_MS, noisy: anyNoisy(pc, hop) });
     }
   }
   // Every fan-out row at or under the baseline in CPU per delivery, p99 and RSS per stream, run after run.
