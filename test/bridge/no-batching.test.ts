@@ -53,18 +53,36 @@ function runNaiveLoop(upstreamUrl: string, id: string): { next(): number; stop()
 
 const heldLongPoll = (b: Bridge, id: string) => b.sim.stats(id).inFlightChanges === 1;
 
+/**
+ * A subscriber of pollcast's session `id` beside the naive loop on `naiveId`, once both hold a long-poll,
+ * with the simulator's counters reset: from here both get the same appends at the same moments.
+ */
+async function sideBySide(b: Bridge, id: string, naiveId: string) {
+  b.sim.createSession(id);
+  b.sim.createSession(naiveId);
+  const sub = record(`${b.url}/sessions/${id}/events`);
+  const naive = runNaiveLoop(b.sim.url, naiveId);
+  const close = async () => {
+    sub.close();
+    await naive.stop();
+  };
+  try {
+    await sub.until((x) => x.statuses().length > 0);
+    await eventually(() => heldLongPoll(b, id) && heldLongPoll(b, naiveId), 10_000, 'both long-polls to be held');
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  b.sim.resetStats();
+  return { sub, naive, close };
+}
+
 describe('no batching delay', () => {
   it('a session emitting 20 events/s costs no more changes calls than the naive long-poll loop', async () => {
     const b = (bridge = await startBridge(ONE_ADDRESS_ENV));
-    b.sim.createSession('pushed');
-    b.sim.createSession('naive');
-    const sub = record(`${b.url}/sessions/pushed/events`);
-    await sub.until((x) => x.statuses().length > 0);
-    const naive = runNaiveLoop(b.sim.url, 'naive');
+    // Counted from here: both loops are waiting, and each gets the same appends at the same moments.
+    const { sub, naive, close } = await sideBySide(b, 'pushed', 'naive');
     try {
-      await eventually(() => heldLongPoll(b, 'pushed') && heldLongPoll(b, 'naive'), 10_000, 'both long-polls to be held');
-      // Counted from here: both loops are waiting, and each gets the same appends at the same moments.
-      b.sim.resetStats();
       const t0 = performance.now();
       for (let k = 0; k < EVENTS; k++) {
         b.sim.appendEvents('pushed', 1);
@@ -82,21 +100,14 @@ describe('no batching delay', () => {
       // Not batched: the gate (4 calls a second after its burst of 8) would have held pollcast to far fewer.
       expect(pushed).toBeGreaterThan(LOOP_REQUEST_BURST + LOOP_REQUESTS_PER_SECOND * emittingS + 1);
     } finally {
-      sub.close();
-      await naive.stop();
+      await close();
     }
   });
 
   it('a burst of full pages on a live session costs one call per page, no empty catch-up call, as the naive loop', async () => {
     const b = (bridge = await startBridge(ONE_ADDRESS_ENV));
-    b.sim.createSession('burst');
-    b.sim.createSession('naive-burst');
-    const sub = record(`${b.url}/sessions/burst/events`);
-    await sub.until((x) => x.statuses().length > 0);
-    const naive = runNaiveLoop(b.sim.url, 'naive-burst');
+    const { sub, naive, close } = await sideBySide(b, 'burst', 'naive-burst');
     try {
-      await eventually(() => heldLongPoll(b, 'burst') && heldLongPoll(b, 'naive-burst'), 10_000, 'both long-polls to be held');
-      b.sim.resetStats();
       b.sim.appendEvents('burst', BURST_EVENTS);
       b.sim.appendEvents('naive-burst', BURST_EVENTS);
       await sub.until((x) => x.indices().length === BURST_EVENTS, 20_000);
@@ -117,8 +128,7 @@ describe('no batching delay', () => {
       expect(performance.now() - t0).toBeLessThan(HELD_MEANS_CAUGHT_UP_MS + 2_000);
       expect(HELD_MEANS_CAUGHT_UP_MS + 2_000).toBeLessThan(UNSETTLED_WAIT_MS);
     } finally {
-      sub.close();
-      await naive.stop();
+      await close();
     }
   });
 
