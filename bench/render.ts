@@ -25,6 +25,8 @@ export interface MachineRecord {
   repeat: number;
   loadStart: string;
   loadEnd: string;
+  /** `--busy-neighbour`: what shared the server's core (absent in older records: nothing). */
+  neighbour?: string;
 }
 
 /** A run's saved record. */
@@ -40,7 +42,8 @@ export function renderReport(machine: MachineRecord, rows: Row[], quick: boolean
   const verdictText = quick ? 'quick run: miniature scenarios, no verdict on the goals' : `issue 6:\n${formatVerdicts(list.issue6)}\n\nissue 13:\n${formatVerdicts(list.issue13)}\n\nissue 21 (run by run, spread min–median–max):\n${formatVerdicts(issue21(rows))}`;
   const medians = machine.repeat > 1 ? `\n(medians of ${machine.repeat} runs each; lost, duplicated, stale and errors are the worst run's)` : '';
   const summaries = [clusterComparison(rows), hopSummary(rows), resumeSummary(rows), memorySummary(rows), flySummary(rows)].filter((x): x is string => x !== null);
-  const footer = `load average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}; pollcast as ${machine.pollcast}`;
+  const neighbour = machine.neighbour ? `; busy neighbour: ${machine.neighbour}` : '';
+  const footer = `load average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}; pollcast as ${machine.pollcast}${neighbour}`;
   return [`${formatTable(rows)}${medians}\n${TABLE_NOTES}`, formatSpread(rows), ...summaries, verdictText, footer].join('\n\n');
 }
 

@@ -25,6 +25,8 @@
  *               stripping of src/*.ts costs ~17 MB of base RSS, not per stream)
  * --heap-snapshots  with --memory, also write a heap snapshot before and after the streams open (compare them
  *               with node bench/heap-summary.ts <before> <after> <streams>)
+ * --busy-neighbour  a process spinning on the server's core for the whole run (issue 21: "under a busy
+ *               neighbour"): both servers get the core's time with it, as on a shared host; implies --quiet-wait 0
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -66,10 +68,11 @@ const { values } = parseArgs({
     memory: { type: 'boolean', default: false },
     built: { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
+    'busy-neighbour': { type: 'boolean', default: false },
   },
 });
 const repeat = Math.max(1, Number(values.repeat) || 1);
-const quietWaitS = values.quick ? 0 : Math.max(0, Number(values['quiet-wait']) || 0);
+const quietWaitS = values.quick || values['busy-neighbour'] ? 0 : Math.max(0, Number(values['quiet-wait']) || 0);
 
 const cwd = resolve(import.meta.dirname, '..');
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -111,9 +114,12 @@ const machine = {
   repeat,
   loadStart: loadAverages(),
   loadEnd: '',
+  ...(values['busy-neighbour'] ? { neighbour: `a process spinning on ${serverCore === null ? 'an unpinned core' : `core ${serverCore}`} for the whole run` } : {}),
 };
 log(`pollcast bench: ${machine.nproc} cpu (${machine.cpu}), node ${machine.node}, pollcast as ${machine.pollcast}, ${machine.pinning}, nofile hard ${fdHard}, load ${machine.loadStart}`);
 
+// Plain CPU work at the same priority as the server, on its core: the kernel shares the core between them.
+const neighbour = values['busy-neighbour'] ? startService({ name: 'neighbour', core: serverCore, script: '-e', args: ['for (;;) {}'], cwd }) : null;
 const simChild = startService({ name: 'simulator', core: clientCore, script: 'src/simulator/cli.ts', args: ['--port', '0'], cwd });
 const { simulator: simUrl } = await firstJsonLine<{ simulator: string }>(simChild);
 simChild.stdout?.resume();
@@ -165,6 +171,7 @@ try {
   }
 } finally {
   await stopProcess(simChild);
+  if (neighbour) await stopProcess(neighbour, 'SIGKILL', 1_000);
 }
 machine.loadEnd = loadAverages();
 
