@@ -115,6 +115,7 @@ export async function measureHop(scenario: Scenario, ctx: MeasureContext): Promi
       upstreamPerSessionMinute: requests / scenario.sessions / ((performance.now() - upstreamStart) / 60_000),
       upstreamChangesPerSessionMinute: calls.changes / scenario.sessions / ((performance.now() - upstreamStart) / 60_000),
       upstreamChangesInWindowPerSessionMinute: Number.NaN,
+      upstreamChangesInWindowPerSession: Number.NaN,
       upstreamPerBatch: requests / scenario.sessions / batches,
       upstreamMaxInFlight: maxInFlight,
       clientCpuShare: 0,

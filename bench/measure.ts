@@ -225,6 +225,7 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       upstreamPerSessionMinute: up.requests / scenario.sessions / upstreamMinutes,
       upstreamChangesPerSessionMinute: up.calls.changes / scenario.sessions / upstreamMinutes,
       upstreamChangesInWindowPerSessionMinute: (up.calls.changes - changesAtWindow) / scenario.sessions / (w.windowMs / 60_000),
+      upstreamChangesInWindowPerSession: (up.calls.changes - changesAtWindow) / scenario.sessions,
       upstreamPerBatch: batches > 0 ? up.requests / scenario.sessions / batches : null,
       upstreamMaxInFlight: up.maxInFlight,
       clientCpuShare: stats.maxCpuShare,

@@ -73,6 +73,12 @@ export interface Row {
    * state's rate, without the calls of a loop's start (its first-contact read) that a short window inflates.
    */
   upstreamChangesInWindowPerSessionMinute: number;
+  /**
+   * Changes calls per session inside the measured window, as a count: both servers read the same sessions
+   * through the same schedule of events, so counts compare like for like, where a rate divides by a window
+   * that ends with each server's own last delivery (a slower tail lowers the rate).
+   */
+  upstreamChangesInWindowPerSession: number;
   /** Upstream requests per session per appended batch (null when nothing was appended). */
   upstreamPerBatch: number | null;
   /** Most changes calls of one session in flight at once (1 = one loop per session). */
@@ -121,7 +127,7 @@ export interface MemoryBreakdown {
 }
 
 /** The figures whose spread over runs the report shows and the goals of issue 21 judge run by run. */
-export const SPREAD_FIELDS = ['cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'rssKbPerStream', 'rssPeakKb', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'upstreamChangesInWindowPerSessionMinute', 'serverCoreOtherShare', 'clientCoreOtherShare'] as const;
+export const SPREAD_FIELDS = ['cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'rssKbPerStream', 'rssPeakKb', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'upstreamChangesInWindowPerSessionMinute', 'upstreamChangesInWindowPerSession', 'serverCoreOtherShare', 'clientCoreOtherShare'] as const;
 export type SpreadField = (typeof SPREAD_FIELDS)[number];
 
 /** A number, or null where the measurement did not produce one. */
