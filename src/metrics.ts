@@ -91,20 +91,16 @@ function setCounter(counter: Counter<string>, value: number, labels?: Record<str
   }
 }
 
-/**
- * How often the event-loop delay histogram (`pollcast_process_nodejs_eventloop_lag_*`)
- * samples the loop (ms). prom-client's default, 10 ms, is a timer that wakes the
- * process 100 times a second whatever it is doing: about 1 % of a core for an idle
- * pollcast, and a wake-up between every two events of a quiet session
- * (bench/RESULTS.md, issue 21). Ten samples a second still catch a stalled loop.
- */
-export const EVENT_LOOP_SAMPLE_MS = 100;
-
 /** Creates the registry (one per server, so tests can run many servers in one process). */
 export function createMetrics(gauges: () => HubGauges | undefined, withProcessMetrics = true): Metrics {
   const registry = new Registry();
   const stats = new Stats();
-  if (withProcessMetrics) collectDefaultMetrics({ register: registry, prefix: 'pollcast_process_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  if (withProcessMetrics) {
+    // The event-loop delay histogram keeps prom-client's 10 ms sampling: it records each sample's whole
+    // interval, so a coarser one would shift every `nodejs_eventloop_lag_*` value (and the alerts built on
+    // them) by the difference. Its timer costs an idle instance ~0.75 % of a core (bench/RESULTS.md, issue 21).
+    collectDefaultMetrics({ register: registry, prefix: 'pollcast_process_' });
+  }
   const upstreamTotal = new Counter({ name: 'pollcast_upstream_requests_total', help: 'Upstream requests by endpoint and outcome.', labelNames: ['endpoint', 'outcome'], registers: [registry] });
   const upstreamSeconds = new Histogram({
     name: 'pollcast_upstream_request_duration_seconds',
