@@ -62,7 +62,7 @@ export async function measureHop(scenario: Scenario, ctx: MeasureContext): Promi
     await emitPhase(sim, scenario, ids, scenario.warmupEvents);
     await waitLoops(probe, scenario.warmupEvents, ids.length, DRAIN_TIMEOUT_MS);
     await probe.send({ op: 'mark' });
-    const subjects: WindowSubjects = { pids: [child.pid!], redisPid: null, simPid: ctx.simPid, serverCore: ctx.serverCore, clientCore: ctx.clientCore };
+    const subjects: WindowSubjects = { pids: [child.pid!], redisPid: null, simPid: ctx.simPid, serverCore: ctx.serverCore, clientCore: ctx.clientCore, neighbourPid: ctx.neighbourPid };
     const win = openWindow(subjects);
     const expect = scenario.warmupEvents + scenario.measuredEvents;
     await emitPhase(sim, scenario, ids, scenario.measuredEvents);
@@ -93,6 +93,7 @@ export async function measureHop(scenario: Scenario, ctx: MeasureContext): Promi
       serverCpuMs: probeCpuUs / 1000,
       serverSysShare: probeCpuUs > 0 ? w.serverSysUs / probeCpuUs : 0,
       serverCoreOtherShare: otherShare(w.serverCoreBusyUs, probeCpuUs, w.windowMs),
+      neighbourCoreShare: w.neighbourCpuUs === null ? null : w.neighbourCpuUs / 1000 / w.windowMs,
       clientCoreOtherShare: otherShare(w.clientCoreBusyUs, w.simCpuUs + w.selfCpuUs, w.windowMs),
       cpuUsPerDelivery: s.receivedWindow > 0 ? probeCpuUs / s.receivedWindow : null,
       p50Ms: nullIfNaN(h.quantile(0.5)),

@@ -34,6 +34,8 @@ export interface MeasureContext {
   serverCore: number | null;
   /** The simulator's pid (its CPU time is ours on the client core). */
   simPid: number;
+  /** `--busy-neighbour`: the spinner's pid (its CPU is not other load), or null. */
+  neighbourPid: number | null;
   /** Before each measurement, wait (up to the given ms) for the machine to be nearly idle; null: do not wait. */
   quietWaitMs: number | null;
   cwd: string;
@@ -130,7 +132,7 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
     const nodePids = target.pids.filter((pid) => pid !== target.redisPid);
     const memoryBefore = await memory?.sample(nodePids);
     pool = ClientPool.start(total, ctx.clientCore, ctx.cwd);
-    const subjects: WindowSubjects = { pids: target.pids, redisPid: target.redisPid, simPid: ctx.simPid, serverCore: ctx.serverCore, clientCore: ctx.clientCore };
+    const subjects: WindowSubjects = { pids: target.pids, redisPid: target.redisPid, simPid: ctx.simPid, serverCore: ctx.serverCore, clientCore: ctx.clientCore, neighbourPid: ctx.neighbourPid };
     let win: WindowStart | null = null;
     if (resume) {
       await pool.mark();
@@ -202,6 +204,7 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       serverCpuMs: serverCpuUs / 1000,
       serverSysShare: serverCpuUs > 0 ? w.serverSysUs / serverCpuUs : 0,
       serverCoreOtherShare: otherShare(w.serverCoreBusyUs, serverCpuUs, w.windowMs),
+      neighbourCoreShare: w.neighbourCpuUs === null ? null : w.neighbourCpuUs / 1000 / w.windowMs,
       clientCoreOtherShare: otherShare(w.clientCoreBusyUs, oursOnClientCoreUs, w.windowMs),
       cpuUsPerDelivery: deliveries > 0 ? serverCpuUs / deliveries : null,
       p50Ms: nullIfNaN(h.quantile(0.5)),

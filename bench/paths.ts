@@ -85,7 +85,7 @@ export async function measureForwarding(scenario: Scenario, ctx: MeasureContext)
       await timedGet(direct, agents.direct);
       await timedGet(forwarded, agents.forwarded);
     }
-    const subjects: WindowSubjects = { pids: target.pids, redisPid: null, simPid: sim.child.pid!, serverCore: ctx.serverCore, clientCore: ctx.clientCore };
+    const subjects: WindowSubjects = { pids: target.pids, redisPid: null, simPid: sim.child.pid!, serverCore: ctx.serverCore, clientCore: ctx.clientCore, neighbourPid: ctx.neighbourPid };
     const win = openWindow(subjects);
     let failed = 0;
     // Interleaved one by one, so a drift in the machine's load weighs on both alike.
@@ -148,7 +148,7 @@ export async function measureSessionList(scenario: Scenario, ctx: MeasureContext
     while (snapshots < viewers && performance.now() < deadline) await delay(100);
     // Counted from here, once every dashboard is watching: list calls are whatever is neither changes nor status.
     await sim.control.resetStats();
-    const subjects: WindowSubjects = { pids: target.pids, redisPid: null, simPid: sim.child.pid!, serverCore: ctx.serverCore, clientCore: ctx.clientCore };
+    const subjects: WindowSubjects = { pids: target.pids, redisPid: null, simPid: sim.child.pid!, serverCore: ctx.serverCore, clientCore: ctx.clientCore, neighbourPid: ctx.neighbourPid };
     const win = openWindow(subjects);
     await delay(scenario.holdMs);
     const w = closeWindow(subjects, win);

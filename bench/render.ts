@@ -62,6 +62,8 @@ if (import.meta.main) {
     process.exit(2);
   }
   const records = paths.map((p) => JSON.parse(readFileSync(p, 'utf8')) as RunRecord);
-  for (const [i, rec] of records.entries()) process.stdout.write(`record ${paths[i]}: ${rec.machine.date}, ${rec.machine.repeat} run(s) each, load ${rec.machine.loadStart} -> ${rec.machine.loadEnd}\n`);
-  process.stdout.write(`\n${renderReport(records[0]!.machine, mergeRecords(records), false)}\n`);
+  for (const [i, rec] of records.entries()) process.stdout.write(`record ${paths[i]}: ${rec.machine.date}, ${rec.machine.repeat} run(s) each, load ${rec.machine.loadStart} -> ${rec.machine.loadEnd}${rec.machine.neighbour ? `, busy neighbour: ${rec.machine.neighbour}` : ''}\n`);
+  // The footer is the first record's; a busy neighbour of any other record is named above, per record.
+  const { neighbour: _firstOnly, ...first } = records[0]!.machine;
+  process.stdout.write(`\n${renderReport(records.length === 1 ? records[0]!.machine : first, mergeRecords(records), false)}\n`);
 }

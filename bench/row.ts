@@ -35,6 +35,8 @@ export interface Row {
   serverSysShare: number;
   /** Time the server's core spent on anything but the server in the window, as a share of the window (interference). */
   serverCoreOtherShare: number | null;
+  /** `--busy-neighbour`: share of a core the spinner took during the window (left out of serverCoreOtherShare). */
+  neighbourCoreShare?: number | null;
   /** Time the client's core spent on anything but the load client, simulator and orchestrator, as a share of the window. */
   clientCoreOtherShare: number | null;
   cpuUsPerDelivery: number | null;

@@ -28,7 +28,7 @@
  * --busy-neighbour  a process spinning on the server's core for the whole run (issue 21: "under a busy
  *               neighbour"): both servers get the core's time with it, as on a shared host; implies --quiet-wait 0
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -102,6 +102,8 @@ if (values.built) {
   if (build.status !== 0) throw new Error(`npm run build failed (${build.status ?? build.signal})`);
 }
 const pollcastEntry = values.built ? POLLCAST_BUILT_ENTRY : POLLCAST_SOURCE_ENTRY;
+/** The busy neighbour: 50 ms of spinning at a time until its stdin (a pipe from this process) ends. */
+const NEIGHBOUR_SPIN = "process.stdin.on('end', () => process.exit(0)).resume(); (function spin() { const t = Date.now(); while (Date.now() - t < 50); setImmediate(spin); })();";
 
 const machine = {
   date: new Date().toISOString(),
@@ -118,8 +120,6 @@ const machine = {
 };
 log(`pollcast bench: ${machine.nproc} cpu (${machine.cpu}), node ${machine.node}, pollcast as ${machine.pollcast}, ${machine.pinning}, nofile hard ${fdHard}, load ${machine.loadStart}`);
 
-// Plain CPU work at the same priority as the server, on its core: the kernel shares the core between them.
-const neighbour = values['busy-neighbour'] ? startService({ name: 'neighbour', core: serverCore, script: '-e', args: ['for (;;) {}'], cwd }) : null;
 const simChild = startService({ name: 'simulator', core: clientCore, script: 'src/simulator/cli.ts', args: ['--port', '0'], cwd });
 const { simulator: simUrl } = await firstJsonLine<{ simulator: string }>(simChild);
 simChild.stdout?.resume();
@@ -128,7 +128,11 @@ const runId = Date.now().toString(36);
 
 const rows: Row[] = [];
 const allRuns: Row[] = [];
+let neighbour: ChildProcess | null = null;
 try {
+  // Plain CPU work at the same priority as the server, on its core: the kernel shares the core between them. It
+  // spins in slices so that it notices its stdin closing, and so never outlives this orchestrator.
+  if (values['busy-neighbour']) neighbour = startService({ name: 'neighbour', core: serverCore, script: '-e', args: [NEIGHBOUR_SPIN], cwd });
   for (const scenario of scenarios) {
     const cap = Number.isFinite(fdHard) ? Math.floor((fdHard - SERVER_FD_RESERVE) / scenario.sessions) : Number.POSITIVE_INFINITY;
     const streamsPerSession = scenario.cappedByFdLimit ? Math.min(scenario.streamsPerSession, cap) : scenario.streamsPerSession;
@@ -146,6 +150,7 @@ try {
           clientCore,
           serverCore,
           simPid: simChild.pid!,
+          neighbourPid: neighbour?.pid ?? null,
           quietWaitMs: quietWaitS > 0 ? quietWaitS * 1000 : null,
           cwd,
           runId: `${runId}r${rep}`,
@@ -162,7 +167,8 @@ try {
         runs.get(target)!.push(row);
         allRuns.push(row);
         const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);
-        const other = `, other load on server core ${pct(row.serverCoreOtherShare)}, on client core ${pct(row.clientCoreOtherShare)}`;
+        const neighbourShare = row.neighbourCoreShare ?? null;
+        const other = `, other load on server core ${pct(row.serverCoreOtherShare)}${neighbourShare === null ? '' : ` besides the busy neighbour's ${pct(neighbourShare)}`}, on client core ${pct(row.clientCoreOtherShare)}`;
         const redis = row.redisCpuMs === null ? '' : ` (redis-server ${row.redisCpuMs.toFixed(0)} ms of it)`;
         log(`  ${target}: ${row.deliveries} deliveries in ${row.windowMs} ms, server CPU ${row.serverCpuMs.toFixed(0)} ms${redis} (${(row.serverSysShare * 100).toFixed(0)}% kernel), p99 ${row.p99Ms?.toFixed(1) ?? '-'} ms, lost ${row.lost}, dup ${row.duplicated}, client CPU ${(row.clientCpuShare * 100).toFixed(0)}%, simulator ${(row.simCpuShare * 100).toFixed(0)}%, orchestrator ${(row.orchestratorCpuShare * 100).toFixed(0)}%${other}`);
       }

@@ -33,6 +33,26 @@ function runRatios(pc: Row, bl: Row, field: SpreadField): Array<number | null> {
   });
 }
 
+/** True when some run of `row` has `field` (records from before a field was added lack it). */
+function hasField(row: Row, field: SpreadField): boolean {
+  return (row.each?.[field] ?? [row[field]]).some((x) => x !== null && x !== undefined && !Number.isNaN(x));
+}
+
+/**
+ * Per run pollcast / baseline of a call count or rate: like runRatios, but a run where the baseline made no call
+ * is judged too (1 when neither did, a failure when only pollcast did) instead of being dropped.
+ */
+function callRatios(pc: Row, bl: Row, field: SpreadField): Array<number | null> {
+  const a = pc.each?.[field] ?? [pc[field]];
+  const b = bl.each?.[field] ?? [bl[field]];
+  return a.map((x, k) => {
+    const y = b[k];
+    if (x === null || x === undefined || y === null || y === undefined || Number.isNaN(x) || Number.isNaN(y)) return null;
+    if (y === 0) return x === 0 ? 1 : Number.POSITIVE_INFINITY;
+    return x / y;
+  });
+}
+
 /** Some run had other work above NOISY_OTHER_SHARE of a core. */
 function anyNoisy(...rows: Array<Row | undefined>): boolean {
   return rows.some((r) => r !== undefined && [...(r.each?.serverCoreOtherShare ?? [r.serverCoreOtherShare]), ...(r.each?.clientCoreOtherShare ?? [r.clientCoreOtherShare])].some((x) => (x ?? 0) > NOISY_OTHER_SHARE));
@@ -68,14 +88,24 @@ export function issue21(rows: Row[]): Verdict[] {
     }
     // Changes calls in the measured window (the steady state), compared as counts per session: the same sessions
     // and the same events on the same schedule make the same session-minutes, while a rate over the window would
-    // divide by each server's own last delivery. The rate and the whole life's ratio (it adds each loop's start:
-    // pollcast's first read with wait 0) are shown beside it. The naive server makes no status call, which
-    // pollcast's contract asks for (first contact, the end).
-    const counted = pc.each?.upstreamChangesInWindowPerSession ?? [pc.upstreamChangesInWindowPerSession];
-    const calls = runRatios(pc, bl, counted.some((x) => x !== undefined) ? 'upstreamChangesInWindowPerSession' : 'upstreamChangesInWindowPerSessionMinute');
+    // divide by each server's own last delivery. Records from before the count existed fall back to that rate.
+    // The whole life's ratio (it adds each loop's start: pollcast's first read with wait 0) is shown beside it.
+    // The naive server makes no status call, which pollcast's contract asks for (first contact, the end).
+    const counted = hasField(pc, 'upstreamChangesInWindowPerSession') && hasField(bl, 'upstreamChangesInWindowPerSession');
+    const field = counted ? 'upstreamChangesInWindowPerSession' : 'upstreamChangesInWindowPerSessionMinute';
+    const s = spreadOfValues(callRatios(pc, bl, field));
     const life = spreadOfValues(runRatios(pc, bl, 'upstreamChangesPerSessionMinute'));
-    const s = spreadOfValues(calls);
-    if (s) out.push({ goal: `no batching (${key}): upstream changes calls per session-minute <= baseline's in each run (counted in the measured window)`, measured: `${spreadText(s, 2)}x (calls per session: pollcast ${spreadText(spreadOf(pc, 'upstreamChangesInWindowPerSession'), 1)}, baseline ${spreadText(spreadOf(bl, 'upstreamChangesInWindowPerSession'), 1)}; a session-minute of the window: pollcast ${spreadText(spreadOf(pc, 'upstreamChangesInWindowPerSessionMinute'), 1)}, baseline ${spreadText(spreadOf(bl, 'upstreamChangesInWindowPerSessionMinute'), 1)}; whole life, start included: ${spreadText(life, 2)}x; with status calls pollcast ${spreadText(spreadOf(pc, 'upstreamPerSessionMinute'), 1)} a session-minute)`, met: s.max <= 1 });
+    if (s) {
+      const enough = s.n >= RUNS_REQUIRED;
+      const figures = counted
+        ? `calls per session: pollcast ${spreadText(spreadOf(pc, field), 1)}, baseline ${spreadText(spreadOf(bl, field), 1)}; a session-minute of the window: pollcast ${spreadText(spreadOf(pc, 'upstreamChangesInWindowPerSessionMinute'), 1)}, baseline ${spreadText(spreadOf(bl, 'upstreamChangesInWindowPerSessionMinute'), 1)}`
+        : `a session-minute of the window (an older record: no count): pollcast ${spreadText(spreadOf(pc, field), 1)}, baseline ${spreadText(spreadOf(bl, field), 1)}`;
+      out.push({
+        goal: `no batching (${key}): upstream changes calls <= baseline's in each run (${counted ? 'counted per session in the measured window' : 'per session-minute of the measured window'})`,
+        measured: `${spreadText(s, 2)}x over ${s.n} run(s) (${figures}; whole life, start included: ${spreadText(life, 2)}x; with status calls pollcast ${spreadText(spreadOf(pc, 'upstreamPerSessionMinute'), 1)} a session-minute)${enough ? '' : `; fewer than ${RUNS_REQUIRED} runs: not judged`}`,
+        met: enough && s.max <= 1,
+      });
+    }
     if (hop) {
       const a = spreadOfValues(addedOf(pc, hop));
       if (a) out.push({ goal: `no batching (${key}): added p50 over the upstream's own delivery <= ${ADDED_P50_MS} ms`, measured: `${spreadText(a, 2)} ms (pollcast p50 ${spreadText(spreadOf(pc, 'p50Ms'), 2)}, the hop alone ${spreadText(spreadOf(hop, 'p50Ms'), 2)} ms; ${key === 'push-delay' ? `${pc.streams} streams: the bridge's own delay` : `${pc.streams} streams: includes writing the event to every stream on one core, which the naive server adds too`}; the naive server adds ${spreadText(spreadOfValues(addedOf(bl, hop)), 2)} ms)`, met: a.max <= ADDED_P50_MS, noisy: anyNoisy(pc, hop) });

@@ -16,6 +16,7 @@ export interface WindowStart {
   redis: Cpu | null;
   ticks: Array<{ busy: number; total: number }>;
   sim: Cpu;
+  neighbour: Cpu | null;
   self: NodeJS.CpuUsage;
   t0: number;
 }
@@ -30,6 +31,8 @@ export interface WindowFigures {
   clientCoreBusyUs: number | null;
   simCpuUs: number;
   selfCpuUs: number;
+  /** `--busy-neighbour`: the spinner's CPU, already left out of `serverCoreBusyUs` (null without one). */
+  neighbourCpuUs: number | null;
 }
 
 /** Who is measured: the server's processes, its redis-server (or null), the simulator, and the two cores. */
@@ -39,6 +42,8 @@ export interface WindowSubjects {
   simPid: number;
   serverCore: number | null;
   clientCore: number | null;
+  /** `--busy-neighbour`: the process spinning on the server's core by design; not counted as other load. */
+  neighbourPid?: number | null;
 }
 
 function sumCpu(pids: number[]): Cpu {
@@ -54,6 +59,7 @@ export function openWindow(s: WindowSubjects): WindowStart {
     redis: s.redisPid === null ? null : processCpu(s.redisPid),
     ticks: coreTicks(),
     sim: processCpu(s.simPid),
+    neighbour: s.neighbourPid ? processCpu(s.neighbourPid) : null,
     self: process.cpuUsage(),
     t0: performance.now(),
   };
@@ -68,15 +74,18 @@ export function closeWindow(s: WindowSubjects, start: WindowStart): WindowFigure
   const sim = processCpu(s.simPid);
   const self = process.cpuUsage(start.self);
   const busyUs = (core: number | null): number | null => (core === null || !start.ticks[core] || !ticks[core] ? null : ticksToUs(ticks[core].busy - start.ticks[core].busy));
+  const neighbourCpuUs = s.neighbourPid && start.neighbour ? total(processCpu(s.neighbourPid)) - total(start.neighbour) : null;
+  const serverCoreBusyUs = busyUs(s.serverCore);
   return {
     windowMs,
     serverUserUs: server.userUs - start.server.userUs,
     serverSysUs: server.sysUs - start.server.sysUs,
     redisCpuUs: redis && start.redis ? total(redis) - total(start.redis) : null,
-    serverCoreBusyUs: busyUs(s.serverCore),
+    serverCoreBusyUs: serverCoreBusyUs === null ? null : Math.max(0, serverCoreBusyUs - (neighbourCpuUs ?? 0)),
     clientCoreBusyUs: busyUs(s.clientCore),
     simCpuUs: total(sim) - total(start.sim),
     selfCpuUs: self.user + self.system,
+    neighbourCpuUs,
   };
 }
 
