@@ -76,7 +76,7 @@ export interface Row {
    */
   upstreamChangesInWindowPerSessionMinute: number;
   /**
-   * Changes calls per session inside the measured window, as a count: both servers read the same sessions
+   * Changes calls per session from the measured window's start until every delivery arrived, as a count: both servers read the same sessions
    * through the same schedule of events, so counts compare like for like, where a rate divides by a window
    * that ends with each server's own last delivery (a slower tail lowers the rate).
    */
