@@ -160,11 +160,13 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       await emitPhase(sim, scenario, ids, scenario.warmupEvents);
       await waitComplete(pool, expect, want, drainMs);
     }
+    // Read before the window opens, so that the control call falls outside it; a resume's window opened before any
+    // stream, when no loop had called yet (the stats were reset at the start).
+    const changesAtWindow = resume ? 0 : (await upstreamOf(sim, ids)).calls.changes;
     if (!win) {
       await pool.mark();
       win = openWindow(subjects);
     }
-    const changesAtWindow = (await upstreamOf(sim, ids)).calls.changes;
     if (scenario.schedule === 'idle') {
       await delay(scenario.holdMs);
     } else if (resume) {

@@ -63,7 +63,7 @@ if (import.meta.main) {
   }
   const records = paths.map((p) => JSON.parse(readFileSync(p, 'utf8')) as RunRecord);
   for (const [i, rec] of records.entries()) process.stdout.write(`record ${paths[i]}: ${rec.machine.date}, ${rec.machine.repeat} run(s) each, load ${rec.machine.loadStart} -> ${rec.machine.loadEnd}${rec.machine.neighbour ? `, busy neighbour: ${rec.machine.neighbour}` : ''}\n`);
-  // The footer is the first record's; a busy neighbour of any other record is named above, per record.
-  const { neighbour: _firstOnly, ...first } = records[0]!.machine;
-  process.stdout.write(`\n${renderReport(records.length === 1 ? records[0]!.machine : first, mergeRecords(records), false)}\n`);
+  // The footer is the first record's; with several records, each one's busy neighbour is named above instead.
+  const footerMachine = records.length === 1 ? records[0]!.machine : { ...records[0]!.machine, neighbour: undefined };
+  process.stdout.write(`\n${renderReport(footerMachine, mergeRecords(records), false)}\n`);
 }

@@ -23,34 +23,25 @@ const FAN_OUT_ROWS = ['one-session', 'many-sessions', 'payload', 'burst', 'idle'
 /** `a–b–c` of a spread. */
 export const spreadText = (s: Spread | null, digits: number): string => (s === null ? '-' : s.min === s.max ? fmt(s.min, digits) : `${fmt(s.min, digits)}–${fmt(s.median, digits)}–${fmt(s.max, digits)}`);
 
-/** Per run pollcast / baseline of one figure (runs paired in order). */
-function runRatios(pc: Row, bl: Row, field: SpreadField): Array<number | null> {
+/**
+ * Per run pollcast / baseline of one figure (runs paired in order). A run whose baseline is 0 is dropped, or, with
+ * `judgeZero` (call counts, where 0 is a real answer), judged: 1 when neither made a call, a failure when only
+ * pollcast did.
+ */
+function runRatios(pc: Row, bl: Row, field: SpreadField, judgeZero = false): Array<number | null> {
   const a = pc.each?.[field] ?? [pc[field]];
   const b = bl.each?.[field] ?? [bl[field]];
   return a.map((x, k) => {
     const y = b[k];
-    return x === null || x === undefined || y === null || y === undefined || y === 0 || Number.isNaN(x) || Number.isNaN(y) ? null : x / y;
+    if (x === null || x === undefined || y === null || y === undefined || Number.isNaN(x) || Number.isNaN(y)) return null;
+    if (y === 0) return judgeZero ? (x === 0 ? 1 : Number.POSITIVE_INFINITY) : null;
+    return x / y;
   });
 }
 
 /** True when some run of `row` has `field` (records from before a field was added lack it). */
 function hasField(row: Row, field: SpreadField): boolean {
   return (row.each?.[field] ?? [row[field]]).some((x) => x !== null && x !== undefined && !Number.isNaN(x));
-}
-
-/**
- * Per run pollcast / baseline of a call count or rate: like runRatios, but a run where the baseline made no call
- * is judged too (1 when neither did, a failure when only pollcast did) instead of being dropped.
- */
-function callRatios(pc: Row, bl: Row, field: SpreadField): Array<number | null> {
-  const a = pc.each?.[field] ?? [pc[field]];
-  const b = bl.each?.[field] ?? [bl[field]];
-  return a.map((x, k) => {
-    const y = b[k];
-    if (x === null || x === undefined || y === null || y === undefined || Number.isNaN(x) || Number.isNaN(y)) return null;
-    if (y === 0) return x === 0 ? 1 : Number.POSITIVE_INFINITY;
-    return x / y;
-  });
 }
 
 /** Some run had other work above NOISY_OTHER_SHARE of a core. */
@@ -78,7 +69,7 @@ function addedOf(row: Row, hop: Row): Array<number | null> {
 /** Every goal of issue 21 that the rows allow judging. */
 export function issue21(rows: Row[]): Verdict[] {
   const out: Verdict[] = [];
-  // No batching delay: one-session and burst at the baseline's latency or better, with no more upstream calls.
+  // No batching delay: one-session, push-delay and burst at the baseline's latency or better, with no more upstream calls.
   for (const key of ['one-session', 'push-delay', 'burst']) {
     const { pc, bl, hop } = pair(rows, key);
     if (!pc || !bl) continue;
@@ -93,7 +84,7 @@ export function issue21(rows: Row[]): Verdict[] {
     // The naive server makes no status call, which pollcast's contract asks for (first contact, the end).
     const counted = hasField(pc, 'upstreamChangesInWindowPerSession') && hasField(bl, 'upstreamChangesInWindowPerSession');
     const field = counted ? 'upstreamChangesInWindowPerSession' : 'upstreamChangesInWindowPerSessionMinute';
-    const s = spreadOfValues(callRatios(pc, bl, field));
+    const s = spreadOfValues(runRatios(pc, bl, field, true));
     const life = spreadOfValues(runRatios(pc, bl, 'upstreamChangesPerSessionMinute'));
     if (s) {
       const enough = s.n >= RUNS_REQUIRED;
