@@ -98,7 +98,7 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
   if (withProcessMetrics) {
     // The event-loop delay histogram keeps prom-client's 10 ms sampling: it records each sample's whole
     // interval, so a coarser one would shift every `nodejs_eventloop_lag_*` value (and the alerts built on
-    // them) by the difference. Its timer costs an idle instance ~0.75 % of a core (bench/RESULTS.md, issue 21).
+    // them) by the difference. Its timer costs an idle instance ~0.8 % of a core (bench/RESULTS.md, issue 21).
     collectDefaultMetrics({ register: registry, prefix: 'pollcast_process_' });
   }
   const upstreamTotal = new Counter({ name: 'pollcast_upstream_requests_total', help: 'Upstream requests by endpoint and outcome.', labelNames: ['endpoint', 'outcome'], registers: [registry] });
