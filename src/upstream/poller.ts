@@ -91,6 +91,27 @@ function failureText(outcome: FailureOutcome): string {
   return `upstream unavailable: ${'reason' in outcome ? outcome.reason : outcome.kind}`;
 }
 
+/** What the loop carries from one answer to the next. */
+interface LoopState {
+  /**
+   * The next call asks with wait 0: the first call reads what is there at once (a long-poll would leave "caught
+   * up" unknown for its whole wait), and while catching up a page that may be capped is followed at once.
+   */
+  pageOn: boolean;
+  /**
+   * Contract section 5: the rate bound counts only calls that came back empty or failed. After an answer that
+   * brought events the next long-poll goes at once (the upstream holds it while nothing is new), so pushing adds
+   * no batching delay; after an empty or failed answer the call waits for a gate token, so an upstream answering
+   * `204` or an empty `200` at once can never make the loop hot-loop.
+   */
+  ungated: boolean;
+  /** Empty answers in a row while draining a finished session. */
+  emptyDrains: number;
+  /** The final body (answer, finished_at) was read while draining. */
+  finalBodySeen: boolean;
+  firstAnswer: boolean;
+}
+
 /** One session's loop. */
 export class Poller {
   private readonly opts: PollerOptions;
@@ -266,110 +287,111 @@ export class Poller {
   }
 
   private async loop(): Promise<void> {
-    const { client, sink, log } = this.opts;
-    const id = sink.sessionId;
-    // The first call reads what is there at once: a long-poll would leave "caught up" unknown for its whole wait.
-    let pageOn = true;
-    // Contract section 5: the rate bound counts only calls that came back empty or failed. After an answer
-    // that brought events the next long-poll goes at once (the upstream holds it while nothing is new), so
-    // pushing adds no batching delay; after an empty or failed answer the call waits for a gate token, so an
-    // upstream answering `204` or an empty `200` at once can never make the loop hot-loop.
-    let ungated = true;
-    let emptyDrains = 0;
-    let finalBodySeen = false;
-    let firstAnswer = true;
+    const state: LoopState = { pageOn: true, ungated: true, emptyDrains: 0, finalBodySeen: false, firstAnswer: true };
     this.setState(this.over ? 'draining' : 'polling');
     while (!this.signal.aborted) {
-      const from = sink.nextIndex;
-      const wait = this.over || pageOn ? 0 : this.opts.waitSeconds;
-      if (!ungated && !(await this.gate.take(this.signal))) return;
-      this.callAbort = new AbortController();
-      const onStop = () => this.callAbort?.abort();
-      this.signal.addEventListener('abort', onStop, { once: true });
-      const wasOver = this.over;
-      const held = wait > 0 && !this.synced ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
-      const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
-      if (held !== null) clearTimeout(held);
-      this.signal.removeEventListener('abort', onStop);
-      this.callAbort = null;
-      if (this.signal.aborted) return;
-      if (r.kind === 'aborted') continue; // a status refresh found the end mid long-poll: drain now
-      const rebasing = firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex;
-      if (!rebasing) this.ready();
-      if (r.kind === 'oversized') {
-        log.warn({ session: id, index: r.index, maxBytes: r.maxBytes }, 'upstream event larger than UPSTREAM_MAX_BODY_BYTES; relayed without its data');
-        this.opts.onOversized?.(r.index);
-        if (r.top) this.snapshot = withChanges(this.snapshot, r.top);
-        this.recovered();
-        pageOn = ungated = true;
-        this.synced = false;
-        if (!(await this.publish([r.event], r.index))) return;
-        continue;
-      }
-      if (r.kind === 'events' || r.kind === 'no-change') {
-        this.recovered();
-        const events = r.kind === 'events' ? r.changes.new_events : [];
-        const n = events.length;
-        if (rebasing) {
-          // The requested start lies beyond the session's events: read it from the beginning instead.
-          sink.rebase(0);
-          firstAnswer = false;
-          continue;
-        }
-        const first = firstAnswer;
-        firstAnswer = false;
-        if (r.kind === 'events' && first && this.opts.startAtHead && n >= this.limit.current && sink.nextIndex === sink.baseIndex) {
-          const head = await findHead(client, id, from + n - 1, this.signal);
-          if (typeof head === 'number' && head > from + n) {
-            // Status-only readers need no history: start at the head (events before it are read if someone asks).
-            this.snapshot = withChanges(this.snapshot, r.changes.top);
-            sink.rebase(head);
-            if (!(await this.publish([], head))) return;
-            continue;
-          }
-        }
-        if (r.kind === 'events') {
-          this.snapshot = withChanges(this.snapshot, r.changes.top);
-          if (r.changes.top.finished_at !== null && this.over) finalBodySeen = true;
-          const asked = this.limit.current;
-          this.limit.observe(r.bytes, this.opts.maxBodyBytes);
-          const full = n >= asked;
-          // Caught up means a 204 or an empty page, not a page shorter than asked: an upstream may cap
-          // `limit` itself. Only a page shorter than one it already sent proves it held nothing more.
-          if (n === 0 || (!full && n < this.largestPage)) this.synced = true;
-          else if (full) this.synced = false;
-          // A page that may be capped: while catching up (never synced yet) ask again at once with wait 0.
-          // In the steady state the next long-poll comes back at once if more is waiting, and costs no extra
-          // call if not (held long enough, it marks the loop caught up).
-          pageOn = n > 0 && !this.everSynced && (full || !this.synced);
-          this.largestPage = Math.max(this.largestPage, n);
-          if (n === 0) this.emptyStyle = '200';
-        } else {
-          pageOn = false;
-          this.synced = true;
-          this.emptyStyle = '204';
-        }
-        if (this.synced) this.everSynced = true;
-        ungated = n > 0;
-        if (n > 0) this.opts.onEvents?.(n);
-        if (!(await this.publish(events, from))) return;
-        if (wasOver) {
-          emptyDrains = n === 0 ? emptyDrains + 1 : 0;
-          if (emptyDrains >= DRAIN_EMPTY_ANSWERS_TO_END) break;
-          continue;
-        }
-        if (this.over) continue; // a refresh confirmed the end during this call: drain from here
-        // A session may finish, pause or go idle with no new event, which an empty long-poll alone would never show.
-        if (n === 0 && wait > 0 && (await this.checkStatus()) === 'stop') return;
-        if (r.kind === 'events' && this.needsStatus(r.changes.top) && (await this.checkStatus()) === 'stop') return;
-        continue;
-      }
-      ungated = false;
-      if (!(await this.backOff(r, 'changes'))) return;
+      // Each answer is handled in a call of its own, so nothing of it is still referenced from this frame while
+      // the next long-poll waits: a page of screenshots would otherwise live through that whole wait, be
+      // promoted to the old generation and wait there for a full collection (bench/RESULTS.md, issue 21, fourth round).
+      const next = await this.step(state);
+      if (next === 'stop') return;
+      if (next === 'end') break;
     }
     if (this.signal.aborted) return;
-    if (!finalBodySeen) await this.readFinalBody();
-    await this.publish([], sink.nextIndex, 'over');
+    if (!state.finalBodySeen) await this.readFinalBody();
+    await this.publish([], this.opts.sink.nextIndex, 'over');
+  }
+
+  /** One changes call and what its answer does: 'again' for the next call, 'end' when a drained session is over, 'stop' to leave the loop. */
+  private async step(state: LoopState): Promise<'again' | 'end' | 'stop'> {
+    const { client, sink, log } = this.opts;
+    const id = sink.sessionId;
+    const from = sink.nextIndex;
+    const wait = this.over || state.pageOn ? 0 : this.opts.waitSeconds;
+    if (!state.ungated && !(await this.gate.take(this.signal))) return 'stop';
+    this.callAbort = new AbortController();
+    const onStop = () => this.callAbort?.abort();
+    this.signal.addEventListener('abort', onStop, { once: true });
+    const wasOver = this.over;
+    const held = wait > 0 && !this.synced ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
+    const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
+    if (held !== null) clearTimeout(held);
+    this.signal.removeEventListener('abort', onStop);
+    this.callAbort = null;
+    if (this.signal.aborted) return 'stop';
+    if (r.kind === 'aborted') return 'again'; // a status refresh found the end mid long-poll: drain now
+    const rebasing = state.firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex;
+    if (!rebasing) this.ready();
+    if (r.kind === 'oversized') {
+      log.warn({ session: id, index: r.index, maxBytes: r.maxBytes }, 'upstream event larger than UPSTREAM_MAX_BODY_BYTES; relayed without its data');
+      this.opts.onOversized?.(r.index);
+      if (r.top) this.snapshot = withChanges(this.snapshot, r.top);
+      this.recovered();
+      state.pageOn = state.ungated = true;
+      this.synced = false;
+      if (!(await this.publish([r.event], r.index))) return 'stop';
+      return 'again';
+    }
+    if (r.kind === 'events' || r.kind === 'no-change') {
+      this.recovered();
+      const events = r.kind === 'events' ? r.changes.new_events : [];
+      const n = events.length;
+      if (rebasing) {
+        // The requested start lies beyond the session's events: read it from the beginning instead.
+        sink.rebase(0);
+        state.firstAnswer = false;
+        return 'again';
+      }
+      const first = state.firstAnswer;
+      state.firstAnswer = false;
+      if (r.kind === 'events' && first && this.opts.startAtHead && n >= this.limit.current && sink.nextIndex === sink.baseIndex) {
+        const head = await findHead(client, id, from + n - 1, this.signal);
+        if (typeof head === 'number' && head > from + n) {
+          // Status-only readers need no history: start at the head (events before it are read if someone asks).
+          this.snapshot = withChanges(this.snapshot, r.changes.top);
+          sink.rebase(head);
+          if (!(await this.publish([], head))) return 'stop';
+          return 'again';
+        }
+      }
+      if (r.kind === 'events') {
+        this.snapshot = withChanges(this.snapshot, r.changes.top);
+        if (r.changes.top.finished_at !== null && this.over) state.finalBodySeen = true;
+        const asked = this.limit.current;
+        this.limit.observe(r.bytes, this.opts.maxBodyBytes);
+        const full = n >= asked;
+        // Caught up means a 204 or an empty page, not a page shorter than asked: an upstream may cap
+        // `limit` itself. Only a page shorter than one it already sent proves it held nothing more.
+        if (n === 0 || (!full && n < this.largestPage)) this.synced = true;
+        else if (full) this.synced = false;
+        // A page that may be capped: while catching up (never synced yet) ask again at once with wait 0.
+        // In the steady state the next long-poll comes back at once if more is waiting, and costs no extra
+        // call if not (held long enough, it marks the loop caught up).
+        state.pageOn = n > 0 && !this.everSynced && (full || !this.synced);
+        this.largestPage = Math.max(this.largestPage, n);
+        if (n === 0) this.emptyStyle = '200';
+      } else {
+        state.pageOn = false;
+        this.synced = true;
+        this.emptyStyle = '204';
+      }
+      if (this.synced) this.everSynced = true;
+      state.ungated = n > 0;
+      if (n > 0) this.opts.onEvents?.(n);
+      if (!(await this.publish(events, from))) return 'stop';
+      if (wasOver) {
+        state.emptyDrains = n === 0 ? state.emptyDrains + 1 : 0;
+        if (state.emptyDrains >= DRAIN_EMPTY_ANSWERS_TO_END) return 'end';
+        return 'again';
+      }
+      if (this.over) return 'again'; // a refresh confirmed the end during this call: drain from here
+      // A session may finish, pause or go idle with no new event, which an empty long-poll alone would never show.
+      if (n === 0 && wait > 0 && (await this.checkStatus()) === 'stop') return 'stop';
+      if (r.kind === 'events' && this.needsStatus(r.changes.top) && (await this.checkStatus()) === 'stop') return 'stop';
+      return 'again';
+    }
+    state.ungated = false;
+    return (await this.backOff(r, 'changes')) ? 'again' : 'stop';
   }
 
   // A waiting call still unanswered after HELD_MEANS_CAUGHT_UP_MS: the upstream had nothing new for it.
