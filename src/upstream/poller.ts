@@ -109,6 +109,7 @@ interface LoopState {
   emptyDrains: number;
   /** The final body (answer, finished_at) was read while draining. */
   finalBodySeen: boolean;
+  /** No changes answer handled yet (the rebase and start-at-head decisions look at the first one). */
   firstAnswer: boolean;
 }
 
@@ -302,7 +303,10 @@ export class Poller {
     await this.publish([], this.opts.sink.nextIndex, 'over');
   }
 
-  /** One changes call and what its answer does: 'again' for the next call, 'end' when a drained session is over, 'stop' to leave the loop. */
+  /**
+   * One changes call and what its answer does: 'again' for the next call, 'end' when a drained session is over (the
+   * final body and `end` follow), 'stop' to leave without ending the stream (stopped, deposed or refused for good).
+   */
   private async step(state: LoopState): Promise<'again' | 'end' | 'stop'> {
     const { client, sink, log } = this.opts;
     const id = sink.sessionId;
