@@ -88,16 +88,16 @@ export class LogReader {
   private async run(): Promise<void> {
     // One read per call of `read`, so its reply (frames, screenshots among them) is no longer referenced from
     // this frame while the next XREAD blocks: held through the block it would be promoted to the old generation.
-    while (!this.closed && (await this.read()));
+    while (!this.closed) await this.read();
   }
 
-  /** One XREAD round over the targets with a cursor (or a wait for one); false once the reader is closed. */
-  private async read(): Promise<boolean> {
+  /** One XREAD round over the targets with a cursor (or a wait for one). */
+  private async read(): Promise<void> {
     const round = [...this.targets.values()].filter((t) => t.cursor !== null);
     if (round.length === 0) {
       await new Promise<void>((resolve) => (this.idle = resolve));
       this.idle = null;
-      return true;
+      return;
     }
     const generations = new Map(round.map((t) => [t, t.generation]));
     const args = ['XREAD', 'COUNT', String(READ_COUNT), 'BLOCK', String(READ_BLOCK_MS), 'STREAMS', ...round.map((t) => t.key), ...round.map((t) => t.cursor!)];
@@ -107,10 +107,10 @@ export class LogReader {
       reply = await this.redis.block<XReadReply>(args);
     } catch (err) {
       this.parkedVersion = -1;
-      if (this.closed) return false;
+      if (this.closed) return;
       this.log.debug({ err: (err as Error).message }, 'log read failed; retrying');
       await sleep(READ_RETRY_MS, this.stop.signal);
-      return true;
+      return;
     } finally {
       this.parkedVersion = -1;
     }
@@ -120,6 +120,5 @@ export class LogReader {
       target.cursor = raw.at(-1)![0];
       target.deliver(decodeEntries(raw));
     }
-    return true;
   }
 }
