@@ -5,6 +5,7 @@
  * code…), with the count and self size added per stream.
  *
  *   node --max-old-space-size=8192 bench/heap-summary.ts <before.heapsnapshot> <after.heapsnapshot> <streams> [top=25]
+ *   node --max-old-space-size=8192 bench/heap-summary.ts <snapshot>      (one snapshot's largest groups)
  */
 import { readFileSync } from 'node:fs';
 
@@ -39,11 +40,25 @@ export function groupNodes(snapshot: HeapSnapshot): HeapGroups {
   return groups;
 }
 
+/** The largest groups of one snapshot, MB and count. */
+function printGroups(groups: HeapGroups, top = 25): void {
+  const rows = [...groups.entries()].sort((x, y) => y[1].bytes - x[1].bytes);
+  const total = rows.reduce((n, [, g]) => n + g.bytes, 0);
+  process.stdout.write(`heap self size: ${(total / 1048576).toFixed(1)} MB\n       MB     objects  group\n`);
+  for (const [key, g] of rows.slice(0, top)) process.stdout.write(`${(g.bytes / 1048576).toFixed(2).padStart(9)}  ${String(g.count).padStart(10)}  ${key}\n`);
+}
+
 if (import.meta.main) {
-  const [beforePath, afterPath, streamsArg, topArg] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  if (args.length === 1) {
+    // One snapshot (e.g. bench/peak-probe.ts's): its groups as they are.
+    printGroups(groupNodes(JSON.parse(readFileSync(args[0]!, 'utf8')) as HeapSnapshot));
+    process.exit(0);
+  }
+  const [beforePath, afterPath, streamsArg, topArg] = args;
   const streams = Number(streamsArg);
   if (!beforePath || !afterPath || !(streams > 0)) {
-    process.stderr.write('usage: node bench/heap-summary.ts <before.heapsnapshot> <after.heapsnapshot> <streams> [top]\n');
+    process.stderr.write('usage: node bench/heap-summary.ts <before.heapsnapshot> <after.heapsnapshot> <streams> [top]\n       node bench/heap-summary.ts <snapshot>\n');
     process.exit(2);
   }
   const before = groupNodes(JSON.parse(readFileSync(beforePath, 'utf8')) as HeapSnapshot);

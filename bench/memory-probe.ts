@@ -30,7 +30,8 @@ export interface MemorySampleLine {
   snapshot: string | null;
 }
 
-function read(): MemoryReading {
+/** The process's memory now: `process.memoryUsage()` and the V8 heap spaces. */
+export function readMemory(): MemoryReading {
   const m = process.memoryUsage();
   const spaces: MemoryReading['spaces'] = {};
   for (const s of getHeapSpaceStatistics()) spaces[s.space_name] = { used: s.space_used_size, physical: s.physical_space_size };
@@ -44,9 +45,9 @@ if (dir) {
   const gc = runInNewContext('gc') as () => void;
   let n = 0;
   process.on('SIGUSR2', () => {
-    const before = read();
+    const before = readMemory();
     gc();
-    const afterGc = read();
+    const afterGc = readMemory();
     const snapshot = process.env.BENCH_HEAP_SNAPSHOT === '1' ? writeHeapSnapshot(join(dir, `${process.pid}-${++n}.heapsnapshot`)) : null;
     const line: MemorySampleLine = { before, afterGc, snapshot };
     appendFileSync(join(dir, `${process.pid}.jsonl`), `${JSON.stringify(line)}\n`);
