@@ -7,6 +7,7 @@ import { passthroughOn, type Config } from './config.ts';
 import { Hub } from './hub/hub.ts';
 import { Streams } from './hub/streams.ts';
 import { ListHub } from './hub/list-hub.ts';
+import { releasedConnections } from './hub/parser-release.ts';
 import { localListSource, type ListSource } from './hub/list-source.ts';
 import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
@@ -225,6 +226,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       // Long-polls still waiting get cut once the rest has had a moment to finish.
       const deadline = setTimeout(() => {
         http.closeAllConnections();
+        for (const socket of releasedConnections(http)) socket.destroy();
         h2c?.destroyAll();
       }, Math.min(LONG_POLL_CUT_MS, config.shutdownTimeoutSeconds * 250));
       await closed;

@@ -1,7 +1,8 @@
 /**
  * One side of `bench/idle-memory/run.ts`: a simulator and pollcast (or a naive
- * node:http SSE server) in this process; on stdin `mem` it answers its
- * memory after a full GC, V8's heap spaces included.
+ * node:http SSE server, or `raw`: a bare `net` server writing an SSE head, the
+ * floor of what a connection costs in Node) in this process; on stdin `mem`
+ * it answers its memory after a full GC, V8's heap spaces included.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import v8 from 'node:v8';
@@ -21,6 +22,19 @@ if (target === 'pollcast') {
   const { startPollcast } = (await import(new URL('src/server.ts', root).href)) as typeof import('../../src/server.ts');
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'none', LOG_LEVEL: 'silent', MAX_STREAMS_PER_IP: '0', MAX_STREAMS_PER_SESSION: '0', RATE_LIMIT_PER_IP: '0' });
   url = (await startPollcast(config, { log: silentLogger(), processMetrics: false })).url;
+} else if (target === 'raw') {
+  // No node:http at all: the socket, its TCP handle and a Set entry.
+  const { createServer: createNetServer } = await import('node:net');
+  const open = new Set<import('node:net').Socket>();
+  const server = createNetServer((socket) => {
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\nd\r\nretry: 2000\n\n\r\n');
+      open.add(socket);
+      socket.on('close', () => open.delete(socket));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 } else {
   // The naive server of the benchmark's idle rows: a head, a retry line, a Set of responses.
   const open = new Set<ServerResponse>();

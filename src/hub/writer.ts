@@ -8,6 +8,7 @@
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Chunk } from './feed.ts';
+import { PARSER_RELEASE_SUPPORTED, releaseParser } from './parser-release.ts';
 
 /** The response a stream writes to: HTTP/1.1, or the HTTP/2 compatibility response. */
 export type StreamResponse = ServerResponse | Http2ServerResponse;
@@ -114,6 +115,8 @@ class Http1Writer implements ResponseWriter {
     if (!this.direct && this.res.chunkedEncoding && this.res.socket !== null) {
       this.direct = true;
       flattenHead(this.res);
+      // In a later turn: this write may run inside node's parsing of the request.
+      if (PARSER_RELEASE_SUPPORTED) setImmediate(releaseParser, this.res);
     }
   }
 
@@ -232,7 +235,9 @@ export function createWriter(res: StreamResponse): ResponseWriter {
 export const STREAM_HEADERS: OutgoingHttpHeaders = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache, no-transform',
-  connection: 'keep-alive',
+  // Once its parser is released (parser-release.ts) the connection cannot carry another
+  // request: it closes when the stream ends, and says so up front.
+  connection: PARSER_RELEASE_SUPPORTED ? 'close' : 'keep-alive',
   // nginx and similar proxies must not buffer a stream.
   'x-accel-buffering': 'no',
 };
