@@ -7,7 +7,7 @@ import { credentialsOf } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { checkStreamAsk, startSessionStream, type StreamAsk } from './stream-open.ts';
 import { corsHeaders, corsOriginList } from './cors.ts';
-import { streamHeaders } from '../hub/writer.ts';
+import { STREAM_HEAD_ANSWER_HEADERS } from '../hub/writer.ts';
 
 /** Seconds a client refused for a stream limit is told to wait (defined with the limits). */
 export { STREAM_LIMIT_RETRY_AFTER_SECONDS } from './limits.ts';
@@ -39,7 +39,7 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     }
     // hono answers HEAD with the GET handler: a HEAD must not open a stream, hold a slot or start a loop.
     // A Response: hono's cors middleware adds the CORS headers itself.
-    if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
+    if (c.req.method === 'HEAD') return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
     await startSessionStream(checked, deps.limits.clientKeyOf(c), middlewareHeaders(c, deps), c.env.outgoing, deps);
     return RESPONSE_ALREADY_SENT;
   });

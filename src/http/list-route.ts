@@ -13,7 +13,7 @@ import { methodNotAllowed } from './methods.ts';
 import { parseListFilter } from './list-query.ts';
 import { parseListCursor, type ListCursor } from '../hub/list-feed.ts';
 import { startListStream } from '../hub/list-stream.ts';
-import { responseGone, streamHeaders } from '../hub/writer.ts';
+import { responseGone, STREAM_HEAD_ANSWER_HEADERS } from '../hub/writer.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import { BadRequestError } from '../errors.ts';
 
@@ -42,7 +42,7 @@ async function openListStream(c: Context<AppEnv>, deps: AppDeps): Promise<Respon
     return RESPONSE_ALREADY_SENT;
   }
   const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), []);
-  if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
+  if (c.req.method === 'HEAD') return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
   const { credential, allow } = scopeOf(grant.scope);
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), []);
   let entry;

@@ -15,7 +15,7 @@ import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } 
 import { ENDED } from '../hub/cursor.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import type { LaneSpec } from '../hub/mux-subscriber.ts';
-import { responseGone, streamHeaders } from '../hub/writer.ts';
+import { responseGone, STREAM_HEAD_ANSWER_HEADERS } from '../hub/writer.ts';
 import { ForbiddenError, SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import { credentialFromCookie } from './auth-token.ts';
@@ -67,7 +67,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   // sessions, not requests (the middleware took one token already), so a list cannot multiply upstream calls.
   checkRate(deps.limits, deps.limits.clientKeyOf(c), req.ids.length - 1);
   const grant = await deps.authorize(credentials, req.ids);
-  if (c.req.method === 'HEAD') return c.body(null, 200, streamHeaders(c.env.outgoing) as Record<string, string>);
+  if (c.req.method === 'HEAD') return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);

@@ -18,9 +18,10 @@
  *
  * It leans on node:http internals (`socket.parser`, `_http_common`'s
  * `freeParser`, the names of node's socket listeners), checked before each
- * release: on a Node where any of them differs, nothing is released and the
- * stream works as before (`PARSER_RELEASE_SUPPORTED` says which; a test
- * asserts it on the Node this project runs on).
+ * release: on a Node where any of them differs, nothing is released; the
+ * stream still works and its connection still closes at its end, as its head
+ * said. `PARSER_RELEASE_SUPPORTED` only says that `freeParser` exists; the
+ * tests check that a release happens on the Node this project runs on.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';

@@ -15,7 +15,7 @@ import { StreamSubscriber, type CloseReason, type SubscriberOptions } from './su
 import { writeStreamHead, type StreamResponse } from './writer.ts';
 import type { Stats } from '../metrics.ts';
 
-export { STREAM_HEADERS, STREAM_HEADERS_H2, streamHeaders } from './writer.ts';
+export { STREAM_HEADERS, STREAM_HEADERS_H2 } from './writer.ts';
 export { HISTORY_FETCH_ATTEMPTS, REPLAY_DRAIN_TIMEOUT_MS, REPLAY_SLICE_BYTES } from './catch-up.ts';
 
 export interface StreamsOptions {

@@ -249,10 +249,12 @@ export const STREAM_HEADERS_H2: OutgoingHttpHeaders = {
   'x-accel-buffering': 'no',
 };
 
-/** The stream headers for `res`'s protocol. */
-export function streamHeaders(res: StreamResponse): OutgoingHttpHeaders {
-  return isHttp1(res) ? STREAM_HEADERS : STREAM_HEADERS_H2;
-}
+/**
+ * The headers of a `HEAD` answer on a stream route: a stream's, without
+ * `connection`. No stream (and no parser release) follows, so an HTTP/1.1
+ * connection stays open for the next request.
+ */
+export const STREAM_HEAD_ANSWER_HEADERS: Readonly<Record<string, string>> = STREAM_HEADERS_H2 as Record<string, string>;
 
 /** Writes a stream's `200` head with `extra` headers (CORS) and the protocol's stream headers. */
 export function writeStreamHead(res: StreamResponse, extra: OutgoingHttpHeaders): void {
