@@ -20,7 +20,7 @@ export class Chunk {
   /** New status frame, written after the events, when the snapshot changed. */
   readonly status: Buffer | null;
   private joined: Buffer | null = null;
-  private framed: Buffer | null = null;
+  private framed: Buffer | readonly Buffer[] | null = null;
 
   constructor(firstIndex: number, frames: Buffer[], status: Buffer | null) {
     this.firstIndex = firstIndex;
@@ -39,21 +39,31 @@ export class Chunk {
 
   /**
    * The same bytes as one HTTP/1.1 chunk (size line, data, CRLF), built once
-   * in a single copy for every caught-up HTTP/1.1 subscriber (a screenshot
-   * frame is not copied twice, once to join and once to frame).
+   * for every caught-up HTTP/1.1 subscriber. A small chunk is framed in one
+   * copy, so each subscriber gets one write; a big one (a screenshot) stays
+   * in the buffers it is shared in, given as the parts of one write, so no
+   * copy of it is made at all: a 100 KB event framed by copying cost 100 KB
+   * of garbage outside the heap per event, which floated until a collection
+   * (bench/RESULTS.md, issue 21, sixth round).
    */
-  http1(): Buffer {
+  http1(): Buffer | readonly Buffer[] {
     if (this.framed === null) {
       let size = this.status?.length ?? 0;
       for (const f of this.frames) size += f.length;
       const parts = [Buffer.from(`${size.toString(16)}\r\n`, 'latin1'), ...this.frames];
       if (this.status !== null) parts.push(this.status);
       parts.push(CRLF);
-      this.framed = Buffer.concat(parts);
+      this.framed = size < COPY_PARTS_BELOW_BYTES ? Buffer.concat(parts) : parts;
     }
     return this.framed;
   }
 }
+
+/**
+ * Parts adding up to less than this are copied into one buffer (one write);
+ * bigger ones are written as they are, corked into one writev (no copy).
+ */
+export const COPY_PARTS_BELOW_BYTES = 16 * 1024;
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 

@@ -7,7 +7,7 @@
  */
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
-import type { Chunk } from './feed.ts';
+import { COPY_PARTS_BELOW_BYTES, type Chunk } from './feed.ts';
 import { PARSER_RELEASE_SUPPORTED, releaseParser } from './parser-release.ts';
 
 /** The response a stream writes to: HTTP/1.1, or the HTTP/2 compatibility response. */
@@ -37,9 +37,6 @@ export interface ResponseWriter {
   /** Drops the response at once. */
   destroy(): void;
 }
-
-/** Parts adding up to less than this are copied into one buffer; bigger ones are written as they are (one writev). */
-export const COPY_PARTS_BELOW_BYTES = 16 * 1024;
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 
@@ -99,8 +96,19 @@ class Http1Writer implements ResponseWriter {
 
   writeChunk(chunk: Chunk): void {
     const socket = this.res.socket;
-    if (this.direct && socket !== null) socket.write(chunk.http1());
-    else this.writePaced([chunk.bytes]);
+    if (!this.direct || socket === null) {
+      this.writePaced([chunk.bytes]);
+      return;
+    }
+    const framed = chunk.http1();
+    if (Buffer.isBuffer(framed)) {
+      socket.write(framed);
+      return;
+    }
+    // A big chunk's parts, corked into one writev: the shared frames are not copied.
+    socket.cork();
+    for (const part of framed) socket.write(part);
+    socket.uncork();
   }
 
   writePaced(parts: readonly Buffer[]): void {

@@ -1,4 +1,5 @@
 /** The SSE stream end to end: simulator → pollcast → real EventSource. */
+import { get } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
@@ -145,6 +146,47 @@ describe('GET /sessions/{id}/events', () => {
     const mid = record(`${bridge.url}/sessions/big-1/events`, { headers: { 'Last-Event-ID': '49' } });
     await mid.ended();
     expect(mid.indices()).toEqual(range(50, 50));
+  });
+
+  it('delivers live ~100 KB events to every caught-up HTTP/1.1 subscriber exactly as the upstream sent them', async () => {
+    bridge = await startBridge();
+    const b = bridge;
+    b.sim.createSession('shots-live', { detailBytes: 100_000 });
+    const url = `${b.url}/sessions/shots-live/events`;
+    const readers = [0, 1].map(() => record(url));
+    let opens = 0;
+    for (const r of readers) r.es.addEventListener('open', () => opens++);
+    // A strict reader too: node:http's own parser fails the response on any malformed chunk, where an
+    // EventSource would reconnect and resume, hiding it.
+    const raw = new Promise<string>((resolve, reject) => {
+      get(url, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (s: string) => (text += s));
+        res.on('end', () => resolve(text));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    await Promise.all(readers.map((r) => r.until((x) => x.statuses().length >= 1)));
+    await eventually(() => b.server.streams.size === 3, 5000, 'three streams open');
+    // One event alone, then five in one append: live chunks of one big frame and of several.
+    b.sim.appendEvents('shots-live', 1);
+    await Promise.all(readers.map((r) => r.until((x) => x.indices().length === 1)));
+    b.sim.appendEvents('shots-live', 5);
+    await Promise.all(readers.map((r) => r.until((x) => x.indices().length === 6)));
+    b.sim.finish('shots-live', {});
+    await Promise.all(readers.map((r) => r.ended()));
+    const upstream = (await (await fetch(`${b.sim.url}/sessions/shots-live/changes?from_index=0&limit=100&include_details=true`)).json()) as { new_events: Array<{ data: unknown }> };
+    expect(upstream.new_events).toHaveLength(6);
+    expect(JSON.stringify(upstream.new_events[0]!.data).length).toBeGreaterThan(100_000);
+    const sent = upstream.new_events.map((e) => e.data);
+    for (const r of readers) {
+      expect(r.indices()).toEqual(range(6));
+      expect(r.messages.filter((m) => m.type === 'message').map((m) => m.data.data)).toEqual(sent);
+    }
+    expect(opens).toBe(2); // no reader had to reconnect
+    const frames = (await raw).split('\n\n').filter((f) => f.startsWith('id: '));
+    expect(frames.map((f) => JSON.parse(f.slice(f.indexOf('data: ') + 6)).data)).toEqual(sent);
   });
 
   it('keeps include_details=false and true as separate loops with their own data', async () => {

@@ -1,6 +1,6 @@
 /** The feed: order, de-duplication by index, shared bytes, bounds. */
 import { describe, expect, it } from 'vitest';
-import { createFeed, type Chunk, type Feed, type FeedListener } from '../../src/hub/feed.ts';
+import { Chunk, COPY_PARTS_BELOW_BYTES, createFeed, type Feed, type FeedListener } from '../../src/hub/feed.ts';
 import { eventFrame } from '../../src/hub/frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
 import type { UpstreamEvent } from '../../src/upstream/types.ts';
@@ -115,5 +115,26 @@ describe('Feed', () => {
     apply(feed, 0, evs(0, 2), state());
     feed.rebase(7);
     expect(feed.baseIndex).toBe(0);
+  });
+
+  it('frames a small chunk for HTTP/1.1 in one copy and a big one as its shared parts, never copied', () => {
+    const small = new Chunk(3, [eventFrame(3, { type: 'a', data: {}, timestamp: 't' })], Buffer.from('event: status\ndata: {}\n\n'));
+    const framed = small.http1();
+    expect(Buffer.isBuffer(framed)).toBe(true);
+    const body = Buffer.concat([...small.frames, small.status!]);
+    expect((framed as Buffer).toString()).toBe(`${body.length.toString(16)}\r\n${body.toString()}\r\n`);
+    expect(small.http1()).toBe(framed); // built once for every subscriber
+
+    const shot = eventFrame(4, { type: 'screenshot', data: { image: 'x'.repeat(COPY_PARTS_BELOW_BYTES) }, timestamp: 't' });
+    const status = Buffer.from('event: status\ndata: {}\n\n');
+    const big = new Chunk(4, [shot], status);
+    const parts = big.http1() as readonly Buffer[];
+    expect(Array.isArray(parts)).toBe(true);
+    // The frame itself is one of the parts: the same buffer, not a copy of it.
+    expect(parts[1]).toBe(shot);
+    expect(parts[2]).toBe(status);
+    const size = shot.length + status.length;
+    expect(Buffer.concat(parts).toString()).toBe(`${size.toString(16)}\r\n${shot.toString()}${status.toString()}\r\n`);
+    expect(big.http1()).toBe(parts);
   });
 });
