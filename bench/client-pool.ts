@@ -22,6 +22,8 @@ export interface PoolStats {
   closedEarly: number;
   receivedTotal: number;
   receivedWindow: number;
+  /** Body bytes the streams carried since `mark`. */
+  bytesWindow: number;
   lost: number;
   duplicated: number;
   /** Event frames before a stream's resume point (history the client already had). */
@@ -96,6 +98,7 @@ export class ClientPool {
       closedEarly: sum('closedEarly'),
       receivedTotal: sum('receivedTotal'),
       receivedWindow: sum('receivedWindow'),
+      bytesWindow: sum('bytesWindow'),
       lost: sum('lost'),
       duplicated: sum('duplicated'),
       stale: sum('stale'),

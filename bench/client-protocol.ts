@@ -72,6 +72,8 @@ export interface StatsReply {
   receivedTotal: number;
   /** Event frames received since `mark`. */
   receivedWindow: number;
+  /** Body bytes read since `mark` (every frame the streams carried, status and comments included). */
+  bytesWindow: number;
   lost: number;
   duplicated: number;
   /** Event frames before a stream's resume point (history it already had). */

@@ -31,6 +31,8 @@ const sink = (ms: number): void => histogram.record(ms);
 const streams: Stream[] = [];
 let receivedTotal = 0;
 let receivedAtMark = 0;
+/** Body bytes read (every frame: events, status, comments) since `mark`. */
+let bytesWindow = 0;
 let closedEarly = 0;
 let shuttingDown = false;
 let markCpu = process.cpuUsage();
@@ -47,6 +49,7 @@ function track(spec: StreamSpec, res: IncomingMessage, openedAtMs: number): void
   streams.push(stream);
   res.on('data', (chunk: Buffer) => {
     const before = counter.received;
+    bytesWindow += chunk.length;
     counter.push(chunk);
     receivedTotal += counter.received - before;
     if (!stream.firstRecorded && counter.firstAtMs !== null) {
@@ -135,6 +138,7 @@ function stats(cmd: StatsCommand): StatsReply {
     closedEarly,
     receivedTotal,
     receivedWindow: receivedTotal - receivedAtMark,
+    bytesWindow,
     lost,
     duplicated,
     stale,
@@ -160,6 +164,7 @@ async function handle(cmd: ClientCommand): Promise<void> {
       histogram.reset();
       firstEvent.reset();
       receivedAtMark = receivedTotal;
+      bytesWindow = 0;
       markCpu = process.cpuUsage();
       markWall = performance.now();
       reply({ seq: cmd.seq, ok: true });

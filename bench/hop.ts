@@ -90,6 +90,7 @@ export async function measureHop(scenario: Scenario, ctx: MeasureContext): Promi
       deliveries: s.receivedWindow,
       windowMs: Math.round(w.windowMs),
       deliveriesPerSec: s.receivedWindow / (w.windowMs / 1000),
+      bytesPerDelivery: null,
       serverCpuMs: probeCpuUs / 1000,
       serverSysShare: probeCpuUs > 0 ? w.serverSysUs / probeCpuUs : 0,
       serverCoreOtherShare: otherShare(w.serverCoreBusyUs, probeCpuUs, w.windowMs),

@@ -203,6 +203,7 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       deliveries,
       windowMs: Math.round(w.windowMs),
       deliveriesPerSec: deliveries / (w.windowMs / 1000),
+      bytesPerDelivery: deliveries > 0 ? stats.bytesWindow / deliveries : null,
       serverCpuMs: serverCpuUs / 1000,
       serverSysShare: serverCpuUs > 0 ? w.serverSysUs / serverCpuUs : 0,
       serverCoreOtherShare: otherShare(w.serverCoreBusyUs, serverCpuUs, w.windowMs),

@@ -43,7 +43,7 @@ function timedGet(url: URL, agent: Agent): Promise<{ status: number; ms: number 
 function blankRow(scenario: Scenario, load1Start: number): Row {
   return {
     scenario: scenario.key, title: scenario.title, target: 'pollcast', schedule: scenario.schedule, sessions: scenario.sessions, streams: 0, fdCapped: false,
-    opened: 0, failedOpens: 0, failures: {}, closedEarly: 0, deliveries: 0, windowMs: 0, deliveriesPerSec: 0, serverCpuMs: 0, serverSysShare: 0,
+    opened: 0, failedOpens: 0, failures: {}, closedEarly: 0, deliveries: 0, windowMs: 0, deliveriesPerSec: 0, bytesPerDelivery: null, serverCpuMs: 0, serverSysShare: 0,
     serverCoreOtherShare: null, clientCoreOtherShare: null, cpuUsPerDelivery: null, p50Ms: null, p99Ms: null, maxMs: null, firstEventP50Ms: null,
     firstEventMaxMs: null, rssIdleKb: Number.NaN, rssOpenKb: Number.NaN, rssEndKb: Number.NaN, rssPeakKb: Number.NaN, rssKbPerStream: Number.NaN,
     kernelKbPerStream: Number.NaN, serverFds: 0, lost: 0, duplicated: 0, stale: 0, upstreamRequests: 0, upstreamCalls: { changes: 0, zeroWait: 0, waiting: 0, status: 0 },

@@ -33,7 +33,7 @@ export function ratios(rows: Row[], scenario: string): { cpu: number | null; rss
 
 /** The one table, as fixed-width text (markdown). */
 export function formatTable(rows: Row[]): string {
-  const header = ['scenario', 'target', 'streams', 'deliv/s', 'CPU us/deliv', 'kernel', 'p50 ms', 'p99 ms', 'max ms', 'first ms', 'RSS KB/stream', 'base MB', 'peak MB', 'lost', 'dup', 'stale', 'errors', 'upstream calls/session', 'upstream req/session-min', 'CPU x base', 'p99 x base', 'RSS x base', 'peak x base', 'client CPU', 'sim CPU', 'other load srv/cli core', 'load1'];
+  const header = ['scenario', 'target', 'streams', 'deliv/s', 'bytes/deliv', 'CPU us/deliv', 'kernel', 'p50 ms', 'p99 ms', 'max ms', 'first ms', 'RSS KB/stream', 'base MB', 'peak MB', 'lost', 'dup', 'stale', 'errors', 'upstream calls/session', 'upstream req/session-min', 'CPU x base', 'p99 x base', 'RSS x base', 'peak x base', 'client CPU', 'sim CPU', 'other load srv/cli core', 'load1'];
   const body = rows.map((r) => {
     const q = r.target === 'pollcast' ? ratios(rows, r.scenario) : { cpu: null, rss: null, p99: null, peak: null };
     const errors = r.failedOpens + r.closedEarly + (r.failures.upstream ?? 0);
@@ -42,6 +42,7 @@ export function formatTable(rows: Row[]): string {
       r.target,
       r.opened === r.streams ? String(r.streams) : `${r.opened}/${r.streams}`,
       fmt(r.deliveriesPerSec, 0),
+      fmt(r.bytesPerDelivery, 0),
       fmt(r.cpuUsPerDelivery, 2),
       r.serverCpuMs > 0 ? `${fmt(r.serverSysShare * 100, 0)}%` : '-',
       fmt(r.p50Ms, 2),
@@ -80,6 +81,7 @@ export const TABLE_NOTES = [
   'first ms: resume rows, slowest stream from request to its first event after Last-Event-ID. stale: frames at or below Last-Event-ID sent anyway.',
   'base MB: server RSS before any stream; peak MB: its VmHWM at the end of the window. hop rows: CPU per event received, no streams.',
   'CPU x base: CPU per delivery, except resume rows: the server CPU of the whole resume (open to live event), whatever it sent.',
+  'bytes/deliv: body bytes the load client read per event delivered (status frames, which the naive server never sends, and comments included).',
 ].join('\n');
 
 const spreadCell = (s: Spread | null, digits: number): string => (s === null ? '-' : s.n === 1 ? fmt(s.median, digits) : `${fmt(s.min, digits)}–${fmt(s.median, digits)}–${fmt(s.max, digits)}`);

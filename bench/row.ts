@@ -30,6 +30,11 @@ export interface Row {
   deliveries: number;
   windowMs: number;
   deliveriesPerSec: number;
+  /**
+   * Body bytes a client read per event delivered in the window (status frames and comments included): what the
+   * load client had to parse, which sets latency where the client's core is the bottleneck (SAT).
+   */
+  bytesPerDelivery: number | null;
   serverCpuMs: number;
   /** Kernel share of the server's CPU time in the window. */
   serverSysShare: number;
