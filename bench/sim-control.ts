@@ -21,9 +21,9 @@ export class SimControl {
     this.target = new URL(url);
   }
 
-  private call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  private call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, retried = false): Promise<T> {
     const payload = body === undefined ? null : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       const req = request(
         {
           host: this.target.hostname,
@@ -44,7 +44,12 @@ export class SimControl {
           res.on('error', reject);
         },
       );
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive socket the simulator closed as idle just as this request went out (its keep-alive
+        // timeout): the request was never read, so it is sent once more on a fresh socket (Node's documented remedy).
+        if (req.reusedSocket && err.code === 'ECONNRESET' && !retried) resolve(this.call<T>(method, path, body, true));
+        else reject(err);
+      });
       req.end(payload ?? undefined);
     });
   }
