@@ -88,7 +88,7 @@ const spreadCell = (s: Spread | null, digits: number): string => (s === null ? '
 
 /** Each row's figures over its runs as min–median–max (the table above shows the medians). */
 export function formatSpread(rows: Row[]): string {
-  const header = ['scenario', 'target', 'runs', 'CPU us/deliv', 'p50 ms', 'p99 ms', 'RSS KB/stream', 'peak MB', 'upstream req/session-min', 'other load srv core %', 'other load cli core %'];
+  const header = ['scenario', 'target', 'runs', 'bytes/deliv', 'CPU us/deliv', 'p50 ms', 'p99 ms', 'RSS KB/stream', 'peak MB', 'upstream req/session-min', 'other load srv core %', 'other load cli core %'];
   const body = rows.map((r) => {
     const peak = spreadOf(r, 'rssPeakKb');
     const pct = (s: Spread | null) => (s === null ? null : { min: s.min * 100, median: s.median * 100, max: s.max * 100, n: s.n });
@@ -96,6 +96,7 @@ export function formatSpread(rows: Row[]): string {
       r.scenario,
       r.target,
       String(r.runs),
+      spreadCell(spreadOf(r, 'bytesPerDelivery'), 0),
       spreadCell(spreadOf(r, 'cpuUsPerDelivery'), 2),
       spreadCell(spreadOf(r, 'p50Ms'), 2),
       spreadCell(spreadOf(r, 'p99Ms'), 2),

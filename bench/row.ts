@@ -134,7 +134,7 @@ export interface MemoryBreakdown {
 }
 
 /** The figures whose spread over runs the report shows and the goals of issue 21 judge run by run. */
-export const SPREAD_FIELDS = ['cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'rssKbPerStream', 'rssPeakKb', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'upstreamChangesInWindowPerSessionMinute', 'upstreamChangesInWindowPerSession', 'serverCoreOtherShare', 'clientCoreOtherShare'] as const;
+export const SPREAD_FIELDS = ['bytesPerDelivery', 'cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'rssKbPerStream', 'rssPeakKb', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'upstreamChangesInWindowPerSessionMinute', 'upstreamChangesInWindowPerSession', 'serverCoreOtherShare', 'clientCoreOtherShare'] as const;
 export type SpreadField = (typeof SPREAD_FIELDS)[number];
 
 /** A number, or null where the measurement did not produce one. */

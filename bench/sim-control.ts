@@ -24,6 +24,7 @@ export class SimControl {
   private call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, retried = false): Promise<T> {
     const payload = body === undefined ? null : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
+      let answered = false;
       const req = request(
         {
           host: this.target.hostname,
@@ -34,6 +35,7 @@ export class SimControl {
           headers: payload === null ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         },
         (res) => {
+          answered = true;
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (s: string) => (text += s));
@@ -46,8 +48,9 @@ export class SimControl {
       );
       req.on('error', (err: NodeJS.ErrnoException) => {
         // A kept-alive socket the simulator closed as idle just as this request went out (its keep-alive
-        // timeout): the request was never read, so it is sent once more on a fresh socket (Node's documented remedy).
-        if (req.reusedSocket && err.code === 'ECONNRESET' && !retried) resolve(this.call<T>(method, path, body, true));
+        // timeout): no answer began, so it is sent once more on a fresh socket (Node's documented remedy).
+        // A reset after an answer began is an error: the simulator may have acted on the request.
+        if (req.reusedSocket && err.code === 'ECONNRESET' && !answered && !retried) this.call<T>(method, path, body, true).then(resolve, reject);
         else reject(err);
       });
       req.end(payload ?? undefined);

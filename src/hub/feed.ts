@@ -39,21 +39,25 @@ export class Chunk {
 
   /**
    * The same bytes as one HTTP/1.1 chunk (size line, data, CRLF), built once
-   * for every caught-up HTTP/1.1 subscriber. A small chunk is framed in one
-   * copy, so each subscriber gets one write; a big one (a screenshot) stays
-   * in the buffers it is shared in, given as the parts of one write, so no
-   * copy of it is made at all: a 100 KB event framed by copying cost 100 KB
-   * of garbage outside the heap per event, which floated until a collection
-   * (bench/RESULTS.md, issue 21, sixth round).
+   * for every caught-up HTTP/1.1 subscriber. Frames of ordinary size are
+   * framed in one copy, so each subscriber gets one write of one buffer (a
+   * page of a hundred small events too: the copy is made once, the writes
+   * are per subscriber). A chunk holding a big frame (a screenshot) stays in
+   * the buffers it is shared in, given as the parts of one write, so the big
+   * frame is never copied (bench/RESULTS.md, issue 21, sixth round).
    */
   http1(): Buffer | readonly Buffer[] {
     if (this.framed === null) {
       let size = this.status?.length ?? 0;
-      for (const f of this.frames) size += f.length;
+      let largest = 0;
+      for (const f of this.frames) {
+        size += f.length;
+        if (f.length > largest) largest = f.length;
+      }
       const parts = [Buffer.from(`${size.toString(16)}\r\n`, 'latin1'), ...this.frames];
       if (this.status !== null) parts.push(this.status);
       parts.push(CRLF);
-      this.framed = size < COPY_PARTS_BELOW_BYTES ? Buffer.concat(parts) : parts;
+      this.framed = largest < COPY_PARTS_BELOW_BYTES ? Buffer.concat(parts, size + parts[0]!.length + CRLF.length) : parts;
     }
     return this.framed;
   }

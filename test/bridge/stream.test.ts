@@ -167,6 +167,7 @@ describe('GET /sessions/{id}/events', () => {
         res.on('error', reject);
       }).on('error', reject);
     });
+    raw.catch(() => {}); // awaited below; a failure must not surface first as an unhandled rejection
     await Promise.all(readers.map((r) => r.until((x) => x.statuses().length >= 1)));
     await eventually(() => b.server.streams.size === 3, 5000, 'three streams open');
     // One event alone, then five in one append: live chunks of one big frame and of several.

@@ -125,6 +125,15 @@ describe('Feed', () => {
     expect((framed as Buffer).toString()).toBe(`${body.length.toString(16)}\r\n${body.toString()}\r\n`);
     expect(small.http1()).toBe(framed); // built once for every subscriber
 
+    // A page of many ordinary events, bigger than the threshold in all, is still copied once: one write per subscriber.
+    const page = Array.from({ length: 100 }, (_, k) => eventFrame(k, { type: 'a', data: { text: 'y'.repeat(400) }, timestamp: 't' }));
+    expect(page.reduce((n, f) => n + f.length, 0)).toBeGreaterThan(COPY_PARTS_BELOW_BYTES);
+    const pageChunk = new Chunk(0, page, null);
+    const pageFramed = pageChunk.http1();
+    expect(Buffer.isBuffer(pageFramed)).toBe(true);
+    const pageBody = Buffer.concat(page);
+    expect((pageFramed as Buffer).equals(Buffer.concat([Buffer.from(`${pageBody.length.toString(16)}\r\n`), pageBody, Buffer.from('\r\n')]))).toBe(true);
+
     const shot = eventFrame(4, { type: 'screenshot', data: { image: 'x'.repeat(COPY_PARTS_BELOW_BYTES) }, timestamp: 't' });
     const status = Buffer.from('event: status\ndata: {}\n\n');
     const big = new Chunk(4, [shot], status);
