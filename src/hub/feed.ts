@@ -10,6 +10,7 @@ import { UNKNOWN_SNAPSHOT, type Snapshot } from '../upstream/snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink, LoopUpdate } from '../upstream/sink.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { CallerCredentials } from '../upstream/credential.ts';
+import { hasBigPart, totalLength } from './parts.ts';
 
 /** What one update added: its events' frames and, if what subscribers see changed, the new status frame. */
 export class Chunk {
@@ -48,26 +49,15 @@ export class Chunk {
    */
   http1(): Buffer | readonly Buffer[] {
     if (this.framed === null) {
-      let size = this.status?.length ?? 0;
-      let largest = 0;
-      for (const f of this.frames) {
-        size += f.length;
-        if (f.length > largest) largest = f.length;
-      }
+      const size = totalLength(this.frames) + (this.status?.length ?? 0);
       const parts = [Buffer.from(`${size.toString(16)}\r\n`, 'latin1'), ...this.frames];
       if (this.status !== null) parts.push(this.status);
       parts.push(CRLF);
-      this.framed = largest < COPY_PARTS_BELOW_BYTES ? Buffer.concat(parts, size + parts[0]!.length + CRLF.length) : parts;
+      this.framed = hasBigPart(this.frames) ? parts : Buffer.concat(parts);
     }
     return this.framed;
   }
 }
-
-/**
- * Parts adding up to less than this are copied into one buffer (one write);
- * bigger ones are written as they are, corked into one writev (no copy).
- */
-export const COPY_PARTS_BELOW_BYTES = 16 * 1024;
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 

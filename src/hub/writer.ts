@@ -7,7 +7,8 @@
  */
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
-import { COPY_PARTS_BELOW_BYTES, type Chunk } from './feed.ts';
+import type { Chunk } from './feed.ts';
+import { hasBigPart, totalLength, writeCorked } from './parts.ts';
 import { PARSER_RELEASE_SUPPORTED, releaseParser } from './parser-release.ts';
 
 /** The response a stream writes to: HTTP/1.1, or the HTTP/2 compatibility response. */
@@ -54,12 +55,6 @@ function httpChunk(bytes: Buffer): Buffer {
   return lastFramed;
 }
 
-function totalLength(parts: readonly Buffer[]): number {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  return n;
-}
-
 /**
  * node:http keeps a response's head (`_header`) for the life of the response,
  * as the rope of ~20 string pieces it was concatenated from: ~0.5 KB of heap
@@ -101,24 +96,15 @@ class Http1Writer implements ResponseWriter {
       return;
     }
     const framed = chunk.http1();
-    if (Buffer.isBuffer(framed)) {
-      socket.write(framed);
-      return;
-    }
-    // A big chunk's parts, corked into one writev: the shared frames are not copied.
-    socket.cork();
-    for (const part of framed) socket.write(part);
-    socket.uncork();
+    // A chunk with a screenshot comes as its parts: the shared frames are not copied.
+    if (Buffer.isBuffer(framed)) socket.write(framed);
+    else writeCorked(socket, framed);
   }
 
   writePaced(parts: readonly Buffer[]): void {
-    const size = totalLength(parts);
-    if (parts.length === 1 || size < COPY_PARTS_BELOW_BYTES) this.res.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
-    else {
-      this.res.cork();
-      for (const p of parts) this.res.write(p);
-      this.res.uncork();
-    }
+    if (parts.length === 1) this.res.write(parts[0]!);
+    else if (hasBigPart(parts)) writeCorked(this.res, parts);
+    else this.res.write(Buffer.concat(parts));
     // The first write sent the head; from here on the socket can take framed chunks.
     if (!this.direct && this.res.chunkedEncoding && this.res.socket !== null) {
       this.direct = true;
@@ -129,22 +115,17 @@ class Http1Writer implements ResponseWriter {
   }
 
   writeParts(parts: readonly Buffer[]): void {
-    const size = totalLength(parts);
     const socket = this.res.socket;
     if (!this.direct || socket === null) {
       this.writePaced(parts);
       return;
     }
-    if (size < COPY_PARTS_BELOW_BYTES) {
-      this.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+    if (!hasBigPart(parts)) {
+      this.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
       return;
     }
-    // A big frame (a screenshot) stays in the buffers it is shared in: one corked writev.
-    socket.cork();
-    socket.write(Buffer.from(`${size.toString(16)}\r\n`, 'latin1'));
-    for (const p of parts) socket.write(p);
-    socket.write(CRLF);
-    socket.uncork();
+    // A big frame (a screenshot) stays in the buffers it is shared in: one chunk, one corked writev.
+    writeCorked(socket, [Buffer.from(`${totalLength(parts).toString(16)}\r\n`, 'latin1'), ...parts, CRLF]);
   }
 
   get unsentBytes(): number {
@@ -189,14 +170,8 @@ class PlainWriter implements ResponseWriter {
   }
 
   writeParts(parts: readonly Buffer[]): void {
-    const size = totalLength(parts);
-    if (size < COPY_PARTS_BELOW_BYTES) {
-      this.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
-      return;
-    }
-    this.res.cork();
-    for (const p of parts) this.write(p);
-    this.res.uncork();
+    if (!hasBigPart(parts)) this.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    else writeCorked(this.res, parts);
   }
 
   writePaced(parts: readonly Buffer[]): void {

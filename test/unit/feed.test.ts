@@ -1,6 +1,7 @@
 /** The feed: order, de-duplication by index, shared bytes, bounds. */
 import { describe, expect, it } from 'vitest';
-import { Chunk, COPY_PARTS_BELOW_BYTES, createFeed, type Feed, type FeedListener } from '../../src/hub/feed.ts';
+import { Chunk, createFeed, type Feed, type FeedListener } from '../../src/hub/feed.ts';
+import { COPY_BELOW_BYTES } from '../../src/hub/parts.ts';
 import { eventFrame } from '../../src/hub/frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
 import type { UpstreamEvent } from '../../src/upstream/types.ts';
@@ -127,14 +128,14 @@ describe('Feed', () => {
 
     // A page of many ordinary events, bigger than the threshold in all, is still copied once: one write per subscriber.
     const page = Array.from({ length: 100 }, (_, k) => eventFrame(k, { type: 'a', data: { text: 'y'.repeat(400) }, timestamp: 't' }));
-    expect(page.reduce((n, f) => n + f.length, 0)).toBeGreaterThan(COPY_PARTS_BELOW_BYTES);
+    expect(page.reduce((n, f) => n + f.length, 0)).toBeGreaterThan(COPY_BELOW_BYTES);
     const pageChunk = new Chunk(0, page, null);
     const pageFramed = pageChunk.http1();
     expect(Buffer.isBuffer(pageFramed)).toBe(true);
     const pageBody = Buffer.concat(page);
     expect((pageFramed as Buffer).equals(Buffer.concat([Buffer.from(`${pageBody.length.toString(16)}\r\n`), pageBody, Buffer.from('\r\n')]))).toBe(true);
 
-    const shot = eventFrame(4, { type: 'screenshot', data: { image: 'x'.repeat(COPY_PARTS_BELOW_BYTES) }, timestamp: 't' });
+    const shot = eventFrame(4, { type: 'screenshot', data: { image: 'x'.repeat(COPY_BELOW_BYTES) }, timestamp: 't' });
     const status = Buffer.from('event: status\ndata: {}\n\n');
     const big = new Chunk(4, [shot], status);
     const parts = big.http1() as readonly Buffer[];
