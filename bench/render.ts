@@ -20,6 +20,8 @@ export interface MachineRecord {
   cpu: string;
   node: string;
   pollcast: string;
+  /** How the naive server ran (absent in older records: `node bench/baseline.ts`). */
+  baseline?: string;
   pinning: string;
   nofileHard: number;
   repeat: number;
@@ -43,7 +45,7 @@ export function renderReport(machine: MachineRecord, rows: Row[], quick: boolean
   const medians = machine.repeat > 1 ? `\n(medians of ${machine.repeat} runs each; lost, duplicated, stale and errors are the worst run's)` : '';
   const summaries = [clusterComparison(rows), hopSummary(rows), resumeSummary(rows), memorySummary(rows), flySummary(rows)].filter((x): x is string => x !== null);
   const neighbour = machine.neighbour ? `; busy neighbour: ${machine.neighbour}` : '';
-  const footer = `load average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}; pollcast as ${machine.pollcast}${neighbour}`;
+  const footer = `load average ${machine.loadStart} at start, ${machine.loadEnd} at end; ${machine.pinning}; pollcast as ${machine.pollcast}, the naive server as ${machine.baseline ?? 'node bench/baseline.ts'}${neighbour}`;
   return [`${formatTable(rows)}${medians}\n${TABLE_NOTES}`, formatSpread(rows), ...summaries, verdictText, footer].join('\n\n');
 }
 

@@ -21,8 +21,10 @@
  * --node-flags  extra node flags for both servers (experiments, e.g. --node-flags=--trace-gc)
  * --memory      preload bench/memory-probe.ts into the servers and split the memory of idle streams (heap,
  *               young generation, external, native) per stream; a diagnostic: its full GCs move the RSS figures
- * --built       run pollcast as the Dockerfile does, `node dist/cli.js`, after `npm run build` (node's type
- *               stripping of src/*.ts costs ~17 MB of base RSS, not per stream)
+ * --source      run both servers from TypeScript (node's type stripping; ~17–21 MB more base RSS for pollcast,
+ *               ~10 MB for the naive server). By default pollcast runs as deployed (`npm start`, the Dockerfile:
+ *               `node dist/cli.js`, after `npm run build`) and the naive server as JavaScript too; --quick always
+ *               runs from source
  * --heap-snapshots  with --memory, also write a heap snapshot before and after the streams open (compare them
  *               with node bench/heap-summary.ts <before> <after> <streams>)
  * --busy-neighbour  a process spinning on the server's core for the whole run (issue 21: "under a busy
@@ -44,7 +46,7 @@ import { FULL, QUICK, SCENARIO_KEYS } from './scenarios.ts';
 import { verdicts } from './verdicts.ts';
 import { issue21 } from './verdicts21.ts';
 import { SimControl } from './sim-control.ts';
-import { POLLCAST_BUILT_ENTRY, POLLCAST_SOURCE_ENTRY, type TargetName } from './targets.ts';
+import { BASELINE_SOURCE_ENTRY, baselineAsJavaScript, POLLCAST_BUILT_ENTRY, POLLCAST_SOURCE_ENTRY, type TargetName } from './targets.ts';
 
 /** Core of the server under test. */
 const SERVER_CORE = 0;
@@ -66,6 +68,8 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
     memory: { type: 'boolean', default: false },
+    source: { type: 'boolean', default: false },
+    // The default since 3 Dec 2026; still accepted so that commands recorded in bench/RESULTS.md run as written.
     built: { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
     'busy-neighbour': { type: 'boolean', default: false },
@@ -96,12 +100,16 @@ const memory = values.memory ? new MemorySampler(join(tmpdir(), `pollcast-bench-
 if (memory) log(`memory samples go to ${memory.dir}`);
 const nodeFlags = [...values['node-flags'].split(' ').filter(Boolean), ...(memory?.nodeFlags() ?? [])];
 
-if (values.built) {
+// As deployed (`npm start`, the Dockerfile): the build, beside the naive server as JavaScript too. --source and
+// --quick (a smoke run of the harness) run both from TypeScript, with node's type stripping.
+const built = !values.source && !values.quick;
+if (built) {
   log('building pollcast (npm run build) to run dist/cli.js');
   const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: resolve(import.meta.dirname, '..'), stdio: ['ignore', 'inherit', 'inherit'] });
   if (build.status !== 0) throw new Error(`npm run build failed (${build.status ?? build.signal})`);
 }
-const pollcastEntry = values.built ? POLLCAST_BUILT_ENTRY : POLLCAST_SOURCE_ENTRY;
+const pollcastEntry = built ? POLLCAST_BUILT_ENTRY : POLLCAST_SOURCE_ENTRY;
+const baselineEntry = built ? baselineAsJavaScript(cwd) : BASELINE_SOURCE_ENTRY;
 /** The busy neighbour: 50 ms of spinning at a time until its stdin (a pipe from this process) ends. */
 const NEIGHBOUR_SPIN = "process.stdin.on('end', () => process.exit(0)).resume(); (function spin() { const t = Date.now(); while (Date.now() - t < 50); setImmediate(spin); })();";
 
@@ -111,6 +119,7 @@ const machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
   node: process.version,
   pollcast: `node ${pollcastEntry}`,
+  baseline: `node ${baselineEntry}`,
   pinning: pinned ? `server on core ${SERVER_CORE}; load client, simulator and orchestrator on core ${CLIENT_CORE}` : 'unpinned (taskset unavailable or one core)',
   nofileHard: fdHard,
   repeat,
@@ -146,7 +155,7 @@ try {
       for (const target of order) {
         const context = {
           sim,
-          targetOptions: { upstreamUrl: simUrl, core: serverCore, cwd, profileDir: target === 'pollcast' ? profileDir : null, nodeFlags, env: memory?.env() ?? {}, pollcastEntry },
+          targetOptions: { upstreamUrl: simUrl, core: serverCore, cwd, profileDir: target === 'pollcast' ? profileDir : null, nodeFlags, env: memory?.env() ?? {}, pollcastEntry, baselineEntry },
           clientCore,
           serverCore,
           simPid: simChild.pid!,

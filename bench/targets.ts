@@ -5,7 +5,11 @@
  * and the redis-server they share), all fed by the same simulator.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { stripTypeScriptTypes } from 'node:module';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { OPTIONS } from '../src/config.ts';
 import { NODE_FLAGS } from '../src/runtime-flags.ts';
 import { CAN_PIN, delay, firstJsonLine, freePort, startService, stopProcess } from './processes.ts';
@@ -41,11 +45,33 @@ export interface TargetOptions {
   env?: Record<string, string>;
   /** pollcast's entry point: `src/cli.ts` (default) or the build's `dist/cli.js`, as the Dockerfile runs it. */
   pollcastEntry?: string;
+  /** The naive server's entry point: `bench/baseline.ts` (default) or its JavaScript (`baselineAsJavaScript`). */
+  baselineEntry?: string;
 }
 
 /** Where `npm run dev` starts pollcast; the build (`npm run build`) starts from POLLCAST_BUILT_ENTRY. */
 export const POLLCAST_SOURCE_ENTRY = 'src/cli.ts';
 export const POLLCAST_BUILT_ENTRY = 'dist/cli.js';
+/** The naive server as TypeScript, run by node's type stripping. */
+export const BASELINE_SOURCE_ENTRY = 'bench/baseline.ts';
+
+/**
+ * The naive server as plain JavaScript, for a comparison with the build
+ * (`dist/cli.js`): both servers then run JavaScript, neither pays for node's
+ * type stripper (its ~10 MB would otherwise count against the naive server
+ * only). Its two files have their types stripped (node:module) into a
+ * temporary directory; returns the entry's path.
+ */
+export function baselineAsJavaScript(cwd: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pollcast-bench-baseline-'));
+  for (const name of ['baseline', 'naive-long-poll']) {
+    const source = readFileSync(join(cwd, 'bench', `${name}.ts`), 'utf8');
+    const js = stripTypeScriptTypes(source, { mode: 'strip' }).replaceAll("from './naive-long-poll.ts'", "from './naive-long-poll.mjs'");
+    if (/from '\.[^']*\.ts'/.test(js)) throw new Error(`bench/${name}.ts imports a file baselineAsJavaScript does not convert`);
+    writeFileSync(join(dir, `${name}.mjs`), js);
+  }
+  return join(dir, 'baseline.mjs');
+}
 
 /** Per-IP, per-session and total stream limits pollcast has (or is getting): lifted for a load test from one address. */
 const LIFTED_LIMITS = ['MAX_STREAMS', 'MAX_STREAMS_PER_IP', 'MAX_STREAMS_PER_SESSION', 'RATE_LIMIT_PER_IP', 'RATE_LIMIT_BURST', 'MAX_SESSIONS'];
@@ -115,7 +141,7 @@ async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target>
     child = startPollcastProcess(opts, [...NODE_FLAGS, ...nodeArgs], port, {});
     await waitHealthy(`http://127.0.0.1:${port}`, child);
   } else {
-    child = startService({ name, core: opts.core, nodeArgs: [...NODE_FLAGS, ...nodeArgs], script: 'bench/baseline.ts', env: { ...opts.env, UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
+    child = startService({ name, core: opts.core, nodeArgs: [...NODE_FLAGS, ...nodeArgs], script: opts.baselineEntry ?? BASELINE_SOURCE_ENTRY, env: { ...opts.env, UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
     const { baseline } = await firstJsonLine<{ baseline: string }>(child);
     port = Number(new URL(baseline).port);
   }

@@ -1,7 +1,7 @@
 /** The SSE frames of CONTRACT.md section 3, each encoded once and shared by every subscriber. */
 import { encodeFrame } from '../sse.ts';
 import { endPayload, statusPayload, type Snapshot } from '../upstream/snapshot.ts';
-import type { UpstreamEvent } from '../upstream/types.ts';
+import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
 
 /** The JSON an event frame carries: `{index, type, data, timestamp}` (and `omitted` for a placeholder). */
 export function eventJson(index: number, event: UpstreamEvent): string {
@@ -12,12 +12,25 @@ export function eventJson(index: number, event: UpstreamEvent): string {
 
 /**
  * Encodes session event `index` (no `event:` field, so `onmessage` receives
- * it). JSON.stringify never emits a raw CR or LF (it escapes them), so the
- * data is one `data:` line as it is: no scan of a screenshot-sized string
- * for line breaks (the general encoder's job).
+ * it). An event that carries its own JSON text from the upstream's body
+ * (`RAW_EVENT_JSON`: exactly `{type, data, timestamp}`, no line break) is
+ * framed from that text with `"index"` put first: a screenshot is copied
+ * once, never re-serialised. Otherwise JSON.stringify, which never emits a
+ * raw CR or LF (it escapes them), so the data is one `data:` line as it is.
  */
 export function eventFrame(index: number, event: UpstreamEvent): Buffer {
-  return Buffer.from(`id: ${index}\ndata: ${eventJson(index, event)}\n\n`, 'utf8');
+  const text = event[RAW_EVENT_JSON];
+  if (text === undefined || event.omitted !== undefined) return Buffer.from(`id: ${index}\ndata: ${eventJson(index, event)}\n\n`, 'utf8');
+  const head = `id: ${index}\ndata: {"index":${index},`;
+  // The text opens with `{` (and perhaps spaces before its first field): the head stands in for them.
+  let from = 1;
+  while (text[from] === 0x20 || text[from] === 0x09) from++;
+  const frame = Buffer.allocUnsafe(head.length + text.length - from + 2);
+  frame.write(head, 0, 'latin1');
+  text.copy(frame, head.length, from);
+  frame[frame.length - 2] = 0x0a;
+  frame[frame.length - 1] = 0x0a;
+  return frame;
 }
 
 /** Encodes an `event: status` frame from its JSON. */

@@ -5,6 +5,7 @@
 import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseChanges, parseRetryAfterMs, parseStatusBody } from './parse.ts';
+import { attachEventText } from './event-spans.ts';
 import type { StatusBody, TrajectoryChanges } from './types.ts';
 import type { UpstreamCredential } from './credential.ts';
 
@@ -46,6 +47,8 @@ export interface RawAnswer {
   headers: IncomingHttpHeaders;
   text: string;
   bytes: number;
+  /** The body as read (`text` is its UTF-8 decoding): changes answers locate their events' own JSON text in it. */
+  body: Buffer;
 }
 
 export interface UpstreamClientOptions {
@@ -124,6 +127,8 @@ const ERROR_BODY_MAX_BYTES = 64 * 1024;
 
 class BodyTooLarge extends Error {}
 
+const EMPTY_BODY = Buffer.alloc(0);
+
 /**
  * One GET as an undici dispatch handler: the body is gathered from its chunks
  * and checked against the cap as they come, with no response stream, async
@@ -173,7 +178,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (this.size > this.maxBytes) {
       if (this.status !== 200) {
         // An error page is judged by its status: what was read is enough.
-        this.finish({ status: this.status, headers: this.headers, text: '', bytes: 0 });
+        this.finish({ status: this.status, headers: this.headers, text: '', bytes: 0, body: EMPTY_BODY });
         controller.abort(new BodyTooLarge('error body over the cap'));
         return;
       }
@@ -186,7 +191,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
-    this.finish({ status: this.status, headers: this.headers, text: body.toString('utf8'), bytes: this.size });
+    this.finish({ status: this.status, headers: this.headers, text: body.toString('utf8'), bytes: this.size, body });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
@@ -296,6 +301,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         if (!json.ok) return { kind: 'bad-body', reason: 'changes: body is not valid JSON' };
         const parsed = parseChanges(json.value);
         if (!parsed.ok) return { kind: 'bad-body', reason: `changes: ${parsed.reason}` };
+        attachEventText(res.body, (json.value as { new_events?: unknown }).new_events, parsed.value.new_events);
         return { kind: 'events', changes: parsed.value, bytes: res.bytes };
       });
     },

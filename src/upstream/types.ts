@@ -37,6 +37,13 @@ export interface StatusBody {
   [key: string]: unknown;
 }
 
+/**
+ * The key of an event's own JSON text in the body it came in (a view, not a copy), set by
+ * the client only where that text can stand for the event (src/upstream/event-spans.ts).
+ * A symbol, so JSON.stringify (the cluster log) never writes it.
+ */
+export const RAW_EVENT_JSON: unique symbol = Symbol('raw event JSON');
+
 /** One event as the upstream sends it; its index is implied by its position. */
 export interface UpstreamEvent {
   type: string;
@@ -44,6 +51,8 @@ export interface UpstreamEvent {
   timestamp: string;
   /** Set by pollcast for an event it could not relay (larger than the body cap): why its data is missing. */
   omitted?: string;
+  /** The upstream's own text of exactly `{type, data, timestamp}`, when the body allowed it to be located. */
+  [RAW_EVENT_JSON]?: Buffer;
 }
 
 /** A 200 answer of `/changes`. */

@@ -1,0 +1,157 @@
+/**
+ * Where each event of a `/changes` body lies in its bytes, so that an event's
+ * frame can be built from the upstream's own JSON text instead of
+ * re-serialising the parsed object (a screenshot is ~100 KB of base64 that
+ * JSON.stringify would scan and copy again, then encode to UTF-8 once more).
+ *
+ * It only locates: the body has already been parsed and shape-checked by
+ * JSON.parse and parseChanges, so validity is never decided here. Anything
+ * unexpected gives null and the caller serialises as before.
+ */
+import { isUtf8 } from 'node:buffer';
+import { RAW_EVENT_JSON, type UpstreamEvent } from './types.ts';
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const LF = 0x0a;
+const CR = 0x0d;
+const EVENTS_KEY = Buffer.from('"new_events"', 'latin1');
+
+function isSpace(c: number | undefined): boolean {
+  return c === 0x20 || c === LF || c === CR || c === 0x09;
+}
+
+function skipSpace(b: Buffer, i: number): number {
+  while (isSpace(b[i])) i++;
+  return i;
+}
+
+/** Index just past the string whose opening quote is at `start`, or -1. Long strings are crossed by `indexOf`, not byte by byte. */
+function stringEnd(b: Buffer, start: number): number {
+  let from = start + 1;
+  for (;;) {
+    const q = b.indexOf(QUOTE, from);
+    if (q < 0) return -1;
+    let backslashes = 0;
+    for (let k = q - 1; b[k] === BACKSLASH; k--) backslashes++;
+    if (backslashes % 2 === 0) return q + 1;
+    from = q + 1;
+  }
+}
+
+/** Index just past the JSON value starting at `i`, or -1. */
+function valueEnd(b: Buffer, i: number): number {
+  const c = b[i];
+  if (c === QUOTE) return stringEnd(b, i);
+  if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+    let depth = 0;
+    while (i < b.length) {
+      const x = b[i]!;
+      if (x === QUOTE) {
+        i = stringEnd(b, i);
+        if (i < 0) return -1;
+        continue;
+      }
+      if (x === OPEN_OBJECT || x === OPEN_ARRAY) depth++;
+      else if (x === CLOSE_OBJECT || x === CLOSE_ARRAY) {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
+      i++;
+    }
+    return -1;
+  }
+  // A number, true, false or null: up to the next delimiter.
+  const start = i;
+  while (i < b.length && b[i] !== COMMA && b[i] !== CLOSE_OBJECT && b[i] !== CLOSE_ARRAY && !isSpace(b[i])) i++;
+  return i > start ? i : -1;
+}
+
+/** The [start, end) spans of the elements of an array starting at `i`, or null. */
+function arraySpans(b: Buffer, i: number): Array<[number, number]> | null {
+  if (b[i] !== OPEN_ARRAY) return null;
+  const spans: Array<[number, number]> = [];
+  i = skipSpace(b, i + 1);
+  if (b[i] === CLOSE_ARRAY) return spans;
+  for (;;) {
+    const end = valueEnd(b, i);
+    if (end < 0) return null;
+    spans.push([i, end]);
+    i = skipSpace(b, end);
+    if (b[i] === CLOSE_ARRAY) return spans;
+    if (b[i] !== COMMA) return null;
+    i = skipSpace(b, i + 1);
+  }
+}
+
+/**
+ * The spans of the top-level `new_events` elements of a JSON body (the last
+ * such key, as JSON.parse keeps), or null if the body is not laid out as
+ * expected or has no such key.
+ */
+export function eventSpans(body: Buffer): Array<[number, number]> | null {
+  let i = skipSpace(body, 0);
+  if (body[i] !== OPEN_OBJECT) return null;
+  let spans: Array<[number, number]> | null = null;
+  i = skipSpace(body, i + 1);
+  if (body[i] === CLOSE_OBJECT) return null;
+  for (;;) {
+    if (body[i] !== QUOTE) return null;
+    const keyEnd = stringEnd(body, i);
+    if (keyEnd < 0) return null;
+    const isEvents = keyEnd - i === EVENTS_KEY.length && body.compare(EVENTS_KEY, 0, EVENTS_KEY.length, i, keyEnd) === 0;
+    i = skipSpace(body, keyEnd);
+    if (body[i] !== COLON) return null;
+    i = skipSpace(body, i + 1);
+    if (isEvents) {
+      spans = arraySpans(body, i);
+      if (spans === null) return null;
+    }
+    const end = valueEnd(body, i);
+    if (end < 0) return null;
+    i = skipSpace(body, end);
+    if (body[i] === CLOSE_OBJECT) return spans;
+    if (body[i] !== COMMA) return null;
+    i = skipSpace(body, i + 1);
+  }
+}
+
+/** Whether the parsed element is exactly `{type, data, timestamp}` with a string timestamp: its text then is the event. */
+function standsAlone(raw: unknown): boolean {
+  if (typeof raw !== 'object' || raw === null) return false;
+  const r = raw as Record<string, unknown>;
+  let keys = 0;
+  for (const k in r) {
+    if (k !== 'type' && k !== 'data' && k !== 'timestamp') return false;
+    keys++;
+  }
+  return keys === 3 && typeof r.timestamp === 'string';
+}
+
+/**
+ * Gives each event whose text can stand for it that text (`RAW_EVENT_JSON`): the body must be
+ * UTF-8, its spans must match the parsed events one to one, the element must hold exactly the
+ * fields a frame carries, and its text must have no line break (an SSE `data:` line cannot).
+ * `rawEvents` are the parsed `new_events` elements, `events` what parseChanges made of them.
+ */
+export function attachEventText(body: Buffer, rawEvents: unknown, events: UpstreamEvent[]): void {
+  if (events.length === 0 || !Array.isArray(rawEvents) || rawEvents.length !== events.length) return;
+  if (!isUtf8(body)) return;
+  const spans = eventSpans(body);
+  if (spans === null || spans.length !== events.length) return;
+  const anyBreak = body.indexOf(LF) >= 0 || body.indexOf(CR) >= 0;
+  for (let k = 0; k < events.length; k++) {
+    if (!standsAlone(rawEvents[k])) continue;
+    const [start, end] = spans[k]!;
+    const text = body.subarray(start, end);
+    if (text[0] !== OPEN_OBJECT) continue;
+    if (anyBreak && (text.indexOf(LF) >= 0 || text.indexOf(CR) >= 0)) continue;
+    events[k]![RAW_EVENT_JSON] = text;
+  }
+}

@@ -1,0 +1,132 @@
+/** Event frames built from the upstream's own JSON text: the same events as re-serialising them, whatever the layout. */
+import { describe, expect, it } from 'vitest';
+import { eventFrame } from '../../src/hub/frames.ts';
+import { attachEventText, eventSpans } from '../../src/upstream/event-spans.ts';
+import { parseChanges } from '../../src/upstream/parse.ts';
+import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts';
+
+/** Parses a changes body as the client does, then attaches the events' text. */
+function received(text: string): UpstreamEvent[] {
+  const value = JSON.parse(text) as { new_events?: unknown };
+  const parsed = parseChanges(value);
+  if (!parsed.ok) throw new Error(parsed.reason);
+  attachEventText(Buffer.from(text, 'utf8'), value.new_events, parsed.value.new_events);
+  return parsed.value.new_events;
+}
+
+/** The frame's `id` and `data` lines, checked to be the whole frame. */
+function frameOf(index: number, event: UpstreamEvent): { id: string; data: unknown } {
+  const text = eventFrame(index, event).toString('utf8');
+  const m = /^id: (\d+)\ndata: ([^\r\n]*)\n\n$/.exec(text);
+  if (!m) throw new Error(`not one id line and one data line: ${JSON.stringify(text.slice(0, 200))}`);
+  return { id: m[1]!, data: JSON.parse(m[2]!) };
+}
+
+const hasText = (e: UpstreamEvent) => e[RAW_EVENT_JSON] !== undefined;
+
+// A small seeded generator (mulberry32) so a failure names a reproducible case.
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = ['a', 'Z', ' ', '"', '\\', '/', '{', '}', '[', ']', ',', ':', 'é', '\u2028', '😀', '\n', '\t', '\u0001', 'new_events', '\\"'];
+
+function randomString(r: () => number): string {
+  let s = '';
+  const n = Math.floor(r() * 8);
+  for (let i = 0; i < n; i++) s += PIECES[Math.floor(r() * PIECES.length)];
+  return s;
+}
+
+function randomValue(r: () => number, depth: number): unknown {
+  const pick = r();
+  if (depth > 3 || pick < 0.3) return [null, true, false, 0, -1.5e3, 42, randomString(r)][Math.floor(r() * 7)];
+  if (pick < 0.6) return Array.from({ length: Math.floor(r() * 4) }, () => randomValue(r, depth + 1));
+  const o: Record<string, unknown> = {};
+  for (let i = Math.floor(r() * 4); i > 0; i--) o[randomString(r)] = randomValue(r, depth + 1);
+  return o;
+}
+
+/** A string literal as another JSON writer might spell it: half of them with some characters as `\uXXXX`, `/` as `\/`. */
+function spell(s: string, r: () => number): string {
+  if (r() < 0.5) return JSON.stringify(s);
+  let out = '"';
+  for (const ch of s) {
+    const plain = JSON.stringify(ch).slice(1, -1);
+    if (plain.length === 1 && r() < 0.2) out += ch === '/' ? '\\/' : [...ch].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+    else out += plain;
+  }
+  return `${out}"`;
+}
+
+/** Serialises with random spaces and tabs between tokens (never a line break unless `breaks`). */
+function write(v: unknown, r: () => number, breaks: boolean): string {
+  const ws = () => (r() < 0.3 ? [' ', '\t', '  ', breaks ? '\n' : ' ', breaks ? '\r\n' : '\t'][Math.floor(r() * 5)]! : '');
+  if (typeof v === 'string') return spell(v, r);
+  if (Array.isArray(v)) return `[${ws()}${v.map((x) => `${ws()}${write(x, r, breaks)}${ws()}`).join(',')}${ws()}]`;
+  if (v !== null && typeof v === 'object') {
+    return `{${ws()}${Object.entries(v).map(([k, x]) => `${ws()}${spell(k, r)}${ws()}:${ws()}${write(x, r, breaks)}${ws()}`).join(',')}${ws()}}`;
+  }
+  return JSON.stringify(v);
+}
+
+describe('event frames from the upstream text', () => {
+  it('finds the spans of the top-level new_events elements only (the last key, as JSON.parse keeps)', () => {
+    const body = Buffer.from('{"a":{"new_events":[1]},"new_events":[{"type":"x"}, 2 ,"s,]"],"new_events" : [ [1,[2]] , {"b":"}"} ]}');
+    const spans = eventSpans(body);
+    expect(spans?.map(([s, e]) => body.toString('utf8', s, e))).toEqual(['[1,[2]]', '{"b":"}"}']);
+    expect(eventSpans(Buffer.from('{"status":"x"}'))).toBeNull();
+    expect(eventSpans(Buffer.from('[1]'))).toBeNull();
+  });
+
+  it('frames an event from its text with "index" first, and the frame parses to what re-serialising gives', () => {
+    const [a, b] = received('{"status":"running","new_events":[{"type":"t","data":{"s":"q\\"}]{,"},"timestamp":"1"}, { "type" : "u" , "data" : null , "timestamp" : "2" }]}');
+    expect(hasText(a!) && hasText(b!)).toBe(true);
+    expect(eventFrame(7, a!).toString()).toBe('id: 7\ndata: {"index":7,"type":"t","data":{"s":"q\\"}]{,"},"timestamp":"1"}\n\n');
+    expect(frameOf(8, b!).data).toEqual({ index: 8, type: 'u', data: null, timestamp: '2' });
+  });
+
+  it('re-serialises an event with other fields, a missing or null timestamp, a line break, or in a body that is not UTF-8', () => {
+    const events = received('{"status":"x","new_events":[{"type":"a","data":1,"timestamp":"t","extra":2},{"type":"b","data":1},{"type":"c","data":1,"timestamp":null},{"type":"d",\n"data":1,"timestamp":"t"},{"type":"e","data":1,"timestamp":"t"}]}');
+    expect(events.map(hasText)).toEqual([false, false, false, false, true]);
+    expect(frameOf(0, events[0]!).data).toEqual({ index: 0, type: 'a', data: 1, timestamp: 't' });
+    expect(frameOf(1, events[1]!).data).toEqual({ index: 1, type: 'b', data: 1, timestamp: '' });
+    const latin1 = Buffer.concat([Buffer.from('{"status":"x","new_events":[{"type":"a","data":"'), Buffer.from([0xe9]), Buffer.from('","timestamp":"t"}]}')]);
+    const value = JSON.parse(latin1.toString('utf8')) as { new_events: unknown };
+    const parsed = parseChanges(value);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    attachEventText(latin1, value.new_events, parsed.value.new_events);
+    expect(hasText(parsed.value.new_events[0]!)).toBe(false);
+  });
+
+  it('gives the same events as re-serialising for 3,000 random bodies (escapes, unicode, nesting, spaces, line breaks)', () => {
+    let framedFromText = 0;
+    let total = 0;
+    for (let seed = 1; seed <= 3000; seed++) {
+      const r = rng(seed);
+      const events = Array.from({ length: Math.floor(r() * 4) + 1 }, () => {
+        const e: Record<string, unknown> = { type: randomString(r), data: randomValue(r, 0), timestamp: randomString(r) };
+        if (r() < 0.1) e.more = randomValue(r, 2);
+        return e;
+      });
+      const body: Record<string, unknown> = { status: 'running', metrics: { steps: randomValue(r, 2) }, new_events: events };
+      if (r() < 0.2) body[`x${randomString(r)}`] = randomValue(r, 1);
+      const text = write(body, r, r() < 0.2);
+      const got = received(text);
+      got.forEach((e, k) => {
+        const expected = JSON.parse(JSON.stringify({ index: 100 + k, type: e.type, data: e.data, timestamp: e.timestamp })) as unknown;
+        expect(frameOf(100 + k, e), `seed ${seed}, event ${k}`).toEqual({ id: String(100 + k), data: expected });
+        total++;
+        if (hasText(e)) framedFromText++;
+      });
+    }
+    // The property must have exercised the text path, and the fallback too.
+    expect(framedFromText).toBeGreaterThan(total / 4);
+    expect(framedFromText).toBeLessThan(total);
+  });
+});
