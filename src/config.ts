@@ -63,6 +63,7 @@ const hostSchema = z.string().superRefine((h, ctx) => {
 function corsOriginsProblem(value: string): string | undefined {
   const list = value.split(',').map((o) => o.trim()).filter(Boolean);
   if (list.length === 0) return 'no origin given';
+  if (list.includes('*') && list.length > 1) return '* allows every origin and cannot be combined with a list: give * alone or only origins';
   for (const o of list) {
     if (o === '*') continue;
     if (!URL.canParse(o) || new URL(o).origin !== o) return `${JSON.stringify(o)} is not an origin as browsers send it (scheme://host[:port], lower-case, no path or trailing slash)`;
@@ -113,7 +114,17 @@ const jwksUrl = z.string().superRefine((u, ctx) => {
 const claimValue = z.string().min(1).max(1024).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 /** A cookie name (RFC 6265 §4.1.1: an RFC 7230 token). */
 const cookieName = z.string().max(256).regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a cookie name: letters, digits and !#$%&\'*+.^_`|~-');
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name such as X-API-Key');
+/**
+ * Headers that cannot carry the key: HTTP's own framing and connection headers (undici refuses some,
+ * the rest would misroute or break every call) and the two pollcast sets on every upstream call.
+ */
+const UNUSABLE_AUTH_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer', 'expect', 'accept', 'user-agent']);
+const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name such as X-API-Key')
+  .superRefine((v, ctx) => {
+    if (UNUSABLE_AUTH_HEADERS.has(v.toLowerCase())) ctx.addIssue({ code: 'custom', message: `HTTP or pollcast itself sets ${v}; use the header the API reads the key from, such as X-API-Key` });
+  });
 
 /** One setting: its variable, its flag, its default and what it accepts. */
 interface OptionSpec {
@@ -145,7 +156,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'HOST', key: 'host', flag: 'host', help: 'address to listen on', accepts: 'an IPv4 or IPv6 address, or a host name (letters, digits, hyphens and dots)', schema: hostSchema, default: '0.0.0.0' },
   { env: 'UPSTREAM_URL', key: 'upstreamUrl', flag: 'upstream', help: 'base URL of the sessions API, with its path (e.g. https://api.example.com/api/v2); unset = built-in simulated demo API', accepts: 'an http(s) URL', schema: httpUrl },
   { env: 'UPSTREAM_API_KEY', key: 'upstreamApiKey', flag: 'upstream-api-key', help: 'credential sent upstream (Authorization: Bearer)', accepts: 'a non-empty string', schema: z.string().min(1).max(4096).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'), secret: true },
-  { env: 'UPSTREAM_AUTH_HEADER', key: 'upstreamAuthHeader', flag: 'upstream-auth-header', help: 'send the key raw in this header instead (e.g. X-API-Key)', accepts: 'an HTTP header name', schema: headerName },
+  { env: 'UPSTREAM_AUTH_HEADER', key: 'upstreamAuthHeader', flag: 'upstream-auth-header', help: 'send the key raw in this header instead (e.g. X-API-Key)', accepts: 'an HTTP header name (not Host, Content-Length, Transfer-Encoding, Connection, Accept, User-Agent and the like)', schema: headerName },
   { env: 'UPSTREAM_WAIT_SECONDS', key: 'upstreamWaitSeconds', flag: 'upstream-wait-seconds', help: 'wait_for_seconds of the long-poll loop', accepts: 'an integer 1-120', schema: int(1, 120), default: '25' },
   { env: 'UPSTREAM_TIMEOUT_MARGIN_SECONDS', key: 'upstreamTimeoutMarginSeconds', flag: 'upstream-timeout-margin-seconds', help: 'seconds past the wait before a silent upstream call is abandoned', accepts: 'an integer 1-120', schema: int(1, 120), default: '10' },
   { env: 'UPSTREAM_PAGE_SIZE', key: 'upstreamPageSize', flag: 'upstream-page-size', help: 'limit asked per changes call', accepts: 'an integer 1-10000', schema: int(1, 10000), default: '100' },
@@ -162,7 +173,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token; "upstream": subscribers bring their own upstream key, checked with the upstream (may be combined with AUTH_JWT_SECRET)', accepts: '"none" or "upstream"', schema: z.enum(['none', 'upstream']) },
   { env: 'AUTH_UPSTREAM_CACHE_SECONDS', key: 'authUpstreamCacheSeconds', flag: 'auth-upstream-cache-seconds', help: 'AUTH=upstream: how long the upstream\'s verdict on a (key, session) pair is kept (a refusal at most 5 s); open streams are checked again when it runs out', accepts: 'an integer 1-3600', schema: int(1, 3600), default: '60' },
   { env: 'PUBLIC_SESSIONS', key: 'publicSessions', flag: 'public-sessions', help: 'sessions anyone may read as Durable Streams (GET /v1/stream/sessions/{id}), whose fixed ranges a shared cache may keep (Cache-Control: public); * for every session', accepts: '* or comma-separated session ids', schema: publicSessions },
-  { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* or origins like https://app.example.com', schema: corsOrigins },
+  { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* alone, or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
   { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().regex(/^[A-Za-z0-9.:_-]{1,64}$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
   { env: 'REDIS_LEASE_SECONDS', key: 'redisLeaseSeconds', flag: 'redis-lease-seconds', help: 'a session leader\'s lease, renewed every third of it on its own timer (whatever the long-poll does): a dead leader is replaced within about it', accepts: 'an integer 2-600', schema: int(2, 600), default: '8' },

@@ -168,6 +168,9 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
       deps.hub.release(entry);
     }
   });
+  // Under the API's path with forwarding on, other methods are the upstream's to answer (the pass-through
+  // route, registered after this one); elsewhere pollcast answers them itself.
+  if (prefix !== '' && prefix === deps.upstreamPath && deps.forward !== undefined) return;
   app.all(`${prefix}/sessions/:id/changes`, methodNotAllowed(['GET', 'HEAD']));
   app.all(`${prefix}/sessions/:id/status`, methodNotAllowed(['GET', 'HEAD']));
 }

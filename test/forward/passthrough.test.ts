@@ -116,6 +116,24 @@ describe('forwarding: what reaches the upstream', () => {
     expect(outside.body.code).toBe('not_found');
   });
 
+  it('forwards other methods on the drop-in paths (only GET and HEAD are pollcast\'s); outside the API path they stay 405', async () => {
+    const b = await gateway();
+    b.sim.createSession('posted', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+    b.sim.clearRequests();
+    for (const [method, path] of [['POST', '/sessions/posted/changes'], ['DELETE', '/sessions/posted/status']] as const) {
+      const direct = await api(b.sim.url, KEY_A, method, path);
+      const via = await api(`${b.url}/api/v2`, KEY_A, method, path);
+      expect(via.status).toBe(direct.status);
+      expect(via.body).toEqual(direct.body);
+    }
+    const sent = b.sim.requests().filter((r) => r.method !== 'GET' && /\/sessions\/posted\/(changes|status)$/.test(r.target));
+    expect(sent.map((r) => `${r.method} ${r.target}`)).toEqual(['POST /api/v2/sessions/posted/changes', 'POST /api/v2/sessions/posted/changes', 'DELETE /api/v2/sessions/posted/status', 'DELETE /api/v2/sessions/posted/status']);
+    expect(sent.every((r) => r.headers.authorization?.[0] === `Bearer ${KEY_A}`)).toBe(true);
+    const root = await api(b.url, KEY_A, 'POST', '/sessions/posted/changes');
+    expect(root.status).toBe(405);
+    expect(root.body.code).toBe('method_not_allowed');
+  });
+
   it('never forwards a target with dot segments (it could leave the API path upstream)', async () => {
     const b = await gateway();
     b.sim.clearRequests();

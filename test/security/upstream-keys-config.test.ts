@@ -35,4 +35,21 @@ describe('AUTH=upstream configuration', () => {
     // Without AUTH=upstream, a header with no key to carry is still a mistake.
     expect(refusal({ ...UPSTREAM, AUTH: 'none', UPSTREAM_AUTH_HEADER: 'X-API-Key' }).variable).toBe('UPSTREAM_AUTH_HEADER');
   });
+
+  it('refuses a header that cannot carry the key (HTTP framing and connection headers, and the two pollcast sets), naming it', () => {
+    for (const name of ['Host', 'content-length', 'Transfer-Encoding', 'Connection', 'Upgrade', 'Accept', 'User-Agent']) {
+      const err = refusal({ ...UPSTREAM, AUTH: 'upstream', UPSTREAM_AUTH_HEADER: name });
+      expect(err.variable).toBe('UPSTREAM_AUTH_HEADER');
+      expect(err.message).toContain(name);
+    }
+    expect(loadConfig({ ...UPSTREAM, AUTH: 'upstream', UPSTREAM_AUTH_HEADER: 'Authorization' }).upstreamAuthHeader).toBe('Authorization');
+  });
+
+  it('refuses CORS_ORIGINS mixing * with origins (it would allow every origin), and takes either alone', () => {
+    const err = refusal({ ...UPSTREAM, AUTH: 'none', CORS_ORIGINS: '*,https://a.example' });
+    expect(err.variable).toBe('CORS_ORIGINS');
+    expect(err.message).toMatch(/cannot be combined/);
+    expect(loadConfig({ ...UPSTREAM, AUTH: 'none', CORS_ORIGINS: '*' }).corsOrigins).toBe('*');
+    expect(loadConfig({ ...UPSTREAM, AUTH: 'none', CORS_ORIGINS: 'https://a.example,https://b.example' }).corsOrigins).toBe('https://a.example,https://b.example');
+  });
 });
