@@ -8,7 +8,7 @@ import type { Context, Hono } from 'hono';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
-import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSeconds } from './validate.ts';
+import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSeconds, singleQuery } from './validate.ts';
 import type { Feed } from '../hub/feed.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
@@ -134,11 +134,11 @@ function waitWithin(waitSeconds: number, expiresAtMs: number | undefined): numbe
 function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
   app.get(`${prefix}/sessions/:id/changes`, async (c) => {
     const id = parseSessionId(c.req.param('id'));
-    const fromRaw = c.req.query('from_index');
+    const fromRaw = singleQuery('from_index', c.req.queries('from_index'));
     const from = fromRaw === undefined || fromRaw === '' ? 0 : parseIndex('from_index', fromRaw);
-    const limit = parseLimit(c.req.query('limit'), DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT);
-    const includeEvents = parseIncludeEvents(c.req.query('include_events'), c.req.query('include_details'));
-    const waitSeconds = parseWaitSeconds(c.req.query('wait_for_seconds'), MAX_CHANGES_WAIT_SECONDS);
+    const limit = parseLimit(singleQuery('limit', c.req.queries('limit')), DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT);
+    const includeEvents = parseIncludeEvents(singleQuery('include_events', c.req.queries('include_events')), singleQuery('include_details', c.req.queries('include_details')));
+    const waitSeconds = parseWaitSeconds(singleQuery('wait_for_seconds', c.req.queries('wait_for_seconds')), MAX_CHANGES_WAIT_SECONDS);
     if (deps.isShuttingDown()) throw new ShuttingDownError();
     const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
     // hono answers HEAD with the GET handler: answer it at once, no loop, no wait.

@@ -10,7 +10,7 @@ import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf, type Grant } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { requireKnown, waitFor } from './dropin-routes.ts';
-import { parseSessionId } from './validate.ts';
+import { parseSessionId, singleQuery } from './validate.ts';
 import { checkPosition, hasNews, readBatch, settle, settleFor, tailOf, type Batch } from './durable-read.ts';
 import {
   cacheControl,
@@ -155,10 +155,10 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
   });
   app.get('/v1/stream/sessions/:id', async (c) => {
     const id = parseSessionId(c.req.param('id'));
-    const startRaw = c.req.query('offset');
+    const startRaw = singleQuery('offset', c.req.queries('offset'));
     const parsed = parseOffset(startRaw);
-    const live = parseLive(c.req.query('live'));
-    const cursor = parseCursor(c.req.query('cursor'));
+    const live = parseLive(singleQuery('live', c.req.queries('live')));
+    const cursor = parseCursor(singleQuery('cursor', c.req.queries('cursor')));
     if (deps.isShuttingDown()) throw new ShuttingDownError();
     const isPublic = sessionIsPublic(deps, id);
     const grant = await authorizeRead(c, deps, id, isPublic);

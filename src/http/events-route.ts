@@ -1,5 +1,6 @@
 /** `GET /sessions/{id}/events`: the SSE stream (CONTRACT.md section 3). */
 import type { Context, Hono } from 'hono';
+import { singleQuery } from './validate.ts';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { AppDeps, AppEnv } from './deps.ts';
@@ -26,10 +27,10 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     const ask: StreamAsk = {
       rawId: c.req.param('id'),
       lastEventId: c.req.header('last-event-id'),
-      lastEventIdQuery: c.req.query('last_event_id'),
-      fromIndex: c.req.query('from_index'),
-      includeEvents: c.req.query('include_events'),
-      includeDetails: c.req.query('include_details'),
+      lastEventIdQuery: singleQuery('last_event_id', c.req.queries('last_event_id')),
+      fromIndex: singleQuery('from_index', c.req.queries('from_index')),
+      includeEvents: singleQuery('include_events', c.req.queries('include_events')),
+      includeDetails: singleQuery('include_details', c.req.queries('include_details')),
       credentials: credentialsOf(c, deps.config.upstreamAuthHeader),
     };
     const checked = await checkStreamAsk(ask, deps);

@@ -8,6 +8,7 @@
  * validation, auth, limits, and the same JSON refusals.
  */
 import type { ServerResponse } from 'node:http';
+import { singleQuery } from './validate.ts';
 import type { Http2ServerResponse } from 'node:http2';
 import type { AppDeps } from './deps.ts';
 import type { Credentials } from './auth.ts';
@@ -67,10 +68,10 @@ async function serve(deps: AppDeps, req: NodeRequest, res: ServerResponse | Http
       {
         rawId: decoded(segment),
         lastEventId: rawHeader(req, 'last-event-id'),
-        lastEventIdQuery: query.get('last_event_id') ?? undefined,
-        fromIndex: query.get('from_index') ?? undefined,
-        includeEvents: query.get('include_events') ?? undefined,
-        includeDetails: query.get('include_details') ?? undefined,
+        lastEventIdQuery: singleQuery('last_event_id', query.getAll('last_event_id')),
+        fromIndex: singleQuery('from_index', query.getAll('from_index')),
+        includeEvents: singleQuery('include_events', query.getAll('include_events')),
+        includeDetails: singleQuery('include_details', query.getAll('include_details')),
         credentials: credentialsFrom(req, query, deps.config.upstreamAuthHeader),
       },
       deps,

@@ -5,6 +5,7 @@
  * sessions claim.
  */
 import type { Context, Hono } from 'hono';
+import { singleQuery } from './validate.ts';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf, streamAccess, type GrantScope } from './auth.ts';
@@ -26,7 +27,7 @@ function scopeOf(scope: GrantScope): { credential: UpstreamCredential | undefine
 
 /** The resume point: the `Last-Event-ID` header, else the `last_event_id` query parameter; 400 when malformed. */
 function resumeOf(c: Context<AppEnv>): ListCursor | undefined {
-  const raw = c.req.header('last-event-id') ?? c.req.query('last_event_id');
+  const raw = c.req.header('last-event-id') ?? singleQuery('last_event_id', c.req.queries('last_event_id'));
   if (raw === undefined || raw === '') return undefined;
   const cursor = parseListCursor(raw);
   if (cursor === null) throw new BadRequestError('last event id is not one of this list stream\'s ids (<epoch>.<version>)');

@@ -8,7 +8,7 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from './env.ts';
-import { parseIncludeEvents, parseIndex, parseSessionId } from './validate.ts';
+import { parseIncludeEvents, parseIndex, parseSessionId, singleQuery } from './validate.ts';
 import { canonicalOrder, cursorKey, decodeCursor, ENDED, MAX_CURSOR_VALUE } from '../hub/cursor.ts';
 import type { MuxMode } from '../hub/mux-subscriber.ts';
 import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
@@ -93,17 +93,17 @@ export function parseMuxRequest(c: Context<AppEnv>, rawIds: readonly string[], m
   if (unique.length > maxSessions) throw new BadRequestError(`at most ${maxSessions} sessions per stream (MAX_SESSIONS_PER_STREAM); ${unique.length} asked for`);
   for (const id of unique) parseSessionId(id);
   const ids = canonicalOrder(unique);
-  const mode = parseMode(c.req.query('mode'));
+  const mode = parseMode(singleQuery('mode', c.req.queries('mode')));
   // In overview mode no event goes out, so the details flag only picks which loop's status is read.
-  const includeEvents = parseIncludeEvents(c.req.query('include_events'), c.req.query('include_details'));
-  const fromRaw = c.req.query('from_index');
+  const includeEvents = parseIncludeEvents(singleQuery('include_events', c.req.queries('include_events')), singleQuery('include_details', c.req.queries('include_details')));
+  const fromRaw = singleQuery('from_index', c.req.queries('from_index'));
   const fromIndex = fromRaw === undefined ? 0 : parseIndex('from_index', fromRaw);
   // The cursor holds index + 1, which must stay a safe integer.
   if (fromIndex >= MAX_CURSOR_VALUE) throw new BadRequestError('from_index is beyond the largest index');
   const key = cursorKey(mode, ids);
   // The header (a browser's reconnect) wins over the query (a new EventSource resuming, which cannot set it).
   const header = c.req.header('last-event-id');
-  const lastEventId = header !== undefined && header.trim() !== '' ? header : c.req.query('last_event_id');
+  const lastEventId = header !== undefined && header.trim() !== '' ? header : singleQuery('last_event_id', c.req.queries('last_event_id'));
   let values: number[];
   if (lastEventId !== undefined && lastEventId.trim() !== '') {
     values = decodeCursor(lastEventId, key, ids.length);

@@ -12,6 +12,18 @@ export function parseSessionId(raw: string | undefined): string {
   return raw;
 }
 
+/**
+ * The one value of a query parameter that takes one: undefined when absent; repeated with different
+ * values (`offset=now&offset=-1`) is a 400 rather than a silent choice of one of them.
+ */
+export function singleQuery(name: string, values: readonly string[] | undefined): string | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  for (let i = 1; i < values.length; i++) {
+    if (values[i] !== values[0]) throw new BadRequestError(`${name} is given more than once with different values; send it once`);
+  }
+  return values[0];
+}
+
 /** Parses a non-negative integer index (decimal digits only, at most 2^53 - 1). */
 export function parseIndex(name: string, raw: string): number {
   // No trimming: `from_index=+1` reaches here as " 1" (form decoding), which is not an integer.

@@ -48,6 +48,29 @@ describe('last_event_id on the single stream', () => {
   });
 });
 
+describe('a single-valued query parameter given twice', () => {
+  it('is 400 naming it when the values differ (stream, drop-in, Durable Stream, multi-session stream), and harmless when they agree', async () => {
+    const refused = [
+      '/sessions/le-1/events?last_event_id=1&last_event_id=3',
+      '/sessions/le-1/events?from_index=0&from_index=4',
+      '/sessions/le-1/events?include_events=true&include_events=false',
+      '/sessions/le-1/changes?from_index=0&from_index=2',
+      '/sessions/le-1/changes?wait_for_seconds=0&wait_for_seconds=5',
+      '/v1/stream/sessions/le-1?offset=now&offset=-1',
+      '/events?sessions=le-1&from_index=0&from_index=1',
+    ];
+    for (const path of refused) {
+      const name = /[?&]([a-z_]+)=[^&]*&\1=/.exec(path)![1]!;
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(`${bridge.url}${path}`, { method, signal: AbortSignal.timeout(5000) });
+        expect(res.status, `${method} ${path}`).toBe(400);
+        if (method === 'GET') expect(((await res.json()) as { error: string }).error, path).toContain(name);
+      }
+    }
+    expect(indicesOf(await readAll(await fetch(`${bridge.url}/sessions/le-1/events?from_index=4&from_index=4`)))).toEqual([4, 5]);
+  });
+});
+
 describe('last_event_id on the multi-session stream', () => {
   it('carries the cursor: a new EventSource resumes every session where the old one stopped', async () => {
     const ids = ['le-1', 'le-2', 'le-3'];
