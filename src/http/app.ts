@@ -1,5 +1,6 @@
 /** The hono app: routes, CORS, request logs and the one error handler. */
 import { Hono } from 'hono';
+import { parseSessionId } from './validate.ts';
 import { cors } from 'hono/cors';
 import { registerReadyzRoute } from './readyz-route.ts';
 import type { AppDeps, AppEnv } from './deps.ts';
@@ -59,7 +60,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerDemoRoutes(app);
   // Last: only what no route above answers is forwarded.
   registerForwardRoute(app, deps);
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404));
+  app.notFound((c) => {
+    // An empty id leaves the session routes unmatched: it is a bad id (400), not a missing route.
+    if (/(?:^|\/)sessions\/\/(?:events|changes|status)$/.test(c.req.path)) parseSessionId('');
+    return c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404);
+  });
   app.onError((err, c) => {
     // pollcast_requests_rejected_total{reason}: every refusal passes here (or the stream fast path), labelled by its stable code.
     const reason = rejectionReason(err);

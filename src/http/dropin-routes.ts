@@ -135,7 +135,7 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
   app.get(`${prefix}/sessions/:id/changes`, async (c) => {
     const id = parseSessionId(c.req.param('id'));
     const fromRaw = singleQuery('from_index', c.req.queries('from_index'));
-    const from = fromRaw === undefined || fromRaw === '' ? 0 : parseIndex('from_index', fromRaw);
+    const from = fromRaw === undefined ? 0 : parseIndex('from_index', fromRaw);
     const limit = parseLimit(singleQuery('limit', c.req.queries('limit')), DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT);
     const includeEvents = parseIncludeEvents(singleQuery('include_events', c.req.queries('include_events')), singleQuery('include_details', c.req.queries('include_details')));
     const waitSeconds = parseWaitSeconds(singleQuery('wait_for_seconds', c.req.queries('wait_for_seconds')), MAX_CHANGES_WAIT_SECONDS);

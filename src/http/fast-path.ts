@@ -8,7 +8,7 @@
  * validation, auth, limits, and the same JSON refusals.
  */
 import type { ServerResponse } from 'node:http';
-import { singleQuery } from './validate.ts';
+import { decodedSegment, singleQuery } from './validate.ts';
 import type { Http2ServerResponse } from 'node:http2';
 import type { AppDeps } from './deps.ts';
 import type { Credentials } from './auth.ts';
@@ -46,14 +46,6 @@ function credentialsFrom(req: NodeRequest, query: URLSearchParams, keyHeader: st
   return credentials;
 }
 
-function decoded(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
-
 async function serve(deps: AppDeps, req: NodeRequest, res: ServerResponse | Http2ServerResponse, target: string, segment: string, queryString: string, cors: Record<string, string>): Promise<void> {
   const startedMs = performance.now();
   let status = 200;
@@ -66,7 +58,7 @@ async function serve(deps: AppDeps, req: NodeRequest, res: ServerResponse | Http
     const query = new URLSearchParams(queryString);
     const checked = await checkStreamAsk(
       {
-        rawId: decoded(segment),
+        rawId: decodedSegment(segment),
         lastEventId: rawHeader(req, 'last-event-id'),
         lastEventIdQuery: singleQuery('last_event_id', query.getAll('last_event_id')),
         fromIndex: singleQuery('from_index', query.getAll('from_index')),

@@ -17,6 +17,7 @@ import { middlewareHeaders } from './events-route.ts';
 import { forwardRequestHeaders, forwardResponseHeaders, withoutQueryParam } from './forward-headers.ts';
 import { clientIp } from './limits.ts';
 import { splitTarget } from './raw-request.ts';
+import { decodedSegment, parseSessionId } from './validate.ts';
 import { isHttp1 } from '../hub/writer.ts';
 import { ForwardError, type Forwarder } from '../upstream/forwarder.ts';
 import { BadGatewayError, BadRequestError, PayloadTooLargeError, ShuttingDownError } from '../errors.ts';
@@ -96,6 +97,10 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   const rawTarget = incoming.url ?? '/';
   const { path, query } = splitTarget(rawTarget);
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
+  if (path.includes('//')) throw new BadRequestError('request target has an empty path segment');
+  // A session's path carries an id of the contract's pattern, as pollcast's own routes do: anything else is refused here.
+  const sessionSegment = /^\/sessions\/([^/]+)/.exec(path.slice(deps.upstreamPath.length))?.[1];
+  if (sessionSegment !== undefined) parseSessionId(decodedSegment(sessionSegment));
 
   const maxBytes = deps.config.passthroughMaxBodyBytes;
   const declared = c.req.header('content-length');

@@ -4,6 +4,15 @@ import { BadRequestError } from '../errors.ts';
 /** CONTRACT.md section 3: the only session ids pollcast forwards upstream. */
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
+/** A path segment percent-decoded, or undefined when it does not decode. */
+export function decodedSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Returns the id if it matches the contract's pattern, else throws 400. */
 export function parseSessionId(raw: string | undefined): string {
   if (raw === undefined || !SESSION_ID_PATTERN.test(raw)) {

@@ -61,6 +61,12 @@ describe('GET /sessions/{id}/changes', () => {
     expect(res.status).toBe(204);
     expect((await fetch(`${bridge.url}/sessions/missing-1/changes`)).status).toBe(404);
     expect((await fetch(`${bridge.url}/sessions/dc-4/changes?limit=-5`)).status).toBe(400);
+    // An empty from_index is not an index, for the upstream as for pollcast's stream.
+    for (const url of [`${bridge.sim.url}/sessions/dc-4/changes?from_index=`, `${bridge.url}/sessions/dc-4/changes?from_index=`]) {
+      const empty = await fetch(url);
+      expect(empty.status, url).toBe(400);
+      expect(((await empty.json()) as { error: string }).error, url).toMatch(/from_index/);
+    }
   });
 
   it('shares one upstream loop between many long-poll clients and stream subscribers', async () => {

@@ -134,6 +134,20 @@ describe('forwarding: what reaches the upstream', () => {
     expect(root.body.code).toBe('method_not_allowed');
   });
 
+  it('never forwards an empty path segment or a session path whose id is not of the contract\'s pattern: 400 JSON, nothing upstream', async () => {
+    const b = await gateway();
+    b.sim.clearRequests();
+    for (const [method, path] of [['GET', '/sessions//changes'], ['GET', '/sessions//status'], ['POST', '/sessions//messages'], ['GET', '/sessions/a%20b'], ['POST', '/sessions/-x/pause'], ['GET', '/agents//x']] as const) {
+      const via = await api(`${b.url}/api/v2`, KEY_A, method, path);
+      expect(via.status, `${method} ${path}`).toBe(400);
+      expect(typeof via.body.error, `${method} ${path}`).toBe('string');
+    }
+    const root = await api(b.url, KEY_A, 'GET', '/sessions//events');
+    expect(root.status).toBe(400);
+    expect(root.body.error).toMatch(/session id/);
+    expect(b.sim.requests()).toEqual([]);
+  });
+
   it('never forwards a target with dot segments (it could leave the API path upstream)', async () => {
     const b = await gateway();
     b.sim.clearRequests();
