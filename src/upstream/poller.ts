@@ -76,6 +76,16 @@ export const DISAGREEMENT_RECHECK_MS = 5000;
  * burst); this is what marks it caught up when nothing more came.
  */
 export const HELD_MEANS_CAUGHT_UP_MS = 1000;
+
+/**
+ * How long a stream's opening waits for the loop's first changes answer (ms).
+ * The opening normally waits for it, so the first `status` frame carries the
+ * whole snapshot (`started_at`, `metrics`), not the few fields of `/status`;
+ * an upstream whose first page hangs must not leave the caller without
+ * response headers until that call is abandoned: past this, the stream opens
+ * on the `/status` snapshot and the page's status follows when it comes.
+ */
+export const FIRST_ANSWER_GRACE_MS = 2000;
 /** Attempts at the final changes call that reads the answer before `end` goes out without it. */
 export const FINAL_BODY_ATTEMPTS = 3;
 
@@ -318,8 +328,11 @@ export class Poller {
     this.signal.addEventListener('abort', onStop, { once: true });
     const wasOver = this.over;
     const held = wait > 0 && !this.synced ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
+    // Not for a resume (base > 0): its first answer may move the start (rebasing), which the opening must see.
+    const grace = this.readyReported || sink.baseIndex > 0 ? null : setTimeout(() => this.ready(), FIRST_ANSWER_GRACE_MS);
     const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
     if (held !== null) clearTimeout(held);
+    if (grace !== null) clearTimeout(grace);
     this.signal.removeEventListener('abort', onStop);
     this.callAbort = null;
     if (this.signal.aborted) return 'stop';
