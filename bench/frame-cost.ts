@@ -3,9 +3,10 @@
  * decode, parse, shape-check, frame. Framed two ways: by re-serialising the
  * parsed event (JSON.stringify, UTF-8 encode) and from the upstream's own
  * text (src/upstream/event-spans.ts). One event per body, as the `payload`
- * scenario's pages carry (a ~100 KB screenshot by default).
+ * scenario's pages carry: a ~100 KB screenshot by default, or (`--data json`)
+ * ~85 KB of JSON text inside a string, full of escaped quotes (a tool result).
  *
- *   node bench/frame-cost.ts [--image-bytes 75000] [--events 2000]
+ *   node bench/frame-cost.ts [--data image|json] [--image-bytes 75000] [--events 2000]
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -13,13 +14,15 @@ import { eventFrame } from '../src/hub/frames.ts';
 import { attachEventText } from '../src/upstream/event-spans.ts';
 import { parseChanges } from '../src/upstream/parse.ts';
 
-const { values } = parseArgs({ options: { 'image-bytes': { type: 'string', default: '75000' }, events: { type: 'string', default: '2000' } } });
+const { values } = parseArgs({ options: { data: { type: 'string', default: 'image' }, 'image-bytes': { type: 'string', default: '75000' }, events: { type: 'string', default: '2000' } } });
 const image = randomBytes(Number(values['image-bytes'])).toString('base64');
+const toolResult = JSON.stringify(Array.from({ length: 1500 }, (_, i) => ({ id: i, name: `item "${i}"`, path: `C:\\dir\\${i}` })));
+const data = values.data === 'json' ? { kind: 'tool_result', result: toolResult, emitted_at_ms: 1 } : { kind: 'observation_event', image, emitted_at_ms: 1 };
 const n = Number(values.events);
 const body = Buffer.from(
   JSON.stringify({
     status: 'running', started_at: '2026-12-03T00:00:00Z', finished_at: null, error: null, metrics: { steps: 3 },
-    new_events: [{ type: 'AgentEvent', data: { kind: 'observation_event', image, emitted_at_ms: 1 }, timestamp: '2026-12-03T00:00:01Z' }],
+    new_events: [{ type: 'AgentEvent', data, timestamp: '2026-12-03T00:00:01Z' }],
   }),
 );
 

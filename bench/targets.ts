@@ -5,7 +5,7 @@
  * and the redis-server they share), all fed by the same simulator.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -64,6 +64,7 @@ export const BASELINE_SOURCE_ENTRY = 'bench/baseline.ts';
  */
 export function baselineAsJavaScript(cwd: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'pollcast-bench-baseline-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   for (const name of ['baseline', 'naive-long-poll']) {
     const source = readFileSync(join(cwd, 'bench', `${name}.ts`), 'utf8');
     const js = stripTypeScriptTypes(source, { mode: 'strip' }).replaceAll("from './naive-long-poll.ts'", "from './naive-long-poll.mjs'");

@@ -54,6 +54,21 @@ function hasDotSegment(path: string): boolean {
   return path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
 }
 
+/**
+ * A session's path carries an id of the contract's pattern, as pollcast's own routes do: anything
+ * else is refused (400) before it is forwarded. Segments are compared decoded, as the router and
+ * the upstream read them (`/api/v%32/%73essions/a%20b` is a session path too).
+ */
+function checkSessionSegment(rawPath: string, basePath: string): void {
+  const segments = rawPath.split('/').map(decodedSegment);
+  if (segments.includes(undefined)) throw new BadRequestError('request target has a malformed percent-encoding');
+  const below = basePath.split('/').length;
+  if (segments[below] !== 'sessions' || segments.length <= below + 1) return;
+  // `/sessions/` alone is the list's path with a trailing slash, not an empty id.
+  if (segments.length === below + 2 && segments[below + 1] === '') return;
+  parseSessionId(segments[below + 1]);
+}
+
 /** The session a forwarded write changed, if it is one of the nudging writes. */
 export function nudgedSession(method: string, pathBelowBase: string): string | undefined {
   const m = (method === 'POST' ? NUDGING_POST : method === 'DELETE' ? NUDGING_DELETE : null)?.exec(pathBelowBase);
@@ -98,9 +113,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   const { path, query } = splitTarget(rawTarget);
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
   if (path.includes('//')) throw new BadRequestError('request target has an empty path segment');
-  // A session's path carries an id of the contract's pattern, as pollcast's own routes do: anything else is refused here.
-  const sessionSegment = /^\/sessions\/([^/]+)/.exec(path.slice(deps.upstreamPath.length))?.[1];
-  if (sessionSegment !== undefined) parseSessionId(decodedSegment(sessionSegment));
+  checkSessionSegment(path, deps.upstreamPath);
 
   const maxBytes = deps.config.passthroughMaxBodyBytes;
   const declared = c.req.header('content-length');

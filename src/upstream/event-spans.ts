@@ -32,17 +32,25 @@ function skipSpace(b: Buffer, i: number): number {
   return i;
 }
 
-/** Index just past the string whose opening quote is at `start`, or -1. Long strings are crossed by `indexOf`, not byte by byte. */
+/**
+ * Index just past the string whose opening quote is at `start`, or -1. A string
+ * is crossed by `indexOf` from quote to quote (a base64 screenshot: one call);
+ * once a quote turns out escaped (JSON text inside a string, `\"` after `\"`),
+ * the rest of it by a plain byte loop, so each escaped quote does not cost a
+ * native call.
+ */
 function stringEnd(b: Buffer, start: number): number {
-  let from = start + 1;
-  for (;;) {
-    const q = b.indexOf(QUOTE, from);
-    if (q < 0) return -1;
-    let backslashes = 0;
-    for (let k = q - 1; b[k] === BACKSLASH; k--) backslashes++;
-    if (backslashes % 2 === 0) return q + 1;
-    from = q + 1;
+  const q = b.indexOf(QUOTE, start + 1);
+  if (q < 0) return -1;
+  let backslashes = 0;
+  for (let k = q - 1; b[k] === BACKSLASH; k--) backslashes++;
+  if (backslashes % 2 === 0) return q + 1;
+  for (let i = q + 1; i < b.length; i++) {
+    const c = b[i];
+    if (c === BACKSLASH) i++;
+    else if (c === QUOTE) return i + 1;
   }
+  return -1;
 }
 
 /** Index just past the JSON value starting at `i`, or -1. */
@@ -105,6 +113,9 @@ export function eventSpans(body: Buffer): Array<[number, number]> | null {
     if (body[i] !== QUOTE) return null;
     const keyEnd = stringEnd(body, i);
     if (keyEnd < 0) return null;
+    // A key spelled with an escape might be "new_events" too (JSON.parse keeps the last): give up rather than guess.
+    const backslash = body.indexOf(BACKSLASH, i);
+    if (backslash >= 0 && backslash < keyEnd) return null;
     const isEvents = keyEnd - i === EVENTS_KEY.length && body.compare(EVENTS_KEY, 0, EVENTS_KEY.length, i, keyEnd) === 0;
     i = skipSpace(body, keyEnd);
     if (body[i] !== COLON) return null;
@@ -122,35 +133,64 @@ export function eventSpans(body: Buffer): Array<[number, number]> | null {
   }
 }
 
-/** Whether the parsed element is exactly `{type, data, timestamp}` with a string timestamp: its text then is the event. */
-function standsAlone(raw: unknown): boolean {
+const FRAME_KEYS = ['"type"', '"data"', '"timestamp"'].map((k) => Buffer.from(k, 'latin1'));
+
+/**
+ * Whether the object whose text is b[start, end) has exactly the members `type`, `data` and
+ * `timestamp`, each once and spelled plainly: the text then says what the parsed event says
+ * (a repeated key would be read differently by parsers that keep the first, or refuse it).
+ */
+function hasFrameKeysOnly(b: Buffer, start: number, end: number): boolean {
+  let seen = 0;
+  let i = skipSpace(b, start + 1);
+  for (let n = 0; n < 3; n++) {
+    if (b[i] !== QUOTE) return false;
+    const keyEnd = stringEnd(b, i);
+    if (keyEnd < 0 || keyEnd > end) return false;
+    const k = FRAME_KEYS.findIndex((key) => keyEnd - i === key.length && b.compare(key, 0, key.length, i, keyEnd) === 0);
+    if (k < 0 || (seen & (1 << k)) !== 0) return false;
+    seen |= 1 << k;
+    i = skipSpace(b, keyEnd);
+    if (b[i] !== COLON) return false;
+    const valueStop = valueEnd(b, skipSpace(b, i + 1));
+    if (valueStop < 0 || valueStop > end) return false;
+    i = skipSpace(b, valueStop);
+    if (n < 2 && b[i++] !== COMMA) return false;
+    i = skipSpace(b, i);
+  }
+  return b[i] === CLOSE_OBJECT && i === end - 1;
+}
+
+/** Whether the parsed element has a string `timestamp` and a `data` (parseChanges would otherwise fill them in). */
+function parsedAsFramed(raw: unknown): boolean {
   if (typeof raw !== 'object' || raw === null) return false;
   const r = raw as Record<string, unknown>;
-  let keys = 0;
-  for (const k in r) {
-    if (k !== 'type' && k !== 'data' && k !== 'timestamp') return false;
-    keys++;
-  }
-  return keys === 3 && typeof r.timestamp === 'string';
+  return typeof r.timestamp === 'string' && r.data !== undefined;
 }
 
 /**
+ * Bodies whose events average less than this (bytes) are not scanned: re-serialising a small
+ * event costs about what locating it would, and the gain is in screenshots.
+ */
+export const TEXT_MIN_AVERAGE_EVENT_BYTES = 4096;
+
+/**
  * Gives each event whose text can stand for it that text (`RAW_EVENT_JSON`): the body must be
- * UTF-8, its spans must match the parsed events one to one, the element must hold exactly the
- * fields a frame carries, and its text must have no line break (an SSE `data:` line cannot).
+ * UTF-8 with events of `TEXT_MIN_AVERAGE_EVENT_BYTES` or more on average, its spans must match
+ * the parsed events one to one, the element's text must hold exactly `type`, `data` and
+ * `timestamp` (a string), once each, and no line break (an SSE `data:` line cannot).
  * `rawEvents` are the parsed `new_events` elements, `events` what parseChanges made of them.
  */
 export function attachEventText(body: Buffer, rawEvents: unknown, events: UpstreamEvent[]): void {
   if (events.length === 0 || !Array.isArray(rawEvents) || rawEvents.length !== events.length) return;
-  if (!isUtf8(body)) return;
+  if (body.length / events.length < TEXT_MIN_AVERAGE_EVENT_BYTES || !isUtf8(body)) return;
   const spans = eventSpans(body);
   if (spans === null || spans.length !== events.length) return;
   const anyBreak = body.indexOf(LF) >= 0 || body.indexOf(CR) >= 0;
   for (let k = 0; k < events.length; k++) {
-    if (!standsAlone(rawEvents[k])) continue;
     const [start, end] = spans[k]!;
+    if (body[start] !== OPEN_OBJECT || !parsedAsFramed(rawEvents[k]) || !hasFrameKeysOnly(body, start, end)) continue;
     const text = body.subarray(start, end);
-    if (text[0] !== OPEN_OBJECT) continue;
     if (anyBreak && (text.indexOf(LF) >= 0 || text.indexOf(CR) >= 0)) continue;
     events[k]![RAW_EVENT_JSON] = text;
   }

@@ -137,11 +137,13 @@ describe('forwarding: what reaches the upstream', () => {
   it('never forwards an empty path segment or a session path whose id is not of the contract\'s pattern: 400 JSON, nothing upstream', async () => {
     const b = await gateway();
     b.sim.clearRequests();
-    for (const [method, path] of [['GET', '/sessions//changes'], ['GET', '/sessions//status'], ['POST', '/sessions//messages'], ['GET', '/sessions/a%20b'], ['POST', '/sessions/-x/pause'], ['GET', '/agents//x']] as const) {
+    for (const [method, path] of [['GET', '/sessions//changes'], ['GET', '/sessions//status'], ['POST', '/sessions//messages'], ['GET', '/sessions/a%20b'], ['POST', '/sessions/-x/pause'], ['GET', '/agents//x'], ['GET', '/%73essions/a%20b'], ['POST', '/%73essions/-x/pause'], ['GET', '/sessions/%zz']] as const) {
       const via = await api(`${b.url}/api/v2`, KEY_A, method, path);
       expect(via.status, `${method} ${path}`).toBe(400);
       expect(typeof via.body.error, `${method} ${path}`).toBe('string');
     }
+    const encodedBase = await api(b.url, KEY_A, 'GET', '/api/v%32/sessions/a%20b');
+    expect(encodedBase.status).toBe(400);
     const root = await api(b.url, KEY_A, 'GET', '/sessions//events');
     expect(root.status).toBe(400);
     expect(root.body.error).toMatch(/session id/);

@@ -1,9 +1,12 @@
 /** Event frames built from the upstream's own JSON text: the same events as re-serialising them, whatever the layout. */
 import { describe, expect, it } from 'vitest';
 import { eventFrame } from '../../src/hub/frames.ts';
-import { attachEventText, eventSpans } from '../../src/upstream/event-spans.ts';
+import { attachEventText, eventSpans, TEXT_MIN_AVERAGE_EVENT_BYTES } from '../../src/upstream/event-spans.ts';
 import { parseChanges } from '../../src/upstream/parse.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts';
+
+/** A top-level field that brings a body's events to the average size past which their text is used. */
+const pad = (events: number) => `"pad":"${'p'.repeat(events * TEXT_MIN_AVERAGE_EVENT_BYTES)}"`;
 
 /** Parses a changes body as the client does, then attaches the events' text. */
 function received(text: string): UpstreamEvent[] {
@@ -52,9 +55,9 @@ function randomValue(r: () => number, depth: number): unknown {
   return o;
 }
 
-/** A string literal as another JSON writer might spell it: half of them with some characters as `\uXXXX`, `/` as `\/`. */
-function spell(s: string, r: () => number): string {
-  if (r() < 0.5) return JSON.stringify(s);
+/** A string literal as another JSON writer might spell it: half of the values and one key in twenty with some characters as `\uXXXX`, `/` as `\/`. */
+function spell(s: string, r: () => number, plainChance = 0.5): string {
+  if (r() < plainChance) return JSON.stringify(s);
   let out = '"';
   for (const ch of s) {
     const plain = JSON.stringify(ch).slice(1, -1);
@@ -70,7 +73,7 @@ function write(v: unknown, r: () => number, breaks: boolean): string {
   if (typeof v === 'string') return spell(v, r);
   if (Array.isArray(v)) return `[${ws()}${v.map((x) => `${ws()}${write(x, r, breaks)}${ws()}`).join(',')}${ws()}]`;
   if (v !== null && typeof v === 'object') {
-    return `{${ws()}${Object.entries(v).map(([k, x]) => `${ws()}${spell(k, r)}${ws()}:${ws()}${write(x, r, breaks)}${ws()}`).join(',')}${ws()}}`;
+    return `{${ws()}${Object.entries(v).map(([k, x]) => `${ws()}${spell(k, r, 0.95)}${ws()}:${ws()}${write(x, r, breaks)}${ws()}`).join(',')}${ws()}}`;
   }
   return JSON.stringify(v);
 }
@@ -85,15 +88,17 @@ describe('event frames from the upstream text', () => {
   });
 
   it('frames an event from its text with "index" first, and the frame parses to what re-serialising gives', () => {
-    const [a, b] = received('{"status":"running","new_events":[{"type":"t","data":{"s":"q\\"}]{,"},"timestamp":"1"}, { "type" : "u" , "data" : null , "timestamp" : "2" }]}');
+    const [a, b] = received(`{"status":"running",${pad(2)},"new_events":[{"type":"t","data":{"s":"q\\"}]{,"},"timestamp":"1"}, { "type" : "u" , "data" : null , "timestamp" : "2" }]}`);
     expect(hasText(a!) && hasText(b!)).toBe(true);
     expect(eventFrame(7, a!).toString()).toBe('id: 7\ndata: {"index":7,"type":"t","data":{"s":"q\\"}]{,"},"timestamp":"1"}\n\n');
     expect(frameOf(8, b!).data).toEqual({ index: 8, type: 'u', data: null, timestamp: '2' });
   });
 
   it('re-serialises an event with other fields, a missing or null timestamp, a line break, or in a body that is not UTF-8', () => {
-    const events = received('{"status":"x","new_events":[{"type":"a","data":1,"timestamp":"t","extra":2},{"type":"b","data":1},{"type":"c","data":1,"timestamp":null},{"type":"d",\n"data":1,"timestamp":"t"},{"type":"e","data":1,"timestamp":"t"}]}');
-    expect(events.map(hasText)).toEqual([false, false, false, false, true]);
+    const events = received(`{"status":"x",${pad(7)},"new_events":[{"type":"a","data":1,"timestamp":"t","extra":2},{"type":"b","data":1},{"type":"c","data":1,"timestamp":null},{"type":"d",\n"data":1,"timestamp":"t"},{"type":"e","data":1,"timestamp":"t","type":"f"},{"ty\\u0070e":"g","data":1,"timestamp":"t"},{"type":"h","data":1,"timestamp":"t"}]}`);
+    expect(events.map(hasText)).toEqual([false, false, false, false, false, false, true]);
+    // A repeated key stays out of the frame: it carries what JSON.parse read, once.
+    expect(eventFrame(4, events[4]!).toString()).toBe('id: 4\ndata: {"index":4,"type":"f","data":1,"timestamp":"t"}\n\n');
     expect(frameOf(0, events[0]!).data).toEqual({ index: 0, type: 'a', data: 1, timestamp: 't' });
     expect(frameOf(1, events[1]!).data).toEqual({ index: 1, type: 'b', data: 1, timestamp: '' });
     const latin1 = Buffer.concat([Buffer.from('{"status":"x","new_events":[{"type":"a","data":"'), Buffer.from([0xe9]), Buffer.from('","timestamp":"t"}]}')]);
@@ -102,6 +107,20 @@ describe('event frames from the upstream text', () => {
     if (!parsed.ok) throw new Error(parsed.reason);
     attachEventText(latin1, value.new_events, parsed.value.new_events);
     expect(hasText(parsed.value.new_events[0]!)).toBe(false);
+  });
+
+  it('never takes text from a new_events key spelled with an escape (JSON.parse keeps the last key, whatever its spelling)', () => {
+    const [e] = received(`{"status":"x",${pad(1)},"new_events":[{"type":"A","data":"wrong","timestamp":"1"}],"new\\u005fevents":[{"type":"B","data":"right","timestamp":"2"}]}`);
+    expect(hasText(e!)).toBe(false);
+    expect(frameOf(0, e!).data).toEqual({ index: 0, type: 'B', data: 'right', timestamp: '2' });
+  });
+
+  it('leaves bodies of small events to re-serialising, and crosses strings full of escaped quotes', () => {
+    expect(received('{"status":"x","new_events":[{"type":"a","data":1,"timestamp":"t"}]}').map(hasText)).toEqual([false]);
+    const nested = JSON.stringify({ deep: JSON.stringify({ deeper: JSON.stringify({ s: 'a"b\\c'.repeat(2000) }) }) });
+    const [e] = received(`{"status":"x","new_events":[{"type":"tool_result","data":${JSON.stringify(nested)},"timestamp":"t"}]}`);
+    expect(hasText(e!)).toBe(true);
+    expect(frameOf(9, e!).data).toEqual({ index: 9, type: 'tool_result', data: nested, timestamp: 't' });
   });
 
   it('gives the same events as re-serialising for 3,000 random bodies (escapes, unicode, nesting, spaces, line breaks)', () => {
@@ -115,6 +134,7 @@ describe('event frames from the upstream text', () => {
         return e;
       });
       const body: Record<string, unknown> = { status: 'running', metrics: { steps: randomValue(r, 2) }, new_events: events };
+      if (r() < 0.8) body.pad = 'p'.repeat(events.length * TEXT_MIN_AVERAGE_EVENT_BYTES);
       if (r() < 0.2) body[`x${randomString(r)}`] = randomValue(r, 1);
       const text = write(body, r, r() < 0.2);
       const got = received(text);
