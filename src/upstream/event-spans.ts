@@ -81,32 +81,88 @@ function valueEnd(b: Buffer, i: number): number {
   return i > start ? i : -1;
 }
 
-/** The [start, end) spans of the elements of an array starting at `i`, or null. */
-function arraySpans(b: Buffer, i: number): Array<[number, number]> | null {
-  if (b[i] !== OPEN_ARRAY) return null;
-  const spans: Array<[number, number]> = [];
+/** Whether b[from, to) holds a backslash (a key spelled with an escape). */
+function hasBackslash(b: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] === BACKSLASH) return true;
+  return false;
+}
+
+const FRAME_KEYS = ['"type"', '"data"', '"timestamp"'].map((k) => Buffer.from(k, 'latin1'));
+const ALL_FRAME_KEYS = (1 << FRAME_KEYS.length) - 1;
+
+/** Which of FRAME_KEYS the key b[from, to) is, spelled plainly (quotes included), or -1. */
+function frameKeyIndex(b: Buffer, from: number, to: number): number {
+  return FRAME_KEYS.findIndex((key) => to - from === key.length && b.compare(key, 0, key.length, from, to) === 0);
+}
+
+/** One element of `new_events`: its text's span, and whether it is an object of exactly the frame's keys. */
+export interface EventSpan {
+  start: number;
+  end: number;
+  /**
+   * The element is an object whose members are `type`, `data` and `timestamp`, each once and
+   * spelled plainly: its text then says what the parsed event says (a repeated key would be
+   * read differently by parsers that keep the first, or refuse it).
+   */
+  frameKeysOnly: boolean;
+}
+
+/** The span of the object starting at `i` (an opening brace), walked member by member, or null. */
+function objectSpan(b: Buffer, i: number): EventSpan | null {
+  const start = i;
+  let seen = 0;
+  let plain = true;
   i = skipSpace(b, i + 1);
-  if (b[i] === CLOSE_ARRAY) return spans;
+  if (b[i] === CLOSE_OBJECT) return { start, end: i + 1, frameKeysOnly: false };
   for (;;) {
-    const end = valueEnd(b, i);
-    if (end < 0) return null;
-    spans.push([i, end]);
-    i = skipSpace(b, end);
-    if (b[i] === CLOSE_ARRAY) return spans;
+    if (b[i] !== QUOTE) return null;
+    const keyEnd = stringEnd(b, i);
+    if (keyEnd < 0) return null;
+    const k = frameKeyIndex(b, i, keyEnd);
+    if (k < 0 || (seen & (1 << k)) !== 0) plain = false;
+    else seen |= 1 << k;
+    i = skipSpace(b, keyEnd);
+    if (b[i] !== COLON) return null;
+    const valueStop = valueEnd(b, skipSpace(b, i + 1));
+    if (valueStop < 0) return null;
+    i = skipSpace(b, valueStop);
+    if (b[i] === CLOSE_OBJECT) return { start, end: i + 1, frameKeysOnly: plain && seen === ALL_FRAME_KEYS };
+    if (b[i] !== COMMA) return null;
+    i = skipSpace(b, i + 1);
+  }
+}
+
+/** The elements of the array starting at `i` and the index just past it, in one pass, or null. */
+function arrayElements(b: Buffer, i: number): { elements: EventSpan[]; end: number } | null {
+  if (b[i] !== OPEN_ARRAY) return null;
+  const elements: EventSpan[] = [];
+  i = skipSpace(b, i + 1);
+  if (b[i] === CLOSE_ARRAY) return { elements, end: i + 1 };
+  for (;;) {
+    let element: EventSpan | null;
+    if (b[i] === OPEN_OBJECT) element = objectSpan(b, i);
+    else {
+      const end = valueEnd(b, i);
+      element = end < 0 ? null : { start: i, end, frameKeysOnly: false };
+    }
+    if (element === null) return null;
+    elements.push(element);
+    i = skipSpace(b, element.end);
+    if (b[i] === CLOSE_ARRAY) return { elements, end: i + 1 };
     if (b[i] !== COMMA) return null;
     i = skipSpace(b, i + 1);
   }
 }
 
 /**
- * The spans of the top-level `new_events` elements of a JSON body (the last
- * such key, as JSON.parse keeps), or null if the body is not laid out as
- * expected or has no such key.
+ * The elements of the top-level `new_events` of a JSON body (the last such
+ * key, as JSON.parse keeps), or null if the body is not laid out as expected,
+ * spells a top-level key with an escape, or has no such key. One pass.
  */
-export function eventSpans(body: Buffer): Array<[number, number]> | null {
+export function eventSpans(body: Buffer): EventSpan[] | null {
   let i = skipSpace(body, 0);
   if (body[i] !== OPEN_OBJECT) return null;
-  let spans: Array<[number, number]> | null = null;
+  let spans: EventSpan[] | null = null;
   i = skipSpace(body, i + 1);
   if (body[i] === CLOSE_OBJECT) return null;
   for (;;) {
@@ -114,51 +170,26 @@ export function eventSpans(body: Buffer): Array<[number, number]> | null {
     const keyEnd = stringEnd(body, i);
     if (keyEnd < 0) return null;
     // A key spelled with an escape might be "new_events" too (JSON.parse keeps the last): give up rather than guess.
-    const backslash = body.indexOf(BACKSLASH, i);
-    if (backslash >= 0 && backslash < keyEnd) return null;
+    if (hasBackslash(body, i, keyEnd)) return null;
     const isEvents = keyEnd - i === EVENTS_KEY.length && body.compare(EVENTS_KEY, 0, EVENTS_KEY.length, i, keyEnd) === 0;
     i = skipSpace(body, keyEnd);
     if (body[i] !== COLON) return null;
     i = skipSpace(body, i + 1);
+    let end: number;
     if (isEvents) {
-      spans = arraySpans(body, i);
-      if (spans === null) return null;
+      const array = arrayElements(body, i);
+      if (array === null) return null;
+      spans = array.elements;
+      end = array.end;
+    } else {
+      end = valueEnd(body, i);
+      if (end < 0) return null;
     }
-    const end = valueEnd(body, i);
-    if (end < 0) return null;
     i = skipSpace(body, end);
     if (body[i] === CLOSE_OBJECT) return spans;
     if (body[i] !== COMMA) return null;
     i = skipSpace(body, i + 1);
   }
-}
-
-const FRAME_KEYS = ['"type"', '"data"', '"timestamp"'].map((k) => Buffer.from(k, 'latin1'));
-
-/**
- * Whether the object whose text is b[start, end) has exactly the members `type`, `data` and
- * `timestamp`, each once and spelled plainly: the text then says what the parsed event says
- * (a repeated key would be read differently by parsers that keep the first, or refuse it).
- */
-function hasFrameKeysOnly(b: Buffer, start: number, end: number): boolean {
-  let seen = 0;
-  let i = skipSpace(b, start + 1);
-  for (let n = 0; n < 3; n++) {
-    if (b[i] !== QUOTE) return false;
-    const keyEnd = stringEnd(b, i);
-    if (keyEnd < 0 || keyEnd > end) return false;
-    const k = FRAME_KEYS.findIndex((key) => keyEnd - i === key.length && b.compare(key, 0, key.length, i, keyEnd) === 0);
-    if (k < 0 || (seen & (1 << k)) !== 0) return false;
-    seen |= 1 << k;
-    i = skipSpace(b, keyEnd);
-    if (b[i] !== COLON) return false;
-    const valueStop = valueEnd(b, skipSpace(b, i + 1));
-    if (valueStop < 0 || valueStop > end) return false;
-    i = skipSpace(b, valueStop);
-    if (n < 2 && b[i++] !== COMMA) return false;
-    i = skipSpace(b, i);
-  }
-  return b[i] === CLOSE_OBJECT && i === end - 1;
 }
 
 /** Whether the parsed element has a string `timestamp` and a `data` (parseChanges would otherwise fill them in). */
@@ -188,8 +219,8 @@ export function attachEventText(body: Buffer, rawEvents: unknown, events: Upstre
   if (spans === null || spans.length !== events.length) return;
   const anyBreak = body.indexOf(LF) >= 0 || body.indexOf(CR) >= 0;
   for (let k = 0; k < events.length; k++) {
-    const [start, end] = spans[k]!;
-    if (body[start] !== OPEN_OBJECT || !parsedAsFramed(rawEvents[k]) || !hasFrameKeysOnly(body, start, end)) continue;
+    const { start, end, frameKeysOnly } = spans[k]!;
+    if (!frameKeysOnly || !parsedAsFramed(rawEvents[k])) continue;
     const text = body.subarray(start, end);
     if (anyBreak && (text.indexOf(LF) >= 0 || text.indexOf(CR) >= 0)) continue;
     events[k]![RAW_EVENT_JSON] = text;

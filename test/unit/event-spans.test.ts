@@ -82,7 +82,7 @@ describe('event frames from the upstream text', () => {
   it('finds the spans of the top-level new_events elements only (the last key, as JSON.parse keeps)', () => {
     const body = Buffer.from('{"a":{"new_events":[1]},"new_events":[{"type":"x"}, 2 ,"s,]"],"new_events" : [ [1,[2]] , {"b":"}"} ]}');
     const spans = eventSpans(body);
-    expect(spans?.map(([s, e]) => body.toString('utf8', s, e))).toEqual(['[1,[2]]', '{"b":"}"}']);
+    expect(spans?.map(({ start, end }) => body.toString('utf8', start, end))).toEqual(['[1,[2]]', '{"b":"}"}']);
     expect(eventSpans(Buffer.from('{"status":"x"}'))).toBeNull();
     expect(eventSpans(Buffer.from('[1]'))).toBeNull();
   });
