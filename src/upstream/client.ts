@@ -43,12 +43,39 @@ export type UpstreamObserver = (endpoint: UpstreamEndpoint, outcome: string, sec
 
 /** A raw answer: status, headers and the body read (within the size cap). */
 export interface RawAnswer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-  bytes: number;
-  /** The body as read (`text` is its UTF-8 decoding): changes answers locate their events' own JSON text in it. */
-  body: Buffer;
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** The body's UTF-8 decoding, made on each read (read it once). */
+  readonly text: string;
+  readonly bytes: number;
+  /** The body as read: changes answers locate their events' own JSON text in it. */
+  readonly body: Buffer;
+}
+
+/**
+ * An answer as the handler hands it over. Its text is decoded when read, not
+ * kept: the promises a long-poll resolves were made seconds earlier and sit
+ * in the old generation, and a dead old object's pointers keep what they
+ * reach alive through every young collection until the next full one. Kept
+ * here, a screenshot's ~100 KB of text would be promoted with each answer;
+ * the body is outside the JS heap and is not copied by a collection.
+ */
+class BodyAnswer implements RawAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly bytes: number;
+  readonly body: Buffer;
+
+  constructor(status: number, headers: IncomingHttpHeaders, bytes: number, body: Buffer) {
+    this.status = status;
+    this.headers = headers;
+    this.bytes = bytes;
+    this.body = body;
+  }
+
+  get text(): string {
+    return this.body.toString('utf8');
+  }
 }
 
 export interface UpstreamClientOptions {
@@ -178,7 +205,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (this.size > this.maxBytes) {
       if (this.status !== 200) {
         // An error page is judged by its status: what was read is enough.
-        this.finish({ status: this.status, headers: this.headers, text: '', bytes: 0, body: EMPTY_BODY });
+        this.finish(new BodyAnswer(this.status, this.headers, 0, EMPTY_BODY));
         controller.abort(new BodyTooLarge('error body over the cap'));
         return;
       }
@@ -191,7 +218,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
-    this.finish({ status: this.status, headers: this.headers, text: body.toString('utf8'), bytes: this.size, body });
+    this.finish(new BodyAnswer(this.status, this.headers, this.size, body));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
@@ -296,8 +323,9 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         const res = await call('changes', pathFor(sessionId, 'changes', params), query.waitSeconds, signal, credential);
         if ('kind' in res) return res;
         if (res.status === 204) return { kind: 'no-change' };
-        if (res.status !== 200) return classifyFailure(res.status, res.headers, res.text, `/sessions/${sessionId}/changes`);
-        const json = parseJson(res.text);
+        const text = res.text;
+        if (res.status !== 200) return classifyFailure(res.status, res.headers, text, `/sessions/${sessionId}/changes`);
+        const json = parseJson(text);
         if (!json.ok) return { kind: 'bad-body', reason: 'changes: body is not valid JSON' };
         const parsed = parseChanges(json.value);
         if (!parsed.ok) return { kind: 'bad-body', reason: `changes: ${parsed.reason}` };
@@ -309,8 +337,9 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       return timed('status', async (): Promise<StatusOutcome> => {
         const res = await call('status', pathFor(sessionId, 'status'), 0, signal, credential);
         if ('kind' in res) return res;
-        if (res.status !== 200) return classifyFailure(res.status, res.headers, res.text, `/sessions/${sessionId}/status`);
-        const json = parseJson(res.text);
+        const text = res.text;
+        if (res.status !== 200) return classifyFailure(res.status, res.headers, text, `/sessions/${sessionId}/status`);
+        const json = parseJson(text);
         if (!json.ok) return { kind: 'bad-body', reason: 'status: body is not valid JSON' };
         const parsed = parseStatusBody(json.value);
         if (!parsed.ok) return { kind: 'bad-body', reason: `status: ${parsed.reason}` };
