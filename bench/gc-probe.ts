@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { probedServer } from './memory-probe.ts';
 
 /** Pauses longer than this are listed one by one (ms). */
 const LONG_PAUSE_MS = 3;
@@ -22,7 +23,7 @@ const KINDS: Record<number, string> = {
 
 const dir = process.env.BENCH_GC_DIR;
 if (dir) {
-  const target = process.argv[1]?.includes('baseline') ? 'baseline' : 'pollcast';
+  const target = probedServer();
   const kinds: Record<string, { count: number; ms: number; longestMs: number }> = {};
   const long: [atMs: number, kind: string, ms: number][] = [];
   new PerformanceObserver((list) => {

@@ -38,6 +38,11 @@ export function readMemory(): MemoryReading {
   return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, spaces };
 }
 
+/** Which server a preloaded probe runs in (the naive server's entry file is named baseline), for its file names. */
+export function probedServer(): 'baseline' | 'pollcast' {
+  return process.argv[1]?.includes('baseline') ? 'baseline' : 'pollcast';
+}
+
 const dir = process.env.BENCH_MEMORY_DIR;
 if (dir) {
   // --expose-gc set after start exposes gc() to new contexts only; the server's own code never sees it.

@@ -12,14 +12,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
-import { readMemory } from './memory-probe.ts';
+import { probedServer, readMemory } from './memory-probe.ts';
 
 /** How often the memory is read (ms). */
 const SAMPLE_MS = 100;
 
 const dir = process.env.BENCH_PEAK_DIR;
 if (dir) {
-  const target = process.argv[1]?.includes('baseline') ? 'baseline' : 'pollcast';
+  const target = probedServer();
   let snapshotAtBytes = target === 'pollcast' && process.env.BENCH_PEAK_SNAPSHOT_MB ? Number(process.env.BENCH_PEAK_SNAPSHOT_MB) * 1024 * 1024 : Infinity;
   let peak = 0;
   setInterval(() => {
