@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OPTIONS } from '../src/config.ts';
-import { NODE_FLAGS } from '../src/runtime-flags.ts';
+import { NODE_FLAGS, V8_RUNTIME_FLAGS } from '../src/runtime-flags.ts';
 import { CAN_PIN, delay, firstJsonLine, freePort, startService, stopProcess } from './processes.ts';
 
 /** The servers under test, and `hop`: no server, a probe long-polling the simulator as they do (bench/hop.ts). */
@@ -54,6 +54,8 @@ export const POLLCAST_SOURCE_ENTRY = 'src/cli.ts';
 export const POLLCAST_BUILT_ENTRY = 'dist/cli.js';
 /** The naive server as TypeScript, run by node's type stripping. */
 export const BASELINE_SOURCE_ENTRY = 'bench/baseline.ts';
+/** The Node flags of both servers: pollcast's deployed ones and those it sets on itself (src/runtime-flags.ts). */
+const SERVER_FLAGS: readonly string[] = [...NODE_FLAGS, ...V8_RUNTIME_FLAGS];
 
 /**
  * The naive server as plain JavaScript, for a comparison with the build
@@ -132,17 +134,18 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
 async function startOnce(name: TargetName, opts: TargetOptions): Promise<Target> {
   const nodeArgs = [...(opts.nodeFlags ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [])];
   // Like for like (issue 21): both servers run with the flags pollcast is deployed with (`npm start`, the
-  // Dockerfile), so a difference in memory is the code's, not the young generation's cap.
-  if (name === 'cluster') return startCluster(opts, [...NODE_FLAGS, ...nodeArgs]);
+  // Dockerfile), and those it sets on itself as it starts (V8_RUNTIME_FLAGS; the naive server runs no
+  // WebAssembly, so they change nothing there), so a difference in memory is the code's, not the flags'.
+  if (name === 'cluster') return startCluster(opts, [...SERVER_FLAGS, ...nodeArgs]);
   if (name === 'hop') throw new Error('the hop probe is not a server: bench/hop.ts measures it');
   let child: ChildProcess;
   let port: number;
   if (name === 'pollcast') {
     port = await freePort();
-    child = startPollcastProcess(opts, [...NODE_FLAGS, ...nodeArgs], port, {});
+    child = startPollcastProcess(opts, [...SERVER_FLAGS, ...nodeArgs], port, {});
     await waitHealthy(`http://127.0.0.1:${port}`, child);
   } else {
-    child = startService({ name, core: opts.core, nodeArgs: [...NODE_FLAGS, ...nodeArgs], script: opts.baselineEntry ?? BASELINE_SOURCE_ENTRY, env: { ...opts.env, UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
+    child = startService({ name, core: opts.core, nodeArgs: [...SERVER_FLAGS, ...nodeArgs], script: opts.baselineEntry ?? BASELINE_SOURCE_ENTRY, env: { ...opts.env, UPSTREAM_URL: opts.upstreamUrl, PORT: '0' }, cwd: opts.cwd, forwardStdout: true });
     const { baseline } = await firstJsonLine<{ baseline: string }>(child);
     port = Number(new URL(baseline).port);
   }

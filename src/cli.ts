@@ -4,6 +4,10 @@ import { readFileSync } from 'node:fs';
 import { applyFlags, ConfigError, helpText, loadConfig, tokenAuthConfigured } from './config.ts';
 import { createLogger, flushLog } from './log.ts';
 import { startPollcast } from './server.ts';
+import { applyRuntimeFlags } from './runtime-flags.ts';
+
+// Before anything calls the upstream: the flags decide how its HTTP parser is compiled.
+applyRuntimeFlags();
 
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {

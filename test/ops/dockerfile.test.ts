@@ -199,7 +199,7 @@ describe('Dockerfile (replayed without Docker)', () => {
 });
 
 describe('runtime flags', () => {
-  it('npm start, the Dockerfile and the benchmark run pollcast with the same Node flags (src/runtime-flags.ts)', async () => {
+  it('npm start, the Dockerfile and the benchmark run pollcast with the same Node flags (src/runtime-flags.ts), the benchmark both servers', async () => {
     const { NODE_FLAGS } = await import('../../src/runtime-flags.ts');
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
     // `exec`: npm's SIGTERM reaches node itself (test/ops/npm-start.test.ts).
@@ -207,6 +207,8 @@ describe('runtime flags', () => {
     const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
     expect(dockerfile).toContain(`ENV NODE_OPTIONS="${NODE_FLAGS.join(' ')}"`);
     const targets = readFileSync(new URL('../../bench/targets.ts', import.meta.url), 'utf8');
-    expect(targets).toMatch(/\[\.\.\.NODE_FLAGS, \.\.\.nodeArgs\]/);
+    expect(targets).toMatch(/const SERVER_FLAGS: readonly string\[\] = \[\.\.\.NODE_FLAGS, \.\.\.V8_RUNTIME_FLAGS\];/);
+    expect(targets).toMatch(/\[\.\.\.SERVER_FLAGS, \.\.\.nodeArgs\]/);
+    expect(targets).not.toMatch(/\[\.\.\.NODE_FLAGS, \.\.\.nodeArgs\]/);
   });
 });
