@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { FeedListener } from './feed.ts';
-import { eventFrame } from './frames.ts';
+import { eventFrame, type Frame } from './frames.ts';
 import type { FeedEntry, Hub } from './hub.ts';
 import type { CloseReason } from './connection.ts';
 import { backoffDelayMs, sleep, DEFAULT_BACKOFF } from '../upstream/backoff.ts';
@@ -34,7 +34,7 @@ export interface FeedReader extends FeedListener {
   /** The last status frame written (shared bytes, compared by identity). */
   readonly statusSent: Buffer | null;
   /** Writes replayed events [next, next + frames.length) (frames as the feed holds them) and moves `next` on. */
-  writeEvents(frames: readonly Buffer[]): void;
+  writeEvents(frames: readonly Frame[]): void;
   /** Writes a status frame the reader has not seen. */
   writeStatus(frame: Buffer): void;
   /** Resolves true once the connection took the earlier writes; false if the stream closed or stalled. */

@@ -5,34 +5,35 @@
  * in one process or through the shared log in cluster mode. De-duplication is
  * by index: an event at or below the last index held is never appended twice.
  */
-import { endFrame, eventFrame, statusFrameOf, statusJson } from './frames.ts';
+import { endFrame, eventFrame, frameParts, statusFrameOf, statusJson, type Frame } from './frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../upstream/snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink, LoopUpdate } from '../upstream/sink.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { CallerCredentials } from '../upstream/credential.ts';
-import { hasBigPart, totalLength } from './parts.ts';
+import { coalesce, hasBigPart, totalLength } from './parts.ts';
 
 /** What one update added: its events' frames and, if what subscribers see changed, the new status frame. */
 export class Chunk {
   /** Index of frames[0]. */
   readonly firstIndex: number;
   /** One frame per event, in index order (possibly empty). */
-  readonly frames: Buffer[];
+  readonly frames: Frame[];
   /** New status frame, written after the events, when the snapshot changed. */
   readonly status: Buffer | null;
   private joined: Buffer | null = null;
   private framed: Buffer | readonly Buffer[] | null = null;
 
-  constructor(firstIndex: number, frames: Buffer[], status: Buffer | null) {
+  constructor(firstIndex: number, frames: Frame[], status: Buffer | null) {
     this.firstIndex = firstIndex;
     this.frames = frames;
     this.status = status;
   }
 
-  /** frames then status, as one buffer, built once for every subscriber that needs it. */
+  /** frames then status, as one buffer, built once for every subscriber that needs it (HTTP/2, a response not yet direct). */
   get bytes(): Buffer {
     if (this.joined === null) {
-      const parts = this.status === null ? this.frames : [...this.frames, this.status];
+      const parts = frameParts(this.frames);
+      if (this.status !== null) parts.push(this.status);
       this.joined = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     }
     return this.joined;
@@ -43,17 +44,19 @@ export class Chunk {
    * for every caught-up HTTP/1.1 subscriber. Frames of ordinary size are
    * framed in one copy, so each subscriber gets one write of one buffer (a
    * page of a hundred small events too: the copy is made once, the writes
-   * are per subscriber). A chunk holding a big frame (a screenshot) stays in
-   * the buffers it is shared in, given as the parts of one write, so the big
-   * frame is never copied (bench/RESULTS.md, issue 21, sixth round).
+   * are per subscriber). A chunk holding a big part (a screenshot's text)
+   * stays in the buffers it is shared in, its small parts joined around it,
+   * given as the parts of one write, so the big part is never copied
+   * (bench/RESULTS.md, issue 21, sixth and tenth rounds).
    */
   http1(): Buffer | readonly Buffer[] {
     if (this.framed === null) {
-      const size = totalLength(this.frames) + (this.status?.length ?? 0);
-      const parts = [Buffer.from(`${size.toString(16)}\r\n`, 'latin1'), ...this.frames];
+      const parts = frameParts(this.frames);
       if (this.status !== null) parts.push(this.status);
+      const size = totalLength(parts);
+      parts.unshift(Buffer.from(`${size.toString(16)}\r\n`, 'latin1'));
       parts.push(CRLF);
-      this.framed = hasBigPart(this.frames) ? parts : Buffer.concat(parts);
+      this.framed = hasBigPart(parts) ? coalesce(parts) : Buffer.concat(parts);
     }
     return this.framed;
   }
@@ -79,18 +82,19 @@ export interface FeedLimits {
 export type EndReason = 'over' | 'refused';
 
 // Only the encoded frame of an event is held (bytes outside the JS heap, so
-// a big buffer costs the garbage collector next to nothing); the drop-in
+// a big buffer costs the garbage collector next to nothing; a screenshot's
+// frame is a view on the upstream's body, which it keeps alive); the drop-in
 // endpoint, the one reader of parsed events, decodes them again from it.
-type Held = Buffer;
+type Held = Frame;
 
 /** Bytes an event costs: its frame plus the Buffer object (an estimate). */
 const HELD_OVERHEAD_BYTES = 100;
 const heldBytes = (h: Held) => h.length + HELD_OVERHEAD_BYTES;
 
-/** The upstream event a frame of `eventFrame` carries (its `data:` line is one JSON object). */
+/** The upstream event a frame of `eventFrame` carries (its `data:` line is one JSON object; a split frame's text is the rest of it). */
 function eventOf(frame: Held): UpstreamEvent {
-  const start = frame.indexOf('\ndata: ') + 7;
-  const { type, data, timestamp, omitted } = JSON.parse(frame.toString('utf8', start, frame.length - 2)) as UpstreamEvent;
+  const json = Buffer.isBuffer(frame) ? frame.toString('utf8', frame.indexOf('\ndata: ') + 7, frame.length - 2) : `{${frame.text.toString('utf8')}`;
+  const { type, data, timestamp, omitted } = JSON.parse(json) as UpstreamEvent;
   return omitted === undefined ? { type, data, timestamp } : { type, data, timestamp, omitted };
 }
 
@@ -184,10 +188,10 @@ export class Feed implements LoopSink {
   }
 
   /** Frames of held events from `from` on, up to `maxBytes` in all (at least one frame); null when none is held. */
-  heldFrames(from: number, maxBytes: number): Buffer[] | null {
+  heldFrames(from: number, maxBytes: number): Frame[] | null {
     const start = Math.max(from, this.base) - this.base;
     if (start >= this.held.length) return null;
-    const frames: Buffer[] = [];
+    const frames: Frame[] = [];
     let size = 0;
     for (let i = start; i < this.held.length; i++) {
       const frame = this.held[i]!;
@@ -207,7 +211,7 @@ export class Feed implements LoopSink {
     if (update.fromIndex > this.nextIndex) {
       throw new RangeError(`gap: feed is at ${this.nextIndex}, update starts at ${update.fromIndex}`);
     }
-    const frames: Buffer[] = [];
+    const frames: Frame[] = [];
     // Events below nextIndex are already held (a repeated answer): skip them.
     for (let k = Math.max(0, this.nextIndex - update.fromIndex); k < update.events.length; k++) {
       const frame = eventFrame(update.fromIndex + k, update.events[k]!);
@@ -239,7 +243,7 @@ export class Feed implements LoopSink {
    * next subscriber is served from memory. `frames` are `eventFrame(fromIndex + k, …)`.
    * Returns whether they were kept.
    */
-  prependFrames(fromIndex: number, frames: Buffer[]): boolean {
+  prependFrames(fromIndex: number, frames: Frame[]): boolean {
     if (frames.length === 0 || fromIndex + frames.length !== this.base || fromIndex < 0) return false;
     const added = frames.reduce((n, f) => n + heldBytes(f), 0);
     if (this.held.length + frames.length > this.limits.maxEvents || this.heldBytesTotal + added > this.limits.maxBytes) return false;

@@ -2,6 +2,7 @@
 import { encodeFrame } from '../sse.ts';
 import { endPayload, statusPayload, type Snapshot } from '../upstream/snapshot.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
+import { COPY_BELOW_BYTES } from './parts.ts';
 
 /** The JSON an event frame carries: `{index, type, data, timestamp}` (and `omitted` for a placeholder). */
 export function eventJson(index: number, event: UpstreamEvent): string {
@@ -10,26 +11,73 @@ export function eventJson(index: number, event: UpstreamEvent): string {
   return JSON.stringify(body);
 }
 
+/** The blank line that closes every frame's last line. */
+const FRAME_END = Buffer.from('\n\n', 'latin1');
+
+/**
+ * An event frame kept in parts so that its event's text, big as a
+ * screenshot, is never copied: the head (`id: N\ndata: {"index":N,`), then
+ * the event's own JSON text after its opening brace (a view on the
+ * upstream's body), then the blank line. Its bytes are those parts in turn.
+ */
+export class SplitFrame {
+  readonly head: Buffer;
+  readonly text: Buffer;
+
+  constructor(head: Buffer, text: Buffer) {
+    this.head = head;
+    this.text = text;
+  }
+
+  /** Bytes of the frame. */
+  get length(): number {
+    return this.head.length + this.text.length + FRAME_END.length;
+  }
+}
+
+/** An encoded event frame: one buffer, or a screenshot's parts (SplitFrame). Status and end frames are always one buffer. */
+export type Frame = Buffer | SplitFrame;
+
+/** Appends the frame's bytes to `parts`: the buffer itself, or a split frame's three parts (none copied). */
+export function pushFrame(parts: Buffer[], frame: Frame): void {
+  if (Buffer.isBuffer(frame)) parts.push(frame);
+  else parts.push(frame.head, frame.text, FRAME_END);
+}
+
+/** The frames' bytes as parts, in order, none copied. */
+export function frameParts(frames: readonly Frame[]): Buffer[] {
+  const parts: Buffer[] = [];
+  for (const f of frames) pushFrame(parts, f);
+  return parts;
+}
+
+/** The frame as one buffer: itself, or a copy of a split frame's parts (for rare readers: tests, Durable Stream records). */
+export function frameBytes(frame: Frame): Buffer {
+  return Buffer.isBuffer(frame) ? frame : Buffer.concat([frame.head, frame.text, FRAME_END]);
+}
+
 /**
  * Encodes session event `index` (no `event:` field, so `onmessage` receives
  * it). An event that carries its own JSON text from the upstream's body
  * (`RAW_EVENT_JSON`: exactly `{type, data, timestamp}`, no line break) is
- * framed from that text with `"index"` put first: a screenshot is copied
- * once, never re-serialised. Otherwise JSON.stringify, which never emits a
- * raw CR or LF (it escapes them), so the data is one `data:` line as it is.
+ * framed from that text with `"index"` put first, never re-serialised: a
+ * text of `COPY_BELOW_BYTES` or more (a screenshot) is not copied either,
+ * the frame is a SplitFrame over it; a smaller one is copied into one
+ * buffer. Otherwise JSON.stringify, which never emits a raw CR or LF (it
+ * escapes them), so the data is one `data:` line as it is.
  */
-export function eventFrame(index: number, event: UpstreamEvent): Buffer {
+export function eventFrame(index: number, event: UpstreamEvent): Frame {
   const text = event[RAW_EVENT_JSON];
   if (text === undefined || event.omitted !== undefined) return Buffer.from(`id: ${index}\ndata: ${eventJson(index, event)}\n\n`, 'utf8');
   const head = `id: ${index}\ndata: {"index":${index},`;
   // The text opens with `{` (and perhaps spaces before its first field): the head stands in for them.
   let from = 1;
   while (text[from] === 0x20 || text[from] === 0x09) from++;
-  const frame = Buffer.allocUnsafe(head.length + text.length - from + 2);
+  if (text.length - from >= COPY_BELOW_BYTES) return new SplitFrame(Buffer.from(head, 'latin1'), text.subarray(from));
+  const frame = Buffer.allocUnsafe(head.length + text.length - from + FRAME_END.length);
   frame.write(head, 0, 'latin1');
   text.copy(frame, head.length, from);
-  frame[frame.length - 2] = 0x0a;
-  frame[frame.length - 1] = 0x0a;
+  FRAME_END.copy(frame, frame.length - FRAME_END.length);
   return frame;
 }
 

@@ -7,7 +7,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { createFeed, type Feed, type FeedLimits } from './feed.ts';
-import { eventFrame } from './frames.ts';
+import { eventFrame, type Frame } from './frames.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
@@ -85,7 +85,7 @@ export class Hub {
   private readonly failedFirstContacts = new LRUCache<string, Error>({ max: FAILED_FIRST_CONTACTS_TRACKED, ttl: FIRST_CONTACT_FAILURE_MEMORY_MS });
   private readonly historyInFlight = new Map<string, Promise<UpstreamEvent[] | FailureOutcome>>();
   /** Per feed, the history pages read so far that do not reach the buffer yet (bounded by the feed's limits, dropped with the feed). */
-  private readonly historyRuns = new Map<string, { from: number; frames: Buffer[]; bytes: number }>();
+  private readonly historyRuns = new Map<string, { from: number; frames: Frame[]; bytes: number }>();
   private closed = false;
   /** Follow-up refreshes of nudged sessions, cleared on close. */
   private readonly nudgeTimers = new Set<NodeJS.Timeout>();

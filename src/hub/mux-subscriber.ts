@@ -6,12 +6,12 @@
  * resumes each session exactly. The response ends once every lane ended.
  */
 import type { Chunk } from './feed.ts';
-import { statusFrameOf, statusJson } from './frames.ts';
+import { statusFrameOf, statusJson, type Frame } from './frames.ts';
 import type { FeedEntry } from './hub.ts';
 import type { FeedReader } from './catch-up.ts';
 import { StreamConnection, type CloseReason, type ConnectionOptions } from './connection.ts';
 import { CursorWriter, ENDED } from './cursor.ts';
-import { END_EVENT_LINE, eventTail, idLine, sessionPrefix, taggedEndData, taggedEndDataOf, taggedStatus, taggedStatusOf } from './tagged.ts';
+import { END_EVENT_LINE, pushEventTail, idLine, sessionPrefix, taggedEndData, taggedEndDataOf, taggedStatus, taggedStatusOf } from './tagged.ts';
 import type { StreamResponse } from './writer.ts';
 import type { Stats } from '../metrics.ts';
 
@@ -73,7 +73,7 @@ export class MuxLane implements FeedReader {
   close(reason: CloseReason): void {
     this.stream.close(reason);
   }
-  writeEvents(frames: readonly Buffer[]): void {
+  writeEvents(frames: readonly Frame[]): void {
     this.stream.replayEvents(this, frames);
   }
   writeStatus(frame: Buffer): void {
@@ -143,7 +143,7 @@ export class MuxSubscriber extends StreamConnection {
   }
 
   /** Writes replayed events of `lane` (paced by the caller, not judged against the bound). */
-  replayEvents(lane: MuxLane, frames: readonly Buffer[]): void {
+  replayEvents(lane: MuxLane, frames: readonly Frame[]): void {
     const parts: Buffer[] = [];
     const first = lane.next;
     for (let k = 0; k < frames.length; k++) this.pushEvent(parts, lane, first + k, frames[k]!);
@@ -181,10 +181,11 @@ export class MuxSubscriber extends StreamConnection {
 
   // One tagged event frame: this connection's cursor after the event, the session's
   // prefix, and the held frame's shared tail.
-  private pushEvent(parts: Buffer[], lane: MuxLane, index: number, frame: Buffer): void {
+  private pushEvent(parts: Buffer[], lane: MuxLane, index: number, frame: Frame): void {
     lane.next = index + 1;
     this.cursor.set(lane.slot, index + 2);
-    parts.push(idLine(this.cursor.text()), lane.prefix, eventTail(frame));
+    parts.push(idLine(this.cursor.text()), lane.prefix);
+    pushEventTail(parts, frame);
   }
 
   private delivered(count: number): void {

@@ -36,3 +36,25 @@ export function writeCorked(out: Corkable, parts: readonly Buffer[]): void {
   for (const p of parts) out.write(p);
   out.uncork();
 }
+
+/**
+ * `parts` with every run of small neighbours joined into one buffer (big
+ * parts as they are): what a shared chunk is written as, built once so that
+ * each subscriber's writev has as few parts as the big ones allow.
+ */
+export function coalesce(parts: readonly Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  let run: Buffer[] = [];
+  const flush = () => {
+    if (run.length > 0) out.push(run.length === 1 ? run[0]! : Buffer.concat(run));
+    run = [];
+  };
+  for (const p of parts) {
+    if (p.length >= COPY_BELOW_BYTES) {
+      flush();
+      out.push(p);
+    } else run.push(p);
+  }
+  flush();
+  return out;
+}

@@ -4,6 +4,7 @@
  * bound, pacing, close) is a StreamConnection.
  */
 import type { Chunk, FeedListener } from './feed.ts';
+import { frameParts, type Frame } from './frames.ts';
 import type { FeedEntry } from './hub.ts';
 import { StreamConnection, type CloseReason, type ConnectionOptions } from './connection.ts';
 import type { StreamResponse } from './writer.ts';
@@ -57,9 +58,9 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
    * Writes replayed events [next, next + frames.length), paced by `drained()`
    * rather than judged against the bound (see StreamConnection.writeReplay).
    */
-  writeEvents(frames: readonly Buffer[]): void {
+  writeEvents(frames: readonly Frame[]): void {
     const count = frames.length;
-    if (count === 0 || !this.writeReplay(frames.length === 1 ? frames : [Buffer.concat(frames)])) return;
+    if (count === 0 || !this.writeReplay(frameParts(frames))) return;
     this.next += count;
     this.eventsSent += count;
     this.stats.framesDelivered += count;
@@ -80,9 +81,9 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
     }
     // Resumed ahead of the feed (Last-Event-ID beyond what it held): skip what it has.
     const skip = this.next - chunk.firstIndex;
-    const parts = skip < n ? chunk.frames.slice(skip) : [];
+    const parts = skip < n ? frameParts(chunk.frames.slice(skip)) : [];
     if (chunk.status) parts.push(chunk.status);
-    if (parts.length > 0) this.write(Buffer.concat(parts));
+    if (parts.length > 0) this.writeParts(parts);
     if (skip < n) {
       this.eventsSent += n - skip;
       this.stats.framesDelivered += n - skip;

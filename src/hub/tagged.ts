@@ -8,6 +8,7 @@
  * their tagged data is encoded once per frame and cached for every stream.
  */
 import { encodeFrame } from '../sse.ts';
+import { pushFrame, type Frame } from './frames.ts';
 
 /** `data: {` — where the JSON object of an event frame opens. */
 const DATA_OPEN = Buffer.from('\ndata: {', 'latin1');
@@ -19,10 +20,14 @@ export function sessionPrefix(sessionId: string): Buffer {
   return Buffer.from(`data: {"session":${JSON.stringify(sessionId)},`, 'utf8');
 }
 
-/** The bytes after `data: {` of a held event frame (a view, not a copy). */
-export function eventTail(frame: Buffer): Buffer {
+/** Appends the bytes after `data: {` of a held event frame to `parts` (views, not copies). */
+export function pushEventTail(parts: Buffer[], frame: Frame): void {
+  const at = parts.length;
+  pushFrame(parts, frame);
+  // The first part (the frame, or a split frame's head) holds the id line and `data: {`.
+  const first = parts[at]!;
   // The id line is short: the search stops within the first few dozen bytes.
-  return frame.subarray(frame.indexOf(DATA_OPEN) + DATA_OPEN.length);
+  parts[at] = first.subarray(first.indexOf(DATA_OPEN) + DATA_OPEN.length);
 }
 
 /** The `id:` line carrying a cursor. */

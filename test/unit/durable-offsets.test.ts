@@ -20,7 +20,9 @@ import {
   sseDataEvent,
   type Position,
 } from '../../src/http/durable-offsets.ts';
-import { endFrame, eventFrame, statusFrameOf } from '../../src/hub/frames.ts';
+import { endFrame, eventFrame, SplitFrame, statusFrameOf } from '../../src/hub/frames.ts';
+import { COPY_BELOW_BYTES } from '../../src/hub/parts.ts';
+import { RAW_EVENT_JSON } from '../../src/upstream/types.ts';
 import { BadRequestError } from '../../src/errors.ts';
 
 const pos = (events: number, status = 0): Position => ({ events, status, closed: false });
@@ -111,6 +113,14 @@ describe('message bytes', () => {
     expect(end).not.toHaveProperty('index');
     expect(JSON.parse(jsonArray([frameJson(frame), status]).toString())).toHaveLength(2);
     expect(jsonArray([]).toString()).toBe('[]');
+  });
+
+  it('a screenshot framed from the upstream\'s text (a split frame) gives the same record', () => {
+    const ev = { type: 'screenshot', data: { image: 'x'.repeat(COPY_BELOW_BYTES) }, timestamp: '2026-01-01T00:00:00Z' };
+    const text = Buffer.from(JSON.stringify(ev));
+    const frame = eventFrame(7, { ...ev, [RAW_EVENT_JSON]: text });
+    expect(frame).toBeInstanceOf(SplitFrame);
+    expect(frameJson(frame).toString()).toBe(JSON.stringify({ index: 7, ...ev }));
   });
 
   it('SSE: one data line per batch, then a control event; the closing control has no cursor', () => {

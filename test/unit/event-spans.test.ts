@@ -1,6 +1,6 @@
 /** Event frames built from the upstream's own JSON text: the same events as re-serialising them, whatever the layout. */
 import { describe, expect, it } from 'vitest';
-import { eventFrame } from '../../src/hub/frames.ts';
+import { eventFrame, frameBytes } from '../../src/hub/frames.ts';
 import { attachEventText, eventSpans, TEXT_MIN_AVERAGE_EVENT_BYTES } from '../../src/upstream/event-spans.ts';
 import { parseChanges } from '../../src/upstream/parse.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts';
@@ -19,7 +19,7 @@ function received(text: string): UpstreamEvent[] {
 
 /** The frame's `id` and `data` lines, checked to be the whole frame. */
 function frameOf(index: number, event: UpstreamEvent): { id: string; data: unknown } {
-  const text = eventFrame(index, event).toString('utf8');
+  const text = frameBytes(eventFrame(index, event)).toString('utf8');
   const m = /^id: (\d+)\ndata: ([^\r\n]*)\n\n$/.exec(text);
   if (!m) throw new Error(`not one id line and one data line: ${JSON.stringify(text.slice(0, 200))}`);
   return { id: m[1]!, data: JSON.parse(m[2]!) };
@@ -90,7 +90,7 @@ describe('event frames from the upstream text', () => {
   it('frames an event from its text with "index" first, and the frame parses to what re-serialising gives', () => {
     const [a, b] = received(`{"status":"running",${pad(2)},"new_events":[{"type":"t","data":{"s":"q\\"}]{,"},"timestamp":"1"}, { "type" : "u" , "data" : null , "timestamp" : "2" }]}`);
     expect(hasText(a!) && hasText(b!)).toBe(true);
-    expect(eventFrame(7, a!).toString()).toBe('id: 7\ndata: {"index":7,"type":"t","data":{"s":"q\\"}]{,"},"timestamp":"1"}\n\n');
+    expect(frameBytes(eventFrame(7, a!)).toString()).toBe('id: 7\ndata: {"index":7,"type":"t","data":{"s":"q\\"}]{,"},"timestamp":"1"}\n\n');
     expect(frameOf(8, b!).data).toEqual({ index: 8, type: 'u', data: null, timestamp: '2' });
   });
 
@@ -98,7 +98,7 @@ describe('event frames from the upstream text', () => {
     const events = received(`{"status":"x",${pad(7)},"new_events":[{"type":"a","data":1,"timestamp":"t","extra":2},{"type":"b","data":1},{"type":"c","data":1,"timestamp":null},{"type":"d",\n"data":1,"timestamp":"t"},{"type":"e","data":1,"timestamp":"t","type":"f"},{"ty\\u0070e":"g","data":1,"timestamp":"t"},{"type":"h","data":1,"timestamp":"t"}]}`);
     expect(events.map(hasText)).toEqual([false, false, false, false, false, false, true]);
     // A repeated key stays out of the frame: it carries what JSON.parse read, once.
-    expect(eventFrame(4, events[4]!).toString()).toBe('id: 4\ndata: {"index":4,"type":"f","data":1,"timestamp":"t"}\n\n');
+    expect(frameBytes(eventFrame(4, events[4]!)).toString()).toBe('id: 4\ndata: {"index":4,"type":"f","data":1,"timestamp":"t"}\n\n');
     expect(frameOf(0, events[0]!).data).toEqual({ index: 0, type: 'a', data: 1, timestamp: 't' });
     expect(frameOf(1, events[1]!).data).toEqual({ index: 1, type: 'b', data: 1, timestamp: '' });
     const latin1 = Buffer.concat([Buffer.from('{"status":"x","new_events":[{"type":"a","data":"'), Buffer.from([0xe9]), Buffer.from('","timestamp":"t"}]}')]);

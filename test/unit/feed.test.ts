@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { Chunk, createFeed, type Feed, type FeedListener } from '../../src/hub/feed.ts';
 import { COPY_BELOW_BYTES } from '../../src/hub/parts.ts';
-import { eventFrame } from '../../src/hub/frames.ts';
+import { eventFrame, frameBytes, frameParts, SplitFrame } from '../../src/hub/frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
-import type { UpstreamEvent } from '../../src/upstream/types.ts';
+import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts';
 
 const state = (status = 'running', finished_at: string | null = null, metrics: Record<string, unknown> = { steps: 0 }): Snapshot => ({ ...UNKNOWN_SNAPSHOT, status, started_at: 's', finished_at, metrics });
 /** History kept in front of the buffer, as the hub keeps it. */
@@ -73,7 +73,7 @@ describe('Feed', () => {
     const base = feed.baseIndex;
     const slice = feed.heldFrames(0, 1e6)!;
     expect(slice.length).toBe(25 - base);
-    expect(slice[0]!.toString().startsWith(`id: ${base}\n`)).toBe(true);
+    expect(frameBytes(slice[0]!).toString().startsWith(`id: ${base}\n`)).toBe(true);
     // A byte cap cuts the slice at a frame boundary, but never below one frame.
     expect(feed.heldFrames(base, 1)!.length).toBe(1);
     // The drop-in endpoint reads parsed events back from the held frames.
@@ -122,7 +122,7 @@ describe('Feed', () => {
     const small = new Chunk(3, [eventFrame(3, { type: 'a', data: {}, timestamp: 't' })], Buffer.from('event: status\ndata: {}\n\n'));
     const framed = small.http1();
     expect(Buffer.isBuffer(framed)).toBe(true);
-    const body = Buffer.concat([...small.frames, small.status!]);
+    const body = Buffer.concat([...frameParts(small.frames), small.status!]);
     expect((framed as Buffer).toString()).toBe(`${body.length.toString(16)}\r\n${body.toString()}\r\n`);
     expect(small.http1()).toBe(framed); // built once for every subscriber
 
@@ -132,19 +132,52 @@ describe('Feed', () => {
     const pageChunk = new Chunk(0, page, null);
     const pageFramed = pageChunk.http1();
     expect(Buffer.isBuffer(pageFramed)).toBe(true);
-    const pageBody = Buffer.concat(page);
+    const pageBody = Buffer.concat(frameParts(page));
     expect((pageFramed as Buffer).equals(Buffer.concat([Buffer.from(`${pageBody.length.toString(16)}\r\n`), pageBody, Buffer.from('\r\n')]))).toBe(true);
 
-    const shot = eventFrame(4, { type: 'screenshot', data: { image: 'x'.repeat(COPY_BELOW_BYTES) }, timestamp: 't' });
+    const shot = frameBytes(eventFrame(4, { type: 'screenshot', data: { image: 'x'.repeat(COPY_BELOW_BYTES) }, timestamp: 't' }));
     const status = Buffer.from('event: status\ndata: {}\n\n');
     const big = new Chunk(4, [shot], status);
     const parts = big.http1() as readonly Buffer[];
     expect(Array.isArray(parts)).toBe(true);
-    // The frame itself is one of the parts: the same buffer, not a copy of it.
+    // The frame itself is one of the parts: the same buffer, not a copy of it; the small parts around it are joined.
+    expect(parts).toHaveLength(3);
     expect(parts[1]).toBe(shot);
-    expect(parts[2]).toBe(status);
     const size = shot.length + status.length;
     expect(Buffer.concat(parts).toString()).toBe(`${size.toString(16)}\r\n${shot.toString()}${status.toString()}\r\n`);
     expect(big.http1()).toBe(parts);
+  });
+
+  it('frames a screenshot from the upstream\'s text without copying it, and reads it back from every path', () => {
+    const event: UpstreamEvent = { type: 'screenshot', data: { image: 'x'.repeat(COPY_BELOW_BYTES) }, timestamp: 't' };
+    // The upstream's body, as attachEventText leaves it: the event's text is a view on it (spaces after `{` too).
+    const body = Buffer.from(`{"new_events":[{ "type":"screenshot","data":${JSON.stringify(event.data)},"timestamp":"t"}]}`);
+    const start = body.indexOf('{', 1);
+    const withText: UpstreamEvent = { ...event, [RAW_EVENT_JSON]: body.subarray(start, body.length - 2) };
+    const frame = eventFrame(9, withText);
+    expect(frame).toBeInstanceOf(SplitFrame);
+    const split = frame as SplitFrame;
+    expect(split.text.buffer).toBe(body.buffer); // a view on the body: not copied
+    const framed = (index: number) => `id: ${index}\ndata: ${JSON.stringify({ index, ...event })}\n\n`;
+    const expected = framed(9);
+    expect(frameBytes(frame).toString()).toBe(expected);
+    expect(frame.length).toBe(Buffer.byteLength(expected));
+
+    // A live chunk of it for HTTP/1.1: the size line joined to the head, the text as it is, the rest joined.
+    const status = Buffer.from('event: status\ndata: {}\n\n');
+    const chunk = new Chunk(9, [frame], status);
+    const parts = chunk.http1() as readonly Buffer[];
+    expect(parts).toHaveLength(3);
+    expect(parts[1]).toBe(split.text);
+    expect(Buffer.concat(parts).toString()).toBe(`${(frame.length + status.length).toString(16)}\r\n${expected}${status.toString()}\r\n`);
+    expect(chunk.bytes.toString()).toBe(expected + status.toString());
+
+    // Held by a feed: replayed as it is, and decoded again for the drop-in endpoint.
+    const feed = createFeed('s1', true, 0, { maxEvents: 100, maxBytes: 1e6 });
+    feed.publish({ fromIndex: 0, events: [{ type: 'a', data: 1, timestamp: 't' }, withText], snapshot: state(), upstreamError: null, synced: true });
+    const held = feed.heldFrames(0, 1e6)!;
+    expect(held[1]).toBeInstanceOf(SplitFrame);
+    expect(Buffer.concat(frameParts(held)).toString()).toBe(`id: 0\ndata: {"index":0,"type":"a","data":1,"timestamp":"t"}\n\n${framed(1)}`);
+    expect(feed.eventsBetween(0, 2)).toEqual([{ type: 'a', data: 1, timestamp: 't' }, event]);
   });
 });

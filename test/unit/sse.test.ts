@@ -1,7 +1,7 @@
 /** The wire format, byte for byte. */
 import { describe, expect, it } from 'vitest';
 import { encodeComment, encodeFrame, encodeFrameText } from '../../src/sse.ts';
-import { endFrame, eventFrame, retryFrame, statusFrameOf, statusJson } from '../../src/hub/frames.ts';
+import { endFrame, eventFrame, frameBytes, retryFrame, statusFrameOf, statusJson } from '../../src/hub/frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
 
 const statusFrame = (s: Snapshot, e: string | null) => statusFrameOf(statusJson(s, e));
@@ -37,7 +37,7 @@ describe('pollcast frames', () => {
   const state: Snapshot = { ...UNKNOWN_SNAPSHOT, status: 'running', started_at: '2026-01-01T00:00:00Z', finished_at: null, error: null, answer: null, metrics: { steps: 1 } };
 
   it('encodes a session event with its index as id and no event field', () => {
-    const text = eventFrame(3, { type: 'message', data: { text: 'hi\nthere' }, timestamp: 't' }).toString();
+    const text = frameBytes(eventFrame(3, { type: 'message', data: { text: 'hi\nthere' }, timestamp: 't' })).toString();
     expect(text).toBe('id: 3\ndata: {"index":3,"type":"message","data":{"text":"hi\\nthere"},"timestamp":"t"}\n\n');
   });
 
@@ -60,7 +60,7 @@ describe('pollcast frames', () => {
   });
 
   it('marks an event relayed without its data', () => {
-    expect(eventFrame(4, { type: 'AgentEvent', data: null, timestamp: 't', omitted: 'too_large' }).toString()).toBe(
+    expect(frameBytes(eventFrame(4, { type: 'AgentEvent', data: null, timestamp: 't', omitted: 'too_large' })).toString()).toBe(
       'id: 4\ndata: {"index":4,"type":"AgentEvent","data":null,"timestamp":"t","omitted":"too_large"}\n\n',
     );
   });
