@@ -224,5 +224,23 @@ export function attachEventText(body: Buffer, rawEvents: unknown, events: Upstre
     const text = body.subarray(start, end);
     if (anyBreak && (text.indexOf(LF) >= 0 || text.indexOf(CR) >= 0)) continue;
     events[k]![RAW_EVENT_JSON] = text;
+    dataFromText(events[k]!, text);
   }
+}
+
+/**
+ * Makes `event.data` read from the event's text when asked (the cluster log,
+ * a Durable Stream read from the upstream) instead of holding the value
+ * JSON.parse made of it. The answer of a long-poll reaches the loop through
+ * promises that are in the old generation by then, and their pointers kept
+ * that value (a screenshot's ~100 KB string) alive through young collections
+ * until it was promoted, ~100 KB a screenshot (bench/RESULTS.md, issue 21,
+ * tenth round); dropped here, it dies young.
+ */
+function dataFromText(event: UpstreamEvent, text: Buffer): void {
+  Object.defineProperty(event, 'data', {
+    enumerable: true,
+    configurable: true,
+    get: () => (JSON.parse(text.toString('utf8')) as { data: unknown }).data,
+  });
 }

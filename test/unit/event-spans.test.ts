@@ -94,6 +94,23 @@ describe('event frames from the upstream text', () => {
     expect(frameOf(8, b!).data).toEqual({ index: 8, type: 'u', data: null, timestamp: '2' });
   });
 
+  it('reads an event\'s data from its text when asked, holding no parsed value of it (the cluster log writes the same JSON)', () => {
+    const data = { image: 'i'.repeat(3 * TEXT_MIN_AVERAGE_EVENT_BYTES), n: [1, 2.5, null] };
+    const [a] = received(`{"status":"running","new_events":[{"type":"shot","data":${JSON.stringify(data)},"timestamp":"1"}]}`);
+    expect(hasText(a!)).toBe(true);
+    // No value is held: a getter decodes it from the text, a fresh value each time.
+    const own = Object.getOwnPropertyDescriptor(a, 'data')!;
+    expect(own.value).toBeUndefined();
+    expect(typeof own.get).toBe('function');
+    expect(a!.data).toEqual(data);
+    expect(a!.data).not.toBe(a!.data);
+    expect(JSON.stringify(a)).toBe(JSON.stringify({ type: 'shot', data, timestamp: '1' }));
+    // An event left to re-serialising keeps its parsed value as it was.
+    const [plain] = received(`{"status":"running",${pad(1)},"new_events":[{"type":"t","data":{"k":1},"timestamp":"1","extra":2}]}`);
+    expect(hasText(plain!)).toBe(false);
+    expect(Object.getOwnPropertyDescriptor(plain, 'data')!.value).toEqual({ k: 1 });
+  });
+
   it('re-serialises an event with other fields, a missing or null timestamp, a line break, or in a body that is not UTF-8', () => {
     const events = received(`{"status":"x",${pad(7)},"new_events":[{"type":"a","data":1,"timestamp":"t","extra":2},{"type":"b","data":1},{"type":"c","data":1,"timestamp":null},{"type":"d",\n"data":1,"timestamp":"t"},{"type":"e","data":1,"timestamp":"t","type":"f"},{"ty\\u0070e":"g","data":1,"timestamp":"t"},{"type":"h","data":1,"timestamp":"t"}]}`);
     expect(events.map(hasText)).toEqual([false, false, false, false, false, false, true]);
