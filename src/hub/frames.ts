@@ -11,6 +11,9 @@ export function eventJson(index: number, event: UpstreamEvent): string {
   return JSON.stringify(body);
 }
 
+/** A split frame's text may keep alive at most this many times its own bytes (the upstream's answer it is a view on). */
+const VIEW_MAX_RETAINED = 2;
+
 /** The blank line that closes every frame's last line. */
 const FRAME_END = Buffer.from('\n\n', 'latin1');
 
@@ -62,8 +65,9 @@ export function frameBytes(frame: Frame): Buffer {
  * (`RAW_EVENT_JSON`: exactly `{type, data, timestamp}`, no line break) is
  * framed from that text with `"index"` put first, never re-serialised: a
  * text of `COPY_BELOW_BYTES` or more (a screenshot) is not copied either,
- * the frame is a SplitFrame over it; a smaller one is copied into one
- * buffer. Otherwise JSON.stringify, which never emits a raw CR or LF (it
+ * the frame is a SplitFrame over it, when it is most of the memory it lies
+ * in (a frame held for replay keeps that memory alive: an answer with one
+ * screenshot, not a page of many); otherwise it is copied into one buffer. Otherwise JSON.stringify, which never emits a raw CR or LF (it
  * escapes them), so the data is one `data:` line as it is.
  */
 export function eventFrame(index: number, event: UpstreamEvent): Frame {
@@ -73,7 +77,7 @@ export function eventFrame(index: number, event: UpstreamEvent): Frame {
   // The text opens with `{` (and perhaps spaces before its first field): the head stands in for them.
   let from = 1;
   while (text[from] === 0x20 || text[from] === 0x09) from++;
-  if (text.length - from >= COPY_BELOW_BYTES) return new SplitFrame(Buffer.from(head, 'latin1'), text.subarray(from));
+  if (text.length - from >= COPY_BELOW_BYTES && text.buffer.byteLength <= VIEW_MAX_RETAINED * text.length) return new SplitFrame(Buffer.from(head, 'latin1'), text.subarray(from));
   const frame = Buffer.allocUnsafe(head.length + text.length - from + FRAME_END.length);
   frame.write(head, 0, 'latin1');
   text.copy(frame, head.length, from);

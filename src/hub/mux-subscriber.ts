@@ -11,6 +11,7 @@ import type { FeedEntry } from './hub.ts';
 import type { FeedReader } from './catch-up.ts';
 import { StreamConnection, type CloseReason, type ConnectionOptions } from './connection.ts';
 import { CursorWriter, ENDED } from './cursor.ts';
+import { coalesce } from './parts.ts';
 import { END_EVENT_LINE, pushEventTail, idLine, sessionPrefix, taggedEndData, taggedEndDataOf, taggedStatus, taggedStatusOf } from './tagged.ts';
 import type { StreamResponse } from './writer.ts';
 import type { Stats } from '../metrics.ts';
@@ -147,7 +148,7 @@ export class MuxSubscriber extends StreamConnection {
     const parts: Buffer[] = [];
     const first = lane.next;
     for (let k = 0; k < frames.length; k++) this.pushEvent(parts, lane, first + k, frames[k]!);
-    if (parts.length > 0 && this.writeReplay(parts)) this.delivered(frames.length);
+    if (parts.length > 0 && this.writeReplay(coalesce(parts))) this.delivered(frames.length);
   }
 
   /** Live output of `lane`'s feed: its new events (those the lane lacks) and, in either mode, a new status. */

@@ -5,6 +5,7 @@
  */
 import type { Chunk, FeedListener } from './feed.ts';
 import { frameParts, type Frame } from './frames.ts';
+import { coalesce } from './parts.ts';
 import type { FeedEntry } from './hub.ts';
 import { StreamConnection, type CloseReason, type ConnectionOptions } from './connection.ts';
 import type { StreamResponse } from './writer.ts';
@@ -60,7 +61,8 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
    */
   writeEvents(frames: readonly Frame[]): void {
     const count = frames.length;
-    if (count === 0 || !this.writeReplay(frameParts(frames))) return;
+    // Small parts joined (a split frame's head and blank line with their neighbours): one HTTP chunk each big part at most.
+    if (count === 0 || !this.writeReplay(coalesce(frameParts(frames)))) return;
     this.next += count;
     this.eventsSent += count;
     this.stats.framesDelivered += count;

@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { LoopSink, LoopUpdate } from '../upstream/sink.ts';
+import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
 import type { Snapshot } from '../upstream/snapshot.ts';
 import { sleep } from '../upstream/backoff.ts';
 import { APPEND, type LogKeys, type LogState } from './redis-log.ts';
@@ -53,6 +54,11 @@ export function visibleStateOf(stateJson: string): string {
   if (stateJson === '') return '';
   const state = JSON.parse(stateJson) as LogState;
   return JSON.stringify({ ...state, snapshot: { ...state.snapshot, statusAtMs: 0 } });
+}
+
+/** An event's log entry: the upstream's own text of it where the client kept one (no parse, no re-serialising), else its JSON. */
+function logEntry(e: UpstreamEvent): string {
+  return e[RAW_EVENT_JSON]?.toString('utf8') ?? JSON.stringify(e);
 }
 
 /** A leader's writer for one lease term. */
@@ -111,7 +117,7 @@ export class RedisLogSink implements LoopSink {
     const { keys, leaseValue, token, maxEntries, retentionMs, signal } = this.term;
     // An empty log takes the sink's start (it may have moved back: the requested start was past the session's events).
     const resetTo = this.next === this.base ? String(this.next) : '';
-    const args = [leaseValue, String(token), resetTo, String(fromIndex), String(maxEntries), String(retentionMs), stateChanged || update.end ? stateJson : '', update.end ?? '', ...events.map((e) => JSON.stringify(e))];
+    const args = [leaseValue, String(token), resetTo, String(fromIndex), String(maxEntries), String(retentionMs), stateChanged || update.end ? stateJson : '', update.end ?? '', ...events.map(logEntry)];
     for (let delay = APPEND_RETRY_MIN_MS; !signal.aborted; delay = Math.min(APPEND_RETRY_MAX_MS, delay * 2)) {
       let reply: [string, number?];
       try {

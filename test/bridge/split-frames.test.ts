@@ -66,10 +66,11 @@ describe('screenshot frames framed from the upstream\'s text', () => {
     const overH2 = h2request(h2, '/sessions/shots/events');
     await live.until((x) => x.statuses().length >= 1);
     await eventually(() => b.server.streams.size === 3, 5000, 'three streams open');
-    b.sim.appendEvents('shots', 1);
-    await live.until((x) => x.indices().length === 1);
-    b.sim.appendEvents('shots', EVENTS - 1);
-    await live.until((x) => x.indices().length === EVENTS);
+    // One at a time, so each answer carries one screenshot: its text is then most of the body, and framed as a view.
+    for (let n = 1; n <= EVENTS; n++) {
+      b.sim.appendEvents('shots', 1);
+      await live.until((x) => x.indices().length === n);
+    }
 
     // The frames held are split ones (the path under test), within the budget.
     const entry = await b.server.hub.acquire('shots', true);

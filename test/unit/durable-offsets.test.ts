@@ -21,7 +21,6 @@ import {
   type Position,
 } from '../../src/http/durable-offsets.ts';
 import { endFrame, eventFrame, SplitFrame, statusFrameOf } from '../../src/hub/frames.ts';
-import { COPY_BELOW_BYTES } from '../../src/hub/parts.ts';
 import { RAW_EVENT_JSON } from '../../src/upstream/types.ts';
 import { BadRequestError } from '../../src/errors.ts';
 
@@ -116,8 +115,8 @@ describe('message bytes', () => {
   });
 
   it('a screenshot framed from the upstream\'s text (a split frame) gives the same record', () => {
-    const ev = { type: 'screenshot', data: { image: 'x'.repeat(COPY_BELOW_BYTES) }, timestamp: '2026-01-01T00:00:00Z' };
-    const text = Buffer.from(JSON.stringify(ev));
+    const ev = { type: 'screenshot', data: { image: 'x'.repeat(100_000) }, timestamp: '2026-01-01T00:00:00Z' };
+    const text = Buffer.concat([Buffer.from(JSON.stringify(ev))]); // memory of its own size, as the client's body
     const frame = eventFrame(7, { ...ev, [RAW_EVENT_JSON]: text });
     expect(frame).toBeInstanceOf(SplitFrame);
     expect(frameJson(frame).toString()).toBe(JSON.stringify({ index: 7, ...ev }));
