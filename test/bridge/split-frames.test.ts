@@ -8,11 +8,10 @@
  * Stream. The test also checks the frames held are split ones, so the path
  * under test is the one taken.
  */
-import { get } from 'node:http';
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SplitFrame } from '../../src/hub/frames.ts';
-import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { eventually, range, record, startBridge, strictGet, type Bridge } from '../helpers/harness.ts';
 import { h2request } from '../helpers/h2.ts';
 import { parseSse } from '../helpers/multi.ts';
 import { readDurable } from '../helpers/durable.ts';
@@ -31,19 +30,6 @@ afterEach(async () => {
   await bridge?.close();
   bridge = h2 = undefined;
 });
-
-/** The body of a GET read to its end by node:http, whose parser fails the response on any malformed chunk. */
-function strictGet(url: string, headers: Record<string, string> = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get(url, { headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (s: string) => (text += s));
-      res.on('end', () => resolve(text));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
-}
 
 /** The session events of an SSE body, parsed: `{index, type, data, timestamp}` (and `session` when tagged). */
 function eventsIn(text: string): Array<{ index: number; data: unknown; session?: string }> {

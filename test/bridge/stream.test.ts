@@ -1,7 +1,6 @@
 /** The SSE stream end to end: simulator → pollcast → real EventSource. */
-import { get } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { eventually, range, record, startBridge, strictGet, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
 afterEach(async () => {
@@ -156,17 +155,8 @@ describe('GET /sessions/{id}/events', () => {
     const readers = [0, 1].map(() => record(url));
     let opens = 0;
     for (const r of readers) r.es.addEventListener('open', () => opens++);
-    // A strict reader too: node:http's own parser fails the response on any malformed chunk, where an
-    // EventSource would reconnect and resume, hiding it.
-    const raw = new Promise<string>((resolve, reject) => {
-      get(url, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (s: string) => (text += s));
-        res.on('end', () => resolve(text));
-        res.on('error', reject);
-      }).on('error', reject);
-    });
+    // A strict reader too (node:http's parser fails the response on any malformed chunk).
+    const raw = strictGet(url);
     raw.catch(() => {}); // awaited below; a failure must not surface first as an unhandled rejection
     await Promise.all(readers.map((r) => r.until((x) => x.statuses().length >= 1)));
     await eventually(() => b.server.streams.size === 3, 5000, 'three streams open');

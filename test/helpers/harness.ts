@@ -2,6 +2,7 @@
  * Test harness: a real simulator and a real pollcast, each on its own port 0
  * socket, and a real `eventsource` client that records what it receives.
  */
+import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { EventSource } from 'eventsource';
 import { createSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.ts';
@@ -144,5 +145,22 @@ export function freePort(): Promise<number> {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
     });
+  });
+}
+
+/**
+ * The body of a GET read to its end by node:http, whose parser fails the
+ * response on any malformed chunk (an EventSource would reconnect and resume,
+ * hiding it).
+ */
+export function strictGet(url: string, headers: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (s: string) => (text += s));
+      res.on('end', () => resolve(text));
+      res.on('error', reject);
+    }).on('error', reject);
   });
 }
