@@ -5,7 +5,6 @@
  * See docs/durable-streams.md for the mapping.
  */
 import { BadRequestError } from '../errors.ts';
-import type { Frame } from '../hub/frames.ts';
 
 /**
  * A reader's position: `events` session events read (the next event is index
@@ -115,17 +114,6 @@ export function etagMatches(ifNoneMatch: string | undefined, etag: string): bool
 export function cacheControl(isPublic: boolean, fixed: boolean): string {
   const who = isPublic ? 'public' : 'private';
   return fixed ? `${who}, max-age=${FIXED_MAX_AGE_SECONDS}, immutable` : `${who}, max-age=${TAIL_MAX_AGE_SECONDS}, stale-while-revalidate=${TAIL_STALE_WHILE_REVALIDATE_SECONDS}`;
-}
-
-/**
- * The JSON object an SSE frame of frames.ts carries (its one `data:` line):
- * bytes shared with the frame, or for a split frame (a screenshot) its head's
- * `{"index":N,` joined to the event's text in one copy.
- */
-export function frameJson(frame: Frame): Buffer {
-  const first = Buffer.isBuffer(frame) ? frame : frame.head;
-  const start = first.indexOf('\ndata: ') + 7;
-  return Buffer.isBuffer(frame) ? frame.subarray(start, frame.length - 2) : Buffer.concat([frame.head.subarray(start), frame.text]);
 }
 
 /** `{"event": kind, ...fields}` from a frame's JSON object: the status and end records as stream messages. */

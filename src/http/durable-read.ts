@@ -7,9 +7,9 @@
  */
 import type { AppDeps } from './deps.ts';
 import { draining, readHistory, UNSETTLED_WAIT_MS, waitFor } from './dropin-routes.ts';
-import { CHUNK_MAX_BYTES, chunkEnd, frameJson, recordMessage, type Position } from './durable-offsets.ts';
+import { CHUNK_MAX_BYTES, chunkEnd, recordMessage, type Position } from './durable-offsets.ts';
 import type { Feed } from '../hub/feed.ts';
-import { eventJson } from '../hub/frames.ts';
+import { eventFrame, frameData } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesClaimOver, isKnown } from '../upstream/snapshot.ts';
 import { BadRequestError, UpstreamUnavailableError } from '../errors.ts';
@@ -47,7 +47,7 @@ export function currentStatus(feed: Feed): StatusVersion | null {
   const held = statusVersions.get(feed);
   if (held?.frame === feed.statusFrame) return held;
   const version = Math.max((held?.version ?? 0) + 1, Date.now());
-  const next = { frame: feed.statusFrame, version, message: recordMessage('status', frameJson(feed.statusFrame)) };
+  const next = { frame: feed.statusFrame, version, message: recordMessage('status', frameData(feed.statusFrame)) };
   statusVersions.set(feed, next);
   return next;
 }
@@ -113,7 +113,8 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
     if (page.length === 0) break;
     for (const e of page) {
       if (at >= end || full()) break;
-      const m = Buffer.from(eventJson(at, e), 'utf8');
+      // As the buffer's records are: the upstream's own text where it has one (never its data parsed and re-serialised).
+      const m = frameData(eventFrame(at, e));
       messages.push(m);
       bytes += m.length;
       at++;
@@ -126,7 +127,7 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
       const frames = feed.heldFrames(at, CHUNK_MAX_BYTES) ?? [];
       for (const f of frames) {
         if (at >= end || full()) break;
-        const m = frameJson(f);
+        const m = frameData(f);
         messages.push(m);
         bytes += m.length;
         at++;
@@ -141,7 +142,7 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
     return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: false, closed: false, fixed: true };
   }
   if (feed.ended) {
-    messages.push(recordMessage('end', frameJson(feed.endFrame!)));
+    messages.push(recordMessage('end', frameData(feed.endFrame!)));
     return { messages, next: { events: at, closed: true }, upToDate: true, closed: true, fixed: true };
   }
   const status = currentStatus(feed);

@@ -5,7 +5,7 @@
  * in one process or through the shared log in cluster mode. De-duplication is
  * by index: an event at or below the last index held is never appended twice.
  */
-import { endFrame, eventFrame, frameParts, statusFrameOf, statusJson, type Frame } from './frames.ts';
+import { endFrame, eventFrame, frameData, frameParts, statusFrameOf, statusJson, type Frame } from './frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../upstream/snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink, LoopUpdate } from '../upstream/sink.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
@@ -91,10 +91,9 @@ type Held = Frame;
 const HELD_OVERHEAD_BYTES = 100;
 const heldBytes = (h: Held) => h.length + HELD_OVERHEAD_BYTES;
 
-/** The upstream event a frame of `eventFrame` carries (its `data:` line is one JSON object; a split frame's text is the rest of it). */
+/** The upstream event a frame of `eventFrame` carries. */
 function eventOf(frame: Held): UpstreamEvent {
-  const json = Buffer.isBuffer(frame) ? frame.toString('utf8', frame.indexOf('\ndata: ') + 7, frame.length - 2) : `{${frame.text.toString('utf8')}`;
-  const { type, data, timestamp, omitted } = JSON.parse(json) as UpstreamEvent;
+  const { type, data, timestamp, omitted } = JSON.parse(frameData(frame).toString('utf8')) as UpstreamEvent;
   return omitted === undefined ? { type, data, timestamp } : { type, data, timestamp, omitted };
 }
 

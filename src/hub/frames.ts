@@ -16,6 +16,8 @@ const VIEW_MAX_RETAINED = 2;
 
 /** The blank line that closes every frame's last line. */
 const FRAME_END = Buffer.from('\n\n', 'latin1');
+/** Where a frame's one `data:` line starts (after the `event:` or `id:` line). */
+const DATA_FIELD = '\ndata: ';
 
 /**
  * An event frame kept in parts so that its event's text, big as a
@@ -54,9 +56,20 @@ export function frameParts(frames: readonly Frame[]): Buffer[] {
   return parts;
 }
 
-/** The frame as one buffer: itself, or a copy of a split frame's parts (for rare readers: tests, Durable Stream records). */
+/** The frame as one buffer: itself, or a copy of a split frame's parts. */
 export function frameBytes(frame: Frame): Buffer {
   return Buffer.isBuffer(frame) ? frame : Buffer.concat([frame.head, frame.text, FRAME_END]);
+}
+
+/**
+ * The JSON object a frame's one `data:` line carries: a view on the frame,
+ * or for a split frame its head's `{"index":N,` joined to the text in one
+ * copy (its readers are rare: the drop-in endpoint, Durable Stream records,
+ * tagged status and end frames).
+ */
+export function frameData(frame: Frame): Buffer {
+  if (Buffer.isBuffer(frame)) return frame.subarray(frame.indexOf(DATA_FIELD) + DATA_FIELD.length, frame.length - FRAME_END.length);
+  return Buffer.concat([frame.head.subarray(frame.head.indexOf(DATA_FIELD) + DATA_FIELD.length), frame.text]);
 }
 
 /**
@@ -67,8 +80,9 @@ export function frameBytes(frame: Frame): Buffer {
  * text of `COPY_BELOW_BYTES` or more (a screenshot) is not copied either,
  * the frame is a SplitFrame over it, when it is most of the memory it lies
  * in (a frame held for replay keeps that memory alive: an answer with one
- * screenshot, not a page of many); otherwise it is copied into one buffer. Otherwise JSON.stringify, which never emits a raw CR or LF (it
- * escapes them), so the data is one `data:` line as it is.
+ * screenshot, not a page of many); else it is copied into one buffer. An
+ * event without such text is JSON.stringify'd, which never emits a raw CR
+ * or LF (it escapes them), so the data is one `data:` line as it is.
  */
 export function eventFrame(index: number, event: UpstreamEvent): Frame {
   const text = event[RAW_EVENT_JSON];

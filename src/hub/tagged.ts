@@ -8,7 +8,7 @@
  * their tagged data is encoded once per frame and cached for every stream.
  */
 import { encodeFrame } from '../sse.ts';
-import { pushFrame, type Frame } from './frames.ts';
+import { frameData, pushFrame, type Frame } from './frames.ts';
 
 /** `data: {` — where the JSON object of an event frame opens. */
 const DATA_OPEN = Buffer.from('\ndata: {', 'latin1');
@@ -37,8 +37,7 @@ export function idLine(cursor: string): Buffer {
 
 /** The JSON of a frame's (single) data line. */
 function dataJson(frame: Buffer): Record<string, unknown> {
-  const start = frame.indexOf('\ndata: ') + 7;
-  return JSON.parse(frame.toString('utf8', start, frame.length - 2)) as Record<string, unknown>;
+  return JSON.parse(frameData(frame).toString('utf8')) as Record<string, unknown>;
 }
 
 // Keyed by the feed's frame, which belongs to one session: one tagged copy per

@@ -9,7 +9,6 @@ import {
   etagMatches,
   etagOf,
   formatOffset,
-  frameJson,
   jsonArray,
   nextCursor,
   parseCursor,
@@ -20,7 +19,7 @@ import {
   sseDataEvent,
   type Position,
 } from '../../src/http/durable-offsets.ts';
-import { endFrame, eventFrame, SplitFrame, statusFrameOf } from '../../src/hub/frames.ts';
+import { endFrame, eventFrame, frameData, SplitFrame, statusFrameOf } from '../../src/hub/frames.ts';
 import { RAW_EVENT_JSON } from '../../src/upstream/types.ts';
 import { BadRequestError } from '../../src/errors.ts';
 
@@ -102,15 +101,15 @@ describe('message bytes', () => {
   it('an event is the SSE frame data as it is; status and end records carry event and no index', () => {
     const ev = { type: 'AgentEvent', data: { kind: 'policy_event', text: 'line\nbreak' }, timestamp: '2026-01-01T00:00:00Z' };
     const frame = eventFrame(7, ev);
-    expect(JSON.parse(frameJson(frame).toString())).toEqual({ index: 7, ...ev });
-    const status = recordMessage('status', frameJson(statusFrameOf(JSON.stringify({ status: 'running', error: null }))));
+    expect(JSON.parse(frameData(frame).toString())).toEqual({ index: 7, ...ev });
+    const status = recordMessage('status', frameData(statusFrameOf(JSON.stringify({ status: 'running', error: null }))));
     expect(JSON.parse(status.toString())).toEqual({ event: 'status', status: 'running', error: null });
     expect(JSON.parse(recordMessage('end', Buffer.from('{}')).toString())).toEqual({ event: 'end' });
     const snapshot = { status: 'completed', startedAt: null, finishedAt: 'x', error: null, answer: 42, metrics: null } as never;
-    const end = JSON.parse(recordMessage('end', frameJson(endFrame(snapshot, 7, null))).toString());
+    const end = JSON.parse(recordMessage('end', frameData(endFrame(snapshot, 7, null))).toString());
     expect(end.event).toBe('end');
     expect(end).not.toHaveProperty('index');
-    expect(JSON.parse(jsonArray([frameJson(frame), status]).toString())).toHaveLength(2);
+    expect(JSON.parse(jsonArray([frameData(frame), status]).toString())).toHaveLength(2);
     expect(jsonArray([]).toString()).toBe('[]');
   });
 
@@ -119,7 +118,7 @@ describe('message bytes', () => {
     const text = Buffer.concat([Buffer.from(JSON.stringify(ev))]); // memory of its own size, as the client's body
     const frame = eventFrame(7, { ...ev, [RAW_EVENT_JSON]: text });
     expect(frame).toBeInstanceOf(SplitFrame);
-    expect(frameJson(frame).toString()).toBe(JSON.stringify({ index: 7, ...ev }));
+    expect(frameData(frame).toString()).toBe(JSON.stringify({ index: 7, ...ev }));
   });
 
   it('SSE: one data line per batch, then a control event; the closing control has no cursor', () => {
