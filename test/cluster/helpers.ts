@@ -4,10 +4,12 @@
  * balancer: each subscriber prefers one instance and, when that one is gone,
  * reconnects (with its Last-Event-ID) through the next live one.
  */
+import { afterEach } from 'vitest';
+import type { PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { CHAOS_ENV } from '../chaos/chaos.ts';
 import { startInstance, type Instance } from '../chaos/instance.ts';
-import { freePort } from '../helpers/harness.ts';
+import { freePort, type Recorder } from '../helpers/harness.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { balancerFetch } from '../helpers/balancer.ts';
 import { CLUSTER_LEASE_SECONDS } from '../chaos/deployment.ts';
@@ -36,6 +38,27 @@ export interface Cluster {
   /** A counter or gauge summed over its label sets, from slot `i`'s /metrics. */
   metric(i: number, name: string): Promise<number>;
   close(): Promise<void>;
+}
+
+/** What an in-process cluster test starts (pollcast servers in this process on one Redis and one simulator). */
+export interface InProcessParts {
+  redis?: RedisServer;
+  sim?: Simulator;
+  servers: PollcastServer[];
+  recorders: Recorder[];
+}
+
+/** Parts for the tests of one file, stopped after each test: subscribers, servers, the simulator, then Redis. */
+export function inProcessParts(): InProcessParts {
+  const parts: InProcessParts = { servers: [], recorders: [] };
+  afterEach(async () => {
+    for (const r of parts.recorders.splice(0)) r.close();
+    for (const s of parts.servers.splice(0)) await s.close();
+    await parts.sim?.close();
+    await parts.redis?.stop();
+    parts.sim = parts.redis = undefined;
+  });
+  return parts;
 }
 
 /** Sums every sample of `name` in a Prometheus text. */

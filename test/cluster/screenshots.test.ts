@@ -4,31 +4,21 @@
  * re-serialising), and every instance's subscribers get the events exactly
  * as the upstream sent them.
  */
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { startPollcast, type PollcastServer } from '../../src/server.ts';
-import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
-import { range, record, type Recorder } from '../helpers/harness.ts';
+import { startPollcast } from '../../src/server.ts';
+import { createSimulator } from '../../src/simulator/index.ts';
+import { range, record } from '../helpers/harness.ts';
 import { silentLogger } from '../../src/log.ts';
-import { startRedis, type RedisServer } from '../helpers/redis.ts';
-import { CLUSTER_ENV } from './helpers.ts';
+import { startRedis } from '../helpers/redis.ts';
+import { CLUSTER_ENV, inProcessParts } from './helpers.ts';
 
-let redis: RedisServer | undefined;
-let sim: Simulator | undefined;
-const servers: PollcastServer[] = [];
-const recorders: Recorder[] = [];
-
-afterEach(async () => {
-  for (const r of recorders.splice(0)) r.close();
-  for (const s of servers.splice(0)) await s.close();
-  await sim?.close();
-  await redis?.stop();
-  sim = redis = undefined;
-});
+const parts = inProcessParts();
+const { servers, recorders } = parts;
 
 it('relays ~100 KB events through the shared log to subscribers of every instance, as the upstream sent them', async () => {
-  redis = await startRedis();
-  sim = await createSimulator({});
+  const redis = (parts.redis = await startRedis());
+  const sim = (parts.sim = await createSimulator({}));
   sim.createSession('shots', { initialEvents: 0, detailBytes: 100_000 });
   const env = { ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, REDIS_URL: redis.url };
   for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));

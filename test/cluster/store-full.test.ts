@@ -4,34 +4,24 @@
  * line, shows it in the status, serves its subscribers from the upstream
  * directly, and goes back to the shared log once Redis takes writes again.
  */
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { startPollcast, type PollcastServer } from '../../src/server.ts';
-import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { startPollcast } from '../../src/server.ts';
+import { createSimulator } from '../../src/simulator/index.ts';
 import { BYPASS_REASON } from '../../src/transport/direct.ts';
 import { logKeys } from '../../src/transport/redis-log.ts';
 import { eventually, range, record, type Recorder } from '../helpers/harness.ts';
 import { freePort } from '../helpers/harness.ts';
-import { startRedis, type RedisServer } from '../helpers/redis.ts';
-import { CLUSTER_ENV } from './helpers.ts';
+import { startRedis } from '../helpers/redis.ts';
+import { CLUSTER_ENV, inProcessParts } from './helpers.ts';
 import { captureLog } from '../helpers/log-capture.ts';
 
-let redis: RedisServer | undefined;
-let sim: Simulator | undefined;
-const servers: PollcastServer[] = [];
-const recorders: Recorder[] = [];
-
-afterEach(async () => {
-  for (const r of recorders.splice(0)) r.close();
-  for (const s of servers.splice(0)) await s.close();
-  await sim?.close();
-  await redis?.stop();
-  sim = redis = undefined;
-});
+const parts = inProcessParts();
+const { servers, recorders } = parts;
 
 
 it('REDIS_URL pointing nowhere: sessions are served from upstream at once, the status names Redis, an error line says so', async () => {
-  sim = await createSimulator({});
+  const sim = (parts.sim = await createSimulator({}));
   sim.createSession('down', { initialEvents: 5 });
   const logged = captureLog('info');
   const { log } = logged;
@@ -51,8 +41,8 @@ it('REDIS_URL pointing nowhere: sessions are served from upstream at once, the s
 }, 30_000);
 
 it('Redis full: an error line, subscribers on every instance told and served from upstream, and the shared log again once Redis takes writes', async () => {
-  redis = await startRedis(['--maxmemory', '3mb']);
-  sim = await createSimulator({});
+  const redis = (parts.redis = await startRedis(['--maxmemory', '3mb']));
+  const sim = (parts.sim = await createSimulator({}));
   // About 30 KB an event: 3 MB holds far fewer than the session has.
   sim.createSession('full', { initialEvents: 0, emitEveryMs: 50, batchSize: 1, emitCount: 300, detailBytes: 30_000 });
   const logged = captureLog('info');
@@ -71,6 +61,6 @@ it('Redis full: an error line, subscribers on every instance told and served fro
     expect(r.indices(), `instance ${i}`).toEqual(range(300));
     expect(ends[i].last_index).toBe(299);
   }
-  await eventually(async () => (await redis!.command('HGET', logKeys('pollcast:', 'full', true).meta, 'end')) === 'over', 10_000, 'the end in the log');
+  await eventually(async () => (await redis.command('HGET', logKeys('pollcast:', 'full', true).meta, 'end')) === 'over', 10_000, 'the end in the log');
   expect(logged.lines().some((l) => l.level === 30 && /redis carries the sessions again/.test(l.msg))).toBe(true);
 }, 90_000);
