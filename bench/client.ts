@@ -1,12 +1,13 @@
 /**
  * The load client, one process of it (the orchestrator starts as many as the
- * file-descriptor limit needs): opens SSE streams with raw `http.get`, counts
- * every stream's indices and records latency, and reports on request. Speaks
- * the line protocol of client-protocol.ts on stdin/stdout.
+ * file-descriptor limit needs): opens SSE streams on bare sockets
+ * (raw-stream.ts), counts every stream's indices and records latency, and
+ * reports on request. Speaks the line protocol of client-protocol.ts on
+ * stdin/stdout.
  */
-import { get, type ClientRequest, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import { LatencyHistogram } from './latency-histogram.ts';
+import { RawStream } from './raw-stream.ts';
 import { nowMs, StreamCounter } from './sse-counter.ts';
 import type { AckReply, ClientCommand, OpenCommand, OpenReply, StatsCommand, StatsReply, StreamSpec } from './client-protocol.ts';
 
@@ -16,7 +17,7 @@ const OPEN_TIMEOUT_MS = 30_000;
 interface Stream {
   path: string;
   counter: StreamCounter;
-  res: IncomingMessage;
+  conn: RawStream;
   closed: boolean;
   /** nowMs() when the request was sent. */
   openedAtMs: number;
@@ -42,30 +43,7 @@ function countFailure(failures: Record<string, number>, key: string): void {
   failures[key] = (failures[key] ?? 0) + 1;
 }
 
-function track(spec: StreamSpec, res: IncomingMessage, openedAtMs: number): void {
-  const startIndex = spec.lastEventId === undefined ? 0 : spec.lastEventId + 1;
-  const counter = new StreamCounter(sink, { startIndex, latencyFromIndex: spec.latencyFromIndex ?? 0 });
-  const stream: Stream = { path: spec.path, counter, res, closed: false, openedAtMs, firstRecorded: false };
-  streams.push(stream);
-  res.on('data', (chunk: Buffer) => {
-    const before = counter.received;
-    bytesWindow += chunk.length;
-    counter.push(chunk);
-    receivedTotal += counter.received - before;
-    if (!stream.firstRecorded && counter.firstAtMs !== null) {
-      stream.firstRecorded = true;
-      firstEvent.record(counter.firstAtMs - stream.openedAtMs);
-    }
-  });
-  const closed = (): void => {
-    if (stream.closed) return;
-    stream.closed = true;
-    if (!counter.ended && !shuttingDown) closedEarly++;
-  };
-  res.on('close', closed);
-  res.on('error', closed);
-}
-
+/** Opens one stream; resolves true once its `200` head arrived. */
 function openOne(cmd: OpenCommand, spec: StreamSpec, localAddress: string | undefined, failures: Record<string, number>): Promise<boolean> {
   return new Promise((resolve) => {
     let settled = false;
@@ -78,19 +56,43 @@ function openOne(cmd: OpenCommand, spec: StreamSpec, localAddress: string | unde
     const headers: Record<string, string> = { accept: 'text/event-stream' };
     if (spec.lastEventId !== undefined) headers['last-event-id'] = String(spec.lastEventId);
     const openedAtMs = nowMs();
-    const req: ClientRequest = get({ host: cmd.host, port: cmd.port, path: spec.path, agent: false, ...(localAddress ? { localAddress } : {}), headers });
-    req.setTimeout(OPEN_TIMEOUT_MS, () => req.destroy(new Error('open timeout')));
-    req.on('response', (res) => {
-      req.setTimeout(0);
-      if (res.statusCode !== 200) {
-        res.resume();
-        settle(false, `http ${res.statusCode}`);
-        return;
-      }
-      track(spec, res, openedAtMs);
-      settle(true);
-    });
-    req.on('error', (err: NodeJS.ErrnoException) => settle(false, err.code ?? err.message));
+    const startIndex = spec.lastEventId === undefined ? 0 : spec.lastEventId + 1;
+    const counter = new StreamCounter(sink, { startIndex, latencyFromIndex: spec.latencyFromIndex ?? 0 });
+    let stream: Stream | null = null;
+    const conn = new RawStream(
+      { host: cmd.host, port: cmd.port, path: spec.path, headers, ...(localAddress ? { localAddress } : {}), headTimeoutMs: OPEN_TIMEOUT_MS },
+      {
+        onHead(status) {
+          if (status !== 200) {
+            settle(false, `http ${status}`);
+            return;
+          }
+          stream = { path: spec.path, counter, conn, closed: false, openedAtMs, firstRecorded: false };
+          streams.push(stream);
+          settle(true);
+        },
+        onBody(chunk) {
+          const s = stream!;
+          const before = counter.received;
+          bytesWindow += chunk.length;
+          counter.push(chunk);
+          receivedTotal += counter.received - before;
+          if (!s.firstRecorded && counter.firstAtMs !== null) {
+            s.firstRecorded = true;
+            firstEvent.record(counter.firstAtMs - s.openedAtMs);
+          }
+        },
+        onClose(error) {
+          if (stream === null) {
+            settle(false, error === null ? 'closed before head' : (error.code ?? error.message));
+            return;
+          }
+          if (stream.closed) return;
+          stream.closed = true;
+          if (!counter.ended && !shuttingDown) closedEarly++;
+        },
+      },
+    );
   });
 }
 
@@ -174,7 +176,7 @@ async function handle(cmd: ClientCommand): Promise<void> {
       return;
     case 'close':
       shuttingDown = true;
-      for (const s of streams) s.res.destroy();
+      for (const s of streams) s.conn.destroy();
       reply({ seq: cmd.seq, ok: true });
       process.exit(0);
   }
