@@ -22,7 +22,7 @@ function medianRecord<T extends object>(records: Array<T | null>): T | null {
   return out as T;
 }
 
-const MEDIAN_FIELDS = ['deliveries', 'windowMs', 'deliveriesPerSec', 'serverCpuMs', 'serverSysShare', 'rssIdleKb', 'rssOpenKb', 'rssEndKb', 'rssPeakKb', 'rssKbPerStream', 'kernelKbPerStream', 'serverFds', 'upstreamRequests', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'upstreamChangesInWindowPerSessionMinute', 'upstreamChangesInWindowPerSession', 'clientCpuShare', 'simCpuShare', 'orchestratorCpuShare'] as const;
+const MEDIAN_FIELDS = ['deliveries', 'windowMs', 'deliveriesPerSec', 'serverCpuMs', 'serverSysShare', 'rssIdleKb', 'rssOpenKb', 'rssEndKb', 'rssPeakKb', 'rssKbPerStream', 'kernelKbPerStream', 'serverFds', 'upstreamRequests', 'upstreamPerSessionMinute', 'upstreamChangesPerSessionMinute', 'upstreamChangesInWindowPerSessionMinute', 'upstreamChangesInWindowPerSession', 'clientCpuShare', 'clientBusiestSliceShare', 'simCpuShare', 'orchestratorCpuShare'] as const;
 const NULLABLE_MEDIAN_FIELDS = ['bytesPerDelivery', 'cpuUsPerDelivery', 'p50Ms', 'p99Ms', 'maxMs', 'firstEventP50Ms', 'firstEventMaxMs', 'upstreamPerBatch', 'serverCoreOtherShare', 'clientCoreOtherShare', 'redisCpuMs'] as const;
 const WORST_FIELDS = ['failedOpens', 'closedEarly', 'lost', 'duplicated', 'stale', 'upstreamMaxInFlight'] as const;
 

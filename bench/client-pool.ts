@@ -37,6 +37,8 @@ export interface PoolStats {
   maxCpuShare: number;
   /** CPU time of all client processes over the window (µs). */
   totalCpuUs: number;
+  /** Highest event-loop utilization of one client process over one slice of the window (0..1). */
+  busiestSliceShare: number;
 }
 
 /** The load client processes of one measurement. */
@@ -108,6 +110,7 @@ export class ClientPool {
       firstEvent: first,
       maxCpuShare: Math.max(...replies.map((r) => (r.wallMs > 0 ? r.cpuUs / 1000 / r.wallMs : 0))),
       totalCpuUs: sum('cpuUs'),
+      busiestSliceShare: Math.max(...replies.map((r) => r.busiestSliceShare)),
     };
   }
 

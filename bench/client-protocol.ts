@@ -88,6 +88,11 @@ export interface StatsReply {
   cpuUs: number;
   /** Wall time since `mark` (ms). */
   wallMs: number;
+  /**
+   * Highest event-loop utilization over one slice (≥ 100 ms) since `mark`: near 1 when the process had
+   * unread streams for a whole slice, however idle it was on average over the window.
+   */
+  busiestSliceShare: number;
 }
 
 /** Generic acknowledgement (`mark`, `close`). */

@@ -5,6 +5,7 @@
  * reports on request. Speaks the line protocol of client-protocol.ts on
  * stdin/stdout.
  */
+import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { LatencyHistogram } from './latency-histogram.ts';
 import { RawStream } from './raw-stream.ts';
@@ -38,6 +39,18 @@ let closedEarly = 0;
 let shuttingDown = false;
 let markCpu = process.cpuUsage();
 let markWall = performance.now();
+
+/** Length of a slice of the busiest-slice reading (ms). */
+const SLICE_MS = 100;
+// The loop's utilization slice by slice: while the process reads for longer than a slice, the timer
+// fires late and its slice covers the whole busy spell (bench/RESULTS.md, issue 21, twelfth round).
+let sliceStart = performance.eventLoopUtilization();
+let busiestSlice = 0;
+setInterval(() => {
+  const now = performance.eventLoopUtilization();
+  busiestSlice = Math.max(busiestSlice, performance.eventLoopUtilization(now, sliceStart).utilization);
+  sliceStart = now;
+}, SLICE_MS).unref();
 
 function countFailure(failures: Record<string, number>, key: string): void {
   failures[key] = (failures[key] ?? 0) + 1;
@@ -150,6 +163,7 @@ function stats(cmd: StatsCommand): StatsReply {
     firstEvent: cmd.histogram ? firstEvent.toJSON() : null,
     cpuUs: cpu.user + cpu.system,
     wallMs: performance.now() - markWall,
+    busiestSliceShare: busiestSlice,
   };
 }
 
@@ -169,6 +183,8 @@ async function handle(cmd: ClientCommand): Promise<void> {
       bytesWindow = 0;
       markCpu = process.cpuUsage();
       markWall = performance.now();
+      sliceStart = performance.eventLoopUtilization();
+      busiestSlice = 0;
       reply({ seq: cmd.seq, ok: true });
       return;
     case 'stats':

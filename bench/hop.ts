@@ -121,6 +121,7 @@ export async function measureHop(scenario: Scenario, ctx: MeasureContext): Promi
       upstreamPerBatch: requests / scenario.sessions / batches,
       upstreamMaxInFlight: maxInFlight,
       clientCpuShare: 0,
+      clientBusiestSliceShare: 0,
       clientSaturated: false,
       simCpuShare: w.simCpuUs / 1000 / w.windowMs,
       orchestratorCpuShare: w.selfCpuUs / 1000 / w.windowMs,

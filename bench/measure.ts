@@ -24,7 +24,11 @@ const POLL_MS = 100;
 const DRAIN_TIMEOUT_MS = 30_000;
 /** Machine-wide busy share under which the machine counts as quiet (both cores; 0.15 = 30% of one core). */
 const QUIET_BUSY_SHARE = 0.15;
-/** A client process above this share of a core was the bottleneck (SAT in the table). */
+/**
+ * A client process above this share of a core over the window, or this busy over one slice of it, was
+ * the bottleneck (SAT in the table): a load client busy for a whole delivery sets the latency, however idle
+ * it is between deliveries (bench/RESULTS.md, issue 21, twelfth round).
+ */
 const CLIENT_SATURATED_SHARE = 0.9;
 
 export interface MeasureContext {
@@ -235,7 +239,8 @@ export async function measure(scenario: Scenario, targetName: TargetName, ctx: M
       upstreamPerBatch: batches > 0 ? up.requests / scenario.sessions / batches : null,
       upstreamMaxInFlight: up.maxInFlight,
       clientCpuShare: stats.maxCpuShare,
-      clientSaturated: stats.maxCpuShare > CLIENT_SATURATED_SHARE,
+      clientBusiestSliceShare: stats.busiestSliceShare,
+      clientSaturated: stats.maxCpuShare > CLIENT_SATURATED_SHARE || stats.busiestSliceShare > CLIENT_SATURATED_SHARE,
       simCpuShare: w.simCpuUs / 1000 / w.windowMs,
       orchestratorCpuShare: w.selfCpuUs / 1000 / w.windowMs,
       load1Start,

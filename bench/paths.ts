@@ -47,7 +47,7 @@ function blankRow(scenario: Scenario, load1Start: number): Row {
     serverCoreOtherShare: null, clientCoreOtherShare: null, cpuUsPerDelivery: null, p50Ms: null, p99Ms: null, maxMs: null, firstEventP50Ms: null,
     firstEventMaxMs: null, rssIdleKb: Number.NaN, rssOpenKb: Number.NaN, rssEndKb: Number.NaN, rssPeakKb: Number.NaN, rssKbPerStream: Number.NaN,
     kernelKbPerStream: Number.NaN, serverFds: 0, lost: 0, duplicated: 0, stale: 0, upstreamRequests: 0, upstreamCalls: { changes: 0, zeroWait: 0, waiting: 0, status: 0 },
-    upstreamPerSessionMinute: Number.NaN, upstreamChangesPerSessionMinute: Number.NaN, upstreamChangesInWindowPerSessionMinute: Number.NaN, upstreamChangesInWindowPerSession: Number.NaN, upstreamPerBatch: null, upstreamMaxInFlight: 0, clientCpuShare: 0, clientSaturated: false, simCpuShare: 0,
+    upstreamPerSessionMinute: Number.NaN, upstreamChangesPerSessionMinute: Number.NaN, upstreamChangesInWindowPerSessionMinute: Number.NaN, upstreamChangesInWindowPerSession: Number.NaN, upstreamPerBatch: null, upstreamMaxInFlight: 0, clientCpuShare: 0, clientBusiestSliceShare: 0, clientSaturated: false, simCpuShare: 0,
     orchestratorCpuShare: 0, load1Start, load1End: load1Start, runs: 1, serverProcesses: 1, redisCpuMs: null, memory: null,
   };
 }

@@ -82,6 +82,7 @@ export const TABLE_NOTES = [
   'base MB: server RSS before any stream; peak MB: its VmHWM at the end of the window. hop rows: CPU per event received, no streams.',
   'CPU x base: CPU per delivery, except resume rows: the server CPU of the whole resume (open to live event), whatever it sent.',
   'bytes/deliv: body bytes the load client read per event delivered (status frames, which the naive server never sends, and comments included).',
+  'client CPU: busiest client process over the window; SAT: it was above 90% of a core over the window, or its event loop was busy over 90% of one slice (>= 100 ms): latency is then partly the client\'s.',
 ].join('\n');
 
 const spreadCell = (s: Spread | null, digits: number): string => (s === null ? '-' : s.n === 1 ? fmt(s.median, digits) : `${fmt(s.min, digits)}–${fmt(s.median, digits)}–${fmt(s.max, digits)}`);

@@ -91,6 +91,8 @@ export interface Row {
   /** Most changes calls of one session in flight at once (1 = one loop per session). */
   upstreamMaxInFlight: number;
   clientCpuShare: number;
+  /** Highest event-loop utilization of one client process over one slice (≥ 100 ms) of the window. */
+  clientBusiestSliceShare: number;
   clientSaturated: boolean;
   /** CPU of the simulator and of this orchestrator over the window, as shares of one core (they share the client core). */
   simCpuShare: number;

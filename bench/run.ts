@@ -179,7 +179,7 @@ try {
         const neighbourShare = row.neighbourCoreShare ?? null;
         const other = `, other load on server core ${pct(row.serverCoreOtherShare)}${neighbourShare === null ? '' : ` besides the busy neighbour's ${pct(neighbourShare)}`}, on client core ${pct(row.clientCoreOtherShare)}`;
         const redis = row.redisCpuMs === null ? '' : ` (redis-server ${row.redisCpuMs.toFixed(0)} ms of it)`;
-        log(`  ${target}: ${row.deliveries} deliveries in ${row.windowMs} ms, server CPU ${row.serverCpuMs.toFixed(0)} ms${redis} (${(row.serverSysShare * 100).toFixed(0)}% kernel), p99 ${row.p99Ms?.toFixed(1) ?? '-'} ms, lost ${row.lost}, dup ${row.duplicated}, client CPU ${(row.clientCpuShare * 100).toFixed(0)}%, simulator ${(row.simCpuShare * 100).toFixed(0)}%, orchestrator ${(row.orchestratorCpuShare * 100).toFixed(0)}%${other}`);
+        log(`  ${target}: ${row.deliveries} deliveries in ${row.windowMs} ms, server CPU ${row.serverCpuMs.toFixed(0)} ms${redis} (${(row.serverSysShare * 100).toFixed(0)}% kernel), p99 ${row.p99Ms?.toFixed(1) ?? '-'} ms, lost ${row.lost}, dup ${row.duplicated}, client CPU ${(row.clientCpuShare * 100).toFixed(0)}% (busiest slice ${(row.clientBusiestSliceShare * 100).toFixed(0)}%${row.clientSaturated ? ', saturated' : ''}), simulator ${(row.simCpuShare * 100).toFixed(0)}%, orchestrator ${(row.orchestratorCpuShare * 100).toFixed(0)}%${other}`);
       }
     }
     for (const target of scenarioTargets) rows.push(foldRuns(runs.get(target)!));
