@@ -2,7 +2,7 @@
 import { encodeFrame } from '../sse.ts';
 import { endPayload, statusPayload, type Snapshot } from '../upstream/snapshot.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
-import { COPY_BELOW_BYTES } from './parts.ts';
+import { COPY_BELOW_BYTES, totalLength } from './parts.ts';
 
 /** The JSON an event frame carries: `{index, type, data, timestamp}` (and `omitted` for a placeholder). */
 export function eventJson(index: number, event: UpstreamEvent): string {
@@ -22,21 +22,20 @@ const DATA_FIELD = '\ndata: ';
 /**
  * An event frame kept in parts so that its event's text, big as a
  * screenshot, is never copied: the head (`id: N\ndata: {"index":N,`), then
- * the event's own JSON text after its opening brace (a view on the
- * upstream's body), then the blank line. Its bytes are those parts in turn.
+ * the event's own JSON text after its opening brace (views on the
+ * upstream's body, one per socket read it lies in), then the blank line.
+ * Its bytes are those parts in turn.
  */
 export class SplitFrame {
   readonly head: Buffer;
-  readonly text: Buffer;
+  readonly text: readonly Buffer[];
+  /** Bytes of the frame. */
+  readonly length: number;
 
-  constructor(head: Buffer, text: Buffer) {
+  constructor(head: Buffer, text: readonly Buffer[]) {
     this.head = head;
     this.text = text;
-  }
-
-  /** Bytes of the frame. */
-  get length(): number {
-    return this.head.length + this.text.length + FRAME_END.length;
+    this.length = head.length + totalLength(text) + FRAME_END.length;
   }
 }
 
@@ -46,7 +45,7 @@ export type Frame = Buffer | SplitFrame;
 /** Appends the frame's bytes to `parts`: the buffer itself, or a split frame's three parts (none copied). */
 export function pushFrame(parts: Buffer[], frame: Frame): void {
   if (Buffer.isBuffer(frame)) parts.push(frame);
-  else parts.push(frame.head, frame.text, FRAME_END);
+  else parts.push(frame.head, ...frame.text, FRAME_END);
 }
 
 /** The frames' bytes as parts, in order, none copied. */
@@ -58,7 +57,7 @@ export function frameParts(frames: readonly Frame[]): Buffer[] {
 
 /** The frame as one buffer: itself, or a copy of a split frame's parts. */
 export function frameBytes(frame: Frame): Buffer {
-  return Buffer.isBuffer(frame) ? frame : Buffer.concat([frame.head, frame.text, FRAME_END]);
+  return Buffer.isBuffer(frame) ? frame : Buffer.concat([frame.head, ...frame.text, FRAME_END], frame.length);
 }
 
 /**
@@ -69,7 +68,7 @@ export function frameBytes(frame: Frame): Buffer {
  */
 export function frameData(frame: Frame): Buffer {
   if (Buffer.isBuffer(frame)) return frame.subarray(frame.indexOf(DATA_FIELD) + DATA_FIELD.length, frame.length - FRAME_END.length);
-  return Buffer.concat([frame.head.subarray(frame.head.indexOf(DATA_FIELD) + DATA_FIELD.length), frame.text]);
+  return Buffer.concat([frame.head.subarray(frame.head.indexOf(DATA_FIELD) + DATA_FIELD.length), ...frame.text]);
 }
 
 /**
@@ -89,14 +88,32 @@ export function eventFrame(index: number, event: UpstreamEvent): Frame {
   if (text === undefined || event.omitted !== undefined) return Buffer.from(`id: ${index}\ndata: ${eventJson(index, event)}\n\n`, 'utf8');
   const head = `id: ${index}\ndata: {"index":${index},`;
   // The text opens with `{` (and perhaps spaces before its first field): the head stands in for them.
-  let from = 1;
-  while (text[from] === 0x20 || text[from] === 0x09) from++;
-  if (text.length - from >= COPY_BELOW_BYTES && text.buffer.byteLength <= VIEW_MAX_RETAINED * text.length) return new SplitFrame(Buffer.from(head, 'latin1'), text.subarray(from));
-  const frame = Buffer.allocUnsafe(head.length + text.length - from + FRAME_END.length);
-  frame.write(head, 0, 'latin1');
-  text.copy(frame, head.length, from);
-  FRAME_END.copy(frame, frame.length - FRAME_END.length);
+  const rest = afterOpening(text);
+  const length = totalLength(rest);
+  if (length >= COPY_BELOW_BYTES && retainedBytes(rest) <= VIEW_MAX_RETAINED * length) return new SplitFrame(Buffer.from(head, 'latin1'), rest);
+  const frame = Buffer.allocUnsafe(head.length + length + FRAME_END.length);
+  let at = frame.write(head, 0, 'latin1');
+  for (const part of rest) at += part.copy(frame, at);
+  FRAME_END.copy(frame, at);
   return frame;
+}
+
+/** The text's parts past its opening `{` and the spaces or tabs after it (views, none copied). */
+function afterOpening(text: readonly Buffer[]): Buffer[] {
+  let from = 1;
+  for (let k = 0; k < text.length; k++, from = 0) {
+    const part = text[k]!;
+    while (from < part.length && (part[from] === 0x20 || part[from] === 0x09)) from++;
+    if (from < part.length) return [from === 0 ? part : part.subarray(from), ...text.slice(k + 1)];
+  }
+  return [];
+}
+
+/** Bytes of memory the parts keep alive (each part's whole buffer: a socket read, or a page of several events). */
+function retainedBytes(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of parts) n += p.buffer.byteLength;
+  return n;
 }
 
 /** Encodes an `event: status` frame from its JSON. */

@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { LoopSink, LoopUpdate } from '../upstream/sink.ts';
+import { utf8Of } from '../upstream/body.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
 import type { Snapshot } from '../upstream/snapshot.ts';
 import { sleep } from '../upstream/backoff.ts';
@@ -58,7 +59,8 @@ export function visibleStateOf(stateJson: string): string {
 
 /** An event's log entry: the upstream's own text of it where the client kept one (no parse, no re-serialising), else its JSON. */
 function logEntry(e: UpstreamEvent): string {
-  return e[RAW_EVENT_JSON]?.toString('utf8') ?? JSON.stringify(e);
+  const text = e[RAW_EVENT_JSON];
+  return text === undefined ? JSON.stringify(e) : utf8Of(text);
 }
 
 /** A leader's writer for one lease term. */

@@ -6,6 +6,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseChanges, parseRetryAfterMs, parseStatusBody } from './parse.ts';
 import { attachEventText } from './event-spans.ts';
+import { Body } from './body.ts';
 import type { StatusBody, TrajectoryChanges } from './types.ts';
 import type { UpstreamCredential } from './credential.ts';
 
@@ -48,8 +49,8 @@ export interface RawAnswer {
   /** The body's UTF-8 decoding, made on each read (read it once). */
   readonly text: string;
   readonly bytes: number;
-  /** The body as read: changes answers locate their events' own JSON text in it. */
-  readonly body: Buffer;
+  /** The body as read, in its chunks: changes answers locate their events' own JSON text in it. */
+  readonly body: Body;
 }
 
 /**
@@ -64,9 +65,9 @@ class BodyAnswer implements RawAnswer {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly bytes: number;
-  readonly body: Buffer;
+  readonly body: Body;
 
-  constructor(status: number, headers: IncomingHttpHeaders, bytes: number, body: Buffer) {
+  constructor(status: number, headers: IncomingHttpHeaders, bytes: number, body: Body) {
     this.status = status;
     this.headers = headers;
     this.bytes = bytes;
@@ -74,7 +75,7 @@ class BodyAnswer implements RawAnswer {
   }
 
   get text(): string {
-    return this.body.toString('utf8');
+    return this.body.text();
   }
 }
 
@@ -154,7 +155,7 @@ const ERROR_BODY_MAX_BYTES = 64 * 1024;
 
 class BodyTooLarge extends Error {}
 
-const EMPTY_BODY = Buffer.alloc(0);
+const EMPTY_BODY = new Body([]);
 
 /**
  * One GET as an undici dispatch handler: the body is gathered from its chunks
@@ -216,7 +217,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+    const body = new Body(this.chunks);
     this.chunks = [];
     this.finish(new BodyAnswer(this.status, this.headers, this.size, body));
   }
@@ -329,7 +330,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         if (!json.ok) return { kind: 'bad-body', reason: 'changes: body is not valid JSON' };
         const parsed = parseChanges(json.value);
         if (!parsed.ok) return { kind: 'bad-body', reason: `changes: ${parsed.reason}` };
-        attachEventText(res.body, (json.value as { new_events?: unknown }).new_events, parsed.value.new_events);
+        attachEventText(res.body, text, (json.value as { new_events?: unknown }).new_events, parsed.value.new_events);
         return { kind: 'events', changes: parsed.value, bytes: res.bytes };
       });
     },

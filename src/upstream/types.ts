@@ -38,7 +38,8 @@ export interface StatusBody {
 }
 
 /**
- * The key of an event's own JSON text in the body it came in (a view, not a copy), set by
+ * The key of an event's own JSON text in the body it came in (views on the body's chunks, in
+ * order, not a copy), set by
  * the client only where that text can stand for the event (src/upstream/event-spans.ts).
  * A symbol, so JSON.stringify (the cluster log) never writes it.
  */
@@ -51,8 +52,8 @@ export interface UpstreamEvent {
   timestamp: string;
   /** Set by pollcast for an event it could not relay (larger than the body cap): why its data is missing. */
   omitted?: string;
-  /** The upstream's own text of exactly `{type, data, timestamp}`, when the body allowed it to be located. */
-  [RAW_EVENT_JSON]?: Buffer;
+  /** The upstream's own text of exactly `{type, data, timestamp}` (its bytes in parts), when the body allowed it to be located. */
+  [RAW_EVENT_JSON]?: readonly Buffer[];
 }
 
 /** A 200 answer of `/changes`. */

@@ -65,6 +65,9 @@ describe('screenshot frames framed from the upstream\'s text', () => {
       expect(held.length).toBeGreaterThan(0);
       expect(held.length).toBeLessThan(EVENTS);
       for (const f of held) expect(f).toBeInstanceOf(SplitFrame);
+      // Nor was the body joined into a copy: a screenshot's text lies in the socket reads it came in (64 KB at most each).
+      expect(held.some((f) => (f as SplitFrame).text.length > 1)).toBe(true);
+      for (const f of held) for (const part of (f as SplitFrame).text) expect(part.buffer.byteLength).toBeLessThanOrEqual(65_536);
     } finally {
       b.server.hub.release(entry);
     }

@@ -116,7 +116,7 @@ describe('message bytes', () => {
   it('a screenshot framed from the upstream\'s text (a split frame) gives the same record', () => {
     const ev = { type: 'screenshot', data: { image: 'x'.repeat(100_000) }, timestamp: '2026-01-01T00:00:00Z' };
     const text = Buffer.concat([Buffer.from(JSON.stringify(ev))]); // memory of its own size, as the client's body
-    const frame = eventFrame(7, { ...ev, [RAW_EVENT_JSON]: text });
+    const frame = eventFrame(7, { ...ev, [RAW_EVENT_JSON]: [text] });
     expect(frame).toBeInstanceOf(SplitFrame);
     expect(frameData(frame).toString()).toBe(JSON.stringify({ index: 7, ...ev }));
   });

@@ -1,6 +1,7 @@
 /** Event frames built from the upstream's own JSON text: the same events as re-serialising them, whatever the layout. */
 import { describe, expect, it } from 'vitest';
 import { eventFrame, frameBytes } from '../../src/hub/frames.ts';
+import { Body } from '../../src/upstream/body.ts';
 import { attachEventText, eventSpans, TEXT_MIN_AVERAGE_EVENT_BYTES } from '../../src/upstream/event-spans.ts';
 import { parseChanges } from '../../src/upstream/parse.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts';
@@ -8,12 +9,25 @@ import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts'
 /** A top-level field that brings a body's events to the average size past which their text is used. */
 const pad = (events: number) => `"pad":"${'p'.repeat(events * TEXT_MIN_AVERAGE_EVENT_BYTES)}"`;
 
-/** Parses a changes body as the client does, then attaches the events' text. */
-function received(text: string): UpstreamEvent[] {
-  const value = JSON.parse(text) as { new_events?: unknown };
+/**
+ * The bytes of `text` as the client holds a body: in chunks cut at `cuts` (byte offsets, a
+ * character may lie across two), each in memory of its own as a socket read is.
+ */
+function chunked(text: string, cuts: number[] = []): Body {
+  const bytes = Buffer.from(text, 'utf8');
+  const at = [0, ...cuts.filter((c) => c > 0 && c < bytes.length).sort((a, b) => a - b), bytes.length];
+  return new Body(at.slice(1).map((end, k) => Buffer.from(bytes.subarray(at[k]!, end))));
+}
+
+/** Parses a changes body as the client does (in chunks cut at `cuts`), then attaches the events' text. */
+function received(text: string, cuts: number[] = []): UpstreamEvent[] {
+  const body = chunked(text, cuts);
+  const decoded = body.text();
+  expect(decoded).toBe(text);
+  const value = JSON.parse(decoded) as { new_events?: unknown };
   const parsed = parseChanges(value);
   if (!parsed.ok) throw new Error(parsed.reason);
-  attachEventText(Buffer.from(text, 'utf8'), value.new_events, parsed.value.new_events);
+  attachEventText(body, decoded, value.new_events, parsed.value.new_events);
   return parsed.value.new_events;
 }
 
@@ -80,11 +94,11 @@ function write(v: unknown, r: () => number, breaks: boolean): string {
 
 describe('event frames from the upstream text', () => {
   it('finds the spans of the top-level new_events elements only (the last key, as JSON.parse keeps)', () => {
-    const body = Buffer.from('{"a":{"new_events":[1]},"new_events":[{"type":"x"}, 2 ,"s,]"],"new_events" : [ [1,[2]] , {"b":"}"} ]}');
+    const body = '{"a":{"new_events":[1]},"new_events":[{"type":"x"}, 2 ,"s,]"],"new_events" : [ [1,[2]] , {"b":"}"} ]}';
     const spans = eventSpans(body);
-    expect(spans?.map(({ start, end }) => body.toString('utf8', start, end))).toEqual(['[1,[2]]', '{"b":"}"}']);
-    expect(eventSpans(Buffer.from('{"status":"x"}'))).toBeNull();
-    expect(eventSpans(Buffer.from('[1]'))).toBeNull();
+    expect(spans?.map(({ start, end }) => body.slice(start, end))).toEqual(['[1,[2]]', '{"b":"}"}']);
+    expect(eventSpans('{"status":"x"}')).toBeNull();
+    expect(eventSpans('[1]')).toBeNull();
   });
 
   it('frames an event from its text with "index" first, and the frame parses to what re-serialising gives', () => {
@@ -122,7 +136,7 @@ describe('event frames from the upstream text', () => {
     const value = JSON.parse(latin1.toString('utf8')) as { new_events: unknown };
     const parsed = parseChanges(value);
     if (!parsed.ok) throw new Error(parsed.reason);
-    attachEventText(latin1, value.new_events, parsed.value.new_events);
+    attachEventText(new Body([latin1]), latin1.toString('utf8'), value.new_events, parsed.value.new_events);
     expect(hasText(parsed.value.new_events[0]!)).toBe(false);
   });
 
@@ -154,7 +168,10 @@ describe('event frames from the upstream text', () => {
       if (r() < 0.8) body.pad = 'p'.repeat(events.length * TEXT_MIN_AVERAGE_EVENT_BYTES);
       if (r() < 0.2) body[`x${randomString(r)}`] = randomValue(r, 1);
       const text = write(body, r, r() < 0.2);
-      const got = received(text);
+      // Half of the bodies arrive in up to four chunks, cut anywhere (inside a character too).
+      const size = Buffer.byteLength(text);
+      const cuts = r() < 0.5 ? Array.from({ length: Math.floor(r() * 4) + 1 }, () => Math.floor(r() * size)) : [];
+      const got = received(text, cuts);
       got.forEach((e, k) => {
         const expected = JSON.parse(JSON.stringify({ index: 100 + k, type: e.type, data: e.data, timestamp: e.timestamp })) as unknown;
         expect(frameOf(100 + k, e), `seed ${seed}, event ${k}`).toEqual({ id: String(100 + k), data: expected });
