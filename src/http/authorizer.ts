@@ -18,10 +18,11 @@ export interface AuthorizerDeps {
   stats: Stats;
 }
 
-/** The bearer a token would be read from (header, else query), unparsed. */
-function bearerOf({ authorization, accessToken }: Credentials): string | undefined {
+/** The values a key or token could be read from: the bearer (header, else query) and UPSTREAM_AUTH_HEADER's value, unparsed. */
+function bearersOf({ authorization, accessToken, keyHeader }: Credentials): string[] {
   const m = authorization === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
-  return m ? m[1] : accessToken;
+  const bearer = m ? m[1] : accessToken;
+  return [bearer, keyHeader?.trim()].filter((v): v is string => v !== undefined && v !== '');
 }
 
 /** Token first, the upstream for anything that is not a pollcast token (a valid token short of a session stays a 403). */
@@ -31,8 +32,8 @@ function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenC
     try {
       return await token(credentials, sessionIds);
     } catch (err) {
-      const bearer = bearerOf(credentials);
-      if (!(err instanceof UnauthorizedError) || (bearer !== undefined && (await isOurs(bearer)))) throw err;
+      if (!(err instanceof UnauthorizedError)) throw err;
+      for (const value of bearersOf(credentials)) if (await isOurs(value)) throw err;
       return key(credentials, sessionIds);
     }
   };

@@ -2,13 +2,14 @@
  * The pass-through (CONTRACT.md section 3, "Everything else under the API's
  * path"): every request under the path of UPSTREAM_URL that no other route
  * answers goes to the upstream as the caller sent it (method, raw target,
- * headers less hop-by-hop ones, body streamed) and its answer comes back as
+ * headers less hop-by-hop ones, body streamed when its length is declared,
+ * else read whole within the cap first) and its answer comes back as
  * the upstream gave it (status, headers, body streamed; redirects passed on).
  * Only the caller's own credential travels: the pool has no key, a pollcast
  * token (header, `access_token`, cookie) is cut out. A write that changes a
  * session nudges its loop, so watchers see `paused` at once.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context, Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
@@ -29,6 +30,39 @@ const NUDGING_POST = /^\/sessions\/([^/]+)\/(?:messages|pause|resume|force_answe
 const NUDGING_DELETE = /^\/sessions\/([^/]+)$/;
 /** Methods counted by name in the metrics; any other is `other` (labels stay bounded). */
 const COUNTED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * A body sent without a declared length (chunked, or HTTP/2 without `content-length`), read whole
+ * before anything goes upstream, so one past `maxBytes` is refused with nothing forwarded
+ * (CONTRACT.md section 3). Null once it passes `maxBytes` (the rest is left unread).
+ */
+function readUndeclared(incoming: Readable, maxBytes: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let seen = 0;
+    const done = (): void => {
+      incoming.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > maxBytes) {
+        done();
+        incoming.pause();
+        resolve(null);
+      } else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(Buffer.concat(chunks, seen));
+    };
+    const onError = (err: Error): void => {
+      done();
+      reject(err);
+    };
+    const onClose = (): void => onError(new Error('the request body broke off'));
+    incoming.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
 
 /** Counts body bytes on their way upstream and fails the stream once they pass `maxBytes`. */
 class BodyLimit extends Transform {
@@ -128,6 +162,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   // A pollcast token is pollcast's: never shown to the upstream (header, query or cookie). Every line and
   // every repeated parameter is judged; one holding a token takes the whole header (or parameter) with it.
   const dropAuthorization = await holdsSubscriberToken(headerLines(incoming.rawHeaders, 'authorization'), deps.isSubscriberToken);
+  // The header UPSTREAM_AUTH_HEADER names carries keys the same way: a token put there stays here too.
+  const keyHeader = deps.config.upstreamAuthHeader?.toLowerCase();
+  const dropHeader = keyHeader !== undefined && (await holdsSubscriberToken(headerLines(incoming.rawHeaders, keyHeader), deps.isSubscriberToken)) ? keyHeader : undefined;
   let target = rawTarget;
   const accessTokens = query === '' ? [] : new URLSearchParams(query).getAll('access_token');
   if (await holdsSubscriberToken(accessTokens, deps.isSubscriberToken)) {
@@ -143,11 +180,27 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
       host: c.req.header('host') ?? (isHttp1(outgoing) ? undefined : (incoming.headers[':authority'] as string | undefined)),
       trustForwarded: trust !== 'none',
     },
-    { cookieName: deps.config.authCookieName, dropAuthorization },
+    { cookieName: deps.config.authCookieName, dropAuthorization, dropHeader },
   );
 
   const hasBody = declared !== undefined ? Number(declared) > 0 : c.req.header('transfer-encoding') !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');
-  const limit = hasBody ? new BodyLimit(maxBytes) : null;
+  let whole: Buffer | null = null;
+  if (hasBody && declared === undefined) {
+    try {
+      whole = await readUndeclared(incoming, maxBytes);
+    } catch {
+      if (outgoing.destroyed || incoming.destroyed) return RESPONSE_ALREADY_SENT;
+      throw new BadRequestError('the request body broke off');
+    }
+    if (whole === null) {
+      // The rest of the body is not read: the connection is not reused.
+      if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+      count(deps.stats.forwardErrors, 'too_large');
+      throw new PayloadTooLargeError(maxBytes);
+    }
+  }
+  // A declared length was checked above: that body is streamed, counted on its way in case it runs longer.
+  const limit = hasBody && whole === null ? new BodyLimit(maxBytes) : null;
   if (limit) {
     incoming.on('error', (err) => limit.destroy(err));
     incoming.pipe(limit);
@@ -160,7 +213,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
 
   let answer;
   try {
-    answer = await forwarder.forward({ method, target, headers, body: limit, signal: abort.signal });
+    answer = await forwarder.forward({ method, target, headers, body: whole ?? limit, signal: abort.signal });
   } catch (err) {
     if (limit) {
       // The rest of the body is not read: the connection is not reused.

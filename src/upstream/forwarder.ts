@@ -24,8 +24,8 @@ export interface ForwardRequest {
   target: string;
   /** Flat `[name, value, name, value, …]`, already cleaned of hop-by-hop headers and Host. */
   headers: string[];
-  /** The request body, streamed as it arrives; null when there is none. */
-  body: Readable | null;
+  /** The request body: streamed as it arrives (its length declared), read whole (no length declared), or null when there is none. */
+  body: Readable | Buffer | null;
   signal: AbortSignal;
 }
 

@@ -174,32 +174,44 @@ describe('forwarding: limits and failures', () => {
     expect((await api(`${b.url}/api/v2`, KEY_A, 'POST', '/sessions/limited/messages', { message: 'hello' })).status).toBe(202);
   });
 
-  it('a chunked body passing the limit mid-way is 413 and the upstream request is aborted (no body received)', async () => {
+  it('a chunked body (no length declared) is read whole first: past the limit 413 with nothing forwarded, under it forwarded', async () => {
     const b = await gateway({ PASSTHROUGH_MAX_BODY_BYTES: '4096' });
     b.sim.createSession('chunked', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
-    const chunk = new TextEncoder().encode('x'.repeat(1024));
-    let sent = 0;
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (sent === 0) controller.enqueue(new TextEncoder().encode('{"message":"'));
-        if (sent >= 16) {
-          controller.enqueue(new TextEncoder().encode('"}'));
-          return controller.close();
-        }
-        sent++;
-        controller.enqueue(chunk);
-      },
-    });
-    const res = await fetch(`${b.url}/api/v2/sessions/chunked/messages`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
-      body,
-      duplex: 'half',
-      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-    } as RequestInit);
+    /** `{"message":"x…x"}` sent in 1 KB chunks 20 ms apart (a forward begun at once would be under way), no Content-Length. */
+    const post = (kilobytes: number) => {
+      const chunk = new TextEncoder().encode('x'.repeat(1024));
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+          if (sent === 0) controller.enqueue(new TextEncoder().encode('{"message":"'));
+          if (sent >= kilobytes) {
+            controller.enqueue(new TextEncoder().encode('"}'));
+            return controller.close();
+          }
+          sent++;
+          controller.enqueue(chunk);
+        },
+      });
+      return fetch(`${b.url}/api/v2/sessions/chunked/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
+        body,
+        duplex: 'half',
+        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      } as RequestInit);
+    };
+    b.sim.clearRequests();
+    const res = await post(16);
     expect(res.status).toBe(413);
     expect(((await res.json()) as { code: string }).code).toBe('payload_too_large');
+    // Not a byte of it reached the upstream: not even the request line.
+    expect(forwardedTo(b)).toEqual([]);
     expect(b.sim.received('chunked')).toEqual([]);
+    const small = await post(2);
+    expect(small.status).toBe(202);
+    expect(forwardedTo(b).map((r) => r.method)).toEqual(['POST']);
+    expect(b.sim.received('chunked')).toHaveLength(1);
   });
 
   it('forwarded requests take rate-limit tokens like the drop-ins: past the burst 429, nothing forwarded', async () => {

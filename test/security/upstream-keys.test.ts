@@ -158,4 +158,22 @@ describe('combined with tokens', () => {
     expect((await fetch(`${b.url}/sessions/a-1/events?access_token=${expired}`)).status).toBe(401);
     expect(b.sim.requests().filter((r) => JSON.stringify(r).includes(expired))).toEqual([]);
   });
+
+  it('a pollcast token put in UPSTREAM_AUTH_HEADER is never sent upstream, to check it or forwarded', async () => {
+    const b = await start({ AUTH_JWT_SECRET: JWT_SECRET, UPSTREAM_API_KEY: OPERATOR, UPSTREAM_AUTH_HEADER: 'X-API-Key' }, { apiKey: OPERATOR, authHeader: 'x-api-key' });
+    const valid = await token(['a-1']);
+    const expired = await token(['a-1'], { exp: Math.floor(Date.now() / 1000) - 60 });
+    b.sim.clearRequests();
+    for (const t of [valid, expired]) {
+      expect((await fetch(`${b.url}/sessions/a-1/changes`, { headers: { 'x-api-key': t } })).status).toBe(401);
+      // Forwarded without it: the upstream judges the request as one with no key.
+      expect((await fetch(`${b.url}/api/v2/sessions?page=1`, { headers: { 'x-api-key': t } })).status).toBe(401);
+    }
+    const forwarded = b.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions?'));
+    expect(forwarded).toHaveLength(2);
+    for (const r of forwarded) expect(r.headers['x-api-key']).toBeUndefined();
+    expect(b.sim.requests().filter((r) => JSON.stringify(r).includes(valid) || JSON.stringify(r).includes(expired))).toEqual([]);
+    // A key in that header still works as a key.
+    expect((await fetch(`${b.url}/sessions/a-1/changes`, { headers: { 'x-api-key': KEY_A } })).status).toBe(200);
+  });
 });
