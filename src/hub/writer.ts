@@ -217,7 +217,8 @@ export function createWriter(res: StreamResponse): ResponseWriter {
 /** Response headers of every stream over HTTP/1.1. */
 export const STREAM_HEADERS: OutgoingHttpHeaders = {
   'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache, no-transform',
+  // Exactly CONTRACT.md section 3's value (a client may compare it whole); X-Accel-Buffering keeps proxies from buffering.
+  'cache-control': 'no-cache',
   // Once its parser is released (parser-release.ts) the connection cannot carry another
   // request: it closes when the stream ends, and says so up front.
   connection: PARSER_RELEASE_SUPPORTED ? 'close' : 'keep-alive',

@@ -213,6 +213,26 @@ export class Poller {
   }
 
   private async firstContact(): Promise<boolean> {
+    // A first `/status` call that hangs opens the streams all the same once the grace is over (200 with an
+    // upstream_error, as for an upstream that fails), instead of holding them until its deadline.
+    const grace = this.contacted ? null : setTimeout(() => void this.unanswered(), FIRST_ANSWER_GRACE_MS);
+    try {
+      return await this.contact();
+    } finally {
+      if (grace !== null) clearTimeout(grace);
+    }
+  }
+
+  /** The first `/status` call has not answered within the grace: reported as an upstream that is unavailable. */
+  private async unanswered(): Promise<void> {
+    if (this.contacted || this.stopped) return;
+    this.contacted = true;
+    this.upstreamError = `upstream unavailable: status: no answer within ${FIRST_ANSWER_GRACE_MS} ms`;
+    this.opts.onFirstContact?.({ kind: 'unavailable', reason: this.upstreamError });
+    await this.publish([], this.opts.sink.nextIndex);
+  }
+
+  private async contact(): Promise<boolean> {
     const { sink, onFirstContact } = this.opts;
     for (;;) {
       const s = await this.checkStatus();
