@@ -111,7 +111,13 @@ export async function measureDurableCache(opts: { events: number; readers: numbe
     await Promise.all(Array.from({ length: Math.min(opts.concurrency, opts.readers) }, worker));
     const wallMs = Math.round(performance.now() - t0);
     const cacheStatuses: Record<string, number> = {};
-    for (const line of await nginx.accessLog()) {
+    // nginx logs a request once it has finished it, which may be just after its reader has read the answer.
+    let log = await nginx.accessLog();
+    for (let tries = 0; log.length < requests && tries < 40; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      log = await nginx.accessLog();
+    }
+    for (const line of log) {
       const status = line.split(' ')[1] ?? '-';
       cacheStatuses[status] = (cacheStatuses[status] ?? 0) + 1;
     }
