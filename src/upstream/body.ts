@@ -16,24 +16,23 @@ export class Body {
   readonly chunks: readonly Buffer[];
   /** Bytes in the chunks together. */
   readonly length: number;
-  /** Every byte below 0x80: the UTF-8 text is then the Latin-1 one, one character per byte. */
-  readonly ascii: boolean;
-  /** Where each chunk starts in the body (bytes). */
-  private readonly starts: number[];
+  /** Whether every byte is below 0x80, found when first asked: most answers (one chunk, small events) never ask. */
+  private asciiKnown: boolean | null = null;
+  /** Where each chunk starts in the body (bytes), found when first sliced. */
+  private starts: number[] | null = null;
   private copy: Buffer | null = null;
 
   constructor(chunks: readonly Buffer[]) {
     this.chunks = chunks.length === 0 ? EMPTY : chunks;
-    this.starts = [];
-    let at = 0;
-    let ascii = true;
-    for (const c of chunks) {
-      this.starts.push(at);
-      at += c.length;
-      if (ascii && !isAscii(c)) ascii = false;
-    }
-    this.length = at;
-    this.ascii = ascii;
+    let length = 0;
+    for (const c of chunks) length += c.length;
+    this.length = length;
+  }
+
+  /** Every byte below 0x80: the UTF-8 text is then the Latin-1 one, one character per byte. */
+  get ascii(): boolean {
+    this.asciiKnown ??= this.chunks.every((c) => isAscii(c));
+    return this.asciiKnown;
   }
 
   /** The body's UTF-8 decoding (an ASCII body's chunks are decoded one by one, not joined first). */
@@ -56,20 +55,24 @@ export class Body {
 
   /** Views on bytes [start, end), in order, none copied (an empty list for an empty range). */
   slice(start: number, end: number): Buffer[] {
+    const starts = this.chunkStarts();
     const parts: Buffer[] = [];
-    for (let k = this.chunkAt(start); k < this.chunks.length && this.starts[k]! < end; k++) {
-      const from = Math.max(start - this.starts[k]!, 0);
-      const to = Math.min(end - this.starts[k]!, this.chunks[k]!.length);
+    let k = 0;
+    while (k + 1 < starts.length && starts[k + 1]! <= start) k++;
+    for (; k < this.chunks.length && starts[k]! < end; k++) {
+      const from = Math.max(start - starts[k]!, 0);
+      const to = Math.min(end - starts[k]!, this.chunks[k]!.length);
       if (to > from) parts.push(this.chunks[k]!.subarray(from, to));
     }
     return parts;
   }
 
-  /** The index of the chunk that holds byte `at`. */
-  private chunkAt(at: number): number {
-    let k = 0;
-    while (k + 1 < this.starts.length && this.starts[k + 1]! <= at) k++;
-    return k;
+  private chunkStarts(): number[] {
+    if (this.starts === null) {
+      let at = 0;
+      this.starts = this.chunks.map((c) => ((at += c.length), at - c.length));
+    }
+    return this.starts;
   }
 
   /** The chunks as one buffer (a copy when there are several, made once): only for bodies that are not ASCII. */

@@ -9,6 +9,13 @@ import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts'
 /** A top-level field that brings a body's events to the average size past which their text is used. */
 const pad = (events: number) => `"pad":"${'p'.repeat(events * TEXT_MIN_AVERAGE_EVENT_BYTES)}"`;
 
+/** A copy of `bytes` in memory of its own, as a socket read is (Buffer.alloc never slices the shared pool). */
+function own(bytes: Buffer): Buffer {
+  const c = Buffer.alloc(bytes.length);
+  bytes.copy(c);
+  return c;
+}
+
 /**
  * The bytes of `text` as the client holds a body: in chunks cut at `cuts` (byte offsets, a
  * character may lie across two), each in memory of its own as a socket read is.
@@ -16,7 +23,7 @@ const pad = (events: number) => `"pad":"${'p'.repeat(events * TEXT_MIN_AVERAGE_E
 function chunked(text: string, cuts: number[] = []): Body {
   const bytes = Buffer.from(text, 'utf8');
   const at = [0, ...cuts.filter((c) => c > 0 && c < bytes.length).sort((a, b) => a - b), bytes.length];
-  return new Body(at.slice(1).map((end, k) => Buffer.from(bytes.subarray(at[k]!, end))));
+  return new Body(at.slice(1).map((end, k) => own(bytes.subarray(at[k]!, end))));
 }
 
 /** Parses a changes body as the client does (in chunks cut at `cuts`), then attaches the events' text. */
