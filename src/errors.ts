@@ -38,9 +38,12 @@ export class UpstreamAuthError extends PollcastError {
 /** The upstream could not be reached or kept failing; the caller may retry after `retryAfterSeconds`. */
 export class UpstreamUnavailableError extends PollcastError {
   readonly retryAfterSeconds: number;
-  constructor(reason: string, retryAfterSeconds: number, options?: { cause?: unknown }) {
+  /** Whether the upstream asked for that wait itself (a `429`'s Retry-After), rather than pollcast choosing it. */
+  readonly retryAfterFromUpstream: boolean;
+  constructor(reason: string, retryAfterSeconds: number, options?: { cause?: unknown; retryAfterFromUpstream?: boolean }) {
     super('upstream_unavailable', `the sessions API is unavailable: ${reason}`, options);
     this.retryAfterSeconds = retryAfterSeconds;
+    this.retryAfterFromUpstream = options?.retryAfterFromUpstream ?? false;
   }
 }
 

@@ -28,6 +28,8 @@ export class Stats {
   upstreamAuthChecks: Record<string, number> = {};
   /** AUTH=upstream: key checks answered from the verdict cache or joined to one in flight (no upstream call). */
   upstreamAuthCacheHits = 0;
+  /** AUTH=upstream: streams opened while the upstream could not judge the key, held until it did (src/http/stream-hold.ts). */
+  streamsHeld = 0;
   /** AUTH=upstream: requests and open streams refused on the upstream's verdict, by status (401, 403, 404). */
   upstreamAuthRefusals: Record<string, number> = {};
   /** Requests forwarded to the upstream, by `${method}|${status class}`. */
@@ -111,6 +113,10 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
   });
   new Gauge({ name: 'pollcast_open_streams', help: 'SSE streams open now.', registers: [registry], collect() { this.set(gauges()?.openStreams() ?? 0); } });
   new Counter({ name: 'pollcast_streams_opened_total', help: 'SSE streams opened.', registers: [registry], collect() { setCounter(this, stats.streamsOpened); } });
+  new Counter({
+    name: 'pollcast_streams_held_total', help: 'AUTH=upstream: streams opened while the upstream could not judge the caller\'s key, held (reading nothing) until it did.', registers: [registry],
+    collect() { setCounter(this, stats.streamsHeld); },
+  });
   new Counter({
     name: 'pollcast_streams_closed_total', help: 'SSE streams closed, by reason (end, client, slow, shutdown, upstream, error).', labelNames: ['reason'], registers: [registry],
     collect() { for (const [reason, n] of Object.entries(stats.streamsClosed)) setCounter(this, n, { reason }); },

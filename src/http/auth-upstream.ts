@@ -109,7 +109,9 @@ export function createUpstreamKeyAuthorizer(opts: UpstreamKeyOptions): Authorize
       throw err;
     }
     const unavailable = results.find((r) => r.kind === 'unavailable');
-    if (unavailable !== undefined) throw new UpstreamUnavailableError(`could not check the key: ${unavailable.reason}`, unavailable.retryAfterSeconds);
+    if (unavailable !== undefined) {
+      throw new UpstreamUnavailableError(`could not check the key: ${unavailable.reason}`, unavailable.retryAfterSeconds, { retryAfterFromUpstream: unavailable.retryAfterFromUpstream });
+    }
     const renew = async (): Promise<number | { error: string }> => {
       const again = await checkAll(credential, sessionIds);
       const refused = again.find((r) => r.kind === 'refused');

@@ -10,7 +10,9 @@ import { credentialsOf, streamAccess } from './auth.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
 import { checkRate } from './limits.ts';
-import { dropOpen } from './stream-open.ts';
+import { abandonHeld, dropOpen, grantOrUnjudged } from './stream-open.ts';
+import { holdUntilJudged, type HeldStream } from './stream-hold.ts';
+import type { Grant } from './auth.ts';
 import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
 import { ENDED } from '../hub/cursor.ts';
 import type { FeedEntry } from '../hub/hub.ts';
@@ -66,36 +68,56 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   // (AUTH=upstream, one per session, made by the authorizer below) or a loop start. The rate limit counts
   // sessions, not requests (the middleware took one token already), so a list cannot multiply upstream calls.
   checkRate(deps.limits, deps.limits.clientKeyOf(c), req.ids.length - 1);
-  const grant = await deps.authorize(credentials, req.ids);
+  const asked = await grantOrUnjudged(deps, credentials, req.ids);
   if (c.req.method === 'HEAD') return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);
   // One stream for the client, one slot for each session it reads; reserved before the first await.
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
+  const res = c.env.outgoing;
+  let grant: Grant;
+  let held: HeldStream | undefined;
+  if ('unjudged' in asked) {
+    // The upstream cannot judge the key yet (AUTH=upstream): a stream all the same, reading nothing until it does.
+    const judged = await holdUntilJudged(res, { ids: reading, multi: true, extraHeaders: middlewareHeaders(c, deps), ...asked }, deps).catch((err: unknown) => {
+      slot.release();
+      throw err;
+    });
+    if (judged === null) {
+      slot.release();
+      return RESPONSE_ALREADY_SENT;
+    }
+    ({ held, grant } = judged);
+  } else grant = asked;
   let lanes: LaneSpec[];
   try {
     lanes = await acquireLanes(deps, req, grant.upstreamCredential);
   } catch (err) {
     slot.release();
+    if (held) {
+      abandonHeld(held, err, deps.isShuttingDown());
+      return RESPONSE_ALREADY_SENT;
+    }
     // Shutdown began while the open waited for its first upstream answers: dropped, not refused with a 503.
     if (deps.isShuttingDown()) {
-      dropOpen(c.env.outgoing);
+      dropOpen(res);
       return RESPONSE_ALREADY_SENT;
     }
     throw err;
   }
-  const res = c.env.outgoing;
   const releaseAll = () => {
     slot.release();
     for (const lane of lanes) if (lane.entry) deps.hub.release(lane.entry);
   };
-  if (responseGone(res) || deps.isShuttingDown()) {
+  if (responseGone(res) || deps.isShuttingDown() || held?.closed) {
     releaseAll();
+    held?.close(deps.isShuttingDown() ? 'shutdown' : 'client');
     return RESPONSE_ALREADY_SENT;
   }
+  if (held) deps.streams.handOver(held);
   try {
-    deps.streams.startMany(lanes, req.key, req.mode, res, { extraHeaders: middlewareHeaders(c, deps), slot, access: streamAccess(grant) });
+    deps.streams.startMany(lanes, req.key, req.mode, res, { extraHeaders: middlewareHeaders(c, deps), slot, access: streamAccess(grant), continues: held !== undefined });
   } catch (err) {
     releaseAll();
     throw err;

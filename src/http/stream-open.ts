@@ -6,7 +6,9 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { streamAccess, type Credentials, type Grant } from './auth.ts';
 import type { AppDeps } from './deps.ts';
+import { holdUntilJudged, type HeldStream } from './stream-hold.ts';
 import { parseIncludeEvents, parseSessionId, parseStartIndex } from './validate.ts';
+import { UpstreamUnavailableError } from '../errors.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { isHttp1, responseGone, type StreamResponse } from '../hub/writer.ts';
 
@@ -23,12 +25,29 @@ export interface StreamAsk {
   credentials: Credentials;
 }
 
-/** A stream open that passed every check. */
+/** A caller the upstream could not judge yet (AUTH=upstream during an outage), and how to ask again. */
+export interface Unjudged {
+  unjudged: UpstreamUnavailableError;
+  judge: () => Promise<Grant>;
+}
+
+/** Asks `authorize` for a grant; an upstream that cannot judge the key is not a refusal: the stream is held (stream-hold.ts). */
+export async function grantOrUnjudged(deps: AppDeps, credentials: Credentials, ids: readonly string[]): Promise<Grant | Unjudged> {
+  const judge = () => deps.authorize(credentials, ids);
+  try {
+    return await judge();
+  } catch (err) {
+    if (err instanceof UpstreamUnavailableError) return { unjudged: err, judge };
+    throw err;
+  }
+}
+
+/** A stream open that passed every check (its grant, or a key still to be judged). */
 export interface CheckedAsk {
   id: string;
   start: number;
   includeEvents: boolean;
-  grant: Grant;
+  grant: Grant | Unjudged;
 }
 
 /** Validates and authorizes an open (throws 400/401/403); null while shutting down, when the caller must drop the connection. */
@@ -39,8 +58,7 @@ export async function checkStreamAsk(ask: StreamAsk, deps: AppDeps): Promise<Che
   // EventSource gives up for good on a 503 but retries a dropped connection
   // (with Last-Event-ID): so it reconnects to another instance, or to this one once restarted.
   if (deps.isShuttingDown()) return null;
-  const grant = await deps.authorize(ask.credentials, [id]);
-  return { id, start, includeEvents, grant };
+  return { id, start, includeEvents, grant: await grantOrUnjudged(deps, ask.credentials, [id]) };
 }
 
 /**
@@ -54,19 +72,48 @@ export function dropOpen(res: StreamResponse): void {
 }
 
 /**
- * Reserves the client's stream slot, acquires the feed (starting its loop if
- * none runs) and starts the stream on `res`. Throws a refusal before any byte
- * is written; returns false when the client left (or shutdown began) meanwhile.
+ * What becomes of an open that cannot go on after a held stream's head was
+ * sent: the held stream ends (refused with `err`, or closed on shutdown);
+ * else the caller refuses the request (throws) or drops the connection.
+ */
+export function abandonHeld(held: HeldStream, err: unknown, shuttingDown: boolean): void {
+  if (shuttingDown) held.close('shutdown');
+  else held.refuse(err);
+}
+
+/**
+ * Reserves the client's stream slot, holds the stream while the upstream
+ * cannot judge the key (AUTH=upstream), acquires the feed (starting its loop
+ * if none runs) and starts the stream on `res`. Throws a refusal before any
+ * byte is written; returns false when the client left (or shutdown began)
+ * meanwhile, or a held stream was refused.
  */
 export async function startSessionStream(checked: CheckedAsk, clientKey: string, extraHeaders: OutgoingHttpHeaders, res: StreamResponse, deps: AppDeps): Promise<boolean> {
   // Reserved before the first upstream await, so concurrent opens cannot overshoot a limit;
   // given back exactly once: on any failure below, or when the stream closes.
   const slot = deps.limits.streams.reserve(clientKey, [checked.id]);
+  let grant: Grant;
+  let held: HeldStream | undefined;
+  if ('unjudged' in checked.grant) {
+    const judged = await holdUntilJudged(res, { ids: [checked.id], multi: false, extraHeaders, ...checked.grant }, deps).catch((err: unknown) => {
+      slot.release();
+      throw err;
+    });
+    if (judged === null) {
+      slot.release();
+      return false;
+    }
+    ({ held, grant } = judged);
+  } else grant = checked.grant;
   let entry: FeedEntry;
   try {
-    entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start, checked.grant.upstreamCredential);
+    entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start, grant.upstreamCredential);
   } catch (err) {
     slot.release();
+    if (held) {
+      abandonHeld(held, err, deps.isShuttingDown());
+      return false;
+    }
     // Shutdown began while the open waited for its first upstream answer: dropped, not refused with a 503.
     if (deps.isShuttingDown()) {
       dropOpen(res);
@@ -74,14 +121,16 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
     }
     throw err;
   }
-  if (responseGone(res) || deps.isShuttingDown()) {
+  if (responseGone(res) || deps.isShuttingDown() || held?.closed) {
     slot.release();
     deps.hub.release(entry);
-    dropOpen(res);
+    if (held) held.close(deps.isShuttingDown() ? 'shutdown' : 'client');
+    else dropOpen(res);
     return false;
   }
+  if (held) deps.streams.handOver(held);
   try {
-    deps.streams.start(entry, res, checked.start, { extraHeaders, slot, access: streamAccess(checked.grant) });
+    deps.streams.start(entry, res, checked.start, { extraHeaders, slot, access: streamAccess(grant), continues: held !== undefined });
   } catch (err) {
     slot.release();
     throw err;

@@ -21,7 +21,7 @@ export const CHECK_RETRY_AFTER_SECONDS = 5;
 export type Verdict = { kind: 'accepted'; expiresAtMs: number } | { kind: 'refused'; status: 401 | 403 | 404; expiresAtMs: number };
 
 /** A verdict, or no verdict because the upstream failed (429, 5xx, unreachable): never cached, never a refusal. */
-export type CheckResult = Verdict | { kind: 'unavailable'; reason: string; retryAfterSeconds: number };
+export type CheckResult = Verdict | { kind: 'unavailable'; reason: string; retryAfterSeconds: number; retryAfterFromUpstream: boolean };
 
 export interface VerdictCacheOptions {
   client: UpstreamClient;
@@ -74,8 +74,9 @@ export class VerdictCache {
     else if (r.kind === 'unauthorized') result = { kind: 'refused', status: r.status === 403 ? 403 : 401, expiresAtMs: now + Math.min(ttlMs, REFUSAL_MAX_MS) };
     else if (r.kind === 'not-found') result = { kind: 'refused', status: 404, expiresAtMs: now + Math.min(ttlMs, REFUSAL_MAX_MS) };
     else {
-      const retryAfterSeconds = r.kind === 'rate-limited' && r.retryAfterMs !== undefined ? Math.max(1, Math.ceil(r.retryAfterMs / 1000)) : CHECK_RETRY_AFTER_SECONDS;
-      result = { kind: 'unavailable', reason: 'reason' in r ? r.reason : r.kind, retryAfterSeconds };
+      const retryAfterFromUpstream = r.kind === 'rate-limited' && r.retryAfterMs !== undefined;
+      const retryAfterSeconds = retryAfterFromUpstream ? Math.max(1, Math.ceil(r.retryAfterMs! / 1000)) : CHECK_RETRY_AFTER_SECONDS;
+      result = { kind: 'unavailable', reason: 'reason' in r ? r.reason : r.kind, retryAfterSeconds, retryAfterFromUpstream };
     }
     const outcome = result.kind === 'refused' ? String(result.status) : result.kind;
     stats.upstreamAuthChecks[outcome] = (stats.upstreamAuthChecks[outcome] ?? 0) + 1;

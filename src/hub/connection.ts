@@ -55,7 +55,7 @@ export abstract class StreamConnection {
   protected readonly out: ResponseWriter;
   private readonly maxQueueBytes: number;
   private readonly onClose: (conn: StreamConnection, reason: CloseReason) => void;
-  private closedReason: CloseReason | null = null;
+  private closedReason: CloseReason | 'handed over' | null = null;
   // Created only when something must wait on this stream (upstream replay): most streams never need one.
   private abort: AbortController | null = null;
 
@@ -161,6 +161,19 @@ export abstract class StreamConnection {
       res.once('finish', () => resolve());
       res.once('close', () => resolve());
     });
+  }
+
+  /**
+   * Leaves the response, as it is, to the stream that goes on on it (a stream
+   * held for its caller's verdict, once accepted): nothing is written or
+   * ended, no close is reported, and this connection is closed from here on.
+   */
+  handOver(): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = 'handed over';
+    this.abort?.abort();
+    this.res.off('close', closeFromResponse);
+    (this.res as ResponseWithConnection)[CONNECTION] = undefined;
   }
 
   /** Ends the response (idempotent); a slow reader's is dropped instead. */

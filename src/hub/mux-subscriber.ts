@@ -121,12 +121,12 @@ export class MuxSubscriber extends StreamConnection {
   }
 
   /**
-   * The opening write: `retry:`, then the status snapshot of every session
-   * still open, then the `end` of those the upstream does not know (they go
-   * no further).
+   * The opening write: `retry:` (none when a held stream sent it already),
+   * then the status snapshot of every session still open, then the `end` of
+   * those the upstream does not know (they go no further).
    */
-  begin(retry: Buffer): void {
-    const parts: Buffer[] = [retry];
+  begin(retry: Buffer | null): void {
+    const parts: Buffer[] = retry ? [retry] : [];
     const notFound: MuxLane[] = [];
     for (const lane of this.lanes) {
       if (lane.ended) continue;

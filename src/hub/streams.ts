@@ -48,6 +48,8 @@ export interface StreamStartOptions {
   slot?: Releasable;
   /** Until when the subscriber may read (its token's `exp`, its key's verdict); the stream is renewed or closed then. */
   access?: StreamAccess | undefined;
+  /** The stream goes on on a response that a held stream opened (`adopt`, then `handOver`): head and `retry:` are sent already. */
+  continues?: boolean;
 }
 
 /** Opens and tracks streams. */
@@ -98,20 +100,20 @@ export class Streams {
    * back exactly once when the stream closes.
    */
   start(entry: FeedEntry, res: StreamResponse, startIndex: number, options: StreamStartOptions = {}): StreamSubscriber {
-    const { extraHeaders = {}, slot, access } = options;
+    const { extraHeaders = {}, slot, access, continues = false } = options;
     const { log, stats } = this.opts;
     const feed = entry.feed;
-    writeStreamHead(res, extraHeaders);
+    if (!continues) writeStreamHead(res, extraHeaders);
     // One options object and one close handler for every stream: what a stream owns is kept on it.
     const sub = new StreamSubscriber(res, startIndex, entry, this.subscriberOptions);
     sub.slot = slot;
     sub.access = access;
     if (access !== undefined) this.expiring++;
     this.open.add(sub);
-    stats.streamsOpened++;
+    if (!continues) stats.streamsOpened++;
     log.info({ session: feed.sessionId, from: startIndex, details: feed.includeEvents }, 'stream open');
     sub.statusSent = feed.statusFrame;
-    sub.write(Buffer.concat([retryFrame(this.opts.retryMs), feed.statusFrame]));
+    sub.write(continues ? feed.statusFrame : Buffer.concat([retryFrame(this.opts.retryMs), feed.statusFrame]));
     void catchUp(this.catchUpDeps, entry, sub).catch((err: unknown) => {
       log.error({ err, session: feed.sessionId }, 'replay failed');
       sub.close('error');
@@ -127,9 +129,9 @@ export class Streams {
    * slice at a time however many sessions it reads.
    */
   startMany(lanes: readonly LaneSpec[], key: Buffer, mode: MuxMode, res: StreamResponse, options: StreamStartOptions = {}): MuxSubscriber {
-    const { extraHeaders = {}, slot, access } = options;
+    const { extraHeaders = {}, slot, access, continues = false } = options;
     const { log, stats } = this.opts;
-    writeStreamHead(res, extraHeaders);
+    if (!continues) writeStreamHead(res, extraHeaders);
     const sub = new MuxSubscriber(res, key, lanes, mode, {
       maxQueueBytes: this.opts.maxQueueBytes,
       onClose: (s, reason) => {
@@ -141,9 +143,9 @@ export class Streams {
     sub.access = access;
     if (access !== undefined) this.expiring++;
     this.open.add(sub);
-    stats.streamsOpened++;
+    if (!continues) stats.streamsOpened++;
     log.info({ sessions: lanes.length, mode }, 'stream open');
-    sub.begin(retryFrame(this.opts.retryMs));
+    sub.begin(continues ? null : retryFrame(this.opts.retryMs));
     void this.catchUpLanes(sub).catch((err: unknown) => {
       log.error({ err, sessions: lanes.length }, 'replay failed');
       sub.close('error');
@@ -167,6 +169,17 @@ export class Streams {
   forget(conn: StreamConnection, reason: CloseReason): void {
     if (!this.open.delete(conn)) return;
     this.count(reason, conn);
+  }
+
+  /**
+   * Stops tracking an adopted stream whose response goes on as another
+   * stream (`start` or `startMany` with `continues`): not a close, and the
+   * stream was counted as opened once already.
+   */
+  handOver(conn: StreamConnection): void {
+    if (!this.open.delete(conn)) return;
+    if (conn.access !== undefined) this.expiring--;
+    conn.handOver();
   }
 
   /** Ends every stream (shutdown): clients reconnect, elsewhere, with Last-Event-ID. */

@@ -88,6 +88,12 @@ export async function hold(url: string, headers: Record<string, string> = {}): P
   };
 }
 
+/** The sum of a bridge's `/metrics` samples whose line starts with `name` (labels included in `name` narrow it). */
+export async function metric(b: { url: string }, name: string): Promise<number> {
+  const text = await (await fetch(`${b.url}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(name)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+}
+
 /** The CLI, run from source. */
 export const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 

@@ -11,7 +11,7 @@ import { range, record, startBridge, type Bridge } from '../helpers/harness.ts';
 import { parseSse, sessionQuery } from '../helpers/multi.ts';
 import type { SimulatorOptions } from '../../src/simulator/index.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
-import { hold } from './helpers.ts';
+import { hold, metric } from './helpers.ts';
 
 const KEY_A = 'sk-org-a-Cq4Tn8Ws2Ej6';
 const KEY_A2 = 'sk-org-a-second-Ym5Rb1Xd7';
@@ -31,11 +31,6 @@ async function start(env: Record<string, string>, sim: SimulatorOptions = {}): P
 /** Requests the simulator received for `id`'s `endpoint` carrying `key` as a bearer. */
 function callsWith(b: Bridge, id: string, endpoint: 'status' | 'changes', key: string): number {
   return b.sim.requests().filter((r) => r.target.includes(`/sessions/${id}/${endpoint}`) && (r.headers.authorization ?? []).includes(`Bearer ${key}`)).length;
-}
-
-async function metric(b: Bridge, name: string): Promise<number> {
-  const text = await (await fetch(`${b.url}/metrics`)).text();
-  return text.split('\n').filter((l) => l.startsWith(name)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
 }
 
 describe('one key, many viewers', () => {

@@ -1,0 +1,135 @@
+/**
+ * AUTH=upstream while the upstream cannot judge a key (CONTRACT.md section 3:
+ * an outage before the stream starts is a `200` stream with `upstream_error`;
+ * section 4: a key reads a session only once the upstream accepted it). The
+ * stream opens at once and reads nothing; accepted, the same response goes
+ * on; refused, it ends with the refusal and carries no byte of the session.
+ * Against the simulator in real-API mode, whose `/status` fails on script.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { parseSse, readAll, sessionQuery } from '../helpers/multi.ts';
+import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
+import { hold, metric } from './helpers.ts';
+
+const KEY_A = 'sk-org-a-Hq4Tn8Vw2Zc6';
+const OUTAGE = (n: number) => Array.from({ length: n }, () => ({ kind: 'http' as const, status: 500 }));
+
+let bridge: Bridge | undefined;
+afterEach(async () => {
+  await bridge?.close();
+  bridge = undefined;
+});
+
+/** A bridge on the real dialect (no operator key: loops run on callers' keys), and a finished session of org A. */
+async function start(): Promise<Bridge> {
+  bridge = await startBridge({ ...ONE_ADDRESS_ENV, AUTH: 'upstream', UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real', apiKeys: { [KEY_A]: 'org-a', 'sk-org-b-Lp7Rd3Kx9Mf2': 'org-b' } });
+  bridge.sim.createSession('a-1', { organisation: 'org-a', initialEvents: 4, finished: true });
+  bridge.sim.createSession('b-1', { organisation: 'org-b', initialEvents: 4, finished: true });
+  return bridge;
+}
+
+/** GET a stream with key A; its status, content type and whole body (the sessions are finished, so it ends). */
+async function stream(b: Bridge, path: string): Promise<{ status: number; type: string | null; frames: ReturnType<typeof parseSse>; text: string }> {
+  const res = await fetch(`${b.url}${path}`, { headers: { authorization: `Bearer ${KEY_A}` }, signal: AbortSignal.timeout(30_000) });
+  const text = await readAll(res);
+  return { status: res.status, type: res.headers.get('content-type'), frames: parseSse(text), text };
+}
+
+const eventIndices = (frames: ReturnType<typeof parseSse>) => frames.flatMap((f) => (f.event === undefined && f.data !== undefined ? [JSON.parse(f.data).index as number] : []));
+
+describe('AUTH=upstream: a stream opened while the upstream cannot judge the key', () => {
+  it('is a 200 stream showing upstream_error that reads nothing until the key is accepted, then goes on on the same response', async () => {
+    const b = await start();
+    // The first check and the first check again fail; the next is accepted.
+    b.sim.faults.script(OUTAGE(2), { session: 'a-1', endpoint: 'status' });
+    const r = await stream(b, '/sessions/a-1/events');
+    expect(r.status).toBe(200);
+    expect(r.type).toMatch(/^text\/event-stream/);
+    expect(r.frames[0]!.retry, 'the stream opens with retry:').toBeDefined();
+    expect(r.frames.filter((f) => f.retry !== undefined), 'one retry: for the whole response').toHaveLength(1);
+    const first = r.frames[1]!;
+    expect(first.event).toBe('status');
+    expect(JSON.parse(first.data!).upstream_error).toMatch(/could not check the key/);
+    // Nothing of the session before a status without upstream_error (the key accepted, the loop answered).
+    const firstKnown = r.frames.findIndex((f) => f.event === 'status' && JSON.parse(f.data!).upstream_error === undefined);
+    expect(firstKnown).toBeGreaterThan(1);
+    expect(r.frames.slice(0, firstKnown).some((f) => f.id !== undefined || (f.event === undefined && f.data !== undefined))).toBe(false);
+    expect(eventIndices(r.frames)).toEqual(range(4));
+    const end = r.frames.at(-1)!;
+    expect(end.event).toBe('end');
+    expect(JSON.parse(end.data!).last_index).toBe(3);
+    expect(await metric(b, 'pollcast_streams_held_total')).toBe(1);
+    expect(await metric(b, 'pollcast_streams_opened_total'), 'a held stream that goes on is one stream').toBe(1);
+    expect(await metric(b, 'pollcast_upstream_auth_checks_total{outcome="unavailable"}')).toBe(2);
+  }, 40_000);
+
+  it('ends with event: error naming the refusal when the upstream then refuses the key, and the reconnect gets the status code', async () => {
+    const b = await start();
+    b.sim.faults.script([...OUTAGE(1), { kind: 'http', status: 403 }], { session: 'a-1', endpoint: 'status' });
+    const r = await stream(b, '/sessions/a-1/events');
+    expect(r.status).toBe(200);
+    const last = r.frames.at(-1)!;
+    expect(last.event).toBe('error');
+    expect(JSON.parse(last.data!)).toMatchObject({ error: 'forbidden', status: 403 });
+    expect(r.frames.some((f) => f.id !== undefined || f.event === 'end')).toBe(false);
+    expect(r.text).not.toContain('"index"');
+    // What EventSource's reconnect meets: the refusal, kept a few seconds, as a status code (it stops there).
+    const again = await fetch(`${b.url}/sessions/a-1/events`, { headers: { authorization: `Bearer ${KEY_A}` } });
+    expect(again.status).toBe(403);
+    expect((await again.json()).code).toBe('forbidden');
+  }, 40_000);
+
+  it('ends with event: end and upstream_error when the key proves unable to see the session (404), with no byte of it', async () => {
+    const b = await start();
+    b.sim.faults.script(OUTAGE(1), { session: 'b-1', endpoint: 'status' });
+    const r = await stream(b, '/sessions/b-1/events');
+    expect(r.status).toBe(200);
+    const end = r.frames.at(-1)!;
+    expect(end.event).toBe('end');
+    expect(JSON.parse(end.data!)).toMatchObject({ last_index: null, upstream_error: 'session not found upstream (404)' });
+    expect(eventIndices(r.frames)).toEqual([]);
+    const secret = JSON.stringify(b.sim.events('b-1')[0]!.data);
+    expect(r.text).not.toContain(secret.slice(1, -1));
+  }, 40_000);
+
+  it('holds a multi-session stream the same way: each session shows upstream_error, then every event once and its end', async () => {
+    const b = await start();
+    b.sim.faults.script(OUTAGE(1), { session: 'a-1', endpoint: 'status' });
+    const r = await stream(b, `/events?${sessionQuery(['a-1'])}`);
+    expect(r.status).toBe(200);
+    const first = r.frames.find((f) => f.event === 'status')!;
+    expect(JSON.parse(first.data!)).toMatchObject({ session: 'a-1', upstream_error: expect.stringMatching(/could not check the key/) });
+    expect(eventIndices(r.frames)).toEqual(range(4));
+    expect(r.frames.filter((f) => f.event === 'end')).toHaveLength(1);
+    expect(r.frames.filter((f) => f.retry !== undefined)).toHaveLength(1);
+  }, 40_000);
+
+  it('lets an EventSource read the whole session through the outage, each event once', async () => {
+    const b = await start();
+    b.sim.faults.script(OUTAGE(2), { session: 'a-1', endpoint: 'status' });
+    const es = record(`${b.url}/sessions/a-1/events?access_token=${KEY_A}`);
+    expect((await es.ended(30_000)).last_index).toBe(3);
+    expect(es.indices()).toEqual(range(4));
+    expect(es.statuses()[0]!.upstream_error).toMatch(/could not check the key/);
+  }, 40_000);
+
+  it('holds no loop and no stream once its client leaves, and shutdown ends it', async () => {
+    const b = await start();
+    b.sim.faults.script(OUTAGE(50), { session: 'a-1', endpoint: 'status' });
+    const held = await hold(`${b.url}/sessions/a-1/events`, { authorization: `Bearer ${KEY_A}` });
+    expect(held.status).toBe(200);
+    await held.readUntil((t) => t.includes('upstream_error'));
+    expect(b.server.streams.size).toBe(1);
+    held.close();
+    await eventually(() => b.server.streams.size === 0, 5000, 'the held stream to be let go');
+    expect(b.server.hub.activeCount, 'no loop was started for an unjudged key').toBe(0);
+    const second = await hold(`${b.url}/sessions/a-1/events`, { authorization: `Bearer ${KEY_A}` });
+    await second.readUntil((t) => t.includes('upstream_error'));
+    const closing = b.close();
+    bridge = undefined;
+    await second.readUntil(() => false, 5000).catch(() => undefined);
+    await closing;
+    expect(b.server.streams.size).toBe(0);
+  }, 40_000);
+});
