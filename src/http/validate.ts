@@ -42,10 +42,16 @@ export function parseIndex(name: string, raw: string): number {
   return Number(raw);
 }
 
+// The spellings the upstream's own query parsing (pydantic) takes for a boolean, in any case: a
+// client written against the upstream gets the same meaning here, and anything else is a 400.
+const TRUE_SPELLINGS = new Set(['true', '1', 'on', 't', 'y', 'yes']);
+const FALSE_SPELLINGS = new Set(['false', '0', 'off', 'f', 'n', 'no']);
+
 function parseBool(name: string, raw: string): boolean {
-  if (raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new BadRequestError(`${name} must be true or false`);
+  const word = raw.length <= 5 ? raw.toLowerCase() : '';
+  if (TRUE_SPELLINGS.has(word)) return true;
+  if (FALSE_SPELLINGS.has(word)) return false;
+  throw new BadRequestError(`${name} must be true or false (also accepted, as by the sessions API: 1/0, yes/no, on/off, t/f, y/n, any case)`);
 }
 
 /**

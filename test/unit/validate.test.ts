@@ -25,8 +25,12 @@ describe('validation', () => {
     expect(parseIncludeEvents(undefined, 'false')).toBe(false);
     expect(parseIncludeEvents('true', 'true')).toBe(true);
     expect(() => parseIncludeEvents('true', 'false')).toThrow(/disagree/);
-    expect(() => parseIncludeEvents('no')).toThrow(/include_events/);
-    expect(() => parseIncludeEvents(undefined, 'no')).toThrow(/include_details/);
+    // The upstream's own (pydantic) spellings, in any case; anything else names the parameter.
+    for (const off of ['0', 'no', 'OFF', 'F', 'n', 'False']) expect(parseIncludeEvents(off), off).toBe(false);
+    for (const on of ['1', 'yes', 'On', 'T', 'y', 'TRUE']) expect(parseIncludeEvents(on), on).toBe(true);
+    expect(parseIncludeEvents(undefined, 'no')).toBe(false);
+    for (const bad of ['maybe', '2', 'nope', 'falsey', ' true', 'tru']) expect(() => parseIncludeEvents(bad), bad).toThrow(/include_events must be true or false/);
+    expect(() => parseIncludeEvents(undefined, 'nein')).toThrow(/include_details/);
     expect(parseLimit(undefined, 100, 1000)).toBe(100);
     expect(parseLimit('5000', 100, 1000)).toBe(1000);
     expect(() => parseLimit('0', 100, 1000)).toThrow();
