@@ -12,7 +12,7 @@ import { localListSource, type ListSource } from './hub/list-source.ts';
 import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
 import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
-import { installClientErrorHandler } from './http/client-error.ts';
+import { adapterErrorResponse, installClientErrorHandler, withHostRequired } from './http/client-error.ts';
 import { serveH2c, type H2c } from './http/h2c.ts';
 import { createLimits } from './http/limits.ts';
 import type { Authorizer } from './http/auth.ts';
@@ -187,10 +187,10 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
-  const honoListener = getRequestListener(app.fetch, { hostname: config.host, overrideGlobalObjects: false }) as NodeListener;
+  const honoListener = getRequestListener(app.fetch, { hostname: config.host, overrideGlobalObjects: false, errorHandler: adapterErrorResponse }) as NodeListener;
   // Single-session stream opens skip hono's per-request objects (memory per idle stream); the rest is hono's.
   const listener = withStreamFastPath(deps, honoListener);
-  const http = createServer({ maxHeaderSize: config.maxHeaderBytes }, listener as (req: IncomingMessage, res: ServerResponse) => void);
+  const http = createServer({ maxHeaderSize: config.maxHeaderBytes, requireHostHeader: false }, withHostRequired(listener as (req: IncomingMessage, res: ServerResponse) => void));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.port, config.host, () => {

@@ -1,9 +1,11 @@
 /**
- * Requests Node's HTTP parser refuses before any route sees them (headers past
- * MAX_HEADER_BYTES, malformed request lines, header timeouts) get the same
- * JSON error shape as every other refusal instead of a bare status line.
+ * Requests refused before any route sees them get the same JSON error shape
+ * as every other refusal instead of a bare status line: what Node's HTTP
+ * parser refuses (headers past MAX_HEADER_BYTES, malformed request lines,
+ * header timeouts), an HTTP/1.1 request without `Host`, and a `Host` that no
+ * URL can be built from.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /** How long a refused connection may take to flush its answer before it is destroyed (ms). */
@@ -35,4 +37,30 @@ export function installClientErrorHandler(server: Server): void {
     // A peer that never reads must not keep the socket: end() flushes, destroy follows shortly.
     setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
   });
+}
+
+const NO_HOST_BODY = JSON.stringify({ error: 'the Host header is required (HTTP/1.1)', code: 'bad_request' });
+
+/**
+ * Refuses an HTTP/1.1 request without `Host` (RFC 9112, section 3.2) with a
+ * JSON `400`; the server is created with `requireHostHeader: false` so that
+ * this answer, not Node's empty one, is sent.
+ */
+export function withHostRequired<Req extends IncomingMessage, Res extends ServerResponse>(listener: (req: Req, res: Res) => void): (req: Req, res: Res) => void {
+  return (req, res) => {
+    if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor === 0) return listener(req, res);
+    res.shouldKeepAlive = false;
+    res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(NO_HOST_BODY) }).end(NO_HOST_BODY);
+  };
+}
+
+/**
+ * The answer for a request hono's adapter could not turn into a Request (a
+ * `Host` no URL can be built from: `400`), or for a handler that threw
+ * before answering (`500`, as any unexpected error), in the JSON shape.
+ */
+export function adapterErrorResponse(err: unknown): Response {
+  const bad = err instanceof Error && err.name === 'RequestError';
+  const body = bad ? { error: `malformed request (its Host header or target): ${err.message}`, code: 'bad_request' } : { error: 'internal error', code: 'internal' };
+  return Response.json(body, { status: bad ? 400 : 500 });
 }

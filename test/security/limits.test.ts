@@ -181,6 +181,22 @@ describe('URL and header sizes', () => {
     expect(JSON.parse(garbage.body)).toMatchObject({ code: 'bad_request' });
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
   });
+
+  it('answers an HTTP/1.1 request without Host, or with a Host no URL can be built from, with 400 JSON; HTTP/1.0 needs none', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('h-1', { initialEvents: 1, finished: true });
+    for (const path of ['/healthz', '/sessions/h-1/status', '/sessions/h-1/events']) {
+      const noHost = await rawRequest(bridge.url, `GET ${path} HTTP/1.1\r\nConnection: close\r\n\r\n`);
+      expect(noHost.status, path).toBe(400);
+      expect(JSON.parse(noHost.body), path).toEqual({ error: 'the Host header is required (HTTP/1.1)', code: 'bad_request' });
+    }
+    const badHost = await rawRequest(bridge.url, 'GET /sessions/h-1/status HTTP/1.1\r\nHost: bad host!\r\nConnection: close\r\n\r\n');
+    expect(badHost.status).toBe(400);
+    expect(JSON.parse(badHost.body)).toMatchObject({ code: 'bad_request', error: expect.stringMatching(/^malformed request/) });
+    const http10 = await rawRequest(bridge.url, 'GET /sessions/h-1/status HTTP/1.0\r\n\r\n');
+    expect(http10.status).toBe(200);
+    expect(JSON.parse(http10.body)).toMatchObject({ status: 'completed' });
+  });
 });
 
 describe('limit mechanics', () => {
