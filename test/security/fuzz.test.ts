@@ -70,7 +70,8 @@ function invalidIdInPath(): string {
 
 const INVALID_INDEX = ['-1', '-0.5', '1.5', '0x10', '0X1F', '1e3', 'NaN', 'Infinity', '-Infinity', 'abc', '99999999999999999', '9007199254740993', '+1', '%D9%A1%D9%A2', '1%00', '1;2', '1,2', '0.0', '١'];
 const VALID_INDEX = ['0', '1', '2', '7', '00', '100', '9007199254740991'];
-const INVALID_DETAILS = ['yes', 'no', 'TRUE', 'False', '2', '-1', 'null', '%00'];
+// Not a boolean in the upstream's (pydantic's) spellings either ('yes', 'no', 'TRUE', 'off' are).
+const INVALID_DETAILS = ['maybe', 'nope', 'truee', 'yes!', '2', '-1', 'null', '%00'];
 const INVALID_LIMIT = ['0', '-3', '1.5', 'ten', '1e2'];
 const INVALID_WAIT = ['-1', 'abc', '1e3', '0x5', '1.2345', 'Infinity'];
 
