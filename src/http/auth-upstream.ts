@@ -108,9 +108,12 @@ export function createUpstreamKeyAuthorizer(opts: UpstreamKeyOptions): Authorize
       countRefusal(err instanceof UnauthorizedError ? 401 : err instanceof ForbiddenError ? 403 : 404);
       throw err;
     }
-    const unavailable = results.find((r) => r.kind === 'unavailable');
-    if (unavailable !== undefined) {
-      throw new UpstreamUnavailableError(`could not check the key: ${unavailable.reason}`, unavailable.retryAfterSeconds, { retryAfterFromUpstream: unavailable.retryAfterFromUpstream });
+    const unavailable = results.flatMap((r) => (r.kind === 'unavailable' ? [r] : []));
+    if (unavailable.length > 0) {
+      // The longest wait any session's answer asked for, and whether the upstream asked for it.
+      const asked = unavailable.filter((r) => r.retryAfterFromUpstream);
+      const wait = asked.length > 0 ? Math.max(...asked.map((r) => r.retryAfterSeconds)) : unavailable[0]!.retryAfterSeconds;
+      throw new UpstreamUnavailableError(`could not check the key: ${unavailable[0]!.reason}`, wait, { retryAfterFromUpstream: asked.length > 0 });
     }
     const renew = async (): Promise<number | { error: string }> => {
       const again = await checkAll(credential, sessionIds);

@@ -159,17 +159,28 @@ export class StreamSlots {
       throw new TooManyRequestsError(`too many open streams from this client (limit ${this.maxPerClient})`, retry, 'streams_per_ip');
     }
     const sessions = [...new Set(sessionIds)];
-    if (this.maxPerSession > 0) {
-      for (const id of sessions) {
-        if (this.forSession(id) >= this.maxPerSession) {
-          throw new TooManyRequestsError(`too many open streams for session ${JSON.stringify(id)} (limit ${this.maxPerSession})`, retry, 'streams_per_session');
-        }
-      }
-    }
+    this.checkSessions(sessions);
     this.reserved++;
     this.byClient.set(clientKey, this.forClient(clientKey) + 1);
     for (const id of sessions) this.bySession.set(id, this.forSession(id) + 1);
     return new StreamSlot(this, clientKey, sessions);
+  }
+
+  /** Counts sessions a reserved stream reads from now on (StreamSlot.addSessions), or throws 429. */
+  addSessions(sessionIds: readonly string[], held: readonly string[]): string[] {
+    const sessions = [...new Set(sessionIds)].filter((id) => !held.includes(id));
+    this.checkSessions(sessions);
+    for (const id of sessions) this.bySession.set(id, this.forSession(id) + 1);
+    return sessions;
+  }
+
+  private checkSessions(sessions: readonly string[]): void {
+    if (this.maxPerSession <= 0) return;
+    for (const id of sessions) {
+      if (this.forSession(id) >= this.maxPerSession) {
+        throw new TooManyRequestsError(`too many open streams for session ${JSON.stringify(id)} (limit ${this.maxPerSession})`, STREAM_LIMIT_RETRY_AFTER_SECONDS, 'streams_per_session');
+      }
+    }
   }
 
   /** Gives a slot back (StreamSlot.release calls it once). */
@@ -187,12 +198,23 @@ export class StreamSlots {
 export class StreamSlot {
   private slots: StreamSlots | null;
   private readonly clientKey: string;
-  private readonly sessions: readonly string[];
+  private sessions: readonly string[];
 
   constructor(slots: StreamSlots, clientKey: string, sessions: readonly string[]) {
     this.slots = slots;
     this.clientKey = clientKey;
     this.sessions = sessions;
+  }
+
+  /**
+   * Counts the stream against the per-session limit of `sessionIds` too, or
+   * throws 429 (the slot is unchanged then). A stream held while its key is
+   * judged reserves without its sessions, so that a key the upstream may yet
+   * refuse does not crowd out a session's accepted viewers.
+   */
+  addSessions(sessionIds: readonly string[]): void {
+    if (this.slots === null) return;
+    this.sessions = [...this.sessions, ...this.slots.addSessions(sessionIds, this.sessions)];
   }
 
   /** Gives the slot back, once. */

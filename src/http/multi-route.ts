@@ -10,14 +10,14 @@ import { credentialsOf, streamAccess } from './auth.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
 import { checkRate } from './limits.ts';
-import { abandonHeld, dropOpen, grantOrUnjudged } from './stream-open.ts';
+import { abandonHeld, claimSessions, grantOrUnjudged } from './stream-open.ts';
 import { holdUntilJudged, type HeldStream } from './stream-hold.ts';
 import type { Grant } from './auth.ts';
 import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
 import { ENDED } from '../hub/cursor.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import type { LaneSpec } from '../hub/mux-subscriber.ts';
-import { responseGone, STREAM_HEAD_ANSWER_HEADERS } from '../hub/writer.ts';
+import { dropOpen, responseGone, STREAM_HEAD_ANSWER_HEADERS } from '../hub/writer.ts';
 import { ForbiddenError, SessionNotFoundError, UpstreamAuthError } from '../errors.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import { credentialFromCookie } from './auth-token.ts';
@@ -74,7 +74,8 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);
   // One stream for the client, one slot for each session it reads; reserved before the first await.
-  const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), reading);
+  // A key not judged yet counts against no session's limit until it is accepted (StreamSlot.addSessions).
+  const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), 'unjudged' in asked ? [] : reading);
   const res = c.env.outgoing;
   let grant: Grant;
   let held: HeldStream | undefined;
@@ -84,7 +85,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
       slot.release();
       throw err;
     });
-    if (judged === null) {
+    if (judged === null || !claimSessions(judged.held, slot, reading)) {
       slot.release();
       return RESPONSE_ALREADY_SENT;
     }
@@ -120,6 +121,12 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
     deps.streams.startMany(lanes, req.key, req.mode, res, { extraHeaders: middlewareHeaders(c, deps), slot, access: streamAccess(grant), continues: held !== undefined });
   } catch (err) {
     releaseAll();
+    // The head is out: no refusal can be answered any more.
+    if (held) {
+      deps.log.error({ err, sessions: reading.length }, 'a held stream could not go on');
+      dropOpen(res);
+      return RESPONSE_ALREADY_SENT;
+    }
     throw err;
   }
   return RESPONSE_ALREADY_SENT;

@@ -16,13 +16,14 @@ import { PollcastError, SessionNotFoundError, UpstreamUnavailableError } from '.
 import { StreamConnection, type ConnectionOptions } from '../hub/connection.ts';
 import { endFrame, retryFrame, statusFrameOf, statusJson } from '../hub/frames.ts';
 import { taggedStatusOf } from '../hub/tagged.ts';
-import { writeStreamHead, type StreamResponse } from '../hub/writer.ts';
+import { dropOpen, writeStreamHead, type StreamResponse } from '../hub/writer.ts';
+import type { Stats } from '../metrics.ts';
 import { encodeFrame } from '../sse.ts';
 import { backoffDelayMs, sleep, type BackoffPolicy } from '../upstream/backoff.ts';
 import { statusPayload, UNKNOWN_SNAPSHOT } from '../upstream/snapshot.ts';
 import type { Grant } from './auth.ts';
 import type { AppDeps } from './deps.ts';
-import { statusFor } from './errors.ts';
+import { rejectionReason, statusFor } from './errors.ts';
 
 /** Asking again about a key the upstream could not judge: 1 s doubling to 15 s, jittered (at least 0.5–1 s), never sooner than the upstream's Retry-After. */
 export const HOLD_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 15_000 };
@@ -34,12 +35,14 @@ const HELD_MAX_QUEUE_BYTES = 64 * 1024;
 export class HeldStream extends StreamConnection {
   private readonly ids: readonly string[];
   private readonly multi: boolean;
+  private readonly stats: Stats;
   private shownReason: string | null = null;
 
-  constructor(res: StreamResponse, ids: readonly string[], multi: boolean, onClose: ConnectionOptions['onClose']) {
+  constructor(res: StreamResponse, ids: readonly string[], multi: boolean, stats: Stats, onClose: ConnectionOptions['onClose']) {
     super(res, { maxQueueBytes: HELD_MAX_QUEUE_BYTES, onClose });
     this.ids = ids;
     this.multi = multi;
+    this.stats = stats;
   }
 
   reads(sessionId: string): boolean {
@@ -63,6 +66,9 @@ export class HeldStream extends StreamConnection {
    */
   refuse(err: unknown): void {
     if (this.closed) return;
+    // Counted as the request's refusal would have been (pollcast_requests_rejected_total).
+    const reason = rejectionReason(err);
+    this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
     if (err instanceof SessionNotFoundError && !this.multi) {
       this.write(endFrame(UNKNOWN_SNAPSHOT, null, 'session not found upstream (404)'));
       this.close('end');
@@ -70,7 +76,7 @@ export class HeldStream extends StreamConnection {
     }
     const data = err instanceof PollcastError ? { error: err.code, status: statusFor(err), message: err.message } : { error: 'internal', status: 500, message: 'internal error' };
     this.write(encodeFrame({ event: 'error', data: JSON.stringify(data) }));
-    this.close(err instanceof PollcastError && data.status < 500 ? 'revoked' : 'error');
+    this.close(data.status === 401 || data.status === 403 ? 'revoked' : 'error');
   }
 }
 
@@ -100,9 +106,14 @@ export interface Judged {
  * refuses it with `held.refuse`), or null once the stream is closed (a
  * refusal written, the client gone, shutdown).
  */
-export async function holdUntilJudged(res: StreamResponse, ask: HoldAsk, deps: Pick<AppDeps, 'streams' | 'config' | 'log' | 'stats'>): Promise<Judged | null> {
+export async function holdUntilJudged(res: StreamResponse, ask: HoldAsk, deps: Pick<AppDeps, 'streams' | 'config' | 'log' | 'stats' | 'isShuttingDown'>): Promise<Judged | null> {
+  // Shutdown began while the key was asked about (it has closed every tracked stream): dropped, as any open then.
+  if (deps.isShuttingDown()) {
+    dropOpen(res);
+    return null;
+  }
   writeStreamHead(res, ask.extraHeaders);
-  const held = new HeldStream(res, ask.ids, ask.multi, (conn, reason) => deps.streams.forget(conn, reason));
+  const held = new HeldStream(res, ask.ids, ask.multi, deps.stats, (conn, reason) => deps.streams.forget(conn, reason));
   deps.streams.adopt(held, undefined);
   deps.stats.streamsHeld++;
   deps.log.info({ sessions: ask.ids.length }, 'stream held: the upstream could not judge the key yet');

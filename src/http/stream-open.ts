@@ -6,11 +6,12 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { streamAccess, type Credentials, type Grant } from './auth.ts';
 import type { AppDeps } from './deps.ts';
+import type { StreamSlot } from './limits.ts';
 import { holdUntilJudged, type HeldStream } from './stream-hold.ts';
 import { parseIncludeEvents, parseSessionId, parseStartIndex } from './validate.ts';
 import { UpstreamUnavailableError } from '../errors.ts';
 import type { FeedEntry } from '../hub/hub.ts';
-import { isHttp1, responseGone, type StreamResponse } from '../hub/writer.ts';
+import { dropOpen, responseGone, type StreamResponse } from '../hub/writer.ts';
 
 /** What a stream open carries, read from the request by whichever layer received it. */
 export interface StreamAsk {
@@ -61,15 +62,6 @@ export async function checkStreamAsk(ask: StreamAsk, deps: AppDeps): Promise<Che
   return { id, start, includeEvents, grant: await grantOrUnjudged(deps, ask.credentials, [id]) };
 }
 
-/**
- * Drops an open that shutdown overtook (the connection on HTTP/1.1, the stream on h2), as a refused
- * open is while stopping: EventSource retries elsewhere, where a 503 would stop it for good.
- */
-export function dropOpen(res: StreamResponse): void {
-  if (responseGone(res)) return;
-  if (isHttp1(res)) res.socket?.destroy();
-  else res.stream.close();
-}
 
 /**
  * What becomes of an open that cannot go on after a held stream's head was
@@ -91,7 +83,9 @@ export function abandonHeld(held: HeldStream, err: unknown, shuttingDown: boolea
 export async function startSessionStream(checked: CheckedAsk, clientKey: string, extraHeaders: OutgoingHttpHeaders, res: StreamResponse, deps: AppDeps): Promise<boolean> {
   // Reserved before the first upstream await, so concurrent opens cannot overshoot a limit;
   // given back exactly once: on any failure below, or when the stream closes.
-  const slot = deps.limits.streams.reserve(clientKey, [checked.id]);
+  // A key not judged yet counts against no session's limit until it is accepted (StreamSlot.addSessions).
+  const unjudged = 'unjudged' in checked.grant;
+  const slot = deps.limits.streams.reserve(clientKey, unjudged ? [] : [checked.id]);
   let grant: Grant;
   let held: HeldStream | undefined;
   if ('unjudged' in checked.grant) {
@@ -99,7 +93,7 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
       slot.release();
       throw err;
     });
-    if (judged === null) {
+    if (judged === null || !claimSessions(judged.held, slot, [checked.id])) {
       slot.release();
       return false;
     }
@@ -133,7 +127,24 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
     deps.streams.start(entry, res, checked.start, { extraHeaders, slot, access: streamAccess(grant), continues: held !== undefined });
   } catch (err) {
     slot.release();
+    // The head is out: no refusal can be answered any more.
+    if (held) {
+      deps.log.error({ err, session: checked.id }, 'a held stream could not go on');
+      dropOpen(res);
+      return false;
+    }
     throw err;
   }
   return true;
+}
+
+/** Counts an accepted held stream against its sessions' limit; past it, the stream ends with the 429 it would have got. */
+export function claimSessions(held: HeldStream, slot: StreamSlot, ids: readonly string[]): boolean {
+  try {
+    slot.addSessions(ids);
+    return true;
+  } catch (err) {
+    held.refuse(err);
+    return false;
+  }
 }

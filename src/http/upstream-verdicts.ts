@@ -2,7 +2,8 @@
  * The upstream's verdicts on (caller credential, session) pairs (AUTH=upstream):
  * one `GET …/sessions/{id}/status` with that credential per pair, shared by
  * concurrent askers, kept for the cache lifetime (a refusal for at most
- * REFUSAL_MAX_MS, so a key granted a moment later is not shut out long). Kept
+ * REFUSAL_MAX_MS, so a key granted a moment later is not shut out long; a
+ * failed check for UNAVAILABLE_KEPT_MS, or the upstream's Retry-After). Kept
  * under the credential's digest: no credential value is held here.
  */
 import { LRUCache } from 'lru-cache';
@@ -16,12 +17,29 @@ export const VERDICT_CACHE_MAX_ENTRIES = 100_000;
 export const REFUSAL_MAX_MS = 5000;
 /** Seconds a caller is told to wait when the upstream could not give a verdict and said nothing itself. */
 export const CHECK_RETRY_AFTER_SECONDS = 5;
+/**
+ * How long a failed check is kept (ms), or the upstream's Retry-After when it
+ * asked for longer (at most UNAVAILABLE_MAX_MS): checks of one pair during an
+ * outage (held streams asking again, callers retrying) cost at most one
+ * upstream call per this interval.
+ */
+export const UNAVAILABLE_KEPT_MS = 1000;
+export const UNAVAILABLE_MAX_MS = 60_000;
 
 /** What the upstream said of a pair, until `expiresAtMs`. */
 export type Verdict = { kind: 'accepted'; expiresAtMs: number } | { kind: 'refused'; status: 401 | 403 | 404; expiresAtMs: number };
 
-/** A verdict, or no verdict because the upstream failed (429, 5xx, unreachable): never cached, never a refusal. */
-export type CheckResult = Verdict | { kind: 'unavailable'; reason: string; retryAfterSeconds: number; retryAfterFromUpstream: boolean };
+/** No verdict because the upstream failed (429, 5xx, unreachable): never a refusal, kept only briefly. */
+export interface Unavailable {
+  kind: 'unavailable';
+  reason: string;
+  retryAfterSeconds: number;
+  retryAfterFromUpstream: boolean;
+  expiresAtMs: number;
+}
+
+/** A verdict, or none. */
+export type CheckResult = Verdict | Unavailable;
 
 export interface VerdictCacheOptions {
   client: UpstreamClient;
@@ -33,7 +51,7 @@ export interface VerdictCacheOptions {
 /** Asks the upstream about pairs, once per pair per lifetime. */
 export class VerdictCache {
   private readonly opts: VerdictCacheOptions;
-  private readonly verdicts = new LRUCache<string, Verdict>({ max: VERDICT_CACHE_MAX_ENTRIES });
+  private readonly verdicts = new LRUCache<string, CheckResult>({ max: VERDICT_CACHE_MAX_ENTRIES });
   private readonly inFlight = new Map<string, Promise<CheckResult>>();
 
   constructor(opts: VerdictCacheOptions) {
@@ -76,11 +94,12 @@ export class VerdictCache {
     else {
       const retryAfterFromUpstream = r.kind === 'rate-limited' && r.retryAfterMs !== undefined;
       const retryAfterSeconds = retryAfterFromUpstream ? Math.max(1, Math.ceil(r.retryAfterMs! / 1000)) : CHECK_RETRY_AFTER_SECONDS;
-      result = { kind: 'unavailable', reason: 'reason' in r ? r.reason : r.kind, retryAfterSeconds, retryAfterFromUpstream };
+      const keptMs = retryAfterFromUpstream ? Math.min(UNAVAILABLE_MAX_MS, Math.max(UNAVAILABLE_KEPT_MS, r.retryAfterMs!)) : UNAVAILABLE_KEPT_MS;
+      result = { kind: 'unavailable', reason: 'reason' in r ? r.reason : r.kind, retryAfterSeconds, retryAfterFromUpstream, expiresAtMs: now + keptMs };
     }
     const outcome = result.kind === 'refused' ? String(result.status) : result.kind;
     stats.upstreamAuthChecks[outcome] = (stats.upstreamAuthChecks[outcome] ?? 0) + 1;
-    if (result.kind !== 'unavailable') this.verdicts.set(key, result);
+    this.verdicts.set(key, result);
     return result;
   }
 }

@@ -245,3 +245,13 @@ export function writeStreamHead(res: StreamResponse, extra: OutgoingHttpHeaders)
   if (isHttp1(res)) res.writeHead(200, { ...extra, ...STREAM_HEADERS });
   else res.writeHead(200, { ...extra, ...STREAM_HEADERS_H2 });
 }
+
+/**
+ * Drops an open that shutdown overtook (the connection on HTTP/1.1, the stream on h2), as a refused
+ * open is while stopping: EventSource retries elsewhere, where a 503 would stop it for good.
+ */
+export function dropOpen(res: StreamResponse): void {
+  if (responseGone(res)) return;
+  if (isHttp1(res)) res.socket?.destroy();
+  else res.stream.close();
+}

@@ -21,9 +21,11 @@ afterEach(async () => {
   bridge = undefined;
 });
 
+const KEY_B = 'sk-org-b-Lp7Rd3Kx9Mf2';
+
 /** A bridge on the real dialect (no operator key: loops run on callers' keys), and a finished session of org A. */
-async function start(): Promise<Bridge> {
-  bridge = await startBridge({ ...ONE_ADDRESS_ENV, AUTH: 'upstream', UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real', apiKeys: { [KEY_A]: 'org-a', 'sk-org-b-Lp7Rd3Kx9Mf2': 'org-b' } });
+async function start(env: Record<string, string> = {}): Promise<Bridge> {
+  bridge = await startBridge({ ...ONE_ADDRESS_ENV, AUTH: 'upstream', UPSTREAM_WAIT_SECONDS: '1', ...env }, { api: 'real', apiKeys: { [KEY_A]: 'org-a', [KEY_B]: 'org-b' } });
   bridge.sim.createSession('a-1', { organisation: 'org-a', initialEvents: 4, finished: true });
   bridge.sim.createSession('b-1', { organisation: 'org-b', initialEvents: 4, finished: true });
   return bridge;
@@ -113,6 +115,75 @@ describe('AUTH=upstream: a stream opened while the upstream cannot judge the key
     expect(es.indices()).toEqual(range(4));
     expect(es.statuses()[0]!.upstream_error).toMatch(/could not check the key/);
   }, 40_000);
+
+  it('waits as long as the upstream\'s Retry-After asks before asking again, for one session or several', async () => {
+    const b = await start();
+    for (const id of ['a-2', 'a-3']) b.sim.createSession(id, { organisation: 'org-a', initialEvents: 2, finished: true });
+    // Sessions not asked about before (a verdict is kept): alone, a-1 asks for 3 s; together, a-3 fails
+    // plainly (kept 1 s) and a-2 asks for 3 s, and the longer wait wins.
+    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 3 }], { session: 'a-1', endpoint: 'status' });
+    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 3 }], { session: 'a-2', endpoint: 'status' });
+    b.sim.faults.script(OUTAGE(1), { session: 'a-3', endpoint: 'status' });
+    for (const path of ['/sessions/a-1/events', `/events?${sessionQuery(['a-3', 'a-2'])}`]) {
+      const startedMs = Date.now();
+      const held = await hold(`${b.url}${path}`, { authorization: `Bearer ${KEY_A}` });
+      expect(held.status, path).toBe(200);
+      await held.readUntil((t) => /\nid: /.test(t), 20_000);
+      expect(Date.now() - startedMs, path).toBeGreaterThanOrEqual(2900);
+      held.close();
+    }
+  }, 60_000);
+
+  it('asks the upstream about one key at most about once a second however many streams are held on it', async () => {
+    const b = await start();
+    b.sim.faults.script(OUTAGE(500), { session: 'a-1', endpoint: 'status' });
+    const streams = await Promise.all(range(20).map(() => hold(`${b.url}/sessions/a-1/events`, { authorization: `Bearer ${KEY_A}` })));
+    const startedMs = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    const calls = b.sim.requests().filter((q) => q.target.includes('/sessions/a-1/status')).length;
+    const seconds = (Date.now() - startedMs) / 1000;
+    expect(streams.every((h) => h.status === 200)).toBe(true);
+    // One call opened the outage; then at most one per kept failure (1 s), whatever the 20 schedules.
+    expect(calls).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
+    for (const h of streams) h.close();
+  }, 30_000);
+
+  it('takes no per-session stream slot until the key is accepted: a key held in an outage does not shut out an accepted one', async () => {
+    const b = await start({ MAX_STREAMS_PER_SESSION: '1' });
+    b.sim.createSession('live', { organisation: 'org-a', emitEveryMs: 200, emitCount: 100 });
+    // Key A is accepted for the session before the outage (its verdict is kept 60 s).
+    expect((await fetch(`${b.url}/sessions/live/status`, { headers: { authorization: `Bearer ${KEY_A}` } })).status).toBe(200);
+    b.sim.faults.script(OUTAGE(3), { session: 'live', endpoint: 'status' });
+    const other = await hold(`${b.url}/sessions/live/events`, { authorization: `Bearer ${KEY_B}` });
+    expect(other.status).toBe(200);
+    await other.readUntil((t) => t.includes('upstream_error'));
+    const mine = await hold(`${b.url}/sessions/live/events`, { authorization: `Bearer ${KEY_A}` });
+    expect(mine.status, 'the accepted key gets the session\'s one slot').toBe(200);
+    await mine.readUntil((t) => /\nid: /.test(t), 15_000);
+    // Key B is then judged (org B cannot see it: 404) and its held stream ends without a byte of the session.
+    const text = await other.readUntil((t) => t.includes('event: end'), 20_000);
+    expect(text).not.toMatch(/\nid: /);
+    mine.close();
+    other.close();
+  }, 60_000);
+
+  it('is dropped, not held, when shutdown begins while its key is being asked about', async () => {
+    const b = await start({ UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1' });
+    b.sim.faults.script([{ kind: 'hang' }], { session: 'a-1', endpoint: 'status' });
+    const opening = fetch(`${b.url}/sessions/a-1/events`, { headers: { authorization: `Bearer ${KEY_A}` } }).then(
+      async (r) => ({ status: r.status, body: await r.text().catch((e: Error) => `<<${e.message}>>`) }),
+      (e: Error) => ({ status: 0, body: `<<${e.message}>>` }),
+    );
+    await eventually(() => b.sim.requests().some((q) => q.target.includes('/sessions/a-1/status')), 5000, 'the key check to be asked');
+    const closing = b.close();
+    bridge = undefined;
+    const answer = await opening;
+    await closing;
+    expect(answer.status, `a stream opened after shutdown began: ${answer.body}`).toBe(0);
+    expect(b.server.streams.size).toBe(0);
+    expect(b.server.metrics.stats.streamsHeld).toBe(0);
+    expect(b.server.metrics.stats.upstreamAuthChecks.unavailable, 'the check did come back unavailable, during shutdown').toBe(1);
+  }, 30_000);
 
   it('holds no loop and no stream once its client leaves, and shutdown ends it', async () => {
     const b = await start();

@@ -92,14 +92,21 @@ describe('AUTH=upstream: a key reads only what the upstream lets it', () => {
     expect(forbidden.status).toBe(403);
   });
 
-  it('an upstream that cannot judge the key answers 503 with Retry-After, and nothing is cached', async () => {
+  it('an upstream that cannot judge the key answers a drop-in 503 with Retry-After; the failure is kept a second, not as a verdict', async () => {
     const b = await start();
     b.sim.faults.script([{ kind: 'http', status: 500 }], { session: 'a-1', endpoint: 'status' });
-    const r = await fetch(`${b.url}/sessions/a-1/status`, { headers: { authorization: `Bearer ${KEY_A}` } });
+    const headers = { authorization: `Bearer ${KEY_A}` };
+    const r = await fetch(`${b.url}/sessions/a-1/status`, { headers });
     expect(r.status).toBe(503);
     expect(r.headers.get('retry-after')).toBe('5');
     expect((await r.json()).code).toBe('upstream_unavailable');
-    expect((await fetch(`${b.url}/sessions/a-1/status`, { headers: { authorization: `Bearer ${KEY_A}` } })).status).toBe(200);
+    // Asked again at once: the failure is kept (no second upstream call within UNAVAILABLE_KEPT_MS)...
+    b.sim.clearRequests();
+    expect((await fetch(`${b.url}/sessions/a-1/status`, { headers })).status).toBe(503);
+    expect(b.sim.requests().filter((q) => q.target.includes('/sessions/a-1/status'))).toHaveLength(0);
+    // ...and only that long: then the upstream is asked, and accepts.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await fetch(`${b.url}/sessions/a-1/status`, { headers })).status).toBe(200);
   });
 
   it('a keyed viewer of each organisation gets its whole session by SSE, /events and the SDK loop', async () => {
