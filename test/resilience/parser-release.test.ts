@@ -166,9 +166,12 @@ describe('pollcast with released parsers', () => {
     const first = openRawStream(bridge.url, '/sessions/big/events');
     raws.push(first);
     await first.closed;
+    const stats = bridge.server.metrics.stats;
+    // The first reader may itself have been dropped as slow while the history arrived (a loaded machine's
+    // test process reads 13 MB slower than pollcast writes it): only the paused reader's fate counts below.
+    const droppedBefore = stats.slowDropped;
     const raw = openRawStream(bridge.url, '/sessions/big/events', { paused: true });
     raws.push(raw);
-    const stats = bridge.server.metrics.stats;
     // Stuck: the replay waits for a 'drain' that does not come, so the stream's end can never leave either.
     let last = -1;
     await eventually(async () => {
@@ -179,7 +182,7 @@ describe('pollcast with released parsers', () => {
       return stuck;
     }, 10_000, 'the replay stuck on a full connection');
     expect(stats.framesDelivered).toBeLessThan(800);
-    expect(stats.slowDropped).toBe(0);
+    expect(stats.slowDropped - droppedBefore, 'the paused reader, replayed from memory, is paced, not dropped').toBe(0);
     const started = performance.now();
     await bridge.server.close();
     // The budget is 2 s; the deadline that drops what is left comes within it.
