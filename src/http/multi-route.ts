@@ -10,8 +10,8 @@ import { credentialsOf, streamAccess } from './auth.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
 import { checkRate } from './limits.ts';
-import { abandonHeld, claimSessions, grantOrUnjudged } from './stream-open.ts';
-import { holdUntilJudged, type HeldStream } from './stream-hold.ts';
+import { grantOrUnjudged, isUnjudged } from './stream-open.ts';
+import { holdAndClaim, type HeldStream } from './stream-hold.ts';
 import type { Grant } from './auth.ts';
 import { idsFromBody, idsFromQuery, openIds, parseMuxRequest, type MuxRequest } from './multi-request.ts';
 import { ENDED } from '../hub/cursor.ts';
@@ -74,21 +74,15 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);
   // One stream for the client, one slot for each session it reads; reserved before the first await.
-  // A key not judged yet counts against no session's limit until it is accepted (StreamSlot.addSessions).
-  const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), 'unjudged' in asked ? [] : reading);
+  // A key not judged yet counts against no session's limit until it is accepted (holdAndClaim).
+  const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), isUnjudged(asked) ? [] : reading);
   const res = c.env.outgoing;
   let grant: Grant;
   let held: HeldStream | undefined;
-  if ('unjudged' in asked) {
+  if (isUnjudged(asked)) {
     // The upstream cannot judge the key yet (AUTH=upstream): a stream all the same, reading nothing until it does.
-    const judged = await holdUntilJudged(res, { ids: reading, multi: true, extraHeaders: middlewareHeaders(c, deps), ...asked }, deps).catch((err: unknown) => {
-      slot.release();
-      throw err;
-    });
-    if (judged === null || !claimSessions(judged.held, slot, reading)) {
-      slot.release();
-      return RESPONSE_ALREADY_SENT;
-    }
+    const judged = await holdAndClaim(res, { ids: reading, multi: true, extraHeaders: middlewareHeaders(c, deps), ...asked }, slot, deps);
+    if (judged === null) return RESPONSE_ALREADY_SENT;
     ({ held, grant } = judged);
   } else grant = asked;
   let lanes: LaneSpec[];
@@ -97,7 +91,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   } catch (err) {
     slot.release();
     if (held) {
-      abandonHeld(held, err, deps.isShuttingDown());
+      held.abandon(err, deps.isShuttingDown());
       return RESPONSE_ALREADY_SENT;
     }
     // Shutdown began while the open waited for its first upstream answers: dropped, not refused with a 503.

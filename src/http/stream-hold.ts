@@ -24,6 +24,7 @@ import { statusPayload, UNKNOWN_SNAPSHOT } from '../upstream/snapshot.ts';
 import type { Grant } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { rejectionReason, statusFor } from './errors.ts';
+import type { StreamSlot } from './limits.ts';
 
 /** Asking again about a key the upstream could not judge: 1 s doubling to 15 s, jittered (at least 0.5–1 s), never sooner than the upstream's Retry-After. */
 export const HOLD_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 15_000 };
@@ -77,6 +78,12 @@ export class HeldStream extends StreamConnection {
     const data = err instanceof PollcastError ? { error: err.code, status: statusFor(err), message: err.message } : { error: 'internal', status: 500, message: 'internal error' };
     this.write(encodeFrame({ event: 'error', data: JSON.stringify(data) }));
     this.close(data.status === 401 || data.status === 403 ? 'revoked' : 'error');
+  }
+
+  /** Ends a granted stream that cannot go on (its feed could not be had): refused with `err`, or closed on shutdown. */
+  abandon(err: unknown, shuttingDown: boolean): void {
+    if (shuttingDown) this.close('shutdown');
+    else this.refuse(err);
   }
 }
 
@@ -136,4 +143,30 @@ export async function holdUntilJudged(res: StreamResponse, ask: HoldAsk, deps: P
       held.showUnavailable(err.message, null);
     }
   }
+}
+
+/**
+ * Holds the stream (`holdUntilJudged`), then counts the granted stream
+ * against its sessions' limit, reserved without them (a key the upstream may
+ * yet refuse must not crowd out a session's accepted viewers); past it, the
+ * stream ends with the 429 it would have got. Null, with `slot` given back,
+ * when the stream goes no further.
+ */
+export async function holdAndClaim(res: StreamResponse, ask: HoldAsk, slot: StreamSlot, deps: Parameters<typeof holdUntilJudged>[2]): Promise<Judged | null> {
+  const judged = await holdUntilJudged(res, ask, deps).catch((err: unknown) => {
+    slot.release();
+    throw err;
+  });
+  if (judged === null) {
+    slot.release();
+    return null;
+  }
+  try {
+    slot.addSessions(ask.ids);
+  } catch (err) {
+    slot.release();
+    judged.held.refuse(err);
+    return null;
+  }
+  return judged;
 }

@@ -6,8 +6,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { streamAccess, type Credentials, type Grant } from './auth.ts';
 import type { AppDeps } from './deps.ts';
-import type { StreamSlot } from './limits.ts';
-import { holdUntilJudged, type HeldStream } from './stream-hold.ts';
+import { holdAndClaim, type HeldStream } from './stream-hold.ts';
 import { parseIncludeEvents, parseSessionId, parseStartIndex } from './validate.ts';
 import { UpstreamUnavailableError } from '../errors.ts';
 import type { FeedEntry } from '../hub/hub.ts';
@@ -34,13 +33,17 @@ export interface Unjudged {
 
 /** Asks `authorize` for a grant; an upstream that cannot judge the key is not a refusal: the stream is held (stream-hold.ts). */
 export async function grantOrUnjudged(deps: AppDeps, credentials: Credentials, ids: readonly string[]): Promise<Grant | Unjudged> {
-  const judge = () => deps.authorize(credentials, ids);
   try {
-    return await judge();
+    return await deps.authorize(credentials, ids);
   } catch (err) {
-    if (err instanceof UpstreamUnavailableError) return { unjudged: err, judge };
+    if (err instanceof UpstreamUnavailableError) return { unjudged: err, judge: () => deps.authorize(credentials, ids) };
     throw err;
   }
+}
+
+/** Whether the upstream could not judge the caller yet. */
+export function isUnjudged(grant: Grant | Unjudged): grant is Unjudged {
+  return 'unjudged' in grant;
 }
 
 /** A stream open that passed every check (its grant, or a key still to be judged). */
@@ -62,17 +65,6 @@ export async function checkStreamAsk(ask: StreamAsk, deps: AppDeps): Promise<Che
   return { id, start, includeEvents, grant: await grantOrUnjudged(deps, ask.credentials, [id]) };
 }
 
-
-/**
- * What becomes of an open that cannot go on after a held stream's head was
- * sent: the held stream ends (refused with `err`, or closed on shutdown);
- * else the caller refuses the request (throws) or drops the connection.
- */
-export function abandonHeld(held: HeldStream, err: unknown, shuttingDown: boolean): void {
-  if (shuttingDown) held.close('shutdown');
-  else held.refuse(err);
-}
-
 /**
  * Reserves the client's stream slot, holds the stream while the upstream
  * cannot judge the key (AUTH=upstream), acquires the feed (starting its loop
@@ -83,20 +75,13 @@ export function abandonHeld(held: HeldStream, err: unknown, shuttingDown: boolea
 export async function startSessionStream(checked: CheckedAsk, clientKey: string, extraHeaders: OutgoingHttpHeaders, res: StreamResponse, deps: AppDeps): Promise<boolean> {
   // Reserved before the first upstream await, so concurrent opens cannot overshoot a limit;
   // given back exactly once: on any failure below, or when the stream closes.
-  // A key not judged yet counts against no session's limit until it is accepted (StreamSlot.addSessions).
-  const unjudged = 'unjudged' in checked.grant;
-  const slot = deps.limits.streams.reserve(clientKey, unjudged ? [] : [checked.id]);
+  // A key not judged yet counts against no session's limit until it is accepted (holdAndClaim).
+  const slot = deps.limits.streams.reserve(clientKey, isUnjudged(checked.grant) ? [] : [checked.id]);
   let grant: Grant;
   let held: HeldStream | undefined;
-  if ('unjudged' in checked.grant) {
-    const judged = await holdUntilJudged(res, { ids: [checked.id], multi: false, extraHeaders, ...checked.grant }, deps).catch((err: unknown) => {
-      slot.release();
-      throw err;
-    });
-    if (judged === null || !claimSessions(judged.held, slot, [checked.id])) {
-      slot.release();
-      return false;
-    }
+  if (isUnjudged(checked.grant)) {
+    const judged = await holdAndClaim(res, { ids: [checked.id], multi: false, extraHeaders, ...checked.grant }, slot, deps);
+    if (judged === null) return false;
     ({ held, grant } = judged);
   } else grant = checked.grant;
   let entry: FeedEntry;
@@ -105,7 +90,7 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
   } catch (err) {
     slot.release();
     if (held) {
-      abandonHeld(held, err, deps.isShuttingDown());
+      held.abandon(err, deps.isShuttingDown());
       return false;
     }
     // Shutdown began while the open waited for its first upstream answer: dropped, not refused with a 503.
@@ -136,15 +121,4 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
     throw err;
   }
   return true;
-}
-
-/** Counts an accepted held stream against its sessions' limit; past it, the stream ends with the 429 it would have got. */
-export function claimSessions(held: HeldStream, slot: StreamSlot, ids: readonly string[]): boolean {
-  try {
-    slot.addSessions(ids);
-    return true;
-  } catch (err) {
-    held.refuse(err);
-    return false;
-  }
 }
