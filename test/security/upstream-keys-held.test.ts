@@ -6,11 +6,13 @@
  * on; refused, it ends with the refusal and carries no byte of the session.
  * Against the simulator in real-API mode, whose `/status` fails on script.
  */
+import { connect as h2connect } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
+import { h2request } from '../helpers/h2.ts';
 import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
 import { parseSse, readAll, sessionQuery } from '../helpers/multi.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
-import { hold, metric } from './helpers.ts';
+import { hold, JWT_SECRET, metric, token } from './helpers.ts';
 
 const KEY_A = 'sk-org-a-Hq4Tn8Vw2Zc6';
 const OUTAGE = (n: number) => Array.from({ length: n }, () => ({ kind: 'http' as const, status: 500 }));
@@ -204,4 +206,98 @@ describe('AUTH=upstream: a stream opened while the upstream cannot judge the key
     // Ended by shutdown as a tracked stream (not cut with the connections at the deadline, counted as 'client').
     expect(b.server.metrics.stats.streamsClosed).toEqual({ client: 1, shutdown: 1 });
   }, 40_000);
+});
+
+describe('AUTH=upstream: what a held stream keeps of the ask', () => {
+  it('resumes after Last-Event-ID once the key is accepted: the events after it, each once', async () => {
+    const b = await start();
+    b.sim.faults.script(OUTAGE(2), { session: 'a-1', endpoint: 'status' });
+    const res = await fetch(`${b.url}/sessions/a-1/events`, { headers: { authorization: `Bearer ${KEY_A}`, 'last-event-id': '1' }, signal: AbortSignal.timeout(30_000) });
+    expect(res.status).toBe(200);
+    const frames = parseSse(await readAll(res));
+    expect(JSON.parse(frames.find((f) => f.event === 'status')!.data!).upstream_error).toMatch(/could not check the key/);
+    expect(eventIndices(frames)).toEqual([2, 3]);
+    expect(frames.filter((f) => f.id !== undefined).map((f) => f.id)).toEqual(['2', '3']);
+    expect(await metric(b, 'pollcast_streams_held_total')).toBe(1);
+  }, 40_000);
+
+  it('resumes a multi-session stream from its cursor once the keys are accepted, exactly where it left off', async () => {
+    const b = await start({ AUTH_UPSTREAM_CACHE_SECONDS: '1' });
+    b.sim.createSession('a-2', { organisation: 'org-a', initialEvents: 3, finished: true });
+    const path = `/events?${sessionQuery(['a-1', 'a-2'])}`;
+    const whole = await stream(b, path);
+    const pairs = (frames: ReturnType<typeof parseSse>) =>
+      frames.flatMap((f) => (f.event === undefined && f.data !== undefined ? [`${JSON.parse(f.data).session}#${JSON.parse(f.data).index as number}`] : []));
+    const all = whole.frames.filter((f) => f.event === undefined && f.data !== undefined);
+    expect(all).toHaveLength(7);
+    const cut = 3;
+    const cursor = all[cut - 1]!.id!;
+    const expected = pairs(all.slice(cut));
+    // The verdicts kept 1 s run out; the next checks of both pairs fail once.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    b.sim.faults.script(OUTAGE(1), { session: 'a-1', endpoint: 'status' });
+    b.sim.faults.script(OUTAGE(1), { session: 'a-2', endpoint: 'status' });
+    const heldBefore = await metric(b, 'pollcast_streams_held_total');
+    const res = await fetch(`${b.url}${path}`, { headers: { authorization: `Bearer ${KEY_A}`, 'last-event-id': cursor }, signal: AbortSignal.timeout(30_000) });
+    expect(res.status).toBe(200);
+    const frames = parseSse(await readAll(res));
+    expect(frames.some((f) => f.event === 'status' && /could not check the key/.test(JSON.parse(f.data!).upstream_error ?? ''))).toBe(true);
+    expect(await metric(b, 'pollcast_streams_held_total')).toBe(heldBefore + 1);
+    expect(pairs(frames).sort()).toEqual([...expected].sort());
+    expect(frames.filter((f) => f.event === 'end').map((f) => JSON.parse(f.data!).session).sort(), 'one end per session').toEqual(['a-1', 'a-2']);
+  }, 40_000);
+
+  it('holds and then goes on over HTTP/2 like over HTTP/1.1', async () => {
+    const b = await start();
+    b.sim.faults.script(OUTAGE(2), { session: 'a-1', endpoint: 'status' });
+    const session = h2connect(b.url);
+    try {
+      const req = h2request(session, '/sessions/a-1/events', { authorization: `Bearer ${KEY_A}` });
+      const headers = await req.headers;
+      expect(headers[':status']).toBe(200);
+      expect(headers['content-type']).toMatch(/^text\/event-stream/);
+      const frames = parseSse(await req.done(30_000));
+      expect(JSON.parse(frames.find((f) => f.event === 'status')!.data!).upstream_error).toMatch(/could not check the key/);
+      expect(eventIndices(frames)).toEqual(range(4));
+      expect(frames.at(-1)!.event).toBe('end');
+      expect(await metric(b, 'pollcast_streams_held_total')).toBe(1);
+    } finally {
+      session.close();
+    }
+  }, 40_000);
+
+  it('answers HEAD on a key not judged yet with the stream\'s head, and holds nothing', async () => {
+    const b = await start();
+    b.sim.faults.script(OUTAGE(1), { session: 'a-1', endpoint: 'status' });
+    const res = await fetch(`${b.url}/sessions/a-1/events`, { method: 'HEAD', headers: { authorization: `Bearer ${KEY_A}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(await res.text()).toBe('');
+    expect(b.server.streams.size).toBe(0);
+    expect(b.server.hub.activeCount).toBe(0);
+    expect(await metric(b, 'pollcast_streams_held_total')).toBe(0);
+    // A refused key is still refused on HEAD (the refusal is not hidden behind the outage).
+    b.sim.faults.script([{ kind: 'http', status: 403 }], { session: 'a-1', endpoint: 'status' });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const refused = await fetch(`${b.url}/sessions/a-1/events`, { method: 'HEAD', headers: { authorization: `Bearer ${KEY_A}` } });
+    expect(refused.status).toBe(403);
+  }, 30_000);
+
+  it('combined with tokens: a key is held while a pollcast token is judged by its claims and never held', async () => {
+    const b = await start({ AUTH_JWT_SECRET: JWT_SECRET, UPSTREAM_API_KEY: KEY_A });
+    b.sim.faults.script(OUTAGE(2), { session: 'a-1', endpoint: 'status' });
+    const jwt = await token(['a-1']);
+    const byToken = await hold(`${b.url}/sessions/a-1/events`, { authorization: `Bearer ${jwt}` });
+    expect(byToken.status).toBe(200);
+    expect(await metric(b, 'pollcast_streams_held_total'), 'a token is not a key to ask the upstream about').toBe(0);
+    const text = await byToken.readUntil((t) => t.includes('event: end'), 30_000);
+    expect(eventIndices(parseSse(text))).toEqual(range(4));
+    byToken.close();
+    b.sim.faults.script(OUTAGE(1), { session: 'a-1', endpoint: 'status' });
+    const r = await stream(b, '/sessions/a-1/events');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.frames.find((f) => f.event === 'status')!.data!).upstream_error).toMatch(/could not check the key/);
+    expect(eventIndices(r.frames)).toEqual(range(4));
+    expect(await metric(b, 'pollcast_streams_held_total')).toBe(1);
+  }, 60_000);
 });
