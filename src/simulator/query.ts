@@ -17,18 +17,23 @@ const DECIMAL = /^\d+(\.\d+)?$/;
 const EVENTS_FLAG = 'include_events';
 const EVENTS_FLAG_ALIAS = 'include_details';
 
+// The spellings the real API's query parsing (pydantic) takes for a boolean, in any case.
+const TRUE_WORDS: ReadonlySet<string> = new Set(['true', '1', 'on', 't', 'y', 'yes']);
+const FALSE_WORDS: ReadonlySet<string> = new Set(['false', '0', 'off', 'f', 'n', 'no']);
+
 /** Reads include_events / include_details: absent → true; both given must agree (a client bug otherwise). */
 function parseEventsFlag(params: URLSearchParams): { ok: true; value: boolean } | { ok: false; error: string } {
-  const given: Array<[string, string]> = [];
+  const given: Array<[string, boolean]> = [];
   for (const name of [EVENTS_FLAG, EVENTS_FLAG_ALIAS]) {
     const raw = params.get(name);
     if (raw === null) continue;
-    if (raw !== 'true' && raw !== 'false') return { ok: false, error: `${name} must be true or false` };
-    given.push([name, raw]);
+    const word = raw.toLowerCase();
+    if (!TRUE_WORDS.has(word) && !FALSE_WORDS.has(word)) return { ok: false, error: `${name} must be a boolean (true/false, 1/0, yes/no, on/off, t/f, y/n)` };
+    given.push([name, TRUE_WORDS.has(word)]);
   }
   const [first, second] = given;
   if (first && second && first[1] !== second[1]) return { ok: false, error: `${EVENTS_FLAG}=${first[1]} and ${EVENTS_FLAG_ALIAS}=${second[1]} disagree` };
-  return { ok: true, value: first?.[1] !== 'false' };
+  return { ok: true, value: first?.[1] ?? true };
 }
 
 /** Parses from_index, limit, include_events (alias include_details) and wait_for_seconds; an error string means 400. */

@@ -75,6 +75,20 @@ describe('GET /sessions/{id}/changes: answers at once', () => {
     expect(((await conflict.json()) as { error: string }).error).toMatch(/include_events.*include_details.*disagree/);
   });
 
+  it('reads include_events as the real API reads a boolean: 1/0, yes/no, on/off, t/f, y/n, any case', async () => {
+    sim.createSession('spell', { initialEvents: 2, detailBytes: 200 });
+    for (const word of ['0', 'no', 'OFF', 'f', 'N', 'False']) {
+      const lean = await getChanges(changesUrl(sim, 'spell', { include_events: word }));
+      expect(lean.new_events[0]!.data.details, word).toBeUndefined();
+    }
+    for (const word of ['1', 'yes', 'On', 'T', 'y', 'TRUE']) {
+      const full = await getChanges(changesUrl(sim, 'spell', { include_events: word }));
+      expect(full.new_events[0]!.data.details, word).toBeDefined();
+    }
+    const conflict = await get(changesUrl(sim, 'spell', { include_events: 'yes', include_details: '0' }));
+    expect(conflict.status).toBe(400);
+  });
+
   it('generates realistic agent events with growing metrics', async () => {
     sim.createSession('agent', { initialEvents: 21 });
     const types = sim.events('agent').map((e) => e.type);
@@ -257,8 +271,9 @@ describe('GET /sessions/{id}/status, errors and listing', () => {
     ['limit', '-3'],
     ['limit', '0'],
     ['limit', 'ten'],
-    ['include_details', 'yes'],
-    ['include_events', '1'],
+    ['include_details', 'maybe'],
+    ['include_events', '2'],
+    ['include_events', ''],
     ['wait_for_seconds', '-1'],
     ['wait_for_seconds', 'soon'],
   ])('answers 400 JSON for %s=%s', async (name, value) => {
