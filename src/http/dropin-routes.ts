@@ -12,6 +12,7 @@ import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSe
 import type { Feed } from '../hub/feed.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
+import { refusalStatus } from '../upstream/refusal.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { SessionNotFoundError, ShuttingDownError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 
@@ -74,9 +75,29 @@ export async function readHistory(deps: AppDeps, entry: FeedEntry, from: number,
   throw new UpstreamUnavailableError(r.kind, UNAVAILABLE_RETRY_AFTER_SECONDS);
 }
 
-/** Refuses with 503 while the loop has no answer from the upstream yet. */
-export function requireKnown(feed: Feed): void {
+/**
+ * Refuses what the upstream itself would refuse now: `404` once the loop
+ * hears that the session is gone (it keeps retrying for
+ * UPSTREAM_GIVE_UP_SECONDS, but a poller must not be told "running"
+ * meanwhile), `502` while the upstream refuses the operator's key, and `503`
+ * while the loop has no answer yet. A refused caller's key in a loop run on
+ * callers' keys says nothing of this caller's, whose own was accepted.
+ */
+export function requireKnown(feed: Feed, deps: AppDeps): void {
+  const refusal = refusalStatus(feed.upstreamError);
+  if (refusal === 404) throw new SessionNotFoundError(feed.sessionId);
+  if (refusal !== null && !loopsOnCallerKeys(deps)) throw new UpstreamAuthError(refusal);
   if (!isKnown(feed.snapshot)) throw new UpstreamUnavailableError(feed.upstreamError ?? 'no answer yet', UNAVAILABLE_RETRY_AFTER_SECONDS);
+}
+
+/** Whether loops run on the keys of callers the upstream accepted (AUTH=upstream without UPSTREAM_API_KEY). */
+function loopsOnCallerKeys(deps: AppDeps): boolean {
+  return deps.config.auth === 'upstream' && deps.config.upstreamApiKey === undefined;
+}
+
+/** Whether the loop now hears a refusal from the upstream (a long-poll wakes to answer it). */
+function refused(feed: Feed): boolean {
+  return refusalStatus(feed.upstreamError) !== null;
 }
 
 // "Nothing new", the way the upstream says it: a bare 204, or (simplified upstreams) a 200 with no events.
@@ -87,7 +108,7 @@ function nothingNew(c: Context<AppEnv>, feed: Feed): Response {
 async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, from: number, limit: number, waitSeconds: number): Promise<Response> {
   const { feed } = entry;
   const signal = c.req.raw.signal;
-  requireKnown(feed);
+  requireKnown(feed, deps);
   let statusChanged = false;
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
@@ -100,9 +121,11 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
       const statusKey = () => `${feed.snapshot.status}|${feed.snapshot.error}`;
       const before = statusKey();
       const wakeOnStatus = feed.emptyStyle === '200';
-      await waitFor(feed, () => feed.nextIndex > from || (wakeOnStatus && statusKey() !== before), waitSeconds * 1000, signal);
+      await waitFor(feed, () => feed.nextIndex > from || refused(feed) || (wakeOnStatus && statusKey() !== before), waitSeconds * 1000, signal);
       statusChanged = wakeOnStatus && statusKey() !== before;
     }
+    // A refusal heard during the wait is answered as the upstream answers it.
+    if (from >= feed.nextIndex) requireKnown(feed, deps);
   }
   // Checked after any wait too: the buffer may have dropped `from` meanwhile (a burst past its bounds).
   if (from < feed.baseIndex) {
@@ -157,11 +180,12 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
     const entry = await deps.hub.acquireAny(id, grant.upstreamCredential);
     try {
-      requireKnown(entry.feed);
+      requireKnown(entry.feed, deps);
       if (!entry.feed.ended && Date.now() - entry.feed.snapshot.statusAtMs > STATUS_FRESH_MS) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([deps.hub.refreshStatus(entry), new Promise<void>((resolve) => (timer = setTimeout(resolve, STATUS_REFRESH_WAIT_MS)))]);
         clearTimeout(timer);
+        requireKnown(entry.feed, deps);
       }
       return c.json(statusDropInBody(entry.feed.snapshot), 200);
     } finally {

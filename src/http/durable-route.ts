@@ -176,7 +176,7 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     }
     let handedOver = false;
     try {
-      requireKnown(entry.feed);
+      requireKnown(entry.feed, deps);
       if (head) {
         // PROTOCOL.md 5.4: metadata only, never cached (a stale tail offset misleads).
         const tail = await tailPosition(entry, signal);

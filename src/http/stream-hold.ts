@@ -20,6 +20,7 @@ import { dropOpen, writeStreamHead, type StreamResponse } from '../hub/writer.ts
 import type { Stats } from '../metrics.ts';
 import { encodeFrame } from '../sse.ts';
 import { backoffDelayMs, sleep, type BackoffPolicy } from '../upstream/backoff.ts';
+import { NOT_FOUND_TEXT } from '../upstream/refusal.ts';
 import { statusPayload, UNKNOWN_SNAPSHOT } from '../upstream/snapshot.ts';
 import type { Grant } from './auth.ts';
 import type { AppDeps } from './deps.ts';
@@ -71,7 +72,7 @@ export class HeldStream extends StreamConnection {
     const reason = rejectionReason(err);
     this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
     if (err instanceof SessionNotFoundError && !this.multi) {
-      this.write(endFrame(UNKNOWN_SNAPSHOT, null, 'session not found upstream (404)'));
+      this.write(endFrame(UNKNOWN_SNAPSHOT, null, NOT_FOUND_TEXT));
       this.close('end');
       return;
     }

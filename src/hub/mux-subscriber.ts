@@ -15,6 +15,7 @@ import { coalesce } from './parts.ts';
 import { END_EVENT_LINE, pushEventTail, idLine, sessionPrefix, taggedEndData, taggedEndDataOf, taggedStatus, taggedStatusOf } from './tagged.ts';
 import type { StreamResponse } from './writer.ts';
 import type { Stats } from '../metrics.ts';
+import { NOT_FOUND_TEXT } from '../upstream/refusal.ts';
 
 /** `events`: status, events and end per session; `overview`: status and end only. */
 export type MuxMode = 'events' | 'overview';
@@ -35,7 +36,6 @@ export interface MuxOptions {
 }
 
 /** What a session that the upstream does not know gets: a status and an `end` saying so. */
-const NOT_FOUND_TEXT = 'session not found upstream (404)';
 const notFoundStatus = { status: 'unknown', started_at: null, finished_at: null, error: null, metrics: {}, upstream_error: NOT_FOUND_TEXT };
 const notFoundEnd = { status: 'unknown', finished_at: null, error: null, answer: null, metrics: {}, last_index: null, upstream_error: NOT_FOUND_TEXT };
 

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { backoffDelayMs, createRateGate, sleep, type BackoffPolicy } from './backoff.ts';
 import type { FailureOutcome, StatusOutcome, UpstreamClient } from './client.ts';
 import { fetchPage, findHead, PageLimit } from './pager.ts';
+import { NOT_FOUND_TEXT, refusalText } from './refusal.ts';
 import { changesClaimOver, isKnown, statusSaysOver, withChanges, withStatus, type Snapshot } from './snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink } from './sink.ts';
 import type { ChangesTop, UpstreamEvent } from './types.ts';
@@ -88,12 +89,6 @@ export const HELD_MEANS_CAUGHT_UP_MS = 1000;
 export const FIRST_ANSWER_GRACE_MS = 2000;
 /** Attempts at the final changes call that reads the answer before `end` goes out without it. */
 export const FINAL_BODY_ATTEMPTS = 3;
-
-function refusalText(outcome: FailureOutcome): string | null {
-  if (outcome.kind === 'not-found') return 'session not found upstream (404)';
-  if (outcome.kind === 'unauthorized') return `upstream rejected the credential (${outcome.status})`;
-  return null;
-}
 
 function failureText(outcome: FailureOutcome): string {
   if (outcome.kind === 'rate-limited') return 'upstream rate limited (429)';
@@ -249,7 +244,7 @@ export class Poller {
         if (!(await this.publish([], sink.nextIndex))) return false;
       } else if (s.kind === 'not-found' && !isKnown(this.snapshot)) {
         // Never seen, and now the upstream says it does not exist: end the stream that opened during the outage.
-        this.upstreamError = 'session not found upstream (404)';
+        this.upstreamError = NOT_FOUND_TEXT;
         await this.publish([], sink.nextIndex, 'refused');
         return false;
       }
