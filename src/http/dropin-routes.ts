@@ -20,8 +20,12 @@ import { SessionNotFoundError, ShuttingDownError, UpstreamAuthError, UpstreamUna
 export const MAX_CHANGES_LIMIT = 1000;
 /** Default `limit` when the caller gives none. */
 export const DEFAULT_CHANGES_LIMIT = 100;
-/** Longest a drop-in caller may wait (s); longer asks are clipped. */
-export const MAX_CHANGES_WAIT_SECONDS = 60;
+/**
+ * Longest a drop-in caller may wait (s), the real API's own cap (its OpenAPI
+ * description: `maximum: 25`); longer asks are clipped, so a client whose
+ * timeout is set for the upstream is never held past it.
+ */
+export const MAX_CHANGES_WAIT_SECONDS = 25;
 /**
  * Longest a `wait_for_seconds=0` caller is held while the loop is still
  * catching up or draining (ms): "nothing new" must not be answered before the

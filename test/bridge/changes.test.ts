@@ -54,6 +54,17 @@ describe('GET /sessions/{id}/changes', () => {
     expect(body.new_events).toEqual(bridge.sim.events('dc-3').slice(1, 3));
   });
 
+  it('holds a long-poll asking for more than 25 s only 25 s, the real API\'s own cap', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('dc-cap', { initialEvents: 1 });
+    const t0 = performance.now();
+    const res = await fetch(`${bridge.url}/sessions/dc-cap/changes?from_index=1&wait_for_seconds=100`, { signal: AbortSignal.timeout(40_000) });
+    const heldMs = performance.now() - t0;
+    expect(res.status).toBe(204);
+    expect(heldMs).toBeGreaterThanOrEqual(24_500);
+    expect(heldMs, 'not the 100 s asked for, nor the 60 s cap before').toBeLessThan(30_000);
+  }, 45_000);
+
   it('answers 204 when the wait runs out, and 404/400 like the upstream', async () => {
     bridge = await startBridge();
     bridge.sim.createSession('dc-4');
