@@ -14,6 +14,7 @@ import type { FirstContact, PollerState } from '../upstream/poller.ts';
 import type { SessionMetrics, UpstreamEvent } from '../upstream/types.ts';
 import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
+import { refusalStatus } from '../upstream/refusal.ts';
 import { SessionNotFoundError, TooManyRequestsError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 import type { Stats } from '../metrics.ts';
 
@@ -149,6 +150,14 @@ export class Hub {
     } catch (err) {
       this.release(entry);
       throw err;
+    }
+    // A loop that now hears a refusal keeps retrying for its open streams (UPSTREAM_GIVE_UP_SECONDS), but a new
+    // reader is answered as at a first contact: 404 for a session gone, 502 for the operator's key refused (a
+    // caller's key the loop runs on says nothing of this caller's), not a stream showing the refusal.
+    const refusal = refusalStatus(entry.feed.upstreamError);
+    if (refusal === 404 || (refusal !== null && !this.opts.loopOnCallerCredentials)) {
+      this.release(entry);
+      throw refusal === 404 ? new SessionNotFoundError(sessionId) : new UpstreamAuthError(refusal);
     }
     return entry;
   }

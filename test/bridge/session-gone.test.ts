@@ -1,10 +1,12 @@
 /**
- * Drop-in `changes` and `status` (CONTRACT.md section 3: "same … status codes
- * and bodies as the upstream's") for a session the upstream stops knowing, or
- * a key it stops accepting, while the shared loop still runs (it keeps
- * retrying for UPSTREAM_GIVE_UP_SECONDS and its streams show upstream_error).
- * Before, the drop-ins answered 200 "running" from the loop's last status
- * for as long as the loop ran: an SDK polling to completion never stopped.
+ * A session the upstream stops knowing, or a key it stops accepting, while
+ * the shared loop still runs (it keeps retrying for UPSTREAM_GIVE_UP_SECONDS
+ * and its open streams show upstream_error). Drop-in `changes` and `status`
+ * (CONTRACT.md section 3: "same … status codes and bodies as the
+ * upstream's") answered 200 "running" from the loop's last status for as
+ * long as it ran, so an SDK polling to completion never stopped; and a new
+ * stream open got a 200 stream showing the refusal, not the 404 that section
+ * 3 gives a session that does not exist.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, range, record, startBridge, type Bridge, type Recorder } from '../helpers/harness.ts';
@@ -30,8 +32,8 @@ async function running(id: string, env: Record<string, string> = {}): Promise<Br
   return b;
 }
 
-describe('drop-in changes and status once the upstream stops knowing a session the loop runs', () => {
-  it('answer 404 as the upstream does, and a waiting long-poll is woken with it', async () => {
+describe('new readers of a session whose running loop hears a refusal', () => {
+  it('drop-in changes and status answer 404 once the upstream stops knowing the session, and a waiting long-poll is woken with it', async () => {
     const b = await running('gone-1');
     const status = await fetch(`${b.url}/api/v2/sessions/gone-1/status`);
     expect(status.status, 'the control: running before the deletion').toBe(200);
@@ -55,7 +57,32 @@ describe('drop-in changes and status once the upstream stops knowing a session t
     expect(es!.indices()).toEqual(range(3));
   }, 40_000);
 
-  it('answer 502 while the upstream refuses the operator\'s key, and 200 again once it is accepted', async () => {
+  it('a new stream, multi-session stream or Durable Stream open gets the 404 too, while the open stream goes on showing it', async () => {
+    const b = await running('gone-2');
+    b.sim.createSession('here', { organisation: 'org', initialEvents: 2, finished: true });
+    b.sim.deleteSession('gone-2');
+    await eventually(() => es!.statuses().some((s) => s.upstream_error === 'session not found upstream (404)'), 15_000, 'the loop to hear the 404');
+    const single = await fetch(`${b.url}/sessions/gone-2/events`);
+    expect(single.status).toBe(404);
+    expect((await single.json()).code).toBe('session_not_found');
+    const durable = await fetch(`${b.url}/v1/stream/sessions/gone-2?offset=-1`);
+    expect(durable.status).toBe(404);
+    await durable.body?.cancel();
+    // With a session that exists beside it, the gone one ends alone on the multi-session stream.
+    const multi = await fetch(`${b.url}/events?session=gone-2&session=here`, { signal: AbortSignal.timeout(20_000) });
+    expect(multi.status).toBe(200);
+    const text = await multi.text();
+    expect(text).toContain('"session":"gone-2"');
+    const ends = text.split('\n\n').filter((f) => f.includes('event: end'));
+    expect(ends.some((f) => f.includes('gone-2') && f.includes('session not found upstream (404)')), ends.join(' | ')).toBe(true);
+    const eventFrames = text.split('\n\n').filter((f) => f.includes('data: ') && !f.includes('event: '));
+    expect(eventFrames.filter((f) => f.includes('"session":"here"')), 'the two events of the session that exists').toHaveLength(2);
+    expect(eventFrames.some((f) => f.includes('"session":"gone-2"')), 'no event of the gone session').toBe(false);
+    expect(es!.indices()).toEqual(range(3));
+    expect(b.server.hub.activeCount, 'the loop still runs for its open stream').toBeGreaterThanOrEqual(1);
+  }, 40_000);
+
+  it('drop-ins and a new stream open answer 502 while the upstream refuses the operator\'s key, and 200 again once it is accepted', async () => {
     const b = await running('key-1');
     b.sim.faults.script(Array.from({ length: 3 }, () => ({ kind: 'http' as const, status: 401 })), { session: 'key-1', endpoint: 'changes' });
     b.sim.appendEvents('key-1', 1);
@@ -63,6 +90,9 @@ describe('drop-in changes and status once the upstream stops knowing a session t
     const refused = await fetch(`${b.url}/api/v2/sessions/key-1/changes?from_index=0`);
     expect(refused.status).toBe(502);
     expect((await refused.json()).code).toBe('upstream_auth');
+    const open = await fetch(`${b.url}/sessions/key-1/events`);
+    expect(open.status, 'a new stream open while the operator\'s key is refused: 502, as at a first contact').toBe(502);
+    await open.body?.cancel();
     // The script runs out; the loop's next answer clears upstream_error (a status event without it follows).
     const refusedAt = es!.statuses().findIndex((s) => s.upstream_error !== undefined);
     await eventually(() => es!.statuses().slice(refusedAt).some((s) => s.upstream_error === undefined), 30_000, 'the loop to recover');
