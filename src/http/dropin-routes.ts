@@ -83,20 +83,13 @@ export async function readHistory(deps: AppDeps, entry: FeedEntry, from: number,
  * Refuses what the upstream itself would refuse now: `404` once the loop
  * hears that the session is gone (it keeps retrying for
  * UPSTREAM_GIVE_UP_SECONDS, but a poller must not be told "running"
- * meanwhile), `502` while the upstream refuses the operator's key, and `503`
- * while the loop has no answer yet. A refused caller's key in a loop run on
- * callers' keys says nothing of this caller's, whose own was accepted.
+ * meanwhile), `502` while the upstream refuses the operator's key (the hub's
+ * `refusalOf`), and `503` while the loop has no answer yet.
  */
 export function requireKnown(feed: Feed, deps: AppDeps): void {
-  const refusal = refusalStatus(feed.upstreamError);
-  if (refusal === 404) throw new SessionNotFoundError(feed.sessionId);
-  if (refusal !== null && !loopsOnCallerKeys(deps)) throw new UpstreamAuthError(refusal);
+  const refused = deps.hub.refusalOf(feed);
+  if (refused !== null) throw refused;
   if (!isKnown(feed.snapshot)) throw new UpstreamUnavailableError(feed.upstreamError ?? 'no answer yet', UNAVAILABLE_RETRY_AFTER_SECONDS);
-}
-
-/** Whether loops run on the keys of callers the upstream accepted (AUTH=upstream without UPSTREAM_API_KEY). */
-function loopsOnCallerKeys(deps: AppDeps): boolean {
-  return deps.config.auth === 'upstream' && deps.config.upstreamApiKey === undefined;
 }
 
 /** Whether the loop now hears a refusal from the upstream (a long-poll wakes to answer it). */

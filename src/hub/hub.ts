@@ -154,12 +154,25 @@ export class Hub {
     // A loop that now hears a refusal keeps retrying for its open streams (UPSTREAM_GIVE_UP_SECONDS), but a new
     // reader is answered as at a first contact: 404 for a session gone, 502 for the operator's key refused (a
     // caller's key the loop runs on says nothing of this caller's), not a stream showing the refusal.
-    const refusal = refusalStatus(entry.feed.upstreamError);
-    if (refusal === 404 || (refusal !== null && !this.opts.loopOnCallerCredentials)) {
+    const refused = this.refusalOf(entry.feed);
+    if (refused !== null) {
       this.release(entry);
-      throw refusal === 404 ? new SessionNotFoundError(sessionId) : new UpstreamAuthError(refusal);
+      throw refused;
     }
     return entry;
+  }
+
+  /**
+   * What a new reader of `feed` is refused with while its loop hears a
+   * refusal: 404 for a session gone, 502 for the operator's key refused; null
+   * otherwise (and for a refused caller's key the loop runs on, which says
+   * nothing of this caller's).
+   */
+  refusalOf(feed: Feed): SessionNotFoundError | UpstreamAuthError | null {
+    const refusal = refusalStatus(feed.upstreamError);
+    if (refusal === 404) return new SessionNotFoundError(feed.sessionId);
+    if (refusal !== null && !this.opts.loopOnCallerCredentials) return new UpstreamAuthError(refusal);
+    return null;
   }
 
   /**
