@@ -151,22 +151,18 @@ export class Hub {
       this.release(entry);
       throw err;
     }
-    // A loop that now hears a refusal keeps retrying for its open streams (UPSTREAM_GIVE_UP_SECONDS), but a new
-    // reader is answered as at a first contact: 404 for a session gone, 502 for the operator's key refused (a
-    // caller's key the loop runs on says nothing of this caller's), not a stream showing the refusal.
-    const refused = this.refusalOf(entry.feed);
-    if (refused !== null) {
-      this.release(entry);
-      throw refused;
-    }
     return entry;
   }
 
   /**
-   * What a new reader of `feed` is refused with while its loop hears a
-   * refusal: 404 for a session gone, 502 for the operator's key refused; null
-   * otherwise (and for a refused caller's key the loop runs on, which says
-   * nothing of this caller's).
+   * What a request/response reader of `feed` (drop-in call, Durable Stream
+   * read) is refused with while its loop hears a refusal, as the upstream
+   * itself would answer it now: 404 for a session gone, 502 for the
+   * operator's key refused; null otherwise (and for a refused caller's key
+   * the loop runs on, which says nothing of this caller's). Stream opens are
+   * not refused: an EventSource stops for good on a non-200 answer, and the
+   * loop has not given up (UPSTREAM_GIVE_UP_SECONDS); they get a stream
+   * whose status shows upstream_error, as while the upstream is unreachable.
    */
   refusalOf(feed: Feed): SessionNotFoundError | UpstreamAuthError | null {
     const refusal = refusalStatus(feed.upstreamError);
