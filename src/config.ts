@@ -149,6 +149,15 @@ interface OptionSpec {
  */
 export const SESSION_REPLAY_BUDGET_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Default byte budget of all running sessions' replay buffers together
+ * (REPLAY_MAX_BYTES): one busy session keeps its 8 MiB, a hundred keep about
+ * 650 KB each. Without it, a hundred sessions sending ~100 KB screenshots
+ * held up to 800 MiB (bench/RESULTS.md, fifteenth round: 40 s of them held
+ * ~200 MiB, peak RSS 1.30x the naive server's, which holds none).
+ */
+export const REPLAY_BUDGET_BYTES = 64 * 1024 * 1024;
+
 /** Every setting, in the order `--help` lists them. */
 
 export const OPTIONS: readonly OptionSpec[] = [
@@ -186,6 +195,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'SUBSCRIBER_MAX_QUEUE_BYTES', key: 'subscriberMaxQueueBytes', flag: 'subscriber-max-queue-bytes', help: 'unsent bytes a slow subscriber may hold before it is dropped', accepts: 'an integer 1024-1073741824', schema: int(1024, 1 << 30), default: String(1 << 20) },
   { env: 'SESSION_MAX_EVENTS', key: 'sessionMaxEvents', flag: 'session-max-events', help: 'events buffered per session (older ones are re-fetched on demand)', accepts: 'an integer 1-10000000', schema: int(1, 10_000_000), default: '50000' },
   { env: 'SESSION_MAX_BYTES', key: 'sessionMaxBytes', flag: 'session-max-bytes', help: 'bytes of event frames kept per session for replay, the newest (older events are re-fetched from upstream on demand)', accepts: 'an integer 1024-4294967296', schema: int(1024, 2 ** 32), default: String(SESSION_REPLAY_BUDGET_BYTES) },
+  { env: 'REPLAY_MAX_BYTES', key: 'replayMaxBytes', flag: 'replay-max-bytes', help: 'bytes of event frames all running sessions keep for replay together: each keeps at most its equal share (and SESSION_MAX_BYTES); older events are re-fetched from upstream on demand', accepts: 'an integer 1024-68719476736', schema: int(1024, 2 ** 36), default: String(REPLAY_BUDGET_BYTES) },
   { env: 'MAX_SESSIONS', key: 'maxSessions', flag: 'max-sessions', help: 'sessions with a loop or a subscriber at once (more: 429)', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '2000' },
   { env: 'CACHE_MAX_SESSIONS', key: 'cacheMaxSessions', flag: 'cache-max-sessions', help: 'idle and finished sessions kept for replay', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '5000' },
   { env: 'CACHE_MAX_BYTES', key: 'cacheMaxBytes', flag: 'cache-max-bytes', help: 'bytes of idle and finished sessions kept for replay', accepts: 'an integer 1024-68719476736', schema: int(1024, 2 ** 36), default: String(256 * 1024 * 1024) },
@@ -244,6 +254,7 @@ export interface ConfigShape {
   subscriberMaxQueueBytes: number;
   sessionMaxEvents: number;
   sessionMaxBytes: number;
+  replayMaxBytes: number;
   maxSessions: number;
   cacheMaxSessions: number;
   cacheMaxBytes: number;

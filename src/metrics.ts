@@ -43,6 +43,7 @@ export interface HubGauges {
   openStreams(): number;
   sessionsByState(): Record<string, number>;
   loopsByState(): Record<string, number>;
+  replayBytes(): number;
 }
 
 /** Every metric name pollcast exports (kept in one list so docs can be checked against it). */
@@ -52,6 +53,7 @@ export const METRIC_NAMES = [
   'pollcast_streams_closed_total',
   'pollcast_sessions',
   'pollcast_loops',
+  'pollcast_replay_buffer_bytes',
   'pollcast_upstream_requests_total',
   'pollcast_upstream_request_duration_seconds',
   'pollcast_events_received_total',
@@ -128,6 +130,10 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
   new Gauge({
     name: 'pollcast_loops', help: 'Upstream loops, by state (polling, backoff, draining).', labelNames: ['state'], registers: [registry],
     collect() { this.reset(); for (const [state, n] of Object.entries(gauges()?.loopsByState() ?? {})) this.set({ state }, n); },
+  });
+  new Gauge({
+    name: 'pollcast_replay_buffer_bytes', help: 'Bytes of event frames the running sessions keep for replay (REPLAY_MAX_BYTES together, SESSION_MAX_BYTES each).', registers: [registry],
+    collect() { this.set(gauges()?.replayBytes() ?? 0); },
   });
   new Counter({ name: 'pollcast_events_received_total', help: 'Session events received from upstream.', registers: [registry], collect() { setCounter(this, stats.eventsReceived); } });
   new Counter({ name: 'pollcast_oversized_events_total', help: 'Upstream events larger than UPSTREAM_MAX_BODY_BYTES, relayed as placeholders without their data.', registers: [registry], collect() { setCounter(this, stats.oversizedEvents); } });

@@ -95,7 +95,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   }
   let hub: Hub | undefined;
   let streams: Streams | undefined;
-  const metrics = createMetrics(() => (hub && streams ? { openStreams: () => streams!.size, sessionsByState: () => hub!.sessionsByState(), loopsByState: () => hub!.loopsByState() } : undefined), options.processMetrics ?? true);
+  const metrics = createMetrics(() => (hub && streams ? { openStreams: () => streams!.size, sessionsByState: () => hub!.sessionsByState(), loopsByState: () => hub!.loopsByState(), replayBytes: () => hub!.replayBytes() } : undefined), options.processMetrics ?? true);
   let routeNotFound: (path: string) => void = () => {};
   const client: UpstreamClient = createUpstreamClient({
     baseUrl: upstreamUrl,
@@ -140,6 +140,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     stats,
     graceMs: config.idleGraceSeconds * 1000,
     feedLimits: { maxEvents: config.sessionMaxEvents, maxBytes: config.sessionMaxBytes },
+    replayMaxBytes: config.replayMaxBytes,
     maxActiveSessions: config.maxSessions,
     maxCachedSessions: config.cacheMaxSessions,
     maxCachedBytes: config.cacheMaxBytes,

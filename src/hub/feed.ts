@@ -76,6 +76,16 @@ export interface FeedLimits {
   maxEvents: number;
   /** Approximate bytes kept per session (encoded frames); same overflow rule. */
   maxBytes: number;
+  /**
+   * The bytes a running feed may keep now as its share of one budget for all
+   * of them (REPLAY_MAX_BYTES over the running feeds); the smaller bound wins.
+   */
+  share?: () => number;
+}
+
+/** The bytes a feed may keep now: its own bound, or its share of the running feeds' budget when smaller. */
+export function byteBudget(limits: FeedLimits): number {
+  return limits.share === undefined ? limits.maxBytes : Math.min(limits.maxBytes, limits.share());
 }
 
 /** Why a feed ended: the session is over, or the upstream kept refusing (not cached as finished). */
@@ -245,7 +255,7 @@ export class Feed implements LoopSink {
   prependFrames(fromIndex: number, frames: Frame[]): boolean {
     if (frames.length === 0 || fromIndex + frames.length !== this.base || fromIndex < 0) return false;
     const added = frames.reduce((n, f) => n + heldBytes(f), 0);
-    if (this.held.length + frames.length > this.limits.maxEvents || this.heldBytesTotal + added > this.limits.maxBytes) return false;
+    if (this.held.length + frames.length > this.limits.maxEvents || this.heldBytesTotal + added > byteBudget(this.limits)) return false;
     this.held = frames.concat(this.held);
     this.base = fromIndex;
     this.heldBytesTotal += added;
@@ -275,12 +285,13 @@ export class Feed implements LoopSink {
 
   // Drops the oldest events past the limits; they stay fetchable from upstream.
   private trim(): void {
-    if (this.held.length <= this.limits.maxEvents && this.heldBytesTotal <= this.limits.maxBytes) return;
+    const maxBytes = byteBudget(this.limits);
+    if (this.held.length <= this.limits.maxEvents && this.heldBytesTotal <= maxBytes) return;
     let drop = 0;
     let bytes = this.heldBytesTotal;
     // Drop at least a tenth at once so trimming is amortised, not per event.
     const minDrop = Math.ceil(this.held.length / 10);
-    while (drop < this.held.length - 1 && (drop < minDrop || this.held.length - drop > this.limits.maxEvents || bytes > this.limits.maxBytes)) {
+    while (drop < this.held.length - 1 && (drop < minDrop || this.held.length - drop > this.limits.maxEvents || bytes > maxBytes)) {
       bytes -= heldBytes(this.held[drop]!);
       drop++;
     }

@@ -6,7 +6,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { createFeed, type Feed, type FeedLimits } from './feed.ts';
+import { byteBudget, createFeed, type Feed, type FeedLimits } from './feed.ts';
 import { eventFrame, type Frame } from './frames.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
@@ -25,6 +25,12 @@ export interface HubOptions {
   /** How long a loop keeps running with no subscriber (ms). */
   graceMs: number;
   feedLimits: FeedLimits;
+  /**
+   * Bytes of frames all running feeds keep for replay together
+   * (REPLAY_MAX_BYTES): each keeps at most its equal share, beside its own
+   * `feedLimits.maxBytes`. Unset: only the per-feed bound.
+   */
+  replayMaxBytes?: number;
   /** Feeds with a loop or a subscriber at once; one more is refused with 429. */
   maxActiveSessions: number;
   /** Idle and finished feeds kept for replay. */
@@ -81,6 +87,8 @@ function firstContactError(sessionId: string, contact: FirstContact): Error | nu
 /** Owns every feed of the process. */
 export class Hub {
   private readonly opts: HubOptions;
+  /** `opts.feedLimits`, with the share of `replayMaxBytes` when set. */
+  private readonly feedLimits: FeedLimits;
   private readonly active = new Map<string, FeedEntry>();
   private readonly cache: LRUCache<string, FeedEntry>;
   private readonly failedFirstContacts = new LRUCache<string, Error>({ max: FAILED_FIRST_CONTACTS_TRACKED, ttl: FIRST_CONTACT_FAILURE_MEMORY_MS });
@@ -96,6 +104,8 @@ export class Hub {
 
   constructor(opts: HubOptions) {
     this.opts = opts;
+    const total = opts.replayMaxBytes;
+    this.feedLimits = total === undefined ? opts.feedLimits : { ...opts.feedLimits, share: () => total / Math.max(1, this.active.size) };
     this.cache = new LRUCache<string, FeedEntry>({
       max: opts.maxCachedSessions,
       maxSize: opts.maxCachedBytes,
@@ -126,7 +136,7 @@ export class Hub {
       if (cached) this.cache.delete(key);
       entry = cached ?? {
         key,
-        feed: createFeed(sessionId, includeEvents, startIndex === 'head' ? 0 : Math.max(0, startIndex - 1), this.opts.feedLimits, startIndex === 'head'),
+        feed: createFeed(sessionId, includeEvents, startIndex === 'head' ? 0 : Math.max(0, startIndex - 1), this.feedLimits, startIndex === 'head'),
         ready: Promise.resolve(),
         users: 0,
         supply: null,
@@ -226,7 +236,8 @@ export class Hub {
    */
   private keepHistory(entry: FeedEntry, from: number, events: UpstreamEvent[]): void {
     const { feed } = entry;
-    const { maxEvents, maxBytes } = this.opts.feedLimits;
+    const { maxEvents } = this.feedLimits;
+    const maxBytes = byteBudget(this.feedLimits);
     const frames = events.map((e, k) => eventFrame(from + k, e));
     const bytes = frames.reduce((n, f) => n + f.length, 0);
     const run = this.historyRuns.get(entry.key);
@@ -314,6 +325,13 @@ export class Hub {
       if (s !== undefined && s !== 'stopped') out[s]!++;
     }
     return out;
+  }
+
+  /** Bytes of frames the running feeds keep for replay, for /metrics (bounded by `replayMaxBytes`). */
+  replayBytes(): number {
+    let n = 0;
+    for (const e of this.active.values()) n += e.feed.bytes;
+    return n;
   }
 
   /** Number of feeds with a loop or a user. */

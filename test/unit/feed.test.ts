@@ -81,6 +81,27 @@ describe('Feed', () => {
     expect(feed.eventsBetween(0, base)).toEqual([]);
   });
 
+  it('keeps within its share of the running feeds\' budget when that is smaller than its own bound, and follows the share as it changes', () => {
+    let share = 1e6;
+    const big = (i: number) => ({ type: 't', data: { i, pad: 'x'.repeat(1000) }, timestamp: `ts${i}` });
+    const feed = createFeed('s1', true, 0, { maxEvents: 1000, maxBytes: 1e6, share: () => share });
+    for (let i = 0; i < 100; i++) apply(feed, i, [big(i)], state());
+    expect(feed.baseIndex, 'within its own bound (~100 KB < 1 MB) nothing is dropped').toBe(0);
+    // More feeds run: the share falls to ~20 frames' worth; the next append trims to it.
+    share = 20_000;
+    apply(feed, 100, [big(100)], state());
+    expect(feed.bytes).toBeLessThanOrEqual(20_000);
+    expect(feed.nextIndex - feed.baseIndex).toBeGreaterThan(10);
+    expect(feed.eventsBetween(100, 101)).toEqual([big(100)]);
+    // History that would take it past the share is not kept in front of the buffer.
+    expect(prepend(feed, feed.baseIndex - 2, [big(feed.baseIndex - 2), big(feed.baseIndex - 1)])).toBe(false);
+    // Fewer feeds again: the share grows and the history fits.
+    share = 1e6;
+    const base = feed.baseIndex;
+    expect(prepend(feed, base - 2, [big(base - 2), big(base - 1)])).toBe(true);
+    expect(feed.baseIndex).toBe(base - 2);
+  });
+
   it('ends once: listeners get end and are detached; later applies are ignored', () => {
     const feed = createFeed('s1', true, 0, { maxEvents: 100, maxBytes: 1e6 });
     const a = listener();
