@@ -132,7 +132,7 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
     collect() { this.reset(); for (const [state, n] of Object.entries(gauges()?.loopsByState() ?? {})) this.set({ state }, n); },
   });
   new Gauge({
-    name: 'pollcast_replay_buffer_bytes', help: 'Bytes of event frames the running sessions keep for replay (REPLAY_MAX_BYTES together, SESSION_MAX_BYTES each).', registers: [registry],
+    name: 'pollcast_replay_buffer_bytes', help: 'Bytes of event frames kept for replay by the sessions with a loop or a reader (unfinished ones share REPLAY_MAX_BYTES; each keeps at most SESSION_MAX_BYTES).', registers: [registry],
     collect() { this.set(gauges()?.replayBytes() ?? 0); },
   });
   new Counter({ name: 'pollcast_events_received_total', help: 'Session events received from upstream.', registers: [registry], collect() { setCounter(this, stats.eventsReceived); } });

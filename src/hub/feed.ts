@@ -79,13 +79,9 @@ export interface FeedLimits {
   /**
    * The bytes a running feed may keep now as its share of one budget for all
    * of them (REPLAY_MAX_BYTES over the running feeds); the smaller bound wins.
+   * An ended feed keeps `maxBytes` (the cache's own budget bounds it).
    */
   share?: () => number;
-}
-
-/** The bytes a feed may keep now: its own bound, or its share of the running feeds' budget when smaller. */
-export function byteBudget(limits: FeedLimits): number {
-  return limits.share === undefined ? limits.maxBytes : Math.min(limits.maxBytes, limits.share());
 }
 
 /** Why a feed ended: the session is over, or the upstream kept refusing (not cached as finished). */
@@ -254,12 +250,28 @@ export class Feed implements LoopSink {
    */
   prependFrames(fromIndex: number, frames: Frame[]): boolean {
     if (frames.length === 0 || fromIndex + frames.length !== this.base || fromIndex < 0) return false;
-    const added = frames.reduce((n, f) => n + heldBytes(f), 0);
-    if (this.held.length + frames.length > this.limits.maxEvents || this.heldBytesTotal + added > byteBudget(this.limits)) return false;
+    const bytes = frames.reduce((n, f) => n + f.length, 0);
+    if (!this.fits(frames.length, bytes)) return false;
     this.held = frames.concat(this.held);
     this.base = fromIndex;
-    this.heldBytesTotal += added;
+    this.heldBytesTotal += bytes + frames.length * HELD_OVERHEAD_BYTES;
     return true;
+  }
+
+  /** Whether `count` more frames of `bytes` together would stay within the limits (history the hub collects ahead of `prependFrames`). */
+  fits(count: number, bytes: number): boolean {
+    return this.held.length + count <= this.limits.maxEvents && this.heldBytesTotal + bytes + count * HELD_OVERHEAD_BYTES <= this.byteLimit();
+  }
+
+  /** Drops the oldest events past the limits now, not at the next append: the hub calls it when the running feeds' share shrinks. */
+  trimToLimits(): void {
+    this.trim();
+  }
+
+  // The bytes this feed may keep now: its own bound, or its share of the running feeds' budget while it runs.
+  private byteLimit(): number {
+    const { maxBytes, share } = this.limits;
+    return share === undefined || this.ended ? maxBytes : Math.min(maxBytes, share());
   }
 
   /** Sets the snapshot; returns the new status frame if anything a subscriber sees changed. */
@@ -285,7 +297,7 @@ export class Feed implements LoopSink {
 
   // Drops the oldest events past the limits; they stay fetchable from upstream.
   private trim(): void {
-    const maxBytes = byteBudget(this.limits);
+    const maxBytes = this.byteLimit();
     if (this.held.length <= this.limits.maxEvents && this.heldBytesTotal <= maxBytes) return;
     let drop = 0;
     let bytes = this.heldBytesTotal;

@@ -6,7 +6,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { byteBudget, createFeed, type Feed, type FeedLimits } from './feed.ts';
+import { createFeed, type Feed, type FeedLimits } from './feed.ts';
 import { eventFrame, type Frame } from './frames.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
@@ -145,6 +145,8 @@ export class Hub {
       };
       if (!cached) entry.feed.watchers.add(() => this.tellStatus(entry!.feed));
       this.active.set(key, entry);
+      // One more running feed: every share shrank, and a quiet feed would keep its larger one until it next appends.
+      if (this.opts.replayMaxBytes !== undefined) for (const e of this.active.values()) e.feed.trimToLimits();
       // Before the start: the loop's first contact is made with it.
       if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
       // A finished feed is served from memory; anything else is (re)supplied.
@@ -236,14 +238,12 @@ export class Hub {
    */
   private keepHistory(entry: FeedEntry, from: number, events: UpstreamEvent[]): void {
     const { feed } = entry;
-    const { maxEvents } = this.feedLimits;
-    const maxBytes = byteBudget(this.feedLimits);
     const frames = events.map((e, k) => eventFrame(from + k, e));
     const bytes = frames.reduce((n, f) => n + f.length, 0);
     const run = this.historyRuns.get(entry.key);
     const next = run !== undefined && run.from + run.frames.length === from ? { from: run.from, frames: run.frames.concat(frames), bytes: run.bytes + bytes } : { from, frames, bytes };
     const end = next.from + next.frames.length;
-    const fits = next.frames.length + (feed.nextIndex - feed.baseIndex) <= maxEvents && next.bytes + feed.bytes <= maxBytes;
+    const fits = feed.fits(next.frames.length, next.bytes);
     if (end === feed.baseIndex) {
       this.historyRuns.delete(entry.key);
       feed.prependFrames(next.from, next.frames);
@@ -327,7 +327,7 @@ export class Hub {
     return out;
   }
 
-  /** Bytes of frames the running feeds keep for replay, for /metrics (bounded by `replayMaxBytes`). */
+  /** Bytes of frames the feeds with a loop or a user keep for replay, for /metrics (unfinished ones within `replayMaxBytes` together). */
   replayBytes(): number {
     let n = 0;
     for (const e of this.active.values()) n += e.feed.bytes;

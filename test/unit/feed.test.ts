@@ -81,7 +81,7 @@ describe('Feed', () => {
     expect(feed.eventsBetween(0, base)).toEqual([]);
   });
 
-  it('keeps within its share of the running feeds\' budget when that is smaller than its own bound, and follows the share as it changes', () => {
+  it('keeps within its share of the running feeds\' budget when that is smaller than its own bound, follows the share as it changes, and keeps its own bound once ended', () => {
     let share = 1e6;
     const big = (i: number) => ({ type: 't', data: { i, pad: 'x'.repeat(1000) }, timestamp: `ts${i}` });
     const feed = createFeed('s1', true, 0, { maxEvents: 1000, maxBytes: 1e6, share: () => share });
@@ -100,6 +100,15 @@ describe('Feed', () => {
     const base = feed.baseIndex;
     expect(prepend(feed, base - 2, [big(base - 2), big(base - 1)])).toBe(true);
     expect(feed.baseIndex).toBe(base - 2);
+    // The hub trims at once when another feed joins (the share shrank), without waiting for this one's next append.
+    share = 10_000;
+    feed.trimToLimits();
+    expect(feed.bytes).toBeLessThanOrEqual(10_000);
+    // Once ended, a feed is bounded by its own maxBytes again: history read back for a late reader is kept.
+    apply(feed, 101, [], state('completed', 'f'), 'over');
+    const endedBase = feed.baseIndex;
+    expect(prepend(feed, endedBase - 20, evs(endedBase - 20, 20).map((e) => big(e.data.i)))).toBe(true);
+    expect(feed.bytes).toBeGreaterThan(20_000);
   });
 
   it('ends once: listeners get end and are detached; later applies are ignored', () => {
