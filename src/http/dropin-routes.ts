@@ -12,7 +12,6 @@ import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSe
 import type { Feed } from '../hub/feed.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
-import { refusalStatus } from '../upstream/refusal.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { SessionNotFoundError, ShuttingDownError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 
@@ -92,11 +91,6 @@ export function requireKnown(feed: Feed, deps: AppDeps): void {
   if (!isKnown(feed.snapshot)) throw new UpstreamUnavailableError(feed.upstreamError ?? 'no answer yet', UNAVAILABLE_RETRY_AFTER_SECONDS);
 }
 
-/** Whether the loop now hears a refusal from the upstream (a long-poll wakes to answer it). */
-function refused(feed: Feed): boolean {
-  return refusalStatus(feed.upstreamError) !== null;
-}
-
 // "Nothing new", the way the upstream says it: a bare 204, or (simplified upstreams) a 200 with no events.
 function nothingNew(c: Context<AppEnv>, feed: Feed): Response {
   return feed.emptyStyle === '200' ? c.json(changesBody(feed.snapshot, []), 200) : c.body(null, 204);
@@ -118,10 +112,10 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
       const statusKey = () => `${feed.snapshot.status}|${feed.snapshot.error}`;
       const before = statusKey();
       const wakeOnStatus = feed.emptyStyle === '200';
-      await waitFor(feed, () => feed.nextIndex > from || refused(feed) || (wakeOnStatus && statusKey() !== before), waitSeconds * 1000, signal);
+      await waitFor(feed, () => feed.nextIndex > from || deps.hub.refusalOf(feed) !== null || (wakeOnStatus && statusKey() !== before), waitSeconds * 1000, signal);
       statusChanged = wakeOnStatus && statusKey() !== before;
     }
-    // A refusal heard during the wait is answered as the upstream answers it.
+    // A refusal heard during the wait is answered as the upstream answers it (the wake and the answer are one rule, the hub's).
     if (from >= feed.nextIndex) requireKnown(feed, deps);
   }
   // Checked after any wait too: the buffer may have dropped `from` meanwhile (a burst past its bounds).

@@ -263,11 +263,6 @@ export class Feed implements LoopSink {
     return this.held.length + count <= this.limits.maxEvents && this.heldBytesTotal + bytes + count * HELD_OVERHEAD_BYTES <= this.byteLimit();
   }
 
-  /** Drops the oldest events past the limits now, not at the next append: the hub calls it when the running feeds' share shrinks. */
-  trimToLimits(): void {
-    this.trim();
-  }
-
   // The bytes this feed may keep now: its own bound, or its share of the running feeds' budget while it runs.
   private byteLimit(): number {
     const { maxBytes, share } = this.limits;
@@ -295,8 +290,12 @@ export class Feed implements LoopSink {
     for (const l of listeners) l.onEnd(this.finalFrame);
   }
 
-  // Drops the oldest events past the limits; they stay fetchable from upstream.
-  private trim(): void {
+  /**
+   * Drops the oldest events past the limits; they stay fetchable from
+   * upstream. Run on each append, and by the hub when the running feeds'
+   * share shrinks (a quiet feed would keep its larger one).
+   */
+  trim(): void {
     const maxBytes = this.byteLimit();
     if (this.held.length <= this.limits.maxEvents && this.heldBytesTotal <= maxBytes) return;
     let drop = 0;

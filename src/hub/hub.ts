@@ -146,7 +146,7 @@ export class Hub {
       if (!cached) entry.feed.watchers.add(() => this.tellStatus(entry!.feed));
       this.active.set(key, entry);
       // One more running feed: every share shrank, and a quiet feed would keep its larger one until it next appends.
-      if (this.opts.replayMaxBytes !== undefined) for (const e of this.active.values()) e.feed.trimToLimits();
+      if (this.opts.replayMaxBytes !== undefined) for (const e of this.active.values()) e.feed.trim();
       // Before the start: the loop's first contact is made with it.
       if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
       // A finished feed is served from memory; anything else is (re)supplied.

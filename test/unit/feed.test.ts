@@ -102,12 +102,12 @@ describe('Feed', () => {
     expect(feed.baseIndex).toBe(base - 2);
     // The hub trims at once when another feed joins (the share shrank), without waiting for this one's next append.
     share = 10_000;
-    feed.trimToLimits();
+    feed.trim();
     expect(feed.bytes).toBeLessThanOrEqual(10_000);
     // Once ended, a feed is bounded by its own maxBytes again: history read back for a late reader is kept.
     apply(feed, 101, [], state('completed', 'f'), 'over');
     const endedBase = feed.baseIndex;
-    expect(prepend(feed, endedBase - 20, evs(endedBase - 20, 20).map((e) => big(e.data.i)))).toBe(true);
+    expect(prepend(feed, endedBase - 20, Array.from({ length: 20 }, (_, k) => big(endedBase - 20 + k)))).toBe(true);
     expect(feed.bytes).toBeGreaterThan(20_000);
   });
 
