@@ -23,7 +23,8 @@ function runQuick(): Promise<{ rows: Row[] }> {
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the JSON is read here, and at 'exit' it may still be in the pipe.
+    child.on('close', (code) => {
       clearTimeout(timer);
       if (code !== 0) return fail(new Error(`bench exited with ${code}\n${err.slice(-4000)}`));
       try {

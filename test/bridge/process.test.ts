@@ -12,9 +12,11 @@ afterEach(() => {
 });
 
 /** Starts `node src/cli.ts` and resolves with its URL once it logs that it listens. */
-async function startCli(env: Record<string, string>): Promise<{ url: string; proc: ChildProcess; logs: string[] }> {
+async function startCli(env: Record<string, string>): Promise<{ url: string; proc: ChildProcess; logs: string[]; closed: Promise<unknown> }> {
   const proc = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child = proc;
+  // Made now: 'close' (exit, and every pipe drained) may follow 'exit' in the same tick.
+  const closed = new Promise((resolve) => proc.once('close', resolve));
   const logs: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listening line; logs: ${logs.join('')}`)), 15_000);
@@ -29,7 +31,7 @@ async function startCli(env: Record<string, string>): Promise<{ url: string; pro
     proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
     proc.once('exit', (code) => reject(new Error(`exited ${code}: ${logs.join('')}`)));
   });
-  return { url, proc, logs };
+  return { url, proc, logs, closed };
 }
 
 /** Resolves with the exit code once `proc` exits; rejects when it is still running after `timeoutMs` (afterEach kills it). */
@@ -93,9 +95,11 @@ describe('the pollcast process', () => {
   });
 
   it('on SIGTERM exits 0 and its last log lines, "stopped" included, reach stdout', async () => {
-    const { proc, logs } = await startCli({ SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_SECONDS) });
+    const { proc, logs, closed } = await startCli({ SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_SECONDS) });
     proc.kill('SIGTERM');
     expect(await exitWithin(proc, SHUTDOWN_SECONDS * 1000 + EXIT_MARGIN_MS)).toBe(0);
+    // The last lines may still be in the pipe at 'exit'.
+    await closed;
     const lines = logs.join('').trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
     expect(lines.map((l) => l.msg)).toEqual([expect.stringMatching(/^DEMO MODE/), expect.stringMatching(/^pollcast listening on/), expect.stringMatching(/^stopping/), 'stopped']);
   });
@@ -137,7 +141,8 @@ describe('the pollcast process', () => {
     child = proc;
     let err = '';
     proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const [code] = (await once(proc, 'exit')) as [number | null];
+    // 'close', not 'exit': the line naming the variable may still be in the pipe at 'exit'.
+    const [code] = (await once(proc, 'close')) as [number | null];
     expect(code).not.toBe(0);
     expect(err).toMatch(/PORT/);
   });

@@ -116,7 +116,8 @@ export function runCli(env: Record<string, string>, args: string[] = [], timeout
       proc.kill('SIGKILL');
       reject(new Error(`still running after ${timeoutMs} ms; stdout: ${stdout.slice(0, 500)} stderr: ${stderr.slice(0, 500)}`));
     }, timeoutMs);
-    proc.once('exit', (code) => {
+    // 'close', not 'exit': at 'exit' the child's last writes may still be in the pipes.
+    proc.once('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
@@ -138,7 +139,8 @@ export function startCli(env: Record<string, string>, timeoutMs = 15_000): Promi
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  // 'close', not 'exit': output() after stop() holds everything the process wrote.
+  const exited = new Promise<number | null>((r) => proc.once('close', (code) => r(code)));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');

@@ -34,7 +34,8 @@ function run(args: string[]): Running {
     if (newline >= 0) resolveLine(out.slice(0, newline));
   });
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  // 'close', not 'exit': the output is read once it resolves, and at 'exit' it may still be in the pipes.
+  const exited = once(child, 'close').then(([code]) => code as number | null);
   return { child, stdout: () => out, stderr: () => err, firstLine, exited };
 }
 
