@@ -83,13 +83,15 @@ describe('the pollcast process', () => {
     const reader = res.body!.getReader();
     await reader.read();
     const started = Date.now();
+    // Listened for before the kill: 'exit' may come while the reads below still drain the stream.
+    const exited = once(proc, 'exit');
     proc.kill('SIGTERM');
     // The stream must end (done) rather than hang: the client then reconnects elsewhere.
     for (;;) {
       const { done } = await reader.read();
       if (done) break;
     }
-    const [code] = (await once(proc, 'exit')) as [number | null];
+    const [code] = (await exited) as [number | null];
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(10_000);
   });

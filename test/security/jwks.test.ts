@@ -20,6 +20,8 @@ const CLAIM = 'https://app.example.com/sessions';
 const APP = 'http://localhost:5173';
 const EVIL = 'https://evil.example.net';
 const COOKIE = 'pc_token';
+/** The shared bridge's refetch cooldown: long enough that the rotation test's checks all fall inside it on a loaded machine. */
+const COOLDOWN_SECONDS = 3;
 
 let rsa: TestKey;
 let ec: TestKey;
@@ -50,7 +52,7 @@ beforeAll(async () => {
     AUTH_JWT_AUDIENCE: AUDIENCE,
     AUTH_JWT_SESSIONS_CLAIM: CLAIM,
     AUTH_JWT_SECRET: JWT_SECRET,
-    AUTH_JWKS_COOLDOWN_SECONDS: '1',
+    AUTH_JWKS_COOLDOWN_SECONDS: String(COOLDOWN_SECONDS),
     AUTH_COOKIE_NAME: COOKIE,
     CORS_ORIGINS: APP,
   });
@@ -115,8 +117,8 @@ describe('JWKS tokens', () => {
 
   it('accepts a rotated key (new kid) after one refetch, and rate-limits refetches for unknown kids', async () => {
     const rotated = await makeKey('ES256', 'ec-2');
-    // Refetches are at least AUTH_JWKS_COOLDOWN_SECONDS (1 s) apart: let the last fetch age past it.
-    await new Promise((r) => setTimeout(r, 1100));
+    // Refetches are at least AUTH_JWKS_COOLDOWN_SECONDS apart: let the last fetch age past it.
+    await new Promise((r) => setTimeout(r, COOLDOWN_SECONDS * 1000 + 100));
     jwks.publish([rsa, ec, ed, rotated]);
     const before = jwks.requests;
     expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(rotated)))).toBe(200);
