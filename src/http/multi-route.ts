@@ -31,7 +31,13 @@ async function acquireLanes(deps: AppDeps, req: MuxRequest, credential: Upstream
     reading.map(({ id, value }) => {
       if (value === ENDED) return Promise.resolve(null);
       // An overview reads status and end only: any loop of the session will do.
-      return req.mode === 'overview' ? deps.hub.acquireAny(id, credential) : deps.hub.acquire(id, req.includeEvents, value - 1, credential);
+      const acquiring = req.mode === 'overview' ? deps.hub.acquireAny(id, credential) : deps.hub.acquire(id, req.includeEvents, value - 1, credential);
+      return acquiring.then((entry) => {
+        const refusal = deps.hub.settledRefusalOf(entry.feed);
+        if (refusal === null) return entry;
+        deps.hub.release(entry);
+        throw refusal;
+      });
     }),
   );
   const acquired = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));

@@ -87,6 +87,11 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
   let entry: FeedEntry;
   try {
     entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start, grant.upstreamCredential);
+    const refusal = deps.hub.settledRefusalOf(entry.feed);
+    if (refusal !== null) {
+      deps.hub.release(entry);
+      throw refusal;
+    }
   } catch (err) {
     slot.release();
     if (held) {

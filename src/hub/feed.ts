@@ -11,6 +11,7 @@ import type { EmptyAnswerStyle, LoopSink, LoopUpdate } from '../upstream/sink.ts
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { CallerCredentials } from '../upstream/credential.ts';
 import { coalesce, hasBigPart, totalLength } from './parts.ts';
+import { refusalStatus } from '../upstream/refusal.ts';
 
 /** What one update added: its events' frames and, if what subscribers see changed, the new status frame. */
 export class Chunk {
@@ -127,6 +128,8 @@ export class Feed implements LoopSink {
   private statusKey = '';
   private currentStatusFrame: Buffer;
   private upstreamErrorText: string | null = null;
+  /** When (monotonic ms) the loop's updates began to show the refusal (401/403/404) they show now; null while they show none. */
+  private refusedAtMs: number | null = null;
   private finalFrame: Buffer | null = null;
   private endReason: EndReason | null = null;
   /**
@@ -177,6 +180,14 @@ export class Feed implements LoopSink {
   }
   get upstreamError(): string | null {
     return this.upstreamErrorText;
+  }
+  /** How long the refusal that `upstreamError` shows has lasted, as heard here (ms); 0 when it shows none. */
+  get refusedForMs(): number {
+    return this.refusedAtMs === null ? 0 : performance.now() - this.refusedAtMs;
+  }
+  /** A new supply starts: a refusal still shown is the stopped one's, and ages again only once the new one shows it. */
+  forgetRefusalAge(): void {
+    this.refusedAtMs = null;
   }
   /** Approximate memory held (bytes). */
   get bytes(): number {
@@ -273,6 +284,9 @@ export class Feed implements LoopSink {
   private updateSnapshot(s: Snapshot, upstreamError: string | null): Buffer | null {
     this.snap = s;
     this.upstreamErrorText = upstreamError;
+    // A duration, so the monotonic clock; one refusal turning into another (404 after 401) goes on aging.
+    if (upstreamError === null || refusalStatus(upstreamError) === null) this.refusedAtMs = null;
+    else this.refusedAtMs ??= performance.now();
     const key = statusJson(s, upstreamError);
     if (key === this.statusKey) return null;
     this.statusKey = key;

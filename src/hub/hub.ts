@@ -60,6 +60,14 @@ export interface FeedEntry {
 /** Delay of a nudge's second status refresh (ms): the API answers a write 202 and may apply it a moment later. */
 export const NUDGE_RECHECK_MS = 1000;
 
+/**
+ * How long a loop's refusal (401/403/404) must have lasted before new stream
+ * opens are refused with it (ms): a few of the loop's retries (backoff from
+ * 0.5 s), so one refused call does not stop a browser's EventSource for good,
+ * while a session deleted minutes ago is not a 200 stream until the loop gives up.
+ */
+export const REFUSAL_SETTLED_MS = 5000;
+
 /** Seconds a caller is told to wait when pollcast is stopping. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
@@ -150,7 +158,11 @@ export class Hub {
       // Before the start: the loop's first contact is made with it.
       if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
       // A finished feed is served from memory; anything else is (re)supplied.
-      if (!entry.feed.ended) entry.ready = this.start(entry);
+      if (!entry.feed.ended) {
+        // A cached feed may still show its stopped loop's refusal (in a cluster, a follower's catch-up may apply it again).
+        entry.feed.forgetRefusalAge();
+        entry.ready = this.start(entry);
+      }
     } else if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
     entry.users++;
     if (entry.graceTimer) {
@@ -171,16 +183,30 @@ export class Hub {
    * read) is refused with while its loop hears a refusal, as the upstream
    * itself would answer it now: 404 for a session gone, 502 for the
    * operator's key refused; null otherwise (and for a refused caller's key
-   * the loop runs on, which says nothing of this caller's). Stream opens are
-   * not refused: an EventSource stops for good on a non-200 answer, and the
-   * loop has not given up (UPSTREAM_GIVE_UP_SECONDS); they get a stream
-   * whose status shows upstream_error, as while the upstream is unreachable.
+   * the loop runs on, which says nothing of this caller's). Stream opens
+   * wait for the refusal to settle (`settledRefusalOf`).
    */
   refusalOf(feed: Feed): SessionNotFoundError | UpstreamAuthError | null {
     const refusal = refusalStatus(feed.upstreamError);
     if (refusal === 404) return new SessionNotFoundError(feed.sessionId);
     if (refusal !== null && !this.opts.loopOnCallerCredentials) return new UpstreamAuthError(refusal);
     return null;
+  }
+
+  /**
+   * What a new stream open (single or multi-session) on `feed` is refused
+   * with: `refusalOf` once the loop's refusal has lasted REFUSAL_SETTLED_MS,
+   * null before. A first refused call may be a blip the loop outlives (an
+   * EventSource refused once stops for good); calls refused for seconds (the
+   * loop shows a refusal until an answer, or a long-poll held a second,
+   * proves otherwise) are the upstream's answer, as at a first contact
+   * (contract section 3).
+   */
+  settledRefusalOf(feed: Feed): SessionNotFoundError | UpstreamAuthError | null {
+    // A loop on callers' keys (AUTH=upstream, no UPSTREAM_API_KEY) hearing 404 says its keys cannot see the
+    // session; the caller opening now was just accepted for it, and its key joins the loop's.
+    if (this.opts.loopOnCallerCredentials) return null;
+    return feed.refusedForMs >= REFUSAL_SETTLED_MS ? this.refusalOf(feed) : null;
   }
 
   /**

@@ -342,7 +342,7 @@ export class Poller {
     const onStop = () => this.callAbort?.abort();
     this.signal.addEventListener('abort', onStop, { once: true });
     const wasOver = this.over;
-    const held = wait > 0 && !this.synced ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
+    const held = wait > 0 && (!this.synced || this.refusedSince !== null) ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
     // Not for a resume (base > 0): its first answer may move the start (rebasing), which the opening must see.
     const grace = this.readyReported || sink.baseIndex > 0 ? null : setTimeout(() => this.ready(), FIRST_ANSWER_GRACE_MS);
     const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
@@ -426,10 +426,15 @@ export class Poller {
     return (await this.backOff(r, 'changes')) ? 'again' : 'stop';
   }
 
-  // A waiting call still unanswered after HELD_MEANS_CAUGHT_UP_MS: the upstream had nothing new for it.
+  // A waiting call still unanswered after HELD_MEANS_CAUGHT_UP_MS: the upstream had nothing new for it, and
+  // did not refuse it (a 401/403/404 comes back at once). After a refusal the next call is a long-poll, which
+  // may be held for the whole wait: without this the refusal would be shown, and age, until it answers.
   private heldLongEnough(): void {
-    if (this.synced || this.stopped || this.signal.aborted) return;
+    if (this.stopped || this.signal.aborted) return;
+    const wasRefused = this.refusedSince !== null;
+    if (this.synced && !wasRefused) return;
     this.synced = true;
+    if (wasRefused) this.recovered();
     void this.publish([], this.opts.sink.nextIndex);
   }
 
