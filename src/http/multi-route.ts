@@ -32,12 +32,7 @@ async function acquireLanes(deps: AppDeps, req: MuxRequest, credential: Upstream
       if (value === ENDED) return Promise.resolve(null);
       // An overview reads status and end only: any loop of the session will do.
       const acquiring = req.mode === 'overview' ? deps.hub.acquireAny(id, credential) : deps.hub.acquire(id, req.includeEvents, value - 1, credential);
-      return acquiring.then((entry) => {
-        const refusal = deps.hub.settledRefusalOf(entry.feed);
-        if (refusal === null) return entry;
-        deps.hub.release(entry);
-        throw refusal;
-      });
+      return acquiring.then((entry) => deps.hub.forNewStream(entry));
     }),
   );
   const acquired = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));

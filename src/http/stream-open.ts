@@ -86,12 +86,7 @@ export async function startSessionStream(checked: CheckedAsk, clientKey: string,
   } else grant = checked.grant;
   let entry: FeedEntry;
   try {
-    entry = await deps.hub.acquire(checked.id, checked.includeEvents, checked.start, grant.upstreamCredential);
-    const refusal = deps.hub.settledRefusalOf(entry.feed);
-    if (refusal !== null) {
-      deps.hub.release(entry);
-      throw refusal;
-    }
+    entry = deps.hub.forNewStream(await deps.hub.acquire(checked.id, checked.includeEvents, checked.start, grant.upstreamCredential));
   } catch (err) {
     slot.release();
     if (held) {

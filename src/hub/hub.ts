@@ -184,7 +184,7 @@ export class Hub {
    * itself would answer it now: 404 for a session gone, 502 for the
    * operator's key refused; null otherwise (and for a refused caller's key
    * the loop runs on, which says nothing of this caller's). Stream opens
-   * wait for the refusal to settle (`settledRefusalOf`).
+   * wait for the refusal to settle (`forNewStream`).
    */
   refusalOf(feed: Feed): SessionNotFoundError | UpstreamAuthError | null {
     const refusal = refusalStatus(feed.upstreamError);
@@ -194,19 +194,22 @@ export class Hub {
   }
 
   /**
-   * What a new stream open (single or multi-session) on `feed` is refused
-   * with: `refusalOf` once the loop's refusal has lasted REFUSAL_SETTLED_MS,
-   * null before. A first refused call may be a blip the loop outlives (an
-   * EventSource refused once stops for good); calls refused for seconds (the
-   * loop shows a refusal until an answer, or a long-poll held a second,
+   * An acquired entry for a new stream (single or multi-session lane), or,
+   * once its loop's refusal has lasted REFUSAL_SETTLED_MS, given back and its
+   * `refusalOf` thrown. A first refused call may be a blip the loop outlives
+   * (an EventSource refused once stops for good); calls refused for seconds
+   * (the loop shows a refusal until an answer, or a long-poll held a second,
    * proves otherwise) are the upstream's answer, as at a first contact
    * (contract section 3).
    */
-  settledRefusalOf(feed: Feed): SessionNotFoundError | UpstreamAuthError | null {
+  forNewStream(entry: FeedEntry): FeedEntry {
     // A loop on callers' keys (AUTH=upstream, no UPSTREAM_API_KEY) hearing 404 says its keys cannot see the
     // session; the caller opening now was just accepted for it, and its key joins the loop's.
-    if (this.opts.loopOnCallerCredentials) return null;
-    return feed.refusedForMs >= REFUSAL_SETTLED_MS ? this.refusalOf(feed) : null;
+    if (this.opts.loopOnCallerCredentials || entry.feed.refusedForMs < REFUSAL_SETTLED_MS) return entry;
+    const refusal = this.refusalOf(entry.feed);
+    if (refusal === null) return entry;
+    this.release(entry);
+    throw refusal;
   }
 
   /**
