@@ -6,7 +6,8 @@
  * step (parsing, algorithm checks, key selection, JWKS cache and cooldown);
  * this module only picks the key source and reads the sessions claim.
  */
-import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { parse as parseCookies } from 'hono/utils/cookie';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { Authorizer, Credentials, GrantScope } from './auth.ts';
@@ -20,8 +21,14 @@ export const MAX_TOKEN_LENGTH = 8192;
 export const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
 /** Longest wait for the JWKS endpoint (ms): a token whose key it would bring is refused with 401 past it. */
 export const JWKS_TIMEOUT_MS = 5_000;
-/** Least time between two refetches for an unknown `kid` (ms) when AUTH_JWKS_COOLDOWN_SECONDS is not set (jose's default). */
-export const DEFAULT_JWKS_COOLDOWN_MS = 30_000;
+/**
+ * Least time between two fetches of the key set for an unknown `kid` (ms) when AUTH_JWKS_COOLDOWN_SECONDS is not
+ * set. A token that names a kid the set lacks waits for the next fetch at most this long, so a key rotated in just
+ * after a fetch is accepted within a second, not refused (jose's own default, 30 s, refused it for that long).
+ */
+export const DEFAULT_JWKS_COOLDOWN_MS = 1_000;
+/** After a failed fetch (endpoint down, hanging, garbage), how long tokens are answered from the last keys without asking it (ms). */
+export const JWKS_FAILED_REST_MS = 30_000;
 /** How long fetched keys count as fresh (ms) when AUTH_JWKS_CACHE_SECONDS is not set (jose's default). */
 export const DEFAULT_JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
 /** The cookie that may carry the token when AUTH_COOKIE_NAME is not set. */
@@ -76,23 +83,29 @@ export interface TokenVerifier {
 type KeySource = Parameters<typeof jwtVerify>[1];
 
 /**
- * The JWKS key source: jose's remote set (cache, cooldown-limited refetch on
- * an unknown kid, timeout), and, when the endpoint cannot be reached, the
- * keys it last fetched: known keys keep working, unknown ones are refused.
+ * The JWKS key source: jose's remote set (cache, timeout, one fetch shared by
+ * concurrent tokens), and, when the endpoint cannot be reached, the keys it
+ * last fetched: known keys keep working, unknown ones are refused. A token
+ * whose kid the set lacks makes it fetched again, at most once per
+ * `cooldownMs`: one that comes sooner waits for that fetch instead of being
+ * refused, so a rotation is seen at once and a flood of made-up kids costs one
+ * fetch per cooldown.
  */
 function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySource {
-  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS });
+  // jose records each successful fetch's time here (`uat`, ms since the epoch): the cooldown counts from it.
+  const fetched: JWKSCacheInput = {};
+  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS, [jwksCache]: fetched });
   let failedAtMs = Number.NEGATIVE_INFINITY;
   let lastSet: { jwks: JSONWebKeySet; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
   const lastKeys = (jwks: JSONWebKeySet) => {
     if (lastSet?.jwks !== jwks) lastSet = { jwks, keys: createLocalJWKSet(jwks) };
     return lastSet.keys;
   };
-  return async (header, token) => {
+  const ask: KeySource = async (header, token) => {
     const last = remote.jwks();
-    // After a failed fetch the endpoint rests for a cooldown: tokens are answered from the last set at once,
-    // rather than each waiting up to JWKS_TIMEOUT_MS on an endpoint that is down.
-    if (last !== undefined && performance.now() - failedAtMs < cooldownMs) return lastKeys(last)(header, token);
+    // After a failed fetch the endpoint rests: tokens are answered from the last set at once, rather than each
+    // waiting up to JWKS_TIMEOUT_MS on an endpoint that is down.
+    if (last !== undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_MS) return lastKeys(last)(header, token);
     try {
       return await remote(header, token);
     } catch (err) {
@@ -101,6 +114,20 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySo
       failedAtMs = performance.now();
       if (last === undefined) throw err;
       return lastKeys(last)(header, token);
+    }
+  };
+  return async (header, token) => {
+    const arrivedAtMs = Date.now();
+    try {
+      return await ask(header, token);
+    } catch (err) {
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey) || performance.now() - failedAtMs < JWKS_FAILED_REST_MS) throw err;
+      // A set fetched since this token came is the verdict. One fetched before it, less than a cooldown ago,
+      // may predate a rotation: wait for the next fetch, which the tokens waiting with it share (jose's pending
+      // fetch), then ask once more. A timer may fire a little early on the wall clock.
+      if ((fetched.uat ?? 0) >= arrivedAtMs || !remote.coolingDown) throw err;
+      for (let i = 0; i < 3 && remote.coolingDown; i++) await sleep(Math.max(1, (fetched.uat ?? 0) + cooldownMs - Date.now() + 5));
+      return ask(header, token);
     }
   };
 }

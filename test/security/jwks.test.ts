@@ -20,7 +20,7 @@ const CLAIM = 'https://app.example.com/sessions';
 const APP = 'http://localhost:5173';
 const EVIL = 'https://evil.example.net';
 const COOKIE = 'pc_token';
-/** The shared bridge's refetch cooldown: long enough that the rotation test's checks all fall inside it on a loaded machine. */
+/** The shared bridge's refetch cooldown: long enough that the rotation test's flood falls inside one on a loaded machine. */
 const COOLDOWN_SECONDS = 3;
 
 let rsa: TestKey;
@@ -115,23 +115,28 @@ describe('JWKS tokens', () => {
     }
   });
 
-  it('accepts a rotated key (new kid) after one refetch, and rate-limits refetches for unknown kids', async () => {
-    const rotated = await makeKey('ES256', 'ec-2');
-    // Refetches are at least AUTH_JWKS_COOLDOWN_SECONDS apart: let the last fetch age past it.
+  it('accepts a key rotated in just after a fetch (the token waits for the next fetch, not refused), and a flood of made-up kids costs one fetch per cooldown', async () => {
+    // A fetch now (a made-up kid once the last fetch is older than the cooldown), then the rotation right after it.
     await new Promise((r) => setTimeout(r, COOLDOWN_SECONDS * 1000 + 100));
-    jwks.publish([rsa, ec, ed, rotated]);
-    const before = jwks.requests;
-    expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(rotated)))).toBe(200);
-    expect(jwks.requests).toBe(before + 1);
-    // Within the cooldown a flood of made-up kids costs no fetch at all.
     const stranger = await makeKey('ES256', 'made-up');
-    for (let i = 0; i < 5; i++) expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(stranger)))).toBe(401);
+    const before = jwks.requests;
+    expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(stranger))), 'a made-up kid: 401 after a fetch').toBe(401);
     expect(jwks.requests).toBe(before + 1);
-    // The known ones need none either.
+    const rotated = await makeKey('ES256', 'ec-2');
+    jwks.publish([rsa, ec, ed, rotated]);
+    const startedMs = Date.now();
+    expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(rotated))), 'the rotated key, moments after the fetch').toBe(200);
+    expect(Date.now() - startedMs, 'it waited for the cooldown, no longer').toBeLessThan(COOLDOWN_SECONDS * 1000 + 2000);
+    expect(jwks.requests, 'one fetch for it').toBe(before + 2);
+    // Within the next cooldown, ten made-up kids at once wait for one shared fetch and are refused after it.
+    const flood = await Promise.all(Array.from({ length: 10 }, async () => openStatus('/sessions/jw-1/events', bearer(await idpToken(stranger)))));
+    expect(flood).toEqual(Array(10).fill(401));
+    expect(jwks.requests, 'one fetch for the flood').toBe(before + 3);
+    // The known ones need none.
     expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(rotated)))).toBe(200);
     expect(await openStatus('/sessions/jw-1/events', bearer(await idpToken(rsa)))).toBe(200);
-    expect(jwks.requests).toBe(before + 1);
-  });
+    expect(jwks.requests).toBe(before + 3);
+  }, 30_000);
 });
 
 describe('the JWKS endpoint down', () => {
