@@ -16,6 +16,8 @@ import { BadRequestError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Seconds a reader is told to wait when held-out history could not be read. */
 const HISTORY_RETRY_AFTER_SECONDS = 5;
+/** How long an offset past a live feed's tail waits for the feed to reach it before it is refused (ms). */
+export const BEYOND_TAIL_WAIT_MS = 1_000;
 
 /** What one read gives. */
 export interface Batch {
@@ -81,17 +83,20 @@ export async function settle(feed: Feed, from: number | 'tail', signal: AbortSig
   if (unsettled()) await waitFor(feed, () => !unsettled() || enough(), UNSETTLED_WAIT_MS, signal);
 }
 
-/** Settles the feed for a read at `pos`: a closed position is judged at the tail, so a fresh feed is not taken for an open one. */
-export function settleFor(feed: Feed, pos: Position, signal: AbortSignal): Promise<void> {
-  return settle(feed, pos.closed ? 'tail' : pos.events, signal);
-}
-
-/** Refuses (400) an offset that cannot be a position of this stream: past the end of a finished session, or closed while it goes on. */
-export function checkPosition(feed: Feed, pos: Position): void {
+/**
+ * Settles the feed for a read at `pos` and refuses (400) an offset that cannot be a position of this stream: past
+ * the end of a finished session, past the tail of a caught-up live one (PROTOCOL.md 5.6: a long-poll's 204 names
+ * the tail, never a later offset), or closed while it goes on. A closed position is judged at the tail, so a fresh
+ * feed is not taken for an open one. An offset past the tail waits a moment first: another instance may have given
+ * it from a log this one has not applied yet.
+ */
+export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSignal): Promise<void> {
+  await settle(feed, pos.closed ? 'tail' : pos.events, signal);
+  if (!pos.closed && !feed.ended && pos.events > feed.nextIndex) await waitFor(feed, () => feed.ended || feed.nextIndex >= pos.events, BEYOND_TAIL_WAIT_MS, signal);
   if (pos.closed) {
     if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
-  } else if (feed.ended && pos.events > feed.nextIndex) throw new BadRequestError('invalid offset: beyond the end of this stream');
+  } else if (pos.events > feed.nextIndex && (feed.ended || feed.synced)) throw new BadRequestError('invalid offset: beyond the end of this stream');
 }
 
 /** Reads from `pos`: at most one chunk of events, then at the head the status (if newer than the reader's) or the end record. */
@@ -99,8 +104,7 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   const { feed } = entry;
   // A closed offset too: on a feed just started, the end is not known yet, and a resume from the
   // closed tail the stream gave (a reload, another instance) must not be refused as "not closed".
-  await settleFor(feed, pos, signal);
-  checkPosition(feed, pos);
+  await checkedPosition(feed, pos, signal);
   if (pos.closed) return { messages: [], next: pos, upToDate: true, closed: true, fixed: true };
   const end = chunkEnd(pos.events);
   const messages: Buffer[] = [];

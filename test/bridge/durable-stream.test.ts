@@ -204,6 +204,18 @@ describe('the protocol around the reads', () => {
       expect(res.status, live).toBe(400);
       expect(((await res.json()) as { error: string }).error).toContain('offset');
     }
+    // An offset past the tail of a live session is not one it gave either (a long-poll's 204 would otherwise name
+    // it as the tail, and the reader would skip every event up to it), in every mode; the tail itself is.
+    const tail = (await fetch(`${b.url}/v1/stream/sessions/s`, { method: 'HEAD' })).headers.get('stream-next-offset')!;
+    expect(tail.startsWith('0000000000000001_'), tail).toBe(true);
+    for (const live of ['', '&live=long-poll', '&live=sse']) {
+      const res = await fetch(`${b.url}/v1/stream/sessions/s?offset=0000000000000999_0000000000000000${live}`);
+      expect(res.status, live).toBe(400);
+      expect(((await res.json()) as { error: string }).error, live).toContain('beyond the end');
+    }
+    const atTail = await fetch(`${b.url}/v1/stream/sessions/s?offset=${tail}`);
+    expect(atTail.status).toBe(200);
+    expect(await atTail.json()).toEqual([]);
     for (const method of ['PUT', 'POST', 'DELETE']) expect((await fetch(`${b.url}/v1/stream/sessions/s`, { method, body: method === 'DELETE' ? undefined : '[]' })).status).toBe(405);
     expect((await fetch(`${b.url}/v1/stream/sessions/missing?offset=-1`)).status).toBe(404);
     // An offset past the end of a closed stream is not a position of it.
