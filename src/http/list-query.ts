@@ -6,6 +6,7 @@
  */
 import { BadRequestError } from '../errors.ts';
 import type { ListFilter } from '../hub/list-feed.ts';
+import { LIST_PAGE_SIZE_MAX } from '../upstream/list-client.ts';
 
 /** The API's session statuses (TrajectoryStatus). */
 export const LIST_STATUSES: ReadonlySet<string> = new Set(['pending', 'running', 'paused', 'idle', 'completed', 'failed', 'timed_out', 'interrupted']);
@@ -19,8 +20,10 @@ export const MAX_FILTER_VALUES = 20;
 const OWN_PARAMS: ReadonlySet<string> = new Set(['access_token', 'last_event_id']);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** An ISO 8601 date-time as the API's `format: date-time` takes it. */
-const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/;
+/** An ISO 8601 date-time as the API's `format: date-time` takes it, or a date alone (its FastAPI takes one for midnight). */
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+/** Largest `page` accepted (the API takes any positive integer; past this no list is that long). */
+export const MAX_LIST_PAGE = 100_000;
 /** Ids and names: printable, no control characters. */
 const PLAIN_TEXT = /^[^\u0000-\u001f\u007f]+$/;
 
@@ -39,7 +42,10 @@ function onTheCalendar(value: string): boolean {
   return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23;
 }
 const dateTime: Check = (name, value) => {
-  if (!DATE_TIME.test(value) || Number.isNaN(Date.parse(value)) || !onTheCalendar(value)) throw new BadRequestError(`${name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z`);
+  if (!DATE_TIME.test(value) || Number.isNaN(Date.parse(value)) || !onTheCalendar(value)) throw new BadRequestError(`${name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z, or a date such as 2026-01-31`);
+};
+const integer = (min: number, max: number): Check => (name, value) => {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < min || Number(value) > max) throw new BadRequestError(`${name} must be an integer ${min}-${max}`);
 };
 const uuid: Check = (name, value) => {
   if (!UUID.test(value)) throw new BadRequestError(`${name} must be a UUID`);
@@ -59,6 +65,9 @@ const FILTERS: Readonly<Record<string, { repeat: boolean; check: Check }>> = {
   finished_before: { repeat: false, check: dateTime },
   finished_after: { repeat: false, check: dateTime },
   sort: { repeat: false, check: oneOf(SORTS) },
+  // Either one given: the stream watches that one page, as the upstream cuts it at each poll (docs/session-list.md).
+  page: { repeat: false, check: integer(1, MAX_LIST_PAGE) },
+  size: { repeat: false, check: integer(1, LIST_PAGE_SIZE_MAX) },
 };
 
 /** Checks the query (400 for anything unknown or malformed) and returns the canonical filter. */
@@ -66,7 +75,6 @@ export function parseListFilter(query: URLSearchParams): ListFilter {
   const values = new Map<string, Set<string>>();
   for (const [name, value] of query) {
     if (OWN_PARAMS.has(name)) continue;
-    if (name === 'page' || name === 'size') throw new BadRequestError(`${name} is not taken: pollcast reads every page itself (up to SESSION_LIST_MAX_SESSIONS)`);
     const spec = FILTERS[name];
     if (spec === undefined) throw new BadRequestError(`unknown filter ${JSON.stringify(name.slice(0, 64))}; the list takes ${Object.keys(FILTERS).join(', ')}`);
     if (value === '') throw new BadRequestError(`${name} must not be empty`);

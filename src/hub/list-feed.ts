@@ -12,7 +12,7 @@ import { TERMINAL_STATUSES, type SessionMetrics } from '../upstream/types.ts';
 
 /** A checked list filter (built by the HTTP layer from the query). */
 export interface ListFilter {
-  /** The filter as sent upstream (without page and size), in canonical order. */
+  /** The filter as sent upstream, in canonical order (page and size only when the viewer named one page). */
   readonly params: URLSearchParams;
   /** The same as a string: the filter's share of a poll's key. */
   readonly key: string;

@@ -49,10 +49,11 @@ export function parseListPage(value: unknown): { ok: true; items: SessionSummary
 }
 
 /**
- * Reads the list for `filter` (the query without page and size), page after
- * page, until the upstream has no more or `maxSessions` were read. The same
- * id on two pages (a session created between two reads shifts the pages) is
- * kept once.
+ * Reads the list for `filter`, page after page, until the upstream has no
+ * more or `maxSessions` were read. The same id on two pages (a session
+ * created between two reads shifts the pages) is kept once. A filter that
+ * names `page` or `size` asks for that one page: it is read as given, in one
+ * call.
  */
 export async function readSessionList(
   client: UpstreamClient,
@@ -65,10 +66,13 @@ export async function readSessionList(
   const seen = new Map<string, SessionSummary>();
   let total = 0;
   let calls = 0;
+  const onePage = filter.has('page') || filter.has('size');
   for (let page = 1; ; page++) {
     const params = new URLSearchParams(filter);
-    params.set('page', String(page));
-    params.set('size', String(size));
+    if (!onePage) {
+      params.set('page', String(page));
+      params.set('size', String(size));
+    }
     const started = performance.now();
     const res = await client.get('list', `/sessions?${params.toString()}`, credential, signal);
     calls++;
@@ -77,7 +81,7 @@ export async function readSessionList(
     if (outcome.kind !== 'page') return outcome;
     for (const item of outcome.items) if (!seen.has(item.id) && seen.size < maxSessions) seen.set(item.id, item);
     total = outcome.total;
-    if (outcome.items.length === 0 || page >= outcome.pages || seen.size >= maxSessions) break;
+    if (onePage || outcome.items.length === 0 || page >= outcome.pages || seen.size >= maxSessions) break;
   }
   return { kind: 'listing', listing: { items: [...seen.values()], total: Math.max(total, seen.size), calls } };
 }

@@ -122,9 +122,30 @@ describe('GET /sessions/events', () => {
     expect(stranger.messages[0]!.type).toBe('snapshot');
   });
 
+  it('a viewer that names one page (size, page) watches that page as the upstream cuts it at each poll: a new session pushes the oldest of it off', async () => {
+    const ids: string[] = [];
+    for (let i = 1; i <= 3; i++) ids.push(await create(b, `pagewatch ${i}`));
+    b.sim.clearRequests();
+    const r = watch('?search=pagewatch&sort=-created_at&size=2');
+    await r.until((x) => x.messages.some((m) => m.type === 'snapshot'));
+    const snapshot = r.messages.find((m) => m.type === 'snapshot')!;
+    expect(new Set(snapshot.data.items.map((i: any) => i.id)), 'the two newest').toEqual(new Set([ids[2], ids[1]]));
+    expect(snapshot.data.total, 'the upstream\'s count of the whole filter').toBe(3);
+    const targets = b.sim.requests().filter((q) => q.method === 'GET' && /^\/api\/v2\/sessions\?/.test(q.target)).map((q) => q.target);
+    expect(targets.length).toBeGreaterThan(0);
+    for (const t of targets) expect(new URL(t, 'http://x').searchParams.getAll('size'), t).toEqual(['2']);
+    for (const t of targets) expect(new URL(t, 'http://x').searchParams.has('page'), t).toBe(false);
+    const fourth = await create(b, 'pagewatch 4');
+    await eventually(() => listOf(r).has(fourth) && !listOf(r).has(ids[1]!), APPEAR_WITHIN_MS + 2000, 'the new session in, the oldest of the page out');
+    expect(new Set(listOf(r).keys())).toEqual(new Set([fourth, ids[2]]));
+    const second = watch('?search=pagewatch&sort=-created_at&size=2&page=2');
+    await second.until((x) => x.messages.some((m) => m.type === 'snapshot'));
+    expect(new Set(listOf(second).keys()), 'page 2: the two oldest').toEqual(new Set([ids[1], ids[0]]));
+  });
+
   it('refuses unknown or malformed filters with 400 and sends nothing upstream', async () => {
     b.sim.clearRequests();
-    for (const q of ['?status=done', '?colour=red', '?created_after=yesterday', '?page=2', '?search=a&search=b', '?last_event_id=nope']) {
+    for (const q of ['?status=done', '?colour=red', '?created_after=yesterday', '?page=0', '?size=101', '?search=a&search=b', '?last_event_id=nope']) {
       const res = await fetch(`${b.url}/sessions/events${q}`);
       expect(res.status, q).toBe(400);
       const body = (await res.json()) as { error: string; code: string };
