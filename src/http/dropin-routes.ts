@@ -123,7 +123,12 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
     // Older than what the buffer holds: read it again from upstream (kept for the next caller when it fits).
     deps.stats.replayFromUpstream++;
     const events = await readHistory(deps, entry, from, Math.min(feed.baseIndex, from + limit), signal);
-    return c.json(changesBody(feed.snapshot, events), 200);
+    // The page goes on from the buffer when the history read reached it (as the upstream's page would), and
+    // stops where it did otherwise (the upstream capped it, or the buffer moved on meanwhile: never a gap).
+    // (A new array: the history page is shared with concurrent readers and may be kept by the hub.)
+    const reached = from + events.length;
+    const page = reached >= feed.baseIndex && reached < from + limit ? [...events, ...feed.eventsBetween(reached, from + limit)] : events;
+    return c.json(changesBody(feed.snapshot, page), 200);
   }
   if (from < feed.nextIndex) {
     deps.stats.replayFromBuffer++;

@@ -30,6 +30,23 @@ describe('GET /sessions/{id}/changes', () => {
     expect(body.new_events).toEqual(bridge.sim.events('dc-1').slice(3, 7));
   });
 
+  it('answers a page that starts before the buffer as the upstream does: the history read, then the buffer, up to limit', async () => {
+    bridge = await startBridge();
+    bridge.sim.createSession('dc-page', { initialEvents: 8 });
+    // A subscriber from index 5: the loop's buffer starts there, the events before it are upstream's to give again.
+    const sub = record(`${bridge.url}/sessions/dc-page/events?from_index=5`);
+    try {
+      await eventually(() => sub.indices().length === 3, 10_000, 'the subscriber to read 5-7');
+      for (const [query, want] of [['from_index=0', [0, 8]], ['from_index=0&limit=6', [0, 6]], ['from_index=1&limit=3', [1, 4]], ['from_index=2', [2, 8]]] as const) {
+        const res = await fetch(`${bridge.url}/sessions/dc-page/changes?${query}`);
+        expect(res.status, query).toBe(200);
+        expect(((await res.json()) as Changes).new_events, query).toEqual(bridge.sim.events('dc-page').slice(...want));
+      }
+    } finally {
+      sub.close();
+    }
+  });
+
   it('answers 204 at once with wait_for_seconds=0 when nothing is new', async () => {
     bridge = await startBridge();
     bridge.sim.createSession('dc-2', { initialEvents: 2 });
