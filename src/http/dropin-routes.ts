@@ -13,10 +13,12 @@ import type { Feed } from '../hub/feed.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
-import { SessionNotFoundError, ShuttingDownError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
+import { BadRequestError, SessionNotFoundError, ShuttingDownError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Most events one drop-in answer carries. */
 export const MAX_CHANGES_LIMIT = 1000;
+/** The changes call's own query parameters (the API's, and `include_details`, its older name for `include_events`). */
+const CHANGES_PARAMS = ['from_index', 'limit', 'include_events', 'include_details', 'wait_for_seconds'] as const;
 /** Default `limit` when the caller gives none. */
 export const DEFAULT_CHANGES_LIMIT = 100;
 /**
@@ -153,6 +155,8 @@ function waitWithin(waitSeconds: number, expiresAtMs: number | undefined): numbe
 function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
   app.get(`${prefix}/sessions/:id/changes`, async (c) => {
     const id = parseSessionId(c.req.param('id'));
+    // As the upstream (FastAPI) answers them: a parameter given with no value is malformed, not absent.
+    for (const name of CHANGES_PARAMS) if (c.req.queries(name)?.includes('')) throw new BadRequestError(`${name} must not be empty`);
     const fromRaw = singleQuery('from_index', c.req.queries('from_index'));
     const from = fromRaw === undefined ? 0 : parseIndex('from_index', fromRaw);
     const limit = parseLimit(singleQuery('limit', c.req.queries('limit')), DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT);
