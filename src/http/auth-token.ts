@@ -29,6 +29,10 @@ export const JWKS_TIMEOUT_MS = 5_000;
 export const DEFAULT_JWKS_COOLDOWN_MS = 1_000;
 /** After a failed fetch (endpoint down, hanging, garbage), how long tokens are answered from the last keys without asking it (ms). */
 export const JWKS_FAILED_REST_MS = 30_000;
+/** Longest a token with an unknown kid waits for the next fetch (ms); with a longer cooldown left it is refused at once. */
+export const JWKS_MAX_WAIT_MS = 5_000;
+/** Kids remembered as absent from the current key set at most (a flood of made-up kids cannot grow it further). */
+const JWKS_ABSENT_KIDS_MAX = 10_000;
 /** How long fetched keys count as fresh (ms) when AUTH_JWKS_CACHE_SECONDS is not set (jose's default). */
 export const DEFAULT_JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
 /** The cookie that may carry the token when AUTH_COOKIE_NAME is not set. */
@@ -116,18 +120,36 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySo
       return lastKeys(last)(header, token);
     }
   };
+  // Kids that a set fetched after a token with them arrived did not hold: refused at once while that set stands,
+  // so one request that asks twice (as a token, then "is it ours?") or a run of the same foreign kid waits once.
+  let absent: { uat: number | undefined; kids: Set<string> } = { uat: undefined, kids: new Set() };
+  const markAbsent = (kid: string) => {
+    if (absent.uat !== fetched.uat) absent = { uat: fetched.uat, kids: new Set() };
+    if (absent.kids.size < JWKS_ABSENT_KIDS_MAX) absent.kids.add(kid);
+  };
+  const knownAbsent = (kid: string) => absent.uat === fetched.uat && absent.kids.has(kid);
   return async (header, token) => {
-    const arrivedAtMs = Date.now();
+    const seen = fetched.uat;
+    const kid = typeof header.kid === 'string' ? header.kid : '';
     try {
       return await ask(header, token);
     } catch (err) {
       if (!(err instanceof joseErrors.JWKSNoMatchingKey) || performance.now() - failedAtMs < JWKS_FAILED_REST_MS) throw err;
-      // A set fetched since this token came is the verdict. One fetched before it, less than a cooldown ago,
-      // may predate a rotation: wait for the next fetch, which the tokens waiting with it share (jose's pending
-      // fetch), then ask once more. A timer may fire a little early on the wall clock.
-      if ((fetched.uat ?? 0) >= arrivedAtMs || !remote.coolingDown) throw err;
-      for (let i = 0; i < 3 && remote.coolingDown; i++) await sleep(Math.max(1, (fetched.uat ?? 0) + cooldownMs - Date.now() + 5));
-      return ask(header, token);
+      // A set fetched since this token came (its own fetch, or one it shared) is the verdict.
+      if (fetched.uat !== seen) markAbsent(kid);
+      // The set predates this token and was fetched less than a cooldown ago: it may predate a rotation, so the
+      // token waits for the next fetch (shared with the tokens waiting with it through jose's pending fetch) and
+      // asks once more. Not for a kid a later set already lacked, nor longer than JWKS_MAX_WAIT_MS; the timer
+      // never holds the process open, and may fire a little early on the wall clock jose counts on.
+      const waitMs = () => (fetched.uat ?? 0) + cooldownMs - Date.now() + 5;
+      if (fetched.uat !== seen || knownAbsent(kid) || !remote.coolingDown || waitMs() > JWKS_MAX_WAIT_MS) throw err;
+      for (let i = 0; i < 3 && remote.coolingDown; i++) await sleep(Math.min(JWKS_MAX_WAIT_MS, Math.max(1, waitMs())), undefined, { ref: false });
+      try {
+        return await ask(header, token);
+      } catch (again) {
+        if (again instanceof joseErrors.JWKSNoMatchingKey) markAbsent(kid);
+        throw again;
+      }
     }
   };
 }

@@ -80,7 +80,8 @@ export function parseListFilter(query: URLSearchParams): ListFilter {
     if (value === '') throw new BadRequestError(`${name} must not be empty`);
     spec.check(name, value);
     const set = values.get(name) ?? new Set<string>();
-    set.add(value);
+    // `page=01` and `page=1` are one list, one poll.
+    set.add(name === 'page' || name === 'size' ? String(Number(value)) : value);
     if (set.size > 1 && !spec.repeat) throw new BadRequestError(`${name} may be given once`);
     if (set.size > MAX_FILTER_VALUES) throw new BadRequestError(`${name} may be given at most ${MAX_FILTER_VALUES} times`);
     values.set(name, set);

@@ -11,7 +11,7 @@ import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { startBridge, type Bridge } from '../helpers/harness.ts';
 import { makeKey, sign, startJwksServer, type JwksServer, type TestKey } from '../helpers/jwks.ts';
 import { JWT_SECRET, token as hsToken } from './helpers.ts';
-import { createJwtAuthorizer } from '../../src/http/auth-token.ts';
+import { createJwtAuthorizer, createTokenVerifier, JWKS_MAX_WAIT_MS } from '../../src/http/auth-token.ts';
 import { UnauthorizedError } from '../../src/errors.ts';
 
 const ISSUER = 'https://idp.example.com/';
@@ -139,6 +139,44 @@ describe('JWKS tokens', () => {
   }, 30_000);
 });
 
+describe('the wait for a kid the key set lacks', () => {
+  it('is taken once by a request that asks twice (as a token, then "is it ours?"), and then once per fetched set for the same foreign kid', async () => {
+    const idp = await startJwksServer([rsa]);
+    try {
+      const verifier = createTokenVerifier({ jwksUrl: idp.url, jwksCooldownMs: 1000 });
+      expect(await verifier.isValid(await sign(rsa, { sessions: ['*'] }))).toBe(true);
+      expect(idp.requests).toBe(1);
+      const foreign = await sign(await makeKey('RS256', 'someone-elses'), { sessions: ['*'] });
+      const started = performance.now();
+      expect(await verifier.isValid(foreign)).toBe(false);
+      const waited = performance.now() - started;
+      expect(waited, 'the first ask waited for the next fetch').toBeGreaterThanOrEqual(500);
+      expect(idp.requests).toBe(2);
+      const again = performance.now();
+      expect(await verifier.isOurs(foreign)).toBe(false);
+      expect(await verifier.isValid(foreign)).toBe(false);
+      expect(performance.now() - again, 'the set fetched for it already lacked the kid: no second wait').toBeLessThan(300);
+      expect(idp.requests).toBe(2);
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('is not taken when the cooldown left is longer than JWKS_MAX_WAIT_MS: refused at once', async () => {
+    const idp = await startJwksServer([rsa]);
+    try {
+      const verifier = createTokenVerifier({ jwksUrl: idp.url, jwksCooldownMs: JWKS_MAX_WAIT_MS + 30_000 });
+      expect(await verifier.isValid(await sign(rsa, { sessions: ['*'] }))).toBe(true);
+      const started = performance.now();
+      expect(await verifier.isValid(await sign(await makeKey('RS256', 'not-yet'), { sessions: ['*'] }))).toBe(false);
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(idp.requests).toBe(1);
+    } finally {
+      await idp.close();
+    }
+  });
+});
+
 describe('the JWKS endpoint down', () => {
   it('keeps known keys working and refuses unknown ones with 401, fresh cache or stale', async () => {
     const idp = await startJwksServer([rsa]);
@@ -167,7 +205,7 @@ describe('the JWKS endpoint down', () => {
     }
   });
 
-  it('answers from the last keys without asking a hanging endpoint again for a cooldown', async () => {
+  it('answers from the last keys without asking a hanging endpoint again for a while (JWKS_FAILED_REST_MS)', async () => {
     const idp = await startJwksServer([rsa]);
     try {
       const authorize = createJwtAuthorizer({ jwksUrl: idp.url, jwksCacheMaxAgeMs: 100, jwksCooldownMs: 60_000 });

@@ -110,6 +110,7 @@ describe('parseListFilter', () => {
   it('takes one page (page, size) and a date alone, passed on as written', () => {
     expect(parse('size=20&sort=-created_at&page=2').key).toBe('page=2&size=20&sort=-created_at');
     expect(parse('size=100').key).toBe('size=100');
+    expect(parse('page=01&size=020').key, 'one list, one poll').toBe(parse('page=1&size=20').key);
     expect(parse('created_after=2026-01-01').key).toBe('created_after=2026-01-01');
   });
   it.each([
