@@ -290,7 +290,9 @@ export class Hub {
    * session: its loops here (either include_events) ask `/status` at once, past
    * the minimum interval between refreshes but within backoff and Retry-After,
    * and once more NUDGE_RECHECK_MS later, since the API accepts writes (202)
-   * before it applies them. Cluster mode: only loops this instance runs.
+   * before it applies them. In cluster mode the loops that run it on other
+   * instances are asked through the transport, whether or not this one
+   * serves the session.
    */
   nudge(sessionId: string): void {
     if (this.closed) return;
@@ -299,6 +301,7 @@ export class Hub {
         const entry = this.active.get(key) ?? this.cache.peek(key);
         if (entry?.supply) void entry.supply.refreshStatus(true);
       }
+      this.opts.transport.nudge?.(sessionId);
     };
     refresh();
     const timer = setTimeout(() => {

@@ -31,6 +31,11 @@ export interface Transport {
   supply(feed: Feed, signal: AbortSignal): Supply;
   /** Events from `from` on (at most `to - from`, at least one when any exist), for a subscriber behind the buffer. */
   history(feed: Feed, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome>;
+  /**
+   * A write made through this instance changed `sessionId` (pause, messages, …): the loops that run it in other
+   * processes ask `/status` at once (cluster mode). The hub refreshes this process's own loops itself.
+   */
+  nudge?(sessionId: string): void;
   /** Stops everything the transport runs (idempotent). */
   close(): Promise<void>;
   /** The state of the store it depends on, for readiness ('ok', 'unreachable', ...); absent when there is none. */

@@ -1,7 +1,8 @@
 /**
- * The two Redis connections of a cluster-mode instance: one for commands
- * (appends, leases, reads of the log) and one of its own for blocking reads,
- * so a parked XREAD never delays a lease renewal. Both reconnect by
+ * The Redis connections of a cluster-mode instance: one for commands
+ * (appends, leases, reads of the log), one of its own for blocking reads,
+ * so a parked XREAD never delays a lease renewal, and one for pub/sub
+ * messages between instances (a subscribed connection takes no commands). Both reconnect by
  * themselves with capped backoff; while one is down its commands fail at once
  * (no offline queue: every caller has its own retry and its own deadline), and
  * each failure is counted and logged once per outage.
@@ -59,6 +60,10 @@ export interface RedisConn {
   readonly restartedAt: number | null;
   /** Called when such a new server run is seen; returns a function that unsubscribes. */
   onServerRestart(fn: () => void): () => void;
+  /** Sends `message` to every instance listening on `channel` (this one included). */
+  publish(channel: string, message: string): Promise<void>;
+  /** Calls `fn` with each message on `channel`, from the next (re)connection on; one listener per channel. */
+  listen(channel: string, fn: (message: string) => void): void;
   close(): Promise<void>;
 }
 
@@ -87,6 +92,20 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   };
   const main: Client = createClient(options);
   const reader: Client = main.duplicate();
+  const subscriber: Client = main.duplicate();
+  // Channels to listen on, and whether this connection subscribed them yet (the client itself subscribes
+  // them again after a reconnection).
+  const channels = new Map<string, { fn: (message: string) => void; subscribed: boolean }>();
+  const subscribeAll = (): void => {
+    for (const [channel, c] of channels) {
+      if (c.subscribed || !subscriber.isReady) continue;
+      c.subscribed = true;
+      subscriber.subscribe(channel, (message) => c.fn(message)).catch(() => {
+        c.subscribed = false;
+        countError(stats, 'subscribe');
+      });
+    }
+  };
   let readerId: string | null = null;
   const readerListeners: Array<() => void> = [];
   let closed = false;
@@ -133,7 +152,8 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     readerId = null;
     if (again) for (const fn of readerListeners) fn();
   });
-  for (const [client, role] of [[main, 'commands'], [reader, 'reader']] as const) {
+  watch(subscriber, 'subscriber', subscribeAll);
+  for (const [client, role] of [[main, 'commands'], [reader, 'reader'], [subscriber, 'subscriber']] as const) {
     // connect() retries by the strategy above and only rejects once closed.
     client.connect().catch((err: unknown) => {
       if (!closed) log.error({ role, err }, 'redis client stopped connecting');
@@ -189,10 +209,18 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       restartListeners.add(fn);
       return () => restartListeners.delete(fn);
     },
+    async publish(channel, message) {
+      await timed('publish', () => send(['PUBLISH', channel, message]));
+    },
+    listen(channel, fn) {
+      if (channels.has(channel)) throw new Error(`already listening on ${channel}`);
+      channels.set(channel, { fn, subscribed: false });
+      subscribeAll();
+    },
     async close() {
       if (closed) return;
       closed = true;
-      for (const client of [reader, main]) {
+      for (const client of [subscriber, reader, main]) {
         // destroy(): a blocked XREAD would hold quit() until its BLOCK ran out.
         try {
           client.destroy();

@@ -74,6 +74,19 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
   const redis = connectRedis({ url: settings.url, log, stats, ...(settings.observeRedis ? { observe: settings.observeRedis } : {}) });
   const reader = new LogReader(redis, log);
   const instanceId = randomBytes(6).toString('hex');
+  // The loops this instance runs, by session: a write made through another instance asks them for `/status`.
+  const leading = new Map<string, Set<Poller>>();
+  const nudgeChannel = `${settings.keyPrefix}nudge`;
+  redis.listen(nudgeChannel, (message) => {
+    let nudge: unknown;
+    try {
+      nudge = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(nudge) || nudge[0] === instanceId || typeof nudge[1] !== 'string') return;
+    for (const poller of leading.get(nudge[1]) ?? []) void poller.refreshStatus(true);
+  });
   const followers = new Set<FeedFollower>();
   const bypasses = new StoreBypasses(log);
   const running = new Set<Promise<void>>();
@@ -189,7 +202,15 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           term.signal,
         );
         log.info({ session: feed.sessionId, details: feed.includeEvents, from: sink.nextIndex, fence: term.token }, 'leading the session: loop started');
-        await poller.run();
+        const loop = poller;
+        const led = leading.get(feed.sessionId) ?? new Set<Poller>();
+        leading.set(feed.sessionId, led.add(loop));
+        try {
+          await loop.run();
+        } finally {
+          led.delete(loop);
+          if (led.size === 0 && leading.get(feed.sessionId) === led) leading.delete(feed.sessionId);
+        }
         poller = null;
         loopState = 'stopped';
         if (sink.outOfMemory) {
@@ -260,6 +281,10 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       };
     },
     history: (feed, from, to, signal) => history(feed, from, to, signal),
+    nudge(sessionId) {
+      // This instance's own loops are refreshed by the hub; a message it gets back from itself is ignored.
+      redis.publish(nudgeChannel, JSON.stringify([instanceId, sessionId])).catch(() => undefined);
+    },
     listSource: (pollMs) => createRedisListSource({ redis, keyPrefix: settings.keyPrefix, instanceId, pollMs, log }),
     storeState: () => (!redis.ready ? 'unreachable' : bypasses.count('full') > 0 ? 'refusing writes (out of memory)' : 'ok'),
     async close() {
