@@ -36,6 +36,8 @@ export interface LeaderTerm {
   leaseValue: string;
   /** The log as the lease found it (next, base, state; all null for a new log). */
   meta: LogMeta;
+  /** What is left of a wait the upstream asked an earlier leader for (Retry-After, ms; 0 when none). */
+  holdOffMs: number;
   /** Aborts when the term ends (lease lost, not renewable in time, or the keeper stopped). */
   signal: AbortSignal;
 }
@@ -124,7 +126,7 @@ export class LeaseKeeper {
           await this.pause(Math.max(LEASE_RETRY_MIN_MS, Math.min(leaseMs / 3, (pttl > 0 ? pttl : 0) + 50)));
           continue;
         }
-        const [, , token, takeover, next, base, state] = reply as [string, string, number, number, string | null, string | null, string | null];
+        const [, , token, takeover, next, base, state, holdOffMs] = reply as [string, string, number, number, string | null, string | null, string | null, number | undefined];
         const wasMine = mine !== '';
         mine = `${token}:${instanceId}`;
         if (takeover === 1) {
@@ -135,7 +137,7 @@ export class LeaseKeeper {
         if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
         // A log replaced under us (flushed): a leader of the old one runs until its next renewal finds its
         // lease gone, at most a third of a lease away: hold the new lease that long before starting a loop.
-        const end = await this.term(token, mine, meta, sentAt, replaced && !wasMine ? leaseMs / 3 + LEASE_END_MARGIN_MS : 0);
+        const end = await this.term(token, mine, meta, Number(holdOffMs ?? 0), sentAt, replaced && !wasMine ? leaseMs / 3 + LEASE_END_MARGIN_MS : 0);
         if (end === 'done') return;
         if (end === 'unconfirmed') {
           const dropped = await redis.run<number>('discard', DISCARD, [keys.lease, keys.meta, keys.log], [mine]).catch(() => 0);
@@ -162,7 +164,7 @@ export class LeaseKeeper {
 
   // Holds the lease for one loop: renewals on their own timer, and a deadline that ends the term
   // just before the lease could have run out unrenewed.
-  private async term(token: number, leaseValue: string, meta: LogMeta, acquiredAt: number, holdMs: number): Promise<TermEnd> {
+  private async term(token: number, leaseValue: string, meta: LogMeta, holdOffMs: number, acquiredAt: number, holdMs: number): Promise<TermEnd> {
     const { redis, keys, leaseMs, retentionMs, log, stats, sessionId } = this.opts;
     const margin = Math.min(LEASE_END_MARGIN_MS, leaseMs / 4);
     const ended = new AbortController();
@@ -205,7 +207,7 @@ export class LeaseKeeper {
     stats.leasesHeld++;
     try {
       if (holdMs > 0 && !(await sleep(holdMs, ended.signal))) return 'again';
-      return await this.opts.lead({ token, leaseValue, meta, signal: ended.signal });
+      return await this.opts.lead({ token, leaseValue, meta, holdOffMs, signal: ended.signal });
     } finally {
       stats.leasesHeld--;
       unsubscribe();

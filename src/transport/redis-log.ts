@@ -221,8 +221,19 @@ else
 end
 redis.call('HSET', KEYS[2], 'until', string.format('%d', now + tonumber(ARGV[2])))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local m = redis.call('HMGET', KEYS[2], 'next', 'base', 'state')
-return {'acquired', born, token, takeover, m[1], m[2], m[3]}
+local m = redis.call('HMGET', KEYS[2], 'next', 'base', 'state', 'hold_until')
+local holdMs = math.max(0, (tonumber(m[4] or '0') or 0) - now)
+return {'acquired', born, token, takeover, m[1], m[2], m[3], holdMs}
+`);
+
+/**
+ * Records that the upstream asked the session's loop to wait (Retry-After), on Redis's clock, so a leader that takes
+ * over keeps to it. KEYS: meta. ARGV: wait ms. A later end than the one recorded only.
+ */
+export const HOLD_OFF = lua(`${NOW_MS}
+local untilMs = nowMs() + tonumber(ARGV[1])
+if untilMs > tonumber(redis.call('HGET', KEYS[1], 'hold_until') or '0') then redis.call('HSET', KEYS[1], 'hold_until', string.format('%d', untilMs)) end
+return 1
 `);
 
 /** Extends the lease if still ours, and the log's retention. KEYS: lease, meta, log. ARGV: value, lease ms, retention ms. Replies {'ok'|'lost', born}. */

@@ -21,7 +21,7 @@ import { FeedFollower } from './feed-follower.ts';
 import { LeaseKeeper, type LeaderTerm, type TermEnd } from './lease.ts';
 import { upstreamHistory, type LoopSettings } from './memory.ts';
 import { connectRedis, type RedisConn } from './redis-conn.ts';
-import { decodeEntries, eventId, logKeys, type LogKeys } from './redis-log.ts';
+import { decodeEntries, eventId, HOLD_OFF, logKeys, type LogKeys } from './redis-log.ts';
 import { LogReader } from './redis-reader.ts';
 import { RedisLogSink, stateJsonOf } from './redis-sink.ts';
 import type { Supply, Transport } from '../hub/transport.ts';
@@ -191,6 +191,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
             startAtHead: feed.startAtHead,
             // Known to the cluster already: a refusal is an upstream error to show and retry, not a refused open.
             resumed: isKnown(feed.snapshot) || isKnown(sink.snapshot),
+            // A Retry-After binds the cluster's loop, not one leader: kept in the log's meta for the next one.
+            holdOffMs: term.holdOffMs,
+            onRetryAfter: (ms) => void redis.run('hold-off', HOLD_OFF, [keys.meta], [String(Math.ceil(ms))]).catch(() => undefined),
             // A refused first contact is this instance's to report; the rest reaches the feed through the log.
             onFirstContact: (c) => {
               if (c.kind !== 'not-found' && c.kind !== 'unauthorized') return;

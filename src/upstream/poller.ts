@@ -44,6 +44,13 @@ export interface PollerOptions {
    * any first contact, instead of ending this loop as a refused open.
    */
   resumed?: boolean;
+  /**
+   * Cluster mode: the upstream told an earlier leader (Retry-After) to wait this much longer (ms); this loop makes no
+   * call before it is over.
+   */
+  holdOffMs?: number;
+  /** Called with each wait the upstream asks for (Retry-After, ms), so a later leader can keep to it. */
+  onRetryAfter?: (ms: number) => void;
   /** Called with the number of new events each answer brought (metrics). */
   onEvents?: (count: number) => void;
   /** Called when the loop state changes (metrics). */
@@ -156,6 +163,12 @@ export class Poller {
   async run(): Promise<void> {
     const { log, sink } = this.opts;
     try {
+      const holdOffMs = this.opts.holdOffMs ?? 0;
+      if (holdOffMs > 0) {
+        this.notBeforeMs = Date.now() + holdOffMs;
+        this.opts.log.info({ session: sink.sessionId, holdOffMs }, 'keeping to the Retry-After an earlier leader was given');
+        if (!(await sleep(holdOffMs, this.signal))) return;
+      }
       if (!(await this.firstContact())) return;
       await this.loop();
     } catch (err) {
@@ -186,7 +199,10 @@ export class Poller {
     if (r === 'ok' || r === 'stop' || r.kind === 'aborted') return;
     // A failed refresh spaces the next one like any failure, and honours the upstream's Retry-After.
     this.failures++;
-    this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + backoffDelayMs(this.failures, this.opts.backoff, r.kind === 'rate-limited' ? r.retryAfterMs : undefined));
+    const retryAfterMs = r.kind === 'rate-limited' ? r.retryAfterMs : undefined;
+    const delay = backoffDelayMs(this.failures, this.opts.backoff, retryAfterMs);
+    this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
+    if (retryAfterMs !== undefined) this.opts.onRetryAfter?.(delay);
   }
 
   // Tells the opener the first contact succeeded, once.
@@ -304,6 +320,7 @@ export class Poller {
     if (this.upstreamError !== before && !(await this.publish([], sink.nextIndex))) return false;
     const retryAfterMs = outcome.kind === 'rate-limited' ? outcome.retryAfterMs : undefined;
     const delay = backoffDelayMs(this.failures, backoff, retryAfterMs);
+    if (retryAfterMs !== undefined) this.opts.onRetryAfter?.(delay);
     this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
     log.warn({ session: sink.sessionId, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt: this.failures, delayMs: delay }, 'upstream fault; backing off');
     this.setState('backoff');
