@@ -94,9 +94,22 @@ function shownValue(opt: OptionSpec, value: string): string {
   }
   return JSON.stringify(value);
 }
+/** Whether a URL component decodes (a password with a stray `%` does not; the Redis client would throw at start). */
+function decodes(component: string): boolean {
+  try {
+    decodeURIComponent(component);
+    return true;
+  } catch {
+    return false;
+  }
+}
 const redisUrl = z.string().superRefine((u, ctx) => {
   if (!URL.canParse(u)) return void ctx.addIssue({ code: 'custom', message: 'not a URL' });
-  if (!/^rediss?:$/.test(new URL(u).protocol)) ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL' });
+  const url = new URL(u);
+  if (!/^rediss?:$/.test(url.protocol)) return void ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL' });
+  // As the Redis client reads it: the path is a database number or nothing.
+  if (!/^(\/(\d{1,5})?)?$/.test(url.pathname)) ctx.addIssue({ code: 'custom', message: 'path must be a database number (redis://host:6379/0) or nothing' });
+  if (!decodes(url.username) || !decodes(url.password)) ctx.addIssue({ code: 'custom', message: 'user or password is not valid percent-encoding' });
 });
 /** Why `u` cannot be AUTH_JWKS_URL, or undefined: keys fetched over anything but http(s) cannot be. */
 function jwksUrlProblem(u: string): string | undefined {

@@ -29,4 +29,19 @@ describe('cluster configuration', () => {
     expect((err as Error).message).toMatch(/^REDIS_URL: .*redis:\/\/ or rediss:\/\//);
     expect((err as Error).message).not.toContain('s3cret');
   });
+
+  it('refuses, naming REDIS_URL and never echoing it, what the Redis client could not read: a path that is not a database number, a password that does not decode', () => {
+    expect(loadConfig({ ...base, REDIS_URL: 'redis://default:pw@127.0.0.1:6379/3' }).redisUrl).toBe('redis://default:pw@127.0.0.1:6379/3');
+    for (const url of ['redis://default:s3cret@127.0.0.1:16390/abc', 'redis://default:s3cret%zz@127.0.0.1:6379', 'redis://default:s3cret@127.0.0.1:6379/0/x']) {
+      let err: unknown;
+      try {
+        loadConfig({ ...base, REDIS_URL: url });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, url).toBeInstanceOf(ConfigError);
+      expect((err as Error).message, url).toMatch(/^REDIS_URL: /);
+      expect((err as Error).message, url).not.toContain('s3cret');
+    }
+  });
 });
