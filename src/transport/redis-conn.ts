@@ -2,8 +2,8 @@
  * The Redis connections of a cluster-mode instance: one for commands
  * (appends, leases, reads of the log), one of its own for blocking reads,
  * so a parked XREAD never delays a lease renewal, and one for pub/sub
- * messages between instances (a subscribed connection takes no commands). Both reconnect by
- * themselves with capped backoff; while one is down its commands fail at once
+ * messages between instances (a subscribed connection takes no commands).
+ * Each reconnects by itself with capped backoff; while one is down its commands fail at once
  * (no offline queue: every caller has its own retry and its own deadline), and
  * each failure is counted and logged once per outage.
  */
