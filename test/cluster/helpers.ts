@@ -5,7 +5,9 @@
  * reconnects (with its Last-Event-ID) through the next live one.
  */
 import { afterEach } from 'vitest';
-import type { PollcastServer } from '../../src/server.ts';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { CHAOS_ENV } from '../chaos/chaos.ts';
 import { startInstance, type Instance } from '../chaos/instance.ts';
@@ -59,6 +61,19 @@ export function inProcessParts(): InProcessParts {
     parts.sim = parts.redis = undefined;
   });
   return parts;
+}
+
+/**
+ * Starts pollcast servers in this process on `parts`' Redis and simulator (both started before), with CLUSTER_ENV
+ * and `env`; each is stopped after the test.
+ */
+export function serverStarter(parts: InProcessParts, env: Record<string, string> = {}): () => Promise<PollcastServer> {
+  const config = loadConfig({ ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: parts.sim!.url, REDIS_URL: parts.redis!.url, ...env });
+  return async () => {
+    const server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+    parts.servers.push(server);
+    return server;
+  };
 }
 
 /** Sums every sample of `name` in a Prometheus text. */

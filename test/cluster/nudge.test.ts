@@ -6,13 +6,10 @@
  * (25 s) would have shown it.
  */
 import { expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startPollcast } from '../../src/server.ts';
 import { createSimulator } from '../../src/simulator/index.ts';
 import { eventually, record } from '../helpers/harness.ts';
 import { startRedis } from '../helpers/redis.ts';
-import { CLUSTER_ENV, inProcessParts } from './helpers.ts';
+import { inProcessParts, serverStarter } from './helpers.ts';
 
 const parts = inProcessParts();
 const KEY = 'operator-key-nudge-0123';
@@ -20,12 +17,7 @@ const KEY = 'operator-key-nudge-0123';
 it('a pause forwarded through an instance that serves nothing of the session reaches the leader\'s subscribers within seconds, not at the end of its 25 s long-poll', async () => {
   parts.redis = await startRedis();
   parts.sim = await createSimulator({ demo: false, api: 'real', apiKey: KEY, maxWaitSeconds: 30 });
-  const config = loadConfig({ ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: parts.sim.url, UPSTREAM_API_KEY: KEY, REDIS_URL: parts.redis.url, UPSTREAM_WAIT_SECONDS: '25' });
-  const start = async () => {
-    const s = await startPollcast(config, { log: silentLogger(), processMetrics: false });
-    parts.servers.push(s);
-    return s;
-  };
+  const start = serverStarter(parts, { UPSTREAM_API_KEY: KEY, UPSTREAM_WAIT_SECONDS: '25' });
   const [leader, other] = [await start(), await start()];
   parts.sim.createSession('nd-1', { initialEvents: 2 });
   const watcher = record(`${leader.url}/sessions/nd-1/events`);

@@ -4,13 +4,11 @@
  * its leader stops, not only the leader that was told.
  */
 import { expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startPollcast } from '../../src/server.ts';
 import { createSimulator } from '../../src/simulator/index.ts';
 import { eventually, range, record } from '../helpers/harness.ts';
 import { startRedis } from '../helpers/redis.ts';
-import { CLUSTER_ENV, inProcessParts } from './helpers.ts';
+import { logKeys } from '../../src/transport/redis-log.ts';
+import { inProcessParts, serverStarter } from './helpers.ts';
 
 const parts = inProcessParts();
 const RETRY_AFTER_SECONDS = 8;
@@ -18,12 +16,7 @@ const RETRY_AFTER_SECONDS = 8;
 it('a leader told to wait (429, Retry-After) stops; the instance that takes over makes no upstream call until the wait is over, then goes on exactly', async () => {
   parts.redis = await startRedis();
   parts.sim = await createSimulator({});
-  const config = loadConfig({ ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: parts.sim.url, REDIS_URL: parts.redis.url });
-  const start = async () => {
-    const s = await startPollcast(config, { log: silentLogger(), processMetrics: false });
-    parts.servers.push(s);
-    return s;
-  };
+  const start = serverStarter(parts);
   const [leader, other] = [await start(), await start()];
   const sim = parts.sim;
   sim.createSession('ra-1', { initialEvents: 2 });
@@ -38,6 +31,9 @@ it('a leader told to wait (429, Retry-After) stops; the instance that takes over
   // The loop's long-poll (2 s) comes back; its next call is refused with the Retry-After.
   await eventually(() => sim.stats('ra-1').faultsServed === 1, 10_000, 'the 429');
   const toldMs = Date.now();
+  // The leader heard it (not only the simulator sent it): the wait is on record for the cluster.
+  const meta = logKeys('pollcast:', 'ra-1', true).meta;
+  await eventually(async () => (await parts.redis!.command('HGET', meta, 'hold_until')) !== null, 5_000, 'the wait on record');
   const calls = () => sim.stats('ra-1').changes + sim.stats('ra-1').status;
   const before = calls();
   // The leader stops (its lease released): the other instance takes the session over at once.

@@ -7,14 +7,11 @@
  * instance heard it, and drop-in calls 404 at once.
  */
 import { expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
 import { REFUSAL_SETTLED_MS } from '../../src/hub/hub.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startPollcast } from '../../src/server.ts';
 import { createSimulator } from '../../src/simulator/index.ts';
 import { eventually, range, record } from '../helpers/harness.ts';
 import { startRedis } from '../helpers/redis.ts';
-import { CLUSTER_ENV, inProcessParts } from './helpers.ts';
+import { inProcessParts, serverStarter } from './helpers.ts';
 
 const parts = inProcessParts();
 
@@ -23,12 +20,7 @@ const NOT_FOUND = 'session not found upstream (404)';
 it('a session deleted under a running leader: a follower answers new opens with a 200 stream while the refusal is fresh and 404 once it has settled, drop-in calls 404 at once, and its open stream keeps what it had', async () => {
   parts.redis = await startRedis();
   parts.sim = await createSimulator({});
-  const env = loadConfig({ ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: parts.sim.url, REDIS_URL: parts.redis.url, UPSTREAM_GIVE_UP_SECONDS: '120' });
-  const start = async () => {
-    const s = await startPollcast(env, { log: silentLogger(), processMetrics: false });
-    parts.servers.push(s);
-    return s;
-  };
+  const start = serverStarter(parts, { UPSTREAM_GIVE_UP_SECONDS: '120' });
   const [leader, follower] = [await start(), await start()];
   parts.sim.createSession('gone-c', { initialEvents: 3 });
   const onLeader = record(`${leader.url}/sessions/gone-c/events`);
