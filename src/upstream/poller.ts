@@ -199,10 +199,19 @@ export class Poller {
     if (r === 'ok' || r === 'stop' || r.kind === 'aborted') return;
     // A failed refresh spaces the next one like any failure, and honours the upstream's Retry-After.
     this.failures++;
-    const retryAfterMs = r.kind === 'rate-limited' ? r.retryAfterMs : undefined;
+    this.holdOff(r);
+  }
+
+  /**
+   * The pause after the `failures`-th failure in a row (backoff, or the upstream's Retry-After): no on-demand
+   * status call before it is over, and a Retry-After is reported so a later leader keeps to it. Returns it (ms).
+   */
+  private holdOff(outcome: FailureOutcome): number {
+    const retryAfterMs = outcome.kind === 'rate-limited' ? outcome.retryAfterMs : undefined;
     const delay = backoffDelayMs(this.failures, this.opts.backoff, retryAfterMs);
     this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
     if (retryAfterMs !== undefined) this.opts.onRetryAfter?.(delay);
+    return delay;
   }
 
   // Tells the opener the first contact succeeded, once.
@@ -300,7 +309,7 @@ export class Poller {
 
   /** Backs off after a failure; false when the loop must stop. */
   private async backOff(outcome: FailureOutcome, endpoint: string): Promise<boolean> {
-    const { log, sink, backoff } = this.opts;
+    const { log, sink } = this.opts;
     if (outcome.kind === 'aborted') return !this.signal.aborted;
     this.failures++;
     const refusal = refusalText(outcome);
@@ -318,10 +327,7 @@ export class Poller {
       this.upstreamError = failureText(outcome);
     }
     if (this.upstreamError !== before && !(await this.publish([], sink.nextIndex))) return false;
-    const retryAfterMs = outcome.kind === 'rate-limited' ? outcome.retryAfterMs : undefined;
-    const delay = backoffDelayMs(this.failures, backoff, retryAfterMs);
-    if (retryAfterMs !== undefined) this.opts.onRetryAfter?.(delay);
-    this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
+    const delay = this.holdOff(outcome);
     log.warn({ session: sink.sessionId, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt: this.failures, delayMs: delay }, 'upstream fault; backing off');
     this.setState('backoff');
     const slept = await sleep(delay, this.signal);
