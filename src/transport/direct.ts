@@ -1,6 +1,6 @@
 /**
  * Cluster mode while Redis cannot carry a session: refusing writes
- * (maxmemory reached, `OOM`), or unreachable when the session is opened. No
+ * (maxmemory reached, `OOM`), or away (down, or not answering). No
  * leader can record anything, so rather than freeze (or hold back) its
  * sessions each instance serves its own feeds from the upstream directly (the
  * upstream is the log of record), with a status saying why, and goes back to
@@ -24,12 +24,12 @@ export const BYPASS_REASON: Record<Bypass, string> = {
 
 const BYPASS_LOG: Record<Bypass, string> = {
   full: 'redis refuses writes (out of memory: maxmemory reached): sessions are served from the upstream directly until it accepts them again; raise maxmemory, or lower REDIS_LOG_MAX_ENTRIES or REDIS_RETENTION_SECONDS',
-  unreachable: 'redis unreachable: new sessions are served from the upstream directly (one loop per instance) until it answers; check REDIS_URL',
+  unreachable: 'redis unreachable or not answering: sessions are served from the upstream directly (one loop per instance) until it answers; check REDIS_URL',
 };
 
 /** After a write refused for want of memory, how long an instance serves directly before it tries to lead again (ms). */
 export const STORE_FULL_RETRY_MS = 5000;
-/** How long a new session waits for an unreachable Redis before it is served around it (ms). */
+/** How long Redis may be away (down, or silent) before the sessions are served around it, open ones and new (ms). */
 export const STORE_DOWN_WAIT_MS = 1500;
 /** The abort reason of a direct loop that stops because the shared log is written again. */
 export const LOG_WRITTEN = 'log written again';

@@ -5,10 +5,12 @@
  * messages between instances (a subscribed connection takes no commands).
  * Each reconnects by itself with capped backoff; while one is down its commands fail at once
  * (no offline queue: every caller has its own retry and its own deadline), and
- * each failure is counted and logged once per outage.
+ * each failure is counted and logged once per outage. A Redis that keeps the
+ * connection but stops answering (hung, stopped) is seen by its silence: a
+ * command unanswered for REDIS_SILENT_MS (a PING goes when nothing else does).
  */
 import { createHash } from 'node:crypto';
-import { createClient } from 'redis';
+import { createClient, ErrorReply } from 'redis';
 import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 
@@ -18,6 +20,11 @@ export const REDIS_COMMAND_TIMEOUT_MS = 3000;
 export const REDIS_RECONNECT_MAX_DELAY_MS = 2000;
 /** A connection attempt that takes longer than this is abandoned and retried (ms). */
 export const REDIS_CONNECT_TIMEOUT_MS = 5000;
+/**
+ * A Redis that has answered nothing for this long while a command waited (hung, stopped, its machine frozen:
+ * the connection stays up) is not ready (ms); it answers in well under a millisecond when well.
+ */
+export const REDIS_SILENT_MS = 1000;
 
 type Client = ReturnType<typeof createClient>;
 
@@ -37,6 +44,9 @@ export function lua(source: string): LuaScript {
   return { source, sha1: createHash('sha1').update(source).digest('hex') };
 }
 
+/** Whether Redis answers (see RedisConn.state). */
+export type RedisState = 'ok' | 'unreachable' | 'not answering';
+
 /** What the rest of the transport sees of Redis. */
 export interface RedisConn {
   /** One command on the command connection, timed and counted under `op`. */
@@ -49,8 +59,13 @@ export interface RedisConn {
   unblockReader(): Promise<void>;
   /** Called each time the reader connection is ready again after a loss (Redis restarted or failed over). */
   onReaderReconnect(fn: () => void): void;
-  /** True while the command connection is ready. */
-  readonly ready: boolean;
+  /** 'ok' while Redis answers; 'unreachable' with the command connection down; 'not answering' when it is up but silent for REDIS_SILENT_MS. */
+  readonly state: RedisState;
+  /**
+   * Since when (performance.now() ms) Redis has been away: the command connection down, or up with a command
+   * waiting and no answer since that moment. Null while it answers.
+   */
+  readonly awaySince: number | null;
   /**
    * When (performance.now() ms) the Redis server this instance talks to
    * started, if it is a different server run from the one seen before (a
@@ -128,13 +143,53 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       onReady?.(again);
     });
   }
+  // Away: the command connection down since `lostAt`, or up with a command unanswered since `silentSince`.
+  let lostAt: number | null = performance.now();
+  let silentSince: number | null = null;
+  let waiting = 0;
+  main.on('error', () => (lostAt ??= performance.now()));
+  main.on('ready', () => {
+    lostAt = silentSince = null;
+  });
+  let silenceLogged = false;
+  const heard = () => {
+    silentSince = waiting > 1 ? performance.now() : null;
+    if (!silenceLogged) return;
+    silenceLogged = false;
+    log.info('redis answers again');
+  };
+  const send = async <T>(args: readonly string[]): Promise<T> => {
+    silentSince ??= performance.now();
+    waiting++;
+    try {
+      const reply = (await main.sendCommand(args as string[], { timeout: REDIS_COMMAND_TIMEOUT_MS })) as T;
+      heard();
+      return reply;
+    } catch (err) {
+      // An error reply is an answer; a timeout is not (a lost connection is `lostAt`'s).
+      if (err instanceof ErrorReply) heard();
+      throw err;
+    } finally {
+      waiting--;
+    }
+  };
+  // A PING when nothing else waits, so an instance that has nothing to send still sees Redis fall silent (and
+  // answer again).
+  const heartbeat = setInterval(() => {
+    if (waiting === 0 && main.isReady) send(['PING']).catch(() => undefined);
+    if (silenceLogged || silentSince === null || !main.isReady || performance.now() - silentSince < REDIS_SILENT_MS) return;
+    silenceLogged = true;
+    countError(stats, 'silent');
+    log.warn({ silentMs: Math.round(performance.now() - silentSince) }, 'redis connected but not answering; waiting for it');
+  }, REDIS_SILENT_MS);
+  heartbeat.unref();
+
   let runId: string | null = null;
   let restartedAt: number | null = null;
   const restartListeners = new Set<() => void>();
   // Each (re)connection asks the server's run id and uptime: a new run id is a Redis that lost its leases.
   watch(main, 'commands', () => {
-    main
-      .sendCommand(['INFO', 'server'], { timeout: REDIS_COMMAND_TIMEOUT_MS })
+    send(['INFO', 'server'])
       .then((info) => {
         const text = String(info);
         const id = /run_id:(\w+)/.exec(text)?.[1] ?? null;
@@ -172,8 +227,6 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     }
   }
 
-  const send = <T>(args: readonly string[]): Promise<T> => main.sendCommand(args as string[], { timeout: REDIS_COMMAND_TIMEOUT_MS }) as Promise<T>;
-
   return {
     call: (op, args) => timed(op, () => send(args)),
     run: (op, script, keys, args) =>
@@ -199,8 +252,12 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     onReaderReconnect(fn) {
       readerListeners.push(fn);
     },
-    get ready() {
-      return main.isReady;
+    get state() {
+      if (!main.isReady) return 'unreachable';
+      return silentSince === null || performance.now() - silentSince < REDIS_SILENT_MS ? 'ok' : 'not answering';
+    },
+    get awaySince() {
+      return main.isReady ? silentSince : (lostAt ?? performance.now());
     },
     get restartedAt() {
       return restartedAt;
@@ -220,6 +277,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(heartbeat);
       for (const client of [subscriber, reader, main]) {
         // destroy(): a blocked XREAD would hold quit() until its BLOCK ran out.
         try {

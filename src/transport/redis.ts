@@ -34,6 +34,8 @@ import { createRedisListSource } from './redis-lists.ts';
  * the upstream itself is unreachable.
  */
 export const CLUSTER_FIRST_CONTACT_WAIT_MS = 15_000;
+/** How often the instance looks whether Redis has been away long enough to serve its sessions around it (ms). */
+export const AWAY_CHECK_MS = 250;
 /** Longest wait for the leases to be let go at shutdown (ms). */
 export const RELEASE_WAIT_MS = 3000;
 
@@ -89,6 +91,13 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
   });
   const followers = new Set<FeedFollower>();
   const bypasses = new StoreBypasses(log);
+  // Redis away (down, or silent) for STORE_DOWN_WAIT_MS: every session, open or new, is served around it.
+  const whenAway = new Set<() => void>();
+  const awayWatch = setInterval(() => {
+    const since = redis.awaySince;
+    if (since !== null && performance.now() - since >= STORE_DOWN_WAIT_MS) for (const fn of whenAway) fn();
+  }, AWAY_CHECK_MS);
+  awayWatch.unref();
   const running = new Set<Promise<void>>();
   // A reconnected reader may face a new Redis (restarted empty, failed over): read every log again.
   redis.onReaderReconnect(() => {
@@ -248,11 +257,11 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         stop.signal,
       );
 
-      // Redis unreachable: the session is served around it at once rather than held back.
-      const downTimer = setTimeout(() => {
-        if (!redis.ready && !feed.ended) serveDirectly('unreachable');
-      }, STORE_DOWN_WAIT_MS);
-      downTimer.unref();
+      // Redis away: the session is served around it rather than held back.
+      const onAway = () => {
+        if (!feed.ended) serveDirectly('unreachable');
+      };
+      whenAway.add(onAway);
       const waitTimer = setTimeout(() => {
         if (isKnown(feed.snapshot) || feed.ended || feed.upstreamError !== null) return;
         const reason = 'no answer from the session leader yet';
@@ -266,7 +275,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       follower.resync();
       const done = Promise.all([keeper.run(), follower.stopped()]).finally(() => {
         clearTimeout(waitTimer);
-        clearTimeout(downTimer);
+        whenAway.delete(onAway);
         followers.delete(follower);
         signal.removeEventListener('abort', onAbort);
         resolveContact({ kind: 'unavailable', reason: 'loop stopped' });
@@ -289,8 +298,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       redis.publish(nudgeChannel, JSON.stringify([instanceId, sessionId])).catch(() => undefined);
     },
     listSource: (pollMs) => createRedisListSource({ redis, keyPrefix: settings.keyPrefix, instanceId, pollMs, log }),
-    storeState: () => (!redis.ready ? 'unreachable' : bypasses.count('full') > 0 ? 'refusing writes (out of memory)' : 'ok'),
+    storeState: () => (redis.state !== 'ok' ? redis.state : bypasses.count('full') > 0 ? 'refusing writes (out of memory)' : 'ok'),
     async close() {
+      clearInterval(awayWatch);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(running), new Promise<void>((resolve) => (timer = setTimeout(resolve, RELEASE_WAIT_MS)))]);
       clearTimeout(timer);

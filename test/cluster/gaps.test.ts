@@ -55,7 +55,7 @@ const COMPLETED = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'com
 /** The test takes a session's lease itself and returns a writer of its log through the fenced append script. */
 async function leadLog(sessionId: string, includeEvents = true) {
   conn = connectRedis({ url: redis!.url, log: silentLogger(), stats: new Stats() });
-  await eventually(() => conn!.ready, 5000, 'redis');
+  await eventually(() => conn!.state === 'ok', 5000, 'redis');
   const k = logKeys('pollcast:', sessionId, includeEvents);
   const [, , token] = await conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', '600000', '600000', '', 'born-1']);
   const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
@@ -107,7 +107,7 @@ describe('gaps in the shared log', () => {
     sim.createSession('g1', { initialEvents: 40 });
     const events = sim.events('g1').map((e) => JSON.stringify(e));
     conn = connectRedis({ url: redis!.url, log: silentLogger(), stats: new Stats() });
-    await eventually(() => conn!.ready, 5000, 'redis');
+    await eventually(() => conn!.state === 'ok', 5000, 'redis');
     const k = logKeys('pollcast:', 'g1', true);
     const lease = CLUSTER_ENV.REDIS_LEASE_SECONDS!;
     // The test leads: pollcast only follows (its keeper finds the lease held).
@@ -143,7 +143,7 @@ describe('gaps in the shared log', () => {
     sim.createSession('g3', { initialEvents: 45 });
     const events = sim.events('g3').map((e) => JSON.stringify(e));
     conn = connectRedis({ url: redis!.url, log: silentLogger(), stats: new Stats() });
-    await eventually(() => conn!.ready, 5000, 'redis');
+    await eventually(() => conn!.state === 'ok', 5000, 'redis');
     const k = logKeys('pollcast:', 'g3', true);
     const [, , token] = await conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', '600000', '600000', '', 'born-1']);
     const running = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'running' }, upstreamError: null, synced: true });

@@ -31,7 +31,7 @@ const ids = async (k: LogKeys) => ((await redis.command('XRANGE', k.log, '-', '+
 beforeAll(async () => {
   redis = await suiteRedis();
   conn = connectRedis({ url: redis.url, log: silentLogger(), stats: new Stats() });
-  await eventually(() => conn.ready, 5000, 'redis connection');
+  await eventually(() => conn.state === 'ok', 5000, 'redis connection');
 });
 afterAll(async () => {
   await conn?.close();

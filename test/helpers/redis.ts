@@ -20,6 +20,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port, empty. */
   start(): Promise<void>;
+  /** Freezes it (SIGSTOP): connections stay open and nothing answers, as with a hung server or a frozen machine. */
+  pause(): void;
+  /** Lets a frozen server run again (SIGCONT). */
+  resume(): void;
   /** Runs one command through redis-cli-free RESP over a socket (tests inspect keys with it). */
   command(...args: string[]): Promise<unknown>;
 }
@@ -121,6 +125,8 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
       child = null;
     },
     start: launch,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
     command: (...args) => redisCommand(port, ...args),
   };
 }

@@ -1,0 +1,67 @@
+/**
+ * Redis away while sessions stream: hung (SIGSTOP: its connections stay
+ * open, nothing answers) or killed. Sessions already open must not freeze:
+ * every instance serves its subscribers from the upstream directly (status
+ * saying why), a session opened meanwhile opens, readiness names the state,
+ * and once Redis answers again the instances go back to the shared log.
+ * Every stream stays exact: each event once, in order, and the end.
+ */
+import { expect, it } from 'vitest';
+import { BYPASS_REASON } from '../../src/transport/direct.ts';
+import { logKeys } from '../../src/transport/redis-log.ts';
+import { range, record, type Recorder } from '../helpers/harness.ts';
+import { startRedis } from '../helpers/redis.ts';
+import { createSimulator } from '../../src/simulator/index.ts';
+import { inProcessParts, serverStarter } from './helpers.ts';
+
+const parts = inProcessParts();
+
+const told = (r: Recorder) => r.statuses().some((s) => s.upstream_error === BYPASS_REASON.unreachable);
+/** The newest status a subscriber was sent. */
+const lastStatus = (r: Recorder) => r.statuses().at(-1);
+
+async function redisState(url: string): Promise<string> {
+  const body = (await (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) })).json()) as { redis?: { state: string } };
+  return body.redis?.state ?? 'none';
+}
+
+for (const how of ['hung', 'killed'] as const) {
+  it(`Redis ${how} mid-session: open streams keep their events on every instance, a new session opens, and all go back to the log when Redis answers`, async () => {
+    const redis = (parts.redis = await startRedis());
+    const sim = (parts.sim = await createSimulator({}));
+    // 10 events a second for 16 s: Redis goes away after ~1 s and comes back ~6 s later.
+    sim.createSession('open', { initialEvents: 2, emitEveryMs: 100, batchSize: 1, emitCount: 160 });
+    const start = serverStarter(parts);
+    const servers = [await start(), await start()];
+    const subs = servers.map((s) => record(`${s.url}/sessions/open/events`));
+    parts.recorders.push(...subs);
+    await Promise.all(subs.map((r) => r.until((x) => x.indices().length >= 10, 10_000)));
+    expect(subs.some(told)).toBe(false);
+
+    if (how === 'hung') redis.pause();
+    else await redis.stop();
+    const before = subs.map((r) => r.indices().length);
+    // 30 new events (3 s of the session's) reach both instances while Redis is away, and they say why.
+    await Promise.all(subs.map((r, i) => r.until((x) => x.indices().length >= before[i]! + 30 && told(x), 10_000)));
+    expect(await redisState(servers[0]!.url)).toBe(how === 'hung' ? 'not answering' : 'unreachable');
+    // A session opened while Redis is away opens and streams.
+    sim.createSession('fresh', { initialEvents: 3 });
+    const fresh = record(`${servers[1]!.url}/sessions/fresh/events`);
+    parts.recorders.push(fresh);
+    await fresh.until((x) => x.indices().length === 3 && told(x), 10_000);
+
+    if (how === 'hung') redis.resume();
+    else await redis.start();
+    // Back on the shared log: the status no longer names Redis, and the log is written again.
+    await Promise.all(subs.map((r) => r.until((x) => told(x) && lastStatus(x)?.upstream_error == null, 20_000)));
+    expect(await redisState(servers[0]!.url)).toBe('ok');
+    const ends = await Promise.all(subs.map((r) => r.ended(30_000)));
+    for (const [i, r] of subs.entries()) {
+      expect(r.indices(), `instance ${i}`).toEqual(range(162));
+      expect(ends[i].last_index).toBe(161);
+    }
+    // The log holds the session's last events again (written after Redis came back).
+    const tail = (await redis.command('XREVRANGE', logKeys('pollcast:', 'open', true).log, '+', '-', 'COUNT', '1')) as unknown[];
+    expect(tail.length).toBe(1);
+  }, 60_000);
+}
