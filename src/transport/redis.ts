@@ -91,11 +91,12 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
   });
   const followers = new Set<FeedFollower>();
   const bypasses = new StoreBypasses(log);
-  // Redis away (down, or silent) for STORE_DOWN_WAIT_MS: every session, open or new, is served around it.
-  const whenAway = new Set<() => void>();
+  // Redis away (down, or silent) for STORE_DOWN_WAIT_MS or more: each supply decides whether to serve around it.
+  const whenAway = new Set<(awayMs: number) => void>();
   const awayWatch = setInterval(() => {
     const since = redis.awaySince;
-    if (since !== null && performance.now() - since >= STORE_DOWN_WAIT_MS) for (const fn of whenAway) fn();
+    const awayMs = since === null ? 0 : performance.now() - since;
+    if (awayMs >= STORE_DOWN_WAIT_MS) for (const fn of whenAway) fn(awayMs);
   }, AWAY_CHECK_MS);
   awayWatch.unref();
   const running = new Set<Promise<void>>();
@@ -257,9 +258,12 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         stop.signal,
       );
 
-      // Redis away: the session is served around it rather than held back.
-      const onAway = () => {
-        if (!feed.ended) serveDirectly('unreachable');
+      // Redis away: a session the cluster never described here is served around it at once rather than held back;
+      // one it carries, once a lease taken before Redis went away has run out. Until then the cluster's loop may
+      // still run (it waits for its writes, and stops at its lease's end): a short outage costs a pause, not a
+      // loop per instance.
+      const onAway = (awayMs: number) => {
+        if (!feed.ended && awayMs >= (isKnown(feed.snapshot) ? settings.leaseMs : STORE_DOWN_WAIT_MS)) serveDirectly('unreachable');
       };
       whenAway.add(onAway);
       const waitTimer = setTimeout(() => {
