@@ -39,8 +39,9 @@ interface StatusVersion {
   message: Buffer;
 }
 
-// Versions are the time a status was first read here (ms), kept increasing per feed: a reader
-// resuming on another instance or after a restart compares with comparable numbers (docs/durable-streams.md).
+// A version is the time the status was first recorded (Feed.statusSinceMs: the shared log's clock in cluster mode,
+// so every instance and restart gives the same status the same version), kept increasing per feed
+// (docs/durable-streams.md says what a reader moving from a status of one instance's own sees).
 const statusVersions = new WeakMap<Feed, StatusVersion>();
 
 /** The feed's current status message and its version (a new version each time the status frame changes). */
@@ -48,7 +49,7 @@ export function currentStatus(feed: Feed): StatusVersion | null {
   if (!isKnown(feed.snapshot)) return null;
   const held = statusVersions.get(feed);
   if (held?.frame === feed.statusFrame) return held;
-  const version = Math.max((held?.version ?? 0) + 1, Date.now());
+  const version = Math.max((held?.version ?? 0) + 1, feed.statusSinceMs);
   const next = { frame: feed.statusFrame, version, message: recordMessage('status', frameData(feed.statusFrame)) };
   statusVersions.set(feed, next);
   return next;

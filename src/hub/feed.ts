@@ -127,6 +127,7 @@ export class Feed implements LoopSink {
   private snap: Snapshot = UNKNOWN_SNAPSHOT;
   private statusKey = '';
   private currentStatusFrame: Buffer;
+  private statusSince = 0;
   private upstreamErrorText: string | null = null;
   /** When (monotonic ms) the loop's updates began to show the refusal (401/403/404) they show now; null while they show none. */
   private refusedAtMs: number | null = null;
@@ -166,6 +167,13 @@ export class Feed implements LoopSink {
   /** The snapshot as an encoded `status` frame. */
   get statusFrame(): Buffer {
     return this.currentStatusFrame;
+  }
+  /**
+   * When the current status frame was first recorded (ms since the epoch): the shared log's time when its update
+   * carried one (cluster mode), else this instance's clock when the frame changed here.
+   */
+  get statusSinceMs(): number {
+    return this.statusSince;
   }
   /** The `end` frame once the session is over and drained, else null. */
   get endFrame(): Buffer | null {
@@ -237,7 +245,7 @@ export class Feed implements LoopSink {
     }
     this.synced = update.synced;
     if (update.emptyStyle) this.emptyStyle = update.emptyStyle;
-    const status = this.updateSnapshot(update.snapshot, update.upstreamError);
+    const status = this.updateSnapshot(update.snapshot, update.upstreamError, update.statusSinceMs);
     if (frames.length > 0) this.trim();
     if (frames.length > 0 || status !== null) {
       const chunk = new Chunk(this.nextIndex - frames.length, frames, status);
@@ -281,7 +289,7 @@ export class Feed implements LoopSink {
   }
 
   /** Sets the snapshot; returns the new status frame if anything a subscriber sees changed. */
-  private updateSnapshot(s: Snapshot, upstreamError: string | null): Buffer | null {
+  private updateSnapshot(s: Snapshot, upstreamError: string | null, sinceMs: number | undefined): Buffer | null {
     this.snap = s;
     this.upstreamErrorText = upstreamError;
     // A duration, so the monotonic clock; one refusal turning into another (404 after 401) goes on aging.
@@ -291,6 +299,7 @@ export class Feed implements LoopSink {
     if (key === this.statusKey) return null;
     this.statusKey = key;
     this.currentStatusFrame = statusFrameOf(key);
+    this.statusSince = sinceMs ?? Date.now();
     return this.currentStatusFrame;
   }
 

@@ -133,7 +133,7 @@ export class FeedFollower implements ReadTarget {
       if (meta.state && !feed.ended) {
         // Whatever the log no longer holds below its head comes from upstream, the session over or not.
         if (meta.next !== null && !(await this.reach(meta.next))) return;
-        this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined);
+        this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined, meta.statusSince);
       }
       if (feed.ended || this.signal.aborted || generation !== this.generation) return;
       this.cursor = start;
@@ -167,8 +167,8 @@ export class FeedFollower implements ReadTarget {
     const { feed } = this;
     let batch: UpstreamEvent[] = [];
     let from = feed.nextIndex;
-    const flush = (state: LogState | null, end?: LogEnd) => {
-      if (batch.length > 0 || state !== null || end !== undefined) this.publish(batch, from, state ?? this.currentState(), end);
+    const flush = (state: LogState | null, end?: LogEnd, since: number | null = null) => {
+      if (batch.length > 0 || state !== null || end !== undefined) this.publish(batch, from, state ?? this.currentState(), end, since);
       batch = [];
       from = feed.nextIndex;
     };
@@ -194,7 +194,7 @@ export class FeedFollower implements ReadTarget {
           if (!(await this.reach(entry.next))) return;
         }
         // A refused end is for the readers that were live then; one catching up starts over (with a new loop).
-        flush(entry.state, live || entry.end === 'over' ? (entry.end ?? undefined) : undefined);
+        flush(entry.state, live || entry.end === 'over' ? (entry.end ?? undefined) : undefined, entry.since);
       } else {
         flush(null);
         this.deps.onReleased();
@@ -226,7 +226,17 @@ export class FeedFollower implements ReadTarget {
     return { snapshot: feed.snapshot, upstreamError: feed.upstreamError, synced: feed.synced, ...(feed.emptyStyle ? { emptyStyle: feed.emptyStyle } : {}) };
   }
 
-  private publish(events: readonly UpstreamEvent[], fromIndex: number, state: LogState, end?: LogEnd): void {
-    this.feed.publish({ fromIndex, events, snapshot: state.snapshot, synced: state.synced, upstreamError: state.upstreamError, ...(state.emptyStyle ? { emptyStyle: state.emptyStyle } : {}), ...(end ? { end } : {}) });
+  // `since`: when the log first wrote the status `state` shows (its clock, the same for every instance); null: not said.
+  private publish(events: readonly UpstreamEvent[], fromIndex: number, state: LogState, end?: LogEnd, since: number | null = null): void {
+    this.feed.publish({
+      fromIndex,
+      events,
+      snapshot: state.snapshot,
+      synced: state.synced,
+      upstreamError: state.upstreamError,
+      ...(state.emptyStyle ? { emptyStyle: state.emptyStyle } : {}),
+      ...(since !== null ? { statusSinceMs: since } : {}),
+      ...(end ? { end } : {}),
+    });
   }
 }

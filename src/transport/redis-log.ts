@@ -10,15 +10,16 @@
  *   P{T}:meta   hash: fence (last token, from HINCRBY), born (log identity),
  *               base, next (first and next event index), until (when the
  *               lease runs out unless renewed, Redis time ms), state (latest
- *               LogState JSON), end ('over' once the session is over),
- *               released ('1' when the last leader let go)
+ *               LogState JSON), status_since (when the status it shows was
+ *               first written, Redis time ms), end ('over' once the session
+ *               is over), released ('1' when the last leader let go)
  *   P{T}:log    stream, trimmed with MAXLEN ~: event i at id `(i+1)-0`
  *               (field e = the event's JSON); status updates at `n-k`, k ≥ 1,
  *               where n is the next event index (0 while the log holds no
  *               event, so a log that moves its start back can still write
  *               event 0); field s = LogState JSON, x = end reason when the
  *               update ends the session, n = the log's next event index
- *               then, r = a leader released the lease.
+ *               then, t = status_since then, r = a leader released the lease.
  * meta and log expire REDIS_RETENTION_SECONDS after the last write or renewal.
  */
 import type { Snapshot } from '../upstream/snapshot.ts';
@@ -53,7 +54,7 @@ export type LogEnd = 'over' | 'refused';
 /** One entry of the stream, decoded. */
 export type LogEntry =
   | { kind: 'event'; id: string; index: number; event: UpstreamEvent }
-  | { kind: 'state'; id: string; state: LogState; end: LogEnd | null; next: number | null }
+  | { kind: 'state'; id: string; state: LogState; end: LogEnd | null; next: number | null; since: number | null }
   | { kind: 'released'; id: string };
 
 /** The stream id of event `index`. */
@@ -72,7 +73,10 @@ export function decodeEntry([id, fields]: RawEntry): LogEntry | null {
   if (f.e !== undefined) return { kind: 'event', id, index: major - 1, event: JSON.parse(f.e) as UpstreamEvent };
   // The log's next index when the status was written: field n, else the id's major part (0: not known).
   const next = f.n !== undefined ? Number(f.n) : major > 0 ? major : null;
-  if (f.s !== undefined) return { kind: 'state', id, state: JSON.parse(f.s) as LogState, end: f.x === 'over' || f.x === 'refused' ? f.x : null, next };
+  if (f.s !== undefined) {
+    const since = f.t !== undefined ? Number(f.t) : null;
+    return { kind: 'state', id, state: JSON.parse(f.s) as LogState, end: f.x === 'over' || f.x === 'refused' ? f.x : null, next, since };
+  }
   if (f.r !== undefined) return { kind: 'released', id };
   return null;
 }
@@ -93,6 +97,8 @@ export interface LogMeta {
   base: number | null;
   next: number | null;
   state: LogState | null;
+  /** When the status `state` shows was first written (Redis time ms); null from a writer that did not say. */
+  statusSince: number | null;
   ended: boolean;
 }
 
@@ -105,11 +111,12 @@ export function decodeMeta(flat: readonly string[] | null): LogMeta {
     base: f.base !== undefined ? Number(f.base) : null,
     next: f.next !== undefined ? Number(f.next) : null,
     state: f.state !== undefined ? (JSON.parse(f.state) as LogState) : null,
+    statusSince: f.status_since !== undefined ? Number(f.status_since) : null,
     ended: f.end === 'over',
   };
 }
 
-// Shared by the lease scripts: Redis's clock in ms (the same clock for every instance).
+// Shared by the scripts: Redis's clock in ms (the same clock for every instance).
 const NOW_MS = `
 local function nowMs()
   local t = redis.call('TIME')
@@ -141,11 +148,13 @@ end
  * Appends one loop update. KEYS: lease, meta, log. ARGV: lease value, token,
  * resetTo ('' or the index an empty log starts at), fromIndex, max entries,
  * retention ms, state JSON ('' when unchanged), end ('', 'over', 'refused'),
+ * shown ('1' when the status readers see differs from the last state's, else
+ * '0': the entry keeps its status_since, so every reader dates it alike),
  * then the events' JSON. Replies {'ok', next} or a refusal: {'lease'} (not
  * the holder), {'fence'} (an older token), {'ended'}, {'index', next}
  * (fromIndex is not the log's next index: a duplicate or a gap).
  */
-export const APPEND = lua(`${STATUS_ID}
+export const APPEND = lua(`${NOW_MS}${STATUS_ID}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lease'} end
 if tonumber(ARGV[2]) < tonumber(redis.call('HGET', KEYS[2], 'fence') or '0') then return {'fence'} end
 if redis.call('HGET', KEYS[2], 'end') then return {'ended'} end
@@ -156,13 +165,13 @@ if nxt < 0 or (nxt == base and ARGV[3] ~= '') then
   base = nxt
   redis.call('HSET', KEYS[2], 'base', base, 'next', nxt)
 end
-local n = #ARGV - 8
+local n = #ARGV - 9
 if n > 0 then
   if tonumber(ARGV[4]) ~= nxt then return {'index', nxt} end
   local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
   if top and tonumber(string.match(top[1], '^(%d+)-')) > nxt then return {'index', nxt} end
   for k = 1, n do
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], (nxt + 1) .. '-0', 'e', ARGV[8 + k])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], (nxt + 1) .. '-0', 'e', ARGV[9 + k])
     nxt = nxt + 1
   end
   redis.call('HSET', KEYS[2], 'next', nxt)
@@ -172,12 +181,16 @@ if ARGV[7] ~= '' or ARGV[8] ~= '' then
   if state == '' then state = redis.call('HGET', KEYS[2], 'state') or '' end
   local id = statusId(KEYS[2], KEYS[3])
   if not id then return {'index', nxt} end
+  -- One clock for the cluster, strictly increasing per log: a status shown anew is dated now, else keeps its date.
+  local since = tonumber(redis.call('HGET', KEYS[2], 'status_since') or '0') or 0
+  if ARGV[9] == '1' or since == 0 then since = math.max(nowMs(), since + 1) end
+  since = string.format('%d', since)
   if ARGV[8] ~= '' then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt, 'x', ARGV[8])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt, 't', since, 'x', ARGV[8])
   else
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt, 't', since)
   end
-  redis.call('HSET', KEYS[2], 'state', state)
+  redis.call('HSET', KEYS[2], 'state', state, 'status_since', since)
   if ARGV[8] == 'over' then redis.call('HSET', KEYS[2], 'end', 'over') end
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])

@@ -11,6 +11,7 @@ import { utf8Of } from '../upstream/body.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
 import type { Snapshot } from '../upstream/snapshot.ts';
 import { sleep } from '../upstream/backoff.ts';
+import { statusJson } from '../hub/frames.ts';
 import { APPEND, type LogKeys, type LogState } from './redis-log.ts';
 import { isOutOfMemory, type RedisConn } from './redis-conn.ts';
 
@@ -57,6 +58,13 @@ export function visibleStateOf(stateJson: string): string {
   return JSON.stringify({ ...state, snapshot: { ...state.snapshot, statusAtMs: 0 } });
 }
 
+/** The status readers see of a state (the feed's status frame JSON), as a string to compare; '' for none. */
+function shownStatusOf(stateJson: string): string {
+  if (stateJson === '') return '';
+  const state = JSON.parse(stateJson) as LogState;
+  return statusJson(state.snapshot, state.upstreamError);
+}
+
 /** An event's log entry: the upstream's own text of it where the client kept one (no parse, no re-serialising), else its JSON. */
 function logEntry(e: UpstreamEvent): string {
   const text = e[RAW_EVENT_JSON];
@@ -77,6 +85,7 @@ export class RedisLogSink implements LoopSink {
   private base: number;
   private snap: Snapshot;
   private visible: string;
+  private shown: string;
   private readonly redis: RedisConn;
   private readonly term: SinkTerm;
   private readonly log: Logger;
@@ -91,6 +100,7 @@ export class RedisLogSink implements LoopSink {
     this.base = start.baseIndex;
     this.snap = start.snapshot;
     this.visible = visibleStateOf(start.stateJson);
+    this.shown = shownStatusOf(start.stateJson);
   }
 
   get nextIndex(): number {
@@ -116,10 +126,13 @@ export class RedisLogSink implements LoopSink {
     const visible = visibleStateOf(stateJson);
     const stateChanged = visible !== this.visible;
     if (events.length === 0 && !stateChanged && !update.end) return true;
+    // The log dates a status when what readers see of it changes (not on a `synced` flip): see APPEND. Nothing of it
+    // changed when the state did not.
+    const shown = stateChanged ? statusJson(update.snapshot, update.upstreamError) : this.shown;
     const { keys, leaseValue, token, maxEntries, retentionMs, signal } = this.term;
     // An empty log takes the sink's start (it may have moved back: the requested start was past the session's events).
     const resetTo = this.next === this.base ? String(this.next) : '';
-    const args = [leaseValue, String(token), resetTo, String(fromIndex), String(maxEntries), String(retentionMs), stateChanged || update.end ? stateJson : '', update.end ?? '', ...events.map(logEntry)];
+    const args = [leaseValue, String(token), resetTo, String(fromIndex), String(maxEntries), String(retentionMs), stateChanged || update.end ? stateJson : '', update.end ?? '', shown !== this.shown ? '1' : '0', ...events.map(logEntry)];
     for (let delay = APPEND_RETRY_MIN_MS; !signal.aborted; delay = Math.min(APPEND_RETRY_MAX_MS, delay * 2)) {
       let reply: [string, number?];
       try {
@@ -141,6 +154,7 @@ export class RedisLogSink implements LoopSink {
         this.next = Number(reply[1]);
         this.snap = update.snapshot;
         this.visible = visible;
+        this.shown = shown;
         if (update.end) this.wroteEnd = true;
         return true;
       }

@@ -22,6 +22,12 @@ export interface LoopUpdate {
   /** How the upstream answered its latest "nothing new", once seen. */
   emptyStyle?: EmptyAnswerStyle;
   /**
+   * When the status this update shows was first recorded (ms since the epoch), on a clock every instance shares
+   * (cluster mode: Redis's, carried by the shared log), so each instance dates the same status alike. Absent (a
+   * loop's own update): the status is dated when the sink first shows it.
+   */
+  statusSinceMs?: number;
+  /**
    * Set on the last update: `end` goes out after the events. 'over': the
    * session is over and drained; 'refused': the upstream kept refusing (such
    * a session is not cached as finished).

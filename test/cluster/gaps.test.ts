@@ -59,7 +59,7 @@ async function leadLog(sessionId: string, includeEvents = true) {
   const k = logKeys('pollcast:', sessionId, includeEvents);
   const [, , token] = await conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', '600000', '600000', '', 'born-1']);
   const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
-    conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', ...evs]);
+    conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', '1', ...evs]);
   return { keys: k, append };
 }
 
@@ -115,7 +115,7 @@ describe('gaps in the shared log', () => {
     const [, , token] = await take();
     const running = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'running' }, upstreamError: null, synced: true });
     const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
-      conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', ...evs]);
+      conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', '1', ...evs]);
     expect(await append(0, events.slice(0, 10), { state: running, resetTo: '0' })).toEqual(['ok', 10]);
 
     const server = await start();
@@ -148,7 +148,7 @@ describe('gaps in the shared log', () => {
     const [, , token] = await conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', '600000', '600000', '', 'born-1']);
     const running = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'running' }, upstreamError: null, synced: true });
     const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
-      conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', ...evs]);
+      conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', '1', ...evs]);
     // The log knows the session but holds no event yet: the subscriber's feed (at 14) stays empty, with it waiting.
     expect(await append(0, [], { state: running, resetTo: '0' })).toEqual(['ok', 0]);
     const server = await start();

@@ -25,7 +25,7 @@ const fresh = (): LogKeys => logKeys(`test-${process.pid}-${++n}:`, 'sess-1', tr
 
 const acquire = (k: LogKeys, instance: string, mine = '') => conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], [instance, String(LEASE_MS), String(RETENTION_MS), mine, `born-${instance}`]);
 const append = (k: LogKeys, value: string, token: number, from: number, events: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
-  conn.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [value, String(token), opts.resetTo ?? '', String(from), '1000', String(RETENTION_MS), opts.state ?? '', opts.end ?? '', ...events]);
+  conn.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [value, String(token), opts.resetTo ?? '', String(from), '1000', String(RETENTION_MS), opts.state ?? '', opts.end ?? '', '1', ...events]);
 const ids = async (k: LogKeys) => ((await redis.command('XRANGE', k.log, '-', '+')) as Array<[string, string[]]>).map(([id]) => id);
 
 beforeAll(async () => {
