@@ -161,16 +161,25 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   const send = async <T>(args: readonly string[]): Promise<T> => {
     silentSince ??= performance.now();
     waiting++;
+    const command = main.sendCommand(args as string[], { timeout: REDIS_COMMAND_TIMEOUT_MS }) as Promise<T>;
+    // Every answer counts, one its caller no longer waits for included; a lost connection settles the rest.
+    void command
+      .then(heard, (err: unknown) => {
+        // An error reply is an answer; a lost connection is not (`lostAt` covers it).
+        if (err instanceof ErrorReply) heard();
+      })
+      .finally(() => waiting--);
+    // The client's own timeout covers only the wait to be written: a written command waits for its answer as
+    // long as a silent Redis keeps the connection. Callers have their own retries and deadlines, so they get
+    // their answer or an error in REDIS_COMMAND_TIMEOUT_MS.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`redis did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`)), REDIS_COMMAND_TIMEOUT_MS);
+    });
     try {
-      const reply = (await main.sendCommand(args as string[], { timeout: REDIS_COMMAND_TIMEOUT_MS })) as T;
-      heard();
-      return reply;
-    } catch (err) {
-      // An error reply is an answer; a timeout is not (a lost connection is `lostAt`'s).
-      if (err instanceof ErrorReply) heard();
-      throw err;
+      return await Promise.race([command, late]);
     } finally {
-      waiting--;
+      clearTimeout(timer);
     }
   };
   // A PING when nothing else waits, so an instance that has nothing to send still sees Redis fall silent (and

@@ -8,6 +8,7 @@
  * instance takes the lease within it. Only instances whose own viewers hold a
  * list's credential want its lease, so a caller's key (AUTH=upstream) never
  * leaves the instances it reached: Redis holds its digest and the listings.
+ * While Redis fails, each instance polls its own viewers' lists.
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -50,6 +51,12 @@ const LEASE_INTERVALS = 3;
 const LEASE_MIN_MS = 10_000;
 /** Pause after a failed Redis command (ms); the connection reconnects by itself. */
 const REDIS_ERROR_PAUSE_MS = 500;
+/**
+ * Redis failing (down, silent, refusing writes) this long: each instance polls its viewers' lists itself, as one
+ * process does, until Redis shares them again (ms). The lease holder stops polling at its first failure, so the
+ * cluster is then without any poll.
+ */
+export const LIST_LOCAL_AFTER_MS = 1500;
 
 export interface RedisListSourceOptions {
   redis: RedisConn;
@@ -74,9 +81,14 @@ export function createRedisListSource(opts: RedisListSourceOptions): ListSource 
     let seen = '';
     let nextPollAt = 0;
     let holding = false;
+    // Since when Redis fails this list (null while it works), and the next poll of this instance's own meanwhile.
+    let failingSince: number | null = null;
+    let nextLocalAt = 0;
     try {
       while (!signal.aborted) {
         try {
+          // A Redis known to be away is not asked (a silent one would hold each command until its timeout).
+          if (redis.state !== 'ok') throw new Error(`redis ${redis.state}`);
           holding = (await redis.run<number>('list-lease', TAKE, [leaseKey], [instanceId, String(leaseMs)])) === 1;
           let polled: { outcome: ListOutcome; started: number } | undefined;
           if (holding && performance.now() >= nextPollAt) {
@@ -93,8 +105,19 @@ export function createRedisListSource(opts: RedisListSourceOptions): ListSource 
           }
           // After the outcome was taken: the pause may depend on how many failed in a row.
           if (polled) nextPollAt = polled.started + list.nextDelayMs(polled.outcome);
+          if (failingSince !== null) log.info('session list: shared through Redis again');
+          failingSince = null;
         } catch (err) {
-          log.warn({ err: (err as Error).message }, 'session list: Redis command failed; retrying');
+          holding = false;
+          if (failingSince === null) log.warn({ err: (err as Error).message }, 'session list: Redis fails; retrying, and polling here meanwhile');
+          failingSince ??= performance.now();
+          if (performance.now() - failingSince >= LIST_LOCAL_AFTER_MS && performance.now() >= nextLocalAt) {
+            const started = performance.now();
+            const outcome = await list.poll(signal);
+            if (signal.aborted || outcome.kind === 'aborted') return;
+            list.onOutcome(outcome);
+            nextLocalAt = started + list.nextDelayMs(outcome);
+          }
           await sleep(REDIS_ERROR_PAUSE_MS, signal);
           continue;
         }
