@@ -13,6 +13,10 @@ import { range, record, type Recorder } from '../helpers/harness.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { createSimulator } from '../../src/simulator/index.ts';
 import { inProcessParts, serverStarter } from './helpers.ts';
+import { connectRedis, REDIS_COMMAND_TIMEOUT_MS } from '../../src/transport/redis-conn.ts';
+import { silentLogger } from '../../src/log.ts';
+import { Stats } from '../../src/metrics.ts';
+import { eventually } from '../helpers/harness.ts';
 
 const parts = inProcessParts();
 
@@ -66,3 +70,26 @@ for (const how of ['hung', 'killed'] as const) {
     expect(tail.length).toBe(1);
   }, 90_000);
 }
+
+it('a Redis that stops answering: a command fails after REDIS_COMMAND_TIMEOUT_MS, the connection says "not answering" meanwhile, and "ok" once Redis answers', async () => {
+  const redis = (parts.redis = await startRedis());
+  const conn = connectRedis({ url: redis.url, log: silentLogger(), stats: new Stats() });
+  try {
+    await eventually(() => conn.state === 'ok', 5000, 'redis');
+    redis.pause();
+    const started = performance.now();
+    const failed = await conn.call('ping', ['PING']).then(() => null, (err: Error) => err);
+    const waitedMs = performance.now() - started;
+    expect(failed?.message).toMatch(/did not answer/);
+    expect(waitedMs).toBeGreaterThanOrEqual(REDIS_COMMAND_TIMEOUT_MS - 50);
+    expect(waitedMs).toBeLessThan(REDIS_COMMAND_TIMEOUT_MS + 2000);
+    expect(conn.state).toBe('not answering');
+    expect(conn.awaySince).not.toBeNull();
+    redis.resume();
+    await eventually(() => conn.state === 'ok', 5000, 'redis answering again');
+    expect(await conn.call('ping', ['PING'])).toBe('PONG');
+  } finally {
+    redis.resume();
+    await conn.close();
+  }
+});
