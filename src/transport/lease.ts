@@ -92,6 +92,8 @@ export class LeaseKeeper {
     let mine = '';
     // The identity of the log last seen: one replaced under us (FLUSHALL) may still have a leader from before.
     let seenBorn: string | null = null;
+    // A hold owed to a replaced log, carried over when its lease is renewed first.
+    let heldBack = false;
     try {
       while (!this.signal.aborted) {
         // A Redis that lost its leases (restarted empty): a leader from before learns it at its first renewal
@@ -108,7 +110,9 @@ export class LeaseKeeper {
         let reply: Array<string | number | null>;
         const sentAt = performance.now();
         try {
-          reply = await redis.run('acquire', ACQUIRE, [keys.lease, keys.meta], [instanceId, String(leaseMs), String(retentionMs), mine, randomBytes(8).toString('hex')]);
+          // Waits for its answer, however long Redis is silent: one that timed out here could still take the lease
+          // later, for a value this keeper never learnt (nobody would lead until it ran out).
+          reply = await redis.run('acquire', ACQUIRE, [keys.lease, keys.meta], [instanceId, String(leaseMs), String(retentionMs), mine, randomBytes(8).toString('hex')], { waitForAnswer: true });
         } catch (err) {
           if (isOutOfMemory(err)) this.opts.onOutOfMemory?.();
           await this.pause(LEASE_ERROR_RETRY_MS);
@@ -133,11 +137,16 @@ export class LeaseKeeper {
           stats.leaseTakeovers++;
           log.info({ session: sessionId, log: keys.log, fence: token }, 'took over a session whose leader vanished (its lease expired)');
         }
-        const meta = decodeMeta(['born', born, ...(next !== null ? ['next', next] : []), ...(base !== null ? ['base', base] : []), ...(state !== null ? ['state', state] : [])]);
-        if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
         // A log replaced under us (flushed): a leader of the old one runs until its next renewal finds its
         // lease gone, at most a third of a lease away: hold the new lease that long before starting a loop.
-        const end = await this.term(token, mine, meta, Number(holdOffMs ?? 0), sentAt, replaced && !wasMine ? leaseMs / 3 + LEASE_END_MARGIN_MS : 0);
+        const holdFirst: boolean = heldBack || (replaced && !wasMine);
+        // Answered too late to count on (Redis was silent): when it was taken is unknown, so renew it first.
+        const late = performance.now() - sentAt >= leaseMs - 2 * Math.min(LEASE_END_MARGIN_MS, leaseMs / 4);
+        heldBack = late && holdFirst;
+        if (late) continue;
+        const meta = decodeMeta(['born', born, ...(next !== null ? ['next', next] : []), ...(base !== null ? ['base', base] : []), ...(state !== null ? ['state', state] : [])]);
+        if (!wasMine) log.debug({ session: sessionId, log: keys.log, fence: token, next: meta.next }, 'lease taken');
+        const end = await this.term(token, mine, meta, Number(holdOffMs ?? 0), sentAt, holdFirst ? leaseMs / 3 + LEASE_END_MARGIN_MS : 0);
         if (end === 'done') return;
         if (end === 'unconfirmed') {
           const dropped = await redis.run<number>('discard', DISCARD, [keys.lease, keys.meta, keys.log], [mine]).catch(() => 0);

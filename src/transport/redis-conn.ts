@@ -1,30 +1,33 @@
 /**
  * The Redis connections of a cluster-mode instance: one for commands
  * (appends, leases, reads of the log), one of its own for blocking reads,
- * so a parked XREAD never delays a lease renewal, and one for pub/sub
- * messages between instances (a subscribed connection takes no commands).
- * Each reconnects by itself with capped backoff; while one is down its commands fail at once
- * (no offline queue: every caller has its own retry and its own deadline), and
- * each failure is counted and logged once per outage. A Redis that keeps the
- * connection but stops answering (hung, stopped) is seen by its silence: a
- * command unanswered for REDIS_SILENT_MS (a PING goes when nothing else does).
+ * so a parked XREAD never delays a lease renewal, one for pub/sub messages
+ * between instances (a subscribed connection takes no commands), and a probe
+ * that PINGs four times a second. Each reconnects by itself with capped
+ * backoff; while one is down its commands fail at once (no offline queue:
+ * every caller has its own retry and its own deadline), and each failure is
+ * counted and logged once per outage. A Redis that keeps the connection but
+ * stops answering (hung, stopped, its machine frozen) is seen by the probe:
+ * a PING unanswered for REDIS_SILENT_MS.
  */
 import { createHash } from 'node:crypto';
-import { createClient, ErrorReply } from 'redis';
+import { createClient } from 'redis';
 import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 
-/** A command that takes longer than this fails (ms); the caller retries or gives up by its own deadline. */
+/** A command unanswered this long fails (ms; it may still run later); the caller retries or gives up by its own deadline. */
 export const REDIS_COMMAND_TIMEOUT_MS = 3000;
 /** Longest pause between two reconnection attempts (ms); attempts start at 50 ms and double. */
 export const REDIS_RECONNECT_MAX_DELAY_MS = 2000;
 /** A connection attempt that takes longer than this is abandoned and retried (ms). */
 export const REDIS_CONNECT_TIMEOUT_MS = 5000;
 /**
- * A Redis that has answered nothing for this long while a command waited (hung, stopped, its machine frozen:
- * the connection stays up) is not ready (ms); it answers in well under a millisecond when well.
+ * A Redis that has not answered a PING for this long (hung, stopped, its machine frozen: the connection stays
+ * up) is 'not answering' (ms); it answers in well under a millisecond when well.
  */
 export const REDIS_SILENT_MS = 1000;
+/** How often the probe connection PINGs Redis (ms; never two PINGs in flight). */
+export const REDIS_PROBE_INTERVAL_MS = 250;
 
 type Client = ReturnType<typeof createClient>;
 
@@ -51,8 +54,12 @@ export type RedisState = 'ok' | 'unreachable' | 'not answering';
 export interface RedisConn {
   /** One command on the command connection, timed and counted under `op`. */
   call<T>(op: string, args: readonly string[]): Promise<T>;
-  /** One script on the command connection. */
-  run<T>(op: string, script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<T>;
+  /**
+   * One script on the command connection. It fails after REDIS_COMMAND_TIMEOUT_MS without an answer (it may still
+   * run later), unless `waitForAnswer`: then it waits as long as Redis keeps the connection (for a script whose
+   * late run the caller could not account for).
+   */
+  run<T>(op: string, script: LuaScript, keys: readonly string[], args: readonly string[], opts?: { waitForAnswer?: boolean }): Promise<T>;
   /** One blocking command on the reader connection (no timeout: the command's own BLOCK bounds it). */
   block<T>(args: readonly string[]): Promise<T>;
   /** Wakes the reader connection's blocked command (CLIENT UNBLOCK), so a new key is read at once. */
@@ -108,6 +115,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   const main: Client = createClient(options);
   const reader: Client = main.duplicate();
   const subscriber: Client = main.duplicate();
+  const probe: Client = main.duplicate();
   // Channels to listen on, and whether this connection subscribed them yet (the client itself subscribes
   // them again after a reconnection).
   const channels = new Map<string, { fn: (message: string) => void; subscribed: boolean }>();
@@ -143,35 +151,52 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       onReady?.(again);
     });
   }
-  // Away: the command connection down since `lostAt`, or up with a command unanswered since `silentSince`.
+  // Away: the command connection down since `lostAt`, or Redis silent since `silentSince` (a PING on the probe
+  // connection unanswered for REDIS_SILENT_MS: the commands' own connection may be slow with a large reply, while
+  // a well Redis answers a PING at once).
   let lostAt: number | null = performance.now();
-  let silentSince: number | null = null;
-  let waiting = 0;
   main.on('error', () => (lostAt ??= performance.now()));
-  main.on('ready', () => {
-    lostAt = silentSince = null;
-  });
-  let silenceLogged = false;
-  const heard = () => {
-    silentSince = waiting > 1 ? performance.now() : null;
-    if (!silenceLogged) return;
-    silenceLogged = false;
+  main.on('ready', () => (lostAt = null));
+  let pingSentAt: number | null = null;
+  let silentSince: number | null = null;
+  const answered = () => {
+    pingSentAt = null;
+    if (silentSince === null) return;
+    silentSince = null;
     log.info('redis answers again');
   };
-  const send = async <T>(args: readonly string[]): Promise<T> => {
-    silentSince ??= performance.now();
-    waiting++;
+  const ping = () => {
+    if (pingSentAt !== null || !probe.isReady || closed) return;
+    const sentAt = (pingSentAt = performance.now());
+    probe.sendCommand(['PING']).then(
+      () => pingSentAt === sentAt && answered(),
+      // A lost probe connection: its next ready pings again (a lost command connection is `lostAt`'s).
+      () => pingSentAt === sentAt && (pingSentAt = null),
+    );
+  };
+  // Silence is declared only by a tick that came on time: after this process itself stalled (a long
+  // synchronous stretch), a PONG may be waiting unread, and the next tick, after it was read, judges.
+  let lastTick = performance.now();
+  const prober = setInterval(() => {
+    const now = performance.now();
+    const onTime = now - lastTick < REDIS_PROBE_INTERVAL_MS * 2;
+    lastTick = now;
+    if (onTime && silentSince === null && pingSentAt !== null && main.isReady && now - pingSentAt >= REDIS_SILENT_MS) {
+      silentSince = pingSentAt;
+      countError(stats, 'silent');
+      log.warn({ silentMs: Math.round(now - pingSentAt) }, 'redis connected but not answering; waiting for it');
+    }
+    ping();
+  }, REDIS_PROBE_INTERVAL_MS);
+  prober.unref();
+
+  const send = async <T>(args: readonly string[], timed = true): Promise<T> => {
     const command = main.sendCommand(args as string[], { timeout: REDIS_COMMAND_TIMEOUT_MS }) as Promise<T>;
-    // Every answer counts, one its caller no longer waits for included; a lost connection settles the rest.
-    void command
-      .then(heard, (err: unknown) => {
-        // An error reply is an answer; a lost connection is not (`lostAt` covers it).
-        if (err instanceof ErrorReply) heard();
-      })
-      .finally(() => waiting--);
+    if (!timed) return command;
     // The client's own timeout covers only the wait to be written: a written command waits for its answer as
     // long as a silent Redis keeps the connection. Callers have their own retries and deadlines, so they get
-    // their answer or an error in REDIS_COMMAND_TIMEOUT_MS.
+    // their answer or an error in REDIS_COMMAND_TIMEOUT_MS (the command may still run later).
+    command.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`redis did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`)), REDIS_COMMAND_TIMEOUT_MS);
@@ -182,16 +207,6 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       clearTimeout(timer);
     }
   };
-  // A PING when nothing else waits, so an instance that has nothing to send still sees Redis fall silent (and
-  // answer again).
-  const heartbeat = setInterval(() => {
-    if (waiting === 0 && main.isReady) send(['PING']).catch(() => undefined);
-    if (silenceLogged || silentSince === null || !main.isReady || performance.now() - silentSince < REDIS_SILENT_MS) return;
-    silenceLogged = true;
-    countError(stats, 'silent');
-    log.warn({ silentMs: Math.round(performance.now() - silentSince) }, 'redis connected but not answering; waiting for it');
-  }, REDIS_SILENT_MS);
-  heartbeat.unref();
 
   let runId: string | null = null;
   let restartedAt: number | null = null;
@@ -217,7 +232,8 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     if (again) for (const fn of readerListeners) fn();
   });
   watch(subscriber, 'subscriber', subscribeAll);
-  for (const [client, role] of [[main, 'commands'], [reader, 'reader'], [subscriber, 'subscriber']] as const) {
+  watch(probe, 'probe');
+  for (const [client, role] of [[main, 'commands'], [reader, 'reader'], [subscriber, 'subscriber'], [probe, 'probe']] as const) {
     // connect() retries by the strategy above and only rejects once closed.
     client.connect().catch((err: unknown) => {
       if (!closed) log.error({ role, err }, 'redis client stopped connecting');
@@ -238,15 +254,16 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
 
   return {
     call: (op, args) => timed(op, () => send(args)),
-    run: (op, script, keys, args) =>
+    run: (op, script, keys, args, runOpts) =>
       timed(op, async () => {
         const tail = [String(keys.length), ...keys, ...args];
+        const timedOut = !runOpts?.waitForAnswer;
         try {
-          return await send(['EVALSHA', script.sha1, ...tail]);
+          return await send(['EVALSHA', script.sha1, ...tail], timedOut);
         } catch (err) {
           // A restarted or flushed Redis forgot the script: send it whole once.
           if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-          return await send(['EVAL', script.source, ...tail]);
+          return await send(['EVAL', script.source, ...tail], timedOut);
         }
       }),
     async block<T>(args: readonly string[]): Promise<T> {
@@ -286,8 +303,8 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(heartbeat);
-      for (const client of [subscriber, reader, main]) {
+      clearInterval(prober);
+      for (const client of [probe, subscriber, reader, main]) {
         // destroy(): a blocked XREAD would hold quit() until its BLOCK ran out.
         try {
           client.destroy();

@@ -146,7 +146,8 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         });
       };
       // Back to the log once a leader writes it: for a full Redis only events prove it (small status
-      // entries may still land while events do not); for an unreachable one any entry does.
+      // entries may still land while events do not); for an unreachable one any entry does, or an answer to
+      // a lease attempt.
       const logWritten = (withEvents: boolean) => {
         if (direct === null || (directWhy === 'full' && !withEvents)) return;
         direct.abort(LOG_WRITTEN);
@@ -252,7 +253,10 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           onOutOfMemory: () => serveDirectly('full'),
           // A log other than the one caught up with (replaced), or one now over: read it again.
           onLogSeen: (born, ended) => {
-            if (follower.cursor !== null && ((follower.born !== null && born !== follower.born) || (ended && !feed.ended))) follower.resync();
+            // Served around an unreachable Redis: one that answers a lease attempt again has (or is about to have)
+            // a leader, whose log carries the session from here even while it has nothing new to write.
+            if (direct !== null && directWhy === 'unreachable') logWritten(true);
+            else if (follower.cursor !== null && ((follower.born !== null && born !== follower.born) || (ended && !feed.ended))) follower.resync();
           },
         },
         stop.signal,

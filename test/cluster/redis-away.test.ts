@@ -17,6 +17,7 @@ import { connectRedis, REDIS_COMMAND_TIMEOUT_MS } from '../../src/transport/redi
 import { silentLogger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics.ts';
 import { eventually } from '../helpers/harness.ts';
+import { startThrottleProxy } from '../helpers/throttle-proxy.ts';
 
 const parts = inProcessParts();
 
@@ -93,3 +94,50 @@ it('a Redis that stops answering: a command fails after REDIS_COMMAND_TIMEOUT_MS
     await conn.close();
   }
 });
+
+it('a healthy Redis whose answer is slow to arrive (a 4 MB value over a 1 MB/s link) is not taken for a silent one', async () => {
+  const redis = (parts.redis = await startRedis());
+  await redis.command('SET', 'big', 'x'.repeat(4 * 1024 * 1024));
+  const proxy = await startThrottleProxy(redis.port, 1024 * 1024);
+  const conn = connectRedis({ url: `redis://127.0.0.1:${proxy.port}`, log: silentLogger(), stats: new Stats() });
+  try {
+    await eventually(() => conn.state === 'ok', 5000, 'redis');
+    const states = new Set<string>();
+    const sample = setInterval(() => states.add(conn.state), 50);
+    // The answer takes about 4 s to arrive: the caller gives up at REDIS_COMMAND_TIMEOUT_MS, Redis answered at once.
+    const got = await conn.call<string>('get', ['GET', 'big']).then((v) => v.length, (err: Error) => err.message);
+    await new Promise((r) => setTimeout(r, 1500));
+    clearInterval(sample);
+    expect(got === 4 * 1024 * 1024 || /did not answer/.test(String(got)), String(got)).toBe(true);
+    expect([...states]).toEqual(['ok']);
+  } finally {
+    await conn.close();
+    await proxy.close();
+  }
+});
+
+it('Redis hung for less than a lease: a session this instance first served around it goes back to the log once Redis answers, while the session is quiet', async () => {
+  const redis = (parts.redis = await startRedis());
+  const sim = (parts.sim = await createSimulator({}));
+  // Three events, then nothing: its leader has nothing new to write after Redis is back.
+  sim.createSession('quiet', { initialEvents: 3 });
+  const start = serverStarter(parts);
+  const [a, b] = [await start(), await start()];
+  const onA = record(`${a.url}/sessions/quiet/events`);
+  parts.recorders.push(onA);
+  await onA.until((x) => x.indices().length === 3, 10_000);
+
+  redis.pause();
+  // A subscriber new to B while Redis is silent: B serves the session around it.
+  const onB = record(`${b.url}/sessions/quiet/events`);
+  parts.recorders.push(onB);
+  await onB.until((x) => x.indices().length === 3 && told(x), 10_000);
+  redis.resume();
+  // Back on the log: the status no longer names Redis, and stays so through several long-polls (a direct loop
+  // still running would say it again at its next answer).
+  await onB.until((x) => lastStatus(x)?.upstream_error == null, 10_000);
+  await new Promise((r) => setTimeout(r, 5000));
+  expect(lastStatus(onB)?.upstream_error ?? null).toBeNull();
+  expect(onB.indices()).toEqual(range(3));
+  expect(onA.indices()).toEqual(range(3));
+}, 60_000);
