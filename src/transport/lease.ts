@@ -179,6 +179,8 @@ export class LeaseKeeper {
     const ended = new AbortController();
     const onStop = () => ended.abort();
     this.signal.addEventListener('abort', onStop, { once: true });
+    // Stopped while the lease attempt waited for its answer (Redis silent): no loop; the lease is let go.
+    if (this.signal.aborted) ended.abort();
     let deadline: NodeJS.Timeout | undefined;
     let renewal: NodeJS.Timeout | undefined;
     const holdUntil = (validUntil: number) => {
