@@ -207,9 +207,10 @@ export class LeaseKeeper {
         if (!ended.signal.aborted) renewal = setTimeout(renew, LEASE_ERROR_RETRY_MS);
       }
     };
-    // Counted from when the acquire command was sent: Redis set the lease later than that, never earlier.
+    // Counted from when the acquire command was sent: Redis set the lease later than that, never earlier. So is
+    // the first renewal: an answer that came late (Redis was slow or silent) is renewed at once.
     holdUntil(acquiredAt + leaseMs);
-    renewal = setTimeout(renew, leaseMs / 3);
+    renewal = setTimeout(renew, Math.max(0, acquiredAt + leaseMs / 3 - performance.now()));
     // A new Redis run has no lease of ours: find out at once rather than at the next renewal.
     const unsubscribe = redis.onServerRestart(() => {
       clearTimeout(renewal);
@@ -217,7 +218,7 @@ export class LeaseKeeper {
     });
     stats.leasesHeld++;
     try {
-      if (holdMs > 0 && !(await sleep(holdMs, ended.signal))) return 'again';
+      if (ended.signal.aborted || (holdMs > 0 && !(await sleep(holdMs, ended.signal)))) return 'again';
       return await this.opts.lead({ token, leaseValue, meta, holdOffMs, signal: ended.signal });
     } finally {
       stats.leasesHeld--;

@@ -8,22 +8,26 @@
  * every caller has its own retry and its own deadline), and each failure is
  * counted and logged once per outage. A Redis that keeps the connection but
  * stops answering (hung, stopped, its machine frozen) is seen by the probe:
- * a PING unanswered for REDIS_SILENT_MS.
+ * a PING unanswered, and nothing else answered, for REDIS_SILENT_MS; the
+ * commands waiting then fail, and new ones fail at once until it answers.
  */
 import { createHash } from 'node:crypto';
-import { createClient } from 'redis';
+import { createClient, ErrorReply } from 'redis';
 import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 
-/** A command unanswered this long fails (ms; it may still run later); the caller retries or gives up by its own deadline. */
+/**
+ * A command not written to Redis within this fails (ms). A written one fails once Redis is judged silent (it may
+ * still run later), never merely for a slow answer; the caller retries or gives up by its own deadline.
+ */
 export const REDIS_COMMAND_TIMEOUT_MS = 3000;
 /** Longest pause between two reconnection attempts (ms); attempts start at 50 ms and double. */
 export const REDIS_RECONNECT_MAX_DELAY_MS = 2000;
 /** A connection attempt that takes longer than this is abandoned and retried (ms). */
 export const REDIS_CONNECT_TIMEOUT_MS = 5000;
 /**
- * A Redis that has not answered a PING for this long (hung, stopped, its machine frozen: the connection stays
- * up) is 'not answering' (ms); it answers in well under a millisecond when well.
+ * A Redis that has answered nothing, a PING on the probe connection included, for this long (hung, stopped, its
+ * machine frozen: the connection stays up) is 'not answering' (ms); it answers a PING at once when well.
  */
 export const REDIS_SILENT_MS = 1000;
 /** How often the probe connection PINGs Redis (ms; never two PINGs in flight). */
@@ -55,9 +59,9 @@ export interface RedisConn {
   /** One command on the command connection, timed and counted under `op`. */
   call<T>(op: string, args: readonly string[]): Promise<T>;
   /**
-   * One script on the command connection. It fails after REDIS_COMMAND_TIMEOUT_MS without an answer (it may still
-   * run later), unless `waitForAnswer`: then it waits as long as Redis keeps the connection (for a script whose
-   * late run the caller could not account for).
+   * One script on the command connection. It fails once Redis is judged silent (it may still run later), unless
+   * `waitForAnswer`: then, once written, it waits as long as Redis keeps the connection (for a script whose late
+   * run the caller could not account for).
    */
   run<T>(op: string, script: LuaScript, keys: readonly string[], args: readonly string[], opts?: { waitForAnswer?: boolean }): Promise<T>;
   /** One blocking command on the reader connection (no timeout: the command's own BLOCK bounds it). */
@@ -69,8 +73,8 @@ export interface RedisConn {
   /** 'ok' while Redis answers; 'unreachable' with the command connection down; 'not answering' when it is up but silent for REDIS_SILENT_MS. */
   readonly state: RedisState;
   /**
-   * Since when (performance.now() ms) Redis has been away: the command connection down, or up with a command
-   * waiting and no answer since that moment. Null while it answers.
+   * Since when (performance.now() ms) Redis has been away: the command connection down, or Redis silent (the
+   * start of the silence, also when the connection was lost after it). Null while it answers.
    */
   readonly awaySince: number | null;
   /**
@@ -151,61 +155,89 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       onReady?.(again);
     });
   }
-  // Away: the command connection down since `lostAt`, or Redis silent since `silentSince` (a PING on the probe
-  // connection unanswered for REDIS_SILENT_MS: the commands' own connection may be slow with a large reply, while
-  // a well Redis answers a PING at once).
+  // Away: the command connection down since `lostAt`, or Redis silent since `silentSince`: a PING on the probe
+  // connection unanswered, and no answer on the commands' connection either, for REDIS_SILENT_MS (a large or slow
+  // answer on the commands' connection is not silence: a well Redis answers the PING at once).
   let lostAt: number | null = performance.now();
-  main.on('error', () => (lostAt ??= performance.now()));
-  main.on('ready', () => (lostAt = null));
   let pingSentAt: number | null = null;
+  let lastAnswerAt = 0;
   let silentSince: number | null = null;
-  const answered = () => {
-    pingSentAt = null;
+  // The written commands' callers: failed at once when Redis is judged silent.
+  const waiting = new Set<(err: Error) => void>();
+  const notAnswering = () => new Error(`redis not answering (no answer for ${REDIS_SILENT_MS} ms)`);
+  const heard = () => {
+    lastAnswerAt = performance.now();
     if (silentSince === null) return;
     silentSince = null;
     log.info('redis answers again');
   };
+  main.on('error', () => (lostAt ??= performance.now()));
+  main.on('ready', () => {
+    lostAt = null;
+    // A new connection: silence is judged afresh.
+    silentSince = null;
+  });
   const ping = () => {
     if (pingSentAt !== null || !probe.isReady || closed) return;
     const sentAt = (pingSentAt = performance.now());
     probe.sendCommand(['PING']).then(
-      () => pingSentAt === sentAt && answered(),
+      () => {
+        if (pingSentAt !== sentAt) return;
+        pingSentAt = null;
+        heard();
+      },
       // A lost probe connection: its next ready pings again (a lost command connection is `lostAt`'s).
       () => pingSentAt === sentAt && (pingSentAt = null),
     );
   };
   // Silence is declared only by a tick that came on time: after this process itself stalled (a long
-  // synchronous stretch), a PONG may be waiting unread, and the next tick, after it was read, judges.
+  // synchronous stretch), an answer may be waiting unread, and the next tick, after it was read, judges.
   let lastTick = performance.now();
   const prober = setInterval(() => {
     const now = performance.now();
     const onTime = now - lastTick < REDIS_PROBE_INTERVAL_MS * 2;
     lastTick = now;
-    if (onTime && silentSince === null && pingSentAt !== null && main.isReady && now - pingSentAt >= REDIS_SILENT_MS) {
-      silentSince = pingSentAt;
+    const quietSince = pingSentAt === null ? null : Math.max(pingSentAt, lastAnswerAt);
+    if (onTime && silentSince === null && quietSince !== null && main.isReady && now - quietSince >= REDIS_SILENT_MS) {
+      silentSince = quietSince;
       countError(stats, 'silent');
-      log.warn({ silentMs: Math.round(now - pingSentAt) }, 'redis connected but not answering; waiting for it');
+      log.warn({ silentMs: Math.round(now - quietSince) }, 'redis connected but not answering; waiting for it');
+      for (const fail of waiting) fail(notAnswering());
+      waiting.clear();
     }
     ping();
   }, REDIS_PROBE_INTERVAL_MS);
   prober.unref();
 
-  const send = async <T>(args: readonly string[], timed = true): Promise<T> => {
+  const send = <T>(args: readonly string[], waitForAnswer = false): Promise<T> => {
+    // Not written while Redis is silent: commands written then would pile up, and all run once it answers.
+    if (silentSince !== null) return Promise.reject(notAnswering());
+    // The client's own timeout covers only the wait to be written; a written command fails once Redis is judged
+    // silent (it may still run later), or waits as long as Redis is heard (a large answer on a slow link).
     const command = main.sendCommand(args as string[], { timeout: REDIS_COMMAND_TIMEOUT_MS }) as Promise<T>;
-    if (!timed) return command;
-    // The client's own timeout covers only the wait to be written: a written command waits for its answer as
-    // long as a silent Redis keeps the connection. Callers have their own retries and deadlines, so they get
-    // their answer or an error in REDIS_COMMAND_TIMEOUT_MS (the command may still run later).
-    command.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`redis did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`)), REDIS_COMMAND_TIMEOUT_MS);
+    const answered = (reply: T) => {
+      heard();
+      return reply;
+    };
+    const failed = (err: unknown): never => {
+      // An error reply is an answer; a lost connection is not (`lostAt` covers it).
+      if (err instanceof ErrorReply) heard();
+      throw err;
+    };
+    if (waitForAnswer) return command.then(answered, failed);
+    return new Promise<T>((resolve, reject) => {
+      waiting.add(reject);
+      command.then(answered, failed).then(
+        (reply) => {
+          waiting.delete(reject);
+          resolve(reply);
+        },
+        (err: unknown) => {
+          waiting.delete(reject);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
     });
-    try {
-      return await Promise.race([command, late]);
-    } finally {
-      clearTimeout(timer);
-    }
   };
 
   let runId: string | null = null;
@@ -257,13 +289,13 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     run: (op, script, keys, args, runOpts) =>
       timed(op, async () => {
         const tail = [String(keys.length), ...keys, ...args];
-        const timedOut = !runOpts?.waitForAnswer;
+        const wait = runOpts?.waitForAnswer ?? false;
         try {
-          return await send(['EVALSHA', script.sha1, ...tail], timedOut);
+          return await send(['EVALSHA', script.sha1, ...tail], wait);
         } catch (err) {
           // A restarted or flushed Redis forgot the script: send it whole once.
           if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-          return await send(['EVAL', script.source, ...tail], timedOut);
+          return await send(['EVAL', script.source, ...tail], wait);
         }
       }),
     async block<T>(args: readonly string[]): Promise<T> {
@@ -280,10 +312,12 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     },
     get state() {
       if (!main.isReady) return 'unreachable';
-      return silentSince === null || performance.now() - silentSince < REDIS_SILENT_MS ? 'ok' : 'not answering';
+      return silentSince === null ? 'ok' : 'not answering';
     },
     get awaySince() {
-      return main.isReady ? silentSince : (lostAt ?? performance.now());
+      if (main.isReady) return silentSince;
+      // Silent first, then lost: away since the silence began.
+      return Math.min(lostAt ?? performance.now(), silentSince ?? Infinity);
     },
     get restartedAt() {
       return restartedAt;

@@ -28,18 +28,19 @@ return 1`);
 const LET_GO = lua(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0`);
-/** Writes an outcome under the next number (kept as long as the list might be read). */
+/** Writes an outcome under the next number, with when its poll started (ms since the epoch; kept as long as the list might be read). */
 const WRITE = lua(`
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'outcome', ARGV[1])
+redis.call('HSET', KEYS[1], 'outcome', ARGV[1], 'at', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return seq`);
-/** The newest outcome when its number is not `ARGV[1]`: {seq} when nothing is new, {seq, outcome} otherwise. */
+/** The newest outcome when its number is not `ARGV[1]`: {seq} when nothing is new, {seq, outcome, at} otherwise. */
 const READ = lua(`
 local seq = redis.call('HGET', KEYS[1], 'seq')
 if not seq then return {} end
 if seq == ARGV[1] then return {seq} end
-return {seq, redis.call('HGET', KEYS[1], 'outcome')}`);
+local m = redis.call('HMGET', KEYS[1], 'outcome', 'at')
+return {seq, m[1], m[2] or '0'}`);
 
 /** How often a non-holder looks for a new outcome, as a share of the poll interval. */
 const READS_PER_INTERVAL = 4;
@@ -81,9 +82,12 @@ export function createRedisListSource(opts: RedisListSourceOptions): ListSource 
     let seen = '';
     let nextPollAt = 0;
     let holding = false;
-    // Since when Redis fails this list (null while it works), and the next poll of this instance's own meanwhile.
+    // Since when Redis fails this list (null while it works), the next poll of this instance's own meanwhile, and
+    // when the last of those started (epoch ms): an older outcome read from Redis afterwards (a write made before
+    // the outage that ran late) is not shown over it.
     let failingSince: number | null = null;
     let nextLocalAt = 0;
+    let localPolledAt = 0;
     try {
       while (!signal.aborted) {
         try {
@@ -93,26 +97,28 @@ export function createRedisListSource(opts: RedisListSourceOptions): ListSource 
           let polled: { outcome: ListOutcome; started: number } | undefined;
           if (holding && performance.now() >= nextPollAt) {
             const started = performance.now();
+            const startedAt = Date.now();
             const outcome = await list.poll(signal);
             if (signal.aborted || outcome.kind === 'aborted') return;
-            await redis.run('list-write', WRITE, [dataKey], [JSON.stringify(outcome), String(leaseMs * 2)]);
+            await redis.run('list-write', WRITE, [dataKey], [JSON.stringify(outcome), String(leaseMs * 2), String(startedAt)]);
             polled = { outcome, started };
           }
           const read = await redis.run<string[]>('list-read', READ, [dataKey], [seen]);
-          if (read.length === 2 && !signal.aborted) {
+          if (read.length >= 2 && !signal.aborted) {
             seen = read[0]!;
-            list.onOutcome(JSON.parse(read[1]!) as ListOutcome);
+            if (Number(read[2] ?? 0) >= localPolledAt) list.onOutcome(JSON.parse(read[1]!) as ListOutcome);
           }
           // After the outcome was taken: the pause may depend on how many failed in a row.
           if (polled) nextPollAt = polled.started + list.nextDelayMs(polled.outcome);
           if (failingSince !== null) log.info('session list: shared through Redis again');
           failingSince = null;
         } catch (err) {
-          holding = false;
           if (failingSince === null) log.warn({ err: (err as Error).message }, 'session list: Redis fails; retrying, and polling here meanwhile');
-          failingSince ??= performance.now();
+          // From the start of Redis's silence or loss when it is known (the failed command may have waited for it).
+          failingSince ??= Math.min(redis.awaySince ?? performance.now(), performance.now());
           if (performance.now() - failingSince >= LIST_LOCAL_AFTER_MS && performance.now() >= nextLocalAt) {
             const started = performance.now();
+            localPolledAt = Date.now();
             const outcome = await list.poll(signal);
             if (signal.aborted || outcome.kind === 'aborted') return;
             list.onOutcome(outcome);
