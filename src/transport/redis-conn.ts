@@ -119,7 +119,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   const main: Client = createClient(options);
   const reader: Client = main.duplicate();
   const subscriber: Client = main.duplicate();
-  const probe: Client = main.duplicate();
+  let probe: Client = main.duplicate();
   // Channels to listen on, and whether this connection subscribed them yet (the client itself subscribes
   // them again after a reconnection).
   const channels = new Map<string, { fn: (message: string) => void; subscribed: boolean }>();
@@ -162,6 +162,10 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   let pingSentAt: number | null = null;
   let lastAnswerAt = 0;
   let silentSince: number | null = null;
+  let renewProbe = (): void => {};
+  // A PING on the commands' connection while Redis is judged silent (one at a time): its answer ends the silence
+  // even when only the probe's connection was stuck (nothing else is written then to contradict it).
+  let canarySent = false;
   // The written commands' callers: failed at once when Redis is judged silent.
   const waiting = new Set<(err: Error) => void>();
   const notAnswering = () => new Error(`redis not answering (no answer for ${REDIS_SILENT_MS} ms)`);
@@ -204,6 +208,17 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       log.warn({ silentMs: Math.round(now - quietSince) }, 'redis connected but not answering; waiting for it');
       for (const fail of waiting) fail(notAnswering());
       waiting.clear();
+    }
+    if (silentSince !== null && !canarySent && main.isReady) {
+      canarySent = true;
+      main.sendCommand(['PING']).then(
+        () => {
+          canarySent = false;
+          if (pingSentAt !== null) renewProbe();
+          heard();
+        },
+        () => (canarySent = false),
+      );
     }
     ping();
   }, REDIS_PROBE_INTERVAL_MS);
@@ -264,13 +279,27 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     if (again) for (const fn of readerListeners) fn();
   });
   watch(subscriber, 'subscriber', subscribeAll);
-  watch(probe, 'probe');
-  for (const [client, role] of [[main, 'commands'], [reader, 'reader'], [subscriber, 'subscriber'], [probe, 'probe']] as const) {
+  const start = (client: Client, role: string) => {
     // connect() retries by the strategy above and only rejects once closed.
     client.connect().catch((err: unknown) => {
       if (!closed) log.error({ role, err }, 'redis client stopped connecting');
     });
-  }
+  };
+  watch(probe, 'probe');
+  for (const [client, role] of [[main, 'commands'], [reader, 'reader'], [subscriber, 'subscriber'], [probe, 'probe']] as const) start(client, role);
+  // The probe's connection stuck while Redis answers on the commands' one: a new probe connection.
+  renewProbe = () => {
+    const stuck = probe;
+    probe = main.duplicate();
+    pingSentAt = null;
+    watch(probe, 'probe');
+    start(probe, 'probe');
+    try {
+      stuck.destroy();
+    } catch {
+      // already closed
+    }
+  };
 
   async function timed<T>(op: string, run: () => Promise<T>): Promise<T> {
     const started = performance.now();

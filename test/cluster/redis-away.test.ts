@@ -146,3 +146,23 @@ it('Redis hung for less than a lease: a session this instance first served aroun
   expect(onB.indices()).toEqual(range(3));
   expect(onA.indices()).toEqual(range(3));
 }, 60_000);
+
+it('only the probe\'s connection stalled while Redis answers: the connection is not left refusing commands', async () => {
+  const redis = (parts.redis = await startRedis());
+  const proxy = await startThrottleProxy(redis.port, 100 * 1024 * 1024);
+  const conn = connectRedis({ url: `redis://127.0.0.1:${proxy.port}`, log: silentLogger(), stats: new Stats() });
+  try {
+    await eventually(() => conn.state === 'ok', 5000, 'redis');
+    await new Promise((r) => setTimeout(r, 1000));
+    // The probe's connection: nothing but PINGs after its handshake (the commands' one sent INFO).
+    const isProbe = (sent: string) => (sent.match(/PING/g) ?? []).length >= 3 && !sent.includes('\r\nINFO\r\n');
+    expect(proxy.stall(isProbe)).toBe(1);
+    // Nothing else is sent meanwhile: may be judged silent, but not for good.
+    await new Promise((r) => setTimeout(r, 3000));
+    await eventually(() => conn.state === 'ok', 3000, 'silence ended by the commands\' connection');
+    expect(await conn.call('ping', ['PING'])).toBe('PONG');
+  } finally {
+    await conn.close();
+    await proxy.close();
+  }
+});

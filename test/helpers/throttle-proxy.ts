@@ -10,6 +10,11 @@ import { once } from 'node:events';
 
 export interface ThrottleProxy {
   readonly port: number;
+  /**
+   * Stops passing the server's answers to the connections open now whose requests so far match `which` (their
+   * bytes as text): a stalled flow, the connection itself kept up.
+   */
+  stall(which: (sent: string) => boolean): number;
   close(): Promise<void>;
 }
 
@@ -17,12 +22,17 @@ const SLICE_MS = 20;
 
 export async function startThrottleProxy(targetPort: number, bytesPerSecond: number): Promise<ThrottleProxy> {
   const sockets = new Set<Socket>();
+  const flows = new Set<{ sent: string; stalled: boolean }>();
   const server: Server = createServer((client) => {
     const upstream = connect({ host: '127.0.0.1', port: targetPort });
     sockets.add(client).add(upstream);
+    const flow = { sent: '', stalled: false };
+    flows.add(flow);
+    client.on('data', (d: Buffer) => (flow.sent = (flow.sent + d.toString('latin1')).slice(-100_000)));
     const queue: Buffer[] = [];
     const perSlice = Math.max(1, Math.floor((bytesPerSecond * SLICE_MS) / 1000));
     const timer = setInterval(() => {
+      if (flow.stalled) return;
       let budget = perSlice;
       while (budget > 0 && queue.length > 0) {
         const head = queue[0]!;
@@ -41,6 +51,7 @@ export async function startThrottleProxy(targetPort: number, bytesPerSecond: num
       upstream.destroy();
       sockets.delete(client);
       sockets.delete(upstream);
+      flows.delete(flow);
     };
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
@@ -51,6 +62,11 @@ export async function startThrottleProxy(targetPort: number, bytesPerSecond: num
   if (address === null || typeof address === 'string') throw new Error('no port');
   return {
     port: address.port,
+    stall(which) {
+      let n = 0;
+      for (const f of flows) if (which(f.sent)) (f.stalled = true), n++;
+      return n;
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
