@@ -26,6 +26,8 @@ export const LEASE_ERROR_RETRY_MS = 500;
 export const RESTART_HOLD_SLACK_MS = 1000;
 /** A term ends this long (ms, at most a quarter of the lease) before its lease could have run out unrenewed. */
 export const LEASE_END_MARGIN_MS = 500;
+/** How long before its lease could run out unrenewed a term ends (ms): LEASE_END_MARGIN_MS, at most a quarter lease. */
+const endMarginMs = (leaseMs: number): number => Math.min(LEASE_END_MARGIN_MS, leaseMs / 4);
 /** A term shorter than this (ms) is followed by a pause before the next. */
 export const LEASE_TERM_MIN_MS = 1000;
 
@@ -141,7 +143,7 @@ export class LeaseKeeper {
         // lease gone, at most a third of a lease away: hold the new lease that long before starting a loop.
         const holdFirst: boolean = heldBack || (replaced && !wasMine);
         // Answered too late to count on (Redis was silent): when it was taken is unknown, so renew it first.
-        const late = performance.now() - sentAt >= leaseMs - 2 * Math.min(LEASE_END_MARGIN_MS, leaseMs / 4);
+        const late = performance.now() - sentAt >= leaseMs - 2 * endMarginMs(leaseMs);
         heldBack = late && holdFirst;
         if (late) continue;
         const meta = decodeMeta(['born', born, ...(next !== null ? ['next', next] : []), ...(base !== null ? ['base', base] : []), ...(state !== null ? ['state', state] : [])]);
@@ -175,7 +177,7 @@ export class LeaseKeeper {
   // just before the lease could have run out unrenewed.
   private async term(token: number, leaseValue: string, meta: LogMeta, holdOffMs: number, acquiredAt: number, holdMs: number): Promise<TermEnd> {
     const { redis, keys, leaseMs, retentionMs, log, stats, sessionId } = this.opts;
-    const margin = Math.min(LEASE_END_MARGIN_MS, leaseMs / 4);
+    const margin = endMarginMs(leaseMs);
     const ended = new AbortController();
     const onStop = () => ended.abort();
     this.signal.addEventListener('abort', onStop, { once: true });
