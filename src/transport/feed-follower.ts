@@ -15,7 +15,7 @@ import type { Feed } from '../hub/feed.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import { backoffDelayMs, DEFAULT_BACKOFF, sleep } from '../upstream/backoff.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
-import { afterEventsBefore, decodeEntries, decodeMeta, READ, type LogEntry, type LogEnd, type LogKeys, type LogState } from './redis-log.ts';
+import { afterEventsBefore, decodeEntries, decodeMeta, idAtOrBefore, READ, type LogEntry, type LogEnd, type LogKeys, type LogState } from './redis-log.ts';
 import type { RedisConn } from './redis-conn.ts';
 import type { LogReader, ReadTarget } from './redis-reader.ts';
 
@@ -50,6 +50,11 @@ export class FeedFollower implements ReadTarget {
   private readonly deps: FollowerDeps;
   private readonly signal: AbortSignal;
   private queue: Promise<void> = Promise.resolve();
+  /**
+   * The newest status entry applied, and the log it came from. A catch-up does not show it, or an older one,
+   * again: the feed may have moved past it meanwhile (served from the upstream while Redis was away).
+   */
+  private applied: { born: string | null; id: string } | null = null;
 
   constructor(feed: Feed, keys: LogKeys, deps: FollowerDeps, signal: AbortSignal) {
     this.feed = feed;
@@ -77,7 +82,7 @@ export class FeedFollower implements ReadTarget {
   deliver(entries: LogEntry[]): void {
     const generation = this.generation;
     this.enqueue(async () => {
-      if (generation === this.generation) await this.apply(entries, true);
+      if (generation === this.generation) await this.apply(entries, true, this.born);
     });
   }
 
@@ -118,6 +123,7 @@ export class FeedFollower implements ReadTarget {
       const meta = decodeMeta(flatMeta);
       if (!placed) {
         placed = true;
+        if (this.applied !== null && this.applied.born !== meta.born) this.applied = null;
         if (meta.next !== null) this.place(meta.next, meta.base ?? meta.next);
         // A log without events keeps its statuses at 0-k (it may still move its start back): read it all.
         const from = meta.next === null || meta.next === meta.base ? '0-0' : afterEventsBefore(feed.nextIndex);
@@ -126,14 +132,17 @@ export class FeedFollower implements ReadTarget {
           continue;
         }
       }
-      await this.apply(decodeEntries(raw), false);
+      await this.apply(decodeEntries(raw), false, meta.born);
       if (raw.length > 0) start = raw.at(-1)![0];
       if (raw.length >= CATCH_UP_PAGE) continue;
       this.born = meta.born;
       if (meta.state && !feed.ended) {
+        const behind = this.behind(meta.next);
         // Whatever the log no longer holds below its head comes from upstream, the session over or not.
         if (meta.next !== null && !(await this.reach(meta.next))) return;
-        this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined, meta.statusSince);
+        if (meta.ended || !(behind || this.seen(meta.born, meta.stateId))) this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined, meta.statusSince);
+        else this.publish([], feed.nextIndex, this.clusterPart(meta.state));
+        if (meta.stateId !== null) this.applied = { born: meta.born, id: meta.stateId };
       }
       if (feed.ended || this.signal.aborted || generation !== this.generation) return;
       this.cursor = start;
@@ -163,7 +172,7 @@ export class FeedFollower implements ReadTarget {
 
   // Applies entries in order: runs of consecutive events become one update, closed by the state entry
   // that follows them (or the feed's current state). Every entry first needs the events below it.
-  private async apply(entries: readonly LogEntry[], live: boolean): Promise<void> {
+  private async apply(entries: readonly LogEntry[], live: boolean, born: string | null): Promise<void> {
     const { feed } = this;
     let batch: UpstreamEvent[] = [];
     let from = feed.nextIndex;
@@ -189,12 +198,17 @@ export class FeedFollower implements ReadTarget {
         }
         batch.push(entry.event);
       } else if (entry.kind === 'state') {
+        if (this.seen(born, entry.id)) continue;
+        const behind = batch.length === 0 && this.behind(entry.next);
         if (entry.next !== null && entry.next !== from + batch.length) {
           flush(null);
           if (!(await this.reach(entry.next))) return;
         }
         // A refused end is for the readers that were live then; one catching up starts over (with a new loop).
-        flush(entry.state, live || entry.end === 'over' ? (entry.end ?? undefined) : undefined, entry.since);
+        const end = live || entry.end === 'over' ? (entry.end ?? undefined) : undefined;
+        if (behind && end === undefined) flush(this.clusterPart(entry.state));
+        else flush(entry.state, end, entry.since);
+        this.applied = { born, id: entry.id };
       } else {
         flush(null);
         this.deps.onReleased();
@@ -219,6 +233,24 @@ export class FeedFollower implements ReadTarget {
       this.deps.log.warn({ session: feed.sessionId, from: feed.nextIndex, to, outcome: Array.isArray(r) ? 'empty' : r.kind, attempt: failures }, 'could not fill a gap in the shared log yet; retrying');
       if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), this.signal))) return;
     }
+  }
+
+  /**
+   * Whether a status the log wrote at its position `next` is older than this copy's: the copy holds events past
+   * it (served from the upstream while Redis was away), and with them a newer status.
+   */
+  private behind(next: number | null): boolean {
+    return next !== null && next < this.feed.nextIndex;
+  }
+
+  /** What a status older than the copy's still says: the cluster's word (a leader writes again: no notice of serving around it). */
+  private clusterPart(state: LogState): LogState {
+    return { ...this.currentState(), upstreamError: state.upstreamError };
+  }
+
+  /** Whether the status entry `id` of log `born` was applied here already (or one after it). */
+  private seen(born: string | null, id: string | null): boolean {
+    return id !== null && this.applied !== null && this.applied.born === born && idAtOrBefore(id, this.applied.id);
   }
 
   private currentState(): LogState {

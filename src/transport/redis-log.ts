@@ -63,6 +63,13 @@ export const eventId = (index: number): string => `${index + 1}-0`;
 /** The stream id at which entries of events from `index` on start (exclusive: the statuses after event index-1 follow it). */
 export const afterEventsBefore = (index: number): string => `${index}-0`;
 
+/** Whether stream id `a` (`major-seq`) comes no later than `b` in the log. */
+export function idAtOrBefore(a: string, b: string): boolean {
+  const [am, as] = a.split('-').map(Number) as [number, number];
+  const [bm, bs] = b.split('-').map(Number) as [number, number];
+  return am < bm || (am === bm && as <= bs);
+}
+
 type RawEntry = [string, string[]];
 
 /** Decodes one raw stream entry; null for an entry this version does not know. */
@@ -99,6 +106,8 @@ export interface LogMeta {
   state: LogState | null;
   /** When the status `state` shows was first written (Redis time ms); null from a writer that did not say. */
   statusSince: number | null;
+  /** The stream id of the entry that wrote `state`; null from a writer that did not say. */
+  stateId: string | null;
   ended: boolean;
 }
 
@@ -112,6 +121,7 @@ export function decodeMeta(flat: readonly string[] | null): LogMeta {
     next: f.next !== undefined ? Number(f.next) : null,
     state: f.state !== undefined ? (JSON.parse(f.state) as LogState) : null,
     statusSince: f.status_since !== undefined ? Number(f.status_since) : null,
+    stateId: f.state_id ?? null,
     ended: f.end === 'over',
   };
 }
@@ -190,7 +200,7 @@ if ARGV[7] ~= '' or ARGV[8] ~= '' then
   else
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 's', state, 'n', nxt, 't', since)
   end
-  redis.call('HSET', KEYS[2], 'state', state, 'status_since', since)
+  redis.call('HSET', KEYS[2], 'state', state, 'status_since', since, 'state_id', id)
   if ARGV[8] == 'over' then redis.call('HSET', KEYS[2], 'end', 'over') end
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])

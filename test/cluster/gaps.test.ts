@@ -210,6 +210,34 @@ describe('status entries', () => {
     expect(sim.stats('s4').status).toBeGreaterThanOrEqual(statusCalls + 3);
     expect(await redis!.command('XLEN', k.log)).toBe(entriesBefore);
   }, 30_000);
+
+  it('a reader that reads the log again (its connection lost) does not show the statuses it showed before once more', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('s5', { initialEvents: 3 });
+    const events = sim.events('s5').map((e) => JSON.stringify(e));
+    const { append } = await leadLog('s5');
+    const costing = (status: string, cost: number) =>
+      JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status, metrics: { ...UNKNOWN_SNAPSHOT.metrics, total_cost: cost } }, upstreamError: null, synced: true });
+    expect(await append(0, events, { state: costing('running', 1), resetTo: '0' })).toEqual(['ok', 3]);
+    const server = await start();
+    const sub = record(`${server.url}/sessions/s5/events`);
+    recorders.push(sub);
+    await sub.until((x) => x.indices().length === 3 && x.statuses().some((st) => st.metrics?.total_cost === 1));
+    // Two status changes with no event between them: both stand at the log's head (3-1, 3-2).
+    expect(await append(3, [], { state: costing('paused', 2) })).toEqual(['ok', 3]);
+    expect(await append(3, [], { state: costing('running', 3) })).toEqual(['ok', 3]);
+    await sub.until((x) => x.statuses().some((st) => st.metrics?.total_cost === 3));
+    const shown = sub.statuses().length;
+    // Every connection of pollcast's dropped: its reader reconnects and reads the log again from the head.
+    await redis!.command('CLIENT', 'KILL', 'TYPE', 'normal');
+    // (The test's own connection too: it writes once it is back. Before or after the reader's catch-up, the same holds.)
+    await new Promise((r) => setTimeout(r, 200));
+    await eventually(() => conn!.state === 'ok', 5000, 'the test connection back');
+    expect(await append(3, [], { state: costing('idle', 4) })).toEqual(['ok', 3]);
+    await sub.until((x) => x.statuses().some((st) => st.metrics?.total_cost === 4), 10_000);
+    const costs = sub.statuses().slice(shown).map((st) => st.metrics?.total_cost);
+    expect(costs).toEqual([4]);
+  }, 30_000);
 });
 
 describe('unknown sessions', () => {

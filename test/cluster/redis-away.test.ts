@@ -65,6 +65,10 @@ for (const how of ['hung', 'killed'] as const) {
     for (const [i, r] of subs.entries()) {
       expect(r.indices(), `instance ${i}`).toEqual(range(252));
       expect(ends[i].last_index).toBe(251);
+      // The session's cost only grows: no status goes back to what the log held before Redis went away once the
+      // stream has shown newer figures from the upstream.
+      const costs = r.statuses().map((s) => s.metrics?.total_cost).filter((c) => typeof c === 'number');
+      expect(costs, `instance ${i}: costs shown in order`).toEqual([...costs].sort((x, y) => x - y));
     }
     // The log holds the session's last events again (written after Redis came back).
     const tail = (await redis.command('XREVRANGE', logKeys('pollcast:', 'open', true).log, '+', '-', 'COUNT', '1')) as unknown[];
