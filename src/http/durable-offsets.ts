@@ -28,6 +28,12 @@ export const CHUNK_EVENTS = 100;
 /** Bytes of messages in one chunk at most (at least one event is sent); past it the chunk ends early, at the same event for every reader. */
 export const CHUNK_MAX_BYTES = 1024 * 1024;
 
+/**
+ * Bytes of messages in one catch-up answer at most: it reads on, chunk after chunk, to the tail (a client's
+ * `live: false` makes one request and keeps what it gets), stopping past this at a chunk's end.
+ */
+export const CATCH_UP_MAX_BYTES = 32 * 1024 * 1024;
+
 /** Cache-Control of an answer whose range can no longer change (its events and, once over, the end record are fixed). */
 export const FIXED_MAX_AGE_SECONDS = 31_536_000;
 /** Cache-Control of a tail answer and a long-poll 200: PROTOCOL.md section 8.1's values. */

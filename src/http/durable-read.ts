@@ -7,7 +7,7 @@
  */
 import type { AppDeps } from './deps.ts';
 import { draining, readHistory, UNSETTLED_WAIT_MS, waitFor } from './dropin-routes.ts';
-import { CHUNK_MAX_BYTES, chunkEnd, recordMessage, type Position } from './durable-offsets.ts';
+import { CATCH_UP_MAX_BYTES, CHUNK_MAX_BYTES, chunkEnd, recordMessage, type Position } from './durable-offsets.ts';
 import type { Feed } from '../hub/feed.ts';
 import { eventFrame, frameData } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
@@ -156,4 +156,30 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   if (bounded || !statusNew) return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: !statusNew, closed: false, fixed: bounded };
   messages.push(status.message);
   return { messages, next: { events: at, status: status.version, closed: false }, upToDate: true, closed: false, fixed: false };
+}
+
+/**
+ * A catch-up answer: from `first` (one chunk) on, chunk after chunk, up to the tail (Stream-Up-To-Date) or the end
+ * record, within CATCH_UP_MAX_BYTES. A later chunk whose history cannot be read ends the answer early (not up to
+ * date), as a chunk's bound does; the reader asks again from there.
+ */
+export async function readToTail(deps: AppDeps, entry: FeedEntry, first: Batch, signal: AbortSignal): Promise<Batch> {
+  const messages = [...first.messages];
+  let bytes = messages.reduce((n, m) => n + m.length, 0);
+  let batch = first;
+  while (!batch.upToDate && !batch.closed && bytes < CATCH_UP_MAX_BYTES) {
+    let next: Batch;
+    try {
+      next = await readBatch(deps, entry, batch.next, signal);
+    } catch (err) {
+      if (signal.aborted || !(err instanceof UpstreamUnavailableError)) throw err;
+      break;
+    }
+    if (next.messages.length === 0 && !next.closed) break;
+    for (const m of next.messages) bytes += m.length;
+    messages.push(...next.messages);
+    batch = next;
+  }
+  // Fixed when its last chunk is: every chunk before it stopped at its bound.
+  return { ...batch, messages };
 }

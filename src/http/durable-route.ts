@@ -11,7 +11,7 @@ import { credentialsOf, type Grant } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { requireKnown, waitFor } from './dropin-routes.ts';
 import { parseSessionId, singleQuery } from './validate.ts';
-import { checkedPosition, hasNews, readBatch, settle, tailOf, type Batch } from './durable-read.ts';
+import { checkedPosition, hasNews, readBatch, readToTail, settle, tailOf, type Batch } from './durable-read.ts';
 import {
   cacheControl,
   etagMatches,
@@ -61,6 +61,7 @@ async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   const { feed } = entry;
   const signal = c.req.raw.signal;
   let batch = await readBatch(deps, entry, start, signal);
+  if (live === 'catch-up') batch = await readToTail(deps, entry, batch, signal);
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};
   if (live === 'long-poll' && batch.messages.length === 0 && !batch.closed) {
     // News that came while the first read returned is not an update to wait for.
