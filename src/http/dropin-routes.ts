@@ -120,6 +120,9 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
     // A refusal heard during the wait is answered as the upstream answers it (the wake and the answer are one rule, the hub's).
     if (from >= feed.nextIndex) requireKnown(feed, deps);
   }
+  // The loop heard the end from /status and is draining it: the upstream's changes answers now carry the end's
+  // finished_at and answer with the terminal status. Answered once the drain has them (bounded), never the status without them.
+  if (draining(feed)) await waitFor(feed, () => !draining(feed), UNSETTLED_WAIT_MS, signal);
   // Checked after any wait too: the buffer may have dropped `from` meanwhile (a burst past its bounds).
   if (from < feed.baseIndex) {
     // Older than what the buffer holds: read it again from upstream (kept for the next caller when it fits).

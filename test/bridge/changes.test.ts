@@ -122,6 +122,31 @@ describe('GET /sessions/{id}/changes', () => {
     expect(bridge.sim.stats('dc-5').maxInFlightChanges).toBe(1);
   });
 
+  it('never answers a terminal status without the finished_at and answer that come with it, while the loop drains the end', async () => {
+    bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '20' }, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('dc-end', { initialEvents: 6 });
+    const held = fetch(`${b.url}/sessions/dc-end/changes?from_index=6&wait_for_seconds=20`);
+    await eventually(() => b.sim.stats('dc-end').changes >= 1, 5000, 'the loop polling');
+    await new Promise((r) => setTimeout(r, 300));
+    // After the long-poll that brings the closing events: the next one finds nothing new (204), /status says
+    // completed, and the drain that fetches the end's changes answer takes about a second.
+    b.sim.faults.script([{ kind: 'no-change' }, { kind: 'slow-body', chunkDelayMs: 400, chunks: 3 }], { session: 'dc-end' });
+    b.sim.finish('dc-end', { status: 'completed', answer: 'FINAL', closingEvents: true });
+    expect((await held).status).toBe(200);
+    const seen: Changes[] = [];
+    for (let k = 0; k < 10; k++) {
+      const res = await fetch(`${b.url}/sessions/dc-end/changes?from_index=6`);
+      expect(res.status).toBe(200);
+      seen.push((await res.json()) as Changes);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const body of seen) {
+      if (body.status === 'completed') expect(body, 'a completed answer carries its end').toMatchObject({ finished_at: expect.any(String), answer: 'FINAL' });
+    }
+    expect(seen.at(-1)!.status).toBe('completed');
+  });
+
   it('answers a finished session at once with its final state', async () => {
     bridge = await startBridge();
     bridge.sim.createSession('dc-6', { initialEvents: 3, finished: true });
