@@ -5,7 +5,7 @@
  * sessions claim.
  */
 import type { Context, Hono } from 'hono';
-import { singleQuery } from './validate.ts';
+import { EMPTY_LAST_EVENT_ID, singleQuery } from './validate.ts';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf, streamAccess, type GrantScope } from './auth.ts';
@@ -27,8 +27,10 @@ function scopeOf(scope: GrantScope): { credential: UpstreamCredential | undefine
 
 /** The resume point: the `Last-Event-ID` header, else the `last_event_id` query parameter; 400 when malformed. */
 function resumeOf(c: Context<AppEnv>): ListCursor | undefined {
-  const raw = c.req.header('last-event-id') ?? singleQuery('last_event_id', c.req.queries('last_event_id'));
-  if (raw === undefined || raw === '') return undefined;
+  const header = c.req.header('last-event-id');
+  const raw = header !== undefined && header.trim() !== '' ? header : singleQuery('last_event_id', c.req.queries('last_event_id'));
+  if (raw === undefined) return undefined;
+  if (raw === '') throw new BadRequestError(EMPTY_LAST_EVENT_ID);
   const cursor = parseListCursor(raw);
   if (cursor === null) throw new BadRequestError('last event id is not one of this list stream\'s ids (<epoch>.<version>)');
   return cursor;

@@ -8,7 +8,7 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from './env.ts';
-import { parseIncludeEvents, parseIndex, parseSessionId, singleQuery } from './validate.ts';
+import { EMPTY_LAST_EVENT_ID, parseIncludeEvents, parseIndex, parseSessionId, singleQuery } from './validate.ts';
 import { canonicalOrder, cursorKey, decodeCursor, ENDED, MAX_CURSOR_VALUE } from '../hub/cursor.ts';
 import type { MuxMode } from '../hub/mux-subscriber.ts';
 import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
@@ -104,6 +104,7 @@ export function parseMuxRequest(c: Context<AppEnv>, rawIds: readonly string[], m
   // The header (a browser's reconnect) wins over the query (a new EventSource resuming, which cannot set it).
   const header = c.req.header('last-event-id');
   const lastEventId = header !== undefined && header.trim() !== '' ? header : singleQuery('last_event_id', c.req.queries('last_event_id'));
+  if (lastEventId === '') throw new BadRequestError(EMPTY_LAST_EVENT_ID);
   let values: number[];
   if (lastEventId !== undefined && lastEventId.trim() !== '') {
     values = decodeCursor(lastEventId, key, ids.length);

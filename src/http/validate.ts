@@ -34,6 +34,9 @@ export function singleQuery(name: string, values: readonly string[] | undefined)
 }
 
 /** Parses a non-negative integer index (decimal digits only, at most 2^53 - 1). */
+/** The 400 of a `last_event_id` given with no value (a client's empty "last id": leave the parameter out instead). */
+export const EMPTY_LAST_EVENT_ID = 'last_event_id is empty: give the id of the last event received, or leave the parameter out';
+
 export function parseIndex(name: string, raw: string): number {
   // No trimming: `from_index=+1` reaches here as " 1" (form decoding), which is not an integer.
   if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
@@ -83,12 +86,12 @@ export function parseWaitSeconds(raw: string | undefined, max: number): number {
 /**
  * Where a stream starts: after `Last-Event-ID` if sent (an empty header, which
  * no EventSource sends, counts as absent), else after the `last_event_id`
- * query parameter (a new EventSource cannot set the header), else
- * `from_index`, else 0.
+ * query parameter (a new EventSource cannot set the header; given empty, it is
+ * a 400 as any value that is not an index), else `from_index`, else 0.
  */
 export function parseStartIndex(lastEventId: string | undefined, fromIndex: string | undefined, lastEventIdQuery?: string): number {
   if (lastEventId !== undefined && lastEventId.trim() !== '') return parseIndex('Last-Event-ID', lastEventId) + 1;
-  if (lastEventIdQuery !== undefined && lastEventIdQuery !== '') return parseIndex('last_event_id', lastEventIdQuery) + 1;
+  if (lastEventIdQuery !== undefined) return parseIndex('last_event_id', lastEventIdQuery) + 1;
   if (fromIndex !== undefined) return parseIndex('from_index', fromIndex);
   return 0;
 }

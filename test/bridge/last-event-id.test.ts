@@ -32,9 +32,19 @@ describe('last_event_id on the single stream', () => {
     expect(indicesOf(await readAll(header))).toEqual([4, 5]);
     const query = await fetch(`${bridge.url}/sessions/le-1/events?last_event_id=1&from_index=0`);
     expect(indicesOf(await readAll(query))).toEqual([2, 3, 4, 5]);
-    // An empty value counts as absent, as an empty header does.
-    const empty = await fetch(`${bridge.url}/sessions/le-1/events?last_event_id=&from_index=4`);
-    expect(indicesOf(await readAll(empty))).toEqual([4, 5]);
+    // An empty header counts as absent (no EventSource sends one); an empty query value is not an index: 400.
+    const emptyHeader = await fetch(`${bridge.url}/sessions/le-1/events?from_index=4`, { headers: { 'last-event-id': '' } });
+    expect(indicesOf(await readAll(emptyHeader))).toEqual([4, 5]);
+    for (const query of ['last_event_id=&from_index=4', 'from_index=4&last_event_id=', 'last_event_id=']) {
+      const empty = await fetch(`${bridge.url}/sessions/le-1/events?${query}`);
+      expect(empty.status, query).toBe(400);
+      expect(((await empty.json()) as { error: string }).error).toMatch(/last_event_id/);
+    }
+    for (const path of ['/events?session=le-1&last_event_id=', '/sessions/events?last_event_id=']) {
+      const res = await fetch(`${bridge.url}${path}`);
+      expect(res.status, path).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(/last_event_id/);
+    }
   });
 
   it('refuses a value that is not a non-negative integer with 400, on GET and on HEAD (the hono route)', async () => {
