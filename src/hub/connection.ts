@@ -48,8 +48,8 @@ export abstract class StreamConnection {
   wroteRecently = false;
   /** Until when the subscriber may read, if that is bounded (its token, its key's verdict). */
   access: StreamAccess | undefined;
-  /** Set while the access is being confirmed again (`StreamAccess.renew`). */
-  renewing = false;
+  /** Fires when the access runs out (set only on streams whose access is bounded). */
+  accessTimer: NodeJS.Timeout | undefined = undefined;
   readonly openedAt = performance.now();
   protected readonly res: StreamResponse;
   protected readonly out: ResponseWriter;

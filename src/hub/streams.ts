@@ -32,8 +32,8 @@ export interface StreamsOptions {
 
 const HEARTBEAT = encodeComment('keep-alive');
 
-/** How often open streams are checked for an expired token (ms); a stream outlives its token by at most this. */
-export const TOKEN_EXPIRY_CHECK_MS = 1000;
+/** The longest delay a Node timer takes (ms); an expiry further off is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Something a stream gives back when it closes. */
 export interface Releasable {
@@ -59,9 +59,6 @@ export class Streams {
   private readonly heartbeat: NodeJS.Timeout;
 
   private readonly subscriberOptions: SubscriberOptions;
-  private readonly expiry: NodeJS.Timeout;
-  /** Open streams that carry a token expiry. */
-  private expiring = 0;
 
   constructor(opts: StreamsOptions) {
     this.opts = opts;
@@ -71,14 +68,6 @@ export class Streams {
     this.heartbeat = setInterval(() => {
       for (const sub of this.open) sub.heartbeat(HEARTBEAT);
     }, Math.max(100, Math.floor(opts.heartbeatMs / 3)));
-    // And one that renews or closes streams whose access ran out (revoking by expiry must reach open
-    // streams too); it looks at the streams only while some carry an expiry.
-    this.expiry = setInterval(() => {
-      if (this.expiring === 0) return;
-      const now = Date.now();
-      for (const sub of this.open) if (sub.access !== undefined && !sub.renewing && sub.access.expiresAtMs <= now) this.accessRanOut(sub);
-    }, TOKEN_EXPIRY_CHECK_MS);
-    this.expiry.unref();
     this.heartbeat.unref();
   }
 
@@ -107,8 +96,7 @@ export class Streams {
     // One options object and one close handler for every stream: what a stream owns is kept on it.
     const sub = new StreamSubscriber(res, startIndex, entry, this.subscriberOptions);
     sub.slot = slot;
-    sub.access = access;
-    if (access !== undefined) this.expiring++;
+    this.watchAccess(sub, access);
     this.open.add(sub);
     if (!continues) stats.streamsOpened++;
     log.info({ session: feed.sessionId, from: startIndex, details: feed.includeEvents }, 'stream open');
@@ -140,8 +128,7 @@ export class Streams {
       },
       stats,
     });
-    sub.access = access;
-    if (access !== undefined) this.expiring++;
+    this.watchAccess(sub, access);
     this.open.add(sub);
     if (!continues) stats.streamsOpened++;
     log.info({ sessions: lanes.length, mode }, 'stream open');
@@ -159,8 +146,7 @@ export class Streams {
    * others. Its owner calls `forget` from its close handler.
    */
   adopt(conn: StreamConnection, access: StreamAccess | undefined): void {
-    conn.access = access;
-    if (access !== undefined) this.expiring++;
+    this.watchAccess(conn, access);
     this.open.add(conn);
     this.opts.stats.streamsOpened++;
   }
@@ -178,7 +164,7 @@ export class Streams {
    */
   handOver(conn: StreamConnection): void {
     if (!this.open.delete(conn)) return;
-    if (conn.access !== undefined) this.expiring--;
+    clearTimeout(conn.accessTimer);
     conn.handOver();
   }
 
@@ -194,7 +180,6 @@ export class Streams {
    */
   async close(flushTimeoutMs = 0): Promise<void> {
     clearInterval(this.heartbeat);
-    clearInterval(this.expiry);
     const flushing = [...this.open].map((sub) => sub.flushed());
     this.closeAll('shutdown');
     if (flushing.length === 0 || flushTimeoutMs <= 0) return;
@@ -237,6 +222,23 @@ export class Streams {
   }
 
   /**
+   * Sets the stream's access and a timer at its end (revoking by expiry reaches open streams too, at the
+   * moment a token's `exp` says, not at the next sweep).
+   */
+  private watchAccess(sub: StreamConnection, access: StreamAccess | undefined): void {
+    clearTimeout(sub.accessTimer);
+    sub.access = access;
+    if (access === undefined) return;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, access.expiresAtMs - Date.now()));
+    sub.accessTimer = setTimeout(() => {
+      if (sub.closed || sub.access !== access) return;
+      if (Date.now() < access.expiresAtMs) this.watchAccess(sub, access);
+      else this.accessRanOut(sub);
+    }, delay);
+    sub.accessTimer.unref();
+  }
+
+  /**
    * A stream's access ran out: confirmed again where it can be (an upstream
    * key's verdict), else ended with a last `event: error` naming why, so a
    * client knows to renew its token (or stop) before resuming.
@@ -244,16 +246,14 @@ export class Streams {
   private accessRanOut(sub: StreamConnection): void {
     const renew = sub.access?.renew;
     if (!renew) return this.refuse(sub, 'token_expired', 'expired');
-    sub.renewing = true;
     renew().then(
       (next) => {
-        sub.renewing = false;
-        if (typeof next === 'number') sub.access = { ...sub.access!, expiresAtMs: next };
+        if (sub.closed) return;
+        if (typeof next === 'number') this.watchAccess(sub, { ...sub.access!, expiresAtMs: next });
         else this.refuse(sub, next.error, 'revoked');
       },
       (err: unknown) => {
         // A renewal that cannot be made is a refusal: a stream never reads on unconfirmed access.
-        sub.renewing = false;
         this.opts.log.warn({ err }, 'stream access could not be confirmed again');
         this.refuse(sub, 'access_unconfirmed', 'revoked');
       },
@@ -267,7 +267,7 @@ export class Streams {
   }
 
   private count(reason: CloseReason, sub: StreamConnection): void {
-    if (sub.access !== undefined) this.expiring--;
+    clearTimeout(sub.accessTimer);
     const { stats } = this.opts;
     stats.streamsClosed[reason] = (stats.streamsClosed[reason] ?? 0) + 1;
     if (reason === 'slow') stats.slowDropped++;

@@ -40,6 +40,18 @@ describe('a token expiring on an open stream', () => {
     expect(rest.at(-1)?.event).toBe('end');
   });
 
+  it('ends the stream at the token\'s exp: no event the upstream emitted after it is sent', async () => {
+    // An event every 50 ms for 10 s: a stream that outlived its token would carry some emitted after exp.
+    bridge.sim.createSession('te-at', { initialEvents: 1, emitEveryMs: 50, batchSize: 1, emitCount: 200 });
+    const exp = now() + 2;
+    const frames = await framesOf(`${bridge.url}/sessions/te-at/events?access_token=${await token(['te-at'], { exp })}`);
+    expect(frames.at(-1)).toMatchObject({ event: 'error', data: '{"error":"token_expired"}' });
+    const emitted = frames.filter((f) => f.event === undefined).map((f) => Date.parse(JSON.parse(f.data!).timestamp as string));
+    expect(emitted.length).toBeGreaterThan(10);
+    // (100 ms for a busy machine's timer and the upstream hop; a check once a second let through up to a second's.)
+    expect(emitted.filter((t) => t >= exp * 1000 + 100), 'events emitted after exp').toEqual([]);
+  });
+
   it('ends a multi-session stream the same way, and its cursor resumes every session', async () => {
     bridge.sim.createSession('te-2', { initialEvents: 2 });
     bridge.sim.createSession('te-3', { initialEvents: 1 });
