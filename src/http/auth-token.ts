@@ -29,6 +29,11 @@ export const JWKS_TIMEOUT_MS = 5_000;
 export const DEFAULT_JWKS_COOLDOWN_MS = 1_000;
 /** After a failed fetch (endpoint down, hanging, garbage), how long tokens are answered from the last keys without asking it (ms). */
 export const JWKS_FAILED_REST_MS = 30_000;
+/**
+ * The same rest before any key set was fetched (ms): tokens are refused (401) at once meanwhile, rather than each
+ * waiting JWKS_TIMEOUT_MS on an endpoint that hangs; shorter, as no token at all can be accepted until it answers.
+ */
+export const JWKS_FAILED_REST_NO_KEYS_MS = 5_000;
 /** Longest a token with an unknown kid waits for the next fetch (ms); with a longer cooldown left it is refused at once. */
 export const JWKS_MAX_WAIT_MS = 5_000;
 /** Kids remembered as absent from the current key set at most (a flood of made-up kids cannot grow it further). */
@@ -100,6 +105,7 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySo
   const fetched: JWKSCacheInput = {};
   const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS, [jwksCache]: fetched });
   let failedAtMs = Number.NEGATIVE_INFINITY;
+  let failure: unknown;
   let lastSet: { jwks: JSONWebKeySet; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
   const lastKeys = (jwks: JSONWebKeySet) => {
     if (lastSet?.jwks !== jwks) lastSet = { jwks, keys: createLocalJWKSet(jwks) };
@@ -110,12 +116,14 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySo
     // After a failed fetch the endpoint rests: tokens are answered from the last set at once, rather than each
     // waiting up to JWKS_TIMEOUT_MS on an endpoint that is down.
     if (last !== undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_MS) return lastKeys(last)(header, token);
+    if (last === undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_NO_KEYS_MS) throw failure;
     try {
       return await remote(header, token);
     } catch (err) {
       // No matching key is a verdict on the token; anything else is the fetch failing (down, timeout, bad answer).
       if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
       failedAtMs = performance.now();
+      failure = err;
       if (last === undefined) throw err;
       return lastKeys(last)(header, token);
     }

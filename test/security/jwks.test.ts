@@ -11,7 +11,7 @@ import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { startBridge, type Bridge } from '../helpers/harness.ts';
 import { makeKey, sign, startJwksServer, type JwksServer, type TestKey } from '../helpers/jwks.ts';
 import { JWT_SECRET, token as hsToken } from './helpers.ts';
-import { createJwtAuthorizer, createTokenVerifier, JWKS_MAX_WAIT_MS } from '../../src/http/auth-token.ts';
+import { createJwtAuthorizer, createTokenVerifier, JWKS_FAILED_REST_NO_KEYS_MS, JWKS_MAX_WAIT_MS, JWKS_TIMEOUT_MS } from '../../src/http/auth-token.ts';
 import { UnauthorizedError } from '../../src/errors.ts';
 
 const ISSUER = 'https://idp.example.com/';
@@ -225,6 +225,29 @@ describe('the JWKS endpoint down', () => {
       await idp.close();
     }
   }, 20_000);
+
+  it('refuses tokens at once while an endpoint that hung before any key was fetched rests (JWKS_FAILED_REST_NO_KEYS_MS), then asks it again', async () => {
+    const idp = await startJwksServer([rsa]);
+    try {
+      idp.stall(true);
+      const authorize = createJwtAuthorizer({ jwksUrl: idp.url });
+      const ask = async (t: string) => authorize({ authorization: `Bearer ${t}`, accessToken: undefined, cookie: undefined }, ['x']);
+      const known = await sign(rsa, { sessions: ['*'] });
+      // The first waits for the fetch to time out.
+      await expect(ask(known)).rejects.toBeInstanceOf(UnauthorizedError);
+      expect(idp.requests).toBe(1);
+      // The next ones are refused without asking (each would wait JWKS_TIMEOUT_MS, 5 s, otherwise).
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) await expect(ask(known)).rejects.toBeInstanceOf(UnauthorizedError);
+      expect(performance.now() - t0).toBeLessThan(JWKS_TIMEOUT_MS);
+      expect(idp.requests).toBe(1);
+      idp.stall(false);
+      await new Promise((r) => setTimeout(r, JWKS_FAILED_REST_NO_KEYS_MS));
+      await expect(ask(known)).resolves.toMatchObject({ scope: { kind: 'all' } });
+    } finally {
+      await idp.close();
+    }
+  }, 30_000);
 
   it('refuses every token with 401 when no key could ever be fetched', async () => {
     const idp = await startJwksServer([rsa]);
