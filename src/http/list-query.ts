@@ -70,6 +70,18 @@ const FILTERS: Readonly<Record<string, { repeat: boolean; check: Check }>> = {
   size: { repeat: false, check: integer(1, LIST_PAGE_SIZE_MAX) },
 };
 
+/**
+ * The same filter over the whole list (no `page`, no `size`): what a viewer limited to some sessions (a token's
+ * claim) is served from, as a page cut from the operator's list would hold few of its sessions, or none.
+ */
+export function wholeList(filter: ListFilter): ListFilter {
+  if (!filter.params.has('page') && !filter.params.has('size')) return filter;
+  const params = new URLSearchParams(filter.params);
+  params.delete('page');
+  params.delete('size');
+  return { params, key: params.toString(), statuses: filter.statuses };
+}
+
 /** Checks the query (400 for anything unknown or malformed) and returns the canonical filter. */
 export function parseListFilter(query: URLSearchParams): ListFilter {
   const values = new Map<string, Set<string>>();

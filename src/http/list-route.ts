@@ -11,7 +11,7 @@ import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf, streamAccess, type GrantScope } from './auth.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { methodNotAllowed } from './methods.ts';
-import { parseListFilter } from './list-query.ts';
+import { parseListFilter, wholeList } from './list-query.ts';
 import { parseListCursor, type ListCursor } from '../hub/list-feed.ts';
 import { startListStream } from '../hub/list-stream.ts';
 import { responseGone, STREAM_HEAD_ANSWER_HEADERS } from '../hub/writer.ts';
@@ -50,7 +50,7 @@ async function openListStream(c: Context<AppEnv>, deps: AppDeps): Promise<Respon
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), []);
   let entry;
   try {
-    entry = await deps.lists.acquire(filter, credential);
+    entry = await deps.lists.acquire(allow === undefined ? filter : wholeList(filter), credential);
   } catch (err) {
     slot.release();
     throw err;

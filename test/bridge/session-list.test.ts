@@ -190,6 +190,17 @@ describe('GET /sessions/events: scope and trouble', () => {
         narrow.close();
         wide.close();
       }
+      // A page of the operator's list (three newest of eight) would hold none of the token's older sessions: the
+      // token gets its own sessions, and a total that counts them.
+      for (const name of ['four', 'five', 'six', 'seven', 'eight']) await create(b, name);
+      const paged = record(`${b.url}/sessions/events?sort=-created_at&size=3&access_token=${await token(ids, 600)}`, { events: LIST_EVENTS });
+      try {
+        await paged.until((r) => r.messages.some((m) => m.type === 'snapshot'), 10_000);
+        expect(new Set(listOf(paged).keys())).toEqual(new Set(ids));
+        expect(paged.messages.find((m) => m.type === 'snapshot')!.data.total).toBe(3);
+      } finally {
+        paged.close();
+      }
       expect((await fetch(`${b.url}/sessions/events`)).status).toBe(401);
       const expired = await fetch(`${b.url}/sessions/events?access_token=${await token(['*'], -60)}`);
       expect(expired.status).toBe(401);
