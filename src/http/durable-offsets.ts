@@ -139,6 +139,37 @@ export function jsonArray(messages: readonly Buffer[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Bytes of messages sent per pull of a streamed answer; messages of `STREAM_OWN_PART_BYTES` or more go as they are. */
+const STREAM_PART_BYTES = 64 * 1024;
+const STREAM_OWN_PART_BYTES = 16 * 1024;
+
+/** The same JSON array as a stream: small messages gathered into parts, large ones sent as they are (never all copied into one buffer). */
+export function jsonArrayStream(messages: readonly Buffer[]): ReadableStream<Uint8Array> {
+  let k = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const small: Buffer[] = k === 0 ? [OPEN] : [];
+      const flush = () => {
+        if (small.length > 0) controller.enqueue(small.length === 1 ? small[0]! : Buffer.concat(small));
+        small.length = 0;
+      };
+      for (let size = 0; k < messages.length && size < STREAM_PART_BYTES; k++) {
+        if (k > 0) small.push(COMMA);
+        const m = messages[k]!;
+        size += m.length;
+        if (m.length < STREAM_OWN_PART_BYTES) small.push(m);
+        else {
+          flush();
+          controller.enqueue(m);
+        }
+      }
+      if (k === messages.length) small.push(CLOSE);
+      flush();
+      if (k === messages.length) controller.close();
+    },
+  });
+}
+
 const OPEN = Buffer.from('[');
 const COMMA = Buffer.from(',');
 const CLOSE = Buffer.from(']');

@@ -30,6 +30,8 @@ export interface Batch {
   closed: boolean;
   /** The range can no longer change (a cache may keep it as long as it likes). */
   fixed: boolean;
+  /** It stopped short of its bound for want of history that exists (a read that failed or came back empty): no cache may keep it. */
+  partial?: boolean;
 }
 
 /** The status a feed shows now, as a stream message with a version (0 while the upstream has not answered). */
@@ -140,11 +142,12 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
       if (frames.length === 0) break;
     }
   }
-  // A chunk that stopped at its bound holds exactly the same events for every reader: fixed.
+  // A chunk that stopped at its bound holds exactly the same events for every reader: fixed. One that stopped
+  // before it (the history read gave less) may hold more next time: not kept by any cache.
   const bounded = at >= end || full();
   if (at < feed.nextIndex || (bounded && feed.ended)) {
     if (messages.length === 0) throw new UpstreamUnavailableError('history not available', HISTORY_RETRY_AFTER_SECONDS);
-    return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: false, closed: false, fixed: true };
+    return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: false, closed: false, fixed: bounded, ...(bounded ? {} : { partial: true }) };
   }
   if (feed.ended) {
     messages.push(recordMessage('end', frameData(feed.endFrame!)));
@@ -167,19 +170,20 @@ export async function readToTail(deps: AppDeps, entry: FeedEntry, first: Batch, 
   const messages = [...first.messages];
   let bytes = messages.reduce((n, m) => n + m.length, 0);
   let batch = first;
-  while (!batch.upToDate && !batch.closed && bytes < CATCH_UP_MAX_BYTES) {
+  while (!batch.upToDate && !batch.closed && !batch.partial && bytes < CATCH_UP_MAX_BYTES) {
     let next: Batch;
     try {
       next = await readBatch(deps, entry, batch.next, signal);
     } catch (err) {
       if (signal.aborted || !(err instanceof UpstreamUnavailableError)) throw err;
-      break;
+      // Cut short: what it holds is right, but the same request may get more next time.
+      return { ...batch, messages, fixed: false, partial: true };
     }
-    if (next.messages.length === 0 && !next.closed) break;
+    if (next.messages.length === 0 && !next.closed) return { ...batch, messages, fixed: false, partial: true };
     for (const m of next.messages) bytes += m.length;
     messages.push(...next.messages);
     batch = next;
   }
-  // Fixed when its last chunk is: every chunk before it stopped at its bound.
+  // Fixed when its last chunk is (every chunk before it stopped at its bound); partial when that one is.
   return { ...batch, messages };
 }

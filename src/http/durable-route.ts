@@ -17,7 +17,7 @@ import {
   etagMatches,
   etagOf,
   formatOffset,
-  jsonArray,
+  jsonArrayStream,
   nextCursor,
   parseCursor,
   parseLive,
@@ -77,9 +77,10 @@ async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
     return c.body(null, 204, { ...protocolHeaders(batch), ...liveHeaders, 'cache-control': 'no-store' });
   }
   const etag = etagOf(feed.sessionId, startRaw, formatOffset(batch.next));
-  const headers = { ...protocolHeaders(batch), ...liveHeaders, etag, 'cache-control': cacheControl(isPublic, batch.fixed) };
+  const headers = { ...protocolHeaders(batch), ...liveHeaders, etag, 'cache-control': batch.partial ? 'no-store' : cacheControl(isPublic, batch.fixed) };
   if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
-  return c.body(new Uint8Array(jsonArray(batch.messages)), 200, headers);
+  // Sent as it is held: a catch-up answer of tens of MB is not copied into one buffer first.
+  return c.body(jsonArrayStream(batch.messages), 200, headers);
 }
 
 /** `offset=now` (PROTOCOL.md 6): catch-up answers `[]` at the tail; long-poll and SSE start there. */

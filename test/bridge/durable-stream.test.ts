@@ -117,6 +117,26 @@ describe('history the buffer no longer holds', () => {
   });
 });
 
+describe('history that cannot be read', () => {
+  it('a catch-up answer cut short by a failed history read is not cached, and the next read from its offset goes on', async () => {
+    const b = await startReal({ SESSION_MAX_EVENTS: '40' });
+    b.sim.createSession('cut', { initialEvents: 330, imageBytes: 0 });
+    b.sim.finish('cut', { answer: 'cut', closingEvents: true });
+    const url = `${b.url}/v1/stream/sessions/cut`;
+    // The loop drains the session (the buffer keeps the last 40); then the first history read works, the second fails.
+    expect((await fetch(`${url}?offset=now`)).headers.get('stream-closed')).toBe('true');
+    b.sim.faults.script([{ kind: 'patch', body: { x_note: 'read' } }, { kind: 'http', status: 500 }], { session: 'cut' });
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('stream-up-to-date')).toBeNull();
+    const first = (await res.json()) as any[];
+    expect(indicesOf(first)).toEqual(range(100));
+    const rest = await readDurable(url, { live: false, offset: res.headers.get('stream-next-offset')! });
+    expectWholeSession({ items: [...first, ...rest.items], offsets: rest.offsets, closed: rest.closed }, b.sim.eventCount('cut'), 'cut');
+  });
+});
+
 describe('a live session', () => {
   for (const live of ['long-poll', 'sse'] as const) {
     it(`is followed with live=${live} through connections cut for real, every event once, then closed`, async () => {
