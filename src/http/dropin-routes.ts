@@ -101,6 +101,8 @@ function nothingNew(c: Context<AppEnv>, feed: Feed): Response {
 async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, from: number, limit: number, waitSeconds: number): Promise<Response> {
   const { feed } = entry;
   const signal = c.req.raw.signal;
+  // Every wait below shares one bound: the caller's own wait, or the unsettled-loop bound when that is longer.
+  const deadline = performance.now() + Math.max(waitSeconds * 1000, UNSETTLED_WAIT_MS);
   requireKnown(feed, deps);
   let statusChanged = false;
   if (from >= feed.nextIndex && !feed.ended) {
@@ -122,7 +124,7 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   }
   // The loop heard the end from /status and is draining it: the upstream's changes answers now carry the end's
   // finished_at and answer with the terminal status. Answered once the drain has them (bounded), never the status without them.
-  if (draining(feed)) await waitFor(feed, () => !draining(feed), UNSETTLED_WAIT_MS, signal);
+  if (draining(feed)) await waitFor(feed, () => !draining(feed), Math.max(0, deadline - performance.now()), signal);
   // Checked after any wait too: the buffer may have dropped `from` meanwhile (a burst past its bounds).
   if (from < feed.baseIndex) {
     // Older than what the buffer holds: read it again from upstream (kept for the next caller when it fits).

@@ -127,8 +127,8 @@ describe('GET /sessions/{id}/changes', () => {
     const b = bridge;
     b.sim.createSession('dc-end', { initialEvents: 6 });
     const held = fetch(`${b.url}/sessions/dc-end/changes?from_index=6&wait_for_seconds=20`);
-    await eventually(() => b.sim.stats('dc-end').changes >= 1, 5000, 'the loop polling');
-    await new Promise((r) => setTimeout(r, 300));
+    // The loop's long-poll is held at the head: the faults below reach only the calls after it.
+    await eventually(() => b.sim.stats('dc-end').inFlightChanges === 1 && (b.sim.stats('dc-end').changesByWait.waiting ?? 0) >= 1, 5000, 'the loop holding a long-poll');
     // After the long-poll that brings the closing events: the next one finds nothing new (204), /status says
     // completed, and the drain that fetches the end's changes answer takes about a second.
     b.sim.faults.script([{ kind: 'no-change' }, { kind: 'slow-body', chunkDelayMs: 400, chunks: 3 }], { session: 'dc-end' });
