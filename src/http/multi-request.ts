@@ -104,9 +104,9 @@ export function parseMuxRequest(c: Context<AppEnv>, rawIds: readonly string[], m
   // The header (a browser's reconnect) wins over the query (a new EventSource resuming, which cannot set it).
   const header = c.req.header('last-event-id');
   const lastEventId = header !== undefined && header.trim() !== '' ? header : singleQuery('last_event_id', c.req.queries('last_event_id'));
-  if (lastEventId === '') throw new BadRequestError(EMPTY_LAST_EVENT_ID);
+  if (lastEventId !== undefined && lastEventId.trim() === '') throw new BadRequestError(EMPTY_LAST_EVENT_ID);
   let values: number[];
-  if (lastEventId !== undefined && lastEventId.trim() !== '') {
+  if (lastEventId !== undefined) {
     values = decodeCursor(lastEventId, key, ids.length);
     if (mode === 'overview' && values.some((v) => v > 1)) throw new BadRequestError('Last-Event-ID holds event positions, which an overview stream has none of');
   } else values = ids.map(() => (mode === 'overview' ? 1 : fromIndex + 1));

@@ -33,10 +33,10 @@ export function singleQuery(name: string, values: readonly string[] | undefined)
   return values[0];
 }
 
-/** Parses a non-negative integer index (decimal digits only, at most 2^53 - 1). */
 /** The 400 of a `last_event_id` given with no value (a client's empty "last id": leave the parameter out instead). */
 export const EMPTY_LAST_EVENT_ID = 'last_event_id is empty: give the id of the last event received, or leave the parameter out';
 
+/** Parses a non-negative integer index (decimal digits only, at most 2^53 - 1). */
 export function parseIndex(name: string, raw: string): number {
   // No trimming: `from_index=+1` reaches here as " 1" (form decoding), which is not an integer.
   if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
@@ -91,6 +91,7 @@ export function parseWaitSeconds(raw: string | undefined, max: number): number {
  */
 export function parseStartIndex(lastEventId: string | undefined, fromIndex: string | undefined, lastEventIdQuery?: string): number {
   if (lastEventId !== undefined && lastEventId.trim() !== '') return parseIndex('Last-Event-ID', lastEventId) + 1;
+  if (lastEventIdQuery === '') throw new BadRequestError(EMPTY_LAST_EVENT_ID);
   if (lastEventIdQuery !== undefined) return parseIndex('last_event_id', lastEventIdQuery) + 1;
   if (fromIndex !== undefined) return parseIndex('from_index', fromIndex);
   return 0;
