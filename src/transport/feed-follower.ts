@@ -55,6 +55,12 @@ export class FeedFollower implements ReadTarget {
    * again: the feed may have moved past it meanwhile (served from the upstream while Redis was away).
    */
   private applied: { born: string | null; id: string } | null = null;
+  /**
+   * The newest status the log wrote below this copy's position (see `behind`), not shown: once the log's events
+   * reach the copy's position with no status after it, it is the log's latest word (a leader that took over
+   * writes a status only when it changes, often on its first page, below the copy), and is shown then.
+   */
+  private hidden: { state: LogState; since: number | null } | null = null;
 
   constructor(feed: Feed, keys: LogKeys, deps: FollowerDeps, signal: AbortSignal) {
     this.feed = feed;
@@ -140,8 +146,13 @@ export class FeedFollower implements ReadTarget {
         const behind = this.behind(meta.next);
         // Whatever the log no longer holds below its head comes from upstream, the session over or not.
         if (meta.next !== null && !(await this.reach(meta.next))) return;
-        if (meta.ended || !(behind || this.seen(meta.born, meta.stateId))) this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined, meta.statusSince);
-        else this.publish([], feed.nextIndex, this.clusterPart(meta.state));
+        if (meta.ended || !(behind || this.seen(meta.born, meta.stateId))) {
+          this.hidden = null;
+          this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined, meta.statusSince);
+        } else {
+          if (behind) this.hidden = { state: meta.state, since: meta.statusSince };
+          this.publish([], feed.nextIndex, this.clusterPart(meta.state));
+        }
         if (meta.stateId !== null) this.applied = { born: meta.born, id: meta.stateId };
       }
       if (feed.ended || this.signal.aborted || generation !== this.generation) return;
@@ -182,9 +193,12 @@ export class FeedFollower implements ReadTarget {
       from = feed.nextIndex;
     };
     if (live && entries.some((e) => e.kind !== 'released')) this.deps.onLogWritten(entries.some((e) => e.kind === 'event'));
+    // How far the log's events reach in these entries (for a status held back while the copy was ahead of it).
+    let logReach = -1;
     for (const entry of entries) {
       if (feed.ended || this.signal.aborted) return;
       if (entry.kind === 'event') {
+        logReach = entry.index + 1;
         if (entry.index < from + batch.length) {
           // Held already, unless the copy is empty and the log starts before it.
           if (batch.length > 0 || feed.nextIndex !== feed.baseIndex) continue;
@@ -206,8 +220,13 @@ export class FeedFollower implements ReadTarget {
         }
         // A refused end is for the readers that were live then; one catching up starts over (with a new loop).
         const end = live || entry.end === 'over' ? (entry.end ?? undefined) : undefined;
-        if (behind && end === undefined) flush(this.clusterPart(entry.state));
-        else flush(entry.state, end, entry.since);
+        if (behind && end === undefined) {
+          this.hidden = { state: entry.state, since: entry.since };
+          flush(this.clusterPart(entry.state));
+        } else {
+          this.hidden = null;
+          flush(entry.state, end, entry.since);
+        }
         this.applied = { born, id: entry.id };
       } else {
         flush(null);
@@ -215,6 +234,11 @@ export class FeedFollower implements ReadTarget {
       }
     }
     flush(null);
+    if (this.hidden !== null && logReach >= feed.nextIndex && !feed.ended) {
+      const { state, since } = this.hidden;
+      this.hidden = null;
+      this.publish([], feed.nextIndex, state, undefined, since);
+    }
   }
 
   // Brings the feed up to `to` (exclusive) from the log or upstream, retrying until done or stopped.

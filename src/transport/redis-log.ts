@@ -11,7 +11,8 @@
  *               base, next (first and next event index), until (when the
  *               lease runs out unless renewed, Redis time ms), state (latest
  *               LogState JSON), status_since (when the status it shows was
- *               first written, Redis time ms), end ('over' once the session
+ *               first written, Redis time ms), state_id (the stream id of the
+ *               entry that wrote state), end ('over' once the session
  *               is over), released ('1' when the last leader let go)
  *   P{T}:log    stream, trimmed with MAXLEN ~: event i at id `(i+1)-0`
  *               (field e = the event's JSON); status updates at `n-k`, k ≥ 1,
