@@ -36,6 +36,12 @@ import { createRedisListSource } from './redis-lists.ts';
 export const CLUSTER_FIRST_CONTACT_WAIT_MS = 15_000;
 /** How often the instance looks whether Redis has been away long enough to serve its sessions around it (ms). */
 export const AWAY_CHECK_MS = 250;
+/**
+ * Redis away this long (ms), a leader stops its loop (its long-poll in flight is abandoned) until Redis answers and
+ * its lease is confirmed: before any instance serves a session around Redis (STORE_DOWN_WAIT_MS), so no loop of a
+ * leader's that cannot write runs beside one (an upstream call hung since before the outage included).
+ */
+export const LEADER_PAUSE_AFTER_MS = 1000;
 /** Longest wait for the leases to be let go at shutdown (ms). */
 export const RELEASE_WAIT_MS = 3000;
 
@@ -91,12 +97,18 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
   });
   const followers = new Set<FeedFollower>();
   const bypasses = new StoreBypasses(log);
-  // Redis away (down, or silent) for STORE_DOWN_WAIT_MS or more: each supply decides whether to serve around it.
+  // Redis away (down, or silent) for LEADER_PAUSE_AFTER_MS or more: each supply decides whether to pause its loop,
+  // or to serve around Redis (from STORE_DOWN_WAIT_MS on).
   const whenAway = new Set<(awayMs: number) => void>();
+  // Redis answering again: every session served around it goes back to the log at once, before any instance may
+  // lead it again (a Redis that restarted holds its leases a few seconds, lease.ts): no loop of its own is left
+  // running beside a new leader's.
+  const whenBack = new Set<() => void>();
   const awayWatch = setInterval(() => {
     const since = redis.awaySince;
     const awayMs = since === null ? 0 : performance.now() - since;
-    if (awayMs >= STORE_DOWN_WAIT_MS) for (const fn of whenAway) fn(awayMs);
+    if (awayMs >= LEADER_PAUSE_AFTER_MS) for (const fn of whenAway) fn(awayMs);
+    else if (redis.state === 'ok' && bypasses.count('unreachable') > 0) for (const fn of whenBack) fn();
   }, AWAY_CHECK_MS);
   awayWatch.unref();
   const running = new Set<Promise<void>>();
@@ -132,6 +144,8 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       let direct: AbortController | null = null;
       let directWhy: Bypass = 'unreachable';
       let leadNotBefore = 0;
+      // Ends the running leader loop (not the lease): see LEADER_PAUSE_AFTER_MS.
+      let pauseLoop: AbortController | null = null;
       const serveDirectly = (why: Bypass) => {
         if (why === 'full') leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
         if (direct !== null || stop.signal.aborted || feed.ended) return;
@@ -186,6 +200,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           log,
         );
         let refusedOpen = false;
+        const paused = new AbortController();
+        pauseLoop = paused;
+        const loopSignal = AbortSignal.any([term.signal, paused.signal]);
         poller = new Poller(
           {
             // This instance's accepted callers (never written to Redis): see docs/auth-upstream.md for followers.
@@ -213,7 +230,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
             },
             onState: (s) => (loopState = s),
           },
-          term.signal,
+          loopSignal,
         );
         log.info({ session: feed.sessionId, details: feed.includeEvents, from: sink.nextIndex, fence: term.token }, 'leading the session: loop started');
         const loop = poller;
@@ -226,6 +243,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           if (led.size === 0 && leading.get(feed.sessionId) === led) leading.delete(feed.sessionId);
         }
         poller = null;
+        pauseLoop = null;
         loopState = 'stopped';
         if (sink.outOfMemory) {
           serveDirectly('full');
@@ -267,9 +285,17 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       // still run (it waits for its writes, and stops at its lease's end): a short outage costs a pause, not a
       // loop per instance.
       const onAway = (awayMs: number) => {
+        if (pauseLoop !== null && !pauseLoop.signal.aborted) {
+          log.info({ session: feed.sessionId, awayMs: Math.round(awayMs) }, 'redis away: leader loop paused until its lease is confirmed');
+          pauseLoop.abort();
+        }
         if (!feed.ended && awayMs >= (isKnown(feed.snapshot) ? settings.leaseMs : STORE_DOWN_WAIT_MS)) serveDirectly('unreachable');
       };
       whenAway.add(onAway);
+      const onBack = () => {
+        if (direct !== null && directWhy === 'unreachable') logWritten(true);
+      };
+      whenBack.add(onBack);
       const waitTimer = setTimeout(() => {
         if (isKnown(feed.snapshot) || feed.ended || feed.upstreamError !== null) return;
         const reason = 'no answer from the session leader yet';
@@ -284,6 +310,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       const done = Promise.all([keeper.run(), follower.stopped()]).finally(() => {
         clearTimeout(waitTimer);
         whenAway.delete(onAway);
+        whenBack.delete(onBack);
         followers.delete(follower);
         signal.removeEventListener('abort', onAbort);
         resolveContact({ kind: 'unavailable', reason: 'loop stopped' });

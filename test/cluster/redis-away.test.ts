@@ -18,6 +18,7 @@ import { silentLogger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics.ts';
 import { eventually } from '../helpers/harness.ts';
 import { startThrottleProxy } from '../helpers/throttle-proxy.ts';
+import { watchLongPolls } from '../chaos/long-poll-watch.ts';
 
 const parts = inProcessParts();
 
@@ -75,6 +76,37 @@ for (const how of ['hung', 'killed'] as const) {
     expect(tail.length).toBe(1);
   }, 90_000);
 }
+
+it('a leader whose long-poll hangs when Redis goes away abandons it before another instance serves the session around Redis: never two long-polls at once', async () => {
+  const redis = (parts.redis = await startRedis());
+  const sim = (parts.sim = await createSimulator({}));
+  // Found by the cluster chaos run (seed 1593808714): the leader's call hung by an upstream fault was still out,
+  // waiting for its wait plus a 10 s margin, when an instance new to the session served it around Redis.
+  const watch = await watchLongPolls(sim.url);
+  try {
+    sim.createSession('hung', { initialEvents: 2, emitEveryMs: 100, batchSize: 1, emitCount: 200 });
+    const start = serverStarter(parts, { UPSTREAM_URL: watch.url });
+    const [a, b] = [await start(), await start()];
+    const onA = record(`${a.url}/sessions/hung/events`);
+    parts.recorders.push(onA);
+    await onA.until((x) => x.indices().length >= 5, 10_000);
+    // The leader's next long-poll hangs: the upstream never answers it.
+    sim.faults.script([{ kind: 'hang' }], { session: 'hung' });
+    await eventually(() => sim.stats('hung').faultsServed >= 1, 5000, 'the hung long-poll');
+    redis.pause();
+    // New to B: served around Redis after STORE_DOWN_WAIT_MS, with its own loop.
+    const onB = record(`${b.url}/sessions/hung/events`);
+    parts.recorders.push(onB);
+    // Events emitted after B began serving it reach B only through its own long-polls.
+    await eventually(() => told(onB), 10_000, 'B serving around Redis');
+    const emitted = sim.eventCount('hung');
+    await onB.until((x) => x.indices().length >= emitted + 10, 15_000);
+    expect(watch.maxInFlight('hung')).toBe(1);
+  } finally {
+    redis.resume();
+    await watch.close();
+  }
+}, 60_000);
 
 it('a Redis that stops answering: a waiting command fails once it is judged silent, new ones fail at once, the connection says "not answering", and "ok" once Redis answers', async () => {
   const redis = (parts.redis = await startRedis());
