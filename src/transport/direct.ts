@@ -30,7 +30,7 @@ const BYPASS_LOG: Record<Bypass, string> = {
 /** After a write refused for want of memory, how long an instance serves directly before it tries to lead again (ms). */
 export const STORE_FULL_RETRY_MS = 5000;
 /** How long Redis may be away (down, or silent) before a session it never carried here is served around it (ms); one it carries waits a lease. */
-export const STORE_DOWN_WAIT_MS = 1500;
+export const STORE_DOWN_WAIT_MS = 2000;
 /** The abort reason of a direct loop that stops because the shared log is written again. */
 export const LOG_WRITTEN = 'log written again';
 

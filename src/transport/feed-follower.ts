@@ -129,7 +129,10 @@ export class FeedFollower implements ReadTarget {
       const meta = decodeMeta(flatMeta);
       if (!placed) {
         placed = true;
-        if (this.applied !== null && this.applied.born !== meta.born) this.applied = null;
+        if (this.applied !== null && this.applied.born !== meta.born) {
+          this.applied = null;
+          this.hidden = null;
+        }
         if (meta.next !== null) this.place(meta.next, meta.base ?? meta.next);
         // A log without events keeps its statuses at 0-k (it may still move its start back): read it all.
         const from = meta.next === null || meta.next === meta.base ? '0-0' : afterEventsBefore(feed.nextIndex);
@@ -142,8 +145,11 @@ export class FeedFollower implements ReadTarget {
       if (raw.length > 0) start = raw.at(-1)![0];
       if (raw.length >= CATCH_UP_PAGE) continue;
       this.born = meta.born;
+      // A log behind this copy: read on live from its head, so the statuses a leader writes while its events catch
+      // up with the copy arrive (held back until they do), not only those written past the copy.
+      const behind = this.behind(meta.next);
+      if (behind && raw.length === 0) start = afterEventsBefore(meta.next!);
       if (meta.state && !feed.ended) {
-        const behind = this.behind(meta.next);
         // Whatever the log no longer holds below its head comes from upstream, the session over or not.
         if (meta.next !== null && !(await this.reach(meta.next))) return;
         if (meta.ended || !(behind || this.seen(meta.born, meta.stateId))) {

@@ -37,7 +37,8 @@ export const CLUSTER_FIRST_CONTACT_WAIT_MS = 15_000;
 /** How often the instance looks whether Redis has been away long enough to serve its sessions around it (ms). */
 export const AWAY_CHECK_MS = 250;
 /**
- * Redis away this long (ms), a leader stops its loop (its long-poll in flight is abandoned) until Redis answers and
+ * Redis away this long (ms), and still away at the next look (a silence judged on a stuck probe connection ends
+ * when a PING on the commands' connection is answered: leaders are not stopped for it), a leader stops its loop (its long-poll in flight is abandoned) until Redis answers and
  * its lease is confirmed: before any instance serves a session around Redis (STORE_DOWN_WAIT_MS), so no loop of a
  * leader's that cannot write runs beside one (an upstream call hung since before the outage included).
  */
@@ -99,15 +100,18 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
   const bypasses = new StoreBypasses(log);
   // Redis away (down, or silent) for LEADER_PAUSE_AFTER_MS or more: each supply decides whether to pause its loop,
   // or to serve around Redis (from STORE_DOWN_WAIT_MS on).
-  const whenAway = new Set<(awayMs: number) => void>();
+  const whenAway = new Set<(awayMs: number, confirmed: boolean) => void>();
+  // Looks in a row that found Redis away.
+  let awayLooks = 0;
   // Redis answering again: every session served around it goes back to the log at once, before any instance may
-  // lead it again (a Redis that restarted holds its leases a few seconds, lease.ts): no loop of its own is left
-  // running beside a new leader's.
+  // lead it again (a Redis that restarted holds its leases a few seconds, lease.ts), rather than at its next lease
+  // attempt (which may come as another instance starts leading). Its streams pause until a leader writes.
   const whenBack = new Set<() => void>();
   const awayWatch = setInterval(() => {
     const since = redis.awaySince;
     const awayMs = since === null ? 0 : performance.now() - since;
-    if (awayMs >= LEADER_PAUSE_AFTER_MS) for (const fn of whenAway) fn(awayMs);
+    awayLooks = since === null ? 0 : awayLooks + 1;
+    if (awayMs >= LEADER_PAUSE_AFTER_MS) for (const fn of whenAway) fn(awayMs, awayLooks >= 2);
     else if (redis.state === 'ok' && bypasses.count('unreachable') > 0) for (const fn of whenBack) fn();
   }, AWAY_CHECK_MS);
   awayWatch.unref();
@@ -202,6 +206,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         let refusedOpen = false;
         const paused = new AbortController();
         pauseLoop = paused;
+        // A term that begins while Redis is away (its hold ran meanwhile) does not start a loop either.
+        const awaySince = redis.awaySince;
+        if (awaySince !== null && performance.now() - awaySince >= LEADER_PAUSE_AFTER_MS) paused.abort();
         const loopSignal = AbortSignal.any([term.signal, paused.signal]);
         poller = new Poller(
           {
@@ -284,9 +291,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       // one it carries, once a lease taken before Redis went away has run out. Until then the cluster's loop may
       // still run (it waits for its writes, and stops at its lease's end): a short outage costs a pause, not a
       // loop per instance.
-      const onAway = (awayMs: number) => {
-        if (pauseLoop !== null && !pauseLoop.signal.aborted) {
-          log.info({ session: feed.sessionId, awayMs: Math.round(awayMs) }, 'redis away: leader loop paused until its lease is confirmed');
+      const onAway = (awayMs: number, confirmed: boolean) => {
+        if (confirmed && pauseLoop !== null && !pauseLoop.signal.aborted) {
+          log.debug({ session: feed.sessionId, awayMs: Math.round(awayMs) }, 'redis away: leader loop paused until its lease is confirmed');
           pauseLoop.abort();
         }
         if (!feed.ended && awayMs >= (isKnown(feed.snapshot) ? settings.leaseMs : STORE_DOWN_WAIT_MS)) serveDirectly('unreachable');

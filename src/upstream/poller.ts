@@ -348,6 +348,8 @@ export class Poller {
     }
     if (this.signal.aborted) return;
     if (!state.finalBodySeen) await this.readFinalBody();
+    // Stopped while it read the final body (a leader paused while Redis is away): the next loop ends it, with the answer.
+    if (this.signal.aborted) return;
     await this.publish([], this.opts.sink.nextIndex, 'over');
   }
 
