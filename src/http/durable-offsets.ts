@@ -128,12 +128,28 @@ export function recordMessage(kind: 'status' | 'end', json: Buffer): Buffer {
   return Buffer.concat([head, json.subarray(1)]);
 }
 
+/** One stream message as JSON bytes: one buffer, or parts to be sent in order (a ~100 KB event's, not copied). */
+export type Message = Buffer | readonly Buffer[];
+
+/** A message's size in bytes. */
+export function messageBytes(m: Message): number {
+  if (Buffer.isBuffer(m)) return m.length;
+  let n = 0;
+  for (const p of m as readonly Buffer[]) n += p.length;
+  return n;
+}
+
+function pushMessage(parts: Buffer[], m: Message): void {
+  if (Buffer.isBuffer(m)) parts.push(m);
+  else parts.push(...(m as readonly Buffer[]));
+}
+
 /** A JSON array of messages (each already a JSON value). */
-export function jsonArray(messages: readonly Buffer[]): Buffer {
+export function jsonArray(messages: readonly Message[]): Buffer {
   const parts: Buffer[] = [OPEN];
   messages.forEach((m, k) => {
     if (k > 0) parts.push(COMMA);
-    parts.push(m);
+    pushMessage(parts, m);
   });
   parts.push(CLOSE);
   return Buffer.concat(parts);
@@ -144,7 +160,7 @@ const STREAM_PART_BYTES = 64 * 1024;
 const STREAM_OWN_PART_BYTES = 16 * 1024;
 
 /** The same JSON array as a stream: small messages gathered into parts, large ones sent as they are (never all copied into one buffer). */
-export function jsonArrayStream(messages: readonly Buffer[]): ReadableStream<Uint8Array> {
+export function jsonArrayStream(messages: readonly Message[]): ReadableStream<Uint8Array> {
   let k = 0;
   return new ReadableStream<Uint8Array>({
     pull(controller) {
@@ -156,11 +172,13 @@ export function jsonArrayStream(messages: readonly Buffer[]): ReadableStream<Uin
       for (let size = 0; k < messages.length && size < STREAM_PART_BYTES; k++) {
         if (k > 0) small.push(COMMA);
         const m = messages[k]!;
-        size += m.length;
-        if (m.length < STREAM_OWN_PART_BYTES) small.push(m);
+        const bytes = messageBytes(m);
+        size += bytes;
+        if (bytes < STREAM_OWN_PART_BYTES) pushMessage(small, m);
         else {
           flush();
-          controller.enqueue(m);
+          if (Buffer.isBuffer(m)) controller.enqueue(m);
+          else for (const p of m as readonly Buffer[]) controller.enqueue(p);
         }
       }
       if (k === messages.length) small.push(CLOSE);
@@ -175,7 +193,7 @@ const COMMA = Buffer.from(',');
 const CLOSE = Buffer.from(']');
 
 /** The SSE `data` event carrying a batch (one `data:` line: the JSON array has no raw line break). */
-export function sseDataEvent(messages: readonly Buffer[]): Buffer {
+export function sseDataEvent(messages: readonly Message[]): Buffer {
   return Buffer.concat([Buffer.from('event: data\ndata: '), jsonArray(messages), Buffer.from('\n\n')]);
 }
 

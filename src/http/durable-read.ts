@@ -7,9 +7,9 @@
  */
 import type { AppDeps } from './deps.ts';
 import { draining, readHistory, UNSETTLED_WAIT_MS, waitFor } from './dropin-routes.ts';
-import { CATCH_UP_MAX_BYTES, CHUNK_MAX_BYTES, chunkEnd, recordMessage, type Position } from './durable-offsets.ts';
+import { CATCH_UP_MAX_BYTES, CHUNK_MAX_BYTES, chunkEnd, messageBytes, recordMessage, type Message, type Position } from './durable-offsets.ts';
 import type { Feed } from '../hub/feed.ts';
-import { eventFrame, frameData } from '../hub/frames.ts';
+import { eventFrame, frameData, frameDataParts } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesClaimOver, isKnown } from '../upstream/snapshot.ts';
 import { BadRequestError, UpstreamUnavailableError } from '../errors.ts';
@@ -21,8 +21,8 @@ export const BEYOND_TAIL_WAIT_MS = 1_000;
 
 /** What one read gives. */
 export interface Batch {
-  /** Each message as JSON bytes. */
-  messages: Buffer[];
+  /** Each message as JSON bytes (views on the frames they come from, not copies). */
+  messages: Message[];
   next: Position;
   /** The answer holds everything the stream has now (Stream-Up-To-Date). */
   upToDate: boolean;
@@ -110,7 +110,7 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   await checkedPosition(feed, pos, signal);
   if (pos.closed) return { messages: [], next: pos, upToDate: true, closed: true, fixed: true };
   const end = chunkEnd(pos.events);
-  const messages: Buffer[] = [];
+  const messages: Message[] = [];
   let bytes = 0;
   let at = pos.events;
   const full = () => messages.length > 0 && bytes >= CHUNK_MAX_BYTES;
@@ -121,9 +121,9 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
     for (const e of page) {
       if (at >= end || full()) break;
       // As the buffer's records are: the upstream's own text where it has one (never its data parsed and re-serialised).
-      const m = frameData(eventFrame(at, e));
+      const m = frameDataParts(eventFrame(at, e));
       messages.push(m);
-      bytes += m.length;
+      bytes += messageBytes(m);
       at++;
     }
     deps.stats.replayFromUpstream++;
@@ -134,9 +134,9 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
       const frames = feed.heldFrames(at, CHUNK_MAX_BYTES) ?? [];
       for (const f of frames) {
         if (at >= end || full()) break;
-        const m = frameData(f);
+        const m = frameDataParts(f);
         messages.push(m);
-        bytes += m.length;
+        bytes += messageBytes(m);
         at++;
       }
       if (frames.length === 0) break;
@@ -168,7 +168,7 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
  */
 export async function readToTail(deps: AppDeps, entry: FeedEntry, first: Batch, signal: AbortSignal): Promise<Batch> {
   const messages = [...first.messages];
-  let bytes = messages.reduce((n, m) => n + m.length, 0);
+  let bytes = messages.reduce((n, m) => n + messageBytes(m), 0);
   let batch = first;
   while (!batch.upToDate && !batch.closed && !batch.partial && bytes < CATCH_UP_MAX_BYTES) {
     let next: Batch;
@@ -180,7 +180,7 @@ export async function readToTail(deps: AppDeps, entry: FeedEntry, first: Batch, 
       return { ...batch, messages, fixed: false, partial: true };
     }
     if (next.messages.length === 0 && !next.closed) return { ...batch, messages, fixed: false, partial: true };
-    for (const m of next.messages) bytes += m.length;
+    for (const m of next.messages) bytes += messageBytes(m);
     messages.push(...next.messages);
     batch = next;
   }

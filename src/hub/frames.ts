@@ -71,6 +71,12 @@ export function frameData(frame: Frame): Buffer {
   return Buffer.concat([frame.head.subarray(frame.head.indexOf(DATA_FIELD) + DATA_FIELD.length), ...frame.text]);
 }
 
+/** The same JSON object as views, none copied: one buffer, or a split frame's head view and text parts (a Durable Stream answer of many readers at once). */
+export function frameDataParts(frame: Frame): Buffer | Buffer[] {
+  if (Buffer.isBuffer(frame)) return frameData(frame);
+  return [frame.head.subarray(frame.head.indexOf(DATA_FIELD) + DATA_FIELD.length), ...frame.text];
+}
+
 /**
  * Encodes session event `index` (no `event:` field, so `onmessage` receives
  * it). An event that carries its own JSON text from the upstream's body
