@@ -38,9 +38,10 @@ export const CLUSTER_FIRST_CONTACT_WAIT_MS = 15_000;
 export const AWAY_CHECK_MS = 250;
 /**
  * Redis away this long (ms), and still away at the next look (a silence judged on a stuck probe connection ends
- * when a PING on the commands' connection is answered: leaders are not stopped for it), a leader stops its loop (its long-poll in flight is abandoned) until Redis answers and
- * its lease is confirmed: before any instance serves a session around Redis (STORE_DOWN_WAIT_MS), so no loop of a
- * leader's that cannot write runs beside one (an upstream call hung since before the outage included).
+ * when a PING on the commands' connection is answered: leaders are not stopped for it), a leader stops its loop
+ * (its long-poll in flight is abandoned) until Redis answers and its lease is confirmed: before any instance
+ * serves a session around Redis (STORE_DOWN_WAIT_MS), so no loop of a leader's that cannot write runs beside one
+ * (an upstream call hung since before the outage included).
  */
 export const LEADER_PAUSE_AFTER_MS = 1000;
 /** Longest wait for the leases to be let go at shutdown (ms). */
@@ -107,10 +108,13 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
   // lead it again (a Redis that restarted holds its leases a few seconds, lease.ts), rather than at its next lease
   // attempt (which may come as another instance starts leading). Its streams pause until a leader writes.
   const whenBack = new Set<() => void>();
-  const awayWatch = setInterval(() => {
+  const awayMsNow = () => {
     const since = redis.awaySince;
-    const awayMs = since === null ? 0 : performance.now() - since;
-    awayLooks = since === null ? 0 : awayLooks + 1;
+    return since === null ? 0 : performance.now() - since;
+  };
+  const awayWatch = setInterval(() => {
+    const awayMs = awayMsNow();
+    awayLooks = redis.awaySince === null ? 0 : awayLooks + 1;
     if (awayMs >= LEADER_PAUSE_AFTER_MS) for (const fn of whenAway) fn(awayMs, awayLooks >= 2);
     else if (redis.state === 'ok' && bypasses.count('unreachable') > 0) for (const fn of whenBack) fn();
   }, AWAY_CHECK_MS);
@@ -207,8 +211,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         const paused = new AbortController();
         pauseLoop = paused;
         // A term that begins while Redis is away (its hold ran meanwhile) does not start a loop either.
-        const awaySince = redis.awaySince;
-        if (awaySince !== null && performance.now() - awaySince >= LEADER_PAUSE_AFTER_MS) paused.abort();
+        if (awayMsNow() >= LEADER_PAUSE_AFTER_MS) paused.abort();
         const loopSignal = AbortSignal.any([term.signal, paused.signal]);
         poller = new Poller(
           {
@@ -287,10 +290,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         stop.signal,
       );
 
-      // Redis away: a session the cluster never described here is served around it at once rather than held back;
-      // one it carries, once a lease taken before Redis went away has run out. Until then the cluster's loop may
-      // still run (it waits for its writes, and stops at its lease's end): a short outage costs a pause, not a
-      // loop per instance.
+      // Redis away: a leader's loop pauses (LEADER_PAUSE_AFTER_MS); a session the cluster never described here is
+      // served around Redis after STORE_DOWN_WAIT_MS rather than held back; one it carries, once a lease taken
+      // before Redis went away has run out: a short outage costs a pause, not a loop per instance.
       const onAway = (awayMs: number, confirmed: boolean) => {
         if (confirmed && pauseLoop !== null && !pauseLoop.signal.aborted) {
           log.debug({ session: feed.sessionId, awayMs: Math.round(awayMs) }, 'redis away: leader loop paused until its lease is confirmed');
