@@ -118,4 +118,20 @@ describe('last_event_id on the multi-session stream', () => {
     expect(other.status).toBe(400);
     await other.body?.cancel();
   });
+
+  it('refuses a last_event_id of only whitespace with the 400 of an empty one (GET and POST), not a stream from the start', async () => {
+    const calls: Array<[string, RequestInit]> = [];
+    for (const value of ['%20%20', '%20', '%09', '+']) {
+      calls.push([`/events?sessions=le-2&last_event_id=${value}`, {}]);
+      calls.push([`/events?last_event_id=${value}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sessions: ['le-2'] }) }]);
+    }
+    for (const [path, init] of calls) {
+      const what = `${init.method ?? 'GET'} ${path}`;
+      const res = await fetch(`${bridge.url}${path}`, { ...init, signal: AbortSignal.timeout(5000) });
+      if (res.status !== 400) await res.body?.cancel();
+      expect(res.status, what).toBe(400);
+      expect(res.headers.get('content-type'), what).toMatch(/^application\/json/);
+      expect(((await res.json()) as { error: string }).error, what).toMatch(/^last_event_id is empty/);
+    }
+  });
 });
