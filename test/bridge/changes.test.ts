@@ -147,6 +147,38 @@ describe('GET /sessions/{id}/changes', () => {
     expect(seen.at(-1)!.status).toBe('completed');
   });
 
+  it('waits for a drain that stalls within the call\'s one bound (its wait_for_seconds, or UNSETTLED_WAIT_MS when longer), not that bound after its own wait', async () => {
+    // The drain's call is left hanging for 30 s (the upstream call's margin past its wait of 0), longer than any bound here.
+    bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '20', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '30' }, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('dc-stall', { initialEvents: 6 });
+    const held = fetch(`${b.url}/sessions/dc-stall/changes?from_index=6&wait_for_seconds=20`);
+    // The loop's long-poll is held at the head: the faults below reach only the calls after it.
+    await eventually(() => b.sim.stats('dc-stall').inFlightChanges === 1 && (b.sim.stats('dc-stall').changesByWait.waiting ?? 0) >= 1, 5000, 'the loop holding a long-poll');
+    // After the long-poll that brings the closing events: the next one finds nothing new (204), /status says
+    // completed, and the first call of the drain hangs.
+    b.sim.faults.script([{ kind: 'no-change' }, { kind: 'hang' }], { session: 'dc-stall' });
+    b.sim.finish('dc-stall', { status: 'completed', answer: 'FINAL', closingEvents: true });
+    expect((await held).status).toBe(200);
+    await eventually(() => b.sim.faults.pending() === 0 && b.sim.stats('dc-stall').inFlightChanges === 1, 5000, 'the drain call hanging');
+    const end = b.sim.events('dc-stall').length;
+    // Both bounds are UNSETTLED_WAIT_MS (10 s): wait_for_seconds=0 (the unsettled bound), and 10. The bound
+    // after the wait, added to it, made both 20 s.
+    const timed = async (wait: number) => {
+      const t0 = performance.now();
+      const res = await fetch(`${b.url}/sessions/dc-stall/changes?from_index=${end}&wait_for_seconds=${wait}`, { signal: AbortSignal.timeout(35_000) });
+      await res.arrayBuffer();
+      return { wait, status: res.status, ms: performance.now() - t0 };
+    };
+    const answers = await Promise.all([timed(0), timed(UNSETTLED_WAIT_MS / 1000)]);
+    expect(b.sim.stats('dc-stall').inFlightChanges, 'the drain still hanging').toBe(1);
+    for (const { wait, status, ms } of answers) {
+      expect(status, `wait_for_seconds=${wait}`).toBe(204);
+      expect(ms, `wait_for_seconds=${wait}: held for the drain`).toBeGreaterThanOrEqual(UNSETTLED_WAIT_MS - 1000);
+      expect(ms, `wait_for_seconds=${wait}: one bound, not the wait and then the drain's`).toBeLessThan(UNSETTLED_WAIT_MS + 5000);
+    }
+  }, 45_000);
+
   it('answers a finished session at once with its final state', async () => {
     bridge = await startBridge();
     bridge.sim.createSession('dc-6', { initialEvents: 3, finished: true });
