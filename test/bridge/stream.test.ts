@@ -1,6 +1,10 @@
 /** The SSE stream end to end: simulator → pollcast → real EventSource. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { startPollcast } from '../../src/server.ts';
+import { createSimulator } from '../../src/simulator/index.ts';
 import { eventually, range, record, startBridge, strictGet, type Bridge } from '../helpers/harness.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 
 let bridge: Bridge | undefined;
 afterEach(async () => {
@@ -217,6 +221,41 @@ describe('GET /sessions/{id}/events', () => {
     bridge.sim.appendEvents('idle-1', 1);
     await new Promise((res) => setTimeout(res, 300));
     expect(bridge.sim.stats('idle-1').changes).toBe(before);
+  });
+
+  it('a loop stopped after the idle grace while it reads the final answer ends nothing: the next subscriber gets the end with the answer', async () => {
+    // The bridge of startBridge, with a log to read: the stopped loop's 'feed stopped' line says it is done.
+    const logged = captureLog('info');
+    const sim = await createSimulator({ demo: false, api: 'real' });
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'none', LOG_LEVEL: 'info', IDLE_GRACE_SECONDS: '0.3', UPSTREAM_WAIT_SECONDS: '20' });
+    const server = await startPollcast(config, { log: logged.log, processMetrics: false });
+    const b: Bridge = (bridge = { sim, server, url: server.url, config, close: async () => (await server.close(), await sim.close()) });
+    const stopped = () => logged.lines().filter((l) => l.msg === 'feed stopped').length;
+    b.sim.createSession('idle-end', { initialEvents: 3 });
+    const r = record(`${b.url}/sessions/idle-end/events`);
+    await r.until((x) => x.indices().length === 3);
+    // The loop's long-poll is held at the head: the faults below reach only the calls after it.
+    await eventually(() => b.sim.stats('idle-end').inFlightChanges === 1 && (b.sim.stats('idle-end').changesByWait.waiting ?? 0) >= 1, 5000, 'the loop holding a long-poll');
+    // After the long-poll that brings the closing events (status still running in it): the next finds nothing
+    // new (204), /status says completed, the drain's two calls find nothing (204), and the call that reads the
+    // end's finished_at and answer hangs.
+    b.sim.faults.script([{ kind: 'no-change' }, { kind: 'no-change' }, { kind: 'no-change' }, { kind: 'hang' }], { session: 'idle-end' });
+    b.sim.finish('idle-end', { status: 'completed', answer: 'FINAL', closingEvents: true });
+    const total = b.sim.events('idle-end').length;
+    await r.until((x) => x.indices().length === total && x.statuses().at(-1)?.status === 'completed');
+    await eventually(() => b.sim.faults.pending() === 0 && b.sim.stats('idle-end').inFlightChanges === 1, 5000, 'the final answer read hanging');
+    expect(r.messages.some((m) => m.type === 'end'), 'no end before the answer').toBe(false);
+    // The last subscriber leaves: after the grace the loop is stopped in the middle of that read.
+    r.close();
+    await eventually(() => b.server.hub.activeCount === 0, 5000, 'the loop to stop');
+    await eventually(() => stopped() === 1, 5000, 'the stopped loop to be done');
+    // The next subscriber's loop reads the answer and ends the session with it, not a cached end without it.
+    const again = record(`${b.url}/sessions/idle-end/events?from_index=${total}`);
+    const end = await again.ended(10_000);
+    expect(end).toMatchObject({ status: 'completed', answer: 'FINAL', finished_at: expect.any(String), last_index: total - 1 });
+    const changes = await fetch(`${b.url}/sessions/idle-end/changes?from_index=0&limit=1`);
+    expect(changes.status).toBe(200);
+    expect(await changes.json()).toMatchObject({ status: 'completed', answer: 'FINAL', finished_at: expect.any(String) });
   });
 
   it('writes a heartbeat comment on idle streams', async () => {
