@@ -98,6 +98,10 @@ const server = await starting;
 if (server && !stopping) {
   const authMode = [tokenAuthConfigured(config) ? 'tokens' : undefined, config.auth === 'upstream' ? 'upstream keys' : undefined].filter(Boolean).join(' + ') || 'none';
   log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: authMode }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
+  if (config.auth === 'none' && tokenAuthConfigured(config)) {
+    // The safe reading of two settings that contradict each other: tokens are still checked.
+    log.warn('AUTH=none is ignored: AUTH_JWT_SECRET or AUTH_JWKS_URL is set, so every subscriber needs a token; unset one of them');
+  }
   if (process.env.FLY_APP_NAME && config.trustProxy === 'none') {
     // Behind Fly's proxy every client arrives from the proxy's address: per-IP limits would be shared by all.
     log.warn('running on Fly.io with TRUST_PROXY unset: per-IP limits count every client as the proxy; set TRUST_PROXY=fly');

@@ -17,9 +17,10 @@ export class ConfigError extends Error {
   }
 }
 
-// Digits only: Number() would also take " " (0), "0x50", "1e3" and "Infinity".
-const int = (min: number, max: number) => z.string().trim().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
-const num = (min: number, max: number) => z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a decimal number').transform(Number).pipe(z.number().min(min).max(max));
+// Digits only: Number() would also take " " (0), "0x50", "1e3" and "Infinity". A minus sign is named as such.
+const NOT_NEGATIVE = (s: string) => !s.startsWith('-');
+const int = (min: number, max: number) => z.string().trim().refine(NOT_NEGATIVE, 'must not be negative').regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
+const num = (min: number, max: number) => z.string().trim().refine(NOT_NEGATIVE, 'must not be negative').regex(/^\d+(\.\d+)?$/, 'must be a decimal number').transform(Number).pipe(z.number().min(min).max(max));
 
 /** Why `u` cannot be the upstream base URL, or undefined. */
 function upstreamUrlProblem(u: string): string | undefined {
@@ -192,7 +193,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'AUTH_JWT_AUDIENCE', key: 'authJwtAudience', flag: 'auth-jwt-audience', help: 'aud a token must carry', accepts: 'a non-empty string without spaces', schema: claimValue },
   { env: 'AUTH_JWT_SESSIONS_CLAIM', key: 'authJwtSessionsClaim', flag: 'auth-jwt-sessions-claim', help: 'claim listing the session ids a token may read (or ["*"])', accepts: 'a claim name such as sessions or https://app.example.com/sessions', schema: claimValue, default: 'sessions' },
   { env: 'AUTH_COOKIE_NAME', key: 'authCookieName', flag: 'auth-cookie-name', help: 'cookie that may carry the subscriber token (EventSource withCredentials; never forwarded upstream)', accepts: 'a cookie name', schema: cookieName, default: 'pollcast_token' },
-  { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token; "upstream": subscribers bring their own upstream key, checked with the upstream (may be combined with AUTH_JWT_SECRET)', accepts: '"none" or "upstream"', schema: z.enum(['none', 'upstream']) },
+  { env: 'AUTH', key: 'auth', flag: 'auth', help: '"none" lets anyone subscribe without a token (ignored, with a warning, when AUTH_JWT_SECRET or AUTH_JWKS_URL is set); "upstream": subscribers bring their own upstream key, checked with the upstream (may be combined with AUTH_JWT_SECRET)', accepts: '"none" or "upstream"', schema: z.enum(['none', 'upstream']) },
   { env: 'AUTH_UPSTREAM_CACHE_SECONDS', key: 'authUpstreamCacheSeconds', flag: 'auth-upstream-cache-seconds', help: 'AUTH=upstream: how long the upstream\'s verdict on a (key, session) pair is kept (a refusal at most 5 s); open streams are checked again when it runs out', accepts: 'an integer 1-3600', schema: int(1, 3600), default: '60' },
   { env: 'PUBLIC_SESSIONS', key: 'publicSessions', flag: 'public-sessions', help: 'sessions anyone may read as Durable Streams (GET /v1/stream/sessions/{id}), whose fixed ranges a shared cache may keep (Cache-Control: public); * for every session', accepts: '* or comma-separated session ids', schema: publicSessions },
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* alone, or origins like https://app.example.com', schema: corsOrigins },
@@ -326,7 +327,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   // Secure by default: a real upstream behind an open bridge would stream anyone's sessions to anyone.
   if (config.upstreamUrl && !tokenAuthConfigured(config) && config.auth === undefined) {
-    throw new ConfigError('AUTH_JWT_SECRET', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET or AUTH_JWKS_URL (tokens), AUTH=upstream (callers\' own upstream keys), or AUTH=none to allow anyone');
+    throw new ConfigError('AUTH', 'UPSTREAM_URL is set, so subscribers must be authenticated: set AUTH_JWT_SECRET or AUTH_JWKS_URL (tokens), AUTH=upstream (callers\' own upstream keys), or AUTH=none to allow anyone');
   }
   // iss and aud pin whose tokens count; with no key to check a token they would protect nothing.
   for (const [variable, value] of [['AUTH_JWT_ISSUER', config.authJwtIssuer], ['AUTH_JWT_AUDIENCE', config.authJwtAudience]] as const) {

@@ -71,15 +71,16 @@ export function parseIncludeEvents(includeEvents: string | undefined, includeDet
 /** Parses a positive integer `limit`, clipped to `max`. */
 export function parseLimit(raw: string | undefined, fallback: number, max: number): number {
   if (raw === undefined || raw === '') return fallback;
-  const value = parseIndex('limit', raw);
+  // One message for 0, -1 and anything else that is not a count.
+  const value = /^\d{1,64}$/.test(raw) ? Number(raw) : 0;
   if (value < 1) throw new BadRequestError('limit must be a positive integer');
   return Math.min(value, max);
 }
 
-/** Parses `wait_for_seconds` (a non-negative number), clipped to `max`. */
+/** Parses `wait_for_seconds` (a non-negative number, any size: the API caps it, and so does this), clipped to `max`. */
 export function parseWaitSeconds(raw: string | undefined, max: number): number {
   if (raw === undefined || raw === '') return 0;
-  if (!/^\d{1,6}(\.\d{1,3})?$/.test(raw)) throw new BadRequestError('wait_for_seconds must be a non-negative number');
+  if (!/^\d{1,64}(\.\d{1,64})?$/.test(raw)) throw new BadRequestError('wait_for_seconds must be a non-negative number');
   return Math.min(Number(raw), max);
 }
 

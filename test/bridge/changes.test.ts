@@ -89,6 +89,19 @@ describe('GET /sessions/{id}/changes', () => {
     expect(res.status).toBe(204);
     expect((await fetch(`${bridge.url}/sessions/missing-1/changes`)).status).toBe(404);
     expect((await fetch(`${bridge.url}/sessions/dc-4/changes?limit=-5`)).status).toBe(400);
+    // Not a count, whichever way: one message.
+    for (const limit of ['0', '-1', 'ten']) {
+      const bad = await fetch(`${bridge.url}/sessions/dc-4/changes?limit=${limit}`);
+      expect(bad.status, limit).toBe(400);
+      expect(await bad.json(), limit).toMatchObject({ error: 'limit must be a positive integer' });
+    }
+    // Any wait is capped, as the upstream caps it, however many digits it has; a limit too.
+    bridge.sim.appendEvents('dc-4', 2);
+    for (const url of [`${bridge.sim.url}/sessions/dc-4/changes?wait_for_seconds=99999999999&limit=100000000000000000`, `${bridge.url}/sessions/dc-4/changes?wait_for_seconds=99999999999&limit=100000000000000000`]) {
+      const big = await fetch(url);
+      expect(big.status, url).toBe(200);
+      expect(((await big.json()) as { new_events: unknown[] }).new_events, url).toHaveLength(2);
+    }
     // A parameter given with no value is malformed, for the upstream as for pollcast, and named in the error.
     for (const name of ['from_index', 'limit', 'include_events', 'wait_for_seconds']) {
       for (const url of [`${bridge.sim.url}/sessions/dc-4/changes?${name}=`, `${bridge.url}/sessions/dc-4/changes?${name}=`]) {

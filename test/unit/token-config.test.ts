@@ -33,6 +33,19 @@ describe('token configuration', () => {
     expect((err as Error).message).toMatch(why);
   });
 
+  it('names AUTH when a real upstream has no subscriber authentication, and says a negative number is negative', () => {
+    let err: unknown;
+    try {
+      loadConfig(UP);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).variable).toBe('AUTH');
+    expect(() => loadConfig({ UPSTREAM_WAIT_SECONDS: '-5' })).toThrow(/UPSTREAM_WAIT_SECONDS.*must not be negative/);
+    expect(() => loadConfig({ IDLE_GRACE_SECONDS: '-1' })).toThrow(/IDLE_GRACE_SECONDS.*must not be negative/);
+    expect(() => loadConfig({ UPSTREAM_WAIT_SECONDS: 'abc' })).toThrow(/UPSTREAM_WAIT_SECONDS.*whole number/);
+  });
+
   it('refuses an issuer or audience with no key to check tokens', () => {
     expect(() => loadConfig({ AUTH_JWT_ISSUER: 'https://idp.example.com/' })).toThrow(/AUTH_JWT_ISSUER.*neither AUTH_JWT_SECRET nor AUTH_JWKS_URL/);
     expect(() => loadConfig({ AUTH_JWT_AUDIENCE: 'app' })).toThrow(/AUTH_JWT_AUDIENCE/);
