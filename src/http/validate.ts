@@ -88,12 +88,14 @@ export function parseWaitSeconds(raw: string | undefined, max: number): number {
  * Where a stream starts: after `Last-Event-ID` if sent (an empty header, which
  * no EventSource sends, counts as absent), else after the `last_event_id`
  * query parameter (a new EventSource cannot set the header; given empty, it is
- * a 400 as any value that is not an index), else `from_index`, else 0.
+ * a 400 as any value that is not an index), else `from_index`, else 0. A
+ * value given but passed over is checked too.
  */
 export function parseStartIndex(lastEventId: string | undefined, fromIndex: string | undefined, lastEventIdQuery?: string): number {
-  if (lastEventId !== undefined && lastEventId.trim() !== '') return parseIndex('Last-Event-ID', lastEventId) + 1;
+  const header = lastEventId !== undefined && lastEventId.trim() !== '' ? parseIndex('Last-Event-ID', lastEventId) + 1 : undefined;
+  // Every start given is checked, also one the order above passes over: a bad value is a mistake either way.
   if (lastEventIdQuery === '') throw new BadRequestError(EMPTY_LAST_EVENT_ID);
-  if (lastEventIdQuery !== undefined) return parseIndex('last_event_id', lastEventIdQuery) + 1;
-  if (fromIndex !== undefined) return parseIndex('from_index', fromIndex);
-  return 0;
+  const query = lastEventIdQuery === undefined ? undefined : parseIndex('last_event_id', lastEventIdQuery) + 1;
+  const from = fromIndex === undefined ? undefined : parseIndex('from_index', fromIndex);
+  return header ?? query ?? from ?? 0;
 }

@@ -395,9 +395,11 @@ export class Hub {
     entry.supply = supply;
     const received = feed.nextIndex;
     const startedAt = performance.now();
+    // A feed refused at first contact (an unknown id, say) never said 'feed started': its stop is not news either.
+    let started = false;
     void supply.done.then(() => {
       const reason = feed.ended ? (feed.endedBy === 'over' ? 'session over' : 'upstream refused') : this.closed ? 'shutdown' : 'no subscribers';
-      log.info({ session: feed.sessionId, details: feed.includeEvents, reason, events: feed.nextIndex - received, durationMs: Math.round(performance.now() - startedAt) }, 'feed stopped');
+      log[started ? 'info' : 'debug']({ session: feed.sessionId, details: feed.includeEvents, reason, events: feed.nextIndex - received, durationMs: Math.round(performance.now() - startedAt) }, 'feed stopped');
       if (entry.supply === supply) {
         entry.supply = null;
         entry.abort = null;
@@ -419,6 +421,7 @@ export class Hub {
     if (this.closed) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
     if (contact.kind === 'unavailable') log.warn({ session: feed.sessionId, reason: contact.reason }, 'upstream unavailable on first contact; streaming with upstream_error while retrying');
     // "feed", not "loop": in cluster mode every instance serving the session says it; the loop runs on one.
+    started = true;
     log.info({ session: feed.sessionId, details: feed.includeEvents, from: feed.nextIndex, status: feed.snapshot.status }, 'feed started');
   }
 

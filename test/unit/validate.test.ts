@@ -18,6 +18,10 @@ describe('validation', () => {
     expect(parseStartIndex(undefined, '3')).toBe(3);
     expect(parseStartIndex('', undefined)).toBe(0);
     expect(() => parseStartIndex('x', undefined)).toThrow(/Last-Event-ID/);
+    // A start the order passes over is checked all the same.
+    expect(() => parseStartIndex('9', 'abc')).toThrow(/from_index/);
+    expect(() => parseStartIndex('9', undefined, '-1')).toThrow(/last_event_id/);
+    expect(parseStartIndex(undefined, '3', '5')).toBe(6);
   });
   it('parses include_events (include_details its alias), limit and wait', () => {
     expect(parseIncludeEvents(undefined)).toBe(true);
@@ -36,6 +40,8 @@ describe('validation', () => {
     expect(() => parseLimit('0', 100, 1000)).toThrow();
     expect(parseWaitSeconds('2.5', 60)).toBe(2.5);
     expect(parseWaitSeconds('600', 60)).toBe(60);
+    expect(parseWaitSeconds('99999999999', 60)).toBe(60);
+    expect(parseLimit('100000000000000000000', 100, 1000)).toBe(1000);
     expect(() => parseWaitSeconds('-1', 60)).toThrow();
   });
 });
