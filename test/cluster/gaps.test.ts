@@ -60,7 +60,18 @@ async function leadLog(sessionId: string, includeEvents = true) {
   const [, , token] = await conn.run<any[]>('acquire', ACQUIRE, [k.lease, k.meta], ['test', '600000', '600000', '', 'born-1']);
   const append = (from: number, evs: string[], opts: { state?: string; end?: string; resetTo?: string } = {}) =>
     conn!.run<any[]>('append', APPEND, [k.lease, k.meta, k.log], [`${token}:test`, String(token), opts.resetTo ?? '', String(from), '1000', '600000', opts.state ?? '', opts.end ?? '', '1', ...evs]);
-  return { keys: k, append };
+  /**
+   * Replaces the log, at one instant, by a new one (identity `born`) that holds events 0..evs.length-1 and `state`
+   * after them: as a Redis that lost the log leaves it once a leader whose feed was behind wrote its first page.
+   */
+  const replace = async (born: string, evs: string[], state: string) => {
+    const next = { meta: `${k.meta}:next`, log: `${k.log}:next` };
+    await redis!.command('HSET', next.meta, 'born', born);
+    const written = await conn!.run<any[]>('append', APPEND, [k.lease, next.meta, next.log], [`${token}:test`, String(token), '0', '0', '1000', '600000', state, '', '1', ...evs]);
+    expect(written).toEqual(['ok', evs.length]);
+    await redis!.command('EVAL', "redis.call('RENAME', KEYS[1], KEYS[2]); redis.call('RENAME', KEYS[3], KEYS[4]); return 1", '4', next.meta, k.meta, next.log, k.log);
+  };
+  return { keys: k, append, replace };
 }
 
 describe('gaps in the shared log', () => {
@@ -235,6 +246,63 @@ describe('status entries', () => {
     await sub.until((x) => x.statuses().some((st) => st.metrics?.total_cost === 4), 10_000);
     const costs = sub.statuses().slice(shown).map((st) => st.metrics?.total_cost);
     expect(costs).toEqual([4]);
+  }, 30_000);
+});
+
+describe('a log behind the copy', () => {
+  const costing = (status: string, cost: number, upstreamError: string | null = null) =>
+    JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status, metrics: { ...UNKNOWN_SNAPSHOT.metrics, total_cost: cost } }, upstreamError, synced: true });
+  const FAULT = 'upstream unavailable: HTTP 503';
+  const lastStatus = (r: Recorder) => r.statuses().at(-1);
+
+  /**
+   * A reader whose copy holds 10 events (cost 1, an upstream error shown), then its log replaced by one 5 events
+   * long whose leader wrote cost 2 and no error: once the reader read the new log (its lease attempt sees another
+   * log), the copy is ahead of it.
+   */
+  async function aheadOfTheLog(id: string) {
+    const { sim, start } = await setup();
+    sim.createSession(id, { initialEvents: 10 });
+    const events = sim.events(id).map((e) => JSON.stringify(e));
+    const { append, replace } = await leadLog(id);
+    expect(await append(0, events, { state: costing('running', 1, FAULT), resetTo: '0' })).toEqual(['ok', 10]);
+    const server = await start();
+    const sub = record(`${server.url}/sessions/${id}/events`);
+    recorders.push(sub);
+    await sub.until((x) => x.indices().length === 10 && lastStatus(x)?.upstream_error === FAULT);
+    await replace('born-2', events.slice(0, 5), costing('running', 2));
+    // The log's status stands at 5, below the copy's 10 events: older than what the copy shows, only its cluster
+    // part (no upstream error) is applied, the figures stay the copy's.
+    await sub.until((x) => x.statuses().length > 0 && lastStatus(x)?.upstream_error === undefined, 10_000);
+    expect(lastStatus(sub)?.metrics?.total_cost).toBe(1);
+    return { sub, events, append };
+  }
+
+  it('its status is held back while the log is behind, and shown once the log\'s events reach the copy with no status after them', async () => {
+    const { sub, events, append } = await aheadOfTheLog('b1');
+    // The leader's events catch up with the copy; it writes no status after them (its status has not changed).
+    expect(await append(5, events.slice(5))).toEqual(['ok', 10]);
+    await sub.until((x) => lastStatus(x)?.metrics?.total_cost === 2, 10_000);
+    expect(lastStatus(sub)?.upstream_error).toBeUndefined();
+    expect(sub.indices()).toEqual(range(10));
+  }, 30_000);
+
+  it('a status the leader writes while its events catch up with the copy arrives: its cluster part at once, the whole of it once they do', async () => {
+    const { sub, events, append } = await aheadOfTheLog('b2');
+    // A status change before the leader's events reach the copy: written at the log's head (5), below the copy.
+    // Only its cluster part (the upstream error it names) is shown while the log is behind.
+    const timeout = 'upstream unavailable: changes: timeout';
+    expect(await append(5, [], { state: costing('paused', 3, timeout) })).toEqual(['ok', 5]);
+    await sub.until((x) => lastStatus(x)?.upstream_error === timeout, 10_000);
+    expect(lastStatus(sub)?.metrics?.total_cost).toBe(1);
+    expect(lastStatus(sub)?.status).toBe('running');
+    expect(await append(5, events.slice(5))).toEqual(['ok', 10]);
+    await sub.until((x) => lastStatus(x)?.metrics?.total_cost === 3, 10_000);
+    expect(lastStatus(sub)?.status).toBe('paused');
+    expect(lastStatus(sub)?.upstream_error).toBe(timeout);
+    // The status it replaced (cost 2) was never shown: held back, then superseded.
+    expect(sub.statuses().map((st) => st.metrics?.total_cost)).not.toContain(2);
+    expect(sub.indices()).toEqual(range(10));
   }, 30_000);
 });
 
