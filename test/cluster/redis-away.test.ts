@@ -19,12 +19,35 @@ import { Stats } from '../../src/metrics.ts';
 import { eventually } from '../helpers/harness.ts';
 import { startThrottleProxy } from '../helpers/throttle-proxy.ts';
 import { watchLongPolls } from '../chaos/long-poll-watch.ts';
+import { ACQUIRE, APPEND } from '../../src/transport/redis-log.ts';
+import { UNKNOWN_SNAPSHOT } from '../../src/upstream/snapshot.ts';
 
 const parts = inProcessParts();
 
 const told = (r: Recorder) => r.statuses().some((s) => s.upstream_error === BYPASS_REASON.unreachable);
 /** The newest status a subscriber was sent. */
 const lastStatus = (r: Recorder) => r.statuses().at(-1);
+
+/** Lease attempts of the instance at `url` that Redis answered (from its /metrics). */
+async function leaseAttempts(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  return Number(/^pollcast_redis_command_duration_seconds_count\{op="acquire"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+}
+
+const RUNNING = JSON.stringify({ snapshot: { ...UNKNOWN_SNAPSHOT, status: 'running' }, upstreamError: null, synced: true });
+
+/**
+ * The test takes the lease of `sessionId`'s log itself (as another instance would), with raw commands (its own
+ * connection would be frozen with Redis): pollcast only follows. `append` writes through the leader's fenced script.
+ */
+async function holdLease(redis: { command(...args: string[]): Promise<unknown> }, sessionId: string) {
+  const k = logKeys('pollcast:', sessionId, true);
+  const [kind, , token] = (await redis.command('EVAL', ACQUIRE.source, '2', k.lease, k.meta, 'test', '600000', '600000', '', 'born-1')) as [string, string, number];
+  expect(kind).toBe('acquired');
+  const append = (from: number, evs: string[], state = '', resetTo = '') =>
+    redis.command('EVAL', APPEND.source, '3', k.lease, k.meta, k.log, `${token}:test`, String(token), resetTo, String(from), '1000', '600000', state, '', '1', ...evs);
+  return { append };
+}
 
 async function redisState(url: string): Promise<string> {
   const body = (await (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) })).json()) as { redis?: { state: string } };
@@ -202,3 +225,37 @@ it('only the probe\'s connection stalled while Redis answers: the connection is 
     await proxy.close();
   }
 });
+
+it('a lease term that begins while Redis is away (its hold after the log was replaced ran out meanwhile) starts no loop: no upstream call until Redis answers', async () => {
+  const redis = (parts.redis = await startRedis());
+  const sim = (parts.sim = await createSimulator({}));
+  sim.createSession('term', { initialEvents: 3 });
+  const { append } = await holdLease(redis, 'term');
+  expect(await append(0, sim.events('term').map((e) => JSON.stringify(e)), RUNNING, '0')).toEqual(['ok', 3]);
+  // A lease of 9 s: a term on a replaced log holds 3.5 s before its loop, and a session this instance knows is
+  // served around Redis only after 9 s away.
+  const b = await serverStarter(parts, { REDIS_LEASE_SECONDS: '9' })();
+  const sub = record(`${b.url}/sessions/term/events`);
+  parts.recorders.push(sub);
+  await sub.until((x) => x.indices().length === 3 && x.statuses().some((st) => st.status === 'running'), 10_000);
+  // B's keeper saw the log held (its identity born-1) before it is replaced.
+  await eventually(async () => (await leaseAttempts(b.url)) >= 1, 10_000, 'a lease attempt of B\'s answered');
+  const calls = () => sim.stats('term').status + sim.stats('term').changes;
+  const before = calls();
+  // Redis flushed: B's next lease attempt takes the lease of a new log, and holds it (a leader of the old log may
+  // still run until its next renewal) before it starts a loop.
+  await redis.command('FLUSHALL');
+  await eventually(() => b.metrics.stats.leasesHeld === 1, 10_000, 'B holding the new log\'s lease');
+  redis.pause();
+  try {
+    // The hold runs out with Redis silent for more than LEADER_PAUSE_AFTER_MS: the term ends without a loop.
+    await eventually(() => b.metrics.stats.leasesHeld === 0, 10_000, 'B\'s term over');
+    // (Any call a loop had started would have reached the simulator by now.)
+    await new Promise((r) => setTimeout(r, 500));
+    expect(calls(), 'upstream calls from a term begun while Redis was away').toBe(before);
+  } finally {
+    redis.resume();
+  }
+  // Redis answers: B's lease is confirmed and its loop runs.
+  await eventually(() => calls() > before, 10_000, 'B\'s loop calling the upstream once Redis answers');
+}, 60_000);
