@@ -21,6 +21,10 @@ import { startThrottleProxy } from '../helpers/throttle-proxy.ts';
 import { watchLongPolls } from '../chaos/long-poll-watch.ts';
 import { ACQUIRE, APPEND } from '../../src/transport/redis-log.ts';
 import { UNKNOWN_SNAPSHOT } from '../../src/upstream/snapshot.ts';
+import { loadConfig } from '../../src/config.ts';
+import { startPollcast } from '../../src/server.ts';
+import { captureLog } from '../helpers/log-capture.ts';
+import { CLUSTER_ENV } from './helpers.ts';
 
 const parts = inProcessParts();
 
@@ -258,4 +262,35 @@ it('a lease term that begins while Redis is away (its hold after the log was rep
   }
   // Redis answers: B's lease is confirmed and its loop runs.
   await eventually(() => calls() > before, 10_000, 'B\'s loop calling the upstream once Redis answers');
+}, 60_000);
+
+it('a session served around Redis goes back to the log as soon as Redis answers, not at the instance\'s next lease attempt', async () => {
+  const redis = (parts.redis = await startRedis());
+  const sim = (parts.sim = await createSimulator({}));
+  sim.createSession('back', { initialEvents: 3 });
+  // Another leader holds the lease and has written nothing yet: B knows nothing of the session.
+  const { append } = await holdLease(redis, 'back');
+  const logged = captureLog('info');
+  // A lease of 45 s: B, finding the lease held, tries again only a third of a lease (15 s) later.
+  const env = { ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, REDIS_URL: redis.url, REDIS_LEASE_SECONDS: '45' };
+  const b = await startPollcast(loadConfig(env), { log: logged.log, processMetrics: false });
+  parts.servers.push(b);
+  const sub = record(`${b.url}/sessions/back/events`);
+  parts.recorders.push(sub);
+  await eventually(async () => (await leaseAttempts(b.url)) >= 1, 10_000, 'a lease attempt of B\'s answered');
+  redis.pause();
+  try {
+    // Redis silent for STORE_DOWN_WAIT_MS: B serves the session around it, with a loop of its own.
+    await sub.until((x) => x.indices().length === 3 && told(x), 15_000);
+    await eventually(() => sim.stats('back').inFlightChanges === 1, 5000, 'B\'s own long-poll');
+  } finally {
+    redis.resume();
+  }
+  // Redis answers: B's own loop stops at once (its next lease attempt is still seconds away), its long-poll abandoned.
+  await eventually(() => logged.lines().some((l) => /redis carries the sessions again/.test(l.msg)), 5000, 'B back on the shared log');
+  await eventually(() => sim.stats('back').inFlightChanges === 0, 5000, 'B\'s own long-poll abandoned');
+  // The leader's first write reaches B's subscriber through the log: the notice is gone.
+  expect(await append(0, sim.events('back').map((e) => JSON.stringify(e)), RUNNING, '0')).toEqual(['ok', 3]);
+  await sub.until((x) => lastStatus(x)?.upstream_error === undefined && lastStatus(x)?.status === 'running', 10_000);
+  expect(sub.indices()).toEqual(range(3));
 }, 60_000);
