@@ -152,7 +152,9 @@ export class FeedFollower implements ReadTarget {
       if (meta.state && !feed.ended) {
         // Whatever the log no longer holds below its head comes from upstream, the session over or not.
         if (meta.next !== null && !(await this.reach(meta.next))) return;
-        if (meta.ended || !(behind || this.seen(meta.born, meta.stateId))) {
+        // Not behind with a status held back: the log's events reached the copy meanwhile (read live, or here after
+        // the reader reconnected), so the status it holds is its latest word.
+        if (meta.ended || !(behind || this.seen(meta.born, meta.stateId)) || (!behind && this.hidden !== null)) {
           this.hidden = null;
           this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined, meta.statusSince);
         } else {

@@ -304,6 +304,19 @@ describe('a log behind the copy', () => {
     expect(sub.statuses().map((st) => st.metrics?.total_cost)).not.toContain(2);
     expect(sub.indices()).toEqual(range(10));
   }, 30_000);
+
+  it('a held-back status is shown when the log\'s events reach the copy while the reader reconnects (read by the catch-up, not live)', async () => {
+    const { sub, events, append } = await aheadOfTheLog('b3');
+    // The reader's connection drops; the leader's events reach the copy before it is back (it waits tens of ms).
+    const list = String(await redis!.command('CLIENT', 'LIST'));
+    const readerId = /^id=(\d+) .*cmd=xread/m.exec(list)?.[1];
+    expect(readerId, 'the reader\'s blocked XREAD in CLIENT LIST').toBeDefined();
+    await redis!.command('CLIENT', 'KILL', 'ID', readerId!);
+    expect(await append(5, events.slice(5))).toEqual(['ok', 10]);
+    await sub.until((x) => lastStatus(x)?.metrics?.total_cost === 2, 10_000);
+    expect(lastStatus(sub)?.upstream_error).toBeUndefined();
+    expect(sub.indices()).toEqual(range(10));
+  }, 30_000);
 });
 
 describe('unknown sessions', () => {
