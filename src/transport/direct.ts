@@ -72,7 +72,13 @@ export class StoreBypasses {
     if (this.serving[why]++ === 0) this.log.error({ session: feed.sessionId }, BYPASS_LOG[why]);
     const poller = new Poller({ ...settings, ...contact, sink: flaggedSink(feed, BYPASS_REASON[why]) }, signal);
     return poller.run().finally(() => {
-      if (--this.serving[why] === 0 && signal.reason === LOG_WRITTEN) this.log.info({ cause: why }, 'redis carries the sessions again: they are served through the shared log');
+      if (signal.reason !== LOG_WRITTEN) return void --this.serving[why];
+      if (--this.serving[why] === 0) this.log.info({ cause: why }, 'redis carries the sessions again: they are served through the shared log');
+      // Back on the log, the notice is no longer true, even before its leader writes (a Redis restarted empty holds
+      // no status to replace it, and a quiet session's leader may write none for a while).
+      if (!feed.ended && feed.upstreamError === BYPASS_REASON[why]) {
+        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, upstreamError: null });
+      }
     });
   }
 }

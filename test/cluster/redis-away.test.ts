@@ -289,6 +289,8 @@ it('a session served around Redis goes back to the log as soon as Redis answers,
   // Redis answers: B's own loop stops at once (its next lease attempt is still seconds away), its long-poll abandoned.
   await eventually(() => logged.lines().some((l) => /redis carries the sessions again/.test(l.msg)), 5000, 'B back on the shared log');
   await eventually(() => sim.stats('back').inFlightChanges === 0, 5000, 'B\'s own long-poll abandoned');
+  // The notice of serving around Redis goes with it, before the leader writes anything.
+  await sub.until((x) => lastStatus(x)?.upstream_error === undefined, 5000);
   // The leader's first write reaches B's subscriber through the log: the notice is gone.
   expect(await append(0, sim.events('back').map((e) => JSON.stringify(e)), RUNNING, '0')).toEqual(['ok', 3]);
   await sub.until((x) => lastStatus(x)?.upstream_error === undefined && lastStatus(x)?.status === 'running', 10_000);
