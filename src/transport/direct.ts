@@ -9,6 +9,7 @@
  */
 import type { Logger } from 'pino';
 import type { Feed } from '../hub/feed.ts';
+import { callerClient } from '../upstream/caller-client.ts';
 import { Poller, type PollerOptions } from '../upstream/poller.ts';
 import type { LoopSink } from '../upstream/sink.ts';
 import type { LoopSettings } from './memory.ts';
@@ -70,7 +71,8 @@ export class StoreBypasses {
   /** Runs a direct loop for `feed` until `signal` aborts (the log is written again, or the supply stopped). */
   serve(why: Bypass, settings: LoopSettings, feed: Feed, signal: AbortSignal, contact: Pick<PollerOptions, 'resumed' | 'onFirstContact'>): Promise<void> {
     if (this.serving[why]++ === 0) this.log.error({ session: feed.sessionId }, BYPASS_LOG[why]);
-    const poller = new Poller({ ...settings, ...contact, sink: flaggedSink(feed, BYPASS_REASON[why]) }, signal);
+    // On the callers' credentials as the leader's loop is (AUTH=upstream without UPSTREAM_API_KEY: there is no other).
+    const poller = new Poller({ ...settings, ...contact, client: callerClient(settings.client, feed.callers), sink: flaggedSink(feed, BYPASS_REASON[why]) }, signal);
     return poller.run().finally(() => {
       if (signal.reason !== LOG_WRITTEN) return void --this.serving[why];
       if (--this.serving[why] === 0) this.log.info({ cause: why }, 'redis carries the sessions again: they are served through the shared log');

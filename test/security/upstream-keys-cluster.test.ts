@@ -66,4 +66,31 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
     expect(stored.includes(`\\"type\\":\\"${sim.events('cl')[0]!.type}`), 'the session is in Redis').toBe(true);
     for (const key of [KEY_1, KEY_2]) expect(stored.includes(key), 'a key is in Redis').toBe(false);
   }, 120_000);
+
+  it('while Redis is away, an instance serving a session around it calls the upstream on its callers\' keys, never with none', async () => {
+    redis = await startRedis();
+    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
+    sim.createSession('away', { organisation: 'org', initialEvents: 3 });
+    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1' };
+    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const first = record(`${servers[0]!.url}/sessions/away/events?access_token=${KEY_1}`);
+    await first.until((x) => x.indices().length === 3, 15_000);
+    redis.pause();
+    try {
+      // New to the second instance while Redis is silent: it serves the session itself, on this viewer's key.
+      const late = record(`${servers[1]!.url}/sessions/away/events?access_token=${KEY_1}`);
+      await late.until((x) => x.statuses().some((st) => typeof st.upstream_error === 'string' && /cluster store/.test(st.upstream_error)), 15_000);
+      sim.appendEvents('away', 2);
+      await late.until((x) => x.indices().length === 5, 10_000);
+      expect(late.indices()).toEqual(range(5));
+      expect(late.statuses().map((st) => st.upstream_error).filter((e) => typeof e === 'string' && /credential|401/.test(e))).toEqual([]);
+      late.close();
+    } finally {
+      redis.resume();
+    }
+    first.close();
+    const sessionCalls = sim.requests().filter((r) => r.target.includes('/sessions/away/'));
+    expect(sessionCalls.length).toBeGreaterThan(0);
+    expect(sessionCalls.filter((r) => r.headers.authorization === undefined).map((r) => `${r.method} ${r.target}`)).toEqual([]);
+  }, 60_000);
 });
