@@ -221,8 +221,6 @@ export class Hub {
   async acquireAny(sessionId: string, credential?: UpstreamCredential): Promise<FeedEntry> {
     for (const details of [true, false]) if (this.active.has(feedKey(sessionId, details))) return this.acquire(sessionId, details, 0, credential);
     for (const details of [true, false]) if (this.cache.peek(feedKey(sessionId, details))?.feed.ended) return this.acquire(sessionId, details, 0, credential);
-    // In a cluster, a loop with details that runs elsewhere carries the status too: follow its log, not a loop more.
-    if (await this.opts.transport.carriesWithEvents?.(sessionId)) return this.acquire(sessionId, true, 'head', credential);
     return this.acquire(sessionId, false, 'head', credential);
   }
 

@@ -36,11 +36,6 @@ export interface Transport {
    * processes ask `/status` at once (cluster mode). The hub refreshes this process's own loops itself.
    */
   nudge?(sessionId: string): void;
-  /**
-   * Whether the session's log with event details is carried elsewhere (cluster mode: a loop runs it, or it holds
-   * the finished session). A reader of status only follows it then, rather than start a loop of its own.
-   */
-  carriesWithEvents?(sessionId: string): Promise<boolean>;
   /** Stops everything the transport runs (idempotent). */
   close(): Promise<void>;
   /** The state of the store it depends on, for readiness ('ok', 'unreachable', ...); absent when there is none. */

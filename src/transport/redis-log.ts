@@ -209,13 +209,6 @@ redis.call('PEXPIRE', KEYS[3], ARGV[6])
 return {'ok', nxt}
 `);
 
-/** 1 when a loop holds the log's lease now, or the log holds a finished session: either way the log carries its status. KEYS: lease, meta. */
-export const CARRIES = lua(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
-if redis.call('HGET', KEYS[2], 'end') == 'over' then return 1 end
-return 0
-`);
-
 /** Reads meta and a page of entries at one instant. KEYS: meta, log. ARGV: start id (XRANGE syntax), count. */
 export const READ = lua(`
 return {redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])}

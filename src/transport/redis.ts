@@ -21,7 +21,7 @@ import { FeedFollower } from './feed-follower.ts';
 import { LeaseKeeper, type LeaderTerm, type TermEnd } from './lease.ts';
 import { upstreamHistory, type LoopSettings } from './memory.ts';
 import { connectRedis, type RedisConn } from './redis-conn.ts';
-import { CARRIES, decodeEntries, eventId, HOLD_OFF, logKeys, type LogKeys } from './redis-log.ts';
+import { decodeEntries, eventId, HOLD_OFF, logKeys, type LogKeys } from './redis-log.ts';
 import { LogReader } from './redis-reader.ts';
 import { RedisLogSink, stateJsonOf } from './redis-sink.ts';
 import type { Supply, Transport } from '../hub/transport.ts';
@@ -342,11 +342,6 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       redis.publish(nudgeChannel, JSON.stringify([instanceId, sessionId])).catch(() => undefined);
     },
     listSource: (pollMs) => createRedisListSource({ redis, keyPrefix: settings.keyPrefix, instanceId, pollMs, log }),
-    async carriesWithEvents(sessionId: string): Promise<boolean> {
-      if (redis.state !== 'ok') return false;
-      const k = logKeys(settings.keyPrefix, sessionId, true);
-      return (await redis.run<number>('carries', CARRIES, [k.lease, k.meta], []).catch(() => 0)) === 1;
-    },
     storeState: () => (redis.state !== 'ok' ? redis.state : bypasses.count('full') > 0 ? 'refusing writes (out of memory)' : 'ok'),
     async close() {
       clearInterval(awayWatch);
