@@ -164,6 +164,10 @@ export class Hub {
         entry.ready = this.start(entry);
       }
     } else if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
+    // A reader from an index (a stream, a Durable read past its first) needs every event from there on: a feed made
+    // for status-only readers (or `offset=now`) must no longer jump to the session's head when its copy is empty
+    // (a loop's first answer, a follower's catch-up after its reader reconnected), which would skip them.
+    if (startIndex !== 'head') entry.feed.startAtHead = false;
     entry.users++;
     if (entry.graceTimer) {
       clearTimeout(entry.graceTimer);
@@ -219,8 +223,8 @@ export class Hub {
    * starts at the session's last event instead of reading its history.
    */
   async acquireAny(sessionId: string, credential?: UpstreamCredential): Promise<FeedEntry> {
-    for (const details of [true, false]) if (this.active.has(feedKey(sessionId, details))) return this.acquire(sessionId, details, 0, credential);
-    for (const details of [true, false]) if (this.cache.peek(feedKey(sessionId, details))?.feed.ended) return this.acquire(sessionId, details, 0, credential);
+    for (const details of [true, false]) if (this.active.has(feedKey(sessionId, details))) return this.acquire(sessionId, details, 'head', credential);
+    for (const details of [true, false]) if (this.cache.peek(feedKey(sessionId, details))?.feed.ended) return this.acquire(sessionId, details, 'head', credential);
     return this.acquire(sessionId, false, 'head', credential);
   }
 

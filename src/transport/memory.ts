@@ -49,7 +49,7 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
           ...settings,
           client: callerClient(settings.client, feed.callers),
           sink: feed,
-          startAtHead: feed.startAtHead,
+          startAtHead: () => feed.startAtHead,
           onFirstContact: resolveContact,
           onState: (s) => (loopState = s),
         },

@@ -226,7 +226,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
             ...(settings.onEvents ? { onEvents: settings.onEvents } : {}),
             ...(settings.onOversized ? { onOversized: settings.onOversized } : {}),
             sink,
-            startAtHead: feed.startAtHead,
+            startAtHead: () => feed.startAtHead,
             // Known to the cluster already: a refusal is an upstream error to show and retry, not a refused open.
             resumed: isKnown(feed.snapshot) || isKnown(sink.snapshot),
             // A Retry-After binds the cluster's loop, not one leader: kept in the log's meta for the next one.

@@ -58,10 +58,11 @@ export interface PollerOptions {
   /** Called for an event larger than the body cap, relayed as a placeholder (metrics). */
   onOversized?: (index: number) => void;
   /**
-   * The reader wants status and `end` only: when the session's first page is
+   * The readers want status and `end` only: when the session's first page is
    * full, find its last event and start there instead of reading its history.
+   * Asked at that first page (a reader from an index may have come meanwhile).
    */
-  startAtHead?: boolean;
+  startAtHead?: () => boolean;
 }
 
 /**
@@ -401,7 +402,7 @@ export class Poller {
       }
       const first = state.firstAnswer;
       state.firstAnswer = false;
-      if (r.kind === 'events' && first && this.opts.startAtHead && n >= this.limit.current && sink.nextIndex === sink.baseIndex) {
+      if (r.kind === 'events' && first && this.opts.startAtHead?.() === true && n >= this.limit.current && sink.nextIndex === sink.baseIndex) {
         const head = await findHead(client, id, from + n - 1, this.signal);
         if (typeof head === 'number' && head > from + n) {
           // Status-only readers need no history: start at the head (events before it are read if someone asks).

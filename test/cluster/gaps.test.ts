@@ -319,6 +319,34 @@ describe('a log behind the copy', () => {
   }, 30_000);
 });
 
+describe('a feed made at the session\'s head', () => {
+  it('an SSE subscriber resumed on a feed a Durable offset=now read made: after its reader reconnects, the catch-up fills the events it missed, it does not jump to the head', async () => {
+    const { sim, start } = await setup();
+    sim.createSession('hd', { initialEvents: 5 });
+    const { append } = await leadLog('hd');
+    expect(await append(0, sim.events('hd').map((e) => JSON.stringify(e)), { state: RUNNING, resetTo: '0' })).toEqual(['ok', 5]);
+    const server = await start();
+    // The feed is made for a reader of what comes next (no history read): an empty copy at the head.
+    expect((await fetch(`${server.url}/v1/stream/sessions/hd?offset=now`)).status).toBe(200);
+    expect(server.hub.activeCount).toBe(1);
+    const sub = record(`${server.url}/sessions/hd/events?last_event_id=4`);
+    recorders.push(sub);
+    await sub.until((x) => x.statuses().some((st) => st.status === 'running'), 10_000);
+    // The reader's connection drops; events 5..7 are written before it is back, then 8 after.
+    const list = String(await redis!.command('CLIENT', 'LIST'));
+    const readerId = /^id=(\d+) .*cmd=xread/m.exec(list)?.[1];
+    expect(readerId, 'the reader\'s blocked XREAD in CLIENT LIST').toBeDefined();
+    await redis!.command('CLIENT', 'KILL', 'ID', readerId!);
+    sim.appendEvents('hd', 3);
+    expect(await append(5, sim.events('hd').slice(5).map((e) => JSON.stringify(e)))).toEqual(['ok', 8]);
+    await eventually(() => String(sub.indices()) === '5,6,7', 10_000, 'events 5..7 after the reader is back');
+    sim.appendEvents('hd', 1);
+    expect(await append(8, sim.events('hd').slice(8).map((e) => JSON.stringify(e)))).toEqual(['ok', 9]);
+    await sub.until((x) => x.indices().includes(8), 10_000);
+    expect(sub.indices()).toEqual([5, 6, 7, 8]);
+  }, 30_000);
+});
+
 describe('unknown sessions', () => {
   it('a session the upstream does not know leaves nothing in Redis', async () => {
     const { start } = await setup();
