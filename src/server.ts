@@ -180,7 +180,11 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   // Said at start (not ready, and why) rather than first noticed by a subscriber; a hanging API delays the start
   // by at most READY_PROBE_WAIT_MS (the probe goes on in the background).
   await Promise.race([readiness.probe(), new Promise<void>((resolve) => setTimeout(resolve, READY_PROBE_WAIT_MS).unref())]);
-  if (config.upstreamUrl && !config.upstreamApiKey) log.warn('UPSTREAM_URL is set but UPSTREAM_API_KEY is not: pollcast calls the sessions API without a key of its own');
+  if (config.upstreamUrl && !config.upstreamApiKey) {
+    // With AUTH=upstream that is the intended setup: loops run on keys the upstream accepted from callers.
+    if (config.auth === 'upstream') log.info('no UPSTREAM_API_KEY: each loop runs on a key the upstream accepted from its readers (AUTH=upstream)');
+    else log.warn('UPSTREAM_URL is set but UPSTREAM_API_KEY is not: pollcast calls the sessions API without a key of its own');
+  }
   // The pass-through has its own pool, with no credential: UPSTREAM_API_KEY never rides on a forwarded request.
   const forward = upstreamPath !== '' && passthroughOn(config) ? createForwarder(new URL(upstreamUrl).origin) : undefined;
   const isSubscriberToken = subscriberTokenCheck(verifier);

@@ -57,7 +57,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerMultiEventsRoute(app, deps);
   registerDropInRoutes(app, deps);
   registerDurableRoute(app, deps);
-  registerDemoRoutes(app);
+  registerDemoRoutes(app, deps.config.upstreamUrl === undefined);
   // Last: only what no route above answers is forwarded.
   registerForwardRoute(app, deps);
   app.notFound((c) => {

@@ -22,10 +22,11 @@ function load(file: string): Buffer | undefined {
   }
 }
 
-/** Registers `/`, its script and the client module. */
-export function registerDemoRoutes(app: Hono<AppEnv>): void {
+/** Registers `/`, its script and the client module; `simulated`: the page says its sessions come from the simulator. */
+export function registerDemoRoutes(app: Hono<AppEnv>, simulated: boolean): void {
   for (const [path, [file, type]] of Object.entries(STATIC_FILES)) {
-    const bytes = load(file);
+    let bytes = load(file);
+    if (bytes && simulated && file === 'index.html') bytes = Buffer.from(bytes.toString('utf8').replace(/( id="demo"[^>]*) hidden>/, '$1>'));
     if (!bytes) continue;
     app.get(path, (c) => c.body(new Uint8Array(bytes), 200, { 'content-type': type, 'cache-control': 'no-cache' }));
   }

@@ -80,6 +80,8 @@ describe('dashboard against a real-API upstream', () => {
       await eventually(async () => (await p.locator('.card .viewport img[src]').count()) >= 3, WAIT_MS, 'screenshots on the cards');
       expect(await p.locator('#summary').innerText()).toMatch(new RegExp(`^${listed} sessions`));
       expect(await p.locator('#note').isHidden()).toBe(true);
+      // A real upstream: no word of a simulator.
+      expect(await p.locator('#demo').isHidden()).toBe(true);
     }
     // The phone's header scrolls away with the page and is far from a fifth of the screen.
     const top = await phone.locator('.top').boundingBox();

@@ -124,6 +124,8 @@ describe('demo dashboard in Chromium', () => {
   it('lists the sessions with a live indicator, and shows the latest thought, action and screenshot', async () => {
     for (const id of ['demo-1', 'demo-2', 'demo-3', 'live-1', 'fail-1', 'done-1']) await card(id).waitFor({ timeout: WAIT_MS });
     await page.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
+    // Started without UPSTREAM_URL: the page says its sessions are simulated.
+    expect(await page.locator('#demo').isVisible()).toBe(true);
     await waitForAllEvents('live-1');
     expect(await logIndices('live-1')).toEqual(range(8));
     expect(await card('live-1').getAttribute('data-status')).toBe('running');
