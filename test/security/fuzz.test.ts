@@ -73,7 +73,8 @@ const VALID_INDEX = ['0', '1', '2', '7', '00', '100', '9007199254740991'];
 // Not a boolean in the upstream's (pydantic's) spellings either ('yes', 'no', 'TRUE', 'off' are).
 const INVALID_DETAILS = ['maybe', 'nope', 'truee', 'yes!', '2', '-1', 'null', '%00'];
 const INVALID_LIMIT = ['0', '-3', '1.5', 'ten', '1e2'];
-const INVALID_WAIT = ['-1', 'abc', '1e3', '0x5', '1.2345', 'Infinity'];
+// Any number of digits is a wait the upstream caps (1.2345 included); these are not numbers.
+const INVALID_WAIT = ['-1', 'abc', '1e3', '0x5', '1.2.3', 'Infinity'];
 
 /** One request: path+query and headers, and whether it is invalid whatever the upstream holds. */
 interface FuzzRequest {
