@@ -74,8 +74,9 @@ export class StoreBypasses {
     // On the callers' credentials as the leader's loop is (AUTH=upstream without UPSTREAM_API_KEY: there is no other).
     const poller = new Poller({ ...settings, ...contact, client: callerClient(settings.client, feed.callers), sink: flaggedSink(feed, BYPASS_REASON[why]) }, signal);
     return poller.run().finally(() => {
-      if (signal.reason !== LOG_WRITTEN) return void --this.serving[why];
-      if (--this.serving[why] === 0) this.log.info({ cause: why }, 'redis carries the sessions again: they are served through the shared log');
+      const last = --this.serving[why] === 0;
+      if (signal.reason !== LOG_WRITTEN) return;
+      if (last) this.log.info({ cause: why }, 'redis carries the sessions again: they are served through the shared log');
       // Back on the log, the notice is no longer true, even before its leader writes (a Redis restarted empty holds
       // no status to replace it, and a quiet session's leader may write none for a while).
       if (!feed.ended && feed.upstreamError === BYPASS_REASON[why]) {

@@ -152,9 +152,9 @@ export class FeedFollower implements ReadTarget {
       if (meta.state && !feed.ended) {
         // Whatever the log no longer holds below its head comes from upstream, the session over or not.
         if (meta.next !== null && !(await this.reach(meta.next))) return;
-        // Not behind with a status held back: the log's events reached the copy meanwhile (read live, or here after
-        // the reader reconnected), so the status it holds is its latest word.
-        if (meta.ended || !(behind || this.seen(meta.born, meta.stateId)) || (!behind && this.hidden !== null)) {
+        // Not behind, the log's status is shown unless applied already; and so it is with a status held back: the
+        // log's events reached the copy meanwhile (read live, or here after the reader reconnected).
+        if (meta.ended || (!behind && (this.hidden !== null || !this.seen(meta.born, meta.stateId)))) {
           this.hidden = null;
           this.publish([], feed.nextIndex, meta.state, meta.ended ? 'over' : undefined, meta.statusSince);
         } else {
