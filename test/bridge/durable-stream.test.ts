@@ -96,15 +96,20 @@ describe('a finished session', () => {
   });
 });
 
+/** A finished session of 330 events (answer: its id) read once at its end by `offset=now`: the loop drained it, the buffer keeps the last 40. */
+async function drainedLongSession(id: string) {
+  const b = await startReal({ SESSION_MAX_EVENTS: '40' });
+  b.sim.createSession(id, { initialEvents: 330, imageBytes: 0 });
+  b.sim.finish(id, { answer: id, closingEvents: true });
+  const url = `${b.url}/v1/stream/sessions/${id}`;
+  expect((await fetch(`${url}?offset=now`)).headers.get('stream-closed')).toBe('true');
+  return { b, url };
+}
+
 describe('history the buffer no longer holds', () => {
   it('is read through the hub history path, and a second reader costs the upstream no call per event', async () => {
-    const b = await startReal({ SESSION_MAX_EVENTS: '40' });
-    b.sim.createSession('long', { initialEvents: 330, imageBytes: 0 });
-    b.sim.finish('long', { answer: 'long', closingEvents: true });
-    const url = `${b.url}/v1/stream/sessions/long`;
     // A reader that starts at the end (the loop drains, the buffer keeps the last 40), then one from the start.
-    const tail = await fetch(`${url}?offset=now`);
-    expect(tail.headers.get('stream-closed')).toBe('true');
+    const { b, url } = await drainedLongSession('long');
     const first = await readDurable(url, { live: false });
     expectWholeSession(first, b.sim.eventCount('long'), 'long');
     // One answer: the catch-up read goes on past each chunk to the end record.
@@ -119,12 +124,8 @@ describe('history the buffer no longer holds', () => {
 
 describe('history that cannot be read', () => {
   it('a catch-up answer cut short by a failed history read is not cached, and the next read from its offset goes on', async () => {
-    const b = await startReal({ SESSION_MAX_EVENTS: '40' });
-    b.sim.createSession('cut', { initialEvents: 330, imageBytes: 0 });
-    b.sim.finish('cut', { answer: 'cut', closingEvents: true });
-    const url = `${b.url}/v1/stream/sessions/cut`;
     // The loop drains the session (the buffer keeps the last 40); then the first history read works, the second fails.
-    expect((await fetch(`${url}?offset=now`)).headers.get('stream-closed')).toBe('true');
+    const { b, url } = await drainedLongSession('cut');
     b.sim.faults.script([{ kind: 'patch', body: { x_note: 'read' } }, { kind: 'http', status: 500 }], { session: 'cut' });
     const res = await fetch(url);
     expect(res.status).toBe(200);
