@@ -16,8 +16,8 @@
  *               spread table min–median–max, and issue 21's goals are judged run by run (5 runs needed)
  * --quiet-wait  before each measurement wait up to S seconds for the machine to be nearly idle
  *               (default 30; 0 = do not wait; --quick never waits)
- * --profile     run pollcast under --cpu-prof (profiles in $TMPDIR/pollcast-bench-profiles; summarise
- *               one with node bench/profile-summary.ts <file>)
+ * --profile     run pollcast and the naive server under --cpu-prof (profiles in $TMPDIR/pollcast-bench-profiles,
+ *               named for the target; summarise one with node bench/profile-summary.ts <file>)
  * --node-flags  extra node flags for both servers (experiments, e.g. --node-flags=--trace-gc)
  * --memory      preload bench/memory-probe.ts into the servers and split the memory of idle streams (heap,
  *               young generation, external, native) per stream; a diagnostic: its full GCs move the RSS figures
@@ -155,7 +155,7 @@ try {
       for (const target of order) {
         const context = {
           sim,
-          targetOptions: { upstreamUrl: simUrl, core: serverCore, cwd, profileDir: target === 'pollcast' ? profileDir : null, nodeFlags, env: memory?.env() ?? {}, pollcastEntry, baselineEntry },
+          targetOptions: { upstreamUrl: simUrl, core: serverCore, cwd, profileDir: target === 'pollcast' || target === 'baseline' ? profileDir : null, nodeFlags, env: memory?.env() ?? {}, pollcastEntry, baselineEntry },
           clientCore,
           serverCore,
           simPid: simChild.pid!,
