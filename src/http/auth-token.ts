@@ -7,7 +7,7 @@
  * this module only picks the key source and reads the sessions claim.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { parse as parseCookies } from 'hono/utils/cookie';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { Authorizer, Credentials, GrantScope } from './auth.ts';
@@ -80,9 +80,11 @@ export interface TokenVerifier {
   /** True when `token` is a valid pollcast token. */
   isValid(token: string): Promise<boolean>;
   /**
-   * True when `token` carries pollcast's own signature, valid or not (expired,
-   * short of a claim): it is a subscriber token, never to be forwarded upstream
-   * nor checked there as a key.
+   * True when `token` is a subscriber token, valid or not, never to be
+   * forwarded upstream nor checked there as a key: it carries pollcast's own
+   * signature (expired, short of a claim), or its signature could not be
+   * checked and it names AUTH_JWT_ISSUER or AUTH_JWT_AUDIENCE, or the key set
+   * that would check it cannot be fetched.
    */
   isOurs(token: string): Promise<boolean>;
   /** The cookie name tokens may arrive in. */
@@ -90,6 +92,16 @@ export interface TokenVerifier {
 }
 
 type KeySource = Parameters<typeof jwtVerify>[1];
+
+/**
+ * The JWKS endpoint could not be asked (down, hanging, resting after a failure) and the keys it gave before, if
+ * any, lack the token's: no verdict on the token, which may be signed by a key rotated in meanwhile.
+ */
+class KeySetUnavailable extends Error {
+  constructor(cause: unknown) {
+    super('the key set could not be fetched', { cause });
+  }
+}
 
 /**
  * The JWKS key source: jose's remote set (cache, timeout, one fetch shared by
@@ -115,8 +127,8 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySo
     const last = remote.jwks();
     // After a failed fetch the endpoint rests: tokens are answered from the last set at once, rather than each
     // waiting up to JWKS_TIMEOUT_MS on an endpoint that is down.
-    if (last !== undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_MS) return lastKeys(last)(header, token);
-    if (last === undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_NO_KEYS_MS) throw failure;
+    if (last !== undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_MS) return fromLast(last, header, token);
+    if (last === undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_NO_KEYS_MS) throw new KeySetUnavailable(failure);
     try {
       return await remote(header, token);
     } catch (err) {
@@ -124,8 +136,16 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySo
       if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
       failedAtMs = performance.now();
       failure = err;
-      if (last === undefined) throw err;
-      return lastKeys(last)(header, token);
+      if (last === undefined) throw new KeySetUnavailable(err);
+      return fromLast(last, header, token);
+    }
+  };
+  // The last keys fetched, while the endpoint cannot be asked: a kid they lack gets no verdict.
+  const fromLast = async (last: JSONWebKeySet, ...args: Parameters<ReturnType<typeof createLocalJWKSet>>) => {
+    try {
+      return await lastKeys(last)(...args);
+    } catch (err) {
+      throw err instanceof joseErrors.JWKSNoMatchingKey ? new KeySetUnavailable(failure) : err;
     }
   };
   // Kids that a set fetched after a token with them arrived did not hold: refused at once while that set stands,
@@ -206,6 +226,18 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
     if (jwks !== undefined && alg !== 'HS256') return (await jwtVerify(token, jwks, { ...base, algorithms: [...JWKS_ALGORITHMS] })).payload;
     throw new UnauthorizedError(`access token algorithm ${JSON.stringify(String(alg).slice(0, 20))} is not accepted`);
   };
+  // Whether an unverified token names pollcast as its issuer or audience (only those configured count).
+  const namesUs = (token: string): boolean => {
+    let payload: JWTPayload;
+    try {
+      payload = decodeJwt(token);
+    } catch {
+      return false;
+    }
+    if (options.issuer !== undefined && payload.iss === options.issuer) return true;
+    const { aud } = payload;
+    return options.audience !== undefined && (aud === options.audience || (Array.isArray(aud) && aud.includes(options.audience)));
+  };
   const verify = async (token: string): Promise<VerifiedToken> => {
     if (token.length > MAX_TOKEN_LENGTH) throw new UnauthorizedError('access token too long');
     let payload: JWTPayload;
@@ -233,8 +265,10 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
         await check(token);
         return true;
       } catch (err) {
-        // jose checks the claims only once the signature is verified.
-        return err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed;
+        // jose checks the claims only once the signature is verified. Unverified, a token is taken for ours when it
+        // says so (a key not yet published signed it) or when no key set can say otherwise (the endpoint down):
+        // better refused than sent upstream.
+        return err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed || err instanceof KeySetUnavailable || namesUs(token);
       }
     },
     cookieName: options.cookieName ?? DEFAULT_COOKIE_NAME,
@@ -252,6 +286,7 @@ function tokenRefusal(err: unknown): UnauthorizedError {
   }
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return new UnauthorizedError('access token algorithm is not accepted');
   if (err instanceof joseErrors.JWKSNoMatchingKey) return new UnauthorizedError('access token signed by an unknown key');
+  if (err instanceof KeySetUnavailable) return new UnauthorizedError('access token signed by a key that cannot be checked now (the key set cannot be fetched)');
   // Everything else (bad signature, malformed token, the JWKS endpoint down for an unknown key) is the same 401:
   // an unverifiable token is the caller's problem to renew, never a 500.
   return new UnauthorizedError('access token invalid');

@@ -41,6 +41,12 @@ async function openStatus(path: string, headers: Record<string, string> = {}): P
   return res.status;
 }
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+/** The status of a stream open on bridge `b` (its body dropped). */
+async function openStatus2(b: Bridge, path: string, headers: Record<string, string>): Promise<number> {
+  const res = await fetch(`${b.url}${path}`, { headers });
+  await res.body?.cancel();
+  return res.status;
+}
 
 beforeAll(async () => {
   [rsa, ec, ed] = await Promise.all([makeKey('RS256', 'rsa-1'), makeKey('ES256', 'ec-1'), makeKey('EdDSA', 'ed-1')]);
@@ -175,6 +181,59 @@ describe('the wait for a kid the key set lacks', () => {
       await idp.close();
     }
   });
+});
+
+describe('combined with AUTH=upstream: a token whose key cannot be checked is refused, never sent upstream as a key', () => {
+  const KEY = 'sk-caller-Pw7Rt2Lm';
+  const sawToken = (sim: Bridge['sim'], t: string) => sim.requests().filter((r) => JSON.stringify(r).includes(t)).map((r) => `${r.method} ${r.target}`);
+
+  it('refuses a token naming pollcast\'s issuer signed by a key not yet published, on the stream and forwarded routes', async () => {
+    const idp = await startJwksServer([rsa]);
+    const b = await startBridge({ AUTH: 'upstream', AUTH_JWKS_URL: idp.url, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE, AUTH_JWT_SESSIONS_CLAIM: CLAIM, AUTH_JWKS_COOLDOWN_SECONDS: '1' }, { apiKeys: { [KEY]: 'org-1' } });
+    try {
+      b.sim.createSession('jc-1', { initialEvents: 1, finished: true, organisation: 'org-1' });
+      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(KEY)), 'the caller\'s own key').toBe(200);
+      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(await idpToken(rsa, { [CLAIM]: ['jc-1'] }))), 'a published key').toBe(200);
+      // The provider signs with a key it publishes only later: pollcast fetches the set, which lacks it.
+      const early = await makeKey('RS256', 'rsa-early');
+      const t = await idpToken(early, { [CLAIM]: ['jc-1'] });
+      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(t))).toBe(401);
+      const forwarded = await fetch(`${b.url}/api/v2/sessions`, { headers: bearer(t) });
+      await forwarded.body?.cancel();
+      expect(sawToken(b.sim, t), 'requests that carried the token upstream').toEqual([]);
+      // Named by its audience alone, the same.
+      const byAudience = await idpToken(early, { iss: 'https://another-idp.example.com/', [CLAIM]: ['jc-1'] });
+      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(byAudience))).toBe(401);
+      expect(sawToken(b.sim, byAudience)).toEqual([]);
+      // A JWT that names neither is a foreign credential: the upstream judges it.
+      const foreign = await sign(early, { iss: 'https://another-idp.example.com/', aud: 'another-api', [CLAIM]: ['*'] });
+      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(foreign))).toBe(401);
+      expect(sawToken(b.sim, foreign).length, 'checked with the upstream').toBeGreaterThan(0);
+    } finally {
+      await b.close();
+      await idp.close();
+    }
+  }, 20_000);
+
+  it('takes any token of a JWKS algorithm for ours while the key set cannot be fetched and lacks its key, named or not', async () => {
+    const idp = await startJwksServer([rsa]);
+    try {
+      const verifier = createTokenVerifier({ jwksUrl: idp.url, jwksCooldownMs: 1000 });
+      expect(await verifier.isOurs(await sign(rsa, { sessions: ['*'] }))).toBe(true);
+      const rotated = await makeKey('RS256', 'rsa-rotated');
+      // Reachable, the set's verdict stands: a kid it lacks is not ours.
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await verifier.isOurs(await sign(rotated, { sessions: ['*'] }))).toBe(false);
+      await idp.close();
+      await new Promise((r) => setTimeout(r, 1100));
+      // Down: the last set lacks the kid, but it may have been rotated in meanwhile.
+      expect(await verifier.isOurs(await sign(await makeKey('ES256', 'ec-rotated'), { sessions: ['*'] }))).toBe(true);
+      expect(await verifier.isOurs(await sign(rotated, { sessions: ['*'] })), 'asked again while the endpoint rests').toBe(true);
+      expect(await verifier.isOurs('not.a.jwt'), 'not a JWT').toBe(false);
+    } finally {
+      await idp.close();
+    }
+  }, 20_000);
 });
 
 describe('the JWKS endpoint down', () => {
