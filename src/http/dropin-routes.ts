@@ -13,6 +13,7 @@ import type { Feed } from '../hub/feed.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
+import { sleep } from '../upstream/backoff.ts';
 import { BadRequestError, SessionNotFoundError, ShuttingDownError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Most events one drop-in answer carries. */
@@ -39,6 +40,10 @@ export const STATUS_FRESH_MS = 2000;
 export const STATUS_REFRESH_WAIT_MS = 5000;
 /** Seconds a caller is told to wait while the upstream has not answered the loop yet. */
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+/** Reads of history that may come back empty before a 503 (the events exist: the loop read them). */
+export const HISTORY_EMPTY_ATTEMPTS = 3;
+/** Pause before asking again for history that came back empty, times the attempt (ms). */
+const HISTORY_EMPTY_RETRY_MS = 200;
 
 /** True while the session is known to be over but its last events are still being drained. */
 export function draining(feed: Feed): boolean {
@@ -73,11 +78,20 @@ export function waitFor(feed: Feed, until: () => boolean, waitMs: number, signal
 
 /** One page of held-out history, its failures mapped to the errors the caller sees. */
 export async function readHistory(deps: AppDeps, entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[]> {
-  const r = await deps.hub.fetchHistory(entry, from, to, signal);
-  if (Array.isArray(r)) return r;
-  if (r.kind === 'not-found') throw new SessionNotFoundError(entry.feed.sessionId);
-  if (r.kind === 'unauthorized') throw new UpstreamAuthError(r.status);
-  throw new UpstreamUnavailableError(r.kind, UNAVAILABLE_RETRY_AFTER_SECONDS);
+  for (let attempt = 1; ; attempt++) {
+    const r = await deps.hub.fetchHistory(entry, from, to, signal);
+    if (Array.isArray(r) && r.length > 0) return r;
+    if (!Array.isArray(r)) {
+      if (r.kind === 'not-found') throw new SessionNotFoundError(entry.feed.sessionId);
+      if (r.kind === 'unauthorized') throw new UpstreamAuthError(r.status);
+      throw new UpstreamUnavailableError(r.kind, UNAVAILABLE_RETRY_AFTER_SECONDS);
+    }
+    // None of events the loop has read (an upstream behind itself, a replica that lags): asked again, then a 503,
+    // never an empty page, which a poller draining until one would take for the end.
+    if (attempt >= HISTORY_EMPTY_ATTEMPTS || !(await sleep(HISTORY_EMPTY_RETRY_MS * attempt, signal))) {
+      throw new UpstreamUnavailableError('the sessions API returned none of the events asked for', UNAVAILABLE_RETRY_AFTER_SECONDS);
+    }
+  }
 }
 
 /**

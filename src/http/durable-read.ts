@@ -116,8 +116,8 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   const full = () => messages.length > 0 && bytes >= CHUNK_MAX_BYTES;
   // Below the buffer: the hub's history path (shared upstream calls, kept when it joins the buffer).
   while (at < feed.baseIndex && at < end && !full()) {
+    // Never empty: none of the events asked for is a 503.
     const page = await readHistory(deps, entry, at, Math.min(feed.baseIndex, end), signal);
-    if (page.length === 0) break;
     for (const e of page) {
       if (at >= end || full()) break;
       // As the buffer's records are: the upstream's own text where it has one (never its data parsed and re-serialised).

@@ -1,6 +1,6 @@
 /** The drop-in long-poll endpoint: same shape and codes as the upstream, answered from the shared loop. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
+import { HISTORY_EMPTY_ATTEMPTS, UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
 import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
@@ -45,6 +45,26 @@ describe('GET /sessions/{id}/changes', () => {
     } finally {
       sub.close();
     }
+  });
+
+  it('never answers an empty page for events it knows exist: a history read that comes back empty is asked again, then 503', async () => {
+    // Five events held: a page from index 5 is read again from upstream.
+    bridge = await startBridge({ SESSION_MAX_EVENTS: '5' });
+    const { sim } = bridge;
+    sim.createSession('dc-hole', { initialEvents: 20, finished: true });
+    expect((await fetch(`${bridge.url}/sessions/dc-hole/changes?limit=1000`).then((r) => r.json() as Promise<Changes>)).new_events).toHaveLength(20);
+    // One empty answer (an upstream behind itself): asked again.
+    sim.faults.script([{ kind: 'no-change' }], { session: 'dc-hole', endpoint: 'changes' });
+    const once = await fetch(`${bridge.url}/sessions/dc-hole/changes?from_index=5&limit=2`);
+    expect(once.status).toBe(200);
+    expect(((await once.json()) as Changes).new_events).toEqual(sim.events('dc-hole').slice(5, 7));
+    // Empty every time: a 503 to retry after, not a 200 with no events that a poller would take for the end.
+    sim.faults.script(Array.from({ length: HISTORY_EMPTY_ATTEMPTS }, () => ({ kind: 'no-change' as const })), { session: 'dc-hole', endpoint: 'changes' });
+    const always = await fetch(`${bridge.url}/sessions/dc-hole/changes?from_index=8&limit=2`);
+    expect(always.status).toBe(503);
+    expect(always.headers.get('retry-after')).toBe('5');
+    expect(((await always.json()) as { error: string }).error).toMatch(/none of the events asked for/);
+    expect(sim.faults.pending()).toBe(0);
   });
 
   it('answers 204 at once with wait_for_seconds=0 when nothing is new', async () => {
