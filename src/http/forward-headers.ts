@@ -152,3 +152,28 @@ export function forwardResponseHeaders(raw: readonly string[], dropCors: boolean
   }
   return out;
 }
+
+/**
+ * Response headers HTTP/2 allows once only (Node's http2 refuses more, and the response with them):
+ * the non-pseudo part of Node's own list (lib/internal/http2/util.js, kSingleValueHeaders).
+ */
+const H2_SINGLE_VALUE_HEADERS = new Set([
+  'access-control-allow-credentials', 'access-control-max-age', 'access-control-request-method', 'age', 'authorization',
+  'content-encoding', 'content-language', 'content-length', 'content-location', 'content-md5', 'content-range',
+  'content-type', 'date', 'dnt', 'etag', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match',
+  'if-range', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'range',
+  'referer', 'retry-after', 'tk', 'upgrade-insecure-requests', 'user-agent', 'x-content-type-options',
+]);
+
+/**
+ * An upstream head made relayable: no `Content-Length` on a `204` (which may carry none), and over HTTP/2 the
+ * first of repeated values of a header it allows once (an upstream's proxy adding `X-Content-Type-Options`
+ * again, say); other repeated headers stay repeated.
+ */
+export function relayableHead(head: OutgoingHttpHeaders, status: number, h2: boolean): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = { ...head };
+  if (status === 204) delete out['content-length'];
+  if (!h2) return out;
+  for (const [name, value] of Object.entries(out)) if (Array.isArray(value) && H2_SINGLE_VALUE_HEADERS.has(name)) out[name] = value[0];
+  return out;
+}

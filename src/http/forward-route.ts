@@ -15,7 +15,7 @@ import type { Context, Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { middlewareHeaders } from './events-route.ts';
-import { forwardRequestHeaders, forwardResponseHeaders, withoutQueryParam } from './forward-headers.ts';
+import { forwardRequestHeaders, forwardResponseHeaders, relayableHead, withoutQueryParam } from './forward-headers.ts';
 import { clientIp } from './limits.ts';
 import { splitTarget } from './raw-request.ts';
 import { decodedSegment, parseSessionId } from './validate.ts';
@@ -240,22 +240,39 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   }
   const cors = middlewareHeaders(c, deps);
   const upstreamHead = forwardResponseHeaders(answer.headers, Object.keys(cors).length > 0);
-  const head = { ...upstreamHead, ...cors };
+  const h2 = !isHttp1(outgoing);
+  const head = relayableHead({ ...upstreamHead, ...cors }, status, h2);
   // Both vary (the upstream by Accept-Encoding, say; pollcast's CORS by Origin): a cache must key on every one.
   if (upstreamHead.vary !== undefined && cors.vary !== undefined) head.vary = [upstreamHead.vary, cors.vary].flat().join(', ');
   try {
+    // HTTP/2 has no status past 599 (HTTP/1.1 carries up to 999, as node:http does).
+    if (h2 && status > 599) throw new Error(`status ${status} has no HTTP/2 form`);
     if (isHttp1(outgoing)) outgoing.writeHead(status, head);
     else outgoing.writeHead(status, head);
+  } catch (err) {
+    // Nothing is sent yet: the caller gets a 502 that says why, and pollcast's body read ends quietly.
+    outgoing.off('close', onClose);
+    discard(answer.body);
+    count(deps.stats.forwardErrors, 'head');
+    throw new BadGatewayError(`the upstream's answer cannot be relayed: ${(err as Error).message}`, { cause: err });
+  }
+  try {
     await pipeline(answer.body, outgoing);
   } catch {
     // The upstream's body broke off or the caller left: the answer is cut, as a proxy cuts it.
     count(deps.stats.forwardErrors, abort.signal.aborted ? 'aborted' : 'body');
-    answer.body.destroy();
+    discard(answer.body);
     if (!outgoing.destroyed) outgoing.destroy();
   } finally {
     outgoing.off('close', onClose);
   }
   return RESPONSE_ALREADY_SENT;
+}
+
+/** Drops an upstream body unread; the error its destruction emits (undici: "Request aborted") has a listener, so it never reaches the process. */
+function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
 }
 
 /** Registers the pass-through under the path of UPSTREAM_URL, after every route pollcast answers itself. */

@@ -1,5 +1,6 @@
 /** The pass-through byte for byte: targets, headers, credentials, redirects, limits, failures, modes and HTTP/2 callers. */
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { connect as h2connect } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startBridge, type Bridge } from '../helpers/harness.ts';
@@ -297,6 +298,57 @@ describe('forwarding: modes and tokens', () => {
 });
 
 describe('forwarding: HTTP/2 callers', () => {
+  it('an answer head HTTP/2 cannot carry as is is adapted or refused with 502, never a crash: repeated single-value headers, a status past 599, a 204 with a length', async () => {
+    // An upstream (behind its own proxy, say) that answers what HTTP/1.1 carries and HTTP/2 does not.
+    const upstream = createServer((req, res) => {
+      if (req.url?.endsWith('/dup')) {
+        res.setHeader('x-content-type-options', ['nosniff', 'nosniff']);
+        res.setHeader('content-type', ['application/json', 'application/json; charset=utf-8']);
+        res.setHeader('date', [new Date().toUTCString(), new Date().toUTCString()]);
+        res.setHeader('set-cookie', ['a=1', 'b=2']);
+        res.end('{"ok":true}');
+      } else if (req.url?.endsWith('/s600')) {
+        res.writeHead(600, { 'content-type': 'text/plain' }).end('six hundred');
+      } else {
+        res.writeHead(204, { 'content-length': '5' }).end();
+      }
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const b = await startBridge({ UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/api/v2` });
+    bridges.push(b);
+    const session = h2connect(b.url);
+    try {
+      const dup = h2request(session, '/api/v2/hdr/dup');
+      const head = await dup.headers;
+      expect(head[':status']).toBe(200);
+      expect(head['x-content-type-options']).toBe('nosniff');
+      expect(head['content-type']).toBe('application/json');
+      expect(head['set-cookie'], 'a header HTTP/2 may repeat stays repeated').toEqual(['a=1', 'b=2']);
+      expect(JSON.parse(await dup.done(CALL_TIMEOUT_MS))).toEqual({ ok: true });
+
+      const s600 = h2request(session, '/api/v2/hdr/s600');
+      expect((await s600.headers)[':status']).toBe(502);
+      expect(JSON.parse(await s600.done(CALL_TIMEOUT_MS))).toMatchObject({ code: 'bad_gateway', error: expect.stringMatching(/status 600/) });
+
+      const noContent = h2request(session, '/api/v2/hdr/204');
+      const noContentHead = await noContent.headers;
+      expect(noContentHead[':status']).toBe(204);
+      expect(noContentHead['content-length']).toBeUndefined();
+      await noContent.done(CALL_TIMEOUT_MS);
+
+      // HTTP/1.1 carries the status as it is; the process is still up for both.
+      const h1 = await rawHttp(`${b.url}/api/v2/hdr/s600`, 'GET', {});
+      expect([h1.status, h1.body]).toEqual([600, 'six hundred']);
+      expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
+      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      expect(metrics).toMatch(/pollcast_forward_errors_total\{reason="head"\} 1/);
+    } finally {
+      session.close();
+      upstream.close();
+    }
+  });
+
+
   it('an h2c caller gets forwarded answers, bodies included, as an HTTP/1.1 caller does', async () => {
     const b = await gateway();
     b.sim.createSession('h2', { organisation: 'org-a', initialEvents: 2, imageBytes: 0 });
