@@ -9,12 +9,16 @@ import type { Http2ServerRequest } from 'node:http2';
 /** A request as Node's HTTP/1.1 or HTTP/2 compatibility API hands it over. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 
-/** A header's value, repeated lines joined with ", " as `Headers.get` joins them; undefined when absent. */
+/**
+ * A header's value, repeated lines joined with ", " as `Headers.get` joins them, except `cookie`'s, joined with
+ * "; " (an HTTP/2 client may send each cookie as a field of its own, RFC 9113 section 8.2.3); undefined when absent.
+ */
 export function rawHeader(req: NodeRequest, name: string): string | undefined {
   const raw = req.rawHeaders;
+  const separator = name === 'cookie' ? '; ' : ', ';
   let out: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) out = out === undefined ? raw[i + 1]! : `${out}, ${raw[i + 1]!}`;
+    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) out = out === undefined ? raw[i + 1]! : `${out}${separator}${raw[i + 1]!}`;
   }
   return out;
 }

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
 import { h2request } from '../helpers/h2.ts';
 import { parseSse } from '../helpers/multi.ts';
+import { JWT_SECRET, token } from '../security/helpers.ts';
 
 const run = promisify(execFile);
 
@@ -124,6 +125,21 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect(post.status).toBe(200);
     expect(indicesIn(post.text, 'h2-s')).toEqual([0, 1]);
     expect((await answer('/healthz')).status).toBe(200);
+  });
+
+  it('reads the token cookie when the client sends each cookie as a field of its own (RFC 9113 8.2.3), on every route', async () => {
+    bridge = await startBridge({ H2C: 'true', AUTH: '', AUTH_JWT_SECRET: JWT_SECRET });
+    bridge.sim.createSession('h2-c', { initialEvents: 2, finished: true });
+    const session = h2(bridge.url);
+    const jwt = await token(['h2-c']);
+    for (const cookie of [['theme=dark', `pollcast_token=${jwt}`], [`pollcast_token=${jwt}`, 'theme=dark']]) {
+      for (const path of ['/sessions/h2-c/events', '/events?session=h2-c', '/sessions/h2-c/changes', '/v1/stream/sessions/h2-c']) {
+        const r = h2request(session, path, { cookie });
+        const text = await r.done();
+        expect((await r.headers)[':status'], `${path} with ${cookie[0]!.slice(0, 14)} first`).toBe(200);
+        if (path.includes('events')) expect(indicesIn(text, path.startsWith('/events') ? 'h2-c' : undefined)).toEqual([0, 1]);
+      }
+    }
   });
 
   it('a stream the client resets, or one that stops reading, costs only itself', async () => {
