@@ -107,20 +107,30 @@ export class ListFeed {
     return `${this.epoch}.${this.versionNow}`;
   }
 
-  /** Takes a poll's listing: new and changed sessions are upserted, vanished ones removed. */
-  applyListing(listing: SessionListing, live: (id: string) => LiveStatus | undefined): void {
+  /**
+   * Takes a poll's listing: new and changed sessions are upserted, vanished ones removed. Returns the sessions
+   * whose listed status moved since the last listing to one their running loop does not show: the loop has not
+   * heard of it yet (a session paused upstream answers its long-poll nothing), and should ask.
+   */
+  applyListing(listing: SessionListing, live: (id: string) => LiveStatus | undefined): string[] {
     const first = !this.listed;
     const previous = this.summaries;
     this.summaries = new Map(listing.items.map((s) => [s.id, s]));
     this.upstreamTotal = listing.total;
     this.quiet = first;
+    const behind: string[] = [];
     for (const id of previous.keys()) if (!this.summaries.has(id)) this.update(id, live(id));
-    for (const id of this.summaries.keys()) this.update(id, live(id));
+    for (const [id, summary] of this.summaries) {
+      const now = live(id);
+      if (now !== undefined && summary.status !== now.status && summary.status !== previous.get(id)?.status) behind.push(id);
+      this.update(id, now);
+    }
     this.quiet = false;
     this.listed = true;
     this.setTrouble(null);
     if (first) for (const l of this.listeners) l.onListed((allow) => this.snapshotFrame(allow));
     this.settleFirst();
+    return behind;
   }
 
   /** A poll failed: viewers are told once, and again when it recovers. */

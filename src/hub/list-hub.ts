@@ -17,6 +17,8 @@ import { ForbiddenError, TooManyRequestsError, UnauthorizedError, UpstreamAuthEr
 export interface LiveStatusSource {
   peekLive(sessionId: string): LiveStatus | undefined;
   onStatusChange(listener: (sessionId: string) => void): () => void;
+  /** The session's status changed upstream by what a list shows: its loops ask `/status` now. */
+  nudge(sessionId: string): void;
 }
 
 export interface ListHubOptions {
@@ -192,7 +194,7 @@ export class ListHub {
     if (outcome.kind === 'listing') {
       entry.failures = 0;
       try {
-        feed.applyListing(outcome.listing, (id) => this.opts.live.peekLive(id));
+        for (const id of feed.applyListing(outcome.listing, (id) => this.opts.live.peekLive(id))) this.opts.live.nudge(id);
       } catch (err) {
         this.opts.log.error({ err, list: feed.filter.key }, 'session list could not take a listing');
       }

@@ -169,6 +169,32 @@ describe('GET /sessions/events', () => {
   });
 });
 
+describe('GET /sessions/events: a status changed upstream where a loop runs', () => {
+  it('a paused session shows paused on the list and on its stream within a poll, not when the loop\'s long-poll ends', async () => {
+    // The loop long-polls 25 s (the default): a session paused upstream answers it nothing new.
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
+    const open: Recorder[] = [];
+    try {
+      const id = await create(b, 'paused upstream');
+      const follower = record(`${b.url}/sessions/${id}/events`);
+      const paused = record(`${b.url}/sessions/events?status=paused`, { events: LIST_EVENTS });
+      open.push(follower, paused);
+      await follower.until((r) => r.statuses().some((st) => st.status === 'running'), 10_000);
+      await paused.until((r) => r.messages.some((m) => m.type === 'snapshot'), 10_000);
+      // Let the loop settle into its long-poll.
+      await new Promise((r) => setTimeout(r, 500));
+      const pausedAt = performance.now();
+      b.sim.setStatus(id, { status: 'paused' });
+      await paused.until((r) => listOf(r).get(id)?.status === 'paused', APPEAR_WITHIN_MS + 2000);
+      await follower.until((r) => r.statuses().at(-1)?.status === 'paused', 2000);
+      expect(performance.now() - pausedAt).toBeLessThan(APPEAR_WITHIN_MS + 2000);
+    } finally {
+      for (const r of open) r.close();
+      await b.close();
+    }
+  });
+});
+
 describe('GET /sessions/events: scope and trouble', () => {
   it('a token sees the operator\'s list limited to its sessions claim; no token and an expired token are 401', async () => {
     const b = await startBridge({ AUTH: '', AUTH_JWT_SECRET: SECRET, SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
