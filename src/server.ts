@@ -222,7 +222,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       // HTTP/2 clients open their next stream (a reconnect) on a new connection, i.e. elsewhere.
       h2c?.goAway();
       hub!.close();
-      lists.close();
+      // Its cluster leases are let go before Redis is closed below.
+      const listsStopped = lists.close();
       // Ended streams keep their sockets until their last bytes are out (a slow reader may still be
       // taking them), within the shutdown budget; only then are idle connections closed.
       await streams!.close(Math.max(0, config.shutdownTimeoutSeconds * 1000 - SHUTDOWN_RESERVE_MS));
@@ -236,6 +237,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       }, Math.min(LONG_POLL_CUT_MS, config.shutdownTimeoutSeconds * 250));
       await closed;
       clearTimeout(deadline);
+      await listsStopped;
       await transport.close();
       await client.close();
       await forward?.close();

@@ -41,6 +41,8 @@ export interface ListHubOptions {
 
 /** Seconds a viewer refused for the list limit is told to wait. */
 export const LIST_LIMIT_RETRY_AFTER_SECONDS = 10;
+/** Longest wait at close for the lists' supplies to stop (ms): a lease let go, or left to run out if Redis is slow. */
+export const LIST_STOP_WAIT_MS = 2000;
 /** Longest pause between polls of a failing list (ms): a recovering upstream shows within it. */
 export const LIST_MAX_BACKOFF_MS = 30_000;
 
@@ -52,6 +54,8 @@ export interface ListEntry {
   graceTimer: NodeJS.Timeout | null;
   abort: AbortController;
   failures: number;
+  /** Resolves once its supply stopped (in cluster mode: its lease let go). */
+  stopped: Promise<void>;
 }
 
 /** The error a viewer gets when the upstream refused the list's first poll. */
@@ -113,7 +117,7 @@ export class ListHub {
     let entry = this.lists.get(key);
     if (!entry) {
       if (this.lists.size >= this.opts.maxLists) throw new TooManyRequestsError(`too many session lists watched at once (limit ${this.opts.maxLists}); watch one that is already watched, or later`, LIST_LIMIT_RETRY_AFTER_SECONDS, 'session_lists');
-      entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, graceTimer: null, abort: new AbortController(), failures: 0 };
+      entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, graceTimer: null, abort: new AbortController(), failures: 0, stopped: Promise.resolve() };
       this.lists.set(key, entry);
       this.start(entry);
     }
@@ -142,12 +146,21 @@ export class ListHub {
     entry.graceTimer.unref();
   }
 
-  /** Stops every poll (idempotent). */
-  close(): void {
+  /**
+   * Stops every poll (idempotent); resolves once they stopped, within `LIST_STOP_WAIT_MS`: in cluster mode each
+   * lets its lease go first, so another instance polls at once rather than when the lease runs out.
+   */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.stopListening();
-    for (const entry of [...this.lists.values()]) this.drop(entry);
+    const stopping = [...this.lists.values()].map((entry) => {
+      this.drop(entry);
+      return entry.stopped;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(stopping), new Promise<void>((resolve) => (timer = setTimeout(resolve, LIST_STOP_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private readonly firstRefusal = new WeakMap<ListEntry, Error>();
@@ -165,7 +178,7 @@ export class ListHub {
     const signal = entry.abort.signal;
     // Stopped (shutdown) before the first answer: whoever waits for it must not wait forever.
     signal.addEventListener('abort', () => feed.listed || feed.failed('list: stopped'), { once: true });
-    this.opts.source.run(
+    entry.stopped = this.opts.source.run(
       {
         key: feed.key,
         poll: async (pollSignal) => {
@@ -184,7 +197,7 @@ export class ListHub {
         onOutcome: (outcome) => this.take(entry, outcome),
       },
       signal,
-    );
+    ).catch((err: unknown) => this.opts.log.error({ err, list: feed.filter.key }, 'session list supply stopped unexpectedly'));
   }
 
   // One outcome of the list, wherever it was polled.

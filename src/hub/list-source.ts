@@ -22,21 +22,19 @@ export interface ListRun {
 
 /** Keeps lists supplied. */
 export interface ListSource {
-  /** Supplies `list` until `signal` aborts. */
-  run(list: ListRun, signal: AbortSignal): void;
+  /** Supplies `list` until `signal` aborts; resolves once it stopped (a cluster lease let go), never rejects. */
+  run(list: ListRun, signal: AbortSignal): Promise<void>;
 }
 
 /** Polls here: one loop per list, paced from the start of one poll to the next. */
 export const localListSource: ListSource = {
-  run(list, signal) {
-    void (async () => {
-      while (!signal.aborted) {
-        const started = performance.now();
-        const outcome = await list.poll(signal);
-        if (signal.aborted) return;
-        list.onOutcome(outcome);
-        await sleep(Math.max(0, list.nextDelayMs(outcome) - (performance.now() - started)), signal);
-      }
-    })();
+  async run(list, signal) {
+    while (!signal.aborted) {
+      const started = performance.now();
+      const outcome = await list.poll(signal);
+      if (signal.aborted) return;
+      list.onOutcome(outcome);
+      await sleep(Math.max(0, list.nextDelayMs(outcome) - (performance.now() - started)), signal);
+    }
   },
 };

@@ -134,9 +134,5 @@ export function createRedisListSource(opts: RedisListSourceOptions): ListSource 
     }
   }
 
-  return {
-    run(list, signal) {
-      void run(list, signal);
-    },
-  };
+  return { run };
 }

@@ -71,8 +71,11 @@ describe('GET /sessions/events in cluster mode', () => {
     // The holder stops: the other instance takes the lease over and keeps its viewers' list moving.
     const otherViewers = viewers.slice(other * 3, other * 3 + 3);
     await instances[holder]!.close();
+    const stoppedAt = performance.now();
     const later = await create(sim, 'after the takeover');
+    // A holder that stops lets the lease go: the other polls at once, not once the lease (10 s at least) runs out.
     await Promise.all(otherViewers.map((v) => v.until((x) => listOf(x).has(later), 30_000)));
+    expect(performance.now() - stoppedAt).toBeLessThan(POLL_SECONDS * 1000 + 3000);
     expect(instances[other]!.lists.calls).toBeGreaterThan(before);
   }, 90_000);
 });
