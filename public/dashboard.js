@@ -122,6 +122,7 @@ function openList() {
     onSnapshot: ({ items, total }) => takeSnapshot(items, total),
     onUpsert: (row) => takeRow(row),
     onRemove: ({ id }) => dropRow(id),
+    onTotal: (total) => ((list.total = total), renderTop()),
     onTrouble: (error) => {
       if (error !== null && list.trouble === null) list.troubleSince = Date.now();
       list.trouble = error;

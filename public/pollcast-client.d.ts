@@ -213,6 +213,8 @@ export interface WatchSessionsOptions {
   onSnapshot?: (list: { items: SessionSummary[]; total: number }) => void;
   onUpsert?: (summary: SessionSummary) => void;
   onRemove?: (removed: { id: string }) => void;
+  /** The count of the filter's sessions (the upstream's, for the whole filter when a page is watched) changed. */
+  onTotal?: (total: number) => void;
   /** The upstream's list failed (its error) or recovered (null). */
   onTrouble?: (upstreamError: string | null) => void;
   onOpen?: () => void;

@@ -499,7 +499,8 @@ export function sessionListUrl(baseUrl, options = {}) {
 /**
  * Watches the session list: `onSnapshot({items, total})` first (and again
  * whenever pollcast finds a fresh snapshot cheaper than the changes missed),
- * then `onUpsert(summary)` and `onRemove({id})` as the list changes;
+ * then `onUpsert(summary)` and `onRemove({id})` as the list changes, and
+ * `onTotal(total)` when the count of the filter's sessions changes;
  * `onTrouble(upstreamError | null)` when the upstream list fails or
  * recovers. Reconnects resume where they stopped (Last-Event-ID), with no
  * change repeated. A refusal (401, 403, 400…) ends it with
@@ -508,7 +509,7 @@ export function sessionListUrl(baseUrl, options = {}) {
  * @param {string} baseUrl
  * @param {{ filters?: Record<string, string | readonly string[] | undefined>, accessToken?: string,
  *   onSnapshot?: (list: { items: any[], total: number }) => void, onUpsert?: (summary: any) => void,
- *   onRemove?: (removed: { id: string }) => void, onTrouble?: (upstreamError: string | null) => void,
+ *   onRemove?: (removed: { id: string }) => void, onTotal?: (total: number) => void, onTrouble?: (upstreamError: string | null) => void,
  *   onOpen?: () => void, onReconnecting?: () => void, onError?: (error: any) => void }} options
  * @returns {{ readonly closed: boolean, close(): void }}
  */
@@ -529,6 +530,10 @@ export function watchSessions(baseUrl, options) {
   es.addEventListener('remove', (e) => {
     const row = json(e);
     if (row && typeof row.id === 'string') options.onRemove?.({ id: row.id });
+  });
+  es.addEventListener('total', (e) => {
+    const t = json(e);
+    if (t && typeof t.total === 'number') options.onTotal?.(t.total);
   });
   es.addEventListener('status', (e) => {
     const s = json(e);

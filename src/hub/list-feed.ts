@@ -38,6 +38,9 @@ export interface ListListener {
   onRefused(code: string): void;
 }
 
+/** The change-log id of `event: total` (no session has an empty id). */
+const TOTAL_ID = '';
+
 /** One entry of the change log: the frame that carried the change. */
 interface Change {
   version: number;
@@ -83,6 +86,8 @@ export class ListFeed {
   private troubleText: string | null = null;
   /** Set while the first listing is taken: its sessions reach viewers as one snapshot, not as changes. */
   private quiet = false;
+  /** The total viewers of every listed session were last told (in a snapshot or an `event: total`). */
+  private totalSent = 0;
 
   constructor(key: string, filter: ListFilter, maxLogEntries: number) {
     this.key = key;
@@ -128,7 +133,10 @@ export class ListFeed {
     this.quiet = false;
     this.listed = true;
     this.setTrouble(null);
-    if (first) for (const l of this.listeners) l.onListed((allow) => this.snapshotFrame(allow));
+    if (first) {
+      this.totalSent = this.total();
+      for (const l of this.listeners) l.onListed((allow) => this.snapshotFrame(allow));
+    } else this.noteTotal();
     this.settleFirst();
     return behind;
   }
@@ -148,7 +156,9 @@ export class ListFeed {
 
   /** A loop's status or metrics of session `id` changed (or its loop stopped: undefined). */
   applyLive(id: string, live: LiveStatus | undefined): void {
-    if (this.summaries.has(id)) this.update(id, live);
+    if (!this.summaries.has(id)) return;
+    this.update(id, live);
+    this.noteTotal();
   }
 
   /** The `event: snapshot` frame, of the sessions `allow` admits (all when undefined). */
@@ -159,9 +169,26 @@ export class ListFeed {
       if (json !== undefined && (allow === undefined || allow.has(id))) items.push(json);
     }
     // A viewer limited to some sessions learns how many of them are listed, not how many the operator has.
-    const hidden = this.summaries.size - this.shown.size;
-    const total = allow === undefined ? Math.max(this.shown.size, this.upstreamTotal - hidden) : items.length;
+    const total = allow === undefined ? this.total() : items.length;
     return encodeFrame({ event: 'snapshot', id: this.cursor, data: `{"items":[${items.join(',')}],"total":${total}}` });
+  }
+
+  /** The upstream's count of the filter's sessions, less those a live status took out of it, never below those shown. */
+  private total(): number {
+    const hidden = this.summaries.size - this.shown.size;
+    return Math.max(this.shown.size, this.upstreamTotal - hidden);
+  }
+
+  /**
+   * An `event: total` when the count moved since the last one sent: with a page (`size`), or past
+   * SESSION_LIST_MAX_SESSIONS, upserts and removes alone cannot tell it. Logged as a change of its own (id ''),
+   * which a viewer limited to some sessions never gets: it counts its items itself.
+   */
+  private noteTotal(): void {
+    const total = this.total();
+    if (total === this.totalSent) return;
+    this.totalSent = total;
+    this.record(TOTAL_ID, 'total', `{"total":${total}}`);
   }
 
   /** The `event: status` frame of the list's upstream state. */
@@ -210,7 +237,7 @@ export class ListFeed {
     }
   }
 
-  private record(id: string, event: 'upsert' | 'remove', data: string): void {
+  private record(id: string, event: 'upsert' | 'remove' | 'total', data: string): void {
     this.versionNow++;
     const frame = encodeFrame({ event, id: this.cursor, data });
     this.log.push({ version: this.versionNow, id, frame });

@@ -16,7 +16,7 @@ import { listCalls, listOf } from '../helpers/session-list.ts';
 const POLL_SECONDS = 1;
 /** The bound: a created session reaches every viewer within the poll interval plus a second (ms). */
 const APPEAR_WITHIN_MS = POLL_SECONDS * 1000 + 1000;
-const LIST_EVENTS = ['snapshot', 'upsert', 'remove', 'error'];
+const LIST_EVENTS = ['snapshot', 'upsert', 'remove', 'total', 'error'];
 const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long!';
 
 /** The upstream list calls the simulator received since the last clear. */
@@ -138,6 +138,9 @@ describe('GET /sessions/events', () => {
     const fourth = await create(b, 'pagewatch 4');
     await eventually(() => listOf(r).has(fourth) && !listOf(r).has(ids[1]!), APPEAR_WITHIN_MS + 2000, 'the new session in, the oldest of the page out');
     expect(new Set(listOf(r).keys())).toEqual(new Set([fourth, ids[2]]));
+    // The page's upserts and removes cannot tell the whole filter's count: an event of its own does.
+    await r.until((x) => x.messages.some((m) => m.type === 'total' && m.data.total === 4), APPEAR_WITHIN_MS + 2000);
+    expect(r.messages.filter((m) => m.type === 'total').map((m) => m.data.total)).toEqual([4]);
     const second = watch('?search=pagewatch&sort=-created_at&size=2&page=2');
     await second.until((x) => x.messages.some((m) => m.type === 'snapshot'));
     expect(new Set(listOf(second).keys()), 'page 2: the two oldest').toEqual(new Set([ids[1], ids[0]]));
