@@ -6,7 +6,7 @@
  * hand-made HTTP/1.1 chunks must never reach it.
  */
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
-import type { Http2ServerResponse } from 'node:http2';
+import { constants, type Http2ServerResponse } from 'node:http2';
 import type { Chunk } from './feed.ts';
 import { hasBigPart, totalLength, writeCorked } from './parts.ts';
 import { PARSER_RELEASE_SUPPORTED, releaseParser } from './parser-release.ts';
@@ -193,7 +193,11 @@ class PlainWriter implements ResponseWriter {
     if (!this.res.writableEnded) this.res.end();
   }
 
+  // RST_STREAM with INTERNAL_ERROR, not NO_ERROR (what a plain destroy sends): the body was cut, perhaps within
+  // a frame, and a client must not take that for the end of the stream.
   destroy(): void {
+    const { stream } = this.res;
+    if (!stream.destroyed && !stream.closed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     this.res.destroy();
   }
 }

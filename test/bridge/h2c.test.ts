@@ -7,7 +7,7 @@
  * HTTP/1.1 on the same port, HTTP/1.1 only by default, and shutdown.
  */
 import { execFile } from 'node:child_process';
-import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
@@ -164,6 +164,9 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect(indicesIn(text, 'h2-big')).toEqual(range(400));
     expect(indicesIn(text, 'h2-small')).toEqual(range(100));
     expect(bridge.server.metrics.stats.slowDropped).toBe(1);
+    // Cut, not ended: a reset the client reports as an error, not NO_ERROR (its last frame may be cut within).
+    await eventually(() => stalled.stream.closed, 5000, 'the stalled stream to be reset');
+    expect(stalled.stream.rstCode).toBe(constants.NGHTTP2_INTERNAL_ERROR);
     expect(session.destroyed).toBe(false);
   });
 
