@@ -164,6 +164,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const verifier = createVerifier(config);
   const authorize: Authorizer = createAuthorizer(config, { client, stats: metrics.stats }, verifier);
   let shuttingDown = false;
+  const shutdown = new AbortController();
   const limits = createLimits(config);
   const upstreamPath = mountablePath(upstreamUrl, log);
   // The probe's own client: its calls are not the sessions' (kept out of pollcast_upstream_*).
@@ -188,7 +189,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   // The pass-through has its own pool, with no credential: UPSTREAM_API_KEY never rides on a forwarded request.
   const forward = upstreamPath !== '' && passthroughOn(config) ? createForwarder(new URL(upstreamUrl).origin) : undefined;
   const isSubscriberToken = subscriberTokenCheck(verifier);
-  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, upstreamPath, forward, isSubscriberToken, readiness };
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, shutdownSignal: shutdown.signal, upstreamPath, forward, isSubscriberToken, readiness };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
@@ -218,6 +219,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const close = () => {
     closing ??= (async () => {
       shuttingDown = true;
+      shutdown.abort();
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
       // HTTP/2 clients open their next stream (a reconnect) on a new connection, i.e. elsewhere.
       h2c?.goAway();

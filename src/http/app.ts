@@ -44,6 +44,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (deps.isShuttingDown() && outgoing && isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
     const started = performance.now();
     await next();
+    // Answered while stopping (a long-poll that began before): its connection is not kept either.
+    if (deps.isShuttingDown() && outgoing && isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
     if (c.req.path === '/healthz' || c.req.path === '/readyz' || c.req.path === '/metrics') return;
     deps.log.debug({ method: c.req.method, url: redactUrl(c.req.url.replace(/^https?:\/\/[^/]+/, '')), status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
   });

@@ -26,6 +26,8 @@ export interface AppDeps {
   /** Rate, stream and URL limits (src/http/limits.ts). */
   limits: Limits;
   isShuttingDown: () => boolean;
+  /** Aborted as shutdown begins: what requests left waiting (drop-in long-polls) listen to, to answer at once. */
+  shutdownSignal: AbortSignal;
   /** Readiness (`/readyz`): the sessions API and the cluster store. */
   readiness: ReadinessProbe;
   /** The path of UPSTREAM_URL (e.g. `/api/v2`), under which the drop-ins are served too; '' for none. */

@@ -114,7 +114,8 @@ function nothingNew(c: Context<AppEnv>, feed: Feed): Response {
 
 async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, from: number, limit: number, waitSeconds: number): Promise<Response> {
   const { feed } = entry;
-  const signal = c.req.raw.signal;
+  // Shutdown ends every wait at once: the caller is told to retry (elsewhere), not left until its connection is cut.
+  const signal = AbortSignal.any([c.req.raw.signal, deps.shutdownSignal]);
   // Every wait below shares one bound: the caller's own wait, or the unsettled-loop bound when that is longer.
   const deadline = performance.now() + Math.max(waitSeconds * 1000, UNSETTLED_WAIT_MS);
   requireKnown(feed, deps);
@@ -157,6 +158,8 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   }
   // A long-poll woken by a change of status (simplified upstreams) answers with the new state and no events.
   if (statusChanged && !feed.ended) return c.json(changesBody(feed.snapshot, []), 200);
+  // Cut short by shutdown, "nothing new" would not be known: 503, retry after a second.
+  if (deps.shutdownSignal.aborted) throw new ShuttingDownError();
   return nothingNew(c, feed);
 }
 
