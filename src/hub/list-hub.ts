@@ -5,6 +5,7 @@
  * does. Live statuses of sessions whose loop runs come from the hub, read
  * only: a list never starts a loop.
  */
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { ListFeed, type ListFilter, type LiveStatus } from './list-feed.ts';
 import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
@@ -38,6 +39,11 @@ export interface ListHubOptions {
   /** Distinct lists polled at once: each costs an upstream call per interval, so one more is refused (429). */
   maxLists: number;
 }
+
+/** How long the upstream's refusal of a list's first poll answers further viewers of that list (ms): the contract's bound on a kept refusal. */
+export const LIST_REFUSAL_KEPT_MS = 5000;
+/** Refusals kept at most (a flood of refused keys cannot grow it further). */
+const LIST_REFUSALS_MAX = 10_000;
 
 /** Seconds a viewer refused for the list limit is told to wait. */
 export const LIST_LIMIT_RETRY_AFTER_SECONDS = 10;
@@ -84,6 +90,8 @@ export class ListHub {
   private readonly lists = new Map<string, ListEntry>();
   private readonly stopListening: () => void;
   private closed = false;
+  /** Lists whose first poll the upstream refused (by list key), answered without a new poll for a while. */
+  private readonly refusals = new LRUCache<string, Error>({ max: LIST_REFUSALS_MAX, ttl: LIST_REFUSAL_KEPT_MS });
   /** Upstream list calls made (each page one), for tests and metrics. */
   calls = 0;
 
@@ -115,6 +123,8 @@ export class ListHub {
     // The digest stands for the key: the key itself is never a map key, nor logged.
     const key = `${credential === undefined ? 'operator' : credential.digest}|${filter.key}`;
     let entry = this.lists.get(key);
+    const kept = entry === undefined ? this.refusals.get(key) : undefined;
+    if (kept) throw kept;
     if (!entry) {
       if (this.lists.size >= this.opts.maxLists) throw new TooManyRequestsError(`too many session lists watched at once (limit ${this.opts.maxLists}); watch one that is already watched, or later`, LIST_LIMIT_RETRY_AFTER_SECONDS, 'session_lists');
       entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, graceTimer: null, abort: new AbortController(), failures: 0, stopped: Promise.resolve() };
@@ -218,6 +228,7 @@ export class ListHub {
     if (refused) {
       // Nobody may read a list the upstream refused: its viewers are turned away and the poll stops.
       this.firstRefusal.set(entry, refused);
+      this.refusals.set(feed.key, refused);
       this.opts.log.warn({ list: feed.filter.key, scope: entry.credential ? 'caller key' : 'operator key', outcome: outcome.kind }, 'upstream refused the session list');
       this.drop(entry);
       feed.failed(describe(outcome));

@@ -269,6 +269,11 @@ describe('GET /sessions/events: scope and trouble', () => {
     }
     const refused = await fetch(`${b.url}/sessions/events?access_token=not-a-key`);
     expect(refused.status).toBe(401);
+    // The refusal is kept a while: eight more asks with that key cost the upstream no list call.
+    const refusedCalls = () => b.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions') && String(r.headers.authorization) === 'Bearer not-a-key').length;
+    const callsBefore = refusedCalls();
+    for (let i = 0; i < 8; i++) expect((await fetch(`${b.url}/sessions/events?access_token=not-a-key`)).status).toBe(401);
+    expect(refusedCalls()).toBe(callsBefore);
     // A key revoked upstream while its list is watched: the viewer is told and its stream ends.
     const watching = record(`${b.url}/sessions/events?access_token=${A}`, { events: LIST_EVENTS });
     try {
