@@ -85,7 +85,8 @@ class BodyLimit extends Transform {
 
 /** A path segment `.`/`..` (escaped or not) would let a target leave the API's path once the upstream resolves it. */
 function hasDotSegment(path: string): boolean {
-  return path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
+  // Decoded too: an upstream that decodes `%2F` (or reads `\` as `/`) before routing would find `..` in `k%2F..%2Fx`.
+  return path.split('/').some((segment) => (decodedSegment(segment) ?? segment).split(/[/\\]/).some((part) => part === '.' || part === '..'));
 }
 
 /**
