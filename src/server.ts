@@ -161,7 +161,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   });
   streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });
   // The built-in demo stays open; a real upstream needs a token or a key unless AUTH=none (config enforces it).
-  const verifier = createVerifier(config);
+  const verifier = createVerifier(config, log);
   const authorize: Authorizer = createAuthorizer(config, { client, stats: metrics.stats }, verifier);
   let shuttingDown = false;
   const shutdown = new AbortController();

@@ -12,6 +12,7 @@ import { parse as parseCookies } from 'hono/utils/cookie';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { Authorizer, Credentials, GrantScope } from './auth.ts';
 import type { Config } from '../config.ts';
+import type { Logger } from 'pino';
 
 /** Clock skew tolerated on `nbf` and `iat` (seconds); `exp` is enforced to the second (see below). */
 export const JWT_CLOCK_TOLERANCE_SECONDS = 5;
@@ -63,6 +64,8 @@ export interface TokenOptions {
   sessionsClaim?: string | undefined;
   /** The cookie that may carry the token (AUTH_COOKIE_NAME). */
   cookieName?: string | undefined;
+  /** Where the JWKS endpoint's failures and recoveries are said (once each). */
+  log?: Logger | undefined;
 }
 
 /** A token that passed every check. */
@@ -112,7 +115,11 @@ class KeySetUnavailable extends Error {
  * refused, so a rotation is seen at once and a flood of made-up kids costs one
  * fetch per cooldown.
  */
-function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySource {
+function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number, log: Logger | undefined): KeySource {
+  // The endpoint's origin only: a path or query may hold what a log should not.
+  const where = new URL(url).origin;
+  // Since a failed fetch: the last successful fetch's time then (jose's `uat`), to tell a new fetch from the cache.
+  let down: false | { uat: number | undefined } = false;
   // jose records each successful fetch's time here (`uat`, ms since the epoch): the cooldown counts from it.
   const fetched: JWKSCacheInput = {};
   const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS, [jwksCache]: fetched });
@@ -130,10 +137,18 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number): KeySo
     if (last !== undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_MS) return fromLast(last, header, token);
     if (last === undefined && performance.now() - failedAtMs < JWKS_FAILED_REST_NO_KEYS_MS) throw new KeySetUnavailable(failure);
     try {
-      return await remote(header, token);
+      const key = await remote(header, token);
+      // Recovered once a fetch succeeded since the failure (not when the cache answered without asking).
+      if (down !== false && fetched.uat !== down.uat) {
+        log?.info({ jwks: where }, 'JWKS endpoint answers again');
+        down = false;
+      }
+      return key;
     } catch (err) {
       // No matching key is a verdict on the token; anything else is the fetch failing (down, timeout, bad answer).
       if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+      if (down === false) log?.warn({ jwks: where, err: (err as Error).message, keysKnown: last !== undefined }, 'JWKS endpoint cannot be fetched: tokens signed by keys already fetched keep working, others are refused (401) until it answers');
+      down = { uat: fetched.uat };
       failedAtMs = performance.now();
       failure = err;
       if (last === undefined) throw new KeySetUnavailable(err);
@@ -211,7 +226,7 @@ export function credentialFromCookie(credentials: Credentials, cookieName: strin
 /** Creates the verifier for `options` (at least a secret or a JWKS URL). */
 export function createTokenVerifier(options: TokenOptions): TokenVerifier {
   const secret = options.secret === undefined ? undefined : new TextEncoder().encode(options.secret);
-  const jwks = options.jwksUrl === undefined ? undefined : jwksKeys(options.jwksUrl, options.jwksCooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS, options.jwksCacheMaxAgeMs ?? DEFAULT_JWKS_CACHE_MAX_AGE_MS);
+  const jwks = options.jwksUrl === undefined ? undefined : jwksKeys(options.jwksUrl, options.jwksCooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS, options.jwksCacheMaxAgeMs ?? DEFAULT_JWKS_CACHE_MAX_AGE_MS, options.log);
   if (secret === undefined && jwks === undefined) throw new Error('createTokenVerifier needs a secret or a JWKS URL');
   const claimName = options.sessionsClaim ?? DEFAULT_SESSIONS_CLAIM;
   const base: JWTVerifyOptions = { clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp'] };

@@ -6,6 +6,7 @@
  */
 import { openAccess, tokenAuthConfigured, type Config } from '../config.ts';
 import { UnauthorizedError } from '../errors.ts';
+import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
 import { allowAll, noSubscriberTokens, type Authorizer, type Credentials, type SubscriberTokenCheck } from './auth.ts';
@@ -40,8 +41,8 @@ function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenC
 }
 
 /** The token verifier `config` asks for (one, so its JWKS cache is shared), or undefined without token auth. */
-export function createVerifier(config: Config): TokenVerifier | undefined {
-  return tokenAuthConfigured(config) ? createTokenVerifier(tokenOptionsOf(config)) : undefined;
+export function createVerifier(config: Config, log?: Logger): TokenVerifier | undefined {
+  return tokenAuthConfigured(config) ? createTokenVerifier({ ...tokenOptionsOf(config), log }) : undefined;
 }
 
 /** Whether a bearer is a pollcast token, for stripping it from forwarded requests. */

@@ -13,6 +13,7 @@ import { makeKey, sign, startJwksServer, type JwksServer, type TestKey } from '.
 import { JWT_SECRET, token as hsToken } from './helpers.ts';
 import { createJwtAuthorizer, createTokenVerifier, JWKS_FAILED_REST_NO_KEYS_MS, JWKS_MAX_WAIT_MS, JWKS_TIMEOUT_MS } from '../../src/http/auth-token.ts';
 import { UnauthorizedError } from '../../src/errors.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 
 const ISSUER = 'https://idp.example.com/';
 const AUDIENCE = 'pollcast-test';
@@ -289,7 +290,8 @@ describe('the JWKS endpoint down', () => {
     const idp = await startJwksServer([rsa]);
     try {
       idp.stall(true);
-      const authorize = createJwtAuthorizer({ jwksUrl: idp.url });
+      const captured = captureLog('info');
+      const authorize = createJwtAuthorizer({ jwksUrl: idp.url, log: captured.log });
       const ask = async (t: string) => authorize({ authorization: `Bearer ${t}`, accessToken: undefined, cookie: undefined }, ['x']);
       const known = await sign(rsa, { sessions: ['*'] });
       // The first waits for the fetch to time out.
@@ -303,6 +305,9 @@ describe('the JWKS endpoint down', () => {
       idp.stall(false);
       await new Promise((r) => setTimeout(r, JWKS_FAILED_REST_NO_KEYS_MS));
       await expect(ask(known)).resolves.toMatchObject({ scope: { kind: 'all' } });
+      // Said once each way, with the endpoint's origin only.
+      expect(captured.lines().map((l) => [l.level, l.msg.split(':')[0]])).toEqual([[40, 'JWKS endpoint cannot be fetched'], [30, 'JWKS endpoint answers again']]);
+      expect(captured.text()).not.toContain('.well-known');
     } finally {
       await idp.close();
     }
