@@ -128,6 +128,12 @@ async function holdsSubscriberToken(values: readonly string[], isOurs: (value: s
   return false;
 }
 
+/** Whether the forwarded header list (name, value pairs) already carries a non-empty `name` (lower-case). */
+function hasKeyHeader(headers: readonly string[], name: string): boolean {
+  for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i]!.toLowerCase() === name && headers[i + 1]!.trim() !== '') return true;
+  return false;
+}
+
 /** Every value of the request header `name` (lower-case), each line on its own. */
 function headerLines(rawHeaders: readonly string[], name: string): string[] {
   const out: string[] = [];
@@ -168,7 +174,11 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   const dropHeader = keyHeader !== undefined && (await holdsSubscriberToken(headerLines(incoming.rawHeaders, keyHeader), deps.isSubscriberToken)) ? keyHeader : undefined;
   let target = rawTarget;
   const accessTokens = query === '' ? [] : new URLSearchParams(query).getAll('access_token');
-  if (await holdsSubscriberToken(accessTokens, deps.isSubscriberToken)) {
+  const tokenInQuery = await holdsSubscriberToken(accessTokens, deps.isSubscriberToken);
+  // With AUTH=upstream an `access_token` is a caller's key, as pollcast reads it on its own routes: it moves to
+  // the header the upstream reads keys from (when no key is there already), never left in a URL the upstream logs.
+  const keyInQuery = !tokenInQuery && deps.config.auth === 'upstream' && accessTokens.length > 0;
+  if (tokenInQuery || keyInQuery) {
     const kept = withoutQueryParam(query, 'access_token') ?? query;
     target = kept === '' ? path : `${path}?${kept}`;
   }
@@ -183,6 +193,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     },
     { cookieName: deps.config.authCookieName, dropAuthorization, dropHeader },
   );
+  const queryKey = accessTokens.length === 1 ? accessTokens[0]!.trim() : '';
+  if (keyInQuery && queryKey !== '' && !hasKeyHeader(headers, keyHeader ?? 'authorization')) headers.push(keyHeader ?? 'authorization', keyHeader === undefined ? `Bearer ${queryKey}` : queryKey);
 
   const hasBody = declared !== undefined ? Number(declared) > 0 : c.req.header('transfer-encoding') !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');
   let whole: Buffer | null = null;

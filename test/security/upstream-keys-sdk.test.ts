@@ -58,3 +58,24 @@ describe('AUTH=upstream without UPSTREAM_API_KEY, through one base URL', () => {
     expect(calls.filter((r) => r.headers.authorization?.[0] === `Bearer ${KEY_B}`).map((r) => r.target)).toEqual([`/api/v2/sessions/${id}/status`]);
   }, 120_000);
 });
+
+describe('AUTH=upstream: a key in access_token on a forwarded route', () => {
+  it('moves to the header the upstream reads keys from, never left in the forwarded URL', async () => {
+    bridge = await startBridge({ ...ONE_ADDRESS_ENV, AUTH: 'upstream' }, { api: 'real', apiKeys: { [KEY_A]: 'org-a', [KEY_B]: 'org-b' } });
+    const created = await api(`${bridge.url}/api/v2`, KEY_A, 'POST', '/sessions', { agent: 'web-agent', messages: 'listed' });
+    expect(created.status).toBe(201);
+    bridge.sim.clearRequests();
+    const res = await fetch(`${bridge.url}/api/v2/sessions?size=5&access_token=${KEY_A}`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { items: Array<{ id: string }> }).items.map((s) => s.id)).toContain(created.body.id);
+    // A key in the header wins: the one in the query is dropped, not sent in the URL either.
+    const both = await fetch(`${bridge.url}/api/v2/sessions?access_token=${KEY_A}`, { headers: { authorization: `Bearer ${KEY_B}` } });
+    expect(both.status).toBe(200);
+    expect(((await both.json()) as { items: Array<{ id: string }> }).items.map((s) => s.id)).not.toContain(created.body.id);
+    const seen = bridge.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions'));
+    expect(seen.map((r) => [r.target, r.headers.authorization])).toEqual([
+      ['/api/v2/sessions?size=5', [`Bearer ${KEY_A}`]],
+      ['/api/v2/sessions', [`Bearer ${KEY_B}`]],
+    ]);
+  });
+});
