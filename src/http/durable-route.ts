@@ -27,6 +27,7 @@ import {
   type Position,
 } from './durable-offsets.ts';
 import { isPublicSession, openAccess } from '../config.ts';
+import { accessErrorFrame } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { ShuttingDownError } from '../errors.ts';
 
@@ -91,7 +92,8 @@ async function tailPosition(entry: FeedEntry, signal: AbortSignal): Promise<Posi
 
 // The SSE read: data and control events from `start` on, until the end record, the connection's
 // time is up, the caller's access runs out, or the caller leaves. Pulled, so a slow reader holds one batch.
-function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: number | undefined, signal: AbortSignal, expiresAtMs: number | undefined, done: () => void): ReadableStream<Uint8Array> {
+function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: number | undefined, signal: AbortSignal, grant: Grant | undefined, done: () => void): ReadableStream<Uint8Array> {
+  const expiresAtMs = grant?.expiresAtMs;
   const { feed } = entry;
   const startedAt = Date.now();
   const heartbeatMs = deps.config.heartbeatSeconds * 1000;
@@ -109,6 +111,10 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
         for (;;) {
           const deadline = Math.min(startedAt + SSE_CONNECTION_MS, expiresAtMs ?? Infinity);
           if (signal.aborted || Date.now() >= deadline || deps.isShuttingDown()) {
+            // A token's end is said, as on every stream (contract section 4), so the reader renews it rather than
+            // retrying with it; the Durable Streams client skips an event type it does not know. An upstream key's
+            // verdict (renewable) is checked again by the reconnect.
+            if (!signal.aborted && expiresAtMs !== undefined && Date.now() >= expiresAtMs && grant?.renew === undefined) controller.enqueue(accessErrorFrame('token_expired'));
             finish();
             controller.close();
             return;
@@ -193,7 +199,7 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
           deps.hub.release(entry);
         };
         handedOver = true;
-        const body = sseBody(deps, entry, start, cursor, signal, grant?.expiresAtMs, done);
+        const body = sseBody(deps, entry, start, cursor, signal, grant ?? undefined, done);
         return c.body(body, 200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
       }
       if (parsed === 'now' && live === 'catch-up') {

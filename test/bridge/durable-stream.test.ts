@@ -315,6 +315,19 @@ describe('access and caching', () => {
     expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
   });
 
+  it('says why an SSE read ends at its token\'s expiry: a last event: error token_expired, as every stream does', async () => {
+    const b = await startReal({ AUTH: '', AUTH_JWT_SECRET: SECRET });
+    b.sim.createSession('expiring', { initialEvents: 2, emitEveryMs: 200, emitCount: 500 });
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const short = await new SignJWT({ sessions: ['expiring'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET));
+    const res = await fetch(`${b.url}/v1/stream/sessions/expiring?offset=-1&live=sse`, { headers: { authorization: `Bearer ${short}` }, signal: AbortSignal.timeout(15_000) });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+    expect(text).toContain('event: data');
+    expect(text.trimEnd().endsWith('event: error\ndata: {"error":"token_expired"}')).toBe(true);
+  });
+
   it('exposes the protocol headers to browsers and allows If-None-Match in preflights', async () => {
     const b = await startReal({ CORS_ORIGINS: 'https://app.example' });
     b.sim.createSession('c', { initialEvents: 1 });
