@@ -48,10 +48,15 @@ export function parseListPage(value: unknown): { ok: true; items: SessionSummary
   return { ok: true, items, total, pages };
 }
 
+/** Reads of a multi-page list read again from its first page when its count moved between pages. */
+export const LIST_SHIFT_REREADS = 1;
+
 /**
  * Reads the list for `filter`, page after page, until the upstream has no
  * more or `maxSessions` were read. The same id on two pages (a session
- * created between two reads shifts the pages) is kept once. A filter that
+ * created between two reads shifts the pages) is kept once; a count that
+ * moved between pages (a session deleted meanwhile may have pulled an unread
+ * one onto a page already read) has the list read again, once. A filter that
  * names `page` or `size` asks for that one page: it is read as given, in one
  * call.
  */
@@ -63,27 +68,33 @@ export async function readSessionList(
   signal?: AbortSignal,
 ): Promise<ListOutcome> {
   const size = Math.min(LIST_PAGE_SIZE_MAX, Math.max(1, maxSessions));
-  const seen = new Map<string, SessionSummary>();
-  let total = 0;
-  let calls = 0;
   const onePage = filter.has('page') || filter.has('size');
-  for (let page = 1; ; page++) {
-    const params = new URLSearchParams(filter);
-    if (!onePage) {
-      params.set('page', String(page));
-      params.set('size', String(size));
+  let calls = 0;
+  for (let attempt = 0; ; attempt++) {
+    const seen = new Map<string, SessionSummary>();
+    let total = 0;
+    let shifted = false;
+    for (let page = 1; ; page++) {
+      const params = new URLSearchParams(filter);
+      if (!onePage) {
+        params.set('page', String(page));
+        params.set('size', String(size));
+      }
+      const started = performance.now();
+      const res = await client.get('list', `/sessions?${params.toString()}`, credential, signal);
+      calls++;
+      const outcome = classify(res);
+      client.observe('list', outcome.kind === 'page' ? 'listing' : outcome.kind, (performance.now() - started) / 1000);
+      if (outcome.kind !== 'page') return outcome;
+      for (const item of outcome.items) if (!seen.has(item.id) && seen.size < maxSessions) seen.set(item.id, item);
+      // A count that moved between pages: the list changed under the read, and offset pages shifted (a session
+      // deleted from page 1 pulls one of page 2 onto it, unread): that read would drop a session that exists.
+      if (page > 1 && outcome.total !== total) shifted = true;
+      total = outcome.total;
+      if (onePage || outcome.items.length === 0 || page >= outcome.pages || seen.size >= maxSessions) break;
     }
-    const started = performance.now();
-    const res = await client.get('list', `/sessions?${params.toString()}`, credential, signal);
-    calls++;
-    const outcome = classify(res);
-    client.observe('list', outcome.kind === 'page' ? 'listing' : outcome.kind, (performance.now() - started) / 1000);
-    if (outcome.kind !== 'page') return outcome;
-    for (const item of outcome.items) if (!seen.has(item.id) && seen.size < maxSessions) seen.set(item.id, item);
-    total = outcome.total;
-    if (onePage || outcome.items.length === 0 || page >= outcome.pages || seen.size >= maxSessions) break;
+    if (!shifted || attempt >= LIST_SHIFT_REREADS) return { kind: 'listing', listing: { items: [...seen.values()], total: Math.max(total, seen.size), calls } };
   }
-  return { kind: 'listing', listing: { items: [...seen.values()], total: Math.max(total, seen.size), calls } };
 }
 
 function classify(res: Awaited<ReturnType<UpstreamClient['get']>>): { kind: 'page'; items: SessionSummary[]; total: number; pages: number } | FailureOutcome {

@@ -8,6 +8,8 @@
  * upstream call, and an upstream that stops and comes back.
  */
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { startBridge, record, eventually, type Bridge, type Recorder } from '../helpers/harness.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
@@ -196,6 +198,45 @@ describe('GET /sessions/events: a status changed upstream where a loop runs', ()
       await b.close();
     }
   });
+});
+
+describe('GET /sessions/events: a list that changes between the pages of one read', () => {
+  it('is read again when its count moved between pages: a session pulled onto a page already read is not removed', async () => {
+    const sim = await createSimulator({ api: 'real' });
+    // 130 sessions: two pages of 100. Just before page 2 is answered, one session of page 1 is deleted: the rest
+    // shift by one, and the first of page 2 moves onto page 1, which was read already.
+    const ids: string[] = [];
+    for (let i = 0; i < 130; i++) ids.push(await create({ sim } as Bridge, `paged ${i}`));
+    let deleted: string | undefined;
+    let firstPage: string[] = [];
+    const proxy = createServer(async (req, res) => {
+      const page = new URL(req.url!, 'http://x').searchParams.get('page');
+      if (deleted === undefined && page === '2') {
+        deleted = firstPage[50]!;
+        sim.deleteSession(deleted);
+      }
+      const answer = await fetch(`${new URL(sim.url).origin}${req.url}`);
+      const text = await answer.text();
+      if (page === '1' && deleted === undefined) firstPage = ((JSON.parse(text) as { items: Array<{ id: string }> }).items ?? []).map((x) => x.id);
+      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' }).end(text);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const b = await startBridge({ UPSTREAM_URL: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/api/v2`, SESSION_LIST_POLL_SECONDS: '30' }, { api: 'real' });
+    const viewer = record(`${b.url}/sessions/events`, { events: LIST_EVENTS });
+    try {
+      await viewer.until((r) => r.messages.some((m) => m.type === 'snapshot'), 10_000);
+      expect(deleted).toBeDefined();
+      const upstream = new Set(sim.listSessions().map((x) => x.id));
+      expect(upstream.size).toBe(129);
+      expect(new Set(listOf(viewer).keys())).toEqual(upstream);
+      expect(viewer.messages.find((m) => m.type === 'snapshot')!.data.total).toBe(129);
+    } finally {
+      viewer.close();
+      await b.close();
+      proxy.close();
+      await sim.close();
+    }
+  }, 30_000);
 });
 
 describe('GET /sessions/events: scope and trouble', () => {
