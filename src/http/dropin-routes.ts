@@ -89,6 +89,7 @@ export async function readHistory(deps: AppDeps, entry: FeedEntry, from: number,
     // None of events the loop has read (an upstream behind itself, a replica that lags): asked again, then a 503,
     // never an empty page, which a poller draining until one would take for the end.
     if (attempt >= HISTORY_EMPTY_ATTEMPTS || !(await sleep(HISTORY_EMPTY_RETRY_MS * attempt, signal))) {
+      if (deps.shutdownSignal.aborted) throw new ShuttingDownError();
       throw new UpstreamUnavailableError('the sessions API returned none of the events asked for', UNAVAILABLE_RETRY_AFTER_SECONDS);
     }
   }

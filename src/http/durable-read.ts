@@ -12,6 +12,7 @@ import type { Feed } from '../hub/feed.ts';
 import { eventFrame, frameData, frameDataParts } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesClaimOver, isKnown } from '../upstream/snapshot.ts';
+import type { UpstreamEvent } from '../upstream/types.ts';
 import { BadRequestError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Seconds a reader is told to wait when held-out history could not be read. */
@@ -116,8 +117,15 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   const full = () => messages.length > 0 && bytes >= CHUNK_MAX_BYTES;
   // Below the buffer: the hub's history path (shared upstream calls, kept when it joins the buffer).
   while (at < feed.baseIndex && at < end && !full()) {
-    // Never empty: none of the events asked for is a 503.
-    const page = await readHistory(deps, entry, at, Math.min(feed.baseIndex, end), signal);
+    let page: UpstreamEvent[];
+    try {
+      page = await readHistory(deps, entry, at, Math.min(feed.baseIndex, end), signal);
+    } catch (err) {
+      // A later page that brought none of its events (asked again already): the chunk stops short with what it
+      // holds, not cacheable, as a capped page makes it; with nothing yet, the caller gets the 503.
+      if (messages.length > 0 && err instanceof UpstreamUnavailableError) break;
+      throw err;
+    }
     for (const e of page) {
       if (at >= end || full()) break;
       // As the buffer's records are: the upstream's own text where it has one (never its data parsed and re-serialised).

@@ -12,6 +12,7 @@ import { startTcpProxy, type TcpProxy } from '../helpers/multi.ts';
 import { stream } from '@durable-streams/client';
 import { indicesOf, readDurable, type DurableRead } from '../helpers/durable.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
+import { HISTORY_EMPTY_ATTEMPTS } from '../../src/http/dropin-routes.ts';
 
 let bridge: Bridge | undefined;
 let proxy: TcpProxy | undefined;
@@ -135,6 +136,22 @@ describe('history that cannot be read', () => {
     expect(indicesOf(first)).toEqual(range(100));
     const rest = await readDurable(url, { live: false, offset: res.headers.get('stream-next-offset')! });
     expectWholeSession({ items: [...first, ...rest.items], offsets: rest.offsets, closed: rest.closed }, b.sim.eventCount('cut'), 'cut');
+  });
+});
+
+describe('history that comes back empty', () => {
+  it('after a first page: the chunk stops short with what it holds (not cached), never a 503 that throws it away', async () => {
+    const { b, url } = await drainedLongSession('empty-later');
+    // The first history page is capped at 2 events; every read after it brings none.
+    b.sim.faults.script([{ kind: 'short-limit', max: 2 }, ...Array.from({ length: HISTORY_EMPTY_ATTEMPTS }, () => ({ kind: 'no-change' as const }))], { session: 'empty-later', endpoint: 'changes' });
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('stream-up-to-date')).toBeNull();
+    expect(indicesOf((await res.json()) as any[])).toEqual([0, 1]);
+    // From its offset, the next read goes on.
+    const rest = await readDurable(url, { live: false, offset: res.headers.get('stream-next-offset')! });
+    expect(indicesOf(rest.items)[0]).toBe(2);
   });
 });
 
