@@ -86,8 +86,8 @@ export interface TokenVerifier {
    * True when `token` is a subscriber token, valid or not, never to be
    * forwarded upstream nor checked there as a key: it carries pollcast's own
    * signature (expired, short of a claim), or its signature could not be
-   * checked and it names AUTH_JWT_ISSUER or AUTH_JWT_AUDIENCE, or the key set
-   * that would check it cannot be fetched.
+   * checked and it names AUTH_JWT_ISSUER or AUTH_JWT_AUDIENCE (with neither
+   * set: the key set that would check it cannot be fetched).
    */
   isOurs(token: string): Promise<boolean>;
   /** The cookie name tokens may arrive in. */
@@ -241,6 +241,7 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
     if (jwks !== undefined && alg !== 'HS256') return (await jwtVerify(token, jwks, { ...base, algorithms: [...JWKS_ALGORITHMS] })).payload;
     throw new UnauthorizedError(`access token algorithm ${JSON.stringify(String(alg).slice(0, 20))} is not accepted`);
   };
+  const named = options.issuer !== undefined || options.audience !== undefined;
   // Whether an unverified token names pollcast as its issuer or audience (only those configured count).
   const namesUs = (token: string): boolean => {
     let payload: JWTPayload;
@@ -281,9 +282,10 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
         return true;
       } catch (err) {
         // jose checks the claims only once the signature is verified. Unverified, a token is taken for ours when it
-        // says so (a key not yet published signed it) or when no key set can say otherwise (the endpoint down):
-        // better refused than sent upstream.
-        return err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed || err instanceof KeySetUnavailable || namesUs(token);
+        // names our issuer or audience (with either set, every token of ours does: a key not yet published signed
+        // it); with neither set, when no key set can say otherwise (the endpoint down): better refused than sent
+        // upstream. A foreign JWT (an upstream key of another issuer) is never refused for the endpoint's outage.
+        return err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed || (named ? namesUs(token) : err instanceof KeySetUnavailable);
       }
     },
     cookieName: options.cookieName ?? DEFAULT_COOKIE_NAME,

@@ -190,7 +190,7 @@ describe('combined with AUTH=upstream: a token whose key cannot be checked is re
 
   it('refuses a token naming pollcast\'s issuer signed by a key not yet published, on the stream and forwarded routes', async () => {
     const idp = await startJwksServer([rsa]);
-    const b = await startBridge({ AUTH: 'upstream', AUTH_JWKS_URL: idp.url, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE, AUTH_JWT_SESSIONS_CLAIM: CLAIM, AUTH_JWKS_COOLDOWN_SECONDS: '1' }, { apiKeys: { [KEY]: 'org-1' } });
+    const b = await startBridge({ AUTH: 'upstream', AUTH_JWKS_URL: idp.url, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE, AUTH_JWT_SESSIONS_CLAIM: CLAIM, AUTH_JWKS_COOLDOWN_SECONDS: '1' }, { api: 'real', apiKeys: { [KEY]: 'org-1' } });
     try {
       b.sim.createSession('jc-1', { initialEvents: 1, finished: true, organisation: 'org-1' });
       expect(await openStatus2(b, '/sessions/jc-1/events', bearer(KEY)), 'the caller\'s own key').toBe(200);
@@ -199,8 +199,12 @@ describe('combined with AUTH=upstream: a token whose key cannot be checked is re
       const early = await makeKey('RS256', 'rsa-early');
       const t = await idpToken(early, { [CLAIM]: ['jc-1'] });
       expect(await openStatus2(b, '/sessions/jc-1/events', bearer(t))).toBe(401);
+      // Forwarded, it is cut out: the upstream sees the request without it (and answers its own 401).
+      b.sim.clearRequests();
       const forwarded = await fetch(`${b.url}/api/v2/sessions`, { headers: bearer(t) });
+      expect(forwarded.status).toBe(401);
       await forwarded.body?.cancel();
+      expect(b.sim.requests().map((r) => [r.target, r.headers.authorization])).toEqual([['/api/v2/sessions', undefined]]);
       expect(sawToken(b.sim, t), 'requests that carried the token upstream').toEqual([]);
       // Named by its audience alone, the same.
       const byAudience = await idpToken(early, { iss: 'https://another-idp.example.com/', [CLAIM]: ['jc-1'] });
@@ -216,7 +220,7 @@ describe('combined with AUTH=upstream: a token whose key cannot be checked is re
     }
   }, 20_000);
 
-  it('takes any token of a JWKS algorithm for ours while the key set cannot be fetched and lacks its key, named or not', async () => {
+  it('with no issuer or audience set, takes any token of a JWKS algorithm for ours while the key set cannot be fetched and lacks its key', async () => {
     const idp = await startJwksServer([rsa]);
     try {
       const verifier = createTokenVerifier({ jwksUrl: idp.url, jwksCooldownMs: 1000 });
@@ -231,6 +235,21 @@ describe('combined with AUTH=upstream: a token whose key cannot be checked is re
       expect(await verifier.isOurs(await sign(await makeKey('ES256', 'ec-rotated'), { sessions: ['*'] }))).toBe(true);
       expect(await verifier.isOurs(await sign(rotated, { sessions: ['*'] })), 'asked again while the endpoint rests').toBe(true);
       expect(await verifier.isOurs('not.a.jwt'), 'not a JWT').toBe(false);
+    } finally {
+      await idp.close();
+    }
+  }, 20_000);
+
+  it('with an issuer set, an endpoint down refuses no foreign JWT: only tokens naming pollcast are its own', async () => {
+    const idp = await startJwksServer([rsa]);
+    try {
+      const verifier = createTokenVerifier({ jwksUrl: idp.url, jwksCooldownMs: 1000, issuer: ISSUER });
+      expect(await verifier.isOurs(await sign(rsa, { iss: ISSUER, sessions: ['*'] }))).toBe(true);
+      await idp.close();
+      await new Promise((r) => setTimeout(r, 1100));
+      const other = await makeKey('RS256', 'upstream-idp');
+      expect(await verifier.isOurs(await sign(other, { iss: 'https://upstream-idp.example.com/', sessions: ['*'] })), 'an upstream key that is a JWT').toBe(false);
+      expect(await verifier.isOurs(await sign(other, { iss: ISSUER, sessions: ['*'] })), 'naming pollcast\'s issuer').toBe(true);
     } finally {
       await idp.close();
     }
