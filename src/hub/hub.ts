@@ -300,20 +300,30 @@ export class Hub {
    */
   nudge(sessionId: string): void {
     if (this.closed) return;
-    const refresh = (): void => {
-      for (const key of [feedKey(sessionId, true), feedKey(sessionId, false)]) {
-        const entry = this.active.get(key) ?? this.cache.peek(key);
-        if (entry?.supply) void entry.supply.refreshStatus(true);
-      }
-      this.opts.transport.nudge?.(sessionId);
-    };
-    refresh();
+    this.refreshNow(sessionId);
     const timer = setTimeout(() => {
       this.nudgeTimers.delete(timer);
-      refresh();
+      if (!this.closed) this.refreshNow(sessionId);
     }, NUDGE_RECHECK_MS);
     timer.unref();
     this.nudgeTimers.add(timer);
+  }
+
+  /**
+   * The session's status changed upstream, as a session list shows it: its loops (here, and through the
+   * transport wherever they run) ask `/status` now, once; the change is applied already, unlike a write the
+   * API answered 202.
+   */
+  refreshLive(sessionId: string): void {
+    if (!this.closed) this.refreshNow(sessionId);
+  }
+
+  private refreshNow(sessionId: string): void {
+    for (const key of [feedKey(sessionId, true), feedKey(sessionId, false)]) {
+      const entry = this.active.get(key) ?? this.cache.peek(key);
+      if (entry?.supply) void entry.supply.refreshStatus(true);
+    }
+    this.opts.transport.nudge?.(sessionId);
   }
 
   /**

@@ -38,8 +38,14 @@ export interface ListListener {
   onRefused(code: string): void;
 }
 
-/** The change-log id of `event: total` (no session has an empty id). */
+/** The change-log id of `event: total`: no session's (ids are never empty), and never in a viewer's allowed set (see `admits`). */
 const TOTAL_ID = '';
+
+/** Whether a viewer limited to `allow` (undefined: every listed session) gets the change logged under `id`. */
+export function admits(allow: ReadonlySet<string> | undefined, id: string): boolean {
+  // A limited viewer's count is its items': the operator's total is never its business.
+  return allow === undefined || (id !== TOTAL_ID && allow.has(id));
+}
 
 /** One entry of the change log: the frame that carried the change. */
 interface Change {
@@ -127,7 +133,8 @@ export class ListFeed {
     for (const id of previous.keys()) if (!this.summaries.has(id)) this.update(id, live(id));
     for (const [id, summary] of this.summaries) {
       const now = live(id);
-      if (now !== undefined && summary.status !== now.status && summary.status !== previous.get(id)?.status) behind.push(id);
+      // Not on a first listing, which may just lag behind the loop: a status that moved since, or a session new to it.
+      if (!first && now !== undefined && summary.status !== now.status && summary.status !== previous.get(id)?.status) behind.push(id);
       this.update(id, now);
     }
     this.quiet = false;
@@ -210,7 +217,7 @@ export class ListFeed {
     const latest = new Map<string, Change>();
     for (let i = this.log.length - 1; i >= 0 && this.log[i]!.version > cursor.version; i--) {
       const change = this.log[i]!;
-      if (!latest.has(change.id) && (allow === undefined || allow.has(change.id))) latest.set(change.id, change);
+      if (!latest.has(change.id) && admits(allow, change.id)) latest.set(change.id, change);
     }
     if (latest.size > Math.max(1, this.shown.size)) return null;
     return [...latest.values()].sort((a, b) => a.version - b.version).map((c) => c.frame);

@@ -19,7 +19,7 @@ export interface LiveStatusSource {
   peekLive(sessionId: string): LiveStatus | undefined;
   onStatusChange(listener: (sessionId: string) => void): () => void;
   /** The session's status changed upstream by what a list shows: its loops ask `/status` now. */
-  nudge(sessionId: string): void;
+  refreshLive(sessionId: string): void;
 }
 
 export interface ListHubOptions {
@@ -44,6 +44,8 @@ export interface ListHubOptions {
 export const LIST_REFUSAL_KEPT_MS = 5000;
 /** Refusals kept at most (a flood of refused keys cannot grow it further). */
 const LIST_REFUSALS_MAX = 10_000;
+/** Sessions remembered as refreshed within the poll interval at most. */
+const LIST_REFRESHED_MAX = 10_000;
 
 /** Seconds a viewer refused for the list limit is told to wait. */
 export const LIST_LIMIT_RETRY_AFTER_SECONDS = 10;
@@ -90,6 +92,8 @@ export class ListHub {
   private readonly lists = new Map<string, ListEntry>();
   private readonly stopListening: () => void;
   private closed = false;
+  /** Sessions whose loops a listing asked to refresh their status lately (see `take`). */
+  private readonly refreshed: LRUCache<string, true>;
   /** Lists whose first poll the upstream refused (by list key), answered without a new poll for a while. */
   private readonly refusals = new LRUCache<string, Error>({ max: LIST_REFUSALS_MAX, ttl: LIST_REFUSAL_KEPT_MS });
   /** Upstream list calls made (each page one), for tests and metrics. */
@@ -97,6 +101,7 @@ export class ListHub {
 
   constructor(opts: ListHubOptions) {
     this.opts = opts;
+    this.refreshed = new LRUCache<string, true>({ max: LIST_REFRESHED_MAX, ttl: Math.max(1, opts.pollMs) });
     this.stopListening = opts.live.onStatusChange((id) => {
       // Called from inside a session loop's update: a list's trouble must never reach that loop.
       try {
@@ -217,7 +222,12 @@ export class ListHub {
     if (outcome.kind === 'listing') {
       entry.failures = 0;
       try {
-        for (const id of feed.applyListing(outcome.listing, (id) => this.opts.live.peekLive(id))) this.opts.live.nudge(id);
+        for (const id of feed.applyListing(outcome.listing, (id) => this.opts.live.peekLive(id))) {
+          // Once per session and poll interval, however many lists show the change.
+          if (this.refreshed.has(id)) continue;
+          this.refreshed.set(id, true);
+          this.opts.live.refreshLive(id);
+        }
       } catch (err) {
         this.opts.log.error({ err, list: feed.filter.key }, 'session list could not take a listing');
       }

@@ -7,7 +7,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { StreamConnection, type CloseReason } from './connection.ts';
-import type { ListCursor, ListListener } from './list-feed.ts';
+import { admits, type ListCursor, type ListListener } from './list-feed.ts';
 import type { ListEntry, ListHub } from './list-hub.ts';
 import { accessErrorFrame, retryFrame } from './frames.ts';
 import type { Releasable, Streams } from './streams.ts';
@@ -25,7 +25,7 @@ export class ListSubscriber extends StreamConnection implements ListListener {
   }
 
   onChange(id: string, frame: Buffer): void {
-    if (this.allow === undefined || this.allow.has(id)) this.write(frame);
+    if (admits(this.allow, id)) this.write(frame);
   }
 
   onTrouble(frame: Buffer): void {

@@ -1,6 +1,6 @@
 /** The session list's state: versions, the change log a reconnect resumes from, live merging, the viewer's limits, and filter checks. */
 import { describe, it, expect } from 'vitest';
-import { ListFeed, parseListCursor, type ListFilter, type LiveStatus } from '../../src/hub/list-feed.ts';
+import { admits, ListFeed, parseListCursor, type ListFilter, type LiveStatus } from '../../src/hub/list-feed.ts';
 import { parseListFilter } from '../../src/http/list-query.ts';
 import { BadRequestError } from '../../src/errors.ts';
 
@@ -23,6 +23,37 @@ function recorder() {
   const got: Array<{ event?: string; id?: string; data: any }> = [];
   return { got, listener: { onChange: (_id: string, f: Buffer) => got.push(fields(f)), onTrouble: (f: Buffer) => got.push(fields(f)), onListed: (s: (a: undefined) => Buffer) => got.push(fields(s(undefined))), onRefused: (code: string) => got.push({ event: 'refused', data: code }) } };
 }
+
+describe('ListFeed: the count and the loops behind', () => {
+  it('sends event: total when the count moves, and never to a viewer limited to some sessions, even one whose claim holds ""', () => {
+    const feed = new ListFeed('k', filter(), 100);
+    feed.applyListing({ items: [row('a')], total: 5, calls: 1 }, none);
+    const at = parseListCursor(feed.cursor)!;
+    const r = recorder();
+    feed.listeners.add(r.listener);
+    feed.applyListing({ items: [row('a')], total: 6, calls: 1 }, none);
+    expect(r.got.map((f) => [f.event, f.data])).toEqual([['total', { total: 6 }]]);
+    expect(feed.changesSince(at, undefined)!.map(fields).map((f) => f.event)).toEqual(['total']);
+    expect(feed.changesSince(at, new Set(['a', '']))).toEqual([]);
+    expect(admits(new Set(['a', '']), ''), 'the total is nobody\'s session').toBe(false);
+    expect(admits(undefined, '')).toBe(true);
+  });
+
+  it('names the sessions whose listed status moved (or came new) to one their loop does not show, not those of a first listing', () => {
+    const feed = new ListFeed('k', filter(), 100);
+    const running: LiveStatus = { status: 'running', metrics: {} };
+    // First listing: the list may lag behind the loop; nothing to ask.
+    expect(feed.applyListing(listing(row('a', 'paused'), row('b', 'running')), () => running)).toEqual([]);
+    // A session new to a later listing (it entered a filter) with a status its loop does not show: asked.
+    expect(feed.applyListing(listing(row('a', 'paused'), row('b', 'running'), row('c', 'paused')), () => running)).toEqual(['c']);
+    // Unchanged since: nothing either.
+    expect(feed.applyListing(listing(row('a', 'paused'), row('b', 'running')), () => running)).toEqual([]);
+    // b moved to paused on the list while its loop says running: its loop is behind.
+    expect(feed.applyListing(listing(row('a', 'paused'), row('b', 'paused')), () => running)).toEqual(['b']);
+    // Moved to what the loop shows: nothing.
+    expect(feed.applyListing(listing(row('a', 'running'), row('b', 'paused')), (id) => (id === 'a' ? running : { status: 'paused', metrics: {} }))).toEqual([]);
+  });
+});
 
 describe('ListFeed', () => {
   it('upserts new and changed sessions and removes vanished ones, each with a growing version', () => {
@@ -71,9 +102,11 @@ describe('ListFeed', () => {
     expect(r.got.at(-1)).toMatchObject({ event: 'upsert', data: { id: 'a', status: 'running', metrics: { total_cost: 0.5 } } });
     live.set('a', { status: 'completed', metrics: { steps: 4, total_cost: 0.6 } });
     feed.applyLive('a', live.get('a'));
-    expect(r.got.at(-1)).toMatchObject({ event: 'remove', data: { id: 'a' } });
+    // Out of the filter: removed, and the filter's count is one less.
+    expect(r.got.slice(-2)).toMatchObject([{ event: 'remove', data: { id: 'a' } }, { event: 'total', data: { total: 1 } }]);
     const snap = fields(feed.snapshotFrame(undefined));
     expect(snap.data.items.map((i: { id: string }) => i.id)).toEqual(['b']);
+    expect(snap.data.total).toBe(1);
   });
 
   it('limits a snapshot and a resume to the sessions a viewer may see, and counts only those', () => {
