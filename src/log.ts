@@ -26,15 +26,25 @@ export const REDACT_PATHS = [
 /** Query parameters whose value is a secret (compared decoded and lower-cased). */
 export const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['access_token']);
 
-function isSecretParam(rawName: string): boolean {
-  let name = rawName;
+/** `raw` percent-decoded (and `+` as a space), lower-cased; as it is when an escape is malformed. */
+function decodedLower(raw: string): string {
   try {
-    // hono decodes parameter names, so `access%5Ftoken=` is a token too.
-    name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+    return decodeURIComponent(raw.replace(/\+/g, ' ')).toLowerCase();
   } catch {
-    // A malformed escape: judge the raw name.
+    return raw.toLowerCase();
   }
-  return SECRET_QUERY_PARAMS.has(name.toLowerCase());
+}
+
+function isSecretParam(rawName: string): boolean {
+  // hono decodes parameter names, so `access%5Ftoken=` is a token too.
+  return SECRET_QUERY_PARAMS.has(decodedLower(rawName));
+}
+
+/** Whether a query part names a secret parameter anywhere, however malformed (`access_token[]=`, `+access_token=`, `access_token%3D…`). */
+function mentionsSecret(rawPart: string): boolean {
+  const part = decodedLower(rawPart);
+  for (const name of SECRET_QUERY_PARAMS) if (part.includes(name)) return true;
+  return false;
 }
 
 /** Replaces the value of `access_token` in a URL or path (however its name is encoded) so request logs never carry a token. */
@@ -43,14 +53,18 @@ export function redactUrl(url: string): string {
   if (q === -1) return url;
   // Everything after `?` is judged, past a `#` too: browsers never send a fragment, but a raw client may put
   // `#` in its request target, and the routes (and the upstream) still read the parameters after it.
+  // `;` separates too: some servers (and clients) read `a=1;access_token=…` as two parameters.
   const query = url
     .slice(q + 1)
-    .split(/([&#])/)
+    .split(/([&#;])/)
     .map((pair) => {
-      if (pair === '&' || pair === '#') return pair;
+      if (pair === '&' || pair === '#' || pair === ';') return pair;
       const eq = pair.indexOf('=');
       const name = eq === -1 ? pair : pair.slice(0, eq);
-      return isSecretParam(name) ? `${name}=[REDACTED]` : pair;
+      if (isSecretParam(name)) return `${name}=[REDACTED]`;
+      // A malformed form of it (`access_token[]=`, `+access_token=`, `access_token%3D…`): the secret may be in the
+      // name itself, so the whole part goes.
+      return mentionsSecret(pair) ? '[REDACTED]' : pair;
     })
     .join('');
   return `${url.slice(0, q + 1)}${query}`;
