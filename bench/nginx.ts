@@ -61,6 +61,10 @@ http {
       proxy_cache_lock_age ${CACHE_LOCK_TIMEOUT_SECONDS}s;
       proxy_cache_use_stale updating;
       proxy_cache_revalidate on;
+      # HEAD names the live tail and is never cached: passed on as HEAD (nginx would make it a GET), and keyed
+      # apart from GET, so it is not answered from a catch-up GET of the same URL.
+      proxy_cache_convert_head off;
+      proxy_cache_key $scheme$proxy_host$request_method$request_uri;
       # Long-polls are held up to 20 s by pollcast; SSE answers say X-Accel-Buffering: no.
       proxy_read_timeout 90s;
       add_header X-Cache-Status $upstream_cache_status always;

@@ -7,6 +7,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { measureDurableCache } from '../../bench/durable-cache.ts';
+import { startNginx } from '../../bench/nginx.ts';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast } from '../../src/server.ts';
+import { createSimulator } from '../../src/simulator/index.ts';
+import { eventually } from '../helpers/harness.ts';
 
 describe('a finished session read through nginx', () => {
   it('costs pollcast one answer per distinct URL, however many readers', async () => {
@@ -19,4 +25,34 @@ describe('a finished session read through nginx', () => {
     expect(r.maxPollcastRequestsPerUrl).toBe(1);
     expect(r.cacheStatuses.HIT).toBe(r.requestsThroughCache - r.distinctUrls);
   }, 120_000);
+});
+
+describe('HEAD through nginx', () => {
+  it('names the live tail, never a cached catch-up GET\'s: after new events and after the end', async () => {
+    const sim = await createSimulator({ api: 'real' });
+    const server = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'none', LOG_LEVEL: 'silent' }), { log: silentLogger(), processMetrics: false });
+    const nginx = await startNginx(server.url);
+    try {
+      sim.createSession('hd1', { initialEvents: 10, imageBytes: 0 });
+      const url = `${nginx.url}/v1/stream/sessions/hd1`;
+      const tail = async () => {
+        const res = await fetch(url, { method: 'HEAD' });
+        expect(res.headers.get('cache-control')).toBe('no-store');
+        return { next: res.headers.get('stream-next-offset')!, closed: res.headers.get('stream-closed') };
+      };
+      // A catch-up GET of the same URL goes into the cache first (a live head: cacheable for 60 s).
+      const get = await fetch(url);
+      expect(get.status).toBe(200);
+      await get.arrayBuffer();
+      expect((await tail()).next.startsWith('0000000000000010_')).toBe(true);
+      sim.appendEvents('hd1', 5);
+      await eventually(async () => (await tail()).next.startsWith('0000000000000015_'), 5000, 'HEAD to name the new tail');
+      sim.finish('hd1', { answer: 'done' });
+      await eventually(async () => (await tail()).closed === 'true', 5000, 'HEAD to say the stream is closed');
+    } finally {
+      await nginx.stop();
+      await server.close();
+      await sim.close();
+    }
+  }, 60_000);
 });
