@@ -19,6 +19,12 @@ import { BadRequestError, UpstreamUnavailableError } from '../errors.ts';
 const HISTORY_RETRY_AFTER_SECONDS = 5;
 /** How long an offset past a live feed's tail waits for the feed to reach it before it is refused (ms). */
 export const BEYOND_TAIL_WAIT_MS = 1_000;
+/**
+ * How far an offset's status part may be past the status this instance shows (ms: versions are the status's
+ * time): another instance of a cluster may have numbered the same status a little higher. Further is not a
+ * position of this stream, and a reader holding it would miss every status until then.
+ */
+export const STATUS_AHEAD_TOLERANCE_MS = 5_000;
 
 /** What one read gives. */
 export interface Batch {
@@ -101,6 +107,15 @@ export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSi
     if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
   } else if (pos.events > feed.nextIndex && (feed.ended || feed.synced)) throw new BadRequestError('invalid offset: beyond the end of this stream');
+  else if (!feed.ended && pos.status > statusAhead(feed)) {
+    await waitFor(feed, () => feed.ended || pos.status <= statusAhead(feed), BEYOND_TAIL_WAIT_MS, signal);
+    if (!feed.ended && pos.status > statusAhead(feed)) throw new BadRequestError('invalid offset: its status part is beyond this stream\'s');
+  }
+}
+
+/** The highest status part an offset of this stream may have now. */
+function statusAhead(feed: Feed): number {
+  return (currentStatus(feed)?.version ?? Date.now()) + STATUS_AHEAD_TOLERANCE_MS;
 }
 
 /** Reads from `pos`: at most one chunk of events, then at the head the status (if newer than the reader's) or the end record. */
