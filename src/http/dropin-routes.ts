@@ -57,6 +57,8 @@ export function draining(feed: Feed): boolean {
  */
 export function waitFor(feed: Feed, until: () => boolean, waitMs: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
+    // Aborted already (shutdown begun while the caller was on its way): no wait, and no abort event to come.
+    if (signal.aborted) return resolve(false);
     let done = false;
     const finish = (changed: boolean) => {
       if (done) return;
@@ -141,11 +143,14 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   // The loop heard the end from /status and is draining it: the upstream's changes answers now carry the end's
   // finished_at and answer with the terminal status. Answered once the drain has them (bounded), never the status without them.
   if (draining(feed)) await waitFor(feed, () => !draining(feed), Math.max(0, deadline - performance.now()), signal);
+  // Cut by shutdown while draining: the terminal status would go without its last events.
+  if (deps.shutdownSignal.aborted && draining(feed)) throw new ShuttingDownError();
   // Checked after any wait too: the buffer may have dropped `from` meanwhile (a burst past its bounds).
   if (from < feed.baseIndex) {
     // Older than what the buffer holds: read it again from upstream (kept for the next caller when it fits).
     deps.stats.replayFromUpstream++;
-    const events = await readHistory(deps, entry, from, Math.min(feed.baseIndex, from + limit), signal);
+    // The caller's own signal: a history read already under way at shutdown still answers with its events.
+    const events = await readHistory(deps, entry, from, Math.min(feed.baseIndex, from + limit), c.req.raw.signal);
     // The page goes on from the buffer when the history read reached it (as the upstream's page would), and
     // stops where it did otherwise (the upstream capped it, or the buffer moved on meanwhile: never a gap).
     // (A new array: the history page is shared with concurrent readers and may be kept by the hub.)

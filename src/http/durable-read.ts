@@ -20,11 +20,13 @@ const HISTORY_RETRY_AFTER_SECONDS = 5;
 /** How long an offset past a live feed's tail waits for the feed to reach it before it is refused (ms). */
 export const BEYOND_TAIL_WAIT_MS = 1_000;
 /**
- * How far an offset's status part may be past the status this instance shows (ms: versions are the status's
- * time): another instance of a cluster may have numbered the same status a little higher. Further is not a
- * position of this stream, and a reader holding it would miss every status until then.
+ * How far an offset's status part may be past this instance's clock (ms). A version is the time its status was
+ * recorded (or one more than the last), by whichever instance or Redis recorded it, so none is later than now
+ * beyond clock skew; one further on was never given, and a reader holding it would miss every status until then.
+ * (A part past the status shown here is taken: it may come from an instance that served the session around
+ * Redis, dated by its own clock.)
  */
-export const STATUS_AHEAD_TOLERANCE_MS = 5_000;
+export const STATUS_AHEAD_TOLERANCE_MS = 60_000;
 
 /** What one read gives. */
 export interface Batch {
@@ -107,15 +109,9 @@ export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSi
     if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
   } else if (pos.events > feed.nextIndex && (feed.ended || feed.synced)) throw new BadRequestError('invalid offset: beyond the end of this stream');
-  else if (!feed.ended && pos.status > statusAhead(feed)) {
-    await waitFor(feed, () => feed.ended || pos.status <= statusAhead(feed), BEYOND_TAIL_WAIT_MS, signal);
-    if (!feed.ended && pos.status > statusAhead(feed)) throw new BadRequestError('invalid offset: its status part is beyond this stream\'s');
+  else if (!feed.ended && pos.status > Math.max(Date.now(), currentStatus(feed)?.version ?? 0) + STATUS_AHEAD_TOLERANCE_MS) {
+    throw new BadRequestError('invalid offset: its status part is in the future');
   }
-}
-
-/** The highest status part an offset of this stream may have now. */
-function statusAhead(feed: Feed): number {
-  return (currentStatus(feed)?.version ?? Date.now()) + STATUS_AHEAD_TOLERANCE_MS;
 }
 
 /** Reads from `pos`: at most one chunk of events, then at the head the status (if newer than the reader's) or the end record. */

@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Context, Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
+import { callerCredential } from './auth-upstream.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { forwardRequestHeaders, forwardResponseHeaders, relayableHead, withoutQueryParam } from './forward-headers.ts';
 import { clientIp } from './limits.ts';
@@ -128,12 +129,6 @@ async function holdsSubscriberToken(values: readonly string[], isOurs: (value: s
   return false;
 }
 
-/** Whether the forwarded header list (name, value pairs) already carries a non-empty `name` (lower-case). */
-function hasKeyHeader(headers: readonly string[], name: string): boolean {
-  for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i]!.toLowerCase() === name && headers[i + 1]!.trim() !== '') return true;
-  return false;
-}
-
 /** Every value of the request header `name` (lower-case), each line on its own. */
 function headerLines(rawHeaders: readonly string[], name: string): string[] {
   const out: string[] = [];
@@ -193,8 +188,13 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     },
     { cookieName: deps.config.authCookieName, dropAuthorization, dropHeader },
   );
-  const queryKey = accessTokens.length === 1 ? accessTokens[0]!.trim() : '';
-  if (keyInQuery && queryKey !== '' && !hasKeyHeader(headers, keyHeader ?? 'authorization')) headers.push(keyHeader ?? 'authorization', keyHeader === undefined ? `Bearer ${queryKey}` : queryKey);
+  if (keyInQuery) {
+    // Read as pollcast's own routes read it: a key header the caller sent (even empty) wins, the first
+    // `access_token` counts, and a malformed key is a 401 here as there (never put into a header).
+    const headerKey = (!dropAuthorization && headerLines(incoming.rawHeaders, 'authorization').length > 0) || (keyHeader !== undefined && dropHeader === undefined && headerLines(incoming.rawHeaders, keyHeader).length > 0);
+    const credential = headerKey ? undefined : callerCredential({ authorization: undefined, accessToken: new URLSearchParams(query).get('access_token') ?? undefined, cookie: undefined }, deps.config.upstreamAuthHeader);
+    if (credential) headers.push(credential.header, credential.value);
+  }
 
   const hasBody = declared !== undefined ? Number(declared) > 0 : c.req.header('transfer-encoding') !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');
   let whole: Buffer | null = null;

@@ -47,8 +47,9 @@ describe('HEAD through nginx', () => {
       expect((await tail()).next.startsWith('0000000000000010_')).toBe(true);
       sim.appendEvents('hd1', 5);
       await eventually(async () => (await tail()).next.startsWith('0000000000000015_'), 5000, 'HEAD to name the new tail');
-      sim.finish('hd1', { answer: 'done' });
-      await eventually(async () => (await tail()).closed === 'true', 5000, 'HEAD to say the stream is closed');
+      // With its closing events, which answer the loop's long-poll at once.
+      sim.finish('hd1', { answer: 'done', closingEvents: true });
+      await eventually(async () => (await tail()).closed === 'true', 10_000, 'HEAD to say the stream is closed');
     } finally {
       await nginx.stop();
       await server.close();

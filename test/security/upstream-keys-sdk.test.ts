@@ -72,10 +72,27 @@ describe('AUTH=upstream: a key in access_token on a forwarded route', () => {
     const both = await fetch(`${bridge.url}/api/v2/sessions?access_token=${KEY_A}`, { headers: { authorization: `Bearer ${KEY_B}` } });
     expect(both.status).toBe(200);
     expect(((await both.json()) as { items: Array<{ id: string }> }).items.map((s) => s.id)).not.toContain(created.body.id);
+    // A malformed key is refused as on pollcast's own routes (401), never put into a header.
+    const malformed = await fetch(`${bridge.url}/api/v2/sessions?access_token=${encodeURIComponent('bad key\r\nx: y')}`);
+    expect(malformed.status).toBe(401);
     const seen = bridge.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions'));
     expect(seen.map((r) => [r.target, r.headers.authorization])).toEqual([
       ['/api/v2/sessions?size=5', [`Bearer ${KEY_A}`]],
       ['/api/v2/sessions', [`Bearer ${KEY_B}`]],
+    ]);
+  });
+
+  it('with UPSTREAM_AUTH_HEADER, goes there raw, unless the caller sent a key header of its own (even empty)', async () => {
+    bridge = await startBridge({ ...ONE_ADDRESS_ENV, AUTH: 'upstream', UPSTREAM_AUTH_HEADER: 'X-API-Key' }, { api: 'real', authHeader: 'x-api-key', apiKeys: { [KEY_A]: 'org-a', [KEY_B]: 'org-b' } });
+    bridge.sim.clearRequests();
+    expect((await fetch(`${bridge.url}/api/v2/sessions?access_token=${KEY_A}`)).status).toBe(200);
+    await fetch(`${bridge.url}/api/v2/sessions?access_token=${KEY_A}`, { headers: { authorization: `Bearer ${KEY_B}` } });
+    await fetch(`${bridge.url}/api/v2/sessions?access_token=${KEY_A}`, { headers: { 'x-api-key': '' } });
+    const seen = bridge.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions'));
+    expect(seen.map((r) => [r.target, r.headers['x-api-key'], r.headers.authorization])).toEqual([
+      ['/api/v2/sessions', [KEY_A], undefined],
+      ['/api/v2/sessions', undefined, [`Bearer ${KEY_B}`]],
+      ['/api/v2/sessions', [''], undefined],
     ]);
   });
 });

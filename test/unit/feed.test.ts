@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { Chunk, createFeed, type Feed, type FeedListener } from '../../src/hub/feed.ts';
 import { COPY_BELOW_BYTES } from '../../src/hub/parts.ts';
+import { waitFor } from '../../src/http/dropin-routes.ts';
 import { eventFrame, frameBytes, frameParts, SplitFrame } from '../../src/hub/frames.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts';
@@ -218,5 +219,16 @@ describe('Feed', () => {
     const copied = eventFrame(9, { ...event, [RAW_EVENT_JSON]: [two.subarray(start, body.length - 2)] });
     expect(Buffer.isBuffer(copied)).toBe(true);
     expect((copied as Buffer).toString()).toBe(expected);
+  });
+});
+
+describe('waitFor (the drop-ins\' and Durable reads\' wait on a feed)', () => {
+  it('resolves at once, false, on a signal aborted before the wait began (shutdown under way), and leaves no watcher', async () => {
+    const feed = createFeed('s1', true, 0, { maxEvents: 100, maxBytes: 1e6 });
+    const aborted = AbortSignal.abort();
+    const started = performance.now();
+    expect(await waitFor(feed, () => false, 10_000, aborted)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(feed.watchers.size).toBe(0);
   });
 });
