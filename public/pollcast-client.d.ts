@@ -1,12 +1,16 @@
 // Types of pollcast-client.js (hand-written; the wire format is CONTRACT.md section 3).
 
-/** Usage and cost of a session, as the sessions API reports it. */
+/**
+ * Usage and cost of a session, as the sessions API reports it: `{}` until the first changes answer, and the
+ * API's own field names per model (the Agent API: `name` and `total_cost`; a simplified API: `model` and `cost`).
+ */
 export interface PollcastMetrics {
-  steps: number;
-  total_cost: number;
-  input_cost: number;
-  output_cost: number;
-  cost_per_model: Array<{ model: string; input_tokens: number; output_tokens: number; cost: number }>;
+  steps?: number;
+  total_cost?: number;
+  input_cost?: number;
+  output_cost?: number;
+  cost_per_model?: Array<{ name?: string; model?: string; input_tokens?: number; output_tokens?: number; total_cost?: number; cost?: number; [key: string]: unknown }>;
+  [key: string]: unknown;
 }
 
 /** One session event (an SSE message without `event:`; its SSE id is `index`). */
@@ -193,7 +197,7 @@ export function refusalOf(url: string): Promise<{ status: number; error: string;
 export type SessionListFilters = Record<string, string | readonly string[] | undefined>;
 
 /** The URL of the live session list with its filters and, for EventSource, the token. */
-export function sessionListUrl(baseUrl: string, options?: { filters?: SessionListFilters; accessToken?: string }): string;
+export function sessionListUrl(baseUrl: string, options?: { filters?: SessionListFilters; accessToken?: string; lastEventId?: string }): string;
 
 /** One session of the list: the upstream's summary, with pollcast's live `status` and `metrics` where a loop runs. */
 export interface SessionSummary {
@@ -208,7 +212,10 @@ export interface SessionSummary {
 
 export interface WatchSessionsOptions {
   filters?: SessionListFilters;
-  accessToken?: string;
+  /** A token, or a function asked again when it expires or an open is refused with 401 (as for `connect`). */
+  accessToken?: AccessToken;
+  /** Send cookies to pollcast on another origin (`EventSource` `withCredentials`), for a token in the AUTH_COOKIE_NAME cookie. */
+  withCredentials?: boolean;
   /** The whole list: first, and again when a fresh snapshot replaced the changes missed. */
   onSnapshot?: (list: { items: SessionSummary[]; total: number }) => void;
   onUpsert?: (summary: SessionSummary) => void;
@@ -219,7 +226,7 @@ export interface WatchSessionsOptions {
   onTrouble?: (upstreamError: string | null) => void;
   onOpen?: () => void;
   onReconnecting?: () => void;
-  /** The list stopped: refused (with the answer's status and error) or `token_expired`. */
+  /** The list stopped: refused (with the answer's status and error), `token_expired` (a string token) or `access_revoked`. */
   onError?: (error: { reason: string; status?: number; error?: string; code?: string }) => void;
 }
 

@@ -482,9 +482,10 @@ export async function refusalOf(url) {
 
 /**
  * The URL of the live session list (`GET /sessions/events`) with the list's
- * filters (`status` may be an array) and, for EventSource, the token.
+ * filters (`status` may be an array) and, for EventSource, the token and the
+ * list id to resume after.
  * @param {string} baseUrl
- * @param {{ filters?: Record<string, string | readonly string[] | undefined>, accessToken?: string }} [options]
+ * @param {{ filters?: Record<string, string | readonly string[] | undefined>, accessToken?: string, lastEventId?: string }} [options]
  * @returns {string}
  */
 export function sessionListUrl(baseUrl, options = {}) {
@@ -492,7 +493,8 @@ export function sessionListUrl(baseUrl, options = {}) {
   for (const [name, value] of Object.entries(options.filters ?? {})) {
     for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined && v !== '') url.searchParams.append(name, String(v));
   }
-  if (options.accessToken) url.searchParams.set('access_token', options.accessToken);
+  if (typeof options.accessToken === 'string' && options.accessToken) url.searchParams.set('access_token', options.accessToken);
+  if (options.lastEventId) url.searchParams.set('last_event_id', options.lastEventId);
   return url.href;
 }
 
@@ -503,63 +505,96 @@ export function sessionListUrl(baseUrl, options = {}) {
  * `onTotal(total)` when the count of the filter's sessions changes;
  * `onTrouble(upstreamError | null)` when the upstream list fails or
  * recovers. Reconnects resume where they stopped (Last-Event-ID), with no
- * change repeated. A refusal (401, 403, 400…) ends it with
+ * change repeated. The token may be a string or a function, asked again when
+ * the token expires or an open is refused with 401 (as `connect` does), or a
+ * cookie (`withCredentials`). A refusal (401, 403, 400…) ends it with
  * `onError({ reason: 'refused', status, error, code })`; a server-side
- * `event: error` (`token_expired`) with `onError({ reason: 'token_expired' })`.
+ * `event: error` with `onError({ reason })` (`token_expired` when the token
+ * is a string, `access_revoked`).
  * @param {string} baseUrl
- * @param {{ filters?: Record<string, string | readonly string[] | undefined>, accessToken?: string,
+ * @param {{ filters?: Record<string, string | readonly string[] | undefined>,
+ *   accessToken?: string | (() => string | undefined | Promise<string | undefined>), withCredentials?: boolean,
  *   onSnapshot?: (list: { items: any[], total: number }) => void, onUpsert?: (summary: any) => void,
  *   onRemove?: (removed: { id: string }) => void, onTotal?: (total: number) => void, onTrouble?: (upstreamError: string | null) => void,
  *   onOpen?: () => void, onReconnecting?: () => void, onError?: (error: any) => void }} options
  * @returns {{ readonly closed: boolean, close(): void }}
  */
 export function watchSessions(baseUrl, options) {
-  const url = sessionListUrl(baseUrl, options);
-  const es = new EventSource(url);
   let closed = false;
-  const json = (/** @type {Event} */ e) => frameObject(e);
-  es.onopen = () => options.onOpen?.();
-  es.addEventListener('snapshot', (e) => {
-    const list = json(e);
-    if (list && Array.isArray(list.items)) options.onSnapshot?.({ items: list.items, total: typeof list.total === 'number' ? list.total : list.items.length });
-  });
-  es.addEventListener('upsert', (e) => {
-    const row = json(e);
-    if (row && typeof row.id === 'string') options.onUpsert?.(row);
-  });
-  es.addEventListener('remove', (e) => {
-    const row = json(e);
-    if (row && typeof row.id === 'string') options.onRemove?.({ id: row.id });
-  });
-  es.addEventListener('total', (e) => {
-    const t = json(e);
-    if (t && typeof t.total === 'number') options.onTotal?.(t.total);
-  });
-  es.addEventListener('status', (e) => {
-    const s = json(e);
-    if (s) options.onTrouble?.(typeof s.upstream_error === 'string' ? s.upstream_error : null);
-  });
-  es.onerror = (e) => {
-    if (closed) return;
-    // A server-sent `event: error` ({"error": "token_expired"}) arrives here too, with data.
-    const sent = e instanceof MessageEvent ? json(e) : undefined;
-    if (sent && typeof sent.error === 'string') {
-      closed = true;
-      es.close();
-      options.onError?.({ reason: sent.error });
-      return;
-    }
-    if (es.readyState === EventSource.CONNECTING) return void options.onReconnecting?.();
-    closed = true;
-    void refusalOf(url).then((why) => options.onError?.({ reason: 'refused', ...why }));
+  /** @type {EventSource | undefined} */
+  let es;
+  // The last list id received: a stream opened anew (a renewed token) resumes after it.
+  let lastId = '';
+  const renew = renewal(options);
+  const json = (/** @type {Event} */ e) => {
+    const id = /** @type {MessageEvent} */ (e).lastEventId;
+    if (id) lastId = id;
+    return frameObject(e);
   };
+  const stop = (/** @type {any} */ why) => {
+    closed = true;
+    es?.close();
+    options.onError?.(why);
+  };
+  const open = (/** @type {string | undefined} */ token) => {
+    if (closed) return;
+    const url = sessionListUrl(baseUrl, { filters: options.filters, accessToken: token, lastEventId: lastId || undefined });
+    const source = new EventSource(url, { withCredentials: Boolean(options.withCredentials) });
+    es = source;
+    source.onopen = () => {
+      renew.opened();
+      options.onOpen?.();
+    };
+    source.addEventListener('snapshot', (e) => {
+      const list = json(e);
+      if (list && Array.isArray(list.items)) options.onSnapshot?.({ items: list.items, total: typeof list.total === 'number' ? list.total : list.items.length });
+    });
+    source.addEventListener('upsert', (e) => {
+      const row = json(e);
+      if (row && typeof row.id === 'string') options.onUpsert?.(row);
+    });
+    source.addEventListener('remove', (e) => {
+      const row = json(e);
+      if (row && typeof row.id === 'string') options.onRemove?.({ id: row.id });
+    });
+    source.addEventListener('total', (e) => {
+      const t = json(e);
+      if (t && typeof t.total === 'number') options.onTotal?.(t.total);
+    });
+    source.addEventListener('status', (e) => {
+      const st = frameObject(e);
+      if (st) options.onTrouble?.(typeof st.upstream_error === 'string' ? st.upstream_error : null);
+    });
+    source.onerror = (e) => {
+      if (closed || es !== source) return;
+      // A server-sent `event: error` ({"error": "token_expired"}) arrives here too, with data.
+      const code = serverErrorCode(e);
+      if (code !== undefined) {
+        source.close();
+        if (code === 'token_expired' && renew.renewable) return void start();
+        return stop({ reason: code });
+      }
+      if (source.readyState === EventSource.CONNECTING) return void options.onReconnecting?.();
+      source.close();
+      void renew.afterRefusal(url).then((again) => {
+        if (closed) return;
+        if (again) return start();
+        void refusalOf(url).then((why) => stop({ reason: 'refused', ...why }));
+      });
+    };
+  };
+  const start = () => {
+    tokenOf(options.accessToken).then(open, () => stop({ reason: 'refused', error: 'token_unavailable' }));
+  };
+  if (typeof options.accessToken === 'function') start();
+  else open(options.accessToken);
   return {
     get closed() {
       return closed;
     },
     close() {
       closed = true;
-      es.close();
+      es?.close();
     },
   };
 }

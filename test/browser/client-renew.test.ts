@@ -10,7 +10,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { EventSource } from 'eventsource';
 import { SignJWT } from 'jose';
-import { connect, connectMany, type PollcastEvent, type SessionEvent } from '../../public/pollcast-client.js';
+import { connect, connectMany, watchSessions, type PollcastEvent, type SessionEvent } from '../../public/pollcast-client.js';
 import { startBridge, eventually, range, type Bridge } from '../helpers/harness.ts';
 
 const SECRET = 'client-renew-secret-that-is-long-enough-hs256';
@@ -114,4 +114,65 @@ describe('pollcast-client.js token renewal', () => {
     expect(errors401).toEqual([{ reason: 'refused', lastIndex: -1 }]);
     expect(askedExpired).toBe(2);
   });
+});
+
+describe('pollcast-client.js watchSessions: token functions', () => {
+  let bridge: Bridge;
+  const hadEventSource = 'EventSource' in globalThis;
+  beforeAll(async () => {
+    (globalThis as { EventSource?: unknown }).EventSource = EventSource;
+    bridge = await startBridge({ AUTH: '', AUTH_JWT_SECRET: SECRET, SSE_RETRY_MS: '100', SESSION_LIST_POLL_SECONDS: '0.5' }, { api: 'real' });
+  });
+  afterAll(async () => {
+    if (!hadEventSource) delete (globalThis as { EventSource?: unknown }).EventSource;
+    await bridge?.close();
+  });
+  const create = async () => {
+    const res = await fetch(`${bridge.sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: 'listed' }) });
+    return ((await res.json()) as { id: string }).id;
+  };
+
+  it('a token function is asked again at a 401 and at each expiry, and the list goes on with no change lost', async () => {
+    let asked = 0;
+    // The first token is already expired (401 at open); the next ones live 2 s.
+    const accessToken = () => mint(['*'], asked++ === 0 ? -10 : 2);
+    const rows = new Map<string, unknown>();
+    const errors: unknown[] = [];
+    const watch = watchSessions(bridge.url, {
+      accessToken,
+      onSnapshot: ({ items }) => {
+        rows.clear();
+        for (const s of items) rows.set(s.id, s);
+      },
+      onUpsert: (s) => void rows.set(s.id, s),
+      onRemove: ({ id }) => void rows.delete(id),
+      onError: (e) => void errors.push(e),
+    });
+    try {
+      const ids: string[] = [];
+      // Sessions created across two expiries.
+      for (let i = 0; i < 5; i++) {
+        ids.push(await create());
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      await eventually(() => ids.every((id) => rows.has(id)), 10_000, 'every session on the list');
+      expect(errors).toEqual([]);
+      expect(asked).toBeGreaterThanOrEqual(3);
+      expect(watch.closed).toBe(false);
+    } finally {
+      watch.close();
+    }
+  }, 30_000);
+
+  it('a string token that expires ends the watch with reason token_expired', async () => {
+    const errors: Array<{ reason: string }> = [];
+    const watch = watchSessions(bridge.url, { accessToken: await mint(['*'], 2), onError: (e) => void errors.push(e) });
+    try {
+      await eventually(() => errors.length > 0, 10_000, 'the expiry');
+      expect(errors).toEqual([{ reason: 'token_expired' }]);
+      expect(watch.closed).toBe(true);
+    } finally {
+      watch.close();
+    }
+  }, 20_000);
 });
