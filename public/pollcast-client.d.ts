@@ -191,7 +191,7 @@ export function manyStreamUrl(baseUrl: string, sessionIds: readonly string[], op
 export function connectMany(baseUrl: string, sessionIds: readonly string[], options: ConnectManyOptions): PollcastManyStream;
 
 /** Why pollcast refused a stream URL (asked again with fetch): its status and JSON error; undefined when it now streams. */
-export function refusalOf(url: string): Promise<{ status: number; error: string; code: string } | undefined>;
+export function refusalOf(url: string, withCredentials?: boolean): Promise<{ status: number; error: string; code: string } | undefined>;
 
 /** Filters of the session list (`GET /sessions/events`): the upstream list's own (`status` may repeat). */
 export type SessionListFilters = Record<string, string | readonly string[] | undefined>;

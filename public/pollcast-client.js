@@ -464,12 +464,13 @@ export function connectMany(baseUrl, sessionIds, options) {
  * `{ status, error, code }`, or undefined when it now answers as a stream (a
  * passing refusal: the fetch is dropped at once) or cannot be reached.
  * @param {string} url
+ * @param {boolean} [withCredentials] send cookies (a token in the cookie, pollcast on another origin)
  * @returns {Promise<{ status: number, error: string, code: string } | undefined>}
  */
-export async function refusalOf(url) {
+export async function refusalOf(url, withCredentials = false) {
   const abort = new AbortController();
   try {
-    const res = await fetch(url, { signal: abort.signal, cache: 'no-store', headers: { accept: 'text/event-stream' } });
+    const res = await fetch(url, { signal: abort.signal, cache: 'no-store', credentials: withCredentials ? 'include' : 'same-origin', headers: { accept: 'text/event-stream' } });
     if (res.ok) return undefined;
     const body = await res.json().catch(() => ({}));
     return { status: res.status, error: typeof body?.error === 'string' ? body.error : '', code: typeof body?.code === 'string' ? body.code : '' };
@@ -532,6 +533,7 @@ export function watchSessions(baseUrl, options) {
     return frameObject(e);
   };
   const stop = (/** @type {any} */ why) => {
+    if (closed) return;
     closed = true;
     es?.close();
     options.onError?.(why);
@@ -571,15 +573,21 @@ export function watchSessions(baseUrl, options) {
       const code = serverErrorCode(e);
       if (code !== undefined) {
         source.close();
-        if (code === 'token_expired' && renew.renewable) return void start();
+        if (code === 'token_expired' && renew.renewable) {
+          options.onReconnecting?.();
+          return void start();
+        }
         return stop({ reason: code });
       }
       if (source.readyState === EventSource.CONNECTING) return void options.onReconnecting?.();
       source.close();
       void renew.afterRefusal(url).then((again) => {
         if (closed) return;
-        if (again) return start();
-        void refusalOf(url).then((why) => stop({ reason: 'refused', ...why }));
+        if (again) {
+          options.onReconnecting?.();
+          return start();
+        }
+        void refusalOf(url, Boolean(options.withCredentials)).then((why) => stop({ reason: 'refused', ...why }));
       });
     };
   };

@@ -189,11 +189,24 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     { cookieName: deps.config.authCookieName, dropAuthorization, dropHeader },
   );
   if (keyInQuery) {
-    // Read as pollcast's own routes read it: a key header the caller sent (even empty) wins, the first
-    // `access_token` counts, and a malformed key is a 401 here as there (never put into a header).
-    const headerKey = (!dropAuthorization && headerLines(incoming.rawHeaders, 'authorization').length > 0) || (keyHeader !== undefined && dropHeader === undefined && headerLines(incoming.rawHeaders, keyHeader).length > 0);
-    const credential = headerKey ? undefined : callerCredential({ authorization: undefined, accessToken: new URLSearchParams(query).get('access_token') ?? undefined, cookie: undefined }, deps.config.upstreamAuthHeader);
-    if (credential) headers.push(credential.header, credential.value);
+    // Read as pollcast's own routes read it: a key header the caller sent wins (an empty UPSTREAM_AUTH_HEADER
+    // does not), the first `access_token` counts, and a malformed key is a 401 here as there: bad input never
+    // reaches the upstream, nor a header.
+    const keyHeaderSent = keyHeader !== undefined && dropHeader === undefined && headerLines(incoming.rawHeaders, keyHeader).some((v) => v.trim() !== '');
+    const headerKey = (!dropAuthorization && headerLines(incoming.rawHeaders, 'authorization').length > 0) || keyHeaderSent;
+    let credential;
+    try {
+      credential = headerKey ? undefined : callerCredential({ authorization: undefined, accessToken: new URLSearchParams(query).get('access_token') ?? undefined, cookie: undefined }, deps.config.upstreamAuthHeader);
+    } catch (err) {
+      // Refused before the body is read: the connection is not reused (node would read the rest to reuse it).
+      if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+      throw err;
+    }
+    if (credential) {
+      // An empty key header the caller sent goes, or the upstream would see it beside the key.
+      for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === credential.header && headers[i + 1]!.trim() === '') headers.splice(i, 2);
+      headers.push(credential.header, credential.value);
+    }
   }
 
   const hasBody = declared !== undefined ? Number(declared) > 0 : c.req.header('transfer-encoding') !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');

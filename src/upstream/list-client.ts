@@ -48,14 +48,14 @@ export function parseListPage(value: unknown): { ok: true; items: SessionSummary
   return { ok: true, items, total, pages };
 }
 
-/** Reads of a multi-page list read again from its first page when its count fell between pages. */
+/** Reads of a multi-page list read again from its first page when its count moved between pages (at most this many: a busy list costs twice its pages, no more). */
 export const LIST_SHIFT_REREADS = 1;
 
 /**
  * Reads the list for `filter`, page after page, until the upstream has no
  * more or `maxSessions` were read. The same id on two pages (a session
  * created between two reads shifts the pages) is kept once; a count that
- * fell between pages (a session deleted meanwhile may have pulled an unread
+ * moved between pages (a session deleted meanwhile may have pulled an unread
  * one onto a page already read) has the list read again, once. A filter that
  * names `page` or `size` asks for that one page: it is read as given, in one
  * call.
@@ -87,10 +87,10 @@ export async function readSessionList(
       client.observe('list', outcome.kind === 'page' ? 'listing' : outcome.kind, (performance.now() - started) / 1000);
       if (outcome.kind !== 'page') return outcome;
       for (const item of outcome.items) if (!seen.has(item.id) && seen.size < maxSessions) seen.set(item.id, item);
-      // A count that fell between pages: a session left a page already read, and the pages after it shifted
-      // back (one of page 2 now on page 1, unread): that read would drop a session that exists. A count that grew
-      // only shifts them on (a session read twice, kept once).
-      if (page > 1 && outcome.total < total) shifted = true;
+      // A count that moved between pages: the list changed under the read. A session that left a page already read
+      // shifts the pages after it back (one of page 2 now on page 1, unread): that read would drop a session that
+      // exists. A count that grew may hide such a loss (a session added further on, in whatever order the list is).
+      if (page > 1 && outcome.total !== total) shifted = true;
       total = outcome.total;
       if (onePage || outcome.items.length === 0 || page >= outcome.pages || seen.size >= maxSessions) break;
     }

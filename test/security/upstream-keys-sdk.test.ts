@@ -82,7 +82,7 @@ describe('AUTH=upstream: a key in access_token on a forwarded route', () => {
     ]);
   });
 
-  it('with UPSTREAM_AUTH_HEADER, goes there raw, unless the caller sent a key header of its own (even empty)', async () => {
+  it('with UPSTREAM_AUTH_HEADER, goes there raw, unless the caller sent a key header of its own (an empty one does not count)', async () => {
     bridge = await startBridge({ ...ONE_ADDRESS_ENV, AUTH: 'upstream', UPSTREAM_AUTH_HEADER: 'X-API-Key' }, { api: 'real', authHeader: 'x-api-key', apiKeys: { [KEY_A]: 'org-a', [KEY_B]: 'org-b' } });
     bridge.sim.clearRequests();
     expect((await fetch(`${bridge.url}/api/v2/sessions?access_token=${KEY_A}`)).status).toBe(200);
@@ -92,7 +92,7 @@ describe('AUTH=upstream: a key in access_token on a forwarded route', () => {
     expect(seen.map((r) => [r.target, r.headers['x-api-key'], r.headers.authorization])).toEqual([
       ['/api/v2/sessions', [KEY_A], undefined],
       ['/api/v2/sessions', undefined, [`Bearer ${KEY_B}`]],
-      ['/api/v2/sessions', [''], undefined],
+      ['/api/v2/sessions', [KEY_A], undefined],
     ]);
   });
 });
