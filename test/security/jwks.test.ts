@@ -35,19 +35,13 @@ function idpToken(key: TestKey, claims: Record<string, unknown> = {}, header: Re
   return sign(key, { iss: ISSUER, aud: AUDIENCE, [CLAIM]: ['jw-1', 'jw-2'], ...claims }, header);
 }
 
-/** The status of a stream open (its body dropped). */
-async function openStatus(path: string, headers: Record<string, string> = {}): Promise<number> {
-  const res = await fetch(`${bridge.url}${path}`, { headers });
-  await res.body?.cancel();
-  return res.status;
-}
-const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
-/** The status of a stream open on bridge `b` (its body dropped). */
-async function openStatus2(b: Bridge, path: string, headers: Record<string, string>): Promise<number> {
+/** The status of a stream open on `b` (the shared bridge unless named), its body dropped. */
+async function openStatus(path: string, headers: Record<string, string> = {}, b: Bridge = bridge): Promise<number> {
   const res = await fetch(`${b.url}${path}`, { headers });
   await res.body?.cancel();
   return res.status;
 }
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
 beforeAll(async () => {
   [rsa, ec, ed] = await Promise.all([makeKey('RS256', 'rsa-1'), makeKey('ES256', 'ec-1'), makeKey('EdDSA', 'ed-1')]);
@@ -193,12 +187,12 @@ describe('combined with AUTH=upstream: a token whose key cannot be checked is re
     const b = await startBridge({ AUTH: 'upstream', AUTH_JWKS_URL: idp.url, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE, AUTH_JWT_SESSIONS_CLAIM: CLAIM, AUTH_JWKS_COOLDOWN_SECONDS: '1' }, { api: 'real', apiKeys: { [KEY]: 'org-1' } });
     try {
       b.sim.createSession('jc-1', { initialEvents: 1, finished: true, organisation: 'org-1' });
-      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(KEY)), 'the caller\'s own key').toBe(200);
-      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(await idpToken(rsa, { [CLAIM]: ['jc-1'] }))), 'a published key').toBe(200);
+      expect(await openStatus('/sessions/jc-1/events', bearer(KEY), b), 'the caller\'s own key').toBe(200);
+      expect(await openStatus('/sessions/jc-1/events', bearer(await idpToken(rsa, { [CLAIM]: ['jc-1'] })), b), 'a published key').toBe(200);
       // The provider signs with a key it publishes only later: pollcast fetches the set, which lacks it.
       const early = await makeKey('RS256', 'rsa-early');
       const t = await idpToken(early, { [CLAIM]: ['jc-1'] });
-      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(t))).toBe(401);
+      expect(await openStatus('/sessions/jc-1/events', bearer(t), b)).toBe(401);
       // Forwarded, it is cut out: the upstream sees the request without it (and answers its own 401).
       b.sim.clearRequests();
       const forwarded = await fetch(`${b.url}/api/v2/sessions`, { headers: bearer(t) });
@@ -208,11 +202,11 @@ describe('combined with AUTH=upstream: a token whose key cannot be checked is re
       expect(sawToken(b.sim, t), 'requests that carried the token upstream').toEqual([]);
       // Named by its audience alone, the same.
       const byAudience = await idpToken(early, { iss: 'https://another-idp.example.com/', [CLAIM]: ['jc-1'] });
-      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(byAudience))).toBe(401);
+      expect(await openStatus('/sessions/jc-1/events', bearer(byAudience), b)).toBe(401);
       expect(sawToken(b.sim, byAudience)).toEqual([]);
       // A JWT that names neither is a foreign credential: the upstream judges it.
       const foreign = await sign(early, { iss: 'https://another-idp.example.com/', aud: 'another-api', [CLAIM]: ['*'] });
-      expect(await openStatus2(b, '/sessions/jc-1/events', bearer(foreign))).toBe(401);
+      expect(await openStatus('/sessions/jc-1/events', bearer(foreign), b)).toBe(401);
       expect(sawToken(b.sim, foreign).length, 'checked with the upstream').toBeGreaterThan(0);
     } finally {
       await b.close();
