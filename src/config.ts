@@ -214,9 +214,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'CACHE_MAX_SESSIONS', key: 'cacheMaxSessions', flag: 'cache-max-sessions', help: 'idle and finished sessions kept for replay', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '5000' },
   { env: 'CACHE_MAX_BYTES', key: 'cacheMaxBytes', flag: 'cache-max-bytes', help: 'bytes of idle and finished sessions kept for replay', accepts: 'an integer 1024-68719476736', schema: int(1024, 2 ** 36), default: String(256 * 1024 * 1024) },
   { env: 'MAX_STREAMS', key: 'maxStreams', flag: 'max-streams', help: 'concurrent SSE streams in total (more: 429)', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '20000' },
-  { env: 'MAX_STREAMS_PER_IP', key: 'maxStreamsPerIp', flag: 'max-streams-per-ip', help: 'concurrent SSE streams per client address, an IPv6 client by its /64 (more: 429); 0 = no limit', accepts: 'an integer 0-1000000', schema: int(0, 1_000_000), default: '200' },
+  { env: 'MAX_STREAMS_PER_IP', key: 'maxStreamsPerIp', flag: 'max-streams-per-ip', help: 'concurrent SSE streams per client address, an IPv6 client by its /64 (more: 429); 0 = no limit; unset, loopback clients (127.0.0.0/8, ::1: the host itself) are not limited', accepts: 'an integer 0-1000000', schema: int(0, 1_000_000), default: '200' },
   { env: 'MAX_STREAMS_PER_SESSION', key: 'maxStreamsPerSession', flag: 'max-streams-per-session', help: 'concurrent SSE streams reading one session (more: 429); 0 = no limit', accepts: 'an integer 0-1000000', schema: int(0, 1_000_000), default: '2000' },
-  { env: 'RATE_LIMIT_PER_IP', key: 'rateLimitPerIp', flag: 'rate-limit-per-ip', help: 'stream opens and /changes requests per second per client address, sustained (more: 429 with Retry-After); 0 = no limit', accepts: 'a number 0-1000000', schema: num(0, 1_000_000), default: '50' },
+  { env: 'RATE_LIMIT_PER_IP', key: 'rateLimitPerIp', flag: 'rate-limit-per-ip', help: 'stream opens and /changes requests per second per client address, sustained (more: 429 with Retry-After); 0 = no limit; unset (and RATE_LIMIT_BURST unset), loopback clients are not limited', accepts: 'a number 0-1000000', schema: num(0, 1_000_000), default: '50' },
   { env: 'RATE_LIMIT_BURST', key: 'rateLimitBurst', flag: 'rate-limit-burst', help: 'requests a client address may make at once before RATE_LIMIT_PER_IP applies', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '500' },
   { env: 'MAX_URL_BYTES', key: 'maxUrlBytes', flag: 'max-url-bytes', help: 'longest request target, path and query (longer: 414)', accepts: 'an integer 256-1048576, not above MAX_HEADER_BYTES', schema: int(256, 1 << 20), default: '16384' },
   { env: 'MAX_HEADER_BYTES', key: 'maxHeaderBytes', flag: 'max-header-bytes', help: 'largest request line plus headers (larger: 431, connection closed)', accepts: 'an integer 1024-1048576', schema: int(1024, 1 << 20), default: '32768' },
@@ -290,6 +290,10 @@ export interface ConfigShape {
   passthrough: boolean | undefined;
   passthroughMaxBodyBytes: number;
   shutdownTimeoutSeconds: number;
+  /** MAX_STREAMS_PER_IP was set: it holds for loopback clients too (at its default it spares them). */
+  loopbackStreamsLimited: boolean;
+  /** RATE_LIMIT_PER_IP or RATE_LIMIT_BURST was set: the rate holds for loopback clients too. */
+  loopbackRateLimited: boolean;
 }
 
 /** The frozen configuration every module reads. */
@@ -298,6 +302,11 @@ export type Config = Readonly<ConfigShape>;
 /** Reads settings from `env` (flags already merged in as their variables). */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const out: Record<string, unknown> = {};
+  const given = (name: string) => env[name] !== undefined && env[name] !== '';
+  // The per-address limits guard against one remote client; at their defaults they spare the host's own
+  // (tests, a sidecar, a load generator, a proxy without TRUST_PROXY). Set explicitly, they hold for every address.
+  out.loopbackStreamsLimited = given('MAX_STREAMS_PER_IP');
+  out.loopbackRateLimited = given('RATE_LIMIT_PER_IP') || given('RATE_LIMIT_BURST');
   for (const opt of OPTIONS) {
     const raw = env[opt.env];
     const value = raw === undefined || raw === '' ? opt.default : raw;

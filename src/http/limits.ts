@@ -4,7 +4,7 @@
  * session and in total, and the URL length. Every refusal is a 429 (or 414)
  * JSON answer from the one error mapping, with Retry-After.
  */
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
 import type { AppEnv } from './env.ts';
@@ -31,14 +31,23 @@ function unmapIpv4(ip: string): string {
   return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
 }
 
+/** The key of every loopback client (127.0.0.0/8, ::1): the host itself, one client however it connects. */
+export const LOOPBACK_KEY = 'loopback';
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
 /**
  * The key a client is limited by: its IPv4 address, or the /64 prefix of its
  * IPv6 address (one subscriber line gets a whole /64, so a per-address limit
- * would be no limit at all).
+ * would be no limit at all), or LOOPBACK_KEY.
  */
 export function clientKey(ip: string): string {
   const addr = unmapIpv4(ip.split('%')[0]!.toLowerCase());
-  if (isIP(addr) !== 6) return addr;
+  const family = isIP(addr);
+  if (family !== 0 && LOOPBACK.check(addr, family === 4 ? 'ipv4' : 'ipv6')) return LOOPBACK_KEY;
+  if (family !== 6) return addr;
   const groups = (part: string) => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])));
   const [head = '', tail] = addr.split('::');
   const first = groups(head);
@@ -69,17 +78,19 @@ export function clientIp(header: (name: string) => string | undefined, socketAdd
 export class RateLimiter {
   private readonly perSecond: number;
   private readonly burst: number;
+  private readonly spared: string | undefined;
   private readonly buckets = new LRUCache<string, { tokens: number; atMs: number }>({ max: RATE_LIMIT_TRACKED_CLIENTS });
 
-  /** `perSecond` 0 disables the limit. */
-  constructor(perSecond: number, burst: number) {
+  /** `perSecond` 0 disables the limit; the client key `spared` (if any) is never limited. */
+  constructor(perSecond: number, burst: number, spared?: string) {
     this.perSecond = perSecond;
     this.burst = Math.max(1, burst);
+    this.spared = spared;
   }
 
   /** Takes one token: 0 when allowed, else the seconds until a token is there. */
   take(key: string, nowMs = performance.now(), cost = 1): number {
-    if (this.perSecond === 0 || cost <= 0) return 0;
+    if (this.perSecond === 0 || cost <= 0 || key === this.spared) return 0;
     let b = this.buckets.get(key);
     if (!b) {
       b = { tokens: this.burst, atMs: nowMs };
@@ -120,15 +131,17 @@ export class StreamSlots {
   private readonly maxTotal: number;
   private readonly maxPerClient: number;
   private readonly maxPerSession: number;
+  private readonly spared: string | undefined;
   private readonly byClient = new Map<string, number>();
   private readonly bySession = new Map<string, number>();
   private reserved = 0;
 
-  /** A per-client or per-session limit of 0 means no limit of that kind. */
-  constructor(limits: { maxTotal: number; maxPerClient: number; maxPerSession: number }) {
+  /** A per-client or per-session limit of 0 means no limit of that kind; the client key `spared` (if any) has no per-client limit. */
+  constructor(limits: { maxTotal: number; maxPerClient: number; maxPerSession: number; spared?: string }) {
     this.maxTotal = limits.maxTotal;
     this.maxPerClient = limits.maxPerClient;
     this.maxPerSession = limits.maxPerSession;
+    this.spared = limits.spared;
   }
 
   /** Streams holding a slot now (opening or open). */
@@ -155,7 +168,7 @@ export class StreamSlots {
     if (this.reserved >= this.maxTotal) {
       throw new TooManyRequestsError(`too many open streams (limit ${this.maxTotal})`, retry, 'streams_total');
     }
-    if (this.maxPerClient > 0 && this.forClient(clientKey) >= this.maxPerClient) {
+    if (this.maxPerClient > 0 && clientKey !== this.spared && this.forClient(clientKey) >= this.maxPerClient) {
       throw new TooManyRequestsError(`too many open streams from this client (limit ${this.maxPerClient})`, retry, 'streams_per_ip');
     }
     const sessions = [...new Set(sessionIds)];
@@ -242,8 +255,9 @@ export function createLimits(config: Config): Limits {
   return {
     trustProxy,
     maxUrlBytes: config.maxUrlBytes,
-    rate: new RateLimiter(config.rateLimitPerIp, config.rateLimitBurst),
-    streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession }),
+    // At their defaults the per-address limits spare the host's own clients; set, they hold for every address.
+    rate: new RateLimiter(config.rateLimitPerIp, config.rateLimitBurst, config.loopbackRateLimited ? undefined : LOOPBACK_KEY),
+    streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession, spared: config.loopbackStreamsLimited ? undefined : LOOPBACK_KEY }),
     clientKeyOf: (c) => clientKey(clientIp((name) => c.req.header(name), (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.socket.remoteAddress, trustProxy)),
     clientKeyFrom: (header, socketAddress) => clientKey(clientIp(header, socketAddress, trustProxy)),
   };

@@ -5,7 +5,8 @@
  * URL and header sizes (414 / 431 JSON, never a crash).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientKey, RateLimiter, StreamSlots } from '../../src/http/limits.ts';
+import { clientKey, createLimits, LOOPBACK_KEY, RateLimiter, StreamSlots } from '../../src/http/limits.ts';
+import { loadConfig } from '../../src/config.ts';
 import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
 import { hold, rawRequest, type HeldResponse } from './helpers.ts';
 
@@ -199,6 +200,38 @@ describe('URL and header sizes', () => {
   });
 });
 
+describe('per-address limits at their defaults', () => {
+  it('spare loopback clients (the host itself: tests, a sidecar, a load generator) and still hold for a remote one', async () => {
+    // Only TRUST_PROXY is set: it lets the test speak for a remote address; the limits are the defaults (200 streams, 50/s burst 500).
+    bridge = await startBridge({ TRUST_PROXY: 'x-forwarded-for' });
+    bridge.sim.createSession('d-1', { initialEvents: 1 });
+    const local = await Promise.all(range(210).map(() => open(`${bridge!.url}/sessions/d-1/events`)));
+    expect(local.filter((h) => h.status === 200)).toHaveLength(210);
+    await local[209]!.readUntil((t) => t.includes('id: 0'));
+    // 600 long-poll calls at once, past the burst of 500: none refused from loopback.
+    const polls = await Promise.all(range(600).map(() => fetch(`${bridge!.url}/sessions/d-1/changes?from_index=0&wait_for_seconds=0`).then(async (r) => (await r.arrayBuffer(), r.status))));
+    expect(polls.filter((s) => s === 200)).toHaveLength(600);
+    const remote = { 'x-forwarded-for': '203.0.113.7' };
+    const far = await Promise.all(range(200).map(() => open(`${bridge!.url}/sessions/d-1/events`, remote)));
+    expect(far.filter((h) => h.status === 200)).toHaveLength(200);
+    await expect429(await fetch(`${bridge.url}/sessions/d-1/events`, { headers: remote }), /from this client.*limit 200/);
+  });
+
+  it('hold for loopback clients too once set, even to the default values', () => {
+    const spared = createLimits(loadConfig({}));
+    const set = createLimits(loadConfig({ MAX_STREAMS_PER_IP: '200', RATE_LIMIT_BURST: '500' }));
+    for (const limits of [spared, set]) for (let i = 0; i < 200; i++) limits.streams.reserve(LOOPBACK_KEY, []);
+    expect(() => spared.streams.reserve(LOOPBACK_KEY, [])).not.toThrow();
+    expect(() => set.streams.reserve(LOOPBACK_KEY, [])).toThrow(/from this client.*limit 200/);
+    const taken = (limits: ReturnType<typeof createLimits>) => range(501).map(() => limits.rate.take(LOOPBACK_KEY, 0)).filter((wait) => wait > 0).length;
+    expect([taken(spared), taken(set)]).toEqual([0, 1]);
+    // RATE_LIMIT_PER_IP alone counts as set as well.
+    expect(taken(createLimits(loadConfig({ RATE_LIMIT_PER_IP: '50' })))).toBe(1);
+    // A remote client is limited at the defaults.
+    expect(range(501).map(() => spared.rate.take('203.0.113.9', 0)).filter((wait) => wait > 0)).toHaveLength(1);
+  });
+});
+
 describe('limit mechanics', () => {
   it('refills the token bucket at the configured rate up to the burst', () => {
     const rate = new RateLimiter(2, 3);
@@ -218,7 +251,9 @@ describe('limit mechanics', () => {
     expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
     expect(clientKey('2001:DB8:0:0:1::2')).toBe('2001:db8:0:0::/64');
     expect(clientKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
-    expect(clientKey('::1')).toBe('0:0:0:0::/64');
+    // Loopback, however written, is one client: the host.
+    expect(['127.0.0.1', '127.3.2.1', '::ffff:127.0.0.1', '::1', '0:0:0:0:0:0:0:1'].map(clientKey)).toEqual(Array(5).fill(LOOPBACK_KEY));
+    expect(clientKey('::2')).toBe('0:0:0:0::/64');
   });
 
   it('releases each reservation once, whatever calls it again', () => {
