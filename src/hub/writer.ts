@@ -220,8 +220,8 @@ export function createWriter(res: StreamResponse): ResponseWriter {
 
 /** Response headers of every stream over HTTP/1.1. */
 export const STREAM_HEADERS: OutgoingHttpHeaders = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  // Exactly CONTRACT.md section 3's value (a client may compare it whole); X-Accel-Buffering keeps proxies from buffering.
+  // Both exactly CONTRACT.md section 3's values (a client may compare them whole; SSE is UTF-8 by definition).
+  'content-type': 'text/event-stream',
   'cache-control': 'no-cache',
   // Once its parser is released (parser-release.ts) the connection cannot carry another
   // request: it closes when the stream ends, and says so up front.

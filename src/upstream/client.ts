@@ -250,8 +250,9 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   let closed = false;
 
   function pathFor(sessionId: string, endpoint: string, query?: string): string {
-    // encodeURIComponent keeps any id inside its one path segment, whatever it holds.
-    const path = `${basePath}/sessions/${encodeURIComponent(sessionId)}/${endpoint}`;
+    // encodeURIComponent keeps any id inside its one path segment, whatever it holds; a ':' (which the contract's
+    // pattern allows) is a legal path character (RFC 3986 §3.3) and goes as it is, for an upstream that does not decode.
+    const path = `${basePath}/sessions/${encodeURIComponent(sessionId).replaceAll('%3A', ':')}/${endpoint}`;
     return query ? `${path}?${query}` : path;
   }
 

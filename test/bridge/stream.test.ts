@@ -18,7 +18,8 @@ describe('GET /sessions/{id}/events', () => {
     bridge.sim.createSession('done-1', { initialEvents: 25, finished: true });
     const res = await fetch(`${bridge.url}/sessions/done-1/events`);
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    // Exactly as CONTRACT.md section 3 writes them.
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
     expect(res.headers.get('cache-control')).toBe('no-cache');
     const text = await res.text();
     // The wire order of the contract: retry first, then the status snapshot, then events, then end.
