@@ -229,6 +229,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'H2C', key: 'h2c', flag: 'h2c', help: 'also serve cleartext HTTP/2 (prior knowledge, as proxies that speak h2c to their backends and curl --http2-prior-knowledge send it) on the same port as HTTP/1.1; false serves HTTP/1.1 only', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true'), default: 'true' },
   { env: 'PASSTHROUGH', key: 'passthrough', flag: 'passthrough', help: 'forward every other request under the path of UPSTREAM_URL to the upstream (the caller\'s own credential, never UPSTREAM_API_KEY); unset: on, except off with JWT-only auth', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true') },
   { env: 'PASSTHROUGH_MAX_BODY_BYTES', key: 'passthroughMaxBodyBytes', flag: 'passthrough-max-body-bytes', help: 'largest request body forwarded (bigger: 413, nothing forwarded)', accepts: 'an integer 0-1073741824', schema: int(0, 1 << 30), default: String(10 * 1024 * 1024) },
+  { env: 'BODY_TIMEOUT_SECONDS', key: 'bodyTimeoutSeconds', flag: 'body-timeout-seconds', help: 'longest pause in a request body (forwarded calls, POST /events) before it is refused with 408 and its connection closed', accepts: 'a number 0.1-3600', schema: num(0.1, 3600), default: '30' },
   { env: 'SHUTDOWN_TIMEOUT_SECONDS', key: 'shutdownTimeoutSeconds', flag: 'shutdown-timeout-seconds', help: 'longest graceful stop before the process exits', accepts: 'a number 0.1-60', schema: num(0.1, 60), default: '8' },
 ];
 
@@ -289,6 +290,7 @@ export interface ConfigShape {
   /** Undefined: the default of passthroughOn(). */
   passthrough: boolean | undefined;
   passthroughMaxBodyBytes: number;
+  bodyTimeoutSeconds: number;
   shutdownTimeoutSeconds: number;
   /** MAX_STREAMS_PER_IP was set: it holds for loopback clients too (at its default it spares them). */
   loopbackStreamsLimited: boolean;

@@ -87,6 +87,13 @@ export class PayloadTooLargeError extends PollcastError {
   }
 }
 
+/** The request body stopped arriving: no byte for BODY_TIMEOUT_SECONDS (408). */
+export class RequestTimeoutError extends PollcastError {
+  constructor(idleSeconds: number) {
+    super('request_timeout', `the request body stopped arriving (nothing for ${idleSeconds} s)`);
+  }
+}
+
 /** The request target is longer than MAX_URL_BYTES (414). */
 export class UriTooLongError extends PollcastError {
   constructor(maxBytes: number) {

@@ -8,6 +8,7 @@ import {
   ForbiddenError,
   PayloadTooLargeError,
   PollcastError,
+  RequestTimeoutError,
   SessionNotFoundError,
   ShuttingDownError,
   TooManyRequestsError,
@@ -18,11 +19,12 @@ import {
 } from '../errors.ts';
 
 /** HTTP status for each error of the family. */
-export function statusFor(err: PollcastError): 400 | 401 | 403 | 404 | 413 | 414 | 429 | 502 | 503 | 500 {
+export function statusFor(err: PollcastError): 400 | 401 | 403 | 404 | 408 | 413 | 414 | 429 | 502 | 503 | 500 {
   if (err instanceof BadRequestError) return 400;
   if (err instanceof UnauthorizedError) return 401;
   if (err instanceof ForbiddenError) return 403;
   if (err instanceof SessionNotFoundError) return 404;
+  if (err instanceof RequestTimeoutError) return 408;
   if (err instanceof PayloadTooLargeError) return 413;
   if (err instanceof UriTooLongError) return 414;
   if (err instanceof TooManyRequestsError) return 429;

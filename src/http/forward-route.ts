@@ -15,6 +15,7 @@ import type { Context, Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { callerCredential } from './auth-upstream.ts';
+import { watchBodyIdle } from './body-idle.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { forwardRequestHeaders, forwardResponseHeaders, relayableHead, withoutQueryParam } from './forward-headers.ts';
 import { clientIp } from './limits.ts';
@@ -22,7 +23,7 @@ import { splitTarget } from './raw-request.ts';
 import { decodedSegment, parseSessionId } from './validate.ts';
 import { isHttp1 } from '../hub/writer.ts';
 import { ForwardError, type Forwarder } from '../upstream/forwarder.ts';
-import { BadGatewayError, BadRequestError, PayloadTooLargeError, ShuttingDownError } from '../errors.ts';
+import { BadGatewayError, BadRequestError, PayloadTooLargeError, RequestTimeoutError, ShuttingDownError } from '../errors.ts';
 
 /** Session ids the nudge accepts (CONTRACT §3's id rule); anything else is forwarded without a nudge. */
 const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -37,11 +38,18 @@ const COUNTED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PU
  * before anything goes upstream, so one past `maxBytes` is refused with nothing forwarded
  * (CONTRACT.md section 3). Null once it passes `maxBytes` (the rest is left unread).
  */
-function readUndeclared(incoming: Readable, maxBytes: number): Promise<Buffer | null> {
+function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let seen = 0;
+    // A body that stops arriving is refused (408), its bytes so far let go.
+    const stopWatching = watchBodyIdle(incoming, idleSeconds * 1000, () => {
+      done();
+      incoming.pause();
+      reject(new RequestTimeoutError(idleSeconds));
+    });
     const done = (): void => {
+      stopWatching();
       incoming.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
     };
     const onData = (chunk: Buffer): void => {
@@ -211,10 +219,17 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
 
   const hasBody = declared !== undefined ? Number(declared) > 0 : c.req.header('transfer-encoding') !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');
   let whole: Buffer | null = null;
+  const idleSeconds = deps.config.bodyTimeoutSeconds;
   if (hasBody && declared === undefined) {
     try {
-      whole = await readUndeclared(incoming, maxBytes);
-    } catch {
+      whole = await readUndeclared(incoming, maxBytes, idleSeconds);
+    } catch (err) {
+      if (err instanceof RequestTimeoutError) {
+        // The rest of the body is not waited for: the connection closes after the answer.
+        if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+        count(deps.stats.forwardErrors, 'body_timeout');
+        throw err;
+      }
       if (outgoing.destroyed || incoming.destroyed) return RESPONSE_ALREADY_SENT;
       throw new BadRequestError('the request body broke off');
     }
@@ -227,8 +242,15 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   }
   // A declared length was checked above: that body is streamed, counted on its way in case it runs longer.
   const limit = hasBody && whole === null ? new BodyLimit(maxBytes) : null;
+  let bodyStalled = false;
+  let stopWatching = (): void => undefined;
   if (limit) {
     incoming.on('error', (err) => limit.destroy(err));
+    // A body that stops arriving fails the upstream call (which lets go of it) and is refused with 408.
+    stopWatching = watchBodyIdle(incoming, idleSeconds * 1000, () => {
+      bodyStalled = true;
+      limit.destroy(new RequestTimeoutError(idleSeconds));
+    });
     incoming.pipe(limit);
   }
   const abort = new AbortController();
@@ -241,6 +263,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   try {
     answer = await forwarder.forward({ method, target, headers, body: whole ?? limit, signal: abort.signal });
   } catch (err) {
+    stopWatching();
     if (limit) {
       // The rest of the body is not read: the connection is not reused.
       incoming.unpipe(limit);
@@ -251,6 +274,10 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     if (limit?.overflowed) {
       count(deps.stats.forwardErrors, 'too_large');
       throw new PayloadTooLargeError(maxBytes);
+    }
+    if (bodyStalled) {
+      count(deps.stats.forwardErrors, 'body_timeout');
+      throw new RequestTimeoutError(idleSeconds);
     }
     const kind = err instanceof ForwardError ? err.kind : 'body';
     count(deps.stats.forwardErrors, kind);

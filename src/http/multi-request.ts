@@ -11,7 +11,8 @@ import type { AppEnv } from './env.ts';
 import { EMPTY_LAST_EVENT_ID, parseIncludeEvents, parseIndex, parseSessionId, singleQuery } from './validate.ts';
 import { canonicalOrder, cursorKey, decodeCursor, ENDED, MAX_CURSOR_VALUE } from '../hub/cursor.ts';
 import type { MuxMode } from '../hub/mux-subscriber.ts';
-import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
+import { isHttp1 } from '../hub/writer.ts';
+import { BadRequestError, PayloadTooLargeError, RequestTimeoutError } from '../errors.ts';
 
 /** Largest `POST /events` body read (bytes): 1,000 ids of 128 characters with their quotes fit. */
 export const MAX_EVENTS_BODY_BYTES = 192 * 1024;
@@ -40,7 +41,7 @@ export function idsFromQuery(c: Context<AppEnv>): string[] {
  * declared length or the bytes read so far pass it, whatever the framing
  * (Content-Length, chunked, HTTP/2 DATA frames).
  */
-async function readBody(c: Context<AppEnv>, maxBytes: number): Promise<string> {
+async function readBody(c: Context<AppEnv>, maxBytes: number, idleSeconds: number): Promise<string> {
   const declared = Number(c.req.header('content-length') ?? 0);
   if (declared > maxBytes) throw new PayloadTooLargeError(maxBytes);
   const stream = c.req.raw.body;
@@ -48,24 +49,48 @@ async function readBody(c: Context<AppEnv>, maxBytes: number): Promise<string> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new PayloadTooLargeError(maxBytes);
+  // A body that stops arriving is refused (408); the connection closes after the answer. (Timed per read, not
+  // by a listener on the request, which could take bytes before the adapter's body stream is attached.)
+  let stalled = false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      let next;
+      try {
+        timer = setTimeout(() => {
+          stalled = true;
+          void reader.cancel().catch(() => undefined);
+        }, idleSeconds * 1000);
+        next = await reader.read();
+      } catch {
+        // The client went away mid-body: nobody reads the answer, and it is not pollcast's failure.
+        throw new BadRequestError('the request body broke off');
+      } finally {
+        clearTimeout(timer);
+      }
+      if (stalled) throw new RequestTimeoutError(idleSeconds);
+      if (next.done) break;
+      size += next.value.length;
+      if (size > maxBytes) {
+        await reader.cancel();
+        throw new PayloadTooLargeError(maxBytes);
+      }
+      chunks.push(next.value);
     }
-    chunks.push(value);
+  } catch (err) {
+    const outgoing = (c.env as Partial<AppEnv['Bindings']> | undefined)?.outgoing;
+    // The rest of the body is not waited for: the connection closes after the answer.
+    if (outgoing && isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+    throw err;
   }
   return Buffer.concat(chunks, size).toString('utf8');
 }
 
 /** The session ids of a `POST /events` body: exactly `{"sessions": ["a", "b", …]}`. */
-export async function idsFromBody(c: Context<AppEnv>): Promise<string[]> {
+export async function idsFromBody(c: Context<AppEnv>, bodyIdleSeconds: number): Promise<string[]> {
   if (idsFromQuery(c).length > 0) throw new BadRequestError('give the sessions either in the query or in the body, not both');
   let body: unknown;
-  const text = await readBody(c, MAX_EVENTS_BODY_BYTES);
+  const text = await readBody(c, MAX_EVENTS_BODY_BYTES, bodyIdleSeconds);
   try {
     body = JSON.parse(text);
   } catch {

@@ -130,6 +130,6 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
 /** Registers `GET`, `HEAD` and `POST /events`. */
 export function registerMultiEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
   app.get('/events', (c) => openStream(c, deps, idsFromQuery(c)));
-  app.post('/events', async (c) => openStream(c, deps, await idsFromBody(c)));
+  app.post('/events', async (c) => openStream(c, deps, await idsFromBody(c, deps.config.bodyTimeoutSeconds)));
   app.all('/events', methodNotAllowed(['GET', 'HEAD', 'POST']));
 }
