@@ -14,6 +14,7 @@ import type { AppDeps } from './http/deps.ts';
 import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
 import { adapterErrorResponse, installClientErrorHandler, withHostRequired } from './http/client-error.ts';
 import { serveH2c, type H2c } from './http/h2c.ts';
+import { InFlight } from './http/in-flight.ts';
 import { createLimits } from './http/limits.ts';
 import type { Authorizer } from './http/auth.ts';
 import { createAuthorizer, createVerifier, subscriberTokenCheck } from './http/authorizer.ts';
@@ -33,6 +34,8 @@ const SESSION_LIST_LOG_ENTRIES = 1000;
 const SHUTDOWN_RESERVE_MS = 2500;
 /** How long drop-in long-polls may still run once the streams are flushed (ms). */
 const LONG_POLL_CUT_MS = 1500;
+/** Part of SHUTDOWN_TIMEOUT_SECONDS kept, past the forwarded calls let finish, for what follows (ms). */
+const FORWARD_CUT_RESERVE_MS = 1000;
 
 /**
  * The path of UPSTREAM_URL (`/api/v2`), under which the drop-ins are served
@@ -95,7 +98,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   }
   let hub: Hub | undefined;
   let streams: Streams | undefined;
-  const metrics = createMetrics(() => (hub && streams ? { openStreams: () => streams!.size, sessionsByState: () => hub!.sessionsByState(), loopsByState: () => hub!.loopsByState(), replayBytes: () => hub!.replayBytes() } : undefined), options.processMetrics ?? true);
+  const metrics = createMetrics(() => (hub && streams ? { openStreams: () => limits.streams.total, sessionsByState: () => hub!.sessionsByState(), loopsByState: () => hub!.loopsByState(), replayBytes: () => hub!.replayBytes() } : undefined), options.processMetrics ?? true);
   let routeNotFound: (path: string) => void = () => {};
   const client: UpstreamClient = createUpstreamClient({
     baseUrl: upstreamUrl,
@@ -189,7 +192,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   // The pass-through has its own pool, with no credential: UPSTREAM_API_KEY never rides on a forwarded request.
   const forward = upstreamPath !== '' && passthroughOn(config) ? createForwarder(new URL(upstreamUrl).origin) : undefined;
   const isSubscriberToken = subscriberTokenCheck(verifier);
-  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, shutdownSignal: shutdown.signal, upstreamPath, forward, isSubscriberToken, readiness };
+  const forwardsInFlight = new InFlight();
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, shutdownSignal: shutdown.signal, upstreamPath, forward, forwardsInFlight, isSubscriberToken, readiness };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
@@ -218,6 +222,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      const stopBegan = performance.now();
       shuttingDown = true;
       shutdown.abort();
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
@@ -231,14 +236,27 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       await streams!.close(Math.max(0, config.shutdownTimeoutSeconds * 1000 - SHUTDOWN_RESERVE_MS));
       http.closeIdleConnections();
       h2c?.closeIdle();
-      // Long-polls still waiting get cut once the rest has had a moment to finish.
-      const deadline = setTimeout(() => {
+      // What still holds a connection gets cut once the rest has had a moment to finish (drop-in long-polls
+      // are answered at once; a forwarded call under way is let finish within the budget, less a reserve
+      // for what follows: its caller could not tell whether a cut write took effect).
+      let cut = false;
+      const cutAll = () => {
+        if (cut) return;
+        cut = true;
         http.closeAllConnections();
         for (const socket of releasedConnections(http)) socket.destroy();
         h2c?.destroyAll();
+      };
+      const forwardsBy = stopBegan + config.shutdownTimeoutSeconds * 1000 - FORWARD_CUT_RESERVE_MS;
+      let forwardsTimer: NodeJS.Timeout | undefined;
+      const deadline = setTimeout(() => {
+        if (forwardsInFlight.size === 0) return cutAll();
+        forwardsTimer = setTimeout(cutAll, Math.max(0, forwardsBy - performance.now()));
+        void forwardsInFlight.idle().then(() => setImmediate(cutAll));
       }, Math.min(LONG_POLL_CUT_MS, config.shutdownTimeoutSeconds * 250));
       await closed;
       clearTimeout(deadline);
+      clearTimeout(forwardsTimer);
       await listsStopped;
       await transport.close();
       await client.close();

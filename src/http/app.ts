@@ -51,7 +51,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
   // After CORS (a browser can read the refusal) and the request log (refusals are logged).
   registerLimits(app, deps.limits, deps.upstreamPath);
-  app.get('/healthz', (c) => (deps.isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ok', streams: deps.streams.size, sessions: deps.hub.activeCount })));
+  app.get('/healthz', (c) => (deps.isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ok', streams: deps.limits.streams.total, sessions: deps.hub.activeCount })));
   registerReadyzRoute(app, deps);
   app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
   registerListRoute(app, deps);

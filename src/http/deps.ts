@@ -8,6 +8,7 @@ import type { Metrics, Stats } from '../metrics.ts';
 import type { Forwarder } from '../upstream/forwarder.ts';
 import type { ReadinessProbe } from '../readiness.ts';
 import type { Authorizer, SubscriberTokenCheck } from './auth.ts';
+import type { InFlight } from './in-flight.ts';
 import type { Limits } from './limits.ts';
 
 export type { AppEnv } from './env.ts';
@@ -34,6 +35,8 @@ export interface AppDeps {
   upstreamPath: string;
   /** The pass-through to the upstream (no credential of its own); undefined when forwarding is off or UPSTREAM_URL has no path. */
   forward?: Forwarder | undefined;
+  /** Forwarded calls under way, which a graceful stop lets finish within its budget. */
+  forwardsInFlight: InFlight;
   /** Whether a bearer value is a pollcast subscriber token, which is never forwarded upstream. */
   isSubscriberToken: SubscriberTokenCheck;
 }

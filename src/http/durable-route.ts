@@ -69,7 +69,8 @@ async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
     // Held no longer than the caller's access (a token's exp, a key's verdict): nothing is given past it, and
     // the next request is judged again (as the drop-in long-poll does).
     const waitMs = expiresAtMs === undefined ? LONG_POLL_TIMEOUT_MS : Math.max(0, Math.min(LONG_POLL_TIMEOUT_MS, expiresAtMs - Date.now()));
-    if (!hasNews(feed, start)) await waitFor(feed, () => hasNews(feed, start), waitMs, signal);
+    // A graceful stop ends the wait at once: the reader gets its 204 (up to date) and asks again, elsewhere.
+    if (!hasNews(feed, start)) await waitFor(feed, () => hasNews(feed, start), waitMs, AbortSignal.any([signal, deps.shutdownSignal]));
     batch = await readBatch(deps, entry, start, signal);
     liveHeaders['stream-cursor'] = nextCursor(cursor, Date.now());
   }
@@ -99,6 +100,7 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
   const heartbeatMs = deps.config.heartbeatSeconds * 1000;
   let pos = start;
   let sentControl = false;
+  const waitSignal = AbortSignal.any([signal, deps.shutdownSignal]);
   let finished = false;
   const finish = () => {
     if (finished) return;
@@ -137,8 +139,9 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
             return;
           }
           if (hasNews(feed, pos)) continue;
-          const changed = await waitFor(feed, () => hasNews(feed, pos), Math.max(1, Math.min(heartbeatMs, deadline - Date.now())), signal);
-          if (!changed && !signal.aborted && Date.now() < deadline) {
+          // A graceful stop ends the wait at once too (the loop's head then closes the stream cleanly).
+          const changed = await waitFor(feed, () => hasNews(feed, pos), Math.max(1, Math.min(heartbeatMs, deadline - Date.now())), waitSignal);
+          if (!changed && !waitSignal.aborted && Date.now() < deadline) {
             controller.enqueue(Buffer.from(': keep-alive\n\n'));
             return;
           }

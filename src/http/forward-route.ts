@@ -332,7 +332,8 @@ function discard(body: Readable): void {
 export function registerForwardRoute(app: Hono<AppEnv>, deps: AppDeps): void {
   const forwarder = deps.forward;
   if (forwarder === undefined || deps.upstreamPath === '') return;
-  const handler = (c: Context<AppEnv>) => forward(c, deps, forwarder);
+  // Counted while under way: a graceful stop lets them finish (server.ts) rather than cutting them.
+  const handler = (c: Context<AppEnv>) => deps.forwardsInFlight.run(() => forward(c, deps, forwarder));
   app.all(deps.upstreamPath, handler);
   app.all(`${deps.upstreamPath}/*`, handler);
 }

@@ -7,6 +7,8 @@
 import { connect } from 'node:http2';
 import { afterEach, expect, it } from 'vitest';
 import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
+import { KEY_A, startGateway } from '../forward/helpers.ts';
+import { metric } from '../security/helpers.ts';
 
 let bridge: Bridge | undefined;
 
@@ -64,5 +66,59 @@ it('drop-in long-polls waiting at shutdown are answered 503 with Retry-After at 
   expect(await h2).toEqual({ status: 503, retryAfter: '1' });
   expect(performance.now() - started, 'answered at once, not cut with the connection later').toBeLessThan(1000);
   session.destroy();
+  await closing;
+}, 30_000);
+
+it('a forwarded call under way at shutdown is let finish within the budget: its caller gets the upstream\'s answer, the write is made', async () => {
+  const b = await startGateway({ SHUTDOWN_TIMEOUT_SECONDS: '8' });
+  bridge = b;
+  b.sim.createSession('sd-fwd', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+  // A 30-byte message sent over about 3 s, with a length (as the SDK sends it): the call outlasts the 1.5 s cut.
+  const text = JSON.stringify({ message: 'x'.repeat(15) });
+  const bytes = new TextEncoder().encode(text);
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (sent > 0) await new Promise((r) => setTimeout(r, 300));
+      if (sent >= bytes.length) return controller.close();
+      controller.enqueue(bytes.subarray(sent, sent + 3));
+      sent += 3;
+    },
+  });
+  const answer = fetch(`${b.url}/api/v2/sessions/sd-fwd/messages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json', 'content-length': String(bytes.length) },
+    body,
+    duplex: 'half',
+  } as RequestInit).then(async (r) => ({ status: r.status, body: await r.text() }), (err: Error) => ({ status: 0, body: err.message }));
+  await new Promise((r) => setTimeout(r, 500));
+  const started = performance.now();
+  const closing = b.server.close();
+  expect((await answer).status).toBe(202);
+  expect(b.sim.received('sd-fwd')).toHaveLength(1);
+  await closing;
+  expect(performance.now() - started, 'within SHUTDOWN_TIMEOUT_SECONDS').toBeLessThan(8000);
+}, 30_000);
+
+it('a Durable long-poll waiting at shutdown is answered 204 (up to date) at once, and Durable SSE streams count as open streams', async () => {
+  const b = await startBridge({ SHUTDOWN_TIMEOUT_SECONDS: '5' });
+  bridge = b;
+  b.sim.createSession('sd-ds', { initialEvents: 2 });
+  const sse = await fetch(`${b.url}/v1/stream/sessions/sd-ds?offset=-1&live=sse`);
+  expect(sse.status).toBe(200);
+  const health = (await (await fetch(`${b.url}/healthz`)).json()) as { streams: number };
+  expect(health.streams).toBe(1);
+  expect(await metric(b, 'pollcast_open_streams')).toBe(1);
+  // At the tail: the first read of a live=long-poll from offset -1 returns the events, the next one waits.
+  const first = await fetch(`${b.url}/v1/stream/sessions/sd-ds?offset=-1`);
+  const tail = first.headers.get('stream-next-offset')!;
+  await first.arrayBuffer();
+  const poll = fetch(`${b.url}/v1/stream/sessions/sd-ds?offset=${encodeURIComponent(tail)}&live=long-poll`).then((r) => ({ status: r.status, upToDate: r.headers.get('stream-up-to-date') }), () => ({ status: 0, upToDate: null }));
+  await new Promise((r) => setTimeout(r, 500));
+  const started = performance.now();
+  const closing = b.server.close();
+  expect(await poll).toEqual({ status: 204, upToDate: 'true' });
+  expect(performance.now() - started, 'answered at once, not cut with the connection later').toBeLessThan(1000);
+  await sse.body?.cancel().catch(() => undefined);
   await closing;
 }, 30_000);
