@@ -14,6 +14,7 @@ import { eventually, range, record, startBridge, type Bridge } from '../helpers/
 import { h2request } from '../helpers/h2.ts';
 import { parseSse } from '../helpers/multi.ts';
 import { JWT_SECRET, token } from '../security/helpers.ts';
+import { KEY_A, startGateway } from '../forward/helpers.ts';
 
 const run = promisify(execFile);
 
@@ -239,5 +240,30 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     await live.done(5000);
     await goaway;
     await eventually(() => session.closed || session.destroyed, 5000, 'the client session to close');
+  });
+  it('refuses a header list past MAX_HEADER_BYTES with the 431 JSON an HTTP/1.1 client gets, on pollcast\'s routes and before forwarding; the connection stays usable', async () => {
+    bridge = await startGateway({ H2C: 'true', MAX_HEADER_BYTES: '8192', MAX_URL_BYTES: '4096' });
+    bridge.sim.createSession('h2-big', { organisation: 'org-a', initialEvents: 1, finished: true, imageBytes: 0 });
+    // A client that sends past the advertised SETTINGS_MAX_HEADER_LIST_SIZE (Node's http2 server took such lists).
+    const open = () => {
+      const session = connect(bridge!.url, { maxSendHeaderBlockLength: 1 << 20 });
+      session.on('error', () => {});
+      sessions.push(session);
+      return async (path: string, headers = {}) => {
+        const r = h2request(session, path, headers);
+        const text = await r.done();
+        return { status: (await r.headers)[':status'], text };
+      };
+    };
+    const big = { 'x-big': 'a'.repeat(10_000), authorization: `Bearer ${KEY_A}` };
+    const answer = open();
+    const own = await answer('/sessions/h2-big/status', big);
+    expect(own.status).toBe(431);
+    expect(JSON.parse(own.text)).toMatchObject({ code: 'headers_too_large', error: expect.stringMatching(/MAX_HEADER_BYTES/) });
+    // Under the limit, on the same connection: served.
+    expect((await answer('/sessions/h2-big/status', { 'x-small': 'a'.repeat(1000) })).status).toBe(200);
+    bridge.sim.clearRequests();
+    expect((await open()('/api/v2/sessions?limit=5', big)).status).toBe(431);
+    expect(bridge.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions?'))).toEqual([]);
   });
 });
