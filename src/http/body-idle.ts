@@ -7,33 +7,39 @@
 import type { Readable } from 'node:stream';
 
 /**
- * Calls `onIdle` once, when no byte of `incoming` arrived for `idleMs` while
- * it was flowing: time it spends paused (its reader, the upstream, is behind)
- * is not the client's. Returns the function that stops watching; the end or
- * close of `incoming` stops it too.
+ * Calls `onIdle` once, when `incoming` went `idleMs` without a byte while it
+ * was flowing: the clock restarts at every byte and whenever the stream
+ * resumes after a pause (its reader, the upstream, was behind: that time is
+ * not the client's), and stands still while it is paused. Returns the
+ * function that stops watching; the end or close of `incoming` stops it too.
  */
 export function watchBodyIdle(incoming: Readable, idleMs: number, onIdle: () => void): () => void {
   let last = performance.now();
   let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(check, Math.max(0, last + idleMs - performance.now()));
+  };
   const onData = (): void => {
     last = performance.now();
   };
+  const onPause = (): void => clearTimeout(timer);
+  const onResume = (): void => {
+    last = performance.now();
+    arm();
+  };
   const stop = (): void => {
     clearTimeout(timer);
-    incoming.off('data', onData).off('end', stop).off('close', stop);
+    incoming.off('data', onData).off('pause', onPause).off('resume', onResume).off('end', stop).off('close', stop);
   };
-  const check = (): void => {
+  function check(): void {
     const now = performance.now();
-    if (incoming.readableFlowing === false) last = now;
-    const left = last + idleMs - now;
-    if (left > 0) {
-      timer = setTimeout(check, left);
-      return;
-    }
+    if (incoming.readableFlowing === false) return;
+    if (now - last < idleMs) return arm();
     stop();
     onIdle();
-  };
-  incoming.on('data', onData).once('end', stop).once('close', stop);
-  timer = setTimeout(check, idleMs);
+  }
+  incoming.on('data', onData).on('pause', onPause).on('resume', onResume).once('end', stop).once('close', stop);
+  arm();
   return stop;
 }

@@ -262,6 +262,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   let answer;
   try {
     answer = await forwarder.forward({ method, target, headers, body: whole ?? limit, signal: abort.signal });
+    // Answered: what is left of the body is the upstream's business now (undici ends it with the answer).
+    stopWatching();
   } catch (err) {
     stopWatching();
     if (limit) {

@@ -256,8 +256,10 @@ export function createLimits(config: Config): Limits {
     trustProxy,
     maxUrlBytes: config.maxUrlBytes,
     // At their defaults the per-address limits spare the host's own clients; set, they hold for every address.
-    rate: new RateLimiter(config.rateLimitPerIp, config.rateLimitBurst, config.loopbackRateLimited ? undefined : LOOPBACK_KEY),
-    streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession, spared: config.loopbackStreamsLimited ? undefined : LOOPBACK_KEY }),
+    // Only where the socket is the client (no TRUST_PROXY): behind a proxy, a loopback address is the proxy's, a
+    // header missing or malformed (the fallback to the socket) must not lift every limit.
+    rate: new RateLimiter(config.rateLimitPerIp, config.rateLimitBurst, config.loopbackRateLimited || trustProxy !== 'none' ? undefined : LOOPBACK_KEY),
+    streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession, spared: config.loopbackStreamsLimited || trustProxy !== 'none' ? undefined : LOOPBACK_KEY }),
     clientKeyOf: (c) => clientKey(clientIp((name) => c.req.header(name), (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.socket.remoteAddress, trustProxy)),
     clientKeyFrom: (header, socketAddress) => clientKey(clientIp(header, socketAddress, trustProxy)),
   };

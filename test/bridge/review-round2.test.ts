@@ -47,7 +47,8 @@ describe('upstream etiquette of the drop-ins and status-only readers', () => {
   });
 
   it('one /events request for a hundred sessions costs a hundred rate tokens, not a hundred free upstream calls', async () => {
-    bridge = await startBridge({}, { api: 'real' });
+    // The default rate, set: at their defaults the per-address limits spare loopback clients such as this test.
+    bridge = await startBridge({ RATE_LIMIT_PER_IP: '50', RATE_LIMIT_BURST: '500' }, { api: 'real' });
     const reqs = logRequests(bridge.sim);
     const codes: number[] = [];
     for (let round = 0; round < 20; round++) {

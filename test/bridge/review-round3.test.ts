@@ -266,7 +266,8 @@ describe('the session list', () => {
 
 describe('AUTH=upstream and the multi-session stream', () => {
   it('one /events request for a hundred sessions costs a hundred rate tokens before the key is checked a hundred times upstream', async () => {
-    const b = await startBridge({ AUTH: 'upstream' }, { api: 'real', apiKeys: { 'sk-round3-valid-Hd4': 'org-a' } });
+    // The default rate, set: at their defaults the per-address limits spare loopback clients such as this test.
+    const b = await startBridge({ AUTH: 'upstream', RATE_LIMIT_PER_IP: '50', RATE_LIMIT_BURST: '500' }, { api: 'real', apiKeys: { 'sk-round3-valid-Hd4': 'org-a' } });
     bridges.push(b);
     const codes: number[] = [];
     for (let round = 0; round < 20; round++) {

@@ -104,7 +104,8 @@ describe('a request body that stops arriving', () => {
   });
 
   it('an upstream slow to read a body is not a pause of the client: the call goes through', async () => {
-    // An upstream that takes 2.5 s (past BODY_TIMEOUT_SECONDS) before it reads a 4 MB body.
+    // An upstream that takes 2.5 s (past BODY_TIMEOUT_SECONDS) before it reads a 9 MB body: more than the socket and
+    // undici buffers hold, so the request stream is held back meanwhile.
     let received = 0;
     const upstream = createServer((req, res) => {
       req.pause();
@@ -118,7 +119,7 @@ describe('a request body that stops arriving', () => {
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const b = await startBridge({ UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/api/v2`, BODY_TIMEOUT_SECONDS: '1' });
     bridges.push(b);
-    const body = Buffer.alloc(4 * 1024 * 1024, 'x');
+    const body = Buffer.alloc(9 * 1024 * 1024, 'x');
     const res = await fetch(`${b.url}/api/v2/sessions/slow-reader/messages`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}` }, body, signal: AbortSignal.timeout(15_000) });
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ ok: true });

@@ -201,9 +201,8 @@ describe('URL and header sizes', () => {
 });
 
 describe('per-address limits at their defaults', () => {
-  it('spare loopback clients (the host itself: tests, a sidecar, a load generator) and still hold for a remote one', async () => {
-    // Only TRUST_PROXY is set: it lets the test speak for a remote address; the limits are the defaults (200 streams, 50/s burst 500).
-    bridge = await startBridge({ TRUST_PROXY: 'x-forwarded-for' });
+  it('spare loopback clients (the host itself: tests, a sidecar, a load generator) where the socket is the client', async () => {
+    bridge = await startBridge();
     bridge.sim.createSession('d-1', { initialEvents: 1 });
     const local = await Promise.all(range(210).map(() => open(`${bridge!.url}/sessions/d-1/events`)));
     expect(local.filter((h) => h.status === 200)).toHaveLength(210);
@@ -211,10 +210,19 @@ describe('per-address limits at their defaults', () => {
     // 600 long-poll calls at once, past the burst of 500: none refused from loopback.
     const polls = await Promise.all(range(600).map(() => fetch(`${bridge!.url}/sessions/d-1/changes?from_index=0&wait_for_seconds=0`).then(async (r) => (await r.arrayBuffer(), r.status))));
     expect(polls.filter((s) => s === 200)).toHaveLength(600);
+  });
+
+  it('hold behind a proxy (TRUST_PROXY): for each forwarded address, and for the proxy\'s own loopback address when a request lacks the header', async () => {
+    bridge = await startBridge({ TRUST_PROXY: 'x-forwarded-for' });
+    bridge.sim.createSession('d-2', { initialEvents: 1 });
     const remote = { 'x-forwarded-for': '203.0.113.7' };
-    const far = await Promise.all(range(200).map(() => open(`${bridge!.url}/sessions/d-1/events`, remote)));
+    const far = await Promise.all(range(200).map(() => open(`${bridge!.url}/sessions/d-2/events`, remote)));
     expect(far.filter((h) => h.status === 200)).toHaveLength(200);
-    await expect429(await fetch(`${bridge.url}/sessions/d-1/events`, { headers: remote }), /from this client.*limit 200/);
+    await expect429(await fetch(`${bridge.url}/sessions/d-2/events`, { headers: remote }), /from this client.*limit 200/);
+    // No header (or a malformed one): the socket's loopback address, which behind a proxy is not the host's own client.
+    const bare = await Promise.all(range(200).map(() => open(`${bridge!.url}/sessions/d-2/events`)));
+    expect(bare.filter((h) => h.status === 200)).toHaveLength(200);
+    await expect429(await fetch(`${bridge.url}/sessions/d-2/events`), /from this client.*limit 200/);
   });
 
   it('hold for loopback clients too once set, even to the default values', () => {
@@ -229,6 +237,8 @@ describe('per-address limits at their defaults', () => {
     expect(taken(createLimits(loadConfig({ RATE_LIMIT_PER_IP: '50' })))).toBe(1);
     // A remote client is limited at the defaults.
     expect(range(501).map(() => spared.rate.take('203.0.113.9', 0)).filter((wait) => wait > 0)).toHaveLength(1);
+    // And loopback too behind a proxy.
+    expect(taken(createLimits(loadConfig({ TRUST_PROXY: 'fly' })))).toBe(1);
   });
 });
 
