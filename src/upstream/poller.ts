@@ -149,6 +149,12 @@ export class Poller {
   private publishing: Promise<boolean> = Promise.resolve(true);
   private stopped = false;
   private readyReported = false;
+  /**
+   * A first `/status` answer (nothing known before it) not published yet: it goes out with the first changes
+   * answer, whole (started_at, metrics, finished_at), or alone once that answer is slow (FIRST_ANSWER_GRACE_MS).
+   * Published at once, it opened cluster streams with `/status`'s few fields (other instances follow the log).
+   */
+  private statusHeld = false;
   /** No on-demand status call before this time (ms since the epoch): set by backoff and Retry-After. */
   private notBeforeMs = 0;
 
@@ -215,11 +221,13 @@ export class Poller {
     return delay;
   }
 
-  // Tells the opener the first contact succeeded, once.
+  // Tells the opener the first contact succeeded, once; a held `/status` answer is published first (with what the
+  // first changes answer brought, merged by the caller), so the opener finds the session described.
   private ready(): void {
     if (this.readyReported) return;
     this.readyReported = true;
-    this.opts.onFirstContact?.({ kind: 'ok' });
+    if (!this.statusHeld) return void this.opts.onFirstContact?.({ kind: 'ok' });
+    void this.publish([], this.opts.sink.nextIndex).then(() => this.opts.onFirstContact?.({ kind: 'ok' }));
   }
 
   private setState(s: PollerState): void {
@@ -228,6 +236,8 @@ export class Poller {
 
   // Writes are chained so an on-demand status refresh never overtakes the loop's own writes.
   private publish(events: readonly UpstreamEvent[], fromIndex: number, end?: 'over' | 'refused'): Promise<boolean> {
+    // Every update carries the whole snapshot, a held status answer with it.
+    this.statusHeld = false;
     const update = { fromIndex, events, snapshot: this.snapshot, synced: this.synced, upstreamError: this.upstreamError, ...(this.emptyStyle ? { emptyStyle: this.emptyStyle } : {}), ...(end ? { end } : {}) };
     this.publishing = this.publishing.then(async (ok) => ok && (await this.opts.sink.publish(update)));
     return this.publishing;
@@ -289,6 +299,7 @@ export class Poller {
     const s: StatusOutcome = await this.opts.client.status(this.opts.sink.sessionId, this.signal);
     if (s.kind !== 'state') return s.kind === 'aborted' ? 'stop' : s;
     this.contacted = true;
+    const firstWord = !isKnown(this.snapshot);
     this.snapshot = withStatus(this.snapshot, s.body);
     this.recovered();
     if (statusSaysOver(s.body) && !this.over) {
@@ -296,6 +307,10 @@ export class Poller {
       this.setState('draining');
       // A long-poll in flight would hold the drain for up to its whole wait.
       this.callAbort?.abort();
+    }
+    if (firstWord && !this.readyReported) {
+      this.statusHeld = true;
+      return 'ok';
     }
     return (await this.publish([], this.opts.sink.nextIndex)) ? 'ok' : 'stop';
   }
@@ -379,7 +394,12 @@ export class Poller {
     if (this.signal.aborted) return 'stop';
     if (r.kind === 'aborted') return 'again'; // a status refresh found the end mid long-poll: drain now
     const rebasing = state.firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex;
-    if (!rebasing) this.ready();
+    if (!rebasing) {
+      // The first word goes out whole: the held `/status` answer with this answer's started_at, metrics, finished_at.
+      if (this.statusHeld && r.kind === 'events') this.snapshot = withChanges(this.snapshot, r.changes.top);
+      else if (this.statusHeld && r.kind === 'oversized' && r.top) this.snapshot = withChanges(this.snapshot, r.top);
+      this.ready();
+    }
     if (r.kind === 'oversized') {
       log.warn({ session: id, index: r.index, maxBytes: r.maxBytes }, 'upstream event larger than UPSTREAM_MAX_BODY_BYTES; relayed without its data');
       this.opts.onOversized?.(r.index);
