@@ -101,6 +101,13 @@ export class UriTooLongError extends PollcastError {
   }
 }
 
+/** A Durable offset past what this instance has read of a live session, which another instance may have given (503, retry). */
+export class BehindOffsetError extends PollcastError {
+  constructor() {
+    super('behind_offset', 'this instance has not read the session up to that offset yet; retry');
+  }
+}
+
 /** The server is shutting down and accepts no new streams. */
 export class ShuttingDownError extends PollcastError {
   constructor() {

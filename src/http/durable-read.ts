@@ -13,7 +13,7 @@ import { eventFrame, frameData, frameDataParts } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesClaimOver, isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
-import { BadRequestError, UpstreamUnavailableError } from '../errors.ts';
+import { BadRequestError, BehindOffsetError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Seconds a reader is told to wait when held-out history could not be read. */
 const HISTORY_RETRY_AFTER_SECONDS = 5;
@@ -102,13 +102,20 @@ export async function settle(feed: Feed, from: number | 'tail', signal: AbortSig
  * feed is not taken for an open one. An offset past the tail waits a moment first: another instance may have given
  * it from a log this one has not applied yet.
  */
-export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSignal): Promise<void> {
+export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSignal, cluster: boolean): Promise<void> {
   await settle(feed, pos.closed ? 'tail' : pos.events, signal);
   if (!pos.closed && !feed.ended && pos.events > feed.nextIndex) await waitFor(feed, () => feed.ended || feed.nextIndex >= pos.events, BEYOND_TAIL_WAIT_MS, signal);
   if (pos.closed) {
     if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
-  } else if (pos.events > feed.nextIndex && (feed.ended || feed.synced)) throw new BadRequestError('invalid offset: beyond the end of this stream');
+  } else if (pos.events > feed.nextIndex && feed.ended) throw new BadRequestError('invalid offset: beyond the end of this stream');
+  else if (pos.events > feed.nextIndex && feed.synced) {
+    // In a cluster another instance may be ahead of this one (cut off from Redis, it serves the session on its own
+    // once its lease runs out): a reader there is told to retry, which the Durable Streams client does, not refused
+    // for good. Alone, a live session's tail is what this process read: an offset past it is made up.
+    if (cluster) throw new BehindOffsetError();
+    throw new BadRequestError('invalid offset: beyond the end of this stream');
+  }
   else if (!feed.ended && pos.status > Math.max(Date.now(), currentStatus(feed)?.version ?? 0) + STATUS_AHEAD_TOLERANCE_MS) {
     throw new BadRequestError('invalid offset: its status part is in the future');
   }
@@ -119,7 +126,7 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   const { feed } = entry;
   // A closed offset too: on a feed just started, the end is not known yet, and a resume from the
   // closed tail the stream gave (a reload, another instance) must not be refused as "not closed".
-  await checkedPosition(feed, pos, signal);
+  await checkedPosition(feed, pos, signal, deps.config.redisUrl !== undefined);
   if (pos.closed) return { messages: [], next: pos, upToDate: true, closed: true, fixed: true };
   const end = chunkEnd(pos.events);
   const messages: Message[] = [];

@@ -196,7 +196,7 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       const start = parsed === 'now' ? await tailPosition(entry, signal) : parsed;
       if (live === 'sse') {
         // Checked before the 200: a bad offset is a 400, not a stream that ends at once.
-        await checkedPosition(entry.feed, start, signal);
+        await checkedPosition(entry.feed, start, signal, deps.config.redisUrl !== undefined);
         const done = () => {
           slot?.release();
           deps.hub.release(entry);

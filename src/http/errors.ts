@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import {
   BadGatewayError,
   BadRequestError,
+  BehindOffsetError,
   ForbiddenError,
   PayloadTooLargeError,
   PollcastError,
@@ -29,7 +30,7 @@ export function statusFor(err: PollcastError): 400 | 401 | 403 | 404 | 408 | 413
   if (err instanceof UriTooLongError) return 414;
   if (err instanceof TooManyRequestsError) return 429;
   if (err instanceof UpstreamAuthError || err instanceof BadGatewayError) return 502;
-  if (err instanceof UpstreamUnavailableError || err instanceof ShuttingDownError) return 503;
+  if (err instanceof UpstreamUnavailableError || err instanceof ShuttingDownError || err instanceof BehindOffsetError) return 503;
   return 500;
 }
 
@@ -51,7 +52,7 @@ export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
   if (err instanceof PollcastError) {
     const headers: Record<string, string> = {};
     if (err instanceof TooManyRequestsError || err instanceof UpstreamUnavailableError) headers['retry-after'] = String(err.retryAfterSeconds);
-    if (err instanceof ShuttingDownError) headers['retry-after'] = '1';
+    if (err instanceof ShuttingDownError || err instanceof BehindOffsetError) headers['retry-after'] = '1';
     if (err instanceof UnauthorizedError) headers['www-authenticate'] = 'Bearer';
     return { status: statusFor(err), headers, body: { error: err.message, code: err.code } };
   }

@@ -1,0 +1,53 @@
+/**
+ * A Durable offset past what an instance has read of a live session: in a
+ * cluster another instance may have given it (this one cut off from Redis and
+ * behind), so the reader is told to retry (503, Retry-After), which the
+ * Durable Streams client does, instead of a 400 that ends it for good; alone,
+ * such an offset is made up and stays a 400.
+ */
+import { describe, expect, it } from 'vitest';
+import { createSimulator } from '../../src/simulator/index.ts';
+import { formatOffset, parseOffset } from '../../src/http/durable-offsets.ts';
+import { startBridge } from '../helpers/harness.ts';
+import { startRedis } from '../helpers/redis.ts';
+import { inProcessParts, serverStarter } from './helpers.ts';
+
+const parts = inProcessParts();
+
+/** The tail offset of a live session's stream, and one five events further on. */
+async function tailAndBeyond(base: string, id: string): Promise<{ tail: string; beyond: string }> {
+  const first = await fetch(`${base}/v1/stream/sessions/${id}?offset=-1`);
+  await first.arrayBuffer();
+  const tail = first.headers.get('stream-next-offset')!;
+  const pos = parseOffset(tail);
+  if (pos === 'now') throw new Error('unexpected');
+  return { tail, beyond: formatOffset({ ...pos, events: pos.events + 5 }) };
+}
+
+describe('a Durable offset past this instance\'s tail of a live session', () => {
+  it('in a cluster: 503 with Retry-After (retried by the client), not 400', async () => {
+    parts.redis = await startRedis();
+    parts.sim = await createSimulator({});
+    const server = await serverStarter(parts)();
+    parts.sim.createSession('db-live', { initialEvents: 3 });
+    const { tail, beyond } = await tailAndBeyond(server.url, 'db-live');
+    expect((await fetch(`${server.url}/v1/stream/sessions/db-live?offset=${tail}`)).status).toBe(200);
+    const res = await fetch(`${server.url}/v1/stream/sessions/db-live?offset=${beyond}`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(await res.json()).toMatchObject({ code: 'behind_offset' });
+  });
+
+  it('in one process: 400, as an offset no reader was given', async () => {
+    const bridge = await startBridge();
+    try {
+      bridge.sim.createSession('db-one', { initialEvents: 3 });
+      const { beyond } = await tailAndBeyond(bridge.url, 'db-one');
+      const res = await fetch(`${bridge.url}/v1/stream/sessions/db-one?offset=${beyond}`);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: expect.stringMatching(/beyond the end/) });
+    } finally {
+      await bridge.close();
+    }
+  });
+});
