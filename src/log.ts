@@ -23,8 +23,12 @@ export const REDACT_PATHS = [
   '*.authorization',
 ];
 
-/** Query parameters whose value is a secret (compared decoded and lower-cased). */
-export const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['access_token']);
+/**
+ * Query parameters whose value is a secret (compared decoded and lower-cased): pollcast's own `access_token`, and
+ * the names callers put keys under on forwarded calls (`api_key`, `apikey`, any `…token`), which the request log
+ * at debug level would otherwise keep.
+ */
+export const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['access_token', 'token', 'api_key', 'apikey', 'api-key']);
 
 /** `raw` percent-decoded (and `+` as a space), lower-cased; as it is when an escape is malformed. */
 function decodedLower(raw: string): string {

@@ -140,6 +140,24 @@ describe('keys stay out of the debug log', () => {
     expect(logged.text()).not.toContain(KEY);
     expect(logged.text()).toContain('[REDACTED]');
   });
+
+  it('a key a caller puts under api_key, apikey or a …token name on a forwarded call is redacted too', async () => {
+    const KEY = 'sk-round3-named-Vb8Rk3Jq5Zt1';
+    const sim: Simulator = await createSimulator({ api: 'real', apiKeys: { [KEY]: 'org-a' } });
+    const logged = captureLog('debug');
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', LOG_LEVEL: 'debug' });
+    const server: PollcastServer = await startPollcast(config, { log: logged.log, processMetrics: false });
+    cleanups.push(async () => {
+      await server.close();
+      await sim.close();
+    });
+    for (const name of ['api_key', 'apikey', 'API-KEY', 'id_token']) {
+      expect(await rawHead(server.url, `/api/v2/sessions?limit=1&${name}=${KEY}`)).toMatch(/^HTTP\/1\.1 \d{3}/);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(logged.text()).toContain('"msg":"request"');
+    expect(logged.text()).not.toContain(KEY);
+  });
 });
 
 describe('the Durable Streams route', () => {
