@@ -39,6 +39,20 @@ export function installClientErrorHandler(server: Server): void {
   });
 }
 
+const CONNECT_BODY = JSON.stringify({ error: 'CONNECT is not supported: pollcast is not a proxy', code: 'method_not_allowed' });
+
+/**
+ * Answers `CONNECT` (which node:http hands to a 'connect' listener, or else drops the connection without a
+ * word) with a JSON `405` and closes the connection.
+ */
+export function installConnectRefusal(server: Server): void {
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(CONNECT_BODY)}\r\nConnection: close\r\n\r\n${CONNECT_BODY}`);
+    setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
+  });
+}
+
 const NO_HOST_BODY = JSON.stringify({ error: 'the Host header is required (HTTP/1.1)', code: 'bad_request' });
 
 /**

@@ -194,6 +194,12 @@ describe('URL and header sizes', () => {
     const badHost = await rawRequest(bridge.url, 'GET /sessions/h-1/status HTTP/1.1\r\nHost: bad host!\r\nConnection: close\r\n\r\n');
     expect(badHost.status).toBe(400);
     expect(JSON.parse(badHost.body)).toMatchObject({ code: 'bad_request', error: expect.stringMatching(/^malformed request/) });
+    // CONNECT (node:http drops it without a word unless someone listens): a JSON 405.
+    for (const target of ['127.0.0.1:443', '/sessions/h-1/events']) {
+      const connect = await rawRequest(bridge.url, `CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      expect(connect.status).toBe(405);
+      expect(JSON.parse(connect.body)).toMatchObject({ code: 'method_not_allowed', error: expect.stringMatching(/CONNECT/) });
+    }
     const http10 = await rawRequest(bridge.url, 'GET /sessions/h-1/status HTTP/1.0\r\n\r\n');
     expect(http10.status).toBe(200);
     expect(JSON.parse(http10.body)).toMatchObject({ status: 'completed' });
