@@ -35,6 +35,11 @@ export interface AppDeps {
   upstreamPath: string;
   /** The pass-through to the upstream (no credential of its own); undefined when forwarding is off or UPSTREAM_URL has no path. */
   forward?: Forwarder | undefined;
+  /**
+   * Cluster mode only: whether this instance reads the shared log now (Redis answers, takes writes). When it
+   * does not, it may be behind another instance (see durable-read.ts).
+   */
+  storeReachable?: (() => boolean) | undefined;
   /** Forwarded calls under way, which a graceful stop lets finish within its budget. */
   forwardsInFlight: InFlight;
   /** Whether a bearer value is a pollcast subscriber token, which is never forwarded upstream. */

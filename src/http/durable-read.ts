@@ -95,14 +95,19 @@ export async function settle(feed: Feed, from: number | 'tail', signal: AbortSig
   if (unsettled()) await waitFor(feed, () => !unsettled() || enough(), UNSETTLED_WAIT_MS, signal);
 }
 
+/** Whether this instance may be behind another one of its cluster: it cannot read the shared log now. */
+export function mayBeBehind(deps: Pick<AppDeps, 'storeReachable'>): boolean {
+  return deps.storeReachable !== undefined && !deps.storeReachable();
+}
+
 /**
- * Settles the feed for a read at `pos` and refuses (400) an offset that cannot be a position of this stream: past
+ * Settles the feed for a read at `pos` and refuses (400, or 503 where this instance may be behind: see below) an offset that cannot be a position of this stream: past
  * the end of a finished session, past the tail of a caught-up live one (PROTOCOL.md 5.6: a long-poll's 204 names
  * the tail, never a later offset), or closed while it goes on. A closed position is judged at the tail, so a fresh
  * feed is not taken for an open one. An offset past the tail waits a moment first: another instance may have given
  * it from a log this one has not applied yet.
  */
-export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSignal, cluster: boolean): Promise<void> {
+export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSignal, mayBeBehind: () => boolean): Promise<void> {
   await settle(feed, pos.closed ? 'tail' : pos.events, signal);
   if (!pos.closed && !feed.ended && pos.events > feed.nextIndex) await waitFor(feed, () => feed.ended || feed.nextIndex >= pos.events, BEYOND_TAIL_WAIT_MS, signal);
   if (pos.closed) {
@@ -110,10 +115,11 @@ export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSi
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
   } else if (pos.events > feed.nextIndex && feed.ended) throw new BadRequestError('invalid offset: beyond the end of this stream');
   else if (pos.events > feed.nextIndex && feed.synced) {
-    // In a cluster another instance may be ahead of this one (cut off from Redis, it serves the session on its own
-    // once its lease runs out): a reader there is told to retry, which the Durable Streams client does, not refused
-    // for good. Alone, a live session's tail is what this process read: an offset past it is made up.
-    if (cluster) throw new BehindOffsetError();
+    // An instance of a cluster that cannot read the shared log now (Redis away or full) may be behind another one,
+    // which gave the offset (it serves the session on its own only once the leader's lease runs out): a reader there
+    // is told to retry, which the Durable Streams client does, not refused for good. Otherwise (alone, or reading the
+    // log, after the wait above) a live session's tail is what the cluster has read: an offset past it is made up.
+    if (mayBeBehind()) throw new BehindOffsetError();
     throw new BadRequestError('invalid offset: beyond the end of this stream');
   }
   else if (!feed.ended && pos.status > Math.max(Date.now(), currentStatus(feed)?.version ?? 0) + STATUS_AHEAD_TOLERANCE_MS) {
@@ -126,7 +132,7 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   const { feed } = entry;
   // A closed offset too: on a feed just started, the end is not known yet, and a resume from the
   // closed tail the stream gave (a reload, another instance) must not be refused as "not closed".
-  await checkedPosition(feed, pos, signal, deps.config.redisUrl !== undefined);
+  await checkedPosition(feed, pos, signal, () => mayBeBehind(deps));
   if (pos.closed) return { messages: [], next: pos, upToDate: true, closed: true, fixed: true };
   const end = chunkEnd(pos.events);
   const messages: Message[] = [];

@@ -11,7 +11,7 @@ import { credentialsOf, type Grant } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { requireKnown, waitFor } from './dropin-routes.ts';
 import { parseSessionId, singleQuery } from './validate.ts';
-import { checkedPosition, hasNews, readBatch, readToTail, settle, tailOf, type Batch } from './durable-read.ts';
+import { checkedPosition, hasNews, mayBeBehind, readBatch, readToTail, settle, tailOf, type Batch } from './durable-read.ts';
 import {
   cacheControl,
   etagMatches,
@@ -196,7 +196,7 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       const start = parsed === 'now' ? await tailPosition(entry, signal) : parsed;
       if (live === 'sse') {
         // Checked before the 200: a bad offset is a 400, not a stream that ends at once.
-        await checkedPosition(entry.feed, start, signal, deps.config.redisUrl !== undefined);
+        await checkedPosition(entry.feed, start, signal, () => mayBeBehind(deps));
         const done = () => {
           slot?.release();
           deps.hub.release(entry);

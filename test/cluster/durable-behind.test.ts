@@ -1,9 +1,9 @@
 /**
  * A Durable offset past what an instance has read of a live session: in a
- * cluster another instance may have given it (this one cut off from Redis and
- * behind), so the reader is told to retry (503, Retry-After), which the
- * Durable Streams client does, instead of a 400 that ends it for good; alone,
- * such an offset is made up and stays a 400.
+ * cluster, while this instance cannot read the shared log, another instance
+ * may have given it, so the reader is told to retry (503, Retry-After), which
+ * the Durable Streams client does, instead of a 400 that ends it for good;
+ * otherwise (alone, or reading the log) such an offset is made up: 400.
  */
 import { describe, expect, it } from 'vitest';
 import { createSimulator } from '../../src/simulator/index.ts';
@@ -25,17 +25,26 @@ async function tailAndBeyond(base: string, id: string): Promise<{ tail: string; 
 }
 
 describe('a Durable offset past this instance\'s tail of a live session', () => {
-  it('in a cluster: 503 with Retry-After (retried by the client), not 400', async () => {
+  it('in a cluster: 503 with Retry-After (retried by the client) while this instance cannot read the log, else 400', async () => {
     parts.redis = await startRedis();
     parts.sim = await createSimulator({});
     const server = await serverStarter(parts)();
     parts.sim.createSession('db-live', { initialEvents: 3 });
     const { tail, beyond } = await tailAndBeyond(server.url, 'db-live');
     expect((await fetch(`${server.url}/v1/stream/sessions/db-live?offset=${tail}`)).status).toBe(200);
-    const res = await fetch(`${server.url}/v1/stream/sessions/db-live?offset=${beyond}`);
-    expect(res.status).toBe(503);
-    expect(res.headers.get('retry-after')).toBe('1');
-    expect(await res.json()).toMatchObject({ code: 'behind_offset' });
+    // Reading the log, after the wait for it: nobody is ahead, the offset is made up.
+    expect((await fetch(`${server.url}/v1/stream/sessions/db-live?offset=${beyond}`)).status).toBe(400);
+    // Redis frozen: another instance may be ahead.
+    parts.redis.pause();
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const res = await fetch(`${server.url}/v1/stream/sessions/db-live?offset=${beyond}`);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(await res.json()).toMatchObject({ code: 'behind_offset' });
+    } finally {
+      parts.redis.resume();
+    }
   });
 
   it('in one process: 400, as an offset no reader was given', async () => {
