@@ -155,6 +155,8 @@ export class Poller {
    * Published at once, it opened cluster streams with `/status`'s few fields (other instances follow the log).
    */
   private statusHeld = false;
+  /** Streams opened already on an unavailable first contact (a failed or silent first `/status`): nothing is held then. */
+  private openedUnavailable = false;
   /** No on-demand status call before this time (ms since the epoch): set by backoff and Retry-After. */
   private notBeforeMs = 0;
 
@@ -259,6 +261,7 @@ export class Poller {
     if (this.contacted || this.stopped) return;
     this.contacted = true;
     this.upstreamError = `upstream unavailable: status: no answer within ${FIRST_ANSWER_GRACE_MS} ms`;
+    this.openedUnavailable = true;
     this.opts.onFirstContact?.({ kind: 'unavailable', reason: this.upstreamError });
     await this.publish([], this.opts.sink.nextIndex);
   }
@@ -276,6 +279,7 @@ export class Poller {
         if (s.kind === 'not-found') return onFirstContact?.({ kind: 'not-found' }), false;
         if (s.kind === 'unauthorized') return onFirstContact?.({ kind: 'unauthorized', status: s.status }), false;
         this.upstreamError = failureText(s);
+        this.openedUnavailable = true;
         onFirstContact?.({ kind: 'unavailable', reason: this.upstreamError });
         if (!(await this.publish([], sink.nextIndex))) return false;
       } else if (s.kind === 'not-found' && !isKnown(this.snapshot)) {
@@ -308,7 +312,9 @@ export class Poller {
       // A long-poll in flight would hold the drain for up to its whole wait.
       this.callAbort?.abort();
     }
-    if (firstWord && !this.readyReported) {
+    // Held (and kept held, a forced refresh after a forwarded write included) until the opener is told; once streams
+    // opened on an unavailable first contact, the answer that ends it goes out at once.
+    if ((firstWord || this.statusHeld) && !this.readyReported && !this.openedUnavailable) {
       this.statusHeld = true;
       return 'ok';
     }
