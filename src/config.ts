@@ -19,7 +19,9 @@ export class ConfigError extends Error {
 
 // Digits only: Number() would also take " " (0), "0x50", "1e3" and "Infinity". A minus sign is named as such.
 const NOT_NEGATIVE = (s: string) => !s.startsWith('-');
-const int = (min: number, max: number) => z.string().trim().refine(NOT_NEGATIVE, 'must not be negative').regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
+// The range is checked before zod's own integer check, whose message for a huge value ("<=9007199254740991")
+// would not name the accepted range.
+const int = (min: number, max: number) => z.string().trim().refine(NOT_NEGATIVE, 'must not be negative').regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().min(min).max(max).int());
 const num = (min: number, max: number) => z.string().trim().refine(NOT_NEGATIVE, 'must not be negative').regex(/^\d+(\.\d+)?$/, 'must be a decimal number').transform(Number).pipe(z.number().min(min).max(max));
 
 /** Why `u` cannot be the upstream base URL, or undefined. */

@@ -177,4 +177,14 @@ describe('options', () => {
     expect(message({ AUTH: 'None' })).toBe('AUTH: invalid value "None": expected "none" or "upstream" (values are lower case)');
     expect(loadConfig({ LOG_LEVEL: 'trace' }).logLevel).toBe('trace');
   });
+
+  it('a whole number past the range, however large, names the range, not the largest safe integer', () => {
+    let message = '';
+    try {
+      loadConfig({ UPSTREAM_PAGE_SIZE: '99999999999999999999' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^UPSTREAM_PAGE_SIZE: .*expected an integer 1-10000 \(Too big: expected number to be <=10000\)$/);
+  });
 });
