@@ -131,6 +131,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
         retentionMs: config.redisRetentionSeconds * 1000,
         stats,
         observeRedis: metrics.observeRedis,
+        loopOnCallerCredentials: config.auth === 'upstream' && config.upstreamApiKey === undefined,
       })
     : undefined;
   const transport: Transport = redisTransport ?? createMemoryTransport(loopSettings);

@@ -19,6 +19,8 @@ import { isOutOfMemory, REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './r
 
 /** Shortest pause between two attempts at a lease someone else holds (ms). */
 export const LEASE_RETRY_MIN_MS = 200;
+/** How often an instance with no credential to lead on checks again whether it has one (ms). */
+export const NO_CREDENTIAL_RECHECK_MS = 500;
 /** Pause after a failed lease command (ms): Redis is away; the connection retries by itself meanwhile. */
 export const LEASE_ERROR_RETRY_MS = 500;
 
@@ -68,6 +70,8 @@ export interface LeaseOptions {
   onLogSeen(born: string, ended: boolean): void;
   /** No attempt at the lease before this time (performance.now() ms), e.g. while Redis refuses writes. */
   notBefore?(): number;
+  /** Whether a loop here would have a credential to run on; no attempt at the lease while it would not. */
+  canLead?(): boolean;
   /** Redis refused the lease's own write for want of memory. */
   onOutOfMemory?(): void;
 }
@@ -107,6 +111,11 @@ export class LeaseKeeper {
         const notBefore = Math.max(holdUntil, this.opts.notBefore?.() ?? 0);
         if (performance.now() < notBefore) {
           await this.pause(notBefore - performance.now());
+          continue;
+        }
+        if (this.opts.canLead?.() === false) {
+          // Asked again soon: a reader with a key may arrive here (or the lease holder's lease run out meanwhile).
+          await this.pause(Math.min(leaseMs / 3, NO_CREDENTIAL_RECHECK_MS));
           continue;
         }
         let reply: Array<string | number | null>;

@@ -56,6 +56,11 @@ export interface RedisTransportSettings extends LoopSettings {
   retentionMs: number;
   stats: Stats;
   observeRedis?: (op: string, seconds: number) => void;
+  /**
+   * Loops run on callers' accepted keys (AUTH=upstream without UPSTREAM_API_KEY): an instance whose readers of a
+   * session brought none (tokens in combined mode, anonymous public Durable readers) does not compete for its lease.
+   */
+  loopOnCallerCredentials?: boolean;
 }
 
 /** Reads events [from, to) from the log when it holds `from` (the contiguous run from there); null when it does not. */
@@ -278,6 +283,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           stats,
           lead,
           notBefore: () => leadNotBefore,
+          // A loop here would call the upstream with no key and stall every instance's readers on its 401s. A session
+          // the cluster does not know yet is tried all the same: its first contact refuses the openers here (502).
+          canLead: () => !settings.loopOnCallerCredentials || feed.callers.size > 0 || !isKnown(feed.snapshot),
           onOutOfMemory: () => serveDirectly('full'),
           // A log other than the one caught up with (replaced), or one now over: read it again.
           onLogSeen: (born, ended) => {

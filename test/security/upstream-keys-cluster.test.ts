@@ -13,6 +13,7 @@ import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { range, record } from '../helpers/harness.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
+import { JWT_SECRET, token } from './helpers.ts';
 
 const KEY_1 = 'sk-cluster-one-Tb8Nq3Xr6Ly2';
 const KEY_2 = 'sk-cluster-two-Fw5Mc9Kd1Hs4';
@@ -92,5 +93,34 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
     const sessionCalls = sim.requests().filter((r) => r.target.includes('/sessions/away/'));
     expect(sessionCalls.length).toBeGreaterThan(0);
     expect(sessionCalls.filter((r) => r.headers.authorization === undefined).map((r) => `${r.method} ${r.target}`)).toEqual([]);
+  }, 60_000);
+
+  it('an instance whose readers brought no key (tokens, combined mode) does not take over a known session\'s lease: a keyed reader\'s instance does, and every reader gets the whole session', async () => {
+    redis = await startRedis();
+    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org', [KEY_2]: 'org' } });
+    sim.createSession('tk', { organisation: 'org', emitEveryMs: 150, emitCount: 60 });
+    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3' };
+    const start = async () => {
+      const s = await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false });
+      servers.push(s);
+      return s;
+    };
+    const [a, b] = [await start(), await start()];
+    const keyed = record(`${a.url}/sessions/tk/events?access_token=${KEY_1}`);
+    await keyed.until((r) => r.indices().length >= 3, 10_000);
+    // A token reader on the second instance: it brings no upstream key.
+    const tokenReader = record(`${b.url}/sessions/tk/events?access_token=${await token(['tk'])}`);
+    await tokenReader.until((r) => r.indices().length >= 3, 10_000);
+    // The keyed reader's instance goes: the token reader's instance must not lead on no key (401 on every call).
+    keyed.close();
+    await a.close();
+    servers.splice(servers.indexOf(a), 1);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const c = await start();
+    const late = record(`${c.url}/sessions/tk/events`, { headers: { authorization: `Bearer ${KEY_2}` } });
+    for (const v of [tokenReader, late]) {
+      await v.ended(30_000);
+      expect(v.indices()).toEqual(range(60));
+    }
   }, 60_000);
 });
