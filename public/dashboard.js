@@ -106,8 +106,21 @@ function subscribeCards(ids) {
  * only that one of them is refused), so each card says why in its own words.
  */
 function explainRefusedCards(ids) {
+  const accepted = [];
+  let asked = ids.length;
   for (const id of ids) {
-    void refusalOf(manyStreamUrl('/', [id], { accessToken: token })).then((why) => withView(id, (v) => refuseCard(v, why)));
+    void refusalOf(manyStreamUrl('/', [id], { accessToken: token })).then((why) => {
+      // One refused session refuses a stream of several: the others, accepted alone, are followed again.
+      // Once per card: a stream refused again for them is explained card by card, not retried in a loop.
+      if (why === undefined && !views.get(id)?.retriedAlone) accepted.push(id);
+      else if (why === undefined) withView(id, (v) => refuseCard(v, { status: 0, error: 'refused with the other sessions of its stream', code: '' }));
+      else withView(id, (v) => refuseCard(v, why));
+      if (--asked === 0 && accepted.length > 0) {
+        const again = accepted.filter((a) => views.has(a));
+        for (const a of again) views.get(a).retriedAlone = true;
+        subscribeCards(again);
+      }
+    });
   }
 }
 
@@ -528,6 +541,9 @@ function tokenProblem(error = '') {
 function refuseCard(v, why) {
   v.refused = true;
   v.refusal = why;
+  // A refused card shows no session: it is not one whose figures are stale (nor a sign of upstream trouble).
+  v.staleSince = 0;
+  v.card.removeAttribute('data-stale');
   // A refused id is not a session: it leaves the header's counts (the card stays, saying why).
   if (!list.rows.has(v.id)) known.delete(v.id);
   v.card.dataset.refusal = why?.status === 400 ? 'bad-id' : why?.status === 404 ? 'unknown' : why?.status === 401 || why?.status === 403 ? 'token' : 'other';
@@ -607,6 +623,15 @@ function takeSnapshot(items, total) {
   for (const id of [...known.keys()]) if (!list.rows.has(id) && !views.has(id)) known.delete(id);
   for (const s of rows) know(s.id, s);
   if (first && pinned.length === 0) watch([...known.values()].sort(byOrder).slice(0, MAX_CARDS).map((k) => k.id));
+  else if (pinned.length === 0) {
+    // A later snapshot replaces the list (a long outage, a pollcast restart): a live session it brings with no
+    // card gets one, as a session that starts while the page is open does; finished cards give way.
+    const live = rows.filter((s) => !views.has(s.id) && !TERMINAL.has(str(s.status))).map((s) => s.id);
+    if (live.length > 0) {
+      watch(live);
+      trim();
+    }
+  }
   renderTop();
 }
 
@@ -743,12 +768,14 @@ function drawSummary() {
     return span;
   };
   const count = Math.max(all.length, list.total);
+  const costed = all.filter((k) => k.cost !== undefined);
   // Nothing to count before the list came (or when it was refused): no "0 sessions" that is not true.
   document.getElementById('summary').hidden = list.watch ? !list.listed : all.length === 0 && views.size === 0;
   document.getElementById('summary').replaceChildren(
     item(count, count === 1 ? 'session' : 'sessions'),
     ...[...byStatus].sort(([a], [b]) => rank(a) - rank(b)).map(([s, n]) => item(n, s.replaceAll('_', ' '), s)),
-    item(money(all.reduce((sum, k) => sum + (k.cost ?? 0), 0)), 'spent'),
+    // Costs are known only for sessions a loop follows (cards, recent ones): the sum says whose it is.
+    item(money(costed.reduce((sum, k) => sum + k.cost, 0)), costed.length < count ? `spent by the ${costed.length} with figures` : 'spent'),
   );
 }
 

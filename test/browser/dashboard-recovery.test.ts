@@ -1,0 +1,85 @@
+/**
+ * The dashboard in Chromium when its list is replaced and when one pinned id
+ * is bad: after pollcast restarts (the list stream resumes into a new
+ * snapshot), a live session that appeared meanwhile gets a card, and no
+ * "agent API trouble" is claimed for a card refused on the way; a page opened
+ * with one bad id among valid ones follows the valid ones.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast, type PollcastServer } from '../../src/server.ts';
+import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { eventually, freePort } from '../helpers/harness.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const WAIT_MS = 20_000;
+const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+async function createRun(sim: Simulator, message: string): Promise<string> {
+  const res = await fetch(`${sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: message }) });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+describe('dashboard recovery', () => {
+  let sim: Simulator;
+  let config: Config;
+  let server: PollcastServer | undefined;
+  let browser: Browser;
+  const pageErrors: string[] = [];
+
+  const open = async (url: string): Promise<Page> => {
+    const p = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    p.on('pageerror', (err) => pageErrors.push(err.message));
+    await p.goto(url, { timeout: WAIT_MS });
+    return p;
+  };
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}`);
+    // Runs that stay live for the whole test.
+    sim = await createSimulator({ api: 'real', run: { eventEveryMs: 500, events: 400 } });
+    const port = await freePort();
+    config = loadConfig({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: sim.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1', UPSTREAM_WAIT_SECONDS: '1', SSE_RETRY_MS: '500', SESSION_LIST_GRACE_SECONDS: '1' });
+    server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
+  }, 30_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await sim?.close();
+  });
+
+  it('gives a card to a live session that a new snapshot brings (pollcast restarted meanwhile), and claims no API trouble', async () => {
+    const before = [await createRun(sim, 'Find a hotel in Porto'), await createRun(sim, 'Compare two phone plans')];
+    const page = await open(`${server!.url}/`);
+    await page.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
+    for (const id of before) await page.locator(`.card[data-session="${id}"]`).waitFor({ timeout: WAIT_MS });
+    // pollcast goes away; a session starts meanwhile; pollcast comes back on the same address, knowing no list.
+    await server!.close();
+    server = undefined;
+    const during = await createRun(sim, 'Book a train to Faro');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+    await page.locator(`.card[data-session="${during}"]`).waitFor({ timeout: WAIT_MS });
+    await eventually(async () => (await page.locator(`.card[data-session="${during}"]`).getAttribute('data-stream')) === 'live', WAIT_MS, 'the new card live');
+    await eventually(async () => (await page.locator('#conn').getAttribute('data-state')) === 'live', WAIT_MS, 'the pill live again');
+    expect(await page.locator('#note').isHidden()).toBe(true);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it('follows the valid sessions of an address whose other id is bad, and says the bad one is a bad id', async () => {
+    const live = await createRun(sim, 'Order groceries for Friday');
+    const page = await open(`${server!.url}/?session=${live}&session=nope!`);
+    await eventually(async () => (await page.locator(`.card[data-session="${live}"]`).getAttribute('data-stream')) === 'live', WAIT_MS, 'the valid card live');
+    await eventually(async () => (await page.locator('.card[data-session="nope!"]').getAttribute('data-refusal')) === 'bad-id', WAIT_MS, 'the bad id said');
+    expect(await page.locator(`.card[data-session="${live}"]`).getAttribute('data-refusal')).toBeNull();
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 60_000);
+});
