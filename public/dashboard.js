@@ -53,15 +53,18 @@ const cardStreamLimit = /^h[23]/.test(performance.getEntriesByType('navigation')
 /** The cards' open streams: { stream (connectMany's), state: 'connecting' | 'live' | 'reconnecting' }. */
 const streams = new Set();
 /** The list stream and what it last said: state 'connecting' | 'live' | 'reconnecting' | 'refused'. */
-const list = { watch: undefined, state: 'connecting', trouble: null, troubleSince: 0, refusal: undefined, listed: false, total: 0 };
+const list = { watch: undefined, state: 'connecting', openedAt: 0, trouble: null, troubleSince: 0, refusal: undefined, listed: false, total: 0 };
 
 /** Sessions of `record` whose `end` has not arrived. */
 const openSessionsOf = (record) => record.stream.sessions.filter((id) => !record.stream.ended(id));
 /** Events a stream has delivered for its open sessions: what add() would make it send again. */
 const replayCost = (record) => openSessionsOf(record).reduce((sum, id) => sum + record.stream.lastIndex(id) + 1, 0);
 
+/** A card stream still connecting after this long is waiting for a connection, not opening (ms). */
+const CONNECT_WAIT_MS = 8000;
+
 function openCardStream(ids) {
-  const record = { stream: undefined, state: 'connecting' };
+  const record = { stream: undefined, state: 'connecting', openedAt: Date.now() };
   const each = (f) => () => {
     for (const id of openSessionsOf(record)) f(id);
   };
@@ -126,7 +129,7 @@ function explainRefusedCards(ids) {
 
 function openList() {
   list.watch?.close();
-  Object.assign(list, { state: 'connecting', refusal: undefined, listed: false });
+  Object.assign(list, { state: 'connecting', refusal: undefined, listed: false, openedAt: Date.now() });
   list.watch = watchSessions('/', {
     accessToken: token,
     filters: { status: filters.status, search: filters.search || undefined },
@@ -728,6 +731,9 @@ function problem() {
   if (cards.length > 0 && cards.every((v) => v.refused)) return { tone: 'bad', short: 'nothing to show', long: cards.length === 1 ? refusalText(cards[0].refusal, 'this session') : 'None of the sessions in the address can be shown: each card says why.' };
   const stale = cards.filter((v) => v.staleSince > 0 && v.stream !== 'ended');
   if (list.state === 'reconnecting' || [...streams].some((r) => r.state === 'reconnecting')) return { tone: 'warn', short: 'reconnecting…', long: 'The connection to pollcast was lost; reconnecting. What is shown is the last known.' };
+  // Over HTTP/1.1 a browser opens six connections per server, shared by all its tabs: a stream past them waits.
+  const waiting = [...streams, ...(list.watch ? [list] : [])].filter((r) => r.state === 'connecting' && Date.now() - r.openedAt > CONNECT_WAIT_MS);
+  if (waiting.length > 0) return { tone: 'warn', short: 'waiting for a connection', long: 'This page is still waiting for a connection to pollcast: the browser allows six per server over HTTP/1.1, shared by its tabs. Close another tab of this dashboard, or serve pollcast over HTTP/2.' };
   if (stale.length > 0) return { tone: 'warn', short: 'agent API trouble', long: `The agent API is not answering for ${stale.length === 1 ? 'one session' : `${stale.length} sessions`}; their cards show the last known, and pollcast keeps retrying.` };
   return undefined;
 }
@@ -895,6 +901,8 @@ document.getElementById('strip').addEventListener('click', (e) => {
 });
 
 setInterval(() => {
+  // A stream left waiting for a connection is said once it has waited CONNECT_WAIT_MS.
+  if ([...streams].some((r) => r.state === 'connecting') || list.state === 'connecting') renderTop();
   // An ended stream's clock stops even if its end carried no finished_at; a stale card's clock stops too (it is not known to run on).
   for (const v of views.values()) if (!Number.isFinite(v.finishedMs) && v.stream !== 'ended' && v.stream !== 'refused' && v.staleSince === 0 && !document.body.hasAttribute('data-trouble')) tick(v);
 }, CLOCK_TICK_MS);

@@ -82,4 +82,30 @@ describe('dashboard recovery', () => {
     expect(pageErrors).toEqual([]);
     await page.close();
   }, 60_000);
+
+  it('says so when a tab\'s cards wait for a connection (HTTP/1.1: six per server, shared by the tabs), rather than "live"', async () => {
+    for (const m of ['Plan a weekend in Braga', 'Track a parcel', 'Renew a library card']) await createRun(sim, m);
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    try {
+      const tabs: Page[] = [];
+      for (let i = 0; i < 3; i++) {
+        const tab = await context.newPage();
+        tab.on('pageerror', (err) => pageErrors.push(err.message));
+        await tab.goto(`${server!.url}/`, { timeout: WAIT_MS });
+        tabs.push(tab);
+        await eventually(async () => (await tab.locator('.card[data-stream="live"]').count()) >= 2, WAIT_MS, `tab ${i + 1} live`);
+      }
+      // Two connections a tab (its list, its cards' stream): the six are taken. A session that starts now is put on
+      // a new card stream in every tab, which waits for a connection.
+      const late = await createRun(sim, 'Find a dentist open on Saturday');
+      for (const tab of tabs) {
+        await tab.locator(`.card[data-session="${late}"]`).waitFor({ timeout: WAIT_MS });
+        await eventually(async () => (await tab.locator('#conn-text').textContent()) === 'waiting for a connection', WAIT_MS, 'the tab says it waits');
+        expect(await tab.locator('#note').textContent()).toMatch(/six per server over HTTP\/1\.1/);
+      }
+    } finally {
+      await context.close();
+    }
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
 });
