@@ -188,10 +188,18 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         else if (feed.upstreamError !== null) resolveContact({ kind: 'unavailable', reason: feed.upstreamError });
         if (feed.ended) stop.abort();
       };
+      // History older than the log, read with this instance's readers' keys: where they brought none (tokens in
+      // combined mode) the upstream refuses it, and a feed that cannot be described here refuses its openers (502,
+      // as in one process) rather than holding them on a gap it can never fill.
+      const gapFill = async (f: Feed, from: number, to: number, s: AbortSignal) => {
+        const r = await history(f, from, to, s, stats.gapFills);
+        if (!Array.isArray(r) && r.kind === 'unauthorized' && settings.loopOnCallerCredentials && feed.callers.size === 0 && !isKnown(feed.snapshot)) resolveContact({ kind: 'unauthorized', status: r.status });
+        return r;
+      };
       const follower = new FeedFollower(
         feed,
         keys,
-        { redis, reader, log, fetch: (f, from, to, s) => history(f, from, to, s, stats.gapFills), onChange: check, onReleased: () => keeper.poke(), onLogWritten: logWritten },
+        { redis, reader, log, fetch: gapFill, onChange: check, onReleased: () => keeper.poke(), onLogWritten: logWritten },
         stop.signal,
       );
 

@@ -123,4 +123,21 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
       expect(v.indices()).toEqual(range(60));
     }
   }, 60_000);
+
+  it('a token reader on an instance with no key, of history older than the shared log, is refused 502 at once (as in one process), not held on a gap it can never fill', async () => {
+    redis = await startRedis();
+    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
+    sim.createSession('old', { organisation: 'org', initialEvents: 300, imageBytes: 0 });
+    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3', REDIS_LOG_MAX_ENTRIES: '100' };
+    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const keyed = record(`${servers[0]!.url}/sessions/old/events?access_token=${KEY_1}`);
+    await keyed.until((r) => r.indices().length === 300, 20_000);
+    const started = performance.now();
+    const res = await fetch(`${servers[1]!.url}/sessions/old/events?access_token=${await token(['old'])}`, { signal: AbortSignal.timeout(20_000) });
+    expect(res.status).toBe(502);
+    expect(await res.json()).toMatchObject({ code: 'upstream_auth' });
+    // Well before the 15 s after which an instance opens with "no answer from the session leader yet".
+    expect(performance.now() - started).toBeLessThan(10_000);
+    keyed.close();
+  }, 60_000);
 });
