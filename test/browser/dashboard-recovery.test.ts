@@ -6,23 +6,16 @@
  * with one bad id among valid ones follows the valid ones.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { createRun, launchChromium } from '../helpers/browser.ts';
 import { eventually, freePort } from '../helpers/harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const WAIT_MS = 20_000;
-const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-async function createRun(sim: Simulator, message: string): Promise<string> {
-  const res = await fetch(`${sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: message }) });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { id: string }).id;
-}
 
 describe('dashboard recovery', () => {
   let sim: Simulator;
@@ -39,13 +32,12 @@ describe('dashboard recovery', () => {
   };
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}`);
     // Runs that stay live for the whole test.
     sim = await createSimulator({ api: 'real', run: { eventEveryMs: 500, events: 400 } });
     const port = await freePort();
     config = loadConfig({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: sim.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1', UPSTREAM_WAIT_SECONDS: '1', SSE_RETRY_MS: '500', SESSION_LIST_GRACE_SECONDS: '1' });
     server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
+    browser = await launchChromium();
   }, 30_000);
 
   afterAll(async () => {

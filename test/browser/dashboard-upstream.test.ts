@@ -9,29 +9,23 @@
  * ids-*.png).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { createRun, launchChromium } from '../helpers/browser.ts';
 import { eventually } from '../helpers/harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const WAIT_MS = 15_000;
-const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SECRET = 'a-dashboard-test-secret-of-at-least-32-bytes';
 const WIDE = { width: 1440, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
-async function createRun(sim: Simulator, message: string): Promise<string> {
-  const res = await fetch(`${sim.url}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'web-agent', messages: message }) });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { id: string }).id;
-}
 
 describe('dashboard against a real-API upstream', () => {
   let sim: Simulator;
@@ -50,7 +44,6 @@ describe('dashboard against a real-API upstream', () => {
   const shot = (p: Page, name: string) => p.screenshot({ path: `${ARTIFACTS}${name}.png` });
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}`);
     mkdirSync(ARTIFACTS, { recursive: true });
     // Runs slow enough to be live while the page is looked at; screenshots of a visible size.
     sim = await createSimulator({ api: 'real', run: { eventEveryMs: 400, events: 400 } });
@@ -61,7 +54,7 @@ describe('dashboard against a real-API upstream', () => {
     sim.finish('done-invoice', { closingEvents: true });
     const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: sim.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1', UPSTREAM_WAIT_SECONDS: '1', SSE_RETRY_MS: '500' });
     server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
+    browser = await launchChromium();
   }, 30_000);
 
   afterAll(async () => {
