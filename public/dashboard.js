@@ -629,7 +629,9 @@ function takeSnapshot(items, total) {
   else if (pinned.length === 0) {
     // A later snapshot replaces the list (a long outage, a pollcast restart): a live session it brings with no
     // card gets one, as a session that starts while the page is open does; finished cards give way.
-    const live = rows.filter((s) => !views.has(s.id) && !TERMINAL.has(str(s.status))).map((s) => s.id);
+    // Up to MAX_CARDS live cards in all, as the first snapshot opens (finished cards give way, live ones do not).
+    const room = Math.max(0, MAX_CARDS - [...views.values()].filter((v) => v.stream !== 'ended' && v.stream !== 'refused').length);
+    const live = rows.filter((s) => !views.has(s.id) && !TERMINAL.has(str(s.status))).map((s) => known.get(s.id)).sort(byOrder).slice(0, room).map((k) => k.id);
     if (live.length > 0) {
       watch(live);
       trim();

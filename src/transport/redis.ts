@@ -151,6 +151,8 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       let resolveContact!: (c: FirstContact) => void;
       const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
       let poller: Poller | null = null;
+      // The log of this session has a state: the cluster knows it (see canLead).
+      let knownToCluster = false;
       let loopState: PollerState = 'stopped';
       // While Redis cannot carry the session: a loop of this instance's own into the feed (and, Redis
       // being full, no lease wanted for a while).
@@ -220,6 +222,12 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           { keys, leaseValue: term.leaseValue, token: term.token, maxEntries: settings.maxEntries, retentionMs: settings.retentionMs, signal: term.signal },
           log,
         );
+        // A keyless instance that took the lease of a session the cluster knows (its feed new here, not yet caught up
+        // with the log, when it tried) lets it go again at once: a loop here would only get 401s.
+        if (settings.loopOnCallerCredentials && feed.callers.size === 0 && isKnown(sink.snapshot)) {
+          knownToCluster = true;
+          return 'yield';
+        }
         let refusedOpen = false;
         const paused = new AbortController();
         pauseLoop = paused;
@@ -293,7 +301,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           notBefore: () => leadNotBefore,
           // A loop here would call the upstream with no key and stall every instance's readers on its 401s. A session
           // the cluster does not know yet is tried all the same: its first contact refuses the openers here (502).
-          canLead: () => !settings.loopOnCallerCredentials || feed.callers.size > 0 || !isKnown(feed.snapshot),
+          canLead: () => !settings.loopOnCallerCredentials || feed.callers.size > 0 || !(isKnown(feed.snapshot) || knownToCluster),
           onOutOfMemory: () => serveDirectly('full'),
           // A log other than the one caught up with (replaced), or one now over: read it again.
           onLogSeen: (born, ended) => {
