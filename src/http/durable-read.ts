@@ -107,19 +107,18 @@ export function mayBeBehind(deps: Pick<AppDeps, 'storeReachable'>): boolean {
  * feed is not taken for an open one. An offset past the tail waits a moment first: another instance may have given
  * it from a log this one has not applied yet.
  */
-export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSignal, mayBeBehind: () => boolean): Promise<void> {
+export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSignal, behind: () => boolean): Promise<void> {
   await settle(feed, pos.closed ? 'tail' : pos.events, signal);
   if (!pos.closed && !feed.ended && pos.events > feed.nextIndex) await waitFor(feed, () => feed.ended || feed.nextIndex >= pos.events, BEYOND_TAIL_WAIT_MS, signal);
   if (pos.closed) {
     if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
-  } else if (pos.events > feed.nextIndex && feed.ended) throw new BadRequestError('invalid offset: beyond the end of this stream');
-  else if (pos.events > feed.nextIndex && feed.synced) {
+  } else if (pos.events > feed.nextIndex && (feed.ended || feed.synced)) {
     // An instance of a cluster that cannot read the shared log now (Redis away or full) may be behind another one,
     // which gave the offset (it serves the session on its own only once the leader's lease runs out): a reader there
     // is told to retry, which the Durable Streams client does, not refused for good. Otherwise (alone, or reading the
     // log, after the wait above) a live session's tail is what the cluster has read: an offset past it is made up.
-    if (mayBeBehind()) throw new BehindOffsetError();
+    if (!feed.ended && behind()) throw new BehindOffsetError();
     throw new BadRequestError('invalid offset: beyond the end of this stream');
   }
   else if (!feed.ended && pos.status > Math.max(Date.now(), currentStatus(feed)?.version ?? 0) + STATUS_AHEAD_TOLERANCE_MS) {
