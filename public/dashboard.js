@@ -457,7 +457,8 @@ function showOutcome(v, end) {
 
 /** Handlers of the cards' streams, per session id; a card removed meanwhile ignores what is still in flight. */
 const cardHandlers = {
-  onOpen: (id) => withView(id, (v) => setStream(v, 'live', 'live')),
+  // Accepted on a stream again: a later refusal of its stream may retry it alone once more.
+  onOpen: (id) => withView(id, (v) => ((v.retriedAlone = false), setStream(v, 'live', 'live'))),
   onStatus: (id, s) => {
     know(id, s);
     withView(id, (v) => {
