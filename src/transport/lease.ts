@@ -72,6 +72,8 @@ export interface LeaseOptions {
   notBefore?(): number;
   /** Whether a loop here would have a credential to run on; no attempt at the lease while it would not. */
   canLead?(): boolean;
+  /** Called at each check that found `canLead` false (about every NO_CREDENTIAL_RECHECK_MS). */
+  onCannotLead?(): void;
   /** Redis refused the lease's own write for want of memory. */
   onOutOfMemory?(): void;
 }
@@ -114,6 +116,7 @@ export class LeaseKeeper {
           continue;
         }
         if (this.opts.canLead?.() === false) {
+          this.opts.onCannotLead?.();
           // Asked again soon: a reader with a key may arrive here (or the lease holder's lease run out meanwhile).
           await this.pause(Math.min(leaseMs / 3, NO_CREDENTIAL_RECHECK_MS));
           continue;

@@ -229,6 +229,10 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           return 'yield';
         }
         let refusedOpen = false;
+        // Callers' keys (AUTH=upstream, no UPSTREAM_API_KEY): this loop runs on this instance's readers' keys alone. Once
+        // the upstream refused them all it lets the lease go rather than end the session for every instance's readers:
+        // another instance's may still read it (see onCannotLead for this instance's own).
+        let refusedHere = false;
         const paused = new AbortController();
         pauseLoop = paused;
         // A term that begins while Redis is away (its hold ran meanwhile) does not start a loop either.
@@ -259,6 +263,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
               refusedOpen = true;
               resolveContact(c);
             },
+            ...(settings.loopOnCallerCredentials ? { onRefusedLeave: () => (refusedHere = true) } : {}),
             onState: (s) => (loopState = s),
           },
           loopSignal,
@@ -281,6 +286,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           return 'yield';
         }
         if (sink.refused) return 'again';
+        if (refusedHere) return 'yield';
         // Done for good when the session ended, or the open was refused (the hub then stops this supply):
         // then nothing is kept of a session the upstream never confirmed.
         return refusedOpen ? 'unconfirmed' : sink.wroteEnd ? 'done' : 'again';
@@ -302,6 +308,14 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           // A loop here would call the upstream with no key and stall every instance's readers on its 401s. A session
           // the cluster does not know yet is tried all the same: its first contact refuses the openers here (502).
           canLead: () => !settings.loopOnCallerCredentials || feed.callers.size > 0 || !(isKnown(feed.snapshot) || knownToCluster),
+          // No key here to try (and, so, none that could clear a refusal the log shows): this instance's readers get the
+          // refusal's `end` once it has lasted the give-up time, as one process's do; readers elsewhere are not touched.
+          onCannotLead: () => {
+            if (feed.ended || feed.refusedForMs < settings.giveUpMs) return;
+            log.warn({ session: feed.sessionId, reason: feed.upstreamError }, 'upstream refusal lasted past the give-up time and no reader here brought a key it accepts; ending the streams here');
+            feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, upstreamError: feed.upstreamError, end: 'refused' });
+            check();
+          },
           onOutOfMemory: () => serveDirectly('full'),
           // A log other than the one caught up with (replaced), or one now over: read it again.
           onLogSeen: (born, ended) => {

@@ -53,6 +53,12 @@ export interface PollerOptions {
   onRetryAfter?: (ms: number) => void;
   /** Called with the number of new events each answer brought (metrics). */
   onEvents?: (count: number) => void;
+  /**
+   * Set: a lasting refusal (401/403/404 after the first contact) stops the loop at once, shown as `upstream_error`
+   * but with no `end`, and this is called: its credentials are spent, and another's loop may still read the session
+   * (cluster mode on callers' keys), so ending it is not this loop's to decide.
+   */
+  onRefusedLeave?: () => void;
   /** Called when the loop state changes (metrics). */
   onState?: (state: PollerState) => void;
   /** Called for an event larger than the body cap, relayed as a placeholder (metrics). */
@@ -349,6 +355,11 @@ export class Poller {
       this.upstreamError = failureText(outcome);
     }
     if (this.upstreamError !== before && !(await this.publish([], sink.nextIndex))) return false;
+    if (refusal !== null && this.opts.onRefusedLeave) {
+      log.warn({ session: sink.sessionId, reason: refusal }, 'upstream refused every credential this loop holds; leaving the session to others');
+      this.opts.onRefusedLeave();
+      return false;
+    }
     const delay = this.holdOff(outcome);
     log.warn({ session: sink.sessionId, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt: this.failures, delayMs: delay }, 'upstream fault; backing off');
     this.setState('backoff');
