@@ -13,6 +13,7 @@ import type { Feed } from '../hub/feed.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
 import { sleep } from '../upstream/backoff.ts';
 import { BadRequestError, SessionNotFoundError, ShuttingDownError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 
@@ -110,6 +111,20 @@ export function requireKnown(feed: Feed, deps: AppDeps): void {
   if (!isKnown(feed.snapshot)) throw new UpstreamUnavailableError(feed.upstreamError ?? 'no answer yet', UNAVAILABLE_RETRY_AFTER_SECONDS);
 }
 
+/**
+ * A drop-in HEAD: the status its GET would answer (404 for a session the upstream does not know, 503 while it
+ * cannot say), with no body; the session's status-only loop (shared, as GET /status's) makes the first contact.
+ */
+async function headOfSession(c: Context<AppEnv>, deps: AppDeps, id: string, credential: UpstreamCredential | undefined): Promise<Response> {
+  const entry = await deps.hub.acquireAny(id, credential);
+  try {
+    requireKnown(entry.feed, deps);
+  } finally {
+    deps.hub.release(entry);
+  }
+  return c.body(null, 200, { 'content-type': 'application/json' });
+}
+
 // "Nothing new", the way the upstream says it: a bare 204, or (simplified upstreams) a 200 with no events.
 function nothingNew(c: Context<AppEnv>, feed: Feed): Response {
   return feed.emptyStyle === '200' ? c.json(changesBody(feed.snapshot, []), 200) : c.body(null, 204);
@@ -192,8 +207,8 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     const waitSeconds = parseWaitSeconds(singleQuery('wait_for_seconds', c.req.queries('wait_for_seconds')), MAX_CHANGES_WAIT_SECONDS);
     if (deps.isShuttingDown()) throw new ShuttingDownError();
     const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
-    // hono answers HEAD with the GET handler: answer it at once, no loop, no wait.
-    if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
+    // hono answers HEAD with the GET handler: GET's status, without a wait or event details.
+    if (c.req.method === 'HEAD') return headOfSession(c, deps, id, grant.upstreamCredential);
     const entry = await deps.hub.acquire(id, includeEvents, from, grant.upstreamCredential);
     try {
       return await answerChanges(c, deps, entry, from, limit, waitWithin(waitSeconds, grant.expiresAtMs));
@@ -205,7 +220,7 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     const id = parseSessionId(c.req.param('id'));
     if (deps.isShuttingDown()) throw new ShuttingDownError();
     const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), [id]);
-    if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'application/json' });
+    if (c.req.method === 'HEAD') return headOfSession(c, deps, id, grant.upstreamCredential);
     const entry = await deps.hub.acquireAny(id, grant.upstreamCredential);
     try {
       requireKnown(entry.feed, deps);

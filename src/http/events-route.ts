@@ -6,7 +6,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
-import { checkStreamAsk, startSessionStream, type StreamAsk } from './stream-open.ts';
+import { checkStreamAsk, isUnjudged, startSessionStream, type StreamAsk } from './stream-open.ts';
 import { corsHeaders, corsOriginList } from './cors.ts';
 import { STREAM_HEAD_ANSWER_HEADERS } from '../hub/writer.ts';
 
@@ -38,9 +38,13 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       c.env.incoming.socket.destroy();
       return RESPONSE_ALREADY_SENT;
     }
-    // hono answers HEAD with the GET handler: a HEAD must not open a stream, hold a slot or start a loop.
-    // A Response: hono's cors middleware adds the CORS headers itself.
-    if (c.req.method === 'HEAD') return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
+    // hono answers HEAD with the GET handler: a HEAD opens no stream and holds no slot. It answers the status the
+    // GET would open with: the session's first contact (its status-only loop, shared) refuses one the upstream does
+    // not know. A key not judged yet is not judged for a HEAD. A Response: hono's cors middleware adds CORS headers.
+    if (c.req.method === 'HEAD') {
+      if (!isUnjudged(checked.grant)) deps.hub.release(await deps.hub.acquireAny(checked.id, checked.grant.upstreamCredential));
+      return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
+    }
     await startSessionStream(checked, deps.limits.clientKeyOf(c), middlewareHeaders(c, deps), c.env.outgoing, deps);
     return RESPONSE_ALREADY_SENT;
   });
