@@ -209,6 +209,9 @@ export class LeaseKeeper {
       const sentAt = performance.now();
       try {
         const [kind] = await redis.run<[string, string]>('renew', RENEW, [keys.lease, keys.meta, keys.log], [leaseValue, String(leaseMs), String(retentionMs)]);
+        // The term ended while this renewal was answered (the session over, say): a new deadline now would outlive
+        // the term and warn of a lapse that never mattered (the lease is let go, or was, right behind this answer).
+        if (ended.signal.aborted) return;
         if (kind !== 'ok') {
           log.warn({ session: sessionId, log: keys.log }, 'lease lost; stopping this loop');
           ended.abort();
