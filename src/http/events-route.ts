@@ -42,7 +42,8 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     // GET would open with: the session's first contact (its status-only loop, shared) refuses one the upstream does
     // not know. A key not judged yet is not judged for a HEAD. A Response: hono's cors middleware adds CORS headers.
     if (c.req.method === 'HEAD') {
-      if (!isUnjudged(checked.grant)) deps.hub.release(await deps.hub.acquireAny(checked.id, checked.grant.upstreamCredential));
+      // forNewStream: as a GET, a refusal that has lasted (a session deleted while its loop runs) is the answer.
+      if (!isUnjudged(checked.grant)) deps.hub.release(deps.hub.forNewStream(await deps.hub.acquireAny(checked.id, checked.grant.upstreamCredential)));
       return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
     }
     await startSessionStream(checked, deps.limits.clientKeyOf(c), middlewareHeaders(c, deps), c.env.outgoing, deps);

@@ -13,6 +13,7 @@ import type { Feed } from '../hub/feed.ts';
 import type { Stats } from '../metrics.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import { callerClient } from '../upstream/caller-client.ts';
+import { backoffDelayMs } from '../upstream/backoff.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
@@ -159,6 +160,8 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       let direct: AbortController | null = null;
       let directWhy: Bypass = 'unreachable';
       let leadNotBefore = 0;
+      // Terms in a row that ended with every credential here refused (see leaveOnRefusal).
+      let refusedTerms = 0;
       // Ends the running leader loop (not the lease): see LEADER_PAUSE_AFTER_MS.
       let pauseLoop: AbortController | null = null;
       const serveDirectly = (why: Bypass) => {
@@ -233,6 +236,15 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         // the upstream refused them all it lets the lease go rather than end the session for every instance's readers:
         // another instance's may still read it (see onCannotLead for this instance's own).
         let refusedHere = false;
+        // Only where leaving hands the session on: the cluster knows it, so this instance, keyless now, does not take
+        // the lease straight back (canLead); a session never described is this loop's to retry and end, as in one
+        // process. A key that came back meanwhile (a reader's cached verdict) is tried first.
+        const leaveOnRefusal = (): boolean => {
+          if (isKnown(sink.snapshot)) knownToCluster = true;
+          if (feed.callers.size > 0 || !(isKnown(feed.snapshot) || knownToCluster)) return false;
+          refusedHere = true;
+          return true;
+        };
         const paused = new AbortController();
         pauseLoop = paused;
         // A term that begins while Redis is away (its hold ran meanwhile) does not start a loop either.
@@ -263,7 +275,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
               refusedOpen = true;
               resolveContact(c);
             },
-            ...(settings.loopOnCallerCredentials ? { onRefusedLeave: () => (refusedHere = true) } : {}),
+            ...(settings.loopOnCallerCredentials ? { leaveOnRefusal } : {}),
             onState: (s) => (loopState = s),
           },
           loopSignal,
@@ -286,7 +298,14 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           return 'yield';
         }
         if (sink.refused) return 'again';
-        if (refusedHere) return 'yield';
+        // Not back before a backoff, growing while terms keep ending so: a reader's key the upstream revoked, whose
+        // verdict pollcast still caches, would otherwise bring the lease back here at once, call after call.
+        if (refusedHere) {
+          refusedTerms++;
+          leadNotBefore = Math.max(leadNotBefore, performance.now() + backoffDelayMs(refusedTerms, settings.backoff));
+          return 'yield';
+        }
+        refusedTerms = 0;
         // Done for good when the session ended, or the open was refused (the hub then stops this supply):
         // then nothing is kept of a session the upstream never confirmed.
         return refusedOpen ? 'unconfirmed' : sink.wroteEnd ? 'done' : 'again';

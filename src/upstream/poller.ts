@@ -54,11 +54,11 @@ export interface PollerOptions {
   /** Called with the number of new events each answer brought (metrics). */
   onEvents?: (count: number) => void;
   /**
-   * Set: a lasting refusal (401/403/404 after the first contact) stops the loop at once, shown as `upstream_error`
-   * but with no `end`, and this is called: its credentials are spent, and another's loop may still read the session
-   * (cluster mode on callers' keys), so ending it is not this loop's to decide.
+   * Asked at each refusal (401/403/404 after the first contact); true: the loop stops at once, the refusal shown as
+   * `upstream_error` but with no `end`. Cluster mode on callers' keys: this loop's credentials are spent while
+   * another instance's loop may still read the session, so ending it is not this loop's to decide.
    */
-  onRefusedLeave?: () => void;
+  leaveOnRefusal?: () => boolean;
   /** Called when the loop state changes (metrics). */
   onState?: (state: PollerState) => void;
   /** Called for an event larger than the body cap, relayed as a placeholder (metrics). */
@@ -355,9 +355,8 @@ export class Poller {
       this.upstreamError = failureText(outcome);
     }
     if (this.upstreamError !== before && !(await this.publish([], sink.nextIndex))) return false;
-    if (refusal !== null && this.opts.onRefusedLeave) {
+    if (refusal !== null && this.opts.leaveOnRefusal?.() === true) {
       log.warn({ session: sink.sessionId, reason: refusal }, 'upstream refused every credential this loop holds; leaving the session to others');
-      this.opts.onRefusedLeave();
       return false;
     }
     const delay = this.holdOff(outcome);

@@ -103,6 +103,21 @@ describe('HEAD and other methods', () => {
   });
 });
 
+describe('HEAD of a session deleted while its loop runs', () => {
+  it('is 404 on /events once the refusal has lasted, as GET is', async () => {
+    bridge = await startBridge({ ...ONE_ADDRESS_ENV, UPSTREAM_WAIT_SECONDS: '1' });
+    bridge.sim.createSession('del-1', { initialEvents: 2 });
+    const watcher = record(`${bridge.url}/sessions/del-1/events`);
+    await watcher.until((r) => r.indices().length === 2, 10_000);
+    bridge.sim.deleteSession('del-1');
+    // GET answers 404 once the loop's refusal has lasted REFUSAL_SETTLED_MS (5 s); HEAD must say the same.
+    await eventually(async () => (await fetch(`${bridge!.url}/sessions/del-1/events`, { signal: AbortSignal.timeout(5000) })).status === 404, 20_000, 'GET 404');
+    const head = await fetch(`${bridge.url}/sessions/del-1/events`, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+    expect(head.status).toBe(404);
+    watcher.close();
+  }, 40_000);
+});
+
 describe('an upstream that caps limit below UPSTREAM_PAGE_SIZE', () => {
   it('is not taken for caught up: a drop-in wait-0 call past the loop answers 200, and catch-up is not rate-gated', async () => {
     bridge = await startBridge({ ...ONE_ADDRESS_ENV, UPSTREAM_PAGE_SIZE: '100', SESSION_MAX_EVENTS: '10000' }, { maxLimit: 50 });

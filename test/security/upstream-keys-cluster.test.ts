@@ -171,6 +171,45 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY: a leader whos
     leaderReader.close();
   }, 90_000);
 
+  it('does not take the lease back, call after call, for a revoked key that a reader\'s cached verdict keeps bringing in', async () => {
+    const env = await giveUpEnv();
+    sim!.createSession('churn', { organisation: 'org', emitEveryMs: 1000, emitCount: 400 });
+    const a = await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false });
+    servers.push(a);
+    const reader = record(`${a.url}/sessions/churn/events?access_token=${KEY_1}`);
+    await reader.until((r) => r.indices().length >= 2, 10_000);
+    sim!.revokeKey(KEY_1);
+    sim!.clearRequests();
+    // A drop-in status poller with the revoked key: pollcast's verdict on it is cached (accepted), so each call
+    // hands it to the session's loop again.
+    const started = performance.now();
+    while (performance.now() - started < 5000) {
+      const res = await fetch(`${a.url}/sessions/churn/status`, { headers: { authorization: `Bearer ${KEY_1}` } });
+      await res.arrayBuffer();
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const upstreamCalls = sim!.requests().filter((r) => r.target.includes('/sessions/churn/')).length;
+    // One instance retaking the lease at once after each refused term made 409 calls here; the loop's backoff allows a handful.
+    expect(upstreamCalls).toBeGreaterThan(0);
+    expect(upstreamCalls).toBeLessThan(30);
+    reader.close();
+  }, 60_000);
+
+  it('a session never described to the cluster (its first status failed), then refused, still ends, and a later good key reads it', async () => {
+    const env = await giveUpEnv();
+    sim!.createSession('blip', { organisation: 'org', emitEveryMs: 300, emitCount: 400 });
+    // The reader's key is judged (passes), the loop's first /status fails (503), its next is refused (401).
+    sim!.faults.script([{ kind: 'patch', body: {} }, { kind: 'http', status: 503 }, { kind: 'http', status: 401 }], { session: 'blip', endpoint: 'status' });
+    const a = await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false });
+    servers.push(a);
+    const first = record(`${a.url}/sessions/blip/events?access_token=${KEY_1}`);
+    const end = await first.ended(30_000);
+    expect(String(end.upstream_error)).toMatch(/401/);
+    const late = record(`${a.url}/sessions/blip/events?access_token=${KEY_1}`);
+    await late.until((r) => r.indices().length >= 5, 20_000);
+    late.close();
+  }, 90_000);
+
   it('ends every instance\'s readers with the refusal once no instance holds a key the upstream accepts (none waits for good)', async () => {
     const env = await giveUpEnv();
     sim!.createSession('gone', { organisation: 'org', emitEveryMs: 200, emitCount: 400 });
