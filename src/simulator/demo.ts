@@ -5,8 +5,10 @@ import type { ApiDialectName, FinishOutcome } from './types.ts';
 
 /** Demo sessions kept live (not finished: pending, running, idle or paused) at any moment. */
 export const DEMO_MIN_LIVE = 3;
-/** Finished demo sessions kept readable; older ones are deleted (their URLs answer 404). */
+/** Finished demo sessions kept readable besides the first ones (DEMO_KEEP_FIRST); older ones are deleted (their URLs answer 404). */
 export const DEMO_KEEP_FINISHED = 20;
+/** The first demo sessions (`demo-1` … `demo-3`, which the README's quick start names) stay readable for the run's life. */
+export const DEMO_KEEP_FIRST = 3;
 /** Gap between two events (simple dialect) or two steps (real dialect) of one demo session, in ms (uniform in this range). */
 export const DEMO_EVENT_GAP_MS = [300, 1500] as const;
 /** Real dialect: gap between the events of one step, in ms, so a step lands as a few events close together. */
@@ -45,7 +47,7 @@ interface DemoPlan {
   pause: DemoPause | undefined;
 }
 
-/** Keeps `demo-1`, `demo-2`, … running: at least three live, the 20 latest finished kept readable. */
+/** Keeps `demo-1`, `demo-2`, … running: at least three live; the first three and the 20 latest finished kept readable. */
 export class DemoDriver {
   readonly #store: SessionStore;
   readonly #rng: Rng;
@@ -53,6 +55,7 @@ export class DemoDriver {
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #live = new Set<string>();
   readonly #finished: string[] = [];
+  readonly #first = new Set<string>();
   #nextNumber = 1;
   #stopped = false;
   #unsubscribe: () => void = () => {};
@@ -77,6 +80,7 @@ export class DemoDriver {
     let id = `demo-${this.#nextNumber++}`;
     // A test may have taken a demo-N name already; never collide with it.
     while (this.#store.get(id)) id = `demo-${this.#nextNumber++}`;
+    if (this.#nextNumber - 1 <= DEMO_KEEP_FIRST) this.#first.add(id);
     const plan = this.#api === 'real' ? this.#planReal(id) : this.#planSimple(id);
     this.#live.add(id);
     this.#schedule(id, plan, intBetween(this.#rng, DEMO_EVENT_GAP_MS[0], DEMO_EVENT_GAP_MS[1]));
@@ -152,7 +156,8 @@ export class DemoDriver {
     if (timer !== undefined) clearTimeout(timer);
     this.#timers.delete(record.id);
     const deleted = this.#store.get(record.id) !== record;
-    if (this.#live.delete(record.id) && !deleted) this.#finished.push(record.id);
+    // The first ones are never retired (a newcomer's quick start names them, minutes after the start).
+    if (this.#live.delete(record.id) && !deleted && !this.#first.has(record.id)) this.#finished.push(record.id);
     if (deleted) {
       const at = this.#finished.indexOf(record.id);
       if (at >= 0) this.#finished.splice(at, 1);

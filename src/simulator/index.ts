@@ -14,7 +14,7 @@ import type { Simulator, SimulatorOptions } from './types.ts';
 
 export type * from './types.ts';
 export { SimulatorError, UnknownSessionError, SessionExistsError, InvalidInputError } from './errors.ts';
-export { DEMO_MIN_LIVE, DEMO_KEEP_FINISHED } from './demo.ts';
+export { DEMO_MIN_LIVE, DEMO_KEEP_FINISHED, DEMO_KEEP_FIRST } from './demo.ts';
 export { UNKNOWN_STATS_MAX_IDS } from './stats.ts';
 export { REAL_BASE_PATH } from './dialects.ts';
 export { DEFAULT_IMAGE_BYTES, MAX_IMAGE_BYTES } from './trajectory.ts';

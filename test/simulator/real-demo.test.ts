@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createSimulator, DEMO_KEEP_FINISHED, DEMO_MIN_LIVE } from '../../src/simulator/index.ts';
+import { createSimulator, DEMO_KEEP_FINISHED, DEMO_KEEP_FIRST, DEMO_MIN_LIVE } from '../../src/simulator/index.ts';
 import type { RealTrajectoryChanges, SessionEvent, Simulator } from '../../src/simulator/index.ts';
 import { changesUrl, get } from './helpers.ts';
 
@@ -64,7 +64,7 @@ describe('demo mode, real dialect', () => {
         expect(events.slice(0, 5).map((e) => e.type)).toEqual(['RequestStartEvent', 'RequestStartDispatchedEvent', 'AgentStartedEvent', 'LiveViewUrlEvent', 'ActiveStateChangeEvent']);
       }
     }
-    expect(sim.listSessions().filter((s) => s.finished_at !== null)).toHaveLength(DEMO_KEEP_FINISHED);
+    expect(sim.listSessions().filter((s) => s.finished_at !== null)).toHaveLength(DEMO_KEEP_FIRST + DEMO_KEEP_FINISHED);
     for (const [id, { status, ending }] of finished) expect(ending, `${id} ${status}`).toMatch(ENDINGS[status] ?? /^never$/);
     const count = (status: string) => [...finished.values()].filter((f) => f.status === status).length;
     expect(count('completed')).toBeGreaterThan(finished.size / 2);
