@@ -99,5 +99,7 @@ describe('dashboard recovery', () => {
       await context.close();
     }
     expect(pageErrors).toEqual([]);
-  }, 60_000);
+    // Three tabs and their streams one after another, each step bounded by WAIT_MS: 60 s was too little on a loaded
+    // 2-core machine (a full `npm test` beside other servers).
+  }, 120_000);
 });
