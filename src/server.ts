@@ -202,7 +202,9 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const honoListener = getRequestListener(app.fetch, { hostname: config.host, overrideGlobalObjects: false, errorHandler: adapterErrorResponse }) as NodeListener;
   // Single-session stream opens skip hono's per-request objects (memory per idle stream); the rest is hono's.
   const listener = withStreamFastPath(deps, honoListener);
-  const http = createServer({ maxHeaderSize: config.maxHeaderBytes, requireHostHeader: false }, withHostRequired(listener as (req: IncomingMessage, res: ServerResponse) => void));
+  // Refusals made before any route still count in pollcast_requests_rejected_total, under their code.
+  const countRefusal = (code: string) => (stats.rejected[code] = (stats.rejected[code] ?? 0) + 1);
+  const http = createServer({ maxHeaderSize: config.maxHeaderBytes, requireHostHeader: false }, withHostRequired(listener as (req: IncomingMessage, res: ServerResponse) => void, countRefusal));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.port, config.host, () => {
@@ -210,14 +212,14 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
       resolve();
     });
   });
-  installClientErrorHandler(http);
+  installClientErrorHandler(http, countRefusal);
   installConnectRefusal(http);
   // SSE streams stay open for hours; only idle keep-alive sockets time out.
   http.requestTimeout = 0;
   http.headersTimeout = 20_000;
   http.keepAliveTimeout = 5_000;
   // Installed before the first connection can arrive (we are still in the listen callback's continuation).
-  const h2c = config.h2c ? serveH2c(http, { listener, maxHeaderBytes: config.maxHeaderBytes, firstBytesTimeoutMs: http.headersTimeout, log }) : undefined;
+  const h2c = config.h2c ? serveH2c(http, { listener, maxHeaderBytes: config.maxHeaderBytes, firstBytesTimeoutMs: http.headersTimeout, log, countRefusal }) : undefined;
   const addr = http.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${addr.port}`;

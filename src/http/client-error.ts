@@ -23,8 +23,11 @@ function answerFor(code: string | undefined): [number, string, string, string] {
   }
 }
 
+/** Counts a refusal made before any route (pollcast_requests_rejected_total), by its code. */
+export type CountRefusal = (code: string) => void;
+
 /** Answers parser errors with JSON and closes the connection (a listener replaces Node's bare default). */
-export function installClientErrorHandler(server: Server): void {
+export function installClientErrorHandler(server: Server, countRefusal?: CountRefusal): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex & { bytesWritten?: number }) => {
     // As Node's default: a reset peer or a connection that already got bytes gets nothing more.
     if (err.code === 'ECONNRESET' || !socket.writable || (socket.bytesWritten ?? 0) > 0) {
@@ -32,6 +35,7 @@ export function installClientErrorHandler(server: Server): void {
       return;
     }
     const [status, reason, code, message] = answerFor(err.code);
+    countRefusal?.(code);
     const body = JSON.stringify({ error: message, code });
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     // A peer that never reads must not keep the socket: end() flushes, destroy follows shortly.
@@ -60,9 +64,10 @@ const NO_HOST_BODY = JSON.stringify({ error: 'the Host header is required (HTTP/
  * JSON `400`; the server is created with `requireHostHeader: false` so that
  * this answer, not Node's empty one, is sent.
  */
-export function withHostRequired<Req extends IncomingMessage, Res extends ServerResponse>(listener: (req: Req, res: Res) => void): (req: Req, res: Res) => void {
+export function withHostRequired<Req extends IncomingMessage, Res extends ServerResponse>(listener: (req: Req, res: Res) => void, countRefusal?: CountRefusal): (req: Req, res: Res) => void {
   return (req, res) => {
     if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor === 0) return listener(req, res);
+    countRefusal?.('bad_request');
     res.shouldKeepAlive = false;
     res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(NO_HOST_BODY) }).end(NO_HOST_BODY);
   };

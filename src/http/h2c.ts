@@ -16,6 +16,7 @@ import type { Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { NodeListener } from './fast-path.ts';
+import type { CountRefusal } from './client-error.ts';
 import type { Logger } from 'pino';
 
 /** The client connection preface of RFC 9113 §3.4: no HTTP/1.x request starts with it. */
@@ -40,6 +41,8 @@ export interface H2cOptions {
   /** How long a new connection may take to send its first bytes before it is dropped (ms). */
   firstBytesTimeoutMs: number;
   log: Logger;
+  /** Counts the header lists refused here (`headers_too_large`). */
+  countRefusal?: CountRefusal;
 }
 
 /** The HTTP/2 side of a server. */
@@ -73,9 +76,10 @@ const HEADERS_TOO_LARGE_BODY = JSON.stringify({ error: 'request line and headers
  * before anything is forwarded): Node's http2 layer advertises SETTINGS_MAX_HEADER_LIST_SIZE but lets larger
  * lists through (checked: 40 KB and 100 KB against 32 KB were served until 6 Dec 2026).
  */
-function withHeaderLimit(listener: NodeListener, maxBytes: number): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
+function withHeaderLimit(listener: NodeListener, maxBytes: number, countRefusal?: CountRefusal): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   return (req, res) => {
     if (headerListBytes(req.rawHeaders) <= maxBytes) return (listener as (req: Http2ServerRequest, res: Http2ServerResponse) => void)(req, res);
+    countRefusal?.('headers_too_large');
     res.writeHead(431, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(HEADERS_TOO_LARGE_BODY) }).end(HEADERS_TOO_LARGE_BODY);
   };
 }
@@ -135,7 +139,7 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
   const { log } = options;
   const h2 = createHttp2Server(
     { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderBytes } },
-    withHeaderLimit(options.listener, options.maxHeaderBytes),
+    withHeaderLimit(options.listener, options.maxHeaderBytes, options.countRefusal),
   );
   h2.setTimeout(H2_IDLE_TIMEOUT_MS);
   // Graceful rather than Node's default destroy: a stream still open finishes.

@@ -120,4 +120,27 @@ describe('metrics', () => {
     expect(delta('bad_request')).toBe(2);
     expect(delta('session_not_found')).toBe(1);
   });
+
+  it('counts the refusals made before any route too: headers too large (431), no Host (400); not a method refused (405), as on every route', async () => {
+    const { url } = bridge;
+    const before = await scrape(url);
+    const { port } = new URL(url);
+    // Raw requests: a client library would not send these.
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(request));
+        let answer = '';
+        socket.on('data', (d: Buffer) => (answer += d.toString()));
+        socket.on('close', () => resolve(answer));
+        socket.on('error', reject);
+      });
+    expect(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
+    expect(await raw('GET /healthz HTTP/1.1\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await raw('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n')).toMatch(/^HTTP\/1\.1 405/);
+    const m = await scrape(url);
+    const delta = (reason: string) => m.value('pollcast_requests_rejected_total', { reason }) - before.value('pollcast_requests_rejected_total', { reason });
+    expect(delta('headers_too_large')).toBe(1);
+    expect(delta('bad_request')).toBe(1);
+    expect(delta('method_not_allowed')).toBe(0);
+  });
 });
