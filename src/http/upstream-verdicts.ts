@@ -25,6 +25,8 @@ export const CHECK_RETRY_AFTER_SECONDS = 5;
  */
 export const UNAVAILABLE_KEPT_MS = 1000;
 export const UNAVAILABLE_MAX_MS = 60_000;
+/** Expired verdicts are dropped at most this often (ms), by the next check that asks the upstream. */
+export const VERDICT_PURGE_INTERVAL_MS = 10_000;
 
 /** What the upstream said of a pair, until `expiresAtMs`. */
 export type Verdict = { kind: 'accepted'; expiresAtMs: number } | { kind: 'refused'; status: 401 | 403 | 404; expiresAtMs: number };
@@ -46,6 +48,8 @@ export interface VerdictCacheOptions {
   /** How long an acceptance is kept (ms), AUTH_UPSTREAM_CACHE_SECONDS. */
   ttlMs: number;
   stats: Stats;
+  /** VERDICT_PURGE_INTERVAL_MS unless given (tests). */
+  purgeIntervalMs?: number;
 }
 
 /** Asks the upstream about pairs, once per pair per lifetime. */
@@ -53,6 +57,7 @@ export class VerdictCache {
   private readonly opts: VerdictCacheOptions;
   private readonly verdicts = new LRUCache<string, CheckResult>({ max: VERDICT_CACHE_MAX_ENTRIES });
   private readonly inFlight = new Map<string, Promise<CheckResult>>();
+  private purgedAtMs = Date.now();
 
   constructor(opts: VerdictCacheOptions) {
     this.opts = opts;
@@ -99,7 +104,13 @@ export class VerdictCache {
     }
     const outcome = result.kind === 'refused' ? String(result.status) : result.kind;
     stats.upstreamAuthChecks[outcome] = (stats.upstreamAuthChecks[outcome] ?? 0) + 1;
-    this.verdicts.set(key, result);
+    // Each verdict lives its own lifetime in the cache too, and expired ones are dropped now and then: a flood of
+    // one-off keys (each refused, kept 5 s) no longer stays in memory until the LRU bound pushes it out.
+    if (now - this.purgedAtMs >= (this.opts.purgeIntervalMs ?? VERDICT_PURGE_INTERVAL_MS)) {
+      this.purgedAtMs = now;
+      this.verdicts.purgeStale();
+    }
+    this.verdicts.set(key, result, { ttl: Math.max(1, result.expiresAtMs - now) });
     return result;
   }
 }
