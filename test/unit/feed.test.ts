@@ -65,6 +65,35 @@ describe('Feed', () => {
     expect(apply(feed, 0, [], state('running', null, { steps: 1 }))).not.toBeNull();
   });
 
+  it('once finished and packed, holds its small frames in memory of their own, not in shared pool blocks', () => {
+    const feed = createFeed('s1', true, 0, { maxEvents: 1000, maxBytes: 1e7 });
+    const others: Buffer[] = [];
+    // Each event arrives between other small allocations (other sessions' frames), as on a busy instance: every
+    // frame lies in a pool block that is mostly someone else's.
+    for (let i = 0; i < 200; i++) {
+      apply(feed, i, [ev(i)], state());
+      others.push(Buffer.allocUnsafe(2000));
+    }
+    apply(feed, 200, [], state('completed', 'f'), 'over');
+    const retained = () => {
+      const frames = feed.heldFrames(0, Infinity)!;
+      const blocks = new Set(frames.map((f) => (f as Buffer).buffer));
+      return { frameBytes: frames.reduce((n, f) => n + f.length, 0), blockBytes: [...blocks].reduce((n, b) => n + b.byteLength, 0), count: frames.length };
+    };
+    const before = retained();
+    expect(before.count).toBe(200);
+    // The frames pin pool blocks many times their own size.
+    expect(before.blockBytes).toBeGreaterThan(4 * before.frameBytes);
+    const text = feed.heldFrames(0, Infinity)!.map((f) => f.toString()).join('');
+    feed.pack();
+    const after = retained();
+    expect(after.count).toBe(200);
+    expect(after.blockBytes).toBe(after.frameBytes);
+    expect(feed.heldFrames(0, Infinity)!.map((f) => f.toString()).join('')).toBe(text);
+    expect(feed.eventsBetween(5, 6)).toEqual([ev(5)]);
+    expect(others).toHaveLength(200);
+  });
+
   it('keeps within its bounds by dropping the oldest events', () => {
     const feed = createFeed('s1', true, 0, { maxEvents: 10, maxBytes: 1e6 });
     apply(feed, 0, evs(0, 25), state());
