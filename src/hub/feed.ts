@@ -98,26 +98,6 @@ type Held = Frame;
 const HELD_OVERHEAD_BYTES = 100;
 const heldBytes = (h: Held) => h.length + HELD_OVERHEAD_BYTES;
 
-/**
- * `frames` with the small ones copied into one buffer of their own. A small frame is cut from a shared pool block
- * (`Buffer.allocUnsafe`, `Buffer.from`: 64 KiB in Node 24) and a frame kept for long keeps that whole block alive:
- * the finished sessions' cache held about 2.4 × CACHE_MAX_BYTES that way in a soak (6 Dec 2026). Frames with memory
- * of their own, and a screenshot's split frame (views on the upstream's body, sized when made), are kept as they are.
- */
-function packed(frames: readonly Held[]): Held[] {
-  let bytes = 0;
-  for (const f of frames) if (f instanceof Buffer && f.byteLength < f.buffer.byteLength) bytes += f.byteLength;
-  if (bytes === 0) return [...frames];
-  const block = Buffer.allocUnsafeSlow(bytes);
-  let at = 0;
-  return frames.map((f) => {
-    if (!(f instanceof Buffer) || f.byteLength >= f.buffer.byteLength) return f;
-    f.copy(block, at);
-    at += f.byteLength;
-    return block.subarray(at - f.byteLength, at);
-  });
-}
-
 /** The upstream event a frame of `eventFrame` carries. */
 function eventOf(frame: Held): UpstreamEvent {
   const { type, data, timestamp, omitted } = JSON.parse(frameData(frame).toString('utf8')) as UpstreamEvent;
@@ -144,7 +124,6 @@ export class Feed implements LoopSink {
   private held: Held[] = [];
   private base: number;
   private heldBytesTotal = 0;
-  private packedWhole = false;
   private snap: Snapshot = UNKNOWN_SNAPSHOT;
   private statusKey = '';
   private currentStatusFrame: Buffer;
@@ -292,20 +271,10 @@ export class Feed implements LoopSink {
     if (frames.length === 0 || fromIndex + frames.length !== this.base || fromIndex < 0) return false;
     const bytes = frames.reduce((n, f) => n + f.length, 0);
     if (!this.fits(frames.length, bytes)) return false;
-    // A finished feed keeps them as long as the cache does (see packed); a running one soon lets them go.
-    this.held = (this.ended ? packed(frames) : frames).concat(this.held);
+    this.held = frames.concat(this.held);
     this.base = fromIndex;
     this.heldBytesTotal += bytes + frames.length * HELD_OVERHEAD_BYTES;
     return true;
-  }
-
-  /** Copies the small frames held into one buffer (see packed): for a finished feed, kept until the cache evicts it. */
-  pack(): void {
-    // Once: a finished feed gets no new frame but history, packed as it comes (a cached feed is retired again
-    // each time a reader comes and goes).
-    if (this.packedWhole) return;
-    this.held = packed(this.held);
-    this.packedWhole = this.ended;
   }
 
   /** Whether `count` more frames of `bytes` together would stay within the limits (history the hub collects ahead of `prependFrames`). */

@@ -453,10 +453,7 @@ export class Hub {
     // Only a session the upstream says is over is kept as finished; a stream
     // ended by a lasting upstream refusal must be asked for again next time.
     if (entry.feed.ended) {
-      if (entry.feed.endedBy === 'over') {
-        entry.feed.pack();
-        this.cache.set(entry.key, entry);
-      }
+      if (entry.feed.endedBy === 'over') this.cache.set(entry.key, entry);
     } else if (entry.feed.nextIndex > entry.feed.baseIndex) this.cache.set(entry.key, entry, { ttl: this.opts.idleFeedTtlMs });
   }
 }
