@@ -1,5 +1,5 @@
 /** The SSE frames of CONTRACT.md section 3, each encoded once and shared by every subscriber. */
-import { encodeFrame } from '../sse.ts';
+import { encodeFrame, encodeFrameText } from '../sse.ts';
 import { endPayload, statusPayload, type Snapshot } from '../upstream/snapshot.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
 import { COPY_BELOW_BYTES, totalLength } from './parts.ts';
@@ -137,7 +137,8 @@ function retainedBytes(parts: readonly Buffer[]): number {
 
 /** Encodes an `event: status` frame from its JSON. */
 export function statusFrameOf(json: string): Buffer {
-  return encodeFrame({ event: 'status', data: json });
+  // Held by its feed as long as the feed lives (a finished one, in the cache): in memory of its own (see ownBytes).
+  return ownBytes(encodeFrameText({ event: 'status', data: json }));
 }
 
 /** The `status` frame's JSON for a snapshot. */
@@ -147,7 +148,7 @@ export function statusJson(s: Snapshot, upstreamError: string | null): string {
 
 /** Encodes the final `event: end` frame. */
 export function endFrame(s: Snapshot, lastIndex: number | null, upstreamError: string | null): Buffer {
-  return encodeFrame({ event: 'end', data: JSON.stringify(endPayload(s, lastIndex, upstreamError)) });
+  return ownBytes(encodeFrameText({ event: 'end', data: JSON.stringify(endPayload(s, lastIndex, upstreamError)) }));
 }
 
 /** Encodes the last frame of a stream whose access ended: `event: error` with `{"error": code}` (e.g. `token_expired`). */

@@ -81,6 +81,9 @@ describe('Feed', () => {
     expect(blocks.size).toBe(200);
     expect([...blocks].reduce((n, b) => n + b.byteLength, 0)).toBe(frames.reduce((n, f) => n + f.length, 0));
     expect(feed.eventsBetween(5, 7)).toEqual([ev(5), ev(6)]);
+    // The status and end frames a finished feed keeps in the cache too.
+    apply(feed, 200, [], state('completed', 'f'), 'over');
+    for (const frame of [feed.statusFrame, feed.endFrame!]) expect(frame.buffer.byteLength).toBe(frame.byteLength);
     expect(others.every((o) => o.byteLength < o.buffer.byteLength)).toBe(true);
   });
 
