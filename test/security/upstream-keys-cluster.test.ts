@@ -152,16 +152,20 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY: a leader whos
     sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org', [KEY_2]: 'org' } });
     return { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3', UPSTREAM_GIVE_UP_SECONDS: '3' };
   };
+  /** Two instances reading session `id`: the first leads on its reader's KEY_1, the second's reader brought KEY_2. */
+  const twoKeyedReaders = async (id: string, emit: { emitEveryMs: number; emitCount: number }, secondAt: number) => {
+    const env = await giveUpEnv();
+    sim!.createSession(id, { organisation: 'org', ...emit });
+    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const first = record(`${servers[0]!.url}/sessions/${id}/events?access_token=${KEY_1}`);
+    await first.until((r) => r.indices().length >= 3, 10_000);
+    const second = record(`${servers[1]!.url}/sessions/${id}/events`, { headers: { authorization: `Bearer ${KEY_2}` } });
+    await second.until((r) => r.indices().length >= secondAt, 10_000);
+    return [first, second] as const;
+  };
 
   it('lets the lease go to an instance whose reader\'s key still works, instead of ending the session for every instance', async () => {
-    const env = await giveUpEnv();
-    sim!.createSession('rv', { organisation: 'org', emitEveryMs: 150, emitCount: 80 });
-    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
-    // The first instance leads, on its reader's KEY_1; the second's reader brought KEY_2.
-    const leaderReader = record(`${servers[0]!.url}/sessions/rv/events?access_token=${KEY_1}`);
-    await leaderReader.until((r) => r.indices().length >= 3, 10_000);
-    const other = record(`${servers[1]!.url}/sessions/rv/events`, { headers: { authorization: `Bearer ${KEY_2}` } });
-    await other.until((r) => r.indices().length >= 5, 10_000);
+    const [leaderReader, other] = await twoKeyedReaders('rv', { emitEveryMs: 150, emitCount: 80 }, 5);
     sim!.revokeKey(KEY_1);
     // Past the give-up time (3 s) many times over: the leader's refusals must not end the other instance's stream.
     const end = await other.ended(60_000);
@@ -211,13 +215,7 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY: a leader whos
   }, 90_000);
 
   it('ends every instance\'s readers with the refusal once no instance holds a key the upstream accepts (none waits for good)', async () => {
-    const env = await giveUpEnv();
-    sim!.createSession('gone', { organisation: 'org', emitEveryMs: 200, emitCount: 400 });
-    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
-    const first = record(`${servers[0]!.url}/sessions/gone/events?access_token=${KEY_1}`);
-    await first.until((r) => r.indices().length >= 3, 10_000);
-    const second = record(`${servers[1]!.url}/sessions/gone/events`, { headers: { authorization: `Bearer ${KEY_2}` } });
-    await second.until((r) => r.indices().length >= 3, 10_000);
+    const [first, second] = await twoKeyedReaders('gone', { emitEveryMs: 200, emitCount: 400 }, 3);
     sim!.revokeKey(KEY_1);
     sim!.revokeKey(KEY_2);
     for (const v of [first, second]) {
