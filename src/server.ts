@@ -15,6 +15,7 @@ import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
 import { adapterErrorResponse, installClientErrorHandler, installConnectRefusal, withHostRequired } from './http/client-error.ts';
 import { serveH2c, type H2c } from './http/h2c.ts';
 import { InFlight } from './http/in-flight.ts';
+import { CatchUpGate } from './http/catch-up-gate.ts';
 import { createLimits } from './http/limits.ts';
 import type { Authorizer } from './http/auth.ts';
 import { createAuthorizer, createVerifier, subscriberTokenCheck } from './http/authorizer.ts';
@@ -195,7 +196,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const isSubscriberToken = subscriberTokenCheck(verifier);
   const forwardsInFlight = new InFlight();
   const storeReachable = transport.storeState ? () => transport.storeState!() === 'ok' : undefined;
-  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, shutdownSignal: shutdown.signal, upstreamPath, forward, forwardsInFlight, storeReachable, isSubscriberToken, readiness };
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, shutdownSignal: shutdown.signal, upstreamPath, forward, forwardsInFlight, catchUps: new CatchUpGate(), storeReachable, isSubscriberToken, readiness };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.

@@ -9,6 +9,7 @@ import type { Forwarder } from '../upstream/forwarder.ts';
 import type { ReadinessProbe } from '../readiness.ts';
 import type { Authorizer, SubscriberTokenCheck } from './auth.ts';
 import type { InFlight } from './in-flight.ts';
+import type { CatchUpGate } from './catch-up-gate.ts';
 import type { Limits } from './limits.ts';
 
 export type { AppEnv } from './env.ts';
@@ -42,6 +43,8 @@ export interface AppDeps {
   storeReachable?: (() => boolean) | undefined;
   /** Forwarded calls under way, which a graceful stop lets finish within its budget. */
   forwardsInFlight: InFlight;
+  /** Durable catch-up answers that re-read history from the upstream, a few at once (catch-up-gate.ts). */
+  catchUps: CatchUpGate;
   /** Whether a bearer value is a pollcast subscriber token, which is never forwarded upstream. */
   isSubscriberToken: SubscriberTokenCheck;
 }

@@ -160,10 +160,31 @@ const STREAM_PART_BYTES = 64 * 1024;
 const STREAM_OWN_PART_BYTES = 16 * 1024;
 
 /** The same JSON array as a stream: small messages gathered into parts, large ones sent as they are (never all copied into one buffer). */
-export function jsonArrayStream(messages: readonly Message[]): ReadableStream<Uint8Array> {
+export function jsonArrayStream(messages: readonly Message[], hooks: StreamHooks = {}): ReadableStream<Uint8Array> {
   let k = 0;
+  let stallTimer: NodeJS.Timeout | undefined;
+  let over = false;
+  const finish = () => {
+    clearTimeout(stallTimer);
+    if (over) return;
+    over = true;
+    hooks.onDone?.();
+  };
+  // Armed between pulls: a client that stops reading leaves the next pull waiting for the socket to drain.
+  const watch = () => {
+    if (hooks.onStall === undefined || hooks.stallMs === undefined) return;
+    clearTimeout(stallTimer);
+    stallTimer = setTimeout(() => {
+      finish();
+      hooks.onStall?.();
+    }, hooks.stallMs);
+    stallTimer.unref();
+  };
+  watch();
   return new ReadableStream<Uint8Array>({
+    cancel: finish,
     pull(controller) {
+      watch();
       const small: Buffer[] = k === 0 ? [OPEN] : [];
       const flush = () => {
         if (small.length > 0) controller.enqueue(small.length === 1 ? small[0]! : Buffer.concat(small));
@@ -183,9 +204,19 @@ export function jsonArrayStream(messages: readonly Message[]): ReadableStream<Ui
       }
       if (k === messages.length) small.push(CLOSE);
       flush();
-      if (k === messages.length) controller.close();
+      if (k === messages.length) {
+        controller.close();
+        finish();
+      }
     },
   });
+}
+
+/** What a streamed answer tells its sender: done (sent whole, or cancelled), or stalled (no pull for `stallMs`). */
+export interface StreamHooks {
+  onDone?: () => void;
+  stallMs?: number;
+  onStall?: () => void;
 }
 
 const OPEN = Buffer.from('[');

@@ -61,6 +61,22 @@ function protocolHeaders(batch: Pick<Batch, 'next' | 'upToDate' | 'closed'>): Re
 async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, start: Position, startRaw: string, live: 'catch-up' | 'long-poll', isPublic: boolean, cursor: number | undefined, expiresAtMs: number | undefined): Promise<Response> {
   const { feed } = entry;
   const signal = c.req.raw.signal;
+  // A catch-up answer from older history than the session's buffer re-reads it from the upstream: one of a few at
+  // once, released once the client has read it (or left, or stopped reading for BODY_TIMEOUT_SECONDS).
+  const leave = live === 'catch-up' && start.events < feed.baseIndex ? await deps.catchUps.enter(signal) : undefined;
+  let handedOver = false;
+  try {
+    const response = await answerWith(c, deps, entry, start, startRaw, live, isPublic, cursor, expiresAtMs, leave);
+    handedOver = leave !== undefined && response.body !== null;
+    return response;
+  } finally {
+    if (!handedOver) leave?.();
+  }
+}
+
+async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, start: Position, startRaw: string, live: 'catch-up' | 'long-poll', isPublic: boolean, cursor: number | undefined, expiresAtMs: number | undefined, leave: (() => void) | undefined): Promise<Response> {
+  const { feed } = entry;
+  const signal = c.req.raw.signal;
   let batch = await readBatch(deps, entry, start, signal);
   if (live === 'catch-up') batch = await readToTail(deps, entry, batch, signal);
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};
@@ -82,7 +98,9 @@ async function answerRead(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   const headers = { ...protocolHeaders(batch), ...liveHeaders, etag, 'cache-control': batch.partial ? 'no-store' : cacheControl(isPublic, batch.fixed) };
   if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
   // Sent as it is held: a catch-up answer of tens of MB is not copied into one buffer first.
-  return c.body(jsonArrayStream(batch.messages), 200, headers);
+  const outgoing = c.env.outgoing;
+  const hooks = leave === undefined ? {} : { onDone: leave, stallMs: deps.config.bodyTimeoutSeconds * 1000, onStall: () => outgoing.destroy() };
+  return c.body(jsonArrayStream(batch.messages, hooks), 200, headers);
 }
 
 /** `offset=now` (PROTOCOL.md 6): catch-up answers `[]` at the tail; long-poll and SSE start there. */
