@@ -58,19 +58,28 @@ export function callerCredential(credentials: Credentials, keyHeader: string | u
   return keyHeader !== undefined ? upstreamCredential(keyHeader, key) : upstreamCredential('authorization', `Bearer ${key}`);
 }
 
-/** Runs `task` over `items`, at most `limit` at once, results in order. */
-async function boundedAll<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * Runs `task` over `items`, at most `limit` at once, results in order; once a result makes `settles` true, no
+ * further task starts (the items not reached are holes in the array, which some/find/flatMap skip).
+ */
+async function boundedAll<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>, settles: (r: R) => boolean): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  let settled = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !settled) {
       const i = next++;
-      out[i] = await task(items[i]!);
+      const r = await task(items[i]!);
+      out[i] = r;
+      if (settles(r)) settled = true;
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
+
+/** A 401 refuses the key itself, for every session: the request's answer, whatever the other sessions would say. */
+const refusesTheKey = (r: CheckResult) => r.kind === 'refused' && r.status === 401;
 
 /** The error a refused request gets: the upstream's own code (401, 403, 404), for one session or several. */
 function refusalError(sessionIds: readonly string[], results: readonly CheckResult[]): Error {
@@ -90,7 +99,9 @@ export function createUpstreamKeyAuthorizer(opts: UpstreamKeyOptions): Authorize
   const { stats } = opts;
   const verdicts = new VerdictCache({ client: opts.client, ttlMs: opts.cacheSeconds * 1000, stats });
   const countRefusal = (status: number) => (stats.upstreamAuthRefusals[String(status)] = (stats.upstreamAuthRefusals[String(status)] ?? 0) + 1);
-  const checkAll = (credential: UpstreamCredential, sessionIds: readonly string[]) => boundedAll(sessionIds, CHECKS_PER_REQUEST_CONCURRENCY, (id) => verdicts.check(credential, id));
+  // A key the upstream refuses outright (401) is not checked for the rest of the sessions: a junk key on a stream of
+  // 100 sessions cost 100 upstream calls, now at most CHECKS_PER_REQUEST_CONCURRENCY.
+  const checkAll = (credential: UpstreamCredential, sessionIds: readonly string[]) => boundedAll(sessionIds, CHECKS_PER_REQUEST_CONCURRENCY, (id) => verdicts.check(credential, id), refusesTheKey);
   const earliest = (results: readonly CheckResult[]) => Math.min(...results.map((r) => (r.kind === 'accepted' ? r.expiresAtMs : Infinity)));
 
   return async (credentials, sessionIds): Promise<Grant> => {

@@ -8,6 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { CHECKS_PER_REQUEST_CONCURRENCY } from '../../src/http/auth-upstream.ts';
 import { readAll, recordMany, sessionQuery } from '../helpers/multi.ts';
 import { waitForSession } from '../helpers/sdk-client.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
@@ -90,6 +91,23 @@ describe('AUTH=upstream: a key reads only what the upstream lets it', () => {
     b.sim.faults.script([{ kind: 'http', status: 403 }], { session: 'a-1', endpoint: 'status' });
     const forbidden = await fetch(`${b.url}/sessions/a-1/changes`, { headers: { authorization: `Bearer ${KEY_A}` } });
     expect(forbidden.status).toBe(403);
+  });
+
+  it('a key the upstream refuses outright (401) on a stream of 100 sessions costs a few checks, not one per session', async () => {
+    const b = await start();
+    const ids = Array.from({ length: 100 }, (_, i) => `m-${i}`);
+    for (const id of ids) b.sim.createSession(id, { organisation: 'org-a', initialEvents: 1 });
+    b.sim.clearRequests();
+    const r = await fetch(`${b.url}/events?sessions=${ids.join(',')}`, { headers: { authorization: 'Bearer sk-junk-Zq4Wd8' }, signal: AbortSignal.timeout(20_000) });
+    expect(r.status).toBe(401);
+    expect((await r.json()).code).toBe('unauthorized');
+    // The checks under way when the first 401 came back finish; no new one starts (a check per session made 100).
+    expect(b.sim.requests().length).toBeGreaterThan(0);
+    expect(b.sim.requests().length).toBeLessThanOrEqual(CHECKS_PER_REQUEST_CONCURRENCY);
+    // The same key's access to other sessions is still judged as before (a good key is not held up by it).
+    const ok = await fetch(`${b.url}/events?sessions=m-1,m-2`, { headers: { authorization: `Bearer ${KEY_A}` }, signal: AbortSignal.timeout(5_000) });
+    expect(ok.status).toBe(200);
+    await ok.body?.cancel();
   });
 
   it('an upstream that cannot judge the key answers a drop-in 503 with Retry-After; the failure is kept a second, not as a verdict', async () => {
