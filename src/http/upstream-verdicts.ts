@@ -25,7 +25,7 @@ export const CHECK_RETRY_AFTER_SECONDS = 5;
  */
 export const UNAVAILABLE_KEPT_MS = 1000;
 export const UNAVAILABLE_MAX_MS = 60_000;
-/** Expired verdicts are dropped at most this often (ms), by the next check that asks the upstream. */
+/** Expired verdicts are swept this often (ms) while any is held. */
 export const VERDICT_PURGE_INTERVAL_MS = 10_000;
 
 /** What the upstream said of a pair, until `expiresAtMs`. */
@@ -57,7 +57,7 @@ export class VerdictCache {
   private readonly opts: VerdictCacheOptions;
   private readonly verdicts = new LRUCache<string, CheckResult>({ max: VERDICT_CACHE_MAX_ENTRIES });
   private readonly inFlight = new Map<string, Promise<CheckResult>>();
-  private purgedAtMs = Date.now();
+  private purger: NodeJS.Timeout | null = null;
 
   constructor(opts: VerdictCacheOptions) {
     this.opts = opts;
@@ -83,6 +83,18 @@ export class VerdictCache {
     return pending;
   }
 
+  // A sweep every purge interval while the cache holds anything; none once it is empty (nothing keeps the process up).
+  private purgeLater(): void {
+    if (this.purger !== null) return;
+    this.purger = setInterval(() => {
+      this.verdicts.purgeStale();
+      if (this.verdicts.size > 0) return;
+      clearInterval(this.purger!);
+      this.purger = null;
+    }, this.opts.purgeIntervalMs ?? VERDICT_PURGE_INTERVAL_MS);
+    this.purger.unref();
+  }
+
   /** Pairs held now (tests, metrics). */
   get size(): number {
     return this.verdicts.size;
@@ -104,13 +116,11 @@ export class VerdictCache {
     }
     const outcome = result.kind === 'refused' ? String(result.status) : result.kind;
     stats.upstreamAuthChecks[outcome] = (stats.upstreamAuthChecks[outcome] ?? 0) + 1;
-    // Each verdict lives its own lifetime in the cache too, and expired ones are dropped now and then: a flood of
-    // one-off keys (each refused, kept 5 s) no longer stays in memory until the LRU bound pushes it out.
-    if (now - this.purgedAtMs >= (this.opts.purgeIntervalMs ?? VERDICT_PURGE_INTERVAL_MS)) {
-      this.purgedAtMs = now;
-      this.verdicts.purgeStale();
-    }
+    // Each verdict lives its own lifetime in the cache too, and expired ones are dropped now and then (also on an
+    // instance gone idle): a flood of one-off keys (each refused, kept 5 s) no longer stays in memory until the LRU
+    // bound pushes it out.
     this.verdicts.set(key, result, { ttl: Math.max(1, result.expiresAtMs - now) });
+    this.purgeLater();
     return result;
   }
 }

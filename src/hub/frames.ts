@@ -83,7 +83,7 @@ export function frameDataParts(frame: Frame): Buffer | Buffer[] {
  * few frames, each made between other sessions' (since let go), pinned a block each (measured: 107 blocks, 6.8 MB, for
  * 786 KB of frames). One allocation per event, not per delivery.
  */
-function ownBytes(text: string, encoding: 'utf8' | 'latin1' = 'utf8'): Buffer {
+export function ownBytes(text: string, encoding: 'utf8' | 'latin1' = 'utf8'): Buffer {
   const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text, encoding));
   bytes.write(text, 0, encoding);
   return bytes;

@@ -7,8 +7,8 @@
  * single and multiplexed subscriber). Status and end frames are rare, so
  * their tagged data is encoded once per frame and cached for every stream.
  */
-import { encodeFrame } from '../sse.ts';
-import { frameData, pushFrame, type Frame } from './frames.ts';
+import { encodeFrame, encodeFrameText } from '../sse.ts';
+import { frameData, ownBytes, pushFrame, type Frame } from './frames.ts';
 
 /** `data: {` — where the JSON object of an event frame opens. */
 const DATA_OPEN = Buffer.from('\ndata: {', 'latin1');
@@ -55,7 +55,8 @@ function tag(sessionId: string, payload: Record<string, unknown>): string {
 export function taggedStatus(sessionId: string, statusFrame: Buffer): Buffer {
   let out = taggedStatusCache.get(statusFrame);
   if (!out) {
-    out = encodeFrame({ event: STATUS_EVENT, data: tag(sessionId, dataJson(statusFrame)) });
+    // Kept as long as the feed's frame (a finished feed's, in the cache): in memory of its own (see ownBytes).
+    out = ownBytes(encodeFrameText({ event: STATUS_EVENT, data: tag(sessionId, dataJson(statusFrame)) }));
     taggedStatusCache.set(statusFrame, out);
   }
   return out;
@@ -68,7 +69,7 @@ export function taggedStatus(sessionId: string, statusFrame: Buffer): Buffer {
 export function taggedEndData(sessionId: string, endFrame: Buffer): Buffer {
   let out = taggedEndCache.get(endFrame);
   if (!out) {
-    out = encodeFrame({ data: tag(sessionId, dataJson(endFrame)) });
+    out = ownBytes(encodeFrameText({ data: tag(sessionId, dataJson(endFrame)) }));
     taggedEndCache.set(endFrame, out);
   }
   return out;

@@ -4,6 +4,7 @@ import { Chunk, createFeed, type Feed, type FeedListener } from '../../src/hub/f
 import { COPY_BELOW_BYTES } from '../../src/hub/parts.ts';
 import { waitFor } from '../../src/http/dropin-routes.ts';
 import { eventFrame, frameBytes, frameParts, SplitFrame } from '../../src/hub/frames.ts';
+import { taggedEndData, taggedStatus } from '../../src/hub/tagged.ts';
 import { UNKNOWN_SNAPSHOT, type Snapshot } from '../../src/upstream/snapshot.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../../src/upstream/types.ts';
 
@@ -83,7 +84,9 @@ describe('Feed', () => {
     expect(feed.eventsBetween(5, 7)).toEqual([ev(5), ev(6)]);
     // The status and end frames a finished feed keeps in the cache too.
     apply(feed, 200, [], state('completed', 'f'), 'over');
-    for (const frame of [feed.statusFrame, feed.endFrame!]) expect(frame.buffer.byteLength).toBe(frame.byteLength);
+    // And their session-tagged copies, which multi-session streams keep beside them.
+    const tagged = [taggedStatus('s1', feed.statusFrame), taggedEndData('s1', feed.endFrame!)];
+    for (const frame of [feed.statusFrame, feed.endFrame!, ...tagged]) expect(frame.buffer.byteLength).toBe(frame.byteLength);
     expect(others.every((o) => o.byteLength < o.buffer.byteLength)).toBe(true);
   });
 

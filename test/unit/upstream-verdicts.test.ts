@@ -2,7 +2,7 @@
  * The AUTH=upstream verdict cache against the simulator (a real HTTP
  * upstream): verdicts that ran out leave memory, so a flood of one-off keys
  * (each refused once) does not stay until the LRU bound pushes it out (seen:
- * 19,091 expired entries held by an idle instance after a soak, 6 Dec 2026).
+ * 19,091 expired entries held by an idle instance after a soak, 6 Dec 2026), also on an instance gone idle.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
@@ -27,8 +27,9 @@ describe('the verdict cache', () => {
     expect((await cache.check(good, 'v1')).kind).toBe('accepted');
     for (let i = 0; i < 20; i++) expect((await cache.check(upstreamCredential('authorization', `Bearer junk-${i}`), 'v1')).kind).toBe('refused');
     expect(cache.size).toBe(21);
-    // Refusals are kept 5 s (REFUSAL_MAX_MS); then the next check that asks the upstream purges them.
+    // Refusals are kept 5 s (REFUSAL_MAX_MS); then a sweep drops them, with no further check (an idle instance).
     await new Promise((resolve) => setTimeout(resolve, 5300));
+    expect(cache.size).toBe(1);
     expect((await cache.check(upstreamCredential('authorization', 'Bearer junk-late'), 'v1')).kind).toBe('refused');
     expect(cache.size).toBe(2);
     const calls = sim.requests().length;
