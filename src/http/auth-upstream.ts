@@ -60,7 +60,8 @@ export function callerCredential(credentials: Credentials, keyHeader: string | u
 
 /**
  * Runs `task` over `items`, at most `limit` at once, results in order; once a result makes `settles` true, no
- * further task starts (the items not reached are holes in the array, which some/find/flatMap skip).
+ * further task starts (the items not reached are holes at the array's end: some/flatMap skip them; a caller
+ * that reads every result meets the settling one first).
  */
 async function boundedAll<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>, settles: (r: R) => boolean): Promise<R[]> {
   const out = new Array<R>(items.length);

@@ -49,6 +49,9 @@ export class CatchUpGate {
   }
 
   private queue(signal: AbortSignal): Promise<void> {
+    // A client that left (or leaves while it waits) gets no place; its answer, never seen, is the same refusal.
+    const refusal = () => new TooManyRequestsError(`too many catch-up reads of older history at once (${this.max}); retry shortly`, 1, 'catch_up_reads');
+    if (signal.aborted) return Promise.reject(refusal());
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);
@@ -59,8 +62,8 @@ export class CatchUpGate {
         else resolve();
       };
       const wake = () => done();
-      const onAbort = () => done(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-      const timer = setTimeout(() => done(new TooManyRequestsError(`too many catch-up reads of older history at once (${this.max}); retry shortly`, 1, 'catch_up_reads')), this.waitMs);
+      const onAbort = () => done(refusal());
+      const timer = setTimeout(() => done(refusal()), this.waitMs);
       this.waiting.push(wake);
       signal.addEventListener('abort', onAbort, { once: true });
     });

@@ -170,11 +170,16 @@ export function jsonArrayStream(messages: readonly Message[], hooks: StreamHooks
     over = true;
     hooks.onDone?.();
   };
-  // Armed between pulls: a client that stops reading leaves the next pull waiting for the socket to drain.
+  // Armed between pulls: a client that stops reading leaves the next pull waiting for the socket to drain. One that
+  // reads slowly through a large part still takes bytes meanwhile (fewer are left to send): not a stall.
+  let pendingThen = Infinity;
   const watch = () => {
     if (hooks.onStall === undefined || hooks.stallMs === undefined) return;
     clearTimeout(stallTimer);
+    pendingThen = hooks.pendingBytes?.() ?? Infinity;
     stallTimer = setTimeout(() => {
+      const pending = hooks.pendingBytes?.();
+      if (pending !== undefined && pending < pendingThen) return watch();
       finish();
       hooks.onStall?.();
     }, hooks.stallMs);
@@ -212,11 +217,15 @@ export function jsonArrayStream(messages: readonly Message[], hooks: StreamHooks
   });
 }
 
-/** What a streamed answer tells its sender: done (sent whole, or cancelled), or stalled (no pull for `stallMs`). */
+/**
+ * What a streamed answer tells its sender: done (sent whole, or cancelled), or stalled (for `stallMs` no pull, and
+ * no fewer of the bytes written before waiting to go out, by `pendingBytes`).
+ */
 export interface StreamHooks {
   onDone?: () => void;
   stallMs?: number;
   onStall?: () => void;
+  pendingBytes?: () => number;
 }
 
 const OPEN = Buffer.from('[');

@@ -99,7 +99,9 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
   // Sent as it is held: a catch-up answer of tens of MB is not copied into one buffer first.
   const outgoing = c.env.outgoing;
-  const hooks = leave === undefined ? {} : { onDone: leave, stallMs: deps.config.bodyTimeoutSeconds * 1000, onStall: () => outgoing.destroy() };
+  // Bytes written and not yet taken by the connection (HTTP/2: by this request's stream).
+  const pendingBytes = () => (outgoing as { stream?: { writableLength: number } }).stream?.writableLength ?? outgoing.writableLength;
+  const hooks = leave === undefined ? {} : { onDone: leave, stallMs: deps.config.bodyTimeoutSeconds * 1000, onStall: () => outgoing.destroy(), pendingBytes };
   return c.body(jsonArrayStream(batch.messages, hooks), 200, headers);
 }
 

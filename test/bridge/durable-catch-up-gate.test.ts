@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startBridge, type Bridge } from '../helpers/harness.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
 import { CATCH_UP_FROM_UPSTREAM_MAX } from '../../src/http/catch-up-gate.ts';
+import { scrape } from '../helpers/prom-text.ts';
 
 let bridge: Bridge | undefined;
 const sockets: Socket[] = [];
@@ -57,6 +58,12 @@ describe('Durable catch-up reads of older history', () => {
       expect(r.head).toMatch(/^HTTP\/1\.1 200/);
       holders.push(r);
     }
+    // A client that gives up while it waits is not an internal error (it was logged and counted as one).
+    await expect(fetch(`${b.url}/v1/stream/sessions/big?offset=-1&reader=impatient`, { signal: AbortSignal.timeout(1000) })).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const m = await scrape(b.url);
+    expect(m.value('pollcast_requests_rejected_total', { reason: 'internal' })).toBe(0);
+    expect(m.value('pollcast_requests_rejected_total', { reason: 'catch_up_reads' })).toBe(1);
     const started = performance.now();
     const refused = await fetch(`${b.url}/v1/stream/sessions/big?offset=-1&reader=more`, { signal: AbortSignal.timeout(20_000) });
     expect(refused.status).toBe(429);

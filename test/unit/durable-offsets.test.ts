@@ -10,6 +10,7 @@ import {
   etagOf,
   formatOffset,
   jsonArray,
+  jsonArrayStream,
   nextCursor,
   parseCursor,
   parseLive,
@@ -127,5 +128,38 @@ describe('message bytes', () => {
     expect(sseControlEvent('0000000000000001_0000000000000000', '7', false, false).toString()).toBe('event: control\ndata: {"streamNextOffset":"0000000000000001_0000000000000000","streamCursor":"7"}\n\n');
     const closing = JSON.parse(sseControlEvent('0000000000000001_end', '7', true, true).toString().split('data: ')[1]!);
     expect(closing).toEqual({ streamNextOffset: '0000000000000001_end', streamClosed: true, upToDate: true });
+  });
+});
+
+describe('jsonArrayStream stall watch', () => {
+  // Three large messages: a pull hands out one, and the next pull waits for a read.
+  const big = [0, 1, 2].map(() => Buffer.alloc(100_000, 0x31));
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('calls a reader stalled once no pull came and no pending byte went out for stallMs', async () => {
+    let stalled = 0;
+    let done = 0;
+    const stream = jsonArrayStream(big, { stallMs: 100, onStall: () => stalled++, onDone: () => done++, pendingBytes: () => 5000 });
+    await sleep(250);
+    expect([stalled, done]).toEqual([1, 1]);
+    await stream.cancel();
+    expect(done).toBe(1);
+  });
+
+  it('does not call a slow reader stalled while its pending bytes go down, even with no pull', async () => {
+    let stalled = 0;
+    let pending = 100_000;
+    const stream = jsonArrayStream(big, { stallMs: 100, onStall: () => stalled++, pendingBytes: () => (pending -= 1000) });
+    await sleep(450);
+    expect(stalled).toBe(0);
+    await stream.cancel();
+  });
+
+  it('is done once, when read to the end', async () => {
+    let done = 0;
+    const stream = jsonArrayStream(big, { stallMs: 100_000, onStall: () => {}, onDone: () => done++, pendingBytes: () => 0 });
+    const text = await new Response(stream).text();
+    expect(text).toBe(`[${big.map((b) => b.toString()).join(',')}]`);
+    expect(done).toBe(1);
   });
 });
