@@ -35,7 +35,8 @@ export function installClientErrorHandler(server: Server, countRefusal?: CountRe
       return;
     }
     const [status, reason, code, message] = answerFor(err.code);
-    countRefusal?.(code);
+    // A peer that went away mid-request (its route, if it got one, counted the refusal already) is not one more.
+    if (err.code !== 'HPE_INVALID_EOF_STATE') countRefusal?.(code);
     const body = JSON.stringify({ error: message, code });
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     // A peer that never reads must not keep the socket: end() flushes, destroy follows shortly.
