@@ -80,8 +80,8 @@ export function frameDataParts(frame: Frame): Buffer | Buffer[] {
 /**
  * `text`'s bytes in memory of their own. An event frame lives as long as its session's replay buffer keeps it, and a
  * small Buffer cut from Node's shared pool (64 KiB blocks in Node 24) keeps its whole block alive: a quiet session's
- * few frames, each made between other sessions' (since let go), pinned a block each (measured: 107 blocks, 6.8 MB, for
- * 786 KB of frames). One allocation per event, not per delivery.
+ * few frames, each made between other sessions' (since let go), pinned blocks many times their size (`node --expose-gc
+ * bench/pool-pinning.ts`: 5.6 MB of blocks for 786 KB of frames). One allocation per event, not per delivery.
  */
 export function ownBytes(text: string, encoding: 'utf8' | 'latin1' = 'utf8'): Buffer {
   const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text, encoding));
