@@ -208,6 +208,11 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         stop.signal,
       );
 
+      // Whether a loop here would have a key to run on: a loop with none would call the upstream with no key and stall
+      // every instance's readers on its 401s. A session the cluster does not know yet is tried all the same: its first
+      // contact refuses the openers here (502).
+      const canLead = () => !settings.loopOnCallerCredentials || feed.callers.size > 0 || !(isKnown(feed.snapshot) || knownToCluster);
+
       const lead = async (term: LeaderTerm): Promise<TermEnd> => {
         const { meta } = term;
         // The log's position when it has one; else (new, or lost with Redis) this feed's.
@@ -236,12 +241,12 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         // the upstream refused them all it lets the lease go rather than end the session for every instance's readers:
         // another instance's may still read it (see onCannotLead for this instance's own).
         let refusedHere = false;
-        // Only where leaving hands the session on: the cluster knows it, so this instance, keyless now, does not take
-        // the lease straight back (canLead); a session never described is this loop's to retry and end, as in one
-        // process. A key that came back meanwhile (a reader's cached verdict) is tried first.
+        // Only where leaving hands the session on: where this instance, keyless now, would not take the lease straight
+        // back (canLead false); a session never described is this loop's to retry and end, as in one process, and a
+        // key that came back meanwhile (a reader's cached verdict) is tried first.
         const leaveOnRefusal = (): boolean => {
           if (isKnown(sink.snapshot)) knownToCluster = true;
-          if (feed.callers.size > 0 || !(isKnown(feed.snapshot) || knownToCluster)) return false;
+          if (canLead()) return false;
           refusedHere = true;
           return true;
         };
@@ -324,9 +329,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           stats,
           lead,
           notBefore: () => leadNotBefore,
-          // A loop here would call the upstream with no key and stall every instance's readers on its 401s. A session
-          // the cluster does not know yet is tried all the same: its first contact refuses the openers here (502).
-          canLead: () => !settings.loopOnCallerCredentials || feed.callers.size > 0 || !(isKnown(feed.snapshot) || knownToCluster),
+          canLead,
           // No key here to try (and, so, none that could clear a refusal the log shows): this instance's readers get the
           // refusal's `end` once it has lasted the give-up time, as one process's do; readers elsewhere are not touched.
           onCannotLead: () => {
