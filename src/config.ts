@@ -227,6 +227,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'SESSION_LIST_POLL_SECONDS', key: 'sessionListPollSeconds', flag: 'session-list-poll-seconds', help: 'how often a watched session list (GET /sessions/events) is read upstream, once per distinct credential scope and filter', accepts: 'a number 0.2-3600', schema: num(0.2, 3600), default: '3' },
   { env: 'SESSION_LIST_MAX_SESSIONS', key: 'sessionListMaxSessions', flag: 'session-list-max-sessions', help: 'sessions one list poll reads at most (pages of 100, one upstream call each); the rest are counted in total only', accepts: 'an integer 1-10000', schema: int(1, 10_000), default: '500' },
   { env: 'SESSION_LIST_MAX_LISTS', key: 'sessionListMaxLists', flag: 'session-list-max-lists', help: 'distinct session lists (credential scope and filter) polled at once; a viewer of one more is refused with 429', accepts: 'an integer 1-100000', schema: int(1, 100_000), default: '100' },
+  { env: 'SESSION_LIST_MAX_LISTS_PER_IP', key: 'sessionListMaxListsPerIp', flag: 'session-list-max-lists-per-ip', help: 'of those, lists one client address (an IPv6 client by its /64) may keep polled at once: a list counts against the client that started it, once it left against one still viewing it; a viewer of one more is refused with 429; 0 = no limit; unset, and with TRUST_PROXY unset, loopback clients are not limited', accepts: 'an integer 0-100000', schema: int(0, 100_000), default: '10' },
   { env: 'SESSION_LIST_GRACE_SECONDS', key: 'sessionListGraceSeconds', flag: 'session-list-grace-seconds', help: 'a session list with no viewer is polled for this long more, then dropped', accepts: 'a number 0-3600', schema: num(0, 3600), default: '10' },
   { env: 'H2C', key: 'h2c', flag: 'h2c', help: 'also serve cleartext HTTP/2 (prior knowledge, as proxies that speak h2c to their backends and curl --http2-prior-knowledge send it) on the same port as HTTP/1.1; false serves HTTP/1.1 only', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true'), default: 'true' },
   { env: 'PASSTHROUGH', key: 'passthrough', flag: 'passthrough', help: 'forward every other request under the path of UPSTREAM_URL to the upstream (the caller\'s own credential, never UPSTREAM_API_KEY); unset: on, except off with JWT-only auth', accepts: 'true or false', schema: z.enum(['true', 'false']).transform((v) => v === 'true') },
@@ -287,6 +288,7 @@ export interface ConfigShape {
   sessionListPollSeconds: number;
   sessionListMaxSessions: number;
   sessionListMaxLists: number;
+  sessionListMaxListsPerIp: number;
   sessionListGraceSeconds: number;
   h2c: boolean;
   /** Undefined: the default of passthroughOn(). */
@@ -298,6 +300,8 @@ export interface ConfigShape {
   loopbackStreamsLimited: boolean;
   /** RATE_LIMIT_PER_IP or RATE_LIMIT_BURST was set: the rate holds for loopback clients too. */
   loopbackRateLimited: boolean;
+  /** SESSION_LIST_MAX_LISTS_PER_IP was set: it holds for loopback clients too. */
+  loopbackListsLimited: boolean;
 }
 
 /** The frozen configuration every module reads. */
@@ -311,6 +315,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // (tests, a sidecar, a load generator, a proxy without TRUST_PROXY). Set explicitly, they hold for every address.
   out.loopbackStreamsLimited = given('MAX_STREAMS_PER_IP');
   out.loopbackRateLimited = given('RATE_LIMIT_PER_IP') || given('RATE_LIMIT_BURST');
+  out.loopbackListsLimited = given('SESSION_LIST_MAX_LISTS_PER_IP');
   for (const opt of OPTIONS) {
     const raw = env[opt.env];
     const value = raw === undefined || raw === '' ? opt.default : raw;

@@ -16,7 +16,7 @@ import { adapterErrorResponse, installClientErrorHandler, installConnectRefusal,
 import { serveH2c, type H2c } from './http/h2c.ts';
 import { InFlight } from './http/in-flight.ts';
 import { CatchUpGate } from './http/catch-up-gate.ts';
-import { createLimits } from './http/limits.ts';
+import { createLimits, sparedClientKey } from './http/limits.ts';
 import type { Authorizer } from './http/auth.ts';
 import { createAuthorizer, createVerifier, subscriberTokenCheck } from './http/authorizer.ts';
 import { redactUrl } from './log.ts';
@@ -162,6 +162,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     graceMs: config.sessionListGraceSeconds * 1000,
     maxLogEntries: SESSION_LIST_LOG_ENTRIES,
     maxLists: config.sessionListMaxLists,
+    maxListsPerHolder: config.sessionListMaxListsPerIp,
+    sparedHolder: sparedClientKey(config, config.loopbackListsLimited),
     source: listSource,
   });
   streams = new Streams({ hub, log, stats: metrics.stats, retryMs: config.sseRetryMs, heartbeatMs: config.heartbeatSeconds * 1000, maxQueueBytes: config.subscriberMaxQueueBytes });

@@ -249,16 +249,22 @@ export interface Limits {
   clientKeyFrom(header: (name: string) => string | undefined, socketAddress: string | undefined): string;
 }
 
+/**
+ * The client key a per-address limit spares: at their defaults the per-address limits spare the host's own clients;
+ * set, they hold for every address. Only where the socket is the client (no TRUST_PROXY): behind a proxy, a loopback
+ * address is the proxy's, a header missing or malformed (the fallback to the socket) must not lift every limit.
+ */
+export function sparedClientKey(config: Config, setExplicitly: boolean): string | undefined {
+  return setExplicitly || config.trustProxy !== 'none' ? undefined : LOOPBACK_KEY;
+}
+
 /** Creates the limits of one server. */
 export function createLimits(config: Config): Limits {
   const trustProxy = config.trustProxy;
-  const spared = (setExplicitly: boolean) => (setExplicitly || trustProxy !== 'none' ? undefined : LOOPBACK_KEY);
+  const spared = (setExplicitly: boolean) => sparedClientKey(config, setExplicitly);
   return {
     trustProxy,
     maxUrlBytes: config.maxUrlBytes,
-    // At their defaults the per-address limits spare the host's own clients; set, they hold for every address.
-    // Only where the socket is the client (no TRUST_PROXY): behind a proxy, a loopback address is the proxy's, a
-    // header missing or malformed (the fallback to the socket) must not lift every limit.
     rate: new RateLimiter(config.rateLimitPerIp, config.rateLimitBurst, spared(config.loopbackRateLimited)),
     streams: new StreamSlots({ maxTotal: config.maxStreams, maxPerClient: config.maxStreamsPerIp, maxPerSession: config.maxStreamsPerSession, spared: spared(config.loopbackStreamsLimited) }),
     clientKeyOf: (c) => clientKey(clientIp((name) => c.req.header(name), (c.env as Partial<AppEnv['Bindings']> | undefined)?.incoming?.socket.remoteAddress, trustProxy)),

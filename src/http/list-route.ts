@@ -47,10 +47,11 @@ async function openListStream(c: Context<AppEnv>, deps: AppDeps): Promise<Respon
   const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), []);
   if (c.req.method === 'HEAD') return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
   const { credential, allow } = scopeOf(grant.scope);
-  const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), []);
+  const holder = deps.limits.clientKeyOf(c);
+  const slot = deps.limits.streams.reserve(holder, []);
   let entry;
   try {
-    entry = await deps.lists.acquire(allow === undefined ? filter : wholeList(filter), credential);
+    entry = await deps.lists.acquire(allow === undefined ? filter : wholeList(filter), credential, holder);
   } catch (err) {
     slot.release();
     throw err;
@@ -58,11 +59,12 @@ async function openListStream(c: Context<AppEnv>, deps: AppDeps): Promise<Respon
   const res = c.env.outgoing;
   if (responseGone(res) || deps.isShuttingDown()) {
     slot.release();
-    deps.lists.release(entry);
+    deps.lists.release(entry, holder);
     return RESPONSE_ALREADY_SENT;
   }
   startListStream(res, {
     entry,
+    holder,
     listHub: deps.lists,
     streams: deps.streams,
     log: deps.log,

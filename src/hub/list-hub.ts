@@ -38,6 +38,10 @@ export interface ListHubOptions {
   source: ListSource;
   /** Distinct lists polled at once: each costs an upstream call per interval, so one more is refused (429). */
   maxLists: number;
+  /** Lists one holder (a client key) may have started and still keep polled; 0: no such limit. */
+  maxListsPerHolder: number;
+  /** A holder with no per-holder limit (the host's own clients at the default), if any. */
+  sparedHolder?: string | undefined;
 }
 
 /** How long the upstream's refusal of a list's first poll answers further viewers of that list (ms): the contract's bound on a kept refusal. */
@@ -59,6 +63,10 @@ export interface ListEntry {
   readonly feed: ListFeed;
   readonly credential: UpstreamCredential | undefined;
   users: number;
+  /** Viewers by holder (client key). */
+  readonly viewers: Map<string, number>;
+  /** The holder this list counts against: who started it, or, once they left, one who still views it. */
+  chargedTo: string;
   graceTimer: NodeJS.Timeout | null;
   abort: AbortController;
   failures: number;
@@ -121,9 +129,10 @@ export class ListHub {
    * The list of `filter` as `credential` sees it (undefined: the operator's
    * key), its poll started if none runs; resolves once its first poll
    * answered. Throws when the upstream refused the key. The caller holds a
-   * use and must `release` it.
+   * use and must `release` it with the same `holder` (the viewer's client
+   * key): a list counts against the holder that made it polled.
    */
-  async acquire(filter: ListFilter, credential: UpstreamCredential | undefined): Promise<ListEntry> {
+  async acquire(filter: ListFilter, credential: UpstreamCredential | undefined, holder: string): Promise<ListEntry> {
     if (this.closed) throw new UpstreamUnavailableError('shutting down', LIST_LIMIT_RETRY_AFTER_SECONDS);
     // The digest stands for the key: the key itself is never a map key, nor logged.
     const key = `${credential === undefined ? 'operator' : credential.digest}|${filter.key}`;
@@ -132,11 +141,17 @@ export class ListHub {
     if (kept) throw kept;
     if (!entry) {
       if (this.lists.size >= this.opts.maxLists) throw new TooManyRequestsError(`too many session lists watched at once (limit ${this.opts.maxLists}); watch one that is already watched, or later`, LIST_LIMIT_RETRY_AFTER_SECONDS, 'session_lists');
-      entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, graceTimer: null, abort: new AbortController(), failures: 0, stopped: Promise.resolve() };
+      const perHolder = this.opts.maxListsPerHolder;
+      if (perHolder > 0 && holder !== this.opts.sparedHolder && this.chargedTo(holder) >= perHolder) {
+        throw new TooManyRequestsError(`too many distinct session lists from this client (limit ${perHolder}); watch one that is already watched, or later`, LIST_LIMIT_RETRY_AFTER_SECONDS, 'session_lists_per_ip');
+      }
+      entry = { feed: new ListFeed(key, filter, this.opts.maxLogEntries), credential, users: 0, viewers: new Map(), chargedTo: holder, graceTimer: null, abort: new AbortController(), failures: 0, stopped: Promise.resolve() };
+      this.charge(holder, 1);
       this.lists.set(key, entry);
       this.start(entry);
     }
     entry.users++;
+    entry.viewers.set(holder, (entry.viewers.get(holder) ?? 0) + 1);
     if (entry.graceTimer) {
       clearTimeout(entry.graceTimer);
       entry.graceTimer = null;
@@ -144,15 +159,25 @@ export class ListHub {
     await entry.feed.firstPoll;
     const refused = entry.feed.listed ? null : this.firstRefusal.get(entry);
     if (refused) {
-      this.release(entry);
+      this.release(entry, holder);
       throw refused;
     }
     return entry;
   }
 
-  /** Gives back a use; the poll stops after the grace period without viewers. */
-  release(entry: ListEntry): void {
+  /** Gives back `holder`'s use; the poll stops after the grace period without viewers. */
+  release(entry: ListEntry, holder: string): void {
     entry.users--;
+    const left = (entry.viewers.get(holder) ?? 0) - 1;
+    if (left > 0) entry.viewers.set(holder, left);
+    else entry.viewers.delete(holder);
+    // Its starter gone, a list others still view counts against one of them (a dropped list counts against nobody).
+    const next = entry.viewers.keys().next();
+    if (left <= 0 && entry.chargedTo === holder && !next.done && this.lists.get(entry.feed.key) === entry) {
+      this.charge(holder, -1);
+      entry.chargedTo = next.value;
+      this.charge(entry.chargedTo, 1);
+    }
     if (entry.users > 0 || this.lists.get(entry.feed.key) !== entry) return;
     entry.graceTimer = setTimeout(() => {
       entry.graceTimer = null;
@@ -179,12 +204,27 @@ export class ListHub {
   }
 
   private readonly firstRefusal = new WeakMap<ListEntry, Error>();
+  /** Lists polled now by the holder they count against. */
+  private readonly charges = new Map<string, number>();
+
+  /** Lists counted against one holder now (polled, with or without viewers). */
+  chargedTo(holder: string): number {
+    return this.charges.get(holder) ?? 0;
+  }
+
+  private charge(holder: string, by: number): void {
+    const n = this.chargedTo(holder) + by;
+    if (n <= 0) this.charges.delete(holder);
+    else this.charges.set(holder, n);
+  }
 
   private drop(entry: ListEntry): void {
     if (entry.graceTimer) clearTimeout(entry.graceTimer);
     entry.graceTimer = null;
     entry.abort.abort();
-    if (this.lists.get(entry.feed.key) === entry) this.lists.delete(entry.feed.key);
+    if (this.lists.get(entry.feed.key) !== entry) return;
+    this.lists.delete(entry.feed.key);
+    this.charge(entry.chargedTo, -1);
   }
 
   // Starts supplying the list: polled here, or in cluster mode wherever its lease is.

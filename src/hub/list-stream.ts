@@ -45,6 +45,8 @@ export class ListSubscriber extends StreamConnection implements ListListener {
 /** How a list stream is opened. */
 export interface ListStreamOptions {
   entry: ListEntry;
+  /** The viewer's client key, its use of the entry is given back under. */
+  holder: string;
   listHub: ListHub;
   streams: Streams;
   log: Logger;
@@ -68,7 +70,7 @@ export function startListStream(res: StreamResponse, o: ListStreamOptions): List
       feed.listeners.delete(sub);
       o.slot?.release();
       o.streams.forget(sub, reason);
-      o.listHub.release(o.entry);
+      o.listHub.release(o.entry, o.holder);
       o.log.info({ list: feed.filter.key, reason, durationMs: Math.round(performance.now() - sub.openedAt) }, 'list stream closed');
     },
   });

@@ -375,6 +375,50 @@ describe('GET /sessions/events: the bound on distinct lists', () => {
   });
 });
 
+describe('GET /sessions/events: the share of one client', () => {
+  it('lets one client make at most SESSION_LIST_MAX_LISTS_PER_IP lists polled; a list it started counts against another viewer once it leaves', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS), SESSION_LIST_MAX_LISTS_PER_IP: '2', SESSION_LIST_GRACE_SECONDS: '0', TRUST_PROXY: 'x-forwarded-for' }, { api: 'real' });
+    const from = (ip: string) => ({ 'x-forwarded-for': ip });
+    const viewers: Recorder[] = [];
+    const view = (query: string, ip: string) => {
+      const r = record(`${b.url}/sessions/events${query}`, { events: LIST_EVENTS, headers: from(ip) });
+      viewers.push(r);
+      return r;
+    };
+    const snapshot = (r: Recorder) => r.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000);
+    try {
+      const a = view('?search=a', '192.0.2.1');
+      await snapshot(a);
+      await snapshot(view('?search=b', '192.0.2.1'));
+      b.sim.clearRequests();
+      const third = await fetch(`${b.url}/sessions/events?search=c`, { headers: from('192.0.2.1') });
+      expect(third.status).toBe(429);
+      expect(third.headers.get('retry-after')).toBe('10');
+      expect(((await third.json()) as { error: string }).error).toMatch(/distinct session lists from this client \(limit 2\)/);
+      expect(b.sim.requests().some((r) => r.target.includes('search=c'))).toBe(false);
+      // A list already polled costs nothing more: the same client may view it again, another client may view its lists.
+      await snapshot(view('?search=a', '192.0.2.1'));
+      await snapshot(view('?search=a', '192.0.2.2'));
+      // Another client has its own share.
+      await snapshot(view('?search=c', '192.0.2.2'));
+      // The first client leaves search=a: the list, still viewed by the second, counts against the second from now on.
+      a.close();
+      viewers.at(-3)!.close();
+      await eventually(async () => {
+        const retry = await fetch(`${b.url}/sessions/events?search=d`, { headers: from('192.0.2.1') });
+        await retry.body?.cancel();
+        return retry.status === 200;
+      }, 5_000, "the first client's share back");
+      const second = await fetch(`${b.url}/sessions/events?search=e`, { headers: from('192.0.2.2') });
+      expect(second.status).toBe(429);
+      expect(b.server.lists.chargedTo('192.0.2.2')).toBe(2);
+    } finally {
+      for (const r of viewers) r.close();
+      await b.close();
+    }
+  });
+});
+
 describe('GET /sessions/events: heartbeats and token expiry, as the other streams', () => {
   it('sends comment lines on an idle list and ends a stream whose token expires with event: error token_expired', async () => {
     const b = await startBridge({ AUTH: '', AUTH_JWT_SECRET: SECRET, HEARTBEAT_SECONDS: '0.3', SESSION_LIST_POLL_SECONDS: '30' }, { api: 'real' });
