@@ -5,7 +5,9 @@
  * own bookkeeping come to several hundred bytes a frame; an estimate below it lets many small frames outgrow
  * SESSION_MAX_BYTES and CACHE_MAX_BYTES in RSS.
  *
- *   node --expose-gc bench/frame-overhead.ts
+ * One size per process (a second measurement in the same process reuses the first one's freed memory):
+ *
+ *   for n in 20 100 400 2000; do node --expose-gc bench/frame-overhead.ts $n; done
  */
 import { eventFrame } from '../src/hub/frames.ts';
 import { HELD_OVERHEAD_BYTES } from '../src/hub/feed.ts';
@@ -35,5 +37,6 @@ function measure(textBytes: number): { frameBytes: number; rssPerFrame: number; 
   return { frameBytes: Math.round(perFrame), rssPerFrame: Math.round(rssPerFrame), overhead: Math.round(rssPerFrame - perFrame) };
 }
 
-const sizes = process.argv.slice(2).map(Number);
-for (const textBytes of sizes.length > 0 ? sizes : [100]) console.log(JSON.stringify({ textBytes, ...measure(textBytes), estimate: HELD_OVERHEAD_BYTES }));
+const textBytes = Number(process.argv[2] ?? 100);
+if (!Number.isInteger(textBytes) || textBytes < 0 || process.argv.length > 3) throw new Error('usage: node --expose-gc bench/frame-overhead.ts [event text bytes]');
+console.log(JSON.stringify({ textBytes, ...measure(textBytes), estimate: HELD_OVERHEAD_BYTES }));
