@@ -202,11 +202,11 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.
-  const honoListener = getRequestListener(app.fetch, { hostname: config.host, overrideGlobalObjects: false, errorHandler: adapterErrorResponse }) as NodeListener;
-  // Single-session stream opens skip hono's per-request objects (memory per idle stream); the rest is hono's.
-  const listener = withStreamFastPath(deps, honoListener);
   // Refusals made before any route still count in pollcast_requests_rejected_total, under their code.
   const countRefusal = (code: string) => (stats.rejected[code] = (stats.rejected[code] ?? 0) + 1);
+  const honoListener = getRequestListener(app.fetch, { hostname: config.host, overrideGlobalObjects: false, errorHandler: adapterErrorResponse(countRefusal) }) as NodeListener;
+  // Single-session stream opens skip hono's per-request objects (memory per idle stream); the rest is hono's.
+  const listener = withStreamFastPath(deps, honoListener);
   const http = createServer({ maxHeaderSize: config.maxHeaderBytes, requireHostHeader: false }, withHostRequired(listener as (req: IncomingMessage, res: ServerResponse) => void, countRefusal));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);

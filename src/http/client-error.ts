@@ -79,8 +79,11 @@ export function withHostRequired<Req extends IncomingMessage, Res extends Server
  * `Host` no URL can be built from: `400`), or for a handler that threw
  * before answering (`500`, as any unexpected error), in the JSON shape.
  */
-export function adapterErrorResponse(err: unknown): Response {
-  const bad = err instanceof Error && err.name === 'RequestError';
-  const body = bad ? { error: `malformed request (its Host header or target): ${err.message}`, code: 'bad_request' } : { error: 'internal error', code: 'internal' };
-  return Response.json(body, { status: bad ? 400 : 500 });
+export function adapterErrorResponse(countRefusal?: CountRefusal): (err: unknown) => Response {
+  return (err) => {
+    const bad = err instanceof Error && err.name === 'RequestError';
+    const body = bad ? { error: `malformed request (its Host header or target): ${err.message}`, code: 'bad_request' } : { error: 'internal error', code: 'internal' };
+    countRefusal?.(body.code);
+    return Response.json(body, { status: bad ? 400 : 500 });
+  };
 }

@@ -194,6 +194,8 @@ describe('URL and header sizes', () => {
     const badHost = await rawRequest(bridge.url, 'GET /sessions/h-1/status HTTP/1.1\r\nHost: bad host!\r\nConnection: close\r\n\r\n');
     expect(badHost.status).toBe(400);
     expect(JSON.parse(badHost.body)).toMatchObject({ code: 'bad_request', error: expect.stringMatching(/^malformed request/) });
+    // Each of the four refusals counted once, the malformed Host's too.
+    expect(await (await fetch(`${bridge.url}/metrics`)).text()).toMatch(/^pollcast_requests_rejected_total\{reason="bad_request"\} 4$/m);
     // CONNECT (node:http drops it without a word unless someone listens): a JSON 405.
     for (const target of ['127.0.0.1:443', '/sessions/h-1/events']) {
       const connect = await rawRequest(bridge.url, `CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
