@@ -95,6 +95,8 @@ function shownValue(opt: OptionSpec, value: string): string {
     const u = new URL(value);
     return JSON.stringify(`${u.protocol}//${u.host}${u.pathname}`) + ' (credentials and query not shown)';
   }
+  // Not a URL at all, yet it may hold one's credentials or query (`https://user:pw@exa mple.com`): not shown either.
+  if (/[@?#]/.test(value)) return JSON.stringify(value.replace(/[?#].*$/s, '').replace(/^(.*\/\/)?[^/]*@/s, '$1')) + ' (credentials and query not shown)';
   return JSON.stringify(value);
 }
 /** Whether a URL component decodes (a password with a stray `%` does not; the Redis client would throw at start). */

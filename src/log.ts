@@ -25,10 +25,12 @@ export const REDACT_PATHS = [
 
 /**
  * Query parameters whose value is a secret (compared decoded and lower-cased): pollcast's own `access_token`, and
- * the names callers put keys under on forwarded calls (`api_key`, `apikey`, any `…token`), which the request log
- * at debug level would otherwise keep.
+ * the names callers put keys under on forwarded calls (`api_key`, `apikey`), which the request log at debug level
+ * would otherwise keep. SECRET_PARAM_NAME catches the rest of the usual names.
  */
-export const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['access_token', 'token', 'api_key', 'apikey', 'api-key']);
+export const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['access_token', 'token', 'api_key', 'apikey', 'api-key', 'key', 'sig', 'auth', 'code']);
+/** Names that hold a secret by what they say: `…token`, `…secret`, `password`, `…signature`, `…_key`, `credential…`. */
+const SECRET_PARAM_NAME = /token|secret|passw|pwd|signature|credential|[_.-]key$/;
 
 /** `raw` percent-decoded (and `+` as a space), lower-cased; as it is when an escape is malformed. */
 function decodedLower(raw: string): string {
@@ -40,38 +42,48 @@ function decodedLower(raw: string): string {
 }
 
 function isSecretParam(rawName: string): boolean {
-  // hono decodes parameter names, so `access%5Ftoken=` is a token too.
-  return SECRET_QUERY_PARAMS.has(decodedLower(rawName));
+  // hono decodes parameter names, so `access%5Ftoken=` is a token too. Only a plain name is judged by what it says: a
+  // name with more in it (`access_token%3D…`) may hold the secret itself, and goes whole (mentionsSecret).
+  const name = decodedLower(rawName);
+  return SECRET_QUERY_PARAMS.has(name) || (/^[a-z0-9_.-]+$/.test(name) && SECRET_PARAM_NAME.test(name));
 }
 
 /** Whether a query part names a secret parameter anywhere, however malformed (`access_token[]=`, `+access_token=`, `access_token%3D…`). */
 function mentionsSecret(rawPart: string): boolean {
   const part = decodedLower(rawPart);
-  for (const name of SECRET_QUERY_PARAMS) if (part.includes(name)) return true;
-  return false;
+  return part.includes('access_token') || part.includes('api_key') || part.includes('apikey') || SECRET_PARAM_NAME.test(part.split('=')[0]!);
 }
 
-/** Replaces the value of `access_token` in a URL or path (however its name is encoded) so request logs never carry a token. */
+/** One `name=value` part, its value replaced when its name says it is a secret. */
+function redactPart(pair: string): string {
+  if (pair === '&' || pair === '#' || pair === ';') return pair;
+  const eq = pair.indexOf('=');
+  const name = eq === -1 ? pair : pair.slice(0, eq);
+  if (isSecretParam(name)) return `${name}=[REDACTED]`;
+  // A malformed form of it (`access_token[]=`, `+access_token=`, `access_token%3D…`): the secret may be in the
+  // name itself, so the whole part goes.
+  return mentionsSecret(pair) ? '[REDACTED]' : pair;
+}
+
+/**
+ * Replaces the values of secret parameters in a URL or path (`access_token`, keys, passwords, however the name is
+ * encoded) so request logs and error messages never carry them: in the query, and as `;name=value` parameters of the
+ * path (no route reads those, but a client may put a token there).
+ */
 export function redactUrl(url: string): string {
   const q = url.indexOf('?');
-  if (q === -1) return url;
+  const path = q === -1 ? url : url.slice(0, q);
+  const safePath = path.includes(';') ? path.replace(/;([^;/]*)/g, (_m, pair: string) => `;${redactPart(pair)}`) : path;
+  if (q === -1) return safePath;
   // Everything after `?` is judged, past a `#` too: browsers never send a fragment, but a raw client may put
   // `#` in its request target, and the routes (and the upstream) still read the parameters after it.
   // `;` separates too: some servers (and clients) read `a=1;access_token=…` as two parameters.
   const query = url
     .slice(q + 1)
     .split(/([&#;])/)
-    .map((pair) => {
-      if (pair === '&' || pair === '#' || pair === ';') return pair;
-      const eq = pair.indexOf('=');
-      const name = eq === -1 ? pair : pair.slice(0, eq);
-      if (isSecretParam(name)) return `${name}=[REDACTED]`;
-      // A malformed form of it (`access_token[]=`, `+access_token=`, `access_token%3D…`): the secret may be in the
-      // name itself, so the whole part goes.
-      return mentionsSecret(pair) ? '[REDACTED]' : pair;
-    })
+    .map(redactPart)
     .join('');
-  return `${url.slice(0, q + 1)}${query}`;
+  return `${safePath}?${query}`;
 }
 
 /** Log bytes a lagging stdout may hold unsent; past it new lines are dropped (a stalled reader must not grow memory). */

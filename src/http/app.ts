@@ -65,7 +65,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.notFound((c) => {
     // An empty id leaves the session routes unmatched: it is a bad id (400), not a missing route.
     if (/(?:^|\/)sessions\/\/(?:events|changes|status)$/.test(c.req.path)) parseSessionId('');
-    return c.json({ error: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, code: 'not_found' }, 404);
+    // The path as the log has it: a client may have put a token in it (`;access_token=…`).
+    return c.json({ error: `no route for ${c.req.method} ${redactUrl(c.req.path).slice(0, 200)}`, code: 'not_found' }, 404);
   });
   app.onError((err, c) => {
     // pollcast_requests_rejected_total{reason}: every refusal passes here (or the stream fast path), labelled by its stable code.

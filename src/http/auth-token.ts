@@ -7,7 +7,7 @@
  * this module only picks the key source and reads the sessions claim.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { compactVerify, createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { parse as parseCookies } from 'hono/utils/cookie';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { Authorizer, Credentials, GrantScope } from './auth.ts';
@@ -241,6 +241,19 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
     if (jwks !== undefined && alg !== 'HS256') return (await jwtVerify(token, jwks, { ...base, algorithms: [...JWKS_ALGORITHMS] })).payload;
     throw new UnauthorizedError(`access token algorithm ${JSON.stringify(String(alg).slice(0, 20))} is not accepted`);
   };
+  // Whether the token is signed with the secret under another HMAC algorithm than HS256 (HS384, HS512): not accepted,
+  // yet pollcast's all the same, and never to be sent upstream (where it would help guess the secret).
+  const signedWithSecret = async (token: string): Promise<boolean> => {
+    if (secret === undefined) return false;
+    let alg: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      return false;
+    }
+    if (alg !== 'HS384' && alg !== 'HS512') return false;
+    return compactVerify(token, secret, { algorithms: [alg] }).then(() => true, () => false);
+  };
   const named = options.issuer !== undefined || options.audience !== undefined;
   // Whether an unverified token names pollcast as its issuer or audience (only those configured count).
   const namesUs = (token: string): boolean => {
@@ -285,7 +298,7 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
         // names our issuer or audience (with either set, every token of ours does: a key not yet published signed
         // it); with neither set, when no key set can say otherwise (the endpoint down): better refused than sent
         // upstream. A foreign JWT (an upstream key of another issuer) is never refused for the endpoint's outage.
-        return err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed || (named ? namesUs(token) : err instanceof KeySetUnavailable);
+        return err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed || (named ? namesUs(token) : err instanceof KeySetUnavailable) || (await signedWithSecret(token));
       }
     },
     cookieName: options.cookieName ?? DEFAULT_COOKIE_NAME,

@@ -305,3 +305,32 @@ describe('AUTH=upstream and the multi-session stream', () => {
     expect(checks).toBeLessThanOrEqual(600);
   });
 });
+
+describe('a token signed with AUTH_JWT_SECRET under another HMAC algorithm (combined with AUTH=upstream)', () => {
+  it('is pollcast\'s, refused with 401, and never sent upstream; one signed with another secret is a foreign key, checked upstream', async () => {
+    const { SignJWT } = await import('jose');
+    const b = await startGateway({ AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET });
+    bridges.push(b);
+    const sign = (alg: string, secret: string) => new SignJWT({ sessions: ['*'] }).setProtectedHeader({ alg }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const ours = [await sign('HS384', JWT_SECRET), await sign('HS512', JWT_SECRET)];
+    const foreign = await sign('HS384', 'another-secret-that-is-at-least-32-bytes!');
+    b.sim.clearRequests();
+    for (const jwt of ours) {
+      const bearer = { authorization: `Bearer ${jwt}` };
+      // Seen: the upstream received these tokens on the key check (/status) and on forwarded calls.
+      expect((await fetch(`${b.url}/sessions/any-1/events`, { headers: bearer })).status).toBe(401);
+      const listed = await fetch(`${b.url}/api/v2/sessions`, { headers: bearer });
+      expect(listed.status).toBe(401);
+      await listed.arrayBuffer();
+      const queried = await fetch(`${b.url}/api/v2/sessions?access_token=${jwt}`);
+      expect(queried.status).toBe(401);
+      await queried.arrayBuffer();
+    }
+    for (const jwt of ours) expect(JSON.stringify(b.sim.requests())).not.toContain(jwt.split('.')[2]!);
+    // A foreign token is the upstream's to judge (the simulator knows no such key: 401 from there).
+    const checked = await fetch(`${b.url}/api/v2/sessions`, { headers: { authorization: `Bearer ${foreign}` } });
+    expect(checked.status).toBe(401);
+    await checked.arrayBuffer();
+    expect(JSON.stringify(b.sim.requests())).toContain(foreign.split('.')[2]!);
+  });
+});

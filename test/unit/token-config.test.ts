@@ -46,6 +46,22 @@ describe('token configuration', () => {
     expect(() => loadConfig({ UPSTREAM_WAIT_SECONDS: 'abc' })).toThrow(/UPSTREAM_WAIT_SECONDS.*whole number/);
   });
 
+  it.each([
+    ['UPSTREAM_URL', 'https://user:SECRETPW@exa mple.com/api'],
+    ['AUTH_JWKS_URL', 'https://u:SECRETPW@[bad/'],
+    ['UPSTREAM_URL', 'not a url?key=SECRETPW'],
+  ])('never shows the credentials or query of a %s it cannot parse (%j)', (variable, value) => {
+    let err: unknown;
+    try {
+      loadConfig({ ...UP, AUTH: 'none', [variable]: value });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as Error).message).toMatch(/credentials and query not shown/);
+    expect((err as Error).message).not.toContain('SECRETPW');
+  });
+
   it('refuses an issuer or audience with no key to check tokens', () => {
     expect(() => loadConfig({ AUTH_JWT_ISSUER: 'https://idp.example.com/' })).toThrow(/AUTH_JWT_ISSUER.*neither AUTH_JWT_SECRET nor AUTH_JWKS_URL/);
     expect(() => loadConfig({ AUTH_JWT_AUDIENCE: 'app' })).toThrow(/AUTH_JWT_AUDIENCE/);
