@@ -58,20 +58,50 @@ export function installConnectRefusal(server: Server): void {
   });
 }
 
-const NO_HOST_BODY = JSON.stringify({ error: 'the Host header is required (HTTP/1.1)', code: 'bad_request' });
+/** A `Host` no URL can be built from (as hono's adapter judges it: its host part must read back as written). */
+export function malformedHost(host: string): boolean {
+  if (/^[a-z0-9._-]+(?::\d{1,5})?$/i.test(host)) return false;
+  const url = URL.parse(`http://${host}/`);
+  if (url === null || url.pathname !== '/' || url.username !== '' || url.password !== '') return true;
+  return url.hostname.length !== host.length && url.hostname !== host.replace(/:\d+$/, '').toLowerCase();
+}
+
+/** Why an HTTP/1.x request's `Host` refuses it (RFC 9112, section 3.2), or null. */
+function hostProblem(req: IncomingMessage): string | null {
+  let count = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') count++;
+  if (count > 1) return 'more than one Host header';
+  const host = req.headers.host;
+  if (host === undefined) return req.httpVersionMinor === 0 ? null : 'the Host header is required (HTTP/1.1)';
+  return malformedHost(host) ? 'the Host header is malformed (no URL can be built from it)' : null;
+}
 
 /**
- * Refuses an HTTP/1.1 request without `Host` (RFC 9112, section 3.2) with a
- * JSON `400`; the server is created with `requireHostHeader: false` so that
+ * Refuses an HTTP/1.x request whose `Host` is missing (HTTP/1.1), repeated or malformed with a JSON `400`, before
+ * any route (the stream fast path included) sees it; the server is created with `requireHostHeader: false` so that
  * this answer, not Node's empty one, is sent.
  */
 export function withHostRequired<Req extends IncomingMessage, Res extends ServerResponse>(listener: (req: Req, res: Res) => void, countRefusal?: CountRefusal): (req: Req, res: Res) => void {
   return (req, res) => {
-    if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor === 0) return listener(req, res);
+    if (req.httpVersionMajor !== 1) return listener(req, res);
+    const problem = hostProblem(req);
+    if (problem === null) return listener(req, res);
     countRefusal?.('bad_request');
+    const body = JSON.stringify({ error: problem, code: 'bad_request' });
     res.shouldKeepAlive = false;
-    res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(NO_HOST_BODY) }).end(NO_HOST_BODY);
+    res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
   };
+}
+
+const EXPECTATION_BODY = JSON.stringify({ error: 'the only expectation pollcast meets is Expect: 100-continue', code: 'expectation_failed' });
+
+/** Answers an `Expect` other than `100-continue` with a JSON `417` (Node's own answer has no body). */
+export function installExpectationRefusal(server: Server, countRefusal?: CountRefusal): void {
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    countRefusal?.('expectation_failed');
+    res.shouldKeepAlive = false;
+    res.writeHead(417, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(EXPECTATION_BODY) }).end(EXPECTATION_BODY);
+  });
 }
 
 /**

@@ -9,6 +9,7 @@
  * token (header, `access_token`, cookie) is cut out. A write that changes a
  * session nudges its loop, so watchers see `paused` at once.
  */
+import { METHODS } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context, Hono } from 'hono';
@@ -153,10 +154,15 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   const incoming = c.env.incoming;
   const outgoing = c.env.outgoing;
   const method = incoming.method ?? c.req.method;
+  // HTTP/1.1's parser knows its methods; an HTTP/2 request's :method is any token (`BREW`, `get`): only those go on.
+  if (!METHODS.includes(method) || method === 'CONNECT') throw new BadRequestError(`method ${JSON.stringify(method.slice(0, 20))} is not an HTTP method pollcast forwards`);
   const rawTarget = incoming.url ?? '/';
   const { path, query } = splitTarget(rawTarget);
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
   if (path.includes('//')) throw new BadRequestError('request target has an empty path segment');
+  // No route of the API has a `/` inside a segment; an upstream that decodes `%2F` before routing would read
+  // `sessions%2F<anything>` as a session path whose id no check here saw.
+  if (path.split('/').some((segment) => /[/\\]/.test(decodedSegment(segment) ?? ''))) throw new BadRequestError('request target has an encoded "/" or "\\" inside a path segment');
   checkSessionSegment(path, deps.upstreamPath);
 
   const maxBytes = deps.config.passthroughMaxBodyBytes;

@@ -138,7 +138,7 @@ describe('forwarding: what reaches the upstream', () => {
   it('never forwards an empty path segment or a session path whose id is not of the contract\'s pattern: 400 JSON, nothing upstream', async () => {
     const b = await gateway();
     b.sim.clearRequests();
-    for (const [method, path] of [['GET', '/sessions//changes'], ['GET', '/sessions//status'], ['POST', '/sessions//messages'], ['GET', '/sessions/a%20b'], ['POST', '/sessions/-x/pause'], ['GET', '/agents//x'], ['GET', '/%73essions/a%20b'], ['POST', '/%73essions/-x/pause'], ['GET', '/sessions/%zz']] as const) {
+    for (const [method, path] of [['GET', '/sessions//changes'], ['GET', '/sessions//status'], ['POST', '/sessions//messages'], ['GET', '/sessions/a%20b'], ['POST', '/sessions/-x/pause'], ['GET', '/agents//x'], ['GET', '/%73essions/a%20b'], ['POST', '/%73essions/-x/pause'], ['GET', '/sessions/%zz'], ['GET', '/sessions%2Fbad%20id/changes'], ['DELETE', '/%73essions%2F%0d%0a'], ['POST', '/sessions%2Fx/messages'], ['GET', '/agents%5Cx']] as const) {
       const via = await api(`${b.url}/api/v2`, KEY_A, method, path);
       expect(via.status, `${method} ${path}`).toBe(400);
       expect(typeof via.body.error, `${method} ${path}`).toBe('string');
@@ -371,6 +371,15 @@ describe('forwarding: HTTP/2 callers', () => {
       expect(head[':status']).toBe(302);
       expect(head.location).toMatch(/^https:\/\/resources\.example\.invalid\/b\/k\.png\?/);
       await redirect.done(CALL_TIMEOUT_MS);
+
+      // A method HTTP/1.1's parser would refuse (HTTP/2 takes any token): 400 JSON here, nothing upstream.
+      const before = forwardedTo(b).length;
+      for (const method of ['BREW', 'get']) {
+        const odd = h2request(session, '/api/v2/sessions', { ':method': method, authorization: `Bearer ${KEY_A}` });
+        expect((await odd.headers)[':status'], method).toBe(400);
+        expect(JSON.parse(await odd.done(CALL_TIMEOUT_MS)).error, method).toMatch(/is not an HTTP method/);
+      }
+      expect(forwardedTo(b).length).toBe(before);
     } finally {
       session.close();
     }
