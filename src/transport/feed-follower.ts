@@ -225,6 +225,8 @@ export class FeedFollower implements ReadTarget {
         if (entry.next !== null && entry.next !== from + batch.length) {
           flush(null);
           if (!(await this.reach(entry.next))) return;
+          // Reaching it may have moved an empty copy back (a loop found fewer events than it was asked to start at).
+          from = feed.nextIndex;
         }
         // A refused end is for the readers that were live then; one catching up starts over (with a new loop).
         const end = live || entry.end === 'over' ? (entry.end ?? undefined) : undefined;

@@ -359,3 +359,25 @@ describe('unknown sessions', () => {
     await eventually(async () => ((await redis!.command('KEYS', 'pollcast:*')) as string[]).length === 0, 5000, `no keys left: ${JSON.stringify(await redis!.command('KEYS', 'pollcast:*'))}`);
   }, 30_000);
 });
+
+describe('a copy asked to start past the session\'s end', () => {
+  it('moves back to where the log is and applies its end: no gap error, the same answer on every instance', async () => {
+    const { captureLog } = await import('../helpers/log-capture.ts');
+    redis = await startRedis();
+    sim = await createSimulator({ api: 'real' });
+    sim.createSession('past-1', { initialEvents: 3, finished: true });
+    const config = loadConfig({ ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug', UPSTREAM_URL: sim.url, REDIS_URL: redis.url });
+    const logs = [captureLog('debug'), captureLog('debug')];
+    for (const l of logs) servers.push(await startPollcast(config, { log: l.log, processMetrics: false }));
+    const [a, b] = servers as [PollcastServer, PollcastServer];
+    // Seen: the first contact, made here past the end, left this copy at 0 while the log's end said 99999 ("gap").
+    for (const base of [b.url, a.url, b.url]) {
+      const res = await fetch(`${base}/api/v2/sessions/past-1/changes?from_index=100000&wait_for_seconds=1`);
+      expect(res.status, base).toBe(204);
+    }
+    const all = await fetch(`${b.url}/api/v2/sessions/past-1/changes?from_index=0&wait_for_seconds=1`);
+    expect(all.status).toBe(200);
+    expect(((await all.json()) as { new_events: unknown[] }).new_events).toHaveLength(3);
+    for (const l of logs) expect(l.lines().filter((line) => line.level >= 50).map((line) => line.msg)).toEqual([]);
+  });
+});
