@@ -85,6 +85,8 @@ export class ListFeed {
   private upstreamTotal = 0;
   /** The last listing's summaries by id, in the upstream's order. */
   private summaries = new Map<string, SessionSummary>();
+  /** The status each listed session's running loop showed at the last listing (none: no loop then). */
+  private liveAtListing = new Map<string, string>();
   /** What viewers see of each visible session: its merged summary's JSON. */
   private readonly shown = new Map<string, string>();
   private readonly log: Change[] = [];
@@ -120,8 +122,10 @@ export class ListFeed {
 
   /**
    * Takes a poll's listing: new and changed sessions are upserted, vanished ones removed. Returns the sessions
-   * whose listed status moved since the last listing to one their running loop does not show: the loop has not
-   * heard of it yet (a session paused upstream answers its long-poll nothing), and should ask.
+   * whose listed status is one their running loop does not show, where the listed status moved since the last
+   * listing, or the loop's did (paused, then resumed upstream between two polls: listed running both times): the
+   * loop has not heard of it yet (a session paused upstream answers its long-poll nothing), and should ask. A
+   * listing that merely lags the loop asks once, not at every poll.
    */
   applyListing(listing: SessionListing, live: (id: string) => LiveStatus | undefined): string[] {
     const first = !this.listed;
@@ -130,11 +134,15 @@ export class ListFeed {
     this.upstreamTotal = listing.total;
     this.quiet = first;
     const behind: string[] = [];
+    const liveBefore = this.liveAtListing;
+    this.liveAtListing = new Map();
     for (const id of previous.keys()) if (!this.summaries.has(id)) this.update(id, live(id));
     for (const [id, summary] of this.summaries) {
       const now = live(id);
       // Not on a first listing, which may just lag behind the loop: a status that moved since, or a session new to it.
-      if (!first && now !== undefined && summary.status !== now.status && summary.status !== previous.get(id)?.status) behind.push(id);
+      const moved = summary.status !== previous.get(id)?.status || (now !== undefined && now.status !== liveBefore.get(id));
+      if (!first && now !== undefined && summary.status !== now.status && moved) behind.push(id);
+      if (now !== undefined) this.liveAtListing.set(id, now.status);
       this.update(id, now);
     }
     this.quiet = false;

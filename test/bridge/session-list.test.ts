@@ -200,6 +200,44 @@ describe('GET /sessions/events: a status changed upstream where a loop runs', ()
   });
 });
 
+describe('GET /sessions/events: paused and resumed between two polls', () => {
+  it('a session paused through pollcast and resumed upstream before the next poll shows running again within a poll, not when the loop\'s long-poll ends', async () => {
+    const poll = 5;
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(poll) }, { api: 'real' });
+    const open: Recorder[] = [];
+    try {
+      // Running and quiet: no event wakes its loop's long-poll (25 s) once it is resumed.
+      const id = 'pause-resume-1';
+      b.sim.createSession(id, { initialEvents: 2 });
+      const follower = record(`${b.url}/sessions/${id}/events`);
+      const running = record(`${b.url}/sessions/events?status=running`, { events: LIST_EVENTS });
+      open.push(follower, running);
+      await follower.until((r) => r.statuses().some((st) => st.status === 'running'), 10_000);
+      await running.until((r) => listOf(r).get(id)?.status === 'running', 10_000);
+      // Right after a poll: both changes fall before the next one, which lists the session running as the last did.
+      const polls = listCalls(b.sim);
+      await eventually(() => listCalls(b.sim) > polls, 2 * poll * 1000, 'a list poll');
+      const paused = await fetch(`${b.url}/api/v2/sessions/${id}/pause`, { method: 'POST' });
+      expect(paused.status).toBeLessThan(300);
+      await running.until((r) => !listOf(r).has(id), 2000);
+      // The loop's status checks after the pause are answered, and it long-polls again (quiet).
+      await new Promise((r) => setTimeout(r, 1500));
+      const before = listCalls(b.sim);
+      b.sim.setStatus(id, { status: 'running' });
+      const resumedAt = performance.now();
+      // Seen: the list asked the loop nothing (its listed status had not moved), so it came back only when the
+      // loop's 25 s long-poll ended.
+      await running.until((r) => listOf(r).get(id)?.status === 'running', poll * 1000 + 2000);
+      expect(performance.now() - resumedAt).toBeLessThan(poll * 1000 + 2000);
+      // Both changes fell between the same two polls: the list showed the session running at both.
+      expect(listCalls(b.sim)).toBe(before + 1);
+    } finally {
+      for (const r of open) r.close();
+      await b.close();
+    }
+  });
+});
+
 describe('GET /sessions/events: a list that changes between the pages of one read', () => {
   it('is read again when its count moved between pages: a session pulled onto a page already read is not removed', async () => {
     const sim = await createSimulator({ api: 'real' });
