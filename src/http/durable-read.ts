@@ -17,6 +17,8 @@ import { BadRequestError, BehindOffsetError, UpstreamUnavailableError } from '..
 
 /** Seconds a reader is told to wait when held-out history could not be read. */
 const HISTORY_RETRY_AFTER_SECONDS = 5;
+/** Seconds a reader whose offset lies past a tail not yet read up to date is told to wait. */
+const OFFSET_UNSETTLED_RETRY_SECONDS = 2;
 /** How long an offset past a live feed's tail waits for the feed to reach it before it is refused (ms). */
 export const BEYOND_TAIL_WAIT_MS = 1_000;
 /**
@@ -120,6 +122,10 @@ export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSi
     // log, after the wait above) a live session's tail is what the cluster has read: an offset past it is made up.
     if (!feed.ended && behind()) throw new BehindOffsetError();
     throw new BadRequestError('invalid offset: beyond the end of this stream');
+  } else if (pos.events > feed.nextIndex && !feed.ended) {
+    // Not read up to date (the upstream slow or failing, the loop just started): pollcast cannot tell a later offset
+    // it gave before from a made-up one. Taking it would name it as the tail; refusing it would be for good: a 503.
+    throw new UpstreamUnavailableError('cannot tell yet whether this offset is in the stream (the session is not read up to date)', OFFSET_UNSETTLED_RETRY_SECONDS);
   }
   else if (!feed.ended && pos.status > Math.max(Date.now(), currentStatus(feed)?.version ?? 0) + STATUS_AHEAD_TOLERANCE_MS) {
     throw new BadRequestError('invalid offset: its status part is in the future');

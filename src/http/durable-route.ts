@@ -28,8 +28,9 @@ import {
 } from './durable-offsets.ts';
 import { isPublicSession, openAccess } from '../config.ts';
 import { accessErrorFrame } from '../hub/frames.ts';
-import type { FeedEntry } from '../hub/hub.ts';
-import { ShuttingDownError } from '../errors.ts';
+import { REFUSAL_SETTLED_MS, type FeedEntry } from '../hub/hub.ts';
+import type { Feed } from '../hub/feed.ts';
+import { ShuttingDownError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Longest a long-poll waits for news before answering 204 (ms). */
 export const LONG_POLL_TIMEOUT_MS = 20_000;
@@ -178,6 +179,18 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
   });
 }
 
+/**
+ * `requireKnown`, except that a refusal the loop has heard for less than REFUSAL_SETTLED_MS is a `503` the client
+ * retries: a Durable Streams client, as an EventSource, stops for good on a `404`, and one refused call may be a blip
+ * the loop outlives (stream opens wait for it to settle the same way: `Hub.forNewStream`).
+ */
+function requireSettledKnown(feed: Feed, deps: AppDeps): void {
+  if (deps.hub.refusalOf(feed) !== null && feed.refusedForMs < REFUSAL_SETTLED_MS) {
+    throw new UpstreamUnavailableError(`${feed.upstreamError ?? 'the session was refused'} a moment ago; asking again`, 1);
+  }
+  requireKnown(feed, deps);
+}
+
 /** Registers the route. */
 export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
   app.use('/v1/stream/*', async (c, next) => {
@@ -207,7 +220,7 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
     }
     let handedOver = false;
     try {
-      requireKnown(entry.feed, deps);
+      requireSettledKnown(entry.feed, deps);
       if (head) {
         // PROTOCOL.md 5.4: metadata only, never cached (a stale tail offset misleads).
         const tail = await tailPosition(entry, signal);

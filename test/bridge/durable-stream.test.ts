@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
-import { range, startBridge, type Bridge } from '../helpers/harness.ts';
+import { eventually, range, startBridge, type Bridge } from '../helpers/harness.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/multi.ts';
 import { stream } from '@durable-streams/client';
 import { indicesOf, readDurable, type DurableRead } from '../helpers/durable.ts';
@@ -367,4 +367,58 @@ describe('access and caching', () => {
     const pre = await fetch(`${b.url}/v1/stream/sessions/c`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'if-none-match' } });
     expect(pre.headers.get('access-control-allow-headers')!.toLowerCase()).toContain('if-none-match');
   });
+});
+
+describe('an upstream that fails for a moment (audit, 6 Dec 2026)', () => {
+  it('an offset past a tail not yet read up to date is a 503 to retry, not taken as the tail (and refused for good later)', async () => {
+    const b = await startReal({ UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1' });
+    b.sim.createSession('unread', { initialEvents: 60 });
+    // Every changes call hangs: the loop knows the session (its status) but never reads it up to date.
+    b.sim.faults.random({ seed: 1, rate: 1, kinds: [{ kind: 'hang' }], session: 'unread', endpoint: 'changes' });
+    const made = `${b.url}/v1/stream/sessions/unread?offset=0000000000000999_0000000000000000`;
+    const early = await fetch(made);
+    // Seen: 200 with Stream-Next-Offset 999 and Stream-Up-To-Date (a made-up offset named as the tail), cacheable.
+    expect(early.status).toBe(503);
+    expect(Number(early.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(early.headers.get('stream-next-offset')).toBeNull();
+    expect(((await early.json()) as { code: string }).code).toBe('upstream_unavailable');
+    b.sim.faults.clear();
+    // Read up to date (once the loop's backoff after the hangs is over), the same offset is what it is: beyond the end.
+    await eventually(async () => {
+      const head = await fetch(`${b.url}/v1/stream/sessions/unread`, { method: 'HEAD' });
+      return head.status === 200 && (head.headers.get('stream-next-offset') ?? '').startsWith('0000000000000060_');
+    }, 40_000, 'the loop to read the session up to date');
+    const whole = await fetch(`${b.url}/v1/stream/sessions/unread?offset=-1`);
+    expect(whole.status).toBe(200);
+    expect(indicesOf((await whole.json()) as Array<Record<string, unknown>>)).toEqual(range(60));
+    const late = await fetch(made);
+    expect(late.status).toBe(400);
+    await late.arrayBuffer();
+  }, 60_000);
+
+  it('one upstream 404 heard by a running loop is a 503 for a Durable reader (it retries), not a 404 that stops it for good', async () => {
+    const b = await startReal();
+    b.sim.createSession('blip', { initialEvents: 3 });
+    const url = `${b.url}/v1/stream/sessions/blip`;
+    const first = await fetch(`${url}?offset=-1`);
+    expect(first.status).toBe(200);
+    const tail = first.headers.get('stream-next-offset')!;
+    await first.arrayBuffer();
+    // The loop's next changes call is answered 404 once; then a new event comes.
+    b.sim.faults.script([{ kind: 'http', status: 404 }], { session: 'blip', endpoint: 'changes' });
+    b.sim.appendEvents('blip', 1);
+    const statuses: number[] = [];
+    let got: number[] = [];
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && got.length === 0) {
+      const res = await fetch(`${url}?offset=${tail}&live=long-poll`);
+      statuses.push(res.status);
+      const text = await res.text();
+      if (res.status === 200) got = indicesOf(JSON.parse(text) as Array<Record<string, unknown>>);
+      else if (res.status !== 204) await new Promise((r) => setTimeout(r, Number(res.headers.get('retry-after') ?? 1) * 100));
+    }
+    // Seen: 404 for about 1.5 s (the client's end), while the session went on.
+    expect(statuses).not.toContain(404);
+    expect(got).toEqual([3]);
+  }, 30_000);
 });
