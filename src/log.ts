@@ -48,10 +48,17 @@ function isSecretParam(rawName: string): boolean {
   return SECRET_QUERY_PARAMS.has(name) || (/^[a-z0-9_.-]+$/.test(name) && SECRET_PARAM_NAME.test(name));
 }
 
-/** Whether a query part names a secret parameter anywhere, however malformed (`access_token[]=`, `+access_token=`, `access_token%3D…`). */
+/**
+ * Whether a query part names a secret parameter anywhere, however malformed (`access_token[]=`, `+access_token=`,
+ * `access_token%3D…`, `api-key[0]=`): each word of its name (split at whatever a plain name has not) is judged.
+ */
 function mentionsSecret(rawPart: string): boolean {
   const part = decodedLower(rawPart);
-  return part.includes('access_token') || part.includes('api_key') || part.includes('apikey') || SECRET_PARAM_NAME.test(part.split('=')[0]!);
+  if (part.includes('access_token') || part.includes('api_key') || part.includes('api-key') || part.includes('apikey')) return true;
+  return part
+    .split('=')[0]!
+    .split(/[^a-z0-9_.-]+/)
+    .some((word) => SECRET_QUERY_PARAMS.has(word) || SECRET_PARAM_NAME.test(word));
 }
 
 /** One `name=value` part, its value replaced when its name says it is a secret. */

@@ -58,12 +58,17 @@ export function installConnectRefusal(server: Server): void {
   });
 }
 
-/** A `Host` no URL can be built from (as hono's adapter judges it: its host part must read back as written). */
-export function malformedHost(host: string): boolean {
-  if (/^[a-z0-9._-]+(?::\d{1,5})?$/i.test(host)) return false;
+/**
+ * A `Host` no URL can be built from (as hono's adapter judges it: its host part must read back as written), or
+ * null; else the `Host` as hono's adapter takes it: an IPv6 literal in its canonical form (`[::ffff:127.0.0.1]` is
+ * `[::ffff:7f00:1]`), anything else as written.
+ */
+export function acceptedHost(host: string): string | null {
+  if (/^[a-z0-9._-]+(?::\d{1,5})?$/i.test(host)) return host;
   const url = URL.parse(`http://${host}/`);
-  if (url === null || url.pathname !== '/' || url.username !== '' || url.password !== '') return true;
-  return url.hostname.length !== host.length && url.hostname !== host.replace(/:\d+$/, '').toLowerCase();
+  if (url === null || url.pathname !== '/' || url.username !== '' || url.password !== '') return null;
+  if (/^\[[0-9a-f:.]+\](?::\d{1,5})?$/i.test(host)) return url.host;
+  return url.hostname.length !== host.length && url.hostname !== host.replace(/:\d+$/, '').toLowerCase() ? null : host;
 }
 
 /** Why an HTTP/1.x request's `Host` refuses it (RFC 9112, section 3.2), or null. */
@@ -73,7 +78,11 @@ function hostProblem(req: IncomingMessage): string | null {
   if (count > 1) return 'more than one Host header';
   const host = req.headers.host;
   if (host === undefined) return req.httpVersionMinor === 0 ? null : 'the Host header is required (HTTP/1.1)';
-  return malformedHost(host) ? 'the Host header is malformed (no URL can be built from it)' : null;
+  const accepted = acceptedHost(host);
+  if (accepted === null) return 'the Host header is malformed (no URL can be built from it)';
+  // What the routes read (hono builds its URL from it): an IPv6 literal as the URL writes it.
+  if (accepted !== host) req.headers.host = accepted;
+  return null;
 }
 
 /**

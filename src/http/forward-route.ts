@@ -102,11 +102,15 @@ function hasDotSegment(path: string): boolean {
 /**
  * A session's path carries an id of the contract's pattern, as pollcast's own routes do: anything
  * else is refused (400) before it is forwarded. Segments are compared decoded, as the router and
- * the upstream read them (`/api/v%32/%73essions/a%20b` is a session path too).
+ * the upstream read them (`/api/v%32/%73essions/a%20b` is a session path too), and an encoded `/`
+ * or `\` counts as the separator an upstream that decodes before routing takes it for
+ * (`sessions%2Fbad%20id` is the session `bad id`). Elsewhere an encoded `/` is the API's own
+ * (`skills/h%2Fweb-search`, a resource key `run%2Fstep-1.png`): forwarded as sent.
  */
 function checkSessionSegment(rawPath: string, basePath: string): void {
-  const segments = rawPath.split('/').map(decodedSegment);
-  if (segments.includes(undefined)) throw new BadRequestError('request target has a malformed percent-encoding');
+  const decoded = rawPath.split('/').map(decodedSegment);
+  if (decoded.includes(undefined)) throw new BadRequestError('request target has a malformed percent-encoding');
+  const segments = decoded.join('/').split(/[/\\]/);
   const below = basePath.split('/').length;
   if (segments[below] !== 'sessions' || segments.length <= below + 1) return;
   // `/sessions/` alone is the list's path with a trailing slash, not an empty id.
@@ -160,9 +164,6 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   const { path, query } = splitTarget(rawTarget);
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
   if (path.includes('//')) throw new BadRequestError('request target has an empty path segment');
-  // No route of the API has a `/` inside a segment; an upstream that decodes `%2F` before routing would read
-  // `sessions%2F<anything>` as a session path whose id no check here saw.
-  if (path.split('/').some((segment) => /[/\\]/.test(decodedSegment(segment) ?? ''))) throw new BadRequestError('request target has an encoded "/" or "\\" inside a path segment');
   checkSessionSegment(path, deps.upstreamPath);
 
   const maxBytes = deps.config.passthroughMaxBodyBytes;

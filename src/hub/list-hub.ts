@@ -152,6 +152,12 @@ export class ListHub {
     }
     entry.users++;
     entry.viewers.set(holder, (entry.viewers.get(holder) ?? 0) + 1);
+    // A list its charged client no longer views (it left, the list kept in its grace) counts against this viewer now.
+    if (!entry.viewers.has(entry.chargedTo)) {
+      this.charge(entry.chargedTo, -1);
+      entry.chargedTo = holder;
+      this.charge(holder, 1);
+    }
     if (entry.graceTimer) {
       clearTimeout(entry.graceTimer);
       entry.graceTimer = null;

@@ -217,11 +217,15 @@ describe('GET /sessions/events: paused and resumed between two polls', () => {
       // Right after a poll: both changes fall before the next one, which lists the session running as the last did.
       const polls = listCalls(b.sim);
       await eventually(() => listCalls(b.sim) > polls, 2 * poll * 1000, 'a list poll');
+      const seenBefore = b.sim.requests().length;
       const paused = await fetch(`${b.url}/api/v2/sessions/${id}/pause`, { method: 'POST' });
       expect(paused.status).toBeLessThan(300);
       await running.until((r) => !listOf(r).has(id), 2000);
-      // The loop's status checks after the pause are answered, and it long-polls again (quiet).
-      await new Promise((r) => setTimeout(r, 1500));
+      // The pause's status checks made (the forced one, and once more after one in flight): the loop is back in its
+      // long-poll, which the pause did not end.
+      const statusCalls = () => b.sim.requests().slice(seenBefore).filter((r) => r.target === `/api/v2/sessions/${id}/status`).length;
+      await eventually(() => statusCalls() >= 2, 5000, 'the pause\'s status checks');
+      await follower.until((r) => r.statuses().at(-1)?.status === 'paused', 2000);
       const before = listCalls(b.sim);
       b.sim.setStatus(id, { status: 'running' });
       const resumedAt = performance.now();
@@ -450,6 +454,32 @@ describe('GET /sessions/events: the share of one client', () => {
       const second = await fetch(`${b.url}/sessions/events?search=e`, { headers: from('192.0.2.2') });
       expect(second.status).toBe(429);
       expect(b.server.lists.chargedTo('192.0.2.2')).toBe(2);
+    } finally {
+      for (const r of viewers) r.close();
+      await b.close();
+    }
+  });
+});
+
+describe('GET /sessions/events: the share of a client that left', () => {
+  it('a list kept in its grace and viewed again counts against its new viewer, not the client that left it', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS), SESSION_LIST_MAX_LISTS_PER_IP: '1', SESSION_LIST_GRACE_SECONDS: '30', TRUST_PROXY: 'x-forwarded-for' }, { api: 'real' });
+    const viewers: Recorder[] = [];
+    const view = (query: string, ip: string) => {
+      const r = record(`${b.url}/sessions/events${query}`, { events: LIST_EVENTS, headers: { 'x-forwarded-for': ip } });
+      viewers.push(r);
+      return r.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000);
+    };
+    try {
+      await view('?search=a', '192.0.2.1');
+      viewers[0]!.close();
+      // Gone from the list's viewers; the list is polled on for its grace, still counted against 192.0.2.1.
+      await eventually(() => b.server.lists.chargedTo('192.0.2.1') === 1 && b.server.streams.size === 0, 5000, 'the viewer to leave');
+      await view('?search=a', '192.0.2.2');
+      expect(b.server.lists.chargedTo('192.0.2.1')).toBe(0);
+      expect(b.server.lists.chargedTo('192.0.2.2')).toBe(1);
+      // Seen: the list stayed charged to the client that left, which then could start no list of its own.
+      await view('?search=b', '192.0.2.1');
     } finally {
       for (const r of viewers) r.close();
       await b.close();

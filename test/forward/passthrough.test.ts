@@ -138,7 +138,7 @@ describe('forwarding: what reaches the upstream', () => {
   it('never forwards an empty path segment or a session path whose id is not of the contract\'s pattern: 400 JSON, nothing upstream', async () => {
     const b = await gateway();
     b.sim.clearRequests();
-    for (const [method, path] of [['GET', '/sessions//changes'], ['GET', '/sessions//status'], ['POST', '/sessions//messages'], ['GET', '/sessions/a%20b'], ['POST', '/sessions/-x/pause'], ['GET', '/agents//x'], ['GET', '/%73essions/a%20b'], ['POST', '/%73essions/-x/pause'], ['GET', '/sessions/%zz'], ['GET', '/sessions%2Fbad%20id/changes'], ['DELETE', '/%73essions%2F%0d%0a'], ['POST', '/sessions%2Fx/messages'], ['GET', '/agents%5Cx']] as const) {
+    for (const [method, path] of [['GET', '/sessions//changes'], ['GET', '/sessions//status'], ['POST', '/sessions//messages'], ['GET', '/sessions/a%20b'], ['POST', '/sessions/-x/pause'], ['GET', '/agents//x'], ['GET', '/%73essions/a%20b'], ['POST', '/%73essions/-x/pause'], ['GET', '/sessions/%zz'], ['GET', '/sessions%2Fbad%20id/changes'], ['DELETE', '/%73essions%2F%0d%0a'], ['POST', '/sessions%5C-x/messages']] as const) {
       const via = await api(`${b.url}/api/v2`, KEY_A, method, path);
       expect(via.status, `${method} ${path}`).toBe(400);
       expect(typeof via.body.error, `${method} ${path}`).toBe('string');
@@ -149,6 +149,11 @@ describe('forwarding: what reaches the upstream', () => {
     expect(root.status).toBe(400);
     expect(root.body.error).toMatch(/session id/);
     expect(b.sim.requests()).toEqual([]);
+    // An encoded `/` the API itself takes (a skill's `h/` prefix, a resource key with slashes) goes on as sent.
+    for (const path of ['/skills/h%2Fweb-search', '/sessions/s-1/resources/screenshots/run%2Fstep-1.png', '/agents/org%2Fmy-agent']) {
+      await api(`${b.url}/api/v2`, KEY_A, 'GET', path);
+      expect(b.sim.requests().at(-1)?.target, path).toBe(`/api/v2${path}`);
+    }
   });
 
   it('never forwards a target with dot segments (it could leave the API path upstream)', async () => {

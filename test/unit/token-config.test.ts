@@ -50,6 +50,9 @@ describe('token configuration', () => {
     ['UPSTREAM_URL', 'https://user:SECRETPW@exa mple.com/api'],
     ['AUTH_JWKS_URL', 'https://u:SECRETPW@[bad/'],
     ['UPSTREAM_URL', 'not a url?key=SECRETPW'],
+    ['UPSTREAM_URL', 'https://user:pa#SECRETPW@exa mple.com/api'],
+    ['UPSTREAM_URL', 'redis://user:p/SECRETPW@host:6379x'],
+    ['UPSTREAM_URL', 'https://user:pa?SECRETPW@exa mple.com/api'],
   ])('never shows the credentials or query of a %s it cannot parse (%j)', (variable, value) => {
     let err: unknown;
     try {
