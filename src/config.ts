@@ -32,6 +32,8 @@ function upstreamUrlProblem(u: string): string | undefined {
   // The client keeps only origin and path: a key put here would be dropped and printed in logs.
   if (url.username || url.password) return 'must not carry credentials; put the key in UPSTREAM_API_KEY';
   if (url.search || url.hash) return 'must not carry a query or fragment; put a key in UPSTREAM_API_KEY';
+  // `https://user:123/pw@host/…` parses as host `user`, port 123: credentials with a `/` in them, not an API path.
+  if (url.pathname.includes('@')) return 'must not carry credentials (an @ in its path); put the key in UPSTREAM_API_KEY';
   return undefined;
 }
 const httpUrl = z.string().superRefine((u, ctx) => {
@@ -91,12 +93,9 @@ export function isPublicSession(value: string | undefined, sessionId: string): b
 /** The value as shown in an error: secrets hidden, and a URL's credentials and query dropped. */
 function shownValue(opt: OptionSpec, value: string): string {
   if (opt.secret) return '(hidden)';
-  if (URL.canParse(value) && /[@?#]/.test(value)) {
-    const u = new URL(value);
-    return JSON.stringify(`${u.protocol}//${u.host}${u.pathname}`) + ' (credentials and query not shown)';
-  }
-  // Not a URL at all, yet it may hold one's credentials or query (`https://user:pw@exa mple.com`): not shown either.
-  // Everything up to the last `@` goes first (a password may hold `#`, `?` or `/`), then any query or fragment.
+  // Judged as text, not as the URL it may parse as: a password may hold `#`, `?` or `/` (`https://u:1?pw@host`), a
+  // scheme may be missing (`user:pw@host`, a URL of scheme `user:`). Everything up to the last `@` goes first, then
+  // any query or fragment.
   if (/[@?#]/.test(value)) return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/is, '$1').replace(/[?#].*$/s, '')) + ' (credentials and query not shown)';
   return JSON.stringify(value);
 }
@@ -122,7 +121,7 @@ function jwksUrlProblem(u: string): string | undefined {
   if (!URL.canParse(u)) return 'not a URL';
   const url = new URL(u);
   if (!/^https?:$/.test(url.protocol)) return 'must be an http:// or https:// URL';
-  if (url.username || url.password) return 'must not carry credentials';
+  if (url.username || url.password || url.pathname.includes('@')) return 'must not carry credentials';
   return undefined;
 }
 const jwksUrl = z.string().superRefine((u, ctx) => {

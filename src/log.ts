@@ -28,7 +28,7 @@ export const REDACT_PATHS = [
  * the names callers put keys under on forwarded calls (`api_key`, `apikey`), which the request log at debug level
  * would otherwise keep. SECRET_PARAM_NAME catches the rest of the usual names.
  */
-export const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['access_token', 'token', 'api_key', 'apikey', 'api-key', 'key', 'sig', 'auth', 'code']);
+export const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['access_token', 'token', 'api_key', 'apikey', 'api-key', 'key', 'sig', 'auth', 'authorization', 'bearer', 'jwt', 'pass', 'pw', 'code']);
 /** Names that hold a secret by what they say: `…token`, `…secret`, `password`, `…signature`, `…_key`, `credential…`. */
 const SECRET_PARAM_NAME = /token|secret|passw|pwd|signature|credential|[_.-]key$/;
 

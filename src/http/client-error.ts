@@ -64,7 +64,8 @@ export function installConnectRefusal(server: Server): void {
  * `[::ffff:7f00:1]`), anything else as written.
  */
 export function acceptedHost(host: string): string | null {
-  if (/^[a-z0-9._-]+(?::\d{1,5})?$/i.test(host)) return host;
+  const plain = /^[a-z0-9._-]+(?::(\d{1,5}))?$/i.exec(host);
+  if (plain) return plain[1] !== undefined && Number(plain[1]) > 65535 ? null : host;
   const url = URL.parse(`http://${host}/`);
   if (url === null || url.pathname !== '/' || url.username !== '' || url.password !== '') return null;
   if (/^\[[0-9a-f:.]+\](?::\d{1,5})?$/i.test(host)) return url.host;

@@ -198,7 +198,7 @@ describe('URL and header sizes', () => {
     expect(await (await fetch(`${bridge.url}/metrics`)).text()).toMatch(/^pollcast_requests_rejected_total\{reason="bad_request"\} 4$/m);
     // The single-session stream (served before hono) refuses a malformed Host as every other route does; two Hosts
     // (RFC 9112: 400) are refused too, before anything is forwarded; an expectation pollcast cannot meet is a JSON 417.
-    for (const head of ['Host: a b', 'Host: a/b?c', 'Host: x\r\nHost: y']) {
+    for (const head of ['Host: a b', 'Host: a/b?c', 'Host: x\r\nHost: y', 'Host: x:99999']) {
       for (const path of ['/sessions/h-1/events', '/api/v2/sessions']) {
         const refused = await rawRequest(bridge.url, `GET ${path} HTTP/1.1\r\n${head}\r\nConnection: close\r\n\r\n`);
         expect(refused.status, `${head} ${path}`).toBe(400);

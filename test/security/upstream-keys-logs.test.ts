@@ -52,7 +52,7 @@ describe('keys never reach the logs', () => {
     expect(matrix.status).toBe(404);
     expect(await matrix.text()).toContain(';access_token=[REDACTED]');
     // Keys under other names a caller may put them under, on a forwarded call.
-    for (const name of ['key', 'password', 'client_secret', 'X-Amz-Signature', 'x_api_key', 'api-key[]', 'api-key+', 'api%2Dkey[0]', 'key[]']) {
+    for (const name of ['key', 'password', 'client_secret', 'X-Amz-Signature', 'x_api_key', 'api-key[]', 'api-key+', 'api%2Dkey[0]', 'key[]', 'authorization', 'jwt', 'pw']) {
       await (await fetch(`${cli.url}/api/v2/sessions?${name}=${KEY_B}`, { headers: auth(KEY_A) })).body?.cancel();
     }
     // Forwarded to the upstream (pass-through): the key goes there, and nowhere else.

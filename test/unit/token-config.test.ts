@@ -53,6 +53,11 @@ describe('token configuration', () => {
     ['UPSTREAM_URL', 'https://user:pa#SECRETPW@exa mple.com/api'],
     ['UPSTREAM_URL', 'redis://user:p/SECRETPW@host:6379x'],
     ['UPSTREAM_URL', 'https://user:pa?SECRETPW@exa mple.com/api'],
+    ['UPSTREAM_URL', 'https://user:1?SECRETPW@host'],
+    ['UPSTREAM_URL', 'admin:SECRETPW@api.example.com/api/v2'],
+    ['UPSTREAM_URL', 'https://user:123/SECRETPW@api.example.com/api/v2'],
+    ['AUTH_JWKS_URL', 'user:SECRETPW@idp.example.com/jwks'],
+    ['AUTH_JWKS_URL', 'https://user:123/SECRETPW@idp.example.com/jwks'],
   ])('never shows the credentials or query of a %s it cannot parse (%j)', (variable, value) => {
     let err: unknown;
     try {
