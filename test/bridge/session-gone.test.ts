@@ -52,25 +52,31 @@ describe('new readers of a session whose running loop hears a refusal', () => {
     expect(woken.status).toBe(404);
     expect(Date.now() - startedMs, 'woken by the loop hearing the 404, not by the end of the wait').toBeLessThan(15_000);
     expect((await woken.json()).code).toBe('session_not_found');
-    for (const path of ['/api/v2/sessions/gone-1/status', '/api/v2/sessions/gone-1/changes?from_index=0', '/sessions/gone-1/changes?from_index=3&wait_for_seconds=0', '/v1/stream/sessions/gone-1']) {
+    for (const path of ['/api/v2/sessions/gone-1/status', '/api/v2/sessions/gone-1/changes?from_index=0', '/sessions/gone-1/changes?from_index=3&wait_for_seconds=0']) {
       const res = await fetch(`${b.url}${path}`);
       expect(res.status, path).toBe(404);
       await res.body?.cancel();
     }
+    // A Durable Streams client stops for good on a 404: while the refusal is new, it is told to retry (as a new
+    // stream open gets a stream); once settled, the 404 (next test but one).
+    const durable = await fetch(`${b.url}/v1/stream/sessions/gone-1`);
+    expect(durable.status).toBe(503);
+    expect(durable.headers.get('retry-after')).toBe('1');
+    await durable.body?.cancel();
     // The loop still runs and still shows the refusal to its stream (it ends after UPSTREAM_GIVE_UP_SECONDS).
     expect(b.server.hub.activeCount).toBe(1);
     expect(es!.statuses().at(-1)!.upstream_error).toBe('session not found upstream (404)');
     expect(es!.indices()).toEqual(range(3));
   }, 40_000);
 
-  it('a new stream or multi-session stream open gets a 200 stream showing the refusal until the loop gives up (an EventSource stops for good on a 404), a Durable Stream read the 404; after give-up, a first contact\'s 404', async () => {
+  it('a new stream or multi-session stream open gets a 200 stream showing the refusal until the loop gives up (an EventSource stops for good on a 404), a Durable Stream read a 503 to retry; after give-up, a first contact\'s 404', async () => {
     const b = await running('gone-2', { UPSTREAM_GIVE_UP_SECONDS: '4' });
     b.sim.createSession('here', { organisation: 'org', initialEvents: 2, finished: true });
     b.sim.deleteSession('gone-2');
     await eventually(() => es!.statuses().some((s) => s.upstream_error === 'session not found upstream (404)'), 15_000, 'the loop to hear the 404');
     const late = record(`${b.url}/sessions/gone-2/events`);
     const durable = await fetch(`${b.url}/v1/stream/sessions/gone-2?offset=-1`);
-    expect(durable.status, 'a Durable Stream read answers as the upstream would now').toBe(404);
+    expect(durable.status, 'a Durable Stream read of a refusal heard a moment ago: retry').toBe(503);
     await durable.body?.cancel();
     // With a session that exists beside it, the gone one ends alone on the multi-session stream, once the loop gives up.
     const multi = await fetch(`${b.url}/events?session=gone-2&session=here`, { signal: AbortSignal.timeout(20_000) });
@@ -96,7 +102,7 @@ describe('new readers of a session whose running loop hears a refusal', () => {
     expect((await after.json()).code).toBe('session_not_found');
   }, 40_000);
 
-  it('once the refusal has lasted REFUSAL_SETTLED_MS, a new stream open is answered as a first contact: 404 for a session gone (single, or a multi-session stream of it alone), its lane ended alone beside a session that exists', async () => {
+  it('once the refusal has lasted REFUSAL_SETTLED_MS, a new stream open or Durable read is answered as a first contact: 404 for a session gone (single, or a multi-session stream of it alone), its lane ended alone beside a session that exists', async () => {
     const b = await running('gone-3', { UPSTREAM_GIVE_UP_SECONDS: '120' });
     b.sim.createSession('here', { organisation: 'org', initialEvents: 2, finished: true });
     b.sim.deleteSession('gone-3');
@@ -108,7 +114,7 @@ describe('new readers of a session whose running loop hears a refusal', () => {
     await early.body?.cancel();
     await new Promise((r) => setTimeout(r, Math.max(0, heardMs + REFUSAL_SETTLED_MS + 500 - Date.now())));
     expect(b.server.hub.activeCount, 'the loop still runs (it has not given up)').toBe(1);
-    for (const path of ['/sessions/gone-3/events', '/sessions/gone-3/events?last_event_id=1', '/events?session=gone-3']) {
+    for (const path of ['/sessions/gone-3/events', '/sessions/gone-3/events?last_event_id=1', '/events?session=gone-3', '/v1/stream/sessions/gone-3?offset=-1']) {
       const res = await fetch(`${b.url}${path}`);
       expect(res.status, path).toBe(404);
       expect(res.headers.get('content-type'), path).toMatch(/application\/json/);
