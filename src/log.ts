@@ -41,11 +41,16 @@ function decodedLower(raw: string): string {
   }
 }
 
+/** Whether a plain, lower-cased name holds a secret. */
+function secretWord(word: string): boolean {
+  return SECRET_QUERY_PARAMS.has(word) || SECRET_PARAM_NAME.test(word);
+}
+
 function isSecretParam(rawName: string): boolean {
   // hono decodes parameter names, so `access%5Ftoken=` is a token too. Only a plain name is judged by what it says: a
   // name with more in it (`access_token%3D…`) may hold the secret itself, and goes whole (mentionsSecret).
   const name = decodedLower(rawName);
-  return SECRET_QUERY_PARAMS.has(name) || (/^[a-z0-9_.-]+$/.test(name) && SECRET_PARAM_NAME.test(name));
+  return /^[a-z0-9_.-]+$/.test(name) ? secretWord(name) : SECRET_QUERY_PARAMS.has(name);
 }
 
 /**
@@ -58,7 +63,7 @@ function mentionsSecret(rawPart: string): boolean {
   return part
     .split('=')[0]!
     .split(/[^a-z0-9_.-]+/)
-    .some((word) => SECRET_QUERY_PARAMS.has(word) || SECRET_PARAM_NAME.test(word));
+    .some(secretWord);
 }
 
 /** One `name=value` part, its value replaced when its name says it is a secret. */

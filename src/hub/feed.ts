@@ -96,7 +96,7 @@ type Held = Frame;
 
 /**
  * Bytes an event costs besides its frame's: the Buffer and ArrayBuffer objects, the backing store's record and
- * malloc's bookkeeping. Measured in RSS, 450-518 B a frame for frames of 122-502 B (`node --expose-gc
+ * malloc's bookkeeping. Measured in RSS, 456-518 B a frame for frames of 122-502 B (`node --expose-gc
  * bench/frame-overhead.ts N`, N = 20, 100, 400, one process each, 6 Dec 2026); counted as 100 before, which let a
  * budget of ~200 B frames take about 2.2 times its size in RSS.
  */

@@ -153,11 +153,7 @@ export class ListHub {
     entry.users++;
     entry.viewers.set(holder, (entry.viewers.get(holder) ?? 0) + 1);
     // A list its charged client no longer views (it left, the list kept in its grace) counts against this viewer now.
-    if (!entry.viewers.has(entry.chargedTo)) {
-      this.charge(entry.chargedTo, -1);
-      entry.chargedTo = holder;
-      this.charge(holder, 1);
-    }
+    if (!entry.viewers.has(entry.chargedTo)) this.moveCharge(entry, holder);
     if (entry.graceTimer) {
       clearTimeout(entry.graceTimer);
       entry.graceTimer = null;
@@ -179,11 +175,7 @@ export class ListHub {
     else entry.viewers.delete(holder);
     // Its starter gone, a list others still view counts against one of them (a dropped list counts against nobody).
     const next = entry.viewers.keys().next();
-    if (left <= 0 && entry.chargedTo === holder && !next.done && this.lists.get(entry.feed.key) === entry) {
-      this.charge(holder, -1);
-      entry.chargedTo = next.value;
-      this.charge(entry.chargedTo, 1);
-    }
+    if (left <= 0 && entry.chargedTo === holder && !next.done && this.lists.get(entry.feed.key) === entry) this.moveCharge(entry, next.value);
     if (entry.users > 0 || this.lists.get(entry.feed.key) !== entry) return;
     entry.graceTimer = setTimeout(() => {
       entry.graceTimer = null;
@@ -222,6 +214,13 @@ export class ListHub {
     const n = this.chargedTo(holder) + by;
     if (n <= 0) this.charges.delete(holder);
     else this.charges.set(holder, n);
+  }
+
+  /** A polled list counts against `holder` from now on. */
+  private moveCharge(entry: ListEntry, holder: string): void {
+    this.charge(entry.chargedTo, -1);
+    entry.chargedTo = holder;
+    this.charge(holder, 1);
   }
 
   private drop(entry: ListEntry): void {

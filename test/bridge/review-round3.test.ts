@@ -8,6 +8,7 @@ import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SignJWT } from 'jose';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
@@ -308,7 +309,6 @@ describe('AUTH=upstream and the multi-session stream', () => {
 
 describe('a token signed with AUTH_JWT_SECRET under another HMAC algorithm (combined with AUTH=upstream)', () => {
   it('is pollcast\'s, refused with 401, and never sent upstream; one signed with another secret is a foreign key, checked upstream', async () => {
-    const { SignJWT } = await import('jose');
     const b = await startGateway({ AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET });
     bridges.push(b);
     const sign = (alg: string, secret: string) => new SignJWT({ sessions: ['*'] }).setProtectedHeader({ alg }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));

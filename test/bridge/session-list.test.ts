@@ -31,6 +31,14 @@ async function create(b: Bridge, message = 'Find a flight'): Promise<string> {
 
 const version = (id: string) => Number(id.split('.')[1]);
 
+/** Opens a list stream on `b` as client `ip` (TRUST_PROXY=x-forwarded-for), kept in `viewers` to be closed. */
+function viewAs(b: Bridge, viewers: Recorder[], query: string, ip: string): Recorder {
+  const r = record(`${b.url}/sessions/events${query}`, { events: LIST_EVENTS, headers: { 'x-forwarded-for': ip } });
+  viewers.push(r);
+  return r;
+}
+const snapshotOf = (r: Recorder) => r.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000);
+
 describe('GET /sessions/events', () => {
   let b: Bridge;
   const open: Recorder[] = [];
@@ -422,12 +430,8 @@ describe('GET /sessions/events: the share of one client', () => {
     const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS), SESSION_LIST_MAX_LISTS_PER_IP: '2', SESSION_LIST_GRACE_SECONDS: '0', TRUST_PROXY: 'x-forwarded-for' }, { api: 'real' });
     const from = (ip: string) => ({ 'x-forwarded-for': ip });
     const viewers: Recorder[] = [];
-    const view = (query: string, ip: string) => {
-      const r = record(`${b.url}/sessions/events${query}`, { events: LIST_EVENTS, headers: from(ip) });
-      viewers.push(r);
-      return r;
-    };
-    const snapshot = (r: Recorder) => r.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000);
+    const view = (query: string, ip: string) => viewAs(b, viewers, query, ip);
+    const snapshot = snapshotOf;
     try {
       const a = view('?search=a', '192.0.2.1');
       await snapshot(a);
@@ -465,11 +469,7 @@ describe('GET /sessions/events: the share of a client that left', () => {
   it('a list kept in its grace and viewed again counts against its new viewer, not the client that left it', async () => {
     const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS), SESSION_LIST_MAX_LISTS_PER_IP: '1', SESSION_LIST_GRACE_SECONDS: '30', TRUST_PROXY: 'x-forwarded-for' }, { api: 'real' });
     const viewers: Recorder[] = [];
-    const view = (query: string, ip: string) => {
-      const r = record(`${b.url}/sessions/events${query}`, { events: LIST_EVENTS, headers: { 'x-forwarded-for': ip } });
-      viewers.push(r);
-      return r.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000);
-    };
+    const view = (query: string, ip: string) => snapshotOf(viewAs(b, viewers, query, ip));
     try {
       await view('?search=a', '192.0.2.1');
       viewers[0]!.close();

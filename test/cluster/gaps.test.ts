@@ -17,6 +17,7 @@ import { UNKNOWN_SNAPSHOT } from '../../src/upstream/snapshot.ts';
 import { eventually, range, record, type Recorder } from '../helpers/harness.ts';
 import { recordMany } from '../helpers/multi.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 import { CLUSTER_ENV } from './helpers.ts';
 
 let redis: RedisServer | undefined;
@@ -362,7 +363,6 @@ describe('unknown sessions', () => {
 
 describe('a copy asked to start past the session\'s end', () => {
   it('moves back to where the log is and applies its end: no gap error, the same answer on every instance', async () => {
-    const { captureLog } = await import('../helpers/log-capture.ts');
     redis = await startRedis();
     sim = await createSimulator({ api: 'real' });
     sim.createSession('past-1', { initialEvents: 3, finished: true });
