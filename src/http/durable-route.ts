@@ -28,7 +28,7 @@ import {
 } from './durable-offsets.ts';
 import { isPublicSession, openAccess } from '../config.ts';
 import { accessErrorFrame } from '../hub/frames.ts';
-import { REFUSAL_SETTLED_MS, type FeedEntry } from '../hub/hub.ts';
+import type { FeedEntry } from '../hub/hub.ts';
 import type { Feed } from '../hub/feed.ts';
 import { ShuttingDownError, UpstreamUnavailableError } from '../errors.ts';
 
@@ -180,12 +180,12 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
 }
 
 /**
- * `requireKnown`, except that a refusal the loop has heard for less than REFUSAL_SETTLED_MS is a `503` the client
+ * `requireKnown`, except that a refusal not yet settled (`Hub.settledRefusalOf`) is a `503` the client
  * retries: a Durable Streams client, as an EventSource, stops for good on a `404`, and one refused call may be a blip
  * the loop outlives (stream opens wait for it to settle the same way: `Hub.forNewStream`).
  */
 function requireSettledKnown(feed: Feed, deps: AppDeps): void {
-  if (deps.hub.refusalOf(feed) !== null && feed.refusedForMs < REFUSAL_SETTLED_MS) {
+  if (deps.hub.settledRefusalOf(feed) === 'unsettled') {
     throw new UpstreamUnavailableError(`${feed.upstreamError ?? 'the session was refused'} a moment ago; asking again`, 1);
   }
   requireKnown(feed, deps);

@@ -68,6 +68,10 @@ export const NUDGE_RECHECK_MS = 1000;
  */
 export const REFUSAL_SETTLED_MS = 5000;
 
+function refusalSettled(feed: Feed): boolean {
+  return feed.refusedForMs >= REFUSAL_SETTLED_MS;
+}
+
 /** Seconds a caller is told to wait when pollcast is stopping. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
@@ -198,6 +202,18 @@ export class Hub {
   }
 
   /**
+   * `refusalOf`, as a reader that stops for good on it (an EventSource, a
+   * Durable Streams client) should take it: null while the loop hears none,
+   * `'unsettled'` while it has lasted less than REFUSAL_SETTLED_MS (maybe a
+   * blip the loop outlives: ask again in a moment), the refusal once settled.
+   */
+  settledRefusalOf(feed: Feed): SessionNotFoundError | UpstreamAuthError | 'unsettled' | null {
+    const refusal = this.refusalOf(feed);
+    if (refusal === null || refusalSettled(feed)) return refusal;
+    return 'unsettled';
+  }
+
+  /**
    * An acquired entry for a new stream (single or multi-session lane), or,
    * once its loop's refusal has lasted REFUSAL_SETTLED_MS, given back and its
    * `refusalOf` thrown. A first refused call may be a blip the loop outlives
@@ -209,7 +225,7 @@ export class Hub {
   forNewStream(entry: FeedEntry): FeedEntry {
     // A loop on callers' keys (AUTH=upstream, no UPSTREAM_API_KEY) hearing 404 says its keys cannot see the
     // session; the caller opening now was just accepted for it, and its key joins the loop's.
-    if (this.opts.loopOnCallerCredentials || entry.feed.refusedForMs < REFUSAL_SETTLED_MS) return entry;
+    if (this.opts.loopOnCallerCredentials || !refusalSettled(entry.feed)) return entry;
     const refusal = this.refusalOf(entry.feed);
     if (refusal === null) return entry;
     this.release(entry);
