@@ -26,11 +26,8 @@ import { isHttp1 } from '../hub/writer.ts';
 import { ForwardError, type Forwarder } from '../upstream/forwarder.ts';
 import { BadGatewayError, BadRequestError, PayloadTooLargeError, RequestTimeoutError, ShuttingDownError } from '../errors.ts';
 
-/** Session ids the nudge accepts (CONTRACT §3's id rule); anything else is forwarded without a nudge. */
-const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-/** The writes that change a session's status: after a 2xx, its loop refreshes at once. */
-const NUDGING_POST = /^\/sessions\/([^/]+)\/(?:messages|pause|resume|force_answer|tool_results)$/;
-const NUDGING_DELETE = /^\/sessions\/([^/]+)$/;
+/** The writes that change a session's status (`POST /sessions/{id}/<write>`, `DELETE /sessions/{id}`): after a 2xx, its loop refreshes at once. */
+const NUDGING_WRITES: ReadonlySet<string> = new Set(['messages', 'pause', 'resume', 'force_answer', 'tool_results']);
 /** Methods counted by name in the metrics; any other is `other` (labels stay bounded). */
 const COUNTED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -100,34 +97,35 @@ function hasDotSegment(path: string): boolean {
 }
 
 /**
- * A session's path carries an id of the contract's pattern, as pollcast's own routes do: anything
- * else is refused (400) before it is forwarded. Segments are compared decoded, as the router and
- * the upstream read them (`/api/v%32/%73essions/a%20b` is a session path too), and an encoded `/`
- * or `\` counts as the separator an upstream that decodes before routing takes it for
- * (`sessions%2Fbad%20id` is the session `bad id`). Elsewhere an encoded `/` is the API's own
- * (`skills/h%2Fweb-search`, a resource key `run%2Fstep-1.png`): forwarded as sent.
+ * The segments of `rawPath` below `basePath` as an upstream that decodes before routing reads them:
+ * each segment decoded (`/api/v%32/%73essions/a%20b` is the session `a b`), and an encoded `/` or
+ * `\` taken for the separator it becomes (`sessions%2Fbad%20id` is the session `bad id`). A
+ * malformed percent-encoding is refused (400).
  */
-function checkSessionSegment(rawPath: string, basePath: string): void {
+function segmentsAsRead(rawPath: string, basePath: string): string[] {
   const decoded = rawPath.split('/').map(decodedSegment);
   if (decoded.includes(undefined)) throw new BadRequestError('request target has a malformed percent-encoding');
-  const segments = decoded.join('/').split(/[/\\]/);
-  const below = basePath.split('/').length;
-  if (segments[below] !== 'sessions' || segments.length <= below + 1) return;
-  // `/sessions/` alone is the list's path with a trailing slash, not an empty id.
-  if (segments.length === below + 2 && segments[below + 1] === '') return;
-  parseSessionId(segments[below + 1]);
+  return decoded.join('/').split(/[/\\]/).slice(basePath.split('/').length);
 }
 
-/** The session a forwarded write changed, if it is one of the nudging writes. */
-export function nudgedSession(method: string, pathBelowBase: string): string | undefined {
-  const m = (method === 'POST' ? NUDGING_POST : method === 'DELETE' ? NUDGING_DELETE : null)?.exec(pathBelowBase);
-  if (!m) return undefined;
-  try {
-    const id = decodeURIComponent(m[1]!);
-    return SESSION_ID.test(id) ? id : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * A session's path carries an id of the contract's pattern, as pollcast's own routes do: anything
+ * else is refused (400) before it is forwarded. The path is judged as the upstream reads it
+ * (`segmentsAsRead`); what is sent is the path as the caller wrote it, so an encoded `/` elsewhere
+ * stays the API's own (`skills/h%2Fweb-search`, a resource key `run%2Fstep-1.png`).
+ */
+function checkSessionSegment(segments: readonly string[]): void {
+  if (segments[0] !== 'sessions' || segments.length < 2) return;
+  // `/sessions/` alone is the list's path with a trailing slash, not an empty id.
+  if (segments.length === 2 && segments[1] === '') return;
+  parseSessionId(segments[1]);
+}
+
+/** The session a forwarded write changed (`segments` as `segmentsAsRead` gives them), if it is one of the nudging writes. */
+export function nudgedSession(method: string, segments: readonly string[]): string | undefined {
+  if (segments[0] !== 'sessions') return undefined;
+  const nudges = method === 'POST' ? segments.length === 3 && NUDGING_WRITES.has(segments[2]!) : method === 'DELETE' && segments.length === 2;
+  return nudges ? segments[1] : undefined;
 }
 
 /**
@@ -164,7 +162,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   const { path, query } = splitTarget(rawTarget);
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
   if (path.includes('//')) throw new BadRequestError('request target has an empty path segment');
-  checkSessionSegment(path, deps.upstreamPath);
+  const segments = segmentsAsRead(path, deps.upstreamPath);
+  checkSessionSegment(segments);
 
   const maxBytes = deps.config.passthroughMaxBodyBytes;
   const declared = c.req.header('content-length');
@@ -297,7 +296,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   const status = answer.status;
   count(deps.stats.forwarded, `${COUNTED_METHODS.has(method) ? method : 'other'}|${Math.floor(status / 100)}xx`);
   if (status >= 200 && status < 300) {
-    const id = nudgedSession(method, path.slice(deps.upstreamPath.length));
+    const id = nudgedSession(method, segments);
     if (id !== undefined) deps.hub.nudge(id);
   }
   const cors = middlewareHeaders(c, deps);

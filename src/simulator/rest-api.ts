@@ -42,17 +42,12 @@ export function isRestPath(apiPath: string): boolean {
   return ROUTES.some(([, pattern]) => pattern.test(apiPath));
 }
 
-/** Serves one REST request of an authenticated caller: 405 for a known path with another method, 400 for a malformed escape. */
+/** Serves one REST request of an authenticated caller (`apiPath` decoded): 405 for a known path with another method. */
 export function handleRestApi(ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL, apiPath: string, caller: Caller): void {
   const candidates = ROUTES.filter(([, pattern]) => pattern.test(apiPath));
   const route = candidates.find(([method]) => method === req.method);
   if (!route) return sendDetail(res, 405, 'Method Not Allowed', { allow: candidates.map(([m]) => m).join(', ') });
-  let params: string[];
-  try {
-    params = (route[1].exec(apiPath) ?? []).slice(1).map((part) => decodeURIComponent(part));
-  } catch {
-    return sendDetail(res, 400, 'malformed path');
-  }
+  const params = (route[1].exec(apiPath) ?? []).slice(1);
   Promise.resolve(route[2](ctx, req, res, url, params, caller)).catch((error: unknown) => {
     if (!res.headersSent) sendDetail(res, 500, `internal error: ${error instanceof Error ? error.message : String(error)}`);
     else res.destroy();

@@ -13,10 +13,15 @@ function controlPathOf(basePath: string, pathname: string): string | undefined {
   return undefined;
 }
 
-/** The path below the API base, or undefined when the request is outside it (then 404). */
+/**
+ * The path below the API base, decoded, or undefined when the request is outside it (then 404).
+ * Decoded before routing, as the real API's server (uvicorn + Starlette) routes: `/sessions%2Fs-1/pause`
+ * is `/sessions/s-1/pause` there, and `/sessions/a%2Fb/status` no session's path.
+ */
 function apiPathOf(basePath: string, pathname: string): string | undefined {
-  if (basePath === '') return pathname;
-  return pathname.startsWith(`${basePath}/`) ? pathname.slice(basePath.length) : undefined;
+  const decoded = decodeURIComponent(pathname);
+  if (basePath === '') return decoded;
+  return decoded.startsWith(`${basePath}/`) ? decoded.slice(basePath.length) : undefined;
 }
 
 function handle(ctx: SimContext, req: IncomingMessage, res: ServerResponse): void {
@@ -33,7 +38,13 @@ function handle(ctx: SimContext, req: IncomingMessage, res: ServerResponse): voi
       return;
     }
     ctx.requestLog.record(req);
-    handleSessionsApi(ctx, req, res, url, apiPathOf(ctx.dialect.basePath, url.pathname));
+    let apiPath: string | undefined;
+    try {
+      apiPath = apiPathOf(ctx.dialect.basePath, url.pathname);
+    } catch {
+      return sendError(res, 400, 'malformed path');
+    }
+    handleSessionsApi(ctx, req, res, url, apiPath);
   } catch (error) {
     sendError(res, 500, `internal error: ${error instanceof Error ? error.message : String(error)}`);
   }

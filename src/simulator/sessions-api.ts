@@ -15,7 +15,7 @@ import type { Fault } from './types.ts';
 const SESSION_ROUTE = /^\/sessions\/([^/]+)\/(changes|status)$/;
 
 /**
- * Serves the sessions API below the dialect's base path; `apiPath` is the path below it
+ * Serves the sessions API below the dialect's base path; `apiPath` is the decoded path below it
  * (undefined: outside it, 404). Both dialects: `GET /sessions/{id}/changes` and
  * `/status`; the simple dialect's `GET /sessions` (a simulator extra); the real
  * dialect's REST surface (rest-api.ts). Keys scope what a caller sees (keys.ts).
@@ -30,11 +30,7 @@ export function handleSessionsApi(ctx: SimContext, req: IncomingMessage, res: Se
   let id = '';
   let endpoint: ApiEndpoint | undefined;
   if (route) {
-    try {
-      id = decodeURIComponent(route[1] ?? '');
-    } catch {
-      return sendError(res, 400, 'malformed session id');
-    }
+    id = route[1] ?? '';
     endpoint = route[2] === 'changes' ? 'changes' : 'status';
     if (endpoint === 'changes') res.once('close', ctx.stats.beginChanges(id, asksToWait(url.searchParams)));
     else ctx.stats.countStatus(id);

@@ -65,14 +65,16 @@ describe('an SDK-like client with one base URL on pollcast', () => {
     }
   });
 
-  it('cancel through pollcast nudges the loop too: the watcher gets its end without waiting out the long-poll', async () => {
+  it('a pause written with escapes (the upstream decodes the path before routing) and a cancel through pollcast nudge the loop too: the watcher gets its end without waiting out the long-poll', async () => {
     const base = `${bridge.url}/api/v2`;
     const { body } = await api(base, KEY_A, 'POST', '/sessions', { agent: 'web-agent' });
     const id = body.id as string;
     const watcher = record(`${bridge.url}/sessions/${encodeURIComponent(id)}/events`);
     try {
       await watcher.until((r) => r.indices().length > 3, 15_000);
-      expect((await api(base, KEY_A, 'POST', `/sessions/${id}/pause`)).status).toBe(202);
+      // `sessions%2F<id>/pa%75se` is `sessions/<id>/pause` to the upstream, so it is a pause to pollcast too.
+      expect((await api(base, KEY_A, 'POST', `/sessions%2F${id}/pa%75se`)).status).toBe(202);
+      expect(bridge.sim.requests().at(-1)?.target).toBe(`/api/v2/sessions%2F${id}/pa%75se`);
       await watcher.until((r) => r.statuses().some((s) => s.status === 'paused'), 8_000);
       expect((await api(base, KEY_A, 'DELETE', `/sessions/${id}`)).status).toBe(204);
       const end = await watcher.ended(8_000);

@@ -39,12 +39,12 @@ describe('forward-headers', () => {
   });
 
   it('names the session of a nudging write only', () => {
-    expect(nudgedSession('POST', '/sessions/abc/pause')).toBe('abc');
-    expect(nudgedSession('POST', '/sessions/a%2Eb/messages')).toBe('a.b');
-    expect(nudgedSession('DELETE', '/sessions/abc')).toBe('abc');
-    expect(nudgedSession('GET', '/sessions/abc/pause')).toBeUndefined();
-    expect(nudgedSession('POST', '/sessions/abc/share')).toBeUndefined();
-    expect(nudgedSession('DELETE', '/sessions/abc/share')).toBeUndefined();
-    expect(nudgedSession('POST', '/sessions/%2Fbad/pause')).toBeUndefined();
+    expect(nudgedSession('POST', ['sessions', 'abc', 'pause'])).toBe('abc');
+    expect(nudgedSession('DELETE', ['sessions', 'abc'])).toBe('abc');
+    expect(nudgedSession('GET', ['sessions', 'abc', 'pause'])).toBeUndefined();
+    expect(nudgedSession('POST', ['sessions', 'abc', 'share'])).toBeUndefined();
+    expect(nudgedSession('POST', ['sessions', 'abc', 'pause', ''])).toBeUndefined();
+    expect(nudgedSession('DELETE', ['sessions', 'abc', 'share'])).toBeUndefined();
+    expect(nudgedSession('POST', ['skills', 'abc', 'pause'])).toBeUndefined();
   });
 });
