@@ -266,4 +266,28 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect((await open()('/api/v2/sessions?limit=5', big)).status).toBe(431);
     expect(bridge.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions?'))).toEqual([]);
   });
+
+  it('judges :authority as HTTP/1.1 judges Host: an IPv6 literal however written is served, one no URL can be built from is a JSON 400 before anything is forwarded', async () => {
+    bridge = await startGateway({ H2C: 'true' });
+    bridge.sim.createSession('h2-host', { organisation: 'org-a', initialEvents: 1, finished: true, imageBytes: 0 });
+    const session = h2(bridge.url);
+    const port = new URL(bridge.url).port;
+    const answer = async (path: string, authority: string) => {
+      const r = h2request(session, path, { ':authority': authority, authorization: `Bearer ${KEY_A}` });
+      const text = await r.done();
+      return { status: (await r.headers)[':status'], text };
+    };
+    for (const authority of [`[::ffff:127.0.0.1]:${port}`, '[0:0:0:0:0:0:0:1]', '[::FFFF:7F00:1]:80']) {
+      for (const path of ['/sessions/h2-host/status', '/sessions/h2-host/events', '/api/v2/sessions/h2-host']) {
+        expect((await answer(path, authority)).status, `${authority} ${path}`).toBe(200);
+      }
+    }
+    bridge.sim.clearRequests();
+    for (const path of ['/sessions/h2-host/status', '/sessions/h2-host/events', '/api/v2/sessions/h2-host']) {
+      const refused = await answer(path, 'x:99999');
+      expect(refused.status, path).toBe(400);
+      expect(JSON.parse(refused.text), path).toEqual({ code: 'bad_request', error: 'the :authority (or Host) is malformed (no URL can be built from it)' });
+    }
+    expect(bridge.sim.requests()).toEqual([]);
+  });
 });
