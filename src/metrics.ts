@@ -103,7 +103,10 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
     // The event-loop delay histogram keeps prom-client's 10 ms sampling: it records each sample's whole
     // interval, so a coarser one would shift every `nodejs_eventloop_lag_*` value (and the alerts built on
     // them) by the difference. Its timer costs an idle instance ~0.8 % of a core (bench/RESULTS.md, issue 21).
-    collectDefaultMetrics({ register: registry, prefix: 'pollcast_process_' });
+    // prom-client's names already start `process_` or `nodejs_`: `pollcast_process_cpu_user_seconds_total`,
+    // `pollcast_nodejs_eventloop_lag_seconds` (until 6 Dec 2026 the prefix was `pollcast_process_`, which wrote
+    // `pollcast_process_process_…` and `pollcast_process_nodejs_…`).
+    collectDefaultMetrics({ register: registry, prefix: 'pollcast_' });
   }
   const upstreamTotal = new Counter({ name: 'pollcast_upstream_requests_total', help: 'Upstream requests by endpoint and outcome.', labelNames: ['endpoint', 'outcome'], registers: [registry] });
   const upstreamSeconds = new Histogram({

@@ -77,7 +77,7 @@ describe('metrics and HTTP surface, against a running bridge', () => {
 
   it('README and docs/ name no pollcast metric that does not exist', () => {
     // pollcast_token is AUTH_COOKIE_NAME's default (a cookie), not a metric.
-    const named = new Set([...(readme + opsDoc + configDoc).matchAll(/\bpollcast_[a-z_]+/g)].map((x) => x[0]).filter((n) => !n.startsWith('pollcast_process_') && n !== 'pollcast_token'));
+    const named = new Set([...(readme + opsDoc + configDoc).matchAll(/\bpollcast_[a-z_]+/g)].map((x) => x[0]).filter((n) => !/^pollcast_(process|nodejs)_/.test(n) && n !== 'pollcast_token'));
     const known = new Set<string>(METRIC_NAMES);
     for (const n of named) expect(known.has(n), `the docs name ${n}, which METRIC_NAMES does not list`).toBe(true);
   });

@@ -30,6 +30,11 @@ it('SIGTERM to `npm start` stops pollcast gracefully: nothing is left serving', 
     await eventually(() => /pollcast listening on (http:\/\/[^\s"]+)/.test(out), 90_000, 'pollcast listening');
     const url = /pollcast listening on (http:\/\/[^\s"]+)/.exec(out)![1]!;
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    // Node's process and runtime metrics under pollcast_ once, not pollcast_process_process_….
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^pollcast_process_cpu_user_seconds_total \d/m);
+    expect(metrics).toMatch(/^pollcast_nodejs_eventloop_lag_seconds \d/m);
+    expect(metrics).not.toMatch(/pollcast_process_(process|nodejs)_/);
     const exited = once(proc, 'exit');
     proc.kill('SIGTERM');
     await exited;
