@@ -81,6 +81,11 @@ export const DRAIN_EMPTY_ANSWERS_TO_END = 2;
 export const TRANSIENT_FAILURES_SHOWN_AFTER = 3;
 /** A `/status` answer younger than this is fresh enough for an on-demand refresh (ms); at most one call per interval. */
 export const STATUS_REFRESH_MIN_INTERVAL_MS = 2000;
+/**
+ * How long a page whose status differs from the held one waits for the `/status` call asked before its events go
+ * out (ms); a slower answer follows them.
+ */
+export const STATUS_BEFORE_EVENTS_MS = 1000;
 /** While changes keeps claiming an end that `/status` denied, `/status` is asked again at most this often (ms). */
 export const DISAGREEMENT_RECHECK_MS = 5000;
 /**
@@ -298,6 +303,17 @@ export class Poller {
     }
   }
 
+  /** `checkStatus`, waited for at most `ms` ('late' then: it goes on, and publishes when answered). */
+  private async statusWithin(ms: number): Promise<'ok' | 'stop' | 'late' | FailureOutcome> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+    try {
+      return await Promise.race([this.checkStatus(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** One `/status` call, merged and published, shared by concurrent askers; 'stop' when the loop must stop. */
   private checkStatus(): Promise<'ok' | 'stop' | FailureOutcome> {
     this.statusCheck ??= this.askStatus().finally(() => (this.statusCheck = null));
@@ -448,6 +464,12 @@ export class Poller {
           return 'again';
         }
       }
+      // A page under another status than the one held (a resume, a pause, not a claimed end: the drain checks that
+      // after the events) has /status asked before its events go out, for at most STATUS_BEFORE_EVENTS_MS, so they
+      // go out under the status they came with: a drop-in long-poll woken by them answers that status.
+      const disagrees = r.kind === 'events' && !wasOver && this.needsStatus(r.changes.top);
+      const statusFirst = disagrees && !changesClaimOver(r.changes.top);
+      if (statusFirst && (await this.statusWithin(STATUS_BEFORE_EVENTS_MS)) === 'stop') return 'stop';
       if (r.kind === 'events') {
         this.snapshot = withChanges(this.snapshot, r.changes.top);
         if (r.changes.top.finished_at !== null && this.over) state.finalBodySeen = true;
@@ -481,7 +503,7 @@ export class Poller {
       if (this.over) return 'again'; // a refresh confirmed the end during this call: drain from here
       // A session may finish, pause or go idle with no new event, which an empty long-poll alone would never show.
       if (n === 0 && wait > 0 && (await this.checkStatus()) === 'stop') return 'stop';
-      if (r.kind === 'events' && this.needsStatus(r.changes.top) && (await this.checkStatus()) === 'stop') return 'stop';
+      if (disagrees && !statusFirst && (await this.checkStatus()) === 'stop') return 'stop';
       return 'again';
     }
     state.ungated = false;

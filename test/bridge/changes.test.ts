@@ -1,6 +1,7 @@
 /** The drop-in long-poll endpoint: same shape and codes as the upstream, answered from the shared loop. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { HISTORY_EMPTY_ATTEMPTS, UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
+import { STATUS_REFRESH_MIN_INTERVAL_MS } from '../../src/upstream/poller.ts';
 import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
@@ -89,6 +90,29 @@ describe('GET /sessions/{id}/changes', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     const body = (await res.json()) as Changes;
     expect(body.new_events).toEqual(bridge.sim.events('dc-3').slice(1, 3));
+  });
+
+  it('a waiting poller woken by events that came under a new status (resumed upstream) gets that status with them, not the one held before', async () => {
+    bridge = await startBridge({}, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('dc-resumed', { initialEvents: 2 });
+    const base = `${b.url}/api/v2/sessions/dc-resumed`;
+    // The loop with event details runs (and stays through its idle grace); its /status answer ages past the
+    // 2 s a drop-in /status may reuse, so the next one asks the upstream.
+    expect((await fetch(`${base}/changes?from_index=0`)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, STATUS_REFRESH_MIN_INTERVAL_MS + 200));
+    b.sim.setStatus('dc-resumed', { status: 'paused' });
+    expect(((await (await fetch(`${base}/status`)).json()) as { status: string }).status).toBe('paused');
+    // Resumed upstream with no event of its own: the loop's long-poll is not woken by that (real API).
+    b.sim.setStatus('dc-resumed', { status: 'running' });
+    const pending = fetch(`${base}/changes?from_index=2&wait_for_seconds=20`);
+    await eventually(() => b.sim.stats('dc-resumed').inFlightChanges === 1, 5000, 'the loop to long-poll');
+    b.sim.appendEvents('dc-resumed', 1);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Changes;
+    expect(body.new_events).toEqual(b.sim.events('dc-resumed').slice(2, 3));
+    expect(body.status).toBe('running');
   });
 
   it('holds a long-poll asking for more than 25 s only 25 s, the real API\'s own cap', async () => {
