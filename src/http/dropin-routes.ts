@@ -35,6 +35,8 @@ export const MAX_CHANGES_WAIT_SECONDS = 25;
  * loop knows it (a draining SDK would stop short), nor hang a caller.
  */
 export const UNSETTLED_WAIT_MS = 10_000;
+/** Seconds a caller is told to wait when the loop has not settled within that bound (not read up to date, or draining). */
+export const UNSETTLED_RETRY_AFTER_SECONDS = 2;
 /** A held `/status` younger than this is answered as is (ms); an older one is refreshed first (at most one upstream call per interval). */
 export const STATUS_FRESH_MS = 2000;
 /** Longest a `/status` caller waits for that refresh (ms) before the held answer is sent. */
@@ -181,6 +183,11 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (statusChanged && !feed.ended) return c.json(changesBody(feed.snapshot, []), 200);
   // Cut short by shutdown, "nothing new" would not be known: 503, retry after a second.
   if (deps.shutdownSignal.aborted) throw new ShuttingDownError();
+  // Nor is it while the loop has not read up to date (wait 0: its upstream call hanging or failing) or still drains an
+  // end (any wait) once the bound is over: a 204 would stop a client draining the end short of the last events.
+  if (!feed.ended && (draining(feed) || (waitSeconds === 0 && !feed.synced))) {
+    throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${draining(feed) ? 'the end is being read' : 'the session is not read up to date'})`, UNSETTLED_RETRY_AFTER_SECONDS);
+  }
   return nothingNew(c, feed);
 }
 

@@ -6,7 +6,7 @@
  * or, below it, through the hub's history path (as late SSE readers get them).
  */
 import type { AppDeps } from './deps.ts';
-import { draining, readHistory, UNSETTLED_WAIT_MS, waitFor } from './dropin-routes.ts';
+import { draining, readHistory, UNSETTLED_RETRY_AFTER_SECONDS, UNSETTLED_WAIT_MS, waitFor } from './dropin-routes.ts';
 import { CATCH_UP_MAX_BYTES, CHUNK_MAX_BYTES, chunkEnd, messageBytes, recordMessage, type Message, type Position } from './durable-offsets.ts';
 import type { Feed } from '../hub/feed.ts';
 import { eventFrame, frameData, frameDataParts } from '../hub/frames.ts';
@@ -17,8 +17,6 @@ import { BadRequestError, BehindOffsetError, UpstreamUnavailableError } from '..
 
 /** Seconds a reader is told to wait when held-out history could not be read. */
 const HISTORY_RETRY_AFTER_SECONDS = 5;
-/** Seconds a reader whose offset lies past a tail not yet read up to date is told to wait. */
-const OFFSET_UNSETTLED_RETRY_SECONDS = 2;
 /** How long an offset past a live feed's tail waits for the feed to reach it before it is refused (ms). */
 export const BEYOND_TAIL_WAIT_MS = 1_000;
 /**
@@ -125,7 +123,7 @@ export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSi
   } else if (pos.events > feed.nextIndex && !feed.ended) {
     // Not read up to date (the upstream slow or failing, the loop just started): pollcast cannot tell a later offset
     // it gave before from a made-up one. Taking it would name it as the tail; refusing it would be for good: a 503.
-    throw new UpstreamUnavailableError('cannot tell yet whether this offset is in the stream (the session is not read up to date)', OFFSET_UNSETTLED_RETRY_SECONDS);
+    throw new UpstreamUnavailableError('cannot tell yet whether this offset is in the stream (the session is not read up to date)', UNSETTLED_RETRY_AFTER_SECONDS);
   }
   else if (!feed.ended && pos.status > Math.max(Date.now(), currentStatus(feed)?.version ?? 0) + STATUS_AHEAD_TOLERANCE_MS) {
     throw new BadRequestError('invalid offset: its status part is in the future');

@@ -1,6 +1,6 @@
 /** The drop-in long-poll endpoint: same shape and codes as the upstream, answered from the shared loop. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { HISTORY_EMPTY_ATTEMPTS, UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
+import { HISTORY_EMPTY_ATTEMPTS, UNSETTLED_RETRY_AFTER_SECONDS, UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
 import { STATUS_REFRESH_MIN_INTERVAL_MS } from '../../src/upstream/poller.ts';
 import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
@@ -115,6 +115,25 @@ describe('GET /sessions/{id}/changes', () => {
     expect(body.status).toBe('running');
   });
 
+  it('never answers "nothing new" it cannot know: a wait_for_seconds=0 call while the loop\'s changes call hangs is a 503 to retry after UNSETTLED_WAIT_MS, and 204 once the loop has read up to date', async () => {
+    bridge = await startBridge({ UPSTREAM_TIMEOUT_MARGIN_SECONDS: '12' }, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('dc-hung', { initialEvents: 3 });
+    // The loop's first page (a wait-0 call) gets no answer until its deadline (wait 0 + 12 s).
+    b.sim.faults.script([{ kind: 'hang' }], { session: 'dc-hung', endpoint: 'changes' });
+    const base = `${b.url}/api/v2/sessions/dc-hung`;
+    const started = performance.now();
+    // Three events exist: a 204 would say there is none.
+    const res = await fetch(`${base}/changes?from_index=0&wait_for_seconds=0`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe(String(UNSETTLED_RETRY_AFTER_SECONDS));
+    expect(await res.json()).toMatchObject({ code: 'upstream_unavailable', error: expect.stringMatching(/not read up to date/) });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(UNSETTLED_WAIT_MS - 50);
+    // Past the hung call the loop reads up to date: the events, and then that nothing is new.
+    await eventually(async () => (await fetch(`${base}/changes?from_index=0&wait_for_seconds=0`)).status === 200, 15_000, 'the events once read up to date');
+    expect((await fetch(`${base}/changes?from_index=3&wait_for_seconds=0`)).status).toBe(204);
+  });
+
   it('holds a long-poll asking for more than 25 s only 25 s, the real API\'s own cap', async () => {
     bridge = await startBridge();
     bridge.sim.createSession('dc-cap', { initialEvents: 1 });
@@ -204,7 +223,7 @@ describe('GET /sessions/{id}/changes', () => {
     expect(seen.at(-1)!.status).toBe('completed');
   });
 
-  it('waits for a drain that stalls within the call\'s one bound (its wait_for_seconds, or UNSETTLED_WAIT_MS when longer), not that bound after its own wait', async () => {
+  it('waits for a drain that stalls within the call\'s one bound (its wait_for_seconds, or UNSETTLED_WAIT_MS when longer), not that bound after its own wait, then answers 503 to retry (not 204: the drain has not said nothing is left)', async () => {
     // The drain's call is left hanging for 30 s (the upstream call's margin past its wait of 0), longer than any bound here.
     bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '20', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '30' }, { api: 'real' });
     const b = bridge;
@@ -225,12 +244,13 @@ describe('GET /sessions/{id}/changes', () => {
       const t0 = performance.now();
       const res = await fetch(`${b.url}/sessions/dc-stall/changes?from_index=${end}&wait_for_seconds=${wait}`, { signal: AbortSignal.timeout(35_000) });
       await res.arrayBuffer();
-      return { wait, status: res.status, ms: performance.now() - t0 };
+      return { wait, status: res.status, retryAfter: res.headers.get('retry-after'), ms: performance.now() - t0 };
     };
     const answers = await Promise.all([timed(0), timed(UNSETTLED_WAIT_MS / 1000)]);
     expect(b.sim.stats('dc-stall').inFlightChanges, 'the drain still hanging').toBe(1);
-    for (const { wait, status, ms } of answers) {
-      expect(status, `wait_for_seconds=${wait}`).toBe(204);
+    for (const { wait, status, retryAfter, ms } of answers) {
+      expect(status, `wait_for_seconds=${wait}`).toBe(503);
+      expect(retryAfter, `wait_for_seconds=${wait}`).toBe(String(UNSETTLED_RETRY_AFTER_SECONDS));
       expect(ms, `wait_for_seconds=${wait}: held for the drain`).toBeGreaterThanOrEqual(UNSETTLED_WAIT_MS - 1000);
       expect(ms, `wait_for_seconds=${wait}: one bound, not the wait and then the drain's`).toBeLessThan(UNSETTLED_WAIT_MS + 5000);
     }
