@@ -510,6 +510,8 @@ const cardHandlers = {
 /** What a refused card says, in words a person can act on: a bad id, an unknown session, a token. */
 function refusalText(why, what) {
   if (!why) return `${what} could not be opened; try reloading the page`;
+  // The list's query is its filters; a session's is its id.
+  if (why.status === 400 && what === 'the session list') return `the filter was refused${why.error ? `: ${why.error}` : ''}; change it above`;
   if (why.status === 400) return `not a valid session id${why.error ? `: ${why.error.replace(/^invalid session id:\s*/i, '')}` : ''}`;
   if (why.status === 404) return 'no such session: the agent API does not know this id (or this key may not see it)';
   if (why.status === 401) return tokenProblem(why.error);
@@ -631,8 +633,7 @@ function takeSnapshot(items, total) {
     // A later snapshot replaces the list (a long outage, a pollcast restart): a live session it brings with no
     // card gets one, as a session that starts while the page is open does; finished cards give way.
     // Up to MAX_CARDS live cards in all, as the first snapshot opens (finished cards give way, live ones do not).
-    const room = Math.max(0, MAX_CARDS - [...views.values()].filter((v) => v.stream !== 'ended' && v.stream !== 'refused').length);
-    const live = rows.filter((s) => !views.has(s.id) && !TERMINAL.has(str(s.status))).map((s) => known.get(s.id)).sort(byOrder).slice(0, room).map((k) => k.id);
+    const live = rows.filter((s) => !views.has(s.id) && !TERMINAL.has(str(s.status))).map((s) => known.get(s.id)).sort(byOrder).slice(0, liveCardRoom()).map((k) => k.id);
     if (live.length > 0) {
       watch(live);
       trim();
@@ -641,13 +642,19 @@ function takeSnapshot(items, total) {
   renderTop();
 }
 
+/** How many more live cards fit under MAX_CARDS (finished cards give way to them, live ones do not). */
+function liveCardRoom() {
+  return Math.max(0, MAX_CARDS - [...views.values()].filter((v) => v.stream !== 'ended' && v.stream !== 'refused').length);
+}
+
 function takeRow(s) {
   const fresh = !known.has(s.id);
   list.rows.add(s.id);
   if (fresh) list.total++;
   know(s.id, s);
-  // A session that starts while the page is open gets a card.
-  if (fresh && pinned.length === 0 && !TERMINAL.has(str(s.status))) {
+  // A session that starts while the page is open gets a card while fewer than MAX_CARDS live ones show (else it
+  // waits in the strip, a click away): 200 sessions started at once made 200 cards.
+  if (fresh && pinned.length === 0 && !TERMINAL.has(str(s.status)) && liveCardRoom() > 0) {
     watch([s.id]);
     trim();
   }
@@ -814,7 +821,8 @@ function setText(node, text) {
 function drawStrip() {
   // Sessions opened by the address: the strip shows them (the page reads no list then).
   const all = [...known.values()].filter((k) => pinned.length > 0 || list.rows.has(k.id)).sort(byOrder);
-  document.getElementById('overview').hidden = pinned.length > 0 ? all.length === 0 : !list.listed;
+  // A refused list keeps its filter form in view: a filter the server refused is changed there.
+  document.getElementById('overview').hidden = pinned.length > 0 ? all.length === 0 : !list.listed && list.state !== 'refused';
   document.getElementById('filters').hidden = pinned.length > 0;
   document.getElementById('overview-count').textContent = list.total > all.length ? `${all.length} of ${list.total}` : String(all.length);
   document.getElementById('empty').hidden = !list.listed || all.length > 0;

@@ -255,8 +255,11 @@ export function connect(baseUrl, sessionId, options) {
  */
 export function manyStreamUrl(baseUrl, sessionIds, options = {}) {
   const url = new URL('events', baseOf(baseUrl));
-  // Session ids never hold a comma (the contract's pattern), so one compact list parameter does.
-  url.searchParams.set('sessions', [...new Set(sessionIds)].join(','));
+  // Session ids never hold a comma (the contract's pattern), so one compact list parameter does. A string that does
+  // (no valid id) goes as a parameter of its own, for the server to refuse (400), never read as two other sessions.
+  const ids = [...new Set(sessionIds)];
+  if (ids.some((id) => id.includes(','))) for (const id of ids) url.searchParams.append('session', id);
+  else url.searchParams.set('sessions', ids.join(','));
   if (options.overview) url.searchParams.set('mode', 'overview');
   if (options.fromIndex !== undefined) url.searchParams.set('from_index', String(options.fromIndex));
   // The cursor of every session's position (the SSE id of the last frame had), for a new EventSource resuming.

@@ -28,6 +28,7 @@ export function registerDemoRoutes(app: Hono<AppEnv>, simulated: boolean): void 
     let bytes = load(file);
     if (bytes && simulated && file === 'index.html') bytes = Buffer.from(bytes.toString('utf8').replace(/( id="demo"[^>]*) hidden>/, '$1>'));
     if (!bytes) continue;
-    app.get(path, (c) => c.body(new Uint8Array(bytes), 200, { 'content-type': type, 'cache-control': 'no-cache' }));
+    // No Referer from the page: its address may carry ?token=, which a proxy logging Referer would keep.
+    app.get(path, (c) => c.body(new Uint8Array(bytes), 200, { 'content-type': type, 'cache-control': 'no-cache', 'referrer-policy': 'no-referrer' }));
   }
 }

@@ -61,6 +61,16 @@ describe('pollcast-client.js connectMany', () => {
       'http://h:1/live/events?sessions=a%2Cb&mode=overview&from_index=2&include_details=false&access_token=t.k',
     );
     expect(manyStreamUrl('http://h:1/', ['demo-1'])).toBe('http://h:1/events?sessions=demo-1');
+    // A string with a comma is no session id: sent as one, for the server to refuse, not split into demo-1 and demo-2.
+    expect(manyStreamUrl('http://h:1/', ['demo-1,demo-2', 'x'])).toBe('http://h:1/events?session=demo-1%2Cdemo-2&session=x');
+  });
+
+  it('a stream naming a string with a comma (no session id) is refused with 400, not opened on the sessions either side of the comma', async () => {
+    bridge.sim.createSession('c-1', { initialEvents: 1 });
+    bridge.sim.createSession('c-2', { initialEvents: 1 });
+    const res = await fetch(manyStreamUrl(bridge.url, ['c-1,c-2'], { accessToken: token }));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: expect.stringMatching(/session id/) });
   });
 
   it('routes each session to the callbacks: status first, events in order, end last, then done and closed', async () => {

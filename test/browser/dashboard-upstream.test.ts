@@ -132,6 +132,42 @@ describe('dashboard against a real-API upstream', () => {
     }
   });
 
+  it('gives sessions that start while the page is open a card only up to nine live cards (the rest wait in the strip); a refused filter keeps its form and names the filter; the page sends no Referer', async () => {
+    const up = await createSimulator({ api: 'real' });
+    const bridge = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1' }), { log: silentLogger(), processMetrics: false });
+    try {
+      expect((await fetch(`${bridge.url}/`)).headers.get('referrer-policy')).toBe('no-referrer');
+      const p = await browser.newPage({ viewport: WIDE });
+      p.on('pageerror', (err) => pageErrors.push(err.message));
+      pages.push(p);
+      const referers: string[] = [];
+      p.on('request', (r) => void r.allHeaders().then((h) => h.referer !== undefined && referers.push(`${r.url()} ← ${h.referer}`)));
+      // The address may carry a token (here a stand-in): no request the page makes names it.
+      await p.goto(`${bridge.url}/?token=stand-in-for-a-token`, { timeout: WAIT_MS });
+      await p.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
+      for (let i = 0; i < 20; i++) up.createSession(`started-${String(i).padStart(2, '0')}`, { initialEvents: 1, emitEveryMs: 1000, emitCount: 60, imageBytes: 0 });
+      await eventually(async () => (await p.locator('.chip').count()) === 20, WAIT_MS, 'a chip for each of the 20 sessions');
+      // The list's later rows arrive one by one: each gets a card only while fewer than nine live ones show.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await p.locator('.card').count()).toBe(9);
+      expect(referers).toEqual([]);
+
+      // A search the server refuses (a tab in it): the banner names the filter, and the form stays to fix it.
+      await p.locator('#filter-search').fill('flights\tparis');
+      await p.locator('#filters button[type="submit"]').click();
+      await p.locator('#note:visible').waitFor({ timeout: WAIT_MS });
+      expect(await p.locator('#note').innerText()).toMatch(/filter was refused: search/i);
+      expect(await p.locator('#note').innerText()).not.toMatch(/session id/);
+      expect(await p.locator('#filters').isVisible()).toBe(true);
+      await p.locator('#filter-search').fill('');
+      await p.locator('#filters button[type="submit"]').click();
+      await eventually(async () => (await p.locator('.chip').count()) === 20 && (await p.locator('#note').isHidden()), WAIT_MS, 'the list back once the filter is fixed');
+    } finally {
+      await bridge.close();
+      await up.close();
+    }
+  });
+
   it('words a bad id and an unknown id apart, and counts neither as a session', async () => {
     const up = await createSimulator({ api: 'real' });
     const bridge = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH: 'none' }), { log: silentLogger(), processMetrics: false });
