@@ -17,10 +17,16 @@ import type { LoopSettings } from './memory.ts';
 /** Why a session is served around the store. */
 export type Bypass = 'full' | 'unreachable';
 
+/** What is wrong with the store, in the words the bypass reasons begin with. */
+export const BYPASS_STORE: Record<Bypass, string> = {
+  full: 'cluster store (Redis) refuses writes (out of memory)',
+  unreachable: 'cluster store (Redis) unreachable',
+};
+
 /** Shown as `upstream_error` on a session served around the store. */
 export const BYPASS_REASON: Record<Bypass, string> = {
-  full: 'cluster store (Redis) refuses writes (out of memory): served from the upstream directly',
-  unreachable: 'cluster store (Redis) unreachable: served from the upstream directly',
+  full: `${BYPASS_STORE.full}: served from the upstream directly`,
+  unreachable: `${BYPASS_STORE.unreachable}: served from the upstream directly`,
 };
 
 const BYPASS_LOG: Record<Bypass, string> = {

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import { sleep } from '../upstream/backoff.ts';
-import { ACQUIRE, decodeMeta, DISCARD, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
+import { ACQUIRE, decodeMeta, DISCARD, LEASE_TTL, RELEASE, RENEW, type LogKeys, type LogMeta } from './redis-log.ts';
 import { isOutOfMemory, REDIS_RECONNECT_MAX_DELAY_MS, type RedisConn } from './redis-conn.ts';
 
 /** Shortest pause between two attempts at a lease someone else holds (ms). */
@@ -72,8 +72,11 @@ export interface LeaseOptions {
   notBefore?(): number;
   /** Whether a loop here would have a credential to run on; no attempt at the lease while it would not. */
   canLead?(): boolean;
-  /** Called at each check that found `canLead` false (about every NO_CREDENTIAL_RECHECK_MS). */
-  onCannotLead?(): void;
+  /**
+   * Called at each check that found `canLead` false (about every NO_CREDENTIAL_RECHECK_MS), with whether an
+   * instance holds the lease (null when Redis did not say).
+   */
+  onCannotLead?(held: boolean | null): void;
   /** Redis refused the lease's own write for want of memory. */
   onOutOfMemory?(): void;
 }
@@ -116,7 +119,11 @@ export class LeaseKeeper {
           continue;
         }
         if (this.opts.canLead?.() === false) {
-          this.opts.onCannotLead?.();
+          if (this.opts.onCannotLead) {
+            const ttl = await redis.run<number>('lease-ttl', LEASE_TTL, [keys.lease], []).catch(() => null);
+            if (this.signal.aborted) break;
+            this.opts.onCannotLead(ttl === null ? null : ttl !== -2);
+          }
           // Asked again soon: a reader with a key may arrive here (or the lease holder's lease run out meanwhile).
           await this.pause(Math.min(leaseMs / 3, NO_CREDENTIAL_RECHECK_MS));
           continue;

@@ -303,3 +303,6 @@ if redis.call('HGET', KEYS[2], 'next') then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1
 `);
+
+/** Whether anyone holds the lease. KEYS: lease. Replies its PTTL in ms (-2: nobody holds it). */
+export const LEASE_TTL = lua(`return redis.call('PTTL', KEYS[1])`);

@@ -17,7 +17,7 @@ import { backoffDelayMs } from '../upstream/backoff.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
-import { LOG_WRITTEN, STORE_DOWN_WAIT_MS, STORE_FULL_RETRY_MS, StoreBypasses, type Bypass } from './direct.ts';
+import { BYPASS_STORE, LOG_WRITTEN, STORE_DOWN_WAIT_MS, STORE_FULL_RETRY_MS, StoreBypasses, type Bypass } from './direct.ts';
 import { FeedFollower } from './feed-follower.ts';
 import { LeaseKeeper, type LeaderTerm, type TermEnd } from './lease.ts';
 import { upstreamHistory, type LoopSettings } from './memory.ts';
@@ -35,6 +35,8 @@ import { createRedisListSource } from './redis-lists.ts';
  * the upstream itself is unreachable.
  */
 export const CLUSTER_FIRST_CONTACT_WAIT_MS = 15_000;
+/** Shown to an instance's readers of a session no instance leads, none of its readers having brought a key (combined mode). */
+export const NOBODY_LEADS = 'no instance is reading this session from the upstream: none of its readers brought an upstream API key (open it with one, or set UPSTREAM_API_KEY): waiting for one';
 /** How often the instance looks whether Redis has been away long enough to serve its sessions around it (ms). */
 export const AWAY_CHECK_MS = 250;
 /**
@@ -164,9 +166,24 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       let refusedTerms = 0;
       // Ends the running leader loop (not the lease): see LEADER_PAUSE_AFTER_MS.
       let pauseLoop: AbortController | null = null;
+      // What this instance's readers are told while the session's events cannot reach them for want of an upstream
+      // key here (tokens in combined mode: see canLead): shown once, taken down when that is over.
+      let keylessNotice: string | null = null;
+      // Since when no instance has been seen holding the lease, by a keeper that cannot lead (performance.now() ms).
+      let unledSince: number | null = null;
+      const showKeyless = (notice: string | null) => {
+        if (feed.ended || (notice === null ? keylessNotice === null || feed.upstreamError !== keylessNotice : feed.upstreamError === notice)) return;
+        // A notice does not hide an upstream error the log shows.
+        if (notice !== null && feed.upstreamError !== null && feed.upstreamError !== keylessNotice) return;
+        keylessNotice = notice;
+        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, upstreamError: notice });
+      };
       const serveDirectly = (why: Bypass) => {
         if (why === 'full') leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
         if (direct !== null || stop.signal.aborted || feed.ended) return;
+        // No key here for a session the cluster knows: a loop would call the upstream with none (401s, then the end
+        // after the give-up time, for a session that goes on). Its readers wait for the store, and are told why.
+        if (!canLead()) return showKeyless(`${BYPASS_STORE[why]}, and no reader on this instance brought an upstream API key to read the session with meanwhile: waiting for the store`);
         const d = new AbortController();
         direct = d;
         directWhy = why;
@@ -198,7 +215,12 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       // as in one process) rather than holding them on a gap it can never fill.
       const gapFill = async (f: Feed, from: number, to: number, s: AbortSignal) => {
         const r = await history(f, from, to, s, stats.gapFills);
-        if (!Array.isArray(r) && r.kind === 'unauthorized' && settings.loopOnCallerCredentials && feed.callers.size === 0 && !isKnown(feed.snapshot)) resolveContact({ kind: 'unauthorized', status: r.status });
+        const keyless = !Array.isArray(r) && r.kind === 'unauthorized' && settings.loopOnCallerCredentials && feed.callers.size === 0;
+        if (keyless && !isKnown(feed.snapshot)) resolveContact({ kind: 'unauthorized', status: r.status });
+        // A stream open already waits at the gap (the log lost it: Redis restarted empty, or trimmed it while this
+        // instance was away) until a reader with a key comes here: told so, not left on a status that looks live.
+        else if (keyless) showKeyless(`events ${from}-${to - 1} are missing from the shared log, and no reader on this instance brought an upstream API key to read them again: waiting for one`);
+        else if (Array.isArray(r)) showKeyless(null);
         return r;
       };
       const follower = new FeedFollower(
@@ -332,7 +354,14 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
           canLead,
           // No key here to try (and, so, none that could clear a refusal the log shows): this instance's readers get the
           // refusal's `end` once it has lasted the give-up time, as one process's do; readers elsewhere are not touched.
-          onCannotLead: () => {
+          onCannotLead: (held) => {
+            // Nobody has led for a lease's time (every keyed reader gone; not a hand-over, nor a Redis that restarted
+            // empty): this instance's readers get nothing new until a reader with a key arrives on some instance;
+            // they are told so rather than shown a status that looks live.
+            if (held === false) unledSince ??= performance.now();
+            else if (held === true) unledSince = null;
+            if (unledSince !== null && performance.now() - unledSince >= settings.leaseMs && isKnown(feed.snapshot)) showKeyless(NOBODY_LEADS);
+            else if (held === true && keylessNotice === NOBODY_LEADS) showKeyless(null);
             if (feed.ended || feed.refusedForMs < settings.giveUpMs) return;
             log.warn({ session: feed.sessionId, reason: feed.upstreamError }, 'upstream refusal lasted past the give-up time and no reader here brought a key it accepts; ending the streams here');
             feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, upstreamError: feed.upstreamError, end: 'refused' });
@@ -363,6 +392,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       whenAway.add(onAway);
       const onBack = () => {
         if (direct !== null && directWhy === 'unreachable') logWritten(true);
+        else showKeyless(null);
       };
       whenBack.add(onBack);
       const waitTimer = setTimeout(() => {

@@ -10,9 +10,10 @@ import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
-import { range, record } from '../helpers/harness.ts';
+import { eventually, range, record } from '../helpers/harness.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
+import { NOBODY_LEADS } from '../../src/transport/redis.ts';
 import { JWT_SECRET, token } from './helpers.ts';
 
 const KEY_1 = 'sk-cluster-one-Tb8Nq3Xr6Ly2';
@@ -126,6 +127,77 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
       await v.ended(30_000);
       expect(v.indices()).toEqual(range(60));
     }
+  }, 60_000);
+
+  it('a token holder on an instance with no key: /status answers from the shared log with no upstream call; once no instance leads, its stream says why; a keyed reader elsewhere brings the rest and the end', async () => {
+    redis = await startRedis();
+    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
+    sim.createSession('nl', { organisation: 'org', initialEvents: 3 });
+    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3', IDLE_GRACE_SECONDS: '1' };
+    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const [a, b] = servers as [PollcastServer, PollcastServer];
+    const jwt = await token(['nl']);
+    const keyed = record(`${a.url}/sessions/nl/events?access_token=${KEY_1}`);
+    await keyed.until((r) => r.indices().length === 3, 15_000);
+    sim.clearRequests();
+    // The drop-in /status with a token where no reader brought a key: the log's status, not a keyless call (502).
+    for (let i = 0; i < 3; i++) {
+      const st = await fetch(`${b.url}/api/v2/sessions/nl/status`, { headers: { authorization: `Bearer ${jwt}` } });
+      expect(st.status).toBe(200);
+      expect(((await st.json()) as { status: string }).status).toBe('running');
+    }
+    const reader = record(`${b.url}/sessions/nl/events?access_token=${jwt}`);
+    await reader.until((r) => r.indices().length === 3, 10_000);
+    // The keyed reader leaves; its instance lets the lease go after the idle grace: nobody leads.
+    keyed.close();
+    await reader.until((r) => r.statuses().some((st) => st.upstream_error === NOBODY_LEADS), 15_000);
+    expect(sim.requests().filter((r) => r.headers.authorization === undefined).map((r) => `${r.method} ${r.target}`)).toEqual([]);
+    // A keyed reader comes back: the session goes on for everyone, the notice is taken down, and the end arrives.
+    const back = record(`${a.url}/sessions/nl/events?access_token=${KEY_1}`);
+    sim.appendEvents('nl', 2);
+    sim.finish('nl', { status: 'completed', answer: 'done', closingEvents: false });
+    const end = await reader.ended(20_000);
+    expect(reader.indices()).toEqual(range(5));
+    expect(end).toMatchObject({ status: 'completed', last_index: 4 });
+    expect(end.upstream_error).toBeUndefined();
+    back.close();
+  }, 60_000);
+
+  it('while Redis is away, an instance whose readers brought no key does not call the upstream with none: its readers are told why and go on exactly once Redis is back', async () => {
+    redis = await startRedis();
+    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
+    sim.createSession('ka', { organisation: 'org', initialEvents: 3 });
+    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3', UPSTREAM_GIVE_UP_SECONDS: '4' };
+    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const [a, b] = servers as [PollcastServer, PollcastServer];
+    const keyed = record(`${a.url}/sessions/ka/events?access_token=${KEY_1}`);
+    await keyed.until((r) => r.indices().length === 3, 15_000);
+    const reader = record(`${b.url}/sessions/ka/events?access_token=${await token(['ka'])}`);
+    await reader.until((r) => r.indices().length === 3, 10_000);
+    sim.clearRequests();
+    redis.pause();
+    try {
+      await reader.until((r) => r.statuses().some((st) => typeof st.upstream_error === 'string' && /unreachable, and no reader on this instance brought an upstream API key/.test(st.upstream_error)), 15_000);
+      // Past the give-up time: no 401s heard, so no refusal's end either.
+      await new Promise((r) => setTimeout(r, 5000));
+      expect(reader.messages.filter((m) => m.type === 'end')).toEqual([]);
+    } finally {
+      redis.resume();
+    }
+    expect(sim.requests().filter((r) => r.headers.authorization === undefined).map((r) => `${r.method} ${r.target}`)).toEqual([]);
+    // The keyed instance leads through the log again (it holds the lease) before the session moves on: what it read
+    // around Redis reached only its own readers (docs/auth-upstream.md).
+    await eventually(async () => {
+      const leases = (await redis!.command('KEYS', '*lease*')) as string[];
+      return leases.length === 1 && ((await redis!.command('PTTL', leases[0]!)) as number) > 0;
+    }, 15_000, 'a leader again');
+    await reader.until((r) => r.statuses().at(-1)?.upstream_error === undefined, 10_000);
+    sim.appendEvents('ka', 2);
+    sim.finish('ka', { status: 'completed', answer: 'done', closingEvents: false });
+    const end = await reader.ended(30_000);
+    expect(reader.indices()).toEqual(range(5));
+    expect(end).toMatchObject({ status: 'completed', last_index: 4 });
+    keyed.close();
   }, 60_000);
 
   it('a token reader on an instance with no key, of history older than the shared log, is refused 502 at once (as in one process), not held on a gap it can never fill', async () => {
