@@ -203,6 +203,13 @@ function waitWithin(waitSeconds: number, expiresAtMs: number | undefined): numbe
 
 /** Registers the drop-in `changes` and `status` routes at `prefix` (the path of UPSTREAM_URL, or ''). */
 function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
+  // A long-poll's answer and a live status are true once: never kept by a cache between the caller and pollcast.
+  for (const path of [`${prefix}/sessions/:id/changes`, `${prefix}/sessions/:id/status`]) {
+    app.use(path, async (c, next) => {
+      await next();
+      c.res.headers.set('cache-control', 'no-store');
+    });
+  }
   app.get(`${prefix}/sessions/:id/changes`, async (c) => {
     const id = parseSessionId(c.req.param('id'));
     // As the upstream (FastAPI) answers them: a parameter given with no value is malformed, not absent.

@@ -26,6 +26,9 @@ describe('GET /sessions/{id}/changes', () => {
     bridge.sim.createSession('dc-1', { initialEvents: 10 });
     const res = await fetch(`${bridge.url}/sessions/dc-1/changes?from_index=3&limit=4`);
     expect(res.status).toBe(200);
+    // True once: no cache between the caller and pollcast may keep a long-poll's answer or a live status.
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    for (const path of ['/sessions/dc-1/status', '/sessions/dc-1/changes?from_index=x']) expect((await fetch(`${bridge.url}${path}`)).headers.get('cache-control'), path).toBe('no-store');
     const body = (await res.json()) as Changes;
     expect(Object.keys(body).sort()).toEqual(['answer', 'error', 'finished_at', 'metrics', 'new_events', 'started_at', 'status']);
     expect(body.new_events).toEqual(bridge.sim.events('dc-1').slice(3, 7));
