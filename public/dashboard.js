@@ -756,6 +756,9 @@ function drawPill() {
   // The streams the page holds: its card streams and the list's.
   pill.dataset.streams = String(streams.size + (list.watch && !list.watch.closed ? 1 : 0));
   document.body.toggleAttribute('data-trouble', p?.tone === 'bad');
+  // The strip's statuses are the last known while the agent API is in trouble, and while the list's own stream to
+  // pollcast reconnects (until 6 Dec 2026 only the former marked them).
+  document.body.toggleAttribute('data-list-stale', p?.tone === 'bad' || list.state === 'reconnecting');
   const live = list.watch ? list.state === 'live' && list.listed : cards.some((v) => v.stream === 'live' || v.stream === 'ended') && cards.every((v) => v.stream !== 'connecting');
   if (p) [pill.dataset.state, text.textContent] = [p.tone === 'bad' ? 'trouble' : 'reconnecting', p.short];
   else if (live) [pill.dataset.state, text.textContent] = ['live', 'live'];

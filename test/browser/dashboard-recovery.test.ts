@@ -54,12 +54,17 @@ describe('dashboard recovery', () => {
     // pollcast goes away; a session starts meanwhile; pollcast comes back on the same address, knowing no list.
     await server!.close();
     server = undefined;
+    // Meanwhile the strip's live statuses are marked as the last known, as the cards' are.
+    await page.locator('#conn[data-state="reconnecting"]').waitFor({ timeout: WAIT_MS });
+    const doubted = () => page.locator(`.chip[data-session="${before[0]}"] .badge-text`).evaluate((e) => getComputedStyle(e, '::after').content);
+    await eventually(async () => (await doubted()) === '"?"', WAIT_MS, 'the strip marked as the last known');
     const during = await createRun(sim, 'Book a train to Faro');
     await new Promise((resolve) => setTimeout(resolve, 1000));
     server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
     await page.locator(`.card[data-session="${during}"]`).waitFor({ timeout: WAIT_MS });
     await eventually(async () => (await page.locator(`.card[data-session="${during}"]`).getAttribute('data-stream')) === 'live', WAIT_MS, 'the new card live');
     await eventually(async () => (await page.locator('#conn').getAttribute('data-state')) === 'live', WAIT_MS, 'the pill live again');
+    expect(await doubted()).toBe('none');
     expect(await page.locator('#note').isHidden()).toBe(true);
     expect(pageErrors).toEqual([]);
     await page.close();
