@@ -236,16 +236,18 @@ export class Hub {
    * A feed for status and `end` only (drop-in `/status`, overview streams):
    * any held feed of the session, with or without event details, else a new
    * one without details (no screenshots to download for a status; with them
-   * for a caller with no key of its own, below) whose loop starts at the
-   * session's last event instead of reading its history.
+   * for a caller with no key of its own in cluster mode, below) whose loop
+   * starts at the session's last event instead of reading its history.
    */
   async acquireAny(sessionId: string, credential?: UpstreamCredential): Promise<FeedEntry> {
     for (const details of [true, false]) if (this.active.has(feedKey(sessionId, details))) return this.acquire(sessionId, details, 'head', credential);
     for (const details of [true, false]) if (this.cache.peek(feedKey(sessionId, details))?.feed.ended) return this.acquire(sessionId, details, 'head', credential);
-    // A caller with no upstream key where loops run on callers' keys (a token in combined mode) can start no loop: it
-    // follows the feed streams read, with details, which in cluster mode is the log other instances' keyed readers
-    // feed (a status-only feed there would be one no instance leads: a first contact with no key, 502, every call).
-    return this.acquire(sessionId, credential === undefined && this.opts.loopOnCallerCredentials === true, 'head', credential);
+    // Cluster mode, a caller with no upstream key where loops run on callers' keys (a token in combined mode): the log
+    // with details is the one other instances' keyed readers feed; a status-only one would be a log no instance leads
+    // (a first contact with no key, 502, every call). In one process the status-only feed stays apart from the one
+    // streams open: its keyless first contact (502) must not refuse a keyed stream opening meanwhile.
+    const followKeyed = credential === undefined && this.opts.loopOnCallerCredentials === true && this.opts.transport.shared === true;
+    return this.acquire(sessionId, followKeyed, 'head', credential);
   }
 
   /** Gives back a use taken by `acquire`; the loop stops after the grace period without users. */

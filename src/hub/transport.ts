@@ -38,6 +38,8 @@ export interface Transport {
   nudge?(sessionId: string): void;
   /** Stops everything the transport runs (idempotent). */
   close(): Promise<void>;
+  /** True when a session's feed may come from a log other processes' loops write (cluster mode). */
+  readonly shared?: boolean;
   /** The state of the store it depends on, for readiness ('ok', 'unreachable', ...); absent when there is none. */
   storeState?(): string;
 }

@@ -171,6 +171,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       let keylessNotice: string | null = null;
       // Since when no instance has been seen holding the lease, by a keeper that cannot lead (performance.now() ms).
       let unledSince: number | null = null;
+      let lastCannotLead = 0;
       const showKeyless = (notice: string | null) => {
         if (feed.ended || (notice === null ? keylessNotice === null || feed.upstreamError !== keylessNotice : feed.upstreamError === notice)) return;
         // A notice does not hide an upstream error the log shows.
@@ -358,9 +359,13 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
             // Nobody has led for a lease's time (every keyed reader gone; not a hand-over, nor a Redis that restarted
             // empty): this instance's readers get nothing new until a reader with a key arrives on some instance;
             // they are told so rather than shown a status that looks live.
-            if (held === false) unledSince ??= performance.now();
+            const now = performance.now();
+            // Checks not in a row (a key was here meanwhile, and this instance could lead): counted afresh.
+            if (now - lastCannotLead > settings.leaseMs) unledSince = null;
+            lastCannotLead = now;
+            if (held === false) unledSince ??= now;
             else if (held === true) unledSince = null;
-            if (unledSince !== null && performance.now() - unledSince >= settings.leaseMs && isKnown(feed.snapshot)) showKeyless(NOBODY_LEADS);
+            if (unledSince !== null && now - unledSince >= settings.leaseMs && isKnown(feed.snapshot)) showKeyless(NOBODY_LEADS);
             else if (held === true && keylessNotice === NOBODY_LEADS) showKeyless(null);
             if (feed.ended || feed.refusedForMs < settings.giveUpMs) return;
             log.warn({ session: feed.sessionId, reason: feed.upstreamError }, 'upstream refusal lasted past the give-up time and no reader here brought a key it accepts; ending the streams here');
@@ -427,6 +432,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       };
     },
     history: (feed, from, to, signal) => history(feed, from, to, signal),
+    shared: true,
     nudge(sessionId) {
       // This instance's own loops are refreshed by the hub; a message it gets back from itself is ignored.
       redis.publish(nudgeChannel, JSON.stringify([instanceId, sessionId])).catch(() => undefined);

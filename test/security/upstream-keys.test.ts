@@ -6,7 +6,13 @@
  * refusals are answered as they are; combined with tokens, a valid token is
  * judged by its claims and anything else by the upstream.
  */
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast } from '../../src/server.ts';
+import { createSimulator } from '../../src/simulator/index.ts';
 import { record, startBridge, type Bridge } from '../helpers/harness.ts';
 import { CHECKS_PER_REQUEST_CONCURRENCY } from '../../src/http/auth-upstream.ts';
 import { readAll, recordMany, sessionQuery } from '../helpers/multi.ts';
@@ -182,6 +188,43 @@ describe('combined with tokens', () => {
     expect((await fetch(`${b.url}/sessions/a-1/status`, { headers: { authorization: `Bearer ${expired}` } })).status).toBe(401);
     expect((await fetch(`${b.url}/sessions/a-1/events?access_token=${expired}`)).status).toBe(401);
     expect(b.sim.requests().filter((r) => JSON.stringify(r).includes(expired))).toEqual([]);
+  });
+
+  it('without UPSTREAM_API_KEY, a token holder\'s /status on a session with no loop does not refuse a keyed stream opening meanwhile: its keyless first contact (502) is its own', async () => {
+    const sim = await createSimulator({ api: 'real', apiKeys: { [KEY_A]: 'org-a' } });
+    sim.createSession('kx', { organisation: 'org-a', initialEvents: 2, imageBytes: 0 });
+    // Calls with no key are held a second on their way upstream: the keyed opening lands inside that window.
+    const proxy = createServer((req, res) => {
+      const go = () => {
+        const up = httpRequest(new URL(req.url ?? '/', sim.origin), { method: req.method, headers: req.headers }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        });
+        up.on('error', () => res.destroy());
+        req.pipe(up);
+      };
+      if (req.headers.authorization === undefined) setTimeout(go, 1000);
+      else go();
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const { port } = proxy.address() as AddressInfo;
+    const server = await startPollcast(loadConfig({ ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: `http://127.0.0.1:${port}/api/v2`, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, UPSTREAM_WAIT_SECONDS: '1' }), { log: silentLogger(), processMetrics: false });
+    try {
+      const status = fetch(`${server.url}/api/v2/sessions/kx/status`, { headers: { authorization: `Bearer ${await token(['kx'])}` } });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const keyed = record(`${server.url}/sessions/kx/events?access_token=${KEY_A}`);
+      try {
+        await keyed.until((r) => r.indices().length === 2, 10_000);
+      } finally {
+        keyed.close();
+      }
+      expect((await status).status).toBe(502);
+    } finally {
+      await server.close();
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+      await sim.close();
+    }
   });
 
   it('a pollcast token put in UPSTREAM_AUTH_HEADER is never sent upstream, to check it or forwarded', async () => {
