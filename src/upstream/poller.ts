@@ -502,7 +502,7 @@ export class Poller {
       }
       if (this.over) return 'again'; // a refresh confirmed the end during this call: drain from here
       // A session may finish, pause or go idle with no new event, which an empty long-poll alone would never show.
-      if (n === 0 && wait > 0 && (await this.checkStatus()) === 'stop') return 'stop';
+      if (n === 0 && wait > 0 && !statusFirst && (await this.checkStatus()) === 'stop') return 'stop';
       if (disagrees && !statusFirst && (await this.checkStatus()) === 'stop') return 'stop';
       return 'again';
     }

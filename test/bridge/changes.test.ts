@@ -118,6 +118,24 @@ describe('GET /sessions/{id}/changes', () => {
     expect(body.status).toBe('running');
   });
 
+  it('a change of status that wakes the loop\'s long-poll (simplified upstream: an empty 200) costs one /status call', async () => {
+    bridge = await startBridge();
+    const b = bridge;
+    b.sim.createSession('dc-woken', { initialEvents: 1 });
+    const reader = record(`${b.url}/sessions/dc-woken/events`);
+    try {
+      await reader.until((r) => r.indices().length === 1, 10_000);
+      await eventually(() => b.sim.stats('dc-woken').inFlightChanges === 1 && (b.sim.stats('dc-woken').changesByWait.waiting ?? 0) >= 1, 5000, 'the loop to long-poll');
+      const before = b.sim.stats('dc-woken').status;
+      b.sim.setStatus('dc-woken', { status: 'paused' });
+      await reader.until((r) => r.statuses().some((st) => st.status === 'paused'), 5000);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(b.sim.stats('dc-woken').status - before).toBe(1);
+    } finally {
+      reader.close();
+    }
+  });
+
   it('never answers "nothing new" it cannot know: a wait_for_seconds=0 call while the loop\'s changes call hangs is a 503 to retry after UNSETTLED_WAIT_MS, and 204 once the loop has read up to date', async () => {
     bridge = await startBridge({ UPSTREAM_TIMEOUT_MARGIN_SECONDS: '12' }, { api: 'real' });
     const b = bridge;
