@@ -125,7 +125,8 @@ function checkSessionSegment(segments: readonly string[]): void {
 export function nudgedSession(method: string, segments: readonly string[]): string | undefined {
   if (segments[0] !== 'sessions') return undefined;
   const nudges = method === 'POST' ? segments.length === 3 && NUDGING_WRITES.has(segments[2]!) : method === 'DELETE' && segments.length === 2;
-  return nudges ? segments[1] : undefined;
+  // `DELETE …/sessions/` is the list's path, not a session's.
+  return nudges && segments[1] !== '' ? segments[1] : undefined;
 }
 
 /**

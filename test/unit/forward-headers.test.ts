@@ -46,5 +46,6 @@ describe('forward-headers', () => {
     expect(nudgedSession('POST', ['sessions', 'abc', 'pause', ''])).toBeUndefined();
     expect(nudgedSession('DELETE', ['sessions', 'abc', 'share'])).toBeUndefined();
     expect(nudgedSession('POST', ['skills', 'abc', 'pause'])).toBeUndefined();
+    expect(nudgedSession('DELETE', ['sessions', ''])).toBeUndefined();
   });
 });
