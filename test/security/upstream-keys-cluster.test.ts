@@ -28,6 +28,38 @@ afterEach(async () => {
   await redis?.stop();
 });
 
+/** An instance's environment on this test's simulator and Redis: AUTH=upstream, no UPSTREAM_API_KEY, short waits; `extra` on top. */
+function clusterEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim!.url, AUTH: 'upstream', REDIS_URL: redis!.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', ...extra };
+}
+
+/** Starts one instance with `env` (closed after the test). */
+async function startInstance(env: Record<string, string>): Promise<PollcastServer> {
+  const server = await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false });
+  servers.push(server);
+  return server;
+}
+
+/**
+ * Combined mode (tokens, no UPSTREAM_API_KEY) on two instances: session `id` (3 events) read on `a` by a keyed
+ * reader; `jwt` is a token for it, for a reader on `b`, whose readers then bring no key. `extra` env on top.
+ */
+async function keyedReaderThenToken(id: string, extra: Record<string, string>) {
+  redis = await startRedis();
+  sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
+  sim.createSession(id, { organisation: 'org', initialEvents: 3 });
+  const env = clusterEnv({ AUTH_JWT_SECRET: JWT_SECRET, REDIS_LEASE_SECONDS: '3', ...extra });
+  const [a, b] = [await startInstance(env), await startInstance(env)];
+  const keyed = record(`${a.url}/sessions/${id}/events?access_token=${KEY_1}`);
+  await keyed.until((r) => r.indices().length === 3, 15_000);
+  return { a, b, keyed, jwt: await token([id]) };
+}
+
+/** The upstream calls made with no key since the simulator's log was last cleared. */
+function keylessCalls(): string[] {
+  return sim!.requests().filter((r) => r.headers.authorization === undefined).map((r) => `${r.method} ${r.target}`);
+}
+
 /** Every value Redis holds, as text (keys, strings, hashes, streams, sets, lists). */
 async function everythingIn(r: RedisServer): Promise<string> {
   const keys = (await r.command('KEYS', '*')) as string[];
@@ -50,8 +82,8 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
     redis = await startRedis();
     sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org', [KEY_2]: 'org' } });
     sim.createSession('cl', { organisation: 'org', emitEveryMs: 100, emitCount: 40 });
-    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '6' };
-    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const env = clusterEnv({ REDIS_LEASE_SECONDS: '6' });
+    for (let i = 0; i < 2; i++) await startInstance(env);
     const viewers = [
       record(`${servers[0]!.url}/sessions/cl/events?access_token=${KEY_1}`),
       record(`${servers[1]!.url}/sessions/cl/events`, { headers: { authorization: `Bearer ${KEY_2}` } }),
@@ -73,8 +105,8 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
     redis = await startRedis();
     sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
     sim.createSession('away', { organisation: 'org', initialEvents: 3 });
-    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1' };
-    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const env = clusterEnv();
+    for (let i = 0; i < 2; i++) await startInstance(env);
     const first = record(`${servers[0]!.url}/sessions/away/events?access_token=${KEY_1}`);
     await first.until((x) => x.indices().length === 3, 15_000);
     redis.pause();
@@ -100,12 +132,8 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
     redis = await startRedis();
     sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org', [KEY_2]: 'org' } });
     sim.createSession('tk', { organisation: 'org', emitEveryMs: 150, emitCount: 60 });
-    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3' };
-    const start = async () => {
-      const s = await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false });
-      servers.push(s);
-      return s;
-    };
+    const env = clusterEnv({ AUTH_JWT_SECRET: JWT_SECRET, REDIS_LEASE_SECONDS: '3' });
+    const start = () => startInstance(env);
     const [a, b] = [await start(), await start()];
     const keyed = record(`${a.url}/sessions/tk/events?access_token=${KEY_1}`);
     await keyed.until((r) => r.indices().length >= 3, 10_000);
@@ -130,16 +158,8 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
   }, 60_000);
 
   it('a token holder on an instance with no key: /status answers from the shared log with no upstream call; once no instance leads, its stream says why; a keyed reader elsewhere brings the rest and the end', async () => {
-    redis = await startRedis();
-    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
-    sim.createSession('nl', { organisation: 'org', initialEvents: 3 });
-    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3', IDLE_GRACE_SECONDS: '1' };
-    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
-    const [a, b] = servers as [PollcastServer, PollcastServer];
-    const jwt = await token(['nl']);
-    const keyed = record(`${a.url}/sessions/nl/events?access_token=${KEY_1}`);
-    await keyed.until((r) => r.indices().length === 3, 15_000);
-    sim.clearRequests();
+    const { a, b, keyed, jwt } = await keyedReaderThenToken('nl', { IDLE_GRACE_SECONDS: '1' });
+    sim!.clearRequests();
     // The drop-in /status with a token where no reader brought a key: the log's status, not a keyless call (502).
     for (let i = 0; i < 3; i++) {
       const st = await fetch(`${b.url}/api/v2/sessions/nl/status`, { headers: { authorization: `Bearer ${jwt}` } });
@@ -151,11 +171,11 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
     // The keyed reader leaves; its instance lets the lease go after the idle grace: nobody leads.
     keyed.close();
     await reader.until((r) => r.statuses().some((st) => st.upstream_error === NOBODY_LEADS), 15_000);
-    expect(sim.requests().filter((r) => r.headers.authorization === undefined).map((r) => `${r.method} ${r.target}`)).toEqual([]);
+    expect(keylessCalls()).toEqual([]);
     // A keyed reader comes back: the session goes on for everyone, the notice is taken down, and the end arrives.
     const back = record(`${a.url}/sessions/nl/events?access_token=${KEY_1}`);
-    sim.appendEvents('nl', 2);
-    sim.finish('nl', { status: 'completed', answer: 'done', closingEvents: false });
+    sim!.appendEvents('nl', 2);
+    sim!.finish('nl', { status: 'completed', answer: 'done', closingEvents: false });
     const end = await reader.ended(20_000);
     expect(reader.indices()).toEqual(range(5));
     expect(end).toMatchObject({ status: 'completed', last_index: 4 });
@@ -164,27 +184,20 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
   }, 60_000);
 
   it('while Redis is away, an instance whose readers brought no key does not call the upstream with none: its readers are told why and go on exactly once Redis is back', async () => {
-    redis = await startRedis();
-    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
-    sim.createSession('ka', { organisation: 'org', initialEvents: 3 });
-    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3', UPSTREAM_GIVE_UP_SECONDS: '4' };
-    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
-    const [a, b] = servers as [PollcastServer, PollcastServer];
-    const keyed = record(`${a.url}/sessions/ka/events?access_token=${KEY_1}`);
-    await keyed.until((r) => r.indices().length === 3, 15_000);
-    const reader = record(`${b.url}/sessions/ka/events?access_token=${await token(['ka'])}`);
+    const { b, keyed, jwt } = await keyedReaderThenToken('ka', { UPSTREAM_GIVE_UP_SECONDS: '4' });
+    const reader = record(`${b.url}/sessions/ka/events?access_token=${jwt}`);
     await reader.until((r) => r.indices().length === 3, 10_000);
-    sim.clearRequests();
-    redis.pause();
+    sim!.clearRequests();
+    redis!.pause();
     try {
       await reader.until((r) => r.statuses().some((st) => typeof st.upstream_error === 'string' && /unreachable, and no reader on this instance brought an upstream API key/.test(st.upstream_error)), 15_000);
       // Past the give-up time: no 401s heard, so no refusal's end either.
       await new Promise((r) => setTimeout(r, 5000));
       expect(reader.messages.filter((m) => m.type === 'end')).toEqual([]);
     } finally {
-      redis.resume();
+      redis!.resume();
     }
-    expect(sim.requests().filter((r) => r.headers.authorization === undefined).map((r) => `${r.method} ${r.target}`)).toEqual([]);
+    expect(keylessCalls()).toEqual([]);
     // The keyed instance leads through the log again (it holds the lease) before the session moves on: what it read
     // around Redis reached only its own readers (docs/auth-upstream.md).
     await eventually(async () => {
@@ -192,8 +205,8 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
       return leases.length === 1 && ((await redis!.command('PTTL', leases[0]!)) as number) > 0;
     }, 15_000, 'a leader again');
     await reader.until((r) => r.statuses().at(-1)?.upstream_error === undefined, 10_000);
-    sim.appendEvents('ka', 2);
-    sim.finish('ka', { status: 'completed', answer: 'done', closingEvents: false });
+    sim!.appendEvents('ka', 2);
+    sim!.finish('ka', { status: 'completed', answer: 'done', closingEvents: false });
     const end = await reader.ended(30_000);
     expect(reader.indices()).toEqual(range(5));
     expect(end).toMatchObject({ status: 'completed', last_index: 4 });
@@ -204,8 +217,8 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
     redis = await startRedis();
     sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
     sim.createSession('old', { organisation: 'org', initialEvents: 300, imageBytes: 0 });
-    const env = { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3', REDIS_LOG_MAX_ENTRIES: '100' };
-    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    const env = clusterEnv({ AUTH_JWT_SECRET: JWT_SECRET, REDIS_LEASE_SECONDS: '3', REDIS_LOG_MAX_ENTRIES: '100' });
+    for (let i = 0; i < 2; i++) await startInstance(env);
     const keyed = record(`${servers[0]!.url}/sessions/old/events?access_token=${KEY_1}`);
     await keyed.until((r) => r.indices().length === 300, 20_000);
     const started = performance.now();
@@ -222,13 +235,13 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY: a leader whos
   const giveUpEnv = async () => {
     redis = await startRedis();
     sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org', [KEY_2]: 'org' } });
-    return { ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'upstream', REDIS_URL: redis.url, LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '2', UPSTREAM_TIMEOUT_MARGIN_SECONDS: '1', REDIS_LEASE_SECONDS: '3', UPSTREAM_GIVE_UP_SECONDS: '3' };
+    return clusterEnv({ REDIS_LEASE_SECONDS: '3', UPSTREAM_GIVE_UP_SECONDS: '3' });
   };
   /** Two instances reading session `id`: the first leads on its reader's KEY_1, the second's reader brought KEY_2. */
   const twoKeyedReaders = async (id: string, emit: { emitEveryMs: number; emitCount: number }, secondAt: number) => {
     const env = await giveUpEnv();
     sim!.createSession(id, { organisation: 'org', ...emit });
-    for (let i = 0; i < 2; i++) servers.push(await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false }));
+    for (let i = 0; i < 2; i++) await startInstance(env);
     const first = record(`${servers[0]!.url}/sessions/${id}/events?access_token=${KEY_1}`);
     await first.until((r) => r.indices().length >= 3, 10_000);
     const second = record(`${servers[1]!.url}/sessions/${id}/events`, { headers: { authorization: `Bearer ${KEY_2}` } });
@@ -250,8 +263,7 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY: a leader whos
   it('does not take the lease back, call after call, for a revoked key that a reader\'s cached verdict keeps bringing in', async () => {
     const env = await giveUpEnv();
     sim!.createSession('churn', { organisation: 'org', emitEveryMs: 1000, emitCount: 400 });
-    const a = await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false });
-    servers.push(a);
+    const a = await startInstance(env);
     const reader = record(`${a.url}/sessions/churn/events?access_token=${KEY_1}`);
     await reader.until((r) => r.indices().length >= 2, 10_000);
     sim!.revokeKey(KEY_1);
@@ -276,8 +288,7 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY: a leader whos
     sim!.createSession('blip', { organisation: 'org', emitEveryMs: 300, emitCount: 400 });
     // The reader's key is judged (passes), the loop's first /status fails (503), its next is refused (401).
     sim!.faults.script([{ kind: 'patch', body: {} }, { kind: 'http', status: 503 }, { kind: 'http', status: 401 }], { session: 'blip', endpoint: 'status' });
-    const a = await startPollcast(loadConfig(env), { log: silentLogger(), processMetrics: false });
-    servers.push(a);
+    const a = await startInstance(env);
     const first = record(`${a.url}/sessions/blip/events?access_token=${KEY_1}`);
     const end = await first.ended(30_000);
     expect(String(end.upstream_error)).toMatch(/401/);
