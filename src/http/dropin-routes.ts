@@ -185,9 +185,8 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (deps.shutdownSignal.aborted) throw new ShuttingDownError();
   // Nor is it while the loop has not read up to date (wait 0: its upstream call hanging or failing) or still drains an
   // end (any wait) once the bound is over: a 204 would stop a client draining the end short of the last events.
-  if (!feed.ended && (draining(feed) || (waitSeconds === 0 && !feed.synced))) {
-    throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${draining(feed) ? 'the end is being read' : 'the session is not read up to date'})`, UNSETTLED_RETRY_AFTER_SECONDS);
-  }
+  const unsettled = feed.ended ? null : draining(feed) ? 'the end is being read' : waitSeconds === 0 && !feed.synced ? 'the session is not read up to date' : null;
+  if (unsettled !== null) throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${unsettled})`, UNSETTLED_RETRY_AFTER_SECONDS);
   return nothingNew(c, feed);
 }
 

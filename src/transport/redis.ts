@@ -173,9 +173,11 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       let unledSince: number | null = null;
       let lastCannotLead = 0;
       const showKeyless = (notice: string | null) => {
-        if (feed.ended || (notice === null ? keylessNotice === null || feed.upstreamError !== keylessNotice : feed.upstreamError === notice)) return;
-        // A notice does not hide an upstream error the log shows.
-        if (notice !== null && feed.upstreamError !== null && feed.upstreamError !== keylessNotice) return;
+        if (feed.ended) return;
+        // The feed shows a notice of ours (the log's next update replaces it with the log's own state).
+        const ours = keylessNotice !== null && feed.upstreamError === keylessNotice;
+        // Taken down only if it is still up; put up unless shown already, or the log shows an upstream error of its own.
+        if (notice === null ? !ours : feed.upstreamError === notice || (feed.upstreamError !== null && !ours)) return;
         keylessNotice = notice;
         feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, upstreamError: notice });
       };
