@@ -182,9 +182,14 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     silentSince = null;
   });
   const ping = () => {
-    if (pingSentAt !== null || !probe.isReady || closed) return;
+    if (pingSentAt !== null || closed) return;
+    // The probe's connection not ready (still connecting, or again after a loss): the commands' connection is
+    // asked instead, or a Redis that froze meanwhile would never be judged silent and its callers would wait
+    // for ever. (A large answer ahead of that PING may then be taken for silence: the probe is rarely away.)
+    const via = probe.isReady ? probe : main.isReady ? main : null;
+    if (via === null) return;
     const sentAt = (pingSentAt = performance.now());
-    probe.sendCommand(['PING']).then(
+    via.sendCommand(['PING']).then(
       () => {
         if (pingSentAt !== sentAt) return;
         pingSentAt = null;

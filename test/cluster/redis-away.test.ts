@@ -7,6 +7,8 @@
  * Every stream stays exact: each event once, in order, and the end.
  */
 import { expect, it } from 'vitest';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { BYPASS_REASON } from '../../src/transport/direct.ts';
 import { logKeys } from '../../src/transport/redis-log.ts';
 import { range, record, type Recorder } from '../helpers/harness.ts';
@@ -161,6 +163,61 @@ it('a Redis that stops answering: a waiting command fails once it is judged sile
   } finally {
     redis.resume();
     await conn.close();
+  }
+});
+
+/**
+ * A TCP proxy to Redis that passes nothing, either way, on its `heldConnection`-th connection until `release()`:
+ * that client stays "connecting". connectRedis opens its commands', reader's, subscriber's and probe's
+ * connections in that order, so the 4th is the probe's.
+ */
+async function startHoldingProxy(targetPort: number, heldConnection: number): Promise<{ port: number; release(): void; close(): void }> {
+  let accepted = 0;
+  const held: Array<() => void> = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect({ host: '127.0.0.1', port: targetPort });
+    for (const s of [client, upstream]) sockets.add(s.on('error', () => s.destroy()));
+    const pass = () => client.pipe(upstream).pipe(client);
+    if (++accepted === heldConnection) held.push(pass);
+    else pass();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    release: () => held.splice(0).forEach((pass) => pass()),
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+it('a Redis that stops answering while the probe is still connecting: a waiting command still fails once it is judged silent (it waited for ever)', async () => {
+  const redis = (parts.redis = await startRedis());
+  const proxy = await startHoldingProxy(redis.port, 4);
+  const conn = connectRedis({ url: `redis://127.0.0.1:${proxy.port}`, log: silentLogger(), stats: new Stats() });
+  try {
+    await eventually(() => conn.state === 'ok', 5000, 'redis');
+    redis.pause();
+    // The probe's connection gets through only now, to a Redis that no longer answers: it never becomes ready.
+    proxy.release();
+    const started = performance.now();
+    const outcome = await Promise.race([
+      conn.call('ping', ['PING']).then(() => 'answered', (err: Error) => err.message),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still waiting'), REDIS_SILENT_MS + 5000)),
+    ]);
+    expect(outcome).toMatch(/not answering/);
+    expect(performance.now() - started).toBeLessThan(REDIS_SILENT_MS + 2000);
+    expect(conn.state).toBe('not answering');
+    redis.resume();
+    await eventually(() => conn.state === 'ok', 5000, 'redis answering again');
+    expect(await conn.call('ping', ['PING'])).toBe('PONG');
+  } finally {
+    redis.resume();
+    await conn.close();
+    proxy.close();
   }
 });
 
