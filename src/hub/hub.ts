@@ -104,6 +104,8 @@ export class Hub {
   private readonly active = new Map<string, FeedEntry>();
   private readonly cache: LRUCache<string, FeedEntry>;
   private readonly failedFirstContacts = new LRUCache<string, Error>({ max: FAILED_FIRST_CONTACTS_TRACKED, ttl: FIRST_CONTACT_FAILURE_MEMORY_MS });
+  /** Refused first contacts that the loop made with no key (see `acquire`). */
+  private readonly keylessRefusals = new WeakSet<Error>();
   private readonly historyInFlight = new Map<string, Promise<UpstreamEvent[] | FailureOutcome>>();
   /** Per feed, the history pages read so far that do not reach the buffer yet (bounded by the feed's limits, dropped with the feed). */
   private readonly historyRuns = new Map<string, { from: number; frames: Frame[]; bytes: number }>();
@@ -135,6 +137,18 @@ export class Hub {
    * accepted by the upstream for this session, which the loop may run on.
    */
   async acquire(sessionId: string, includeEvents: boolean, startIndex: number | 'head' = 0, credential?: UpstreamCredential): Promise<FeedEntry> {
+    try {
+      return await this.acquireOnce(sessionId, includeEvents, startIndex, credential);
+    } catch (err) {
+      // A loop on callers' keys whose first contact went with no key (a token holder's call came first, and this caller
+      // joined it in the meantime) was refused for want of a key, not for this caller's, which the upstream accepted
+      // for the session: started again, on it (once).
+      if (credential === undefined || !this.keylessRefusals.has(err as Error)) throw err;
+      return this.acquireOnce(sessionId, includeEvents, startIndex, credential);
+    }
+  }
+
+  private async acquireOnce(sessionId: string, includeEvents: boolean, startIndex: number | 'head', credential: UpstreamCredential | undefined): Promise<FeedEntry> {
     if (this.closed) throw new UpstreamUnavailableError('shutting down', UNAVAILABLE_RETRY_AFTER_SECONDS);
     const key = feedKey(sessionId, includeEvents);
     let entry = this.active.get(key);
@@ -442,8 +456,11 @@ export class Hub {
       }
       if (entry.users === 0 && this.active.get(entry.key) === entry) this.retire(entry);
     });
+    // The loop's first contact goes with no key: a caller with one may join before it is answered.
+    const keyless = this.opts.loopOnCallerCredentials === true && feed.callers.size === 0;
     const contact = await supply.firstContact;
     const error = firstContactError(feed.sessionId, contact);
+    if (keyless && contact.kind === 'unauthorized' && error !== null) this.keylessRefusals.add(error);
     if (error) {
       // An unknown session is the caller's mistake (404 to them); a refused key is the operator's.
       const level = contact.kind === 'not-found' ? 'debug' : 'error';

@@ -4,7 +4,8 @@
  * the real CLI spawned as a child process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { SignJWT } from 'jose';
 
 /** A secret of the accepted length (AUTH_JWT_SECRET must be at least 32 bytes). */
@@ -171,4 +172,28 @@ export function startCli(env: Record<string, string>, timeoutMs = 15_000): Promi
       reject(new Error(`exited ${code} before listening: ${out.slice(0, 1000)}`));
     });
   });
+}
+
+/** An HTTP proxy to `origin` that holds each request carrying no `Authorization` for `delayMs` before passing it on. */
+export async function startKeylessDelayProxy(origin: string, delayMs: number): Promise<{ url: string; close(): Promise<void> }> {
+  const proxy: Server = createServer((req, res) => {
+    const go = () => {
+      const up = httpRequest(new URL(req.url ?? '/', origin), { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    };
+    if (req.headers.authorization === undefined) setTimeout(go, delayMs);
+    else go();
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    close: async () => {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    },
+  };
 }

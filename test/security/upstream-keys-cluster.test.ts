@@ -14,7 +14,7 @@ import { eventually, range, record } from '../helpers/harness.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
 import { NOBODY_LEADS } from '../../src/transport/redis.ts';
-import { JWT_SECRET, token } from './helpers.ts';
+import { JWT_SECRET, startKeylessDelayProxy, token } from './helpers.ts';
 
 const KEY_1 = 'sk-cluster-one-Tb8Nq3Xr6Ly2';
 const KEY_2 = 'sk-cluster-two-Fw5Mc9Kd1Hs4';
@@ -229,6 +229,32 @@ describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY', () => {
     expect(performance.now() - started).toBeLessThan(10_000);
     keyed.close();
   }, 60_000);
+});
+
+describe('AUTH=upstream with tokens in cluster mode, without UPSTREAM_API_KEY: a session the cluster has never seen', () => {
+  it('a token holder\'s /status does not refuse a keyed stream opening meanwhile: its keyless first contact (502) is its own, and the loop starts again on the key', async () => {
+    redis = await startRedis();
+    sim = await createSimulator({ api: 'real', apiKeys: { [KEY_1]: 'org' } });
+    sim.createSession('never-seen', { organisation: 'org', initialEvents: 2, imageBytes: 0 });
+    // Calls with no key are held a second on their way upstream: the keyed opening lands inside that window.
+    const proxy = await startKeylessDelayProxy(sim.origin, 1000);
+    try {
+      const a = await startInstance(clusterEnv({ UPSTREAM_URL: `${proxy.url}/api/v2`, AUTH_JWT_SECRET: JWT_SECRET }));
+      const status = fetch(`${a.url}/api/v2/sessions/never-seen/status`, { headers: { authorization: `Bearer ${await token(['never-seen'])}` } });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const keyed = record(`${a.url}/sessions/never-seen/events?access_token=${KEY_1}`);
+      try {
+        await keyed.until((r) => r.indices().length === 2, 10_000);
+        expect(keyed.indices()).toEqual([0, 1]);
+      } finally {
+        keyed.close();
+      }
+      expect((await status).status).toBe(502);
+    } finally {
+      await Promise.all(servers.splice(0).map((s) => s.close()));
+      await proxy.close();
+    }
+  });
 });
 
 describe('AUTH=upstream in cluster mode, without UPSTREAM_API_KEY: a leader whose keys the upstream stops accepting', () => {

@@ -6,8 +6,6 @@
  * refusals are answered as they are; combined with tokens, a valid token is
  * judged by its claims and anything else by the upstream.
  */
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -19,7 +17,7 @@ import { readAll, recordMany, sessionQuery } from '../helpers/multi.ts';
 import { waitForSession } from '../helpers/sdk-client.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
 import type { SimulatorOptions } from '../../src/simulator/index.ts';
-import { JWT_SECRET, token } from './helpers.ts';
+import { JWT_SECRET, startKeylessDelayProxy, token } from './helpers.ts';
 
 const KEY_A = 'sk-org-a-Vb7Qm2Lx9Rt4';
 const KEY_B = 'sk-org-b-Np3Wz8Hc5Ky1';
@@ -194,21 +192,8 @@ describe('combined with tokens', () => {
     const sim = await createSimulator({ api: 'real', apiKeys: { [KEY_A]: 'org-a' } });
     sim.createSession('kx', { organisation: 'org-a', initialEvents: 2, imageBytes: 0 });
     // Calls with no key are held a second on their way upstream: the keyed opening lands inside that window.
-    const proxy = createServer((req, res) => {
-      const go = () => {
-        const up = httpRequest(new URL(req.url ?? '/', sim.origin), { method: req.method, headers: req.headers }, (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        });
-        up.on('error', () => res.destroy());
-        req.pipe(up);
-      };
-      if (req.headers.authorization === undefined) setTimeout(go, 1000);
-      else go();
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const { port } = proxy.address() as AddressInfo;
-    const server = await startPollcast(loadConfig({ ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: `http://127.0.0.1:${port}/api/v2`, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, UPSTREAM_WAIT_SECONDS: '1' }), { log: silentLogger(), processMetrics: false });
+    const proxy = await startKeylessDelayProxy(sim.origin, 1000);
+    const server = await startPollcast(loadConfig({ ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: `${proxy.url}/api/v2`, AUTH: 'upstream', AUTH_JWT_SECRET: JWT_SECRET, UPSTREAM_WAIT_SECONDS: '1' }), { log: silentLogger(), processMetrics: false });
     try {
       const status = fetch(`${server.url}/api/v2/sessions/kx/status`, { headers: { authorization: `Bearer ${await token(['kx'])}` } });
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -221,8 +206,7 @@ describe('combined with tokens', () => {
       expect((await status).status).toBe(502);
     } finally {
       await server.close();
-      proxy.closeAllConnections();
-      await new Promise((resolve) => proxy.close(resolve));
+      await proxy.close();
       await sim.close();
     }
   });
