@@ -37,10 +37,10 @@ export interface AppDeps {
   /** The pass-through to the upstream (no credential of its own); undefined when forwarding is off or UPSTREAM_URL has no path. */
   forward?: Forwarder | undefined;
   /**
-   * Cluster mode only: whether this instance reads the shared log now (Redis answers, takes writes). When it
-   * does not, it may be behind another instance (see durable-read.ts).
+   * Cluster mode only: whether this instance may be behind another one (it cannot read the shared log now, or
+   * reads it again since less than about a lease; see durable-read.ts and the transport's `mayLag`).
    */
-  storeReachable?: (() => boolean) | undefined;
+  mayBeBehind?: (() => boolean) | undefined;
   /** Forwarded calls under way, which a graceful stop lets finish within its budget. */
   forwardsInFlight: InFlight;
   /** Durable catch-up answers that re-read history from the upstream, a few at once (catch-up-gate.ts). */

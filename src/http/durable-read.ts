@@ -95,9 +95,9 @@ export async function settle(feed: Feed, from: number | 'tail', signal: AbortSig
   if (unsettled()) await waitFor(feed, () => !unsettled() || enough(), UNSETTLED_WAIT_MS, signal);
 }
 
-/** Whether this instance may be behind another one of its cluster: it cannot read the shared log now. */
-export function mayBeBehind(deps: Pick<AppDeps, 'storeReachable'>): boolean {
-  return deps.storeReachable !== undefined && !deps.storeReachable();
+/** Whether this instance may be behind another one of its cluster: it cannot read the shared log now, or only just can again. */
+export function mayBeBehind(deps: Pick<AppDeps, 'mayBeBehind'>): boolean {
+  return deps.mayBeBehind?.() === true;
 }
 
 /**
@@ -114,10 +114,11 @@ export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSi
     if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
   } else if (pos.events > feed.nextIndex && (feed.ended || feed.synced)) {
-    // An instance of a cluster that cannot read the shared log now (Redis away or full) may be behind another one,
-    // which gave the offset (it serves the session on its own only once the leader's lease runs out): a reader there
-    // is told to retry, which the Durable Streams client does, not refused for good. Otherwise (alone, or reading the
-    // log, after the wait above) a live session's tail is what the cluster has read: an offset past it is made up.
+    // An instance of a cluster that cannot read the shared log now (Redis away or full), or reads it again since less
+    // than about a lease (no leader writes it yet: a restarted Redis came back empty), may be behind another one,
+    // which gave the offset (having served the session on its own): a reader there is told to retry, which the
+    // Durable Streams client does, not refused for good. Otherwise (alone, or reading the log, after the wait above)
+    // a live session's tail is what the cluster has read: an offset past it is made up.
     if (!feed.ended && behind()) throw new BehindOffsetError();
     throw new BadRequestError('invalid offset: beyond the end of this stream');
   } else if (pos.events > feed.nextIndex && !feed.ended) {

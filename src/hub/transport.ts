@@ -42,4 +42,9 @@ export interface Transport {
   readonly shared?: boolean;
   /** The state of the store it depends on, for readiness ('ok', 'unreachable', ...); absent when there is none. */
   storeState?(): string;
+  /**
+   * Whether this process may be behind another one of its cluster for a while: it cannot read the shared store
+   * now, or reads it again since less than a lease (a leader may not be writing it yet). Absent when alone.
+   */
+  mayLag?(): boolean;
 }

@@ -84,6 +84,11 @@ export interface RedisConn {
    * may still run until their own deadline. Null when no such change was seen.
    */
   readonly restartedAt: number | null;
+  /**
+   * When (performance.now() ms) Redis last answered again after being away (its command connection back, a
+   * restarted server's included, or a silence over); null when it never was away since the first connection.
+   */
+  readonly backAt: number | null;
   /** Called when such a new server run is seen; returns a function that unsubscribes. */
   onServerRestart(fn: () => void): () => void;
   /** Sends `message` to every instance listening on `channel` (this one included). */
@@ -159,6 +164,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   // connection unanswered, and no answer on the commands' connection either, for REDIS_SILENT_MS (a large or slow
   // answer on the commands' connection is not silence: a well Redis answers the PING at once).
   let lostAt: number | null = performance.now();
+  let connectedOnce = false;
   let pingSentAt: number | null = null;
   let lastAnswerAt = 0;
   let silentSince: number | null = null;
@@ -169,14 +175,19 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   // The written commands' callers: failed at once when Redis is judged silent.
   const waiting = new Set<(err: Error) => void>();
   const notAnswering = () => new Error(`redis not answering (no answer for ${REDIS_SILENT_MS} ms)`);
+  let backAt: number | null = null;
   const heard = () => {
     lastAnswerAt = performance.now();
     if (silentSince === null) return;
     silentSince = null;
+    backAt = lastAnswerAt;
     log.info('redis answers again');
   };
   main.on('error', () => (lostAt ??= performance.now()));
   main.on('ready', () => {
+    // Not the first connection: Redis is back (maybe a new, empty run).
+    if (lostAt !== null && connectedOnce) backAt = performance.now();
+    connectedOnce = true;
     lostAt = null;
     // A new connection: silence is judged afresh.
     silentSince = null;
@@ -355,6 +366,9 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     },
     get restartedAt() {
       return restartedAt;
+    },
+    get backAt() {
+      return backAt;
     },
     onServerRestart(fn) {
       restartListeners.add(fn);

@@ -49,6 +49,8 @@ export const AWAY_CHECK_MS = 250;
 export const LEADER_PAUSE_AFTER_MS = 1000;
 /** Longest wait for the leases to be let go at shutdown (ms). */
 export const RELEASE_WAIT_MS = 3000;
+/** Beyond a lease after Redis is back, the time a new leader's loop takes to bring the log up to date again (ms). */
+export const BACK_SETTLE_SLACK_MS = 2000;
 
 /** What cluster mode needs besides the loops' own settings. */
 export interface RedisTransportSettings extends LoopSettings {
@@ -144,6 +146,8 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
     if (source && Array.isArray(r)) source.upstream = (source.upstream ?? 0) + r.length;
     return r;
   }
+
+  const storeState = () => (redis.state !== 'ok' ? redis.state : bypasses.count('full') > 0 ? 'refusing writes (out of memory)' : 'ok');
 
   return {
     supply(feed: Feed, signal: AbortSignal): Supply {
@@ -440,7 +444,10 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       redis.publish(nudgeChannel, JSON.stringify([instanceId, sessionId])).catch(() => undefined);
     },
     listSource: (pollMs) => createRedisListSource({ redis, keyPrefix: settings.keyPrefix, instanceId, pollMs, log }),
-    storeState: () => (redis.state !== 'ok' ? redis.state : bypasses.count('full') > 0 ? 'refusing writes (out of memory)' : 'ok'),
+    storeState,
+    // Once Redis is back (a restarted, empty one included), a leader takes the lease and writes the log again within
+    // about a lease: until then an instance that served the session on its own meanwhile may be ahead of this one.
+    mayLag: () => storeState() !== 'ok' || (redis.backAt !== null && performance.now() - redis.backAt < settings.leaseMs + BACK_SETTLE_SLACK_MS),
     async close() {
       clearInterval(awayWatch);
       let timer: NodeJS.Timeout | undefined;

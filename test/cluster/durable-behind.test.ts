@@ -8,9 +8,10 @@
 import { describe, expect, it } from 'vitest';
 import { createSimulator } from '../../src/simulator/index.ts';
 import { formatOffset, parseOffset } from '../../src/http/durable-offsets.ts';
-import { startBridge } from '../helpers/harness.ts';
-import { startRedis } from '../helpers/redis.ts';
+import { eventually, startBridge } from '../helpers/harness.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { inProcessParts, serverStarter } from './helpers.ts';
+import { BACK_SETTLE_SLACK_MS } from '../../src/transport/redis.ts';
 
 const parts = inProcessParts();
 
@@ -45,6 +46,33 @@ describe('a Durable offset past this instance\'s tail of a live session', () => 
     } finally {
       parts.redis.resume();
     }
+  });
+
+  it.each([
+    ['paused, then answering again', async (redis: RedisServer) => {
+      redis.pause();
+      await new Promise((r) => setTimeout(r, 1500));
+      redis.resume();
+    }],
+    ['restarted empty', async (redis: RedisServer) => {
+      await redis.stop();
+      await new Promise((r) => setTimeout(r, 1500));
+      await redis.start();
+    }],
+  ] as const)('in a cluster, for about a lease after Redis is back (%s; a leader may not write the log yet): 503 behind_offset, then 400', async (_, away) => {
+    parts.redis = await startRedis();
+    parts.sim = await createSimulator({});
+    const server = await serverStarter(parts, { REDIS_LEASE_SECONDS: '2' })();
+    parts.sim.createSession('db-back', { initialEvents: 3 });
+    const { beyond } = await tailAndBeyond(server.url, 'db-back');
+    await away(parts.redis);
+    await eventually(async () => (await fetch(`${server.url}/readyz`)).status === 200, 10_000, 'ready again');
+    const res = await fetch(`${server.url}/v1/stream/sessions/db-back?offset=${beyond}`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: 'behind_offset' });
+    // A lease (2 s) and BACK_SETTLE_SLACK_MS after it was back: the log is the cluster's again.
+    await new Promise((r) => setTimeout(r, 2000 + BACK_SETTLE_SLACK_MS));
+    expect((await fetch(`${server.url}/v1/stream/sessions/db-back?offset=${beyond}`)).status).toBe(400);
   });
 
   it('in one process: 400, as an offset no reader was given', async () => {
