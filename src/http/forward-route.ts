@@ -10,6 +10,7 @@
  * session nudges its loop, so watchers see `paused` at once.
  */
 import { METHODS } from 'node:http';
+import { constants as h2constants, type Http2Stream } from 'node:http2';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context, Hono } from 'hono';
@@ -60,7 +61,9 @@ function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: numbe
     };
     const onEnd = (): void => {
       done();
-      resolve(Buffer.concat(chunks, seen));
+      // An HTTP/2 stream the caller reset ends its body too (before 'aborted'): a cut upload, not a whole one.
+      if (callerReset(incoming)) reject(new Error('the request body broke off'));
+      else resolve(Buffer.concat(chunks, seen));
     };
     const onError = (err: Error): void => {
       done();
@@ -69,6 +72,17 @@ function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: numbe
     const onClose = (): void => onError(new Error('the request body broke off'));
     incoming.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
+}
+
+/** The HTTP/2 stream of a request or response (compat API); undefined over HTTP/1.1. */
+function h2StreamOf(message: object): Http2Stream | undefined {
+  return (message as { stream?: Http2Stream }).stream;
+}
+
+/** Whether the caller reset (or lost) the HTTP/2 stream of this request; never over HTTP/1.1. */
+function callerReset(message: object): boolean {
+  const stream = h2StreamOf(message);
+  return stream !== undefined && (stream.aborted || stream.closed);
 }
 
 /** Counts body bytes on their way upstream and fails the stream once they pass `maxBytes`. */
@@ -261,8 +275,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     incoming.pipe(limit);
   }
   const abort = new AbortController();
+  // An HTTP/2 response reset by its caller says it finished all the same: the stream says it was cut.
   const onClose = (): void => {
-    if (!outgoing.writableFinished) abort.abort();
+    if (!outgoing.writableFinished || callerReset(outgoing)) abort.abort();
   };
   outgoing.once('close', onClose);
 
@@ -317,6 +332,20 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     discard(answer.body);
     count(deps.stats.forwardErrors, 'head');
     throw new BadGatewayError(`the upstream's answer cannot be relayed: ${(err as Error).message}`, { cause: err });
+  }
+  // Answered before the upstream read the whole body (an early 401 or 413): once the answer is relayed, an HTTP/2
+  // caller is asked to stop sending it (RST_STREAM NO_ERROR once the answer is out, RFC 9113 §8.1). Otherwise it
+  // waits for ever on a window nobody opens again, and so does the relay, which ends with the stream.
+  const stream = h2StreamOf(outgoing);
+  if (stream !== undefined && limit !== null) {
+    // After the relay's own end() of the answer (the close waits for it to be sent).
+    answer.body.once('end', () =>
+      setImmediate(() => {
+        if (incoming.readableEnded || stream.closed) return;
+        incoming.unpipe(limit);
+        stream.close(h2constants.NGHTTP2_NO_ERROR);
+      }),
+    );
   }
   try {
     await pipeline(answer.body, outgoing);

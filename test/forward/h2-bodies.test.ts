@@ -1,0 +1,138 @@
+/**
+ * Forwarding to HTTP/2 callers at the edges of a request's life: a caller that
+ * resets its stream while the upstream holds the answer, an upload without a
+ * length that the caller cancels midway, and an upstream that answers before it
+ * read a large upload. Each against a real node:http2 client and an upstream of
+ * the test's own that records what reached it and when its request closed.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect as h2connect, constants as h2constants, type ClientHttp2Session } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
+
+interface Seen {
+  url: string;
+  /** Body bytes read, when the upstream reads bodies. */
+  bytes: number;
+  /** The request's body ended (the upstream read all of it). */
+  complete: boolean;
+  /** The request's connection closed before the upstream answered. */
+  abandoned: boolean;
+}
+
+/**
+ * An upstream that holds `/hold` for 10 s, answers `/early` at once without reading the body, and reads the body
+ * of anything else before answering 200.
+ */
+async function startUpstream(): Promise<{ url: string; seen: Seen[]; close(): void }> {
+  const seen: Seen[] = [];
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    const record: Seen = { url: req.url ?? '', bytes: 0, complete: false, abandoned: false };
+    seen.push(record);
+    res.on('close', () => {
+      if (!res.writableFinished) record.abandoned = true;
+    });
+    if (req.url?.endsWith('/hold')) {
+      const timer = setTimeout(() => res.end('{"held":true}'), 10_000);
+      res.on('close', () => clearTimeout(timer));
+      return;
+    }
+    if (req.url?.endsWith('/early')) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"detail":"refused before the body"}');
+      return;
+    }
+    req.on('data', (d: Buffer) => (record.bytes += d.length));
+    req.on('end', () => {
+      record.complete = true;
+      res.end(JSON.stringify({ bytes: record.bytes }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+async function setup(): Promise<{ b: Bridge; up: Awaited<ReturnType<typeof startUpstream>>; session: ClientHttp2Session }> {
+  const up = await startUpstream();
+  cleanups.push(() => up.close());
+  const b = await startBridge({ UPSTREAM_URL: `${up.url}/api/v2` });
+  cleanups.push(() => b.close());
+  const session = h2connect(b.url);
+  session.on('error', () => {});
+  cleanups.push(() => session.close());
+  return { b, up, session };
+}
+
+describe('forwarding: HTTP/2 callers at the edges', () => {
+  it('a caller that resets its stream while the upstream holds the answer lets go of the upstream request at once', async () => {
+    const { up, session } = await setup();
+    const stream = session.request({ ':path': '/api/v2/x/hold', ':method': 'GET' });
+    stream.on('error', () => {});
+    await eventually(() => up.seen.some((s) => s.url.endsWith('/hold')), 5000, 'the upstream request');
+    stream.close(h2constants.NGHTTP2_CANCEL);
+    await eventually(() => up.seen.find((s) => s.url.endsWith('/hold'))!.abandoned, 3000, 'the upstream request abandoned');
+  });
+
+  it('an upload without a length that the caller cancels midway never reaches the upstream as a complete request', async () => {
+    const { b, up, session } = await setup();
+    const stream = session.request({ ':path': '/api/v2/sessions/abc/messages', ':method': 'POST', 'content-type': 'application/json' });
+    stream.on('error', () => {});
+    stream.write('{"message":"hel');
+    await new Promise((r) => setTimeout(r, 300));
+    stream.close(h2constants.NGHTTP2_CANCEL);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(up.seen.filter((s) => s.url.endsWith('/messages') && s.complete)).toEqual([]);
+    // The bridge is well, and a whole upload still goes through.
+    const whole = session.request({ ':path': '/api/v2/sessions/abc/messages', ':method': 'POST', 'content-type': 'application/json' });
+    whole.end('{"message":"hello"}');
+    const status = await new Promise<number>((resolve, reject) => whole.once('response', (h) => resolve(Number(h[':status']))).once('error', reject));
+    expect(status).toBe(200);
+    whole.resume();
+    expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
+  });
+
+  it('an upstream that answers before reading a large upload: the caller gets the answer and its stream ends', async () => {
+    const { b, up, session } = await setup();
+    const size = 4 * 1024 * 1024;
+    const stream = session.request({ ':path': '/api/v2/x/early', ':method': 'POST', 'content-length': String(size) });
+    stream.on('error', () => {});
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let written = 0;
+    const writeMore = () => {
+      while (written < size) {
+        written += chunk.length;
+        if (!stream.write(chunk)) return void stream.once('drain', writeMore);
+      }
+      stream.end();
+    };
+    writeMore();
+    const head = await new Promise<Record<string, unknown>>((resolve) => stream.once('response', resolve));
+    expect(head[':status']).toBe(401);
+    let body = '';
+    stream.setEncoding('utf8').on('data', (d: string) => (body += d));
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5000);
+      stream.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    expect(closed, 'the caller\'s stream closed').toBe(true);
+    expect(JSON.parse(body)).toEqual({ detail: 'refused before the body' });
+    expect(up.seen.filter((s) => s.url.endsWith('/early'))).toHaveLength(1);
+    // Relayed whole: not counted as an answer that broke off.
+    expect(await (await fetch(`${b.url}/metrics`)).text()).not.toMatch(/pollcast_forward_errors_total\{reason="body"\} [1-9]/);
+  });
+});
