@@ -17,6 +17,18 @@ import { registerLimits } from './limits.ts';
 import { redactUrl } from '../log.ts';
 import { isHttp1 } from '../hub/writer.ts';
 
+/** `allowed` (a header list) with each well-formed header name of `asked` (a preflight's) it lacks. */
+function withAskedHeaders(allowed: string, asked: string | undefined): string {
+  const names = allowed.split(',').map((h) => h.trim());
+  const have = new Set(names.map((h) => h.toLowerCase()));
+  for (const name of (asked ?? '').split(',').map((h) => h.trim())) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/.test(name) || have.has(name.toLowerCase())) continue;
+    have.add(name.toLowerCase());
+    names.push(name);
+  }
+  return names.slice(0, 100).join(',');
+}
+
 /** Builds the app. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -33,6 +45,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     app.use('*', async (c, next) => {
       await next();
       if (isListedOrigin(origins, c.req.header('origin'))) c.res.headers.set('access-control-allow-credentials', 'true');
+      // The API's own clients send headers pollcast cannot list (the official SDK's X-HCompany-Client-Name,
+      // -Version, …, on forwarded calls and drop-ins alike): a preflight's asked-for headers are allowed beside
+      // pollcast's own, as the upstream would judge them. The origin list stays the boundary.
+      const allowed = c.res.headers.get('access-control-allow-headers');
+      if (c.req.method === 'OPTIONS' && allowed !== null) {
+        c.res.headers.set('access-control-allow-headers', withAskedHeaders(allowed, c.req.header('access-control-request-headers')));
+        c.res.headers.append('vary', 'Access-Control-Request-Headers');
+      }
     });
     app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods, allowHeaders, exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));
   }

@@ -42,6 +42,18 @@ describe('CORS with a list of origins', () => {
     }
   });
 
+  it('allows, beside its own, the headers a preflight asks for (the official SDK\'s X-HCompany-*), never a malformed name', async () => {
+    bridge = await startBridge({ CORS_ORIGINS: APP });
+    const asked = 'authorization, x-hcompany-client-name, X-HCompany-Client-Version, x-hcompany-language, bad header, x\u00e9';
+    const res = await fetch(`${bridge.url}/sessions/c-1/changes`, { method: 'OPTIONS', headers: { origin: APP, 'access-control-request-method': 'GET', 'access-control-request-headers': asked } });
+    expect(res.status).toBe(204);
+    const allowed = list(res.headers.get('access-control-allow-headers'));
+    expect(allowed).toEqual(expect.arrayContaining(['authorization', 'last-event-id', 'x-hcompany-client-name', 'x-hcompany-client-version', 'x-hcompany-language']));
+    expect(allowed.filter((h) => h === 'authorization')).toHaveLength(1);
+    expect(allowed.some((h) => h.includes(' ') || h.includes('\u00e9'))).toBe(false);
+    expect(list(res.headers.get('vary'))).toEqual(expect.arrayContaining(['origin', 'access-control-request-headers']));
+  });
+
   it('gives a refused origin no Access-Control-Allow-Origin, on preflight and on GET', async () => {
     bridge = await startBridge({ CORS_ORIGINS: APP });
     bridge.sim.createSession('c-2', { initialEvents: 1 });
