@@ -152,6 +152,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     idleFeedTtlMs: 10 * 60_000,
     // Without the operator's key, a loop runs on a caller's key the upstream accepted (AUTH=upstream).
     loopOnCallerCredentials: config.auth === 'upstream' && config.upstreamApiKey === undefined,
+    historyPageSize: config.upstreamPageSize,
   });
   const lists = new ListHub({
     client,

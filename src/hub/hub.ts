@@ -8,6 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { createFeed, type Feed, type FeedLimits } from './feed.ts';
 import { eventFrame, type Frame } from './frames.ts';
+import { HistoryPages } from './history-pages.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
@@ -44,7 +45,12 @@ export interface HubOptions {
    * without UPSTREAM_API_KEY); otherwise a caller's credential is never used.
    */
   loopOnCallerCredentials?: boolean;
+  /** Events asked per history page (UPSTREAM_PAGE_SIZE): the longest page readers share. */
+  historyPageSize?: number;
 }
+
+/** `historyPageSize` when unset (UPSTREAM_PAGE_SIZE's default). */
+const DEFAULT_HISTORY_PAGE_SIZE = 100;
 
 /** One feed with its supply and its users (subscribers and waiting long-polls). */
 export interface FeedEntry {
@@ -106,7 +112,7 @@ export class Hub {
   private readonly failedFirstContacts = new LRUCache<string, Error>({ max: FAILED_FIRST_CONTACTS_TRACKED, ttl: FIRST_CONTACT_FAILURE_MEMORY_MS });
   /** Refused first contacts that the loop made with no key (see `acquire`). */
   private readonly keylessRefusals = new WeakSet<Error>();
-  private readonly historyInFlight = new Map<string, Promise<UpstreamEvent[] | FailureOutcome>>();
+  private readonly historyPages: HistoryPages;
   /** Per feed, the history pages read so far that do not reach the buffer yet (bounded by the feed's limits, dropped with the feed). */
   private readonly historyRuns = new Map<string, { from: number; frames: Frame[]; bytes: number }>();
   private closed = false;
@@ -118,6 +124,7 @@ export class Hub {
 
   constructor(opts: HubOptions) {
     this.opts = opts;
+    this.historyPages = new HistoryPages(opts.historyPageSize ?? DEFAULT_HISTORY_PAGE_SIZE);
     const total = opts.replayMaxBytes;
     this.feedLimits = total === undefined ? opts.feedLimits : { ...opts.feedLimits, share: () => total / Math.max(1, this.active.size) };
     this.cache = new LRUCache<string, FeedEntry>({
@@ -281,23 +288,19 @@ export class Hub {
 
   /**
    * Fetches held-out history from `from` (at most up to `to`), for a
-   * subscriber that resumes before the buffer's oldest event. Concurrent
-   * asks for the same page share one upstream call, and a page that ends
-   * where the buffer starts is kept, so the next subscriber reads memory.
+   * subscriber that resumes before the buffer's oldest event. Readers share
+   * pages (`HistoryPages`: one being read or read a moment ago that holds
+   * `from` serves it, and at most a few are read at once), and a page that
+   * ends where the buffer starts is kept, so the next subscriber reads memory.
    */
   async fetchHistory(entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome> {
     const { feed } = entry;
-    const key = `${entry.key}@${from}:${to}`;
-    let pending = this.historyInFlight.get(key);
-    if (!pending) {
-      // Not tied to one caller's signal: others may share it. Bounded by the client's own deadline.
-      pending = this.opts.transport.history(feed, from, to, new AbortController().signal).finally(() => this.historyInFlight.delete(key));
-      this.historyInFlight.set(key, pending);
-    }
-    const r = await pending;
-    if (Array.isArray(r) && r.length > 0) this.keepHistory(entry, from, r);
+    // Not tied to one caller's signal: others may share the page. Bounded by the client's own deadline.
+    const { start, result } = await this.historyPages.read(entry.key, from, to, (s, e) => this.opts.transport.history(feed, s, e, new AbortController().signal));
+    if (!Array.isArray(result)) return signal.aborted ? { kind: 'aborted' } : result;
+    if (result.length > 0) this.keepHistory(entry, start, result);
     if (signal.aborted) return { kind: 'aborted' };
-    return r;
+    return start === from && result.length <= to - from ? result : result.slice(from - start, from - start + (to - from));
   }
 
   /**

@@ -1,0 +1,149 @@
+/**
+ * History older than a feed's buffer, as the hub reads it again for readers
+ * that resume far back, shared between them. A reader whose start falls in a
+ * page being read, or read a moment ago, takes its events from that page
+ * instead of asking the upstream again; the readers of one page then go on
+ * from the same next index, so they share the pages after it too. A page that
+ * several readers shared is kept within a byte budget for a short while, for
+ * the ones a step behind (a lone reader's is not), and at most a few are read
+ * from the upstream at once (the rest wait their turn), so a storm of
+ * reconnects far back costs the upstream a bounded rate. Until 6 Dec 2026 each
+ * reader read its own pages: 300 reconnects at random points of a 3,000-event
+ * session made 2,130 upstream calls in 8 s, and an unrelated session's loop
+ * timed out meanwhile (helper audit).
+ */
+import { LRUCache } from 'lru-cache';
+import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
+import type { FailureOutcome } from '../upstream/client.ts';
+
+/** Bytes of history pages kept for the readers a step behind, all feeds together. */
+export const HISTORY_PAGES_MAX_BYTES = 16 * 1024 * 1024;
+/** How long a page read is kept for them (ms). */
+export const HISTORY_PAGE_TTL_MS = 30_000;
+/** Pages read from the transport at once; more wait their turn. */
+export const HISTORY_READS_MAX = 8;
+
+/** What a page read gives: its events from its start (none: nothing there), or why not. */
+export type PageResult = UpstreamEvent[] | FailureOutcome;
+
+/** Reads `[start, end)` of a feed's history (at most that many events, at least one when any exist). */
+export type PageReader = (start: number, end: number) => Promise<PageResult>;
+
+interface Pending {
+  readonly start: number;
+  readonly end: number;
+  readonly result: Promise<PageResult>;
+  /** Readers waiting for it: one that no other reader shared is not kept. */
+  takers: number;
+}
+
+/** A page's size for the budget: its events' own text, or their JSON where they have none. */
+function pageBytes(events: readonly UpstreamEvent[]): number {
+  let n = 0;
+  for (const e of events) {
+    const text = e[RAW_EVENT_JSON];
+    if (text === undefined) n += JSON.stringify(e).length;
+    else for (const part of text) n += part.length;
+  }
+  return Math.max(1, n);
+}
+
+/** The history pages of every feed of a hub. */
+export class HistoryPages {
+  private readonly pageSize: number;
+  private readonly maxReads: number;
+  private readonly kept: LRUCache<string, { start: number; events: UpstreamEvent[] }>;
+  /** Per feed, the keys of its kept pages (kept in step with `kept` by its dispose). */
+  private readonly keptKeys = new Map<string, Set<string>>();
+  private readonly pending = new Map<string, Pending[]>();
+  private running = 0;
+  private readonly turns: Array<() => void> = [];
+
+  constructor(pageSize: number, maxBytes = HISTORY_PAGES_MAX_BYTES, ttlMs = HISTORY_PAGE_TTL_MS, maxReads = HISTORY_READS_MAX) {
+    this.pageSize = pageSize;
+    this.maxReads = maxReads;
+    this.kept = new LRUCache({
+      maxSize: maxBytes,
+      ttl: ttlMs,
+      sizeCalculation: (page) => pageBytes(page.events),
+      dispose: (_page, key) => {
+        const feedKey = key.slice(0, key.lastIndexOf('@'));
+        const keys = this.keptKeys.get(feedKey);
+        keys?.delete(key);
+        if (keys?.size === 0) this.keptKeys.delete(feedKey);
+      },
+    });
+  }
+
+  /**
+   * Events of feed `feedKey` from `from` on (fewer than `to - from` when a page ends first), with the index the
+   * returned page starts at (`from` or before it: the caller may keep the whole page): from a page kept or being
+   * read that holds `from`, else from a page read now from `from`, at most a page size long and not past `to`.
+   */
+  async read(feedKey: string, from: number, to: number, reader: PageReader): Promise<{ start: number; result: PageResult }> {
+    const kept = this.keptHolding(feedKey, from);
+    if (kept !== null) return kept;
+    for (const p of this.pending.get(feedKey) ?? []) {
+      if (p.start > from || p.end <= from) continue;
+      p.takers++;
+      const result = await p.result;
+      // A failed page fails its waiters too (each retries on its own backoff), rather than one more call at once.
+      if (!Array.isArray(result) || p.start + result.length > from) return { start: p.start, result };
+      break;
+    }
+    // Another page may have come in while this one waited.
+    const since = this.keptHolding(feedKey, from);
+    if (since !== null) return since;
+    const end = Math.min(to, from + this.pageSize);
+    const page: Pending = { start: from, end, result: this.inTurn(() => reader(from, end)), takers: 1 };
+    const list = this.pending.get(feedKey) ?? [];
+    list.push(page);
+    this.pending.set(feedKey, list);
+    try {
+      const result = await page.result;
+      // Kept only where readers came together (a storm): a lone reader's pages are read again by the next one, as
+      // before, and memory beyond the feeds' own budgets stays for the case that needs it.
+      if (Array.isArray(result) && result.length > 0 && page.takers > 1) {
+        const key = `${feedKey}@${from}`;
+        this.kept.set(key, { start: from, events: result });
+        if (this.kept.has(key)) {
+          const keys = this.keptKeys.get(feedKey) ?? new Set<string>();
+          keys.add(key);
+          this.keptKeys.set(feedKey, keys);
+        }
+      }
+      return { start: from, result };
+    } finally {
+      const at = list.indexOf(page);
+      if (at >= 0) list.splice(at, 1);
+      if (list.length === 0 && this.pending.get(feedKey) === list) this.pending.delete(feedKey);
+    }
+  }
+
+  /** Pages kept now (tests, metrics). */
+  get keptPages(): number {
+    return this.kept.size;
+  }
+
+  private keptHolding(feedKey: string, from: number): { start: number; result: PageResult } | null {
+    for (const key of this.keptKeys.get(feedKey) ?? []) {
+      const page = this.kept.get(key);
+      if (page !== undefined && page.start <= from && page.start + page.events.length > from) return { start: page.start, result: page.events };
+    }
+    return null;
+  }
+
+  /** Runs `read` once fewer than `maxReads` run, in the order asked. */
+  private async inTurn(read: () => Promise<PageResult>): Promise<PageResult> {
+    if (this.running >= this.maxReads) await new Promise<void>((resolve) => this.turns.push(resolve));
+    else this.running++;
+    try {
+      return await read();
+    } finally {
+      // A place freed goes straight to the next in line (it is not counted free in between).
+      const next = this.turns.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
