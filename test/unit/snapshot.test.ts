@@ -45,6 +45,17 @@ describe('snapshot merge', () => {
     expect(s2).toMatchObject({ answer: 'done', finished_at: 'f' });
   });
 
+  it('a finished_at from a claim of the end that /status denied goes once changes says null while the session runs', () => {
+    let s = withStatus(withChanges(UNKNOWN_SNAPSHOT, top()), realStatus('running'));
+    s = withChanges(s, top({ status: 'completed', finished_at: '2026-12-06T00:00:00Z' }));
+    s = withStatus(s, realStatus('running'));
+    s = withChanges(s, top({ finished_at: null }));
+    expect(s).toMatchObject({ status: 'running', finished_at: null });
+    // Over: a later answer without it keeps it.
+    s = withChanges(withStatus(s, realStatus('completed')), top({ status: 'completed', finished_at: 'f' }));
+    expect(withChanges(s, top({ status: 'completed', finished_at: null })).finished_at).toBe('f');
+  });
+
   it('knows the terminal statuses and the simplified upstream finished_at; idle and paused are not the end', () => {
     for (const st of ['completed', 'failed', 'timed_out', 'interrupted']) expect(statusSaysOver({ status: st })).toBe(true);
     for (const st of ['pending', 'running', 'paused', 'idle']) expect(statusSaysOver({ status: st })).toBe(false);
