@@ -25,7 +25,7 @@ import { splitTarget } from './raw-request.ts';
 import { decodedSegment, parseSessionId } from './validate.ts';
 import { isHttp1 } from '../hub/writer.ts';
 import { ForwardError, type Forwarder } from '../upstream/forwarder.ts';
-import { BadGatewayError, BadRequestError, PayloadTooLargeError, RequestTimeoutError, ShuttingDownError } from '../errors.ts';
+import { BadGatewayError, BadRequestError, PayloadTooLargeError, RequestTimeoutError, ShuttingDownError, TooManyRequestsError } from '../errors.ts';
 
 /** The writes that change a session's status (`POST /sessions/{id}/<write>`, `DELETE /sessions/{id}`): after a 2xx, its loop refreshes at once. */
 const NUDGING_WRITES: ReadonlySet<string> = new Set(['messages', 'pause', 'resume', 'force_answer', 'tool_results']);
@@ -37,7 +37,7 @@ const COUNTED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PU
  * before anything goes upstream, so one past `maxBytes` is refused with nothing forwarded
  * (CONTRACT.md section 3). Null once it passes `maxBytes` (the rest is left unread).
  */
-function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: number): Promise<Buffer | null> {
+function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: number, budget: BodyBudget): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let seen = 0;
@@ -47,9 +47,13 @@ function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: numbe
       incoming.pause();
       reject(new RequestTimeoutError(idleSeconds));
     });
-    const done = (): void => {
+    // What it holds of the shared budget, given back unless the whole body is handed over (the caller's then).
+    let taken = 0;
+    const done = (handedOver = false): void => {
       stopWatching();
       incoming.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (!handedOver) budget.give(taken);
+      taken = 0;
     };
     const onData = (chunk: Buffer): void => {
       seen += chunk.length;
@@ -57,12 +61,20 @@ function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: numbe
         done();
         incoming.pause();
         resolve(null);
-      } else chunks.push(chunk);
+      } else if (!budget.take(chunk.length)) {
+        done();
+        incoming.pause();
+        reject(budget.refusal());
+      } else {
+        taken += chunk.length;
+        chunks.push(chunk);
+      }
     };
     const onEnd = (): void => {
-      done();
       // An HTTP/2 stream the caller reset ends its body too (before 'aborted'): a cut upload, not a whole one.
-      if (callerReset(incoming)) reject(new Error('the request body broke off'));
+      const cut = callerReset(incoming);
+      done(!cut);
+      if (cut) reject(new Error('the request body broke off'));
       else resolve(Buffer.concat(chunks, seen));
     };
     const onError = (err: Error): void => {
@@ -72,6 +84,34 @@ function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: numbe
     const onClose = (): void => onError(new Error('the request body broke off'));
     incoming.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
+}
+
+/**
+ * Request bodies read whole before forwarding (no length declared: chunked, or HTTP/2 without `content-length`)
+ * are each capped by PASSTHROUGH_MAX_BODY_BYTES; all of them together hold at most this many times that (80 MiB at
+ * the default). Past it a body is refused with 429 and `Retry-After: 1`. Until 6 Dec 2026 nothing capped the sum:
+ * 30 such uploads stalled before their end took 275 MB (forwarding audit).
+ */
+export const FORWARD_BUFFERED_BODIES = 8;
+
+/** The bytes of bodies read whole held now, against their shared cap. */
+class BodyBudget {
+  private held = 0;
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+  take(n: number): boolean {
+    if (this.held + n > this.max) return false;
+    this.held += n;
+    return true;
+  }
+  give(n: number): void {
+    this.held -= n;
+  }
+  refusal(): TooManyRequestsError {
+    return new TooManyRequestsError(`too many request bodies without a length are being read at once (${this.max} bytes held); retry shortly`, 1, 'forward_buffered');
+  }
 }
 
 /** The HTTP/2 stream of a request or response (compat API); undefined over HTTP/1.1. */
@@ -166,7 +206,7 @@ function count(record: Record<string, number>, key: string): void {
   record[key] = (record[key] ?? 0) + 1;
 }
 
-async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder): Promise<Response> {
+async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, budget: BodyBudget): Promise<Response> {
   if (deps.isShuttingDown()) throw new ShuttingDownError();
   const incoming = c.env.incoming;
   const outgoing = c.env.outgoing;
@@ -243,8 +283,13 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
   const idleSeconds = deps.config.bodyTimeoutSeconds;
   if (hasBody && declared === undefined) {
     try {
-      whole = await readUndeclared(incoming, maxBytes, idleSeconds);
+      whole = await readUndeclared(incoming, maxBytes, idleSeconds, budget);
     } catch (err) {
+      if (err instanceof TooManyRequestsError) {
+        // The rest of the body is not read: the connection is not reused.
+        if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+        throw err;
+      }
       if (err instanceof RequestTimeoutError) {
         // The rest of the body is not waited for: the connection closes after the answer.
         if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
@@ -307,6 +352,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder):
     count(deps.stats.forwardErrors, kind);
     if (kind === 'aborted') return RESPONSE_ALREADY_SENT;
     throw new BadGatewayError(err instanceof Error ? err.message : String(err), { cause: err });
+  } finally {
+    // The body read whole has gone upstream (or will not): its share of the budget is free again.
+    if (whole !== null) budget.give(whole.length);
   }
 
   const status = answer.status;
@@ -370,8 +418,9 @@ function discard(body: Readable): void {
 export function registerForwardRoute(app: Hono<AppEnv>, deps: AppDeps): void {
   const forwarder = deps.forward;
   if (forwarder === undefined || deps.upstreamPath === '') return;
+  const budget = new BodyBudget(FORWARD_BUFFERED_BODIES * deps.config.passthroughMaxBodyBytes);
   // Counted while under way: a graceful stop lets them finish (server.ts) rather than cutting them.
-  const handler = (c: Context<AppEnv>) => deps.forwardsInFlight.run(() => forward(c, deps, forwarder));
+  const handler = (c: Context<AppEnv>) => deps.forwardsInFlight.run(() => forward(c, deps, forwarder, budget));
   app.all(deps.upstreamPath, handler);
   app.all(`${deps.upstreamPath}/*`, handler);
 }

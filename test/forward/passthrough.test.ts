@@ -3,7 +3,8 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect as h2connect } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, startBridge, type Bridge } from '../helpers/harness.ts';
+import { freePort, range, startBridge, type Bridge } from '../helpers/harness.ts';
+import { FORWARD_BUFFERED_BODIES } from '../../src/http/forward-route.ts';
 import { h2request } from '../helpers/h2.ts';
 import { JWT_SECRET, rawRequest, token } from '../security/helpers.ts';
 import { api, CALL_TIMEOUT_MS, KEY_A, OPERATOR_KEY, startGateway } from './helpers.ts';
@@ -218,6 +219,37 @@ describe('forwarding: limits and failures', () => {
     expect(small.status).toBe(202);
     expect(forwardedTo(b).map((r) => r.method)).toEqual(['POST']);
     expect(b.sim.received('chunked')).toHaveLength(1);
+  });
+
+  it('bodies without a length held at once share a cap (FORWARD_BUFFERED_BODIES whole bodies): past it 429, freed as they go', async () => {
+    const cap = 4096;
+    const b = await gateway({ PASSTHROUGH_MAX_BODY_BYTES: String(cap) });
+    b.sim.createSession('held', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+    /** A chunked upload that sends `bytes` and then stalls (never ends) until aborted. */
+    const stalled = (bytes: number) => {
+      const abort = new AbortController();
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('x'.repeat(bytes)));
+        },
+      });
+      const res = fetch(`${b.url}/api/v2/sessions/held/messages`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}` }, body, duplex: 'half', signal: abort.signal } as RequestInit).catch((err: Error) => err);
+      return { abort, res };
+    };
+    const held = range(FORWARD_BUFFERED_BODIES).map(() => stalled(cap - 100));
+    await new Promise((r) => setTimeout(r, 500));
+    const over = stalled(cap - 100);
+    const refused = (await over.res) as Response;
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await refused.json()).toMatchObject({ error: expect.stringMatching(/request bodies without a length/) });
+    // One leaves: its share is free again, and a whole upload goes through.
+    held[0]!.abort.abort();
+    await new Promise((r) => setTimeout(r, 300));
+    const whole = await fetch(`${b.url}/api/v2/sessions/held/messages`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: new Blob(['{"message":"after"}']).stream(), duplex: 'half' } as RequestInit);
+    expect(whole.status).toBe(202);
+    for (const h of held) h.abort.abort();
+    expect(b.sim.received('held')).toHaveLength(1);
   });
 
   it('forwarded requests take rate-limit tokens like the drop-ins: past the burst 429, nothing forwarded', async () => {
