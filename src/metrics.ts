@@ -51,6 +51,7 @@ export const METRIC_NAMES = [
   'pollcast_open_streams',
   'pollcast_streams_opened_total',
   'pollcast_streams_closed_total',
+  'pollcast_streams_held_total',
   'pollcast_sessions',
   'pollcast_loops',
   'pollcast_replay_buffer_bytes',
@@ -123,7 +124,7 @@ export function createMetrics(gauges: () => HubGauges | undefined, withProcessMe
     collect() { setCounter(this, stats.streamsHeld); },
   });
   new Counter({
-    name: 'pollcast_streams_closed_total', help: 'SSE streams closed, by reason (end, client, slow, shutdown, upstream, error).', labelNames: ['reason'], registers: [registry],
+    name: 'pollcast_streams_closed_total', help: 'SSE streams closed, by reason (end, client, slow, shutdown, upstream, error, expired, revoked).', labelNames: ['reason'], registers: [registry],
     collect() { for (const [reason, n] of Object.entries(stats.streamsClosed)) setCounter(this, n, { reason }); },
   });
   new Gauge({

@@ -51,7 +51,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       const allowed = c.res.headers.get('access-control-allow-headers');
       if (c.req.method === 'OPTIONS' && allowed !== null) {
         c.res.headers.set('access-control-allow-headers', withAskedHeaders(allowed, c.req.header('access-control-request-headers')));
-        c.res.headers.append('vary', 'Access-Control-Request-Headers');
+        if (!/access-control-request-headers/i.test(c.res.headers.get('vary') ?? '')) c.res.headers.append('vary', 'Access-Control-Request-Headers');
       }
     });
     app.use('*', cors({ origin: origins === '*' ? '*' : origins, allowMethods, allowHeaders, exposeHeaders: CORS_EXPOSE_HEADERS, maxAge: 600 }));

@@ -73,6 +73,9 @@ describe('metrics and HTTP surface, against a running bridge', () => {
       expect(opsDoc.includes(`\`${name}`), `docs/operations.md does not document ${name}`).toBe(true);
       expect(m.declared.has(name), `/metrics does not export ${name}`).toBe(true);
     }
+    // And the other way: a metric /metrics exports that METRIC_NAMES lacks would go undocumented unnoticed.
+    const own = [...m.declared].filter((n) => n.startsWith('pollcast_') && !/^pollcast_(process|nodejs)_/.test(n));
+    expect(own.filter((n) => !(METRIC_NAMES as readonly string[]).includes(n))).toEqual([]);
   });
 
   it('README and docs/ name no pollcast metric that does not exist', () => {
