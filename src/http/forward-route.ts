@@ -70,12 +70,18 @@ function readUndeclared(incoming: Readable, maxBytes: number, idleSeconds: numbe
         chunks.push(chunk);
       }
     };
-    const onEnd = (): void => {
-      // An HTTP/2 stream the caller reset ends its body too (before 'aborted'): a cut upload, not a whole one.
+    const finish = (): void => {
       const cut = callerReset(incoming);
       done(!cut);
       if (cut) reject(new Error('the request body broke off'));
       else resolve(Buffer.concat(chunks, seen));
+    };
+    // A caller that resets its HTTP/2 stream ends the body too, before 'aborted' (node:http2's client even sends
+    // END_STREAM before the RST_STREAM that cancels): judged a moment later, once a reset that came with it is read,
+    // so a cancelled upload is not forwarded as a whole one.
+    const onEnd = (): void => {
+      if (h2StreamOf(incoming) === undefined) finish();
+      else setImmediate(finish);
     };
     const onError = (err: Error): void => {
       done();
@@ -110,7 +116,7 @@ class BodyBudget {
     this.held -= n;
   }
   refusal(): TooManyRequestsError {
-    return new TooManyRequestsError(`too many request bodies without a length are being read at once (${this.max} bytes held); retry shortly`, 1, 'forward_buffered');
+    return new TooManyRequestsError(`too many request bodies without a length are being read at once (at most ${this.max} bytes of them held); retry shortly`, 1, 'forward_buffered');
   }
 }
 
@@ -119,10 +125,13 @@ function h2StreamOf(message: object): Http2Stream | undefined {
   return (message as { stream?: Http2Stream }).stream;
 }
 
-/** Whether the caller reset (or lost) the HTTP/2 stream of this request; never over HTTP/1.1. */
+/**
+ * Whether the caller reset (or lost) the HTTP/2 stream of this request or response: aborted, or closed with an error
+ * code (pollcast's own RST_STREAM NO_ERROR after an early answer is not one); never over HTTP/1.1.
+ */
 function callerReset(message: object): boolean {
   const stream = h2StreamOf(message);
-  return stream !== undefined && (stream.aborted || stream.closed);
+  return stream !== undefined && (stream.aborted || (stream.rstCode !== undefined && stream.rstCode !== h2constants.NGHTTP2_NO_ERROR));
 }
 
 /** Counts body bytes on their way upstream and fails the stream once they pass `maxBytes`. */
@@ -320,7 +329,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
     incoming.pipe(limit);
   }
   const abort = new AbortController();
-  // An HTTP/2 response reset by its caller says it finished all the same: the stream says it was cut.
+  // An HTTP/2 response reset by its caller says it finished all the same: its stream's reset code says it was cut.
   const onClose = (): void => {
     if (!outgoing.writableFinished || callerReset(outgoing)) abort.abort();
   };

@@ -87,19 +87,34 @@ describe('forwarding: HTTP/2 callers at the edges', () => {
 
   it('an upload without a length that the caller cancels midway never reaches the upstream as a complete request', async () => {
     const { b, up, session } = await setup();
-    const stream = session.request({ ':path': '/api/v2/sessions/abc/messages', ':method': 'POST', 'content-type': 'application/json' });
-    stream.on('error', () => {});
-    stream.write('{"message":"hel');
+    /** A whole upload over `on` (no content-length), resolving with its answer's status. */
+    const whole = (on: ClientHttp2Session, message: string) => {
+      const stream = on.request({ ':path': '/api/v2/sessions/abc/messages', ':method': 'POST', 'content-type': 'application/json' });
+      stream.end(JSON.stringify({ message }));
+      stream.resume();
+      return new Promise<number>((resolve, reject) => stream.once('response', (h) => resolve(Number(h[':status']))).once('error', reject));
+    };
+    // The upstream connection is open already (the forward goes out at once): only the reset can stop it.
+    expect(await whole(session, 'warm')).toBe(200);
+    // node:http2's own cancel: END_STREAM, then RST_STREAM CANCEL.
+    const cancelled = session.request({ ':path': '/api/v2/sessions/abc/messages', ':method': 'POST', 'content-type': 'application/json' });
+    cancelled.on('error', () => {});
+    cancelled.write('{"message":"hel');
     await new Promise((r) => setTimeout(r, 300));
-    stream.close(h2constants.NGHTTP2_CANCEL);
+    cancelled.close(h2constants.NGHTTP2_CANCEL);
+    // A caller whose connection drops mid-upload (no END_STREAM at all).
+    const other = h2connect(b.url);
+    other.on('error', () => {});
+    const dropped = other.request({ ':path': '/api/v2/sessions/abc/messages', ':method': 'POST', 'content-type': 'application/json' });
+    dropped.on('error', () => {});
+    dropped.write('{"message":"wor');
+    await new Promise((r) => setTimeout(r, 300));
+    other.socket.destroy();
     await new Promise((r) => setTimeout(r, 1000));
-    expect(up.seen.filter((s) => s.url.endsWith('/messages') && s.complete)).toEqual([]);
+    const messages = up.seen.filter((s) => s.url.endsWith('/messages'));
+    expect(messages.filter((s) => s.complete).map((s) => s.bytes)).toEqual([JSON.stringify({ message: 'warm' }).length]);
     // The bridge is well, and a whole upload still goes through.
-    const whole = session.request({ ':path': '/api/v2/sessions/abc/messages', ':method': 'POST', 'content-type': 'application/json' });
-    whole.end('{"message":"hello"}');
-    const status = await new Promise<number>((resolve, reject) => whole.once('response', (h) => resolve(Number(h[':status']))).once('error', reject));
-    expect(status).toBe(200);
-    whole.resume();
+    expect(await whole(session, 'hello')).toBe(200);
     expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
   });
 
