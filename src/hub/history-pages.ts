@@ -16,7 +16,10 @@ import { LRUCache } from 'lru-cache';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 
-/** Bytes of history pages kept for the readers a step behind, all feeds together. */
+/**
+ * Bytes of history pages kept for the readers a step behind, all feeds together, counted by their events' text
+ * (what they hold beyond it, the parsed events and the reads their text is cut from, is not counted).
+ */
 export const HISTORY_PAGES_MAX_BYTES = 16 * 1024 * 1024;
 /** How long a page read is kept for them (ms). */
 export const HISTORY_PAGE_TTL_MS = 30_000;
@@ -65,6 +68,8 @@ export class HistoryPages {
     this.kept = new LRUCache({
       maxSize: maxBytes,
       ttl: ttlMs,
+      // Gone when their time is up, not when next looked at (a quiet process would hold them for good).
+      ttlAutopurge: true,
       sizeCalculation: (page) => pageBytes(page.events),
       dispose: (_page, key) => {
         const feedKey = key.slice(0, key.lastIndexOf('@'));
@@ -81,19 +86,20 @@ export class HistoryPages {
    * read that holds `from`, else from a page read now from `from`, at most a page size long and not past `to`.
    */
   async read(feedKey: string, from: number, to: number, reader: PageReader): Promise<{ start: number; result: PageResult }> {
-    const kept = this.keptHolding(feedKey, from);
-    if (kept !== null) return kept;
-    for (const p of this.pending.get(feedKey) ?? []) {
-      if (p.start > from || p.end <= from) continue;
+    // A page too short to hold `from` sends its waiters back here, where the first of them starts the next page and
+    // the others join it; a page is waited for once.
+    const waited = new Set<Pending>();
+    for (;;) {
+      const kept = this.keptHolding(feedKey, from);
+      if (kept !== null) return kept;
+      const p = (this.pending.get(feedKey) ?? []).find((q) => q.start <= from && q.end > from && !waited.has(q));
+      if (p === undefined) break;
+      waited.add(p);
       p.takers++;
       const result = await p.result;
       // A failed page fails its waiters too (each retries on its own backoff), rather than one more call at once.
       if (!Array.isArray(result) || p.start + result.length > from) return { start: p.start, result };
-      break;
     }
-    // Another page may have come in while this one waited.
-    const since = this.keptHolding(feedKey, from);
-    if (since !== null) return since;
     const end = Math.min(to, from + this.pageSize);
     const page: Pending = { start: from, end, result: this.inTurn(() => reader(from, end)), takers: 1 };
     const list = this.pending.get(feedKey) ?? [];

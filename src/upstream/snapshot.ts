@@ -46,15 +46,14 @@ export function isKnown(s: Snapshot): boolean {
 /** Merges a changes answer: everything but status and error, which `/status` owns once it answered. */
 export function withChanges(prev: Snapshot, top: ChangesTop): Snapshot {
   const authoritative = prev.statusBody !== null;
-  const status = authoritative ? prev.status : top.status;
   return {
-    status,
+    status: authoritative ? prev.status : top.status,
     error: authoritative ? prev.error : top.error,
     started_at: top.started_at ?? prev.started_at,
     // A finished_at an answer no longer carries is kept (a simplified upstream may leave it out after the end),
     // unless /status says the session runs: one that a claim of the end brought, which /status denied, goes once
     // the upstream says null (until 6 Dec 2026 it stayed in every status for good).
-    finished_at: top.finished_at ?? (authoritative && !TERMINAL_STATUSES.has(status) ? null : prev.finished_at),
+    finished_at: top.finished_at ?? (prev.statusBody !== null && !statusSaysOver(prev.statusBody) ? null : prev.finished_at),
     answer: top.answer ?? prev.answer,
     metrics: top.metrics,
     extra: top.extra,

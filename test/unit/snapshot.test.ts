@@ -54,6 +54,9 @@ describe('snapshot merge', () => {
     // Over: a later answer without it keeps it.
     s = withChanges(withStatus(s, realStatus('completed')), top({ status: 'completed', finished_at: 'f' }));
     expect(withChanges(s, top({ status: 'completed', finished_at: null })).finished_at).toBe('f');
+    // A simplified upstream's /status says the end by its finished_at, whatever its status word: kept too.
+    const simple = withStatus(withChanges(UNKNOWN_SNAPSHOT, top({ finished_at: 'F' })), { status: 'done', finished_at: 'F' });
+    expect(withChanges(simple, top({ status: 'done', finished_at: null })).finished_at).toBe('F');
   });
 
   it('knows the terminal statuses and the simplified upstream finished_at; idle and paused are not the end', () => {
