@@ -198,8 +198,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   const forward = upstreamPath !== '' && passthroughOn(config) ? createForwarder(new URL(upstreamUrl).origin) : undefined;
   const isSubscriberToken = subscriberTokenCheck(verifier);
   const forwardsInFlight = new InFlight();
-  const mayBeBehind = transport.mayLag ? () => transport.mayLag!() : undefined;
-  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, shutdownSignal: shutdown.signal, upstreamPath, forward, forwardsInFlight, catchUps: new CatchUpGate(), mayBeBehind, isSubscriberToken, readiness };
+  const clusterMayLag = transport.mayLag ? () => transport.mayLag!() : undefined;
+  const deps: AppDeps = { config, hub, lists, streams, stats: metrics.stats, metrics, log, authorize, limits, isShuttingDown: () => shuttingDown, shutdownSignal: shutdown.signal, upstreamPath, forward, forwardsInFlight, catchUps: new CatchUpGate(), clusterMayLag, isSubscriberToken, readiness };
   const app = createApp(deps);
   // Real Response objects: hono may clone the marker response of a hand-written stream, and only
   // the non-cached path of the adapter honours RESPONSE_ALREADY_SENT on a clone.

@@ -17,7 +17,7 @@ import { registerLimits } from './limits.ts';
 import { redactUrl } from '../log.ts';
 import { isHttp1 } from '../hub/writer.ts';
 
-/** `allowed` (a header list) with each well-formed header name of `asked` (a preflight's) it lacks. */
+/** `allowed` (a header list) with each well-formed header name of `asked` (a preflight's) it lacks, 100 names at most. */
 function withAskedHeaders(allowed: string, asked: string | undefined): string {
   const names = allowed.split(',').map((h) => h.trim());
   const have = new Set(names.map((h) => h.toLowerCase()));

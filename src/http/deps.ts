@@ -40,7 +40,7 @@ export interface AppDeps {
    * Cluster mode only: whether this instance may be behind another one (it cannot read the shared log now, or
    * reads it again since less than about a lease; see durable-read.ts and the transport's `mayLag`).
    */
-  mayBeBehind?: (() => boolean) | undefined;
+  clusterMayLag?: (() => boolean) | undefined;
   /** Forwarded calls under way, which a graceful stop lets finish within its budget. */
   forwardsInFlight: InFlight;
   /** Durable catch-up answers that re-read history from the upstream, a few at once (catch-up-gate.ts). */

@@ -96,8 +96,8 @@ export async function settle(feed: Feed, from: number | 'tail', signal: AbortSig
 }
 
 /** Whether this instance may be behind another one of its cluster: it cannot read the shared log now, or only just can again. */
-export function mayBeBehind(deps: Pick<AppDeps, 'mayBeBehind'>): boolean {
-  return deps.mayBeBehind?.() === true;
+export function mayBeBehind(deps: Pick<AppDeps, 'clusterMayLag'>): boolean {
+  return deps.clusterMayLag?.() === true;
 }
 
 /**

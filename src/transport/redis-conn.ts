@@ -86,7 +86,8 @@ export interface RedisConn {
   readonly restartedAt: number | null;
   /**
    * When (performance.now() ms) Redis last answered again after being away (its command connection back, a
-   * restarted server's included, or a silence over); null when it never was away since the first connection.
+   * restarted server's included, or a silence over), or was first reached later than REDIS_SILENT_MS after the
+   * start; null when it never was away.
    */
   readonly backAt: number | null;
   /** Called when such a new server run is seen; returns a function that unsubscribes. */
@@ -160,9 +161,10 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       onReady?.(again);
     });
   }
-  // Away: the command connection down since `lostAt`, or Redis silent since `silentSince`: a PING on the probe
-  // connection unanswered, and no answer on the commands' connection either, for REDIS_SILENT_MS (a large or slow
-  // answer on the commands' connection is not silence: a well Redis answers the PING at once).
+  // Away: the command connection down since `lostAt`, or Redis silent since `silentSince`: a PING unanswered (on
+  // the probe connection, or the commands' one while the probe's is not ready), and no answer on the commands'
+  // connection either, for REDIS_SILENT_MS (a large or slow answer on the commands' connection is not silence: a
+  // well Redis answers the probe's PING at once).
   let lostAt: number | null = performance.now();
   let connectedOnce = false;
   let pingSentAt: number | null = null;
@@ -185,8 +187,9 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   };
   main.on('error', () => (lostAt ??= performance.now()));
   main.on('ready', () => {
-    // Not the first connection: Redis is back (maybe a new, empty run).
-    if (lostAt !== null && connectedOnce) backAt = performance.now();
+    // Back after a loss (maybe a new, empty run), or first reached only after Redis was away at the start (other
+    // instances may have served sessions on their own meanwhile): not a first connection made at once.
+    if (lostAt !== null && (connectedOnce || performance.now() - lostAt > REDIS_SILENT_MS)) backAt = performance.now();
     connectedOnce = true;
     lostAt = null;
     // A new connection: silence is judged afresh.

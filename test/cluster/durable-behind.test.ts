@@ -49,30 +49,43 @@ describe('a Durable offset past this instance\'s tail of a live session', () => 
   });
 
   it.each([
-    ['paused, then answering again', async (redis: RedisServer) => {
-      redis.pause();
-      await new Promise((r) => setTimeout(r, 1500));
-      redis.resume();
-    }],
-    ['restarted empty', async (redis: RedisServer) => {
-      await redis.stop();
-      await new Promise((r) => setTimeout(r, 1500));
-      await redis.start();
-    }],
-  ] as const)('in a cluster, for about a lease after Redis is back (%s; a leader may not write the log yet): 503 behind_offset, then 400', async (_, away) => {
+    ['paused, then answering again', (redis: RedisServer) => redis.pause(), (redis: RedisServer) => redis.resume()],
+    ['restarted empty', (redis: RedisServer) => redis.stop(), (redis: RedisServer) => redis.start()],
+  ] as const)('in a cluster, for about a lease after Redis is back (%s; a leader may not write the log yet): 503 behind_offset, then 400', async (_, leave, comeBack) => {
     parts.redis = await startRedis();
     parts.sim = await createSimulator({});
     const server = await serverStarter(parts, { REDIS_LEASE_SECONDS: '2' })();
     parts.sim.createSession('db-back', { initialEvents: 3 });
     const { beyond } = await tailAndBeyond(server.url, 'db-back');
-    await away(parts.redis);
-    await eventually(async () => (await fetch(`${server.url}/readyz`)).status === 200, 10_000, 'ready again');
+    // What /readyz says of Redis is its connection's state now (readiness itself is the upstream's).
+    const redisState = async () => ((await (await fetch(`${server.url}/readyz`)).json()) as { redis?: { state: string } }).redis?.state;
+    await leave(parts.redis);
+    await eventually(async () => (await redisState()) !== 'ok', 10_000, 'Redis away');
+    await comeBack(parts.redis);
+    await eventually(async () => (await redisState()) === 'ok', 10_000, 'Redis back');
     const res = await fetch(`${server.url}/v1/stream/sessions/db-back?offset=${beyond}`);
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ code: 'behind_offset' });
     // A lease (2 s) and BACK_SETTLE_SLACK_MS after it was back: the log is the cluster's again.
     await new Promise((r) => setTimeout(r, 2000 + BACK_SETTLE_SLACK_MS));
     expect((await fetch(`${server.url}/v1/stream/sessions/db-back?offset=${beyond}`)).status).toBe(400);
+  });
+
+  it('in a cluster, an instance that first reaches Redis only after it started: 503 behind_offset for about a lease', async () => {
+    parts.redis = await startRedis();
+    parts.sim = await createSimulator({});
+    parts.sim.createSession('db-late', { initialEvents: 3 });
+    await parts.redis.stop();
+    const server = await serverStarter(parts, { REDIS_LEASE_SECONDS: '2' })();
+    const redisState = async () => ((await (await fetch(`${server.url}/readyz`)).json()) as { redis?: { state: string } }).redis?.state;
+    // Served on its own meanwhile (as the other instances may have been).
+    const { beyond } = await tailAndBeyond(server.url, 'db-late');
+    await new Promise((r) => setTimeout(r, 1500));
+    await parts.redis.start();
+    await eventually(async () => (await redisState()) === 'ok', 10_000, 'Redis reached');
+    const res = await fetch(`${server.url}/v1/stream/sessions/db-late?offset=${beyond}`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: 'behind_offset' });
   });
 
   it('in one process: 400, as an offset no reader was given', async () => {

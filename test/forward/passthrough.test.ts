@@ -243,10 +243,12 @@ describe('forwarding: limits and failures', () => {
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(await refused.json()).toMatchObject({ error: expect.stringMatching(/request bodies without a length/) });
-    // One leaves: its share is free again, and a whole upload goes through.
+    // One leaves: its share is free again, and a whole upload larger than what was left free goes through.
     held[0]!.abort.abort();
     await new Promise((r) => setTimeout(r, 300));
-    const whole = await fetch(`${b.url}/api/v2/sessions/held/messages`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: new Blob(['{"message":"after"}']).stream(), duplex: 'half' } as RequestInit);
+    const after = JSON.stringify({ message: 'y'.repeat(2000) });
+    expect(after.length).toBeGreaterThan(FORWARD_BUFFERED_BODIES * cap - FORWARD_BUFFERED_BODIES * (cap - 100));
+    const whole = await fetch(`${b.url}/api/v2/sessions/held/messages`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: new Blob([after]).stream(), duplex: 'half' } as RequestInit);
     expect(whole.status).toBe(202);
     for (const h of held) h.abort.abort();
     expect(b.sim.received('held')).toHaveLength(1);
