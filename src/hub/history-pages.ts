@@ -35,9 +35,27 @@ export type PageReader = (start: number, end: number) => Promise<PageResult>;
 interface Pending {
   readonly start: number;
   readonly end: number;
-  readonly result: Promise<PageResult>;
-  /** Readers waiting for it: one that no other reader shared is not kept. */
+  result: Promise<PageResult>;
+  /** Readers that asked for it: one that no other reader shared is not kept. */
   takers: number;
+  /** Of those, the ones still waiting: a page whose readers all left before its turn is not read. */
+  waiting: number;
+}
+
+/** Counts `page`'s reader as waiting until it stops waiting or its `signal` aborts; returns the stop. */
+function waitFor(page: Pending, signal: AbortSignal): () => void {
+  page.takers++;
+  page.waiting++;
+  let counted = true;
+  const leave = () => {
+    if (!counted) return;
+    counted = false;
+    page.waiting--;
+    signal.removeEventListener('abort', leave);
+  };
+  if (signal.aborted) leave();
+  else signal.addEventListener('abort', leave, { once: true });
+  return leave;
 }
 
 /** A page's size for the budget: its events' own text, or their JSON where they have none. */
@@ -85,7 +103,7 @@ export class HistoryPages {
    * returned page starts at (`from` or before it: the caller may keep the whole page): from a page kept or being
    * read that holds `from`, else from a page read now from `from`, at most a page size long and not past `to`.
    */
-  async read(feedKey: string, from: number, to: number, reader: PageReader): Promise<{ start: number; result: PageResult }> {
+  async read(feedKey: string, from: number, to: number, reader: PageReader, signal: AbortSignal): Promise<{ start: number; result: PageResult }> {
     // A page too short to hold `from` sends its waiters back here, where the first of them starts the next page and
     // the others join it; a page is waited for once.
     const waited = new Set<Pending>();
@@ -95,13 +113,15 @@ export class HistoryPages {
       const p = (this.pending.get(feedKey) ?? []).find((q) => q.start <= from && q.end > from && !waited.has(q));
       if (p === undefined) break;
       waited.add(p);
-      p.takers++;
-      const result = await p.result;
+      const stop = waitFor(p, signal);
+      const result = await p.result.finally(stop);
       // A failed page fails its waiters too (each retries on its own backoff), rather than one more call at once.
       if (!Array.isArray(result) || p.start + result.length > from) return { start: p.start, result };
     }
     const end = Math.min(to, from + this.pageSize);
-    const page: Pending = { start: from, end, result: this.inTurn(() => reader(from, end)), takers: 1 };
+    const page: Pending = { start: from, end, result: Promise.resolve([]), takers: 0, waiting: 0 };
+    const stop = waitFor(page, signal);
+    page.result = this.inTurn(() => (page.waiting > 0 ? reader(from, end) : Promise.resolve<PageResult>({ kind: 'aborted' }))).finally(stop);
     const list = this.pending.get(feedKey) ?? [];
     list.push(page);
     this.pending.set(feedKey, list);

@@ -295,8 +295,9 @@ export class Hub {
    */
   async fetchHistory(entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome> {
     const { feed } = entry;
-    // Not tied to one caller's signal: others may share the page. Bounded by the client's own deadline.
-    const { start, result } = await this.historyPages.read(entry.key, from, to, (s, e) => this.opts.transport.history(feed, s, e, new AbortController().signal));
+    // Not tied to one caller's signal once under way: others may share the page (bounded by the client's own
+    // deadline). One whose readers all left before its turn is not read.
+    const { start, result } = await this.historyPages.read(entry.key, from, to, (s, e) => this.opts.transport.history(feed, s, e, new AbortController().signal), signal);
     if (!Array.isArray(result)) return signal.aborted ? { kind: 'aborted' } : result;
     if (result.length > 0) this.keepHistory(entry, start, result);
     if (signal.aborted) return { kind: 'aborted' };

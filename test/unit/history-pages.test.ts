@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { HistoryPages, type PageResult } from '../../src/hub/history-pages.ts';
 import type { UpstreamEvent } from '../../src/upstream/types.ts';
 
+/** A reader that stays. */
+const live = new AbortController().signal;
+
 const event = (i: number): UpstreamEvent => ({ type: 'x', data: { i }, timestamp: '2026-12-06T00:00:00Z' }) as UpstreamEvent;
 
 /** A reader of a history of `total` events whose pages come back at most `short` long, counting its calls. */
@@ -26,19 +29,19 @@ describe('HistoryPages', () => {
   it('readers whose start falls in a page being read join it, and its readers share the next page', async () => {
     const pages = new HistoryPages(50);
     const up = upstream(1000);
-    const first = await Promise.all([10, 12, 30, 59].map((from) => pages.read('f', from, 900, up.read)));
+    const first = await Promise.all([10, 12, 30, 59].map((from) => pages.read('f', from, 900, up.read, live)));
     expect(up.calls).toEqual([[10, 60]]);
     expect(first.map((r) => r.start)).toEqual([10, 10, 10, 10]);
     // All go on from 60: one read; the page was shared, so a straggler a moment later gets it from memory.
-    await Promise.all([0, 1, 2].map(() => pages.read('f', 60, 900, up.read)));
-    await pages.read('f', 75, 900, up.read);
+    await Promise.all([0, 1, 2].map(() => pages.read('f', 60, 900, up.read, live)));
+    await pages.read('f', 75, 900, up.read, live);
     expect(up.calls).toEqual([[10, 60], [60, 110]]);
   });
 
   it('a page that comes back too short for its waiters sends them on to one shared next read, not one each', async () => {
     const pages = new HistoryPages(50);
     const up = upstream(1000, 20);
-    const results = await Promise.all([10, 30, 30, 30, 30, 30].map((from) => pages.read('f', from, 900, up.read)));
+    const results = await Promise.all([10, 30, 30, 30, 30, 30].map((from) => pages.read('f', from, 900, up.read, live)));
     expect(up.calls).toEqual([[10, 60], [30, 80]]);
     for (const r of results.slice(1)) expect(r.start).toBe(30);
   });
@@ -46,9 +49,9 @@ describe('HistoryPages', () => {
   it('a lone reader\'s page is not kept; a shared one goes when its time is up, looked at or not', async () => {
     const pages = new HistoryPages(50, 1024 * 1024, 100);
     const up = upstream(1000);
-    await pages.read('f', 0, 900, up.read);
+    await pages.read('f', 0, 900, up.read, live);
     expect(pages.keptPages).toBe(0);
-    await Promise.all([pages.read('f', 0, 900, up.read), pages.read('f', 5, 900, up.read)]);
+    await Promise.all([pages.read('f', 0, 900, up.read, live), pages.read('f', 5, 900, up.read, live)]);
     expect(pages.keptPages).toBe(1);
     await new Promise((r) => setTimeout(r, 300));
     expect(pages.keptPages).toBe(0);
@@ -62,14 +65,26 @@ describe('HistoryPages', () => {
       await new Promise((r) => setTimeout(r, 20));
       return { kind: 'transient', reason: 'HTTP 500' };
     };
-    const failed = await Promise.all([0, 10, 20].map((from) => failing.read('f', from, 900, fail)));
+    const failed = await Promise.all([0, 10, 20].map((from) => failing.read('f', from, 900, fail, live)));
     expect(calls).toBe(1);
     for (const r of failed) expect(r.result).toEqual({ kind: 'transient', reason: 'HTTP 500' });
 
     const pages = new HistoryPages(10, 1024 * 1024, 30_000, 3);
     const up = upstream(10_000);
-    const all = await Promise.all(Array.from({ length: 12 }, (_, k) => pages.read(`feed-${k}`, 0, 900, up.read)));
+    const all = await Promise.all(Array.from({ length: 12 }, (_, k) => pages.read(`feed-${k}`, 0, 900, up.read, live)));
     expect(up.maxRunning()).toBe(3);
     expect(all.every((r) => Array.isArray(r.result) && r.result.length === 10)).toBe(true);
+  });
+
+  it('a page whose readers all left before its turn is not read', async () => {
+    const pages = new HistoryPages(10, 1024 * 1024, 30_000, 1);
+    const up = upstream(1000, Infinity, 100);
+    const busy = pages.read('a', 0, 900, up.read, live);
+    const left = new AbortController();
+    const gone = pages.read('b', 0, 900, up.read, left.signal);
+    left.abort();
+    expect((await gone).result).toEqual({ kind: 'aborted' });
+    await busy;
+    expect(up.calls).toEqual([[0, 10]]);
   });
 });
