@@ -173,7 +173,13 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
   const toH1 = (socket: Socket) => {
     for (const listener of h1Listeners) listener.call(http, socket);
   };
-  const toH2 = (socket: Socket) => h2.emit('connection', socket);
+  const toH2 = (socket: Socket) => {
+    // node:http's sockets stay half-open when the peer ends (an HTTP/1.1 client may FIN and still read the answer);
+    // HTTP/2 has no such state, and its session does not close on a half-open socket: a caller whose connection
+    // went kept one stream open, and its forwarded request running upstream, until a timeout (h2c audit).
+    socket.allowHalfOpen = false;
+    h2.emit('connection', socket);
+  };
   http.on('connection', (socket: Socket) => route(socket, toH1, toH2, undecided, options.firstBytesTimeoutMs));
   return {
     get sessions() {

@@ -76,13 +76,21 @@ async function setup(): Promise<{ b: Bridge; up: Awaited<ReturnType<typeof start
 }
 
 describe('forwarding: HTTP/2 callers at the edges', () => {
-  it('a caller that resets its stream while the upstream holds the answer lets go of the upstream request at once', async () => {
-    const { up, session } = await setup();
+  it('a caller that resets its stream, or whose connection drops, while the upstream holds the answer lets go of the upstream request at once', async () => {
+    const { b, up, session } = await setup();
     const stream = session.request({ ':path': '/api/v2/x/hold', ':method': 'GET' });
     stream.on('error', () => {});
     await eventually(() => up.seen.some((s) => s.url.endsWith('/hold')), 5000, 'the upstream request');
     stream.close(h2constants.NGHTTP2_CANCEL);
     await eventually(() => up.seen.find((s) => s.url.endsWith('/hold'))!.abandoned, 3000, 'the upstream request abandoned');
+    // A caller whose connection drops with three requests waiting: each of them lets go (the last one ran on
+    // while node:http's half-open socket kept the HTTP/2 session up).
+    const other = h2connect(b.url);
+    other.on('error', () => {});
+    for (let k = 0; k < 3; k++) other.request({ ':path': `/api/v2/x${k}/hold`, ':method': 'GET' }).on('error', () => {});
+    await eventually(() => up.seen.filter((s) => /\/x\d\/hold$/.test(s.url)).length === 3, 5000, 'three upstream requests');
+    other.socket.destroy();
+    await eventually(() => up.seen.filter((s) => /\/x\d\/hold$/.test(s.url)).every((s) => s.abandoned), 3000, 'all three abandoned');
   });
 
   it('an upload without a length that the caller cancels midway never reaches the upstream as a complete request', async () => {
