@@ -49,7 +49,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       // -Version, …, on forwarded calls and drop-ins alike): a preflight's asked-for headers are allowed beside
       // pollcast's own, as the upstream would judge them. The origin list stays the boundary.
       const allowed = c.res.headers.get('access-control-allow-headers');
-      if (c.req.method === 'OPTIONS' && allowed !== null) {
+      if (c.req.method === 'OPTIONS' && allowed !== null && c.res.headers.has('access-control-allow-origin')) {
         c.res.headers.set('access-control-allow-headers', withAskedHeaders(allowed, c.req.header('access-control-request-headers')));
         if (!/access-control-request-headers/i.test(c.res.headers.get('vary') ?? '')) c.res.headers.append('vary', 'Access-Control-Request-Headers');
       }

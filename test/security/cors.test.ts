@@ -52,6 +52,10 @@ describe('CORS with a list of origins', () => {
     expect(allowed.filter((h) => h === 'authorization')).toHaveLength(1);
     expect(allowed.some((h) => h.includes(' ') || h.includes('\u00e9'))).toBe(false);
     expect(list(res.headers.get('vary'))).toEqual(expect.arrayContaining(['origin', 'access-control-request-headers']));
+    // A refused origin is not told the names it asked for.
+    const refused = await fetch(`${bridge.url}/sessions/c-1/changes`, { method: 'OPTIONS', headers: { origin: EVIL, 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-hcompany-client-name' } });
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    expect(list(refused.headers.get('access-control-allow-headers'))).not.toContain('x-hcompany-client-name');
   });
 
   it('gives a refused origin no Access-Control-Allow-Origin, on preflight and on GET', async () => {
