@@ -115,6 +115,8 @@ export class HistoryPages {
       waited.add(p);
       const stop = waitFor(p, signal);
       const result = await p.result.finally(stop);
+      // Not read, its readers having left before its turn (this one came as it resolved): read on, unless this one left too.
+      if (!Array.isArray(result) && result.kind === 'aborted' && !signal.aborted) continue;
       // A failed page fails its waiters too (each retries on its own backoff), rather than one more call at once.
       if (!Array.isArray(result) || p.start + result.length > from) return { start: p.start, result };
     }
