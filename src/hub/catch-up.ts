@@ -89,7 +89,8 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
         continue;
       }
       const kind = Array.isArray(r) ? 'empty' : r.kind;
-      if (kind === 'aborted') return;
+      // Aborted for this reader only when it closed; otherwise (the upstream client closing, say) it counts as a failure.
+      if (kind === 'aborted' && reader.closed) return;
       failures++;
       if (failures >= HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
         if (reader.historyTrouble) {

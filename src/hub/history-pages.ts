@@ -36,26 +36,15 @@ interface Pending {
   readonly start: number;
   readonly end: number;
   result: Promise<PageResult>;
-  /** Readers that asked for it: one that no other reader shared is not kept. */
-  takers: number;
-  /** Of those, the ones still waiting: a page whose readers all left before its turn is not read. */
-  waiting: number;
+  /** The signals of the readers waiting for it (checked when its turn comes: no listener per reader). */
+  readonly readers: AbortSignal[];
 }
 
-/** Counts `page`'s reader as waiting until it stops waiting or its `signal` aborts; returns the stop. */
-function waitFor(page: Pending, signal: AbortSignal): () => void {
-  page.takers++;
-  page.waiting++;
-  let counted = true;
-  const leave = () => {
-    if (!counted) return;
-    counted = false;
-    page.waiting--;
-    signal.removeEventListener('abort', leave);
-  };
-  if (signal.aborted) leave();
-  else signal.addEventListener('abort', leave, { once: true });
-  return leave;
+/** Readers of `page` still there: one that no other reader shared is not kept; one nobody waits for is not read. */
+function stillWaiting(page: Pending): number {
+  let n = 0;
+  for (const s of page.readers) if (!s.aborted) n++;
+  return n;
 }
 
 /** A page's size for the budget: its events' own text, or their JSON where they have none. */
@@ -104,26 +93,28 @@ export class HistoryPages {
    * read that holds `from`, else from a page read now from `from`, at most a page size long and not past `to`.
    */
   async read(feedKey: string, from: number, to: number, reader: PageReader, signal: AbortSignal): Promise<{ start: number; result: PageResult }> {
+
     // A page too short to hold `from` sends its waiters back here, where the first of them starts the next page and
     // the others join it; a page is waited for once.
     const waited = new Set<Pending>();
     for (;;) {
+      // A reader that left starts no page (a page read for nobody) and joins none.
+      if (signal.aborted) return { start: from, result: { kind: 'aborted' } };
       const kept = this.keptHolding(feedKey, from);
       if (kept !== null) return kept;
       const p = (this.pending.get(feedKey) ?? []).find((q) => q.start <= from && q.end > from && !waited.has(q));
       if (p === undefined) break;
       waited.add(p);
-      const stop = waitFor(p, signal);
-      const result = await p.result.finally(stop);
+      p.readers.push(signal);
+      const result = await p.result;
       // Not read, its readers having left before its turn (this one came as it resolved): read on, unless this one left too.
       if (!Array.isArray(result) && result.kind === 'aborted' && !signal.aborted) continue;
       // A failed page fails its waiters too (each retries on its own backoff), rather than one more call at once.
       if (!Array.isArray(result) || p.start + result.length > from) return { start: p.start, result };
     }
     const end = Math.min(to, from + this.pageSize);
-    const page: Pending = { start: from, end, result: Promise.resolve([]), takers: 0, waiting: 0 };
-    const stop = waitFor(page, signal);
-    page.result = this.inTurn(() => (page.waiting > 0 ? reader(from, end) : Promise.resolve<PageResult>({ kind: 'aborted' }))).finally(stop);
+    const page: Pending = { start: from, end, result: Promise.resolve([]), readers: [signal] };
+    page.result = this.inTurn(() => (stillWaiting(page) > 0 ? reader(from, end) : Promise.resolve<PageResult>({ kind: 'aborted' })));
     const list = this.pending.get(feedKey) ?? [];
     list.push(page);
     this.pending.set(feedKey, list);
@@ -131,7 +122,7 @@ export class HistoryPages {
       const result = await page.result;
       // Kept only where readers came together (a storm): a lone reader's pages are read again by the next one, as
       // before, and memory beyond the feeds' own budgets stays for the case that needs it.
-      if (Array.isArray(result) && result.length > 0 && page.takers > 1) {
+      if (Array.isArray(result) && result.length > 0 && stillWaiting(page) > 1) {
         const key = `${feedKey}@${from}`;
         this.kept.set(key, { start: from, events: result });
         if (this.kept.has(key)) {

@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as h2connect, constants as h2constants, type ClientHttp2Session } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
 
@@ -83,13 +83,15 @@ describe('forwarding: HTTP/2 callers at the edges', () => {
     await eventually(() => up.seen.some((s) => s.url.endsWith('/hold')), 5000, 'the upstream request');
     stream.close(h2constants.NGHTTP2_CANCEL);
     await eventually(() => up.seen.find((s) => s.url.endsWith('/hold'))!.abandoned, 3000, 'the upstream request abandoned');
-    // A caller whose connection drops with three requests waiting: each of them lets go (the last one ran on
-    // while node:http's half-open socket kept the HTTP/2 session up).
-    const other = h2connect(b.url);
+    // A caller whose connection drops with three requests waiting (its TCP connection ended under the HTTP/2
+    // session, which sends no RST_STREAM or GOAWAY first): each of them lets go. Until 6 Dec 2026 the session stayed
+    // up on node:http's half-open socket, and the requests ran on.
+    let raw!: Socket;
+    const other = h2connect(b.url, { createConnection: () => (raw = netConnect(Number(new URL(b.url).port), '127.0.0.1')) });
     other.on('error', () => {});
     for (let k = 0; k < 3; k++) other.request({ ':path': `/api/v2/x${k}/hold`, ':method': 'GET' }).on('error', () => {});
     await eventually(() => up.seen.filter((s) => /\/x\d\/hold$/.test(s.url)).length === 3, 5000, 'three upstream requests');
-    other.socket.destroy();
+    raw.end();
     await eventually(() => up.seen.filter((s) => /\/x\d\/hold$/.test(s.url)).every((s) => s.abandoned), 3000, 'all three abandoned');
   });
 

@@ -87,4 +87,20 @@ describe('HistoryPages', () => {
     await busy;
     expect(up.calls).toEqual([[0, 10]]);
   });
+
+  it('a reader that stays is never handed the abort of one that left, when a short page sends both on', async () => {
+    const pages = new HistoryPages(10);
+    const up = upstream(1000, 3);
+    const creator = pages.read('f', 0, 900, up.read, live);
+    const leaving = new AbortController();
+    const left = pages.read('f', 5, 900, up.read, leaving.signal);
+    const stays = pages.read('f', 6, 900, up.read, live);
+    leaving.abort();
+    expect(Array.isArray((await creator).result)).toBe(true);
+    expect((await left).result).toEqual({ kind: 'aborted' });
+    const got = await stays;
+    expect(Array.isArray(got.result)).toBe(true);
+    expect(got.start).toBeLessThanOrEqual(6);
+    expect((got.result as UpstreamEvent[]).length).toBeGreaterThan(6 - got.start);
+  });
 });
