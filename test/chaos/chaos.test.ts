@@ -6,9 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { range, record, type Recorder } from '../helpers/harness.ts';
-import { freePort } from '../resilience/helpers.ts';
 import { CHAOS_ENV, requestBound, runChaos, summaryRow, type ChaosOptions } from './chaos.ts';
-import { startInstance, type Instance } from './instance.ts';
+import { startInstance, startInstanceOnFreePort, type Instance } from './instance.ts';
 
 const SEED = Number(process.env.CHAOS_SEED ?? 20_251_125);
 
@@ -62,9 +61,9 @@ describe('restart', () => {
   it('SIGTERM ends the streams; plain EventSources reconnect to the new process on the same port, which replays from upstream with no gap', async () => {
     sim = await createSimulator({});
     sim.createSession('restart-1', { initialEvents: 10, emitEveryMs: 40, batchSize: 2, emitCount: 150 });
-    const port = await freePort();
     const env = { ...CHAOS_ENV, UPSTREAM_URL: sim.url };
-    instance = await startInstance('process', port, env);
+    let port: number;
+    ({ instance, port } = await startInstanceOnFreePort('process', env));
     for (let i = 0; i < 20; i++) recorders.push(record(`${instance.url}/sessions/restart-1/events${i % 2 ? '?from_index=5' : ''}`));
     await Promise.all(recorders.map((r) => r.until((x) => x.indices().length >= 30)));
     // A graceful stop by SIGTERM: every stream ends, so each EventSource reconnects by itself.

@@ -7,10 +7,9 @@
  * empty. In a cluster each subscriber prefers one instance and reconnects,
  * with its Last-Event-ID, through the next live one (a load balancer).
  */
-import { freePort } from '../helpers/harness.ts';
 import { balancerFetch } from '../helpers/balancer.ts';
 import { startRedis } from '../helpers/redis.ts';
-import { startInstance, type Instance, type InstanceCounters, type InstanceMode } from './instance.ts';
+import { startInstance, startInstanceOnFreePort, type Instance, type InstanceCounters, type InstanceMode } from './instance.ts';
 
 /** The lease of cluster runs (short, so a killed leader is replaced quickly). */
 export const CLUSTER_LEASE_SECONDS = 6;
@@ -39,8 +38,9 @@ const add = (a: InstanceCounters, b: InstanceCounters): InstanceCounters => ({
 
 /** One pollcast, restarted on the same port. */
 export async function startSingle(mode: InstanceMode, env: Record<string, string>): Promise<Deployment> {
-  const port = await freePort();
-  let instance: Instance = await startInstance(mode, port, env);
+  const first = await startInstanceOnFreePort(mode, env);
+  const port = first.port;
+  let instance: Instance = first.instance;
   let past = ZERO;
   return {
     route: () => ({ baseUrl: instance.url }),
@@ -59,8 +59,9 @@ export async function startSingle(mode: InstanceMode, env: Record<string, string
 export async function startCluster(size: number, env: Record<string, string>): Promise<Deployment> {
   const redis = await startRedis();
   const full = { REDIS_LEASE_SECONDS: String(CLUSTER_LEASE_SECONDS), ...env, REDIS_URL: redis.url };
-  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
-  const instances: Array<Instance | null> = await Promise.all(ports.map((p) => startInstance('process', p, full)));
+  const started = await Promise.all(Array.from({ length: size }, () => startInstanceOnFreePort('process', full)));
+  const ports = started.map((s) => s.port);
+  const instances: Array<Instance | null> = started.map((s) => s.instance);
   let past = ZERO;
   const leasesOf = async (i: number): Promise<number> => {
     const text = await fetch(`http://127.0.0.1:${ports[i]}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) => r.text(), () => '');

@@ -6,10 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast } from '../../src/server.ts';
+import { freePort } from '../helpers/harness.ts';
 
 /** Counters of one pollcast instance (what the summary reports). */
 export interface InstanceCounters {
@@ -23,6 +24,8 @@ export interface InstanceCounters {
 /** A running pollcast. */
 export interface Instance {
   readonly url: string;
+  /** The process's pid (process mode). */
+  readonly pid?: number;
   counters(): Promise<InstanceCounters>;
   /** Graceful stop (server.close() or SIGTERM); resolves once it stopped listening and its streams ended. */
   stop(): Promise<void>;
@@ -34,11 +37,53 @@ export type InstanceMode = 'in-process' | 'process';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 
+/** The port was taken by another process before pollcast could bind it (a free port is only free until someone binds it). */
+export class PortTakenError extends Error {}
+
+/**
+ * Whether the socket listening on 127.0.0.1:`port` belongs to process `pid` (Linux: /proc/net/tcp's listening
+ * socket inode among the process's open files); undefined where /proc cannot say. Another test file's server can
+ * take a port between `freePort()` and the child's bind, and would then answer the child's /healthz.
+ */
+function listenerIsProcess(pid: number, port: number): boolean | undefined {
+  const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  try {
+    for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[1]!.endsWith(portHex) && f[3] === '0A') inodes.add(`socket:[${f[9]}]`);
+    }
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+/** startInstance on a port of its own: a new free port again while the one chosen turns out taken (up to 5 tries). */
+export async function startInstanceOnFreePort(mode: InstanceMode, env: Record<string, string>): Promise<{ instance: Instance; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return { instance: await startInstance(mode, port, env), port };
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt === 5) throw err;
+    }
+  }
+}
+
 /** Starts pollcast on 127.0.0.1:`port` with `env` (UPSTREAM_URL and friends). */
 export async function startInstance(mode: InstanceMode, port: number, env: Record<string, string>): Promise<Instance> {
   const full = { ...env, PORT: String(port), HOST: '127.0.0.1' };
   if (mode === 'in-process') {
-    const server = await startPollcast(loadConfig({ LOG_LEVEL: 'silent', ...full }), { log: silentLogger(), processMetrics: false });
+    const server = await startPollcast(loadConfig({ LOG_LEVEL: 'silent', ...full }), { log: silentLogger(), processMetrics: false }).catch((err: unknown) => {
+      throw (err as { code?: string }).code === 'EADDRINUSE' ? new PortTakenError(`port ${port} is taken`) : err;
+    });
     return {
       url: server.url,
       counters: async () => {
@@ -61,10 +106,16 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
   });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`pollcast exited (${child.exitCode}) at start: ${stderrTail.join('')}`);
+    if (exited()) {
+      const tail = stderrTail.join('');
+      if (/already in use|EADDRINUSE/.test(tail)) throw new PortTakenError(`port ${port} is taken: ${tail}`);
+      throw new Error(`pollcast exited (${child.exitCode ?? child.signalCode}) at start: ${tail}`);
+    }
     const ok = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
-    if (ok) break;
+    // An answer counts once this child holds the port (another process may answer /healthz there).
+    if (ok && listenerIsProcess(child.pid!, port) !== false) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`pollcast did not answer /healthz within 15 s: ${stderrTail.join('')}`);
@@ -91,24 +142,27 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
   let stopped = false;
   return {
     url,
+    pid: child.pid,
     counters: () => (stopped ? Promise.resolve(last) : scrape()),
     async stop() {
       if (stopped) return;
       await scrape().catch(() => last);
       stopped = true;
-      const exited = once(child, 'exit');
+      if (exited()) throw new Error(`pollcast on port ${port} exited (${child.exitCode ?? child.signalCode}) before stop: ${stderrTail.join('')}`);
+      const gone = once(child, 'exit');
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 12_000);
-      const [code] = (await exited) as [number | null];
+      const [code] = (await gone) as [number | null];
       clearTimeout(timer);
       if (code !== 0) throw new Error(`pollcast exited ${code} on SIGTERM: ${stderrTail.join('')}`);
     },
     async kill() {
       if (stopped) return;
       stopped = true;
-      const exited = once(child, 'exit');
+      if (exited()) return;
+      const gone = once(child, 'exit');
       child.kill('SIGKILL');
-      await exited;
+      await gone;
     },
   };
 }

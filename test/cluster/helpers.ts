@@ -10,8 +10,8 @@ import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { CHAOS_ENV } from '../chaos/chaos.ts';
-import { startInstance, type Instance } from '../chaos/instance.ts';
-import { freePort, type Recorder } from '../helpers/harness.ts';
+import { startInstance, startInstanceOnFreePort, type Instance } from '../chaos/instance.ts';
+import { type Recorder } from '../helpers/harness.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { balancerFetch } from '../helpers/balancer.ts';
 import { CLUSTER_LEASE_SECONDS } from '../chaos/deployment.ts';
@@ -92,8 +92,8 @@ export async function startCluster(n: number, extraEnv: Record<string, string> =
   const ports: number[] = [];
   const instances: Array<Instance | null> = [];
   const start = async (i: number) => {
-    ports[i] ??= await freePort();
-    instances[i] = await startInstance('process', ports[i]!, env);
+    if (ports[i] === undefined) ({ instance: instances[i], port: ports[i] } = await startInstanceOnFreePort('process', env));
+    else instances[i] = await startInstance('process', ports[i], env);
     return i;
   };
   await Promise.all(Array.from({ length: n }, (_, i) => start(i)));
