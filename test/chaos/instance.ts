@@ -6,11 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast } from '../../src/server.ts';
-import { freePort } from '../helpers/harness.ts';
+import { freePort, listenerIsProcess } from '../helpers/harness.ts';
 
 /** Counters of one pollcast instance (what the summary reports). */
 export interface InstanceCounters {
@@ -39,31 +39,6 @@ const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 
 /** The port was taken by another process before pollcast could bind it (a free port is only free until someone binds it). */
 export class PortTakenError extends Error {}
-
-/**
- * Whether the socket listening on 127.0.0.1:`port` belongs to process `pid` (Linux: /proc/net/tcp's listening
- * socket inode among the process's open files); undefined where /proc cannot say. Another test file's server can
- * take a port between `freePort()` and the child's bind, and would then answer the child's /healthz.
- */
-function listenerIsProcess(pid: number, port: number): boolean | undefined {
-  const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const inodes = new Set<string>();
-  try {
-    for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length > 9 && f[1]!.endsWith(portHex) && f[3] === '0A') inodes.add(`socket:[${f[9]}]`);
-    }
-    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-      try {
-        return inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      } catch {
-        return false; // closed meanwhile
-      }
-    });
-  } catch {
-    return undefined;
-  }
-}
 
 /** startInstance on a port of its own: a new free port again while the one chosen turns out taken (up to 5 tries). */
 export async function startInstanceOnFreePort(mode: InstanceMode, env: Record<string, string>): Promise<{ instance: Instance; port: number }> {

@@ -2,6 +2,7 @@
  * Test harness: a real simulator and a real pollcast, each on its own port 0
  * socket, and a real `eventsource` client that records what it receives.
  */
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { EventSource } from 'eventsource';
@@ -146,6 +147,31 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Whether the socket listening on 127.0.0.1:`port` belongs to process `pid` (Linux: /proc/net/tcp's listening
+ * socket inode among the process's open files); undefined where /proc cannot say. Another test file's server can
+ * take a port between `freePort()` and the child's bind, and would then answer the child's /healthz.
+ */
+export function listenerIsProcess(pid: number, port: number): boolean | undefined {
+  const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  try {
+    for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[1]!.endsWith(portHex) && f[3] === '0A') inodes.add(`socket:[${f[9]}]`);
+    }
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+  } catch {
+    return undefined;
+  }
 }
 
 /**

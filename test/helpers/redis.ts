@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { freePort } from './harness.ts';
+import { freePort, listenerIsProcess } from './harness.ts';
 
 /** The redis-server binary (REDIS_SERVER_BIN overrides). */
 export const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server';
@@ -84,7 +84,8 @@ async function waitReady(port: number, child: ChildProcess, output: () => string
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${output()}`);
-    if (await redisCommand(port, 'PING').then((r) => r === 'PONG', () => false)) return;
+    // Another test's Redis may have taken the port first and answer the PING: the listener must be this child.
+    if ((await redisCommand(port, 'PING').then((r) => r === 'PONG', () => false)) && listenerIsProcess(child.pid!, port) !== false) return;
     if (Date.now() > deadline) throw new Error(`redis-server did not answer on ${port} within 10 s: ${output()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -92,7 +93,7 @@ async function waitReady(port: number, child: ChildProcess, output: () => string
 
 /** Starts a redis-server on a free port (`extraArgs`: more server options, e.g. `--maxmemory 3mb`). */
 export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
-  const port = await freePort();
+  let port = await freePort();
   let child: ChildProcess | null = null;
   let out = '';
   const launch = async () => {
@@ -110,7 +111,16 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
     child = c;
     await waitReady(port, c, () => out);
   };
-  await launch();
+  // A port taken between freePort() and the bind: a fresh one (only at the first start; a restart keeps its port).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      if (attempt === 5 || !/Address already in use/.test(out)) throw err;
+      port = await freePort();
+    }
+  }
   const stopped = process.once('exit', () => child?.kill('SIGKILL'));
   void stopped;
   return {
