@@ -168,7 +168,15 @@ function hasDotSegment(path: string): boolean {
 function segmentsAsRead(rawPath: string, basePath: string): string[] {
   const decoded = rawPath.split('/').map(decodedSegment);
   if (decoded.includes(undefined)) throw new BadRequestError('request target has a malformed percent-encoding');
-  return decoded.join('/').split(/[/\\]/).slice(basePath.split('/').length);
+  const joined = decoded.join('/');
+  // No API path holds one, and upstream servers read a NUL or a line break each their own way.
+  if (/[\u0000-\u001f\u007f]/.test(joined)) throw new BadRequestError('request target has a control character (%00–%1F or %7F)');
+  return joined.split(/[/\\]/).slice(basePath.split('/').length);
+}
+
+/** A segment's name without its `;` parameters, as servers that strip them route it (`sessions;x=1` is `sessions`). */
+function bare(segment: string | undefined): string | undefined {
+  return segment?.split(';', 1)[0];
 }
 
 /**
@@ -178,7 +186,7 @@ function segmentsAsRead(rawPath: string, basePath: string): string[] {
  * stays the API's own (`skills/h%2Fweb-search`, a resource key `run%2Fstep-1.png`).
  */
 function checkSessionSegment(segments: readonly string[]): void {
-  if (segments[0] !== 'sessions' || segments.length < 2) return;
+  if (bare(segments[0]) !== 'sessions' || segments.length < 2) return;
   // `/sessions/` alone is the list's path with a trailing slash, not an empty id.
   if (segments.length === 2 && segments[1] === '') return;
   parseSessionId(segments[1]);
@@ -186,8 +194,8 @@ function checkSessionSegment(segments: readonly string[]): void {
 
 /** The session a forwarded write changed (`segments` as `segmentsAsRead` gives them), if it is one of the nudging writes. */
 export function nudgedSession(method: string, segments: readonly string[]): string | undefined {
-  if (segments[0] !== 'sessions') return undefined;
-  const nudges = method === 'POST' ? segments.length === 3 && NUDGING_WRITES.has(segments[2]!) : method === 'DELETE' && segments.length === 2;
+  if (bare(segments[0]) !== 'sessions') return undefined;
+  const nudges = method === 'POST' ? segments.length === 3 && NUDGING_WRITES.has(bare(segments[2])!) : method === 'DELETE' && segments.length === 2;
   // `DELETE …/sessions/` is the list's path, not a session's.
   return nudges && segments[1] !== '' ? segments[1] : undefined;
 }
@@ -222,6 +230,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   const method = incoming.method ?? c.req.method;
   // HTTP/1.1's parser knows its methods; an HTTP/2 request's :method is any token (`BREW`, `get`): only those go on.
   if (!METHODS.includes(method) || method === 'CONNECT') throw new BadRequestError(`method ${JSON.stringify(method.slice(0, 20))} is not an HTTP method pollcast forwards`);
+  // TRACE would echo the request, the caller's credential with it, from a server the API does not answer TRACE on.
+  if (method === 'TRACE') return c.json({ error: 'method TRACE is not forwarded', code: 'method_not_allowed' }, 405, { allow: [...COUNTED_METHODS].join(', ') });
   const rawTarget = incoming.url ?? '/';
   const { path, query } = splitTarget(rawTarget);
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');

@@ -157,6 +157,38 @@ describe('forwarding: what reaches the upstream', () => {
     }
   });
 
+  it('never forwards a control character, a session path hidden behind `;` parameters, or TRACE: 4xx JSON, nothing upstream', async () => {
+    const b = await gateway();
+    b.sim.createSession('traced', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+    b.sim.clearRequests();
+    for (const [method, path, status] of [
+      ['GET', '/agents%00', 400],
+      ['GET', '/sessions/traced%00/status', 400],
+      ['GET', '/files/a%0d%0ab', 400],
+      ['GET', '/files/a%7fb', 400],
+      // A server that strips `;` parameters routes `sessions;x=1/…` as `sessions/…`: the id is judged as for `sessions/…`.
+      ['GET', '/sessions;x=1/bad%20id', 400],
+      ['POST', '/sessions;v=2/-x/pause', 400],
+      ['GET', '/sessions/traced;x=1/status', 400],
+    ] as const) {
+      const via = await api(`${b.url}/api/v2`, KEY_A, method, path);
+      expect(via.status, `${method} ${path}`).toBe(status);
+      expect(typeof via.body.error, `${method} ${path}`).toBe('string');
+    }
+    // fetch() refuses to send TRACE itself: a raw request, with the caller's key that TRACE would echo.
+    for (const path of ['/agents', '/sessions/traced']) {
+      const res = await rawRequest(b.url, `TRACE /api/v2${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nConnection: close\r\n\r\n`);
+      expect(res.status, path).toBe(405);
+      expect(res.headers, path).toMatch(/^allow: GET, /im);
+      expect(res.body).toMatch(/"code":"method_not_allowed"/);
+      expect(res.body).not.toContain(KEY_A);
+    }
+    expect(b.sim.requests()).toEqual([]);
+    // A well-formed id behind `;` parameters goes on as sent (the upstream answers it as it reads it).
+    await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions;x=1/traced/status');
+    expect(b.sim.requests().map((r) => r.target)).toEqual(['/api/v2/sessions;x=1/traced/status']);
+  });
+
   it('never forwards a target with dot segments (it could leave the API path upstream)', async () => {
     const b = await gateway();
     b.sim.clearRequests();
