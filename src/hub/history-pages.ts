@@ -6,8 +6,9 @@
  * from the same next index, so they share the pages after it too. A page that
  * several readers shared is kept within a byte budget for a short while, for
  * the ones a step behind (a lone reader's is not), and at most a few are read
- * from the upstream at once (the rest wait their turn), so a storm of
- * reconnects far back costs the upstream a bounded rate. Until 6 Dec 2026 each
+ * from the upstream at once (the rest wait their turn, feeds taking turns, and
+ * one feed holding at most half of them), so a storm of reconnects far back
+ * costs the upstream a bounded rate and does not hold other sessions back. Until 6 Dec 2026 each
  * reader read its own pages: 300 reconnects at random points of a 3,000-event
  * session made 2,130 upstream calls in 8 s, and an unrelated session's loop
  * timed out meanwhile (helper audit).
@@ -25,6 +26,8 @@ export const HISTORY_PAGES_MAX_BYTES = 16 * 1024 * 1024;
 export const HISTORY_PAGE_TTL_MS = 30_000;
 /** Pages read from the transport at once; more wait their turn. */
 export const HISTORY_READS_MAX = 8;
+/** Of them, pages of one feed at once: a session whose upstream is slow holds at most these, never every turn. */
+export const HISTORY_READS_PER_FEED = 4;
 
 /** What a page read gives: its events from its start (none: nothing there), or why not. */
 export type PageResult = UpstreamEvent[] | FailureOutcome;
@@ -66,12 +69,16 @@ export class HistoryPages {
   /** Per feed, the keys of its kept pages (kept in step with `kept` by its dispose). */
   private readonly keptKeys = new Map<string, Set<string>>();
   private readonly pending = new Map<string, Pending[]>();
+  private readonly maxPerFeed: number;
   private running = 0;
-  private readonly turns: Array<() => void> = [];
+  private readonly runningByFeed = new Map<string, number>();
+  /** Reads waiting their turn, per feed; a feed served goes to the back (insertion order is the round). */
+  private readonly waiting = new Map<string, Array<() => void>>();
 
-  constructor(pageSize: number, maxBytes = HISTORY_PAGES_MAX_BYTES, ttlMs = HISTORY_PAGE_TTL_MS, maxReads = HISTORY_READS_MAX) {
+  constructor(pageSize: number, maxBytes = HISTORY_PAGES_MAX_BYTES, ttlMs = HISTORY_PAGE_TTL_MS, maxReads = HISTORY_READS_MAX, maxPerFeed = HISTORY_READS_PER_FEED) {
     this.pageSize = pageSize;
     this.maxReads = maxReads;
+    this.maxPerFeed = maxPerFeed;
     this.kept = new LRUCache({
       maxSize: maxBytes,
       ttl: ttlMs,
@@ -114,7 +121,7 @@ export class HistoryPages {
     }
     const end = Math.min(to, from + this.pageSize);
     const page: Pending = { start: from, end, result: Promise.resolve([]), readers: [signal] };
-    page.result = this.inTurn(() => (stillWaiting(page) > 0 ? reader(from, end) : Promise.resolve<PageResult>({ kind: 'aborted' })));
+    page.result = this.inTurn(feedKey, () => (stillWaiting(page) > 0 ? reader(from, end) : Promise.resolve<PageResult>({ kind: 'aborted' })));
     const list = this.pending.get(feedKey) ?? [];
     list.push(page);
     this.pending.set(feedKey, list);
@@ -152,17 +159,50 @@ export class HistoryPages {
     return null;
   }
 
-  /** Runs `read` once fewer than `maxReads` run, in the order asked. */
-  private async inTurn(read: () => Promise<PageResult>): Promise<PageResult> {
-    if (this.running >= this.maxReads) await new Promise<void>((resolve) => this.turns.push(resolve));
-    else this.running++;
+  /**
+   * Runs `read` once fewer than `maxReads` run and fewer than `maxPerFeed` of its feed; waiting reads go in the
+   * order asked within a feed, feeds taking turns.
+   */
+  private async inTurn(feedKey: string, read: () => Promise<PageResult>): Promise<PageResult> {
+    if (this.running < this.maxReads && (this.runningByFeed.get(feedKey) ?? 0) < this.maxPerFeed) this.take(feedKey);
+    else {
+      // The place is taken for it before it is woken (a place freed is not counted free in between).
+      await new Promise<void>((resolve) => {
+        const queue = this.waiting.get(feedKey);
+        if (queue) queue.push(resolve);
+        else this.waiting.set(feedKey, [resolve]);
+      });
+    }
     try {
       return await read();
     } finally {
-      // A place freed goes straight to the next in line (it is not counted free in between).
-      const next = this.turns.shift();
-      if (next) next();
-      else this.running--;
+      this.running--;
+      const mine = this.runningByFeed.get(feedKey)! - 1;
+      if (mine === 0) this.runningByFeed.delete(feedKey);
+      else this.runningByFeed.set(feedKey, mine);
+      this.nextTurns();
+    }
+  }
+
+  private take(feedKey: string): void {
+    this.running++;
+    this.runningByFeed.set(feedKey, (this.runningByFeed.get(feedKey) ?? 0) + 1);
+  }
+
+  /** Hands free places to waiting reads, one feed after another. */
+  private nextTurns(): void {
+    for (let served = true; served && this.running < this.maxReads; ) {
+      served = false;
+      for (const [feedKey, queue] of [...this.waiting]) {
+        if (this.running >= this.maxReads) return;
+        if ((this.runningByFeed.get(feedKey) ?? 0) >= this.maxPerFeed) continue;
+        const wake = queue.shift()!;
+        this.waiting.delete(feedKey);
+        if (queue.length > 0) this.waiting.set(feedKey, queue);
+        this.take(feedKey);
+        wake();
+        served = true;
+      }
     }
   }
 }

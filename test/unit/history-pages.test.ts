@@ -103,4 +103,37 @@ describe('HistoryPages', () => {
     expect(got.start).toBeLessThanOrEqual(6);
     expect((got.result as UpstreamEvent[]).length).toBeGreaterThan(6 - got.start);
   });
+
+  it('a feed whose upstream is slow holds at most its share of the reads: another feed\'s page is read at once, and waiting feeds take turns', async () => {
+    const pages = new HistoryPages(10, 1024 * 1024, 30_000, 4, 2);
+    const started: string[] = [];
+    const held: Array<() => void> = [];
+    /** A reader of feed `name` whose pages answer only when released. */
+    const slow = (name: string) => async (start: number, end: number): Promise<PageResult> => {
+      started.push(`${name}@${start}`);
+      await new Promise<void>((r) => held.push(r));
+      return Array.from({ length: end - start }, (_, k) => event(start + k));
+    };
+    // Ten readers of feed `a`, each at a page of its own (no sharing): two run, eight wait.
+    const a = Array.from({ length: 10 }, (_, k) => pages.read('a', k * 100, 10_000, slow('a'), live));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started).toEqual(['a@0', 'a@100']);
+    // Feed `b` is not held behind them, nor is `c`.
+    const b = pages.read('b', 0, 10_000, slow('b'), live);
+    const c = [0, 100, 200].map((from) => pages.read('c', from, 10_000, slow('c'), live));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started).toEqual(['a@0', 'a@100', 'b@0', 'c@0']);
+    // Places freed go to the waiting feeds in turn (a, then c), each within its share.
+    held.shift()!();
+    held.shift()!();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started.slice(4)).toEqual(['a@200', 'c@100']);
+    while (held.length > 0) {
+      held.shift()!();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const all = await Promise.all([...a, b, ...c]);
+    expect(all.every((r) => Array.isArray(r.result) && r.result.length === 10)).toBe(true);
+    expect(started).toHaveLength(14);
+  });
 });
