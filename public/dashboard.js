@@ -31,7 +31,22 @@ const PLACEHOLDER_HOST = /(^|\.)(invalid|example|test|localhost)$|(^|\.)example\
 const params = new URLSearchParams(location.search);
 /** Sessions asked for by the address (?session=), kept on screen whatever the list says. */
 const pinned = [...new Set(params.getAll('session').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))];
-const token = params.get('token') || undefined;
+/**
+ * The access token, from the address's fragment (`#token=`), which the browser never sends anywhere: not to a
+ * server's access log, not in a Referer, not with a reload. One given as `?token=` is moved there at once.
+ */
+const fragment = new URLSearchParams(location.hash.slice(1));
+const token = fragment.get('token') || params.get('token') || undefined;
+if (params.has('token')) {
+  params.delete('token');
+  if (token) fragment.set('token', token);
+  history.replaceState(null, '', addressWith(params));
+}
+
+/** This page's address with the query `q` and the fragment (token) kept. */
+function addressWith(q) {
+  return `${location.pathname}${q.size > 0 ? `?${q}` : ''}${fragment.size > 0 ? `#${fragment}` : ''}`;
+}
 /** The list's filters, from the address and the page's controls. */
 const filters = { status: params.getAll('status').filter((s) => STATUS_ORDER.includes(s)), search: params.get('search') ?? '' };
 
@@ -538,7 +553,7 @@ function tokenShort(error = '') {
 }
 
 function tokenProblem(error = '') {
-  if (!token) return 'this dashboard needs an access token: add ?token=<your token> to the address';
+  if (!token) return 'this dashboard needs an access token: add #token=<your token> to the address';
   const exp = tokenExpiryMs();
   if (/expired/i.test(error) || exp <= Date.now()) return `your access token expired${Number.isFinite(exp) ? ` at ${new Date(exp).toLocaleTimeString([], { hour12: false })}` : ''}: get a new one and reload with it`;
   return `your access token was not accepted (${error || 'invalid'})`;
@@ -798,11 +813,9 @@ function drawSummary() {
   );
 }
 
-/** A link that opens the session alone (with the page's token, if any). */
+/** A link that opens the session alone (with the page's token, if any, in the fragment). */
 function sessionHref(id) {
-  const q = new URLSearchParams({ session: id });
-  if (token) q.set('token', token);
-  return `?${q}`;
+  return `?${new URLSearchParams({ session: id })}${token ? `#${new URLSearchParams({ token })}` : ''}`;
 }
 
 function makeChip(k) {
@@ -885,7 +898,7 @@ function applyFilters() {
   q.delete('search');
   for (const s of filters.status) q.append('status', s);
   if (filters.search) q.set('search', filters.search);
-  history.replaceState(null, '', `?${q}`);
+  history.replaceState(null, '', addressWith(q));
   // The strip follows the new list at once; cards stay until finished ones give way to new sessions.
   list.rows = new Set();
   for (const id of [...known.keys()]) if (!views.has(id)) known.delete(id);

@@ -120,7 +120,8 @@ describe('dashboard against a real-API upstream', () => {
         expect(await none.locator('#note').innerText()).toMatch(/needs an access token/);
         expect(await none.locator('#conn-text').innerText()).toBe('token needed');
         await shot(none, `token-missing-${name}`);
-        const old = await open(`${guarded.url}/?token=${expired}`, viewport);
+        // In the fragment (what the page asks for), or in the query (moved to the fragment by the page).
+        const old = await open(name === '1440' ? `${guarded.url}/?token=${expired}` : `${guarded.url}/#token=${expired}`, viewport);
         await old.locator('#conn[data-state="trouble"]').waitFor({ timeout: WAIT_MS });
         expect(await old.locator('#note').innerText()).toMatch(/access token expired/);
         expect(await old.locator('#conn-text').innerText()).toBe('token expired');
@@ -149,6 +150,13 @@ describe('dashboard against a real-API upstream', () => {
       await p.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
       for (let i = 0; i < 20; i++) up.createSession(`started-${String(i).padStart(2, '0')}`, { initialEvents: 1, emitEveryMs: 1000, emitCount: 60, imageBytes: 0 });
       await eventually(async () => (await p.locator('.chip').count()) === 20, WAIT_MS, 'a chip for each of the 20 sessions');
+      // The token left the query for the fragment (never sent by the browser), and links carry it there.
+      const address = new URL(p.url());
+      expect(address.searchParams.has('token')).toBe(false);
+      expect(new URLSearchParams(address.hash.slice(1)).get('token')).toBe('stand-in-for-a-token');
+      const href = new URL((await p.locator('.chip').first().getAttribute('href'))!, address);
+      expect(href.searchParams.has('token')).toBe(false);
+      expect(new URLSearchParams(href.hash.slice(1)).get('token')).toBe('stand-in-for-a-token');
       // The list's later rows arrive one by one: each gets a card only while fewer than nine live ones show.
       await new Promise((r) => setTimeout(r, 1500));
       expect(await p.locator('.card').count()).toBe(9);
@@ -164,6 +172,8 @@ describe('dashboard against a real-API upstream', () => {
       await p.locator('#filter-search').fill('');
       await p.locator('#filters button[type="submit"]').click();
       await eventually(async () => (await p.locator('.chip').count()) === 20 && (await p.locator('#note').isHidden()), WAIT_MS, 'the list back once the filter is fixed');
+      // A filter written to the address keeps the fragment's token (a reload still has it).
+      expect(new URLSearchParams(new URL(p.url()).hash.slice(1)).get('token')).toBe('stand-in-for-a-token');
     } finally {
       await bridge.close();
       await up.close();
