@@ -7,7 +7,7 @@
  * this module only picks the key source and reads the sessions claim.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { compactVerify, createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { compactVerify, createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { parse as parseCookies } from 'hono/utils/cookie';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { Authorizer, Credentials, GrantScope } from './auth.ts';
@@ -22,6 +22,11 @@ export const MAX_TOKEN_LENGTH = 8192;
 export const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
 /** Longest wait for the JWKS endpoint (ms): a token whose key it would bring is refused with 401 past it. */
 export const JWKS_TIMEOUT_MS = 5_000;
+/**
+ * Largest key set read (bytes; a real one is a few KB). A bigger answer is a failed fetch, cut off before it is
+ * held whole: until 6 Dec 2026 a 400 MB answer took the process to 2.7 GB and stalled it for 33 s (helper audit).
+ */
+export const JWKS_MAX_BYTES = 1024 * 1024;
 /**
  * Least time between two fetches of the key set for an unknown `kid` (ms) when AUTH_JWKS_COOLDOWN_SECONDS is not
  * set. A token that names a kid the set lacks waits for the next fetch at most this long, so a key rotated in just
@@ -115,6 +120,30 @@ class KeySetUnavailable extends Error {
  * refused, so a rotation is seen at once and a flood of made-up kids costs one
  * fetch per cooldown.
  */
+/** fetch for jose's key set reads: an answer's body is read here, at most JWKS_MAX_BYTES of it. */
+async function boundedJwksFetch(url: string, init: RequestInit): Promise<Response> {
+  const res = await fetch(url, init);
+  const tooLarge = () => new Error(`the key set is larger than ${JWKS_MAX_BYTES} bytes`);
+  // Not a key set (jose refuses anything but a 200): its body is not read at all.
+  if (res.status !== 200 || res.body === null) {
+    await res.body?.cancel().catch(() => undefined);
+    return new Response(null, { status: res.status });
+  }
+  if (Number(res.headers.get('content-length')) > JWKS_MAX_BYTES) {
+    await res.body.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  // Leaving the loop early cancels the body (the connection is not read to its end).
+  for await (const chunk of res.body) {
+    size += chunk.byteLength;
+    if (size > JWKS_MAX_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return new Response(Buffer.concat(chunks), { status: 200, headers: res.headers });
+}
+
 function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number, log: Logger | undefined): KeySource {
   // The endpoint's origin only: a path or query may hold what a log should not.
   const where = new URL(url).origin;
@@ -122,7 +151,7 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number, log: L
   let down: false | { uat: number | undefined } = false;
   // jose records each successful fetch's time here (`uat`, ms since the epoch): the cooldown counts from it.
   const fetched: JWKSCacheInput = {};
-  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS, [jwksCache]: fetched });
+  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: cacheMaxAgeMs, timeoutDuration: JWKS_TIMEOUT_MS, [jwksCache]: fetched, [customFetch]: boundedJwksFetch });
   let failedAtMs = Number.NEGATIVE_INFINITY;
   let failure: unknown;
   let lastSet: { jwks: JSONWebKeySet; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
@@ -279,9 +308,13 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
     // exp is enforced to the second: a stream is closed at exp, and its reconnect must not be let in
     // for the skew tolerance (which stays for nbf), or a reconnect loop would run until exp + tolerance.
     if (exp * 1000 <= Date.now()) throw new UnauthorizedError('access token expired');
+    // jose checks `iat` against the clock only with a maximum age, which pollcast does not set.
+    if (typeof payload.iat === 'number' && payload.iat - JWT_CLOCK_TOLERANCE_SECONDS > Date.now() / 1000) throw new UnauthorizedError('access token issued in the future ("iat")');
     const sessions = payload[claimName];
+    // A claim that is there but is not a list of ids makes the token malformed (401: get a new one), where a token
+    // without it is valid and grants no session (403).
     if (sessions !== undefined && !(Array.isArray(sessions) && sessions.every((s) => typeof s === 'string'))) {
-      return { expiresAtMs: exp * 1000, sessions: undefined };
+      throw new UnauthorizedError(`access token's "${claimName}" claim must be an array of session ids`);
     }
     return { expiresAtMs: exp * 1000, sessions };
   };

@@ -11,6 +11,7 @@ import { silentLogger } from '../../src/log.ts';
 import { startPollcast } from '../../src/server.ts';
 import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 import { JWT_SECRET, token } from './helpers.ts';
+import { createTokenVerifier } from '../../src/http/auth-token.ts';
 
 let bridge: Bridge;
 const now = () => Math.floor(Date.now() / 1000);
@@ -78,11 +79,31 @@ describe.each(ROUTES)('auth on the %s route', (_name, path) => {
   });
 
   it('answers 403 for a valid token without that session, or without a sessions claim', async () => {
-    for (const t of [await token(['au-2']), await token('au-locked'), await token([]), await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET))]) {
+    for (const t of [await token(['au-2']), await token([]), await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET))]) {
       const res = await fetch(`${bridge.url}${path('au-locked')}`, { headers: { authorization: `Bearer ${t}` } });
       expect(res.status).toBe(403);
       expect(((await res.json()) as { code: string }).code).toBe('forbidden');
     }
+  });
+
+  it('answers 401 for a sessions claim that is not an array of ids (a malformed token, renewed on 401), and for an iat in the future', async () => {
+    const key = new TextEncoder().encode(JWT_SECRET);
+    const signed = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(key);
+    const cases: Array<[string, string]> = [
+      ['a string', await signed({ sessions: 'au-locked' })],
+      ['"*"', await signed({ sessions: '*' })],
+      ['an object', await signed({ sessions: { 0: 'au-locked' } })],
+      ['a number among ids', await signed({ sessions: [1, 'au-locked'] })],
+      ['iat an hour ahead', await signed({ sessions: ['*'], iat: Math.floor(Date.now() / 1000) + 3600 })],
+    ];
+    for (const [name, t] of cases) {
+      const res = await fetch(`${bridge.url}${path('au-locked')}`, { headers: { authorization: `Bearer ${t}` } });
+      expect(res.status, name).toBe(401);
+      expect(((await res.json()) as { error: string }).error, name).toMatch(/"sessions" claim|iat/);
+    }
+    // Within the clock tolerance an iat a moment ahead is fine (checked without a request: this file's bridge counts none upstream).
+    const verifier = createTokenVerifier({ secret: JWT_SECRET });
+    await expect(verifier.verify(await signed({ sessions: ['*'], iat: Math.floor(Date.now() / 1000) + 2 }))).resolves.toMatchObject({ sessions: ['*'] });
   });
 
   it('lets a token naming the session, or ["*"], through by header and by access_token', async () => {

@@ -6,12 +6,14 @@
  * the token cookie, CORS credentials for listed origins only, and the Origin
  * check of a cookie-borne `POST /events`.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
-import { startBridge, type Bridge } from '../helpers/harness.ts';
+import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
 import { makeKey, sign, startJwksServer, type JwksServer, type TestKey } from '../helpers/jwks.ts';
 import { JWT_SECRET, token as hsToken } from './helpers.ts';
-import { createJwtAuthorizer, createTokenVerifier, JWKS_FAILED_REST_NO_KEYS_MS, JWKS_MAX_WAIT_MS, JWKS_TIMEOUT_MS } from '../../src/http/auth-token.ts';
+import { createJwtAuthorizer, createTokenVerifier, JWKS_FAILED_REST_NO_KEYS_MS, JWKS_MAX_BYTES, JWKS_MAX_WAIT_MS, JWKS_TIMEOUT_MS } from '../../src/http/auth-token.ts';
 import { UnauthorizedError } from '../../src/errors.ts';
 import { captureLog } from '../helpers/log-capture.ts';
 
@@ -323,6 +325,48 @@ describe('the JWKS endpoint down', () => {
       expect(captured.text()).not.toContain('.well-known');
     } finally {
       await idp.close();
+    }
+  }, 30_000);
+
+  it('reads a key set of at most JWKS_MAX_BYTES: a bigger one, with its length declared or not, is cut off and counts as a failed fetch (401)', async () => {
+    /** An endpoint whose key set holds `rsa`'s key padded to `bytes`, sent in 64 KB writes; `declare`: with Content-Length. */
+    const padded = async (bytes: number, declare: boolean) => {
+      const body = Buffer.from(JSON.stringify({ keys: [rsa.jwk], pad: 'x'.repeat(bytes) }));
+      let cut = false;
+      const server = createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', ...(declare ? { 'content-length': body.length } : {}) });
+        res.on('close', () => (cut = !res.writableFinished));
+        let at = 0;
+        const more = () => {
+          while (at < body.length && !res.destroyed) {
+            const ok = res.write(body.subarray(at, (at += 65_536)));
+            if (!ok) return void res.once('drain', more);
+          }
+          if (at >= body.length) res.end();
+        };
+        more();
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+      return { url, cut: () => cut, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+    };
+    const t = await sign(rsa, { sessions: ['*'] });
+    const ask = (url: string) => createJwtAuthorizer({ jwksUrl: url })({ authorization: `Bearer ${t}`, accessToken: undefined, cookie: undefined }, ['x']);
+    for (const declare of [true, false]) {
+      const huge = await padded(40 * 1024 * 1024, declare);
+      try {
+        await expect(ask(huge.url), `declared ${declare}`).rejects.toBeInstanceOf(UnauthorizedError);
+        await eventually(async () => huge.cut(), 5000, 'the endpoint sees its answer cut off');
+      } finally {
+        await huge.close();
+      }
+    }
+    // Under the bound (half of it): read, and its key accepted.
+    const fine = await padded(JWKS_MAX_BYTES / 2, false);
+    try {
+      await expect(ask(fine.url)).resolves.toMatchObject({ scope: { kind: 'all' } });
+    } finally {
+      await fine.close();
     }
   }, 30_000);
 
