@@ -91,8 +91,10 @@ export async function startCluster(size: number, env: Record<string, string>): P
       return sum;
     },
     async stop() {
-      await Promise.all(instances.map((inst) => inst?.stop()));
+      // Every instance stopped and Redis too, even when one had died on its own (its stop() says so, after).
+      const stopped = await Promise.allSettled(instances.map((inst) => inst?.stop()));
       await redis.stop();
+      for (const s of stopped) if (s.status === 'rejected') throw s.reason;
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { createServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/harness.ts';
 import { PortTakenError, startInstance, startInstanceOnFreePort, type Instance } from './instance.ts';
 
 const ENV = { UPSTREAM_URL: 'http://127.0.0.1:9/api/v2', UPSTREAM_API_KEY: 'k', AUTH: 'none' };
@@ -14,20 +15,23 @@ afterEach(async () => {
 });
 
 describe('process instances of the cluster and chaos tests', () => {
-  it('a port taken by another server that answers /healthz is refused as taken, not accepted as pollcast', async () => {
-    const foreign = createServer((_req, res) => res.setHeader('content-type', 'application/json').end('{"status":"ok"}'));
-    await new Promise<void>((r) => foreign.listen(0, '127.0.0.1', r));
-    try {
-      const port = (foreign.address() as { port: number }).port;
-      const outcome = await startInstance('process', port, ENV).then(
-        (inst) => (started.push(inst), 'started'),
-        (err: unknown) => err,
-      );
-      expect(outcome).toBeInstanceOf(PortTakenError);
-    } finally {
-      foreign.close();
+  it('a port taken by another server that answers /healthz is refused as taken, not accepted as pollcast, whether it answers at once or after the child is gone', async () => {
+    for (const delayMs of [0, 900]) {
+      const foreign = createServer((_req, res) => void setTimeout(() => res.setHeader('content-type', 'application/json').end('{"status":"ok"}'), delayMs));
+      await new Promise<void>((r) => foreign.listen(0, '127.0.0.1', r));
+      try {
+        const port = (foreign.address() as { port: number }).port;
+        const outcome = await startInstance('process', port, ENV).then(
+          (inst) => (started.push(inst), 'started'),
+          (err: unknown) => err,
+        );
+        expect(outcome, `answering after ${delayMs} ms`).toBeInstanceOf(PortTakenError);
+      } finally {
+        foreign.closeAllConnections();
+        foreign.close();
+      }
     }
-  }, 20_000);
+  }, 30_000);
 
   it('on a free port: the instance answers, and one that died on its own fails its stop at once, naming it', async () => {
     const { instance, port } = await startInstanceOnFreePort('process', ENV);
@@ -35,7 +39,19 @@ describe('process instances of the cluster and chaos tests', () => {
     expect(instance.url).toBe(`http://127.0.0.1:${port}`);
     expect((await fetch(`${instance.url}/healthz`)).status).toBe(200);
     process.kill(instance.pid!, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 500));
+    // Gone once signal 0 finds no process (reaped: node has its exit by then).
+    await eventually(
+      async () => {
+        try {
+          process.kill(instance.pid!, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      5000,
+      'the process gone',
+    );
     const t0 = performance.now();
     await expect(instance.stop()).rejects.toThrow(/exited \(SIGKILL\) before stop/);
     expect(performance.now() - t0).toBeLessThan(5000);

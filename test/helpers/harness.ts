@@ -157,21 +157,29 @@ export function freePort(): Promise<number> {
 export function listenerIsProcess(pid: number, port: number): boolean | undefined {
   const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   const inodes = new Set<string>();
+  let table: string;
   try {
-    for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length > 9 && f[1]!.endsWith(portHex) && f[3] === '0A') inodes.add(`socket:[${f[9]}]`);
-    }
-    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-      try {
-        return inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      } catch {
-        return false; // closed meanwhile
-      }
-    });
+    table = readFileSync('/proc/net/tcp', 'utf8');
   } catch {
-    return undefined;
+    return undefined; // no /proc: nothing to tell by
   }
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && f[1]!.endsWith(portHex) && f[3] === '0A') inodes.add(`socket:[${f[9]}]`);
+  }
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false; // the process is gone (it may have exited on a taken port while another process answered)
+  }
+  return fds.some((fd) => {
+    try {
+      return inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      return false; // closed meanwhile
+    }
+  });
 }
 
 /**
