@@ -26,8 +26,8 @@ export const HISTORY_PAGES_MAX_BYTES = 16 * 1024 * 1024;
 export const HISTORY_PAGE_TTL_MS = 30_000;
 /** Pages read from the transport at once; more wait their turn. */
 export const HISTORY_READS_MAX = 8;
-/** Of them, pages of one feed at once: a session whose upstream is slow holds at most these, never every turn. */
-export const HISTORY_READS_PER_FEED = 4;
+/** Of them, pages of one session at once (its feeds together): a session whose upstream is slow holds at most these, never every turn. */
+export const HISTORY_READS_PER_SESSION = 4;
 
 /** What a page read gives: its events from its start (none: nothing there), or why not. */
 export type PageResult = UpstreamEvent[] | FailureOutcome;
@@ -69,16 +69,16 @@ export class HistoryPages {
   /** Per feed, the keys of its kept pages (kept in step with `kept` by its dispose). */
   private readonly keptKeys = new Map<string, Set<string>>();
   private readonly pending = new Map<string, Pending[]>();
-  private readonly maxPerFeed: number;
+  private readonly maxPerShare: number;
   private running = 0;
-  private readonly runningByFeed = new Map<string, number>();
-  /** Reads waiting their turn, per feed; a feed served goes to the back (insertion order is the round). */
+  private readonly runningByShare = new Map<string, number>();
+  /** Reads waiting their turn, per share (session); a share served goes to the back (insertion order is the round). */
   private readonly waiting = new Map<string, Array<() => void>>();
 
-  constructor(pageSize: number, maxBytes = HISTORY_PAGES_MAX_BYTES, ttlMs = HISTORY_PAGE_TTL_MS, maxReads = HISTORY_READS_MAX, maxPerFeed = HISTORY_READS_PER_FEED) {
+  constructor(pageSize: number, maxBytes = HISTORY_PAGES_MAX_BYTES, ttlMs = HISTORY_PAGE_TTL_MS, maxReads = HISTORY_READS_MAX, maxPerShare = HISTORY_READS_PER_SESSION) {
     this.pageSize = pageSize;
     this.maxReads = maxReads;
-    this.maxPerFeed = maxPerFeed;
+    this.maxPerShare = maxPerShare;
     this.kept = new LRUCache({
       maxSize: maxBytes,
       ttl: ttlMs,
@@ -98,8 +98,10 @@ export class HistoryPages {
    * Events of feed `feedKey` from `from` on (fewer than `to - from` when a page ends first), with the index the
    * returned page starts at (`from` or before it: the caller may keep the whole page): from a page kept or being
    * read that holds `from`, else from a page read now from `from`, at most a page size long and not past `to`.
+   * `shareKey`: the feeds whose reads together hold at most `maxPerShare` turns (a session's, both `include_events`
+   * feeds); the feed's own key when not given.
    */
-  async read(feedKey: string, from: number, to: number, reader: PageReader, signal: AbortSignal): Promise<{ start: number; result: PageResult }> {
+  async read(feedKey: string, from: number, to: number, reader: PageReader, signal: AbortSignal, shareKey = feedKey): Promise<{ start: number; result: PageResult }> {
 
     // A page too short to hold `from` sends its waiters back here, where the first of them starts the next page and
     // the others join it; a page is waited for once.
@@ -121,7 +123,7 @@ export class HistoryPages {
     }
     const end = Math.min(to, from + this.pageSize);
     const page: Pending = { start: from, end, result: Promise.resolve([]), readers: [signal] };
-    page.result = this.inTurn(feedKey, () => (stillWaiting(page) > 0 ? reader(from, end) : Promise.resolve<PageResult>({ kind: 'aborted' })));
+    page.result = this.inTurn(shareKey, () => (stillWaiting(page) > 0 ? reader(from, end) : Promise.resolve<PageResult>({ kind: 'aborted' })));
     const list = this.pending.get(feedKey) ?? [];
     list.push(page);
     this.pending.set(feedKey, list);
@@ -160,46 +162,46 @@ export class HistoryPages {
   }
 
   /**
-   * Runs `read` once fewer than `maxReads` run and fewer than `maxPerFeed` of its feed; waiting reads go in the
-   * order asked within a feed, feeds taking turns.
+   * Runs `read` once fewer than `maxReads` run and fewer than `maxPerShare` of its share; waiting reads go in the
+   * order asked within a share, shares taking turns.
    */
-  private async inTurn(feedKey: string, read: () => Promise<PageResult>): Promise<PageResult> {
-    if (this.running < this.maxReads && (this.runningByFeed.get(feedKey) ?? 0) < this.maxPerFeed) this.take(feedKey);
+  private async inTurn(shareKey: string, read: () => Promise<PageResult>): Promise<PageResult> {
+    if (this.running < this.maxReads && (this.runningByShare.get(shareKey) ?? 0) < this.maxPerShare) this.take(shareKey);
     else {
       // The place is taken for it before it is woken (a place freed is not counted free in between).
       await new Promise<void>((resolve) => {
-        const queue = this.waiting.get(feedKey);
+        const queue = this.waiting.get(shareKey);
         if (queue) queue.push(resolve);
-        else this.waiting.set(feedKey, [resolve]);
+        else this.waiting.set(shareKey, [resolve]);
       });
     }
     try {
       return await read();
     } finally {
       this.running--;
-      const mine = this.runningByFeed.get(feedKey)! - 1;
-      if (mine === 0) this.runningByFeed.delete(feedKey);
-      else this.runningByFeed.set(feedKey, mine);
+      const mine = this.runningByShare.get(shareKey)! - 1;
+      if (mine === 0) this.runningByShare.delete(shareKey);
+      else this.runningByShare.set(shareKey, mine);
       this.nextTurns();
     }
   }
 
-  private take(feedKey: string): void {
+  private take(shareKey: string): void {
     this.running++;
-    this.runningByFeed.set(feedKey, (this.runningByFeed.get(feedKey) ?? 0) + 1);
+    this.runningByShare.set(shareKey, (this.runningByShare.get(shareKey) ?? 0) + 1);
   }
 
-  /** Hands free places to waiting reads, one feed after another. */
+  /** Hands free places to waiting reads, one share after another. */
   private nextTurns(): void {
     for (let served = true; served && this.running < this.maxReads; ) {
       served = false;
-      for (const [feedKey, queue] of [...this.waiting]) {
+      for (const [shareKey, queue] of [...this.waiting]) {
         if (this.running >= this.maxReads) return;
-        if ((this.runningByFeed.get(feedKey) ?? 0) >= this.maxPerFeed) continue;
+        if ((this.runningByShare.get(shareKey) ?? 0) >= this.maxPerShare) continue;
         const wake = queue.shift()!;
-        this.waiting.delete(feedKey);
-        if (queue.length > 0) this.waiting.set(feedKey, queue);
-        this.take(feedKey);
+        this.waiting.delete(shareKey);
+        if (queue.length > 0) this.waiting.set(shareKey, queue);
+        this.take(shareKey);
         wake();
         served = true;
       }

@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { createFeed, type Feed, type FeedLimits } from './feed.ts';
 import { eventFrame, type Frame } from './frames.ts';
-import { HistoryPages } from './history-pages.ts';
+import { HistoryPages, type PageReader } from './history-pages.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
@@ -297,7 +297,8 @@ export class Hub {
     const { feed } = entry;
     // Not tied to one caller's signal once under way: others may share the page (bounded by the client's own
     // deadline). One whose readers all left before its turn is not read.
-    const { start, result } = await this.historyPages.read(entry.key, from, to, (s, e) => this.opts.transport.history(feed, s, e, new AbortController().signal), signal);
+    const read: PageReader = (s, e) => this.opts.transport.history(feed, s, e, new AbortController().signal);
+    const { start, result } = await this.historyPages.read(entry.key, from, to, read, signal, feed.sessionId);
     if (!Array.isArray(result)) return signal.aborted ? { kind: 'aborted' } : result;
     if (result.length > 0) this.keepHistory(entry, start, result);
     if (signal.aborted) return { kind: 'aborted' };

@@ -136,4 +136,28 @@ describe('HistoryPages', () => {
     expect(all.every((r) => Array.isArray(r.result) && r.result.length === 10)).toBe(true);
     expect(started).toHaveLength(14);
   });
+
+  it('a session\'s feeds (with and without details) share one share of the reads', async () => {
+    const pages = new HistoryPages(10, 1024 * 1024, 30_000, 4, 2);
+    const started: string[] = [];
+    const held: Array<() => void> = [];
+    const slow = (name: string) => async (start: number, end: number): Promise<PageResult> => {
+      started.push(`${name}@${start}`);
+      await new Promise<void>((r) => held.push(r));
+      return Array.from({ length: end - start }, (_, k) => event(start + k));
+    };
+    const reads = [
+      ...[0, 100].map((from) => pages.read('d:s', from, 10_000, slow('d'), live, 's')),
+      ...[0, 100].map((from) => pages.read('n:s', from, 10_000, slow('n'), live, 's')),
+      pages.read('d:t', 0, 10_000, slow('t'), live, 't'),
+    ];
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started).toEqual(['d@0', 'd@100', 't@0']);
+    while (held.length > 0) {
+      held.shift()!();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect((await Promise.all(reads)).every((r) => Array.isArray(r.result) && r.result.length === 10)).toBe(true);
+    expect(started).toHaveLength(5);
+  });
 });
