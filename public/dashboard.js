@@ -43,6 +43,9 @@ if (params.has('token')) {
   history.replaceState(null, '', addressWith(params));
 }
 
+// A fragment changed by hand (a new token pasted in) loads nothing by itself: the page starts again with it.
+window.addEventListener('hashchange', () => location.reload());
+
 /** This page's address with the query `q` and the fragment (token) kept. */
 function addressWith(q) {
   return `${location.pathname}${q.size > 0 ? `?${q}` : ''}${fragment.size > 0 ? `#${fragment}` : ''}`;

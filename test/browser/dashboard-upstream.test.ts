@@ -127,6 +127,12 @@ describe('dashboard against a real-API upstream', () => {
         expect(await old.locator('#conn-text').innerText()).toBe('token expired');
         await shot(old, `token-expired-${name}`);
       }
+      // A new token pasted into the address's fragment (no reload by itself) is taken up.
+      const fresh = await new SignJWT({ sessions: ['*'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+      const renewed = await open(`${guarded.url}/`, WIDE);
+      await renewed.locator('#conn[data-state="trouble"]').waitFor({ timeout: WAIT_MS });
+      await renewed.evaluate((t) => (location.hash = `token=${t}`), fresh);
+      await renewed.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
     } finally {
       await guarded.close();
       await up.close();
