@@ -49,10 +49,10 @@ async function storm(n: number): Promise<number> {
       new Promise<void>((done) => {
         const from = String((i * 7919) % 2900);
         const es = new EventSource(`${base}/sessions/big/events`, { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), 'last-event-id': from } }) });
-        const stop = () => (es.close(), done());
+        const timer = setTimeout(() => stop(), 60_000);
+        const stop = () => (clearTimeout(timer), es.close(), done());
         es.onmessage = () => void events++;
         es.addEventListener('end', stop);
-        setTimeout(stop, 60_000);
       }),
     ),
   );

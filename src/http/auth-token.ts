@@ -111,15 +111,6 @@ class KeySetUnavailable extends Error {
   }
 }
 
-/**
- * The JWKS key source: jose's remote set (cache, timeout, one fetch shared by
- * concurrent tokens), and, when the endpoint cannot be reached, the keys it
- * last fetched: known keys keep working, unknown ones are refused. A token
- * whose kid the set lacks makes it fetched again, at most once per
- * `cooldownMs`: one that comes sooner waits for that fetch instead of being
- * refused, so a rotation is seen at once and a flood of made-up kids costs one
- * fetch per cooldown.
- */
 /** fetch for jose's key set reads: an answer's body is read here, at most JWKS_MAX_BYTES of it. */
 async function boundedJwksFetch(url: string, init: RequestInit): Promise<Response> {
   const res = await fetch(url, init);
@@ -144,6 +135,15 @@ async function boundedJwksFetch(url: string, init: RequestInit): Promise<Respons
   return new Response(Buffer.concat(chunks), { status: 200, headers: res.headers });
 }
 
+/**
+ * The JWKS key source: jose's remote set (cache, timeout, one fetch shared by
+ * concurrent tokens), and, when the endpoint cannot be reached, the keys it
+ * last fetched: known keys keep working, unknown ones are refused. A token
+ * whose kid the set lacks makes it fetched again, at most once per
+ * `cooldownMs`: one that comes sooner waits for that fetch instead of being
+ * refused, so a rotation is seen at once and a flood of made-up kids costs one
+ * fetch per cooldown.
+ */
 function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number, log: Logger | undefined): KeySource {
   // The endpoint's origin only: a path or query may hold what a log should not.
   const where = new URL(url).origin;
