@@ -25,6 +25,25 @@ function upstream(total: number, short = Infinity, delayMs = 20) {
   return { read, calls, maxRunning: () => maxRunning };
 }
 
+/** Readers whose pages answer only when released, in the order they started (`started`: `name@start`). */
+function heldReaders() {
+  const started: string[] = [];
+  const held: Array<() => void> = [];
+  const reader = (name: string) => async (start: number, end: number): Promise<PageResult> => {
+    started.push(`${name}@${start}`);
+    await new Promise<void>((r) => held.push(r));
+    return Array.from({ length: end - start }, (_, k) => event(start + k));
+  };
+  /** Releases every page, those started meanwhile too. */
+  const releaseAll = async () => {
+    while (held.length > 0) {
+      held.shift()!();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  return { started, held, reader, releaseAll };
+}
+
 describe('HistoryPages', () => {
   it('readers whose start falls in a page being read join it, and its readers share the next page', async () => {
     const pages = new HistoryPages(50);
@@ -106,14 +125,7 @@ describe('HistoryPages', () => {
 
   it('a feed whose upstream is slow holds at most its share of the reads: another feed\'s page is read at once, and waiting feeds take turns', async () => {
     const pages = new HistoryPages(10, 1024 * 1024, 30_000, 4, 2);
-    const started: string[] = [];
-    const held: Array<() => void> = [];
-    /** A reader of feed `name` whose pages answer only when released. */
-    const slow = (name: string) => async (start: number, end: number): Promise<PageResult> => {
-      started.push(`${name}@${start}`);
-      await new Promise<void>((r) => held.push(r));
-      return Array.from({ length: end - start }, (_, k) => event(start + k));
-    };
+    const { started, held, reader: slow, releaseAll } = heldReaders();
     // Ten readers of feed `a`, each at a page of its own (no sharing): two run, eight wait.
     const a = Array.from({ length: 10 }, (_, k) => pages.read('a', k * 100, 10_000, slow('a'), live));
     await new Promise((r) => setTimeout(r, 20));
@@ -128,10 +140,7 @@ describe('HistoryPages', () => {
     held.shift()!();
     await new Promise((r) => setTimeout(r, 20));
     expect(started.slice(4)).toEqual(['a@200', 'c@100']);
-    while (held.length > 0) {
-      held.shift()!();
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await releaseAll();
     const all = await Promise.all([...a, b, ...c]);
     expect(all.every((r) => Array.isArray(r.result) && r.result.length === 10)).toBe(true);
     expect(started).toHaveLength(14);
@@ -139,13 +148,7 @@ describe('HistoryPages', () => {
 
   it('a session\'s feeds (with and without details) share one share of the reads', async () => {
     const pages = new HistoryPages(10, 1024 * 1024, 30_000, 4, 2);
-    const started: string[] = [];
-    const held: Array<() => void> = [];
-    const slow = (name: string) => async (start: number, end: number): Promise<PageResult> => {
-      started.push(`${name}@${start}`);
-      await new Promise<void>((r) => held.push(r));
-      return Array.from({ length: end - start }, (_, k) => event(start + k));
-    };
+    const { started, reader: slow, releaseAll } = heldReaders();
     const reads = [
       ...[0, 100].map((from) => pages.read('d:s', from, 10_000, slow('d'), live, 's')),
       ...[0, 100].map((from) => pages.read('n:s', from, 10_000, slow('n'), live, 's')),
@@ -153,10 +156,7 @@ describe('HistoryPages', () => {
     ];
     await new Promise((r) => setTimeout(r, 20));
     expect(started).toEqual(['d@0', 'd@100', 't@0']);
-    while (held.length > 0) {
-      held.shift()!();
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await releaseAll();
     expect((await Promise.all(reads)).every((r) => Array.isArray(r.result) && r.result.length === 10)).toBe(true);
     expect(started).toHaveLength(5);
   });
