@@ -127,6 +127,19 @@ async function headOfSession(c: Context<AppEnv>, deps: AppDeps, id: string, cred
   return c.body(null, 200, { 'content-type': 'application/json' });
 }
 
+/**
+ * A held status older than STATUS_FRESH_MS (and no news since `newsAtMs`) is asked again first (shared: at most one
+ * upstream call per interval for the session), waiting at most STATUS_REFRESH_WAIT_MS; a refusal it brings is
+ * answered as such.
+ */
+async function refreshIfStale(deps: AppDeps, entry: FeedEntry, newsAtMs = 0): Promise<void> {
+  if (entry.feed.ended || Date.now() - Math.max(entry.feed.snapshot.statusAtMs, newsAtMs) <= STATUS_FRESH_MS) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([deps.hub.refreshStatus(entry), new Promise<void>((resolve) => (timer = setTimeout(resolve, STATUS_REFRESH_WAIT_MS)))]);
+  clearTimeout(timer);
+  requireKnown(entry.feed, deps);
+}
+
 // "Nothing new", the way the upstream says it: a bare 204, or (simplified upstreams) a 200 with no events.
 function nothingNew(c: Context<AppEnv>, feed: Feed): Response {
   return feed.emptyStyle === '200' ? c.json(changesBody(feed.snapshot, []), 200) : c.body(null, 204);
@@ -139,6 +152,10 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   // Every wait below shares one bound: the caller's own wait, or the unsettled-loop bound when that is longer.
   const deadline = performance.now() + Math.max(waitSeconds * 1000, UNSETTLED_WAIT_MS);
   requireKnown(feed, deps);
+  // The session may have ended (or paused) upstream with no event since the loop last asked (the real API's
+  // long-poll does not answer a change of status), which the upstream's answer would say at once: asked as /status
+  // asks it. Events a moment ago say as much as a /status answer would (a busy session costs no /status calls here).
+  await refreshIfStale(deps, entry, feed.lastEventsAtMs);
   let statusChanged = false;
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
@@ -151,7 +168,8 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
       const statusKey = () => `${feed.snapshot.status}|${feed.snapshot.error}`;
       const before = statusKey();
       const wakeOnStatus = feed.emptyStyle === '200';
-      await waitFor(feed, () => feed.nextIndex > from || deps.hub.refusalOf(feed) !== null || (wakeOnStatus && statusKey() !== before), waitSeconds * 1000, signal);
+      // An end heard meanwhile (a /status refresh) answers at once, as the upstream answers a call after the end.
+      await waitFor(feed, () => feed.nextIndex > from || feed.ended || deps.hub.refusalOf(feed) !== null || (wakeOnStatus && statusKey() !== before), waitSeconds * 1000, signal);
       statusChanged = wakeOnStatus && statusKey() !== before;
     }
     // A refusal heard during the wait is answered as the upstream answers it (the wake and the answer are one rule, the hub's).
@@ -237,12 +255,7 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     const entry = await deps.hub.acquireAny(id, grant.upstreamCredential);
     try {
       requireKnown(entry.feed, deps);
-      if (!entry.feed.ended && Date.now() - entry.feed.snapshot.statusAtMs > STATUS_FRESH_MS) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([deps.hub.refreshStatus(entry), new Promise<void>((resolve) => (timer = setTimeout(resolve, STATUS_REFRESH_WAIT_MS)))]);
-        clearTimeout(timer);
-        requireKnown(entry.feed, deps);
-      }
+      await refreshIfStale(deps, entry);
       return c.json(statusDropInBody(entry.feed.snapshot), 200);
     } finally {
       deps.hub.release(entry);

@@ -136,6 +136,8 @@ export class Feed implements LoopSink {
   private upstreamErrorText: string | null = null;
   /** When (monotonic ms) the loop's updates began to show the refusal (401/403/404) they show now; null while they show none. */
   private refusedAtMs: number | null = null;
+  /** When events last came (ms since the epoch; 0 when never): a session that just sent some is running. */
+  private eventsAtMs = 0;
   private finalFrame: Buffer | null = null;
   private endReason: EndReason | null = null;
   /**
@@ -191,6 +193,11 @@ export class Feed implements LoopSink {
   get endedBy(): EndReason | null {
     return this.endReason;
   }
+  /** When events last came to this feed (ms since the epoch; 0 when never). */
+  get lastEventsAtMs(): number {
+    return this.eventsAtMs;
+  }
+
   get upstreamError(): string | null {
     return this.upstreamErrorText;
   }
@@ -251,7 +258,10 @@ export class Feed implements LoopSink {
     this.synced = update.synced;
     if (update.emptyStyle) this.emptyStyle = update.emptyStyle;
     const status = this.updateSnapshot(update.snapshot, update.upstreamError, update.statusSinceMs);
-    if (frames.length > 0) this.trim();
+    if (frames.length > 0) {
+      this.trim();
+      this.eventsAtMs = Date.now();
+    }
     if (frames.length > 0 || status !== null) {
       const chunk = new Chunk(this.nextIndex - frames.length, frames, status);
       for (const l of this.listeners) l.onChunk(chunk);

@@ -1,0 +1,71 @@
+/**
+ * Drop-in `changes` answers as fresh as the upstream's (helper audit, 6 Dec 2026): a session that ends with no
+ * event while the loop's long-poll is held (the real API's long-poll does not answer a change of status) is not
+ * described as running for the rest of that long-poll, and while the loop's changes calls fail it does not answer
+ * "nothing new" to a caller asking without a wait (the upstream may well have something), nor leave `/status` stale.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { UNSETTLED_RETRY_AFTER_SECONDS } from '../../src/http/dropin-routes.ts';
+import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
+
+let bridge: Bridge | undefined;
+afterEach(async () => {
+  await bridge?.close();
+  bridge = undefined;
+});
+
+/** A bridge on the real dialect with the Agent API's own long-poll (25 s), the drop-ins under /api/v2. */
+async function startReal(): Promise<Bridge> {
+  bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '25' }, { api: 'real' });
+  return bridge;
+}
+
+const get = (url: string) => fetch(url, { signal: AbortSignal.timeout(30_000) });
+
+describe('drop-in changes, fresh', () => {
+  it('a session that ended with no event while the loop long-polls is answered as over, as the upstream answers it, not as running', async () => {
+    const b = await startReal();
+    b.sim.createSession('df-end', { initialEvents: 4, imageBytes: 0 });
+    const api = `${b.url}/api/v2/sessions/df-end`;
+    expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
+    // The loop is now holding its 25 s long-poll; its /status answer ages past the 2 s it is trusted for.
+    await new Promise((r) => setTimeout(r, 2500));
+    b.sim.finish('df-end', { status: 'completed', answer: 'all done' });
+    const upstream = (await (await get(`${b.sim.url}/sessions/df-end/changes?from_index=1`)).json()) as Record<string, unknown>;
+    expect(upstream.status).toBe('completed');
+    const via = await get(`${api}/changes?from_index=1`);
+    expect(via.status).toBe(200);
+    const body = (await via.json()) as Record<string, unknown>;
+    for (const field of ['status', 'finished_at', 'answer', 'new_events']) expect(body[field], field).toEqual(upstream[field]);
+    // At the end: "nothing new" at once, however long the caller would wait (the upstream's 204 after the end).
+    const t0 = performance.now();
+    expect((await get(`${api}/changes?from_index=4&wait_for_seconds=25`)).status).toBe(204);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect((await get(`${b.sim.url}/sessions/df-end/changes?from_index=4&wait_for_seconds=25`)).status).toBe(204);
+  }, 40_000);
+
+  it('while the loop\'s changes calls fail, a caller asking without a wait is told to retry, not "nothing new", and /status is still asked', async () => {
+    // Long-polls of 1 s: the loop is caught up by each empty answer, so the failures below begin from "caught up".
+    bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('df-fail', { initialEvents: 3, imageBytes: 0 });
+    const api = `${b.url}/api/v2/sessions/df-fail`;
+    expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await get(`${api}/changes?from_index=3`)).status).toBe(204);
+    // Every changes call from now on fails (the one held now ends within its second first); then the upstream gets
+    // event 3, which the loop cannot read.
+    b.sim.faults.script(Array.from({ length: 200 }, () => ({ kind: 'http' as const, status: 500 })), { session: 'df-fail', endpoint: 'changes' });
+    await eventually(async () => b.sim.stats('df-fail').faultsServed > 0, 5000, 'a changes call of the loop failed');
+    b.sim.appendEvents('df-fail', 1);
+    // The upstream would answer 200 with it; pollcast cannot know, and says so.
+    const asked = await get(`${api}/changes?from_index=3`);
+    expect(asked.status).toBe(503);
+    expect(asked.headers.get('retry-after')).toBe(String(UNSETTLED_RETRY_AFTER_SECONDS));
+    // /status answers: the loop's failing changes calls do not hold pollers' status checks back.
+    b.sim.setStatus('df-fail', { status: 'paused' });
+    await new Promise((r) => setTimeout(r, 2100));
+    const status = (await (await get(`${api}/status`)).json()) as { status: string };
+    expect(status.status).toBe('paused');
+  }, 40_000);
+});
