@@ -85,6 +85,13 @@ export class ListFeed {
   private upstreamTotal = 0;
   /** The last listing's summaries by id, in the upstream's order. */
   private summaries = new Map<string, SessionSummary>();
+  /**
+   * Sessions a read of several pages did not find, kept from the listing before for that one poll: pages that
+   * shifted under the read (a session deleted on a page already read pulls the next one onto it) can miss one that
+   * exists, with the count unchanged (a session created meanwhile) or again after the one read the count's move
+   * brings. One still missing at the next read goes. Until 6 Dec 2026 such a session was removed for a poll (audit).
+   */
+  private missingOnce = new Set<string>();
   /** The status each listed session's running loop showed at the last listing (none: no loop then). */
   private liveAtListing = new Map<string, string>();
   /** What viewers see of each visible session: its merged summary's JSON. */
@@ -131,6 +138,15 @@ export class ListFeed {
     const first = !this.listed;
     const previous = this.summaries;
     this.summaries = new Map(listing.items.map((s) => [s.id, s]));
+    const kept = new Set<string>();
+    if (listing.calls > 1) {
+      for (const [id, summary] of previous) {
+        if (this.summaries.has(id) || this.missingOnce.has(id)) continue;
+        kept.add(id);
+        this.summaries.set(id, summary);
+      }
+    }
+    this.missingOnce = kept;
     this.upstreamTotal = listing.total;
     this.quiet = first;
     const behind: string[] = [];

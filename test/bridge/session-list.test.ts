@@ -289,6 +289,49 @@ describe('GET /sessions/events: a list that changes between the pages of one rea
   }, 30_000);
 });
 
+describe('GET /sessions/events: a list whose pages shift with its count unchanged', () => {
+  it('never removes a session that exists when a session on a page already read is deleted and one created during a later read: the deleted one goes a poll later', async () => {
+    const sim = await createSimulator({ api: 'real' });
+    for (let i = 0; i < 130; i++) await create({ sim } as Bridge, `shifted ${i}`);
+    let armed = false;
+    let deleted: string | undefined;
+    let created: string | undefined;
+    let firstPage: string[] = [];
+    const proxy = createServer(async (req, res) => {
+      const page = new URL(req.url!, 'http://x').searchParams.get('page');
+      if (armed && deleted === undefined && page === '2') {
+        // Oldest first: the one deleted from page 1 pulls the first of page 2 onto it, the one created goes last,
+        // and the count stays 130 (an audit found the pulled one removed for a poll).
+        deleted = firstPage[50]!;
+        sim.deleteSession(deleted);
+        created = await create({ sim } as Bridge, 'shifted new');
+      }
+      const answer = await fetch(`${new URL(sim.url).origin}${req.url}`);
+      const text = await answer.text();
+      if (page === '1') firstPage = ((JSON.parse(text) as { items: Array<{ id: string }> }).items ?? []).map((x) => x.id);
+      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' }).end(text);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const b = await startBridge({ UPSTREAM_URL: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/api/v2`, SESSION_LIST_POLL_SECONDS: '1' }, { api: 'real' });
+    const viewer = record(`${b.url}/sessions/events?sort=created_at`, { events: LIST_EVENTS });
+    try {
+      await viewer.until((r) => r.messages.some((m) => m.type === 'snapshot'), 10_000);
+      expect(listOf(viewer).size).toBe(130);
+      armed = true;
+      await viewer.until((r) => r.messages.some((m) => m.type === 'remove' && m.data.id === deleted), 15_000);
+      const removed = viewer.messages.filter((m) => m.type === 'remove').map((m) => m.data.id as string);
+      expect(removed).toEqual([deleted]);
+      expect(listOf(viewer).has(created!)).toBe(true);
+      expect(new Set(listOf(viewer).keys())).toEqual(new Set(sim.listSessions().map((x) => x.id)));
+    } finally {
+      viewer.close();
+      await b.close();
+      proxy.close();
+      await sim.close();
+    }
+  }, 40_000);
+});
+
 describe('GET /sessions/events: scope and trouble', () => {
   it('a token sees the operator\'s list limited to its sessions claim; no token and an expired token are 401', async () => {
     const b = await startBridge({ AUTH: '', AUTH_JWT_SECRET: SECRET, SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
