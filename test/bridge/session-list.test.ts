@@ -158,7 +158,7 @@ describe('GET /sessions/events', () => {
 
   it('refuses unknown or malformed filters with 400 and sends nothing upstream', async () => {
     b.sim.clearRequests();
-    for (const q of ['?status=done', '?colour=red', '?created_after=yesterday', '?page=0', '?size=101', '?search=a&search=b', '?last_event_id=nope']) {
+    for (const q of ['?status=done', '?colour=red', '?created_after=yesterday', '?page=0', '?size=101', '?search=a&search=b', '?last_event_id=nope', '?search=%ff', '?search=flights%E2%80%AEsirap', '?agent=a%E2%81%A6b']) {
       const res = await fetch(`${b.url}/sessions/events${q}`);
       expect(res.status, q).toBe(400);
       const body = (await res.json()) as { error: string; code: string };
