@@ -152,7 +152,14 @@ export class ListFeed {
     const behind: string[] = [];
     const liveBefore = this.liveAtListing;
     this.liveAtListing = new Map();
-    for (const id of previous.keys()) if (!this.summaries.has(id)) this.update(id, live(id));
+    for (const id of previous.keys()) {
+      if (this.summaries.has(id)) continue;
+      const now = live(id);
+      this.update(id, now);
+      // Gone from a list filtered by status while its loop runs: its status probably left the filter (an end the
+      // loop has not heard, its long-poll answering nothing), which the loop should ask as for a listed one.
+      if (!first && now !== undefined && this.filter.statuses !== undefined) behind.push(id);
+    }
     for (const [id, summary] of this.summaries) {
       const now = live(id);
       // Not on a first listing, which may just lag behind the loop: a status that moved since, or a session new to it.

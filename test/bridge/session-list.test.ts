@@ -208,6 +208,32 @@ describe('GET /sessions/events: a status changed upstream where a loop runs', ()
   });
 });
 
+describe('GET /sessions/events: a session that leaves a status filter', () => {
+  it('ends on its own stream within a poll when it leaves a list filtered by status (finished with no event), not when the loop\'s long-poll ends', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
+    const open: Recorder[] = [];
+    try {
+      const id = await create(b, 'finished upstream');
+      const follower = record(`${b.url}/sessions/${id}/events`);
+      const running = record(`${b.url}/sessions/events?status=running`, { events: LIST_EVENTS });
+      open.push(follower, running);
+      await follower.until((r) => r.statuses().some((st) => st.status === 'running'), 10_000);
+      await running.until((r) => listOf(r).has(id), 10_000);
+      // Let the loop settle into its long-poll (25 s: the default), then end the session with no event of its own.
+      await new Promise((r) => setTimeout(r, 500));
+      const finishedAt = performance.now();
+      b.sim.finish(id, { status: 'failed', error: 'stopped upstream' });
+      await running.until((r) => !listOf(r).has(id), APPEAR_WITHIN_MS + 2000);
+      await follower.ended(APPEAR_WITHIN_MS + 4000);
+      expect(follower.statuses().at(-1)?.status).toBe('failed');
+      expect(performance.now() - finishedAt).toBeLessThan(APPEAR_WITHIN_MS + 4000);
+    } finally {
+      for (const r of open) r.close();
+      await b.close();
+    }
+  });
+});
+
 describe('GET /sessions/events: paused and resumed between two polls', () => {
   it('a session paused through pollcast and resumed upstream before the next poll shows running again within a poll, not when the loop\'s long-poll ends', async () => {
     const poll = 5;
