@@ -141,6 +141,14 @@ export function failureOf(status: number, resHeaders: IncomingHttpHeaders): Fail
   return { kind: 'transient', reason: `HTTP ${status}`, status };
 }
 
+/** Whether a 422 body is FastAPI's validation error for a path parameter (`{"detail": [{"loc": ["path", …]}]}`). */
+export function refusesPathParameter(text: string): boolean {
+  const json = parseJsonText(text);
+  if (!json.ok || typeof json.value !== 'object' || json.value === null) return false;
+  const detail = (json.value as { detail?: unknown }).detail;
+  return Array.isArray(detail) && detail.some((d) => typeof d === 'object' && d !== null && Array.isArray((d as { loc?: unknown }).loc) && (d as { loc: unknown[] }).loc[0] === 'path');
+}
+
 /** JSON.parse without a throw. */
 export function parseJsonText(text: string): { ok: true; value: unknown } | { ok: false } {
   try {
@@ -305,6 +313,9 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
   // A 404 whose body says the route (not the session) is unknown: UPSTREAM_URL probably lacks the API's path.
   function classifyFailure(status: number, resHeaders: IncomingHttpHeaders, text = '', path = ''): FailureOutcome {
     if (status === 404 && isRouteNotFound(text)) options.onRouteNotFound?.(path);
+    // The API refuses an id not of its form (a UUID) with FastAPI's 422 naming the path: no such session can
+    // exist, a lasting answer, not a fault to retry (until 6 Dec 2026 drop-ins answered it 503, retry later).
+    if (status === 422 && refusesPathParameter(text)) return { kind: 'not-found' };
     return failureOf(status, resHeaders);
   }
   const parseJson = parseJsonText;

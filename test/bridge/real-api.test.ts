@@ -4,7 +4,13 @@
  * statuses, `idle`/`paused`, `204` after the end, answers only in changes
  * bodies, and the drop-ins under `/api/v2`.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startPollcast } from '../../src/server.ts';
+import { createSimulator } from '../../src/simulator/index.ts';
 import { eventually, range, record, startBridge, type Bridge, type Recorder } from '../helpers/harness.ts';
 import { ONE_ADDRESS_ENV, pause } from '../resilience/helpers.ts';
 
@@ -186,5 +192,32 @@ describe('the drop-ins under /api/v2', () => {
     expect(answers).toBeGreaterThan(100);
     // First contact, plus a refresh at most every 2 s.
     expect(b.sim.stats('polled').status).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('an id the API refuses with 422 (not a UUID)', () => {
+  it('is answered as no such session (404) on the stream and the drop-ins, not as an outage to retry', async () => {
+    const sim = await createSimulator({ api: 'real' });
+    const refused = JSON.stringify({ detail: [{ type: 'uuid_parsing', loc: ['path', 'session_id'], msg: 'Input should be a valid UUID', input: 'not-a-uuid' }] });
+    // The simulator takes any id; the API answers FastAPI's 422 for one that is not a UUID: a proxy says it.
+    const proxy = createServer(async (req, res) => {
+      if (req.url!.includes('/sessions/not-a-uuid/')) return void res.writeHead(422, { 'content-type': 'application/json' }).end(refused);
+      const answer = await fetch(`${sim.origin}${req.url}`, { headers: { authorization: req.headers.authorization ?? '' } });
+      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' }).end(await answer.text());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', AUTH: 'none', UPSTREAM_URL: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/api/v2` });
+    const server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+    try {
+      for (const path of ['/api/v2/sessions/not-a-uuid/changes', '/api/v2/sessions/not-a-uuid/status', '/sessions/not-a-uuid/events']) {
+        const res = await fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(10_000) });
+        expect(res.status, path).toBe(404);
+        expect(((await res.json()) as { code: string }).code, path).toBe('session_not_found');
+      }
+    } finally {
+      await server.close();
+      proxy.close();
+      await sim.close();
+    }
   });
 });
