@@ -198,7 +198,7 @@ describe('the drop-ins under /api/v2', () => {
 describe('an id the API refuses with 422 (not a UUID)', () => {
   it('is answered as no such session (404) on the stream and the drop-ins, not as an outage to retry', async () => {
     const sim = await createSimulator({ api: 'real' });
-    const refused = JSON.stringify({ detail: [{ type: 'uuid_parsing', loc: ['path', 'session_id'], msg: 'Input should be a valid UUID', input: 'not-a-uuid' }] });
+    const refused = JSON.stringify({ detail: [{ type: 'uuid_parsing', loc: ['path', 'id'], msg: 'Input should be a valid UUID', input: 'not-a-uuid' }] });
     // The simulator takes any id; the API answers FastAPI's 422 for one that is not a UUID: a proxy says it.
     const proxy = createServer(async (req, res) => {
       if (req.url!.includes('/sessions/not-a-uuid/')) return void res.writeHead(422, { 'content-type': 'application/json' }).end(refused);
