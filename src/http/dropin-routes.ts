@@ -41,6 +41,8 @@ export const UNSETTLED_RETRY_AFTER_SECONDS = 2;
 export const STATUS_FRESH_MS = 2000;
 /** Longest a `/status` caller waits for that refresh (ms) before the held answer is sent. */
 export const STATUS_REFRESH_WAIT_MS = 5000;
+/** Longest a `/changes` caller waits for it (ms), within its own wait: a hanging `/status` costs it at most this. */
+export const CHANGES_REFRESH_WAIT_MS = 1000;
 /** Seconds a caller is told to wait while the upstream has not answered the loop yet. */
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 /** Reads of history that may come back empty before a 503 (the events exist: the loop read them). */
@@ -128,14 +130,22 @@ async function headOfSession(c: Context<AppEnv>, deps: AppDeps, id: string, cred
 }
 
 /**
- * A held status older than STATUS_FRESH_MS (and no news since `newsAtMs`) is asked again first (shared: at most one
- * upstream call per interval for the session), waiting at most STATUS_REFRESH_WAIT_MS; a refusal it brings is
- * answered as such.
+ * Whether the loop cannot say what is new upstream: not caught up since it started or a page ago, or its calls
+ * failing (three in a row: the `upstream_error` a stream shows). Until 6 Dec 2026 a failing loop's last "caught up"
+ * stood, and a caller asking with no wait got "nothing new" through a 429's Retry-After or a run of 500s (audit).
  */
-async function refreshIfStale(deps: AppDeps, entry: FeedEntry, newsAtMs = 0): Promise<void> {
+function notUpToDate(feed: Feed): boolean {
+  return !feed.synced || feed.upstreamError !== null;
+}
+
+/**
+ * A held status older than STATUS_FRESH_MS (and no news since `newsAtMs`) is asked again first (shared: at most one
+ * upstream call per interval for the loop), waiting at most `waitMs`; a refusal it brings is answered as such.
+ */
+async function refreshIfStale(deps: AppDeps, entry: FeedEntry, newsAtMs = 0, waitMs = STATUS_REFRESH_WAIT_MS): Promise<void> {
   if (entry.feed.ended || Date.now() - Math.max(entry.feed.snapshot.statusAtMs, newsAtMs) <= STATUS_FRESH_MS) return;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([deps.hub.refreshStatus(entry), new Promise<void>((resolve) => (timer = setTimeout(resolve, STATUS_REFRESH_WAIT_MS)))]);
+  await Promise.race([deps.hub.refreshStatus(entry), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
   clearTimeout(timer);
   requireKnown(entry.feed, deps);
 }
@@ -154,13 +164,16 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   requireKnown(feed, deps);
   // The session may have ended (or paused) upstream with no event since the loop last asked (the real API's
   // long-poll does not answer a change of status), which the upstream's answer would say at once: asked as /status
-  // asks it. Events a moment ago say as much as a /status answer would (a busy session costs no /status calls here).
-  await refreshIfStale(deps, entry, feed.lastEventsAtMs);
+  // asks it, waited for at most CHANGES_REFRESH_WAIT_MS, which counts in the caller's own wait. Events a moment ago
+  // say as much as a /status answer would (a busy session costs no /status calls here).
+  const refreshStarted = performance.now();
+  await refreshIfStale(deps, entry, feed.lastEventsAtMs, CHANGES_REFRESH_WAIT_MS);
+  const waitLeftMs = Math.max(0, waitSeconds * 1000 - (performance.now() - refreshStarted));
   let statusChanged = false;
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
       // "Nothing new" is only true once the loop has caught up, and, for a session that is over, drained.
-      if (!feed.synced || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), UNSETTLED_WAIT_MS, signal);
+      if (notUpToDate(feed) || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (!notUpToDate(feed) && !draining(feed)), UNSETTLED_WAIT_MS, signal);
     } else {
       // Metrics alone move with every step; only a new status or error is news without events, and only
       // from an upstream whose own long-poll answers a change of status (a simplified one): the real API
@@ -169,7 +182,7 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
       const before = statusKey();
       const wakeOnStatus = feed.emptyStyle === '200';
       // An end heard meanwhile (a /status refresh) answers at once, as the upstream answers a call after the end.
-      await waitFor(feed, () => feed.nextIndex > from || feed.ended || deps.hub.refusalOf(feed) !== null || (wakeOnStatus && statusKey() !== before), waitSeconds * 1000, signal);
+      await waitFor(feed, () => feed.nextIndex > from || feed.ended || deps.hub.refusalOf(feed) !== null || (wakeOnStatus && statusKey() !== before), waitLeftMs, signal);
       statusChanged = wakeOnStatus && statusKey() !== before;
     }
     // A refusal heard during the wait is answered as the upstream answers it (the wake and the answer are one rule, the hub's).
@@ -203,7 +216,7 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (deps.shutdownSignal.aborted) throw new ShuttingDownError();
   // Nor is it while the loop has not read up to date (wait 0: its upstream call hanging or failing) or still drains an
   // end (any wait) once the bound is over: a 204 would stop a client draining the end short of the last events.
-  const unsettled = feed.ended ? null : draining(feed) ? 'the end is being read' : waitSeconds === 0 && !feed.synced ? 'the session is not read up to date' : null;
+  const unsettled = feed.ended ? null : draining(feed) ? 'the end is being read' : waitSeconds === 0 && notUpToDate(feed) ? 'the session is not read up to date' : null;
   if (unsettled !== null) throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${unsettled})`, UNSETTLED_RETRY_AFTER_SECONDS);
   return nothingNew(c, feed);
 }

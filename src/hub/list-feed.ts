@@ -70,6 +70,23 @@ export function parseListCursor(raw: string): ListCursor | null {
 }
 
 /** One list's state and fan-out point. */
+/** `listed` with the `kept` sessions of `previous` back in it, each after the listed session it followed there. */
+function withKept(listed: Map<string, SessionSummary>, previous: Map<string, SessionSummary>, kept: ReadonlySet<string>): Map<string, SessionSummary> {
+  const after = new Map<string | undefined, string[]>();
+  let lastListed: string | undefined;
+  for (const id of previous.keys()) {
+    if (kept.has(id)) after.set(lastListed, [...(after.get(lastListed) ?? []), id]);
+    else if (listed.has(id)) lastListed = id;
+  }
+  const out = new Map<string, SessionSummary>();
+  for (const id of after.get(undefined) ?? []) out.set(id, previous.get(id)!);
+  for (const [id, summary] of listed) {
+    out.set(id, summary);
+    for (const k of after.get(id) ?? []) out.set(k, previous.get(k)!);
+  }
+  return out;
+}
+
 export class ListFeed {
   readonly key: string;
   readonly filter: ListFilter;
@@ -137,29 +154,24 @@ export class ListFeed {
   applyListing(listing: SessionListing, live: (id: string) => LiveStatus | undefined): string[] {
     const first = !this.listed;
     const previous = this.summaries;
-    this.summaries = new Map(listing.items.map((s) => [s.id, s]));
+    const listed = new Map(listing.items.map((s) => [s.id, s]));
+    const behind: string[] = [];
     const kept = new Set<string>();
-    if (listing.calls > 1) {
-      for (const [id, summary] of previous) {
-        if (this.summaries.has(id) || this.missingOnce.has(id)) continue;
-        kept.add(id);
-        this.summaries.set(id, summary);
-      }
+    for (const id of previous.keys()) {
+      if (listed.has(id)) continue;
+      const now = live(id);
+      // Gone from a list filtered by status while its loop still shows a status the filter takes: its status
+      // probably left the filter (an end the loop has not heard, its long-poll answering nothing): the loop asks.
+      if (!first && now !== undefined && this.filter.statuses?.has(now.status) === true) behind.push(id);
+      if (listing.calls > 1 && !this.missingOnce.has(id)) kept.add(id);
     }
+    this.summaries = kept.size === 0 ? listed : withKept(listed, previous, kept);
     this.missingOnce = kept;
     this.upstreamTotal = listing.total;
     this.quiet = first;
-    const behind: string[] = [];
     const liveBefore = this.liveAtListing;
     this.liveAtListing = new Map();
-    for (const id of previous.keys()) {
-      if (this.summaries.has(id)) continue;
-      const now = live(id);
-      this.update(id, now);
-      // Gone from a list filtered by status while its loop runs: its status probably left the filter (an end the
-      // loop has not heard, its long-poll answering nothing), which the loop should ask as for a listed one.
-      if (!first && now !== undefined && this.filter.statuses !== undefined) behind.push(id);
-    }
+    for (const id of previous.keys()) if (!this.summaries.has(id)) this.update(id, live(id));
     for (const [id, summary] of this.summaries) {
       const now = live(id);
       // Not on a first listing, which may just lag behind the loop: a status that moved since, or a session new to it.

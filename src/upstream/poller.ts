@@ -219,19 +219,17 @@ export class Poller {
     if (r === 'ok' || r === 'stop' || r.kind === 'aborted') return;
     // A failed refresh spaces the next one like any failure, and honours the upstream's Retry-After.
     this.failures++;
-    this.holdOff(r, 'status');
+    this.holdOff(r);
   }
 
   /**
    * The pause after the `failures`-th failure in a row (backoff, or the upstream's Retry-After): no on-demand
    * status call before it is over, and a Retry-After is reported so a later leader keeps to it. Returns it (ms).
    */
-  private holdOff(outcome: FailureOutcome, endpoint: 'changes' | 'status'): number {
+  private holdOff(outcome: FailureOutcome): number {
     const retryAfterMs = outcome.kind === 'rate-limited' ? outcome.retryAfterMs : undefined;
     const delay = backoffDelayMs(this.failures, this.opts.backoff, retryAfterMs);
-    // A failing changes call alone does not stop pollers' `/status` checks (that endpoint may answer: until 6 Dec
-    // 2026 a drop-in `/status` stayed 12 s stale behind failing changes calls); a Retry-After, or `/status` failing, does.
-    if (retryAfterMs !== undefined || endpoint === 'status') this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
+    this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
     if (retryAfterMs !== undefined) this.opts.onRetryAfter?.(delay);
     return delay;
   }
@@ -354,7 +352,7 @@ export class Poller {
   }
 
   /** Backs off after a failure; false when the loop must stop. */
-  private async backOff(outcome: FailureOutcome, endpoint: 'changes' | 'status'): Promise<boolean> {
+  private async backOff(outcome: FailureOutcome, endpoint: string): Promise<boolean> {
     const { log, sink } = this.opts;
     if (outcome.kind === 'aborted') return !this.signal.aborted;
     this.failures++;
@@ -372,16 +370,12 @@ export class Poller {
     } else if (!isKnown(this.snapshot) || this.failures >= TRANSIENT_FAILURES_SHOWN_AFTER) {
       this.upstreamError = failureText(outcome);
     }
-    // A changes call that failed leaves the loop not knowing what is new upstream: not caught up until an answer
-    // says so (a drop-in asking "anything new?" with no wait is then told to retry, not told "nothing").
-    const wasSynced = this.synced;
-    if (endpoint === 'changes') this.synced = false;
-    if ((this.upstreamError !== before || this.synced !== wasSynced) && !(await this.publish([], sink.nextIndex))) return false;
+    if (this.upstreamError !== before && !(await this.publish([], sink.nextIndex))) return false;
     if (refusal !== null && this.opts.leaveOnRefusal?.() === true) {
       log.warn({ session: sink.sessionId, reason: refusal }, 'upstream refused every credential this loop holds; leaving the session to others');
       return false;
     }
-    const delay = this.holdOff(outcome, endpoint);
+    const delay = this.holdOff(outcome);
     log.warn({ session: sink.sessionId, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt: this.failures, delayMs: delay }, 'upstream fault; backing off');
     this.setState('backoff');
     const slept = await sleep(delay, this.signal);

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { UNSETTLED_RETRY_AFTER_SECONDS } from '../../src/http/dropin-routes.ts';
-import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
+import { TRANSIENT_FAILURES_SHOWN_AFTER } from '../../src/upstream/poller.ts';
+import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
 afterEach(async () => {
@@ -44,7 +45,7 @@ describe('drop-in changes, fresh', () => {
     expect((await get(`${b.sim.url}/sessions/df-end/changes?from_index=4&wait_for_seconds=25`)).status).toBe(204);
   }, 40_000);
 
-  it('while the loop\'s changes calls fail, a caller asking without a wait is told to retry, not "nothing new", and /status is still asked', async () => {
+  it('while the loop\'s changes calls keep failing, a caller asking without a wait is told to retry, not "nothing new"', async () => {
     // Long-polls of 1 s: the loop is caught up by each empty answer, so the failures below begin from "caught up".
     bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real' });
     const b = bridge;
@@ -53,19 +54,41 @@ describe('drop-in changes, fresh', () => {
     expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
     await new Promise((r) => setTimeout(r, 1500));
     expect((await get(`${api}/changes?from_index=3`)).status).toBe(204);
-    // Every changes call from now on fails (the one held now ends within its second first); then the upstream gets
+    // Every changes call from now on fails (three in a row make the loop's trouble shown); then the upstream gets
     // event 3, which the loop cannot read.
     b.sim.faults.script(Array.from({ length: 200 }, () => ({ kind: 'http' as const, status: 500 })), { session: 'df-fail', endpoint: 'changes' });
-    await eventually(async () => b.sim.stats('df-fail').faultsServed > 0, 5000, 'a changes call of the loop failed');
+    await eventually(async () => b.sim.stats('df-fail').faultsServed >= TRANSIENT_FAILURES_SHOWN_AFTER, 15_000, 'three failed changes calls');
     b.sim.appendEvents('df-fail', 1);
     // The upstream would answer 200 with it; pollcast cannot know, and says so.
     const asked = await get(`${api}/changes?from_index=3`);
     expect(asked.status).toBe(503);
     expect(asked.headers.get('retry-after')).toBe(String(UNSETTLED_RETRY_AFTER_SECONDS));
-    // /status answers: the loop's failing changes calls do not hold pollers' status checks back.
-    b.sim.setStatus('df-fail', { status: 'paused' });
-    await new Promise((r) => setTimeout(r, 2100));
-    const status = (await (await get(`${api}/status`)).json()) as { status: string };
-    expect(status.status).toBe('paused');
+  }, 40_000);
+
+  it('callers polling /status and /changes during an outage of changes calls do not cut the loop\'s backoff short, nor hide its trouble', async () => {
+    bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('df-outage', { initialEvents: 2, imageBytes: 0 });
+    const api = `${b.url}/api/v2/sessions/df-outage`;
+    expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    b.sim.faults.script(Array.from({ length: 5000 }, () => ({ kind: 'http' as const, status: 500 })), { session: 'df-outage', endpoint: 'changes' });
+    const before = b.sim.stats('df-outage').changes;
+    // 12 s of a poller asking /status every 500 ms, and /changes with a wait now and then.
+    const until = performance.now() + 12_000;
+    while (performance.now() < until) {
+      await (await get(`${api}/status`)).text();
+      void get(`${api}/changes?from_index=2&wait_for_seconds=1`).then((r) => r.text(), () => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    // Backoff doubling from 500 ms: about 5 calls in 12 s (a poller resetting it, as a review found, made ~16).
+    expect(b.sim.stats('df-outage').changes - before).toBeLessThanOrEqual(8);
+    const r = record(`${b.url}/sessions/df-outage/events?from_index=2`);
+    try {
+      await r.until((x) => x.statuses().length > 0, 5000);
+      expect(r.statuses()[0]!.upstream_error).toMatch(/500/);
+    } finally {
+      r.close();
+    }
   }, 40_000);
 });

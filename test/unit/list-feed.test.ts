@@ -55,6 +55,41 @@ describe('ListFeed: the count and the loops behind', () => {
   });
 });
 
+describe('ListFeed: sessions a read of several pages missed', () => {
+  const paged = (...items: ReturnType<typeof row>[]) => ({ items, total: items.length, calls: 2 });
+  const running: LiveStatus = { status: 'running', metrics: {} };
+
+  it('keeps one for a poll, in its place, and removes it when the next read misses it too; a one-call read removes at once', () => {
+    const feed = new ListFeed('k', filter(), 100);
+    feed.applyListing(paged(row('a'), row('b'), row('c'), row('d')), none);
+    const r = recorder();
+    feed.listeners.add(r.listener);
+    feed.applyListing(paged(row('a'), row('c'), row('d')), none);
+    expect(r.got).toEqual([]);
+    // Kept where it was (after a), not at the end: a snapshot now keeps the upstream's order.
+    expect(fields(feed.snapshotFrame(undefined)).data.items.map((x: { id: string }) => x.id)).toEqual(['a', 'b', 'c', 'd']);
+    const removes = () => r.got.filter((f) => f.event === 'remove').map((f) => f.data.id);
+    feed.applyListing(paged(row('a'), row('c'), row('d')), none);
+    expect(removes()).toEqual(['b']);
+    // Back, then missed by a read of one call: gone at once.
+    feed.applyListing(paged(row('a'), row('b'), row('c'), row('d')), none);
+    r.got.length = 0;
+    feed.applyListing(listing(row('a'), row('c'), row('d')), none);
+    expect(removes()).toEqual(['b']);
+  });
+
+  it('has the loop of one that left a list filtered by status ask at once, kept or not, unless the loop already shows it outside the filter', () => {
+    const feed = new ListFeed('k', filter(['running']), 100);
+    const rows = Array.from({ length: 5 }, (_, i) => row(`s${i}`));
+    feed.applyListing(paged(...rows), () => running);
+    // s2 left the filter upstream (its loop still says running): asked now, though the read of two calls keeps it a poll.
+    expect(feed.applyListing(paged(...rows.filter((x) => x.id !== 's2')), () => running)).toEqual(['s2']);
+    // s3 left it too, and both loops show paused by now: nothing to ask (they go with the live status).
+    const paused: LiveStatus = { status: 'paused', metrics: {} };
+    expect(feed.applyListing(listing(...rows.filter((x) => x.id !== 's2' && x.id !== 's3')), (id) => (id === 's2' || id === 's3' ? paused : running))).toEqual([]);
+  });
+});
+
 describe('ListFeed', () => {
   it('upserts new and changed sessions and removes vanished ones, each with a growing version', () => {
     const feed = new ListFeed('k', filter(), 100);
