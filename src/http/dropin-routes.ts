@@ -173,7 +173,8 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
       // "Nothing new" is only true once the loop has caught up, and, for a session that is over, drained.
-      if (notUpToDate(feed) || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (!notUpToDate(feed) && !draining(feed)), UNSETTLED_WAIT_MS, signal);
+      // (A refusal that settles meanwhile is answered as such, below, at once.)
+      if (notUpToDate(feed) || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || deps.hub.refusalOf(feed) !== null || (!notUpToDate(feed) && !draining(feed)), UNSETTLED_WAIT_MS, signal);
     } else {
       // Metrics alone move with every step; only a new status or error is news without events, and only
       // from an upstream whose own long-poll answers a change of status (a simplified one): the real API
