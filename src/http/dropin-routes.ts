@@ -130,15 +130,6 @@ async function headOfSession(c: Context<AppEnv>, deps: AppDeps, id: string, cred
 }
 
 /**
- * Whether the loop cannot say what is new upstream: not caught up since it started or a page ago, or its calls
- * failing (three in a row: the `upstream_error` a stream shows). Until 6 Dec 2026 a failing loop's last "caught up"
- * stood, and a caller asking with no wait got "nothing new" through a 429's Retry-After or a run of 500s (audit).
- */
-function notUpToDate(feed: Feed): boolean {
-  return !feed.synced || feed.upstreamError !== null;
-}
-
-/**
  * A held status older than STATUS_FRESH_MS (and no news since `newsAtMs`) is asked again first (shared: at most one
  * upstream call per interval for the loop), waiting at most `waitMs`; a refusal it brings is answered as such.
  */
@@ -173,8 +164,9 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
       // "Nothing new" is only true once the loop has caught up, and, for a session that is over, drained.
-      // (A refusal that settles meanwhile is answered as such, below, at once.)
-      if (notUpToDate(feed) || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || deps.hub.refusalOf(feed) !== null || (!notUpToDate(feed) && !draining(feed)), UNSETTLED_WAIT_MS, signal);
+      // (Within the same bound as a caller's wait: the refresh above counts in it.)
+      const unsettledLeftMs = Math.max(0, UNSETTLED_WAIT_MS - (performance.now() - refreshStarted));
+      if (!feed.synced || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), unsettledLeftMs, signal);
     } else {
       // Metrics alone move with every step; only a new status or error is news without events, and only
       // from an upstream whose own long-poll answers a change of status (a simplified one): the real API
@@ -217,7 +209,7 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (deps.shutdownSignal.aborted) throw new ShuttingDownError();
   // Nor is it while the loop has not read up to date (wait 0: its upstream call hanging or failing) or still drains an
   // end (any wait) once the bound is over: a 204 would stop a client draining the end short of the last events.
-  const unsettled = feed.ended ? null : draining(feed) ? 'the end is being read' : waitSeconds === 0 && notUpToDate(feed) ? 'the session is not read up to date' : null;
+  const unsettled = feed.ended ? null : draining(feed) ? 'the end is being read' : waitSeconds === 0 && !feed.synced ? 'the session is not read up to date' : null;
   if (unsettled !== null) throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${unsettled})`, UNSETTLED_RETRY_AFTER_SECONDS);
   return nothingNew(c, feed);
 }

@@ -208,8 +208,10 @@ export class Poller {
    */
   async refreshStatus(force = false): Promise<void> {
     const now = Date.now();
-    // A backing-off loop (a fault, a Retry-After) is not asked around by pollers: they get the held status.
-    if (this.stopped || this.over || now < this.notBeforeMs) return;
+    // A backing-off loop (a fault, a Retry-After) is not asked around by pollers: they get the held status. Nor is
+    // one whose calls are failing, between its backoffs too (a retry under way, perhaps hanging): a `/status` that
+    // answered would reset its failures, its backoff and the trouble its streams show (a review found it).
+    if (this.stopped || this.over || now < this.notBeforeMs || (!force && this.failures > 0)) return;
     if (!force && now - this.snapshot.statusAtMs < STATUS_REFRESH_MIN_INTERVAL_MS) return;
     // A forced refresh follows a write the caller just made: a check already in flight may have been
     // answered before that write, so it asks once more after it.

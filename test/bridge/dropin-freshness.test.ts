@@ -1,13 +1,11 @@
 /**
  * Drop-in `changes` answers as fresh as the upstream's (helper audit, 6 Dec 2026): a session that ends with no
  * event while the loop's long-poll is held (the real API's long-poll does not answer a change of status) is not
- * described as running for the rest of that long-poll, and while the loop's changes calls fail it does not answer
- * "nothing new" to a caller asking without a wait (the upstream may well have something), nor leave `/status` stale.
+ * described as running for the rest of that long-poll; and the `/status` those callers cause to be asked never
+ * cuts short the loop's backoff through an outage (a review found it did).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { UNSETTLED_RETRY_AFTER_SECONDS } from '../../src/http/dropin-routes.ts';
-import { TRANSIENT_FAILURES_SHOWN_AFTER } from '../../src/upstream/poller.ts';
-import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
 afterEach(async () => {
@@ -43,26 +41,6 @@ describe('drop-in changes, fresh', () => {
     expect((await get(`${api}/changes?from_index=4&wait_for_seconds=25`)).status).toBe(204);
     expect(performance.now() - t0).toBeLessThan(10_000);
     expect((await get(`${b.sim.url}/sessions/df-end/changes?from_index=4&wait_for_seconds=25`)).status).toBe(204);
-  }, 40_000);
-
-  it('while the loop\'s changes calls keep failing, a caller asking without a wait is told to retry, not "nothing new"', async () => {
-    // Long-polls of 1 s: the loop is caught up by each empty answer, so the failures below begin from "caught up".
-    bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real' });
-    const b = bridge;
-    b.sim.createSession('df-fail', { initialEvents: 3, imageBytes: 0 });
-    const api = `${b.url}/api/v2/sessions/df-fail`;
-    expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect((await get(`${api}/changes?from_index=3`)).status).toBe(204);
-    // Every changes call from now on fails (three in a row make the loop's trouble shown); then the upstream gets
-    // event 3, which the loop cannot read.
-    b.sim.faults.script(Array.from({ length: 200 }, () => ({ kind: 'http' as const, status: 500 })), { session: 'df-fail', endpoint: 'changes' });
-    await eventually(async () => b.sim.stats('df-fail').faultsServed >= TRANSIENT_FAILURES_SHOWN_AFTER, 15_000, 'three failed changes calls');
-    b.sim.appendEvents('df-fail', 1);
-    // The upstream would answer 200 with it; pollcast cannot know, and says so.
-    const asked = await get(`${api}/changes?from_index=3`);
-    expect(asked.status).toBe(503);
-    expect(asked.headers.get('retry-after')).toBe(String(UNSETTLED_RETRY_AFTER_SECONDS));
   }, 40_000);
 
   it('callers polling /status and /changes during an outage of changes calls do not cut the loop\'s backoff short, nor hide its trouble', async () => {
