@@ -25,11 +25,11 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d
 /** Largest `page` accepted (the API takes any positive integer; past this no list is that long). */
 export const MAX_LIST_PAGE = 100_000;
 /**
- * Ids and names: printable, no control characters, no bidirectional overrides (text that shows other than it
+ * Ids and names: printable, no control characters (C0, DEL, C1), no bidirectional overrides (text that shows other than it
  * reads), and no U+FFFD, which is what a malformed percent-encoding (`%ff`) decodes to: the caller's filter would
  * reach the upstream as another one.
  */
-const PLAIN_TEXT = /^[^\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069\ufffd]+$/;
+const PLAIN_TEXT = /^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffd]+$/;
 
 type Check = (name: string, value: string) => void;
 

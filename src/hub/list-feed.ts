@@ -70,20 +70,20 @@ export function parseListCursor(raw: string): ListCursor | null {
 }
 
 /** One list's state and fan-out point. */
-/** `listed` with the `kept` sessions of `previous` back in it, each after the listed session it followed there. */
+/** `listed` with the `kept` sessions of `previous` back in it, each before the listed session it preceded there. */
 function withKept(listed: Map<string, SessionSummary>, previous: Map<string, SessionSummary>, kept: ReadonlySet<string>): Map<string, SessionSummary> {
-  const after = new Map<string | undefined, string[]>();
-  let lastListed: string | undefined;
-  for (const id of previous.keys()) {
-    if (kept.has(id)) after.set(lastListed, [...(after.get(lastListed) ?? []), id]);
-    else if (listed.has(id)) lastListed = id;
+  const before = new Map<string | undefined, string[]>();
+  let nextListed: string | undefined;
+  for (const id of [...previous.keys()].reverse()) {
+    if (kept.has(id)) before.set(nextListed, [id, ...(before.get(nextListed) ?? [])]);
+    else if (listed.has(id)) nextListed = id;
   }
   const out = new Map<string, SessionSummary>();
-  for (const id of after.get(undefined) ?? []) out.set(id, previous.get(id)!);
   for (const [id, summary] of listed) {
+    for (const k of before.get(id) ?? []) out.set(k, previous.get(k)!);
     out.set(id, summary);
-    for (const k of after.get(id) ?? []) out.set(k, previous.get(k)!);
   }
+  for (const k of before.get(undefined) ?? []) out.set(k, previous.get(k)!);
   return out;
 }
 

@@ -71,6 +71,11 @@ describe('ListFeed: sessions a read of several pages missed', () => {
     const removes = () => r.got.filter((f) => f.event === 'remove').map((f) => f.data.id);
     feed.applyListing(paged(row('a'), row('c'), row('d')), none);
     expect(removes()).toEqual(['b']);
+    // One kept whose neighbour before it is gone too goes before the one it preceded, after any new ones.
+    const order = new ListFeed('k2', filter(), 100);
+    order.applyListing(paged(row('x'), row('y')), none);
+    order.applyListing(paged(row('n'), row('y')), none);
+    expect(fields(order.snapshotFrame(undefined)).data.items.map((i: { id: string }) => i.id)).toEqual(['n', 'x', 'y']);
     // Back, then missed by a read of one call: gone at once.
     feed.applyListing(paged(row('a'), row('b'), row('c'), row('d')), none);
     r.got.length = 0;
