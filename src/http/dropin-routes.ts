@@ -164,9 +164,8 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
       // "Nothing new" is only true once the loop has caught up, and, for a session that is over, drained.
-      // (Within the same bound as a caller's wait: the refresh above counts in it.)
-      const unsettledLeftMs = Math.max(0, UNSETTLED_WAIT_MS - (performance.now() - refreshStarted));
-      if (!feed.synced || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), unsettledLeftMs, signal);
+      // (Within the call's one bound, which the refresh above counts in.)
+      if (!feed.synced || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), Math.max(0, deadline - performance.now()), signal);
     } else {
       // Metrics alone move with every step; only a new status or error is news without events, and only
       // from an upstream whose own long-poll answers a change of status (a simplified one): the real API
@@ -174,8 +173,7 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
       const statusKey = () => `${feed.snapshot.status}|${feed.snapshot.error}`;
       const before = statusKey();
       const wakeOnStatus = feed.emptyStyle === '200';
-      // An end heard meanwhile (a /status refresh) answers at once, as the upstream answers a call after the end.
-      await waitFor(feed, () => feed.nextIndex > from || feed.ended || deps.hub.refusalOf(feed) !== null || (wakeOnStatus && statusKey() !== before), waitLeftMs, signal);
+      await waitFor(feed, () => feed.nextIndex > from || deps.hub.refusalOf(feed) !== null || (wakeOnStatus && statusKey() !== before), waitLeftMs, signal);
       statusChanged = wakeOnStatus && statusKey() !== before;
     }
     // A refusal heard during the wait is answered as the upstream answers it (the wake and the answer are one rule, the hub's).

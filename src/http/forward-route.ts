@@ -23,6 +23,7 @@ import { forwardRequestHeaders, forwardResponseHeaders, relayableHead, withoutQu
 import { clientIp } from './limits.ts';
 import { splitTarget } from './raw-request.ts';
 import { decodedSegment, parseSessionId } from './validate.ts';
+import { methodNotAllowed } from './methods.ts';
 import { isHttp1 } from '../hub/writer.ts';
 import { ForwardError, type Forwarder } from '../upstream/forwarder.ts';
 import { BadGatewayError, BadRequestError, PayloadTooLargeError, RequestTimeoutError, ShuttingDownError, TooManyRequestsError } from '../errors.ts';
@@ -231,7 +232,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   // HTTP/1.1's parser knows its methods; an HTTP/2 request's :method is any token (`BREW`, `get`): only those go on.
   if (!METHODS.includes(method) || method === 'CONNECT') throw new BadRequestError(`method ${JSON.stringify(method.slice(0, 20))} is not an HTTP method pollcast forwards`);
   // TRACE would echo the request, the caller's credential with it, from a server the API does not answer TRACE on.
-  if (method === 'TRACE') return c.json({ error: 'method TRACE is not forwarded', code: 'method_not_allowed' }, 405, { allow: [...COUNTED_METHODS].join(', ') });
+  if (method === 'TRACE') return methodNotAllowed([...COUNTED_METHODS])(c);
   const rawTarget = incoming.url ?? '/';
   const { path, query } = splitTarget(rawTarget);
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');

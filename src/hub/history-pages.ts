@@ -6,8 +6,8 @@
  * from the same next index, so they share the pages after it too. A page that
  * several readers shared is kept within a byte budget for a short while, for
  * the ones a step behind (a lone reader's is not), and at most a few are read
- * from the upstream at once (the rest wait their turn, feeds taking turns, and
- * one feed holding at most half of them), so a storm of reconnects far back
+ * from the upstream at once (the rest wait their turn, sessions taking turns,
+ * one session holding at most half of them), so a storm of reconnects far back
  * costs the upstream a bounded rate and does not hold other sessions back. Until 6 Dec 2026 each
  * reader read its own pages: 300 reconnects at random points of a 3,000-event
  * session made 2,130 upstream calls in 8 s, and an unrelated session's loop
@@ -102,7 +102,6 @@ export class HistoryPages {
    * feeds); the feed's own key when not given.
    */
   async read(feedKey: string, from: number, to: number, reader: PageReader, signal: AbortSignal, shareKey = feedKey): Promise<{ start: number; result: PageResult }> {
-
     // A page too short to hold `from` sends its waiters back here, where the first of them starts the next page and
     // the others join it; a page is waited for once.
     const waited = new Set<Pending>();

@@ -69,7 +69,6 @@ export function parseListCursor(raw: string): ListCursor | null {
   return m ? { epoch: m[1]!, version: Number(m[2]) } : null;
 }
 
-/** One list's state and fan-out point. */
 /** `listed` with the `kept` sessions of `previous` back in it, each before the listed session it preceded there. */
 function withKept(listed: Map<string, SessionSummary>, previous: Map<string, SessionSummary>, kept: ReadonlySet<string>): Map<string, SessionSummary> {
   const before = new Map<string | undefined, string[]>();
@@ -87,6 +86,7 @@ function withKept(listed: Map<string, SessionSummary>, previous: Map<string, Ses
   return out;
 }
 
+/** One list's state and fan-out point. */
 export class ListFeed {
   readonly key: string;
   readonly filter: ListFilter;
