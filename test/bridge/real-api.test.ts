@@ -183,15 +183,16 @@ describe('the drop-ins under /api/v2', () => {
     b.sim.resetStats();
     const t0 = Date.now();
     let answers = 0;
-    while (Date.now() - t0 < 3000) {
+    // At least 3 s and more than 100 answers (a loaded machine takes longer for them: the bound below follows the time).
+    while ((Date.now() - t0 < 3000 || answers <= 100) && Date.now() - t0 < 20_000) {
       const bodies = await Promise.all(range(10).map(async () => (await fetch(`${b.url}/api/v2/sessions/polled/status`)).json()));
       for (const body of bodies) expect(body).toMatchObject({ status: 'running' });
       answers += bodies.length;
       await pause(200);
     }
     expect(answers).toBeGreaterThan(100);
-    // First contact, plus a refresh at most every 2 s.
-    expect(b.sim.stats('polled').status).toBeLessThanOrEqual(4);
+    // First contact, plus a refresh at most every 2 s (3 s: 4 calls at most).
+    expect(b.sim.stats('polled').status).toBeLessThanOrEqual(2 + Math.ceil((Date.now() - t0) / 2000));
   });
 });
 
