@@ -1,10 +1,11 @@
 /**
  * A pass-through HTTP proxy in front of the simulator that counts, per
  * session, the long-polls in flight: changes calls with wait_for_seconds > 0,
- * which only a session's loop makes. In a cluster, other instances may read a
- * missing range with wait 0 while the loop long-polls (after Redis lost the
- * log): the simulator counts those as changes calls in flight too, this does
- * not, so "one loop per session" is checked exactly.
+ * which only a session's loop makes. History pages for readers behind the
+ * buffer are read with wait 0 while the loop long-polls, and in a cluster
+ * other instances may so read a range Redis lost: the simulator counts those
+ * as changes calls in flight too, this does not, so "one loop per session" is
+ * checked exactly.
  */
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

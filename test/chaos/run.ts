@@ -75,8 +75,7 @@ console.log(
     `bound ${REQUEST_BOUND_FACTOR} × ${faultFree.upstream.requests} + ${REQUESTS_PER_FAULT} × ${faulted.upstream.faultsServed} faults = ${bound}: ${withinBound ? 'within' : 'BROKEN'}`,
 );
 for (const [label, r] of runs) {
-  const longPolls = options.cluster ? ' / max long-polls in flight' : '';
-  console.log(`${label}: per session (events / changes / status / faults / max req per s / max changes in flight${longPolls}): ${r.sessions.map((s) => `${s.events}/${s.changes}/${s.status}/${s.faultsServed}/${s.maxPerSecond}/${s.maxInFlightChanges}${s.maxInFlightLongPolls === null ? '' : `/${s.maxInFlightLongPolls}`}`).join('  ')}`);
+  console.log(`${label}: per session (events / changes / status / faults / max req per s / max changes in flight / max long-polls in flight): ${r.sessions.map((s) => `${s.events}/${s.changes}/${s.status}/${s.faultsServed}/${s.maxPerSecond}/${s.maxInFlightChanges}/${s.maxInFlightLongPolls}`).join('  ')}`);
   console.log(`${label}: pollcast: ${JSON.stringify(r.pollcast)}; refused opens by status: ${JSON.stringify(r.subscribers.refusedByStatus)}`);
   for (const p of r.problems.slice(0, 20)) console.log(`  PROBLEM ${p}`);
   if (r.problems.length > 20) console.log(`  … ${r.problems.length - 20} more`);
