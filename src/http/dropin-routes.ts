@@ -164,8 +164,9 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
       // "Nothing new" is only true once the loop has caught up, and, for a session that is over, drained.
-      // (Within the call's one bound, which the refresh above counts in.)
-      if (!feed.synced || draining(feed)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), Math.max(0, deadline - performance.now()), signal);
+      // (Within the call's one bound, which the refresh above counts in.) A loop whose calls fail is not waited for:
+      // its backoff may be long (a 429's Retry-After), and the caller is told so at once below.
+      if (draining(feed) || (!feed.synced && !feed.failing)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), Math.max(0, deadline - performance.now()), signal);
     } else {
       // Metrics alone move with every step; only a new status or error is news without events, and only
       // from an upstream whose own long-poll answers a change of status (a simplified one): the real API
@@ -205,9 +206,18 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (statusChanged && !feed.ended) return c.json(changesBody(feed.snapshot, []), 200);
   // Cut short by shutdown, "nothing new" would not be known: 503, retry after a second.
   if (deps.shutdownSignal.aborted) throw new ShuttingDownError();
-  // Nor is it while the loop has not read up to date (wait 0: its upstream call hanging or failing) or still drains an
-  // end (any wait) once the bound is over: a 204 would stop a client draining the end short of the last events.
-  const unsettled = feed.ended ? null : draining(feed) ? 'the end is being read' : waitSeconds === 0 && !feed.synced ? 'the session is not read up to date' : null;
+  // Nor is it while the loop's calls fail (any wait: the upstream may hold events it cannot read), while it has not
+  // read up to date (wait 0: its upstream call hanging), or still drains an end (any wait) once the bound is over:
+  // a 204 would stop a client draining the end short of the last events.
+  const unsettled = feed.ended
+    ? null
+    : draining(feed)
+      ? 'the end is being read'
+      : feed.failing
+        ? "the upstream is failing pollcast's calls for this session"
+        : waitSeconds === 0 && !feed.synced
+          ? 'the session is not read up to date'
+          : null;
   if (unsettled !== null) throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${unsettled})`, UNSETTLED_RETRY_AFTER_SECONDS);
   return nothingNew(c, feed);
 }

@@ -145,6 +145,8 @@ export class Feed implements LoopSink {
    * had (a 204 or an empty page); false from a (re)start until then.
    */
   synced = false;
+  /** True while the loop's latest changes call failed: what the feed holds may be behind the upstream (LoopUpdate.failing). */
+  failing = false;
   /** Created for status-only readers: its loop may start at the session's last event (no history read). */
   startAtHead = false;
   /** How the upstream answers "nothing new" (the drop-in answers the same way); undefined until seen. */
@@ -256,6 +258,7 @@ export class Feed implements LoopSink {
       frames.push(frame);
     }
     this.synced = update.synced;
+    this.failing = update.failing === true;
     if (update.emptyStyle) this.emptyStyle = update.emptyStyle;
     const status = this.updateSnapshot(update.snapshot, update.upstreamError, update.statusSinceMs);
     if (frames.length > 0) {

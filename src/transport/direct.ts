@@ -86,7 +86,7 @@ export class StoreBypasses {
       // Back on the log, the notice is no longer true, even before its leader writes (a Redis restarted empty holds
       // no status to replace it, and a quiet session's leader may write none for a while).
       if (!feed.ended && feed.upstreamError === BYPASS_REASON[why]) {
-        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, upstreamError: null });
+        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, failing: feed.failing, upstreamError: null });
       }
     });
   }

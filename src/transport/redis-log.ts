@@ -46,6 +46,8 @@ export interface LogState {
   snapshot: Snapshot;
   upstreamError: string | null;
   synced: boolean;
+  /** Written only when true (LoopUpdate.failing); a log written before it was kept reads as false. */
+  failing?: boolean;
   emptyStyle?: EmptyAnswerStyle;
 }
 

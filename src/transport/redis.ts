@@ -183,7 +183,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         // Taken down only if it is still up; put up unless shown already, or the log shows an upstream error of its own.
         if (notice === null ? !ours : feed.upstreamError === notice || (feed.upstreamError !== null && !ours)) return;
         keylessNotice = notice;
-        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, upstreamError: notice });
+        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, failing: feed.failing, upstreamError: notice });
       };
       const serveDirectly = (why: Bypass) => {
         if (why === 'full') leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
@@ -375,7 +375,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
             else if (held === true && keylessNotice === NOBODY_LEADS) showKeyless(null);
             if (feed.ended || feed.refusedForMs < settings.giveUpMs) return;
             log.warn({ session: feed.sessionId, reason: feed.upstreamError }, 'upstream refusal lasted past the give-up time and no reader here brought a key it accepts; ending the streams here');
-            feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, upstreamError: feed.upstreamError, end: 'refused' });
+            feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: feed.synced, failing: feed.failing, upstreamError: feed.upstreamError, end: 'refused' });
             check();
           },
           onOutOfMemory: () => serveDirectly('full'),
@@ -410,7 +410,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         if (isKnown(feed.snapshot) || feed.ended || feed.upstreamError !== null) return;
         const reason = 'no answer from the session leader yet';
         // Shown to the subscribers until the log speaks (it replaces this state on its first update).
-        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: false, upstreamError: reason });
+        feed.publish({ fromIndex: feed.nextIndex, events: [], snapshot: feed.snapshot, synced: false, failing: feed.failing, upstreamError: reason });
         resolveContact({ kind: 'unavailable', reason });
       }, CLUSTER_FIRST_CONTACT_WAIT_MS);
       waitTimer.unref();

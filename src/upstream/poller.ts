@@ -82,6 +82,12 @@ export const TRANSIENT_FAILURES_SHOWN_AFTER = 3;
 /** A `/status` answer younger than this is fresh enough for an on-demand refresh (ms); at most one call per interval. */
 export const STATUS_REFRESH_MIN_INTERVAL_MS = 2000;
 /**
+ * A `/status` call still unanswered after this long is taken as hanging (ms): askers on demand are not made to wait
+ * on it (each drop-in caller would wait its own bound, up to 1 s for `/changes`, 5 s for `/status`), and get the
+ * status held. The loop itself still waits for it, within the client's timeout.
+ */
+export const STATUS_CHECK_HUNG_MS = 1000;
+/**
  * How long a page whose status differs from the held one waits for the `/status` call asked before its events go
  * out (ms); a slower answer follows them.
  */
@@ -146,6 +152,8 @@ export class Poller {
   private snapshot: Snapshot;
   private upstreamError: string | null = null;
   private synced = false;
+  /** The latest changes call failed (backing off): what the loop holds may be behind, however `synced` last stood. */
+  private changesFailing = false;
   /** Caught up at least once: from then on a full page is followed by a long-poll, not a wait-0 call. */
   private everSynced = false;
   private emptyStyle: EmptyAnswerStyle | undefined;
@@ -155,6 +163,8 @@ export class Poller {
   private refusedSince: number | null = null;
   private largestPage = 0;
   private statusCheck: Promise<'ok' | 'stop' | FailureOutcome> | null = null;
+  /** performance.now() when the `/status` call in flight (statusCheck) was made. */
+  private statusCheckSince = 0;
   private callAbort: AbortController | null = null;
   private lastDisagreement = { key: '', atMs: 0 };
   private publishing: Promise<boolean> = Promise.resolve(true);
@@ -213,6 +223,7 @@ export class Poller {
     // answered would reset its failures, its backoff and the trouble its streams show (a review found it).
     if (this.stopped || this.over || now < this.notBeforeMs || (!force && this.failures > 0)) return;
     if (!force && now - this.snapshot.statusAtMs < STATUS_REFRESH_MIN_INTERVAL_MS) return;
+    if (!force && this.statusCheck !== null && performance.now() - this.statusCheckSince > STATUS_CHECK_HUNG_MS) return;
     // A forced refresh follows a write the caller just made: a check already in flight may have been
     // answered before that write, so it asks once more after it.
     if (force && this.statusCheck) await this.statusCheck.catch(() => undefined);
@@ -253,7 +264,7 @@ export class Poller {
   private publish(events: readonly UpstreamEvent[], fromIndex: number, end?: 'over' | 'refused'): Promise<boolean> {
     // Every update carries the whole snapshot, a held status answer with it.
     this.statusHeld = false;
-    const update = { fromIndex, events, snapshot: this.snapshot, synced: this.synced, upstreamError: this.upstreamError, ...(this.emptyStyle ? { emptyStyle: this.emptyStyle } : {}), ...(end ? { end } : {}) };
+    const update = { fromIndex, events, snapshot: this.snapshot, synced: this.synced, failing: this.changesFailing, upstreamError: this.upstreamError, ...(this.emptyStyle ? { emptyStyle: this.emptyStyle } : {}), ...(end ? { end } : {}) };
     this.publishing = this.publishing.then(async (ok) => ok && (await this.opts.sink.publish(update)));
     return this.publishing;
   }
@@ -318,7 +329,10 @@ export class Poller {
 
   /** One `/status` call, merged and published, shared by concurrent askers; 'stop' when the loop must stop. */
   private checkStatus(): Promise<'ok' | 'stop' | FailureOutcome> {
-    this.statusCheck ??= this.askStatus().finally(() => (this.statusCheck = null));
+    if (this.statusCheck === null) {
+      this.statusCheckSince = performance.now();
+      this.statusCheck = this.askStatus().finally(() => (this.statusCheck = null));
+    }
     return this.statusCheck;
   }
 
@@ -427,6 +441,8 @@ export class Poller {
     this.callAbort = null;
     if (this.signal.aborted) return 'stop';
     if (r.kind === 'aborted') return 'again'; // a status refresh found the end mid long-poll: drain now
+    // An answer (published below with it): the loop reads the upstream again.
+    if (r.kind === 'events' || r.kind === 'no-change' || r.kind === 'oversized') this.changesFailing = false;
     const rebasing = state.firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex;
     if (!rebasing) {
       // The first word goes out whole: the held `/status` answer with this answer's started_at, metrics, finished_at.
@@ -509,6 +525,12 @@ export class Poller {
       return 'again';
     }
     state.ungated = false;
+    // Said at once, whatever the status shows yet (a known session's first failures are not shown): a drop-in caller
+    // must not be told "nothing new" while the loop cannot read (the upstream may have events).
+    if (!this.changesFailing) {
+      this.changesFailing = true;
+      if (!(await this.publish([], sink.nextIndex))) return 'stop';
+    }
     return (await this.backOff(r, 'changes')) ? 'again' : 'stop';
   }
 
@@ -518,8 +540,9 @@ export class Poller {
   private heldLongEnough(): void {
     if (this.stopped || this.signal.aborted) return;
     const wasRefused = this.refusedSince !== null;
-    if (this.synced && !wasRefused) return;
+    if (this.synced && !wasRefused && !this.changesFailing) return;
     this.synced = true;
+    this.changesFailing = false;
     if (wasRefused) this.recovered();
     void this.publish([], this.opts.sink.nextIndex);
   }

@@ -17,6 +17,11 @@ export interface LoopUpdate {
   snapshot: Snapshot;
   /** True when the loop's latest answer showed it holds everything the upstream has (a 204 or an empty page). */
   synced: boolean;
+  /**
+   * True while the loop's latest changes call failed (it is backing off): what it holds may be behind the upstream,
+   * however `synced` last stood. Absent: false.
+   */
+  failing?: boolean;
   /** Set while the upstream fails or refuses; null once it answers again. */
   upstreamError: string | null;
   /** How the upstream answered its latest "nothing new", once seen. */

@@ -2,10 +2,11 @@
  * Drop-in `changes` answers as fresh as the upstream's (helper audit, 6 Dec 2026): a session that ends with no
  * event while the loop's long-poll is held (the real API's long-poll does not answer a change of status) is not
  * described as running for the rest of that long-poll; and the `/status` those callers cause to be asked never
- * cuts short the loop's backoff through an outage (a review found it did).
+ * cuts short the loop's backoff through an outage (a review found it did). Nor is "nothing new" answered while the
+ * loop's calls fail after it had caught up: the upstream may hold events it cannot read (audit, 6 Dec 2026).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
 afterEach(async () => {
@@ -68,5 +69,53 @@ describe('drop-in changes, fresh', () => {
     } finally {
       r.close();
     }
+  }, 40_000);
+
+  it('while the loop\'s changes calls fail after it had caught up, "nothing new" is not answered: 503 with Retry-After, then the events once it reads again', async () => {
+    bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('df-failing', { initialEvents: 2, imageBytes: 0 });
+    const api = `${b.url}/api/v2/sessions/df-failing`;
+    expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
+    // Caught up: the loop's 1 s long-polls come back empty, and "nothing new" is the truth.
+    await eventually(() => b.sim.stats('df-failing').changesByWait.waiting >= 2, 10_000, 'the loop long-polling');
+    expect((await get(`${api}/changes?from_index=2`)).status).toBe(204);
+    b.sim.faults.script(Array.from({ length: 5000 }, () => ({ kind: 'http' as const, status: 500 })), { session: 'df-failing', endpoint: 'changes' });
+    await eventually(() => b.sim.stats('df-failing').faultsServed >= 1, 10_000, 'a failed changes call');
+    // Events the loop cannot read: the upstream has them.
+    b.sim.appendEvents('df-failing', 3);
+    for (const wait of [0, 1]) {
+      const r = await get(`${api}/changes?from_index=2&wait_for_seconds=${wait}`);
+      expect(r.status, `wait ${wait}`).toBe(503);
+      expect(r.headers.get('retry-after')).toBe('2');
+      expect(((await r.json()) as { error: string }).error).toMatch(/failing/);
+    }
+    b.sim.faults.clear();
+    await eventually(async () => (await get(`${api}/changes?from_index=2`)).status === 200, 15_000, 'the events once the loop reads again');
+    const page = (await (await get(`${api}/changes?from_index=2`)).json()) as { new_events: unknown[] };
+    expect(page.new_events).toHaveLength(3);
+  }, 40_000);
+
+  it('a /status call that hangs costs only the callers that came before it was 1 s old their wait: later ones get the status held at once', async () => {
+    const b = await startReal();
+    b.sim.createSession('df-hung', { initialEvents: 3, imageBytes: 0 });
+    const api = `${b.url}/api/v2/sessions/df-hung`;
+    expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
+    // The held /status ages past the 2 s it is trusted for while the loop holds its long-poll; the next one hangs.
+    await new Promise((r) => setTimeout(r, 2500));
+    b.sim.faults.script([{ kind: 'hang' }], { session: 'df-hung', endpoint: 'status' });
+    const t0 = performance.now();
+    expect((await get(`${api}/changes?from_index=3`)).status).toBe(204);
+    expect(performance.now() - t0, 'the first caller waits for the refresh (up to 1 s)').toBeGreaterThanOrEqual(900);
+    expect(b.sim.faults.pending()).toBe(0);
+    // Three more /changes callers and a /status caller: each waited 1 s (5 s for /status) on the hung call before.
+    const t1 = performance.now();
+    for (let i = 0; i < 3; i++) expect((await get(`${api}/changes?from_index=3`)).status).toBe(204);
+    expect(performance.now() - t1, 'three /changes calls').toBeLessThan(2000);
+    const t2 = performance.now();
+    const st = await get(`${api}/status`);
+    expect(st.status).toBe(200);
+    expect(((await st.json()) as { status: string }).status).toBe('running');
+    expect(performance.now() - t2, 'a /status call').toBeLessThan(2500);
   }, 40_000);
 });

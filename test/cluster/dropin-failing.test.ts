@@ -1,0 +1,44 @@
+/**
+ * A drop-in `changes` call on an instance that follows the log is not told "nothing new" while the leader's loop
+ * cannot read the upstream (its calls failing after it had caught up): the leader's word on it travels through the
+ * shared log with the rest of the loop's state.
+ */
+import { expect, it } from 'vitest';
+import { createSimulator } from '../../src/simulator/index.ts';
+import { eventually, record } from '../helpers/harness.ts';
+import { startRedis } from '../helpers/redis.ts';
+import { inProcessParts, serverStarter } from './helpers.ts';
+
+const parts = inProcessParts();
+const get = (url: string) => fetch(url, { signal: AbortSignal.timeout(15_000) });
+
+it('a follower answers 503 (Retry-After), not 204, while the leader\'s changes calls fail; the events once they are read again', async () => {
+  parts.redis = await startRedis();
+  parts.sim = await createSimulator({ api: 'real' });
+  const sim = parts.sim;
+  const start = serverStarter(parts);
+  const [leader, follower] = [await start(), await start()];
+  sim.createSession('fl-1', { initialEvents: 2, imageBytes: 0 });
+  const path = `${new URL(sim.url).pathname}/sessions/fl-1/changes`;
+  // A subscriber on one instance keeps the leader's loop running (a dashboard); an SDK polls through the other.
+  const sub = record(`${leader.url}/sessions/fl-1/events`);
+  parts.recorders.push(sub);
+  await sub.until((x) => x.indices().length === 2, 10_000);
+  expect((await get(`${follower.url}${path}?from_index=0`)).status).toBe(200);
+  await eventually(() => sim.stats('fl-1').changesByWait.waiting >= 2, 10_000, 'the leader long-polling');
+  expect((await get(`${follower.url}${path}?from_index=2`)).status).toBe(204);
+
+  sim.faults.script(Array.from({ length: 5000 }, () => ({ kind: 'http' as const, status: 500 })), { session: 'fl-1', endpoint: 'changes' });
+  await eventually(() => sim.stats('fl-1').faultsServed >= 1, 10_000, 'a failed changes call');
+  sim.appendEvents('fl-1', 3);
+  await eventually(async () => (await get(`${follower.url}${path}?from_index=2`)).status === 503, 5000, 'the follower told of the failing loop');
+  const r = await get(`${follower.url}${path}?from_index=2`);
+  expect(r.status).toBe(503);
+  expect(r.headers.get('retry-after')).toBe('2');
+  expect(((await r.json()) as { error: string }).error).toMatch(/failing/);
+
+  sim.faults.clear();
+  await eventually(async () => (await get(`${follower.url}${path}?from_index=2`)).status === 200, 15_000, 'the events once the leader reads again');
+  expect(((await (await get(`${follower.url}${path}?from_index=2`)).json()) as { new_events: unknown[] }).new_events).toHaveLength(3);
+  await sub.until((x) => x.indices().length === 5, 10_000);
+}, 60_000);
