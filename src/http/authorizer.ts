@@ -26,15 +26,26 @@ function bearersOf({ authorization, accessToken, keyHeader }: Credentials): stri
   return [bearer, keyHeader?.trim()].filter((v): v is string => v !== undefined && v !== '');
 }
 
-/** Token first, the upstream for anything that is not a pollcast token (a valid token short of a session stays a 403). */
-function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenCheck): Authorizer {
+/**
+ * Token first, the upstream for anything that is not a pollcast token (a valid token short of a session stays a 403).
+ * `keyHeader`: UPSTREAM_AUTH_HEADER's name, when set.
+ */
+function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenCheck, keyHeader: string | undefined): Authorizer {
   // A bearer with pollcast's own signature (expired, say) is refused as a token, never sent upstream as a key.
   return async (credentials, sessionIds) => {
     try {
       return await token(credentials, sessionIds);
     } catch (err) {
       if (!(err instanceof UnauthorizedError)) throw err;
-      for (const value of bearersOf(credentials)) if (await isOurs(value)) throw err;
+      // Looked at in order: the bearer (judged as a token above) before the key header's value.
+      for (const value of bearersOf(credentials)) {
+        if (!(await isOurs(value))) continue;
+        // Tokens are not read from the key header: the refusal says so, not only where a token was looked for.
+        if (keyHeader !== undefined && value === credentials.keyHeader?.trim()) {
+          throw new UnauthorizedError(`a pollcast access token is read from Authorization: Bearer, access_token or the cookie, not from ${keyHeader} (it carries upstream keys)`);
+        }
+        throw err;
+      }
       return key(credentials, sessionIds);
     }
   };
@@ -56,5 +67,5 @@ export function createAuthorizer(config: Config, deps: AuthorizerDeps, verifier:
   const token = verifier ? createJwtAuthorizer(tokenOptionsOf(config), verifier) : undefined;
   if (config.auth !== 'upstream') return token ?? allowAll;
   const key = createUpstreamKeyAuthorizer({ client: deps.client, cacheSeconds: config.authUpstreamCacheSeconds, keyHeader: config.upstreamAuthHeader, stats: deps.stats });
-  return token && verifier ? tokenOrKey(token, key, subscriberTokenCheck(verifier)) : key;
+  return token && verifier ? tokenOrKey(token, key, subscriberTokenCheck(verifier), config.upstreamAuthHeader) : key;
 }

@@ -217,7 +217,13 @@ describe('combined with tokens', () => {
     const expired = await token(['a-1'], { exp: Math.floor(Date.now() / 1000) - 60 });
     b.sim.clearRequests();
     for (const t of [valid, expired]) {
-      expect((await fetch(`${b.url}/sessions/a-1/changes`, { headers: { 'x-api-key': t } })).status).toBe(401);
+      const refused = await fetch(`${b.url}/sessions/a-1/changes`, { headers: { 'x-api-key': t } });
+      expect(refused.status).toBe(401);
+      // The refusal says where a token goes, and that this header is not one of those places.
+      const { error } = (await refused.json()) as { error: string };
+      expect(error).toMatch(/Authorization: Bearer/);
+      expect(error).toMatch(/not from X-API-Key/);
+      expect(error).not.toContain(t);
       // Forwarded without it: the upstream judges the request as one with no key.
       expect((await fetch(`${b.url}/api/v2/sessions?page=1`, { headers: { 'x-api-key': t } })).status).toBe(401);
     }
