@@ -367,8 +367,8 @@ export class Poller {
     this.upstreamError = null;
   }
 
-  /** Backs off after a failure; false when the loop must stop. */
-  private async backOff(outcome: FailureOutcome, endpoint: string): Promise<boolean> {
+  /** Backs off after a failure; false when the loop must stop. `publishAnyway`: the failing flag changed, say so even if the error shown did not. */
+  private async backOff(outcome: FailureOutcome, endpoint: string, publishAnyway = false): Promise<boolean> {
     const { log, sink } = this.opts;
     if (outcome.kind === 'aborted') return !this.signal.aborted;
     this.failures++;
@@ -386,7 +386,7 @@ export class Poller {
     } else if (!isKnown(this.snapshot) || this.failures >= TRANSIENT_FAILURES_SHOWN_AFTER) {
       this.upstreamError = failureText(outcome);
     }
-    if (this.upstreamError !== before && !(await this.publish([], sink.nextIndex))) return false;
+    if ((this.upstreamError !== before || publishAnyway) && !(await this.publish([], sink.nextIndex))) return false;
     if (refusal !== null && this.opts.leaveOnRefusal?.() === true) {
       log.warn({ session: sink.sessionId, reason: refusal }, 'upstream refused every credential this loop holds; leaving the session to others');
       return false;
@@ -431,7 +431,7 @@ export class Poller {
     const onStop = () => this.callAbort?.abort();
     this.signal.addEventListener('abort', onStop, { once: true });
     const wasOver = this.over;
-    const held = wait > 0 && (!this.synced || this.refusedSince !== null) ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
+    const held = wait > 0 && (!this.synced || this.refusedSince !== null || this.changesFailing) ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
     // Not for a resume (base > 0): its first answer may move the start (rebasing), which the opening must see.
     const grace = this.readyReported || sink.baseIndex > 0 ? null : setTimeout(() => this.ready(), FIRST_ANSWER_GRACE_MS);
     const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
@@ -441,8 +441,6 @@ export class Poller {
     this.callAbort = null;
     if (this.signal.aborted) return 'stop';
     if (r.kind === 'aborted') return 'again'; // a status refresh found the end mid long-poll: drain now
-    // An answer (published below with it): the loop reads the upstream again.
-    if (r.kind === 'events' || r.kind === 'no-change' || r.kind === 'oversized') this.changesFailing = false;
     const rebasing = state.firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex;
     if (!rebasing) {
       // The first word goes out whole: the held `/status` answer with this answer's started_at, metrics, finished_at.
@@ -457,6 +455,7 @@ export class Poller {
       this.recovered();
       state.pageOn = state.ungated = true;
       this.synced = false;
+      this.changesFailing = false;
       if (!(await this.publish([r.event], r.index))) return 'stop';
       return 'again';
     }
@@ -478,6 +477,7 @@ export class Poller {
           // Status-only readers need no history: start at the head (events before it are read if someone asks).
           this.snapshot = withChanges(this.snapshot, r.changes.top);
           sink.rebase(head);
+          this.changesFailing = false;
           if (!(await this.publish([], head))) return 'stop';
           return 'again';
         }
@@ -512,6 +512,9 @@ export class Poller {
       if (this.synced) this.everSynced = true;
       state.ungated = n > 0;
       if (n > 0) this.opts.onEvents?.(n);
+      // The loop reads the upstream again: said with this answer's events, not before them (a `/status` published
+      // meanwhile, above, must not say "not failing" while they are still unpublished: a drop-in would answer 204).
+      this.changesFailing = false;
       if (!(await this.publish(events, from))) return 'stop';
       if (wasOver) {
         state.emptyDrains = n === 0 ? state.emptyDrains + 1 : 0;
@@ -527,11 +530,9 @@ export class Poller {
     state.ungated = false;
     // Said at once, whatever the status shows yet (a known session's first failures are not shown): a drop-in caller
     // must not be told "nothing new" while the loop cannot read (the upstream may have events).
-    if (!this.changesFailing) {
-      this.changesFailing = true;
-      if (!(await this.publish([], sink.nextIndex))) return 'stop';
-    }
-    return (await this.backOff(r, 'changes')) ? 'again' : 'stop';
+    const flagged = !this.changesFailing;
+    this.changesFailing = true;
+    return (await this.backOff(r, 'changes', flagged)) ? 'again' : 'stop';
   }
 
   // A waiting call still unanswered after HELD_MEANS_CAUGHT_UP_MS: the upstream had nothing new for it, and

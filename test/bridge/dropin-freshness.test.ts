@@ -84,6 +84,8 @@ describe('drop-in changes, fresh', () => {
     await eventually(() => b.sim.stats('df-failing').faultsServed >= 1, 10_000, 'a failed changes call');
     // Events the loop cannot read: the upstream has them.
     b.sim.appendEvents('df-failing', 3);
+    // (The simulator counts the 500 as it sends it: pollcast hears it a moment later.)
+    await eventually(async () => (await get(`${api}/changes?from_index=2`)).status === 503, 5000, 'the failing loop told');
     for (const wait of [0, 1]) {
       const r = await get(`${api}/changes?from_index=2&wait_for_seconds=${wait}`);
       expect(r.status, `wait ${wait}`).toBe(503);
@@ -117,5 +119,28 @@ describe('drop-in changes, fresh', () => {
     expect(st.status).toBe(200);
     expect(((await st.json()) as { status: string }).status).toBe('running');
     expect(performance.now() - t2, 'a /status call').toBeLessThan(2500);
+  }, 40_000);
+
+  it('one transient failure of a caught-up loop on the default 25 s long-poll: "nothing new" again within seconds, not after the next long-poll', async () => {
+    const b = await startReal();
+    b.sim.createSession('df-blip', { initialEvents: 2, imageBytes: 0 });
+    const api = `${b.url}/api/v2/sessions/df-blip`;
+    // A subscriber keeps the loop running; it reads up to date and holds its 25 s long-poll.
+    const sub = record(`${b.url}/sessions/df-blip/events`);
+    try {
+      await sub.until((x) => x.indices().length === 2, 10_000);
+      await eventually(() => b.sim.stats('df-blip').inFlightChanges === 1 && b.sim.stats('df-blip').changesByWait.waiting >= 1, 10_000, 'the loop long-polling');
+      // One 500: the held long-poll answers the new event, the loop's next call fails once, then it long-polls again.
+      b.sim.faults.script([{ kind: 'http', status: 500 }], { session: 'df-blip', endpoint: 'changes' });
+      b.sim.appendEvents('df-blip', 1);
+      await eventually(() => b.sim.stats('df-blip').faultsServed === 1, 10_000, 'the 500');
+      const failedAt = performance.now();
+      // Held past a second, the new long-poll shows the upstream answering: before, "failing" stood until it came back (25 s).
+      await eventually(async () => (await get(`${api}/changes?from_index=3`)).status === 204, 8000, '"nothing new" again');
+      expect(performance.now() - failedAt).toBeLessThan(8000);
+      await sub.until((x) => x.indices().length === 3, 5000);
+    } finally {
+      sub.close();
+    }
   }, 40_000);
 });
