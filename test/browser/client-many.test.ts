@@ -104,14 +104,23 @@ describe('pollcast-client.js connectMany', () => {
   });
 
   it('overview: statuses and ends, no event', async () => {
-    bridge.sim.createSession('o-1', { emitEveryMs: 10, emitCount: 8 });
+    // o-1 moves only once the stream is open (an emitter started with the session could be done before the loop's
+    // first read under load: one status, then the end; seen in CI).
+    bridge.sim.createSession('o-1', { initialEvents: 1 });
     bridge.sim.createSession('o-2', { initialEvents: 5, finished: true });
     const r = recorder();
+    const ofO1 = () => r.statuses.filter((s) => s.session === 'o-1');
     connectMany(bridge.url, ['o-1', 'o-2'], { accessToken: token, overview: true, ...r.options });
+    await eventually(() => ofO1().length >= 1, 10_000, 'o-1\'s first status');
+    bridge.sim.appendEvents('o-1', 3);
+    const seen = ofO1().length;
+    await eventually(() => ofO1().length > seen, 10_000, 'o-1\'s status after its new events (metrics moved)');
+    bridge.sim.finish('o-1', { status: 'completed', answer: 'done' });
     await eventually(() => r.done() === 1, 10_000, 'every end');
     expect(r.events).toEqual([]);
-    expect(r.statuses.filter((s) => s.session === 'o-1').length).toBeGreaterThan(1);
+    expect(ofO1().at(-1)!.metrics).not.toEqual(ofO1()[0]!.metrics);
     expect(r.ends.map((e) => e.session).sort()).toEqual(['o-1', 'o-2']);
+    expect(r.ends.find((e) => e.session === 'o-1')!.status).toBe('completed');
   });
 
   it('reports a dropped connection as reconnecting and resumes every session with no gap and no repeat', async () => {
