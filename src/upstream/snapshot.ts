@@ -83,9 +83,15 @@ export function changesClaimOver(top: ChangesTop): boolean {
   return TERMINAL_STATUSES.has(top.status) || top.finished_at !== null;
 }
 
-/** The `status` event's data: `{status, started_at, finished_at, error, metrics}`, unknown fields, and `upstream_error` while the upstream fails. */
+/**
+ * The `status` event's data: `{status, started_at, finished_at, error, metrics}`, unknown fields, and `upstream_error`
+ * while the upstream fails. A `finished_at` goes out with a status that says the session is over (contract section 1:
+ * non-null once it is): one a changes answer claimed while `/status` still says it runs is shown once `/status`
+ * confirms the end (milliseconds later; until 6 Dec 2026 a frame said `running` with it, an audit found).
+ */
 export function statusPayload(s: Snapshot, upstreamError: string | null): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...s.extra, status: s.status, started_at: s.started_at, finished_at: s.finished_at, error: s.error, metrics: s.metrics };
+  const unconfirmed = s.statusBody !== null && !statusSaysOver(s.statusBody) && !TERMINAL_STATUSES.has(s.status);
+  const out: Record<string, unknown> = { ...s.extra, status: s.status, started_at: s.started_at, finished_at: unconfirmed ? null : s.finished_at, error: s.error, metrics: s.metrics };
   if (upstreamError !== null) out.upstream_error = upstreamError;
   return out;
 }

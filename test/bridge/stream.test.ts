@@ -64,6 +64,10 @@ describe('GET /sessions/{id}/events', () => {
     expect(end.answer).toBe('forty-two');
     expect(end.last_index).toBe(4);
     expect(r.statuses().at(-1)!.status).toBe('completed');
+    // finished_at only with a status that says the session is over (the changes answer claims the end before
+    // /status confirms it: no frame says running with it).
+    for (const st of r.statuses()) if (st.finished_at !== null) expect(st.status).toBe('completed');
+    expect(r.statuses().at(-1)!.finished_at).toEqual(expect.any(String));
   });
 
   it('runs one upstream loop for 50 concurrent subscribers', async () => {
