@@ -78,8 +78,8 @@ export interface ForwardedFrom {
 export interface RequestHeaderOptions {
   cookieName: string;
   dropAuthorization: boolean;
-  /** UPSTREAM_AUTH_HEADER's name (lower-case) when a line of it carries a pollcast token: that header is dropped too. */
-  dropHeader?: string | undefined;
+  /** Other headers (lower-case names) a line of which carries a pollcast token (UPSTREAM_AUTH_HEADER's, any other): dropped too. */
+  dropHeaders?: ReadonlySet<string>;
 }
 
 /**
@@ -101,7 +101,7 @@ export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFro
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
     if (lower.startsWith(':') || HOP_BY_HOP_HEADERS.has(lower) || REQUEST_DROPPED.has(lower) || named.has(lower)) continue;
-    if ((lower === 'authorization' && options.dropAuthorization) || lower === options.dropHeader) continue;
+    if ((lower === 'authorization' && options.dropAuthorization) || options.dropHeaders?.has(lower)) continue;
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
       continue;

@@ -213,6 +213,17 @@ async function holdsSubscriberToken(values: readonly string[], isOurs: (value: s
   return false;
 }
 
+/** The request headers (lower-case names; Authorization and Cookie are judged on their own) a line of which holds a pollcast token. */
+async function headersHoldingTokens(rawHeaders: readonly string[], isOurs: (value: string) => Promise<boolean>): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (name === 'authorization' || name === 'cookie' || out.has(name)) continue;
+    if (await holdsSubscriberToken([rawHeaders[i + 1]!], isOurs)) out.add(name);
+  }
+  return out;
+}
+
 /** Every value of the request header `name` (lower-case), each line on its own. */
 function headerLines(rawHeaders: readonly string[], name: string): string[] {
   const out: string[] = [];
@@ -250,20 +261,27 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
     throw new PayloadTooLargeError(maxBytes);
   }
 
-  // A pollcast token is pollcast's: never shown to the upstream (header, query or cookie). Every line and
-  // every repeated parameter is judged; one holding a token takes the whole header (or parameter) with it.
+  // A pollcast token is pollcast's: never shown to the upstream, wherever the caller put it (any header or query
+  // parameter; the pollcast cookie goes in any case). Every line and every repeated parameter is judged; one holding
+  // a token takes the whole header (or parameter) with it.
   const dropAuthorization = await holdsSubscriberToken(headerLines(incoming.rawHeaders, 'authorization'), deps.isSubscriberToken);
-  // The header UPSTREAM_AUTH_HEADER names carries keys the same way: a token put there stays here too.
+  const dropHeaders = await headersHoldingTokens(incoming.rawHeaders, deps.isSubscriberToken);
+  // The header UPSTREAM_AUTH_HEADER names carries keys: one holding a token is not a key the caller sent.
   const keyHeader = deps.config.upstreamAuthHeader?.toLowerCase();
-  const dropHeader = keyHeader !== undefined && (await holdsSubscriberToken(headerLines(incoming.rawHeaders, keyHeader), deps.isSubscriberToken)) ? keyHeader : undefined;
+  const dropHeader = keyHeader !== undefined && dropHeaders.has(keyHeader) ? keyHeader : undefined;
   let target = rawTarget;
-  const accessTokens = query === '' ? [] : new URLSearchParams(query).getAll('access_token');
-  const tokenInQuery = await holdsSubscriberToken(accessTokens, deps.isSubscriberToken);
+  const params = query === '' ? null : new URLSearchParams(query);
+  const accessTokens = params?.getAll('access_token') ?? [];
+  const droppedParams = new Set<string>();
+  for (const name of new Set(params?.keys() ?? [])) if (await holdsSubscriberToken(params!.getAll(name), deps.isSubscriberToken)) droppedParams.add(name);
+  const tokenInQuery = droppedParams.has('access_token');
   // With AUTH=upstream an `access_token` is a caller's key, as pollcast reads it on its own routes: it moves to
   // the header the upstream reads keys from (when no key is there already), never left in a URL the upstream logs.
   const keyInQuery = !tokenInQuery && deps.config.auth === 'upstream' && accessTokens.length > 0;
-  if (tokenInQuery || keyInQuery) {
-    const kept = withoutQueryParam(query, 'access_token') ?? query;
+  if (keyInQuery) droppedParams.add('access_token');
+  if (droppedParams.size > 0) {
+    let kept = query;
+    for (const name of droppedParams) kept = withoutQueryParam(kept, name) ?? kept;
     target = kept === '' ? path : `${path}?${kept}`;
   }
   const trust = deps.config.trustProxy;
@@ -275,7 +293,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
       host: c.req.header('host') ?? (isHttp1(outgoing) ? undefined : (incoming.headers[':authority'] as string | undefined)),
       trustForwarded: trust !== 'none',
     },
-    { cookieName: deps.config.authCookieName, dropAuthorization, dropHeader },
+    { cookieName: deps.config.authCookieName, dropAuthorization, dropHeaders },
   );
   if (keyInQuery) {
     // Read as pollcast's own routes read it: a key header the caller sent wins (an empty UPSTREAM_AUTH_HEADER

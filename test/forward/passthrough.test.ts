@@ -361,6 +361,20 @@ describe('forwarding: modes and tokens', () => {
     expect(JSON.stringify(seen)).not.toContain(jwt.split('.')[2]);
     expect(JSON.stringify(seen)).not.toContain(expired.split('.')[2]);
 
+    // Nor in any other header or query parameter (contract section 3: never forwarded, wherever it was put); a
+    // foreign JWT and other values there go on as sent.
+    const foreign = `${jwt.split('.').slice(0, 2).join('.')}.${'A'.repeat(43)}`;
+    b.sim.clearRequests();
+    await rawHttp(`${b.url}/api/v2/sessions?token=${jwt}&size=2&other=${foreign}`, 'GET', { 'x-api-key': jwt, 'x-token': `Bearer ${expired}`, 'x-note': 'kept', 'x-foreign': foreign });
+    const [other] = forwardedTo(b);
+    expect(other!.target).toBe(`/api/v2/sessions?size=2&other=${foreign}`);
+    expect(Object.keys(other!.headers)).not.toContain('x-api-key');
+    expect(Object.keys(other!.headers)).not.toContain('x-token');
+    expect(other!.headers['x-note']).toEqual(['kept']);
+    expect(other!.headers['x-foreign']).toEqual([foreign]);
+    expect(JSON.stringify(other)).not.toContain(jwt.split('.')[2]);
+    expect(JSON.stringify(other)).not.toContain(expired.split('.')[2]);
+
     // An upstream key in the same places is the caller's own: forwarded as is.
     b.sim.clearRequests();
     expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions?size=2')).status).toBe(200);
