@@ -19,11 +19,11 @@ export interface AuthorizerDeps {
   stats: Stats;
 }
 
-/** The values a key or token could be read from: the bearer (header, else query) and UPSTREAM_AUTH_HEADER's value, unparsed. */
-function bearersOf({ authorization, accessToken, keyHeader }: Credentials): string[] {
+/** The bearer a key or token could be read from (header, else query), unparsed; undefined when none. */
+function bearerOf({ authorization, accessToken }: Credentials): string | undefined {
   const m = authorization === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
   const bearer = m ? m[1] : accessToken;
-  return [bearer, keyHeader?.trim()].filter((v): v is string => v !== undefined && v !== '');
+  return bearer === '' ? undefined : bearer;
 }
 
 /**
@@ -37,14 +37,13 @@ function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenC
       return await token(credentials, sessionIds);
     } catch (err) {
       if (!(err instanceof UnauthorizedError)) throw err;
-      // Looked at in order: the bearer (judged as a token above) before the key header's value.
-      for (const value of bearersOf(credentials)) {
-        if (!(await isOurs(value))) continue;
+      // The bearer was judged as a token above: its own fault is the answer.
+      const bearer = bearerOf(credentials);
+      if (bearer !== undefined && (await isOurs(bearer))) throw err;
+      const inKeyHeader = credentials.keyHeader?.trim();
+      if (inKeyHeader !== undefined && inKeyHeader !== '' && (await isOurs(inKeyHeader))) {
         // Tokens are not read from the key header: the refusal says so, not only where a token was looked for.
-        if (keyHeader !== undefined && value === credentials.keyHeader?.trim()) {
-          throw new UnauthorizedError(`a pollcast access token is read from Authorization: Bearer, access_token or the cookie, not from ${keyHeader} (it carries upstream keys)`);
-        }
-        throw err;
+        throw keyHeader === undefined ? err : new UnauthorizedError(`a pollcast access token is read from Authorization: Bearer, access_token or the cookie, not from ${keyHeader} (it carries upstream keys)`);
       }
       return key(credentials, sessionIds);
     }

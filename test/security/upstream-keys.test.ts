@@ -227,6 +227,10 @@ describe('combined with tokens', () => {
       // Forwarded without it: the upstream judges the request as one with no key.
       expect((await fetch(`${b.url}/api/v2/sessions?page=1`, { headers: { 'x-api-key': t } })).status).toBe(401);
     }
+    // The same expired token in Authorization too: the bearer's own fault is the answer.
+    const both = await fetch(`${b.url}/sessions/a-1/changes`, { headers: { authorization: `Bearer ${expired}`, 'x-api-key': expired } });
+    expect(both.status).toBe(401);
+    expect(((await both.json()) as { error: string }).error).toMatch(/expired/);
     const forwarded = b.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions?'));
     expect(forwarded).toHaveLength(2);
     for (const r of forwarded) expect(r.headers['x-api-key']).toBeUndefined();
