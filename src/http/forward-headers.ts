@@ -37,28 +37,32 @@ function connectionNamed(raw: readonly string[]): Set<string> {
   return named;
 }
 
-/** `Cookie` without the cookie `name` (undefined when nothing else is left). */
-export function withoutCookie(cookie: string, name: string): string | undefined {
+/** A cookie pair's name, as `Cookie` is read (text before the first `=`, trimmed). */
+export function cookieNameOf(part: string): string {
+  return part.slice(0, part.includes('=') ? part.indexOf('=') : part.length).trim();
+}
+
+/** `Cookie` without the cookies named in `names` (undefined when nothing else is left). */
+export function withoutCookies(cookie: string, names: ReadonlySet<string>): string | undefined {
   const kept = cookie
     .split(';')
     .map((part) => part.trim())
-    .filter((part) => part !== '' && part.slice(0, part.includes('=') ? part.indexOf('=') : part.length).trim() !== name);
+    .filter((part) => part !== '' && !names.has(cookieNameOf(part)));
   return kept.length === 0 ? undefined : kept.join('; ');
 }
 
-/** A raw query string without its `name=…` pairs, every other byte kept in order (undefined: the name is absent). */
-export function withoutQueryParam(query: string, name: string): string | undefined {
+/**
+ * A raw query pair's name, decoded as `URLSearchParams` decodes it (`+` as a space, a malformed escape as U+FFFD),
+ * so a parameter judged through URLSearchParams is removed by the same name.
+ */
+export function queryNameOf(part: string): string {
+  return new URLSearchParams(part).keys().next().value ?? '';
+}
+
+/** A raw query string without the pairs named in `names`, every other byte kept in order (undefined: none is there). */
+export function withoutQueryParams(query: string, names: ReadonlySet<string>): string | undefined {
   const parts = query.split('&');
-  const kept = parts.filter((part) => {
-    const key = part.includes('=') ? part.slice(0, part.indexOf('=')) : part;
-    let decoded = key;
-    try {
-      decoded = decodeURIComponent(key.replace(/\+/g, ' '));
-    } catch {
-      // A malformed escape names no parameter of ours.
-    }
-    return decoded !== name;
-  });
+  const kept = parts.filter((part) => !names.has(queryNameOf(part)));
   return kept.length === parts.length ? undefined : kept.join('&');
 }
 
@@ -77,6 +81,8 @@ export interface ForwardedFrom {
 /** What the request headers lose besides hop-by-hop ones: the pollcast cookie, and `Authorization` when it carries a pollcast token. */
 export interface RequestHeaderOptions {
   cookieName: string;
+  /** Other cookies that carry a pollcast token: cut out of `Cookie` too. */
+  dropCookies?: ReadonlySet<string>;
   dropAuthorization: boolean;
   /** Other headers (lower-case names) a line of which carries a pollcast token (UPSTREAM_AUTH_HEADER's, any other): dropped too. */
   dropHeaders?: ReadonlySet<string>;
@@ -96,6 +102,7 @@ export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFro
   let proto: string | undefined;
   let host: string | undefined;
   let cookieAt = -1;
+  const cookieNames = new Set([options.cookieName, ...(options.dropCookies ?? [])]);
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -114,7 +121,7 @@ export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFro
       continue;
     }
     if (lower === 'cookie') {
-      const kept = withoutCookie(value, options.cookieName);
+      const kept = withoutCookies(value, cookieNames);
       if (kept === undefined) continue;
       // HTTP/2 callers send each cookie in a field of its own; the upstream is spoken to in HTTP/1.1, which
       // allows one Cookie header: the fields are joined with "; " (RFC 9113 §8.2.3), where the first one was.

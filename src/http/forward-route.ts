@@ -19,7 +19,7 @@ import type { AppDeps, AppEnv } from './deps.ts';
 import { callerCredential } from './auth-upstream.ts';
 import { watchBodyIdle } from './body-idle.ts';
 import { middlewareHeaders } from './events-route.ts';
-import { forwardRequestHeaders, forwardResponseHeaders, relayableHead, withoutQueryParam } from './forward-headers.ts';
+import { cookieNameOf, forwardRequestHeaders, forwardResponseHeaders, relayableHead, withoutQueryParams } from './forward-headers.ts';
 import { clientIp } from './limits.ts';
 import { splitTarget } from './raw-request.ts';
 import { decodedSegment, parseSessionId } from './validate.ts';
@@ -208,7 +208,9 @@ export function nudgedSession(method: string, segments: readonly string[]): stri
  */
 async function holdsSubscriberToken(values: readonly string[], isOurs: (value: string) => Promise<boolean>): Promise<boolean> {
   for (const value of values) {
-    for (const word of value.split(/[\s,]+/)) if (word.split('.').length === 3 && (await isOurs(word))) return true;
+    // A JWT's own characters are base64url and dots: anything else (spaces, commas, `=`, `;`, quotes, braces) parts it
+    // from what surrounds it, so one inside `t=<jwt>` or a JSON value is judged too.
+    for (const word of value.split(/[^A-Za-z0-9_.-]+/)) if (word.split('.').length === 3 && (await isOurs(word))) return true;
   }
   return false;
 }
@@ -220,6 +222,18 @@ async function headersHoldingTokens(rawHeaders: readonly string[], isOurs: (valu
     const name = rawHeaders[i]!.toLowerCase();
     if (name === 'authorization' || name === 'cookie' || out.has(name)) continue;
     if (await holdsSubscriberToken([rawHeaders[i + 1]!], isOurs)) out.add(name);
+  }
+  return out;
+}
+
+/** The cookies (by name) whose value holds a pollcast token, in any `Cookie` line. */
+async function cookiesHoldingTokens(lines: readonly string[], isOurs: (value: string) => Promise<boolean>): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const line of lines) {
+    for (const part of line.split(';')) {
+      const name = cookieNameOf(part);
+      if (!out.has(name) && (await holdsSubscriberToken([part.slice(part.indexOf('=') + 1)], isOurs))) out.add(name);
+    }
   }
   return out;
 }
@@ -266,22 +280,24 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   // a token takes the whole header (or parameter) with it.
   const dropAuthorization = await holdsSubscriberToken(headerLines(incoming.rawHeaders, 'authorization'), deps.isSubscriberToken);
   const dropHeaders = await headersHoldingTokens(incoming.rawHeaders, deps.isSubscriberToken);
+  const dropCookies = await cookiesHoldingTokens(headerLines(incoming.rawHeaders, 'cookie'), deps.isSubscriberToken);
   // The header UPSTREAM_AUTH_HEADER names carries keys: one holding a token is not a key the caller sent.
   const keyHeader = deps.config.upstreamAuthHeader?.toLowerCase();
   const dropHeader = keyHeader !== undefined && dropHeaders.has(keyHeader) ? keyHeader : undefined;
   let target = rawTarget;
-  const params = query === '' ? null : new URLSearchParams(query);
-  const accessTokens = params?.getAll('access_token') ?? [];
+  const accessTokens = query === '' ? [] : new URLSearchParams(query).getAll('access_token');
+  // Judged pair by pair, names too (`?<jwt>`), decoded as they are removed (withoutQueryParams).
   const droppedParams = new Set<string>();
-  for (const name of new Set(params?.keys() ?? [])) if (await holdsSubscriberToken(params!.getAll(name), deps.isSubscriberToken)) droppedParams.add(name);
+  for (const part of query === '' ? [] : query.split('&')) {
+    for (const [name, value] of new URLSearchParams(part)) if (!droppedParams.has(name) && (await holdsSubscriberToken([name, value], deps.isSubscriberToken))) droppedParams.add(name);
+  }
   const tokenInQuery = droppedParams.has('access_token');
   // With AUTH=upstream an `access_token` is a caller's key, as pollcast reads it on its own routes: it moves to
   // the header the upstream reads keys from (when no key is there already), never left in a URL the upstream logs.
   const keyInQuery = !tokenInQuery && deps.config.auth === 'upstream' && accessTokens.length > 0;
   if (keyInQuery) droppedParams.add('access_token');
   if (droppedParams.size > 0) {
-    let kept = query;
-    for (const name of droppedParams) kept = withoutQueryParam(kept, name) ?? kept;
+    const kept = withoutQueryParams(query, droppedParams) ?? query;
     target = kept === '' ? path : `${path}?${kept}`;
   }
   const trust = deps.config.trustProxy;
@@ -293,7 +309,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
       host: c.req.header('host') ?? (isHttp1(outgoing) ? undefined : (incoming.headers[':authority'] as string | undefined)),
       trustForwarded: trust !== 'none',
     },
-    { cookieName: deps.config.authCookieName, dropAuthorization, dropHeaders },
+    { cookieName: deps.config.authCookieName, dropAuthorization, dropHeaders, dropCookies },
   );
   if (keyInQuery) {
     // Read as pollcast's own routes read it: a key header the caller sent wins (an empty UPSTREAM_AUTH_HEADER

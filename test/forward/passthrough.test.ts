@@ -365,11 +365,19 @@ describe('forwarding: modes and tokens', () => {
     // foreign JWT and other values there go on as sent.
     const foreign = `${jwt.split('.').slice(0, 2).join('.')}.${'A'.repeat(43)}`;
     b.sim.clearRequests();
-    await rawHttp(`${b.url}/api/v2/sessions?token=${jwt}&size=2&other=${foreign}`, 'GET', { 'x-api-key': jwt, 'x-token': `Bearer ${expired}`, 'x-note': 'kept', 'x-foreign': foreign });
+    await rawHttp(`${b.url}/api/v2/sessions?token=${jwt}&size=2&%FF=${jwt}&${expired}&other=${foreign}&x=%FF`, 'GET', {
+      'x-api-key': jwt,
+      'x-token': `Bearer ${expired}`,
+      'x-pair': `t=${jwt}`,
+      'x-json': JSON.stringify({ t: expired }),
+      cookie: `session=${jwt}; keep=1`,
+      'x-note': 'kept',
+      'x-foreign': foreign,
+    });
     const [other] = forwardedTo(b);
-    expect(other!.target).toBe(`/api/v2/sessions?size=2&other=${foreign}`);
-    expect(Object.keys(other!.headers)).not.toContain('x-api-key');
-    expect(Object.keys(other!.headers)).not.toContain('x-token');
+    expect(other!.target).toBe(`/api/v2/sessions?size=2&other=${foreign}&x=%FF`);
+    for (const name of ['x-api-key', 'x-token', 'x-pair', 'x-json']) expect(Object.keys(other!.headers)).not.toContain(name);
+    expect(other!.headers.cookie).toEqual(['keep=1']);
     expect(other!.headers['x-note']).toEqual(['kept']);
     expect(other!.headers['x-foreign']).toEqual([foreign]);
     expect(JSON.stringify(other)).not.toContain(jwt.split('.')[2]);
