@@ -7,6 +7,7 @@
  * frame ends at the first blank line), and `id: <index>` on event frames. It is
  * not a general EventSource parser (no CR line ends, no multi-line data).
  */
+import { wallClockMs } from '../src/simulator/clock.ts';
 
 const FRAME_END = Buffer.from('\n\n');
 const LF = 0x0a;
@@ -17,9 +18,9 @@ const CHAR_0 = 0x30;
 const CHAR_9 = 0x39;
 const CHAR_DOT = 0x2e;
 
-/** Wall-clock milliseconds with sub-ms precision, the formula the simulator stamps `emitted_at_ms` with. */
+/** Wall-clock milliseconds with sub-ms precision, the clock the simulator stamps `emitted_at_ms` with. */
 export function nowMs(): number {
-  return performance.timeOrigin + performance.now();
+  return wallClockMs();
 }
 
 function startsWith(buf: Buffer, at: number, prefix: Buffer): boolean {

@@ -1,3 +1,4 @@
+import { wallClockMs } from './clock.ts';
 import type { ApiDialect } from './dialects.ts';
 import { InvalidInputError, SessionExistsError, UnknownSessionError } from './errors.ts';
 import type { DraftEvent } from './generator.ts';
@@ -136,7 +137,7 @@ export class SessionStore {
       record.startedAt = isoNow();
     }
     // Stamped at append time: benchmarks measure end-to-end latency from emitted_at_ms.
-    const emittedAtMs = performance.timeOrigin + performance.now();
+    const emittedAtMs = wallClockMs();
     record.events.push({
       type: draft.type,
       data: { ...draft.data, emitted_at_ms: emittedAtMs },
