@@ -215,12 +215,12 @@ async function holdsSubscriberToken(values: readonly string[], isOurs: (value: s
   return false;
 }
 
-/** The request headers (lower-case names; Authorization and Cookie are judged on their own) a line of which holds a pollcast token. */
+/** The request headers (lower-case names; Cookie is judged cookie by cookie) a line of which holds a pollcast token. */
 async function headersHoldingTokens(rawHeaders: readonly string[], isOurs: (value: string) => Promise<boolean>): Promise<Set<string>> {
   const out = new Set<string>();
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
-    if (name === 'authorization' || name === 'cookie' || out.has(name)) continue;
+    if (name === 'cookie' || out.has(name)) continue;
     if (await holdsSubscriberToken([rawHeaders[i + 1]!], isOurs)) out.add(name);
   }
   return out;
@@ -276,10 +276,10 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   }
 
   // A pollcast token is pollcast's: never shown to the upstream, wherever the caller put it (any header or query
-  // parameter; the pollcast cookie goes in any case). Every line and every repeated parameter is judged; one holding
+  // parameter, any cookie; the pollcast cookie goes in any case). Every line and every repeated parameter is judged; one holding
   // a token takes the whole header (or parameter) with it.
-  const dropAuthorization = await holdsSubscriberToken(headerLines(incoming.rawHeaders, 'authorization'), deps.isSubscriberToken);
   const dropHeaders = await headersHoldingTokens(incoming.rawHeaders, deps.isSubscriberToken);
+  const dropAuthorization = dropHeaders.has('authorization');
   const dropCookies = await cookiesHoldingTokens(headerLines(incoming.rawHeaders, 'cookie'), deps.isSubscriberToken);
   // The header UPSTREAM_AUTH_HEADER names carries keys: one holding a token is not a key the caller sent.
   const keyHeader = deps.config.upstreamAuthHeader?.toLowerCase();
