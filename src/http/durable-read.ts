@@ -113,13 +113,16 @@ export async function checkedPosition(feed: Feed, pos: Position, signal: AbortSi
   if (pos.closed) {
     if (!feed.ended) throw new BadRequestError('invalid offset: past the end of a stream that is not closed');
     if (pos.events !== feed.nextIndex) throw new BadRequestError('invalid offset: not a position of this stream');
-  } else if (pos.events > feed.nextIndex && (feed.ended || feed.synced)) {
+  } else if (pos.events > feed.nextIndex && !feed.ended && behind()) {
     // An instance of a cluster that cannot read the shared log now (Redis away or full), or reads it again since less
     // than about a lease (no leader writes it yet: a restarted Redis came back empty), may be behind another one,
     // which gave the offset (having served the session on its own): a reader there is told to retry, which the
-    // Durable Streams client does, not refused for good. Otherwise (alone, or reading the log, after the wait above)
-    // a live session's tail is what the cluster has read: an offset past it is made up.
-    if (!feed.ended && behind()) throw new BehindOffsetError();
+    // Durable Streams client does, not refused for good. Read up to date or not: a loop that starts again in that
+    // time (a new leader's) turns the feed unsynced for a moment, and the answer is the same.
+    throw new BehindOffsetError();
+  } else if (pos.events > feed.nextIndex && (feed.ended || feed.synced)) {
+    // Alone, or reading the log, after the wait above: a live session's tail is what the cluster has read, an offset
+    // past it is made up.
     throw new BadRequestError('invalid offset: beyond the end of this stream');
   } else if (pos.events > feed.nextIndex && !feed.ended) {
     // Not read up to date (the upstream slow or failing, the loop just started): pollcast cannot tell a later offset

@@ -64,7 +64,8 @@ describe('a Durable offset past this instance\'s tail of a live session', () => 
     await comeBack(parts.redis);
     await eventually(async () => (await redisState()) === 'ok', 10_000, 'Redis back');
     const res = await fetch(`${server.url}/v1/stream/sessions/db-back?offset=${beyond}`);
-    // The whole body in the failure text: CI once saw upstream_unavailable here (6 Dec 2026, restarted empty), cause unknown.
+    // The whole body in the failure text: CI once saw upstream_unavailable here (6 Dec 2026, restarted empty); the likely
+    // cause, a new leader's loop turning the feed unsynced during the wait for the tail, is test/unit/durable-read.test.ts.
     const body = (await res.json()) as { code: string; error: string };
     expect(res.status, JSON.stringify(body)).toBe(503);
     expect(body, JSON.stringify(body)).toMatchObject({ code: 'behind_offset' });
