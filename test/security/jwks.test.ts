@@ -165,6 +165,37 @@ describe('the wait for a kid the key set lacks', () => {
     }
   });
 
+  it('is taken once by a forwarded request holding ten foreign JWTs of kids the set lacks (each judged: is it pollcast\'s?)', async () => {
+    const KEY = 'sk-caller-Fw3Jk9Qa';
+    const idp = await startJwksServer([rsa]);
+    const b = await startBridge({ AUTH: 'upstream', AUTH_JWKS_URL: idp.url, AUTH_JWKS_COOLDOWN_SECONDS: '1' }, { api: 'real', apiKeys: { [KEY]: 'org-1' } });
+    try {
+      b.sim.createSession('jf-1', { initialEvents: 1, finished: true, organisation: 'org-1' });
+      // A fetch just now (for pollcast's own token, cut out): every kid the set lacks waits for the next one (up to the 1 s cooldown).
+      const warm = await fetch(`${b.url}/api/v2/sessions`, { headers: { ...bearer(KEY), 'x-warm': await sign(rsa, { sessions: ['jf-1'] }) } });
+      expect(warm.status).toBe(200);
+      await warm.body?.cancel();
+      const fetchedBefore = idp.requests;
+      expect(fetchedBefore).toBe(1);
+      const foreign = await Promise.all(Array.from({ length: 10 }, async (_, i) => sign(await makeKey('RS256', `other-idp-${i}`), { sub: `u${i}` })));
+      const headers: Record<string, string> = { ...bearer(KEY) };
+      foreign.forEach((t, i) => (headers[`x-other-idp-${i}`] = t));
+      b.sim.clearRequests();
+      const res = await fetch(`${b.url}/api/v2/sessions`, { headers });
+      expect(res.status).toBe(200);
+      await res.body?.cancel();
+      // One fetch for the ten (judged one after another, each waited for a fetch of its own: ten).
+      expect(idp.requests - fetchedBefore, 'key-set fetches for the request').toBe(1);
+      // Not pollcast's (the set, reachable, lacks their kids; no issuer or audience names pollcast): forwarded.
+      const seen = b.sim.requests().filter((r) => r.target === '/api/v2/sessions');
+      expect(seen).toHaveLength(1);
+      expect(foreign.map((_, i) => seen[0]!.headers[`x-other-idp-${i}`])).toEqual(foreign.map((t) => [t]));
+    } finally {
+      await b.close();
+      await idp.close();
+    }
+  }, 30_000);
+
   it('is not taken when the cooldown left is longer than JWKS_MAX_WAIT_MS: refused at once', async () => {
     const idp = await startJwksServer([rsa]);
     try {
