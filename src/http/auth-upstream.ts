@@ -12,6 +12,7 @@ import type { UpstreamClient } from '../upstream/client.ts';
 import { upstreamCredential, type UpstreamCredential } from '../upstream/credential.ts';
 import type { Authorizer, Credentials, Grant } from './auth.ts';
 import { VerdictCache, type CheckResult } from './upstream-verdicts.ts';
+import { boundedAll } from './bounded-all.ts';
 
 /** Longest key accepted (bytes), as for UPSTREAM_API_KEY; longer ones are refused before any upstream call. */
 export const MAX_KEY_LENGTH = 4096;
@@ -56,27 +57,6 @@ export function callerCredential(credentials: Credentials, keyHeader: string | u
   if (key === undefined) return undefined;
   assertKeyShape(key);
   return keyHeader !== undefined ? upstreamCredential(keyHeader, key) : upstreamCredential('authorization', `Bearer ${key}`);
-}
-
-/**
- * Runs `task` over `items`, at most `limit` at once, results in order; once a result makes `settles` true, no
- * further task starts (the items not reached are holes at the array's end: some/flatMap skip them; a caller
- * that reads every result meets the settling one first).
- */
-async function boundedAll<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>, settles: (r: R) => boolean): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let settled = false;
-  const worker = async () => {
-    while (next < items.length && !settled) {
-      const i = next++;
-      const r = await task(items[i]!);
-      out[i] = r;
-      if (settles(r)) settled = true;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** A 401 refuses the key itself, for every session: the request's answer, whatever the other sessions would say. */

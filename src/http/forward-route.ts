@@ -27,6 +27,7 @@ import { methodNotAllowed } from './methods.ts';
 import { isHttp1 } from '../hub/writer.ts';
 import { ForwardError, type Forwarder } from '../upstream/forwarder.ts';
 import { BadGatewayError, BadRequestError, PayloadTooLargeError, RequestTimeoutError, ShuttingDownError, TooManyRequestsError } from '../errors.ts';
+import { boundedAll } from './bounded-all.ts';
 
 /** The writes that change a session's status (`POST /sessions/{id}/<write>`, `DELETE /sessions/{id}`): after a 2xx, its loop refreshes at once. */
 const NUDGING_WRITES: ReadonlySet<string> = new Set(['messages', 'pause', 'resume', 'force_answer', 'tool_results']);
@@ -202,6 +203,14 @@ export function nudgedSession(method: string, segments: readonly string[]): stri
 }
 
 /**
+ * Words of one forwarded request judged at once (is it a pollcast token?). All at once, a request whose headers are
+ * full of JWT-shaped words (thousands fit in MAX_HEADER_BYTES) held the event loop for as long as checking them took
+ * (a review measured 1.3-1.6 s at 1 MiB of headers, no other request answered meanwhile); one at a time, unknown kids
+ * each waited a key-set cooldown of their own.
+ */
+const TOKENS_JUDGED_AT_ONCE = 16;
+
+/**
  * The JWT-shaped words of a value. A JWT's own characters are base64url and dots: anything else (spaces, commas, `=`,
  * `;`, quotes, braces) parts it from what surrounds it, so one inside `t=<jwt>` or a JSON value is found too.
  */
@@ -210,15 +219,17 @@ function jwtShapedWords(value: string): string[] {
 }
 
 /**
- * The pollcast tokens among the JWT-shaped words of `values`, every distinct word judged at once: with AUTH_JWKS_URL,
- * words whose kid the key set lacks share one wait for its next fetch (judged one after another, each waited a
- * cooldown of its own: ten took 9.1 s and ten fetches in one request).
+ * The pollcast tokens among the JWT-shaped words of `values`, each distinct word judged once, TOKENS_JUDGED_AT_ONCE
+ * at a time: with AUTH_JWKS_URL, words whose kid the key set lacks share one wait for its next fetch (judged one
+ * after another, each waited a cooldown of its own: ten took 10.2 s and ten fetches in one request); a request full of
+ * JWT-shaped words does not hold the event loop while all of them are checked at once.
  */
 async function subscriberTokensAmong(values: Iterable<string>, isOurs: (value: string) => Promise<boolean>): Promise<Set<string>> {
   const words = new Set<string>();
   for (const value of values) for (const word of jwtShapedWords(value)) words.add(word);
-  const verdicts = await Promise.all([...words].map(async (word) => ((await isOurs(word)) ? word : null)));
-  return new Set(verdicts.filter((word) => word !== null));
+  const list = [...words];
+  const verdicts = await boundedAll(list, TOKENS_JUDGED_AT_ONCE, isOurs);
+  return new Set(list.filter((_, i) => verdicts[i]));
 }
 
 /** Whether `value` holds one of `ours` anywhere (a second `Authorization` line, "bearer<TAB>token", a repeated `access_token`). */
