@@ -153,6 +153,8 @@ export class ListFeed {
    */
   applyListing(listing: SessionListing, live: (id: string) => LiveStatus | undefined): string[] {
     const first = !this.listed;
+    // Recovered, said before what the listing changed (a dashboard's banner goes before the rows it held back).
+    this.setTrouble(null);
     const previous = this.summaries;
     const listed = new Map(listing.items.map((s) => [s.id, s]));
     const behind: string[] = [];
@@ -182,7 +184,6 @@ export class ListFeed {
     }
     this.quiet = false;
     this.listed = true;
-    this.setTrouble(null);
     if (first) {
       this.totalSent = this.total();
       for (const l of this.listeners) l.onListed((allow) => this.snapshotFrame(allow));

@@ -12,7 +12,7 @@ import type { FailureOutcome, UpstreamClient } from '../upstream/client.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import { readSessionList, type ListOutcome } from '../upstream/list-client.ts';
 import type { ListSource } from './list-source.ts';
-import { ForbiddenError, TooManyRequestsError, UnauthorizedError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
+import { BadRequestError, ForbiddenError, TooManyRequestsError, UnauthorizedError, UpstreamAuthError, UpstreamUnavailableError } from '../errors.ts';
 
 /** Where a list reads the live status of sessions whose loop runs (the Hub). */
 export interface LiveStatusSource {
@@ -76,6 +76,9 @@ export interface ListEntry {
 
 /** The error a viewer gets when the upstream refused the list's first poll. */
 function refusal(outcome: FailureOutcome, credential: UpstreamCredential | undefined): Error | null {
+  // The filters refused (400, 422): the viewer's to fix, named as the upstream named them (list-client.ts), not a
+  // stream that retries what will never be answered.
+  if (outcome.kind === 'transient' && (outcome.status === 400 || outcome.status === 422)) return new BadRequestError(outcome.reason.replace(/^list: /, ''));
   if (outcome.kind !== 'unauthorized') return null;
   // The caller's own key refused: theirs to fix (401/403 as the upstream said); the operator's key: a 502.
   if (credential === undefined) return new UpstreamAuthError(outcome.status);

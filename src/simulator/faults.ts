@@ -3,8 +3,8 @@ import { mulberry32 } from './prng.ts';
 import type { Rng } from './prng.ts';
 import type { Fault, FaultController, FaultEndpoint, FaultScope, RandomFaultOptions } from './types.ts';
 
-/** The endpoints a request can hit; a scope's 'any' matches both. */
-export type ApiEndpoint = 'changes' | 'status';
+/** The endpoints a request can hit; a scope's 'any' matches changes and status (the list only when named). */
+export type ApiEndpoint = 'changes' | 'status' | 'list';
 
 interface ScriptedFaults {
   readonly session: string | undefined;
@@ -20,7 +20,7 @@ interface RandomRule {
   readonly rng: Rng;
 }
 
-const ENDPOINTS: readonly FaultEndpoint[] = ['changes', 'status', 'any'];
+const ENDPOINTS: readonly FaultEndpoint[] = ['changes', 'status', 'list', 'any'];
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -75,7 +75,7 @@ function validateScope(scope: FaultScope): { session: string | undefined; endpoi
 }
 
 function matches(rule: { session: string | undefined; endpoint: FaultEndpoint }, session: string, endpoint: ApiEndpoint): boolean {
-  return (rule.session === undefined || rule.session === session) && (rule.endpoint === 'any' || rule.endpoint === endpoint);
+  return (rule.session === undefined || rule.session === session) && (rule.endpoint === 'any' ? endpoint !== 'list' : rule.endpoint === endpoint);
 }
 
 /** The simulator's fault plan: scripted queues first (FIFO, in the order scripted), then seeded random rules. */

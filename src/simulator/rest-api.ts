@@ -17,7 +17,7 @@ const action =
 // Method + path below the base → handler; `params` are the decoded path segments.
 const ROUTES: Array<[string, RegExp, Handler]> = [
   ['POST', /^\/sessions$/, (ctx, req, res, _url, _p, caller) => createSession(ctx, req, res, caller)],
-  ['GET', /^\/sessions$/, (ctx, _req, res, url, _p, caller) => listSessions(ctx, res, url, caller)],
+  ['GET', /^\/sessions$/, (ctx, req, res, url, _p, caller) => listSessions(ctx, req, res, url, caller)],
   // Before `/sessions/{id}`: `quota` is not a session id.
   ['GET', /^\/sessions\/quota$/, (ctx, _req, res, _url, _p, caller) => quota(ctx, res, caller)],
   ['GET', /^\/sessions\/([^/]+)$/, (ctx, _req, res, _url, [id = ''], caller) => getSession(ctx, res, id, caller)],

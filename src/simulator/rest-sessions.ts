@@ -7,7 +7,7 @@ import type { SimContext } from './context.ts';
 import { canSee } from './keys.ts';
 import type { Caller } from './keys.ts';
 import type { SessionRecord } from './record.ts';
-import { sendJson, sendNoContent } from './respond.ts';
+import { isImmediateFault, sendFaultyBody, sendJson, sendNoContent, serveImmediateFault } from './respond.ts';
 import { QueryReader } from './rest-query.ts';
 import { agentName, OWNER_VALUES, pageOf, searchableText, sessionView, summaryView, TRAJECTORY_STATUSES } from './rest-views.ts';
 
@@ -73,8 +73,10 @@ export async function createSession(ctx: SimContext, req: IncomingMessage, res: 
   sendJson(res, 201, sessionView(record));
 }
 
-/** `GET /sessions`: the caller's sessions as a page of summaries, with the list's filters. */
-export function listSessions(ctx: SimContext, res: ServerResponse, url: URL, caller: Caller): void {
+/** `GET /sessions`: the caller's sessions as a page of summaries, with the list's filters (faults scripted for `list` first). */
+export function listSessions(ctx: SimContext, req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller): void {
+  const fault = ctx.faults.take('', 'list');
+  if (fault && isImmediateFault(fault)) return serveImmediateFault(fault, req, res, ctx.held);
   const q = new QueryReader(url.searchParams);
   const statuses = q.list('status', TRAJECTORY_STATUSES);
   const agents = q.list('agent');
@@ -112,7 +114,9 @@ export function listSessions(ctx: SimContext, res: ServerResponse, url: URL, cal
   });
   // Creation order is the store's order; the default is newest first.
   if (sort === '-created_at') rows.reverse();
-  sendJson(res, 200, { ...pageOf(rows, page, size), items: pageOf(rows, page, size).items.map(summaryView) });
+  const body = { ...pageOf(rows, page, size), items: pageOf(rows, page, size).items.map(summaryView) };
+  if (fault && (fault.kind === 'slow-body' || fault.kind === 'invalid-json' || fault.kind === 'truncated')) sendFaultyBody(fault, res, body, ctx.held);
+  else sendJson(res, 200, fault?.kind === 'patch' ? { ...body, ...structuredClone(fault.body) } : body);
 }
 
 /** Concurrent sessions an organisation may run, as `GET /sessions/quota` reports it (nothing enforces it). */

@@ -158,8 +158,8 @@ export interface SessionSummary {
   total_cost: number;
 }
 
-/** Which sessions API endpoint a fault applies to. */
-export type FaultEndpoint = 'changes' | 'status' | 'any';
+/** Which sessions API endpoint a fault applies to: `any` is changes and status (not the list, `GET /sessions`, real dialect). */
+export type FaultEndpoint = 'changes' | 'status' | 'list' | 'any';
 
 /** One injected failure, as the client will see it. */
 export type Fault =

@@ -149,6 +149,53 @@ export function refusesPathParameter(text: string): boolean {
   return Array.isArray(detail) && detail.some((d) => typeof d === 'object' && d !== null && Array.isArray((d as { loc?: unknown }).loc) && (d as { loc: unknown[] }).loc[0] === 'path');
 }
 
+/** Socket and undici error codes in words a status banner can show (the system codes kept beside them for operators). */
+const FAILURE_WORDS: Readonly<Record<string, string>> = {
+  UND_ERR_CONNECT_TIMEOUT: 'could not connect in time',
+  UND_ERR_SOCKET: 'connection lost',
+  UND_ERR_CLOSED: 'connection closed',
+  ECONNREFUSED: 'connection refused (ECONNREFUSED)',
+  ECONNRESET: 'connection reset (ECONNRESET)',
+  EPIPE: 'connection lost (EPIPE)',
+  ENOTFOUND: 'host not found (ENOTFOUND)',
+  EAI_AGAIN: 'host name lookup failed (EAI_AGAIN)',
+  EHOSTUNREACH: 'host unreachable (EHOSTUNREACH)',
+  ENETUNREACH: 'network unreachable (ENETUNREACH)',
+};
+
+/** What a failed call's error code says (undici's own codes are not for users: UND_ERR_HEADERS_TIMEOUT reached dashboards). */
+export function failureWords(code: string, headersTimeoutMs: number, bodyTimeoutMs: number): string {
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no answer within ${headersTimeoutMs} ms`;
+  if (code === 'UND_ERR_BODY_TIMEOUT') return `the answer stalled for ${bodyTimeoutMs} ms`;
+  return FAILURE_WORDS[code] ?? code;
+}
+
+/**
+ * A 400 or 422 body's complaint, short: FastAPI's `{"detail": [{"loc", "msg"}]}` as `loc: msg` pairs, a string
+ * `detail`, `error` or `message` as it is; empty when none (the body is never shown whole).
+ */
+export function complaintOf(text: string): string {
+  const json = parseJsonText(text);
+  const body = json.ok && typeof json.value === 'object' && json.value !== null ? (json.value as { detail?: unknown; error?: unknown; message?: unknown }) : {};
+  const { detail } = body;
+  let out = '';
+  if (typeof detail === 'string') out = detail;
+  else if (detail === undefined && typeof body.error === 'string') out = body.error;
+  else if (detail === undefined && typeof body.message === 'string') out = body.message;
+  else if (Array.isArray(detail)) {
+    out = detail
+      .map((d) => (typeof d === 'object' && d !== null ? d as { loc?: unknown; msg?: unknown } : {}))
+      .map((d) => [Array.isArray(d.loc) ? d.loc.join('.') : '', typeof d.msg === 'string' ? d.msg : ''].filter(Boolean).join(': '))
+      .filter(Boolean)
+      .join('; ');
+  }
+  out = out.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return out.length > COMPLAINT_MAX_CHARS ? `${out.slice(0, COMPLAINT_MAX_CHARS)}…` : out;
+}
+
+/** Most of an upstream's complaint shown (characters). */
+const COMPLAINT_MAX_CHARS = 300;
+
 /** JSON.parse without a throw. */
 export function parseJsonText(text: string): { ok: true; value: unknown } | { ok: false } {
   try {
@@ -302,7 +349,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       if (signal?.aborted || closed) return { kind: 'aborted' };
       if (res instanceof BodyTooLarge) return { kind: 'too-large', maxBytes: maxBodyBytes };
       const e = res as { code?: string; name?: string };
-      const reason = timedOut ? `no answer within ${budgetMs + marginMs} ms` : (e.code ?? e.name ?? 'error');
+      const reason = timedOut ? `no answer within ${budgetMs + marginMs} ms` : failureWords(e.code ?? e.name ?? 'error', budgetMs, marginMs);
       return { kind: 'transient', reason: `${endpoint}: ${reason}` };
     } finally {
       clearTimeout(timer);

@@ -5,7 +5,7 @@
  * own credential, and followed page by page up to a bound.
  */
 import type { FailureOutcome, UpstreamClient } from './client.ts';
-import { failureOf, parseJsonText } from './client.ts';
+import { complaintOf, failureOf, parseJsonText } from './client.ts';
 import type { UpstreamCredential } from './credential.ts';
 
 /** One session of the list as the upstream sends it (`SessionSummary`: id, status, created_at, …); unknown fields are kept. */
@@ -100,6 +100,11 @@ export async function readSessionList(
 
 function classify(res: Awaited<ReturnType<UpstreamClient['get']>>): { kind: 'page'; items: SessionSummary[]; total: number; pages: number } | FailureOutcome {
   if ('kind' in res) return res;
+  if (res.status === 400 || res.status === 422) {
+    // The filters (passed on as the viewer gave them): the upstream's complaint names which one, and why.
+    const complaint = complaintOf(res.text);
+    return { kind: 'transient', status: res.status, reason: `list: the sessions API refused the list's filters (${res.status})${complaint === '' ? '' : `: ${complaint}`}` };
+  }
   if (res.status !== 200) return failureOf(res.status, res.headers);
   const json = parseJsonText(res.text);
   if (!json.ok) return { kind: 'bad-body', reason: 'list: body is not valid JSON' };

@@ -473,6 +473,46 @@ describe('GET /sessions/events: scope and trouble', () => {
   });
 });
 
+describe('GET /sessions/events: what the upstream says of the list', () => {
+  it('a filter the upstream refuses (422) is a 400 naming its complaint, not a stream that retries it', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
+    try {
+      b.sim.faults.script([{ kind: 'http', status: 422, message: 'created_after: Input should be a valid datetime' }], { endpoint: 'list' });
+      const res = await fetch(`${b.url}/sessions/events?created_after=2026-01-31`);
+      expect(res.headers.get('content-type')).toMatch(/json/);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'bad_request', error: expect.stringMatching(/refused the list's filters \(422\): created_after: Input should be a valid datetime/) });
+      // Answered from the refusal for a moment (no second call), then asked again.
+      b.sim.clearRequests();
+      const again = await fetch(`${b.url}/sessions/events?created_after=2026-01-31`);
+      expect(again.status).toBe(400);
+      await again.body?.cancel();
+      expect(listCalls(b.sim)).toBe(0);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('after a failed poll, says it answers again before the rows that poll brought', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
+    const r = record(`${b.url}/sessions/events`, { events: LIST_EVENTS });
+    try {
+      await r.until((x) => x.messages.some((m) => m.type === 'snapshot'), 10_000);
+      b.sim.faults.script([{ kind: 'http', status: 503 }], { endpoint: 'list' });
+      await r.until((x) => x.statuses().some((st) => typeof st.upstream_error === 'string'), 10_000);
+      const id = await create(b, 'after the outage');
+      await r.until((x) => listOf(x).has(id), 10_000);
+      const kinds = r.messages.map((m) => (m.type === 'status' ? `status:${m.data.upstream_error === null ? 'ok' : 'failing'}` : m.type === 'upsert' && m.data.id === id ? 'upsert:new' : m.type));
+      const failing = kinds.indexOf('status:failing');
+      expect(kinds.slice(failing), kinds.join(' ')).toEqual(expect.arrayContaining(['status:ok', 'upsert:new']));
+      expect(kinds.indexOf('status:ok', failing), kinds.join(' ')).toBeLessThan(kinds.indexOf('upsert:new'));
+    } finally {
+      r.close();
+      await b.close();
+    }
+  });
+});
+
 describe('GET /sessions/events: the bound on distinct lists', () => {
   it('polls at most SESSION_LIST_MAX_LISTS lists at once: a viewer of one more gets 429, a viewer of a watched one does not', async () => {
     const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS), SESSION_LIST_MAX_LISTS: '2' }, { api: 'real' });
