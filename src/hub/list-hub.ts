@@ -76,9 +76,9 @@ export interface ListEntry {
 
 /** The error a viewer gets when the upstream refused the list's first poll. */
 function refusal(outcome: FailureOutcome, credential: UpstreamCredential | undefined): Error | null {
-  // The filters refused (400, 422): the viewer's to fix, named as the upstream named them (list-client.ts), not a
-  // stream that retries what will never be answered.
-  if (outcome.kind === 'transient' && (outcome.status === 400 || outcome.status === 422)) return new BadRequestError(outcome.reason.replace(/^list: /, ''));
+  // The viewer's filters refused (a 400 or 422 naming them): the viewer's to fix, named as the upstream named them
+  // (list-client.ts), not a stream that retries what will never be answered.
+  if (outcome.kind === 'transient' && outcome.filterRefused === true) return new BadRequestError(outcome.reason.replace(/^list: /, ''));
   if (outcome.kind !== 'unauthorized') return null;
   // The caller's own key refused: theirs to fix (401/403 as the upstream said); the operator's key: a 502.
   if (credential === undefined) return new UpstreamAuthError(outcome.status);

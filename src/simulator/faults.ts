@@ -71,6 +71,8 @@ function validateScope(scope: FaultScope): { session: string | undefined; endpoi
   if (scope.session !== undefined && typeof scope.session !== 'string') throw new InvalidInputError('session must be a string');
   const endpoint = scope.endpoint ?? 'changes';
   if (!ENDPOINTS.includes(endpoint)) throw new InvalidInputError(`endpoint must be one of ${ENDPOINTS.join(', ')}`);
+  // The list is no session's: a fault scoped to one would never fire.
+  if (endpoint === 'list' && scope.session !== undefined) throw new InvalidInputError('a list fault takes no session');
   return { session: scope.session, endpoint };
 }
 

@@ -63,7 +63,8 @@ export function isImmediateFault(fault: Fault): fault is ImmediateFault {
 export function serveImmediateFault(fault: ImmediateFault, req: IncomingMessage, res: ServerResponse, held: HeldRequests): void {
   switch (fault.kind) {
     case 'http':
-      sendError(res, fault.status, fault.message ?? `simulated ${fault.status}`);
+      if (fault.detail !== undefined) sendJson(res, fault.status, { detail: fault.detail });
+      else sendError(res, fault.status, fault.message ?? `simulated ${fault.status}`);
       return;
     case 'rate-limit':
       sendError(res, 429, 'rate limited (simulated)', { 'retry-after': String(fault.retryAfterSeconds) });

@@ -163,7 +163,8 @@ export type FaultEndpoint = 'changes' | 'status' | 'list' | 'any';
 
 /** One injected failure, as the client will see it. */
 export type Fault =
-  | { kind: 'http'; status: number; message?: string }
+  /** `detail`: the body is FastAPI's `{"detail": …}` (as the real API's 422s), instead of `{"error": message}`. */
+  | { kind: 'http'; status: number; message?: string; detail?: unknown }
   | { kind: 'rate-limit'; retryAfterSeconds: number }
   | { kind: 'reset' }
   | { kind: 'hang' }

@@ -15,7 +15,8 @@ export type FailureOutcome =
   | { kind: 'not-found' }
   | { kind: 'unauthorized'; status: number }
   | { kind: 'rate-limited'; retryAfterMs: number | undefined }
-  | { kind: 'transient'; reason: string; status?: number }
+  /** `filterRefused`: a list's 400/422 naming the viewer's own filters (list-client.ts), the viewer's to fix. */
+  | { kind: 'transient'; reason: string; status?: number; filterRefused?: true }
   | { kind: 'bad-body'; reason: string }
   /** The body passed the size cap: ask for fewer events (the caller's job, it knows the limit). */
   | { kind: 'too-large'; maxBytes: number }
@@ -149,7 +150,7 @@ export function refusesPathParameter(text: string): boolean {
   return Array.isArray(detail) && detail.some((d) => typeof d === 'object' && d !== null && Array.isArray((d as { loc?: unknown }).loc) && (d as { loc: unknown[] }).loc[0] === 'path');
 }
 
-/** Socket and undici error codes in words a status banner can show (the system codes kept beside them for operators). */
+/** Socket and undici error codes in words a status banner can show (the system's own `E…` codes kept beside them). */
 const FAILURE_WORDS: Readonly<Record<string, string>> = {
   UND_ERR_CONNECT_TIMEOUT: 'could not connect in time',
   UND_ERR_SOCKET: 'connection lost',
@@ -171,25 +172,22 @@ export function failureWords(code: string, headersTimeoutMs: number, bodyTimeout
 }
 
 /**
- * A 400 or 422 body's complaint, short: FastAPI's `{"detail": [{"loc", "msg"}]}` as `loc: msg` pairs, a string
- * `detail`, `error` or `message` as it is; empty when none (the body is never shown whole).
+ * What a 400 or 422 body says of the query parameters `names` (FastAPI's `{"detail": [{"loc": ["query", name], "msg"}]}`),
+ * as `name: msg` pairs, short, control and format characters out; empty when it names none of them. Nothing else of
+ * the body is shown: it may speak of the request's key or headers, which are not the caller's to see.
  */
-export function complaintOf(text: string): string {
+export function queryComplaint(text: string, names: ReadonlySet<string>): string {
   const json = parseJsonText(text);
-  const body = json.ok && typeof json.value === 'object' && json.value !== null ? (json.value as { detail?: unknown; error?: unknown; message?: unknown }) : {};
-  const { detail } = body;
-  let out = '';
-  if (typeof detail === 'string') out = detail;
-  else if (detail === undefined && typeof body.error === 'string') out = body.error;
-  else if (detail === undefined && typeof body.message === 'string') out = body.message;
-  else if (Array.isArray(detail)) {
-    out = detail
-      .map((d) => (typeof d === 'object' && d !== null ? d as { loc?: unknown; msg?: unknown } : {}))
-      .map((d) => [Array.isArray(d.loc) ? d.loc.join('.') : '', typeof d.msg === 'string' ? d.msg : ''].filter(Boolean).join(': '))
-      .filter(Boolean)
-      .join('; ');
+  const detail = json.ok && typeof json.value === 'object' && json.value !== null ? (json.value as { detail?: unknown }).detail : undefined;
+  if (!Array.isArray(detail)) return '';
+  const rows: string[] = [];
+  for (const d of detail) {
+    if (typeof d !== 'object' || d === null) continue;
+    const { loc, msg } = d as { loc?: unknown; msg?: unknown };
+    if (!Array.isArray(loc) || loc[0] !== 'query' || typeof loc[1] !== 'string' || !names.has(loc[1]) || typeof msg !== 'string') continue;
+    rows.push(`${loc[1]}: ${msg}`);
   }
-  out = out.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  const out = rows.join('; ').replace(/[\p{Cc}\p{Cf}]+/gu, ' ');
   return out.length > COMPLAINT_MAX_CHARS ? `${out.slice(0, COMPLAINT_MAX_CHARS)}…` : out;
 }
 

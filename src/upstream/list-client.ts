@@ -5,7 +5,7 @@
  * own credential, and followed page by page up to a bound.
  */
 import type { FailureOutcome, UpstreamClient } from './client.ts';
-import { complaintOf, failureOf, parseJsonText } from './client.ts';
+import { failureOf, parseJsonText, queryComplaint } from './client.ts';
 import type { UpstreamCredential } from './credential.ts';
 
 /** One session of the list as the upstream sends it (`SessionSummary`: id, status, created_at, …); unknown fields are kept. */
@@ -83,7 +83,7 @@ export async function readSessionList(
       const started = performance.now();
       const res = await client.get('list', `/sessions?${params.toString()}`, credential, signal);
       calls++;
-      const outcome = classify(res);
+      const outcome = classify(res, filter);
       client.observe('list', outcome.kind === 'page' ? 'listing' : outcome.kind, (performance.now() - started) / 1000);
       if (outcome.kind !== 'page') return outcome;
       for (const item of outcome.items) if (!seen.has(item.id) && seen.size < maxSessions) seen.set(item.id, item);
@@ -98,12 +98,13 @@ export async function readSessionList(
   }
 }
 
-function classify(res: Awaited<ReturnType<UpstreamClient['get']>>): { kind: 'page'; items: SessionSummary[]; total: number; pages: number } | FailureOutcome {
+function classify(res: Awaited<ReturnType<UpstreamClient['get']>>, filter: URLSearchParams): { kind: 'page'; items: SessionSummary[]; total: number; pages: number } | FailureOutcome {
   if ('kind' in res) return res;
   if (res.status === 400 || res.status === 422) {
-    // The filters (passed on as the viewer gave them): the upstream's complaint names which one, and why.
-    const complaint = complaintOf(res.text);
-    return { kind: 'transient', status: res.status, reason: `list: the sessions API refused the list's filters (${res.status})${complaint === '' ? '' : `: ${complaint}`}` };
+    // A complaint about the filters the viewer gave (passed on as given) is the viewer's to fix; any other (the key,
+    // a header, pollcast's own paging) is the upstream failing pollcast's request, shown by its status alone.
+    const complaint = queryComplaint(res.text, new Set(filter.keys()));
+    if (complaint !== '') return { kind: 'transient', status: res.status, filterRefused: true, reason: `list: the sessions API refused the list's filters (${res.status}): ${complaint}` };
   }
   if (res.status !== 200) return failureOf(res.status, res.headers);
   const json = parseJsonText(res.text);

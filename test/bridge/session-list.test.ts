@@ -477,11 +477,13 @@ describe('GET /sessions/events: what the upstream says of the list', () => {
   it('a filter the upstream refuses (422) is a 400 naming its complaint, not a stream that retries it', async () => {
     const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
     try {
-      b.sim.faults.script([{ kind: 'http', status: 422, message: 'created_after: Input should be a valid datetime' }], { endpoint: 'list' });
+      // As the real API (FastAPI) words it.
+      const detail = [{ type: 'datetime_parsing', loc: ['query', 'created_after'], msg: 'Input should be a valid datetime', input: '2026-01-31' }];
+      b.sim.faults.script([{ kind: 'http', status: 422, detail }], { endpoint: 'list' });
       const res = await fetch(`${b.url}/sessions/events?created_after=2026-01-31`);
       expect(res.headers.get('content-type')).toMatch(/json/);
       expect(res.status).toBe(400);
-      expect(await res.json()).toMatchObject({ code: 'bad_request', error: expect.stringMatching(/refused the list's filters \(422\): created_after: Input should be a valid datetime/) });
+      expect(await res.json()).toMatchObject({ code: 'bad_request', error: "the sessions API refused the list's filters (422): created_after: Input should be a valid datetime" });
       // Answered from the refusal for a moment (no second call), then asked again.
       b.sim.clearRequests();
       const again = await fetch(`${b.url}/sessions/events?created_after=2026-01-31`);
@@ -489,6 +491,24 @@ describe('GET /sessions/events: what the upstream says of the list', () => {
       await again.body?.cancel();
       expect(listCalls(b.sim)).toBe(0);
     } finally {
+      await b.close();
+    }
+  });
+
+  it('a 400 or 422 about anything but the viewer\'s filters (the key, pollcast\'s paging) is a failed poll shown by its status alone, its text never', async () => {
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: String(POLL_SECONDS) }, { api: 'real' });
+    const r = record(`${b.url}/sessions/events?status=running`, { events: LIST_EVENTS });
+    try {
+      b.sim.faults.script([
+        { kind: 'http', status: 400, message: 'malformed API key sk-operator-SECRET123' },
+        { kind: 'http', status: 422, detail: [{ loc: ['query', 'size'], msg: 'size too big' }, { loc: ['header', 'authorization'], msg: 'key sk-operator-SECRET123 malformed' }] },
+      ], { endpoint: 'list' });
+      await r.until((x) => x.statuses().filter((st) => typeof st.upstream_error === 'string').length >= 1 && x.messages.some((m) => m.type === 'snapshot'), 15_000);
+      const said = JSON.stringify(r.messages);
+      expect(said).toMatch(/list: HTTP (400|422)/);
+      expect(said).not.toMatch(/SECRET|size too big/);
+    } finally {
+      r.close();
       await b.close();
     }
   });

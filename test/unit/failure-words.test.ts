@@ -1,6 +1,6 @@
 /** The words an upstream failure is shown in (status events' upstream_error, the session list's banner). */
 import { describe, expect, it } from 'vitest';
-import { complaintOf, failureWords } from '../../src/upstream/client.ts';
+import { failureWords, queryComplaint } from '../../src/upstream/client.ts';
 
 describe('failureWords', () => {
   it('says undici\'s timeouts and socket errors in words, system codes kept beside them', () => {
@@ -13,18 +13,26 @@ describe('failureWords', () => {
   });
 });
 
-describe('complaintOf', () => {
-  it('reads FastAPI\'s validation detail as loc: msg pairs, or a string detail, error or message', () => {
-    const fastapi = JSON.stringify({ detail: [{ type: 'datetime_parsing', loc: ['query', 'created_after'], msg: 'Input should be a valid datetime', input: '2026-01-31x' }, { loc: ['query', 'size'], msg: 'too big' }] });
-    expect(complaintOf(fastapi)).toBe('query.created_after: Input should be a valid datetime; query.size: too big');
-    expect(complaintOf('{"detail":"Not allowed"}')).toBe('Not allowed');
-    expect(complaintOf('{"error":"bad filter"}')).toBe('bad filter');
-    expect(complaintOf('<html>bad</html>')).toBe('');
+describe('queryComplaint', () => {
+  const names = new Set(['created_after', 'status']);
+  it('reads FastAPI\'s rows about the named query parameters as name: msg pairs, and nothing else', () => {
+    const fastapi = JSON.stringify({ detail: [
+      { type: 'datetime_parsing', loc: ['query', 'created_after'], msg: 'Input should be a valid datetime', input: '2026-01-31x' },
+      { loc: ['query', 'size'], msg: 'pollcast asked for this one' },
+      { loc: ['header', 'authorization'], msg: 'malformed API key sk-operator-SECRET' },
+    ] });
+    expect(queryComplaint(fastapi, names)).toBe('created_after: Input should be a valid datetime');
   });
 
-  it('cuts it short and takes control characters out', () => {
-    const long = complaintOf(JSON.stringify({ detail: `a\u0000b\nc${'x'.repeat(1000)}` }));
-    expect(long.startsWith('a b c')).toBe(true);
+  it('is empty for any other body: a string detail, error or message is never shown (it may speak of the key)', () => {
+    expect(queryComplaint('{"detail":"malformed API key sk-operator-SECRET"}', names)).toBe('');
+    expect(queryComplaint('{"error":"malformed API key sk-operator-SECRET"}', names)).toBe('');
+    expect(queryComplaint('<html>bad</html>', names)).toBe('');
+  });
+
+  it('cuts it short and takes control and format characters out', () => {
+    const long = queryComplaint(JSON.stringify({ detail: [{ loc: ['query', 'status'], msg: `a\u0000b\u202ec\u0085d${'x'.repeat(1000)}` }] }), names);
+    expect(long.startsWith('status: a b c d')).toBe(true);
     expect(long.length).toBeLessThanOrEqual(301);
   });
 });
