@@ -137,10 +137,12 @@ describe('GET /sessions/{id}/changes', () => {
   });
 
   it('never answers "nothing new" it cannot know: a wait_for_seconds=0 call while the loop\'s changes call hangs is a 503 to retry after UNSETTLED_WAIT_MS, and 204 once the loop has read up to date', async () => {
-    bridge = await startBridge({ UPSTREAM_TIMEOUT_MARGIN_SECONDS: '12' }, { api: 'real' });
+    // 20 s: past the call's own wait (UNSETTLED_WAIT_MS), which starts once its open has waited FIRST_ANSWER_GRACE_MS
+    // for a first answer. With 12 s the hung call's end raced the answer (2 + 10 s): a CI run got the "failing" 503.
+    bridge = await startBridge({ UPSTREAM_TIMEOUT_MARGIN_SECONDS: '20' }, { api: 'real' });
     const b = bridge;
     b.sim.createSession('dc-hung', { initialEvents: 3 });
-    // The loop's first page (a wait-0 call) gets no answer until its deadline (wait 0 + 12 s).
+    // The loop's first page (a wait-0 call) gets no answer until its deadline (wait 0 + 20 s).
     b.sim.faults.script([{ kind: 'hang' }], { session: 'dc-hung', endpoint: 'changes' });
     const base = `${b.url}/api/v2/sessions/dc-hung`;
     const started = performance.now();
@@ -151,9 +153,9 @@ describe('GET /sessions/{id}/changes', () => {
     expect(await res.json()).toMatchObject({ code: 'upstream_unavailable', error: expect.stringMatching(/not read up to date/) });
     expect(performance.now() - started).toBeGreaterThanOrEqual(UNSETTLED_WAIT_MS - 50);
     // Past the hung call the loop reads up to date: the events, and then that nothing is new.
-    await eventually(async () => (await fetch(`${base}/changes?from_index=0&wait_for_seconds=0`)).status === 200, 15_000, 'the events once read up to date');
+    await eventually(async () => (await fetch(`${base}/changes?from_index=0&wait_for_seconds=0`)).status === 200, 20_000, 'the events once read up to date');
     expect((await fetch(`${base}/changes?from_index=3&wait_for_seconds=0`)).status).toBe(204);
-  });
+  }, 50_000);
 
   it('holds a long-poll asking for more than 25 s only 25 s, the real API\'s own cap', async () => {
     bridge = await startBridge();
