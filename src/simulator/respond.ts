@@ -82,6 +82,16 @@ export function serveImmediateFault(fault: ImmediateFault, req: IncomingMessage,
   }
 }
 
+/** The body fault among `fault`, if it is one (the answer goes out, spoiled). */
+export function bodyFaultOf(fault: Fault | undefined): BodyFault | undefined {
+  return fault && (fault.kind === 'slow-body' || fault.kind === 'invalid-json' || fault.kind === 'truncated') ? fault : undefined;
+}
+
+/** The 200 body as the fault leaves it: a `patch` fault overrides top-level fields. */
+export function patched(body: object, fault: Fault | undefined): object {
+  return fault?.kind === 'patch' ? { ...body, ...structuredClone(fault.body) } : body;
+}
+
 /** Writes a 200 JSON answer spoiled by `fault`: slowly, cut short, or not JSON at all. */
 export function sendFaultyBody(fault: BodyFault, res: ServerResponse, body: unknown, held: HeldRequests): void {
   if (res.headersSent || res.destroyed) return;

@@ -7,7 +7,7 @@ import type { SimContext } from './context.ts';
 import { canSee } from './keys.ts';
 import type { Caller } from './keys.ts';
 import type { SessionRecord } from './record.ts';
-import { isImmediateFault, sendFaultyBody, sendJson, sendNoContent, serveImmediateFault } from './respond.ts';
+import { bodyFaultOf, isImmediateFault, patched, sendFaultyBody, sendJson, sendNoContent, serveImmediateFault } from './respond.ts';
 import { QueryReader } from './rest-query.ts';
 import { agentName, OWNER_VALUES, pageOf, searchableText, sessionView, summaryView, TRAJECTORY_STATUSES } from './rest-views.ts';
 
@@ -114,9 +114,11 @@ export function listSessions(ctx: SimContext, req: IncomingMessage, res: ServerR
   });
   // Creation order is the store's order; the default is newest first.
   if (sort === '-created_at') rows.reverse();
-  const body = { ...pageOf(rows, page, size), items: pageOf(rows, page, size).items.map(summaryView) };
-  if (fault && (fault.kind === 'slow-body' || fault.kind === 'invalid-json' || fault.kind === 'truncated')) sendFaultyBody(fault, res, body, ctx.held);
-  else sendJson(res, 200, fault?.kind === 'patch' ? { ...body, ...structuredClone(fault.body) } : body);
+  const cut = pageOf(rows, page, size);
+  const body = { ...cut, items: cut.items.map(summaryView) };
+  const bodyFault = bodyFaultOf(fault);
+  if (bodyFault) sendFaultyBody(bodyFault, res, body, ctx.held);
+  else sendJson(res, 200, patched(body, fault));
 }
 
 /** Concurrent sessions an organisation may run, as `GET /sessions/quota` reports it (nothing enforces it). */

@@ -5,8 +5,7 @@ import { canSee } from './keys.ts';
 import type { Caller } from './keys.ts';
 import { asksToWait, parseChangesQuery } from './query.ts';
 import type { ChangesQuery } from './query.ts';
-import { isImmediateFault, sendError, sendFaultyBody, sendJson, sendNoContent, serveImmediateFault } from './respond.ts';
-import type { BodyFault } from './respond.ts';
+import { bodyFaultOf, isImmediateFault, patched, sendError, sendFaultyBody, sendJson, sendNoContent, serveImmediateFault } from './respond.ts';
 import { handleRestApi, isRestPath } from './rest-api.ts';
 import { visibleSession } from './rest-sessions.ts';
 import type { SessionRecord } from './state.ts';
@@ -56,15 +55,6 @@ export function handleSessionsApi(ctx: SimContext, req: IncomingMessage, res: Se
   const parsed = parseChangesQuery(url.searchParams);
   if (!parsed.ok) return sendError(res, 400, parsed.error);
   answerChanges(ctx, res, id, caller, parsed.query, fault);
-}
-
-function bodyFaultOf(fault: Fault | undefined): BodyFault | undefined {
-  return fault && (fault.kind === 'slow-body' || fault.kind === 'invalid-json' || fault.kind === 'truncated') ? fault : undefined;
-}
-
-/** The 200 body as the fault leaves it: a `patch` fault overrides top-level fields. */
-function patched(body: object, fault: Fault | undefined): object {
-  return fault?.kind === 'patch' ? { ...body, ...structuredClone(fault.body) } : body;
 }
 
 function answerStatus(ctx: SimContext, res: ServerResponse, id: string, caller: Caller, fault: Fault | undefined): void {
