@@ -39,7 +39,10 @@ export interface Batch {
   closed: boolean;
   /** The range can no longer change (a cache may keep it as long as it likes). */
   fixed: boolean;
-  /** It stopped short of its bound for want of history that exists (a read that failed or came back empty): no cache may keep it. */
+  /**
+   * It stopped short of its bound for want of history that exists (a read that failed or came back empty), or at the
+   * head of a feed that may be behind the upstream (`headIsTail`): no cache may keep it.
+   */
   partial?: boolean;
 }
 
@@ -86,13 +89,26 @@ export function tailOf(feed: Feed): Position {
  * session that is over is not shown open while its last events drain.
  */
 export async function settle(feed: Feed, from: number | 'tail', signal: AbortSignal): Promise<void> {
-  // A changes answer that claims the end waits for `/status` to confirm it (the loop asks at once):
-  // a reader told "open, up to date" then would be told "closed" a moment later at the same position.
-  const claimUnconfirmed = () => feed.snapshot.statusBody === null && changesClaimOver(feed.snapshot);
-  const unsettled = () => !feed.ended && (!feed.synced || draining(feed) || claimUnconfirmed());
   // A read from `from` may go on as soon as its whole chunk is there; the tail only once settled.
   const enough = () => from !== 'tail' && feed.nextIndex >= chunkEnd(from);
-  if (unsettled()) await waitFor(feed, () => !unsettled() || enough(), UNSETTLED_WAIT_MS, signal);
+  if (unsettled(feed)) await waitFor(feed, () => !unsettled(feed) || enough(), UNSETTLED_WAIT_MS, signal);
+}
+
+/** True while the loop is reading its way to the upstream's head, draining a session that is over, or has an end not yet confirmed. */
+function unsettled(feed: Feed): boolean {
+  // A changes answer that claims the end waits for `/status` to confirm it (the loop asks at once):
+  // a reader told "open, up to date" then would be told "closed" a moment later at the same position.
+  const claimUnconfirmed = feed.snapshot.statusBody === null && changesClaimOver(feed.snapshot);
+  return !feed.ended && (!feed.synced || draining(feed) || claimUnconfirmed);
+}
+
+/**
+ * Whether the feed's head is the stream's tail as far as anyone can tell: settled, and the loop's latest changes
+ * call did not fail (the upstream may have events it could not read). Otherwise a read at the head says nothing
+ * of being up to date, and no cache keeps it (the settle wait may have run out: a `429` with a long `Retry-After`).
+ */
+export function headIsTail(feed: Feed): boolean {
+  return feed.ended || (!unsettled(feed) && !feed.failing);
 }
 
 /** Whether this instance may be behind another one of its cluster: it cannot read the shared log now, or only just can again. */
@@ -194,10 +210,13 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   }
   const status = currentStatus(feed);
   const statusNew = status !== null && status.version > pos.status;
+  // At the head of a feed that may be behind the upstream: right as far as it goes, not up to date, not kept.
+  const sure = headIsTail(feed);
+  const unsure = bounded || sure ? {} : { partial: true };
   // The status is not added to a bounded chunk (that would make it differ between readers): the next read gets it.
-  if (bounded || !statusNew) return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: !statusNew, closed: false, fixed: bounded };
+  if (bounded || !statusNew) return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: !statusNew && sure, closed: false, fixed: bounded, ...unsure };
   messages.push(status.message);
-  return { messages, next: { events: at, status: status.version, closed: false }, upToDate: true, closed: false, fixed: false };
+  return { messages, next: { events: at, status: status.version, closed: false }, upToDate: sure, closed: false, fixed: false, ...unsure };
 }
 
 /**

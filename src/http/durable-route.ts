@@ -9,9 +9,9 @@ import type { Context, Hono } from 'hono';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { credentialsOf, type Grant } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
-import { requireKnown, waitFor } from './dropin-routes.ts';
+import { requireKnown, UNSETTLED_RETRY_AFTER_SECONDS, waitFor } from './dropin-routes.ts';
 import { parseSessionId, singleQuery } from './validate.ts';
-import { checkedPosition, hasNews, mayBeBehind, readBatch, readToTail, settle, tailOf, type Batch } from './durable-read.ts';
+import { checkedPosition, currentStatus, hasNews, mayBeBehind, readBatch, readToTail, settle, tailOf, type Batch } from './durable-read.ts';
 import {
   cacheControl,
   etagMatches,
@@ -80,6 +80,11 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   const signal = c.req.raw.signal;
   let batch = await readBatch(deps, entry, start, signal);
   if (live === 'catch-up') batch = await readToTail(deps, entry, batch, signal);
+  if (live === 'catch-up' && batch.partial === true && batch.messages.length === 0) {
+    // Nothing past the reader's offset, and the loop may be behind the upstream (its settle wait ran out): neither
+    // "up to date" nor an empty answer the client would ask again at once. The Durable Streams client retries a 503.
+    throw new UpstreamUnavailableError('cannot tell yet whether the stream goes on past this offset (the session is not read up to date)', UNSETTLED_RETRY_AFTER_SECONDS);
+  }
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};
   if (live === 'long-poll' && batch.messages.length === 0 && !batch.closed) {
     // News that came while the first read returned is not an update to wait for.
@@ -92,18 +97,28 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
     liveHeaders['stream-cursor'] = nextCursor(cursor, Date.now());
   }
   if (live === 'long-poll' && batch.messages.length === 0) {
-    // PROTOCOL.md 5.6: the tail, up to date; never cached (a cached 204 would hold readers back).
-    return c.body(null, 204, { ...protocolHeaders(batch), ...liveHeaders, 'cache-control': 'no-store' });
+    // PROTOCOL.md 5.6: the tail (a status part past this instance's, which a reader may bring, is not named back),
+    // up to date; never cached (a cached 204 would hold readers back).
+    return c.body(null, 204, { ...protocolHeaders({ ...batch, next: notPastTail(feed, batch.next) }), ...liveHeaders, 'cache-control': 'no-store' });
   }
-  const etag = etagOf(feed.sessionId, startRaw, formatOffset(batch.next));
-  const headers = { ...protocolHeaders(batch), ...liveHeaders, etag, 'cache-control': batch.partial ? 'no-store' : cacheControl(isPublic, batch.fixed) };
-  if (etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+  // PROTOCOL.md 8.1: no ETag for `offset=now`, and never cached: the same URL names a later tail a moment later.
+  const fromNow = startRaw === 'now';
+  const etag = fromNow ? null : etagOf(feed.sessionId, startRaw, formatOffset(batch.next));
+  const headers: Record<string, string> = { ...protocolHeaders(batch), ...liveHeaders, 'cache-control': batch.partial || fromNow ? 'no-store' : cacheControl(isPublic, batch.fixed) };
+  if (etag !== null) headers.etag = etag;
+  if (etag !== null && etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
   // Sent as it is held: a catch-up answer of tens of MB is not copied into one buffer first.
   const outgoing = c.env.outgoing;
   // Bytes written and not yet taken by the connection (HTTP/2: by this request's stream).
   const pendingBytes = () => (outgoing as { stream?: { writableLength: number } }).stream?.writableLength ?? outgoing.writableLength;
   const hooks = leave === undefined ? {} : { onDone: leave, stallMs: deps.config.bodyTimeoutSeconds * 1000, onStall: () => outgoing.destroy(), pendingBytes };
   return c.body(jsonArrayStream(batch.messages, hooks), 200, headers);
+}
+
+/** `next` with its status part no later than the feed's current status version (events are never moved). */
+function notPastTail(feed: Feed, next: Position): Position {
+  if (next.closed) return next;
+  return { ...next, status: Math.min(next.status, currentStatus(feed)?.version ?? 0) };
 }
 
 /** `offset=now` (PROTOCOL.md 6): catch-up answers `[]` at the tail; long-poll and SSE start there. */

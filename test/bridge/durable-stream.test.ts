@@ -422,3 +422,60 @@ describe('an upstream that fails for a moment (audit, 6 Dec 2026)', () => {
     expect(got).toEqual([3]);
   }, 30_000);
 });
+
+describe('what a black-box audit found (7 Dec 2026)', () => {
+  it('a long-poll from offset=now is never cached and has no ETag: the same URL is a later tail a moment later', async () => {
+    const b = await startReal();
+    b.sim.createSession('nowpoll', { initialEvents: 5 });
+    const url = `${b.url}/v1/stream/sessions/nowpoll?offset=now&live=long-poll`;
+    const poll = fetch(url);
+    await new Promise((r) => setTimeout(r, 300));
+    b.sim.appendEvents('nowpoll', 1);
+    const woke = await poll;
+    expect(woke.status).toBe(200);
+    expect(indicesOf((await woke.json()) as any[])).toEqual([5]);
+    // Seen: `public, max-age=60, stale-while-revalidate=300` and an ETag: a shared cache handed event 5 to later readers of "now".
+    expect(woke.headers.get('cache-control')).toBe('no-store');
+    expect(woke.headers.get('etag')).toBeNull();
+  });
+
+  it('a read at the head of a loop stopped short of the upstream (429 with a long Retry-After) is not up to date, not cached; the client still reads it all', async () => {
+    const b = await startReal();
+    b.sim.createSession('stuck', { initialEvents: 250 });
+    // The loop's first page passes (100 events); its next call is told to wait 25 s (each read below waits up to 10 s
+    // for the loop to catch up first).
+    b.sim.faults.script([{ kind: 'short-limit', max: 100 }, { kind: 'rate-limit', retryAfterSeconds: 25 }], { session: 'stuck', endpoint: 'changes' });
+    const url = `${b.url}/v1/stream/sessions/stuck`;
+    const first = await fetch(`${url}?offset=-1`);
+    expect(first.status).toBe(200);
+    expect(indicesOf((await first.json()) as any[])).toEqual(range(100));
+    // Seen: Stream-Up-To-Date: true and `public, max-age=60, …` for 100 of 250 events.
+    expect(first.headers.get('stream-up-to-date')).toBeNull();
+    expect(first.headers.get('cache-control')).toBe('no-store');
+    // From there, nothing is held yet: a 503 the client retries, not an empty "up to date".
+    const next = await fetch(`${url}?offset=${first.headers.get('stream-next-offset')!}`);
+    expect(next.status).toBe(503);
+    expect(Number(next.headers.get('retry-after'))).toBeGreaterThan(0);
+    await next.arrayBuffer();
+    // The client's one-request catch-up read (live: false) stopped at 100, up to date; it now gets all 250.
+    const read = await stream({ url, offset: '-1', live: false, json: true, backoffOptions: { initialDelay: 500, maxDelay: 2000, multiplier: 2 } });
+    const items = (await read.json()) as any[];
+    expect(indicesOf(items)).toEqual(range(250));
+    expect(read.upToDate).toBe(true);
+  }, 60_000);
+
+  it("a long-poll's 204 names the tail, not a status part past it that the reader brought", async () => {
+    const b = await startReal();
+    b.sim.createSession('ahead', { initialEvents: 5 });
+    const url = `${b.url}/v1/stream/sessions/ahead`;
+    const head = await fetch(url, { method: 'HEAD' });
+    const tail = head.headers.get('stream-next-offset')!;
+    const [events] = tail.split('_');
+    // Within the 60 s a status part may be ahead of this instance's clock (another instance's, around Redis).
+    const ahead = `${events}_${String(Date.now() + 40_000).padStart(16, '0')}`;
+    const res = await fetch(`${url}?offset=${ahead}&live=long-poll`);
+    expect(res.status).toBe(204);
+    // Seen: the reader's own offset echoed back (PROTOCOL.md 5.6: the 204 names the tail).
+    expect(res.headers.get('stream-next-offset')).toBe(tail);
+  }, 40_000);
+});
