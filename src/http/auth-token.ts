@@ -226,6 +226,27 @@ function jwksKeys(url: string, cooldownMs: number, cacheMaxAgeMs: number, log: L
   };
 }
 
+/**
+ * Verifies `token` with the key set. Where several of its keys match the token (no `kid` while two keys of its
+ * algorithm are published, as during a rotation, or one `kid` listed twice), jose hands them back to be tried one by
+ * one (`JWKSMultipleMatchingKeys`); until 7 Dec 2026 such a token was refused (401).
+ */
+async function verifyWithKeySet(token: string, keys: KeySource, options: JWTVerifyOptions): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(token, keys, options)).payload;
+  } catch (err) {
+    if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
+    for await (const key of err) {
+      try {
+        return (await jwtVerify(token, key, options)).payload;
+      } catch (other) {
+        if (!(other instanceof joseErrors.JWSSignatureVerificationFailed)) throw other;
+      }
+    }
+    throw new joseErrors.JWSSignatureVerificationFailed();
+  }
+}
+
 /** The token of a request: `Authorization: Bearer`, else `access_token`, else the cookie; undefined when none. */
 export function tokenFrom(credentials: Credentials, cookieName: string): string | undefined {
   const { authorization, accessToken, cookie } = credentials;
@@ -267,7 +288,7 @@ export function createTokenVerifier(options: TokenOptions): TokenVerifier {
   const check = async (token: string): Promise<JWTPayload> => {
     const { alg } = decodeProtectedHeader(token);
     if (alg === 'HS256' && secret !== undefined) return (await jwtVerify(token, secret, { ...base, algorithms: ['HS256'] })).payload;
-    if (jwks !== undefined && alg !== 'HS256') return (await jwtVerify(token, jwks, { ...base, algorithms: [...JWKS_ALGORITHMS] })).payload;
+    if (jwks !== undefined && alg !== 'HS256') return verifyWithKeySet(token, jwks, { ...base, algorithms: [...JWKS_ALGORITHMS] });
     throw new UnauthorizedError(`access token algorithm ${JSON.stringify(String(alg).slice(0, 20))} is not accepted`);
   };
   // Whether the token is signed with the secret under another HMAC algorithm than HS256 (HS384, HS512): not accepted,

@@ -142,6 +142,32 @@ describe('JWKS tokens', () => {
   }, 30_000);
 });
 
+describe('a token several keys of the set match (audit, 7 Dec 2026)', () => {
+  it('is verified with each in turn: no kid while two RSA keys are published (a rotation), or one kid listed twice', async () => {
+    const [next, other] = await Promise.all([makeKey('RS256', 'rsa-next'), makeKey('RS256', 'rsa-other')]);
+    // The set lists rsa-1 twice (a provider's mistake, or two views of one key), and a second RSA key.
+    const idp = await startJwksServer([rsa, next, ec, { ...rsa, jwk: { ...rsa.jwk } }]);
+    const b = await startBridge({ AUTH: '', AUTH_JWKS_URL: idp.url, AUTH_JWT_SESSIONS_CLAIM: CLAIM });
+    try {
+      b.sim.createSession('jm-1', { initialEvents: 1, finished: true });
+      const status = (t: string) => openStatus('/sessions/jm-1/events', bearer(t), b);
+      const claims = { [CLAIM]: ['jm-1'] };
+      // Seen: 401 "access token invalid" for each of the first three (jose's JWKSMultipleMatchingKeys).
+      expect(await status(await sign(rsa, claims, { kid: undefined }))).toBe(200);
+      expect(await status(await sign(next, claims, { kid: undefined }))).toBe(200);
+      expect(await status(await sign(rsa, claims))).toBe(200);
+      // Matching keys that all fail to verify it, a key not published: still refused.
+      expect(await status(await sign(other, claims, { kid: undefined }))).toBe(401);
+      expect(await status(await sign(other, claims, { kid: 'rsa-1' }))).toBe(401);
+      // One EC key published: a token without kid was accepted before too.
+      expect(await status(await sign(ec, claims, { kid: undefined }))).toBe(200);
+    } finally {
+      await b.close();
+      await idp.close();
+    }
+  });
+});
+
 describe('the wait for a kid the key set lacks', () => {
   it('is taken once by a request that asks twice (as a token, then "is it ours?"), and then once per fetched set for the same foreign kid', async () => {
     const idp = await startJwksServer([rsa]);
