@@ -224,7 +224,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   http.headersTimeout = 20_000;
   http.keepAliveTimeout = 5_000;
   // Installed before the first connection can arrive (we are still in the listen callback's continuation).
-  const h2c = config.h2c ? serveH2c(http, { listener, maxHeaderBytes: config.maxHeaderBytes, firstBytesTimeoutMs: http.headersTimeout, log, countRefusal }) : undefined;
+  const h2c = config.h2c ? serveH2c(http, { listener, maxHeaderBytes: config.maxHeaderBytes, maxQueueBytes: config.subscriberMaxQueueBytes, firstBytesTimeoutMs: http.headersTimeout, log, countRefusal }) : undefined;
   const addr = http.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${addr.port}`;

@@ -33,11 +33,27 @@ export const H2_MAX_CONCURRENT_STREAMS = 1000;
  */
 export const H2_IDLE_TIMEOUT_MS = 120_000;
 
+/**
+ * What one HTTP/2 connection may hold queued for its peer (Node's `maxSessionMemory`, in MB) for a stream bound of
+ * `maxQueueBytes` (SUBSCRIBER_MAX_QUEUE_BYTES): every stream it may carry holding its bound and one more write (a
+ * chunk of catch-up, a ~1 MB event). Past Node's default, 10 MB, new streams were refused (`RST_STREAM`
+ * `ENHANCE_YOUR_CALM`, no response at all) and, after 100 of them, the connection with every stream on it
+ * (`GOAWAY` `INTERNAL_ERROR`): in an audit (7 Dec 2026), the 101st of 150 streams catching up ~0.8 MB each on one
+ * connection. Memory stays bounded by each stream's own bound (a slow reader is dropped past it) and the stream limits.
+ */
+export function sessionMemoryMb(maxQueueBytes: number): number {
+  return Math.ceil((H2_MAX_CONCURRENT_STREAMS * (maxQueueBytes + ONE_WRITE_BYTES)) / 2 ** 20);
+}
+/** The largest write a stream makes past its bound, for `sessionMemoryMb`: a catch-up chunk, a big event. */
+const ONE_WRITE_BYTES = 2 ** 20;
+
 export interface H2cOptions {
   /** The request listener, as served over HTTP/1.1 (the stream fast path in front of hono). */
   listener: NodeListener;
   /** Largest header list advertised to clients and accepted (MAX_HEADER_BYTES). */
   maxHeaderBytes: number;
+  /** Unsent bytes a stream may hold before it is dropped as slow (SUBSCRIBER_MAX_QUEUE_BYTES): sizes the connection's memory. */
+  maxQueueBytes: number;
   /** How long a new connection may take to send its first bytes before it is dropped (ms). */
   firstBytesTimeoutMs: number;
   log: Logger;
@@ -152,7 +168,7 @@ function route(socket: Socket, h1: (s: Socket) => void, h2: (s: Socket) => void,
 export function serveH2c(http: Server, options: H2cOptions): H2c {
   const { log } = options;
   const h2 = createHttp2Server(
-    { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderBytes } },
+    { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderBytes }, maxSessionMemory: sessionMemoryMb(options.maxQueueBytes) },
     withRequestChecks(options.listener, options.maxHeaderBytes, options.countRefusal),
   );
   h2.setTimeout(H2_IDLE_TIMEOUT_MS);

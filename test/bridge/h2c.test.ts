@@ -15,6 +15,7 @@ import { h2request } from '../helpers/h2.ts';
 import { parseSse } from '../helpers/multi.ts';
 import { JWT_SECRET, token } from '../security/helpers.ts';
 import { KEY_A, startGateway } from '../forward/helpers.ts';
+import { startCli } from '../helpers/cli.ts';
 
 const run = promisify(execFile);
 
@@ -170,6 +171,30 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect(stalled.stream.rstCode).toBe(constants.NGHTTP2_INTERNAL_ERROR);
     expect(session.destroyed).toBe(false);
   });
+
+  it('serves 150 streams catching up at once on ONE connection, with Node\'s default windows', async () => {
+    // An audit (7 Dec 2026) saw, with pollcast, the simulator and this client each a process of its own: 100 streams
+    // served, then RST_STREAM ENHANCE_YOUR_CALM (11) with no response (Node's 10 MB per connection), and past about
+    // 200 refusals GOAWAY INTERNAL_ERROR with every stream on it. This test did not reproduce that on the code before
+    // the fix (in this harness, a process of pollcast's own included): it guards many streams catching up at once
+    // on one connection, not that limit (docs/http2.md).
+    bridge = await startBridge({}, { api: 'real' });
+    bridge.sim.createSession('h2-many', { initialEvents: 30, imageBytes: 20_000, finished: true });
+    const cli = await startCli({ UPSTREAM_URL: bridge.sim.url, AUTH: 'none' });
+    try {
+      // The first time the streams wait for the loop's reads; the second, every one catches up from its buffer at once.
+      for (const round of ['first', 'second']) {
+        const { stdout } = await run(process.execPath, [new URL('../helpers/h2-many.ts', import.meta.url).pathname, cli.url, '/sessions/h2-many/events', '150'], { maxBuffer: 1 << 20 });
+        const { goaway, results } = JSON.parse(stdout) as { goaway: number | null; results: Array<{ status: number | null; rstCode: number; bytes: number; ends: number }> };
+        expect(goaway, round).toBeNull();
+        expect(results.filter((r) => r.status !== 200 || r.rstCode !== constants.NGHTTP2_NO_ERROR || r.ends !== 1), round).toEqual([]);
+        expect(new Set(results.map((r) => r.bytes)).size, round).toBe(1);
+      }
+    } finally {
+      cli.proc.kill('SIGKILL');
+      await cli.closed;
+    }
+  }, 90_000);
 
   it('keeps HTTP/1.1 on the same port, and curl --http2-prior-knowledge gets the stream over HTTP/2', async () => {
     bridge = await startBridge({ H2C: 'true' });

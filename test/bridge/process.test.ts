@@ -3,35 +3,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { record } from '../helpers/harness.ts';
+import { CLI, startCli as startProcess, type Cli } from '../helpers/cli.ts';
 
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 let child: ChildProcess | undefined;
 afterEach(() => {
   if (child && child.exitCode === null) child.kill('SIGKILL');
   child = undefined;
 });
 
-/** Starts `node src/cli.ts` and resolves with its URL once it logs that it listens. */
-async function startCli(env: Record<string, string>): Promise<{ url: string; proc: ChildProcess; logs: string[]; closed: Promise<unknown> }> {
-  const proc = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child = proc;
-  // Made now: 'close' (exit, and every pipe drained) may follow 'exit' in the same tick.
-  const closed = new Promise((resolve) => proc.once('close', resolve));
-  const logs: string[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line; logs: ${logs.join('')}`)), 15_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      logs.push(d.toString());
-      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(logs.join(''));
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
-    proc.once('exit', (code) => reject(new Error(`exited ${code}: ${logs.join('')}`)));
-  });
-  return { url, proc, logs, closed };
+/** Starts `node src/cli.ts` (killed after the test) and resolves with its URL once it logs that it listens. */
+function startCli(env: Record<string, string>): Promise<Cli> {
+  return startProcess(env, (proc) => (child = proc));
 }
 
 /** Resolves with the exit code once `proc` exits; rejects when it is still running after `timeoutMs` (afterEach kills it). */
