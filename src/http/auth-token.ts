@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { compactVerify, createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { parse as parseCookies } from 'hono/utils/cookie';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
-import type { Authorizer, Credentials, GrantScope } from './auth.ts';
+import { bearerCredential, type Authorizer, type Credentials, type GrantScope } from './auth.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from 'pino';
 
@@ -250,13 +250,12 @@ async function verifyWithKeySet(token: string, keys: KeySource, options: JWTVeri
 /** The token of a request: `Authorization: Bearer`, else `access_token`, else the cookie; undefined when none. */
 export function tokenFrom(credentials: Credentials, cookieName: string): string | undefined {
   const { authorization, accessToken, cookie } = credentials;
-  if (authorization !== undefined) {
-    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
-    if (!m) throw new UnauthorizedError('Authorization header must be "Bearer <token>"');
-    return m[1];
-  }
+  const bearer = bearerCredential(authorization);
+  if (bearer !== undefined) return bearer;
   if (accessToken !== undefined && accessToken !== '') return accessToken;
-  return cookieToken(cookie, cookieName);
+  const fromCookie = cookieToken(cookie, cookieName);
+  if (fromCookie === undefined && authorization !== undefined) throw new UnauthorizedError('Authorization header must be "Bearer <token>"');
+  return fromCookie;
 }
 
 /** The token in the cookie `cookieName` of a raw Cookie header, or undefined. */
@@ -266,9 +265,9 @@ export function cookieToken(cookie: string | undefined, cookieName: string): str
   return value === undefined || value === '' ? undefined : value;
 }
 
-/** True when the request's credential would come from the cookie (no header, no query token): a browser sends it on its own. */
+/** True when the request's credential would come from the cookie (no bearer header, no query token): a browser sends it on its own. */
 export function credentialFromCookie(credentials: Credentials, cookieName: string): boolean {
-  if (credentials.authorization !== undefined) return false;
+  if (bearerCredential(credentials.authorization) !== undefined) return false;
   if (credentials.accessToken !== undefined && credentials.accessToken !== '') return false;
   return cookieToken(credentials.cookie, cookieName) !== undefined;
 }

@@ -39,6 +39,16 @@ export interface Credentials {
   keyHeader?: string | undefined;
 }
 
+/**
+ * The credential of an `Authorization: Bearer <credential>` header, or undefined for any other (`Basic` from a page
+ * behind HTTP auth, which the browser adds to an EventSource on its own): the query or cookie is read then, and only
+ * a request with neither is refused for its header (until 7 Dec 2026 any other header was a 401 whatever they held).
+ */
+export function bearerCredential(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  return /^Bearer[ ]+(\S+)\s*$/i.exec(authorization)?.[1];
+}
+
 /** Checks that the request may read every one of `sessionIds` (none: that it is authenticated at all); throws 401/403 errors. */
 export type Authorizer = (credentials: Credentials, sessionIds: readonly string[]) => Promise<Grant>;
 

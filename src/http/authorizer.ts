@@ -9,7 +9,7 @@ import { UnauthorizedError } from '../errors.ts';
 import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
-import { allowAll, noSubscriberTokens, type Authorizer, type Credentials, type SubscriberTokenCheck } from './auth.ts';
+import { allowAll, bearerCredential, noSubscriberTokens, type Authorizer, type Credentials, type SubscriberTokenCheck } from './auth.ts';
 import { createJwtAuthorizer, createTokenVerifier, tokenOptionsOf, type TokenVerifier } from './auth-token.ts';
 import { createUpstreamKeyAuthorizer } from './auth-upstream.ts';
 
@@ -21,8 +21,7 @@ export interface AuthorizerDeps {
 
 /** The bearer a key or token could be read from (header, else query), unparsed; undefined when none. */
 function bearerOf({ authorization, accessToken }: Credentials): string | undefined {
-  const m = authorization === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
-  const bearer = m ? m[1] : accessToken;
+  const bearer = bearerCredential(authorization) ?? accessToken;
   return bearer === '' ? undefined : bearer;
 }
 

@@ -78,6 +78,22 @@ describe.each(ROUTES)('auth on the %s route', (_name, path) => {
     }
   });
 
+  it('reads the query or cookie token beside an Authorization header that is not Bearer (a page behind HTTP Basic: audit, 7 Dec 2026)', async () => {
+    const good = await token(['au-1']);
+    const basic = { authorization: 'Basic dXNlcjpwYXNz' };
+    // Seen: 401 "Authorization header must be \"Bearer <token>\"" for both, whatever the query or cookie held.
+    const byQuery = await fetch(`${bridge.url}${path('au-1')}?access_token=${good}`, { headers: basic });
+    expect(byQuery.status).toBe(200);
+    await byQuery.body?.cancel();
+    const byCookie = await fetch(`${bridge.url}${path('au-1')}`, { headers: { ...basic, cookie: `pollcast_token=${good}` } });
+    expect(byCookie.status).toBe(200);
+    await byCookie.body?.cancel();
+    // A bad token there is still judged as one.
+    const bad = await fetch(`${bridge.url}${path('au-1')}?access_token=${await token(['au-2'])}`, { headers: basic });
+    expect(bad.status).toBe(403);
+    await bad.body?.cancel();
+  });
+
   it('answers 403 for a valid token without that session, or without a sessions claim', async () => {
     for (const t of [await token(['au-2']), await token([]), await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET))]) {
       const res = await fetch(`${bridge.url}${path('au-locked')}`, { headers: { authorization: `Bearer ${t}` } });

@@ -95,6 +95,11 @@ describe('AUTH=upstream: a key reads only what the upstream lets it', () => {
     b.sim.faults.script([{ kind: 'http', status: 403 }], { session: 'a-1', endpoint: 'status' });
     const forbidden = await fetch(`${b.url}/sessions/a-1/changes`, { headers: { authorization: `Bearer ${KEY_A}` } });
     expect(forbidden.status).toBe(403);
+    // Beside another scheme (a page behind HTTP Basic), the key in access_token is read (audit, 7 Dec 2026: it was a 401).
+    b.sim.createSession('a-basic', { organisation: 'org-a', initialEvents: 1, finished: true });
+    const beside = await fetch(`${b.url}/sessions/a-basic/status?access_token=${KEY_A}`, { headers: { authorization: 'Basic abc' } });
+    expect(beside.status).toBe(200);
+    await beside.arrayBuffer();
   });
 
   it('a key the upstream refuses outright (401) on a stream of 100 sessions costs a few checks, not one per session', async () => {

@@ -13,7 +13,10 @@ describe('tokenFrom', () => {
     expect(tokenFrom(creds({ accessToken: 'q', cookie: 'pt=c' }), 'pt')).toBe('q');
     expect(tokenFrom(creds({ accessToken: '', cookie: 'a=1; pt=c; b=2' }), 'pt')).toBe('c');
     expect(tokenFrom(creds({ cookie: 'a=1' }), 'pt')).toBeUndefined();
-    expect(() => tokenFrom(creds({ authorization: 'Basic x', cookie: 'pt=c' }), 'pt')).toThrow(UnauthorizedError);
+    // Another scheme (a page behind HTTP Basic) leaves the query and the cookie to be read; with neither, it is refused.
+    expect(tokenFrom(creds({ authorization: 'Basic x', accessToken: 'q', cookie: 'pt=c' }), 'pt')).toBe('q');
+    expect(tokenFrom(creds({ authorization: 'Basic x', cookie: 'pt=c' }), 'pt')).toBe('c');
+    expect(() => tokenFrom(creds({ authorization: 'Basic x', cookie: 'a=1' }), 'pt')).toThrow(UnauthorizedError);
   });
 
   it('parses the Cookie header: quoted values, spaces, a name inside another, empty values, the first of duplicates', () => {
@@ -28,6 +31,8 @@ describe('tokenFrom', () => {
   it('tells a cookie-borne credential from one the page sent itself', () => {
     expect(credentialFromCookie(creds({ cookie: 'pt=c' }), 'pt')).toBe(true);
     expect(credentialFromCookie(creds({ cookie: 'pt=c', authorization: 'Bearer h' }), 'pt')).toBe(false);
+    // The browser adds Basic credentials on its own, as it does the cookie: the Origin check still applies.
+    expect(credentialFromCookie(creds({ cookie: 'pt=c', authorization: 'Basic x' }), 'pt')).toBe(true);
     expect(credentialFromCookie(creds({ cookie: 'pt=c', accessToken: 'q' }), 'pt')).toBe(false);
     expect(credentialFromCookie(creds({ cookie: 'other=c' }), 'pt')).toBe(false);
   });
