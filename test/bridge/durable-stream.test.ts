@@ -464,6 +464,21 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(read.upToDate).toBe(true);
   }, 60_000);
 
+  it('a session with no event yet keeps its status version when its loop stops for want of readers and starts again', async () => {
+    const b = await startReal({ IDLE_GRACE_SECONDS: '0.5' });
+    b.sim.createSession('noevents', { initialEvents: 0 });
+    const url = `${b.url}/v1/stream/sessions/noevents`;
+    const first = await fetch(`${url}?offset=-1`);
+    expect(await first.json()).toMatchObject([{ event: 'status' }]);
+    const offset = first.headers.get('stream-next-offset')!;
+    // The loop stops (no reader for the grace), then a read starts another.
+    await eventually(() => b.server.hub.activeCount === 0, 10_000, 'the loop to stop');
+    const again = await fetch(`${url}?offset=${offset}`);
+    // Seen: the same `pending` status record again, under a new offset, after every stop.
+    expect(await again.json()).toEqual([]);
+    expect(again.headers.get('stream-next-offset')).toBe(offset);
+  });
+
   it("a long-poll's 204 names the tail, not a status part past it that the reader brought", async () => {
     const b = await startReal();
     b.sim.createSession('ahead', { initialEvents: 5 });
