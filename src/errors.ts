@@ -21,7 +21,8 @@ export class BadRequestError extends PollcastError {
 /** The upstream says the session (or every session of a multiplexed stream) does not exist. */
 export class SessionNotFoundError extends PollcastError {
   constructor(sessionId: string | readonly string[]) {
-    const message = typeof sessionId === 'string' ? `session ${JSON.stringify(sessionId)} not found upstream` : `none of the ${sessionId.length} sessions asked for exists upstream`;
+    const one = typeof sessionId === 'string' ? sessionId : sessionId.length === 1 ? sessionId[0]! : null;
+    const message = one !== null ? `session ${JSON.stringify(one)} not found upstream` : `none of the ${sessionId.length} sessions asked for exists upstream`;
     super('session_not_found', message);
   }
 }

@@ -88,7 +88,8 @@ async function readBody(c: Context<AppEnv>, maxBytes: number, idleSeconds: numbe
 
 /** The session ids of a `POST /events` body: exactly `{"sessions": ["a", "b", …]}`. */
 export async function idsFromBody(c: Context<AppEnv>, bodyIdleSeconds: number): Promise<string[]> {
-  if (idsFromQuery(c).length > 0) throw new BadRequestError('give the sessions either in the query or in the body, not both');
+  // Said before the body is read: a POST whose sessions are in the query (with an empty body, say) was told "not both".
+  if (idsFromQuery(c).length > 0) throw new BadRequestError('a POST takes its sessions in the body, {"sessions": [...]}, not in the query (GET takes ?session=)');
   let body: unknown;
   const text = await readBody(c, MAX_EVENTS_BODY_BYTES, bodyIdleSeconds);
   try {

@@ -184,6 +184,10 @@ describe('GET /events (multiplexed)', () => {
     expect(await bad('{"sessions": ["po-1"], "mode": "overview"}')).toEqual([400, 'bad_request']);
     expect(await bad('{"sessions": ["po-1"]}', '?session=po-2')).toEqual([400, 'bad_request']);
     expect(await bad('{"sessions": []}')).toEqual([400, 'bad_request']);
+    // Sessions in the query only, the body empty (audit, 7 Dec 2026: it was told "not both").
+    const queryOnly = await fetch(`${bridge.url}/events?session=po-1`, { method: 'POST', body: '' });
+    expect(queryOnly.status).toBe(400);
+    expect(((await queryOnly.json()) as { error: string }).error).toContain('in the body');
     expect(await bad(JSON.stringify({ sessions: ['x'.repeat(300 * 1024)] }))).toEqual([413, 'payload_too_large']);
   });
 
