@@ -496,11 +496,14 @@ export class Hub {
     if (this.closed) return;
     // Only a session the upstream says is over is kept as finished; a stream
     // ended by a lasting upstream refusal must be asked for again next time.
-    // An idle one is kept with its events, or with no event but a known status: the next loop goes on from it, and
-    // the status keeps its version (a Durable reader was given that status again after each idle stop of a session
-    // with no event yet, until 7 Dec 2026).
-    if (entry.feed.ended) {
-      if (entry.feed.endedBy === 'over') this.cache.set(entry.key, entry);
-    } else if (entry.feed.nextIndex > entry.feed.baseIndex || isKnown(entry.feed.snapshot)) this.cache.set(entry.key, entry, { ttl: this.opts.idleFeedTtlMs });
+    // An idle one is kept with its events, or with none from the start on but a known status (a session with no event
+    // yet): the next loop goes on from it, and the status keeps its version (a Durable reader was given that status
+    // again after each idle stop of such a session, until 7 Dec 2026). Not one started at the head and holding
+    // nothing: its next loop, finding nothing new there, would take it for a start past the events and read the whole
+    // history from 0.
+    const feed = entry.feed;
+    if (feed.ended) {
+      if (feed.endedBy === 'over') this.cache.set(entry.key, entry);
+    } else if (feed.nextIndex > feed.baseIndex || (feed.baseIndex === 0 && isKnown(feed.snapshot))) this.cache.set(entry.key, entry, { ttl: this.opts.idleFeedTtlMs });
   }
 }

@@ -479,6 +479,25 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(again.headers.get('stream-next-offset')).toBe(offset);
   });
 
+  it('a loop started at the head of a long session, stopped for want of readers, starts at the head again (a review)', async () => {
+    const b = await startReal({ IDLE_GRACE_SECONDS: '0.5' });
+    b.sim.createSession('longhead', { initialEvents: 450 });
+    const url = `${b.url}/v1/stream/sessions/longhead?offset=now`;
+    const first = await fetch(url);
+    await first.arrayBuffer();
+    const tail = first.headers.get('stream-next-offset')!;
+    expect(tail.startsWith('0000000000000450_')).toBe(true);
+    await eventually(() => b.server.hub.activeCount === 0, 10_000, 'the loop to stop');
+    const before = b.sim.requests().length;
+    const again = await fetch(url);
+    await again.arrayBuffer();
+    expect(again.headers.get('stream-next-offset')!.startsWith('0000000000000450_')).toBe(true);
+    // A feed kept holding nothing at the head would have been taken for a start past the events, and the session read
+    // page by page from 0 (events included); the head is found again with one-event probes instead.
+    const pages = b.sim.requests().slice(before).map((r) => new URL(r.target, 'http://x').searchParams).filter((q) => q.get('include_events') === 'true' && Number(q.get('from_index')) > 0 && Number(q.get('from_index')) < 450);
+    expect(pages.map((q) => q.toString())).toEqual([]);
+  });
+
   it("a long-poll's 204 names the tail, not a status part past it that the reader brought", async () => {
     const b = await startReal();
     b.sim.createSession('ahead', { initialEvents: 5 });
