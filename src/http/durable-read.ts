@@ -39,11 +39,13 @@ export interface Batch {
   closed: boolean;
   /** The range can no longer change (a cache may keep it as long as it likes). */
   fixed: boolean;
-  /**
-   * It stopped short of its bound for want of history that exists (a read that failed or came back empty), or at the
-   * head of a feed that may be behind the upstream (`headIsTail`): no cache may keep it.
-   */
+  /** It stopped short of its bound for want of history that exists (a read that failed or came back empty): no cache may keep it. */
   partial?: boolean;
+  /**
+   * It reached the head of a feed that may be behind the upstream (`headIsTail`): right as far as it goes, but no cache
+   * may keep it, and a catch-up answer does not call it up to date (live reads go on waiting at the head as usual).
+   */
+  behind?: boolean;
 }
 
 /** The status a feed shows now, as a stream message with a version (0 while the upstream has not answered). */
@@ -210,13 +212,12 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
   }
   const status = currentStatus(feed);
   const statusNew = status !== null && status.version > pos.status;
-  // At the head of a feed that may be behind the upstream: right as far as it goes, not up to date, not kept.
-  const sure = headIsTail(feed);
-  const unsure = bounded || sure ? {} : { partial: true };
+  // At the head of a feed that may be behind the upstream: said, for the caller to judge by its mode.
+  const behind = bounded || headIsTail(feed) ? {} : { behind: true };
   // The status is not added to a bounded chunk (that would make it differ between readers): the next read gets it.
-  if (bounded || !statusNew) return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: !statusNew && sure, closed: false, fixed: bounded, ...unsure };
+  if (bounded || !statusNew) return { messages, next: { events: at, status: pos.status, closed: false }, upToDate: !statusNew, closed: false, fixed: bounded, ...behind };
   messages.push(status.message);
-  return { messages, next: { events: at, status: status.version, closed: false }, upToDate: sure, closed: false, fixed: false, ...unsure };
+  return { messages, next: { events: at, status: status.version, closed: false }, upToDate: true, closed: false, fixed: false, ...behind };
 }
 
 /**

@@ -80,10 +80,13 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   const signal = c.req.raw.signal;
   let batch = await readBatch(deps, entry, start, signal);
   if (live === 'catch-up') batch = await readToTail(deps, entry, batch, signal);
-  if (live === 'catch-up' && batch.partial === true && batch.messages.length === 0) {
-    // Nothing past the reader's offset, and the loop may be behind the upstream (its settle wait ran out): neither
-    // "up to date" nor an empty answer the client would ask again at once. The Durable Streams client retries a 503.
-    throw new UpstreamUnavailableError('cannot tell yet whether the stream goes on past this offset (the session is not read up to date)', UNSETTLED_RETRY_AFTER_SECONDS);
+  if (live === 'catch-up' && batch.behind === true) {
+    // At the head of a loop that may be behind the upstream (its settle wait ran out, or its last call failed): a
+    // catch-up read (the client's `live: false` stops at "up to date") is not told it has everything. With nothing past
+    // its offset, neither "up to date" nor an empty answer the client would ask again at once: a 503 it retries.
+    // Live reads wait at the head as usual (a reader told "not up to date" there falls back to catch-up reads).
+    if (batch.messages.length === 0) throw new UpstreamUnavailableError('cannot tell yet whether the stream goes on past this offset (the session is not read up to date)', UNSETTLED_RETRY_AFTER_SECONDS);
+    batch = { ...batch, upToDate: false };
   }
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};
   if (live === 'long-poll' && batch.messages.length === 0 && !batch.closed) {
@@ -104,7 +107,7 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   // PROTOCOL.md 8.1: no ETag for `offset=now`, and never cached: the same URL names a later tail a moment later.
   const fromNow = startRaw === 'now';
   const etag = fromNow ? null : etagOf(feed.sessionId, startRaw, formatOffset(batch.next));
-  const headers: Record<string, string> = { ...protocolHeaders(batch), ...liveHeaders, 'cache-control': batch.partial || fromNow ? 'no-store' : cacheControl(isPublic, batch.fixed) };
+  const headers: Record<string, string> = { ...protocolHeaders(batch), ...liveHeaders, 'cache-control': batch.partial || batch.behind || fromNow ? 'no-store' : cacheControl(isPublic, batch.fixed) };
   if (etag !== null) headers.etag = etag;
   if (etag !== null && etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
   // Sent as it is held: a catch-up answer of tens of MB is not copied into one buffer first.
