@@ -236,14 +236,18 @@ async function verifyWithKeySet(token: string, keys: KeySource, options: JWTVeri
     return (await jwtVerify(token, keys, options)).payload;
   } catch (err) {
     if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
+    // A key that cannot verify it (its signature does not match, or jose refuses the key itself: a weak RSA key, say)
+    // gives way to the next; a claim the token fails (exp, iss, aud) fails it whatever key signed it.
+    let last: unknown = new joseErrors.JWSSignatureVerificationFailed();
     for await (const key of err) {
       try {
         return (await jwtVerify(token, key, options)).payload;
       } catch (other) {
-        if (!(other instanceof joseErrors.JWSSignatureVerificationFailed)) throw other;
+        if (other instanceof joseErrors.JWTExpired || other instanceof joseErrors.JWTClaimValidationFailed) throw other;
+        last = other;
       }
     }
-    throw new joseErrors.JWSSignatureVerificationFailed();
+    throw last;
   }
 }
 

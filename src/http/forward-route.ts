@@ -17,6 +17,7 @@ import type { Context, Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { AppDeps, AppEnv } from './deps.ts';
 import { callerCredential } from './auth-upstream.ts';
+import { bearerCredential } from './auth.ts';
 import { watchBodyIdle } from './body-idle.ts';
 import { middlewareHeaders } from './events-route.ts';
 import { cookieNameOf, forwardRequestHeaders, forwardResponseHeaders, relayableHead, withoutQueryParams } from './forward-headers.ts';
@@ -333,7 +334,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
     // does not), the first `access_token` counts, and a malformed key is a 401 here as there: bad input never
     // reaches the upstream, nor a header.
     const keyHeaderSent = keyHeader !== undefined && dropHeader === undefined && headerLines(incoming.rawHeaders, keyHeader).some((v) => v.trim() !== '');
-    const headerKey = (!dropAuthorization && headerLines(incoming.rawHeaders, 'authorization').length > 0) || keyHeaderSent;
+    // A Bearer line is a key; one of another scheme (Basic, for a proxy in front) is not, and gives way to the key.
+    const headerKey = (!dropAuthorization && headerLines(incoming.rawHeaders, 'authorization').some((v) => bearerCredential(v) !== undefined)) || keyHeaderSent;
     let credential;
     try {
       credential = headerKey ? undefined : callerCredential({ authorization: undefined, accessToken: new URLSearchParams(query).get('access_token') ?? undefined, cookie: undefined }, deps.config.upstreamAuthHeader);
@@ -343,8 +345,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
       throw err;
     }
     if (credential) {
-      // An empty key header the caller sent goes, or the upstream would see it beside the key.
-      for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === credential.header && headers[i + 1]!.trim() === '') headers.splice(i, 2);
+      // An empty key header the caller sent goes, or the upstream would see it beside the key; so does an
+      // `Authorization` of another scheme where the key goes in `Authorization` (no Bearer line was sent: see above).
+      for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === credential.header && (headers[i + 1]!.trim() === '' || credential.header === 'authorization')) headers.splice(i, 2);
       headers.push(credential.header, credential.value);
     }
   }

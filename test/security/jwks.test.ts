@@ -9,7 +9,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { generateKeyPairSync } from 'node:crypto';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { eventually, startBridge, type Bridge } from '../helpers/harness.ts';
 import { makeKey, sign, startJwksServer, type JwksServer, type TestKey } from '../helpers/jwks.ts';
 import { JWT_SECRET, token as hsToken } from './helpers.ts';
@@ -145,8 +146,11 @@ describe('JWKS tokens', () => {
 describe('a token several keys of the set match (audit, 7 Dec 2026)', () => {
   it('is verified with each in turn: no kid while two RSA keys are published (a rotation), or one kid listed twice', async () => {
     const [next, other] = await Promise.all([makeKey('RS256', 'rsa-next'), makeKey('RS256', 'rsa-other')]);
-    // The set lists rsa-1 twice (a provider's mistake, or two views of one key), and a second RSA key.
-    const idp = await startJwksServer([rsa, next, ec, { ...rsa, jwk: { ...rsa.jwk } }]);
+    // A 1024-bit RSA key first (jose refuses to verify with one: a key it cannot use gives way to the next, not the
+    // token), rsa-1 listed twice (a provider's mistake, or two views of one key), and a second RSA key.
+    const weakPair = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const weak = { ...(await exportJWK(weakPair.publicKey)), kid: 'rsa-weak', alg: 'RS256', use: 'sig' };
+    const idp = await startJwksServer([{ ...rsa, kid: 'rsa-weak', jwk: weak }, rsa, next, ec, { ...rsa, jwk: { ...rsa.jwk } }]);
     const b = await startBridge({ AUTH: '', AUTH_JWKS_URL: idp.url, AUTH_JWT_SESSIONS_CLAIM: CLAIM });
     try {
       b.sim.createSession('jm-1', { initialEvents: 1, finished: true });

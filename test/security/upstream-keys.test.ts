@@ -100,6 +100,13 @@ describe('AUTH=upstream: a key reads only what the upstream lets it', () => {
     const beside = await fetch(`${b.url}/sessions/a-basic/status?access_token=${KEY_A}`, { headers: { authorization: 'Basic abc' } });
     expect(beside.status).toBe(200);
     await beside.arrayBuffer();
+    // Forwarded the same: the key goes upstream as its Bearer, in place of the Basic line (a review: it went with neither).
+    const forwarded = await fetch(`${b.url}/api/v2/sessions?access_token=${KEY_A}&tag=basic`, { headers: { authorization: 'Basic abc' } });
+    expect(forwarded.status).toBe(200);
+    await forwarded.arrayBuffer();
+    const seen = b.sim.requests().filter((r) => r.target.includes('tag=basic'));
+    expect(seen.map((r) => r.headers.authorization)).toEqual([[`Bearer ${KEY_A}`]]);
+    expect(seen[0]!.target).not.toContain('access_token');
   });
 
   it('a key the upstream refuses outright (401) on a stream of 100 sessions costs a few checks, not one per session', async () => {
