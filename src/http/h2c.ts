@@ -38,11 +38,14 @@ export const H2_IDLE_TIMEOUT_MS = 120_000;
  * `maxQueueBytes` (SUBSCRIBER_MAX_QUEUE_BYTES): every stream it may carry holding its bound and one more write (a
  * chunk of catch-up, a ~1 MB event). Past Node's default, 10 MB, new streams were refused (`RST_STREAM`
  * `ENHANCE_YOUR_CALM`, no response at all) and, after 100 of them, the connection with every stream on it
- * (`GOAWAY` `INTERNAL_ERROR`): in an audit (7 Dec 2026), the 101st of 150 streams catching up ~0.8 MB each on one
- * connection. Memory stays bounded by each stream's own bound (a slow reader is dropped past it) and the stream limits.
+ * (`GOAWAY` `INTERNAL_ERROR`): in an audit (7 Dec 2026), from the 101st stream catching up at once on one connection
+ * (~130 KB to ~650 KB each). Memory stays bounded by each stream's own bound (a slow reader is dropped past it) and
+ * the stream limits (MAX_STREAMS_PER_IP), as over HTTP/1.1.
  */
 export function sessionMemoryMb(maxQueueBytes: number): number {
-  return Math.ceil((H2_MAX_CONCURRENT_STREAMS * (maxQueueBytes + ONE_WRITE_BYTES)) / 2 ** 20);
+  // Node's MB is 10^6 bytes. (A review asked whether Node keeps the figure in 32 bits before multiplying it: on Node 24,
+  // 4,295, 10^6 and 2·10^9 all served 20 streams of 200 KB on one connection, as 10 does; 1 refused 15 of them.)
+  return Math.ceil((H2_MAX_CONCURRENT_STREAMS * (maxQueueBytes + ONE_WRITE_BYTES)) / 1e6);
 }
 /** The largest write a stream makes past its bound, for `sessionMemoryMb`: a catch-up chunk, a big event. */
 const ONE_WRITE_BYTES = 2 ** 20;

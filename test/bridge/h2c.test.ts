@@ -172,12 +172,12 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect(session.destroyed).toBe(false);
   });
 
-  it('serves 150 streams catching up at once on ONE connection, with Node\'s default windows', async () => {
-    // An audit (7 Dec 2026) saw, with pollcast, the simulator and this client each a process of its own: 100 streams
+  it('serves 150 streams catching up at once on ONE connection', async () => {
+    // An audit (7 Dec 2026) saw, with pollcast, the simulator and its client each a process of its own: 100 streams
     // served, then RST_STREAM ENHANCE_YOUR_CALM (11) with no response (Node's 10 MB per connection), and past about
     // 200 refusals GOAWAY INTERNAL_ERROR with every stream on it. This test did not reproduce that on the code before
-    // the fix (in this harness, a process of pollcast's own included): it guards many streams catching up at once
-    // on one connection, not that limit (docs/http2.md).
+    // the fix (pollcast and the client each a process of their own, default or wide-open windows): it guards many
+    // streams catching up at once on one connection, not that limit (docs/http2.md).
     bridge = await startBridge({}, { api: 'real' });
     bridge.sim.createSession('h2-many', { initialEvents: 30, imageBytes: 20_000, finished: true });
     const cli = await startCli({ UPSTREAM_URL: bridge.sim.url, AUTH: 'none' });

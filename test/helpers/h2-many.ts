@@ -1,5 +1,5 @@
 /**
- * Opens N streams at once on ONE HTTP/2 connection (Node's default settings) and prints, as one JSON line, how each
+ * Opens N streams at once on ONE HTTP/2 connection (flow-control windows wide open) and prints, as one JSON line, how each
  * ended: `{"goaway": code|null, "results": [{"status", "rstCode", "bytes", "ends"}]}`. Run as its own process, so that
  * the server under test is read as a client on another machine would read it (not from the server's event loop).
  *
@@ -8,7 +8,10 @@
 import { connect } from 'node:http2';
 
 const [origin, path, count] = process.argv.slice(2) as [string, string, string];
-const session = connect(origin);
+// Windows as large as the protocol allows (browsers open MBs): the server may send at once, and what it has written
+// waits in its HTTP/2 layer (counted against the connection's memory), not in each stream's own buffer.
+const session = connect(origin, { settings: { initialWindowSize: 2 ** 31 - 1 } });
+session.on('connect', () => session.setLocalWindowSize(2 ** 31 - 1));
 let goaway: number | null = null;
 session.on('goaway', (code: number) => (goaway = code));
 session.on('error', () => {});
