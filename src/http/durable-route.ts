@@ -100,9 +100,11 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
     liveHeaders['stream-cursor'] = nextCursor(cursor, Date.now());
   }
   if (live === 'long-poll' && batch.messages.length === 0) {
-    // PROTOCOL.md 5.6: the tail (a status part past this instance's, which a reader may bring, is not named back),
-    // up to date; never cached (a cached 204 would hold readers back).
-    return c.body(null, 204, { ...protocolHeaders({ ...batch, next: notPastTail(feed, batch.next) }), ...liveHeaders, 'cache-control': 'no-store' });
+    // PROTOCOL.md 5.6: the tail (a status part past this instance's, which a reader may bring, is not named back,
+    // unless this instance may lag its cluster: the status the reader holds may be one it has yet to apply), up to
+    // date; never cached (a cached 204 would hold readers back).
+    const next = mayBeBehind(deps) ? batch.next : notPastTail(feed, batch.next);
+    return c.body(null, 204, { ...protocolHeaders({ ...batch, next }), ...liveHeaders, 'cache-control': 'no-store' });
   }
   // PROTOCOL.md 8.1: no ETag for `offset=now`, and never cached: the same URL names a later tail a moment later.
   const fromNow = startRaw === 'now';
