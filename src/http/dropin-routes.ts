@@ -207,15 +207,16 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   // Cut short by shutdown, "nothing new" would not be known: 503, retry after a second.
   if (deps.shutdownSignal.aborted) throw new ShuttingDownError();
   // Nor is it while the loop's calls fail (any wait: the upstream may hold events it cannot read), while it has not
-  // read up to date (wait 0: its upstream call hanging), or still drains an end (any wait) once the bound is over:
-  // a 204 would stop a client draining the end short of the last events.
+  // read up to date (any wait: its upstream call hanging; until 7 Dec 2026 a call with a wait got 204 there, an audit
+  // found), or still drains an end (any wait) once the bound is over: a 204 would stop a client draining the end short
+  // of the last events.
   const unsettled = feed.ended
     ? null
     : draining(feed)
       ? 'the end is being read'
       : feed.failing
         ? "the upstream is failing pollcast's calls for this session"
-        : waitSeconds === 0 && !feed.synced
+        : !feed.synced
           ? 'the session is not read up to date'
           : null;
   if (unsettled !== null) throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${unsettled})`, UNSETTLED_RETRY_AFTER_SECONDS);

@@ -136,7 +136,7 @@ describe('GET /sessions/{id}/changes', () => {
     }
   });
 
-  it('never answers "nothing new" it cannot know: a wait_for_seconds=0 call while the loop\'s changes call hangs is a 503 to retry after UNSETTLED_WAIT_MS, and 204 once the loop has read up to date', async () => {
+  it('never answers "nothing new" it cannot know: a call of any wait while the loop\'s changes call hangs is a 503 to retry (wait 0: after UNSETTLED_WAIT_MS), and 204 once the loop has read up to date', async () => {
     // 20 s: past the call's own wait (UNSETTLED_WAIT_MS), which starts once its open has waited FIRST_ANSWER_GRACE_MS
     // for a first answer. With 12 s the hung call's end raced the answer (2 + 10 s): a CI run got the "failing" 503.
     bridge = await startBridge({ UPSTREAM_TIMEOUT_MARGIN_SECONDS: '20' }, { api: 'real' });
@@ -146,12 +146,17 @@ describe('GET /sessions/{id}/changes', () => {
     b.sim.faults.script([{ kind: 'hang' }], { session: 'dc-hung', endpoint: 'changes' });
     const base = `${b.url}/api/v2/sessions/dc-hung`;
     const started = performance.now();
+    // A call with a wait of its own, meanwhile: when it is over, "nothing new" is no truer (an audit, 7 Dec 2026: 204).
+    const waiting = fetch(`${base}/changes?from_index=0&wait_for_seconds=3`);
     // Three events exist: a 204 would say there is none.
     const res = await fetch(`${base}/changes?from_index=0&wait_for_seconds=0`);
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe(String(UNSETTLED_RETRY_AFTER_SECONDS));
     expect(await res.json()).toMatchObject({ code: 'upstream_unavailable', error: expect.stringMatching(/not read up to date/) });
     expect(performance.now() - started).toBeGreaterThanOrEqual(UNSETTLED_WAIT_MS - 50);
+    const waited = await waiting;
+    expect(waited.status).toBe(503);
+    expect(await waited.json()).toMatchObject({ code: 'upstream_unavailable', error: expect.stringMatching(/not read up to date/) });
     // Past the hung call the loop reads up to date: the events, and then that nothing is new.
     await eventually(async () => (await fetch(`${base}/changes?from_index=0&wait_for_seconds=0`)).status === 200, 20_000, 'the events once read up to date');
     expect((await fetch(`${base}/changes?from_index=3&wait_for_seconds=0`)).status).toBe(204);
