@@ -13,8 +13,8 @@ export interface Cli {
 }
 
 /**
- * Starts `node src/cli.ts` and resolves with its URL once it logs that it listens. The caller stops it: `onSpawn`
- * gets the process at once, so that one that never listens is stopped too.
+ * Starts `node src/cli.ts` and resolves with its URL once it logs that it listens; one that does not within 15 s is
+ * killed. The caller stops it; `onSpawn` gets the process at once.
  */
 export async function startCli(env: Record<string, string>, onSpawn?: (proc: ChildProcess) => void): Promise<Cli> {
   const proc = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -34,6 +34,10 @@ export async function startCli(env: Record<string, string>, onSpawn?: (proc: Chi
     });
     proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
     proc.once('exit', (code) => reject(new Error(`exited ${code}: ${logs.join('')}`)));
+  }).catch((err: unknown) => {
+    // One that never said it listens is stopped here: a caller that only kills what it got would leave it running.
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+    throw err;
   });
   return { url, proc, logs, closed };
 }
