@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { compactVerify, createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { parse as parseCookies } from 'hono/utils/cookie';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
-import { bearerCredential, type Authorizer, type Credentials, type GrantScope } from './auth.ts';
+import { presentedBearer, type Authorizer, type Credentials, type GrantScope } from './auth.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from 'pino';
 
@@ -253,12 +253,10 @@ async function verifyWithKeySet(token: string, keys: KeySource, options: JWTVeri
 
 /** The token of a request: `Authorization: Bearer`, else `access_token`, else the cookie; undefined when none. */
 export function tokenFrom(credentials: Credentials, cookieName: string): string | undefined {
-  const { authorization, accessToken, cookie } = credentials;
-  const bearer = bearerCredential(authorization);
-  if (bearer !== undefined) return bearer;
-  if (accessToken !== undefined && accessToken !== '') return accessToken;
-  const fromCookie = cookieToken(cookie, cookieName);
-  if (fromCookie === undefined && authorization !== undefined) throw new UnauthorizedError('Authorization header must be "Bearer <token>"');
+  const presented = presentedBearer(credentials);
+  if (presented !== undefined) return presented;
+  const fromCookie = cookieToken(credentials.cookie, cookieName);
+  if (fromCookie === undefined && credentials.authorization !== undefined) throw new UnauthorizedError('Authorization header must be "Bearer <token>"');
   return fromCookie;
 }
 
@@ -271,8 +269,7 @@ export function cookieToken(cookie: string | undefined, cookieName: string): str
 
 /** True when the request's credential would come from the cookie (no bearer header, no query token): a browser sends it on its own. */
 export function credentialFromCookie(credentials: Credentials, cookieName: string): boolean {
-  if (bearerCredential(credentials.authorization) !== undefined) return false;
-  if (credentials.accessToken !== undefined && credentials.accessToken !== '') return false;
+  if (presentedBearer(credentials) !== undefined) return false;
   return cookieToken(credentials.cookie, cookieName) !== undefined;
 }
 

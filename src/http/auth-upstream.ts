@@ -10,7 +10,7 @@ import { ForbiddenError, SessionNotFoundError, UnauthorizedError, UpstreamUnavai
 import type { Stats } from '../metrics.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
 import { upstreamCredential, type UpstreamCredential } from '../upstream/credential.ts';
-import { bearerCredential, type Authorizer, type Credentials, type Grant } from './auth.ts';
+import { presentedBearer, type Authorizer, type Credentials, type Grant } from './auth.ts';
 import { VerdictCache, type CheckResult } from './upstream-verdicts.ts';
 import { boundedAll } from './bounded-all.ts';
 
@@ -49,7 +49,7 @@ function assertKeyShape(key: string): void {
 export function callerCredential(credentials: Credentials, keyHeader: string | undefined): UpstreamCredential | undefined {
   let key: string | undefined;
   if (keyHeader !== undefined && credentials.keyHeader !== undefined && credentials.keyHeader !== '') key = credentials.keyHeader.trim();
-  else key = bearerCredential(credentials.authorization) ?? (credentials.accessToken === '' ? undefined : credentials.accessToken);
+  else key = presentedBearer(credentials);
   if (key === undefined && credentials.authorization !== undefined) throw new UnauthorizedError('Authorization header must be "Bearer <key>"');
   if (key === undefined) return undefined;
   assertKeyShape(key);

@@ -49,6 +49,11 @@ export function bearerCredential(authorization: string | undefined): string | un
   return /^Bearer[ ]+(\S+)\s*$/i.exec(authorization)?.[1];
 }
 
+/** What the caller presented itself: its `Authorization: Bearer` credential, else a non-empty `access_token`; undefined when neither. */
+export function presentedBearer({ authorization, accessToken }: Credentials): string | undefined {
+  return bearerCredential(authorization) ?? (accessToken === '' ? undefined : accessToken);
+}
+
 /** Checks that the request may read every one of `sessionIds` (none: that it is authenticated at all); throws 401/403 errors. */
 export type Authorizer = (credentials: Credentials, sessionIds: readonly string[]) => Promise<Grant>;
 

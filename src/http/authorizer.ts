@@ -9,7 +9,7 @@ import { UnauthorizedError } from '../errors.ts';
 import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
-import { allowAll, bearerCredential, noSubscriberTokens, type Authorizer, type Credentials, type SubscriberTokenCheck } from './auth.ts';
+import { allowAll, noSubscriberTokens, presentedBearer, type Authorizer, type SubscriberTokenCheck } from './auth.ts';
 import { createJwtAuthorizer, createTokenVerifier, tokenOptionsOf, type TokenVerifier } from './auth-token.ts';
 import { createUpstreamKeyAuthorizer } from './auth-upstream.ts';
 
@@ -17,12 +17,6 @@ import { createUpstreamKeyAuthorizer } from './auth-upstream.ts';
 export interface AuthorizerDeps {
   client: UpstreamClient;
   stats: Stats;
-}
-
-/** The bearer a key or token could be read from (header, else query), unparsed; undefined when none. */
-function bearerOf({ authorization, accessToken }: Credentials): string | undefined {
-  const bearer = bearerCredential(authorization) ?? accessToken;
-  return bearer === '' ? undefined : bearer;
 }
 
 /**
@@ -37,7 +31,7 @@ function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenC
     } catch (err) {
       if (!(err instanceof UnauthorizedError)) throw err;
       // The bearer was judged as a token above: its own fault is the answer.
-      const bearer = bearerOf(credentials);
+      const bearer = presentedBearer(credentials);
       if (bearer !== undefined && (await isOurs(bearer))) throw err;
       const inKeyHeader = credentials.keyHeader?.trim();
       if (inKeyHeader !== undefined && inKeyHeader !== '' && (await isOurs(inKeyHeader))) {
