@@ -188,6 +188,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'UPSTREAM_TIMEOUT_MARGIN_SECONDS', key: 'upstreamTimeoutMarginSeconds', flag: 'upstream-timeout-margin-seconds', help: 'seconds past the wait before a silent upstream call is abandoned', accepts: 'an integer 1-120', schema: int(1, 120), default: '10' },
   { env: 'UPSTREAM_PAGE_SIZE', key: 'upstreamPageSize', flag: 'upstream-page-size', help: 'limit asked per changes call', accepts: 'an integer 1-10000', schema: int(1, 10000), default: '100' },
   { env: 'UPSTREAM_MAX_BODY_BYTES', key: 'upstreamMaxBodyBytes', flag: 'upstream-max-body-bytes', help: 'largest upstream answer read; a bigger page is asked again with fewer events, a single bigger event is relayed without its data', accepts: 'an integer 65536-1073741824', schema: int(65_536, 1 << 30), default: String(16 * 1024 * 1024) },
+  { env: 'STATUS_FRESH_SECONDS', key: 'statusFreshSeconds', flag: 'status-fresh-seconds', help: 'a drop-in /status or /changes caller that finds the loop\'s status older than this (and no event since) has it asked upstream first, once for every caller: at most one /status call per this long per loop, however many poll; between the loop\'s own calls a change of status with no event shows up to this late', accepts: 'a number 1-3600', schema: num(1, 3600), default: '10' },
   { env: 'UPSTREAM_GIVE_UP_SECONDS', key: 'upstreamGiveUpSeconds', flag: 'upstream-give-up-seconds', help: 'how long a lasting upstream 401/403/404 is retried before streams end', accepts: 'an integer 1-86400', schema: int(1, 86400), default: '300' },
   { env: 'AUTH_JWT_SECRET', key: 'authJwtSecret', flag: 'auth-jwt-secret', help: 'HS256 secret; when set every subscriber needs a JWT', accepts: 'a string of at least 32 bytes', schema: z.string().refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes long'), secret: true },
   { env: 'AUTH_JWKS_URL', key: 'authJwksUrl', flag: 'auth-jwks-url', help: 'identity provider key set (RS256, ES256, EdDSA); when set every subscriber needs a JWT', accepts: 'an http(s) URL', schema: jwksUrl },
@@ -250,6 +251,7 @@ export interface ConfigShape {
   upstreamPageSize: number;
   upstreamMaxBodyBytes: number;
   upstreamGiveUpSeconds: number;
+  statusFreshSeconds: number;
   authJwtSecret: string | undefined;
   authJwksUrl: string | undefined;
   authJwksCacheSeconds: number;

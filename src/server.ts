@@ -119,6 +119,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     maxBodyBytes: config.upstreamMaxBodyBytes,
     backoff: DEFAULT_BACKOFF,
     giveUpMs: config.upstreamGiveUpSeconds * 1000,
+    statusFreshMs: config.statusFreshSeconds * 1000,
     onEvents: (n) => (stats.eventsReceived += n),
     onOversized: () => stats.oversizedEvents++,
   };

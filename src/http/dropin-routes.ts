@@ -37,8 +37,6 @@ export const MAX_CHANGES_WAIT_SECONDS = 25;
 export const UNSETTLED_WAIT_MS = 10_000;
 /** Seconds a caller is told to wait when the loop has not settled within that bound (not read up to date, or draining). */
 export const UNSETTLED_RETRY_AFTER_SECONDS = 2;
-/** A held `/status` younger than this is answered as is (ms); an older one is refreshed first (at most one upstream call per interval). */
-export const STATUS_FRESH_MS = 2000;
 /** Longest a `/status` caller waits for that refresh (ms) before the held answer is sent. */
 export const STATUS_REFRESH_WAIT_MS = 5000;
 /** Longest a `/changes` caller waits for it (ms), within its own wait: a hanging `/status` costs it at most this. */
@@ -130,11 +128,11 @@ async function headOfSession(c: Context<AppEnv>, deps: AppDeps, id: string, cred
 }
 
 /**
- * A held status older than STATUS_FRESH_MS (and no news since `newsAtMs`) is asked again first (shared: at most one
+ * A held status older than STATUS_FRESH_SECONDS (and no news since `newsAtMs`) is asked again first (shared: at most one
  * upstream call per interval for the loop), waiting at most `waitMs`; a refusal it brings is answered as such.
  */
 async function refreshIfStale(deps: AppDeps, entry: FeedEntry, newsAtMs = 0, waitMs = STATUS_REFRESH_WAIT_MS): Promise<void> {
-  if (entry.feed.ended || Date.now() - Math.max(entry.feed.snapshot.statusAtMs, newsAtMs) <= STATUS_FRESH_MS) return;
+  if (entry.feed.ended || Date.now() - Math.max(entry.feed.snapshot.statusAtMs, newsAtMs) <= deps.config.statusFreshSeconds * 1000) return;
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([deps.hub.refreshStatus(entry), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
   clearTimeout(timer);

@@ -18,6 +18,8 @@ export interface LoopSettings {
   maxBodyBytes: number;
   backoff: BackoffPolicy;
   giveUpMs: number;
+  /** A held `/status` younger than this is not asked again on demand (drop-in callers; ms). */
+  statusFreshMs: number;
   /** Metrics hooks. */
   onEvents?: (count: number) => void;
   onOversized?: (index: number) => void;

@@ -294,6 +294,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
             maxBodyBytes: settings.maxBodyBytes,
             backoff: settings.backoff,
             giveUpMs: settings.giveUpMs,
+            statusFreshMs: settings.statusFreshMs,
             ...(settings.onEvents ? { onEvents: settings.onEvents } : {}),
             ...(settings.onOversized ? { onOversized: settings.onOversized } : {}),
             sink,

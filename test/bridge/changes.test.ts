@@ -1,7 +1,6 @@
 /** The drop-in long-poll endpoint: same shape and codes as the upstream, answered from the shared loop. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { HISTORY_EMPTY_ATTEMPTS, UNSETTLED_RETRY_AFTER_SECONDS, UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
-import { STATUS_REFRESH_MIN_INTERVAL_MS } from '../../src/upstream/poller.ts';
 import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
@@ -96,14 +95,14 @@ describe('GET /sessions/{id}/changes', () => {
   });
 
   it('a waiting poller woken by events that came under a new status (resumed upstream) gets that status with them, not the one held before', async () => {
-    bridge = await startBridge({}, { api: 'real' });
+    bridge = await startBridge({ STATUS_FRESH_SECONDS: '2' }, { api: 'real' });
     const b = bridge;
     b.sim.createSession('dc-resumed', { initialEvents: 2 });
     const base = `${b.url}/api/v2/sessions/dc-resumed`;
     // The loop with event details runs (and stays through its idle grace); its /status answer ages past the
     // 2 s a drop-in /status may reuse, so the next one asks the upstream.
     expect((await fetch(`${base}/changes?from_index=0`)).status).toBe(200);
-    await new Promise((r) => setTimeout(r, STATUS_REFRESH_MIN_INTERVAL_MS + 200));
+    await new Promise((r) => setTimeout(r, 2200));
     b.sim.setStatus('dc-resumed', { status: 'paused' });
     expect(((await (await fetch(`${base}/status`)).json()) as { status: string }).status).toBe('paused');
     // Resumed upstream with no event of its own: the loop's long-poll is not woken by that (real API).

@@ -6,7 +6,7 @@
  * loop's calls fail after it had caught up: the upstream may hold events it cannot read (audit, 6 Dec 2026).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
 
 let bridge: Bridge | undefined;
 afterEach(async () => {
@@ -14,9 +14,12 @@ afterEach(async () => {
   bridge = undefined;
 });
 
-/** A bridge on the real dialect with the Agent API's own long-poll (25 s), the drop-ins under /api/v2. */
+/**
+ * A bridge on the real dialect with the Agent API's own long-poll (25 s), the drop-ins under /api/v2; a held /status
+ * trusted 2 s (STATUS_FRESH_SECONDS, 10 by default) to keep these tests short.
+ */
 async function startReal(): Promise<Bridge> {
-  bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '25' }, { api: 'real' });
+  bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '25', STATUS_FRESH_SECONDS: '2' }, { api: 'real' });
   return bridge;
 }
 
@@ -28,7 +31,7 @@ describe('drop-in changes, fresh', () => {
     b.sim.createSession('df-end', { initialEvents: 4, imageBytes: 0 });
     const api = `${b.url}/api/v2/sessions/df-end`;
     expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
-    // The loop is now holding its 25 s long-poll; its /status answer ages past the 2 s it is trusted for.
+    // The loop is now holding its 25 s long-poll; its /status answer ages past the 2 s it is trusted for here.
     await new Promise((r) => setTimeout(r, 2500));
     b.sim.finish('df-end', { status: 'completed', answer: 'all done' });
     const upstream = (await (await get(`${b.sim.url}/sessions/df-end/changes?from_index=1`)).json()) as Record<string, unknown>;
@@ -98,12 +101,54 @@ describe('drop-in changes, fresh', () => {
     expect(page.new_events).toHaveLength(3);
   }, 40_000);
 
+  it('forty status pollers of an idle session (20 /status and 20 SDK-style /changes + /status waiters) cost the upstream at most one /status call per STATUS_FRESH_SECONDS, not one per poller', async () => {
+    // Defaults (25 s long-poll, 10 s freshness), as a deployment runs them. Audit, 7 Dec 2026: with 2 s, ten SDK
+    // waiters on an idle session cost 31 /status calls in 55 s against 20 when each called the API itself.
+    bridge = await startBridge({}, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('df-pollers', { initialEvents: 2, imageBytes: 0 });
+    const api = `${b.url}/api/v2/sessions/df-pollers`;
+    expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
+    await eventually(() => b.sim.stats('df-pollers').inFlightChanges === 1, 10_000, 'the loop to long-poll');
+    const before = b.sim.stats('df-pollers').status;
+    const windowMs = 21_000;
+    const until = performance.now() + windowMs;
+    let answered = 0;
+    const statusPoller = async (offsetMs: number) => {
+      await new Promise((r) => setTimeout(r, offsetMs));
+      while (performance.now() < until) {
+        const r = await get(`${api}/status`);
+        expect(r.status).toBe(200);
+        await r.text();
+        answered++;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    };
+    // The SDK's waitForCompletion: a long-poll of changes (3 s here), then /status, again and again.
+    const waiter = async (offsetMs: number) => {
+      await new Promise((r) => setTimeout(r, offsetMs));
+      while (performance.now() < until) {
+        expect((await get(`${api}/changes?from_index=2&wait_for_seconds=3`)).status).toBe(204);
+        const r = await get(`${api}/status`);
+        expect(r.status).toBe(200);
+        await r.text();
+        answered += 2;
+      }
+    };
+    await Promise.all([...range(20).map((i) => statusPoller(i * 50)), ...range(20).map((i) => waiter(i * 150))]);
+    const upstream = b.sim.stats('df-pollers').status - before;
+    expect(answered).toBeGreaterThan(400);
+    // One refresh per 10 s at most (the first when the held answer is older than 10 s), and the loop's own /status
+    // after its long-poll comes back (once in 21 s at most, 25 s apart): 4 calls at most, where 2 s allowed 11.
+    expect(upstream, 'upstream /status calls in 21 s').toBeLessThanOrEqual(4);
+  }, 40_000);
+
   it('a /status call that hangs costs only the callers that came before it was 1 s old their wait: later ones get the status held at once', async () => {
     const b = await startReal();
     b.sim.createSession('df-hung', { initialEvents: 3, imageBytes: 0 });
     const api = `${b.url}/api/v2/sessions/df-hung`;
     expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
-    // The held /status ages past the 2 s it is trusted for while the loop holds its long-poll; the next one hangs.
+    // The held /status ages past the 2 s it is trusted for here while the loop holds its long-poll; the next one hangs.
     await new Promise((r) => setTimeout(r, 2500));
     b.sim.faults.script([{ kind: 'hang' }], { session: 'df-hung', endpoint: 'status' });
     const t0 = performance.now();
