@@ -77,12 +77,17 @@ function redactPart(pair: string): string {
   return mentionsSecret(pair) ? '[REDACTED]' : pair;
 }
 
+/** A JWS or JWE in compact form: base64url parts joined by dots, the first a JSON header. */
+const JWT_IN_TEXT = /eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){2,4}/g;
+
 /**
  * Replaces the values of secret parameters in a URL or path (`access_token`, keys, passwords, however the name is
  * encoded) so request logs and error messages never carry them: in the query, and as `;name=value` parameters of the
  * path (no route reads those, but a client may put a token there).
  */
 export function redactUrl(url: string): string {
+  // A JWT anywhere (a path segment, a parameter of any name): its header is JSON, `{"` in base64url is `eyJ`.
+  if (url.includes('eyJ')) url = url.replace(JWT_IN_TEXT, '[REDACTED]');
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const safePath = path.includes(';') ? path.replace(/;([^;/]*)/g, (_m, pair: string) => `;${redactPart(pair)}`) : path;

@@ -67,7 +67,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     // Answered while stopping (a long-poll that began before): its connection is not kept either.
     if (deps.isShuttingDown() && outgoing && isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
     if (c.req.path === '/healthz' || c.req.path === '/readyz' || c.req.path === '/metrics') return;
-    deps.log.debug({ method: c.req.method, url: redactUrl(c.req.url.replace(/^https?:\/\/[^/]+/, '')), status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+    // A route that wrote its answer itself (a forwarded call, a stream) left hono's response at its default 200.
+    const status = outgoing?.headersSent ? outgoing.statusCode : c.res.status;
+    deps.log.debug({ method: c.req.method, url: redactUrl(c.req.url.replace(/^https?:\/\/[^/]+/, '')), status, ms: Math.round(performance.now() - started) }, 'request');
   });
   // After CORS (a browser can read the refusal) and the request log (refusals are logged).
   registerLimits(app, deps.limits, deps.upstreamPath);

@@ -298,7 +298,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   // Query pairs are judged as URLSearchParams decodes them (and removed so: withoutQueryParams), names too (`?<jwt>`).
   const queryPairs = query === '' ? [] : query.split('&').flatMap((part) => [...new URLSearchParams(part)]);
   const headerValues = incoming.rawHeaders.filter((_, i) => i % 2 === 1);
-  const ours = await subscriberTokensAmong([...headerValues, ...queryPairs.flat()], deps.isSubscriberToken);
+  const ours = await subscriberTokensAmong([...headerValues, ...queryPairs.flat(), ...segments], deps.isSubscriberToken);
+  // A token in the path cannot be cut out of it (the path is the route): the request is refused, never forwarded.
+  if (segments.some((segment) => holdsToken(segment, ours))) throw new BadRequestError('the request path holds a pollcast access token, which is never forwarded: send it in Authorization: Bearer, access_token or the cookie');
   const dropHeaders = headersHoldingTokens(incoming.rawHeaders, ours);
   const dropAuthorization = dropHeaders.has('authorization');
   const dropCookies = cookiesHoldingTokens(headerLines(incoming.rawHeaders, 'cookie'), ours);

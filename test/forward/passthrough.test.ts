@@ -383,6 +383,18 @@ describe('forwarding: modes and tokens', () => {
     expect(JSON.stringify(other)).not.toContain(jwt.split('.')[2]);
     expect(JSON.stringify(other)).not.toContain(expired.split('.')[2]);
 
+    // Nor in the path, which cannot go without it (fuzz audit, 7 Dec 2026: forwarded, and echoed in the upstream's
+    // 404): 400 naming the problem, nothing upstream. A foreign JWT there goes on.
+    b.sim.clearRequests();
+    for (const target of [`/api/v2/skills/${jwt}`, `/api/v2/sessions/x/resources/b/${expired}`, `/api/v2/files;t=${jwt}/a`]) {
+      const inPath = await rawHttp(`${b.url}${target}`, 'GET', {});
+      expect(inPath.status, target).toBe(400);
+      expect(JSON.parse(inPath.body).error, target).toMatch(/path holds a pollcast access token/);
+    }
+    expect(b.sim.requests().filter((r) => !/\/(changes|status)(\?|$)/.test(r.target))).toEqual([]);
+    expect((await rawHttp(`${b.url}/api/v2/skills/${foreign}`, 'GET', {})).status).toBe(404);
+    expect(b.sim.requests().map((r) => r.target)).toContain(`/api/v2/skills/${foreign}`);
+
     // An upstream key in the same places is the caller's own: forwarded as is.
     b.sim.clearRequests();
     expect((await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions?size=2')).status).toBe(200);

@@ -62,6 +62,10 @@ describe('secrets', () => {
     expect((await get(`/sessions/missing-1/changes?access_token=${tokens[1]}`)).status).toBe(404);
     expect((await get(`/sessions/-bad/changes?access_token=${tokens[1]}`)).status).toBe(400);
     expect((await get(`/nowhere?access_token=${tokens[1]}`)).status).toBe(404);
+    // A token where no rule names it (fuzz audit, 7 Dec 2026: written whole to the debug request log): under a
+    // parameter of any name, in the path, in a path answered 404 (whose body echoes the path).
+    expect((await get(`/sessions/sec-1/changes?foo=${tokens[1]}`, { authorization: `Bearer ${tokens[1]}` })).status).toBe(200);
+    expect((await get(`/nowhere/${tokens[1]}/x?q=a.${tokens[2]}`)).status).toBe(404);
     // The upstream refuses the bridge's key: 502, and the key is not in the answer.
     sim.faults.script([{ kind: 'http', status: 401 }], { session: 'sec-3', endpoint: 'status' });
     expect((await get(`/sessions/sec-3/events?access_token=${tokens[1]}`)).status).toBe(502);
