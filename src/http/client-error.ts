@@ -44,7 +44,8 @@ export function installClientErrorHandler(server: Server, countRefusal?: CountRe
   });
 }
 
-const CONNECT_BODY = JSON.stringify({ error: 'CONNECT is not supported: pollcast is not a proxy', code: 'method_not_allowed' });
+/** The JSON of a refused `CONNECT`, over HTTP/1.1 and HTTP/2 alike. */
+export const CONNECT_BODY = JSON.stringify({ error: 'CONNECT is not supported: pollcast is not a proxy', code: 'method_not_allowed' });
 
 /**
  * Answers `CONNECT` (which node:http hands to a 'connect' listener, or else drops the connection without a

@@ -12,11 +12,11 @@
  * parser; with the young-generation cap pollcast runs with (runtime-flags.ts)
  * that measured no difference in memory per idle HTTP/1.1 stream.
  */
-import type { Server } from 'node:http';
+import { METHODS, type Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { NodeListener } from './fast-path.ts';
-import { acceptedHost, type CountRefusal } from './client-error.ts';
+import { acceptedHost, CONNECT_BODY, type CountRefusal } from './client-error.ts';
 import type { Logger } from 'pino';
 
 /** The client connection preface of RFC 9113 §3.4: no HTTP/1.x request starts with it. */
@@ -88,6 +88,8 @@ export function headerListBytes(rawHeaders: readonly string[]): number {
   return bytes;
 }
 
+/** Methods an HTTP/1.1 request line may carry here (node:http's parser refuses the rest with a 400). */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 const HEADERS_TOO_LARGE_BODY = JSON.stringify({ error: 'request line and headers larger than the server accepts (MAX_HEADER_BYTES)', code: 'headers_too_large' });
 const BAD_AUTHORITY_BODY = JSON.stringify({ error: 'the :authority (or Host) is malformed (no URL can be built from it)', code: 'bad_request' });
 
@@ -105,6 +107,8 @@ function withRequestChecks(listener: NodeListener, maxBytes: number, countRefusa
   };
   return (req, res) => {
     if (headerListBytes(req.rawHeaders) > maxBytes) return refuse(res, 431, 'headers_too_large', HEADERS_TOO_LARGE_BODY);
+    // An HTTP/2 :method is any token; HTTP/1.1's parser takes only the methods it knows, in capitals (`get` is 400).
+    if (!KNOWN_METHODS.has(req.method)) return refuse(res, 400, 'bad_request', JSON.stringify({ error: `method ${JSON.stringify(req.method.slice(0, 20))} is not an HTTP method (method names are case-sensitive)`, code: 'bad_request' }));
     const name = req.headers[':authority'] !== undefined ? ':authority' : 'host';
     const authority = req.headers[name];
     if (typeof authority === 'string') {
@@ -174,6 +178,10 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
     { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderBytes }, maxSessionMemory: sessionMemoryMb(options.maxQueueBytes) },
     withRequestChecks(options.listener, options.maxHeaderBytes, options.countRefusal),
   );
+  // A CONNECT never reaches the request listener (node's http2 answers it 405 with no body when nobody listens).
+  h2.on('connect', (_req: Http2ServerRequest, res: Http2ServerResponse) => {
+    res.writeHead(405, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(CONNECT_BODY) }).end(CONNECT_BODY);
+  });
   h2.setTimeout(H2_IDLE_TIMEOUT_MS);
   // Graceful rather than Node's default destroy: a stream still open finishes.
   h2.on('timeout', (session: ServerHttp2Session) => session.close());

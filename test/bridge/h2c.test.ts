@@ -129,6 +129,33 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect((await answer('/healthz')).status).toBe(200);
   });
 
+  it('refuses a method HTTP/1.1 would not take (`get`, `Post`) with a JSON 400, and CONNECT with a JSON 405, on every route', async () => {
+    // Fuzz audit, 7 Dec 2026: `get /sessions/{id}/status` was served 200, `post /events` opened a stream, and CONNECT
+    // got node's bare 405 (no body, no content type).
+    bridge = await startBridge({ H2C: 'true' });
+    bridge.sim.createSession('h2-m', { initialEvents: 1, finished: true });
+    const session = h2(bridge.url);
+    for (const [method, path] of [['get', '/sessions/h2-m/status'], ['Get', '/sessions/h2-m/events'], ['post', '/events'], ['head', '/healthz']]) {
+      const r = h2request(session, path!, { ':method': method! });
+      const text = await r.done();
+      const headers = await r.headers;
+      expect(headers[':status'], `${method} ${path}`).toBe(400);
+      expect(headers['content-type'], `${method} ${path}`).toMatch(/application\/json/);
+      expect(JSON.parse(text).error, `${method} ${path}`).toMatch(/is not an HTTP method/);
+    }
+    const connectReq = session.request({ ':method': 'CONNECT', ':authority': 'example.com:443' });
+    let body = '';
+    connectReq.setEncoding('utf8');
+    connectReq.on('data', (d: string) => (body += d));
+    const head = await new Promise<Record<string, unknown>>((resolve, reject) => connectReq.once('response', resolve).once('error', reject));
+    await new Promise((resolve) => connectReq.once('end', resolve));
+    expect(head[':status']).toBe(405);
+    expect(head['content-type']).toBe('application/json');
+    expect(JSON.parse(body)).toEqual({ error: 'CONNECT is not supported: pollcast is not a proxy', code: 'method_not_allowed' });
+    // The connection serves on.
+    expect((await h2request(session, '/sessions/h2-m/status').headers)[':status']).toBe(200);
+  });
+
   it('reads the token cookie when the client sends each cookie as a field of its own (RFC 9113 8.2.3), on every route', async () => {
     bridge = await startBridge({ H2C: 'true', AUTH: '', AUTH_JWT_SECRET: JWT_SECRET });
     bridge.sim.createSession('h2-c', { initialEvents: 2, finished: true });
