@@ -45,13 +45,19 @@ async function openListStream(c: Context<AppEnv>, deps: AppDeps): Promise<Respon
     return RESPONSE_ALREADY_SENT;
   }
   const grant = await deps.authorize(credentialsOf(c, deps.config.upstreamAuthHeader), []);
-  if (c.req.method === 'HEAD') return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
   const { credential, allow } = scopeOf(grant.scope);
   const holder = deps.limits.clientKeyOf(c);
+  const listFilter = allow === undefined ? filter : wholeList(filter);
+  // A HEAD answers the status the GET would open with (401 for a key the upstream refuses: the list's first poll,
+  // shared with its viewers), and opens no stream.
+  if (c.req.method === 'HEAD') {
+    deps.lists.release(await deps.lists.acquire(listFilter, credential, holder), holder);
+    return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
+  }
   const slot = deps.limits.streams.reserve(holder, []);
   let entry;
   try {
-    entry = await deps.lists.acquire(allow === undefined ? filter : wholeList(filter), credential, holder);
+    entry = await deps.lists.acquire(listFilter, credential, holder);
   } catch (err) {
     slot.release();
     throw err;

@@ -24,14 +24,17 @@ import { credentialFromCookie } from './auth-token.ts';
 import { corsOriginList, originMaySendCookie } from './cors.ts';
 import { tokenAuthConfigured } from '../config.ts';
 
-/** The lanes of a request: every open session acquired at once (single flight per session, like single streams). */
-async function acquireLanes(deps: AppDeps, req: MuxRequest, credential: UpstreamCredential | undefined): Promise<LaneSpec[]> {
+/**
+ * The lanes of a request: every open session acquired at once (single flight per session, like single streams).
+ * `statusOnly` (a HEAD): any loop of each session will do, as for an overview.
+ */
+async function acquireLanes(deps: AppDeps, req: MuxRequest, credential: UpstreamCredential | undefined, statusOnly = false): Promise<LaneSpec[]> {
   const reading = req.ids.map((id, i) => ({ id, value: req.values[i]! }));
   const results = await Promise.allSettled(
     reading.map(({ id, value }) => {
       if (value === ENDED) return Promise.resolve(null);
       // An overview reads status and end only: any loop of the session will do.
-      const acquiring = req.mode === 'overview' ? deps.hub.acquireAny(id, credential) : deps.hub.acquire(id, req.includeEvents, value - 1, credential);
+      const acquiring = req.mode === 'overview' || statusOnly ? deps.hub.acquireAny(id, credential) : deps.hub.acquire(id, req.includeEvents, value - 1, credential);
       return acquiring.then((entry) => deps.hub.forNewStream(entry));
     }),
   );
@@ -70,10 +73,15 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   // sessions, not requests (the middleware took one token already), so a list cannot multiply upstream calls.
   checkRate(deps.limits, deps.limits.clientKeyOf(c), req.ids.length - 1);
   const asked = await grantOrUnjudged(deps, credentials, req.ids);
-  if (c.req.method === 'HEAD') return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);
+  // A HEAD answers the status the GET would open with (404 when no session exists upstream), from each session's
+  // first contact (a status-only loop, shared), and opens nothing. A key not judged yet is not judged for a HEAD.
+  if (c.req.method === 'HEAD') {
+    if (!isUnjudged(asked)) for (const lane of await acquireLanes(deps, req, asked.upstreamCredential, true)) if (lane.entry) deps.hub.release(lane.entry);
+    return c.body(null, 200, STREAM_HEAD_ANSWER_HEADERS);
+  }
   // One stream for the client, one slot for each session it reads; reserved before the first await.
   // A key not judged yet counts against no session's limit until it is accepted (holdAndClaim).
   const slot = deps.limits.streams.reserve(deps.limits.clientKeyOf(c), isUnjudged(asked) ? [] : reading);

@@ -162,6 +162,10 @@ describe('GET /events (multiplexed)', () => {
     const none = await fetch(`${bridge.url}/events?sessions=nf-missing,nf-missing-2`);
     expect(none.status).toBe(404);
     expect(((await none.json()) as { code: string }).code).toBe('session_not_found');
+    // A HEAD answers what the GET would (fuzz audit, 7 Dec 2026: 200 when no session existed), and opens nothing.
+    expect((await fetch(`${bridge.url}/events?sessions=nf-missing,nf-missing-2`, { method: 'HEAD' })).status).toBe(404);
+    expect((await fetch(`${bridge.url}/events?sessions=nf-1,nf-missing`, { method: 'HEAD' })).status).toBe(200);
+    expect(bridge.server.streams.size).toBe(0);
   });
 
   it('takes the list as a POST body too', async () => {

@@ -427,6 +427,9 @@ describe('GET /sessions/events: scope and trouble', () => {
       viewA.close();
       viewB.close();
     }
+    // A HEAD answers what the GET would (fuzz audit, 7 Dec 2026: 200 for any key, no upstream call).
+    expect((await fetch(`${b.url}/sessions/events?access_token=not-a-key`, { method: 'HEAD' })).status).toBe(401);
+    expect((await fetch(`${b.url}/sessions/events?access_token=${A}`, { method: 'HEAD' })).status).toBe(200);
     const refused = await fetch(`${b.url}/sessions/events?access_token=not-a-key`);
     expect(refused.status).toBe(401);
     // The refusal is kept a while: eight more asks with that key cost the upstream no list call.
