@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Stats } from '../metrics.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
 import { allowAll, noSubscriberTokens, presentedBearer, type Authorizer, type SubscriberTokenCheck } from './auth.ts';
-import { createJwtAuthorizer, createTokenVerifier, tokenOptionsOf, type TokenVerifier } from './auth-token.ts';
+import { createJwtAuthorizer, createTokenVerifier, credentialFromCookie, tokenOptionsOf, type TokenVerifier } from './auth-token.ts';
 import { createUpstreamKeyAuthorizer } from './auth-upstream.ts';
 
 /** What the upstream-key mode needs besides the config. */
@@ -21,9 +21,9 @@ export interface AuthorizerDeps {
 
 /**
  * Token first, the upstream for anything that is not a pollcast token (a valid token short of a session stays a 403).
- * `keyHeader`: UPSTREAM_AUTH_HEADER's name, when set.
+ * `keyHeader`: UPSTREAM_AUTH_HEADER's name, when set; `cookieName`: AUTH_COOKIE_NAME.
  */
-function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenCheck, keyHeader: string | undefined): Authorizer {
+function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenCheck, keyHeader: string | undefined, cookieName: string): Authorizer {
   // A bearer with pollcast's own signature (expired, say) is refused as a token, never sent upstream as a key.
   return async (credentials, sessionIds) => {
     try {
@@ -34,6 +34,9 @@ function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenC
       const bearer = presentedBearer(credentials);
       if (bearer !== undefined && (await isOurs(bearer))) throw err;
       const inKeyHeader = credentials.keyHeader?.trim();
+      // The cookie is only ever read as a token (keys come in a header or access_token): with no key beside it, what
+      // was wrong with it (expired, malformed) is the answer, not "an upstream key is required".
+      if (bearer === undefined && (inKeyHeader === undefined || inKeyHeader === '') && credentialFromCookie(credentials, cookieName)) throw err;
       if (inKeyHeader !== undefined && inKeyHeader !== '' && (await isOurs(inKeyHeader))) {
         // Tokens are not read from the key header: the refusal says so, not only where a token was looked for.
         throw keyHeader === undefined ? err : new UnauthorizedError(`a pollcast access token is read from Authorization: Bearer, access_token or the cookie, not from ${keyHeader} (it carries upstream keys)`);
@@ -59,5 +62,5 @@ export function createAuthorizer(config: Config, deps: AuthorizerDeps, verifier:
   const token = verifier ? createJwtAuthorizer(tokenOptionsOf(config), verifier) : undefined;
   if (config.auth !== 'upstream') return token ?? allowAll;
   const key = createUpstreamKeyAuthorizer({ client: deps.client, cacheSeconds: config.authUpstreamCacheSeconds, keyHeader: config.upstreamAuthHeader, stats: deps.stats });
-  return token && verifier ? tokenOrKey(token, key, subscriberTokenCheck(verifier), config.upstreamAuthHeader) : key;
+  return token && verifier ? tokenOrKey(token, key, subscriberTokenCheck(verifier), config.upstreamAuthHeader, config.authCookieName) : key;
 }

@@ -198,6 +198,15 @@ describe('combined with tokens', () => {
     expect((await fetch(`${b.url}/sessions/a-1/status`, { headers: { authorization: `Bearer ${expired}` } })).status).toBe(401);
     expect((await fetch(`${b.url}/sessions/a-1/events?access_token=${expired}`)).status).toBe(401);
     expect(b.sim.requests().filter((r) => JSON.stringify(r).includes(expired))).toEqual([]);
+    // In the cookie (read as a token only, never as a key), its fault is named as in the header, not "a key is
+    // required" (fuzz audit, 7 Dec 2026); a cookie that is no token at all is told what is wrong with it too.
+    for (const [cookie, message] of [[expired, /expired/], ['not.a-jwt', /malformed|invalid/]] as const) {
+      const res = await fetch(`${b.url}/sessions/a-1/status`, { headers: { cookie: `pollcast_token=${cookie}` } });
+      expect(res.status).toBe(401);
+      const { error } = (await res.json()) as { error: string };
+      expect(error, cookie).toMatch(message);
+      expect(error, cookie).not.toMatch(/upstream key is required/);
+    }
   });
 
   it('without UPSTREAM_API_KEY, a token holder\'s /status on a session with no loop does not refuse a keyed stream opening meanwhile: its keyless first contact (502) is its own', async () => {
