@@ -70,6 +70,11 @@ export abstract class StreamConnection {
     res.on('close', closeFromResponse);
   }
 
+  /** True when the connection holds more unsent than its bound (a live write now would drop it as slow). */
+  protected get backlogged(): boolean {
+    return this.out.unsentBytes > this.maxQueueBytes;
+  }
+
   /** True when the stream reads `sessionId`. */
   abstract reads(sessionId: string): boolean;
 

@@ -62,7 +62,12 @@ export class Streams {
 
   constructor(opts: StreamsOptions) {
     this.opts = opts;
-    this.subscriberOptions = { maxQueueBytes: opts.maxQueueBytes, onClose: (sub, reason) => this.closed(sub, reason), stats: opts.stats };
+    this.subscriberOptions = {
+      maxQueueBytes: opts.maxQueueBytes,
+      onClose: (sub, reason) => this.closed(sub, reason),
+      onBehind: (sub) => this.catchUpAgain(sub),
+      stats: opts.stats,
+    };
     // One timer for every stream: a stream that got nothing since the last sweep gets a comment. Sweeps every
     // third of the interval, so the longest silence (two sweeps) stays well under it, timer jitter included.
     this.heartbeat = setInterval(() => {
@@ -102,11 +107,16 @@ export class Streams {
     log.info({ session: feed.sessionId, from: startIndex, details: feed.includeEvents }, 'stream open');
     sub.statusSent = feed.statusFrame;
     sub.write(continues ? feed.statusFrame : Buffer.concat([retryFrame(this.opts.retryMs), feed.statusFrame]));
-    void catchUp(this.catchUpDeps, entry, sub).catch((err: unknown) => {
-      log.error({ err, session: feed.sessionId }, 'replay failed');
+    this.catchUpAgain(sub);
+    return sub;
+  }
+
+  /** Replays to `sub` from its `next` (paced by its socket), then registers it for live chunks. */
+  private catchUpAgain(sub: StreamSubscriber): void {
+    void catchUp(this.catchUpDeps, sub.entry, sub).catch((err: unknown) => {
+      this.opts.log.error({ err, session: sub.sessionId }, 'replay failed');
       sub.close('error');
     });
-    return sub;
   }
 
   /**

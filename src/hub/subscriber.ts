@@ -18,6 +18,11 @@ export interface SubscriberOptions {
   maxQueueBytes: number;
   /** Called once, after the subscriber closed. */
   onClose: (sub: StreamSubscriber, reason: CloseReason) => void;
+  /**
+   * Called (once the subscriber left the feed's listeners) when a live chunk finds it past its bound while the loop
+   * is still reading the session's history: it is caught up again, paced by its socket, instead of dropped.
+   */
+  onBehind: (sub: StreamSubscriber) => void;
   stats: Stats;
 }
 
@@ -35,6 +40,7 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
   /** What the stream gives back when it closes (its stream slot), if anything. */
   slot: { release(): void } | undefined;
   private readonly stats: Stats;
+  private readonly onBehind: (sub: StreamSubscriber) => void;
 
   constructor(res: StreamResponse, startIndex: number, entry: FeedEntry, opts: SubscriberOptions) {
     // The connection calls it with this very subscriber: no wrapper closure per stream.
@@ -43,6 +49,7 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
     this.entry = entry;
     this.sessionId = entry.feed.sessionId;
     this.stats = opts.stats;
+    this.onBehind = opts.onBehind;
   }
 
   reads(sessionId: string): boolean {
@@ -69,6 +76,15 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
   }
 
   onChunk(chunk: Chunk): void {
+    // The first readers of a session whose history the loop is still reading get it at the upstream's paging speed:
+    // such a reader is catching up, and is paced by its socket as a replay is (dropped only when its socket takes
+    // nothing for REPLAY_DRAIN_TIMEOUT_MS), not dropped as slow once a page or two sit unsent (dashboard audit, 7 Dec
+    // 2026: a reader taking 100 KB/s dropped after 295 ms of a 4,000-event history). Live, the bound holds.
+    if (!this.entry.feed.synced && this.backlogged && !this.closed) {
+      this.entry.feed.listeners.delete(this);
+      this.onBehind(this);
+      return;
+    }
     const n = chunk.frames.length;
     if (chunk.status !== null) this.statusSent = chunk.status;
     if (n === 0 || this.next <= chunk.firstIndex) {

@@ -164,6 +164,35 @@ describe('a client that needs a long history', () => {
     expect(server.metrics.stats.replayFromUpstream).toBe(0);
   });
 
+  it('the first reader of a cold session, reading slowly but steadily while the loop reads the history, is paced, not dropped', async () => {
+    // Dashboard audit, 7 Dec 2026: on a fresh pollcast, `curl --limit-rate 100k` on a 4,000-event session was dropped
+    // as slow after 295 ms: the loop's pages went to it as live chunks, under the bound, at the upstream's speed.
+    const { sim, server, url } = await start({ SESSION_MAX_BYTES: String(256 << 20) });
+    const total = 1500;
+    await sim.createSession('cold', { initialEvents: total, finished: true, detailBytes: 8000 });
+    const slow = openRawStream(url, '/sessions/cold/events', { paused: true });
+    raws.push(slow);
+    // About 2 MB/s: 64 KB every 30 ms, taken off the socket as the reader goes.
+    const reading = setInterval(() => {
+      for (let taken = 0; taken < 65_536; ) {
+        const chunk = slow.socket.read() as string | null;
+        // read() hands the chunk to the stream's 'data' listener too (the raw stream's text).
+        if (chunk === null) break;
+        taken += chunk.length;
+      }
+    }, 30);
+    try {
+      // Dropped, the raw stream closes (it does not reconnect): the drop shows at once below.
+      await Promise.race([slow.until((text) => text.includes('event: end'), 60_000), slow.closed]);
+    } finally {
+      clearInterval(reading);
+    }
+    expect(server.metrics.stats.slowDropped).toBe(0);
+    expect(slow.text()).toContain('event: end');
+    expect(server.metrics.stats.streamsOpened).toBe(1);
+    expect(eventIndices(slow.frames())).toEqual(range(total));
+  }, 90_000);
+
   it('a client that stops reading during its replay holds about one slice, not the history', async () => {
     const { sim, server, url } = await start({ SESSION_MAX_BYTES: String(256 << 20) });
     await sim.createSession('long', { initialEvents: 600, finished: true, detailBytes: DETAIL_BYTES });
