@@ -78,8 +78,12 @@ const openSessionsOf = (record) => record.stream.sessions.filter((id) => !record
 /** Events a stream has delivered for its open sessions: what add() would make it send again. */
 const replayCost = (record) => openSessionsOf(record).reduce((sum, id) => sum + record.stream.lastIndex(id) + 1, 0);
 
-/** A card stream still connecting after this long is waiting for a connection, not opening (ms). */
-const CONNECT_WAIT_MS = 8000;
+/**
+ * A card stream still connecting after this long is waiting for a connection, not opening (ms): longer than the
+ * 10 s the list's first viewer may wait for its first poll (docs/session-list.md), which is the upstream's delay,
+ * not the browser's (until 7 Dec 2026 8 s: a slow list was blamed on the six connections, an audit found).
+ */
+const CONNECT_WAIT_MS = 12_000;
 
 function openCardStream(ids) {
   const record = { stream: undefined, state: 'connecting', openedAt: Date.now() };
@@ -205,9 +209,11 @@ function clock(ms) {
   const ss = String(s % 60).padStart(2, '0');
   return s >= 3600 ? `${Math.floor(s / 3600)}:${mm.padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
 }
+/** One formatter for every log line (toLocaleTimeString builds one per call: 1.6 s of a 6,000-event replay, an audit measured). */
+const TIME_OF_DAY = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 function timeOfDay(iso) {
   const t = new Date(iso);
-  return Number.isNaN(t.getTime()) ? '--:--:--' : t.toLocaleTimeString([], { hour12: false });
+  return Number.isNaN(t.getTime()) ? '--:--:--' : TIME_OF_DAY.format(t);
 }
 /** An answer as text: strings as they are, anything else as indented JSON. */
 function answerText(answer) {
@@ -440,9 +446,8 @@ function absorb(v, event) {
   }
 }
 
+/** The log line of one event (not yet in the page). */
 function logLine(v, event) {
-  const log = v.$.log;
-  const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
   let { tag, text, tone } = describe(event);
   // An agent's failure comes as its error step and then as the run's error event, with the same words: the words once.
   const repeated = tone === 'bad' && text === v.lastLogText;
@@ -453,10 +458,48 @@ function logLine(v, event) {
   const line = el('span', 'text', clip(text));
   line.title = text;
   li.append(el('span', 'idx', `#${event.index}`), el('span', 'time', timeOfDay(event.timestamp)), el('span', 'tag', tag), line);
-  log.append(li);
-  flash(li);
-  while (log.children.length > MAX_LOG_LINES) log.firstElementChild.remove();
+  return li;
+}
+
+/**
+ * Queues an event's log line; the lines of a frame go into the page at once (one layout, one scroll), and only the
+ * last MAX_LOG_LINES of them are built. Until 7 Dec 2026 each line was appended and scrolled on its own, and a
+ * 6,000-event replay blocked the page for 16 s in long tasks of 2 s (an audit): it took the stream as slow.
+ */
+function queueLogLine(v, event) {
+  v.pendingLines.push(event);
+  if (v.pendingLines.length > MAX_LOG_LINES) v.pendingLines.splice(0, v.pendingLines.length - MAX_LOG_LINES);
+  if (v.flushTimer !== undefined) return;
+  // A frame, or a quarter of a second where frames are not drawn (a hidden tab): whichever comes first.
+  const flush = () => {
+    cancelAnimationFrame(v.flushFrame);
+    clearTimeout(v.flushTimer);
+    v.flushTimer = undefined;
+    flushLogLines(v);
+  };
+  v.flushFrame = requestAnimationFrame(flush);
+  v.flushTimer = setTimeout(flush, 250);
+}
+
+function flushLogLines(v) {
+  const events = v.pendingLines;
+  v.pendingLines = [];
+  if (events.length === 0) return;
+  const log = v.$.log;
+  const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+  const lines = [];
+  for (const event of events) {
+    try {
+      lines.push(logLine(v, event));
+    } catch (err) {
+      console.warn(`dashboard: event #${event.index} of ${v.id} could not be shown`, err);
+    }
+  }
+  log.append(...lines);
+  for (const li of lines) flash(li);
+  for (let extra = log.children.length - MAX_LOG_LINES; extra > 0; extra--) log.firstElementChild.remove();
   if (atBottom) log.scrollTop = log.scrollHeight;
+  setFigure(v, 'count', String(v.lastIndex + 1));
 }
 
 function showOutcome(v, end) {
@@ -485,7 +528,7 @@ const cardHandlers = {
       setMetrics(v, s.metrics);
       setTimes(v, s);
       // upstream_error comes and goes with pollcast's retries; the stream stays open meanwhile, and what it shows is the last known.
-      setStale(v, s.upstream_error ? `the agent API is not answering (${plainError(str(s.upstream_error))}); retrying` : '');
+      setStale(v, s.upstream_error ? upstreamTrouble(str(s.upstream_error)) : '');
     });
   },
   onEvent: (id, event) => withView(id, (v) => {
@@ -499,17 +542,19 @@ const cardHandlers = {
     // Open JSON: whatever one event holds, the stream and the other cards go on.
     try {
       absorb(v, event);
-      logLine(v, event);
     } catch (err) {
       console.warn(`dashboard: event #${event.index} of ${id} could not be shown`, err);
     }
-    setFigure(v, 'count', String(event.index + 1));
+    queueLogLine(v, event);
   }),
   onEnd: (id, end) => {
-    know(id, end, true);
+    const e = isObject(end) ? end : {};
+    // No longer followed (the API kept refusing it) while it was not over: its last status is not what it is now.
+    const lost = str(e.upstream_error) !== '' && !TERMINAL.has(str(e.status));
+    const status = lost ? (/\(404\)|not found/i.test(str(e.upstream_error)) ? 'not_found' : 'unknown') : str(e.status);
+    know(id, { ...e, status }, true);
     withView(id, (v) => {
-      const e = isObject(end) ? end : {};
-      setStatus(v, str(e.status));
+      setStatus(v, status);
       setMetrics(v, e.metrics);
       setTimes(v, e);
       showOutcome(v, e);
@@ -698,7 +743,7 @@ function addCard(id) {
   q('h2').title = id;
   $.img.addEventListener('error', () => unreadableShot(v));
   root.append(card);
-  const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined, staleSince: 0, refused: false, lastLogText: '' };
+  const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined, staleSince: 0, refused: false, lastLogText: '', pendingLines: [], flushTimer: undefined, flushFrame: 0 };
   views.set(id, v);
   if (pinned.length > 0) know(id);
   const k = known.get(id);
@@ -730,6 +775,12 @@ function renderTop() {
 }
 
 /** An upstream error as a person reads it: no socket codes. */
+/** A card's upstream_error for a person: a session the API no longer finds is not an API that does not answer. */
+function upstreamTrouble(error) {
+  if (/\(404\)|not found/i.test(error)) return 'the agent API no longer finds this session (404: deleted?); pollcast asks again for a while';
+  return `the agent API is not answering (${plainError(error)}); retrying`;
+}
+
 function plainError(error) {
   const e = String(error).replace(/^list:\s*/, '');
   if (/ECONNREFUSED/.test(e)) return 'connection refused';
@@ -756,13 +807,13 @@ function problem() {
   const cards = [...views.values()];
   const tokenRefused = cards.find((v) => v.refusal?.status === 401);
   if (tokenRefused) return { tone: 'bad', short: tokenShort(tokenRefused.refusal.error), long: tokenProblem(tokenRefused.refusal.error) };
-  if (cards.length > 0 && cards.every((v) => v.refused)) return { tone: 'bad', short: 'nothing to show', long: cards.length === 1 ? refusalText(cards[0].refusal, 'this session') : 'None of the sessions in the address can be shown: each card says why.' };
+  if (cards.length > 0 && cards.every((v) => v.refused)) return { tone: 'bad', short: 'nothing to show', long: cards.length === 1 ? refusalText(cards[0].refusal, 'this session') : list.watch ? 'None of the listed sessions can be shown: each card says why.' : 'None of the sessions in the address can be shown: each card says why.' };
   const stale = cards.filter((v) => v.staleSince > 0 && v.stream !== 'ended');
   if (list.state === 'reconnecting' || [...streams].some((r) => r.state === 'reconnecting')) return { tone: 'warn', short: 'reconnecting…', long: 'The connection to pollcast was lost; reconnecting. What is shown is the last known.' };
   // Over HTTP/1.1 a browser opens six connections per server, shared by all its tabs: a stream past them waits.
   const waiting = [...streams, ...(list.watch ? [list] : [])].filter((r) => r.state === 'connecting' && Date.now() - r.openedAt > CONNECT_WAIT_MS);
   if (waiting.length > 0) return { tone: 'warn', short: 'waiting for a connection', long: 'This page is still waiting for a connection to pollcast: the browser allows six per server over HTTP/1.1, shared by its tabs. Close another tab of this dashboard, or serve pollcast over HTTP/2.' };
-  if (stale.length > 0) return { tone: 'warn', short: 'agent API trouble', long: `The agent API is not answering for ${stale.length === 1 ? 'one session' : `${stale.length} sessions`}; their cards show the last known, and pollcast keeps retrying.` };
+  if (stale.length > 0) return { tone: 'warn', short: 'agent API trouble', long: `The agent API fails for ${stale.length === 1 ? 'one session' : `${stale.length} sessions`}; ${stale.length === 1 ? 'its card says why and shows' : 'their cards say why and show'} the last known, and pollcast keeps retrying.` };
   return undefined;
 }
 
@@ -794,7 +845,8 @@ function drawBanner() {
 
 /** The header's counts by status and total cost, over every listed session (and the cards'). */
 function drawSummary() {
-  const all = [...known.values()];
+  // Watching a list, the header counts the list's sessions (its filter), not cards opened outside it.
+  const all = [...known.values()].filter((k) => !list.watch || list.rows.has(k.id));
   const byStatus = new Map();
   for (const k of all) if (k.status) byStatus.set(k.status, (byStatus.get(k.status) ?? 0) + 1);
   const rank = (s) => (STATUS_ORDER.includes(s) ? STATUS_ORDER.indexOf(s) : STATUS_ORDER.length);
