@@ -284,15 +284,17 @@ function describe(event) {
 }
 
 /**
- * The src of a screenshot: base64 in `data.image` (or already a data:/http(s) URL);
+ * The src of a screenshot: base64 in `data.image` (or already a data:image URL);
  * undefined when there is none, null when it is there but not base64 (the browser
  * would refuse such a data: URL with a console error rather than an image error).
+ * A web address is not loaded: event data must not make the page fetch from anywhere
+ * (until 7 Dec 2026 it did, an audit found; the page's CSP allows data: images only).
  */
 function imageSource(d) {
   const image = d.image;
   if (image === undefined || image === null || image === '') return undefined;
   if (typeof image !== 'string') return null;
-  if (/^(data:image\/|https?:\/\/)/i.test(image)) return image;
+  if (/^data:image\//i.test(image)) return image;
   if (!/^[A-Za-z0-9+/_-]+={0,2}\s*$/.test(image)) return null;
   const type = IMAGE_TYPES[str(d.image_format).toLowerCase()] ?? IMAGE_TYPES.png;
   return `data:${type};base64,${image}`;

@@ -1,4 +1,5 @@
 /** The dashboard page and its script, and the browser client module (the page's session list is `GET /sessions/events`). */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Hono } from 'hono';
 import type { AppEnv } from './env.ts';
@@ -22,6 +23,15 @@ function load(file: string): Buffer | undefined {
   }
 }
 
+/**
+ * The page's Content-Security-Policy: its own script and streams, its one inline `<style>` (by hash), images from
+ * data: URLs only (screenshots come as base64): whatever an event holds, the page fetches nothing from elsewhere.
+ */
+export function pagePolicy(html: string): string {
+  const styles = [...html.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => `'sha256-${createHash('sha256').update(m[1]!).digest('base64')}'`);
+  return [`default-src 'none'`, `script-src 'self'`, `style-src ${styles.join(' ') || "'none'"}`, `img-src data:`, `connect-src 'self'`, `base-uri 'none'`, `form-action 'self'`, `frame-ancestors 'none'`].join('; ');
+}
+
 /** Registers `/`, its script and the client module; `simulated`: the page says its sessions come from the simulator. */
 export function registerDemoRoutes(app: Hono<AppEnv>, simulated: boolean): void {
   for (const [path, [file, type]] of Object.entries(STATIC_FILES)) {
@@ -29,6 +39,8 @@ export function registerDemoRoutes(app: Hono<AppEnv>, simulated: boolean): void 
     if (bytes && simulated && file === 'index.html') bytes = Buffer.from(bytes.toString('utf8').replace(/( id="demo"[^>]*) hidden>/, '$1>'));
     if (!bytes) continue;
     // No Referer from the page: its address may carry ?token=, which a proxy logging Referer would keep.
-    app.get(path, (c) => c.body(new Uint8Array(bytes), 200, { 'content-type': type, 'cache-control': 'no-cache', 'referrer-policy': 'no-referrer' }));
+    const headers: Record<string, string> = { 'content-type': type, 'cache-control': 'no-cache', 'referrer-policy': 'no-referrer', 'x-content-type-options': 'nosniff' };
+    if (file === 'index.html') headers['content-security-policy'] = pagePolicy(bytes.toString('utf8'));
+    app.get(path, (c) => c.body(new Uint8Array(bytes), 200, headers));
   }
 }

@@ -22,10 +22,12 @@ describe('dashboard: long histories, deleted sessions, filtered counts', () => {
   let server: PollcastServer;
   let browser: Browser;
   const pageErrors: string[] = [];
+  const consoleErrors: string[] = [];
 
   const open = async (path: string): Promise<Page> => {
     const p = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     p.on('pageerror', (err) => pageErrors.push(err.message));
+    p.on('console', (m) => void (m.type() === 'error' && consoleErrors.push(m.text())));
     await p.goto(`${server.url}${path}`, { timeout: WAIT_MS });
     return p;
   };
@@ -35,6 +37,7 @@ describe('dashboard: long histories, deleted sessions, filtered counts', () => {
     sim.createSession('long-h', { initialEvents: 3000, imageBytes: 0, finished: true });
     sim.createSession('gone-1', { initialEvents: 3, imageBytes: 0 });
     sim.createSession('kept-1', { initialEvents: 2, imageBytes: 0 });
+    sim.createSession('shots-1', { initialEvents: 16, imageBytes: 20_000, finished: true });
     const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: sim.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1', UPSTREAM_WAIT_SECONDS: '1', UPSTREAM_GIVE_UP_SECONDS: '3' });
     server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
     browser = await launchChromium();
@@ -88,7 +91,20 @@ describe('dashboard: long histories, deleted sessions, filtered counts', () => {
     await p.close();
   }, 60_000);
 
-  it('raised no page error', () => {
+  it('serves the page under a Content-Security-Policy it keeps to: screenshots (data: URLs) shown, nothing refused', async () => {
+    const res = await fetch(`${server.url}/`);
+    const policy = res.headers.get('content-security-policy') ?? '';
+    expect(policy).toMatch(/img-src data:(;|$)/);
+    expect(policy).toMatch(/connect-src 'self'/);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    const p = await open('/?session=shots-1');
+    await eventually(async () => ((await p.locator('.card[data-session="shots-1"] .viewport img').getAttribute('src')) ?? '').startsWith('data:image/png;base64,'), WAIT_MS, 'the screenshot');
+    expect(await p.locator('.card[data-session="shots-1"] .viewport img').evaluate((img) => (img as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+    await p.close();
+  }, 60_000);
+
+  it('raised no page error and broke no rule of the page\'s policy', () => {
     expect(pageErrors).toEqual([]);
+    expect(consoleErrors.filter((m) => /Content Security Policy/i.test(m))).toEqual([]);
   });
 });

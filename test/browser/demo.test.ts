@@ -72,16 +72,20 @@ describe('demo dashboard in Chromium', () => {
   const card = (id: string, p = page) => p.locator(`.card[data-session="${id}"]`);
   const text = (id: string, selector: string, p = page) => card(id, p).locator(selector).first().textContent();
   const logIndices = (id: string, p = page) => card(id, p).locator('.log li').evaluateAll((lis) => lis.map((li) => Number((li as HTMLElement).dataset.index)));
-  /** Waits until `condition` (JS over `card`) holds for the card of `id`. */
-  const waitForCard = (id: string, condition: string, p = page) =>
-    p.waitForFunction(([sel, cond]) => {
-      const c = document.querySelector(sel!) as HTMLElement | null;
-      return c !== null && (new Function('card', `return ${cond}`) as (c: HTMLElement) => boolean)(c);
-    }, [`.card[data-session="${id}"]`, condition] as const, { timeout: WAIT_MS });
+  /**
+   * Waits until `condition(card, arg)` holds for the card of `id`. The condition runs in the page as Playwright runs
+   * an evaluated function (not eval: the page's Content-Security-Policy refuses `new Function`).
+   */
+  const waitForCard = <A,>(id: string, condition: (card: HTMLElement, arg: A) => boolean, arg?: A, p = page) =>
+    eventually(async () => (await card(id, p).count()) > 0 && (await card(id, p).first().evaluate(condition as never, arg as never)), WAIT_MS, `the card of ${id}`);
   /** Waits until the card's screenshot is the one of event `index`, decoded. */
   const waitForShot = (id: string, index: number, p = page) =>
-    waitForCard(id, `card.querySelector('.viewport').dataset.index === '${index}' && card.querySelector('.viewport img').complete && card.querySelector('.viewport img').naturalWidth > 0`, p);
-  const waitForAllEvents = (id: string, p = page) => waitForCard(id, `card.querySelectorAll('.log li').length === ${sim.eventCount(id)}`, p);
+    waitForCard(id, (c, i) => {
+      const img = c.querySelector('.viewport img') as HTMLImageElement;
+      return (c.querySelector('.viewport') as HTMLElement).dataset.index === String(i) && img.complete && img.naturalWidth > 0;
+    }, index, p);
+  const logLines = (c: HTMLElement, n: number) => c.querySelectorAll('.log li').length === n;
+  const waitForAllEvents = (id: string, p = page) => waitForCard(id, logLines, sim.eventCount(id), p);
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
@@ -142,7 +146,7 @@ describe('demo dashboard in Chromium', () => {
     expect(await text('live-1', '.bar .title')).toBe(shot.data.title);
 
     // A session finished before the page opened: its history, answer and last screenshot.
-    await waitForCard('done-1', "card.dataset.stream === 'ended' && card.dataset.status === 'completed'");
+    await waitForCard('done-1', (c) => c.dataset.stream === 'ended' && c.dataset.status === 'completed');
     await waitForAllEvents('done-1');
     expect(await text('done-1', '.outcome .answer')).toBe(lastOfKind(sim.events('done-1'), 'answer_event').data.answer);
     await waitForShot('done-1', lastOfKind(sim.events('done-1'), 'observation_event').index);
@@ -229,7 +233,7 @@ describe('demo dashboard in Chromium', () => {
     await waitForAllEvents('live-1');
     const row = sim.listSessions().find((s) => s.id === 'live-1')!;
     expect(row.steps).toBeGreaterThanOrEqual(3);
-    await waitForCard('live-1', `card.querySelector('.steps').textContent === '${row.steps}' && card.querySelector('.cost').textContent === '${money(row.total_cost)}'`);
+    await waitForCard('live-1', (c, [steps, cost]) => c.querySelector('.steps')!.textContent === steps && c.querySelector('.cost')!.textContent === cost, [String(row.steps), money(row.total_cost)]);
     expect(Number((await text('live-1', '.cost'))!.slice(1))).toBeGreaterThan(Number(before.cost!.slice(1)));
     expect(await text('live-1', '.count')).toBe(String(sim.eventCount('live-1')));
 
@@ -243,7 +247,7 @@ describe('demo dashboard in Chromium', () => {
 
   it('shows a failed session with its error, and gives every status its own colour', async () => {
     sim.finish('fail-1', { error: 'browser crashed while loading the page', closingEvents: true });
-    await waitForCard('fail-1', "card.dataset.stream === 'ended' && card.dataset.status === 'failed'");
+    await waitForCard('fail-1', (c) => c.dataset.stream === 'ended' && c.dataset.status === 'failed');
     expect(await text('fail-1', '.badge')).toBe('failed');
     expect(await text('fail-1', '.outcome .error')).toBe('browser crashed while loading the page');
     expect(await card('fail-1').locator('.outcome .answer').count()).toBe(0);
@@ -263,8 +267,8 @@ describe('demo dashboard in Chromium', () => {
 
   it('shows a dropped connection as reconnecting and resumes with no gap and no repeated line', async () => {
     server.streams.closeAll('shutdown');
-    await waitForCard('live-1', 'Number(card.dataset.reconnects) >= 1');
-    await waitForCard('live-1', "card.dataset.stream === 'live'");
+    await waitForCard('live-1', (c) => Number(c.dataset.reconnects) >= 1);
+    await waitForCard('live-1', (c) => c.dataset.stream === 'live');
     sim.appendEvents('live-1', 5);
     await waitForAllEvents('live-1');
     expect(await logIndices('live-1')).toEqual(range(sim.eventCount('live-1')));
@@ -281,7 +285,7 @@ describe('demo dashboard in Chromium', () => {
 
   it('moves the badge running → idle → running → completed and shows the answer on end', async () => {
     sim.setStatus('live-1', { status: 'idle' });
-    await waitForCard('live-1', "card.dataset.status === 'idle'");
+    await waitForCard('live-1', (c) => c.dataset.status === 'idle');
     expect(await text('live-1', '.badge')).toBe('idle');
     expect(await card('live-1').getAttribute('data-stream')).toBe('live');
     // The artifact: running, idle, completed and failed cards side by side.
@@ -289,9 +293,9 @@ describe('demo dashboard in Chromium', () => {
     await page.screenshot({ path: `${ARTIFACTS}demo.png`, fullPage: true });
 
     sim.setStatus('live-1', { status: 'running' });
-    await waitForCard('live-1', "card.dataset.status === 'running'");
+    await waitForCard('live-1', (c) => c.dataset.status === 'running');
     sim.finish('live-1', { closingEvents: true });
-    await waitForCard('live-1', "card.dataset.stream === 'ended' && card.dataset.status === 'completed'");
+    await waitForCard('live-1', (c) => c.dataset.stream === 'ended' && c.dataset.status === 'completed');
     expect(await text('live-1', '.outcome .answer')).toBe(lastOfKind(sim.events('live-1'), 'answer_event').data.answer);
     expect(await logIndices('live-1')).toEqual(range(sim.eventCount('live-1')));
     expect(await page.evaluate(() => (window as any).statusTrail['live-1'])).toEqual(['running', 'idle', 'running', 'completed']);
@@ -306,7 +310,7 @@ describe('demo dashboard in Chromium', () => {
     watchErrors(single);
     try {
       await single.goto(`${server.url}/?session=done-1`, { timeout: WAIT_MS });
-      await waitForCard('done-1', `card.dataset.stream === 'ended' && card.querySelectorAll('.log li').length === ${events.length}`, single);
+      await waitForCard('done-1', (c, n) => c.dataset.stream === 'ended' && c.querySelectorAll('.log li').length === n, events.length, single);
       expect(await card('done-1', single).getAttribute('data-status')).toBe('completed');
       expect(await text('done-1', '.outcome .answer', single)).toBe(lastOfKind(events, 'answer_event').data.answer);
       await waitForShot('done-1', lastOfKind(events, 'observation_event').index, single);
@@ -350,7 +354,7 @@ describe('demo dashboard in Chromium', () => {
     try {
       await odd.route((url) => url.pathname === '/events' && url.searchParams.get('sessions') === 'odd-1', (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body }));
       await odd.goto(`${server.url}/?session=odd-1`, { timeout: WAIT_MS });
-      await waitForCard('odd-1', `card.dataset.stream === 'ended' && card.querySelectorAll('.log li').length === ${events.length}`, odd);
+      await waitForCard('odd-1', (c, n) => c.dataset.stream === 'ended' && c.querySelectorAll('.log li').length === n, events.length, odd);
       expect(await logIndices('odd-1', odd)).toEqual(range(events.length));
       expect(await card('odd-1', odd).getAttribute('data-status')).toBe('completed');
       expect(await text('odd-1', '.thought', odd)).toBe('An OpenAI-style call');
@@ -359,7 +363,7 @@ describe('demo dashboard in Chromium', () => {
       expect(await text('odd-1', '.bar .url', odd)).toBe('example.org/');
       expect(JSON.parse((await text('odd-1', '.outcome .answer', odd))!)).toEqual({ flights: [{ code: 'TP 1254', price: 89 }] });
       expect(await card('odd-1', odd).locator('.liveview').isHidden()).toBe(true); // never a javascript: link
-      await waitForCard('odd-1', "card.querySelector('.placeholder').textContent === 'this screenshot could not be decoded'", odd);
+      await waitForCard('odd-1', (c) => c.querySelector('.placeholder')!.textContent === 'this screenshot could not be decoded', undefined, odd);
     } finally {
       await odd.close();
     }
