@@ -77,8 +77,11 @@ function redactPart(pair: string): string {
   return mentionsSecret(pair) ? '[REDACTED]' : pair;
 }
 
-/** A JWS or JWE in compact form: base64url parts joined by dots, the first a JSON header. */
-const JWT_IN_TEXT = /eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){2,4}/g;
+/**
+ * A JWS or JWE in compact form: base64url parts joined by dots, the first a JSON header (`{"` is `eyJ`), any of its
+ * characters percent-encoded as a URL may carry them (`%65yJ…`, `…%2E…`).
+ */
+const JWT_IN_TEXT = /(?:e|%65)(?:y|%79)(?:J|%4a)(?:[A-Za-z0-9_-]|%[0-9a-f]{2})*(?:(?:\.|%2e)(?:[A-Za-z0-9_-]|%[0-9a-f]{2})*){2,4}/gi;
 
 /**
  * Replaces the values of secret parameters in a URL or path (`access_token`, keys, passwords, however the name is
@@ -87,7 +90,7 @@ const JWT_IN_TEXT = /eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){2,4}/g;
  */
 export function redactUrl(url: string): string {
   // A JWT anywhere (a path segment, a parameter of any name): its header is JSON, `{"` in base64url is `eyJ`.
-  if (url.includes('eyJ')) url = url.replace(JWT_IN_TEXT, '[REDACTED]');
+  if (url.includes('yJ') || url.includes('%')) url = url.replace(JWT_IN_TEXT, '[REDACTED]');
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const safePath = path.includes(';') ? path.replace(/;([^;/]*)/g, (_m, pair: string) => `;${redactPart(pair)}`) : path;

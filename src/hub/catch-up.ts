@@ -118,6 +118,8 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
     // The status may have changed while the replay waited on the socket: a reader
     // registered without it would show a stale status until the next change (maybe never).
     if (feed.statusFrame !== reader.statusSent) reader.writeStatus(feed.statusFrame);
+    // That write may have closed it (past its bound): a closed reader is never registered again.
+    if (reader.closed) return;
     if (feed.endFrame) reader.onEnd(feed.endFrame);
     else feed.listeners.add(reader);
     return;

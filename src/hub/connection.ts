@@ -70,9 +70,14 @@ export abstract class StreamConnection {
     res.on('close', closeFromResponse);
   }
 
-  /** True when the connection holds more unsent than its bound (a live write now would drop it as slow). */
-  protected get backlogged(): boolean {
-    return this.out.unsentBytes > this.maxQueueBytes;
+  /**
+   * True when a live chunk of `feed` should not be written but caught up again (paced by the socket, dropped only
+   * when it takes nothing for REPLAY_DRAIN_TIMEOUT_MS): the connection holds more unsent than its bound while the
+   * feed's loop has never read up to date yet (the history's pages come at the upstream's speed, a replay in all but
+   * name). Live, the bound holds: past it the stream is dropped as slow.
+   */
+  protected behindOnHistory(feed: { caughtUpOnce: boolean }): boolean {
+    return !feed.caughtUpOnce && !this.closed && this.out.unsentBytes > this.maxQueueBytes;
   }
 
   /** True when the stream reads `sessionId`. */

@@ -145,6 +145,11 @@ export class Feed implements LoopSink {
    * had (a 204 or an empty page); false from a (re)start until then.
    */
   synced = false;
+  /**
+   * True once a loop of this feed has read up to date (`synced`), and from then on: before, a loop is reading the
+   * session's history, and its pages reach the first readers at the upstream's speed, as a replay would.
+   */
+  caughtUpOnce = false;
   /** True while the loop's latest changes call failed: what the feed holds may be behind the upstream (LoopUpdate.failing). */
   failing = false;
   /** Created for status-only readers: its loop may start at the session's last event (no history read). */
@@ -258,6 +263,7 @@ export class Feed implements LoopSink {
       frames.push(frame);
     }
     this.synced = update.synced;
+    if (update.synced) this.caughtUpOnce = true;
     this.failing = update.failing === true;
     if (update.emptyStyle) this.emptyStyle = update.emptyStyle;
     const status = this.updateSnapshot(update.snapshot, update.upstreamError, update.statusSinceMs);

@@ -32,6 +32,8 @@ export interface LaneSpec {
 export interface MuxOptions {
   maxQueueBytes: number;
   onClose: (sub: MuxSubscriber, reason: CloseReason) => void;
+  /** As StreamSubscriber's `onBehind`, for one lane (already out of its feed's listeners). */
+  onLaneBehind: (sub: MuxSubscriber, lane: MuxLane) => void;
   stats: Stats;
 }
 
@@ -105,12 +107,14 @@ export class MuxSubscriber extends StreamConnection {
   private readonly cursor: CursorWriter;
   private readonly stats: Stats;
   private lanesOpen = 0;
+  private readonly onLaneBehind: (sub: MuxSubscriber, lane: MuxLane) => void;
 
   constructor(res: StreamResponse, key: Buffer, specs: readonly LaneSpec[], mode: MuxMode, opts: MuxOptions) {
     // The connection calls it with this very stream.
     super(res, { maxQueueBytes: opts.maxQueueBytes, onClose: opts.onClose as ConnectionOptions['onClose'] });
     this.mode = mode;
     this.stats = opts.stats;
+    this.onLaneBehind = opts.onLaneBehind;
     this.cursor = new CursorWriter(key, specs.map((s) => s.value));
     this.lanes = specs.map((spec, slot) => new MuxLane(this, slot, spec));
     for (const lane of this.lanes) if (!lane.ended) this.lanesOpen++;
@@ -153,6 +157,12 @@ export class MuxSubscriber extends StreamConnection {
 
   /** Live output of `lane`'s feed: its new events (those the lane lacks) and, in either mode, a new status. */
   liveChunk(lane: MuxLane, chunk: Chunk): void {
+    // As a single stream's (StreamSubscriber.onChunk): a lane whose loop still reads the history is caught up again.
+    if (this.mode === 'events' && lane.entry !== null && this.behindOnHistory(lane.entry.feed)) {
+      lane.entry.feed.listeners.delete(lane);
+      queueMicrotask(() => this.onLaneBehind(this, lane));
+      return;
+    }
     const parts: Buffer[] = [];
     let events = 0;
     if (this.mode === 'events') {

@@ -113,6 +113,7 @@ export class Streams {
 
   /** Replays to `sub` from its `next` (paced by its socket), then registers it for live chunks. */
   private catchUpAgain(sub: StreamSubscriber): void {
+    if (sub.closed) return;
     void catchUp(this.catchUpDeps, sub.entry, sub).catch((err: unknown) => {
       this.opts.log.error({ err, session: sub.sessionId }, 'replay failed');
       sub.close('error');
@@ -135,6 +136,13 @@ export class Streams {
       onClose: (s, reason) => {
         slot?.release();
         this.closedMany(s, reason);
+      },
+      onLaneBehind: (s, lane) => {
+        if (s.closed || lane.ended || lane.entry === null) return;
+        void catchUp(this.catchUpDeps, lane.entry, lane).catch((err: unknown) => {
+          log.error({ err, session: lane.sessionId }, 'replay failed');
+          s.close('error');
+        });
       },
       stats,
     });

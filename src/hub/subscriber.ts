@@ -19,8 +19,9 @@ export interface SubscriberOptions {
   /** Called once, after the subscriber closed. */
   onClose: (sub: StreamSubscriber, reason: CloseReason) => void;
   /**
-   * Called (once the subscriber left the feed's listeners) when a live chunk finds it past its bound while the loop
-   * is still reading the session's history: it is caught up again, paced by its socket, instead of dropped.
+   * Called (once the subscriber left the feed's listeners, after the chunk's fan-out) when a live chunk finds it past
+   * its bound while the loop has not yet read the session's history up to date: it is caught up again, paced by its
+   * socket, instead of dropped.
    */
   onBehind: (sub: StreamSubscriber) => void;
   stats: Stats;
@@ -80,9 +81,10 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
     // such a reader is catching up, and is paced by its socket as a replay is (dropped only when its socket takes
     // nothing for REPLAY_DRAIN_TIMEOUT_MS), not dropped as slow once a page or two sit unsent (dashboard audit, 7 Dec
     // 2026: a reader taking 100 KB/s dropped after 295 ms of a 4,000-event history). Live, the bound holds.
-    if (!this.entry.feed.synced && this.backlogged && !this.closed) {
+    if (this.behindOnHistory(this.entry.feed)) {
       this.entry.feed.listeners.delete(this);
-      this.onBehind(this);
+      // After the fan-out: caught up at once (nothing to await) it would be added back to the set being iterated.
+      queueMicrotask(() => this.onBehind(this));
       return;
     }
     const n = chunk.frames.length;

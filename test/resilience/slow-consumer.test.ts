@@ -164,13 +164,13 @@ describe('a client that needs a long history', () => {
     expect(server.metrics.stats.replayFromUpstream).toBe(0);
   });
 
-  it('the first reader of a cold session, reading slowly but steadily while the loop reads the history, is paced, not dropped', async () => {
+  for (const [kind, path] of [['single', '/sessions/cold/events'], ['multi-session', '/events?session=cold']] as const) it(`the first reader of a cold session (${kind} stream), reading slowly but steadily while the loop reads the history, is paced, not dropped`, async () => {
     // Dashboard audit, 7 Dec 2026: on a fresh pollcast, `curl --limit-rate 100k` on a 4,000-event session was dropped
     // as slow after 295 ms: the loop's pages went to it as live chunks, under the bound, at the upstream's speed.
     const { sim, server, url } = await start({ SESSION_MAX_BYTES: String(256 << 20) });
     const total = 1500;
     await sim.createSession('cold', { initialEvents: total, finished: true, detailBytes: 8000 });
-    const slow = openRawStream(url, '/sessions/cold/events', { paused: true });
+    const slow = openRawStream(url, path, { paused: true });
     raws.push(slow);
     // About 2 MB/s: 64 KB every 30 ms, taken off the socket as the reader goes.
     const reading = setInterval(() => {
@@ -192,6 +192,26 @@ describe('a client that needs a long history', () => {
     expect(server.metrics.stats.streamsOpened).toBe(1);
     expect(eventIndices(slow.frames())).toEqual(range(total));
   }, 90_000);
+
+  it('live, the bound holds: a reader that stopped reading is dropped during a burst of full pages (the loop then reads "not up to date")', async () => {
+    // Review, 7 Dec 2026: the first form of the catch-up above asked only whether the loop was up to date, which a
+    // full page makes false live, and such a reader was kept (one replay slice unbounded, 30 s) instead of dropped.
+    const { sim, server, url } = await start({ SESSION_MAX_BYTES: String(256 << 20) });
+    await sim.createSession('burst-live', { detailBytes: DETAIL_BYTES });
+    const healthy = readIndices(`${url}/sessions/burst-live/events`);
+    const stalled = openRawStream(url, '/sessions/burst-live/events', { paused: true });
+    raws.push(stalled);
+    try {
+      await eventually(() => server.streams.size === 2 && healthy.statuses > 0, 10_000, 'both streams');
+      await eventually(async () => (await sim.stats('burst-live')).changesByWait.waiting > 0, 10_000, 'the loop to long-poll (up to date)');
+      for (let k = 0; k < 4; k++) await sim.appendEvents('burst-live', 300);
+      await eventually(() => healthy.indices.length === 1200, 30_000, 'the healthy reader to get all');
+      await eventually(() => server.metrics.stats.slowDropped === 1, 5000, 'the stalled reader dropped');
+      expect(healthy.indices).toEqual(range(1200));
+    } finally {
+      healthy.close();
+    }
+  }, 60_000);
 
   it('a client that stops reading during its replay holds about one slice, not the history', async () => {
     const { sim, server, url } = await start({ SESSION_MAX_BYTES: String(256 << 20) });

@@ -66,6 +66,9 @@ describe('secrets', () => {
     // parameter of any name, in the path, in a path answered 404 (whose body echoes the path).
     expect((await get(`/sessions/sec-1/changes?foo=${tokens[1]}`, { authorization: `Bearer ${tokens[1]}` })).status).toBe(200);
     expect((await get(`/nowhere/${tokens[1]}/x?q=a.${tokens[2]}`)).status).toBe(404);
+    // Percent-encoded (review, 7 Dec 2026: the dots as %2E, the first letter as %65, kept whole in the log).
+    expect((await get(`/sessions/sec-1/changes?foo=${tokens[1]!.replace(/\./g, '%2E')}`, { authorization: `Bearer ${tokens[1]}` })).status).toBe(200);
+    expect((await get(`/nowhere/%65${tokens[2]!.slice(1)}`)).status).toBe(404);
     // The upstream refuses the bridge's key: 502, and the key is not in the answer.
     sim.faults.script([{ kind: 'http', status: 401 }], { session: 'sec-3', endpoint: 'status' });
     expect((await get(`/sessions/sec-3/events?access_token=${tokens[1]}`)).status).toBe(502);
