@@ -8,11 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { loadConfig } from '../../src/config.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startPollcast, type PollcastServer } from '../../src/server.ts';
+import type { PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
-import { launchChromium } from '../helpers/browser.ts';
+import { startDashboardRig, type DashboardRig } from '../helpers/browser.ts';
 import { eventually } from '../helpers/harness.ts';
 
 const WAIT_MS = 20_000;
@@ -21,6 +19,7 @@ describe('dashboard: long histories, deleted sessions, filtered counts', () => {
   let sim: Simulator;
   let server: PollcastServer;
   let browser: Browser;
+  let rig: DashboardRig | undefined;
   const pageErrors: string[] = [];
   const consoleErrors: string[] = [];
 
@@ -38,16 +37,11 @@ describe('dashboard: long histories, deleted sessions, filtered counts', () => {
     sim.createSession('gone-1', { initialEvents: 3, imageBytes: 0 });
     sim.createSession('kept-1', { initialEvents: 2, imageBytes: 0 });
     sim.createSession('shots-1', { initialEvents: 16, imageBytes: 20_000, finished: true });
-    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: sim.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1', UPSTREAM_WAIT_SECONDS: '1', UPSTREAM_GIVE_UP_SECONDS: '3' });
-    server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
-    browser = await launchChromium();
+    rig = await startDashboardRig(sim, { UPSTREAM_GIVE_UP_SECONDS: '3' });
+    ({ server, browser } = rig);
   }, 30_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await sim?.close();
-  });
+  afterAll(() => rig?.close());
 
   it('a 3,000-event history arrives on one stream, counted whole, its last 200 lines in order', async () => {
     const opened = server.metrics.stats.streamsOpened;

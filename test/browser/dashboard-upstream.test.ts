@@ -17,7 +17,7 @@ import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
-import { createRun, launchChromium } from '../helpers/browser.ts';
+import { createRun, startDashboardRig, type DashboardRig } from '../helpers/browser.ts';
 import { eventually } from '../helpers/harness.ts';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
@@ -31,6 +31,7 @@ describe('dashboard against a real-API upstream', () => {
   let sim: Simulator;
   let server: PollcastServer;
   let browser: Browser;
+  let rig: DashboardRig | undefined;
   const pageErrors: string[] = [];
   const pages: Page[] = [];
 
@@ -52,16 +53,11 @@ describe('dashboard against a real-API upstream', () => {
     sim.finish('failed-report', { error: 'the report page returned 500 three times', closingEvents: true });
     sim.createSession('done-invoice', { initialEvents: 16, imageBytes: 20_000 });
     sim.finish('done-invoice', { closingEvents: true });
-    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: sim.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1', UPSTREAM_WAIT_SECONDS: '1', SSE_RETRY_MS: '500' });
-    server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
-    browser = await launchChromium();
+    rig = await startDashboardRig(sim, { SSE_RETRY_MS: '500' });
+    ({ server, browser } = rig);
   }, 30_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await sim?.close();
-  });
+  afterAll(() => rig?.close());
 
   it('shows the upstream\'s list, live, at 1440 px and 390 px; then the upstream stopped, where the eye is', async () => {
     const wide = await open(`${server.url}/`, WIDE);
