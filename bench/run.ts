@@ -57,8 +57,29 @@ const SETTLE_MS = { full: 1_500, quick: 300 };
 /** Descriptors a server needs besides its streams (stdio, epoll, listener, upstream pool, …). */
 const SERVER_FD_RESERVE = 48;
 
+const USAGE = `Usage: npm run bench -- [options]   (or: node bench/run.ts [options])
+
+Runs pollcast and a naive node:http broadcaster side by side on the same simulator and prints one table.
+
+Options:
+  --repeat N         runs of each scenario (5 for issue 21's run-by-run verdicts; default 1)
+  --only A,B         scenarios: ${SCENARIO_KEYS.join(', ')}
+  --targets A,B      servers to run (default pollcast,baseline)
+  --quick            the short smoke run the tests use (from TypeScript, no build)
+  --quiet-wait S     wait up to S seconds for the machine to be quiet before each run (default 30)
+  --busy-neighbour   a process spinning on the server's core the whole time
+  --profile          CPU profiles of both servers (to the temp folder)
+  --memory, --heap-snapshots   memory samples (and heap snapshots) of both servers
+  --node-flags F     extra node flags for both servers
+  --source           run pollcast from TypeScript instead of the build
+  --json             print the rows as JSON
+  --help             this text
+
+Every row x5 takes about an hour on 2 cores; --only many-sessions --repeat 5 about ten minutes.`;
+
 const { values } = parseArgs({
   options: {
+    help: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     only: { type: 'string' },
@@ -75,6 +96,10 @@ const { values } = parseArgs({
     'busy-neighbour': { type: 'boolean', default: false },
   },
 });
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const repeat = Math.max(1, Number(values.repeat) || 1);
 const quietWaitS = values.quick || values['busy-neighbour'] ? 0 : Math.max(0, Number(values['quiet-wait']) || 0);
 

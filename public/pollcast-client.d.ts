@@ -1,4 +1,4 @@
-// Types of pollcast-client.js (hand-written; the wire format is CONTRACT.md section 3).
+// Types of pollcast-client.js (hand-written; the wire format is docs/stream-format.md).
 
 /**
  * Usage and cost of a session, as the sessions API reports it: `{}` until the first changes answer, and the

@@ -97,7 +97,9 @@ const starting = startPollcast(config, { log }).catch(async (err: unknown) => {
 const server = await starting;
 if (server && !stopping) {
   const authMode = [tokenAuthConfigured(config) ? 'tokens' : undefined, config.auth === 'upstream' ? 'upstream keys' : undefined].filter(Boolean).join(' + ') || 'none';
-  log.info({ url: server.url, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: authMode }, `pollcast listening on ${server.url}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
+  // The URL is one to connect to (127.0.0.1 for a wildcard address); the address it listens on is said beside it.
+  const everywhere = config.host === '0.0.0.0' || config.host === '::';
+  log.info({ url: server.url, host: config.host, upstream: server.simulator ? 'built-in simulator (demo)' : config.upstreamUrl, auth: authMode }, `pollcast listening on ${server.url}${everywhere ? ` (every address: HOST=${config.host})` : ''}${server.simulator ? ` (demo page: ${server.url}/)` : ''}`);
   if (config.auth === 'none' && tokenAuthConfigured(config)) {
     // The safe reading of two settings that contradict each other: tokens are still checked.
     log.warn('AUTH=none is ignored: AUTH_JWT_SECRET or AUTH_JWKS_URL is set, so every subscriber needs a token; unset one of them');
