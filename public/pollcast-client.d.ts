@@ -57,8 +57,15 @@ export interface PollcastError {
   reason: 'refused' | 'expired';
   /** Last event index received before, or -1. */
   lastIndex: number;
-  /** The code of the server's `event: error` (`token_expired`, `access_revoked`…), or `token_unavailable` when the token function failed. */
+  /**
+   * The code of the server's `event: error` (`token_expired`, `access_revoked`…), of a refused open's JSON answer
+   * (`session_not_found`, `unauthorized`…), or `token_unavailable` when the token function failed.
+   */
   error?: string;
+  /** A refused open: the answer's HTTP status (asked again with fetch; EventSource hides it), when it could be learnt. */
+  status?: number;
+  /** A refused open: the server's words (its JSON `error`), when they could be learnt. */
+  message?: string;
 }
 
 /**
@@ -126,6 +133,10 @@ export interface PollcastManyError {
   reason: 'refused' | 'expired';
   /** As PollcastError's. */
   error?: string;
+  /** As PollcastError's. */
+  status?: number;
+  /** As PollcastError's. */
+  message?: string;
 }
 
 export interface ConnectManyOptions {

@@ -117,6 +117,19 @@ async function refusalStatus(url, withCredentials) {
 }
 
 /**
+ * What a refused open is reported with: the answer's status, its `code` (as `error`) and its text (as `message`),
+ * asked again with fetch (EventSource hides them); nothing when that cannot be learnt.
+ * @param {string} url
+ * @param {{ withCredentials?: boolean }} options
+ * @returns {Promise<{ status?: number, error?: string, message?: string }>}
+ */
+async function refusedWith(url, options) {
+  const why = await refusalOf(url, Boolean(options.withCredentials));
+  if (why === undefined) return {};
+  return { status: why.status, ...(why.code ? { error: why.code } : {}), ...(why.error ? { message: why.error } : {}) };
+}
+
+/**
  * What runs the renewals of one stream: asks the token source again when
  * the server says the token expired, or when an open is refused with 401
  * (once per open, so a source handing out refused tokens cannot loop).
@@ -215,7 +228,7 @@ export function connect(baseUrl, sessionId, options) {
       }
       // CLOSED without `end`: an answer that was not a stream (404, 401, 403, 429, 503…);
       // EventSource does not retry those and does not expose the status.
-      renew.afterRefusal(url).then((again) => (again ? reopen() : fail({ reason: 'refused', lastIndex })));
+      renew.afterRefusal(url).then((again) => (again ? reopen() : refusedWith(url, options).then((why) => fail({ reason: 'refused', lastIndex, ...why }))));
     };
   };
 
@@ -400,7 +413,7 @@ export function connectMany(baseUrl, sessionIds, options) {
         return;
       }
       // CLOSED without every `end`: an answer that was not a stream (400, 401, 403, 404, 414, 429, 503…).
-      renew.afterRefusal(url).then((again) => (again ? reopen(at.ids, at.cursor) : fail({ reason: 'refused' })));
+      renew.afterRefusal(url).then((again) => (again ? reopen(at.ids, at.cursor) : refusedWith(url, options).then((why) => fail({ reason: 'refused', ...why }))));
     };
   };
 

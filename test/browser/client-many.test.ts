@@ -240,7 +240,8 @@ describe('pollcast-client.js connectMany', () => {
     const r = recorder();
     const stream = connectMany(bridge.url, ['rf-1'], r.options);
     await eventually(() => r.errors.length === 1, 5000, 'onError');
-    expect(r.errors[0]).toEqual({ reason: 'refused' });
+    // With the answer's status, code and words, asked again with fetch (EventSource hides them).
+    expect(r.errors[0]).toEqual({ reason: 'refused', status: 401, error: 'unauthorized', message: expect.stringMatching(/access token is required/) });
     expect(r.log).toEqual(['error']);
     expect(stream.closed).toBe(true);
   });

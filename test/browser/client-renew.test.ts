@@ -104,14 +104,14 @@ describe('pollcast-client.js token renewal', () => {
     // A token for another session: 403, not 401, so no fresh token would help.
     connect(bridge.url, 'cr-5', { accessToken: () => (asked++, mint(['other'], 60)), onEvent: () => {}, onStatus: () => {}, onEnd: () => {}, onError: (e) => void errors.push(e) });
     await eventually(() => errors.length > 0, 10_000, 'onError');
-    expect(errors).toEqual([{ reason: 'refused', lastIndex: -1 }]);
+    expect(errors).toEqual([{ reason: 'refused', lastIndex: -1, status: 403, error: 'forbidden', message: 'access token does not cover session "cr-5"' }]);
     expect(asked).toBe(1);
     // Always expired: one retry after the 401, then the refusal.
     let askedExpired = 0;
     const errors401: unknown[] = [];
     connect(bridge.url, 'cr-5', { accessToken: () => (askedExpired++, mint(['cr-5'], -10)), onEvent: () => {}, onStatus: () => {}, onEnd: () => {}, onError: (e) => void errors401.push(e) });
     await eventually(() => errors401.length > 0, 10_000, 'onError after the retry');
-    expect(errors401).toEqual([{ reason: 'refused', lastIndex: -1 }]);
+    expect(errors401).toEqual([{ reason: 'refused', lastIndex: -1, status: 401, error: 'unauthorized', message: expect.stringMatching(/expired/) }]);
     expect(askedExpired).toBe(2);
   });
 });

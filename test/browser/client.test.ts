@@ -99,7 +99,7 @@ describe('pollcast-client.js', () => {
     const r = recorder();
     const stream = connect(bridge.url, 'c-3', r.options);
     await eventually(() => r.errors.length === 1, 5000, 'onError');
-    expect(r.errors[0]).toEqual({ reason: 'refused', lastIndex: -1 });
+    expect(r.errors[0]).toEqual({ reason: 'refused', lastIndex: -1, status: 401, error: 'unauthorized', message: expect.stringMatching(/access token is required/) });
     expect(r.log).toEqual(['error']);
     expect(stream.closed).toBe(true);
   });
