@@ -147,7 +147,7 @@ describe('tokens in Chromium', () => {
     await waitFor(`window.logs.nocookie.errors.length > 0 || window.logs.nocookie.ends.length > 0`, 15_000);
     const refused = await logOf('nocookie');
     expect(refused.ends).toEqual([]);
-    expect(refused.errors).toEqual([{ reason: 'refused', lastIndex: -1 }]);
+    expect(refused.errors).toEqual([{ reason: 'refused', lastIndex: -1, status: 401, error: 'unauthorized', message: expect.stringMatching(/access token is required/) }]);
     expect(pageErrors).toEqual([]);
   }, 40_000);
 
