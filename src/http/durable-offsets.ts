@@ -131,6 +131,13 @@ export function recordMessage(kind: 'status' | 'end', json: Buffer): Buffer {
 /** One stream message as JSON bytes: one buffer, or parts to be sent in order (a ~100 KB event's, not copied). */
 export type Message = Buffer | readonly Buffer[];
 
+const STATUS_RECORD_HEAD = Buffer.from('{"event":"status"', 'latin1');
+
+/** Whether `m` is a status record (recordMessage('status', …)), not an event or the end. */
+export function isStatusRecord(m: Message): boolean {
+  return Buffer.isBuffer(m) && m.length >= STATUS_RECORD_HEAD.length && m.subarray(0, STATUS_RECORD_HEAD.length).equals(STATUS_RECORD_HEAD);
+}
+
 /** A message's size in bytes. */
 export function messageBytes(m: Message): number {
   if (Buffer.isBuffer(m)) return m.length;

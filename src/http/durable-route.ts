@@ -17,6 +17,7 @@ import {
   etagMatches,
   etagOf,
   formatOffset,
+  isStatusRecord,
   jsonArrayStream,
   nextCursor,
   parseCursor,
@@ -83,9 +84,11 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   if (live === 'catch-up' && batch.behind === true) {
     // At the head of a loop that may be behind the upstream (its settle wait ran out, or its last call failed): a
     // catch-up read (the client's `live: false` stops at "up to date") is not told it has everything. With nothing past
-    // its offset, neither "up to date" nor an empty answer the client would ask again at once: a 503 it retries.
+    // its offset, neither "up to date" nor an empty answer the client would ask again at once: a 503 it retries. A
+    // status alone is nothing either (audit, 7 Dec 2026: a session whose loop had read no event yet, told 429, answered
+    // its placeholder status, and the client's live: false stopped with none of its 150 events).
     // Live reads wait at the head as usual (a reader told "not up to date" there falls back to catch-up reads).
-    if (batch.messages.length === 0) throw new UpstreamUnavailableError('cannot tell yet whether the stream goes on past this offset (the session is not read up to date)', UNSETTLED_RETRY_AFTER_SECONDS);
+    if (batch.messages.every(isStatusRecord)) throw new UpstreamUnavailableError('cannot tell yet whether the stream goes on past this offset (the session is not read up to date)', UNSETTLED_RETRY_AFTER_SECONDS);
     batch = { ...batch, upToDate: false };
   }
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};

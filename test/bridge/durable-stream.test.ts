@@ -464,6 +464,23 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(read.upToDate).toBe(true);
   }, 60_000);
 
+  it('a catch-up of a session whose loop has read no event yet (its first changes call told 429) is a 503 to retry, not its status alone; the client then reads it all', async () => {
+    // Audit, 7 Dec 2026: `offset=-1` answered 200 with the placeholder status only, and the client's live: false
+    // stopped there with none of the 150 events.
+    const b = await startReal();
+    b.sim.createSession('cold429', { initialEvents: 150 });
+    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 20 }], { session: 'cold429', endpoint: 'changes' });
+    const url = `${b.url}/v1/stream/sessions/cold429`;
+    const first = await fetch(`${url}?offset=-1`);
+    expect(first.status).toBe(503);
+    expect(Number(first.headers.get('retry-after'))).toBeGreaterThan(0);
+    await first.arrayBuffer();
+    const read = await stream({ url, offset: '-1', live: false, json: true, backoffOptions: { initialDelay: 500, maxDelay: 2000, multiplier: 2 } });
+    const items = (await read.json()) as any[];
+    expect(indicesOf(items)).toEqual(range(150));
+    expect(read.upToDate).toBe(true);
+  }, 60_000);
+
   it('a session with no event yet keeps its status version when its loop stops for want of readers and starts again', async () => {
     const b = await startReal({ IDLE_GRACE_SECONDS: '0.5' });
     b.sim.createSession('noevents', { initialEvents: 0 });
