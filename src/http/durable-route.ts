@@ -37,6 +37,8 @@ import { ShuttingDownError, UpstreamUnavailableError } from '../errors.ts';
 export const LONG_POLL_TIMEOUT_MS = 20_000;
 /** An SSE read is closed after this long (ms) so new readers collapse onto fresh requests (PROTOCOL.md 8.2); the client resumes from its last offset. */
 export const SSE_CONNECTION_MS = 60_000;
+/** How often an SSE read of a session whose loop hears a refusal looks whether it has settled (ms). */
+const REFUSAL_CHECK_MS = 1000;
 const JSON_TYPE = 'application/json';
 
 /** What every answer of the route carries (PROTOCOL.md 10.7), errors included. */
@@ -144,6 +146,7 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
   const heartbeatMs = deps.config.heartbeatSeconds * 1000;
   let pos = start;
   let sentControl = false;
+  let lastWriteMs = startedAt;
   const waitSignal = AbortSignal.any([signal, deps.shutdownSignal]);
   let finished = false;
   const finish = () => {
@@ -171,6 +174,7 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
             pos = batch.next;
             sentControl = true;
             controller.enqueue(batch.messages.length > 0 ? Buffer.concat([sseDataEvent(batch.messages), control()]) : control());
+            lastWriteMs = Date.now();
             if (batch.closed) {
               finish();
               controller.close();
@@ -179,13 +183,25 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
           }
           if (!sentControl) {
             sentControl = true;
+            lastWriteMs = Date.now();
             controller.enqueue(control());
             return;
           }
           if (hasNews(feed, pos)) continue;
+          // The loop hears the session refused (deleted, say) for REFUSAL_SETTLED_MS: the read ends, and the
+          // reconnect is answered as a long-poll is (404). Until 7 Dec 2026 it went on to its 60 s cut (audit).
+          if (deps.hub.settledRefusalOf(feed) instanceof Error) {
+            finish();
+            controller.close();
+            return;
+          }
+          const refused = deps.hub.refusalOf(feed) !== null;
           // A graceful stop ends the wait at once too (the loop's head then closes the stream cleanly).
-          const changed = await waitFor(feed, () => hasNews(feed, pos), Math.max(1, Math.min(heartbeatMs, deadline - Date.now())), waitSignal);
+          const changed = await waitFor(feed, () => hasNews(feed, pos), Math.max(1, Math.min(refused ? REFUSAL_CHECK_MS : heartbeatMs, deadline - Date.now())), waitSignal);
           if (!changed && !waitSignal.aborted && Date.now() < deadline) {
+            // Refused, not yet for long: looked at again in a moment (a comment goes out at the heartbeat as usual).
+            if (refused && Date.now() - lastWriteMs < heartbeatMs) continue;
+            lastWriteMs = Date.now();
             controller.enqueue(Buffer.from(': keep-alive\n\n'));
             return;
           }

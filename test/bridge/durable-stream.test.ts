@@ -13,6 +13,7 @@ import { stream } from '@durable-streams/client';
 import { indicesOf, readDurable, type DurableRead } from '../helpers/durable.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
 import { HISTORY_EMPTY_ATTEMPTS } from '../../src/http/dropin-routes.ts';
+import { SSE_CONNECTION_MS } from '../../src/http/durable-route.ts';
 
 let bridge: Bridge | undefined;
 let proxy: TcpProxy | undefined;
@@ -480,6 +481,26 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(indicesOf(items)).toEqual(range(150));
     expect(read.upToDate).toBe(true);
   }, 60_000);
+
+  it('an SSE read of a session deleted upstream ends once the refusal has lasted, and its reconnect is 404, not at its 60 s cut', async () => {
+    // Audit, 7 Dec 2026: long-poll readers got 404 within ~8 s; an SSE reader heard keep-alives until 60 s.
+    const b = await startReal();
+    b.sim.createSession('sse-del', { initialEvents: 5 });
+    const url = `${b.url}/v1/stream/sessions/sse-del`;
+    const res = await fetch(`${url}?offset=now&live=sse`, { signal: AbortSignal.timeout(SSE_CONNECTION_MS + 10_000) });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    const deletedAt = performance.now();
+    b.sim.deleteSession('sse-del');
+    while (!(await reader.read()).done);
+    const endedAfterMs = performance.now() - deletedAt;
+    // REFUSAL_SETTLED_MS (5 s) and a check a second: well before the connection's own cut.
+    expect(endedAfterMs).toBeLessThan(SSE_CONNECTION_MS / 2);
+    const again = await fetch(`${url}?offset=now&live=sse`);
+    expect(again.status).toBe(404);
+    await again.arrayBuffer();
+  }, SSE_CONNECTION_MS + 20_000);
 
   it('a session with no event yet keeps its status version when its loop stops for want of readers and starts again', async () => {
     const b = await startReal({ IDLE_GRACE_SECONDS: '0.5' });
