@@ -4,7 +4,7 @@
  * past it is dropped and resumes by Last-Event-ID), pacing by 'drain', the
  * heartbeat mark, the token's expiry, and one idempotent close.
  */
-import type { Chunk } from './feed.ts';
+import type { Chunk, FeedListener } from './feed.ts';
 import { createWriter, type ResponseWriter, type StreamResponse } from './writer.ts';
 
 /** Why a stream closed (logged and counted). */
@@ -71,13 +71,18 @@ export abstract class StreamConnection {
   }
 
   /**
-   * True when a live chunk of `feed` should not be written but caught up again (paced by the socket, dropped only
-   * when it takes nothing for REPLAY_DRAIN_TIMEOUT_MS): the connection holds more unsent than its bound while the
+   * Whether a live chunk of `feed` for `reader` is not to be written but caught up again (paced by the socket, dropped
+   * only when it takes nothing for REPLAY_DRAIN_TIMEOUT_MS): the connection holds more unsent than its bound while the
    * feed's loop has never read up to date yet (the history's pages come at the upstream's speed, a replay in all but
-   * name). Live, the bound holds: past it the stream is dropped as slow.
+   * name). Then `reader` leaves the feed's listeners and `rejoin(reader)` runs after the fan-out under way (a reader
+   * caught up at once would be added back to the set being iterated). Live, the bound holds: past it the stream is
+   * dropped as slow.
    */
-  protected behindOnHistory(feed: { caughtUpOnce: boolean }): boolean {
-    return !feed.caughtUpOnce && !this.closed && this.out.unsentBytes > this.maxQueueBytes;
+  protected leftBehindOnHistory<R extends FeedListener>(feed: { caughtUpOnce: boolean; listeners: Set<FeedListener> }, reader: R, rejoin: (reader: R) => void): boolean {
+    if (feed.caughtUpOnce || this.closed || this.out.unsentBytes <= this.maxQueueBytes) return false;
+    feed.listeners.delete(reader);
+    queueMicrotask(() => rejoin(reader));
+    return true;
   }
 
   /** True when the stream reads `sessionId`. */

@@ -107,14 +107,15 @@ export class MuxSubscriber extends StreamConnection {
   private readonly cursor: CursorWriter;
   private readonly stats: Stats;
   private lanesOpen = 0;
-  private readonly onLaneBehind: (sub: MuxSubscriber, lane: MuxLane) => void;
+  /** `onLaneBehind` for this stream, made once (not per chunk). */
+  private readonly rejoinLane: (lane: MuxLane) => void;
 
   constructor(res: StreamResponse, key: Buffer, specs: readonly LaneSpec[], mode: MuxMode, opts: MuxOptions) {
     // The connection calls it with this very stream.
     super(res, { maxQueueBytes: opts.maxQueueBytes, onClose: opts.onClose as ConnectionOptions['onClose'] });
     this.mode = mode;
     this.stats = opts.stats;
-    this.onLaneBehind = opts.onLaneBehind;
+    this.rejoinLane = (lane) => opts.onLaneBehind(this, lane);
     this.cursor = new CursorWriter(key, specs.map((s) => s.value));
     this.lanes = specs.map((spec, slot) => new MuxLane(this, slot, spec));
     for (const lane of this.lanes) if (!lane.ended) this.lanesOpen++;
@@ -158,11 +159,7 @@ export class MuxSubscriber extends StreamConnection {
   /** Live output of `lane`'s feed: its new events (those the lane lacks) and, in either mode, a new status. */
   liveChunk(lane: MuxLane, chunk: Chunk): void {
     // As a single stream's (StreamSubscriber.onChunk): a lane whose loop still reads the history is caught up again.
-    if (this.mode === 'events' && lane.entry !== null && this.behindOnHistory(lane.entry.feed)) {
-      lane.entry.feed.listeners.delete(lane);
-      queueMicrotask(() => this.onLaneBehind(this, lane));
-      return;
-    }
+    if (this.mode === 'events' && lane.entry !== null && this.leftBehindOnHistory(lane.entry.feed, lane, this.rejoinLane)) return;
     const parts: Buffer[] = [];
     let events = 0;
     if (this.mode === 'events') {

@@ -6,7 +6,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { encodeComment } from '../sse.ts';
-import { catchUp, type CatchUpDeps } from './catch-up.ts';
+import { catchUp, type CatchUpDeps, type FeedReader } from './catch-up.ts';
 import type { StreamAccess, StreamConnection } from './connection.ts';
 import { accessErrorFrame, retryFrame } from './frames.ts';
 import type { FeedEntry, Hub } from './hub.ts';
@@ -113,10 +113,15 @@ export class Streams {
 
   /** Replays to `sub` from its `next` (paced by its socket), then registers it for live chunks. */
   private catchUpAgain(sub: StreamSubscriber): void {
-    if (sub.closed) return;
-    void catchUp(this.catchUpDeps, sub.entry, sub).catch((err: unknown) => {
-      this.opts.log.error({ err, session: sub.sessionId }, 'replay failed');
-      sub.close('error');
+    this.replayThenLive(sub.entry, sub, sub);
+  }
+
+  /** catchUp of `reader` (one reader of `stream`) in the background; a failure closes the stream. */
+  private replayThenLive(entry: FeedEntry, reader: FeedReader, stream: StreamConnection): void {
+    if (stream.closed) return;
+    void catchUp(this.catchUpDeps, entry, reader).catch((err: unknown) => {
+      this.opts.log.error({ err, session: entry.feed.sessionId }, 'replay failed');
+      stream.close('error');
     });
   }
 
@@ -138,11 +143,7 @@ export class Streams {
         this.closedMany(s, reason);
       },
       onLaneBehind: (s, lane) => {
-        if (s.closed || lane.ended || lane.entry === null) return;
-        void catchUp(this.catchUpDeps, lane.entry, lane).catch((err: unknown) => {
-          log.error({ err, session: lane.sessionId }, 'replay failed');
-          s.close('error');
-        });
+        if (!lane.ended && lane.entry !== null) this.replayThenLive(lane.entry, lane, s);
       },
       stats,
     });

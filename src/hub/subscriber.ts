@@ -81,12 +81,7 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
     // such a reader is catching up, and is paced by its socket as a replay is (dropped only when its socket takes
     // nothing for REPLAY_DRAIN_TIMEOUT_MS), not dropped as slow once a page or two sit unsent (dashboard audit, 7 Dec
     // 2026: a reader taking 100 KB/s dropped after 295 ms of a 4,000-event history). Live, the bound holds.
-    if (this.behindOnHistory(this.entry.feed)) {
-      this.entry.feed.listeners.delete(this);
-      // After the fan-out: caught up at once (nothing to await) it would be added back to the set being iterated.
-      queueMicrotask(() => this.onBehind(this));
-      return;
-    }
+    if (this.leftBehindOnHistory(this.entry.feed, this, this.onBehind)) return;
     const n = chunk.frames.length;
     if (chunk.status !== null) this.statusSent = chunk.status;
     if (n === 0 || this.next <= chunk.firstIndex) {

@@ -35,8 +35,8 @@ export interface PollerOptions {
   backoff: BackoffPolicy;
   /** How long a 401/403/404 may last, once the session was seen, before the stream is ended (ms). */
   giveUpMs: number;
-  /** A held `/status` younger than this is not asked again on demand (ms; default DEFAULT_STATUS_FRESH_MS). */
-  statusFreshMs?: number;
+  /** A held `/status` younger than this is not asked again on demand (ms; STATUS_FRESH_SECONDS). */
+  statusFreshMs: number;
   log: Logger;
   /** Called once, when the first contact is known (before any update of a refused session). */
   onFirstContact?: (outcome: FirstContact) => void;
@@ -81,11 +81,6 @@ export interface PollerOptions {
 export const DRAIN_EMPTY_ANSWERS_TO_END = 2;
 /** Consecutive failed calls after which a running stream's status shows `upstream_error` (a single blip stays quiet). */
 export const TRANSIENT_FAILURES_SHOWN_AFTER = 3;
-/**
- * Default of `statusFreshMs` (STATUS_FRESH_SECONDS): a `/status` answer younger than this is fresh enough for an
- * on-demand refresh (ms); at most one call per interval, however many callers ask.
- */
-export const DEFAULT_STATUS_FRESH_MS = 10_000;
 /**
  * A `/status` call still unanswered after this long is taken as hanging (ms): askers on demand are not made to wait
  * on it (each drop-in caller would wait its own bound, up to 1 s for `/changes`, 5 s for `/status`), and get the
@@ -227,7 +222,7 @@ export class Poller {
     // one whose calls are failing, between its backoffs too (a retry under way, perhaps hanging): a `/status` that
     // answered would reset its failures, its backoff and the trouble its streams show (a review found it).
     if (this.stopped || this.over || now < this.notBeforeMs || (!force && this.failures > 0)) return;
-    if (!force && now - this.snapshot.statusAtMs < (this.opts.statusFreshMs ?? DEFAULT_STATUS_FRESH_MS)) return;
+    if (!force && now - this.snapshot.statusAtMs < this.opts.statusFreshMs) return;
     if (!force && this.statusCheck !== null && performance.now() - this.statusCheckSince > STATUS_CHECK_HUNG_MS) return;
     // A forced refresh follows a write the caller just made: a check already in flight may have been
     // answered before that write, so it asks once more after it.
