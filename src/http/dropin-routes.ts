@@ -217,7 +217,8 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
         : !feed.synced
           ? 'the session is not read up to date'
           : null;
-  if (unsettled !== null) throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${unsettled})`, UNSETTLED_RETRY_AFTER_SECONDS);
+  // A failing loop's caller is told to come back when the loop asks the upstream again (its backoff, or a 429's Retry-After).
+  if (unsettled !== null) throw new UpstreamUnavailableError(`cannot tell yet whether there is anything new (${unsettled})`, deps.hub.retryAfterSeconds(entry, UNSETTLED_RETRY_AFTER_SECONDS));
   return nothingNew(c, feed);
 }
 

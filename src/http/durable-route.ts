@@ -90,7 +90,8 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
     // status alone is nothing either (audit, 7 Dec 2026: a session whose loop had read no event yet, told 429, answered
     // its placeholder status, and the client's live: false stopped with none of its 150 events).
     // Live reads wait at the head as usual (a reader told "not up to date" there falls back to catch-up reads).
-    if (batch.messages.every(isStatusRecord)) throw new UpstreamUnavailableError('cannot tell yet whether the stream goes on past this offset (the session is not read up to date)', UNSETTLED_RETRY_AFTER_SECONDS);
+    // Retried when the loop asks the upstream again (its backoff, or a 429's Retry-After), not sooner.
+    if (batch.messages.every(isStatusRecord)) throw new UpstreamUnavailableError('cannot tell yet whether the stream goes on past this offset (the session is not read up to date)', deps.hub.retryAfterSeconds(entry, UNSETTLED_RETRY_AFTER_SECONDS));
     batch = { ...batch, upToDate: false };
   }
   const liveHeaders: Record<string, string> = live === 'long-poll' ? { 'stream-cursor': nextCursor(cursor, Date.now()) } : {};

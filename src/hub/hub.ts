@@ -325,6 +325,15 @@ export class Hub {
     else this.historyRuns.delete(entry.key);
   }
 
+  /**
+   * Seconds until a failing loop calls the upstream again (its backoff, or the upstream's Retry-After), at least
+   * `atLeast`: what a caller told to retry should wait. `atLeast` where the loop is not failing or runs elsewhere.
+   */
+  retryAfterSeconds(entry: FeedEntry, atLeast: number): number {
+    const retryAtMs = entry.supply?.retryAtMs ?? 0;
+    return Math.max(atLeast, Math.ceil((retryAtMs - Date.now()) / 1000));
+  }
+
   /** Asks the feed's loop for a fresher status (drop-in status pollers); at most one upstream call per interval. */
   async refreshStatus(entry: FeedEntry): Promise<void> {
     await entry.supply?.refreshStatus();

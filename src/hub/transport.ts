@@ -18,6 +18,8 @@ export interface Supply {
   readonly done: Promise<void>;
   /** What the loop is doing ('stopped' where it runs elsewhere). */
   readonly loopState: PollerState;
+  /** When a failing loop calls the upstream again (ms since the epoch: backoff or Retry-After); 0 when not failing or run elsewhere. */
+  readonly retryAtMs: number;
   /**
    * Asks for a fresher `/status` (drop-in status pollers); resolves when answered or when not possible.
    * `force`: the session was just changed through pollcast, so the minimum interval between refreshes is skipped.

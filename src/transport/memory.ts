@@ -65,6 +65,9 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
         get loopState() {
           return loopState;
         },
+        get retryAtMs() {
+          return poller.retryAtMs;
+        },
         refreshStatus: (force) => poller.refreshStatus(force),
       };
     },

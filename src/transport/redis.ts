@@ -434,6 +434,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
         get loopState() {
           return loopState;
         },
+        get retryAtMs() {
+          return poller?.retryAtMs ?? 0;
+        },
         // Only the leader can ask; elsewhere the log's status (the leader's latest) is what there is.
         refreshStatus: (force) => poller?.refreshStatus(force) ?? Promise.resolve(),
       };

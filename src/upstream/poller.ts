@@ -189,6 +189,11 @@ export class Poller {
     this.contacted = opts.resumed ?? false;
   }
 
+  /** When the loop calls the upstream again after a failure (ms since the epoch: backoff or Retry-After); 0 when it is not failing. */
+  get retryAtMs(): number {
+    return this.failures > 0 ? this.notBeforeMs : 0;
+  }
+
   /** Runs until the session ends, the loop is deposed, or `signal` aborts. */
   async run(): Promise<void> {
     const { log, sink } = this.opts;

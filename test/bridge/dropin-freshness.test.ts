@@ -92,13 +92,36 @@ describe('drop-in changes, fresh', () => {
     for (const wait of [0, 1]) {
       const r = await get(`${api}/changes?from_index=2&wait_for_seconds=${wait}`);
       expect(r.status, `wait ${wait}`).toBe(503);
-      expect(r.headers.get('retry-after')).toBe('2');
+      // When the loop asks again (its backoff, doubling from 500 ms and capped), at least 2 s.
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(2);
+      expect(Number(r.headers.get('retry-after'))).toBeLessThanOrEqual(30);
       expect(((await r.json()) as { error: string }).error).toMatch(/failing/);
     }
     b.sim.faults.clear();
     await eventually(async () => (await get(`${api}/changes?from_index=2`)).status === 200, 15_000, 'the events once the loop reads again');
     const page = (await (await get(`${api}/changes?from_index=2`)).json()) as { new_events: unknown[] };
     expect(page.new_events).toHaveLength(3);
+  }, 40_000);
+
+  it("while the loop keeps to an upstream 429's Retry-After, a drop-in changes caller told 503 is told to come back when the loop asks again, not in 2 s", async () => {
+    // SDK audit, 7 Dec 2026: the loop told `429 Retry-After: 7` waited 7 s while its callers were told `Retry-After: 2`.
+    bridge = await startBridge({ UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('df-429', { initialEvents: 2, imageBytes: 0 });
+    const api = `${b.url}/api/v2/sessions/df-429`;
+    expect((await get(`${api}/changes?from_index=0`)).status).toBe(200);
+    await eventually(() => b.sim.stats('df-429').changesByWait.waiting >= 2, 10_000, 'the loop long-polling');
+    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 20 }], { session: 'df-429', endpoint: 'changes' });
+    await eventually(() => b.sim.stats('df-429').faultsServed >= 1, 10_000, 'the 429');
+    const told = performance.now();
+    await eventually(async () => (await get(`${api}/changes?from_index=2`)).status === 503, 5000, 'the held-off loop told');
+    const r = await get(`${api}/changes?from_index=2&wait_for_seconds=1`);
+    expect(r.status).toBe(503);
+    const waitS = Number(r.headers.get('retry-after'));
+    // 20 s from the 429, less what has passed since (a few seconds at most).
+    expect(waitS).toBeGreaterThanOrEqual(20 - Math.ceil((performance.now() - told) / 1000) - 1);
+    expect(waitS).toBeLessThanOrEqual(20);
+    await r.arrayBuffer();
   }, 40_000);
 
   it('forty status pollers of an idle session (20 /status and 20 SDK-style /changes + /status waiters) cost the upstream at most one /status call per STATUS_FRESH_SECONDS, not one per poller', async () => {
