@@ -50,15 +50,17 @@ export function rejectionReason(err: unknown): string {
 /** The JSON error answer for `err` (never a stack, never a secret); anything unexpected is logged and answered 500. */
 export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
   if (err instanceof PollcastError) {
-    const headers: Record<string, string> = {};
+    // A refusal is of its moment (a session not found yet, a loop not read up to date): no cache keeps it, a CDN that
+    // caches errors included (Durable Streams audit, 7 Dec 2026: its 404, 400 and 503 said nothing).
+    const headers: Record<string, string> = { 'cache-control': 'no-store' };
     if (err instanceof TooManyRequestsError || err instanceof UpstreamUnavailableError) headers['retry-after'] = String(err.retryAfterSeconds);
     if (err instanceof ShuttingDownError || err instanceof BehindOffsetError) headers['retry-after'] = '1';
     if (err instanceof UnauthorizedError) headers['www-authenticate'] = 'Bearer';
     return { status: statusFor(err), headers, body: { error: err.message, code: err.code } };
   }
-  if (err instanceof HTTPException) return { status: err.status, headers: {}, body: { error: err.message || 'request refused', code: 'http_error' } };
+  if (err instanceof HTTPException) return { status: err.status, headers: { 'cache-control': 'no-store' }, body: { error: err.message || 'request refused', code: 'http_error' } };
   log.error({ err }, 'unhandled error');
-  return { status: 500, headers: {}, body: { error: 'internal error', code: 'internal' } };
+  return { status: 500, headers: { 'cache-control': 'no-store' }, body: { error: 'internal error', code: 'internal' } };
 }
 
 /** Builds the JSON error answer of a hono request. */

@@ -260,8 +260,14 @@ describe('the protocol around the reads', () => {
       expect(j.code).toBe('bad_request');
       expect(j.error).toContain(what);
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      // No cache keeps a refusal (audit, 7 Dec 2026: a CDN that caches errors might have).
+      expect(res.headers.get('cache-control'), path).toBe('no-store');
     }
     expect(b.sim.totalRequests()).toBe(before);
+    const missing = await fetch(`${b.url}/v1/stream/sessions/nope?offset=-1`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('cache-control')).toBe('no-store');
+    await missing.arrayBuffer();
     // A closed position of a session that goes on is refused before any stream starts, in every mode.
     for (const live of ['', '&live=long-poll', '&live=sse']) {
       const res = await fetch(`${b.url}/v1/stream/sessions/s?offset=0000000000000001_end${live}`);
