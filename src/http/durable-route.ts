@@ -109,13 +109,17 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
     // PROTOCOL.md 5.6: the tail (a status part past this instance's, which a reader may bring, is not named back,
     // unless this instance may lag its cluster: the status the reader holds may be one it has yet to apply), up to
     // date; never cached (a cached 204 would hold readers back).
-    const next = mayBeBehind(deps) ? batch.next : notPastTail(feed, batch.next);
-    return c.body(null, 204, { ...protocolHeaders({ ...batch, next }), ...liveHeaders, 'cache-control': 'no-store' });
+    return c.body(null, 204, { ...protocolHeaders({ ...batch, next: namedNext(deps, feed, batch.next) }), ...liveHeaders, 'cache-control': 'no-store' });
   }
+  // Nor by a 200 (audit, 7 Dec 2026: a catch-up from a part 40 s ahead echoed it, cacheable, and the reader would
+  // have skipped every status until then; SSE control events as well, below); such an answer is kept by no cache.
+  const next = namedNext(deps, feed, batch.next);
+  const ahead = next !== batch.next;
+  if (ahead) batch = { ...batch, next };
   // PROTOCOL.md 8.1: no ETag for `offset=now`, and never cached: the same URL names a later tail a moment later.
   const fromNow = startRaw === 'now';
   const etag = fromNow ? null : etagOf(feed.sessionId, startRaw, formatOffset(batch.next));
-  const headers: Record<string, string> = { ...protocolHeaders(batch), ...liveHeaders, 'cache-control': batch.partial || batch.behind || fromNow ? 'no-store' : cacheControl(isPublic, batch.fixed) };
+  const headers: Record<string, string> = { ...protocolHeaders(batch), ...liveHeaders, 'cache-control': batch.partial || batch.behind || fromNow || ahead ? 'no-store' : cacheControl(isPublic, batch.fixed) };
   if (etag !== null) headers.etag = etag;
   if (etag !== null && etagMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
   // Sent as it is held: a catch-up answer of tens of MB is not copied into one buffer first.
@@ -126,10 +130,15 @@ async function answerWith(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry, s
   return c.body(jsonArrayStream(batch.messages, hooks), 200, headers);
 }
 
-/** `next` with its status part no later than the feed's current status version (events are never moved). */
-function notPastTail(feed: Feed, next: Position): Position {
-  if (next.closed) return next;
-  return { ...next, status: Math.min(next.status, currentStatus(feed)?.version ?? 0) };
+/**
+ * The offset an answer names next: `next` with its status part no later than the feed's current status version
+ * (events are never moved; `next` itself when it is not past), unless this instance may lag its cluster (the status
+ * the reader holds may be one it has yet to apply).
+ */
+function namedNext(deps: AppDeps, feed: Feed, next: Position): Position {
+  if (next.closed || mayBeBehind(deps)) return next;
+  const version = currentStatus(feed)?.version ?? 0;
+  return next.status > version ? { ...next, status: version } : next;
 }
 
 /** `offset=now` (PROTOCOL.md 6): catch-up answers `[]` at the tail; long-poll and SSE start there. */
@@ -170,9 +179,11 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
             return;
           }
           const batch = await readBatch(deps, entry, pos, signal);
-          const control = () => sseControlEvent(formatOffset(batch.next), nextCursor(cursor, Date.now()), batch.upToDate, batch.closed);
+          // As every answer names it: a status part past this instance's is not carried on (nor named back).
+          const next = namedNext(deps, feed, batch.next);
+          const control = () => sseControlEvent(formatOffset(next), nextCursor(cursor, Date.now()), batch.upToDate, batch.closed);
           if (batch.messages.length > 0 || batch.closed) {
-            pos = batch.next;
+            pos = next;
             sentControl = true;
             controller.enqueue(batch.messages.length > 0 ? Buffer.concat([sseDataEvent(batch.messages), control()]) : control());
             lastWriteMs = Date.now();

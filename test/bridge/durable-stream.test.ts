@@ -557,5 +557,19 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(res.status).toBe(204);
     // Seen: the reader's own offset echoed back (PROTOCOL.md 5.6: the 204 names the tail).
     expect(res.headers.get('stream-next-offset')).toBe(tail);
+    // A catch-up from it names the tail too, and no cache keeps that answer (audit, 7 Dec 2026: it echoed the part,
+    // cacheable for 60 s).
+    const caught = await fetch(`${url}?offset=${ahead}`);
+    expect(caught.status).toBe(200);
+    expect(await caught.json()).toEqual([]);
+    expect(caught.headers.get('stream-next-offset')).toBe(tail);
+    expect(caught.headers.get('cache-control')).toBe('no-store');
+    // So does an SSE read's control event.
+    const sse = await fetch(`${url}?offset=${ahead}&live=sse`, { signal: AbortSignal.timeout(10_000) });
+    const reader = sse.body!.getReader();
+    let text = '';
+    while (!text.includes('streamNextOffset')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(text).toContain(`"streamNextOffset":"${tail}"`);
   }, 40_000);
 });
