@@ -27,6 +27,22 @@ export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin
  */
 export const H2_MAX_CONCURRENT_STREAMS = 1000;
 /**
+ * Header fields a request may carry (pseudo-headers aside): what Node's HTTP/1.1 parser takes (999 fields of 10 KB
+ * are refused with 431 on Node 24, 998 served), so that HTTP/2 takes the same requests. Past it, the 431 JSON.
+ */
+export const MAX_HEADER_FIELDS = 998;
+/**
+ * What Node's http2 layer itself enforces (nghttp2 counts each field as name, value and 32 octets): room for lists
+ * up to twice MAX_HEADER_BYTES and MAX_HEADER_FIELDS fields, so that pollcast's own check answers them with the 431
+ * JSON; only larger ones are reset (`ENHANCE_YOUR_CALM`). Node enforces it once the client has acknowledged the
+ * settings, that is from a connection's second request on (an audit, 7 Dec 2026: at MAX_HEADER_BYTES itself, every
+ * oversized list after the first was reset with no answer, and 129 fields were reset where HTTP/1.1 serves 998).
+ */
+function enforcedListSize(maxHeaderBytes: number): { maxHeaderListSize: number; maxHeaderListPairs: number } {
+  const pairs = 2 * (MAX_HEADER_FIELDS + 8);
+  return { maxHeaderListSize: 2 * maxHeaderBytes + 32 * pairs, maxHeaderListPairs: pairs };
+}
+/**
  * An HTTP/2 connection with no frame either way for this long is sent GOAWAY
  * (ms): open streams finish, nothing new starts. Streams write a heartbeat at
  * least every 15 s and long-polls wait at most 60 s, so only idle connections reach it.
@@ -53,7 +69,7 @@ const ONE_WRITE_BYTES = 2 ** 20;
 export interface H2cOptions {
   /** The request listener, as served over HTTP/1.1 (the stream fast path in front of hono). */
   listener: NodeListener;
-  /** Largest header list advertised to clients and accepted (MAX_HEADER_BYTES). */
+  /** Largest header list accepted (MAX_HEADER_BYTES); Node's http2 layer is let through up to twice as much, answered with the 431 JSON. */
   maxHeaderBytes: number;
   /** Unsent bytes a stream may hold before it is dropped as slow (SUBSCRIBER_MAX_QUEUE_BYTES): sizes the connection's memory. */
   maxQueueBytes: number;
@@ -88,9 +104,17 @@ export function headerListBytes(rawHeaders: readonly string[]): number {
   return bytes;
 }
 
+/** Header fields of a request's list, its pseudo-headers (`:method`, `:path`, …) not counted. */
+function fieldCount(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (!rawHeaders[i]!.startsWith(':')) n++;
+  return n;
+}
+
 /** Methods an HTTP/1.1 request line may carry here (node:http's parser refuses the rest with a 400). */
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 const HEADERS_TOO_LARGE_BODY = JSON.stringify({ error: 'request line and headers larger than the server accepts (MAX_HEADER_BYTES)', code: 'headers_too_large' });
+const TOO_MANY_FIELDS_BODY = JSON.stringify({ error: `more header fields than the server accepts (${MAX_HEADER_FIELDS})`, code: 'headers_too_large' });
 const BAD_AUTHORITY_BODY = JSON.stringify({ error: 'the :authority (or Host) is malformed (no URL can be built from it)', code: 'bad_request' });
 
 /**
@@ -106,6 +130,7 @@ function withRequestChecks(listener: NodeListener, maxBytes: number, countRefusa
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
   };
   return (req, res) => {
+    if (fieldCount(req.rawHeaders) > MAX_HEADER_FIELDS) return refuse(res, 431, 'headers_too_large', TOO_MANY_FIELDS_BODY);
     if (headerListBytes(req.rawHeaders) > maxBytes) return refuse(res, 431, 'headers_too_large', HEADERS_TOO_LARGE_BODY);
     // An HTTP/2 :method is any token; HTTP/1.1's parser takes only the methods it knows, in capitals (`get` is 400).
     if (!KNOWN_METHODS.has(req.method)) return refuse(res, 400, 'bad_request', JSON.stringify({ error: `method ${JSON.stringify(req.method.slice(0, 20))} is not an HTTP method (method names are case-sensitive)`, code: 'bad_request' }));
@@ -174,8 +199,9 @@ function route(socket: Socket, h1: (s: Socket) => void, h2: (s: Socket) => void,
  */
 export function serveH2c(http: Server, options: H2cOptions): H2c {
   const { log } = options;
+  const { maxHeaderListSize, maxHeaderListPairs } = enforcedListSize(options.maxHeaderBytes);
   const h2 = createHttp2Server(
-    { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderBytes }, maxSessionMemory: sessionMemoryMb(options.maxQueueBytes) },
+    { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize }, maxHeaderListPairs, maxSessionMemory: sessionMemoryMb(options.maxQueueBytes) },
     withRequestChecks(options.listener, options.maxHeaderBytes, options.countRefusal),
   );
   // A CONNECT never reaches the request listener (node's http2 answers it 405 with no body when nobody listens).

@@ -317,6 +317,22 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     bridge.sim.clearRequests();
     expect((await open()('/api/v2/sessions?limit=5', big)).status).toBe(431);
     expect(bridge.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions?'))).toEqual([]);
+    // Later requests of a connection too, once the client has acknowledged the settings (audit, 7 Dec 2026: from the
+    // second request on, Node's http2 layer reset every oversized list with no answer), and lists of many small fields
+    // as HTTP/1.1 judges them: 998 served, more the 431 JSON (129 were reset).
+    const reused = open();
+    for (let i = 0; i < 3; i++) expect((await reused('/sessions/h2-big/status')).status).toBe(200);
+    for (let i = 0; i < 2; i++) {
+      const refused = await reused('/sessions/h2-big/status', big);
+      expect(refused.status, `oversized list ${i + 1} after three requests`).toBe(431);
+      expect(JSON.parse(refused.text)).toMatchObject({ code: 'headers_too_large' });
+    }
+    const fields = (n: number) => Object.fromEntries(range(n).map((i) => [`x-h${i}`, 'v']));
+    expect((await reused('/sessions/h2-big/status', fields(500))).status).toBe(200);
+    const many = await reused('/sessions/h2-big/status', fields(1100));
+    expect(many.status).toBe(431);
+    expect(JSON.parse(many.text)).toMatchObject({ code: 'headers_too_large', error: expect.stringMatching(/header fields/) });
+    expect((await reused('/sessions/h2-big/status')).status).toBe(200);
   });
 
   it('judges :authority as HTTP/1.1 judges Host: an IPv6 literal however written is served, one no URL can be built from is a JSON 400 before anything is forwarded', async () => {
