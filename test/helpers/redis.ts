@@ -91,6 +91,21 @@ async function waitReady(port: number, child: ChildProcess, output: () => string
   }
 }
 
+/**
+ * Every redis-server a test of this process started and has not stopped: killed when the process exits, by one
+ * listener for them all (one per server went past Node's 10 and printed MaxListenersExceededWarning in CI), kept
+ * on the process so that a module evaluated again (another test file in the same worker) adds none.
+ */
+const RUNNING = Symbol.for('pollcast.test.redisServers');
+const holder = process as unknown as { [RUNNING]?: Set<ChildProcess> };
+const running = (holder[RUNNING] ??= (() => {
+  const set = new Set<ChildProcess>();
+  process.once('exit', () => {
+    for (const c of set) c.kill('SIGKILL');
+  });
+  return set;
+})());
+
 /** Starts a redis-server on a free port (`extraArgs`: more server options, e.g. `--maxmemory 3mb`). */
 export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
   let port = await freePort();
@@ -109,6 +124,8 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
     c.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
     await spawned;
     child = c;
+    running.add(c);
+    c.once('exit', () => running.delete(c));
     await waitReady(port, c, () => out);
   };
   // A port taken between freePort() and the bind: a fresh one (only at the first start; a restart keeps its port).
@@ -121,8 +138,6 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
       port = await freePort();
     }
   }
-  const stopped = process.once('exit', () => child?.kill('SIGKILL'));
-  void stopped;
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
