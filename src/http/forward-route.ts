@@ -434,7 +434,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   }
 
   const status = answer.status;
-  count(deps.stats.forwarded, `${COUNTED_METHODS.has(method) ? method : 'other'}|${Math.floor(status / 100)}xx`);
+  // A status past 599 (HTTP/1.1 carries up to 999) counts as `other`, not a class of its own.
+  count(deps.stats.forwarded, `${COUNTED_METHODS.has(method) ? method : 'other'}|${status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other'}`);
   if (status >= 200 && status < 300) {
     const id = nudgedSession(method, segments);
     if (id !== undefined) deps.hub.nudge(id);

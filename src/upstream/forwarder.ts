@@ -17,6 +17,12 @@ export const FORWARD_HEADERS_TIMEOUT_MS = 60_000;
 export const FORWARD_BODY_TIMEOUT_MS = 60_000;
 /** Connections the pass-through pool keeps to the upstream origin at most (more requests queue). */
 export const FORWARD_MAX_CONNECTIONS = 256;
+/**
+ * Largest answer head (status line and headers) taken from the upstream: past it, 502. undici's default is 16 KiB, below
+ * what pollcast takes from its own callers (MAX_HEADER_BYTES, 32 KiB): an answer with a 20 KB `Set-Cookie` that
+ * reached a caller directly was a 502 through pollcast (audit, 7 Dec 2026). Browsers take heads of this order.
+ */
+export const FORWARD_MAX_RESPONSE_HEAD_BYTES = 256 * 1024;
 
 /** One request to forward: `target` is the path and raw query exactly as the caller sent them. */
 export interface ForwardRequest {
@@ -37,7 +43,7 @@ export interface ForwardResponse {
 }
 
 /** Why a forward got no answer: the caller answers 502 for these. */
-export type ForwardFailure = 'connect' | 'timeout' | 'reset' | 'aborted' | 'body';
+export type ForwardFailure = 'connect' | 'timeout' | 'reset' | 'aborted' | 'body' | 'head';
 
 /** A failure of `Forwarder.forward` that names its kind. */
 export class ForwardError extends Error {
@@ -63,6 +69,8 @@ function classify(err: unknown, signal: AbortSignal): ForwardError {
   if (err instanceof undiciErrors.HeadersTimeoutError) return new ForwardError('timeout', 'the upstream sent no answer in time', { cause: err });
   if (err instanceof undiciErrors.SocketError) return new ForwardError('reset', 'the upstream closed the connection', { cause: err });
   if (err instanceof undiciErrors.RequestContentLengthMismatchError) return new ForwardError('body', 'the request body ended early', { cause: err });
+  if (err instanceof undiciErrors.HeadersOverflowError) return new ForwardError('head', `the upstream's answer head is larger than pollcast takes (${FORWARD_MAX_RESPONSE_HEAD_BYTES / 1024} KiB)`, { cause: err });
+  if (err instanceof undiciErrors.ResponseContentLengthMismatchError) return new ForwardError('body', "the upstream's answer body did not match its Content-Length (or it sent more than one)", { cause: err });
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EPIPE)$/.test(code)) {
     return new ForwardError(code === 'ECONNRESET' || code === 'EPIPE' ? 'reset' : 'connect', `the upstream is unreachable (${code})`, { cause: err });
@@ -84,6 +92,7 @@ export function createForwarder(origin: string, timeouts: ForwarderTimeouts = {}
     connect: { timeout: timeouts.connectMs ?? FORWARD_CONNECT_TIMEOUT_MS },
     headersTimeout: timeouts.headersMs ?? FORWARD_HEADERS_TIMEOUT_MS,
     bodyTimeout: timeouts.bodyMs ?? FORWARD_BODY_TIMEOUT_MS,
+    maxHeaderSize: FORWARD_MAX_RESPONSE_HEAD_BYTES,
   });
   return {
     async forward({ method, target, headers, body, signal }) {

@@ -2,7 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createForwarder, ForwardError } from '../../src/upstream/forwarder.ts';
+import { createForwarder, FORWARD_MAX_RESPONSE_HEAD_BYTES, ForwardError } from '../../src/upstream/forwarder.ts';
 import { freePort } from '../helpers/harness.ts';
 
 const servers: Server[] = [];
@@ -57,6 +57,31 @@ describe('forwarder', () => {
       let text = '';
       for await (const chunk of answer.body) text += String(chunk);
       expect(text).toBe('moved');
+    } finally {
+      await forwarder.close();
+    }
+  });
+
+  it('takes answer heads a browser takes (a 20 KB cookie, 1,500 cookies), not undici\'s 16 KiB; a head past its bound fails as head', async () => {
+    // Audit, 7 Dec 2026: both reached curl directly and were a 502 "Headers Overflow Error" through pollcast.
+    const origin = await listen((req, res) => {
+      const cookies = req.url === '/big' ? [`a=${'x'.repeat(20_000)}`] : req.url === '/many' ? Array.from({ length: 1500 }, (_, i) => `c${i}=${'y'.repeat(10)}`) : [`z=${'w'.repeat(FORWARD_MAX_RESPONSE_HEAD_BYTES)}`];
+      res.writeHead(200, { 'set-cookie': cookies, 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+    const forwarder = createForwarder(origin);
+    try {
+      for (const target of ['/big', '/many']) {
+        const answer = await forwarder.forward({ ...ask, target, signal: AbortSignal.timeout(10_000) });
+        expect(answer.status, target).toBe(200);
+        const cookies = answer.headers.filter((_, i) => i % 2 === 0 && answer.headers[i]!.toLowerCase() === 'set-cookie');
+        expect(cookies.length, target).toBe(target === '/big' ? 1 : 1500);
+        for await (const chunk of answer.body) void chunk;
+      }
+      const failure = await forwarder.forward({ ...ask, target: '/huge', signal: AbortSignal.timeout(10_000) }).then(() => null, (e: unknown) => e);
+      expect(failure).toBeInstanceOf(ForwardError);
+      expect((failure as ForwardError).kind).toBe('head');
+      expect((failure as ForwardError).message).toMatch(/answer head is larger/);
     } finally {
       await forwarder.close();
     }

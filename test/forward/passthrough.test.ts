@@ -1,6 +1,6 @@
 /** The pass-through byte for byte: targets, headers, credentials, redirects, limits, failures, modes and HTTP/2 callers. */
 import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { connect as h2connect } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, range, startBridge, type Bridge } from '../helpers/harness.ts';
@@ -211,6 +211,33 @@ describe('forwarding: limits and failures', () => {
     expect(forwardedTo(b)).toEqual([]);
     // Under the limit it goes through.
     expect((await api(`${b.url}/api/v2`, KEY_A, 'POST', '/sessions/limited/messages', { message: 'hello' })).status).toBe(202);
+  });
+
+  it('a client that sends Expect: 100-continue with a body past the limit gets the 413 and no 100 Continue, so it uploads nothing; under the limit, 100 then the answer', async () => {
+    // Audit, 7 Dec 2026: Node sent 100 Continue first and curl had uploaded 2.6 MB of an 11 MB body before the 413.
+    const b = await gateway({ PASSTHROUGH_MAX_BODY_BYTES: '1000' });
+    b.sim.createSession('expecting', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
+    b.sim.clearRequests();
+    const { port } = new URL(b.url);
+    const firstAnswer = (length: number) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () =>
+          socket.write(`POST /api/v2/sessions/expecting/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`),
+        );
+        let text = '';
+        socket.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (text.includes('\r\n\r\n')) {
+            socket.destroy();
+            resolve(text);
+          }
+        });
+        socket.on('error', reject);
+        setTimeout(() => reject(new Error(`no answer: ${JSON.stringify(text)}`)), 5000);
+      });
+    expect(await firstAnswer(11 * 1024 * 1024)).toMatch(/^HTTP\/1\.1 413 /);
+    expect(await firstAnswer(500)).toMatch(/^HTTP\/1\.1 100 Continue\r\n/);
+    expect(forwardedTo(b)).toEqual([]);
   });
 
   it('a chunked body (no length declared) is read whole first: past the limit 413 with nothing forwarded, under it forwarded', async () => {
