@@ -82,6 +82,11 @@ export const DRAIN_EMPTY_ANSWERS_TO_END = 2;
 /** Consecutive failed calls after which a running stream's status shows `upstream_error` (a single blip stays quiet). */
 export const TRANSIENT_FAILURES_SHOWN_AFTER = 3;
 /**
+ * A `429` whose Retry-After asks for at least this long (ms) is shown at once: not a blip, the stream stays silent
+ * that long (an audit, 7 Dec 2026: after `Retry-After: 20` three failures took a minute to show).
+ */
+export const LONG_RETRY_AFTER_SHOWN_MS = 5_000;
+/**
  * A `/status` call still unanswered after this long is taken as hanging (ms): askers on demand are not made to wait
  * on it (each drop-in caller would wait its own bound, up to 1 s for `/changes`, 5 s for `/status`), and get the
  * status held. The loop itself still waits for it, within the client's timeout.
@@ -388,7 +393,7 @@ export class Poller {
         await this.publish([], sink.nextIndex, 'refused');
         return false;
       }
-    } else if (!isKnown(this.snapshot) || this.failures >= TRANSIENT_FAILURES_SHOWN_AFTER) {
+    } else if (!isKnown(this.snapshot) || this.failures >= TRANSIENT_FAILURES_SHOWN_AFTER || (outcome.kind === 'rate-limited' && (outcome.retryAfterMs ?? 0) >= LONG_RETRY_AFTER_SHOWN_MS)) {
       this.upstreamError = failureText(outcome);
     }
     if ((this.upstreamError !== before || publishAnyway) && !(await this.publish([], sink.nextIndex))) return false;

@@ -212,6 +212,31 @@ describe('faults while a finished session is drained', () => {
   });
 });
 
+describe('a long Retry-After', () => {
+  it('a 429 asking for 20 s is shown as upstream_error at once, not after three failures (a minute), and clears when events flow again', async () => {
+    // Audit, 7 Dec 2026: the streams said nothing while the loop waited out `Retry-After: 20`.
+    const { b } = await start();
+    b.sim.createSession('slowed');
+    const r = record(`${b.url}/sessions/slowed/events`);
+    await r.until((x) => x.statuses().length > 0);
+    b.sim.appendEvents('slowed', 2);
+    await r.until((x) => x.indices().length === 2);
+    await eventually(() => b.sim.stats('slowed').inFlightChanges === 1, 5000, 'the long-poll to be held');
+    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 20 }], { session: 'slowed', endpoint: 'changes' });
+    b.sim.appendEvents('slowed', 1); // answered by the held poll; the 429 hits the call after it
+    await r.until((x) => x.indices().length === 3);
+    const told = performance.now();
+    await r.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 5000);
+    expect(performance.now() - told).toBeLessThan(5000);
+    expect(r.statuses().at(-1)!.upstream_error).toMatch(/429/);
+    b.sim.appendEvents('slowed', 1);
+    await r.until((x) => x.indices().length === 4, 30_000);
+    await r.until((x) => x.statuses().at(-1)!.upstream_error === undefined, 5000);
+    expect(r.indices()).toEqual(range(4));
+    r.close();
+  }, 45_000);
+});
+
 describe('a lasting upstream refusal (401/403/404)', () => {
   it.each([401, 403, 404])('%i: shown as upstream_error while the stream stays open and retries; ends after the give-up time', async (status) => {
     const { b, log } = await start();
