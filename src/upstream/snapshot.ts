@@ -90,10 +90,15 @@ export function changesClaimOver(top: ChangesTop): boolean {
  * confirms the end (milliseconds later; until 6 Dec 2026 a frame said `running` with it, an audit found).
  */
 export function statusPayload(s: Snapshot, upstreamError: string | null): Record<string, unknown> {
-  const unconfirmed = s.statusBody !== null && !statusSaysOver(s.statusBody) && !TERMINAL_STATUSES.has(s.status);
-  const out: Record<string, unknown> = { ...s.extra, status: s.status, started_at: s.started_at, finished_at: unconfirmed ? null : s.finished_at, error: s.error, metrics: s.metrics };
+  const out: Record<string, unknown> = { ...s.extra, status: s.status, started_at: s.started_at, finished_at: confirmedFinishedAt(s), error: s.error, metrics: s.metrics };
   if (upstreamError !== null) out.upstream_error = upstreamError;
   return out;
+}
+
+/** `finished_at` once `/status` confirms the end (or none was asked), null while it says the session runs. */
+function confirmedFinishedAt(s: Snapshot): string | null {
+  const unconfirmed = s.statusBody !== null && !statusSaysOver(s.statusBody) && !TERMINAL_STATUSES.has(s.status);
+  return unconfirmed ? null : s.finished_at;
 }
 
 /** The `end` event's data: `{status, finished_at, error, answer, metrics, last_index}` and unknown fields. */
@@ -103,9 +108,13 @@ export function endPayload(s: Snapshot, lastIndex: number | null, upstreamError:
   return out;
 }
 
-/** A drop-in `/changes` 200 body (the upstream's TrajectoryChanges shape). */
+/**
+ * A drop-in `/changes` 200 body (the upstream's TrajectoryChanges shape). Its `finished_at` as a status event's: a
+ * claim of the end that `/status` denies is not passed on beside `running` (an SDK loop takes a non-null one as the
+ * end: until 7 Dec 2026 one stopped at 17 of 150 events on such a claim, an audit found).
+ */
 export function changesBody(s: Snapshot, events: readonly UpstreamEvent[]): Record<string, unknown> {
-  return { ...s.extra, status: s.status, started_at: s.started_at, finished_at: s.finished_at, error: s.error, answer: s.answer, metrics: s.metrics, new_events: events };
+  return { ...s.extra, status: s.status, started_at: s.started_at, finished_at: confirmedFinishedAt(s), error: s.error, answer: s.answer, metrics: s.metrics, new_events: events };
 }
 
 /**

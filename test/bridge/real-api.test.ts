@@ -141,6 +141,10 @@ describe('a changes answer that disagrees with /status', () => {
     const statuses = r.statuses().map((s) => s.status);
     expect(new Set(statuses)).toEqual(new Set(['running']));
     expect(r.messages.some((m) => m.type === 'end')).toBe(false);
+    // Nor does the drop-in pass the claimed finished_at on beside running (audit, 7 Dec 2026: an SDK loop took it as
+    // the end and stopped at 17 of 150 events).
+    const page = (await (await fetch(`${b.url}/api/v2/sessions/lagging/changes?from_index=0`)).json()) as Record<string, unknown>;
+    expect(page).toMatchObject({ status: 'running', finished_at: null });
     // Ends when /status says so.
     b.sim.faults.clear();
     b.sim.finish('lagging', { answer: 'done', closingEvents: true });
