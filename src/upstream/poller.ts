@@ -119,6 +119,19 @@ export const HELD_MEANS_CAUGHT_UP_MS = 1000;
 export const FIRST_ANSWER_GRACE_MS = 2000;
 /** Attempts at the final changes call that reads the answer before `end` goes out without it. */
 export const FINAL_BODY_ATTEMPTS = 3;
+/**
+ * How long a drained end that the upstream's changes answers contradict is checked again (ms, with backoff) before
+ * `end` goes out with what was read: a changes side that lags `/status` (a replica), or a run of empty answers across
+ * the end, ended sessions short for good until 7 Dec 2026 (an audit: 14 of 16 events, the answer lost, and cached).
+ */
+export const END_CONFIRM_MAX_MS = 60_000;
+/** The pause between two such checks: 0.5 s doubling to 5 s (about fifteen checks in the minute, three calls each). */
+const END_CONFIRM_BACKOFF = { baseMs: 500, maxMs: 5_000 };
+/** Statuses of a session that goes on: a changes answer saying one of them (and no finished_at) denies the end. */
+const GOING_ON = new Set(['pending', 'running', 'paused', 'idle']);
+
+/** What the final changes call says of an end the drain reached. */
+type EndVerdict = 'confirmed' | 'contradicted' | 'unknown';
 
 function failureText(outcome: FailureOutcome): string {
   if (outcome.kind === 'rate-limited') return 'upstream rate limited (429)';
@@ -142,8 +155,6 @@ interface LoopState {
   ungated: boolean;
   /** Empty answers in a row while draining a finished session. */
   emptyDrains: number;
-  /** The final body (answer, finished_at) was read while draining. */
-  finalBodySeen: boolean;
   /** No changes answer handled yet (the rebase and start-at-head decisions look at the first one). */
   firstAnswer: boolean;
 }
@@ -410,18 +421,30 @@ export class Poller {
   }
 
   private async loop(): Promise<void> {
-    const state: LoopState = { pageOn: true, ungated: true, emptyDrains: 0, finalBodySeen: false, firstAnswer: true };
+    const state: LoopState = { pageOn: true, ungated: true, emptyDrains: 0, firstAnswer: true };
     this.setState(this.over ? 'draining' : 'polling');
+    let contradictions = 0;
+    let firstContradiction = 0;
     while (!this.signal.aborted) {
       // Each answer is handled in a call of its own, so nothing of it is still referenced from this frame while
       // the next long-poll waits: a page of screenshots would otherwise live through that whole wait, be
       // promoted to the old generation and wait there for a full collection (bench/RESULTS.md, issue 21, fourth round).
       const next = await this.step(state);
       if (next === 'stop') return;
-      if (next === 'end') break;
+      if (next !== 'end') continue;
+      // The drain read nothing more twice: the final call reads the answer, and checks the end against what was read.
+      const verdict = await this.readFinalBody();
+      if (verdict !== 'contradicted' || this.signal.aborted) break;
+      contradictions++;
+      if (contradictions === 1) firstContradiction = performance.now();
+      if (performance.now() - firstContradiction >= END_CONFIRM_MAX_MS) {
+        this.opts.log.warn({ session: this.opts.sink.sessionId, index: this.opts.sink.nextIndex }, 'the upstream still contradicts the end it reported; ending with what was read');
+        break;
+      }
+      this.opts.log.info({ session: this.opts.sink.sessionId, index: this.opts.sink.nextIndex, attempt: contradictions }, 'the upstream\'s changes contradict the end /status reported; reading on');
+      state.emptyDrains = 0;
+      if (!(await sleep(backoffDelayMs(contradictions, END_CONFIRM_BACKOFF), this.signal))) return;
     }
-    if (this.signal.aborted) return;
-    if (!state.finalBodySeen) await this.readFinalBody();
     // Stopped while it read the final body (a leader paused while Redis is away): the next loop ends it, with the answer.
     if (this.signal.aborted) return;
     await this.publish([], this.opts.sink.nextIndex, 'over');
@@ -500,7 +523,6 @@ export class Poller {
       if (statusFirst && (await this.statusWithin(STATUS_BEFORE_EVENTS_MS)) === 'stop') return 'stop';
       if (r.kind === 'events') {
         this.snapshot = withChanges(this.snapshot, r.changes.top);
-        if (r.changes.top.finished_at !== null && this.over) state.finalBodySeen = true;
         const asked = this.limit.current;
         this.limit.observe(r.bytes, this.opts.maxBodyBytes);
         const full = n >= asked;
@@ -571,20 +593,29 @@ export class Poller {
   /**
    * The answer and finished_at come only in a changes body, and after the end
    * the upstream answers "nothing new" with a bare 204: ask again for the last
-   * event, without details (no screenshot), to get that body.
+   * event held, without its data, to get that body. The same answer checks the
+   * end: from the last event held, with room for two, exactly that one comes
+   * back, under a status that does not say the session goes on; from 0 (none
+   * held) none. Otherwise the upstream has more than was read (a changes side
+   * that lags `/status`, empty answers that were not true): 'contradicted'.
    */
-  private async readFinalBody(): Promise<void> {
+  private async readFinalBody(): Promise<EndVerdict> {
     const { client, sink } = this.opts;
+    const held = sink.nextIndex;
     for (let attempt = 1; attempt <= FINAL_BODY_ATTEMPTS && !this.signal.aborted; attempt++) {
-      if (!(await this.gate.take(this.signal))) return;
-      const r = await client.changes(sink.sessionId, { fromIndex: Math.max(0, sink.nextIndex - 1), limit: 1, includeEvents: false, waitSeconds: 0 }, this.signal);
+      if (!(await this.gate.take(this.signal))) return 'unknown';
+      const r = await client.changes(sink.sessionId, { fromIndex: Math.max(0, held - 1), limit: held > 0 ? 2 : 1, includeEvents: false, waitSeconds: 0 }, this.signal);
       if (r.kind === 'events') {
-        this.snapshot = withChanges(this.snapshot, r.changes.top);
-        return;
+        const top = r.changes.top;
+        if (r.changes.new_events.length !== Math.min(held, 1) || (GOING_ON.has(top.status) && top.finished_at === null)) return 'contradicted';
+        this.snapshot = withChanges(this.snapshot, top);
+        return 'confirmed';
       }
-      if (r.kind === 'no-change' || r.kind === 'not-found' || r.kind === 'aborted') return;
-      if (!(await sleep(backoffDelayMs(attempt, this.opts.backoff), this.signal))) return;
+      if (r.kind === 'no-change') return held > 0 ? 'contradicted' : 'confirmed';
+      if (r.kind === 'not-found' || r.kind === 'aborted') return 'unknown';
+      if (!(await sleep(backoffDelayMs(attempt, this.opts.backoff), this.signal))) return 'unknown';
     }
     this.opts.log.warn({ session: sink.sessionId }, 'could not read the final answer; ending without it');
+    return 'unknown';
   }
 }

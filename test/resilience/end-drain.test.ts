@@ -1,0 +1,140 @@
+/**
+ * The end of a session is checked against what was read (resilience audit, 7 Dec 2026): a changes side that lags
+ * `/status` (a replica), or a run of empty answers across the end, made pollcast end the session short for every
+ * subscriber, without the answer, and keep it so for late readers. The drain's last call now checks that the
+ * upstream holds no more than was read and does not say the session goes on; while it does, the loop reads on.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { range, record, startBridge, type Bridge, type Recorder } from '../helpers/harness.ts';
+import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import { startPollcast } from '../../src/server.ts';
+import { silentLogger } from '../../src/log.ts';
+import { ONE_ADDRESS_ENV } from './helpers.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** Every event of the session once, in order, with the answer in `end`. */
+function expectWhole(events: number, answer: string, ...recorders: Recorder[]): void {
+  for (const r of recorders) {
+    expect(r.indices()).toEqual(range(events));
+    const end = r.messages.find((m) => m.type === 'end')!.data;
+    expect(end).toMatchObject({ status: 'completed', answer, last_index: events - 1 });
+    expect(end.finished_at).toEqual(expect.any(String));
+  }
+}
+
+async function startReal(): Promise<Bridge> {
+  const b = await startBridge({ ...ONE_ADDRESS_ENV, UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real' });
+  cleanups.push(() => b.close());
+  return b;
+}
+
+describe('an end the changes answers contradict', () => {
+  for (const [what, fault] of [
+    ['twelve 204s', { kind: 'no-change' as const }],
+    ['twelve empty 200 pages', { kind: 'short-limit' as const, max: 0 }],
+  ] as const) {
+    it(`${what} across the end do not end the session short: every event and the answer, for live and late readers`, async () => {
+      // Seen: 10 of 12 events, and an end with finished_at and answer null, cached for late readers.
+      const b = await startReal();
+      b.sim.createSession('storm', { initialEvents: 10, imageBytes: 0 });
+      const live = record(`${b.url}/sessions/storm/events`);
+      await live.until((x) => x.indices().length === 10);
+      b.sim.faults.script(range(12).map(() => fault), { session: 'storm', endpoint: 'changes' });
+      b.sim.appendEvents('storm', 1);
+      await new Promise((r) => setTimeout(r, 300));
+      b.sim.finish('storm', { status: 'completed', answer: 'the answer', closingEvents: true });
+      await live.ended(30_000);
+      const events = b.sim.events('storm').length;
+      expect(events).toBeGreaterThan(11);
+      const late = record(`${b.url}/sessions/storm/events`);
+      await late.ended(10_000);
+      expectWhole(events, 'the answer', live, late);
+      live.close();
+      late.close();
+      // The drop-in agrees: nothing is missing after the last event.
+      const page = (await (await fetch(`${b.url}/api/v2/sessions/storm/changes?from_index=${events - 2}`)).json()) as { new_events: unknown[]; answer: string };
+      expect(page.new_events).toHaveLength(2);
+      expect(page.answer).toBe('the answer');
+    }, 45_000);
+  }
+
+  it('a changes side lagging /status by 1.5 s (its newest events not visible yet, its status still running) does not end the session short', async () => {
+    // Seen: 14 of 16 events for every subscriber, the final answer_event and AgentCompletionEvent lost, and cached.
+    const sim: Simulator = await createSimulator({ demo: false, api: 'real' });
+    cleanups.push(() => sim.close());
+    const proxy = await lagProxy(sim.url, 1500);
+    cleanups.push(() => new Promise<void>((r) => proxy.server.close(() => r())));
+    const config = loadConfig({ ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: proxy.url, AUTH: 'none', LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '1' });
+    const server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+    cleanups.push(() => server.close());
+    sim.createSession('lagged', { initialEvents: 8, imageBytes: 0 });
+    const readers = range(3).map(() => record(`${server.url}/sessions/lagged/events`));
+    await Promise.all(readers.map((r) => r.until((x) => x.indices().length === 8, 10_000)));
+    sim.appendEvents('lagged', 2);
+    sim.finish('lagged', { status: 'completed', answer: 'late but whole', closingEvents: true });
+    await Promise.all(readers.map((r) => r.ended(30_000)));
+    const events = sim.events('lagged').length;
+    const late = record(`${server.url}/sessions/lagged/events`);
+    await late.ended(10_000);
+    expectWhole(events, 'late but whole', ...readers, late);
+    for (const r of [...readers, late]) r.close();
+  }, 45_000);
+});
+
+/**
+ * An upstream whose changes endpoint reads a replica `lagMs` behind: an event is visible there only `lagMs` after the
+ * proxy first saw it, and while any is hidden the body says the session still runs. `/status` passes straight through.
+ */
+async function lagProxy(upstream: string, lagMs: number): Promise<{ server: Server; url: string }> {
+  const base = new URL(upstream);
+  const firstSeen = new Map<number, number>();
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url!, base);
+    const pass = async (target: URL) => fetch(target, { method: req.method, headers: { accept: 'application/json' } });
+    if (!url.pathname.endsWith('/changes')) {
+      const r = await pass(url);
+      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+      res.end(Buffer.from(await r.arrayBuffer()));
+      return;
+    }
+    const from = Number(url.searchParams.get('from_index') ?? 0);
+    const deadline = Date.now() + Number(url.searchParams.get('wait_for_seconds') ?? 0) * 1000;
+    url.searchParams.set('wait_for_seconds', '0');
+    for (;;) {
+      const r = await pass(url);
+      if (r.status === 200) {
+        const body = (await r.json()) as { new_events: unknown[]; status: string; finished_at: string | null; answer: unknown };
+        const now = Date.now();
+        body.new_events.forEach((_, i) => firstSeen.set(from + i, firstSeen.get(from + i) ?? now));
+        const visible = body.new_events.findIndex((_, i) => now - firstSeen.get(from + i)! < lagMs);
+        if (visible >= 0) {
+          body.new_events = body.new_events.slice(0, visible);
+          Object.assign(body, { status: 'running', finished_at: null, answer: null });
+        }
+        if (body.new_events.length > 0) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(body));
+          return;
+        }
+      } else if (r.status !== 204) {
+        res.writeHead(r.status, { 'content-type': 'application/json' });
+        res.end(await r.text());
+        return;
+      }
+      if (Date.now() >= deadline) {
+        res.writeHead(204).end();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${base.pathname}` };
+}
