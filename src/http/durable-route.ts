@@ -294,7 +294,10 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
         const tail = { next: start, upToDate: true, closed: start.closed };
         return c.body('[]', 200, { ...protocolHeaders(tail), 'cache-control': 'no-store' });
       }
-      return await answerRead(c, deps, entry, start, startRaw ?? '-1', live, isPublic, cursor, grant?.expiresAtMs);
+      // A URL that carries a credential (`access_token`, needless on a public session) is no shared cache's to keep:
+      // the cache would hold the caller's token in its key and logs (auth audit, 7 Dec 2026). Answered private.
+      const shared = isPublic && c.req.query('access_token') === undefined;
+      return await answerRead(c, deps, entry, start, startRaw ?? '-1', live, shared, cursor, grant?.expiresAtMs);
     } finally {
       if (!handedOver) {
         slot?.release();

@@ -338,6 +338,10 @@ describe('access and caching', () => {
     const open = await fetch(`${b.url}/v1/stream/sessions/open-1?offset=-1`);
     expect(open.status).toBe(200);
     expect(open.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    // The same read with a token in its URL: no shared cache keeps a URL that carries a credential (auth audit).
+    const openWithToken = await fetch(`${b.url}/v1/stream/sessions/open-1?offset=-1&access_token=${await token(['*'])}`);
+    expect(openWithToken.status).toBe(200);
+    expect(openWithToken.headers.get('cache-control')).toBe('private, max-age=31536000, immutable');
   });
 
   it('ends an SSE read when its token expires; the reconnect is refused with 401', async () => {
