@@ -66,6 +66,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     await next();
     // Answered while stopping (a long-poll that began before): its connection is not kept either.
     if (deps.isShuttingDown() && outgoing && isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+    // No cache keeps a refusal of pollcast's own (a 404 or 405 is cacheable by default, RFC 9110 section 15.1); the
+    // errors mapping says so already, the not-found and method answers, /healthz and /readyz here. An answer a route
+    // wrote itself (a forwarded upstream error) is left as it came.
+    if (c.res.status >= 400 && !outgoing?.headersSent && !c.res.headers.has('cache-control')) c.res.headers.set('cache-control', 'no-store');
     if (c.req.path === '/healthz' || c.req.path === '/readyz' || c.req.path === '/metrics') return;
     // A route that wrote its answer itself (a forwarded call, a stream) left hono's response at its default 200.
     const status = outgoing?.headersSent ? outgoing.statusCode : c.res.status;

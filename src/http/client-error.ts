@@ -38,7 +38,7 @@ export function installClientErrorHandler(server: Server, countRefusal?: CountRe
     // A peer that went away mid-request (its route, if it got one, counted the refusal already) is not one more.
     if (err.code !== 'HPE_INVALID_EOF_STATE') countRefusal?.(code);
     const body = JSON.stringify({ error: message, code });
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     // A peer that never reads must not keep the socket: end() flushes, destroy follows shortly.
     setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
   });
@@ -54,7 +54,7 @@ export const CONNECT_BODY = JSON.stringify({ error: 'CONNECT is not supported: p
 export function installConnectRefusal(server: Server): void {
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(CONNECT_BODY)}\r\nConnection: close\r\n\r\n${CONNECT_BODY}`);
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(CONNECT_BODY)}\r\nConnection: close\r\n\r\n${CONNECT_BODY}`);
     setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
   });
 }
@@ -100,7 +100,7 @@ export function withHostRequired<Req extends IncomingMessage, Res extends Server
     countRefusal?.('bad_request');
     const body = JSON.stringify({ error: problem, code: 'bad_request' });
     res.shouldKeepAlive = false;
-    res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    res.writeHead(400, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) }).end(body);
   };
 }
 
@@ -111,7 +111,7 @@ export function installExpectationRefusal(server: Server, countRefusal?: CountRe
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
     countRefusal?.('expectation_failed');
     res.shouldKeepAlive = false;
-    res.writeHead(417, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(EXPECTATION_BODY) }).end(EXPECTATION_BODY);
+    res.writeHead(417, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(EXPECTATION_BODY) }).end(EXPECTATION_BODY);
   });
 }
 

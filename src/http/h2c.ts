@@ -127,7 +127,7 @@ const BAD_AUTHORITY_BODY = JSON.stringify({ error: 'the :authority (or Host) is 
 function withRequestChecks(listener: NodeListener, maxBytes: number, countRefusal?: CountRefusal): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   const refuse = (res: Http2ServerResponse, status: number, code: string, body: string): void => {
     countRefusal?.(code);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) }).end(body);
   };
   return (req, res) => {
     if (fieldCount(req.rawHeaders) > MAX_HEADER_FIELDS) return refuse(res, 431, 'headers_too_large', TOO_MANY_FIELDS_BODY);
@@ -206,7 +206,7 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
   );
   // A CONNECT never reaches the request listener (node's http2 answers it 405 with no body when nobody listens).
   h2.on('connect', (_req: Http2ServerRequest, res: Http2ServerResponse) => {
-    res.writeHead(405, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(CONNECT_BODY) }).end(CONNECT_BODY);
+    res.writeHead(405, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(CONNECT_BODY) }).end(CONNECT_BODY);
   });
   h2.setTimeout(H2_IDLE_TIMEOUT_MS);
   // Graceful rather than Node's default destroy: a stream still open finishes.

@@ -268,6 +268,17 @@ describe('the protocol around the reads', () => {
     expect(missing.status).toBe(404);
     expect(missing.headers.get('cache-control')).toBe('no-store');
     await missing.arrayBuffer();
+    // Nor the answers made outside the errors mapping: no route (404), a method the route does not serve (405)
+    // (a review: both are cacheable by default, RFC 9110 section 15.1).
+    for (const [path, init, status] of [
+      ['/v1/stream/sessions/s/x', {}, 404],
+      ['/v1/stream/sessions/s', { method: 'PUT' }, 405],
+    ] as const) {
+      const res = await fetch(b.url + path, init);
+      expect(res.status, path).toBe(status);
+      expect(res.headers.get('cache-control'), path).toBe('no-store');
+      await res.arrayBuffer();
+    }
     // A closed position of a session that goes on is refused before any stream starts, in every mode.
     for (const live of ['', '&live=long-poll', '&live=sse']) {
       const res = await fetch(`${b.url}/v1/stream/sessions/s?offset=0000000000000001_end${live}`);
