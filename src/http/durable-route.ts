@@ -194,6 +194,9 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
             return;
           }
           if (!sentControl) {
+            // From the offset it names: a status part past the tail, not carried on, must not hide the statuses
+            // below it for the rest of the connection (a review).
+            pos = next;
             sentControl = true;
             lastWriteMs = Date.now();
             controller.enqueue(control());

@@ -580,11 +580,17 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(caught.headers.get('stream-next-offset')).toBe(tail);
     expect(caught.headers.get('cache-control')).toBe('no-store');
     // So does an SSE read's control event.
-    const sse = await fetch(`${url}?offset=${ahead}&live=sse`, { signal: AbortSignal.timeout(10_000) });
+    const sse = await fetch(`${url}?offset=${ahead}&live=sse`, { signal: AbortSignal.timeout(20_000) });
     const reader = sse.body!.getReader();
     let text = '';
     while (!text.includes('streamNextOffset')) text += new TextDecoder().decode((await reader.read()).value);
-    await reader.cancel();
     expect(text).toContain(`"streamNextOffset":"${tail}"`);
+    // And it reads on from there: a change of status is heard on the same connection (a review: the read went on
+    // from the part ahead, and heard no status below it for the rest of the connection).
+    b.sim.setStatus('ahead', { status: 'paused' });
+    const deadline = performance.now() + 15_000;
+    while (!/"status":"paused"/.test(text) && performance.now() < deadline) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(text).toMatch(/"status":"paused"/);
   }, 40_000);
 });
