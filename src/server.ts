@@ -13,6 +13,7 @@ import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
 import { withStreamFastPath, type NodeListener } from './http/fast-path.ts';
 import { adapterErrorResponse, installClientErrorHandler, installConnectRefusal, installContinueCheck, installExpectationRefusal, withHostRequired } from './http/client-error.ts';
+import { MAX_EVENTS_BODY_BYTES } from './http/multi-request.ts';
 import { serveH2c, type H2c } from './http/h2c.ts';
 import { InFlight } from './http/in-flight.ts';
 import { CatchUpGate } from './http/catch-up-gate.ts';
@@ -220,7 +221,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   installClientErrorHandler(http, countRefusal);
   installConnectRefusal(http);
   installExpectationRefusal(http, countRefusal);
-  installContinueCheck(http, config.passthroughMaxBodyBytes);
+  // The largest body any route takes: a forwarded one, or a multi-session POST /events.
+  installContinueCheck(http, Math.max(config.passthroughMaxBodyBytes, MAX_EVENTS_BODY_BYTES));
   // SSE streams stay open for hours; only idle keep-alive sockets time out.
   http.requestTimeout = 0;
   http.headersTimeout = 20_000;

@@ -116,9 +116,10 @@ export function installExpectationRefusal(server: Server, countRefusal?: CountRe
 }
 
 /**
- * Sends `100 Continue` only to a request whose declared body may be taken (`maxBodyBytes`: PASSTHROUGH_MAX_BODY_BYTES,
- * the largest any route takes); a larger one goes to its route without it, which answers `413` at once, before the
- * client uploads it (curl waits a second for either). Until 7 Dec 2026 Node sent the `100` first and curl had
+ * Sends `100 Continue` only to a request whose declared body some route may take (`maxBodyBytes`: the larger of
+ * PASSTHROUGH_MAX_BODY_BYTES and a multi-session `POST /events` body's bound); a larger one goes to its route without
+ * it, which answers `413` at once, before the client uploads it (curl waits a second for either). HTTP/1.1 only:
+ * over HTTP/2 Node sends the `100` itself. Until 7 Dec 2026 Node sent the `100` first and curl had
  * uploaded 2.6 MB of an 11 MB body by the time the `413` came (an audit).
  */
 export function installContinueCheck(server: Server, maxBodyBytes: number): void {
