@@ -20,7 +20,7 @@ import { callerCredential } from './auth-upstream.ts';
 import { bearerCredential } from './auth.ts';
 import { watchBodyIdle } from './body-idle.ts';
 import { middlewareHeaders } from './events-route.ts';
-import { cookieNameOf, forwardRequestHeaders, forwardResponseHeaders, relayableHead, withoutQueryParams } from './forward-headers.ts';
+import { cookieNameOf, forwardRequestHeaders, forwardResponseHeaders, h2HeadProblem, relayableHead, withoutQueryParams } from './forward-headers.ts';
 import { clientIp } from './limits.ts';
 import { splitTarget } from './raw-request.ts';
 import { decodedSegment, parseSessionId } from './validate.ts';
@@ -449,6 +449,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   try {
     // HTTP/2 has no status past 599 (HTTP/1.1 carries up to 999, as node:http does).
     if (h2 && status > 599) throw new Error(`status ${status} has no HTTP/2 form`);
+    const h2Problem = h2 ? h2HeadProblem(head) : null;
+    if (h2Problem !== null) throw new Error(h2Problem);
     if (isHttp1(outgoing)) outgoing.writeHead(status, head);
     else outgoing.writeHead(status, head);
   } catch (err) {

@@ -17,6 +17,7 @@ import { createServer as createHttp2Server, type Http2ServerRequest, type Http2S
 import type { Socket } from 'node:net';
 import type { NodeListener } from './fast-path.ts';
 import { acceptedHost, CONNECT_BODY, type CountRefusal } from './client-error.ts';
+import { FORWARD_MAX_RESPONSE_HEAD_BYTES } from '../upstream/forwarder.ts';
 import type { Logger } from 'pino';
 
 /** The client connection preface of RFC 9113 §3.4: no HTTP/1.x request starts with it. */
@@ -201,7 +202,9 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
   const { log } = options;
   const { maxHeaderListSize, maxHeaderListPairs } = enforcedListSize(options.maxHeaderBytes);
   const h2 = createHttp2Server(
-    { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize }, maxHeaderListPairs, maxSessionMemory: sessionMemoryMb(options.maxQueueBytes) },
+    // A forwarded answer's head may be as large as the forwarder takes (Node's default send bound, 64 KiB, reset larger
+    // ones with no answer; a review). HPACK's literals cost a few bytes more than the head: twice is ample.
+    { settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize }, maxHeaderListPairs, maxSendHeaderBlockLength: 2 * FORWARD_MAX_RESPONSE_HEAD_BYTES, maxSessionMemory: sessionMemoryMb(options.maxQueueBytes) },
     withRequestChecks(options.listener, options.maxHeaderBytes, options.countRefusal),
   );
   // A CONNECT never reaches the request listener (node's http2 answers it 405 with no body when nobody listens).
