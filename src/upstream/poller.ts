@@ -127,6 +127,8 @@ export const FINAL_BODY_ATTEMPTS = 3;
 export const END_CONFIRM_MAX_MS = 60_000;
 /** The pause between two such checks: 0.5 s doubling to 5 s (about fifteen checks in the minute, three calls each). */
 const END_CONFIRM_BACKOFF = { baseMs: 500, maxMs: 5_000 };
+/** How long an end with no event read must have been known before the upstream's "none" is taken (ms). */
+export const EMPTY_END_SETTLE_MS = 3_000;
 /** Statuses of a session that goes on: a changes answer saying one of them (and no finished_at) denies the end. */
 const GOING_ON = new Set(['pending', 'running', 'paused', 'idle']);
 
@@ -174,6 +176,8 @@ export class Poller {
   private everSynced = false;
   private emptyStyle: EmptyAnswerStyle | undefined;
   private over = false;
+  /** When `/status` first said the session is over (performance.now()). */
+  private overSinceMs = 0;
   private contacted = false;
   private failures = 0;
   private refusedSince: number | null = null;
@@ -208,6 +212,18 @@ export class Poller {
   /** When the loop calls the upstream again after a failure (ms since the epoch: backoff or Retry-After); 0 when it is not failing. */
   get retryAtMs(): number {
     return this.failures > 0 ? this.notBeforeMs : 0;
+  }
+
+  /**
+   * With no event read, "none" from the final call is all there is to go by: it is taken once the end has been known
+   * for EMPTY_END_SETTLE_MS (a changes side lagging `/status` shows its first events by then), and not while the
+   * session says it took steps (so it has events). A review found a stream opened before a session's first event
+   * ended with none behind twelve 204s.
+   */
+  private emptyEndUnsettled(): boolean {
+    const steps = (x: unknown) => (typeof x === 'number' && x > 0 ? x : 0);
+    if (steps(this.snapshot.statusBody?.steps) > 0 || steps(this.snapshot.metrics.steps) > 0) return true;
+    return performance.now() - this.overSinceMs < EMPTY_END_SETTLE_MS;
   }
 
   /** Runs until the session ends, the loop is deposed, or `signal` aborts. */
@@ -367,6 +383,7 @@ export class Poller {
     this.recovered();
     if (statusSaysOver(s.body) && !this.over) {
       this.over = true;
+      this.overSinceMs = performance.now();
       this.setState('draining');
       // A long-poll in flight would hold the drain for up to its whole wait.
       this.callAbort?.abort();
@@ -607,11 +624,11 @@ export class Poller {
       const r = await client.changes(sink.sessionId, { fromIndex: Math.max(0, held - 1), limit: held > 0 ? 2 : 1, includeEvents: false, waitSeconds: 0 }, this.signal);
       if (r.kind === 'events') {
         const top = r.changes.top;
-        if (r.changes.new_events.length !== Math.min(held, 1) || (GOING_ON.has(top.status) && top.finished_at === null)) return 'contradicted';
+        if (r.changes.new_events.length !== Math.min(held, 1) || (held === 0 && this.emptyEndUnsettled()) || (GOING_ON.has(top.status) && top.finished_at === null)) return 'contradicted';
         this.snapshot = withChanges(this.snapshot, top);
         return 'confirmed';
       }
-      if (r.kind === 'no-change') return held > 0 ? 'contradicted' : 'confirmed';
+      if (r.kind === 'no-change') return held > 0 || this.emptyEndUnsettled() ? 'contradicted' : 'confirmed';
       if (r.kind === 'not-found' || r.kind === 'aborted') return 'unknown';
       if (!(await sleep(backoffDelayMs(attempt, this.opts.backoff), this.signal))) return 'unknown';
     }
