@@ -15,7 +15,7 @@ export const CLIENT_ERROR_LINGER_MS = 1000;
 function answerFor(code: string | undefined): [number, string, string, string] {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
-      return [431, 'Request Header Fields Too Large', 'headers_too_large', 'request line and headers larger than the server accepts (MAX_HEADER_BYTES), or more header fields than it accepts (998)'];
+      return [431, 'Request Header Fields Too Large', 'headers_too_large', 'request line and headers larger than the server accepts (MAX_HEADER_BYTES), or more header fields than it accepts (1000)'];
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return [408, 'Request Timeout', 'request_timeout', 'request headers did not arrive in time'];
     default:

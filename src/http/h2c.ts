@@ -28,16 +28,17 @@ export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin
  */
 export const H2_MAX_CONCURRENT_STREAMS = 1000;
 /**
- * Header fields a request may carry (pseudo-headers aside): what Node's HTTP/1.1 parser takes (999 fields of 10 KB
- * are refused with 431 on Node 24, 998 served), so that HTTP/2 takes the same requests. Past it, the 431 JSON.
+ * Header fields a request may carry (pseudo-headers aside): what Node's HTTP/1.1 parser takes (1,000 fields, `Host`
+ * included, are served on Node 24 and 1,001 refused with 431), so that HTTP/2 takes the same requests. Past it, the
+ * 431 JSON.
  */
-export const MAX_HEADER_FIELDS = 998;
+export const MAX_HEADER_FIELDS = 1000;
 /**
  * What Node's http2 layer itself enforces (nghttp2 counts each field as name, value and 32 octets): room for lists
  * up to twice MAX_HEADER_BYTES and MAX_HEADER_FIELDS fields, so that pollcast's own check answers them with the 431
  * JSON; only larger ones are reset (`ENHANCE_YOUR_CALM`). Node enforces it once the client has acknowledged the
  * settings, that is from a connection's second request on (an audit, 7 Dec 2026: at MAX_HEADER_BYTES itself, every
- * oversized list after the first was reset with no answer, and 129 fields were reset where HTTP/1.1 serves 998).
+ * oversized list after the first was reset with no answer, and 129 fields were reset where HTTP/1.1 serves 1,000).
  */
 function enforcedListSize(maxHeaderBytes: number): { maxHeaderListSize: number; maxHeaderListPairs: number } {
   const pairs = 2 * (MAX_HEADER_FIELDS + 8);

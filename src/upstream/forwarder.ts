@@ -70,7 +70,7 @@ function classify(err: unknown, signal: AbortSignal): ForwardError {
   if (err instanceof undiciErrors.SocketError) return new ForwardError('reset', 'the upstream closed the connection', { cause: err });
   if (err instanceof undiciErrors.RequestContentLengthMismatchError) return new ForwardError('body', 'the request body ended early', { cause: err });
   if (err instanceof undiciErrors.HeadersOverflowError) return new ForwardError('head', `the upstream's answer head is larger than pollcast takes (${FORWARD_MAX_RESPONSE_HEAD_BYTES / 1024} KiB)`, { cause: err });
-  if (err instanceof undiciErrors.ResponseContentLengthMismatchError) return new ForwardError('body', "the upstream's answer body did not match its Content-Length (or it sent more than one)", { cause: err });
+  if (err instanceof undiciErrors.ResponseContentLengthMismatchError) return new ForwardError('head', "the upstream's answer has a Content-Length its body does not match (or more than one)", { cause: err });
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EPIPE)$/.test(code)) {
     return new ForwardError(code === 'ECONNRESET' || code === 'EPIPE' ? 'reset' : 'connect', `the upstream is unreachable (${code})`, { cause: err });

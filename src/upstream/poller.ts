@@ -209,9 +209,12 @@ export class Poller {
     this.contacted = opts.resumed ?? false;
   }
 
-  /** When the loop calls the upstream again after a failure (ms since the epoch: backoff or Retry-After); 0 when it is not failing. */
+  /**
+   * When the loop calls the upstream again after a failure or a hold-off (ms since the epoch: backoff, Retry-After,
+   * or an earlier leader's Retry-After kept); in the past when it is not waiting.
+   */
   get retryAtMs(): number {
-    return this.failures > 0 ? this.notBeforeMs : 0;
+    return this.notBeforeMs;
   }
 
   /**
@@ -630,7 +633,7 @@ export class Poller {
       }
       if (r.kind === 'no-change') return held > 0 || this.emptyEndUnsettled() ? 'contradicted' : 'confirmed';
       if (r.kind === 'not-found' || r.kind === 'aborted') return 'unknown';
-      if (!(await sleep(backoffDelayMs(attempt, this.opts.backoff), this.signal))) return 'unknown';
+      if (!(await sleep(backoffDelayMs(attempt, this.opts.backoff, r.kind === 'rate-limited' ? r.retryAfterMs : undefined), this.signal))) return 'unknown';
     }
     this.opts.log.warn({ session: sink.sessionId }, 'could not read the final answer; ending without it');
     return 'unknown';

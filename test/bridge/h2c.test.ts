@@ -319,7 +319,7 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
     expect(bridge.sim.requests().filter((r) => r.target.startsWith('/api/v2/sessions?'))).toEqual([]);
     // Later requests of a connection too, once the client has acknowledged the settings (audit, 7 Dec 2026: from the
     // second request on, Node's http2 layer reset every oversized list with no answer), and lists of many small fields
-    // as HTTP/1.1 judges them: 998 served, more the 431 JSON (129 were reset).
+    // as HTTP/1.1 judges them: 1,000 served, more the 431 JSON (129 were reset).
     const reused = open();
     for (let i = 0; i < 3; i++) expect((await reused('/sessions/h2-big/status')).status).toBe(200);
     for (let i = 0; i < 2; i++) {
