@@ -216,6 +216,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'SESSION_MAX_BYTES', key: 'sessionMaxBytes', flag: 'session-max-bytes', help: 'bytes of event frames kept per session for replay, the newest (older events are re-fetched from upstream on demand)', accepts: 'an integer 1024-4294967296', schema: int(1024, 2 ** 32), default: String(SESSION_REPLAY_BUDGET_BYTES) },
   { env: 'REPLAY_MAX_BYTES', key: 'replayMaxBytes', flag: 'replay-max-bytes', help: 'bytes of event frames all running sessions keep for replay together: each keeps at most its equal share (and SESSION_MAX_BYTES); older events are re-fetched from upstream on demand', accepts: 'an integer 1024-68719476736', schema: int(1024, 2 ** 36), default: String(REPLAY_BUDGET_BYTES) },
   { env: 'MAX_SESSIONS', key: 'maxSessions', flag: 'max-sessions', help: 'sessions with a loop or a subscriber at once (more: 429)', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '2000' },
+  { env: 'IDLE_CACHE_SECONDS', key: 'idleCacheSeconds', flag: 'idle-cache-seconds', help: 'an unfinished session whose loop stopped for want of readers is kept this long (its events, for the next reader), then let go', accepts: 'a number 1-86400', schema: num(1, 86400), default: '600' },
   { env: 'CACHE_MAX_SESSIONS', key: 'cacheMaxSessions', flag: 'cache-max-sessions', help: 'idle and finished sessions kept for replay', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '5000' },
   { env: 'CACHE_MAX_BYTES', key: 'cacheMaxBytes', flag: 'cache-max-bytes', help: 'bytes of idle and finished sessions kept for replay', accepts: 'an integer 1024-68719476736', schema: int(1024, 2 ** 36), default: String(256 * 1024 * 1024) },
   { env: 'MAX_STREAMS', key: 'maxStreams', flag: 'max-streams', help: 'concurrent SSE streams in total (more: 429)', accepts: 'an integer 1-1000000', schema: int(1, 1_000_000), default: '20000' },
@@ -278,6 +279,7 @@ export interface ConfigShape {
   sessionMaxBytes: number;
   replayMaxBytes: number;
   maxSessions: number;
+  idleCacheSeconds: number;
   cacheMaxSessions: number;
   cacheMaxBytes: number;
   maxStreams: number;

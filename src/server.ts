@@ -151,7 +151,7 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
     maxActiveSessions: config.maxSessions,
     maxCachedSessions: config.cacheMaxSessions,
     maxCachedBytes: config.cacheMaxBytes,
-    idleFeedTtlMs: 10 * 60_000,
+    idleFeedTtlMs: config.idleCacheSeconds * 1000,
     // Without the operator's key, a loop runs on a caller's key the upstream accepted (AUTH=upstream).
     loopOnCallerCredentials: config.auth === 'upstream' && config.upstreamApiKey === undefined,
     historyPageSize: config.upstreamPageSize,

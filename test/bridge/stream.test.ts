@@ -228,6 +228,21 @@ describe('GET /sessions/{id}/events', () => {
     expect(bridge.sim.stats('idle-1').changes).toBe(before);
   });
 
+  it('an idle session is let go of when IDLE_CACHE_SECONDS is up, with nothing touching the cache', async () => {
+    // Memory audit, 7 Dec 2026: idle sessions stayed in the cache past their 10 minutes (lru-cache drops an expired
+    // entry only when something touches it), and the gauges, which skip expired entries, said they were gone.
+    bridge = await startBridge({ IDLE_GRACE_SECONDS: '0.3', IDLE_CACHE_SECONDS: '1' });
+    for (const id of ['kept-1', 'kept-2']) bridge.sim.createSession(id, { initialEvents: 3, imageBytes: 0 });
+    for (const id of ['kept-1', 'kept-2']) {
+      const r = record(`${bridge.url}/sessions/${id}/events`);
+      await r.until((x) => x.indices().length === 3);
+      r.close();
+    }
+    await eventually(() => bridge!.server.hub.activeCount === 0 && bridge!.server.hub.cachedEntries === 2, 5000, 'both sessions idle in the cache');
+    await eventually(() => bridge!.server.hub.cachedEntries === 0, 5000, 'the cache to let them go');
+    expect(bridge.server.hub.sessionsByState()).toEqual({ live: 0, finished: 0, idle: 0 });
+  });
+
   it('a loop stopped after the idle grace while it reads the final answer ends nothing: the next subscriber gets the end with the answer', async () => {
     // The bridge of startBridge, with a log to read: the stopped loop's 'feed stopped' line says it is done.
     const logged = captureLog('info');
