@@ -132,8 +132,8 @@ export const EMPTY_END_SETTLE_MS = 3_000;
 /** Statuses of a session that goes on: a changes answer saying one of them (and no finished_at) denies the end. */
 const GOING_ON = new Set(['pending', 'running', 'paused', 'idle']);
 
-/** What the final changes call says of an end the drain reached. */
-type EndVerdict = 'confirmed' | 'contradicted' | 'unknown';
+/** What the final changes call says of an end the drain reached; a number: read again in that many ms (an empty end settling). */
+type EndVerdict = 'confirmed' | 'contradicted' | 'unknown' | number;
 
 function failureText(outcome: FailureOutcome): string {
   if (outcome.kind === 'rate-limited') return 'upstream rate limited (429)';
@@ -200,6 +200,10 @@ export class Poller {
   private openedUnavailable = false;
   /** No on-demand status call before this time (ms since the epoch): set by backoff and Retry-After. */
   private notBeforeMs = 0;
+  /** While the loop waits before its next upstream call (a backoff, a Retry-After, a re-check of the end): when it ends. */
+  private waitingUntilMs = 0;
+  /** A `/status` answer said the session goes on (it was seen running before it was over). */
+  private sawRunning = false;
 
   constructor(opts: PollerOptions, signal: AbortSignal) {
     this.opts = opts;
@@ -214,19 +218,29 @@ export class Poller {
    * or an earlier leader's Retry-After kept); in the past when it is not waiting.
    */
   get retryAtMs(): number {
-    return this.notBeforeMs;
+    return this.waitingUntilMs;
   }
 
   /**
-   * With no event read, "none" from the final call is all there is to go by: it is taken once the end has been known
-   * for EMPTY_END_SETTLE_MS (a changes side lagging `/status` shows its first events by then), and not while the
-   * session says it took steps (so it has events). A review found a stream opened before a session's first event
-   * ended with none behind twelve 204s.
+   * With no event read, "none" from the final call is all there is to go by. For a session this loop saw running,
+   * it is taken once the end has been known for EMPTY_END_SETTLE_MS (a changes side lagging `/status` shows its first
+   * events by then): how long it has still to wait (ms), 0 once settled. A session that was over when the loop first
+   * asked is taken at once (a late reader of a session that ended long ago does not wait). A review found a stream
+   * opened before a session's first event ended with none behind twelve 204s.
    */
-  private emptyEndUnsettled(): boolean {
-    const steps = (x: unknown) => (typeof x === 'number' && x > 0 ? x : 0);
-    if (steps(this.snapshot.statusBody?.steps) > 0 || steps(this.snapshot.metrics.steps) > 0) return true;
-    return performance.now() - this.overSinceMs < EMPTY_END_SETTLE_MS;
+  private emptyEndWaitMs(): number {
+    if (!this.sawRunning) return 0;
+    return Math.max(0, this.overSinceMs + EMPTY_END_SETTLE_MS - performance.now());
+  }
+
+  /** Sleeps `ms` as a wait before the next upstream call (what `retryAtMs` says meanwhile); false when stopped. */
+  private async pause(ms: number): Promise<boolean> {
+    this.waitingUntilMs = Date.now() + ms;
+    try {
+      return await sleep(ms, this.signal);
+    } finally {
+      this.waitingUntilMs = 0;
+    }
   }
 
   /** Runs until the session ends, the loop is deposed, or `signal` aborts. */
@@ -237,7 +251,7 @@ export class Poller {
       if (holdOffMs > 0) {
         this.notBeforeMs = Date.now() + holdOffMs;
         this.opts.log.info({ session: sink.sessionId, holdOffMs }, 'keeping to the Retry-After an earlier leader was given');
-        if (!(await sleep(holdOffMs, this.signal))) return;
+        if (!(await this.pause(holdOffMs))) return;
       }
       if (!(await this.firstContact())) return;
       await this.loop();
@@ -276,12 +290,12 @@ export class Poller {
   }
 
   /**
-   * The pause after the `failures`-th failure in a row (backoff, or the upstream's Retry-After): no on-demand
+   * The pause after the `attempt`-th failure in a row (by default the loop's `failures`; backoff, or the upstream's Retry-After): no on-demand
    * status call before it is over, and a Retry-After is reported so a later leader keeps to it. Returns it (ms).
    */
-  private holdOff(outcome: FailureOutcome): number {
+  private holdOff(outcome: FailureOutcome, attempt = this.failures): number {
     const retryAfterMs = outcome.kind === 'rate-limited' ? outcome.retryAfterMs : undefined;
-    const delay = backoffDelayMs(this.failures, this.opts.backoff, retryAfterMs);
+    const delay = backoffDelayMs(attempt, this.opts.backoff, retryAfterMs);
     this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
     if (retryAfterMs !== undefined) this.opts.onRetryAfter?.(delay);
     return delay;
@@ -384,6 +398,7 @@ export class Poller {
     const firstWord = !isKnown(this.snapshot);
     this.snapshot = withStatus(this.snapshot, s.body);
     this.recovered();
+    if (!statusSaysOver(s.body)) this.sawRunning = true;
     if (statusSaysOver(s.body) && !this.over) {
       this.over = true;
       this.overSinceMs = performance.now();
@@ -435,7 +450,7 @@ export class Poller {
     const delay = this.holdOff(outcome);
     log.warn({ session: sink.sessionId, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt: this.failures, delayMs: delay }, 'upstream fault; backing off');
     this.setState('backoff');
-    const slept = await sleep(delay, this.signal);
+    const slept = await this.pause(delay);
     this.setState(this.over ? 'draining' : 'polling');
     return slept;
   }
@@ -454,7 +469,14 @@ export class Poller {
       if (next !== 'end') continue;
       // The drain read nothing more twice: the final call reads the answer, and checks the end against what was read.
       const verdict = await this.readFinalBody();
-      if (verdict !== 'contradicted' || this.signal.aborted) break;
+      if (this.signal.aborted) break;
+      if (typeof verdict === 'number') {
+        // Nothing read and nothing given, for an end known for less than EMPTY_END_SETTLE_MS: read again once it is.
+        if (!(await this.pause(verdict))) return;
+        state.emptyDrains = 0;
+        continue;
+      }
+      if (verdict !== 'contradicted') break;
       contradictions++;
       if (contradictions === 1) firstContradiction = performance.now();
       if (performance.now() - firstContradiction >= END_CONFIRM_MAX_MS) {
@@ -463,7 +485,7 @@ export class Poller {
       }
       this.opts.log.info({ session: this.opts.sink.sessionId, index: this.opts.sink.nextIndex, attempt: contradictions }, 'the upstream\'s changes contradict the end /status reported; reading on');
       state.emptyDrains = 0;
-      if (!(await sleep(backoffDelayMs(contradictions, END_CONFIRM_BACKOFF), this.signal))) return;
+      if (!(await this.pause(backoffDelayMs(contradictions, END_CONFIRM_BACKOFF)))) return;
     }
     // Stopped while it read the final body (a leader paused while Redis is away): the next loop ends it, with the answer.
     if (this.signal.aborted) return;
@@ -627,13 +649,15 @@ export class Poller {
       const r = await client.changes(sink.sessionId, { fromIndex: Math.max(0, held - 1), limit: held > 0 ? 2 : 1, includeEvents: false, waitSeconds: 0 }, this.signal);
       if (r.kind === 'events') {
         const top = r.changes.top;
-        if (r.changes.new_events.length !== Math.min(held, 1) || (held === 0 && this.emptyEndUnsettled()) || (GOING_ON.has(top.status) && top.finished_at === null)) return 'contradicted';
+        if (r.changes.new_events.length !== Math.min(held, 1) || (GOING_ON.has(top.status) && top.finished_at === null)) return 'contradicted';
+        if (held === 0 && this.emptyEndWaitMs() > 0) return this.emptyEndWaitMs();
         this.snapshot = withChanges(this.snapshot, top);
         return 'confirmed';
       }
-      if (r.kind === 'no-change') return held > 0 || this.emptyEndUnsettled() ? 'contradicted' : 'confirmed';
+      if (r.kind === 'no-change') return held > 0 ? 'contradicted' : this.emptyEndWaitMs() || 'confirmed';
       if (r.kind === 'not-found' || r.kind === 'aborted') return 'unknown';
-      if (!(await sleep(backoffDelayMs(attempt, this.opts.backoff, r.kind === 'rate-limited' ? r.retryAfterMs : undefined), this.signal))) return 'unknown';
+      // Kept to as every failure is (a 429's Retry-After included): drop-in callers and a later leader are told.
+      if (!(await this.pause(this.holdOff(r, attempt)))) return 'unknown';
     }
     this.opts.log.warn({ session: sink.sessionId }, 'could not read the final answer; ending without it');
     return 'unknown';

@@ -65,6 +65,17 @@ describe('an end the changes answers contradict', () => {
     }, 45_000);
   }
 
+  it('a session with no event that was over when first asked ends at once, with no settling wait (a review: 3 to 7.5 s and 15 calls)', async () => {
+    const b = await startReal();
+    b.sim.createSession('empty-done', { initialEvents: 0, imageBytes: 0, finished: true });
+    const r = record(`${b.url}/sessions/empty-done/events`);
+    const end = await r.ended(10_000);
+    expect(end.last_index).toBeNull();
+    r.close();
+    // The first contact, two drain calls and the final one at most.
+    expect(b.sim.stats('empty-done').changes).toBeLessThanOrEqual(4);
+  });
+
   for (const initial of [8, 0]) {
     it(`a changes side lagging /status by 1.5 s (its newest events not visible yet, its status still running) does not end the session short (${initial} events read before)`, async () => {
       // Seen: 14 of 16 events for every subscriber, the final answer_event and AgentCompletionEvent lost, and cached.
