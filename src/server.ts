@@ -221,8 +221,8 @@ export async function startPollcast(config: Config, options: StartOptions): Prom
   installClientErrorHandler(http, countRefusal);
   installConnectRefusal(http);
   installExpectationRefusal(http, countRefusal);
-  // The largest body any route takes: a forwarded one, or a multi-session POST /events.
-  installContinueCheck(http, Math.max(config.passthroughMaxBodyBytes, MAX_EVENTS_BODY_BYTES));
+  // The body the request's route takes: a multi-session POST /events, or a forwarded one.
+  installContinueCheck(http, (path) => (path === '/events' ? MAX_EVENTS_BODY_BYTES : config.passthroughMaxBodyBytes));
   // SSE streams stay open for hours; only idle keep-alive sockets time out.
   http.requestTimeout = 0;
   http.headersTimeout = 20_000;

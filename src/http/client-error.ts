@@ -116,15 +116,16 @@ export function installExpectationRefusal(server: Server, countRefusal?: CountRe
 }
 
 /**
- * Sends `100 Continue` only to a request whose declared body some route may take (`maxBodyBytes`: the larger of
- * PASSTHROUGH_MAX_BODY_BYTES and a multi-session `POST /events` body's bound); a larger one goes to its route without
+ * Sends `100 Continue` only to a request whose declared body its route may take (`maxBodyBytes(path)`: a multi-session
+ * `POST /events` body's bound on that path, PASSTHROUGH_MAX_BODY_BYTES elsewhere); a larger one goes to its route without
  * it, which answers `413` at once, before the client uploads it (curl waits a second for either). HTTP/1.1 only:
  * over HTTP/2 Node sends the `100` itself. Until 7 Dec 2026 Node sent the `100` first and curl had
  * uploaded 2.6 MB of an 11 MB body by the time the `413` came (an audit).
  */
-export function installContinueCheck(server: Server, maxBodyBytes: number): void {
+export function installContinueCheck(server: Server, maxBodyBytes: (path: string) => number): void {
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (!(Number(req.headers['content-length']) > maxBodyBytes)) res.writeContinue();
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    if (!(Number(req.headers['content-length']) > maxBodyBytes(path))) res.writeContinue();
     server.emit('request', req, res);
   });
 }
@@ -139,6 +140,6 @@ export function adapterErrorResponse(countRefusal?: CountRefusal): (err: unknown
     const bad = err instanceof Error && err.name === 'RequestError';
     const body = bad ? { error: `malformed request (its Host header or target): ${err.message}`, code: 'bad_request' } : { error: 'internal error', code: 'internal' };
     countRefusal?.(body.code);
-    return Response.json(body, { status: bad ? 400 : 500 });
+    return Response.json(body, { status: bad ? 400 : 500, headers: { 'cache-control': 'no-store' } });
   };
 }

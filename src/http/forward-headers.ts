@@ -172,19 +172,23 @@ const H2_SINGLE_VALUE_HEADERS = new Set([
   'referer', 'retry-after', 'tk', 'upgrade-insecure-requests', 'user-agent', 'x-content-type-options',
 ]);
 
-/** The longest header field (name and value) an HTTP/2 peer takes: nghttp2's bound on one decoded pair. */
+/**
+ * The longest header value pollcast relays to an HTTP/2 caller: nghttp2's bound on one name or value as sent (after
+ * HPACK's Huffman coding, which pollcast does not compute: a value this long as text is refused even where its coding
+ * would have fit).
+ */
 export const H2_MAX_FIELD_BYTES = 65_536;
 
 /**
- * Why `head` cannot go to an HTTP/2 caller, or null: a field past H2_MAX_FIELD_BYTES, which Node's http2 layer
- * would send and the caller's refuse, ending its connection (a review, 7 Dec 2026: a 100 KB `Set-Cookie` reset the
- * stream with no answer). Said before anything is written, so the caller gets the 502 instead.
+ * Why `head` is not relayed to an HTTP/2 caller, or null: a value past H2_MAX_FIELD_BYTES, which Node's http2 layer
+ * would send and an nghttp2 caller refuse, ending its connection (a review, 7 Dec 2026: a 100 KB `Set-Cookie` reset
+ * the stream with no answer). Said before anything is written, so the caller gets the 502 instead.
  */
 export function h2HeadProblem(head: OutgoingHttpHeaders): string | null {
   for (const [name, value] of Object.entries(head)) {
     for (const v of [value ?? ''].flat()) {
-      const bytes = name.length + Buffer.byteLength(String(v));
-      if (bytes > H2_MAX_FIELD_BYTES) return `a ${name} header of ${bytes} bytes is past what HTTP/2 carries (${H2_MAX_FIELD_BYTES})`;
+      const bytes = Buffer.byteLength(String(v));
+      if (bytes > H2_MAX_FIELD_BYTES) return `a ${name} header value of ${bytes} bytes is past what pollcast relays over HTTP/2 (${H2_MAX_FIELD_BYTES})`;
     }
   }
   return null;
