@@ -219,17 +219,17 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
   const sessions = new Set<ServerHttp2Session>();
   const undecided = new Set<Socket>();
   let sessionsTotal = 0;
-  // Each connection's open streams, and since when it has had none (ms since the epoch).
+  // Each connection's open streams, and since when it has had none (performance.now(): a step of the wall clock moves nothing).
   const use = new WeakMap<ServerHttp2Session, { open: number; idleSince: number }>();
   h2.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
     sessionsTotal++;
-    const state = { open: 0, idleSince: Date.now() };
+    const state = { open: 0, idleSince: performance.now() };
     use.set(session, state);
     session.on('stream', (stream: ServerHttp2Stream) => {
       state.open++;
       stream.once('close', () => {
-        if (--state.open === 0) state.idleSince = Date.now();
+        if (--state.open === 0) state.idleSince = performance.now();
       });
     });
     session.once('close', () => sessions.delete(session));
@@ -239,7 +239,7 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
   // opening and dropping 1,700 connections a second held 0.5 GB (memory audit, 7 Dec 2026). GOAWAY, graceful.
   const idleMs = options.idleTimeoutMs ?? H2_IDLE_TIMEOUT_MS;
   const sweep = setInterval(() => {
-    const now = Date.now();
+    const now = performance.now();
     for (const session of sessions) {
       const state = use.get(session);
       if (state !== undefined && state.open === 0 && now - state.idleSince >= idleMs && !session.closed) session.close();
