@@ -124,7 +124,8 @@ export function installExpectationRefusal(server: Server, countRefusal?: CountRe
  */
 export function installContinueCheck(server: Server, maxBodyBytes: (path: string) => number): void {
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?', 1)[0]!;
+    // The path as routes see it, from an absolute-form target too (`POST http://host/events`).
+    const path = URL.parse(req.url ?? '/', 'http://x')?.pathname ?? '/';
     if (!(Number(req.headers['content-length']) > maxBodyBytes(path))) res.writeContinue();
     server.emit('request', req, res);
   });

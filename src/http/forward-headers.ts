@@ -173,7 +173,7 @@ const H2_SINGLE_VALUE_HEADERS = new Set([
 ]);
 
 /**
- * The longest header value pollcast relays to an HTTP/2 caller: nghttp2's bound on one name or value as sent (after
+ * The longest header name or value pollcast relays to an HTTP/2 caller: nghttp2's bound on one name or value as sent (after
  * HPACK's Huffman coding, which pollcast does not compute: a value this long as text is refused even where its coding
  * would have fit).
  */
@@ -186,6 +186,7 @@ export const H2_MAX_FIELD_BYTES = 65_536;
  */
 export function h2HeadProblem(head: OutgoingHttpHeaders): string | null {
   for (const [name, value] of Object.entries(head)) {
+    if (name.length > H2_MAX_FIELD_BYTES) return `a header name of ${name.length} bytes is past what pollcast relays over HTTP/2 (${H2_MAX_FIELD_BYTES})`;
     for (const v of [value ?? ''].flat()) {
       const bytes = Buffer.byteLength(String(v));
       if (bytes > H2_MAX_FIELD_BYTES) return `a ${name} header value of ${bytes} bytes is past what pollcast relays over HTTP/2 (${H2_MAX_FIELD_BYTES})`;

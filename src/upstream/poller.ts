@@ -15,7 +15,7 @@ import { fetchPage, findHead, PageLimit } from './pager.ts';
 import { NOT_FOUND_TEXT, refusalText } from './refusal.ts';
 import { changesClaimOver, isKnown, statusSaysOver, withChanges, withStatus, type Snapshot } from './snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink } from './sink.ts';
-import type { ChangesTop, UpstreamEvent } from './types.ts';
+import { TERMINAL_STATUSES, type ChangesTop, type UpstreamEvent } from './types.ts';
 
 /** How the first contact went: the caller answers 404/502 for the first two, and streams anyway for `unavailable`. */
 export type FirstContact = { kind: 'ok' } | { kind: 'not-found' } | { kind: 'unauthorized'; status: number } | { kind: 'unavailable'; reason: string };
@@ -209,6 +209,9 @@ export class Poller {
     this.opts = opts;
     this.signal = signal;
     this.snapshot = opts.sink.snapshot;
+    // What the feed already knew counts: a loop started again for a new reader, or by a new leader, on a session seen
+    // running before (a review: only this loop's own answers counted, and such a loop ended a lagged session with none).
+    this.sawRunning = isKnown(this.snapshot) && !TERMINAL_STATUSES.has(this.snapshot.status);
     this.limit = new PageLimit(opts.pageSize);
     this.contacted = opts.resumed ?? false;
   }
@@ -222,11 +225,12 @@ export class Poller {
   }
 
   /**
-   * With no event read, "none" from the final call is all there is to go by. For a session this loop saw running,
-   * it is taken once the end has been known for EMPTY_END_SETTLE_MS (a changes side lagging `/status` shows its first
-   * events by then): how long it has still to wait (ms), 0 once settled. A session that was over when the loop first
-   * asked is taken at once (a late reader of a session that ended long ago does not wait). A review found a stream
-   * opened before a session's first event ended with none behind twelve 204s.
+   * With no event read, "none" from the final call is all there is to go by. For a session seen running (by this loop,
+   * or in what its feed held before it), it is taken once the end has been known for EMPTY_END_SETTLE_MS (a changes
+   * side lagging `/status` shows its first events by then): how long it has still to wait (ms), 0 once settled. A
+   * session never seen running is taken at once (a late reader of a session that ended long ago does not wait); one
+   * that ended moments before its first reader came, behind a lagging changes side, is the case this leaves open.
+   * A review found a stream opened before a session's first event ended with none behind twelve 204s.
    */
   private emptyEndWaitMs(): number {
     if (!this.sawRunning) return 0;
@@ -650,13 +654,16 @@ export class Poller {
       if (r.kind === 'events') {
         const top = r.changes.top;
         if (r.changes.new_events.length !== Math.min(held, 1) || (GOING_ON.has(top.status) && top.finished_at === null)) return 'contradicted';
-        if (held === 0 && this.emptyEndWaitMs() > 0) return this.emptyEndWaitMs();
+        const settling = held === 0 ? this.emptyEndWaitMs() : 0;
+        if (settling > 0) return settling;
         this.snapshot = withChanges(this.snapshot, top);
         return 'confirmed';
       }
       if (r.kind === 'no-change') return held > 0 ? 'contradicted' : this.emptyEndWaitMs() || 'confirmed';
       if (r.kind === 'not-found' || r.kind === 'aborted') return 'unknown';
-      // Kept to as every failure is (a 429's Retry-After included): drop-in callers and a later leader are told.
+      // Kept to as every failure is (a 429's Retry-After included): drop-in callers and a later leader are told. Not
+      // after the last attempt, which is not followed by a call.
+      if (attempt === FINAL_BODY_ATTEMPTS) break;
       if (!(await this.pause(this.holdOff(r, attempt)))) return 'unknown';
     }
     this.opts.log.warn({ session: sink.sessionId }, 'could not read the final answer; ending without it');

@@ -242,6 +242,8 @@ describe('forwarding: limits and failures', () => {
     // (a review: a client waiting for it got 408); a forwarded one of that size does not (each route its own bound).
     expect(await firstAnswer(2000, '/events')).toMatch(/^HTTP\/1\.1 100 Continue\r\n/);
     expect(await firstAnswer(2000)).toMatch(/^HTTP\/1\.1 413 /);
+    // The path judged as routes see it, from an absolute-form target too (a review).
+    expect(await firstAnswer(2000, `http://127.0.0.1:${port}/events`)).toMatch(/^HTTP\/1\.1 100 Continue\r\n/);
   });
 
   it('a chunked body (no length declared) is read whole first: past the limit 413 with nothing forwarded, under it forwarded', async () => {

@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { range, record, startBridge, type Bridge, type Recorder } from '../helpers/harness.ts';
+import { eventually, range, record, startBridge, type Bridge, type Recorder } from '../helpers/harness.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startPollcast } from '../../src/server.ts';
@@ -75,6 +75,32 @@ describe('an end the changes answers contradict', () => {
     // The first contact, two drain calls and the final one at most.
     expect(b.sim.stats('empty-done').changes).toBeLessThanOrEqual(4);
   });
+
+  it('a loop started again for a new reader, on a session seen running before, waits for an empty end to settle too', async () => {
+    // A review, 7 Dec 2026: only the new loop's own answers counted as "seen running", and behind a changes side
+    // lagging 1.5 s the new reader got none of 4 events, an end with no answer, and the cache kept it so.
+    const sim: Simulator = await createSimulator({ demo: false, api: 'real' });
+    cleanups.push(() => sim.close());
+    const proxy = await lagProxy(sim.url, 1500);
+    cleanups.push(() => new Promise<void>((r) => proxy.server.close(() => r())));
+    const config = loadConfig({ ...ONE_ADDRESS_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: proxy.url, AUTH: 'none', LOG_LEVEL: 'silent', UPSTREAM_WAIT_SECONDS: '1', IDLE_GRACE_SECONDS: '0.3' });
+    const server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+    cleanups.push(() => server.close());
+    sim.createSession('resumed', { initialEvents: 0, imageBytes: 0 });
+    const first = record(`${server.url}/sessions/resumed/events`);
+    await first.until((x) => x.statuses().length > 0, 10_000);
+    first.close();
+    await eventually(() => server.hub.activeCount === 0, 10_000, 'the loop to stop for want of readers');
+    sim.appendEvents('resumed', 2);
+    sim.finish('resumed', { status: 'completed', answer: 'whole', closingEvents: true });
+    const second = record(`${server.url}/sessions/resumed/events`);
+    await second.ended(15_000);
+    const late = record(`${server.url}/sessions/resumed/events`);
+    await late.ended(10_000);
+    expectWhole(sim.events('resumed').length, 'whole', second, late);
+    second.close();
+    late.close();
+  }, 45_000);
 
   for (const initial of [8, 0]) {
     it(`a changes side lagging /status by 1.5 s (its newest events not visible yet, its status still running) does not end the session short (${initial} events read before)`, async () => {
