@@ -11,6 +11,16 @@ import type { Duplex } from 'node:stream';
 /** How long a refused connection may take to flush its answer before it is destroyed (ms). */
 export const CLIENT_ERROR_LINGER_MS = 1000;
 
+/** The head of a JSON refusal written outside hono (no cache keeps a refusal, as errorAnswer says for the rest). */
+export function refusalHeaders(body: string): Record<string, string | number> {
+  return { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) };
+}
+
+/** A whole HTTP/1.1 JSON refusal for a socket no response object owns; the connection closes after it. */
+function rawRefusal(status: number, reason: string, body: string): string {
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
 /** Status and stable code for a parser error code; anything unknown is a 400. */
 function answerFor(code: string | undefined): [number, string, string, string] {
   switch (code) {
@@ -38,7 +48,7 @@ export function installClientErrorHandler(server: Server, countRefusal?: CountRe
     // A peer that went away mid-request (its route, if it got one, counted the refusal already) is not one more.
     if (err.code !== 'HPE_INVALID_EOF_STATE') countRefusal?.(code);
     const body = JSON.stringify({ error: message, code });
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(rawRefusal(status, reason, body));
     // A peer that never reads must not keep the socket: end() flushes, destroy follows shortly.
     setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
   });
@@ -54,7 +64,7 @@ export const CONNECT_BODY = JSON.stringify({ error: 'CONNECT is not supported: p
 export function installConnectRefusal(server: Server): void {
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(CONNECT_BODY)}\r\nConnection: close\r\n\r\n${CONNECT_BODY}`);
+    socket.end(rawRefusal(405, 'Method Not Allowed', CONNECT_BODY));
     setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
   });
 }
@@ -100,7 +110,7 @@ export function withHostRequired<Req extends IncomingMessage, Res extends Server
     countRefusal?.('bad_request');
     const body = JSON.stringify({ error: problem, code: 'bad_request' });
     res.shouldKeepAlive = false;
-    res.writeHead(400, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) }).end(body);
+    res.writeHead(400, refusalHeaders(body)).end(body);
   };
 }
 
@@ -111,7 +121,7 @@ export function installExpectationRefusal(server: Server, countRefusal?: CountRe
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
     countRefusal?.('expectation_failed');
     res.shouldKeepAlive = false;
-    res.writeHead(417, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(EXPECTATION_BODY) }).end(EXPECTATION_BODY);
+    res.writeHead(417, refusalHeaders(EXPECTATION_BODY)).end(EXPECTATION_BODY);
   });
 }
 

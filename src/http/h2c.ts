@@ -16,7 +16,7 @@ import { METHODS, type Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { NodeListener } from './fast-path.ts';
-import { acceptedHost, CONNECT_BODY, type CountRefusal } from './client-error.ts';
+import { acceptedHost, CONNECT_BODY, refusalHeaders, type CountRefusal } from './client-error.ts';
 import { FORWARD_MAX_RESPONSE_HEAD_BYTES } from '../upstream/forwarder.ts';
 import type { Logger } from 'pino';
 
@@ -133,7 +133,7 @@ const BAD_AUTHORITY_BODY = JSON.stringify({ error: 'the :authority (or Host) is 
 function withRequestChecks(listener: NodeListener, maxBytes: number, countRefusal?: CountRefusal): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   const refuse = (res: Http2ServerResponse, status: number, code: string, body: string): void => {
     countRefusal?.(code);
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) }).end(body);
+    res.writeHead(status, refusalHeaders(body)).end(body);
   };
   return (req, res) => {
     if (fieldCount(req.rawHeaders) > MAX_HEADER_FIELDS) return refuse(res, 431, 'headers_too_large', TOO_MANY_FIELDS_BODY);
@@ -214,7 +214,7 @@ export function serveH2c(http: Server, options: H2cOptions): H2c {
   );
   // A CONNECT never reaches the request listener (node's http2 answers it 405 with no body when nobody listens).
   h2.on('connect', (_req: Http2ServerRequest, res: Http2ServerResponse) => {
-    res.writeHead(405, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(CONNECT_BODY) }).end(CONNECT_BODY);
+    res.writeHead(405, refusalHeaders(CONNECT_BODY)).end(CONNECT_BODY);
   });
   const sessions = new Set<ServerHttp2Session>();
   const undecided = new Set<Socket>();

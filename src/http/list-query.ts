@@ -7,9 +7,10 @@
 import { BadRequestError } from '../errors.ts';
 import type { ListFilter } from '../hub/list-feed.ts';
 import { LIST_PAGE_SIZE_MAX } from '../upstream/list-client.ts';
+import { GOING_ON_STATUSES, TERMINAL_STATUSES } from '../upstream/types.ts';
 
 /** The API's session statuses (TrajectoryStatus). */
-export const LIST_STATUSES: ReadonlySet<string> = new Set(['pending', 'running', 'paused', 'idle', 'completed', 'failed', 'timed_out', 'interrupted']);
+export const LIST_STATUSES: ReadonlySet<string> = new Set([...GOING_ON_STATUSES, ...TERMINAL_STATUSES]);
 const OWNERS: ReadonlySet<string> = new Set(['me', 'me-in-organization', 'organization', 'me-or-organization']);
 const SORTS: ReadonlySet<string> = new Set(['created_at', '-created_at']);
 /** Longest free-text filter value accepted (characters): a search term, an agent name. */

@@ -330,8 +330,8 @@ export class Hub {
   }
 
   /**
-   * Seconds until a failing loop calls the upstream again (its backoff, or the upstream's Retry-After), at least
-   * `atLeast`: what a caller told to retry should wait. `atLeast` where the loop is not failing or runs elsewhere.
+   * Seconds until a waiting loop calls the upstream again (its backoff, or the upstream's Retry-After), at least
+   * `atLeast`: what a caller told to retry should wait. `atLeast` where the loop is not waiting or runs elsewhere.
    */
   retryAfterSeconds(entry: FeedEntry, atLeast: number): number {
     const retryAtMs = entry.supply?.retryAtMs ?? 0;

@@ -18,7 +18,7 @@ export interface Supply {
   readonly done: Promise<void>;
   /** What the loop is doing ('stopped' where it runs elsewhere). */
   readonly loopState: PollerState;
-  /** When a waiting loop calls the upstream again (ms since the epoch: backoff or Retry-After); in the past when it is not waiting, 0 where it runs elsewhere. */
+  /** When a waiting loop calls the upstream again (ms since the epoch: backoff or Retry-After); 0 when it is not waiting or runs elsewhere. */
   readonly retryAtMs: number;
   /**
    * Asks for a fresher `/status` (drop-in status pollers); resolves when answered or when not possible.

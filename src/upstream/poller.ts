@@ -15,7 +15,7 @@ import { fetchPage, findHead, PageLimit } from './pager.ts';
 import { NOT_FOUND_TEXT, refusalText } from './refusal.ts';
 import { changesClaimOver, isKnown, statusSaysOver, withChanges, withStatus, type Snapshot } from './snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink } from './sink.ts';
-import { TERMINAL_STATUSES, type ChangesTop, type UpstreamEvent } from './types.ts';
+import { GOING_ON_STATUSES, TERMINAL_STATUSES, type ChangesTop, type UpstreamEvent } from './types.ts';
 
 /** How the first contact went: the caller answers 404/502 for the first two, and streams anyway for `unavailable`. */
 export type FirstContact = { kind: 'ok' } | { kind: 'not-found' } | { kind: 'unauthorized'; status: number } | { kind: 'unavailable'; reason: string };
@@ -129,8 +129,6 @@ export const END_CONFIRM_MAX_MS = 60_000;
 const END_CONFIRM_BACKOFF = { baseMs: 500, maxMs: 5_000 };
 /** How long an end with no event read must have been known before the upstream's "none" is taken (ms). */
 export const EMPTY_END_SETTLE_MS = 3_000;
-/** Statuses of a session that goes on: a changes answer saying one of them (and no finished_at) denies the end. */
-const GOING_ON = new Set(['pending', 'running', 'paused', 'idle']);
 
 /** What the final changes call says of an end the drain reached; a number: read again in that many ms (an empty end settling). */
 type EndVerdict = 'confirmed' | 'contradicted' | 'unknown' | number;
@@ -217,8 +215,8 @@ export class Poller {
   }
 
   /**
-   * When the loop calls the upstream again after a failure or a hold-off (ms since the epoch: backoff, Retry-After,
-   * or an earlier leader's Retry-After kept); in the past when it is not waiting.
+   * While the loop waits before its next upstream call (a backoff, a Retry-After, an earlier leader's Retry-After
+   * kept, a re-check of the end): when that wait ends (ms since the epoch); 0 when it is not waiting.
    */
   get retryAtMs(): number {
     return this.waitingUntilMs;
@@ -653,7 +651,7 @@ export class Poller {
       const r = await client.changes(sink.sessionId, { fromIndex: Math.max(0, held - 1), limit: held > 0 ? 2 : 1, includeEvents: false, waitSeconds: 0 }, this.signal);
       if (r.kind === 'events') {
         const top = r.changes.top;
-        if (r.changes.new_events.length !== Math.min(held, 1) || (GOING_ON.has(top.status) && top.finished_at === null)) return 'contradicted';
+        if (r.changes.new_events.length !== Math.min(held, 1) || (GOING_ON_STATUSES.has(top.status) && top.finished_at === null)) return 'contradicted';
         const settling = held === 0 ? this.emptyEndWaitMs() : 0;
         if (settling > 0) return settling;
         this.snapshot = withChanges(this.snapshot, top);

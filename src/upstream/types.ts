@@ -64,3 +64,5 @@ export interface TrajectoryChanges {
 
 /** Statuses after which a session never changes again (contract section 1). */
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'timed_out', 'interrupted']);
+/** Statuses of a session that goes on (contract section 1: not the end). */
+export const GOING_ON_STATUSES: ReadonlySet<string> = new Set(['pending', 'running', 'paused', 'idle']);

@@ -99,6 +99,14 @@ describe('a finished session', () => {
 });
 
 /** A finished session of 330 events (answer: its id) read once at its end by `offset=now`: the loop drained it, the buffer keeps the last 40. */
+/** The client's catch-up read from the start (live: false, retrying 503s with a short backoff) gets `events` events, up to date. */
+async function expectCatchUpReadsAll(url: string, events: number): Promise<void> {
+  const read = await stream({ url, offset: '-1', live: false, json: true, backoffOptions: { initialDelay: 500, maxDelay: 2000, multiplier: 2 } });
+  const items = (await read.json()) as any[];
+  expect(indicesOf(items)).toEqual(range(events));
+  expect(read.upToDate).toBe(true);
+}
+
 async function drainedLongSession(id: string) {
   const b = await startReal({ SESSION_MAX_EVENTS: '40' });
   b.sim.createSession(id, { initialEvents: 330, imageBytes: 0 });
@@ -480,10 +488,7 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(Number(next.headers.get('retry-after'))).toBeGreaterThan(0);
     await next.arrayBuffer();
     // The client's one-request catch-up read (live: false) stopped at 100, up to date; it now gets all 250.
-    const read = await stream({ url, offset: '-1', live: false, json: true, backoffOptions: { initialDelay: 500, maxDelay: 2000, multiplier: 2 } });
-    const items = (await read.json()) as any[];
-    expect(indicesOf(items)).toEqual(range(250));
-    expect(read.upToDate).toBe(true);
+    await expectCatchUpReadsAll(url, 250);
   }, 60_000);
 
   it('a catch-up of a session whose loop has read no event yet (its first changes call told 429) is a 503 to retry, not its status alone; the client then reads it all', async () => {
@@ -499,10 +504,7 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     // Retried when the loop asks again (the 429's 20 s, less the read's settle wait), not in 2 s.
     expect(Number(first.headers.get('retry-after'))).toBeGreaterThanOrEqual(20 - Math.ceil((performance.now() - asked) / 1000) - 1);
     await first.arrayBuffer();
-    const read = await stream({ url, offset: '-1', live: false, json: true, backoffOptions: { initialDelay: 500, maxDelay: 2000, multiplier: 2 } });
-    const items = (await read.json()) as any[];
-    expect(indicesOf(items)).toEqual(range(150));
-    expect(read.upToDate).toBe(true);
+    await expectCatchUpReadsAll(url, 150);
   }, 60_000);
 
   it('an SSE read of a session deleted upstream ends once the refusal has lasted, and its reconnect is 404, not at its 60 s cut', async () => {
