@@ -12,7 +12,8 @@ import { silentLogger } from '../../src/log.ts';
 import { startPollcast, type PollcastServer } from '../../src/server.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { createRun, launchChromium } from '../helpers/browser.ts';
-import { eventually, freePort } from '../helpers/harness.ts';
+import { eventually, freePort, record } from '../helpers/harness.ts';
+import { listOf } from '../helpers/session-list.ts';
 
 const WAIT_MS = 20_000;
 
@@ -81,9 +82,16 @@ describe('dashboard recovery', () => {
   }, 60_000);
 
   it('says so when a tab\'s cards wait for a connection (HTTP/1.1: six per server, shared by the tabs), rather than "live"', async () => {
-    for (const m of ['Plan a weekend in Braga', 'Track a parcel', 'Renew a library card']) await createRun(sim, m);
+    const started: string[] = [];
+    for (const m of ['Plan a weekend in Braga', 'Track a parcel', 'Renew a library card']) started.push(await createRun(sim, m));
+    // The premise is two connections a tab, which holds only if each tab's first snapshot lists every live session: a
+    // session that reached the shared list after a tab's snapshot (the list of the previous test, polled each second,
+    // still in its grace) comes as an upsert and gets a second card stream, a third connection, and tab 3 waits for
+    // its cards (CI, 7 Dec 2026). A viewer outside the browser holds the list until it lists all three.
+    const lister = record(`${server!.url}/sessions/events`, { events: ['snapshot', 'upsert', 'remove', 'total', 'error'] });
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
     try {
+      await lister.until((r) => started.every((id) => listOf(r).has(id)), WAIT_MS);
       const tabs: Page[] = [];
       for (let i = 0; i < 3; i++) {
         const tab = await context.newPage();
@@ -101,6 +109,7 @@ describe('dashboard recovery', () => {
         expect(await tab.locator('#note').textContent()).toMatch(/six per server over HTTP\/1\.1/);
       }
     } finally {
+      lister.close();
       await context.close();
     }
     expect(pageErrors).toEqual([]);
