@@ -14,6 +14,7 @@ import { SignJWT } from 'jose';
 import { startBridge, record, eventually, type Bridge, type Recorder } from '../helpers/harness.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { listCalls, listOf } from '../helpers/session-list.ts';
+import { LIST_REFUSAL_KEPT_MS } from '../../src/hub/list-hub.ts';
 
 const POLL_SECONDS = 1;
 /** The bound: a created session reaches every viewer within the poll interval plus a second (ms). */
@@ -493,6 +494,9 @@ describe('GET /sessions/events: what the upstream says of the list', () => {
       expect(again.status).toBe(400);
       await again.body?.cancel();
       expect(listCalls(b.sim)).toBe(0);
+      // Let go on time, asked again or not.
+      expect(b.server.lists.keptRefusals).toBe(1);
+      await eventually(() => b.server.lists.keptRefusals === 0, LIST_REFUSAL_KEPT_MS + 3000, 'the refusal let go');
     } finally {
       await b.close();
     }
