@@ -152,6 +152,8 @@ export class Feed implements LoopSink {
   caughtUpOnce = false;
   /** True while the loop's latest changes call failed: what the feed holds may be behind the upstream (LoopUpdate.failing). */
   failing = false;
+  /** While `failing`: when the loop (here or on the leading instance) asks the upstream again (ms since the epoch); 0: not said. */
+  retryAtMs = 0;
   /** Created for status-only readers: its loop may start at the session's last event (no history read). */
   startAtHead = false;
   /** How the upstream answers "nothing new" (the drop-in answers the same way); undefined until seen. */
@@ -265,6 +267,7 @@ export class Feed implements LoopSink {
     this.synced = update.synced;
     if (update.synced) this.caughtUpOnce = true;
     this.failing = update.failing === true;
+    this.retryAtMs = this.failing ? (update.retryAtMs ?? 0) : 0;
     if (update.emptyStyle) this.emptyStyle = update.emptyStyle;
     const status = this.updateSnapshot(update.snapshot, update.upstreamError, update.statusSinceMs);
     if (frames.length > 0) {

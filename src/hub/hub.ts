@@ -331,10 +331,11 @@ export class Hub {
 
   /**
    * Seconds until a waiting loop calls the upstream again (its backoff, or the upstream's Retry-After), at least
-   * `atLeast`: what a caller told to retry should wait. `atLeast` where the loop is not waiting or runs elsewhere.
+   * `atLeast`: what a caller told to retry should wait. A loop on another instance (cluster mode) said its backoff
+   * through the log while its changes calls fail; `atLeast` where no wait is known.
    */
   retryAfterSeconds(entry: FeedEntry, atLeast: number): number {
-    const retryAtMs = entry.supply?.retryAtMs ?? 0;
+    const retryAtMs = Math.max(entry.supply?.retryAtMs ?? 0, entry.feed.retryAtMs);
     return Math.max(atLeast, Math.ceil((retryAtMs - Date.now()) / 1000));
   }
 

@@ -279,7 +279,7 @@ export class FeedFollower implements ReadTarget {
 
   /** What a status older than the copy's still says: the cluster's word (a leader writes again: no notice of serving around it). */
   private clusterPart(state: LogState): LogState {
-    return { ...this.currentState(), upstreamError: state.upstreamError, failing: state.failing === true };
+    return { ...this.currentState(), upstreamError: state.upstreamError, failing: state.failing === true, ...(state.failing && state.retryAtMs ? { retryAtMs: state.retryAtMs } : {}) };
   }
 
   /** Whether the status entry `id` of log `born` was applied here already (or one after it). */
@@ -289,7 +289,7 @@ export class FeedFollower implements ReadTarget {
 
   private currentState(): LogState {
     const { feed } = this;
-    return { snapshot: feed.snapshot, upstreamError: feed.upstreamError, synced: feed.synced, ...(feed.failing ? { failing: true } : {}), ...(feed.emptyStyle ? { emptyStyle: feed.emptyStyle } : {}) };
+    return { snapshot: feed.snapshot, upstreamError: feed.upstreamError, synced: feed.synced, ...(feed.failing ? { failing: true } : {}), ...(feed.failing && feed.retryAtMs ? { retryAtMs: feed.retryAtMs } : {}), ...(feed.emptyStyle ? { emptyStyle: feed.emptyStyle } : {}) };
   }
 
   // `since`: when the log first wrote the status `state` shows (its clock, the same for every instance); null: not said.
@@ -300,6 +300,7 @@ export class FeedFollower implements ReadTarget {
       snapshot: state.snapshot,
       synced: state.synced,
       failing: state.failing === true,
+      ...(state.failing && state.retryAtMs ? { retryAtMs: state.retryAtMs } : {}),
       upstreamError: state.upstreamError,
       ...(state.emptyStyle ? { emptyStyle: state.emptyStyle } : {}),
       ...(since !== null ? { statusSinceMs: since } : {}),

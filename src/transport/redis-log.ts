@@ -48,6 +48,8 @@ export interface LogState {
   synced: boolean;
   /** Written only when true (LoopUpdate.failing); a log written before it was kept reads as false. */
   failing?: boolean;
+  /** Written only while failing (LoopUpdate.retryAtMs). */
+  retryAtMs?: number;
   emptyStyle?: EmptyAnswerStyle;
 }
 

@@ -42,8 +42,8 @@ export interface SinkTerm {
 }
 
 /** The JSON of an update's status side, as the log stores it. */
-export function stateJsonOf(update: Pick<LoopUpdate, 'snapshot' | 'upstreamError' | 'synced' | 'failing' | 'emptyStyle'>): string {
-  const state: LogState = { snapshot: update.snapshot, upstreamError: update.upstreamError, synced: update.synced, ...(update.failing ? { failing: true } : {}), ...(update.emptyStyle ? { emptyStyle: update.emptyStyle } : {}) };
+export function stateJsonOf(update: Pick<LoopUpdate, 'snapshot' | 'upstreamError' | 'synced' | 'failing' | 'retryAtMs' | 'emptyStyle'>): string {
+  const state: LogState = { snapshot: update.snapshot, upstreamError: update.upstreamError, synced: update.synced, ...(update.failing ? { failing: true } : {}), ...(update.failing && update.retryAtMs ? { retryAtMs: update.retryAtMs } : {}), ...(update.emptyStyle ? { emptyStyle: update.emptyStyle } : {}) };
   return JSON.stringify(state);
 }
 

@@ -200,6 +200,8 @@ export class Poller {
   private notBeforeMs = 0;
   /** While the loop waits before its next upstream call (a backoff, a Retry-After, a re-check of the end): when it ends. */
   private waitingUntilMs = 0;
+  /** When the latest failure's backoff ends (ms since the epoch): what a failing update tells other instances. */
+  private nextTryAtMs = 0;
   /** A `/status` answer said the session goes on (it was seen running before it was over). */
   private sawRunning = false;
 
@@ -320,7 +322,7 @@ export class Poller {
   private publish(events: readonly UpstreamEvent[], fromIndex: number, end?: 'over' | 'refused'): Promise<boolean> {
     // Every update carries the whole snapshot, a held status answer with it.
     this.statusHeld = false;
-    const update = { fromIndex, events, snapshot: this.snapshot, synced: this.synced, failing: this.changesFailing, upstreamError: this.upstreamError, ...(this.emptyStyle ? { emptyStyle: this.emptyStyle } : {}), ...(end ? { end } : {}) };
+    const update = { fromIndex, events, snapshot: this.snapshot, synced: this.synced, failing: this.changesFailing, ...(this.changesFailing && this.nextTryAtMs > 0 ? { retryAtMs: this.nextTryAtMs } : {}), upstreamError: this.upstreamError, ...(this.emptyStyle ? { emptyStyle: this.emptyStyle } : {}), ...(end ? { end } : {}) };
     this.publishing = this.publishing.then(async (ok) => ok && (await this.opts.sink.publish(update)));
     return this.publishing;
   }
@@ -444,12 +446,15 @@ export class Poller {
     } else if (!isKnown(this.snapshot) || this.failures >= TRANSIENT_FAILURES_SHOWN_AFTER || (outcome.kind === 'rate-limited' && (outcome.retryAfterMs ?? 0) >= LONG_RETRY_AFTER_SHOWN_MS)) {
       this.upstreamError = failureText(outcome);
     }
-    if ((this.upstreamError !== before || publishAnyway) && !(await this.publish([], sink.nextIndex))) return false;
+    const delay = this.holdOff(outcome);
+    this.nextTryAtMs = Date.now() + delay;
+    // While the changes calls fail, each backoff is said too: an instance that follows the log tells its drop-in
+    // callers when to ask again from it (until 7 Dec 2026 they were told 2 s, whatever the wait).
+    if ((this.upstreamError !== before || publishAnyway || this.changesFailing) && !(await this.publish([], sink.nextIndex))) return false;
     if (refusal !== null && this.opts.leaveOnRefusal?.() === true) {
       log.warn({ session: sink.sessionId, reason: refusal }, 'upstream refused every credential this loop holds; leaving the session to others');
       return false;
     }
-    const delay = this.holdOff(outcome);
     log.warn({ session: sink.sessionId, endpoint, outcome: outcome.kind, reason: 'reason' in outcome ? outcome.reason : undefined, attempt: this.failures, delayMs: delay }, 'upstream fault; backing off');
     this.setState('backoff');
     const slept = await this.pause(delay);

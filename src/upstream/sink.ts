@@ -22,6 +22,11 @@ export interface LoopUpdate {
    * however `synced` last stood. Absent: false.
    */
   failing?: boolean;
+  /**
+   * While `failing`: when the loop calls the upstream again (ms since the epoch, wall clock: the instances of a
+   * cluster tell their callers alike). Absent: not said.
+   */
+  retryAtMs?: number;
   /** Set while the upstream fails or refuses; null once it answers again. */
   upstreamError: string | null;
   /** How the upstream answered its latest "nothing new", once seen. */

@@ -42,3 +42,35 @@ it('a follower answers 503 (Retry-After), not 204, while the leader\'s changes c
   expect(((await (await get(`${follower.url}${path}?from_index=2`)).json()) as { new_events: unknown[] }).new_events).toHaveLength(3);
   await sub.until((x) => x.indices().length === 5, 10_000);
 }, 60_000);
+
+it('a follower\'s 503 says when the leader asks again: a 429 with Retry-After: 20 is told as about 20 s on every instance, not 2', async () => {
+  parts.redis = await startRedis();
+  parts.sim = await createSimulator({ api: 'real' });
+  const sim = parts.sim;
+  const start = serverStarter(parts);
+  const [leader, follower] = [await start(), await start()];
+  sim.createSession('fl-2', { initialEvents: 2, imageBytes: 0 });
+  const path = `${new URL(sim.url).pathname}/sessions/fl-2/changes`;
+  const sub = record(`${leader.url}/sessions/fl-2/events`);
+  parts.recorders.push(sub);
+  await sub.until((x) => x.indices().length === 2, 10_000);
+  await eventually(() => sim.stats('fl-2').changesByWait.waiting >= 1, 10_000, 'the leader long-polling');
+  sim.faults.script(Array.from({ length: 50 }, () => ({ kind: 'rate-limit' as const, retryAfterSeconds: 20 })), { session: 'fl-2', endpoint: 'changes' });
+  sim.appendEvents('fl-2', 1);
+  await eventually(() => sim.stats('fl-2').faultsServed >= 1, 10_000, 'a refused changes call');
+  // The appended event reached the long-poll that was waiting; the next call is the one refused.
+  await sub.until((x) => x.indices().length === 3, 10_000);
+  const told = async (url: string) => {
+    let r: Response | undefined;
+    await eventually(async () => (r = await get(`${url}${path}?from_index=3`)).status === 503, 5000, `a 503 from ${url}`);
+    await r!.body?.cancel();
+    return Number(r!.headers.get('retry-after'));
+  };
+  for (const url of [follower.url, leader.url]) {
+    const seconds = await told(url);
+    expect(seconds).toBeGreaterThanOrEqual(15);
+    expect(seconds).toBeLessThanOrEqual(20);
+  }
+  // Nothing more was asked of the upstream meanwhile: the wait is the leader's.
+  expect(sim.stats('fl-2').faultsServed).toBe(1);
+}, 60_000);
