@@ -16,7 +16,8 @@ export type FailureOutcome =
   | { kind: 'unauthorized'; status: number }
   | { kind: 'rate-limited'; retryAfterMs: number | undefined }
   /** `filterRefused`: a list's 400/422 naming the viewer's own filters (list-client.ts), the viewer's to fix. */
-  | { kind: 'transient'; reason: string; status?: number; filterRefused?: true }
+  /** `hung`: the call got no answer (or its answer stalled) until it was abandoned: the wait plus the margin went by in silence. */
+  | { kind: 'transient'; reason: string; status?: number; filterRefused?: true; hung?: true }
   | { kind: 'bad-body'; reason: string }
   /** The body passed the size cap: ask for fewer events (the caller's job, it knows the limit). */
   | { kind: 'too-large'; maxBytes: number }
@@ -348,7 +349,8 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       if (res instanceof BodyTooLarge) return { kind: 'too-large', maxBytes: maxBodyBytes };
       const e = res as { code?: string; name?: string };
       const reason = timedOut ? `no answer within ${budgetMs + marginMs} ms` : failureWords(e.code ?? e.name ?? 'error', budgetMs, marginMs);
-      return { kind: 'transient', reason: `${endpoint}: ${reason}` };
+      const hung = timedOut || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
+      return { kind: 'transient', reason: `${endpoint}: ${reason}`, ...(hung ? { hung: true as const } : {}) };
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);

@@ -79,7 +79,11 @@ export interface PollerOptions {
  * stream short and cache the truncated session as finished.
  */
 export const DRAIN_EMPTY_ANSWERS_TO_END = 2;
-/** Consecutive failed calls after which a running stream's status shows `upstream_error` (a single blip stays quiet). */
+/**
+ * Consecutive failed calls after which a running stream's status shows `upstream_error` (a single blip stays quiet).
+ * A call abandoned for silence is shown at once: it alone kept the stream silent for the wait plus the margin (a
+ * dashboard audit, 7 Dec 2026: three hung long-polls left a card "live" for 108 s while its session went on).
+ */
 export const TRANSIENT_FAILURES_SHOWN_AFTER = 3;
 /**
  * A `429` whose Retry-After asks for at least this long (ms) is shown at once: not a blip, the stream stays silent
@@ -443,7 +447,7 @@ export class Poller {
         await this.publish([], sink.nextIndex, 'refused');
         return false;
       }
-    } else if (!isKnown(this.snapshot) || this.failures >= TRANSIENT_FAILURES_SHOWN_AFTER || (outcome.kind === 'rate-limited' && (outcome.retryAfterMs ?? 0) >= LONG_RETRY_AFTER_SHOWN_MS)) {
+    } else if (!isKnown(this.snapshot) || this.failures >= TRANSIENT_FAILURES_SHOWN_AFTER || (outcome.kind === 'transient' && outcome.hung === true) || (outcome.kind === 'rate-limited' && (outcome.retryAfterMs ?? 0) >= LONG_RETRY_AFTER_SHOWN_MS)) {
       this.upstreamError = failureText(outcome);
     }
     const delay = this.holdOff(outcome);

@@ -237,6 +237,34 @@ describe('a long Retry-After', () => {
   }, 45_000);
 });
 
+describe('a hung call', () => {
+  it('is shown as upstream_error once it is abandoned, not after three of them, and clears when the loop reads again', async () => {
+    // Dashboard audit, 7 Dec 2026: with every call hanging, a card said "live" for 108 s (three calls of 25 + 10 s).
+    const { b } = await start();
+    b.sim.createSession('hung');
+    const r = record(`${b.url}/sessions/hung/events`);
+    await r.until((x) => x.statuses().length > 0);
+    b.sim.appendEvents('hung', 2);
+    await r.until((x) => x.indices().length === 2);
+    await eventually(() => b.sim.stats('hung').inFlightChanges === 1, 5000, 'the long-poll to be held');
+    b.sim.faults.script([{ kind: 'hang' }, { kind: 'hang' }, { kind: 'hang' }], { session: 'hung', endpoint: 'changes' });
+    b.sim.appendEvents('hung', 1); // answered by the held poll; the hangs take the calls after it
+    await r.until((x) => x.indices().length === 3);
+    const hungAt = performance.now();
+    await r.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 10_000);
+    // The first call abandoned (wait + margin, then twice the margin at most), well before the third would be.
+    expect(performance.now() - hungAt).toBeLessThan((WAIT_S + 3 * MARGIN_S) * 1000 + 1000);
+    expect(b.sim.faults.pending()).toBeGreaterThan(0);
+    expect(r.statuses().at(-1)!.upstream_error).toMatch(/no answer/);
+    await eventually(() => b.sim.faults.pending() === 0, 20_000, 'every hang served');
+    b.sim.appendEvents('hung', 1);
+    await r.until((x) => x.indices().length === 4, 20_000);
+    await r.until((x) => x.statuses().at(-1)!.upstream_error === undefined, 5000);
+    expect(r.indices()).toEqual(range(4));
+    r.close();
+  }, 60_000);
+});
+
 describe('a lasting upstream refusal (401/403/404)', () => {
   it.each([401, 403, 404])('%i: shown as upstream_error while the stream stays open and retries; ends after the give-up time', async (status) => {
     const { b, log } = await start();
