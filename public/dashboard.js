@@ -71,7 +71,7 @@ const cardStreamLimit = /^h[23]/.test(performance.getEntriesByType('navigation')
 /** The cards' open streams: { stream (connectMany's), state: 'connecting' | 'live' | 'reconnecting' }. */
 const streams = new Set();
 /** The list stream and what it last said: state 'connecting' | 'live' | 'reconnecting' | 'refused'. */
-const list = { watch: undefined, state: 'connecting', openedAt: 0, trouble: null, troubleSince: 0, refusal: undefined, listed: false, total: 0 };
+const list = { watch: undefined, state: 'connecting', openedAt: 0, trouble: null, troubleSince: 0, troubleClearedAt: 0, refusal: undefined, listed: false, total: 0 };
 
 /** Sessions of `record` whose `end` has not arrived. */
 const openSessionsOf = (record) => record.stream.sessions.filter((id) => !record.stream.ended(id));
@@ -84,6 +84,8 @@ const replayCost = (record) => openSessionsOf(record).reduce((sum, id) => sum + 
  * not the browser's (until 7 Dec 2026 8 s: a slow list was blamed on the six connections, an audit found).
  */
 const CONNECT_WAIT_MS = 12_000;
+/** A list trouble said again within this long of a reconnect clearing it is the same trouble (ms): it keeps its time. */
+const TROUBLE_SAID_AGAIN_MS = 5_000;
 
 function openCardStream(ids) {
   const record = { stream: undefined, state: 'connecting', openedAt: Date.now() };
@@ -162,7 +164,9 @@ function openList() {
     onRemove: ({ id }) => dropRow(id),
     onTotal: (total) => ((list.total = total), renderTop()),
     onTrouble: (error) => {
-      if (error !== null && list.trouble === null) list.troubleSince = Date.now();
+      // A reconnect clears the trouble and pollcast says it again at once if it lasts: it keeps its first time then.
+      if (error !== null && list.trouble === null && Date.now() - list.troubleClearedAt > TROUBLE_SAID_AGAIN_MS) list.troubleSince = Date.now();
+      if (error === null && list.trouble !== null) list.troubleClearedAt = Date.now();
       list.trouble = error;
       renderTop();
     },
@@ -186,6 +190,8 @@ const views = new Map();
  * by the list stream and the cards' streams.
  */
 const known = new Map();
+/** The session last opened from the strip: its card stays while finished cards give way (see trim()). */
+let chosen = '';
 /** True while a redraw of the header, the strip and the card order waits for the next frame. */
 let drawQueued = false;
 
@@ -530,6 +536,8 @@ const cardHandlers = {
       setMetrics(v, s.metrics);
       setTimes(v, s);
       // upstream_error comes and goes with pollcast's retries; the stream stays open meanwhile, and what it shows is the last known.
+      // A session the API no longer finds (deleted?) is said on its card, not as trouble of the agent API.
+      v.missing = MISSING.test(str(s.upstream_error));
       setStale(v, s.upstream_error ? upstreamTrouble(str(s.upstream_error)) : '');
     });
   },
@@ -553,7 +561,7 @@ const cardHandlers = {
     const e = isObject(end) ? end : {};
     // No longer followed (the API kept refusing it) while it was not over: its last status is not what it is now.
     const lost = str(e.upstream_error) !== '' && !TERMINAL.has(str(e.status));
-    const status = lost ? (/\(404\)|not found/i.test(str(e.upstream_error)) ? 'not_found' : 'unknown') : str(e.status);
+    const status = lost ? (MISSING.test(str(e.upstream_error)) ? 'not_found' : 'unknown') : str(e.status);
     know(id, { ...e, status }, true);
     withView(id, (v) => {
       setStatus(v, status);
@@ -745,7 +753,7 @@ function addCard(id) {
   q('h2').title = id;
   $.img.addEventListener('error', () => unreadableShot(v));
   root.append(card);
-  const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined, staleSince: 0, refused: false, lastLogText: '', pendingLines: [], flushTimer: undefined, flushFrame: 0 };
+  const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined, staleSince: 0, refused: false, missing: false, lastLogText: '', pendingLines: [], flushTimer: undefined, flushFrame: 0 };
   views.set(id, v);
   if (pinned.length > 0) know(id);
   const k = known.get(id);
@@ -776,10 +784,12 @@ function renderTop() {
   });
 }
 
-/** An upstream error as a person reads it: no socket codes. */
+/** An upstream_error that says the API no longer finds the session (404): not an API that does not answer. */
+const MISSING = /\(404\)|not found/i;
+
 /** A card's upstream_error for a person: a session the API no longer finds is not an API that does not answer. */
 function upstreamTrouble(error) {
-  if (/\(404\)|not found/i.test(error)) return 'the agent API no longer finds this session (404: deleted?); pollcast asks again for a while';
+  if (MISSING.test(error)) return 'the agent API no longer finds this session (404: deleted?); pollcast asks again for a while';
   return `the agent API is not answering (${plainError(error)}); retrying`;
 }
 
@@ -794,6 +804,8 @@ function plainError(error) {
   return e;
 }
 
+const RECONNECTING = { tone: 'warn', short: 'reconnecting…', long: 'The connection to pollcast was lost; reconnecting. What is shown is the last known.' };
+
 /** The one problem the page has now, worded for a person, or undefined: the eye goes to the pill and the banner. */
 function problem() {
   if (list.state === 'refused') {
@@ -802,6 +814,8 @@ function problem() {
     if (why?.status === 401) return { tone: 'bad', short: tokenShort(why.error), long: tokenProblem(why.error) };
     return { tone: 'bad', short: 'session list unavailable', long: refusalText(why, 'the session list') };
   }
+  // The list's connection lost: the trouble it said last is not known to last (pollcast itself may be what is gone).
+  if (list.state === 'reconnecting') return RECONNECTING;
   if (list.trouble !== null) {
     const since = new Date(list.troubleSince).toLocaleTimeString([], { hour12: false });
     return { tone: 'bad', short: 'agent API not answering', long: `The agent API is not answering (${plainError(list.trouble)}). Statuses below are the last known, from ${since}; pollcast keeps retrying.` };
@@ -810,8 +824,8 @@ function problem() {
   const tokenRefused = cards.find((v) => v.refusal?.status === 401);
   if (tokenRefused) return { tone: 'bad', short: tokenShort(tokenRefused.refusal.error), long: tokenProblem(tokenRefused.refusal.error) };
   if (cards.length > 0 && cards.every((v) => v.refused)) return { tone: 'bad', short: 'nothing to show', long: cards.length === 1 ? refusalText(cards[0].refusal, 'this session') : list.watch ? 'None of the listed sessions can be shown: each card says why.' : 'None of the sessions in the address can be shown: each card says why.' };
-  const stale = cards.filter((v) => v.staleSince > 0 && v.stream !== 'ended');
-  if (list.state === 'reconnecting' || [...streams].some((r) => r.state === 'reconnecting')) return { tone: 'warn', short: 'reconnecting…', long: 'The connection to pollcast was lost; reconnecting. What is shown is the last known.' };
+  const stale = cards.filter((v) => v.staleSince > 0 && v.stream !== 'ended' && !v.missing);
+  if ([...streams].some((r) => r.state === 'reconnecting')) return RECONNECTING;
   // Over HTTP/1.1 a browser opens six connections per server, shared by all its tabs: a stream past them waits.
   const waiting = [...streams, ...(list.watch ? [list] : [])].filter((r) => r.state === 'connecting' && Date.now() - r.openedAt > CONNECT_WAIT_MS);
   if (waiting.length > 0) return { tone: 'warn', short: 'waiting for a connection', long: 'This page is still waiting for a connection to pollcast: the browser allows six per server over HTTP/1.1, shared by its tabs. Close another tab of this dashboard, or serve pollcast over HTTP/2.' };
@@ -925,10 +939,13 @@ function orderCards() {
   if (nodes.some((n, i) => root.children[i] !== n)) root.replaceChildren(...nodes);
 }
 
-/** Drops the oldest finished cards beyond MAX_CARDS (sessions opened by the address never are). */
+/**
+ * Drops the oldest finished cards beyond MAX_CARDS (sessions opened by the address never are, nor the card last
+ * opened from the strip: a finished session opened so would go again as soon as its end arrived).
+ */
 function trim() {
   if (pinned.length > 0) return;
-  const done = [...views.values()].filter((v) => v.stream === 'ended' || v.stream === 'refused').map((v) => known.get(v.id) ?? { id: v.id, ended: true, status: '', finishedAt: '', createdAt: '' }).sort(byOrder);
+  const done = [...views.values()].filter((v) => (v.stream === 'ended' || v.stream === 'refused') && v.id !== chosen).map((v) => known.get(v.id) ?? { id: v.id, ended: true, status: '', finishedAt: '', createdAt: '' }).sort(byOrder);
   for (let extra = views.size - MAX_CARDS; extra > 0 && done.length > 0; extra--) {
     const { id } = done.pop();
     views.get(id)?.card.remove();
@@ -974,6 +991,7 @@ document.getElementById('strip').addEventListener('click', (e) => {
   if (!chip || e.ctrlKey || e.metaKey || e.shiftKey) return;
   e.preventDefault();
   const id = chip.dataset.session;
+  chosen = id;
   if (!views.has(id)) {
     watch([id]);
     trim();

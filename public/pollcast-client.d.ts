@@ -177,7 +177,8 @@ export interface PollcastManyStream {
   /** True after every `end`, `close()` or a refusal. */
   readonly closed: boolean;
   /**
-   * Puts more sessions on the stream (ids it has already are ignored). The
+   * Puts more sessions on the stream (ids it follows already are ignored; one whose `end` came is followed again,
+   * from `fromIndex`, its `end` included). The
    * connection is replaced by one for the sessions still open plus the new
    * ones, so no callback misses or repeats anything; but in events mode the
    * sessions it already had are sent again from `fromIndex` and skipped here,

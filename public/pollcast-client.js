@@ -319,7 +319,9 @@ export function connectMany(baseUrl, sessionIds, options) {
   const track = (/** @type {readonly string[]} */ ids) => {
     let added = 0;
     for (const id of ids) {
-      if (state.has(id)) continue;
+      // A session whose `end` arrived is followed again from the start when asked for again (a card reopened):
+      // until 7 Dec 2026 it was taken as one the stream had, and nothing came for it.
+      if (state.has(id) && !state.get(id)?.ended) continue;
       state.set(id, { lastIndex: firstIndex, ended: false });
       added++;
     }
@@ -542,6 +544,14 @@ export function watchSessions(baseUrl, options) {
   let es;
   // The last list id received: a stream opened anew (a renewed token) resumes after it.
   let lastId = '';
+  // The upstream trouble last said. pollcast writes a list's trouble first on every connection, and nothing when
+  // there is none: a connection that opens clears it (until 7 Dec 2026 it stood after pollcast restarted on a
+  // healthy list, since only a status frame cleared it).
+  let trouble = /** @type {string | null} */ (null);
+  const said = (/** @type {string | null} */ t) => {
+    trouble = t;
+    options.onTrouble?.(t);
+  };
   const renew = renewal(options);
   const json = (/** @type {Event} */ e) => {
     const id = /** @type {MessageEvent} */ (e).lastEventId;
@@ -561,6 +571,7 @@ export function watchSessions(baseUrl, options) {
     es = source;
     source.onopen = () => {
       renew.opened();
+      if (trouble !== null) said(null);
       options.onOpen?.();
     };
     source.addEventListener('snapshot', (e) => {
@@ -581,7 +592,7 @@ export function watchSessions(baseUrl, options) {
     });
     source.addEventListener('status', (e) => {
       const st = frameObject(e);
-      if (st) options.onTrouble?.(typeof st.upstream_error === 'string' ? st.upstream_error : null);
+      if (st) said(typeof st.upstream_error === 'string' ? st.upstream_error : null);
     });
     source.onerror = (e) => {
       if (closed || es !== source) return;
