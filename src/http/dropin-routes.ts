@@ -11,7 +11,7 @@ import { methodNotAllowed } from './methods.ts';
 import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSeconds, singleQuery } from './validate.ts';
 import type { Feed } from '../hub/feed.ts';
 import type { FeedEntry } from '../hub/hub.ts';
-import { changesBody, isKnown, statusDropInBody, statusSaysOver } from '../upstream/snapshot.ts';
+import { changesBody, isKnown, statusDropInBody, statusSaysOver, type Snapshot } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import { sleep } from '../upstream/backoff.ts';
@@ -52,6 +52,18 @@ const HISTORY_EMPTY_RETRY_MS = 200;
 export function draining(feed: Feed): boolean {
   const body = feed.snapshot.statusBody;
   return !feed.ended && body !== null && statusSaysOver(body);
+}
+
+/**
+ * What a drop-in `/status` tells: the end once pollcast holds the session's last events. While its loop reads them
+ * (it heard the end from `/status`), the status the session had before, when pollcast saw it going on: a caller
+ * then asks `changes` again rather than stop short of them. The SDK stops at a terminal status without reading
+ * `changes` again: an audit (7 Dec 2026) saw it stop at 6 of 18 events after a hung upstream call had left pollcast
+ * behind, since `/status`, asked afresh, said the end before the loop had read it. A session over before pollcast
+ * saw it going on is told as it is (a late reader of a finished session is not told it runs).
+ */
+export function statusToTell(feed: Feed): Snapshot {
+  return draining(feed) && feed.goingOnSnapshot !== null ? feed.goingOnSnapshot : feed.snapshot;
 }
 
 /**
@@ -270,7 +282,7 @@ function registerAt(app: Hono<AppEnv>, deps: AppDeps, prefix: string): void {
     try {
       requireKnown(entry.feed, deps);
       await refreshIfStale(deps, entry);
-      return c.json(statusDropInBody(entry.feed.snapshot), 200);
+      return c.json(statusDropInBody(statusToTell(entry.feed)), 200);
     } finally {
       deps.hub.release(entry);
     }

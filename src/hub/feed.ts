@@ -6,7 +6,7 @@
  * by index: an event at or below the last index held is never appended twice.
  */
 import { endFrame, eventFrame, frameData, frameParts, statusFrameOf, statusJson, type Frame } from './frames.ts';
-import { UNKNOWN_SNAPSHOT, type Snapshot } from '../upstream/snapshot.ts';
+import { statusSaysOver, UNKNOWN_SNAPSHOT, type Snapshot } from '../upstream/snapshot.ts';
 import type { EmptyAnswerStyle, LoopSink, LoopUpdate } from '../upstream/sink.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { CallerCredentials } from '../upstream/credential.ts';
@@ -130,6 +130,7 @@ export class Feed implements LoopSink {
   private base: number;
   private heldBytesTotal = 0;
   private snap: Snapshot = UNKNOWN_SNAPSHOT;
+  private goingOnSnap: Snapshot | null = null;
   private statusKey = '';
   private currentStatusFrame: Buffer;
   private statusSince = 0;
@@ -179,6 +180,10 @@ export class Feed implements LoopSink {
   /** The latest snapshot. */
   get snapshot(): Snapshot {
     return this.snap;
+  }
+  /** The latest snapshot whose `/status` answer said the session goes on; null when none was held. */
+  get goingOnSnapshot(): Snapshot | null {
+    return this.goingOnSnap;
   }
   /** The snapshot as an encoded `status` frame. */
   get statusFrame(): Buffer {
@@ -318,6 +323,7 @@ export class Feed implements LoopSink {
   /** Sets the snapshot; returns the new status frame if anything a subscriber sees changed. */
   private updateSnapshot(s: Snapshot, upstreamError: string | null, sinceMs: number | undefined): Buffer | null {
     this.snap = s;
+    if (s.statusBody !== null && !statusSaysOver(s.statusBody)) this.goingOnSnap = s;
     this.upstreamErrorText = upstreamError;
     // A duration, so the monotonic clock; one refusal turning into another (404 after 401) goes on aging.
     if (upstreamError === null || refusalStatus(upstreamError) === null) this.refusedAtMs = null;

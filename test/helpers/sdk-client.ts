@@ -33,6 +33,11 @@ export interface SdkOptions {
   waitSeconds?: number;
   /** Give up after this long (ms). */
   timeoutMs?: number;
+  /**
+   * false: stop at the settled status without draining `changes` first, as the SDK's `polling.ts` does in the
+   * version an audit read (7 Dec 2026); what the loop's last `changes` answers gave is all it has. Default true.
+   */
+  drainAfterSettled?: boolean;
 }
 
 /** Runs the waitForSession loop against `baseUrl` for `sessionId`. */
@@ -62,7 +67,7 @@ export async function waitForSession(baseUrl: string, sessionId: string, opts: S
     calls.status++;
     const s = await get('/status');
     if (!SDK_SETTLED.has(s.body.status)) continue;
-    for (;;) {
+    for (; opts.drainAfterSettled !== false; ) {
       const d = await changes(events.length, 0);
       if (d.status === 204 || d.body.new_events.length === 0) break;
       events.push(...(d.body.new_events as SdkEvent[]));
