@@ -51,6 +51,7 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
           ...settings,
           client: callerClient(settings.client, feed.callers),
           sink: feed,
+          seenGoingOn: feed.goingOnSnapshot !== null,
           startAtHead: () => feed.startAtHead,
           onFirstContact: resolveContact,
           onState: (s) => (loopState = s),

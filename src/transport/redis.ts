@@ -298,6 +298,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
             ...(settings.onEvents ? { onEvents: settings.onEvents } : {}),
             ...(settings.onOversized ? { onOversized: settings.onOversized } : {}),
             sink,
+            // This instance's copy of the log saw it going on (the log's own state may say the end already: a leader
+            // stopped after hearing it, before its drain; a cluster audit, 7 Dec 2026).
+            seenGoingOn: feed.goingOnSnapshot !== null,
             startAtHead: () => feed.startAtHead,
             // Known to the cluster already: a refusal is an upstream error to show and retry, not a refused open.
             resumed: isKnown(feed.snapshot) || isKnown(sink.snapshot),

@@ -47,6 +47,11 @@ export interface PollerOptions {
    */
   resumed?: boolean;
   /**
+   * The session was seen going on before this loop (by the feed it writes into, or the instance's copy of the
+   * cluster's log), whatever the snapshot it starts from says: an end it finds with no event read waits to settle.
+   */
+  seenGoingOn?: boolean;
+  /**
    * Cluster mode: the upstream told an earlier leader (Retry-After) to wait this much longer (ms); this loop makes no
    * call before it is over.
    */
@@ -215,7 +220,9 @@ export class Poller {
     this.snapshot = opts.sink.snapshot;
     // What the feed already knew counts: a loop started again for a new reader, or by a new leader, on a session seen
     // running before (a review: only this loop's own answers counted, and such a loop ended a lagged session with none).
-    this.sawRunning = isKnown(this.snapshot) && !TERMINAL_STATUSES.has(this.snapshot.status);
+    // A review found that only the loop's own answers counted; a cluster audit, that a new leader after a graceful
+    // handover started from a log whose status said the end already, and ended a lagged session with none of its 2.
+    this.sawRunning = (isKnown(this.snapshot) && !TERMINAL_STATUSES.has(this.snapshot.status)) || opts.seenGoingOn === true;
     this.limit = new PageLimit(opts.pageSize);
     this.contacted = opts.resumed ?? false;
   }

@@ -4,8 +4,6 @@
  * subscriber, without the answer, and keep it so for late readers. The drain's last call now checks that the
  * upstream holds no more than was read and does not say the session goes on; while it does, the loop reads on.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, range, record, startBridge, type Bridge, type Recorder } from '../helpers/harness.ts';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
@@ -13,6 +11,7 @@ import { loadConfig } from '../../src/config.ts';
 import { startPollcast } from '../../src/server.ts';
 import { silentLogger } from '../../src/log.ts';
 import { ONE_ADDRESS_ENV } from './helpers.ts';
+import { lagProxy } from '../helpers/lag-proxy.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -128,54 +127,3 @@ describe('an end the changes answers contradict', () => {
     }, 45_000);
   }
 });
-
-/**
- * An upstream whose changes endpoint reads a replica `lagMs` behind: an event is visible there only `lagMs` after the
- * proxy first saw it, and while any is hidden the body says the session still runs. `/status` passes straight through.
- */
-async function lagProxy(upstream: string, lagMs: number): Promise<{ server: Server; url: string }> {
-  const base = new URL(upstream);
-  const firstSeen = new Map<number, number>();
-  const server = createServer(async (req, res) => {
-    const url = new URL(req.url!, base);
-    const pass = async (target: URL) => fetch(target, { method: req.method, headers: { accept: 'application/json' } });
-    if (!url.pathname.endsWith('/changes')) {
-      const r = await pass(url);
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
-      res.end(Buffer.from(await r.arrayBuffer()));
-      return;
-    }
-    const from = Number(url.searchParams.get('from_index') ?? 0);
-    const deadline = Date.now() + Number(url.searchParams.get('wait_for_seconds') ?? 0) * 1000;
-    url.searchParams.set('wait_for_seconds', '0');
-    for (;;) {
-      const r = await pass(url);
-      if (r.status === 200) {
-        const body = (await r.json()) as { new_events: unknown[]; status: string; finished_at: string | null; answer: unknown };
-        const now = Date.now();
-        body.new_events.forEach((_, i) => firstSeen.set(from + i, firstSeen.get(from + i) ?? now));
-        const visible = body.new_events.findIndex((_, i) => now - firstSeen.get(from + i)! < lagMs);
-        if (visible >= 0) {
-          body.new_events = body.new_events.slice(0, visible);
-          Object.assign(body, { status: 'running', finished_at: null, answer: null });
-        }
-        if (body.new_events.length > 0) {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(body));
-          return;
-        }
-      } else if (r.status !== 204) {
-        res.writeHead(r.status, { 'content-type': 'application/json' });
-        res.end(await r.text());
-        return;
-      }
-      if (Date.now() >= deadline) {
-        res.writeHead(204).end();
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${base.pathname}` };
-}
