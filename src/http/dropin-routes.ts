@@ -60,10 +60,13 @@ export function draining(feed: Feed): boolean {
  * then asks `changes` again rather than stop short of them. The SDK stops at a terminal status without reading
  * `changes` again: an audit (7 Dec 2026) saw it stop at 6 of 18 events after a hung upstream call had left pollcast
  * behind, since `/status`, asked afresh, said the end before the loop had read it. A session over before pollcast
- * saw it going on is told as it is (a late reader of a finished session is not told it runs).
+ * saw it going on is told as it is (a late reader of a finished session is not told it runs); so is the end once
+ * the loop's calls fail (the drain may not come soon: a review saw `running` told for the 30 s of an outage) or
+ * once UNSETTLED_WAIT_MS have gone by since the end was heard (what a `changes` call waits for a drain at most).
  */
 export function statusToTell(feed: Feed): Snapshot {
-  return draining(feed) && feed.goingOnSnapshot !== null ? feed.goingOnSnapshot : feed.snapshot;
+  const held = draining(feed) && feed.goingOnSnapshot !== null && !feed.failing && Date.now() - feed.overSinceMs < UNSETTLED_WAIT_MS;
+  return held ? feed.goingOnSnapshot! : feed.snapshot;
 }
 
 /**

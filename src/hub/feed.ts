@@ -131,6 +131,7 @@ export class Feed implements LoopSink {
   private heldBytesTotal = 0;
   private snap: Snapshot = UNKNOWN_SNAPSHOT;
   private goingOnSnap: Snapshot | null = null;
+  private overSince = 0;
   private statusKey = '';
   private currentStatusFrame: Buffer;
   private statusSince = 0;
@@ -184,6 +185,10 @@ export class Feed implements LoopSink {
   /** The latest snapshot whose `/status` answer said the session goes on; null when none was held. */
   get goingOnSnapshot(): Snapshot | null {
     return this.goingOnSnap;
+  }
+  /** Since when (ms since the epoch) the snapshot's `/status` answer says the session is over; 0 while it does not. */
+  get overSinceMs(): number {
+    return this.overSince;
   }
   /** The snapshot as an encoded `status` frame. */
   get statusFrame(): Buffer {
@@ -323,7 +328,10 @@ export class Feed implements LoopSink {
   /** Sets the snapshot; returns the new status frame if anything a subscriber sees changed. */
   private updateSnapshot(s: Snapshot, upstreamError: string | null, sinceMs: number | undefined): Buffer | null {
     this.snap = s;
-    if (s.statusBody !== null && !statusSaysOver(s.statusBody)) this.goingOnSnap = s;
+    if (s.statusBody !== null && !statusSaysOver(s.statusBody)) {
+      this.goingOnSnap = s;
+      this.overSince = 0;
+    } else if (s.statusBody !== null && this.overSince === 0) this.overSince = Date.now();
     this.upstreamErrorText = upstreamError;
     // A duration, so the monotonic clock; one refusal turning into another (404 after 401) goes on aging.
     if (upstreamError === null || refusalStatus(upstreamError) === null) this.refusedAtMs = null;
