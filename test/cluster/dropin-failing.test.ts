@@ -12,18 +12,26 @@ import { inProcessParts, serverStarter } from './helpers.ts';
 const parts = inProcessParts();
 const get = (url: string) => fetch(url, { signal: AbortSignal.timeout(15_000) });
 
-it('a follower answers 503 (Retry-After), not 204, while the leader\'s changes calls fail; the events once they are read again', async () => {
+/**
+ * Two instances on one Redis and a real-API simulator; session `id` with two events, read by a subscriber on the
+ * first instance, which leads its loop (a dashboard); an SDK polls the drop-in `changes` at `path` through the other.
+ */
+async function leaderAndFollower(id: string) {
   parts.redis = await startRedis();
   parts.sim = await createSimulator({ api: 'real' });
   const sim = parts.sim;
   const start = serverStarter(parts);
   const [leader, follower] = [await start(), await start()];
-  sim.createSession('fl-1', { initialEvents: 2, imageBytes: 0 });
-  const path = `${new URL(sim.url).pathname}/sessions/fl-1/changes`;
-  // A subscriber on one instance keeps the leader's loop running (a dashboard); an SDK polls through the other.
-  const sub = record(`${leader.url}/sessions/fl-1/events`);
+  sim.createSession(id, { initialEvents: 2, imageBytes: 0 });
+  const path = `${new URL(sim.url).pathname}/sessions/${id}/changes`;
+  const sub = record(`${leader.url}/sessions/${id}/events`);
   parts.recorders.push(sub);
   await sub.until((x) => x.indices().length === 2, 10_000);
+  return { sim, leader, follower, path, sub };
+}
+
+it('a follower answers 503 (Retry-After), not 204, while the leader\'s changes calls fail; the events once they are read again', async () => {
+  const { sim, leader, follower, path, sub } = await leaderAndFollower('fl-1');
   expect((await get(`${follower.url}${path}?from_index=0`)).status).toBe(200);
   await eventually(() => sim.stats('fl-1').changesByWait.waiting >= 2, 10_000, 'the leader long-polling');
   expect((await get(`${follower.url}${path}?from_index=2`)).status).toBe(204);
@@ -44,16 +52,7 @@ it('a follower answers 503 (Retry-After), not 204, while the leader\'s changes c
 }, 60_000);
 
 it('a follower\'s 503 says when the leader asks again: a 429 with Retry-After: 20 is told as about 20 s on every instance, not 2', async () => {
-  parts.redis = await startRedis();
-  parts.sim = await createSimulator({ api: 'real' });
-  const sim = parts.sim;
-  const start = serverStarter(parts);
-  const [leader, follower] = [await start(), await start()];
-  sim.createSession('fl-2', { initialEvents: 2, imageBytes: 0 });
-  const path = `${new URL(sim.url).pathname}/sessions/fl-2/changes`;
-  const sub = record(`${leader.url}/sessions/fl-2/events`);
-  parts.recorders.push(sub);
-  await sub.until((x) => x.indices().length === 2, 10_000);
+  const { sim, leader, follower, path, sub } = await leaderAndFollower('fl-2');
   await eventually(() => sim.stats('fl-2').changesByWait.waiting >= 1, 10_000, 'the leader long-polling');
   sim.faults.script(Array.from({ length: 50 }, () => ({ kind: 'rate-limit' as const, retryAfterSeconds: 20 })), { session: 'fl-2', endpoint: 'changes' });
   sim.appendEvents('fl-2', 1);

@@ -54,6 +54,17 @@ interface LiveRun {
   faulted: LoggedRequest[];
 }
 
+/** A new session `id` with a subscriber that has read its first `events` events, and the loop's long-poll held. */
+async function heldAfter(b: Bridge, id: string, events: number): Promise<Recorder> {
+  b.sim.createSession(id);
+  const r = record(`${b.url}/sessions/${id}/events`);
+  await r.until((x) => x.statuses().length > 0);
+  b.sim.appendEvents(id, events);
+  await r.until((x) => x.indices().length === events);
+  await eventually(() => b.sim.stats(id).inFlightChanges === 1, 5000, 'the long-poll to be held');
+  return r;
+}
+
 /**
  * A live session with a subscriber; once the loop's long-poll is held,
  * `faults` are scripted for the session's next changes calls while events
@@ -61,12 +72,7 @@ interface LiveRun {
  * finishes and both must have everything.
  */
 async function liveRun(b: Bridge, log: RequestLog, id: string, faults: Fault[]): Promise<LiveRun> {
-  b.sim.createSession(id);
-  const first = record(`${b.url}/sessions/${id}/events`);
-  await first.until((x) => x.statuses().length > 0);
-  b.sim.appendEvents(id, 5);
-  await first.until((x) => x.indices().length === 5);
-  await eventually(() => b.sim.stats(id).inFlightChanges === 1, 5000, 'the long-poll to be held');
+  const first = await heldAfter(b, id, 5);
   const scriptedAt = performance.now();
   b.sim.faults.script(faults, { session: id });
   // Events keep arriving through the fault window; the first append answers the held poll, the faults hit the calls after it.
@@ -212,28 +218,37 @@ describe('faults while a finished session is drained', () => {
   });
 });
 
+/**
+ * A subscriber on session `id` with two events read and the loop's long-poll held; `faults` are scripted for the
+ * session's changes calls, and a third event answers the held poll, so the faults take the calls after it.
+ */
+async function faultAfterHeldPoll(b: Bridge, id: string, faults: Fault[]): Promise<Recorder> {
+  const r = await heldAfter(b, id, 2);
+  b.sim.faults.script(faults, { session: id, endpoint: 'changes' });
+  b.sim.appendEvents(id, 1);
+  await r.until((x) => x.indices().length === 3);
+  return r;
+}
+
+/** After the faults of `faultAfterHeldPoll`: a fourth event reaches `r`, the trouble is cleared, nothing was lost or repeated. */
+async function expectRecovered(b: Bridge, id: string, r: Recorder): Promise<void> {
+  b.sim.appendEvents(id, 1);
+  await r.until((x) => x.indices().length === 4, 30_000);
+  await r.until((x) => x.statuses().at(-1)!.upstream_error === undefined, 5000);
+  expect(r.indices()).toEqual(range(4));
+  r.close();
+}
+
 describe('a long Retry-After', () => {
   it('a 429 asking for 20 s is shown as upstream_error at once, not after three failures (a minute), and clears when events flow again', async () => {
     // Audit, 7 Dec 2026: the streams said nothing while the loop waited out `Retry-After: 20`.
     const { b } = await start();
-    b.sim.createSession('slowed');
-    const r = record(`${b.url}/sessions/slowed/events`);
-    await r.until((x) => x.statuses().length > 0);
-    b.sim.appendEvents('slowed', 2);
-    await r.until((x) => x.indices().length === 2);
-    await eventually(() => b.sim.stats('slowed').inFlightChanges === 1, 5000, 'the long-poll to be held');
-    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 20 }], { session: 'slowed', endpoint: 'changes' });
-    b.sim.appendEvents('slowed', 1); // answered by the held poll; the 429 hits the call after it
-    await r.until((x) => x.indices().length === 3);
+    const r = await faultAfterHeldPoll(b, 'slowed', [{ kind: 'rate-limit', retryAfterSeconds: 20 }]);
     const told = performance.now();
     await r.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 5000);
     expect(performance.now() - told).toBeLessThan(5000);
     expect(r.statuses().at(-1)!.upstream_error).toMatch(/429/);
-    b.sim.appendEvents('slowed', 1);
-    await r.until((x) => x.indices().length === 4, 30_000);
-    await r.until((x) => x.statuses().at(-1)!.upstream_error === undefined, 5000);
-    expect(r.indices()).toEqual(range(4));
-    r.close();
+    await expectRecovered(b, 'slowed', r);
   }, 45_000);
 });
 
@@ -241,15 +256,7 @@ describe('a hung call', () => {
   it('is shown as upstream_error once it is abandoned, not after three of them, and clears when the loop reads again', async () => {
     // Dashboard audit, 7 Dec 2026: with every call hanging, a card said "live" for 108 s (three calls of 25 + 10 s).
     const { b } = await start();
-    b.sim.createSession('hung');
-    const r = record(`${b.url}/sessions/hung/events`);
-    await r.until((x) => x.statuses().length > 0);
-    b.sim.appendEvents('hung', 2);
-    await r.until((x) => x.indices().length === 2);
-    await eventually(() => b.sim.stats('hung').inFlightChanges === 1, 5000, 'the long-poll to be held');
-    b.sim.faults.script([{ kind: 'hang' }, { kind: 'hang' }, { kind: 'hang' }], { session: 'hung', endpoint: 'changes' });
-    b.sim.appendEvents('hung', 1); // answered by the held poll; the hangs take the calls after it
-    await r.until((x) => x.indices().length === 3);
+    const r = await faultAfterHeldPoll(b, 'hung', [{ kind: 'hang' }, { kind: 'hang' }, { kind: 'hang' }]);
     const hungAt = performance.now();
     await r.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 10_000);
     // The first call abandoned (wait + margin, then twice the margin at most), well before the third would be.
@@ -257,11 +264,7 @@ describe('a hung call', () => {
     expect(b.sim.faults.pending()).toBeGreaterThan(0);
     expect(r.statuses().at(-1)!.upstream_error).toMatch(/no answer/);
     await eventually(() => b.sim.faults.pending() === 0, 20_000, 'every hang served');
-    b.sim.appendEvents('hung', 1);
-    await r.until((x) => x.indices().length === 4, 20_000);
-    await r.until((x) => x.statuses().at(-1)!.upstream_error === undefined, 5000);
-    expect(r.indices()).toEqual(range(4));
-    r.close();
+    await expectRecovered(b, 'hung', r);
   }, 60_000);
 });
 
