@@ -37,6 +37,9 @@ export type InstanceMode = 'in-process' | 'process';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 
+/** Longest wait for a started process to answer /healthz (ms). */
+const START_WAIT_MS = 30_000;
+
 /** The port was taken by another process before pollcast could bind it (a free port is only free until someone binds it). */
 export class PortTakenError extends Error {}
 
@@ -80,7 +83,9 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
     if (stderrTail.length > 20) stderrTail.shift();
   });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 15_000;
+  // Usually well under a second; 15 s was too little once, for a child that printed nothing, with other work on the
+  // machine's two cores (CI, 7 Dec 2026).
+  const deadline = Date.now() + START_WAIT_MS;
   const exited = () => child.exitCode !== null || child.signalCode !== null;
   for (;;) {
     if (exited()) {
@@ -93,7 +98,7 @@ export async function startInstance(mode: InstanceMode, port: number, env: Recor
     if (ok && listenerIsProcess(child.pid!, port) !== false) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`pollcast did not answer /healthz within 15 s: ${stderrTail.join('')}`);
+      throw new Error(`pollcast did not answer /healthz within ${START_WAIT_MS / 1000} s: ${stderrTail.join('')}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
