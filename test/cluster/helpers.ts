@@ -96,7 +96,16 @@ export async function startCluster(n: number, extraEnv: Record<string, string> =
     else instances[i] = await startInstance('process', ports[i], env);
     return i;
   };
-  await Promise.all(Array.from({ length: n }, (_, i) => start(i)));
+  // One that fails to start stops the others and the rest, or they would outlive the test (CI, 7 Dec 2026: two
+  // pollcast processes and a redis-server were left running after a start timed out).
+  const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => start(i)));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(instances.map((inst) => inst?.stop().catch(() => {})));
+    await sim.close();
+    await redis.stop();
+    throw failed.reason;
+  }
   const urlOf = (i: number) => `http://127.0.0.1:${ports[i]}`;
   const metricsOf = async (i: number) => (await fetch(`${urlOf(i)}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
   return {
