@@ -35,6 +35,8 @@ export const REDIS_CONNECT_TIMEOUT_MS = 5000;
  * machine frozen: the connection stays up) is 'not answering' (ms); it answers a PING at once when well.
  */
 export const REDIS_SILENT_MS = 1000;
+/** Replies by which Redis refuses this client (no or a wrong password, an ACL user without the rights). */
+const REFUSAL_REPLY = /^(NOAUTH|WRONGPASS|NOPERM)\b/;
 /** How often the probe connection PINGs Redis (ms; never two PINGs in flight). */
 export const REDIS_PROBE_INTERVAL_MS = 250;
 
@@ -57,7 +59,7 @@ export function lua(source: string): LuaScript {
 }
 
 /** Whether Redis answers (see RedisConn.state). */
-export type RedisState = 'ok' | 'unreachable' | 'not answering';
+export type RedisState = 'ok' | 'unreachable' | 'not answering' | `refusing pollcast (${string})`;
 
 /** What the rest of the transport sees of Redis. */
 export interface RedisConn {
@@ -183,6 +185,27 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   const waiting = new Set<(err: Error) => void>();
   const notAnswering = () => new Error(`redis not answering (no answer for ${REDIS_SILENT_MS} ms)`);
   let backAt: number | null = null;
+  // Redis answers, but refuses this client (a password it needs that REDIS_URL lacks, an ACL user without the
+  // rights): since when, and its word. Away as much as a Redis that is down: sessions are served from the upstream
+  // meanwhile. An operator audit (7 Dec 2026) saw /readyz say "ok", no log line, and no session served at all.
+  let refusedSince: number | null = null;
+  let refusedWith = '';
+  const refusedBy = (err: unknown): boolean => {
+    if (!(err instanceof ErrorReply) || !REFUSAL_REPLY.test(err.message)) return false;
+    if (refusedSince === null) {
+      refusedSince = performance.now();
+      refusedWith = err.message.split(/\s/, 1)[0]!;
+      countError(stats, 'refused');
+      log.warn({ err: err.message }, "redis refuses pollcast (check REDIS_URL's user and password); sessions are served from the upstream meanwhile");
+    }
+    return true;
+  };
+  const accepted = () => {
+    if (refusedSince === null) return;
+    refusedSince = null;
+    backAt = performance.now();
+    log.info('redis accepts pollcast again');
+  };
   const heard = () => {
     lastAnswerAt = performance.now();
     if (silentSince === null) return;
@@ -210,12 +233,17 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     const sentAt = (pingSentAt = performance.now());
     via.sendCommand(['PING']).then(
       () => {
+        accepted();
         if (pingSentAt !== sentAt) return;
         pingSentAt = null;
         heard();
       },
-      // A lost probe connection: its next ready pings again (a lost command connection is `lostAt`'s).
-      () => pingSentAt === sentAt && (pingSentAt = null),
+      // A lost probe connection: its next ready pings again (a lost command connection is `lostAt`'s). A refusal is
+      // an answer: Redis is there, and says no.
+      (err: unknown) => {
+        if (refusedBy(err)) heard();
+        if (pingSentAt === sentAt) pingSentAt = null;
+      },
     );
   };
   // Silence is declared only by a tick that came on time: after this process itself stalled (a long
@@ -261,6 +289,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     const failed = (err: unknown): never => {
       // An error reply is an answer; a lost connection is not (`lostAt` covers it).
       if (err instanceof ErrorReply) heard();
+      refusedBy(err);
       throw err;
     };
     if (waitForAnswer) return command.then(answered, failed);
@@ -365,10 +394,11 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     },
     get state() {
       if (!main.isReady) return 'unreachable';
+      if (refusedSince !== null) return `refusing pollcast (${refusedWith})` as const;
       return silentSince === null ? 'ok' : 'not answering';
     },
     get awaySince() {
-      if (main.isReady) return silentSince;
+      if (main.isReady) return refusedSince === null ? silentSince : Math.min(refusedSince, silentSince ?? Infinity);
       // Silent first, then lost: away since the silence began.
       return Math.min(lostAt ?? performance.now(), silentSince ?? Infinity);
     },

@@ -353,3 +353,42 @@ it('a session served around Redis goes back to the log as soon as Redis answers,
   await sub.until((x) => lastStatus(x)?.upstream_error === undefined && lastStatus(x)?.status === 'running', 10_000);
   expect(sub.indices()).toEqual(range(3));
 }, 60_000);
+
+it('a Redis that needs a password REDIS_URL lacks: said in the log and by /readyz, sessions served from the upstream, and back to the log once it accepts', async () => {
+  // An operator audit (7 Dec 2026): /readyz said "ok", nothing was logged, and a stream got no event for 25 s.
+  const redis = (parts.redis = await startRedis());
+  await redis.command('CONFIG', 'SET', 'requirepass', 'a-password');
+  const sim = (parts.sim = await createSimulator({}));
+  sim.createSession('noauth', { initialEvents: 5, imageBytes: 0 });
+  const logged = captureLog('info');
+  const env = { ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, REDIS_URL: redis.url };
+  const server = await startPollcast(loadConfig(env), { log: logged.log, processMetrics: false });
+  parts.servers.push(server);
+  const sub = record(`${server.url}/sessions/noauth/events`);
+  parts.recorders.push(sub);
+  await sub.until((x) => x.indices().length === 5, 20_000);
+  expect(await redisState(server.url)).toBe('refusing pollcast (NOAUTH)');
+  expect(logged.lines().filter((l) => /redis refuses pollcast/.test(l.msg))).toHaveLength(1);
+  // The password dropped at Redis: pollcast goes back to the shared log, and the stream goes on exactly.
+  await redisCommandAuthed(redis.port, 'a-password', 'CONFIG', 'SET', 'requirepass', '');
+  await eventually(async () => (await redisState(server.url)) === 'ok', 10_000, '/readyz to say ok');
+  sim.appendEvents('noauth', 2);
+  sim.finish('noauth', { closingEvents: true });
+  await sub.ended(20_000);
+  expect(sub.indices()).toEqual(range(sim.eventCount('noauth')));
+}, 60_000);
+
+/** One command on a connection that authenticates first (the helper's redisCommand opens one per command). */
+async function redisCommandAuthed(port: number, password: string, ...args: string[]): Promise<void> {
+  const socket = connect({ host: '127.0.0.1', port });
+  const encode = (parts: string[]) => `*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(p)}\r\n${p}\r\n`).join('')}`;
+  socket.write(encode(['AUTH', password]) + encode(args));
+  let text = '';
+  socket.setEncoding('utf8');
+  for await (const chunk of socket) {
+    text += chunk as string;
+    if ((text.match(/\r\n/g) ?? []).length >= 2) break;
+  }
+  socket.destroy();
+  expect(text).toBe('+OK\r\n+OK\r\n');
+}
