@@ -152,6 +152,11 @@ export class Feed implements LoopSink {
    * session's history, and its pages reach the first readers at the upstream's speed, as a replay would.
    */
   caughtUpOnce = false;
+  /**
+   * Events appended by loops (history read for late readers not counted): what a `feed stopped` line counts. Not
+   * `nextIndex` moved, which a start past the session's end moves back (an operator audit saw `events: -99980`).
+   */
+  eventsAppended = 0;
   /** True while the loop's latest changes call failed: what the feed holds may be behind the upstream (LoopUpdate.failing). */
   failing = false;
   /** While `failing`: when the loop (here or on the leading instance) asks the upstream again (ms since the epoch); 0: not said. */
@@ -281,6 +286,7 @@ export class Feed implements LoopSink {
     if (update.emptyStyle) this.emptyStyle = update.emptyStyle;
     const status = this.updateSnapshot(update.snapshot, update.upstreamError, update.statusSinceMs);
     if (frames.length > 0) {
+      this.eventsAppended += frames.length;
       this.trim();
       this.eventsAtMs = Date.now();
     }

@@ -467,13 +467,13 @@ export class Hub {
     const supply = this.opts.transport.supply(feed, abort.signal);
     entry.abort = abort;
     entry.supply = supply;
-    const received = feed.nextIndex;
+    const received = feed.eventsAppended;
     const startedAt = performance.now();
     // A feed refused at first contact (an unknown id, say) never said 'feed started': its stop is not news either.
     let started = false;
     void supply.done.then(() => {
       const reason = feed.ended ? (feed.endedBy === 'over' ? 'session over' : 'upstream refused') : this.closed ? 'shutdown' : 'no subscribers';
-      log[started ? 'info' : 'debug']({ session: feed.sessionId, details: feed.includeEvents, reason, events: feed.nextIndex - received, durationMs: Math.round(performance.now() - startedAt) }, 'feed stopped');
+      log[started ? 'info' : 'debug']({ session: feed.sessionId, details: feed.includeEvents, reason, events: feed.eventsAppended - received, durationMs: Math.round(performance.now() - startedAt) }, 'feed stopped');
       if (entry.supply === supply) {
         entry.supply = null;
         entry.abort = null;

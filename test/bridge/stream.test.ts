@@ -243,6 +243,22 @@ describe('GET /sessions/{id}/events', () => {
     expect(bridge.server.hub.sessionsByState()).toEqual({ live: 0, finished: 0, idle: 0 });
   });
 
+  it("a loop's 'feed stopped' line counts the events it read, never less than none (a start past the session's end moves its index back)", async () => {
+    // An operator audit (7 Dec 2026): `changes?from_index=100000` on a 5-event session logged `events: -99980`.
+    const logged = captureLog('info');
+    const sim = await createSimulator({ demo: false, api: 'real' });
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'none', LOG_LEVEL: 'info', IDLE_GRACE_SECONDS: '0.3', UPSTREAM_WAIT_SECONDS: '1' });
+    const server = await startPollcast(config, { log: logged.log, processMetrics: false });
+    bridge = { sim, server, url: server.url, config, close: async () => (await server.close(), await sim.close()) };
+    sim.createSession('far', { initialEvents: 5, imageBytes: 0 });
+    expect((await fetch(`${server.url}/sessions/far/changes?from_index=100000&wait_for_seconds=1`)).status).toBe(204);
+    await eventually(() => logged.lines().some((l) => l.msg === 'feed stopped'), 10_000, 'the feed to stop');
+    const line = logged.lines().find((l) => l.msg === 'feed stopped') as unknown as { events: number; reason: string };
+    expect(line.reason).toBe('no subscribers');
+    // The loop read the session from its start once the requested one was past its end.
+    expect(line.events).toBe(5);
+  });
+
   it('a loop stopped after the idle grace while it reads the final answer ends nothing: the next subscriber gets the end with the answer', async () => {
     // The bridge of startBridge, with a log to read: the stopped loop's 'feed stopped' line says it is done.
     const logged = captureLog('info');
