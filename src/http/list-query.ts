@@ -5,6 +5,7 @@
  * filter written two ways shares one poll.
  */
 import { BadRequestError } from '../errors.ts';
+import { redactUrl } from '../log.ts';
 import type { ListFilter } from '../hub/list-feed.ts';
 import { LIST_PAGE_SIZE_MAX } from '../upstream/list-client.ts';
 import { GOING_ON_STATUSES, TERMINAL_STATUSES } from '../upstream/types.ts';
@@ -84,7 +85,13 @@ export function wholeList(filter: ListFilter): ListFilter {
   const params = new URLSearchParams(filter.params);
   params.delete('page');
   params.delete('size');
-  return { params, key: params.toString(), statuses: filter.statuses };
+  return listFilterOf(params, filter.statuses);
+}
+
+/** The filter of `params` (in canonical order), with its key and the key as logs show it. */
+function listFilterOf(params: URLSearchParams, statuses: ReadonlySet<string> | undefined): ListFilter {
+  const key = params.toString();
+  return { params, key, logKey: redactUrl(key), statuses };
 }
 
 /** Checks the query (400 for anything unknown or malformed) and returns the canonical filter. */
@@ -106,5 +113,5 @@ export function parseListFilter(query: URLSearchParams): ListFilter {
   const params = new URLSearchParams();
   for (const name of [...values.keys()].sort()) for (const v of [...values.get(name)!].sort()) params.append(name, v);
   const statuses = values.get('status');
-  return { params, key: params.toString(), statuses };
+  return listFilterOf(params, statuses);
 }

@@ -16,6 +16,8 @@ export interface ListFilter {
   readonly params: URLSearchParams;
   /** The same as a string: the filter's share of a poll's key. */
   readonly key: string;
+  /** The key as logs show it: a token a viewer put in a filter (`search=eyJ…`) replaced (an operator audit). */
+  readonly logKey: string;
   /** The statuses asked for, when the filter names some: a live status outside them hides a session. */
   readonly statuses: ReadonlySet<string> | undefined;
 }

@@ -254,7 +254,7 @@ export class ListHub {
         key: feed.key,
         poll: async (pollSignal) => {
           const outcome = await readSessionList(this.opts.client, feed.filter.params, this.opts.maxSessions, entry.credential, pollSignal).catch((err: unknown) => {
-            this.opts.log.error({ err, list: feed.filter.key }, 'session list poll failed unexpectedly');
+            this.opts.log.error({ err, list: feed.filter.logKey }, 'session list poll failed unexpectedly');
             return { kind: 'transient', reason: 'list: unexpected error' } as const;
           });
           this.calls += outcome.kind === 'listing' ? outcome.listing.calls : 1;
@@ -268,7 +268,7 @@ export class ListHub {
         onOutcome: (outcome) => this.take(entry, outcome),
       },
       signal,
-    ).catch((err: unknown) => this.opts.log.error({ err, list: feed.filter.key }, 'session list supply stopped unexpectedly'));
+    ).catch((err: unknown) => this.opts.log.error({ err, list: feed.filter.logKey }, 'session list supply stopped unexpectedly'));
   }
 
   // One outcome of the list, wherever it was polled.
@@ -285,7 +285,7 @@ export class ListHub {
           this.opts.live.refreshLive(id);
         }
       } catch (err) {
-        this.opts.log.error({ err, list: feed.filter.key }, 'session list could not take a listing');
+        this.opts.log.error({ err, list: feed.filter.logKey }, 'session list could not take a listing');
       }
       return;
     }
@@ -295,19 +295,19 @@ export class ListHub {
       // Nobody may read a list the upstream refused: its viewers are turned away and the poll stops.
       this.firstRefusal.set(entry, refused);
       this.refusals.set(feed.key, refused);
-      this.opts.log.warn({ list: feed.filter.key, scope: entry.credential ? 'caller key' : 'operator key', outcome: outcome.kind }, 'upstream refused the session list');
+      this.opts.log.warn({ list: feed.filter.logKey, scope: entry.credential ? 'caller key' : 'operator key', outcome: outcome.kind }, 'upstream refused the session list');
       this.drop(entry);
       feed.failed(describe(outcome));
       return;
     }
     if (outcome.kind === 'unauthorized' && entry.credential !== undefined) {
       // A caller's key the upstream no longer takes: its viewers may not go on reading what it listed.
-      this.opts.log.info({ list: feed.filter.key, status: outcome.status }, 'upstream refused a caller key its session list was read with; viewers ended');
+      this.opts.log.info({ list: feed.filter.logKey, status: outcome.status }, 'upstream refused a caller key its session list was read with; viewers ended');
       this.drop(entry);
       feed.refused('access_revoked');
       return;
     }
-    this.opts.log.warn({ list: feed.filter.key, outcome: outcome.kind }, 'session list poll failed; retrying');
+    this.opts.log.warn({ list: feed.filter.logKey, outcome: outcome.kind }, 'session list poll failed; retrying');
     feed.failed(describe(outcome));
   }
 }

@@ -71,12 +71,12 @@ export function startListStream(res: StreamResponse, o: ListStreamOptions): List
       o.slot?.release();
       o.streams.forget(sub, reason);
       o.listHub.release(o.entry, o.holder);
-      o.log.info({ list: feed.filter.key, reason, durationMs: Math.round(performance.now() - sub.openedAt) }, 'list stream closed');
+      o.log.info({ list: feed.filter.logKey, reason, durationMs: Math.round(performance.now() - sub.openedAt) }, 'list stream closed');
     },
   });
   sub.allow = o.allow;
   o.streams.adopt(sub, o.access);
-  o.log.info({ list: feed.filter.key, resume: o.resume !== undefined }, 'list stream open');
+  o.log.info({ list: feed.filter.logKey, resume: o.resume !== undefined }, 'list stream open');
   // Everything up to now is written in one go and the listener added in the same turn: no change can fall between.
   const parts = [retryFrame(o.retryMs)];
   if (feed.trouble !== null) parts.push(feed.troubleFrame());

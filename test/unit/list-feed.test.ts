@@ -4,7 +4,7 @@ import { admits, ListFeed, parseListCursor, type ListFilter, type LiveStatus } f
 import { parseListFilter } from '../../src/http/list-query.ts';
 import { BadRequestError } from '../../src/errors.ts';
 
-const filter = (statuses?: string[]): ListFilter => ({ params: new URLSearchParams(), key: '', statuses: statuses ? new Set(statuses) : undefined });
+const filter = (statuses?: string[]): ListFilter => ({ params: new URLSearchParams(), key: '', logKey: '', statuses: statuses ? new Set(statuses) : undefined });
 const row = (id: string, status = 'running') => ({ id, status, created_at: '2026-01-01T00:00:00Z' });
 const listing = (...items: ReturnType<typeof row>[]) => ({ items, total: items.length, calls: 1 });
 const none = () => undefined;
@@ -206,3 +206,15 @@ describe('parseListFilter', () => {
     expect(() => parse(q)).toThrow(BadRequestError);
   });
 });
+
+describe('a list filter in logs', () => {
+  it('shows a token a viewer put in a filter as [REDACTED], and the rest as it is', () => {
+    // An operator audit (7 Dec 2026): `search=eyJ….eyJ….SIG` was logged whole on "list stream open" and "closed".
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.LEAKSIG';
+    const f = parseListFilter(new URLSearchParams({ search: jwt, status: 'running' }));
+    expect(f.key).toContain(jwt);
+    expect(f.logKey).not.toContain('LEAKSIG');
+    expect(f.logKey).toContain('status=running');
+  });
+});
+
