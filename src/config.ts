@@ -81,7 +81,12 @@ const corsOrigins = z.string().superRefine((v, ctx) => {
 });
 
 /** PUBLIC_SESSIONS: `*`, or session ids (the pattern of CONTRACT.md section 3) separated by commas. */
-const publicSessions = z.string().refine((v) => v.trim() === '*' || v.split(',').map((s) => s.trim()).filter(Boolean).every((id) => /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)), 'must be * or comma-separated session ids');
+// A list of commas alone names no session: refused, as CORS_ORIGINS refuses one (until 7 Dec 2026 it was taken, an audit).
+const publicSessions = z.string().refine((v) => {
+  if (v.trim() === '*') return true;
+  const ids = v.split(',').map((s) => s.trim()).filter(Boolean);
+  return ids.length > 0 && ids.every((id) => /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id));
+}, 'must be * or comma-separated session ids');
 
 /** Whether PUBLIC_SESSIONS makes `sessionId` public. */
 export function isPublicSession(value: string | undefined, sessionId: string): boolean {
@@ -203,7 +208,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'PUBLIC_SESSIONS', key: 'publicSessions', flag: 'public-sessions', help: 'sessions anyone may read as Durable Streams (GET /v1/stream/sessions/{id}), whose fixed ranges a shared cache may keep (Cache-Control: public); * for every session', accepts: '* or comma-separated session ids', schema: publicSessions },
   { env: 'CORS_ORIGINS', key: 'corsOrigins', flag: 'cors-origins', help: 'comma-separated allowed origins, or *', accepts: '* alone, or origins like https://app.example.com', schema: corsOrigins },
   { env: 'REDIS_URL', key: 'redisUrl', flag: 'redis-url', help: 'cluster mode: instances share one loop per session and one replay log through this Redis (a single primary, not Redis Cluster)', accepts: 'a redis:// or rediss:// (TLS) URL', schema: redisUrl, secret: true },
-  { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().regex(/^[A-Za-z0-9.:_-]{1,64}$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
+  { env: 'REDIS_KEY_PREFIX', key: 'redisKeyPrefix', flag: 'redis-key-prefix', help: 'prefix of every key pollcast writes (several deployments can share one Redis)', accepts: 'letters, digits and .:_- (up to 64)', schema: z.string().max(64, 'must be at most 64 characters').regex(/^[A-Za-z0-9.:_-]+$/, 'must be letters, digits or .:_-'), default: 'pollcast:' },
   { env: 'REDIS_LEASE_SECONDS', key: 'redisLeaseSeconds', flag: 'redis-lease-seconds', help: 'a session leader\'s lease, renewed every third of it on its own timer (whatever the long-poll does): a dead leader is replaced within about it', accepts: 'an integer 2-600', schema: int(2, 600), default: '8' },
   { env: 'REDIS_LOG_MAX_ENTRIES', key: 'redisLogMaxEntries', flag: 'redis-log-max-entries', help: 'entries (events and status updates) kept per session log, trimmed approximately; older events are fetched again from upstream', accepts: 'an integer 100-1000000', schema: int(100, 1_000_000), default: '1000' },
   { env: 'REDIS_RETENTION_SECONDS', key: 'redisRetentionSeconds', flag: 'redis-retention-seconds', help: 'how long a session log stays in Redis after its last write (a finished session: after its end)', accepts: 'an integer 60-31536000', schema: int(60, 31_536_000), default: '86400' },

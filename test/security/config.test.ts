@@ -49,6 +49,8 @@ const BAD: Array<[string, Record<string, string>, string]> = [
   ['an IPv6 address in brackets', { HOST: '[::1]' }, 'HOST'],
   ['a malformed IPv6 address', { HOST: '::1::2' }, 'HOST'],
   ['a URL instead of a host', { HOST: 'http://127.0.0.1' }, 'HOST'],
+  ['public sessions of commas alone', { PUBLIC_SESSIONS: ',' }, 'PUBLIC_SESSIONS'],
+  ['a Redis key prefix past 64 characters, said as such', { REDIS_KEY_PREFIX: 'a'.repeat(65) }, 'at most 64 characters'],
 ];
 
 describe.concurrent('a bad value stops the CLI with one line naming the variable', () => {
