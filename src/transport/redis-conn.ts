@@ -35,8 +35,11 @@ export const REDIS_CONNECT_TIMEOUT_MS = 5000;
  * machine frozen: the connection stays up) is 'not answering' (ms); it answers a PING at once when well.
  */
 export const REDIS_SILENT_MS = 1000;
-/** Replies by which Redis refuses this client (no or a wrong password, an ACL user without the rights). */
-const REFUSAL_REPLY = /^(NOAUTH|WRONGPASS|NOPERM)\b/;
+/**
+ * Replies by which Redis refuses this client's connection (no password, or a wrong one). Not NOPERM: an ACL user may
+ * be refused one command and allowed the probe's PING, and the state would flap with each of them.
+ */
+const REFUSAL_REPLY = /^(NOAUTH|WRONGPASS)\b/;
 /** How often the probe connection PINGs Redis (ms; never two PINGs in flight). */
 export const REDIS_PROBE_INTERVAL_MS = 250;
 
@@ -185,8 +188,8 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   const waiting = new Set<(err: Error) => void>();
   const notAnswering = () => new Error(`redis not answering (no answer for ${REDIS_SILENT_MS} ms)`);
   let backAt: number | null = null;
-  // Redis answers, but refuses this client (a password it needs that REDIS_URL lacks, an ACL user without the
-  // rights): since when, and its word. Away as much as a Redis that is down: sessions are served from the upstream
+  // Redis answers, but refuses this client (a password it needs that REDIS_URL lacks, or a wrong one): since when,
+  // and its word. Away as much as a Redis that is down: sessions are served from the upstream
   // meanwhile. An operator audit (7 Dec 2026) saw /readyz say "ok", no log line, and no session served at all.
   let refusedSince: number | null = null;
   let refusedWith = '';
