@@ -15,6 +15,7 @@ import type { Feed } from '../hub/feed.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import { backoffDelayMs, DEFAULT_BACKOFF, sleep } from '../upstream/backoff.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
+import { retryAtPart } from '../upstream/sink.ts';
 import { afterEventsBefore, decodeEntries, decodeMeta, idAtOrBefore, READ, type LogEntry, type LogEnd, type LogKeys, type LogState } from './redis-log.ts';
 import type { RedisConn } from './redis-conn.ts';
 import type { LogReader, ReadTarget } from './redis-reader.ts';
@@ -279,7 +280,7 @@ export class FeedFollower implements ReadTarget {
 
   /** What a status older than the copy's still says: the cluster's word (a leader writes again: no notice of serving around it). */
   private clusterPart(state: LogState): LogState {
-    return { ...this.currentState(), upstreamError: state.upstreamError, failing: state.failing === true, ...(state.failing && state.retryAtMs ? { retryAtMs: state.retryAtMs } : {}) };
+    return { ...this.currentState(), upstreamError: state.upstreamError, failing: state.failing === true, ...retryAtPart(state.failing, state.retryAtMs) };
   }
 
   /** Whether the status entry `id` of log `born` was applied here already (or one after it). */
@@ -289,7 +290,7 @@ export class FeedFollower implements ReadTarget {
 
   private currentState(): LogState {
     const { feed } = this;
-    return { snapshot: feed.snapshot, upstreamError: feed.upstreamError, synced: feed.synced, ...(feed.failing ? { failing: true } : {}), ...(feed.failing && feed.retryAtMs ? { retryAtMs: feed.retryAtMs } : {}), ...(feed.emptyStyle ? { emptyStyle: feed.emptyStyle } : {}) };
+    return { snapshot: feed.snapshot, upstreamError: feed.upstreamError, synced: feed.synced, ...(feed.failing ? { failing: true } : {}), ...retryAtPart(feed.failing, feed.retryAtMs), ...(feed.emptyStyle ? { emptyStyle: feed.emptyStyle } : {}) };
   }
 
   // `since`: when the log first wrote the status `state` shows (its clock, the same for every instance); null: not said.
@@ -300,7 +301,7 @@ export class FeedFollower implements ReadTarget {
       snapshot: state.snapshot,
       synced: state.synced,
       failing: state.failing === true,
-      ...(state.failing && state.retryAtMs ? { retryAtMs: state.retryAtMs } : {}),
+      ...retryAtPart(state.failing, state.retryAtMs),
       upstreamError: state.upstreamError,
       ...(state.emptyStyle ? { emptyStyle: state.emptyStyle } : {}),
       ...(since !== null ? { statusSinceMs: since } : {}),

@@ -14,7 +14,7 @@ import type { FailureOutcome, StatusOutcome, UpstreamClient } from './client.ts'
 import { fetchPage, findHead, PageLimit } from './pager.ts';
 import { NOT_FOUND_TEXT, refusalText } from './refusal.ts';
 import { changesClaimOver, isKnown, statusSaysOver, withChanges, withStatus, type Snapshot } from './snapshot.ts';
-import type { EmptyAnswerStyle, LoopSink } from './sink.ts';
+import { retryAtPart, type EmptyAnswerStyle, type LoopSink } from './sink.ts';
 import { GOING_ON_STATUSES, TERMINAL_STATUSES, type ChangesTop, type UpstreamEvent } from './types.ts';
 
 /** How the first contact went: the caller answers 404/502 for the first two, and streams anyway for `unavailable`. */
@@ -218,10 +218,9 @@ export class Poller {
     this.opts = opts;
     this.signal = signal;
     this.snapshot = opts.sink.snapshot;
-    // What the feed already knew counts: a loop started again for a new reader, or by a new leader, on a session seen
-    // running before (a review: only this loop's own answers counted, and such a loop ended a lagged session with none).
-    // A review found that only the loop's own answers counted; a cluster audit, that a new leader after a graceful
-    // handover started from a log whose status said the end already, and ended a lagged session with none of its 2.
+    // What was known before this loop counts: its sink's snapshot, and what its feed saw (a review found that only the
+    // loop's own answers counted; a cluster audit, that a new leader after a graceful handover starts from a log whose
+    // status says the end already). Either way such a loop ended a lagged session with none of its events.
     this.sawRunning = (isKnown(this.snapshot) && !TERMINAL_STATUSES.has(this.snapshot.status)) || opts.seenGoingOn === true;
     this.limit = new PageLimit(opts.pageSize);
     this.contacted = opts.resumed ?? false;
@@ -333,7 +332,7 @@ export class Poller {
   private publish(events: readonly UpstreamEvent[], fromIndex: number, end?: 'over' | 'refused'): Promise<boolean> {
     // Every update carries the whole snapshot, a held status answer with it.
     this.statusHeld = false;
-    const update = { fromIndex, events, snapshot: this.snapshot, synced: this.synced, failing: this.changesFailing, ...(this.changesFailing && this.nextTryAtMs > 0 ? { retryAtMs: this.nextTryAtMs } : {}), upstreamError: this.upstreamError, ...(this.emptyStyle ? { emptyStyle: this.emptyStyle } : {}), ...(end ? { end } : {}) };
+    const update = { fromIndex, events, snapshot: this.snapshot, synced: this.synced, failing: this.changesFailing, ...retryAtPart(this.changesFailing, this.nextTryAtMs), upstreamError: this.upstreamError, ...(this.emptyStyle ? { emptyStyle: this.emptyStyle } : {}), ...(end ? { end } : {}) };
     this.publishing = this.publishing.then(async (ok) => ok && (await this.opts.sink.publish(update)));
     return this.publishing;
   }

@@ -45,6 +45,11 @@ export interface LoopUpdate {
   end?: 'over' | 'refused';
 }
 
+/** The `retryAtMs` field of an update or a log state: said only while failing, and only when known. */
+export function retryAtPart(failing: boolean | undefined, retryAtMs: number | undefined): { retryAtMs?: number } {
+  return failing === true && retryAtMs !== undefined && retryAtMs > 0 ? { retryAtMs } : {};
+}
+
 /** What a loop writes into. */
 export interface LoopSink {
   readonly sessionId: string;
