@@ -408,7 +408,8 @@ export function applyFlags(argv: readonly string[], env: Record<string, string |
     const opt = OPTIONS.find((o) => o.flag === name || o.env.toLowerCase().replace(/_/g, '-') === name);
     if (!opt) throw new ConfigError(`--${name}`, 'unknown option (see --help)');
     const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new ConfigError(`--${name}`, `needs a value: ${opt.accepts}`);
+    // An empty value (`--log-level=`) would read as unset and put the default over the environment's value.
+    if (value === undefined || value === '') throw new ConfigError(`--${name}`, `needs a value: ${opt.accepts}`);
     merged[opt.env] = value;
   }
   return merged;

@@ -72,6 +72,13 @@ describe.concurrent('a bad value stops the CLI with one line naming the variable
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toContain('PORT');
   });
+
+  it('an empty flag is refused, not taken as unset over the environment', async () => {
+    const run = await runCli({ LOG_LEVEL: 'silent' }, ['--log-level=']);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim().split('\n')).toEqual([expect.stringContaining('--log-level: needs a value')]);
+    expect(run.stdout).not.toMatch(/listening/);
+  });
 });
 
 /** Runs the CLI where it cannot listen; checks the one line naming `variable` and `value`, and that no stack was printed. */
