@@ -153,7 +153,9 @@ function sseBody(deps: AppDeps, entry: FeedEntry, start: Position, cursor: numbe
   const expiresAtMs = grant?.expiresAtMs;
   const { feed } = entry;
   const startedAt = Date.now();
-  const heartbeatMs = deps.config.heartbeatSeconds * 1000;
+  // The SSE streams' bound (src/hub/streams.ts): never silent longer than two thirds of HEARTBEAT_SECONDS, so a
+  // late timer still keeps within the contract's 15 s at the default. Until 7 Dec 2026 it waited the whole of it.
+  const heartbeatMs = (deps.config.heartbeatSeconds * 1000 * 2) / 3;
   let pos = start;
   let sentControl = false;
   let lastWriteMs = startedAt;

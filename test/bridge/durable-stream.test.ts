@@ -388,6 +388,24 @@ describe('access and caching', () => {
     expect(text.trimEnd().endsWith('event: error\ndata: {"error":"token_expired"}')).toBe(true);
   });
 
+  it('an idle SSE read hears a comment line within two thirds of HEARTBEAT_SECONDS, as the SSE streams do', async () => {
+    // Docs audit, 7 Dec 2026: the SSE streams were never silent past 10 s of the default 15, a Durable SSE read 15 s and a timer's lateness.
+    const b = await startReal({ HEARTBEAT_SECONDS: '3' });
+    b.sim.createSession('beat', { initialEvents: 2 });
+    const res = await fetch(`${b.url}/v1/stream/sessions/beat?offset=now&live=sse`, { signal: AbortSignal.timeout(15_000) });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('event: control')) text += decoder.decode((await reader.read()).value);
+    const quietFrom = performance.now();
+    while (!text.includes(': keep-alive')) text += decoder.decode((await reader.read()).value);
+    const silentMs = performance.now() - quietFrom;
+    expect(silentMs).toBeGreaterThan(1500);
+    expect(silentMs).toBeLessThan(2800);
+    await reader.cancel();
+  }, 20_000);
+
   it('exposes the protocol headers to browsers and allows If-None-Match in preflights', async () => {
     const b = await startReal({ CORS_ORIGINS: 'https://app.example' });
     b.sim.createSession('c', { initialEvents: 1 });
