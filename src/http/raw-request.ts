@@ -28,3 +28,14 @@ export function splitTarget(target: string): { path: string; query: string } {
   const q = target.indexOf('?');
   return q === -1 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
 }
+
+/**
+ * A request target in absolute form (`http://host/path?q`, which HTTP/1.1 servers must accept: RFC 9112 section
+ * 3.2.2) as its path and query; any other target as it is. The authority is not pollcast's to judge: the path is.
+ */
+export function originForm(target: string): string {
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+  if (m === null) return target;
+  const rest = target.slice(m[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}

@@ -160,4 +160,35 @@ describe('forwarding: HTTP/2 callers at the edges', () => {
     // Relayed whole: not counted as an answer that broke off.
     expect(await (await fetch(`${b.url}/metrics`)).text()).not.toMatch(/pollcast_forward_errors_total\{reason="body"\} [1-9]/);
   });
+
+  it('a body that breaks its own content-length (more bytes, or fewer) never reaches the upstream, not even as an empty request', async () => {
+    // Gateway audit, 7 Dec 2026: node:http2 resets such a stream (PROTOCOL_ERROR), and the upstream got the request
+    // whole with an empty body, 20 runs of 20: a pause or a cancel took effect while its caller saw a failure.
+    const { b, up } = await setup();
+    // A session each: nghttp2 may end the whole session over a stream's protocol error.
+    const send = (declared: number, body: string, tag: string) =>
+      new Promise<void>((resolve) => {
+        const session = h2connect(b.url);
+        session.on('error', () => {});
+        const stream = session.request({ ':path': `/api/v2/sessions/abc/messages?t=${tag}`, ':method': 'POST', 'content-type': 'application/json', 'content-length': String(declared) });
+        stream.on('error', () => {});
+        stream.on('close', () => {
+          session.close();
+          resolve();
+        });
+        stream.resume();
+        stream.end(body);
+      });
+    for (let i = 0; i < 3; i++) {
+      await send(3, '{"message":"do something"}', `over-${i}`);
+      await send(100, '{"message":"x"}', `under-${i}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    // (The upstream may see a request begin, and its body break off: never one whole.)
+    expect(up.seen.filter((s) => /t=(over|under)-/.test(s.url) && s.complete).map((s) => s.url)).toEqual([]);
+    // The session is well, and a body that keeps to its length still goes through.
+    const body = JSON.stringify({ message: 'kept' });
+    await send(body.length, body, 'kept');
+    await eventually(() => up.seen.some((s) => s.url.endsWith('t=kept') && s.complete && s.bytes === body.length), 3000, 'the kept upload');
+  });
 });

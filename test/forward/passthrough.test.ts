@@ -192,11 +192,26 @@ describe('forwarding: what reaches the upstream', () => {
   it('never forwards a target with dot segments (it could leave the API path upstream)', async () => {
     const b = await gateway();
     b.sim.clearRequests();
-    for (const [target, status] of [['/api/v2/../x', 404], ['/api/v2/%2e%2e/x', 404], ['/api/v2/sessions/%2E/x', 400], ['/api/v2/a/..', 400], ['/api/v2/sessions/ok/resources/b/k%2F..%2F..%2Fx', 400], ['/api/v2/sessions/ok/resources/b/k%5C..%5Cx', 400]] as const) {
+    for (const [target, status] of [['/api/v2/../x', 404], ['/api/v2/%2e%2e/x', 404], ['/api/v2/sessions/%2E/x', 400], ['/api/v2/a/..', 400], ['/api/v2/sessions/ok/resources/b/k%2F..%2F..%2Fx', 400], ['/api/v2/sessions/ok/resources/b/k%5C..%5Cx', 400],
+      // Gateway audit, 7 Dec 2026: `;` parameters hid a dot segment from the check (`..;/` is `../` to a server that strips them).
+      ['/api/v2/..;/admin', 400], ['/api/v2/agents/..;/..;/internal', 400], ['/api/v2/agents/.;/y', 400], ['/api/v2/agents/%2e%2e;x=1/y', 400], ['/api/v2/sessions/ok/..;/bad%20id', 400]] as const) {
       const res = await rawRequest(b.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
       expect(res.status, target).toBe(status);
     }
     expect(b.sim.requests()).toEqual([]);
+  });
+
+  it('forwards a target in absolute form (RFC 9112 section 3.2.2) by its path, as its own routes take it', async () => {
+    // Gateway audit, 7 Dec 2026: refused as "not a plain path" on forwarded paths only.
+    const b = await gateway();
+    b.sim.clearRequests();
+    const res = await rawRequest(b.url, `GET http://elsewhere.example/api/v2/sessions?size=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(200);
+    expect(b.sim.requests().map((r) => r.target)).toEqual(['/api/v2/sessions?size=1']);
+    // Its path is judged as any other's.
+    const dotted = await rawRequest(b.url, `GET http://x/api/v2/agents/..;/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expect(dotted.status).toBe(400);
+    expect(b.sim.requests()).toHaveLength(1);
   });
 });
 
