@@ -10,7 +10,7 @@ import { credentialsOf } from './auth.ts';
 import { methodNotAllowed } from './methods.ts';
 import { parseIncludeEvents, parseIndex, parseLimit, parseSessionId, parseWaitSeconds, singleQuery } from './validate.ts';
 import type { Feed } from '../hub/feed.ts';
-import type { FeedEntry } from '../hub/hub.ts';
+import { historyFailureSettled, type FeedEntry } from '../hub/hub.ts';
 import { changesBody, isKnown, statusDropInBody, statusSaysOver, type Snapshot } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
@@ -102,9 +102,15 @@ export async function readHistory(deps: AppDeps, entry: FeedEntry, from: number,
     const r = await deps.hub.fetchHistory(entry, from, to, signal);
     if (Array.isArray(r) && r.length > 0) return r;
     if (!Array.isArray(r)) {
+      const now = Date.now();
+      // Asked again when the hub's hold of the failure ends (a 429's Retry-After): no sooner, it would get the same.
+      const retryAfter = r.failing === undefined ? UNAVAILABLE_RETRY_AFTER_SECONDS : Math.max(1, Math.ceil((r.failing.retryAtMs - now) / 1000));
+      if (r.kind === 'not-found' && !historyFailureSettled(r)) {
+        throw new UpstreamUnavailableError('the sessions API answered 404 for this history a moment ago; asking it again', retryAfter);
+      }
       if (r.kind === 'not-found') throw new SessionNotFoundError(entry.feed.sessionId);
       if (r.kind === 'unauthorized') throw new UpstreamAuthError(r.status);
-      throw new UpstreamUnavailableError(r.kind, UNAVAILABLE_RETRY_AFTER_SECONDS);
+      throw new UpstreamUnavailableError(r.kind, r.kind === 'rate-limited' ? retryAfter : Math.max(retryAfter, UNAVAILABLE_RETRY_AFTER_SECONDS));
     }
     // None of events the loop has read (an upstream behind itself, a replica that lags): asked again, then a 503,
     // never an empty page, which a poller draining until one would take for the end.

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { FeedListener } from './feed.ts';
 import { eventFrame, type Frame } from './frames.ts';
-import type { FeedEntry, Hub } from './hub.ts';
+import { historyFailureSettled, type FeedEntry, type Hub } from './hub.ts';
 import type { CloseReason } from './connection.ts';
 import { backoffDelayMs, sleep, DEFAULT_BACKOFF } from '../upstream/backoff.ts';
 import type { Stats } from '../metrics.ts';
@@ -92,9 +92,11 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
       // Aborted for this reader only when it closed; otherwise (the upstream client closing, say) it counts as a failure.
       if (kind === 'aborted' && reader.closed) return;
       failures++;
-      if (failures >= HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
+      // The upstream's refusal, once a 404 has lasted (historyFailureSettled): until then it is retried as a failure.
+      const refused = !Array.isArray(r) && (r.kind === 'unauthorized' || (r.kind === 'not-found' && historyFailureSettled(r)));
+      if (failures >= HISTORY_FETCH_ATTEMPTS || refused) {
         if (reader.historyTrouble) {
-          if (failures === HISTORY_FETCH_ATTEMPTS || kind === 'not-found' || kind === 'unauthorized') {
+          if (failures === HISTORY_FETCH_ATTEMPTS || refused) {
             deps.log.warn({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; this session of the stream keeps trying');
           }
           reader.historyTrouble(`history unavailable upstream (${kind}); retrying`);

@@ -11,7 +11,10 @@
  * costs the upstream a bounded rate and does not hold other sessions back. Until 6 Dec 2026 each
  * reader read its own pages: 300 reconnects at random points of a 3,000-event
  * session made 2,130 upstream calls in 8 s, and an unrelated session's loop
- * timed out meanwhile (helper audit).
+ * timed out meanwhile (helper audit). A failed read is held for the session a
+ * moment (a 429's Retry-After when it said longer): its readers get that failure
+ * meanwhile without asking again. Until 7 Dec 2026 each reader's retry was an
+ * upstream call: 92 in 7 s under a 429 that said 30 s (audit).
  */
 import { LRUCache } from 'lru-cache';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
@@ -29,8 +32,24 @@ export const HISTORY_READS_MAX = 8;
 /** Of them, pages of one session at once (its feeds together): a session whose upstream is slow holds at most these, never every turn. */
 export const HISTORY_READS_PER_SESSION = 4;
 
+/** After a failed page read, how long the session's next reads get that failure instead of a call (ms), unless a 429 said longer. */
+export const HISTORY_FAILURE_HOLD_MS = 1000;
+
 /** What a page read gives: its events from its start (none: nothing there), or why not. */
 export type PageResult = UpstreamEvent[] | FailureOutcome;
+
+/** A session's history reads failing, as its readers are told: since when (the first of the run), and when it is asked again (ms since the epoch). */
+export interface HistoryFailing {
+  sinceMs: number;
+  retryAtMs: number;
+}
+
+interface HeldFailure extends HistoryFailing {
+  result: FailureOutcome;
+}
+
+/** How long a run of failures is remembered after its last one (ms): its `sinceMs` outlives the hold, for readers that judge how long it lasted. */
+const FAILURE_MEMORY_MS = 60_000;
 
 /** Reads `[start, end)` of a feed's history (at most that many events, at least one when any exist). */
 export type PageReader = (start: number, end: number) => Promise<PageResult>;
@@ -74,6 +93,8 @@ export class HistoryPages {
   private readonly runningByShare = new Map<string, number>();
   /** Reads waiting their turn, per share (session); a share served goes to the back (insertion order is the round). */
   private readonly waiting = new Map<string, Array<() => void>>();
+  /** Per share, its reads' latest run of failures (cleared by a read that brings events). */
+  private readonly failures = new LRUCache<string, HeldFailure>({ max: 10_000, ttl: FAILURE_MEMORY_MS, ttlAutopurge: true });
 
   constructor(pageSize: number, maxBytes = HISTORY_PAGES_MAX_BYTES, ttlMs = HISTORY_PAGE_TTL_MS, maxReads = HISTORY_READS_MAX, maxPerShare = HISTORY_READS_PER_SESSION) {
     this.pageSize = pageSize;
@@ -101,7 +122,7 @@ export class HistoryPages {
    * `shareKey`: the feeds whose reads together hold at most `maxPerShare` turns (a session's, both `include_events`
    * feeds); the feed's own key when not given.
    */
-  async read(feedKey: string, from: number, to: number, reader: PageReader, signal: AbortSignal, shareKey = feedKey): Promise<{ start: number; result: PageResult }> {
+  async read(feedKey: string, from: number, to: number, reader: PageReader, signal: AbortSignal, shareKey = feedKey): Promise<{ start: number; result: PageResult; failing?: HistoryFailing }> {
     // A page too short to hold `from` sends its waiters back here, where the first of them starts the next page and
     // the others join it; a page is waited for once.
     const waited = new Set<Pending>();
@@ -110,6 +131,8 @@ export class HistoryPages {
       if (signal.aborted) return { start: from, result: { kind: 'aborted' } };
       const kept = this.keptHolding(feedKey, from);
       if (kept !== null) return kept;
+      const held = this.failures.get(shareKey);
+      if (held !== undefined && Date.now() < held.retryAtMs) return { start: from, result: held.result, failing: held };
       const p = (this.pending.get(feedKey) ?? []).find((q) => q.start <= from && q.end > from && !waited.has(q));
       if (p === undefined) break;
       waited.add(p);
@@ -117,8 +140,9 @@ export class HistoryPages {
       const result = await p.result;
       // Not read, its readers having left before its turn (this one came as it resolved): read on, unless this one left too.
       if (!Array.isArray(result) && result.kind === 'aborted' && !signal.aborted) continue;
-      // A failed page fails its waiters too (each retries on its own backoff), rather than one more call at once.
-      if (!Array.isArray(result) || p.start + result.length > from) return { start: p.start, result };
+      // A failed page fails its waiters too (held: see the class), rather than one more call at once.
+      if (!Array.isArray(result)) return { start: p.start, result, failing: this.failures.get(shareKey) };
+      if (p.start + result.length > from) return { start: p.start, result };
     }
     const end = Math.min(to, from + this.pageSize);
     const page: Pending = { start: from, end, result: Promise.resolve([]), readers: [signal] };
@@ -128,6 +152,8 @@ export class HistoryPages {
     this.pending.set(feedKey, list);
     try {
       const result = await page.result;
+      const failing = this.noteOutcome(shareKey, result);
+      if (failing !== undefined) return { start: from, result, failing };
       // Kept only where readers came together (a storm): a lone reader's pages are read again by the next one, as
       // before, and memory beyond the feeds' own budgets stays for the case that needs it.
       if (Array.isArray(result) && result.length > 0 && stillWaiting(page) > 1) {
@@ -145,6 +171,21 @@ export class HistoryPages {
       if (at >= 0) list.splice(at, 1);
       if (list.length === 0 && this.pending.get(feedKey) === list) this.pending.delete(feedKey);
     }
+  }
+
+  /** Holds a failed read's outcome for the share (a run's first failure gives its `sinceMs`); events end the run. */
+  private noteOutcome(shareKey: string, result: PageResult): HistoryFailing | undefined {
+    if (Array.isArray(result)) {
+      if (result.length > 0) this.failures.delete(shareKey);
+      return undefined;
+    }
+    // A read nobody waited for says nothing of the upstream.
+    if (result.kind === 'aborted') return undefined;
+    const now = Date.now();
+    const holdMs = result.kind === 'rate-limited' ? Math.max(HISTORY_FAILURE_HOLD_MS, result.retryAfterMs ?? 0) : HISTORY_FAILURE_HOLD_MS;
+    const held: HeldFailure = { result, sinceMs: this.failures.get(shareKey)?.sinceMs ?? now, retryAtMs: now + holdMs };
+    this.failures.set(shareKey, held, { ttl: holdMs + FAILURE_MEMORY_MS });
+    return held;
   }
 
   /** Pages kept now (tests, metrics). */

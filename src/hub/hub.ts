@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { createFeed, type Feed, type FeedLimits } from './feed.ts';
 import { eventFrame, type Frame } from './frames.ts';
-import { HistoryPages, type PageReader } from './history-pages.ts';
+import { HistoryPages, type HistoryFailing, type PageReader } from './history-pages.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
@@ -61,6 +61,17 @@ export interface FeedEntry {
   supply: Supply | null;
   abort: AbortController | null;
   graceTimer: NodeJS.Timeout | null;
+}
+
+/** A history read that failed, with how long the session's history reads have been failing when that is known (`HistoryPages`). */
+export type HistoryFailure = FailureOutcome & { failing?: HistoryFailing };
+
+/**
+ * Whether a failed history read's run of failures has lasted REFUSAL_SETTLED_MS: a 404 sooner may be a blip, as a
+ * loop's (`settledRefusalOf`), and a reader told 404 stops for good. Until 7 Dec 2026 one 404 did that (audit).
+ */
+export function historyFailureSettled(r: HistoryFailure): boolean {
+  return r.failing === undefined || Date.now() - r.failing.sinceMs >= REFUSAL_SETTLED_MS;
 }
 
 /** Delay of a nudge's second status refresh (ms): the API answers a write 202 and may apply it a moment later. */
@@ -297,13 +308,13 @@ export class Hub {
    * `from` serves it, and at most a few are read at once), and a page that
    * ends where the buffer starts is kept, so the next subscriber reads memory.
    */
-  async fetchHistory(entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | FailureOutcome> {
+  async fetchHistory(entry: FeedEntry, from: number, to: number, signal: AbortSignal): Promise<UpstreamEvent[] | HistoryFailure> {
     const { feed } = entry;
     // Not tied to one caller's signal once under way: others may share the page (bounded by the client's own
     // deadline). One whose readers all left before its turn is not read.
     const read: PageReader = (s, e) => this.opts.transport.history(feed, s, e, new AbortController().signal);
-    const { start, result } = await this.historyPages.read(entry.key, from, to, read, signal, feed.sessionId);
-    if (!Array.isArray(result)) return signal.aborted ? { kind: 'aborted' } : result;
+    const { start, result, failing } = await this.historyPages.read(entry.key, from, to, read, signal, feed.sessionId);
+    if (!Array.isArray(result)) return signal.aborted ? { kind: 'aborted' } : failing === undefined ? result : { ...result, failing };
     if (result.length > 0) this.keepHistory(entry, start, result);
     if (signal.aborted) return { kind: 'aborted' };
     return start === from && result.length <= to - from ? result : result.slice(from - start, from - start + (to - from));

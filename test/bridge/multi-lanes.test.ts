@@ -41,3 +41,28 @@ it("one session's failing history fetch does not shut out the other sessions of 
     many.close();
   }
 }, 60_000);
+
+it('one 404 on a history page is retried by a stream catching up, not taken for the session gone: every event on one connection', async () => {
+  // Audit, 7 Dec 2026 (Durable reads; SSE streams had the same rule): one 404 ended the catch-up at once.
+  bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
+  const b = bridge;
+  b.sim.createSession('lz', { initialEvents: 100, finished: true });
+  const first = record(`${b.url}/sessions/lz/events`);
+  await first.ended(15_000);
+  first.close();
+  b.sim.faults.script([{ kind: 'http', status: 404 }], { session: 'lz', endpoint: 'changes' });
+  let opens = 0;
+  const counted: typeof fetch = (input, init) => {
+    opens++;
+    return fetch(input, init);
+  };
+  const again = record(`${b.url}/sessions/lz/events`, { fetch: counted });
+  try {
+    await again.ended(20_000);
+    expect(again.indices()).toEqual(range(100));
+    expect(opens).toBe(1);
+    expect(b.sim.stats('lz').faultsServed).toBe(1);
+  } finally {
+    again.close();
+  }
+}, 40_000);
