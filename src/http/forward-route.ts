@@ -295,7 +295,10 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   if (method === 'TRACE') return methodNotAllowed([...COUNTED_METHODS])(c);
   const rawTarget = originForm(incoming.url ?? '/');
   const { path, query } = splitTarget(rawTarget);
-  if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
+  // Under the API path as written, not only as the router read it (a URL parser reads `http:///internal/api/v2` as
+  // the host `internal`; a review, 7 Dec 2026).
+  const underBase = deps.upstreamPath === '' || path === deps.upstreamPath || path.startsWith(`${deps.upstreamPath}/`);
+  if (!rawTarget.startsWith('/') || !underBase || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
   if (path.includes('//')) throw new BadRequestError('request target has an empty path segment');
   const segments = segmentsAsRead(path, deps.upstreamPath);
   checkSessionSegment(segments);

@@ -34,7 +34,8 @@ export function splitTarget(target: string): { path: string; query: string } {
  * 3.2.2) as its path and query; any other target as it is. The authority is not pollcast's to judge: the path is.
  */
 export function originForm(target: string): string {
-  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+  // An empty authority (`http:///x`) is not taken: a URL parser reads the first segment as the host there.
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]+/.exec(target);
   if (m === null) return target;
   const rest = target.slice(m[0].length);
   return rest.startsWith('/') ? rest : `/${rest}`;

@@ -106,7 +106,9 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
           return;
         }
       }
-      if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), reader.signal))) return;
+      // Not before the hold on the feed's history reads ends (a 429's Retry-After): sooner gets the same failure again.
+      const heldMs = Array.isArray(r) || r.failing === undefined ? 0 : r.failing.retryAtMs - Date.now();
+      if (!(await sleep(Math.max(backoffDelayMs(failures, DEFAULT_BACKOFF), heldMs), reader.signal))) return;
       continue;
     }
     const frames = reader.next < feed.nextIndex ? feed.heldFrames(reader.next, REPLAY_SLICE_BYTES) : null;

@@ -19,6 +19,7 @@
 import { LRUCache } from 'lru-cache';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
+import { DEFAULT_BACKOFF } from '../upstream/backoff.ts';
 
 /**
  * Bytes of history pages kept for the readers a step behind, all feeds together, counted by their events' text
@@ -32,13 +33,18 @@ export const HISTORY_READS_MAX = 8;
 /** Of them, pages of one session at once (its feeds together): a session whose upstream is slow holds at most these, never every turn. */
 export const HISTORY_READS_PER_SESSION = 4;
 
-/** After a failed page read, how long the session's next reads get that failure instead of a call (ms), unless a 429 said longer. */
+/** After a failed page read, how long the feed's next reads get that failure instead of a call (ms), unless a 429 said longer. */
 export const HISTORY_FAILURE_HOLD_MS = 1000;
+/** The longest a 429's Retry-After holds them, as the loop caps it (`backoffDelayMs`): an upstream that said a day is asked again sooner. */
+const HISTORY_FAILURE_HOLD_MAX_MS = 10 * DEFAULT_BACKOFF.maxMs;
 
 /** What a page read gives: its events from its start (none: nothing there), or why not. */
 export type PageResult = UpstreamEvent[] | FailureOutcome;
 
-/** A session's history reads failing, as its readers are told: since when (the first of the run), and when it is asked again (ms since the epoch). */
+/**
+ * A feed's history reads failing, as its readers are told: since when they have failed this way (the first of a run
+ * of failures of one kind: a 404 after a 502 starts its own), and when the upstream is asked again (ms since the epoch).
+ */
 export interface HistoryFailing {
   sinceMs: number;
   retryAtMs: number;
@@ -58,6 +64,8 @@ interface Pending {
   readonly start: number;
   readonly end: number;
   result: Promise<PageResult>;
+  /** Set when it failed: the hold its waiters are told of (as the LRU may have let it go by then). */
+  failing?: HistoryFailing;
   /** The signals of the readers waiting for it (checked when its turn comes: no listener per reader). */
   readonly readers: AbortSignal[];
 }
@@ -93,7 +101,7 @@ export class HistoryPages {
   private readonly runningByShare = new Map<string, number>();
   /** Reads waiting their turn, per share (session); a share served goes to the back (insertion order is the round). */
   private readonly waiting = new Map<string, Array<() => void>>();
-  /** Per share, its reads' latest run of failures (cleared by a read that brings events). */
+  /** Per feed, its reads' latest run of failures (cleared by a read that brings events). Per feed, not per session: under AUTH=upstream each feed reads with its own callers' keys. */
   private readonly failures = new LRUCache<string, HeldFailure>({ max: 10_000, ttl: FAILURE_MEMORY_MS, ttlAutopurge: true });
 
   constructor(pageSize: number, maxBytes = HISTORY_PAGES_MAX_BYTES, ttlMs = HISTORY_PAGE_TTL_MS, maxReads = HISTORY_READS_MAX, maxPerShare = HISTORY_READS_PER_SESSION) {
@@ -131,7 +139,7 @@ export class HistoryPages {
       if (signal.aborted) return { start: from, result: { kind: 'aborted' } };
       const kept = this.keptHolding(feedKey, from);
       if (kept !== null) return kept;
-      const held = this.failures.get(shareKey);
+      const held = this.failures.get(feedKey);
       if (held !== undefined && Date.now() < held.retryAtMs) return { start: from, result: held.result, failing: held };
       const p = (this.pending.get(feedKey) ?? []).find((q) => q.start <= from && q.end > from && !waited.has(q));
       if (p === undefined) break;
@@ -141,7 +149,7 @@ export class HistoryPages {
       // Not read, its readers having left before its turn (this one came as it resolved): read on, unless this one left too.
       if (!Array.isArray(result) && result.kind === 'aborted' && !signal.aborted) continue;
       // A failed page fails its waiters too (held: see the class), rather than one more call at once.
-      if (!Array.isArray(result)) return { start: p.start, result, failing: this.failures.get(shareKey) };
+      if (!Array.isArray(result)) return { start: p.start, result, ...(p.failing ? { failing: p.failing } : {}) };
       if (p.start + result.length > from) return { start: p.start, result };
     }
     const end = Math.min(to, from + this.pageSize);
@@ -152,8 +160,11 @@ export class HistoryPages {
     this.pending.set(feedKey, list);
     try {
       const result = await page.result;
-      const failing = this.noteOutcome(shareKey, result);
-      if (failing !== undefined) return { start: from, result, failing };
+      const failing = this.noteOutcome(feedKey, result);
+      if (failing !== undefined) {
+        page.failing = failing;
+        return { start: from, result, failing };
+      }
       // Kept only where readers came together (a storm): a lone reader's pages are read again by the next one, as
       // before, and memory beyond the feeds' own budgets stays for the case that needs it.
       if (Array.isArray(result) && result.length > 0 && stillWaiting(page) > 1) {
@@ -173,18 +184,19 @@ export class HistoryPages {
     }
   }
 
-  /** Holds a failed read's outcome for the share (a run's first failure gives its `sinceMs`); events end the run. */
-  private noteOutcome(shareKey: string, result: PageResult): HistoryFailing | undefined {
+  /** Holds a failed read's outcome for the feed (the first failure of a run of one kind gives its `sinceMs`); events end the run. */
+  private noteOutcome(feedKey: string, result: PageResult): HistoryFailing | undefined {
     if (Array.isArray(result)) {
-      if (result.length > 0) this.failures.delete(shareKey);
+      if (result.length > 0) this.failures.delete(feedKey);
       return undefined;
     }
     // A read nobody waited for says nothing of the upstream.
     if (result.kind === 'aborted') return undefined;
     const now = Date.now();
-    const holdMs = result.kind === 'rate-limited' ? Math.max(HISTORY_FAILURE_HOLD_MS, result.retryAfterMs ?? 0) : HISTORY_FAILURE_HOLD_MS;
-    const held: HeldFailure = { result, sinceMs: this.failures.get(shareKey)?.sinceMs ?? now, retryAtMs: now + holdMs };
-    this.failures.set(shareKey, held, { ttl: holdMs + FAILURE_MEMORY_MS });
+    const holdMs = result.kind === 'rate-limited' ? Math.min(HISTORY_FAILURE_HOLD_MAX_MS, Math.max(HISTORY_FAILURE_HOLD_MS, result.retryAfterMs ?? 0)) : HISTORY_FAILURE_HOLD_MS;
+    const before = this.failures.get(feedKey);
+    const held: HeldFailure = { result, sinceMs: before?.result.kind === result.kind ? before.sinceMs : now, retryAtMs: now + holdMs };
+    this.failures.set(feedKey, held, { ttl: holdMs + FAILURE_MEMORY_MS });
     return held;
   }
 

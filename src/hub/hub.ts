@@ -71,7 +71,8 @@ export type HistoryFailure = FailureOutcome & { failing?: HistoryFailing };
  * loop's (`settledRefusalOf`), and a reader told 404 stops for good. Until 7 Dec 2026 one 404 did that (audit).
  */
 export function historyFailureSettled(r: HistoryFailure): boolean {
-  return r.failing === undefined || Date.now() - r.failing.sinceMs >= REFUSAL_SETTLED_MS;
+  // Not known how long (no hold said): asked again, as a blip would be.
+  return r.failing !== undefined && Date.now() - r.failing.sinceMs >= REFUSAL_SETTLED_MS;
 }
 
 /** Delay of a nudge's second status refresh (ms): the API answers a write 202 and may apply it a moment later. */

@@ -160,7 +160,25 @@ describe('history whose upstream fails for a while (audit, 7 Dec 2026)', () => {
     await expectCatchUpReadsAll(url, b.sim.eventCount('h404'));
   });
 
-  it("a 429 on a history page is kept to for the session: readers retrying meanwhile cost no upstream call, and are told the upstream's wait", async () => {
+  it('a session deleted upstream is still a 404 to a history reader once the 404 has lasted, about 5 s', async () => {
+    const { b, url } = await drainedLongSession('hgone');
+    b.sim.deleteSession('hgone');
+    const started = performance.now();
+    let last = 0;
+    while (performance.now() - started < 15_000) {
+      const r = await fetch(`${url}?offset=-1`);
+      last = r.status;
+      await r.arrayBuffer();
+      if (last !== 503) break;
+      await new Promise((resolve) => setTimeout(resolve, Number(r.headers.get('retry-after')) * 1000));
+    }
+    expect(last).toBe(404);
+    const tookMs = performance.now() - started;
+    expect(tookMs).toBeGreaterThanOrEqual(4500);
+    expect(tookMs).toBeLessThan(9000);
+  });
+
+  it("a 429 on a history page is kept to for the feed: readers retrying meanwhile cost no upstream call, and are told the upstream's wait", async () => {
     // Seen: 92 changes calls in 7 s from 10 readers under `429 Retry-After: 30`, each told Retry-After: 5.
     const { b, url } = await drainedLongSession('h429');
     b.sim.faults.script(Array.from({ length: 100 }, () => ({ kind: 'rate-limit' as const, retryAfterSeconds: 30 })), { session: 'h429', endpoint: 'changes' });

@@ -45,29 +45,35 @@ function heldReaders() {
 }
 
 describe('HistoryPages', () => {
-  it("holds a failed read for the session a moment (a 429's Retry-After when longer): its readers get it meanwhile with no call, and events end the run", async () => {
+  it("holds a failed read for the feed a moment (a 429's Retry-After when longer, within 300 s): its readers get it meanwhile with no call, and events end the run", async () => {
     const pages = new HistoryPages(50);
-    const outcomes: PageResult[] = [{ kind: 'rate-limited', retryAfterMs: 1200 }, { kind: 'not-found' }, [event(0)]];
+    const outcomes: PageResult[] = [{ kind: 'rate-limited', retryAfterMs: 1200 }, { kind: 'not-found' }, { kind: 'not-found' }, [event(0)]];
     let calls = 0;
     const read = async (): Promise<PageResult> => outcomes[Math.min(calls++, outcomes.length - 1)]!;
     const first = await pages.read('f', 0, 50, read, live, 's');
     expect(first.result).toEqual({ kind: 'rate-limited', retryAfterMs: 1200 });
-    const since = first.failing!.sinceMs;
-    expect(first.failing!.retryAtMs - since).toBeGreaterThanOrEqual(1200);
-    // Another feed of the same session, within the hold: the same failure, no call.
-    const held = await pages.read('g', 10, 50, read, live, 's');
-    expect(held.result).toEqual(first.result);
+    expect(first.failing!.retryAtMs - first.failing!.sinceMs).toBeGreaterThanOrEqual(1200);
+    // Within the hold: the same failure, no call; another feed (its own keys under AUTH=upstream) is not held by it.
+    expect((await pages.read('f', 10, 50, read, live, 's')).result).toEqual(first.result);
     expect(calls).toBe(1);
     await new Promise((r) => setTimeout(r, 1250));
-    // Past it, asked again: a 404 in the same run keeps the run's start, held for HISTORY_FAILURE_HOLD_MS.
+    // Past it, asked again: a 404 after a 429 starts a run of its own, held HISTORY_FAILURE_HOLD_MS.
     const second = await pages.read('f', 0, 50, read, live, 's');
     expect(second.result).toEqual({ kind: 'not-found' });
-    expect(second.failing!.sinceMs).toBe(since);
-    expect(calls).toBe(2);
+    expect(second.failing!.sinceMs).toBeGreaterThan(first.failing!.sinceMs);
     expect((await pages.read('f', 0, 50, read, live, 's')).result).toEqual({ kind: 'not-found' });
     expect(calls).toBe(2);
-    // Another session is not held by it.
-    expect((await pages.read('h', 0, 50, read, live, 't')).result).toEqual([event(0)]);
+    await new Promise((r) => setTimeout(r, 1050));
+    // A second 404 goes on the same run.
+    const third = await pages.read('f', 0, 50, read, live, 's');
+    expect(third.failing!.sinceMs).toBe(second.failing!.sinceMs);
+    // Events end it.
+    await new Promise((r) => setTimeout(r, 1050));
+    expect((await pages.read('f', 0, 50, read, live, 's')).result).toEqual([event(0)]);
+    expect(calls).toBe(4);
+    // A Retry-After of a day holds at most 300 s, as the loop's backoff caps it.
+    const day = await pages.read('g', 0, 50, async () => ({ kind: 'rate-limited', retryAfterMs: 86_400_000 }), live, 's');
+    expect(day.failing!.retryAtMs - Date.now()).toBeLessThanOrEqual(300_000);
   });
 
   it('readers whose start falls in a page being read join it, and its readers share the next page', async () => {
