@@ -11,6 +11,7 @@ import { eventFrame, type Frame } from './frames.ts';
 import { historyFailureSettled, type FeedEntry, type Hub } from './hub.ts';
 import type { CloseReason } from './connection.ts';
 import { backoffDelayMs, sleep, DEFAULT_BACKOFF } from '../upstream/backoff.ts';
+import { LONG_RETRY_AFTER_SHOWN_MS } from '../upstream/poller.ts';
 import type { Stats } from '../metrics.ts';
 
 /** Attempts at re-fetching held-out history before the stream is closed (the client resumes by Last-Event-ID). */
@@ -94,9 +95,13 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
       failures++;
       // The upstream's refusal, once a 404 has lasted (historyFailureSettled): until then it is retried as a failure.
       const refused = !Array.isArray(r) && (r.kind === 'unauthorized' || (r.kind === 'not-found' && historyFailureSettled(r)));
-      if (failures >= HISTORY_FETCH_ATTEMPTS || refused) {
+      // Not before the hold on the feed's history reads ends (a 429's Retry-After): sooner gets the same failure again.
+      const heldMs = Array.isArray(r) || r.failing === undefined ? 0 : r.failing.retryAtMs - Date.now();
+      // A wait of seconds is said at once, as the loop says a long Retry-After: not silence until it ends (a review).
+      const longWait = heldMs >= LONG_RETRY_AFTER_SHOWN_MS;
+      if (failures >= HISTORY_FETCH_ATTEMPTS || refused || longWait) {
         if (reader.historyTrouble) {
-          if (failures === HISTORY_FETCH_ATTEMPTS || refused) {
+          if (failures === HISTORY_FETCH_ATTEMPTS || refused || longWait) {
             deps.log.warn({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; this session of the stream keeps trying');
           }
           reader.historyTrouble(`history unavailable upstream (${kind}); retrying`);
@@ -106,8 +111,6 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
           return;
         }
       }
-      // Not before the hold on the feed's history reads ends (a 429's Retry-After): sooner gets the same failure again.
-      const heldMs = Array.isArray(r) || r.failing === undefined ? 0 : r.failing.retryAtMs - Date.now();
       if (!(await sleep(Math.max(backoffDelayMs(failures, DEFAULT_BACKOFF), heldMs), reader.signal))) return;
       continue;
     }

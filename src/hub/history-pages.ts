@@ -11,7 +11,7 @@
  * costs the upstream a bounded rate and does not hold other sessions back. Until 6 Dec 2026 each
  * reader read its own pages: 300 reconnects at random points of a 3,000-event
  * session made 2,130 upstream calls in 8 s, and an unrelated session's loop
- * timed out meanwhile (helper audit). A failed read is held for the session a
+ * timed out meanwhile (helper audit). A failed read is held for the feed a
  * moment (a 429's Retry-After when it said longer): its readers get that failure
  * meanwhile without asking again. Until 7 Dec 2026 each reader's retry was an
  * upstream call: 92 in 7 s under a 429 that said 30 s (audit).
@@ -56,6 +56,11 @@ interface HeldFailure extends HistoryFailing {
 
 /** How long a run of failures is remembered after its last one (ms): its `sinceMs` outlives the hold, for readers that judge how long it lasted. */
 const FAILURE_MEMORY_MS = 60_000;
+/**
+ * A failure this long after the previous one's hold ended starts a run of its own (ms): readers told to retry in a
+ * second come back well within it, and two one-off 404s a minute apart are not a 404 that lasted.
+ */
+const RUN_GAP_MS = 5_000;
 
 /** Reads `[start, end)` of a feed's history (at most that many events, at least one when any exist). */
 export type PageReader = (start: number, end: number) => Promise<PageResult>;
@@ -186,8 +191,9 @@ export class HistoryPages {
 
   /** Holds a failed read's outcome for the feed (the first failure of a run of one kind gives its `sinceMs`); events end the run. */
   private noteOutcome(feedKey: string, result: PageResult): HistoryFailing | undefined {
+    // An answer, even an empty page, ends the run.
     if (Array.isArray(result)) {
-      if (result.length > 0) this.failures.delete(feedKey);
+      this.failures.delete(feedKey);
       return undefined;
     }
     // A read nobody waited for says nothing of the upstream.
@@ -195,7 +201,8 @@ export class HistoryPages {
     const now = Date.now();
     const holdMs = result.kind === 'rate-limited' ? Math.min(HISTORY_FAILURE_HOLD_MAX_MS, Math.max(HISTORY_FAILURE_HOLD_MS, result.retryAfterMs ?? 0)) : HISTORY_FAILURE_HOLD_MS;
     const before = this.failures.get(feedKey);
-    const held: HeldFailure = { result, sinceMs: before?.result.kind === result.kind ? before.sinceMs : now, retryAtMs: now + holdMs };
+    const sameRun = before !== undefined && before.result.kind === result.kind && now - before.retryAtMs <= RUN_GAP_MS;
+    const held: HeldFailure = { result, sinceMs: sameRun ? before.sinceMs : now, retryAtMs: now + holdMs };
     this.failures.set(feedKey, held, { ttl: holdMs + FAILURE_MEMORY_MS });
     return held;
   }

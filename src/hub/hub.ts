@@ -63,7 +63,7 @@ export interface FeedEntry {
   graceTimer: NodeJS.Timeout | null;
 }
 
-/** A history read that failed, with how long the session's history reads have been failing when that is known (`HistoryPages`). */
+/** A history read that failed, with how long the feed's history reads have been failing when that is known (`HistoryPages`). */
 export type HistoryFailure = FailureOutcome & { failing?: HistoryFailing };
 
 /**

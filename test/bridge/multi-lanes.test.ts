@@ -66,3 +66,25 @@ it('one 404 on a history page is retried by a stream catching up, not taken for 
     again.close();
   }
 }, 40_000);
+
+it("a 429 on history that asks for seconds is said at once, to a lane and to a single stream, not kept silent until it ends", async () => {
+  // A review, 7 Dec 2026: waiting out each hold, a reader heard only keep-alives for three holds (up to 15 min).
+  bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
+  const b = bridge;
+  b.sim.createSession('lw', { initialEvents: 100, finished: true });
+  const first = record(`${b.url}/sessions/lw/events`);
+  await first.ended(15_000);
+  first.close();
+  b.sim.faults.script(Array.from({ length: 20 }, () => ({ kind: 'rate-limit' as const, retryAfterSeconds: 40 })), { session: 'lw', endpoint: 'changes' });
+  const many = recordMany(`${b.url}/events?session=lw`, ['lw']);
+  try {
+    await many.until((m) => m.of('lw').some((f) => f.type === 'status' && /history unavailable/.test(String(f.data.upstream_error))), 5000);
+  } finally {
+    many.close();
+  }
+  // A single stream is closed for its client to come back later (and its EventSource does, on its own).
+  const res = await fetch(`${b.url}/sessions/lw/events`, { signal: AbortSignal.timeout(10_000) });
+  expect(res.status).toBe(200);
+  await res.text();
+  expect(b.sim.stats('lw').faultsServed).toBe(1);
+}, 40_000);

@@ -216,6 +216,10 @@ describe('forwarding: what reaches the upstream', () => {
     const hostless = await rawRequest(b.url, `GET http:///internal/api/v2/sessions?size=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nConnection: close\r\n\r\n`);
     expect(hostless.status).toBe(400);
     expect(b.sim.requests()).toHaveLength(1);
+    // A base path written with escapes of unreserved characters is the router's base path too: forwarded as written.
+    const escaped = await rawRequest(b.url, `GET /api/v%32/sessions?size=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nConnection: close\r\n\r\n`);
+    expect(escaped.status).toBe(200);
+    expect(b.sim.requests().map((r) => r.target)).toEqual(['/api/v2/sessions?size=1', '/api/v%32/sessions?size=2']);
   });
 });
 

@@ -1,5 +1,5 @@
 /** History pages shared by readers that resume behind the buffer: joined, kept while shared, read a few at once. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { HistoryPages, type PageResult } from '../../src/hub/history-pages.ts';
 import type { UpstreamEvent } from '../../src/upstream/types.ts';
 
@@ -56,6 +56,9 @@ describe('HistoryPages', () => {
     // Within the hold: the same failure, no call; another feed (its own keys under AUTH=upstream) is not held by it.
     expect((await pages.read('f', 10, 50, read, live, 's')).result).toEqual(first.result);
     expect(calls).toBe(1);
+    let otherCalls = 0;
+    await pages.read('f2', 0, 50, async () => (otherCalls++, [event(0)]), live, 's');
+    expect(otherCalls).toBe(1);
     await new Promise((r) => setTimeout(r, 1250));
     // Past it, asked again: a 404 after a 429 starts a run of its own, held HISTORY_FAILURE_HOLD_MS.
     const second = await pages.read('f', 0, 50, read, live, 's');
@@ -74,6 +77,27 @@ describe('HistoryPages', () => {
     // A Retry-After of a day holds at most 300 s, as the loop's backoff caps it.
     const day = await pages.read('g', 0, 50, async () => ({ kind: 'rate-limited', retryAfterMs: 86_400_000 }), live, 's');
     expect(day.failing!.retryAtMs - Date.now()).toBeLessThanOrEqual(300_000);
+  });
+
+  it('a failure long after the last one, or after an empty page, starts a run of its own: two one-off 404s are not a 404 that lasted', async () => {
+    const pages = new HistoryPages(50);
+    const outcomes: PageResult[] = [{ kind: 'not-found' }, { kind: 'not-found' }, [], { kind: 'not-found' }];
+    let calls = 0;
+    const read = async (): Promise<PageResult> => outcomes[calls++]!;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const first = await pages.read('f', 0, 50, read, live);
+      vi.setSystemTime(Date.now() + 30_000);
+      const second = await pages.read('f', 0, 50, read, live);
+      expect(second.failing!.sinceMs).toBeGreaterThan(first.failing!.sinceMs);
+      vi.setSystemTime(Date.now() + 1_500);
+      expect((await pages.read('f', 0, 50, read, live)).result).toEqual([]);
+      const fourth = await pages.read('f', 0, 50, read, live);
+      expect(fourth.failing!.sinceMs).toBe(Date.now());
+      expect(calls).toBe(4);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('readers whose start falls in a page being read join it, and its readers share the next page', async () => {
