@@ -295,9 +295,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   if (method === 'TRACE') return methodNotAllowed([...COUNTED_METHODS])(c);
   const rawTarget = originForm(incoming.url ?? '/');
   const { path, query } = splitTarget(rawTarget);
-  // Under the API path as written, not only as the router read it (a URL parser reads `http:///internal/api/v2` as
-  // the host `internal`; a review, 7 Dec 2026).
-  // Unreserved characters compare decoded (RFC 3986 section 6.2.2.2), as the router compared them: `/api/v%32/…` is under `/api/v2`.
+  // The path sent must be under the API path, not only the one the router read (a URL parser reads
+  // `http:///internal/api/v2` as the host `internal`; a review, 7 Dec 2026). Escaped unreserved characters compare
+  // decoded (RFC 3986 section 6.2.2.2), as the router compares them: `/api/v%32/…` is under `/api/v2`.
   const asRouted = path.replace(/%(2[DdEe]|3\d|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|7[Ee])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
   if (deps.upstreamPath !== '' && asRouted !== deps.upstreamPath && !asRouted.startsWith(`${deps.upstreamPath}/`)) throw new BadRequestError('request target is not under the API path');
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
