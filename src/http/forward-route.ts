@@ -192,7 +192,12 @@ function segmentsAsRead(rawPath: string, basePath: string): string[] {
   const joined = decoded.join('/');
   // No API path holds one, and upstream servers read a NUL or a line break each their own way.
   if (/[\u0000-\u001f\u007f]/.test(joined)) throw new BadRequestError('request target has a control character (%00–%1F or %7F)');
-  return joined.split(/[/\\]/).slice(basePath.split('/').length);
+  const segments = joined.split(/[/\\]/).slice(basePath.split('/').length);
+  // Empty once decoded (`%2F` at a segment's start) or stripped of its `;` parameters (`/;/`): a server that merges
+  // `//` drops it, and `/;/sessions/-x` is its `/sessions/-x`, whose id was never checked (an audit, 7 Dec 2026). A
+  // trailing one is the API's own (`/sessions/`).
+  if (segments.slice(0, -1).some((segment) => bare(segment) === '')) throw new BadRequestError('request target has an empty path segment');
+  return segments;
 }
 
 /** A segment's name without its `;` parameters, as servers that strip them route it (`sessions;x=1` is `sessions`). */
@@ -294,6 +299,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   // TRACE would echo the request, the caller's credential with it, from a server the API does not answer TRACE on.
   if (method === 'TRACE') return methodNotAllowed([...COUNTED_METHODS])(c);
   const rawTarget = originForm(incoming.url ?? '/');
+  // HTTP/1.1's parser refuses a raw byte past ASCII in the target; an HTTP/2 :path may carry one (an overlong UTF-8
+  // `.`, a fullwidth `．`), which some servers fold into a dot segment: refused as over HTTP/1.1 (an audit, 7 Dec 2026).
+  if (/[^\x21-\x7e]/.test(rawTarget)) throw new BadRequestError('request target has a character that must be percent-encoded');
   const { path, query } = splitTarget(rawTarget);
   // The path sent must be under the API path, not only the one the router read (a URL parser reads
   // `http:///internal/api/v2` as the host `internal`; a review, 7 Dec 2026). Escaped unreserved characters compare
@@ -377,10 +385,20 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
     }
   }
 
-  const hasBody = declared !== undefined ? Number(declared) > 0 : c.req.header('transfer-encoding') !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');
+  // A coding past `chunked` (`gzip, chunked`) would go on decoded of its chunks only, and named nowhere.
+  const transferEncoding = c.req.header('transfer-encoding');
+  if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked') {
+    if (isHttp1(outgoing)) outgoing.shouldKeepAlive = false;
+    throw new BadRequestError('Transfer-Encoding other than chunked is not forwarded');
+  }
+  const hasBody = declared !== undefined ? Number(declared) > 0 : transferEncoding !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');
+  // An HTTP/2 request that declares no body but leaves its stream open is read to its end before it goes: DATA past
+  // its length resets the stream (node:http2), and it is not forwarded. Until 7 Dec 2026 it went at once, whole with an
+  // empty body, while its caller saw an error (an audit: 10 runs of 10).
+  const openWhenEmpty = declared !== undefined && !hasBody && h2StreamOf(incoming)?.endAfterHeaders === false;
   let whole: Buffer | null = null;
   const idleSeconds = deps.config.bodyTimeoutSeconds;
-  if (hasBody && declared === undefined) {
+  if ((hasBody && declared === undefined) || openWhenEmpty) {
     try {
       whole = await readUndeclared(incoming, maxBytes, idleSeconds, budget);
     } catch (err) {

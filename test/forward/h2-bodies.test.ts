@@ -182,13 +182,29 @@ describe('forwarding: HTTP/2 callers at the edges', () => {
     for (let i = 0; i < 3; i++) {
       await send(3, '{"message":"do something"}', `over-${i}`);
       await send(100, '{"message":"x"}', `under-${i}`);
+      // Declared empty, stream left open, then DATA (a second audit: forwarded at once, whole with an empty body).
+      await send(0, 'hello', `over-empty-${i}`);
     }
     await new Promise((r) => setTimeout(r, 500));
     // (The upstream may see a request begin, and its body break off: never one whole.)
     expect(up.seen.filter((s) => /t=(over|under)-/.test(s.url) && s.complete).map((s) => s.url)).toEqual([]);
-    // The session is well, and a body that keeps to its length still goes through.
+    // The session is well, and a body that keeps to its length still goes through, an empty one too.
     const body = JSON.stringify({ message: 'kept' });
     await send(body.length, body, 'kept');
     await eventually(() => up.seen.some((s) => s.url.endsWith('t=kept') && s.complete && s.bytes === body.length), 3000, 'the kept upload');
+    await send(0, '', 'kept-empty');
+    await eventually(() => up.seen.some((s) => s.url.endsWith('t=kept-empty') && s.complete && s.bytes === 0), 3000, 'the kept empty upload');
+    // A raw byte past ASCII in :path (an overlong UTF-8 `.`) is refused as HTTP/1.1's parser refuses it.
+    const status = await new Promise<number>((resolve) => {
+      const session = h2connect(b.url);
+      session.on('error', () => {});
+      const stream = session.request({ ':path': '/api/v2/\xc0\xae\xc0\xae/\xc0\xae\xc0\xae/admin', ':method': 'GET' });
+      stream.on('error', () => resolve(0));
+      stream.on('response', (h) => resolve(Number(h[':status'])));
+      stream.on('close', () => session.close());
+      stream.resume();
+    });
+    expect(status).toBe(400);
+    expect(up.seen.some((s) => s.url.includes('admin'))).toBe(false);
   });
 });

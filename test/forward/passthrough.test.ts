@@ -201,6 +201,23 @@ describe('forwarding: what reaches the upstream', () => {
     expect(b.sim.requests()).toEqual([]);
   });
 
+  it('never forwards a session path behind a segment that is empty once decoded or stripped of its parameters, nor a coding past chunked', async () => {
+    // Target audit, 7 Dec 2026: `/api/v2/;/sessions/-x` reached the upstream, where a server that merges `//` reads `/sessions/-x`.
+    const b = await gateway();
+    b.sim.clearRequests();
+    for (const target of ['/api/v2/%2Fsessions/-x', '/api/v2/%5Csessions/-x', '/api/v2/;/sessions/-x', '/api/v2/;x/sessions/bad%20id']) {
+      const res = await rawRequest(b.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nConnection: close\r\n\r\n`);
+      expect(res.status, target).toBe(400);
+    }
+    // `gzip, chunked` would go on as the gzip bytes, under the caller's JSON content type.
+    const gz = await rawRequest(b.url, `POST /api/v2/sessions/ok/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`);
+    expect(gz.status).toBe(400);
+    expect(b.sim.requests()).toEqual([]);
+    // The list's own trailing slash still goes on.
+    await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions/');
+    expect(b.sim.requests().map((r) => r.target)).toEqual(['/api/v2/sessions/']);
+  });
+
   it('forwards a target in absolute form (RFC 9112 section 3.2.2) by its path, as its own routes take it', async () => {
     // Gateway audit, 7 Dec 2026: refused as "not a plain path" on forwarded paths only.
     const b = await gateway();
