@@ -192,12 +192,7 @@ function segmentsAsRead(rawPath: string, basePath: string): string[] {
   const joined = decoded.join('/');
   // No API path holds one, and upstream servers read a NUL or a line break each their own way.
   if (/[\u0000-\u001f\u007f]/.test(joined)) throw new BadRequestError('request target has a control character (%00–%1F or %7F)');
-  const segments = joined.split(/[/\\]/).slice(basePath.split('/').length);
-  // Empty once decoded (`%2F` at a segment's start) or stripped of its `;` parameters (`/;/`): a server that merges
-  // `//` drops it, and `/;/sessions/-x` is its `/sessions/-x`, whose id was never checked (an audit, 7 Dec 2026). A
-  // trailing one is the API's own (`/sessions/`).
-  if (segments.slice(0, -1).some((segment) => bare(segment) === '')) throw new BadRequestError('request target has an empty path segment');
-  return segments;
+  return joined.split(/[/\\]/).slice(basePath.split('/').length);
 }
 
 /** A segment's name without its `;` parameters, as servers that strip them route it (`sessions;x=1` is `sessions`). */
@@ -312,6 +307,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   if (path.includes('//')) throw new BadRequestError('request target has an empty path segment');
   const segments = segmentsAsRead(path, deps.upstreamPath);
   checkSessionSegment(segments);
+  // Also as a server that merges `//` reads it, a segment empty once decoded or stripped of its `;` parameters
+  // dropped: `/;/sessions/-x` is its `/sessions/-x` (an audit, 7 Dec 2026: the id went unchecked).
+  checkSessionSegment(segments.filter((segment, i) => bare(segment) !== '' || i === segments.length - 1));
 
   const maxBytes = deps.config.passthroughMaxBodyBytes;
   const declared = c.req.header('content-length');

@@ -213,9 +213,11 @@ describe('forwarding: what reaches the upstream', () => {
     const gz = await rawRequest(b.url, `POST /api/v2/sessions/ok/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`);
     expect(gz.status).toBe(400);
     expect(b.sim.requests()).toEqual([]);
-    // The list's own trailing slash still goes on.
+    // The list's own trailing slash still goes on, and so does a resource key with an encoded leading or double slash.
     await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions/');
-    expect(b.sim.requests().map((r) => r.target)).toEqual(['/api/v2/sessions/']);
+    await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions/s-1/resources/b/%2Fabs.png');
+    await api(`${b.url}/api/v2`, KEY_A, 'GET', '/sessions/s-1/resources/b/dir%2F%2Ffile.png');
+    expect(b.sim.requests().map((r) => r.target)).toEqual(['/api/v2/sessions/', '/api/v2/sessions/s-1/resources/b/%2Fabs.png', '/api/v2/sessions/s-1/resources/b/dir%2F%2Ffile.png']);
   });
 
   it('forwards a target in absolute form (RFC 9112 section 3.2.2) by its path, as its own routes take it', async () => {
