@@ -110,7 +110,8 @@ export async function readHistory(deps: AppDeps, entry: FeedEntry, from: number,
       }
       if (r.kind === 'not-found') throw new SessionNotFoundError(entry.feed.sessionId);
       if (r.kind === 'unauthorized') throw new UpstreamAuthError(r.status);
-      throw new UpstreamUnavailableError(r.kind, r.kind === 'rate-limited' ? retryAfter : Math.max(retryAfter, UNAVAILABLE_RETRY_AFTER_SECONDS));
+      // Told the hold's end: its readers cost the upstream nothing meanwhile (until 7 Dec 2026 at least 5 s, past a 1 s hold).
+      throw new UpstreamUnavailableError(r.kind, retryAfter);
     }
     // None of events the loop has read (an upstream behind itself, a replica that lags): asked again, then a 503,
     // never an empty page, which a poller draining until one would take for the end.

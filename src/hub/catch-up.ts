@@ -14,6 +14,9 @@ import { backoffDelayMs, sleep, DEFAULT_BACKOFF } from '../upstream/backoff.ts';
 import { LONG_RETRY_AFTER_SHOWN_MS } from '../upstream/poller.ts';
 import type { Stats } from '../metrics.ts';
 
+/** The longest a reader catching up waits between history reads past the feed's hold on them (ms). */
+const HISTORY_RETRY_MAX_MS = 2000;
+
 /** Attempts at re-fetching held-out history before the stream is closed (the client resumes by Last-Event-ID). */
 export const HISTORY_FETCH_ATTEMPTS = 4;
 /**
@@ -48,6 +51,11 @@ export interface FeedReader extends FeedListener {
    * (shown as its `upstream_error`) and keeps trying, so the other lanes go on.
    */
   historyTrouble?(reason: string): void;
+  /**
+   * Such a reader whose session's history the upstream refuses for good (a 404 that lasted): it ends alone, as a
+   * lane whose session proves not to exist at its open does, while the stream goes on.
+   */
+  historyRefused?(): void;
 }
 
 /** What a catch-up uses. */
@@ -99,6 +107,12 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
       const heldMs = Array.isArray(r) || r.failing === undefined ? 0 : r.failing.retryAtMs - Date.now();
       // A wait of seconds is said at once, as the loop says a long Retry-After: not silence until it ends (a review).
       const longWait = heldMs >= LONG_RETRY_AFTER_SHOWN_MS;
+      // A lane of a session gone ends alone; until 7 Dec 2026 it kept trying for good (an audit: 335 s and more).
+      if (refused && r.kind === 'not-found' && reader.historyRefused) {
+        deps.log.warn({ session: feed.sessionId, from }, 'history refused upstream (404); this session of the stream ends');
+        reader.historyRefused();
+        return;
+      }
       if (failures >= HISTORY_FETCH_ATTEMPTS || refused || longWait) {
         if (reader.historyTrouble) {
           if (failures === HISTORY_FETCH_ATTEMPTS || refused || longWait) {
@@ -111,7 +125,9 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
           return;
         }
       }
-      if (!(await sleep(Math.max(backoffDelayMs(failures, DEFAULT_BACKOFF), heldMs), reader.signal))) return;
+      // The hold bounds what its readers cost the upstream: a reader past it asks again within HISTORY_RETRY_MAX_MS, not
+      // on a backoff grown for minutes (lanes recovered up to 15 s after the upstream, an audit found).
+      if (!(await sleep(Math.max(Math.min(backoffDelayMs(failures, DEFAULT_BACKOFF), HISTORY_RETRY_MAX_MS), heldMs), reader.signal))) return;
       continue;
     }
     const frames = reader.next < feed.nextIndex ? feed.heldFrames(reader.next, REPLAY_SLICE_BYTES) : null;

@@ -207,6 +207,11 @@ export class HistoryPages {
     return held;
   }
 
+  /** The feed's latest run of failures, if one is remembered (no answer since). */
+  failureOf(feedKey: string): { result: FailureOutcome; sinceMs: number; retryAtMs: number } | undefined {
+    return this.failures.peek(feedKey);
+  }
+
   /** Pages kept now (tests, metrics). */
   get keptPages(): number {
     return this.kept.size;

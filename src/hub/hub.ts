@@ -260,6 +260,13 @@ export class Hub {
    * (contract section 3).
    */
   forNewStream(entry: FeedEntry): FeedEntry {
+    // The history a reader resumes into refused for good (a 404 that lasted; with the operator's key, so for every
+    // reader): the session is gone, as the loop's lasting refusal says it. Until 7 Dec 2026 a finished session's
+    // streams opened (cached) and closed again for good, never told (an audit: 160 reconnects in 322 s).
+    if (!this.opts.loopOnCallerCredentials && this.historyRefused(entry)) {
+      this.release(entry);
+      throw new SessionNotFoundError(entry.feed.sessionId);
+    }
     // A loop on callers' keys (AUTH=upstream, no UPSTREAM_API_KEY) hearing 404 says its keys cannot see the
     // session; the caller opening now was just accepted for it, and its key joins the loop's.
     if (this.opts.loopOnCallerCredentials || !refusalSettled(entry.feed)) return entry;
@@ -319,6 +326,12 @@ export class Hub {
     if (result.length > 0) this.keepHistory(entry, start, result);
     if (signal.aborted) return { kind: 'aborted' };
     return start === from && result.length <= to - from ? result : result.slice(from - start, from - start + (to - from));
+  }
+
+  /** Whether the feed's history reads have heard a 404 for REFUSAL_SETTLED_MS, and not an answer since (`HistoryPages`). */
+  private historyRefused(entry: FeedEntry): boolean {
+    const held = this.historyPages.failureOf(entry.key);
+    return held !== undefined && held.result.kind === 'not-found' && historyFailureSettled({ ...held.result, failing: held });
   }
 
   /**

@@ -95,6 +95,11 @@ export class MuxLane implements FeedReader {
   onEnd(frame: Buffer): void {
     this.stream.endLane(this, taggedEndData(this.sessionId, frame));
   }
+  historyRefused(): void {
+    this.statusSent = null;
+    this.stream.write(taggedStatusOf(this.sessionId, notFoundStatus));
+    this.stream.endLane(this, taggedEndDataOf(this.sessionId, notFoundEnd));
+  }
 }
 
 /** A stream of several sessions on one response. */

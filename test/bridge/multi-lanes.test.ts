@@ -4,7 +4,7 @@
  * in its own status, and does not close the stream.
  */
 import { afterEach, expect, it } from 'vitest';
-import { range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
 import { recordMany } from '../helpers/multi.ts';
 
 let bridge: Bridge | undefined;
@@ -88,3 +88,42 @@ it("a 429 on history that asks for seconds is said at once, to a lane and to a s
   await res.text();
   expect(b.sim.stats('lw').faultsServed).toBe(1);
 }, 40_000);
+
+it('readers resuming into the history of a session deleted upstream are told so once the 404 has lasted: a lane ends alone, a single stream is refused 404 on its reconnect', async () => {
+  // Audit, 7 Dec 2026: a single stream of a deleted, finished session opened (cached) and closed again for good,
+  // 160 times in 322 s, and a lane kept trying past 335 s; Durable and drop-in readers got their 404 at 5–6 s.
+  bridge = await startBridge({ SESSION_MAX_EVENTS: '20', SSE_RETRY_MS: '500' });
+  const b = bridge;
+  for (const id of ['ld', 'lk']) {
+    b.sim.createSession(id, { initialEvents: 100, finished: true });
+    const first = record(`${b.url}/sessions/${id}/events`);
+    await first.ended(15_000);
+    first.close();
+  }
+  b.sim.deleteSession('ld');
+  const many = recordMany(`${b.url}/events?session=ld&session=lk`, ['ld', 'lk']);
+  let opens = 0;
+  const counted: typeof fetch = (input, init) => {
+    opens++;
+    return fetch(input, init);
+  };
+  const single = record(`${b.url}/sessions/ld/events`, { fetch: counted });
+  try {
+    await many.allEnded(20_000);
+    expect(many.indices('lk')).toEqual(range(100));
+    const ldEnd = many.of('ld').find((f) => f.type === 'end')!;
+    expect(ldEnd.data.upstream_error).toMatch(/not found/);
+    expect(many.indices('ld')).toEqual([]);
+    expect(many.opens()).toBe(1);
+    // The EventSource gives up on the 404 of a reconnect (readyState CLOSED), having had no end and no event.
+    await eventually(() => single.es.readyState === 2, 20_000, 'the single stream refused');
+    expect(single.indices()).toEqual([]);
+    expect(opens).toBeLessThan(10);
+    const res = await fetch(`${b.url}/sessions/ld/events`);
+    expect(res.status).toBe(404);
+    await res.arrayBuffer();
+  } finally {
+    many.close();
+    single.close();
+  }
+}, 60_000);
