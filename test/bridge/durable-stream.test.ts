@@ -160,6 +160,25 @@ describe('history whose upstream fails for a while (audit, 7 Dec 2026)', () => {
     await expectCatchUpReadsAll(url, b.sim.eventCount('h404'));
   });
 
+  it('an SSE read from history the upstream holds (a 429) is a 503 with its Retry-After before the 200, not an empty stream', async () => {
+    // Seen: 12 empty 200s in 3.5 s under `429 Retry-After: 8`, and the client fell back to long-polls.
+    const { b, url } = await drainedLongSession('hsse');
+    b.sim.faults.script(Array.from({ length: 5 }, () => ({ kind: 'rate-limit' as const, retryAfterSeconds: 8 })), { session: 'hsse', endpoint: 'changes' });
+    const res = await fetch(`${url}?offset=-1&live=sse`);
+    expect(res.status).toBe(503);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(6);
+    await res.arrayBuffer();
+    // Once the upstream answers, the same read streams the history from its start.
+    b.sim.faults.clear();
+    await new Promise((r) => setTimeout(r, 8200));
+    const again = await fetch(`${url}?offset=-1&live=sse`, { signal: AbortSignal.timeout(10_000) });
+    expect(again.status).toBe(200);
+    const reader = again.body!.getReader();
+    const { value } = await reader.read();
+    expect(new TextDecoder().decode(value)).toContain('"index":0');
+    await reader.cancel();
+  }, 30_000);
+
   it('a session deleted upstream is still a 404 to a history reader once the 404 has lasted, about 5 s', async () => {
     const { b, url } = await drainedLongSession('hgone');
     b.sim.deleteSession('hgone');
