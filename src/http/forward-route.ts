@@ -309,7 +309,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   checkSessionSegment(segments);
   // Also as a server that merges `//` reads it, a segment empty once decoded or stripped of its `;` parameters
   // dropped: `/;/sessions/-x` is its `/sessions/-x` (an audit, 7 Dec 2026: the id went unchecked).
-  checkSessionSegment(segments.filter((segment, i) => bare(segment) !== '' || i === segments.length - 1));
+  const merged = segments.filter((segment, i) => bare(segment) !== '' || i === segments.length - 1);
+  checkSessionSegment(merged);
 
   const maxBytes = deps.config.passthroughMaxBodyBytes;
   const declared = c.req.header('content-length');
@@ -476,7 +477,8 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   // A status past 599 (HTTP/1.1 carries up to 999) counts as `other`, not a class of its own.
   count(deps.stats.forwarded, `${COUNTED_METHODS.has(method) ? method : 'other'}|${status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other'}`);
   if (status >= 200 && status < 300) {
-    const id = nudgedSession(method, segments);
+    // As a server that merges `//` reads it too (the checks above hold for both).
+    const id = nudgedSession(method, merged);
     if (id !== undefined) deps.hub.nudge(id);
   }
   const cors = middlewareHeaders(c, deps);

@@ -108,7 +108,8 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
       // A wait of seconds is said at once, as the loop says a long Retry-After: not silence until it ends (a review).
       const longWait = heldMs >= LONG_RETRY_AFTER_SHOWN_MS;
       // A lane of a session gone ends alone; until 7 Dec 2026 it kept trying for good (an audit: 335 s and more).
-      if (refused && r.kind === 'not-found' && reader.historyRefused) {
+      // (Not where loops run on callers' keys: there a 404 says only that some keys cannot see the session.)
+      if (refused && r.kind === 'not-found' && reader.historyRefused && deps.hub.notFoundIsGone) {
         deps.log.warn({ session: feed.sessionId, from }, 'history refused upstream (404); this session of the stream ends');
         reader.historyRefused();
         return;

@@ -43,10 +43,12 @@ export type PageResult = UpstreamEvent[] | FailureOutcome;
 
 /**
  * A feed's history reads failing, as its readers are told: since when they have failed this way (the first of a run
- * of failures of one kind: a 404 after a 502 starts its own), and when the upstream is asked again (ms since the epoch).
+ * of failures of one kind: a 404 after a 502 starts its own), the latest failure of the run, and when the upstream is
+ * asked again (ms since the epoch).
  */
 export interface HistoryFailing {
   sinceMs: number;
+  lastMs: number;
   retryAtMs: number;
 }
 
@@ -60,7 +62,7 @@ const FAILURE_MEMORY_MS = 60_000;
  * A failure this long after the previous one's hold ended starts a run of its own (ms): readers told to retry in a
  * second come back well within it, and two one-off 404s a minute apart are not a 404 that lasted.
  */
-const RUN_GAP_MS = 5_000;
+export const RUN_GAP_MS = 5_000;
 
 /** Reads `[start, end)` of a feed's history (at most that many events, at least one when any exist). */
 export type PageReader = (start: number, end: number) => Promise<PageResult>;
@@ -106,7 +108,7 @@ export class HistoryPages {
   private readonly runningByShare = new Map<string, number>();
   /** Reads waiting their turn, per share (session); a share served goes to the back (insertion order is the round). */
   private readonly waiting = new Map<string, Array<() => void>>();
-  /** Per feed, its reads' latest run of failures (cleared by a read that brings events). Per feed, not per session: under AUTH=upstream each feed reads with its own callers' keys. */
+  /** Per feed, its reads' latest run of failures (cleared by a read that brings an answer, an empty page too). Per feed, not per session: under AUTH=upstream each feed reads with its own callers' keys. */
   private readonly failures = new LRUCache<string, HeldFailure>({ max: 10_000, ttl: FAILURE_MEMORY_MS, ttlAutopurge: true });
 
   constructor(pageSize: number, maxBytes = HISTORY_PAGES_MAX_BYTES, ttlMs = HISTORY_PAGE_TTL_MS, maxReads = HISTORY_READS_MAX, maxPerShare = HISTORY_READS_PER_SESSION) {
@@ -202,13 +204,13 @@ export class HistoryPages {
     const holdMs = result.kind === 'rate-limited' ? Math.min(HISTORY_FAILURE_HOLD_MAX_MS, Math.max(HISTORY_FAILURE_HOLD_MS, result.retryAfterMs ?? 0)) : HISTORY_FAILURE_HOLD_MS;
     const before = this.failures.get(feedKey);
     const sameRun = before !== undefined && before.result.kind === result.kind && now - before.retryAtMs <= RUN_GAP_MS;
-    const held: HeldFailure = { result, sinceMs: sameRun ? before.sinceMs : now, retryAtMs: now + holdMs };
+    const held: HeldFailure = { result, sinceMs: sameRun ? before.sinceMs : now, lastMs: now, retryAtMs: now + holdMs };
     this.failures.set(feedKey, held, { ttl: holdMs + FAILURE_MEMORY_MS });
     return held;
   }
 
   /** The feed's latest run of failures, if one is remembered (no answer since). */
-  failureOf(feedKey: string): { result: FailureOutcome; sinceMs: number; retryAtMs: number } | undefined {
+  failureOf(feedKey: string): (HistoryFailing & { result: FailureOutcome }) | undefined {
     return this.failures.peek(feedKey);
   }
 

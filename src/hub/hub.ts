@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { createFeed, type Feed, type FeedLimits } from './feed.ts';
 import { eventFrame, type Frame } from './frames.ts';
-import { HistoryPages, type HistoryFailing, type PageReader } from './history-pages.ts';
+import { HistoryPages, RUN_GAP_MS, type HistoryFailing, type PageReader } from './history-pages.ts';
 import type { Supply, Transport } from './transport.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import type { FirstContact, PollerState } from '../upstream/poller.ts';
@@ -67,12 +67,13 @@ export interface FeedEntry {
 export type HistoryFailure = FailureOutcome & { failing?: HistoryFailing };
 
 /**
- * Whether a failed history read's run of failures has lasted REFUSAL_SETTLED_MS: a 404 sooner may be a blip, as a
- * loop's (`settledRefusalOf`), and a reader told 404 stops for good. Until 7 Dec 2026 one 404 did that (audit).
+ * Whether a failed history read's run of failures has lasted REFUSAL_SETTLED_MS, from its first failure to its
+ * latest: a 404 sooner may be a blip, as a loop's (`settledRefusalOf`), and a reader told 404 stops for good. Until
+ * 7 Dec 2026 one 404 did that (audit).
  */
 export function historyFailureSettled(r: HistoryFailure): boolean {
   // Not known how long (no hold said): asked again, as a blip would be.
-  return r.failing !== undefined && Date.now() - r.failing.sinceMs >= REFUSAL_SETTLED_MS;
+  return r.failing !== undefined && r.failing.lastMs - r.failing.sinceMs >= REFUSAL_SETTLED_MS;
 }
 
 /** Delay of a nudge's second status refresh (ms): the API answers a write 202 and may apply it a moment later. */
@@ -263,7 +264,7 @@ export class Hub {
     // The history a reader resumes into refused for good (a 404 that lasted; with the operator's key, so for every
     // reader): the session is gone, as the loop's lasting refusal says it. Until 7 Dec 2026 a finished session's
     // streams opened (cached) and closed again for good, never told (an audit: 160 reconnects in 322 s).
-    if (!this.opts.loopOnCallerCredentials && this.historyRefused(entry)) {
+    if (this.notFoundIsGone && this.historyRefused(entry)) {
       this.release(entry);
       throw new SessionNotFoundError(entry.feed.sessionId);
     }
@@ -328,10 +329,22 @@ export class Hub {
     return start === from && result.length <= to - from ? result : result.slice(from - start, from - start + (to - from));
   }
 
-  /** Whether the feed's history reads have heard a 404 for REFUSAL_SETTLED_MS, and not an answer since (`HistoryPages`). */
+  /**
+   * Whether a 404 says the session is gone for every reader: not where loops run on callers' keys, where it says
+   * that those keys cannot see it.
+   */
+  get notFoundIsGone(): boolean {
+    return this.opts.loopOnCallerCredentials !== true;
+  }
+
+  /**
+   * Whether the feed's history reads have heard 404s for REFUSAL_SETTLED_MS, the latest a moment ago (within
+   * RUN_GAP_MS), and no answer since (`HistoryPages`). A run of 404s that stopped is not held against new readers.
+   */
   private historyRefused(entry: FeedEntry): boolean {
     const held = this.historyPages.failureOf(entry.key);
-    return held !== undefined && held.result.kind === 'not-found' && historyFailureSettled({ ...held.result, failing: held });
+    if (held === undefined || held.result.kind !== 'not-found' || Date.now() - held.lastMs > RUN_GAP_MS) return false;
+    return historyFailureSettled({ ...held.result, failing: held });
   }
 
   /**

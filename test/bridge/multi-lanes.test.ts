@@ -127,3 +127,25 @@ it('readers resuming into the history of a session deleted upstream are told so 
     single.close();
   }
 }, 60_000);
+
+it('one 404 on history is not held against the readers that come after it: a stream opened seconds later is served', async () => {
+  // A review, 7 Dec 2026: a single 404 made every new open 404 from 5 s to about 61 s after it, the session well.
+  bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
+  const b = bridge;
+  b.sim.createSession('lb', { initialEvents: 100, finished: true });
+  const first = record(`${b.url}/sessions/lb/events`);
+  await first.ended(15_000);
+  first.close();
+  b.sim.faults.script([{ kind: 'http', status: 404 }], { session: 'lb', endpoint: 'changes' });
+  const blip = await fetch(`${b.url}/v1/stream/sessions/lb?offset=-1`);
+  expect(blip.status).toBe(503);
+  await blip.arrayBuffer();
+  await new Promise((r) => setTimeout(r, 6000));
+  const later = record(`${b.url}/sessions/lb/events`);
+  try {
+    await later.ended(15_000);
+    expect(later.indices()).toEqual(range(100));
+  } finally {
+    later.close();
+  }
+}, 40_000);
