@@ -14,15 +14,20 @@ afterEach(async () => {
   bridge = undefined;
 });
 
+/** A finished session of 100 events, read once to its end: with a small buffer, a read from 0 needs its history again. */
+async function finishedAndRead(b: Bridge, id: string): Promise<void> {
+  b.sim.createSession(id, { initialEvents: 100, finished: true });
+  const first = record(`${b.url}/sessions/${id}/events`);
+  await first.ended(15_000);
+  first.close();
+}
+
 it("one session's failing history fetch does not shut out the other sessions of a multiplexed stream", async () => {
   // A small buffer: reading either session from 0 needs its history again.
   bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
   const b = bridge;
   for (const id of ['lx', 'ly']) {
-    b.sim.createSession(id, { initialEvents: 100, finished: true });
-    const first = record(`${b.url}/sessions/${id}/events`);
-    await first.ended(15_000);
-    first.close();
+    await finishedAndRead(b, id);
   }
   // Every changes call on lx fails from now on.
   b.sim.faults.random({ seed: 1, rate: 1, kinds: [{ kind: 'http', status: 503 }], session: 'lx', endpoint: 'changes' });
@@ -46,10 +51,7 @@ it('one 404 on a history page is retried by a stream catching up, not taken for 
   // Audit, 7 Dec 2026 (Durable reads; SSE streams had the same rule): one 404 ended the catch-up at once.
   bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
   const b = bridge;
-  b.sim.createSession('lz', { initialEvents: 100, finished: true });
-  const first = record(`${b.url}/sessions/lz/events`);
-  await first.ended(15_000);
-  first.close();
+  await finishedAndRead(b, 'lz');
   b.sim.faults.script([{ kind: 'http', status: 404 }], { session: 'lz', endpoint: 'changes' });
   let opens = 0;
   const counted: typeof fetch = (input, init) => {
@@ -71,10 +73,7 @@ it("a 429 on history that asks for seconds is said at once, to a lane and to a s
   // A review, 7 Dec 2026: waiting out each hold, a reader heard only keep-alives for three holds (up to 15 min).
   bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
   const b = bridge;
-  b.sim.createSession('lw', { initialEvents: 100, finished: true });
-  const first = record(`${b.url}/sessions/lw/events`);
-  await first.ended(15_000);
-  first.close();
+  await finishedAndRead(b, 'lw');
   b.sim.faults.script(Array.from({ length: 20 }, () => ({ kind: 'rate-limit' as const, retryAfterSeconds: 40 })), { session: 'lw', endpoint: 'changes' });
   const many = recordMany(`${b.url}/events?session=lw`, ['lw']);
   try {
@@ -95,10 +94,7 @@ it('readers resuming into the history of a session deleted upstream are told so 
   bridge = await startBridge({ SESSION_MAX_EVENTS: '20', SSE_RETRY_MS: '500' });
   const b = bridge;
   for (const id of ['ld', 'lk']) {
-    b.sim.createSession(id, { initialEvents: 100, finished: true });
-    const first = record(`${b.url}/sessions/${id}/events`);
-    await first.ended(15_000);
-    first.close();
+    await finishedAndRead(b, id);
   }
   b.sim.deleteSession('ld');
   const many = recordMany(`${b.url}/events?session=ld&session=lk`, ['ld', 'lk']);
@@ -132,10 +128,7 @@ it('one 404 on history is not held against the readers that come after it: a str
   // A review, 7 Dec 2026: a single 404 made every new open 404 from 5 s to about 61 s after it, the session well.
   bridge = await startBridge({ SESSION_MAX_EVENTS: '20' });
   const b = bridge;
-  b.sim.createSession('lb', { initialEvents: 100, finished: true });
-  const first = record(`${b.url}/sessions/lb/events`);
-  await first.ended(15_000);
-  first.close();
+  await finishedAndRead(b, 'lb');
   b.sim.faults.script([{ kind: 'http', status: 404 }], { session: 'lb', endpoint: 'changes' });
   const blip = await fetch(`${b.url}/v1/stream/sessions/lb?offset=-1`);
   expect(blip.status).toBe(503);
