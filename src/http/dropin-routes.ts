@@ -105,7 +105,7 @@ export async function readHistory(deps: AppDeps, entry: FeedEntry, from: number,
       const now = Date.now();
       // Asked again when the hub's hold of the failure ends (a 429's Retry-After): no sooner, it would get the same.
       const retryAfter = r.failing === undefined ? UNAVAILABLE_RETRY_AFTER_SECONDS : Math.max(1, Math.ceil((r.failing.retryAtMs - now) / 1000));
-      if (r.kind === 'not-found' && !historyFailureSettled(r)) {
+      if (r.kind === 'not-found' && !historyFailureSettled(r.failing)) {
         throw new UpstreamUnavailableError('the sessions API answered 404 for this history a moment ago; asking it again', retryAfter);
       }
       if (r.kind === 'not-found') throw new SessionNotFoundError(entry.feed.sessionId);

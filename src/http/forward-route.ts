@@ -168,6 +168,11 @@ class BodyLimit extends Transform {
   }
 }
 
+/** `path` with its escapes of unreserved characters (`A-Z a-z 0-9 - . _ ~`) decoded, and every other escape kept. */
+function withUnreservedDecoded(path: string): string {
+  return path.replace(/%(2[DdEe]|3\d|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|7[Ee])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
 /** A path segment `.`/`..` (escaped or not) would let a target leave the API's path once the upstream resolves it. */
 function hasDotSegment(path: string): boolean {
   // Decoded too: an upstream that decodes `%2F` (or reads `\` as `/`) before routing would find `..` in `k%2F..%2Fx`.
@@ -301,7 +306,7 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   // The path sent must be under the API path, not only the one the router read (a URL parser reads
   // `http:///internal/api/v2` as the host `internal`; a review, 7 Dec 2026). Escaped unreserved characters compare
   // decoded (RFC 3986 section 6.2.2.2), as the router compares them: `/api/v%32/…` is under `/api/v2`.
-  const asRouted = path.replace(/%(2[DdEe]|3\d|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|7[Ee])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const asRouted = withUnreservedDecoded(path);
   if (deps.upstreamPath !== '' && asRouted !== deps.upstreamPath && !asRouted.startsWith(`${deps.upstreamPath}/`)) throw new BadRequestError('request target is not under the API path');
   if (!rawTarget.startsWith('/') || hasDotSegment(path)) throw new BadRequestError('request target must be a plain path under the API path (no dot segments)');
   if (path.includes('//')) throw new BadRequestError('request target has an empty path segment');

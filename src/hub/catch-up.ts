@@ -102,7 +102,7 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
       if (kind === 'aborted' && reader.closed) return;
       failures++;
       // The upstream's refusal, once a 404 has lasted (historyFailureSettled): until then it is retried as a failure.
-      const refused = !Array.isArray(r) && (r.kind === 'unauthorized' || (r.kind === 'not-found' && historyFailureSettled(r)));
+      const refused = !Array.isArray(r) && (r.kind === 'unauthorized' || (r.kind === 'not-found' && historyFailureSettled(r.failing)));
       // Not before the hold on the feed's history reads ends (a 429's Retry-After): sooner gets the same failure again.
       const heldMs = Array.isArray(r) || r.failing === undefined ? 0 : r.failing.retryAtMs - Date.now();
       // A wait of seconds is said at once, as the loop says a long Retry-After: not silence until it ends (a review).

@@ -71,9 +71,9 @@ export type HistoryFailure = FailureOutcome & { failing?: HistoryFailing };
  * latest: a 404 sooner may be a blip, as a loop's (`settledRefusalOf`), and a reader told 404 stops for good. Until
  * 7 Dec 2026 one 404 did that (audit).
  */
-export function historyFailureSettled(r: HistoryFailure): boolean {
+export function historyFailureSettled(failing: HistoryFailing | undefined): boolean {
   // Not known how long (no hold said): asked again, as a blip would be.
-  return r.failing !== undefined && r.failing.lastMs - r.failing.sinceMs >= REFUSAL_SETTLED_MS;
+  return failing !== undefined && failing.lastMs - failing.sinceMs >= REFUSAL_SETTLED_MS;
 }
 
 /** Delay of a nudge's second status refresh (ms): the API answers a write 202 and may apply it a moment later. */
@@ -344,7 +344,7 @@ export class Hub {
   private historyRefused(entry: FeedEntry): boolean {
     const held = this.historyPages.failureOf(entry.key);
     if (held === undefined || held.result.kind !== 'not-found' || Date.now() - held.lastMs > RUN_GAP_MS) return false;
-    return historyFailureSettled({ ...held.result, failing: held });
+    return historyFailureSettled(held);
   }
 
   /**

@@ -96,7 +96,6 @@ export class MuxLane implements FeedReader {
     this.stream.endLane(this, taggedEndData(this.sessionId, frame));
   }
   historyRefused(): void {
-    this.statusSent = null;
     this.stream.write(taggedStatusOf(this.sessionId, notFoundStatus));
     this.stream.endLane(this, taggedEndDataOf(this.sessionId, notFoundEnd));
   }

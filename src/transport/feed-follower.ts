@@ -16,7 +16,7 @@ import type { FailureOutcome } from '../upstream/client.ts';
 import { backoffDelayMs, DEFAULT_BACKOFF, sleep } from '../upstream/backoff.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { retryAtPart } from '../upstream/sink.ts';
-import { afterEventsBefore, decodeEntries, decodeMeta, idAtOrBefore, READ, type LogEntry, type LogEnd, type LogKeys, type LogState } from './redis-log.ts';
+import { afterEventsBefore, decodeEntries, decodeMeta, idAtOrBefore, logStateOf, READ, type LogEntry, type LogEnd, type LogKeys, type LogState } from './redis-log.ts';
 import type { RedisConn } from './redis-conn.ts';
 import type { LogReader, ReadTarget } from './redis-reader.ts';
 
@@ -289,8 +289,7 @@ export class FeedFollower implements ReadTarget {
   }
 
   private currentState(): LogState {
-    const { feed } = this;
-    return { snapshot: feed.snapshot, upstreamError: feed.upstreamError, synced: feed.synced, ...(feed.failing ? { failing: true } : {}), ...retryAtPart(feed.failing, feed.retryAtMs), ...(feed.emptyStyle ? { emptyStyle: feed.emptyStyle } : {}) };
+    return logStateOf(this.feed);
   }
 
   // `since`: when the log first wrote the status `state` shows (its clock, the same for every instance); null: not said.

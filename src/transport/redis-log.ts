@@ -24,7 +24,7 @@
  * meta and log expire REDIS_RETENTION_SECONDS after the last write or renewal.
  */
 import type { Snapshot } from '../upstream/snapshot.ts';
-import type { EmptyAnswerStyle } from '../upstream/sink.ts';
+import { retryAtPart, type EmptyAnswerStyle, type LoopUpdate } from '../upstream/sink.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
 import { lua } from './redis-conn.ts';
 
@@ -51,6 +51,11 @@ export interface LogState {
   /** Written only while failing (LoopUpdate.retryAtMs). */
   retryAtMs?: number;
   emptyStyle?: EmptyAnswerStyle;
+}
+
+/** The log state of an update's status side (or of a feed's, which holds the same fields): optional fields only when set. */
+export function logStateOf(from: Pick<LoopUpdate, 'snapshot' | 'upstreamError' | 'synced' | 'failing' | 'retryAtMs' | 'emptyStyle'>): LogState {
+  return { snapshot: from.snapshot, upstreamError: from.upstreamError, synced: from.synced, ...(from.failing ? { failing: true } : {}), ...retryAtPart(from.failing, from.retryAtMs), ...(from.emptyStyle ? { emptyStyle: from.emptyStyle } : {}) };
 }
 
 /** Why a log ended: 'over' (kept, served to late readers) or 'refused' (only live readers end; the next leader goes on). */

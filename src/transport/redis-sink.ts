@@ -6,13 +6,13 @@
  * recorded) until it lands or the lease term ends; a refusal stops the loop.
  */
 import type { Logger } from 'pino';
-import { retryAtPart, type LoopSink, type LoopUpdate } from '../upstream/sink.ts';
+import type { LoopSink, LoopUpdate } from '../upstream/sink.ts';
 import { utf8Of } from '../upstream/body.ts';
 import { RAW_EVENT_JSON, type UpstreamEvent } from '../upstream/types.ts';
 import type { Snapshot } from '../upstream/snapshot.ts';
 import { sleep } from '../upstream/backoff.ts';
 import { statusJson } from '../hub/frames.ts';
-import { APPEND, type LogKeys, type LogState } from './redis-log.ts';
+import { APPEND, logStateOf, type LogKeys, type LogState } from './redis-log.ts';
 import { isOutOfMemory, type RedisConn } from './redis-conn.ts';
 
 /** Pause between two attempts at a write Redis did not take (ms, doubled up to the max). */
@@ -43,8 +43,7 @@ export interface SinkTerm {
 
 /** The JSON of an update's status side, as the log stores it. */
 export function stateJsonOf(update: Pick<LoopUpdate, 'snapshot' | 'upstreamError' | 'synced' | 'failing' | 'retryAtMs' | 'emptyStyle'>): string {
-  const state: LogState = { snapshot: update.snapshot, upstreamError: update.upstreamError, synced: update.synced, ...(update.failing ? { failing: true } : {}), ...retryAtPart(update.failing, update.retryAtMs), ...(update.emptyStyle ? { emptyStyle: update.emptyStyle } : {}) };
-  return JSON.stringify(state);
+  return JSON.stringify(logStateOf(update));
 }
 
 /**
