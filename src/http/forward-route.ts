@@ -396,10 +396,11 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
     throw new BadRequestError('Transfer-Encoding other than chunked is not forwarded');
   }
   const hasBody = declared !== undefined ? Number(declared) > 0 : transferEncoding !== undefined || (!isHttp1(outgoing) && method !== 'GET' && method !== 'HEAD');
-  // An HTTP/2 request that declares no body but leaves its stream open is read to its end before it goes: DATA past
-  // its length resets the stream (node:http2), and it is not forwarded. Until 7 Dec 2026 it went at once, whole with an
-  // empty body, while its caller saw an error (an audit: 10 runs of 10).
-  const openWhenEmpty = declared !== undefined && !hasBody && h2StreamOf(incoming)?.endAfterHeaders === false;
+  // An HTTP/2 request that declares no body (`content-length: 0`, or a GET or HEAD with no length) but leaves its stream
+  // open is read to its end before it goes: DATA past a declared length resets the stream (node:http2), and it is not
+  // forwarded; a GET's DATA goes on as its body, as HTTP/1.1's would. Until 7 Dec 2026 such requests went at once with
+  // an empty body (audits: 10 runs of 10 for `content-length: 0`; a GET's DATA was dropped).
+  const openWhenEmpty = !hasBody && h2StreamOf(incoming)?.endAfterHeaders === false;
   let whole: Buffer | null = null;
   const idleSeconds = deps.config.bodyTimeoutSeconds;
   if ((hasBody && declared === undefined) || openWhenEmpty) {

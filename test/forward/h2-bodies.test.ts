@@ -207,4 +207,21 @@ describe('forwarding: HTTP/2 callers at the edges', () => {
     expect(status).toBe(400);
     expect(up.seen.some((s) => s.url.includes('admin'))).toBe(false);
   });
+
+  it('a GET that sends DATA without a length goes on with its body, as over HTTP/1.1; a GET that ends with its headers goes without one', async () => {
+    // Target fuzz, 7 Dec 2026: the DATA of such a GET was dropped, and the upstream got a GET with no body.
+    const { up, session } = await setup();
+    const get = (tag: string, body: string | null) =>
+      new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':path': `/api/v2/agents?t=${tag}`, ':method': 'GET' }, { endStream: body === null });
+        stream.on('error', reject);
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.resume();
+        if (body !== null) stream.end(body);
+      });
+    expect(await get('with-data', '{"q":"abc"}')).toBe(200);
+    expect(await get('bare', null)).toBe(200);
+    expect(up.seen.find((s) => s.url.endsWith('t=with-data'))).toMatchObject({ bytes: 11, complete: true });
+    expect(up.seen.find((s) => s.url.endsWith('t=bare'))).toMatchObject({ bytes: 0, complete: true });
+  });
 });
