@@ -122,13 +122,15 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 const HEADERS_TOO_LARGE_BODY = JSON.stringify({ error: 'request line and headers larger than the server accepts (MAX_HEADER_BYTES)', code: 'headers_too_large' });
 const TOO_MANY_FIELDS_BODY = JSON.stringify({ error: `more header fields than the server accepts (${MAX_HEADER_FIELDS})`, code: 'headers_too_large' });
 const BAD_AUTHORITY_BODY = JSON.stringify({ error: 'the :authority (or Host) is malformed (no URL can be built from it)', code: 'bad_request' });
+const AUTHORITY_MISMATCH_BODY = JSON.stringify({ error: 'the :authority and the Host header name different hosts', code: 'bad_request' });
 
 /**
  * The checks an HTTP/1.1 request passes before any route, for an HTTP/2 one: a header list past `maxBytes` is
  * refused with the `431` JSON an HTTP/1.1 client gets (Node's http2 layer advertises SETTINGS_MAX_HEADER_LIST_SIZE
  * but lets larger lists through: 40 KB and 100 KB against 32 KB were served until 6 Dec 2026); the `:authority`
  * (or `host`) is judged as an HTTP/1.1 `Host` (`acceptedHost`): malformed, a JSON `400`; an IPv6 literal is taken
- * in its canonical form (`[::ffff:127.0.0.1]`, refused by hono's adapter until 6 Dec 2026, is `[::ffff:7f00:1]`).
+ * in its canonical form (`[::ffff:127.0.0.1]`, refused by hono's adapter until 6 Dec 2026, is `[::ffff:7f00:1]`);
+ * a `host` beside an `:authority` must name the same host.
  */
 function withRequestChecks(listener: NodeListener, maxBytes: number, countRefusal?: CountRefusal): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   const refuse = (res: Http2ServerResponse, status: number, code: string, body: string): void => {
@@ -145,6 +147,10 @@ function withRequestChecks(listener: NodeListener, maxBytes: number, countRefusa
     if (typeof authority === 'string') {
       const accepted = acceptedHost(authority);
       if (accepted === null) return refuse(res, 400, 'bad_request', BAD_AUTHORITY_BODY);
+      // Both sent, naming two hosts: malformed (RFC 9113 section 8.3.1). Until 7 Dec 2026 such a request was served,
+      // its `Host` passed on as `X-Forwarded-Host` (an audit).
+      const host = name === ':authority' ? req.headers.host : undefined;
+      if (typeof host === 'string' && acceptedHost(host)?.toLowerCase() !== accepted.toLowerCase()) return refuse(res, 400, 'bad_request', AUTHORITY_MISMATCH_BODY);
       // What the routes read (hono's adapter builds its URL from `req.authority`, which reads this header).
       if (accepted !== authority) req.headers[name] = accepted;
     }

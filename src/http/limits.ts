@@ -9,7 +9,7 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
 import type { AppEnv } from './env.ts';
 import type { Config } from '../config.ts';
-import { TooManyRequestsError, UriTooLongError } from '../errors.ts';
+import { BadRequestError, TooManyRequestsError, UriTooLongError } from '../errors.ts';
 
 /** Seconds a client refused for a stream limit is told to wait (a stream slot frees when another closes). */
 export const STREAM_LIMIT_RETRY_AFTER_SECONDS = 5;
@@ -272,13 +272,19 @@ export function createLimits(config: Config): Limits {
   };
 }
 
-/** Refuses request targets longer than MAX_URL_BYTES with 414 (Node itself refuses past MAX_HEADER_BYTES with 431). */
-/** Refuses a request target (path and query, as received) longer than MAX_URL_BYTES. */
+/**
+ * Refuses a request target (path and query, as received) longer than MAX_URL_BYTES with 414 (Node itself refuses past
+ * MAX_HEADER_BYTES with 431), and one that holds a `#` with 400.
+ */
 export function checkUrl(limits: Limits, target: string): void {
   // The request target reaches Node as latin1 bytes: its length is its size.
   if (target.length > limits.maxUrlBytes) {
     throw new UriTooLongError(limits.maxUrlBytes);
   }
+  // A fragment is not part of a request target (RFC 9112 section 3.2), and only a raw client sends one: pollcast's
+  // routes read it as the URL's end, the upstream as it pleases (an audit, 7 Dec 2026: `?access_token=k#rest` was the
+  // key `k` on pollcast's routes, the key `k#rest` forwarded, and `?x=1#access_token=k` went on with the key in it).
+  if (target.includes('#')) throw new BadRequestError('request target has a "#" (a fragment is never sent; encode it as %23)');
 }
 
 /** Takes `cost` tokens (default one) from the client's bucket, or refuses with 429 and the seconds until they are there. */

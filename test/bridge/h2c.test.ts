@@ -356,6 +356,19 @@ describe('HTTP/2 cleartext (h2c, prior knowledge)', () => {
       expect(refused.status, path).toBe(400);
       expect(JSON.parse(refused.text), path).toEqual({ code: 'bad_request', error: 'the :authority (or Host) is malformed (no URL can be built from it)' });
     }
+    // A Host beside the :authority naming another host is malformed (RFC 9113 section 8.3.1); the same host, however
+    // written, is served (a secrets audit, 7 Dec 2026: `host: b.example` went on as X-Forwarded-Host).
+    const withHost = async (path: string, authority: string, host: string) => {
+      const r = h2request(session, path, { ':authority': authority, host, authorization: `Bearer ${KEY_A}` });
+      const text = await r.done();
+      return { status: (await r.headers)[':status'], text };
+    };
+    for (const path of ['/sessions/h2-host/status', '/api/v2/sessions/h2-host']) {
+      const refused = await withHost(path, 'a.example', 'b.example');
+      expect(refused.status, path).toBe(400);
+      expect(JSON.parse(refused.text), path).toEqual({ code: 'bad_request', error: 'the :authority and the Host header name different hosts' });
+    }
     expect(bridge.sim.requests()).toEqual([]);
+    expect((await withHost('/api/v2/sessions/h2-host', `localhost:${port}`, `LOCALHOST:${port}`)).status).toBe(200);
   });
 });
