@@ -24,6 +24,25 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
 /** Request headers pollcast sets or drops itself: the upstream's Host, and `Expect` (pollcast has already read past it). */
 const REQUEST_DROPPED: ReadonlySet<string> = new Set(['host', 'expect']);
 
+/**
+ * Request headers a proxy writes about the request it passes on (the caller's address, scheme, port, path prefix,
+ * original URL), besides the `X-Forwarded-For/-Proto/-Host` pollcast writes itself. Frameworks behind proxies trust
+ * them (Werkzeug's ProxyFix, Spring, IIS/Symfony's `X-Original-URL` path override): kept only from a trusted proxy
+ * in front (TRUST_PROXY), never taken from a caller's word (an audit, 7 Dec 2026: a caller's `X-Forwarded-Prefix`
+ * and an `X-Original-URL` holding an id the path would have refused went upstream as sent).
+ */
+const PROXY_WRITTEN: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-server',
+  'x-forwarded-scheme',
+  'x-forwarded-ssl',
+  'x-original-url',
+  'x-rewrite-url',
+]);
+
 /** The header names a raw list's `Connection` values name (lower-cased). */
 function connectionNamed(raw: readonly string[]): Set<string> {
   const named = new Set<string>();
@@ -74,7 +93,7 @@ export interface ForwardedFrom {
   proto: string;
   /** The `Host` (or HTTP/2 `:authority`) the caller used; undefined when it sent none. */
   host: string | undefined;
-  /** Keep the caller's `X-Forwarded-Proto`/`-Host` (a trusted proxy in front set them); otherwise pollcast's replace them. */
+  /** Keep the caller's `X-Forwarded-Proto`/`-Host` and other proxy-written headers (a trusted proxy in front set them); otherwise pollcast's replace them, and the others are dropped. */
   trustForwarded: boolean;
 }
 
@@ -93,7 +112,8 @@ export interface RequestHeaderOptions {
  * caller's order and case: hop-by-hop, Connection-named, Host, Expect and
  * HTTP/2 pseudo-headers removed, the pollcast cookie cut out of `Cookie`
  * (several Cookie fields joined into one),
- * `X-Forwarded-For` appended to, `X-Forwarded-Proto`/`-Host` set.
+ * `X-Forwarded-For` appended to, `X-Forwarded-Proto`/`-Host` set, other
+ * proxy-written headers (`PROXY_WRITTEN`) kept from a trusted proxy only.
  */
 export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFrom, options: RequestHeaderOptions): string[] {
   const named = connectionNamed(raw);
@@ -113,6 +133,7 @@ export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFro
       forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
       continue;
     }
+    if (PROXY_WRITTEN.has(lower) && !from.trustForwarded) continue;
     if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') {
       if (from.trustForwarded) {
         if (lower === 'x-forwarded-proto') proto ??= value;
