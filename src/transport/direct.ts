@@ -31,7 +31,7 @@ export const BYPASS_REASON: Record<Bypass, string> = {
 
 const BYPASS_LOG: Record<Bypass, string> = {
   full: 'redis refuses writes (out of memory: maxmemory reached): sessions are served from the upstream directly until it accepts them again; raise maxmemory, or lower REDIS_LOG_MAX_ENTRIES or REDIS_RETENTION_SECONDS',
-  unreachable: 'redis unreachable or not answering: sessions are served from the upstream directly (one loop per instance) until it answers; check REDIS_URL',
+  unreachable: 'redis unreachable, not answering or refusing pollcast: sessions are served from the upstream directly (one loop per instance) until it answers; check REDIS_URL',
 };
 
 /** After a write refused for want of memory, how long an instance serves directly before it tries to lead again (ms). */

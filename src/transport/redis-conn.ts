@@ -159,8 +159,12 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
     client.on('error', (err: Error) => {
       if (closed) return;
       countError(stats, 'connection');
+      // A password refused while connecting (WRONGPASS to the AUTH the client sends first) is Redis saying no, not
+      // Redis away: said as a refusal (an audit, 7 Dec 2026: "unreachable" for minutes, the password wrong).
+      const refused = refusedBy(err);
+      if (client === main) mainRefused = refused;
       // One line per outage, not one per reconnection attempt.
-      if (!down) log.warn({ role, err: err.message }, everReady ? 'redis connection lost; reconnecting' : 'redis unreachable (never connected yet); retrying');
+      if (!down && !refused) log.warn({ role, err: err.message }, everReady ? 'redis connection lost; reconnecting' : 'redis unreachable (never connected yet); retrying');
       down = true;
     });
     client.on('ready', () => {
@@ -193,6 +197,8 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   // meanwhile. An operator audit (7 Dec 2026) saw /readyz say "ok", no log line, and no session served at all.
   let refusedSince: number | null = null;
   let refusedWith = '';
+  // The commands' connection's latest error was a refusal (it cannot connect because Redis refuses it).
+  let mainRefused = false;
   const refusedBy = (err: unknown): boolean => {
     if (!(err instanceof ErrorReply) || !REFUSAL_REPLY.test(err.message)) return false;
     if (refusedSince === null) {
@@ -218,6 +224,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
   };
   main.on('error', () => (lostAt ??= performance.now()));
   main.on('ready', () => {
+    mainRefused = false;
     // Back after a loss (maybe a new, empty run), or first reached only after Redis was away at the start (other
     // instances may have served sessions on their own meanwhile): not a first connection made at once.
     if (lostAt !== null && (connectedOnce || performance.now() - lostAt > REDIS_SILENT_MS)) backAt = performance.now();
@@ -396,7 +403,7 @@ export function connectRedis(opts: RedisConnOptions): RedisConn {
       readerListeners.push(fn);
     },
     get state() {
-      if (!main.isReady) return 'unreachable';
+      if (!main.isReady) return mainRefused && refusedSince !== null ? (`refusing pollcast (${refusedWith})` as const) : 'unreachable';
       if (refusedSince !== null) return `refusing pollcast (${refusedWith})` as const;
       return silentSince === null ? 'ok' : 'not answering';
     },

@@ -378,6 +378,34 @@ it('a Redis that needs a password REDIS_URL lacks: said in the log and by /ready
   expect(sub.indices()).toEqual(range(sim.eventCount('noauth')));
 }, 60_000);
 
+it('a REDIS_URL whose password Redis refuses (WRONGPASS while connecting): said as a refusal, not as Redis away, sessions served from the upstream, and back to the log once it accepts', async () => {
+  // A secrets audit (7 Dec 2026): /readyz said "unreachable" for minutes and the log "redis unreachable".
+  const redis = (parts.redis = await startRedis());
+  await redis.command('CONFIG', 'SET', 'requirepass', 'the-right-one');
+  const sim = (parts.sim = await createSimulator({}));
+  sim.createSession('wrongpass', { initialEvents: 5, imageBytes: 0 });
+  const logged = captureLog('info');
+  const url = new URL(redis.url);
+  url.password = 'a-wrong-one';
+  const env = { ...CLUSTER_ENV, PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, REDIS_URL: url.href };
+  const server = await startPollcast(loadConfig(env), { log: logged.log, processMetrics: false });
+  parts.servers.push(server);
+  const sub = record(`${server.url}/sessions/wrongpass/events`);
+  parts.recorders.push(sub);
+  await sub.until((x) => x.indices().length === 5, 20_000);
+  await eventually(async () => (await redisState(server.url)) === 'refusing pollcast (WRONGPASS)', 10_000, '/readyz to say WRONGPASS');
+  expect(logged.lines().filter((l) => /redis refuses pollcast/.test(l.msg))).toHaveLength(1);
+  expect(logged.lines().filter((l) => /redis unreachable \(never connected/.test(l.msg))).toEqual([]);
+  expect(logged.text()).not.toContain('a-wrong-one');
+  // Redis takes that password now: pollcast connects, goes back to the shared log, and the stream goes on exactly.
+  await redisCommandAuthed(redis.port, 'the-right-one', 'CONFIG', 'SET', 'requirepass', 'a-wrong-one');
+  await eventually(async () => (await redisState(server.url)) === 'ok', 15_000, '/readyz to say ok');
+  sim.appendEvents('wrongpass', 2);
+  sim.finish('wrongpass', { closingEvents: true });
+  await sub.ended(20_000);
+  expect(sub.indices()).toEqual(range(sim.eventCount('wrongpass')));
+}, 60_000);
+
 /** One command on a connection that authenticates first (the helper's redisCommand opens one per command). */
 async function redisCommandAuthed(port: number, password: string, ...args: string[]): Promise<void> {
   const socket = connect({ host: '127.0.0.1', port });
