@@ -236,10 +236,22 @@ const TOKENS_JUDGED_AT_ONCE = 16;
 
 /**
  * The JWT-shaped words of a value. A JWT's own characters are base64url and dots: anything else (spaces, commas, `=`,
- * `;`, quotes, braces) parts it from what surrounds it, so one inside `t=<jwt>` or a JSON value is found too.
+ * `;`, quotes, braces) parts it from what surrounds it, so one inside `t=<jwt>` or a JSON value is found too. A word
+ * of more than three dot-parted parts is read as every run of three whose first begins as a JWT's JSON header does
+ * (`ey`), so a token with a dot beside it (`<jwt>.`, `a.<jwt>.b`) is found too; escaped unreserved characters
+ * (`%2E` for a dot) are read decoded, as in a cookie or header that carries a token percent-encoded (an audit,
+ * 7 Dec 2026: each of these went upstream).
  */
 function jwtShapedWords(value: string): string[] {
-  return value.split(/[^A-Za-z0-9_.-]+/).filter((word) => word.split('.').length === 3);
+  const words: string[] = [];
+  for (const word of withUnreservedDecoded(value).split(/[^A-Za-z0-9_.-]+/)) {
+    const parts = word.split('.');
+    if (parts.length === 3) words.push(word);
+    else if (parts.length > 3) {
+      for (let i = 0; i + 3 <= parts.length; i++) if (parts[i]!.startsWith('ey') && parts[i + 1] !== '' && parts[i + 2] !== '') words.push(`${parts[i]}.${parts[i + 1]}.${parts[i + 2]}`);
+    }
+  }
+  return words;
 }
 
 /** The pollcast tokens among the JWT-shaped words of `values`, each distinct word judged once, TOKENS_JUDGED_AT_ONCE at a time. */

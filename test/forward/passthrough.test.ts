@@ -458,6 +458,21 @@ describe('forwarding: modes and tokens', () => {
     expect(JSON.stringify(other)).not.toContain(jwt.split('.')[2]);
     expect(JSON.stringify(other)).not.toContain(expired.split('.')[2]);
 
+    // Nor with a dot beside it, nor with its dots percent-encoded (a secrets audit, 7 Dec 2026: each went upstream).
+    const encoded = jwt.replaceAll('.', '%2E');
+    b.sim.clearRequests();
+    await rawHttp(`${b.url}/api/v2/sessions?c=${jwt}.&d=.${expired}&t2=a.${jwt}.b&size=2`, 'GET', {
+      'x-dotted': `${jwt}.`,
+      'x-enc': encoded,
+      cookie: `q=${encoded}; r=a.${jwt}.b; keep=1`,
+    });
+    const [dotted] = forwardedTo(b);
+    expect(dotted!.target).toBe('/api/v2/sessions?size=2');
+    for (const name of ['x-dotted', 'x-enc']) expect(Object.keys(dotted!.headers)).not.toContain(name);
+    expect(dotted!.headers.cookie).toEqual(['keep=1']);
+    expect(JSON.stringify(dotted)).not.toContain(jwt.split('.')[2]);
+    expect(JSON.stringify(dotted)).not.toContain(expired.split('.')[2]);
+
     // Nor in the path, which cannot go without it (fuzz audit, 7 Dec 2026: forwarded, and echoed in the upstream's
     // 404): 400 naming the problem, nothing upstream. A foreign JWT there goes on.
     b.sim.clearRequests();
