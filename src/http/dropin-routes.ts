@@ -70,13 +70,16 @@ export function statusToTell(feed: Feed): Snapshot {
 }
 
 /**
- * Resolves true when `until` holds after an update of the feed (or its end), false when the wait
+ * Resolves true when `until` holds (at once, or after an update of the feed) or the feed ended, false when the wait
  * runs out or the caller leaves; always detaches itself.
  */
 export function waitFor(feed: Feed, until: () => boolean, waitMs: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     // Aborted already (shutdown begun while the caller was on its way): no wait, and no abort event to come.
     if (signal.aborted) return resolve(false);
+    // True already: no wait for the next update (until 7 Dec 2026 a drop-in call on a loop already failing waited
+    // for its next failure, 8 s under a 429, an SDK audit found).
+    if (feed.ended || until()) return resolve(true);
     let done = false;
     const finish = (changed: boolean) => {
       if (done) return;
@@ -184,9 +187,11 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   if (from >= feed.nextIndex && !feed.ended) {
     if (waitSeconds === 0) {
       // "Nothing new" is only true once the loop has caught up, and, for a session that is over, drained.
-      // (Within the call's one bound, which the refresh above counts in.) A loop whose calls fail is not waited for:
-      // its backoff may be long (a 429's Retry-After), and the caller is told so at once below.
-      if (draining(feed) || (!feed.synced && !feed.failing)) await waitFor(feed, () => feed.nextIndex > from || (feed.synced && !draining(feed)), Math.max(0, deadline - performance.now()), signal);
+      // (Within the call's one bound, which the refresh above counts in.) A loop whose calls fail is not waited for,
+      // nor one that starts failing during the wait: its backoff may be long (a 429's Retry-After), and the caller is
+      // told so at once below (until 7 Dec 2026 a loop whose first call got a 429 held such a call the whole 10 s, an
+      // SDK audit found, where the API answers at once).
+      if (draining(feed) || (!feed.synced && !feed.failing)) await waitFor(feed, () => feed.nextIndex > from || feed.failing || (feed.synced && !draining(feed)), Math.max(0, deadline - performance.now()), signal);
     } else {
       // Metrics alone move with every step; only a new status or error is news without events, and only
       // from an upstream whose own long-poll answers a change of status (a simplified one): the real API
@@ -201,8 +206,9 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
     if (from >= feed.nextIndex) requireKnown(feed, deps);
   }
   // The loop heard the end from /status and is draining it: the upstream's changes answers now carry the end's
-  // finished_at and answer with the terminal status. Answered once the drain has them (bounded), never the status without them.
-  if (draining(feed)) await waitFor(feed, () => !draining(feed), Math.max(0, deadline - performance.now()), signal);
+  // finished_at and answer with the terminal status. Answered once the drain has them (bounded), never the status
+  // without them; while the drain's calls fail, at once (the 503 below), not at the bound.
+  if (draining(feed)) await waitFor(feed, () => !draining(feed) || feed.failing, Math.max(0, deadline - performance.now()), signal);
   // Cut by shutdown while draining: the terminal status would go without its last events.
   if (deps.shutdownSignal.aborted && draining(feed)) throw new ShuttingDownError();
   // Checked after any wait too: the buffer may have dropped `from` meanwhile (a burst past its bounds).

@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, range, record, startBridge, type Bridge } from '../helpers/harness.ts';
+import { UNSETTLED_WAIT_MS } from '../../src/http/dropin-routes.ts';
 
 let bridge: Bridge | undefined;
 afterEach(async () => {
@@ -123,6 +124,23 @@ describe('drop-in changes, fresh', () => {
     expect(waitS).toBeLessThanOrEqual(20);
     await r.arrayBuffer();
   }, 40_000);
+
+  it('a wait_for_seconds=0 call whose loop drains an end under a 429 (on its first changes call) is answered at once: 503 with the Retry-After, not at the 10 s bound', async () => {
+    // SDK audit, 7 Dec 2026: the SDK's final `include_events=false&wait_for_seconds=0` call on a finished session was
+    // held 10 s, then 503, where the API answered its 429 in a millisecond.
+    bridge = await startBridge({}, { api: 'real' });
+    const b = bridge;
+    b.sim.createSession('df-zero', { initialEvents: 3, imageBytes: 0, finished: true });
+    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 8 }, { kind: 'rate-limit', retryAfterSeconds: 8 }], { session: 'df-zero', endpoint: 'changes' });
+    const started = performance.now();
+    const r = await get(`${b.url}/api/v2/sessions/df-zero/changes?from_index=0&include_events=false&wait_for_seconds=0`);
+    const tookMs = performance.now() - started;
+    expect(r.status).toBe(503);
+    expect(((await r.json()) as { error: string }).error).toMatch(/cannot tell yet/);
+    expect(tookMs).toBeLessThan(UNSETTLED_WAIT_MS / 2);
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(6);
+    expect(Number(r.headers.get('retry-after'))).toBeLessThanOrEqual(8);
+  }, 30_000);
 
   it('forty status pollers of an idle session (20 /status and 20 SDK-style /changes + /status waiters) cost the upstream at most one /status call per STATUS_FRESH_SECONDS, not one per poller', async () => {
     // Defaults (25 s long-poll, 10 s freshness), as a deployment runs them. Audit, 7 Dec 2026: with 2 s, ten SDK
