@@ -635,7 +635,9 @@ export class Poller {
     if (this.synced && !wasRefused && !this.changesFailing) return;
     this.synced = true;
     this.changesFailing = false;
-    if (wasRefused) this.recovered();
+    // The upstream holds the call: it answers again, and the fault shown is over. Until 7 Dec 2026 a transient one
+    // (503s) stayed shown until the held call came back, up to the whole wait on a quiet session (a dashboard audit).
+    if (wasRefused || this.upstreamError !== null) this.recovered();
     void this.publish([], this.opts.sink.nextIndex);
   }
 

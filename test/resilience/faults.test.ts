@@ -252,6 +252,26 @@ describe('a long Retry-After', () => {
   }, 45_000);
 });
 
+describe('faults that end on a quiet session', () => {
+  it('the upstream_error shown for them clears once the loop\'s next long-poll is held, not when it comes back (the whole wait later)', async () => {
+    // Dashboard audit, 7 Dec 2026: a quiet session's card said "not answering (503)" for 28-33 s after the upstream
+    // was well again, until the held long-poll came back.
+    const b = await startBridge({ ...ONE_ADDRESS_ENV, UPSTREAM_WAIT_SECONDS: '25' });
+    bridge = b;
+    b.sim.createSession('quiet-503', { initialEvents: 2, imageBytes: 0 });
+    const r = record(`${b.url}/sessions/quiet-503/events`);
+    await r.until((x) => x.indices().length === 2);
+    await eventually(() => b.sim.stats('quiet-503').inFlightChanges === 1, 10_000, 'the held long-poll');
+    b.sim.faults.script(range(4).map((): Fault => ({ kind: 'http', status: 503 })), { session: 'quiet-503', endpoint: 'changes' });
+    b.sim.appendEvents('quiet-503', 1);
+    await r.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 15_000);
+    await eventually(() => b.sim.faults.pending() === 0 && b.sim.stats('quiet-503').inFlightChanges === 1, 20_000, 'the faults served, the next long-poll held');
+    await r.until((x) => x.statuses().at(-1)!.upstream_error === undefined, 5000);
+    expect(r.indices()).toEqual(range(3));
+    r.close();
+  }, 60_000);
+});
+
 describe('a hung call', () => {
   it('is shown as upstream_error once it is abandoned, not after three of them, and clears when the loop reads again', async () => {
     // Dashboard audit, 7 Dec 2026: with every call hanging, a card said "live" for 108 s (three calls of 25 + 10 s).
