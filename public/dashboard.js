@@ -583,6 +583,9 @@ const cardHandlers = {
 /** What a refused card says, in words a person can act on: a bad id, an unknown session, a token. */
 function refusalText(why, what) {
   if (!why) return `${what} could not be opened; try reloading the page`;
+  // Ended by the server's `event: error` (no HTTP status): the key was refused after the stream opened.
+  if (why.reason === 'access_revoked') return 'the agent API no longer accepts your key (access revoked): reload with a valid one';
+  if (why.reason === 'token_expired') return tokenProblem('expired');
   // The list's query is its filters; a session's is its id.
   if (why.status === 400 && what === 'the session list') return `the filter was refused${why.error ? `: ${why.error}` : ''}; change it above`;
   if (why.status === 400) return `not a valid session id${why.error ? `: ${why.error.replace(/^invalid session id:\s*/i, '')}` : ''}`;
@@ -591,7 +594,8 @@ function refusalText(why, what) {
   if (why.status === 403) return `your access token does not allow this${why.error ? ` (${why.error})` : ''}`;
   if (why.status === 429) return 'too many requests for now: reload in a little while';
   if (why.status === 502) return 'pollcast\'s own key was refused by the agent API (an operator must fix it)';
-  return `${what} refused (${why.status}${why.error ? `: ${why.error}` : ''})`;
+  const detail = [why.status, why.error ?? (why.reason !== 'refused' ? why.reason : undefined)].filter((x) => x !== undefined && x !== '').join(': ');
+  return `${what} was refused${detail ? ` (${detail})` : ''}`;
 }
 
 /** The expiry of the page's token (ms), read from its payload; NaN when it has none or is not a JWT. */
@@ -811,6 +815,7 @@ function problem() {
   if (list.state === 'refused') {
     const why = list.refusal;
     if (why?.reason === 'token_expired') return { tone: 'bad', short: 'token expired', long: tokenProblem('expired') };
+    if (why?.reason === 'access_revoked') return { tone: 'bad', short: 'key revoked', long: refusalText(why, 'the session list') };
     if (why?.status === 401) return { tone: 'bad', short: tokenShort(why.error), long: tokenProblem(why.error) };
     return { tone: 'bad', short: 'session list unavailable', long: refusalText(why, 'the session list') };
   }

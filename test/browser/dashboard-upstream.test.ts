@@ -135,6 +135,26 @@ describe('dashboard against a real-API upstream', () => {
     }
   });
 
+  it('says a key the agent API stops accepting (AUTH=upstream, the list stream ended with access_revoked) in words', async () => {
+    // Dashboard audit, 7 Dec 2026: the banner said "The session list refused (undefined)".
+    const KEY = 'sk-dashboard-revoked-Lm4Qa';
+    const up = await createSimulator({ api: 'real', apiKeys: { [KEY]: 'org-a' } });
+    up.createSession('paper', { organisation: 'org-a', initialEvents: 3, imageBytes: 0 });
+    const guarded = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH: 'upstream', AUTH_UPSTREAM_CACHE_SECONDS: '1' }), { log: silentLogger(), processMetrics: false });
+    try {
+      const page = await open(`${guarded.url}/#token=${KEY}`, WIDE);
+      await page.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
+      up.revokeKey(KEY);
+      await page.locator('#conn[data-state="trouble"]').waitFor({ timeout: WAIT_MS });
+      await eventually(async () => (await page.locator('#conn-text').innerText()) === 'key revoked', WAIT_MS, 'the pill to say the key is revoked');
+      expect(await page.locator('#note').innerText()).toMatch(/no longer accepts your key \(access revoked\)/);
+      expect(await page.locator('#note').innerText()).not.toMatch(/undefined/);
+    } finally {
+      await guarded.close();
+      await up.close();
+    }
+  });
+
   it('gives sessions that start while the page is open a card only up to nine live cards (the rest wait in the strip); a refused filter keeps its form and names the filter; the page sends no Referer', async () => {
     const up = await createSimulator({ api: 'real' });
     const bridge = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH: 'none', SESSION_LIST_POLL_SECONDS: '1' }), { log: silentLogger(), processMetrics: false });
