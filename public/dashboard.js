@@ -572,6 +572,7 @@ const cardHandlers = {
       setStream(v, 'ended', e.upstream_error ? 'no longer followed: the agent API kept refusing it' : 'finished');
       trim();
     });
+    giveLiveRoom();
   },
   onReconnecting: (id) => withView(id, (v) => {
     v.card.dataset.reconnects = String(Number(v.card.dataset.reconnects) + 1);
@@ -706,17 +707,25 @@ function takeSnapshot(items, total) {
   for (const id of [...known.keys()]) if (!list.rows.has(id) && !views.has(id)) known.delete(id);
   for (const s of rows) know(s.id, s);
   if (first && pinned.length === 0) watch([...known.values()].sort(byOrder).slice(0, MAX_CARDS).map((k) => k.id));
-  else if (pinned.length === 0) {
-    // A later snapshot replaces the list (a long outage, a pollcast restart): a live session it brings with no
-    // card gets one, as a session that starts while the page is open does; finished cards give way.
-    // Up to MAX_CARDS live cards in all, as the first snapshot opens (finished cards give way, live ones do not).
-    const live = rows.filter((s) => !views.has(s.id) && !TERMINAL.has(str(s.status))).map((s) => known.get(s.id)).sort(byOrder).slice(0, liveCardRoom()).map((k) => k.id);
-    if (live.length > 0) {
-      watch(live);
-      trim();
-    }
-  }
+  // A later snapshot replaces the list (a long outage, a pollcast restart): a live session it brings with no card
+  // gets one, as a session that starts while the page is open does; finished cards give way.
+  else giveLiveRoom();
   renderTop();
+}
+
+/**
+ * Live sessions of the list without a card get one, newest first, up to MAX_CARDS live cards in all (finished cards
+ * give way, live ones do not): after a later snapshot, and whenever a card's session ends. Until 7 Dec 2026 a card
+ * ending made no room: after a pollcast restart the old cards, still reconnecting when the snapshot came, ended one by
+ * one and the sessions that had started meanwhile never got a card (a dashboard audit).
+ */
+function giveLiveRoom() {
+  if (pinned.length > 0 || !list.listed) return;
+  const live = [...list.rows].filter((id) => !views.has(id)).map((id) => known.get(id)).filter((k) => k !== undefined && !k.ended && !TERMINAL.has(k.status)).sort(byOrder).slice(0, liveCardRoom()).map((k) => k.id);
+  if (live.length > 0) {
+    watch(live);
+    trim();
+  }
 }
 
 /** How many more live cards fit under MAX_CARDS (finished cards give way to them, live ones do not). */

@@ -183,6 +183,16 @@ describe('dashboard against a real-API upstream', () => {
       await new Promise((r) => setTimeout(r, 1500));
       expect(await p.locator('.card').count()).toBe(9);
       expect(referers).toEqual([]);
+      // A live card's session ends: a session waiting in the strip takes its place (a dashboard audit, 7 Dec 2026:
+      // after a pollcast restart the ended cards stayed, and sessions started meanwhile never got one).
+      const cardIds = () => p.locator('.card').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.session!));
+      const before = await cardIds();
+      up.finish(before[0]!, { closingEvents: true });
+      await eventually(async () => {
+        const ids = await cardIds();
+        return ids.length === 9 && !ids.includes(before[0]!);
+      }, WAIT_MS, 'a session waiting in the strip to take the ended card\'s place');
+      expect((await cardIds()).filter((id) => !before.includes(id))).toHaveLength(1);
 
       // A search the server refuses (a tab in it): the banner names the filter, and the form stays to fix it.
       await p.locator('#filter-search').fill('flights\tparis');
