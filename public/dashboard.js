@@ -588,7 +588,7 @@ function refusalText(why, what) {
   if (why.reason === 'access_revoked') return 'the agent API no longer accepts your key (access revoked): reload with a valid one';
   if (why.reason === 'token_expired') return tokenProblem('expired');
   // The list's query is its filters; a session's is its id.
-  if (why.status === 400 && what === 'the session list') return `the filter was refused${why.error ? `: ${why.error}` : ''}; change it above`;
+  if (why.status === 400 && what === 'the session list') return `the filter was refused${why.error ? `: ${why.error}` : ''}; change it in the filter form`;
   if (why.status === 400) return `not a valid session id${why.error ? `: ${why.error.replace(/^invalid session id:\s*/i, '')}` : ''}`;
   if (why.status === 404) return 'no such session: the agent API does not know this id (or this key may not see it)';
   if (why.status === 401) return tokenProblem(why.error);
@@ -799,10 +799,13 @@ function renderTop() {
 
 /** An upstream_error that says the API no longer finds the session (404): not an API that does not answer. */
 const MISSING = /\(404\)|not found/i;
+/** An upstream_error that says the API limits pollcast's calls (429): it answers, with a wait. */
+const RATE_LIMITED = /\(429\)|rate limit/i;
 
 /** A card's upstream_error for a person: a session the API no longer finds is not an API that does not answer. */
 function upstreamTrouble(error) {
   if (MISSING.test(error)) return 'the agent API no longer finds this session (404: deleted?); pollcast asks again for a while';
+  if (RATE_LIMITED.test(error)) return 'the agent API asks pollcast to slow down (rate limit, 429); retrying when it says';
   return `the agent API is not answering (${plainError(error)}); retrying`;
 }
 
@@ -832,7 +835,10 @@ function problem() {
   if (list.state === 'reconnecting') return RECONNECTING;
   if (list.trouble !== null) {
     const since = new Date(list.troubleSince).toLocaleTimeString([], { hour12: false });
-    return { tone: 'bad', short: 'agent API not answering', long: `The agent API is not answering (${plainError(list.trouble)}). Statuses below are the last known, from ${since}; pollcast keeps retrying.` };
+    // (A first list read that fails has shown nothing yet: no "last known" below.)
+    const shown = list.listed ? ` Statuses below are the last known, from ${since};` : '';
+    if (RATE_LIMITED.test(list.trouble)) return { tone: 'bad', short: 'agent API rate limit', long: `The agent API asks pollcast to slow down (rate limit, 429).${shown} pollcast asks again when it says.` };
+    return { tone: 'bad', short: 'agent API not answering', long: `The agent API is not answering (${plainError(list.trouble)}).${shown} pollcast keeps retrying.` };
   }
   const cards = [...views.values()];
   const tokenRefused = cards.find((v) => v.refusal?.status === 401);

@@ -88,6 +88,21 @@ describe('dashboard cards and banners', () => {
     await eventually(async () => (await pill(page)) === 'live' && (await banner(page)) === '', WAIT_MS, 'the pill live, no banner');
   }, 60_000);
 
+  it('a list the agent API rate-limits (429) is said as a rate limit, not as an API that does not answer', async () => {
+    // Dashboard audit, 7 Dec 2026: "The agent API is not answering (upstream rate limit (429))".
+    sim = await createSimulator({ api: 'real' });
+    sim.createSession('r-1', { initialEvents: 3, imageBytes: 0, emitEveryMs: 60_000 });
+    await start();
+    const page = await open(`${server!.url}/`);
+    await eventually(async () => (await pill(page)) === 'live', WAIT_MS, 'the pill live');
+    sim.faults.random({ seed: 1, rate: 1, endpoint: 'list', kinds: [{ kind: 'rate-limit', retryAfterSeconds: 2 }] });
+    await eventually(async () => /slow down \(rate limit, 429\)/.test(await banner(page)), WAIT_MS, 'the rate limit said');
+    expect(await banner(page)).not.toMatch(/not answering/);
+    expect(await page.locator('#conn-text').innerText()).toBe('agent API rate limit');
+    sim.faults.clear();
+    await eventually(async () => (await pill(page)) === 'live' && (await banner(page)) === '', WAIT_MS, 'the pill live, no banner');
+  }, 60_000);
+
   it('a session deleted upstream is said on its card; the pill does not claim trouble of the agent API', async () => {
     sim = await createSimulator({ api: 'real' });
     sim.createSession('del-1', { initialEvents: 3, imageBytes: 0, emitEveryMs: 500 });
