@@ -173,14 +173,20 @@ export class FeedFollower implements ReadTarget {
 
   /**
    * An empty copy takes the log's position instead of asking for what lies between: back to it (a
-   * loop found fewer events than this copy was asked to start at), or on to it for a copy made for
-   * status-only readers (overview streams, drop-in /status), which need no history.
+   * loop found fewer events than this copy was asked to start at), on to its head for a copy made for
+   * status-only readers (overview streams, drop-in /status), which need no history, and on to the
+   * log's first event while no reader is registered on the copy: a reader from before it then reads
+   * that history as a reader behind any buffer does (the hub's shared history pages, which keep to
+   * the upstream's Retry-After and tell a session gone). Until 7 Dec 2026 the copy filled the gap
+   * from the upstream first, which held every reader of the session on this instance (11.7 s under a
+   * 429 it did not keep to, for good once the session was deleted) and read the history twice (an audit).
    */
   private place(head: number, base: number): void {
     const { feed } = this;
     if (feed.nextIndex !== feed.baseIndex) return;
     if (head < feed.nextIndex && head > base) feed.rebase(base);
     else if (head < feed.nextIndex || (feed.startAtHead && head > feed.nextIndex)) feed.rebase(head);
+    else if (base > feed.nextIndex && feed.listeners.size === 0) feed.rebase(base);
   }
 
   /** Brings the copy up to `index` (exclusive): placed there when empty and allowed, else filled. False when it could not. */
@@ -266,7 +272,9 @@ export class FeedFollower implements ReadTarget {
       }
       failures++;
       this.deps.log.warn({ session: feed.sessionId, from: feed.nextIndex, to, outcome: Array.isArray(r) ? 'empty' : r.kind, attempt: failures }, 'could not fill a gap in the shared log yet; retrying');
-      if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF), this.signal))) return;
+      // A 429's Retry-After is kept to, as the loop keeps to it (until 7 Dec 2026: 6 calls in 14 s under one of 30 s).
+      const retryAfterMs = !Array.isArray(r) && r.kind === 'rate-limited' ? r.retryAfterMs : undefined;
+      if (!(await sleep(backoffDelayMs(failures, DEFAULT_BACKOFF, retryAfterMs), this.signal))) return;
     }
   }
 

@@ -13,7 +13,7 @@ import type { Feed } from '../hub/feed.ts';
 import type { Stats } from '../metrics.ts';
 import type { FailureOutcome } from '../upstream/client.ts';
 import { callerClient } from '../upstream/caller-client.ts';
-import { backoffDelayMs } from '../upstream/backoff.ts';
+import { backoffDelayMs, DEFAULT_BACKOFF } from '../upstream/backoff.ts';
 import { Poller, type FirstContact, type PollerState } from '../upstream/poller.ts';
 import { isKnown } from '../upstream/snapshot.ts';
 import type { UpstreamEvent } from '../upstream/types.ts';
@@ -156,7 +156,9 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       const onAbort = () => stop.abort();
       signal.addEventListener('abort', onAbort, { once: true });
       let resolveContact!: (c: FirstContact) => void;
-      const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
+      // Whether the openers were answered already (the first contact resolved, whatever it said).
+      let contactSettled = false;
+      const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve)).finally(() => (contactSettled = true));
       let poller: Poller | null = null;
       // The log of this session has a state: the cluster knows it (see canLead).
       let knownToCluster = false;
@@ -165,6 +167,10 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       // being full, no lease wanted for a while).
       let direct: AbortController | null = null;
       let directWhy: Bypass = 'unreachable';
+      // A direct loop that stopped on its own (not for the log) is not started again before this (performance.now()
+      // ms), nor every time Redis is judged away: ends in a row space the next one out.
+      let directNotBefore = 0;
+      let directEnds = 0;
       let leadNotBefore = 0;
       // Terms in a row that ended with every credential here refused (see leaveOnRefusal).
       let refusedTerms = 0;
@@ -187,17 +193,22 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       };
       const serveDirectly = (why: Bypass) => {
         if (why === 'full') leadNotBefore = performance.now() + STORE_FULL_RETRY_MS;
-        if (direct !== null || stop.signal.aborted || feed.ended) return;
+        if (direct !== null || stop.signal.aborted || feed.ended || performance.now() < directNotBefore) return;
         // No key here for a session the cluster knows: a loop would call the upstream with none (401s, then the end
         // after the give-up time, for a session that goes on). Its readers wait for the store, and are told why.
         if (!canLead()) return showKeyless(`${BYPASS_STORE[why]}, and no reader on this instance brought an upstream API key to read the session with meanwhile: waiting for the store`);
         const d = new AbortController();
         direct = d;
         directWhy = why;
-        // A session the cluster never described is a first contact: a refusal there refuses the open.
-        const contact = { resumed: isKnown(feed.snapshot), onFirstContact: resolveContact };
+        // A session the cluster never described is a first contact: a refusal there refuses the open, unless the
+        // openers were answered already (a 200 stream told "no answer from the session leader yet"): a 404 then ends
+        // the streams, as one process ends a stream opened during an outage. Until 7 Dec 2026 the loop stopped, and
+        // started again at each check while Redis was away: a /status call and an error line every 250 ms (an audit).
+        const contact = { resumed: isKnown(feed.snapshot) || contactSettled, onFirstContact: resolveContact };
         void bypasses.serve(why, settings, feed, AbortSignal.any([d.signal, stop.signal]), contact).finally(() => {
           if (direct === d) direct = null;
+          if (!d.signal.aborted && !stop.signal.aborted && !feed.ended) directNotBefore = performance.now() + backoffDelayMs(++directEnds, DEFAULT_BACKOFF);
+          else directEnds = 0;
           check();
         });
       };
