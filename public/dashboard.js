@@ -898,6 +898,8 @@ function drawSummary() {
   document.getElementById('summary').hidden = list.watch ? !list.listed : all.length === 0 && views.size === 0;
   document.getElementById('summary').replaceChildren(
     item(count, count === 1 ? 'session' : 'sessions'),
+    // More sessions than the list reads (SESSION_LIST_MAX_SESSIONS): the counts by status are of those read.
+    ...(count > all.length ? [el('span', 'of-read', `of the ${all.length} latest:`)] : []),
     ...[...byStatus].sort(([a], [b]) => rank(a) - rank(b)).map(([s, n]) => item(n, s.replaceAll('_', ' '), s)),
     // Costs are known only for sessions a loop follows (cards, recent ones): the sum says whose it is.
     item(money(costed.reduce((sum, k) => sum + k.cost, 0)), costed.length < count ? `spent by the ${costed.length} with figures` : 'spent'),
@@ -931,7 +933,8 @@ function drawStrip() {
   // A refused list keeps its filter form in view: a filter the server refused is changed there.
   document.getElementById('overview').hidden = pinned.length > 0 ? all.length === 0 : !list.listed && list.state !== 'refused';
   document.getElementById('filters').hidden = pinned.length > 0;
-  document.getElementById('overview-count').textContent = list.total > all.length ? `${all.length} of ${list.total}` : String(all.length);
+  // A list refused before it was read counted nothing: no "0".
+  document.getElementById('overview-count').textContent = pinned.length === 0 && !list.listed ? '' : list.total > all.length ? `${all.length} of ${list.total}` : String(all.length);
   document.getElementById('empty').hidden = !list.listed || all.length > 0;
   for (const k of all) {
     k.chip ??= makeChip(k);

@@ -212,6 +212,23 @@ describe('dashboard against a real-API upstream', () => {
     }
   });
 
+  it('with more sessions than the list reads (SESSION_LIST_MAX_SESSIONS), the header says its counts by status are of those read', async () => {
+    // Dashboard audit, 7 Dec 2026: "220 sessions · 2 running · 34 completed" counted 50 of them by status.
+    const up = await createSimulator({ api: 'real' });
+    for (let i = 0; i < 8; i++) up.createSession(`capped-${i}`, { initialEvents: 1, imageBytes: 0, finished: true });
+    const capped = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH: 'none', SESSION_LIST_MAX_SESSIONS: '5' }), { log: silentLogger(), processMetrics: false });
+    try {
+      const page = await open(`${capped.url}/`, WIDE);
+      await page.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
+      await eventually(async () => /^8 sessions/.test(await page.locator('#summary').innerText()), WAIT_MS, 'the header to count 8 sessions');
+      expect(await page.locator('#summary').innerText()).toMatch(/^8 sessions\s*of the 5 latest:\s*5 completed/);
+      expect(await page.locator('#overview-count').textContent()).toBe('5 of 8');
+    } finally {
+      await capped.close();
+      await up.close();
+    }
+  });
+
   it('words a bad id and an unknown id apart, and counts neither as a session', async () => {
     const up = await createSimulator({ api: 'real' });
     const bridge = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH: 'none' }), { log: silentLogger(), processMetrics: false });
