@@ -52,6 +52,14 @@ function addressWith(q) {
 }
 /** The list's filters, from the address and the page's controls. */
 const filters = { status: params.getAll('status').filter((s) => STATUS_ORDER.includes(s)), search: params.get('search') ?? '' };
+// A status the page does not know is not applied: it leaves the address too, which would otherwise name a filter the
+// page does not show (until 7 Dec 2026 `?status=bogus` stayed in the address over every status, an audit found).
+if (params.getAll('status').length !== filters.status.length) {
+  console.warn(`dashboard: unknown status in the address ignored: ${params.getAll('status').filter((s) => !STATUS_ORDER.includes(s)).join(', ')}`);
+  params.delete('status');
+  for (const s of filters.status) params.append('status', s);
+  history.replaceState(null, '', addressWith(params));
+}
 
 // ───── Connection handling: the only code that knows how streams are opened. ─────
 

@@ -212,7 +212,7 @@ describe('dashboard against a real-API upstream', () => {
     }
   });
 
-  it('with more sessions than the list reads (SESSION_LIST_MAX_SESSIONS), the header says its counts by status are of those read', async () => {
+  it('with more sessions than the list reads (SESSION_LIST_MAX_SESSIONS), the header says its counts by status are of those read; a status the page does not know leaves the address', async () => {
     // Dashboard audit, 7 Dec 2026: "220 sessions · 2 running · 34 completed" counted 50 of them by status.
     const up = await createSimulator({ api: 'real' });
     for (let i = 0; i < 8; i++) up.createSession(`capped-${i}`, { initialEvents: 1, imageBytes: 0, finished: true });
@@ -223,6 +223,11 @@ describe('dashboard against a real-API upstream', () => {
       await eventually(async () => /^8 sessions/.test(await page.locator('#summary').innerText()), WAIT_MS, 'the header to count 8 sessions');
       expect(await page.locator('#summary').innerText()).toMatch(/^8 sessions\s*of the 5 latest:\s*5 completed/);
       expect(await page.locator('#overview-count').textContent()).toBe('5 of 8');
+      // A status the page does not know leaves the address, which names only the filters shown.
+      const filtered = await open(`${capped.url}/?status=bogus&status=completed`, WIDE);
+      await filtered.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT_MS });
+      expect(new URL(filtered.url()).searchParams.getAll('status')).toEqual(['completed']);
+      expect(await filtered.locator('#filter-status').inputValue()).toBe('completed');
     } finally {
       await capped.close();
       await up.close();
