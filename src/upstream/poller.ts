@@ -179,6 +179,12 @@ export class Poller {
   private synced = false;
   /** The latest changes call failed (backing off): what the loop holds may be behind, however `synced` last stood. */
   private changesFailing = false;
+  /**
+   * The fault shown came back at once (a changes call answered 5xx, reset, … within HELD_MEANS_CAUGHT_UP_MS): a call
+   * held past that is the upstream answering again. Not so for a hang, nor for a call held and then failed (a proxy's
+   * 504), nor for a failed `/status`: for those a held call proves nothing, and the fault stays shown until it answers.
+   */
+  private faultWasQuick = false;
   /** Caught up at least once: from then on a full page is followed by a long-poll, not a wait-0 call. */
   private everSynced = false;
   private emptyStyle: EmptyAnswerStyle | undefined;
@@ -437,11 +443,15 @@ export class Poller {
     this.upstreamError = null;
   }
 
-  /** Backs off after a failure; false when the loop must stop. `publishAnyway`: the failing flag changed, say so even if the error shown did not. */
-  private async backOff(outcome: FailureOutcome, endpoint: string, publishAnyway = false): Promise<boolean> {
+  /**
+   * Backs off after a failure; false when the loop must stop. `publishAnyway`: the failing flag changed, say so even if
+   * the error shown did not. `quick`: a changes call that failed at once (see `faultWasQuick`).
+   */
+  private async backOff(outcome: FailureOutcome, endpoint: string, publishAnyway = false, quick = false): Promise<boolean> {
     const { log, sink } = this.opts;
     if (outcome.kind === 'aborted') return !this.signal.aborted;
     this.failures++;
+    this.faultWasQuick = quick && !(outcome.kind === 'transient' && outcome.hung === true);
     const refusal = refusalText(outcome);
     const before = this.upstreamError;
     if (refusal !== null) {
@@ -526,6 +536,7 @@ export class Poller {
     const held = wait > 0 && (!this.synced || this.refusedSince !== null || this.changesFailing) ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
     // Not for a resume (base > 0): its first answer may move the start (rebasing), which the opening must see.
     const grace = this.readyReported || sink.baseIndex > 0 ? null : setTimeout(() => this.ready(), FIRST_ANSWER_GRACE_MS);
+    const calledAt = performance.now();
     const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
     if (held !== null) clearTimeout(held);
     if (grace !== null) clearTimeout(grace);
@@ -623,7 +634,8 @@ export class Poller {
     // must not be told "nothing new" while the loop cannot read (the upstream may have events).
     const flagged = !this.changesFailing;
     this.changesFailing = true;
-    return (await this.backOff(r, 'changes', flagged)) ? 'again' : 'stop';
+    const quick = performance.now() - calledAt < HELD_MEANS_CAUGHT_UP_MS;
+    return (await this.backOff(r, 'changes', flagged, quick)) ? 'again' : 'stop';
   }
 
   // A waiting call still unanswered after HELD_MEANS_CAUGHT_UP_MS: the upstream had nothing new for it, and
@@ -635,9 +647,11 @@ export class Poller {
     if (this.synced && !wasRefused && !this.changesFailing) return;
     this.synced = true;
     this.changesFailing = false;
-    // The upstream holds the call: it answers again, and the fault shown is over. Until 7 Dec 2026 a transient one
-    // (503s) stayed shown until the held call came back, up to the whole wait on a quiet session (a dashboard audit).
-    if (wasRefused || this.upstreamError !== null) this.recovered();
+    // The upstream holds the call where it failed at once before: it answers again, and the fault shown is over. Until
+    // 7 Dec 2026 such a fault (503s) stayed shown until the held call came back, up to the whole wait on a quiet session
+    // (a dashboard audit). The count of failures stays until an answer: a call that fails after all backs off further.
+    if (wasRefused) this.recovered();
+    else if (this.upstreamError !== null && this.faultWasQuick) this.upstreamError = null;
     void this.publish([], this.opts.sink.nextIndex);
   }
 

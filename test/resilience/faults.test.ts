@@ -253,7 +253,7 @@ describe('a long Retry-After', () => {
 });
 
 describe('faults that end on a quiet session', () => {
-  it('the upstream_error shown for them clears once the loop\'s next long-poll is held, not when it comes back (the whole wait later)', async () => {
+  it('the upstream_error of faults that came back at once (503s) clears once the loop\'s next long-poll is held, not when it comes back (the whole wait later)', async () => {
     // Dashboard audit, 7 Dec 2026: a quiet session's card said "not answering (503)" for 28-33 s after the upstream
     // was well again, until the held long-poll came back.
     const b = await startBridge({ ...ONE_ADDRESS_ENV, UPSTREAM_WAIT_SECONDS: '25' });
@@ -281,6 +281,11 @@ describe('a hung call', () => {
     await r.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 10_000);
     // The first call abandoned (wait + margin, then twice the margin at most), well before the third would be.
     expect(performance.now() - hungAt).toBeLessThan((WAIT_S + 3 * MARGIN_S) * 1000 + 1000);
+    expect(b.sim.faults.pending()).toBeGreaterThan(0);
+    expect(r.statuses().at(-1)!.upstream_error).toMatch(/no answer/);
+    // Still shown while the next call hangs too, past the second after which a held call counts as answered: a hang
+    // cannot be told from a hold (a review, 7 Dec 2026: shown about 1.4 s in every 6 s while every call hung).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(b.sim.faults.pending()).toBeGreaterThan(0);
     expect(r.statuses().at(-1)!.upstream_error).toMatch(/no answer/);
     await eventually(() => b.sim.faults.pending() === 0, 20_000, 'every hang served');
