@@ -26,21 +26,44 @@ const REQUEST_DROPPED: ReadonlySet<string> = new Set(['host', 'expect']);
 
 /**
  * Request headers a proxy writes about the request it passes on (the caller's address, scheme, port, path prefix,
- * original URL), besides the `X-Forwarded-For/-Proto/-Host` pollcast writes itself. Frameworks behind proxies trust
- * them (Werkzeug's ProxyFix, Spring, IIS/Symfony's `X-Original-URL` path override): kept only from a trusted proxy
- * in front (TRUST_PROXY), never taken from a caller's word (an audit, 7 Dec 2026: a caller's `X-Forwarded-Prefix`
- * and an `X-Original-URL` holding an id the path would have refused went upstream as sent).
+ * host), besides the `X-Forwarded-For/-Proto/-Host` pollcast writes itself. Frameworks behind proxies trust them
+ * (Werkzeug's ProxyFix, Spring): kept only from a trusted proxy in front (TRUST_PROXY), never taken from a caller's
+ * word (an audit, 7 Dec 2026: a caller's `X-Forwarded-Prefix` went upstream as sent).
  */
 const PROXY_WRITTEN: ReadonlySet<string> = new Set([
   'forwarded',
   'x-real-ip',
+  'true-client-ip',
+  'x-client-ip',
+  'cf-connecting-ip',
+  'fly-client-ip',
   'x-forwarded-port',
   'x-forwarded-prefix',
   'x-forwarded-server',
   'x-forwarded-scheme',
+  'x-forwarded-protocol',
   'x-forwarded-ssl',
+  'front-end-https',
+  'x-url-scheme',
+  'x-original-host',
+  'x-host',
+]);
+
+/**
+ * Request headers that ask a server to route another path or method than the request's own (IIS/Symfony's
+ * `X-Original-URL`, Envoy's original path, method overrides): pollcast judged the path and method it forwards, so
+ * these never go on, whoever wrote them (an audit and a review, 7 Dec 2026: an `X-Original-URL` holding an id the
+ * path would have refused went upstream, and no front proxy of pollcast writes one the upstream needs).
+ */
+const ROUTE_OVERRIDES: ReadonlySet<string> = new Set([
   'x-original-url',
   'x-rewrite-url',
+  'x-forwarded-uri',
+  'x-forwarded-path',
+  'x-envoy-original-path',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
 ]);
 
 /** The header names a raw list's `Connection` values name (lower-cased). */
@@ -113,7 +136,8 @@ export interface RequestHeaderOptions {
  * HTTP/2 pseudo-headers removed, the pollcast cookie cut out of `Cookie`
  * (several Cookie fields joined into one),
  * `X-Forwarded-For` appended to, `X-Forwarded-Proto`/`-Host` set, other
- * proxy-written headers (`PROXY_WRITTEN`) kept from a trusted proxy only.
+ * proxy-written headers (`PROXY_WRITTEN`) kept from a trusted proxy only,
+ * route overrides (`ROUTE_OVERRIDES`) never.
  */
 export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFrom, options: RequestHeaderOptions): string[] {
   const named = connectionNamed(raw);
@@ -133,7 +157,7 @@ export function forwardRequestHeaders(raw: readonly string[], from: ForwardedFro
       forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
       continue;
     }
-    if (PROXY_WRITTEN.has(lower) && !from.trustForwarded) continue;
+    if (ROUTE_OVERRIDES.has(lower) || (PROXY_WRITTEN.has(lower) && !from.trustForwarded)) continue;
     if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') {
       if (from.trustForwarded) {
         if (lower === 'x-forwarded-proto') proto ??= value;
