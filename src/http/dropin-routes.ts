@@ -207,8 +207,9 @@ async function answerChanges(c: Context<AppEnv>, deps: AppDeps, entry: FeedEntry
   }
   // The loop heard the end from /status and is draining it: the upstream's changes answers now carry the end's
   // finished_at and answer with the terminal status. Answered once the drain has them (bounded), never the status
-  // without them; while the drain's calls fail, at once (the 503 below), not at the bound.
-  if (draining(feed)) await waitFor(feed, () => !draining(feed) || feed.failing, Math.max(0, deadline - performance.now()), signal);
+  // without them; a no-wait call whose drain's calls fail, at once (the 503 below), not at the bound. (A caller that
+  // waits is let wait: a blip of the drain usually ends within it, and the end comes with the answer.)
+  if (draining(feed)) await waitFor(feed, () => !draining(feed) || (waitSeconds === 0 && feed.failing), Math.max(0, deadline - performance.now()), signal);
   // Cut by shutdown while draining: the terminal status would go without its last events.
   if (deps.shutdownSignal.aborted && draining(feed)) throw new ShuttingDownError();
   // Checked after any wait too: the buffer may have dropped `from` meanwhile (a burst past its bounds).
