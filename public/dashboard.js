@@ -617,7 +617,8 @@ function refusalText(why, what) {
   if (why.status === 403) return `your access token does not allow this${why.error ? ` (${why.error})` : ''}`;
   if (why.status === 429) return 'too many requests for now: reload in a little while';
   if (why.status === 502) return 'pollcast\'s own key was refused by the agent API (an operator must fix it)';
-  const detail = [why.status, why.error ?? (why.reason !== 'refused' ? why.reason : undefined)].filter((x) => x !== undefined && x !== '').join(': ');
+  // (Status 0: no HTTP status of its own, a card refused with the other sessions of its stream.)
+  const detail = [why.status || undefined, why.error ?? (why.reason !== 'refused' ? why.reason : undefined)].filter((x) => x !== undefined && x !== '').join(': ');
   return `${what} was refused${detail ? ` (${detail})` : ''}`;
 }
 
