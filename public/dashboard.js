@@ -656,6 +656,8 @@ function refuseCard(v, why) {
   v.card.dataset.refusal = why?.status === 400 ? 'bad-id' : why?.status === 404 ? 'unknown' : why?.status === 401 || why?.status === 403 ? 'token' : 'other';
   setStream(v, 'refused', refusalText(why, 'this session'));
   v.$.badge.textContent = why?.status === 400 ? 'bad id' : why?.status === 404 ? 'not found' : 'no access';
+  // A refused card is no live one: its place may go to a live session waiting in the strip.
+  giveLiveRoom();
 }
 
 /** Marks what a card shows as the last known (`reason`), or live again (''). */

@@ -37,6 +37,12 @@ export interface FollowerDeps {
   onReleased(): void;
   /** A leader wrote into the log just now (Redis takes writes): events among the entries, or only statuses. */
   onLogWritten(withEvents: boolean): void;
+  /**
+   * Whether this instance can read the session's history from the upstream now (a key to read it with: under
+   * AUTH=upstream without UPSTREAM_API_KEY, a reader's). While it cannot, an empty copy does not move on past the
+   * log's start: a gap it then meets waits for a key, and its readers are told so (see `GapFetch`'s caller).
+   */
+  canReadUpstream(): boolean;
 }
 
 /** Follows one log into one feed until its signal aborts or the feed ends. */
@@ -186,7 +192,7 @@ export class FeedFollower implements ReadTarget {
     if (feed.nextIndex !== feed.baseIndex) return;
     if (head < feed.nextIndex && head > base) feed.rebase(base);
     else if (head < feed.nextIndex || (feed.startAtHead && head > feed.nextIndex)) feed.rebase(head);
-    else if (base > feed.nextIndex && feed.listeners.size === 0) feed.rebase(base);
+    else if (base > feed.nextIndex && feed.listeners.size === 0 && this.deps.canReadUpstream()) feed.rebase(base);
   }
 
   /** Brings the copy up to `index` (exclusive): placed there when empty and allowed, else filled. False when it could not. */

@@ -244,7 +244,7 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
       const follower = new FeedFollower(
         feed,
         keys,
-        { redis, reader, log, fetch: gapFill, onChange: check, onReleased: () => keeper.poke(), onLogWritten: logWritten },
+        { redis, reader, log, fetch: gapFill, onChange: check, onReleased: () => keeper.poke(), onLogWritten: logWritten, canReadUpstream: () => !settings.loopOnCallerCredentials || feed.callers.size > 0 },
         stop.signal,
       );
 
