@@ -73,6 +73,8 @@ interface Pending {
   result: Promise<PageResult>;
   /** Set when it failed: the hold its waiters are told of (as the LRU may have let it go by then). */
   failing?: HistoryFailing;
+  /** Set when its turn came during a hold: the held failure it answers with, no call made. */
+  heldOver?: HeldFailure;
   /** The signals of the readers waiting for it (checked when its turn comes: no listener per reader). */
   readonly readers: AbortSignal[];
 }
@@ -161,17 +163,28 @@ export class HistoryPages {
     }
     const end = Math.min(to, from + this.pageSize);
     const page: Pending = { start: from, end, result: Promise.resolve([]), readers: [signal] };
-    page.result = this.inTurn(shareKey, () => (stillWaiting(page) > 0 ? reader(from, end) : Promise.resolve<PageResult>({ kind: 'aborted' })));
+    page.result = this.inTurn(shareKey, async () => {
+      if (stillWaiting(page) === 0) return { kind: 'aborted' };
+      // A hold that began while it waited its turn (another read got a 429): no call either (a cluster audit, 7 Dec
+      // 2026: 44 page calls in the half second after a 429 that asked for 20 s, from other readers' page chains).
+      const held = this.failures.get(feedKey);
+      if (held !== undefined && Date.now() < held.retryAtMs) {
+        page.heldOver = held;
+        return held.result;
+      }
+      const sentAtMs = Date.now();
+      const result = await reader(from, end);
+      // Noted before the next read waiting its turn is let go.
+      page.failing = this.noteOutcome(feedKey, result, sentAtMs);
+      return result;
+    });
     const list = this.pending.get(feedKey) ?? [];
     list.push(page);
     this.pending.set(feedKey, list);
     try {
       const result = await page.result;
-      const failing = this.noteOutcome(feedKey, result);
-      if (failing !== undefined) {
-        page.failing = failing;
-        return { start: from, result, failing };
-      }
+      if (page.heldOver !== undefined) page.failing = page.heldOver;
+      if (page.failing !== undefined) return { start: from, result, failing: page.failing };
       // Kept only where readers came together (a storm): a lone reader's pages are read again by the next one, as
       // before, and memory beyond the feeds' own budgets stays for the case that needs it.
       if (Array.isArray(result) && result.length > 0 && stillWaiting(page) > 1) {
@@ -191,11 +204,16 @@ export class HistoryPages {
     }
   }
 
-  /** Holds a failed read's outcome for the feed (the first failure of a run of one kind gives its `sinceMs`); events end the run. */
-  private noteOutcome(feedKey: string, result: PageResult): HistoryFailing | undefined {
-    // An answer, even an empty page, ends the run.
+  /**
+   * Holds a failed read's outcome for the feed (the first failure of a run of one kind gives its `sinceMs`); an answer
+   * ends the run. `sentAtMs`: when the read's call went out.
+   */
+  private noteOutcome(feedKey: string, result: PageResult, sentAtMs: number): HistoryFailing | undefined {
+    // An answer, even an empty page, ends the run: unless its call went out before the run's latest failure came
+    // back (reads run side by side), which says nothing of what the upstream asked since (a 429's Retry-After).
     if (Array.isArray(result)) {
-      this.failures.delete(feedKey);
+      const held = this.failures.get(feedKey);
+      if (held === undefined || sentAtMs >= held.lastMs) this.failures.delete(feedKey);
       return undefined;
     }
     // A read nobody waited for says nothing of the upstream.

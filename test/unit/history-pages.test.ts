@@ -79,6 +79,52 @@ describe('HistoryPages', () => {
     expect(day.failing!.retryAtMs - Date.now()).toBeLessThanOrEqual(300_000);
   });
 
+  it("a 429 holds the feed's reads even while others run side by side: a page sent before it and answered after does not end the hold, and one whose turn comes during it makes no call", async () => {
+    // A cluster audit, 7 Dec 2026: a 429 asking for 20 s was followed within half a second by another reader's page
+    // calls (its read, sent before, had answered after the 429 and ended the hold; queued reads went out anyway).
+    const pages = new HistoryPages(100, undefined, undefined, 2);
+    const release: Array<(r: PageResult) => void> = [];
+    const sent: number[] = [];
+    const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+    const early = pages.read('f', 800, 900, read, live, 's');
+    const limited = pages.read('f', 100, 200, read, live, 's');
+    // A third read waits its turn (two run at once).
+    const queued = pages.read('f', 400, 500, read, live, 's');
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sent).toEqual([800, 100]);
+    release[1]!({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    expect((await limited).result).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 5));
+    // Its turn came during the hold: the held failure, no call (a call made would wait for a release that never comes).
+    const queuedOutcome = await Promise.race([queued.then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+    expect(queuedOutcome).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    expect(sent).toEqual([800, 100]);
+    // The page sent before the 429 answers after it: its readers get its events, and the hold stays.
+    release[0]!([event(800)]);
+    expect((await early).result).toEqual([event(800)]);
+    const later = await pages.read('f', 300, 400, read, live, 's');
+    expect(later.result).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    expect(later.failing!.retryAtMs - Date.now()).toBeGreaterThan(19_000);
+    expect(sent).toEqual([800, 100]);
+  });
+
+  it('a page sent before a 429 and answered after it does not end its hold', async () => {
+    const pages = new HistoryPages(100);
+    const release: Array<(r: PageResult) => void> = [];
+    const sent: number[] = [];
+    const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+    const early = pages.read('f', 800, 900, read, live, 's');
+    const limited = pages.read('f', 100, 200, read, live, 's');
+    await new Promise((r) => setTimeout(r, 5));
+    release[1]!({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    await limited;
+    release[0]!([event(800)]);
+    expect((await early).result).toEqual([event(800)]);
+    const later = await Promise.race([pages.read('f', 300, 400, read, live, 's').then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+    expect(later).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    expect(sent).toEqual([800, 100]);
+  });
+
   it('a failure long after the last one, or after an empty page, starts a run of its own: two one-off 404s are not a 404 that lasted', async () => {
     const pages = new HistoryPages(50);
     const outcomes: PageResult[] = [{ kind: 'not-found' }, { kind: 'not-found' }, [], { kind: 'not-found' }];
