@@ -313,6 +313,10 @@ export function createRedisTransport(settings: RedisTransportSettings): RedisTra
             // stopped after hearing it, before its drain; a cluster audit, 7 Dec 2026).
             seenGoingOn: feed.goingOnSnapshot !== null,
             startAtHead: () => feed.startAtHead,
+            // A new log written from this copy, which holds the events up to its start: a first answer with nothing new
+            // is the session caught up. Until 7 Dec 2026 the leader after an empty Redis restart read the whole history
+            // again from 0 (52 calls for a caught-up 5,000-event session, a cluster re-audit).
+            startKnown: !fromLog && feed.nextIndex > feed.baseIndex,
             // Known to the cluster already: a refusal is an upstream error to show and retry, not a refused open.
             resumed: isKnown(feed.snapshot) || isKnown(sink.snapshot),
             // A Retry-After binds the cluster's loop, not one leader: kept in the log's meta for the next one.

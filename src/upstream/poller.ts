@@ -71,6 +71,12 @@ export interface PollerOptions {
   /** Called for an event larger than the body cap, relayed as a placeholder (metrics). */
   onOversized?: (index: number) => void;
   /**
+   * The event just before the sink's start was read already (cluster mode: a leader that writes a new log from its
+   * instance's copy, which holds events up to there): a first answer with nothing new is the session caught up, not a
+   * start past its events, and the loop does not go back to read it from 0.
+   */
+  startKnown?: boolean;
+  /**
    * The readers want status and `end` only: when the session's first page is
    * full, find its last event and start there instead of reading its history.
    * Asked at that first page (a reader from an index may have come meanwhile).
@@ -544,7 +550,7 @@ export class Poller {
     this.callAbort = null;
     if (this.signal.aborted) return 'stop';
     if (r.kind === 'aborted') return 'again'; // a status refresh found the end mid long-poll: drain now
-    const rebasing = state.firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex;
+    const rebasing = state.firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex && this.opts.startKnown !== true;
     if (!rebasing) {
       // The first word goes out whole: the held `/status` answer with this answer's started_at, metrics, finished_at.
       if (this.statusHeld && r.kind === 'events') this.snapshot = withChanges(this.snapshot, r.changes.top);

@@ -420,3 +420,28 @@ async function redisCommandAuthed(port: number, password: string, ...args: strin
   socket.destroy();
   expect(text).toBe('+OK\r\n+OK\r\n');
 }
+
+it('Redis back empty: the leader that writes the new log from its copy of a caught-up session does not read its history again from 0', async () => {
+  // A cluster re-audit (7 Dec 2026): its first answer (nothing new) was taken for a start past the session's events,
+  // and the session was read again from 0: 52 calls for 5,000 events, at the moment Redis came back.
+  const redis = (parts.redis = await startRedis());
+  const sim = (parts.sim = await createSimulator({}));
+  const start = serverStarter(parts);
+  const [a, b] = [await start(), await start()];
+  sim.createSession('back-empty', { initialEvents: 500, imageBytes: 0 });
+  const subs = [record(`${a.url}/sessions/back-empty/events?from_index=497`), record(`${b.url}/sessions/back-empty/events?from_index=497`)];
+  parts.recorders.push(...subs);
+  for (const sub of subs) await sub.until((x) => x.indices().length === 3, 15_000);
+  await redis.stop();
+  await new Promise((r) => setTimeout(r, 1000));
+  sim.clearRequests();
+  await redis.start();
+  // A leader again: its first call answers that nothing is new; then the session goes on.
+  await eventually(() => sim.requests().some((r) => r.target.includes('/sessions/back-empty/changes')), 20_000, 'the new leader\'s first call');
+  await new Promise((r) => setTimeout(r, 1500));
+  sim.appendEvents('back-empty', 2);
+  for (const sub of subs) await sub.until((x) => x.indices().includes(501), 20_000);
+  for (const sub of subs) expect(sub.indices()).toEqual(range(5, 497));
+  const froms = sim.requests().filter((r) => r.target.includes('/sessions/back-empty/changes')).map((r) => Number(new URL(r.target, 'http://x').searchParams.get('from_index')));
+  expect(froms.filter((from) => from < 497)).toEqual([]);
+}, 60_000);
