@@ -58,6 +58,9 @@ export interface FeedReader extends FeedListener {
   historyRefused?(): void;
 }
 
+/** Per feed, the failure of its history reads last warned of (its time heard): see catchUp. */
+const warnedFailure = new WeakMap<object, number>();
+
 /** What a catch-up uses. */
 export interface CatchUpDeps {
   hub: Hub;
@@ -115,13 +118,20 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
         return;
       }
       if (failures >= HISTORY_FETCH_ATTEMPTS || refused || longWait) {
+        // One warning per failure heard from the upstream; its readers served it again (joined to the read, or held
+        // afterwards) say it at debug level: each reconnect during a long Retry-After added a warning line (an audit,
+        // 7 Dec 2026: 150 lines in 15 s for six readers).
+        const heardAt = Array.isArray(r) || r.failing === undefined ? undefined : r.failing.lastMs;
+        const first = heardAt === undefined || warnedFailure.get(feed) !== heardAt;
+        if (heardAt !== undefined) warnedFailure.set(feed, heardAt);
+        const say = first ? deps.log.warn.bind(deps.log) : deps.log.debug.bind(deps.log);
         if (reader.historyTrouble) {
           if (failures === HISTORY_FETCH_ATTEMPTS || refused || longWait) {
-            deps.log.warn({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; this session of the stream keeps trying');
+            say({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; this session of the stream keeps trying');
           }
           reader.historyTrouble(`history unavailable upstream (${kind}); retrying`);
         } else {
-          deps.log.warn({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; closing so the client resumes later');
+          say({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; closing so the client resumes later');
           reader.close('upstream');
           return;
         }

@@ -5,6 +5,7 @@ import { startPollcast } from '../../src/server.ts';
 import { createSimulator } from '../../src/simulator/index.ts';
 import { eventually, range, record, startBridge, strictGet, type Bridge } from '../helpers/harness.ts';
 import { captureLog } from '../helpers/log-capture.ts';
+import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
 
 let bridge: Bridge | undefined;
 afterEach(async () => {
@@ -308,5 +309,31 @@ describe('GET /sessions/{id}/events', () => {
     }
     ac.abort();
     expect(text).toMatch(/(^|\n): keep-alive\n/);
+  });
+});
+
+describe('readers behind the buffer under a long Retry-After', () => {
+  it('warn once for the 429 heard, not once per reconnect served the held failure', async () => {
+    // A cluster re-audit, 7 Dec 2026: six readers reconnecting during a 20 s hold wrote about 150 warning lines in 15 s.
+    const logged = captureLog('info');
+    const sim = await createSimulator({ demo: false, api: 'real' });
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'none', LOG_LEVEL: 'info', SESSION_MAX_EVENTS: '20', ...ONE_ADDRESS_ENV });
+    const server = await startPollcast(config, { log: logged.log, processMetrics: false });
+    bridge = { sim, server, url: server.url, config, close: async () => (await server.close(), await sim.close()) };
+    sim.createSession('held', { initialEvents: 200, imageBytes: 0, finished: true });
+    const whole = record(`${server.url}/sessions/held/events?from_index=190`);
+    await whole.ended();
+    whole.close();
+    sim.faults.script(range(100).map(() => ({ kind: 'rate-limit' as const, retryAfterSeconds: 30 })), { session: 'held', endpoint: 'changes' });
+    const before = sim.stats('held').changes;
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(range(6).map(() => fetch(`${server.url}/sessions/held/events?from_index=${10 * round}`)));
+      for (const r of answers) {
+        expect(r.status).toBe(200);
+        await r.text();
+      }
+    }
+    expect(sim.stats('held').changes - before).toBe(1);
+    expect(logged.lines().filter((l) => l.msg === 'history fetch failed; closing so the client resumes later')).toHaveLength(1);
   });
 });
