@@ -209,11 +209,12 @@ export class HistoryPages {
    * ends the run. `sentAtMs`: when the read's call went out.
    */
   private noteOutcome(feedKey: string, result: PageResult, sentAtMs: number): HistoryFailing | undefined {
-    // An answer, even an empty page, ends the run: unless its call went out before the run's latest failure came
-    // back (reads run side by side), which says nothing of what the upstream asked since (a 429's Retry-After).
+    // An answer, even an empty page, ends the run: unless the run is a 429's and the answer's call went out before its
+    // latest one came back (reads run side by side), which says nothing of the wait the upstream asked for since. (Any
+    // answer ends a run of 404s: it proves the session there, and two one-off 404s are not a 404 that lasted.)
     if (Array.isArray(result)) {
       const held = this.failures.get(feedKey);
-      if (held === undefined || sentAtMs >= held.lastMs) this.failures.delete(feedKey);
+      if (held === undefined || held.result.kind !== 'rate-limited' || sentAtMs > held.lastMs) this.failures.delete(feedKey);
       return undefined;
     }
     // A read nobody waited for says nothing of the upstream.
@@ -222,8 +223,10 @@ export class HistoryPages {
     const holdMs = result.kind === 'rate-limited' ? Math.min(HISTORY_FAILURE_HOLD_MAX_MS, Math.max(HISTORY_FAILURE_HOLD_MS, result.retryAfterMs ?? 0)) : HISTORY_FAILURE_HOLD_MS;
     const before = this.failures.get(feedKey);
     const sameRun = before !== undefined && before.result.kind === result.kind && now - before.retryAtMs <= RUN_GAP_MS;
-    const held: HeldFailure = { result, sinceMs: sameRun ? before.sinceMs : now, lastMs: now, retryAtMs: now + holdMs };
-    this.failures.set(feedKey, held, { ttl: holdMs + FAILURE_MEMORY_MS });
+    // A hold never ends sooner for a later failure (a 502 of a call sent before a 429 came back), whatever its kind.
+    const retryAtMs = Math.max(now + holdMs, before?.retryAtMs ?? 0);
+    const held: HeldFailure = { result, sinceMs: sameRun ? before.sinceMs : now, lastMs: now, retryAtMs };
+    this.failures.set(feedKey, held, { ttl: retryAtMs - now + FAILURE_MEMORY_MS });
     return held;
   }
 

@@ -125,6 +125,39 @@ describe('HistoryPages', () => {
     expect(sent).toEqual([800, 100]);
   });
 
+  it("a later failure of a call sent before a 429 came back (a 502) does not shorten its hold; an answer sent before a 404 still ends a 404's run", async () => {
+    // A review, 7 Dec 2026: the 502 made a new run held 1 s, and the next read called the upstream during the 20 s.
+    const pages = new HistoryPages(100);
+    const release: Array<(r: PageResult) => void> = [];
+    const sent: number[] = [];
+    const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+    const slow = pages.read('f', 800, 900, read, live, 's');
+    const limited = pages.read('f', 100, 200, read, live, 's');
+    await new Promise((r) => setTimeout(r, 5));
+    release[1]!({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    await limited;
+    release[0]!({ kind: 'transient', reason: 'HTTP 502', status: 502 });
+    await slow;
+    expect(pages.failureOf('f')!.retryAtMs - Date.now()).toBeGreaterThan(19_000);
+    const later = await Promise.race([pages.read('f', 300, 400, read, live, 's').then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+    expect(later).toEqual({ kind: 'transient', reason: 'HTTP 502', status: 502 });
+    expect(sent).toEqual([800, 100]);
+
+    // A 404 heard while another read was out, which then answers: the session is there, the 404 run is over.
+    const g = new HistoryPages(100);
+    const gRelease: Array<(r: PageResult) => void> = [];
+    const gRead = (_start: number) => new Promise<PageResult>((resolve) => gRelease.push(resolve));
+    const answered = g.read('g', 800, 900, gRead, live, 's');
+    const missing = g.read('g', 100, 200, gRead, live, 's');
+    await new Promise((r) => setTimeout(r, 5));
+    gRelease[1]!({ kind: 'not-found' });
+    await missing;
+    expect(g.failureOf('g')?.result).toEqual({ kind: 'not-found' });
+    gRelease[0]!([event(800)]);
+    await answered;
+    expect(g.failureOf('g')).toBeUndefined();
+  });
+
   it('a failure long after the last one, or after an empty page, starts a run of its own: two one-off 404s are not a 404 that lasted', async () => {
     const pages = new HistoryPages(50);
     const outcomes: PageResult[] = [{ kind: 'not-found' }, { kind: 'not-found' }, [], { kind: 'not-found' }];
