@@ -122,9 +122,11 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
         // afterwards) say it at debug level: each reconnect during a long Retry-After added a warning line (an audit,
         // 7 Dec 2026: 150 lines in 15 s for six readers).
         const heardAt = Array.isArray(r) || r.failing === undefined ? undefined : r.failing.lastMs;
-        const first = heardAt === undefined || warnedFailure.get(feed) !== heardAt;
-        if (heardAt !== undefined) warnedFailure.set(feed, heardAt);
-        const say = first ? deps.log.warn.bind(deps.log) : deps.log.debug.bind(deps.log);
+        const say = (fields: Record<string, unknown>, msg: string): void => {
+          if (heardAt !== undefined && warnedFailure.get(feed) === heardAt) return deps.log.debug(fields, msg);
+          if (heardAt !== undefined) warnedFailure.set(feed, heardAt);
+          deps.log.warn(fields, msg);
+        };
         if (reader.historyTrouble) {
           if (failures === HISTORY_FETCH_ATTEMPTS || refused || longWait) {
             say({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; this session of the stream keeps trying');

@@ -268,6 +268,12 @@ export class FeedFollower implements ReadTarget {
   private async fill(to: number): Promise<void> {
     const { feed } = this;
     for (let failures = 0; feed.nextIndex < to && !this.signal.aborted && !feed.ended; ) {
+      // An empty copy that could not move on (no key to read history with) may now: a reader brought one meanwhile
+      // (a review, 7 Dec 2026: it read the whole gap instead, behind a backoff grown to 30 s).
+      if (failures > 0) {
+        this.place(to, to);
+        if (feed.nextIndex >= to) return;
+      }
       const from = feed.nextIndex;
       const r = await this.deps.fetch(feed, from, to, this.signal);
       if (Array.isArray(r) && r.length > 0) {
