@@ -47,11 +47,13 @@ const PROXY_WRITTEN: ReadonlySet<string> = new Set([
   'x-url-scheme',
   'x-original-host',
   'x-host',
+  'x-cluster-client-ip',
+  'x-forwarded',
 ]);
 
 /**
- * Request headers that ask a server to route another path or method than the request's own (IIS/Symfony's
- * `X-Original-URL`, Envoy's original path, method overrides): pollcast judged the path and method it forwards, so
+ * Request headers that tell a server of another path or method than the request's own (IIS/Symfony's
+ * `X-Original-URL`, Envoy's original path, an auth proxy's original method): pollcast judged the path and method it forwards, so
  * these never go on, whoever wrote them (an audit and a review, 7 Dec 2026: an `X-Original-URL` holding an id the
  * path would have refused went upstream, and no front proxy of pollcast writes one the upstream needs).
  */
@@ -61,10 +63,17 @@ const ROUTE_OVERRIDES: ReadonlySet<string> = new Set([
   'x-forwarded-uri',
   'x-forwarded-path',
   'x-envoy-original-path',
-  'x-http-method-override',
-  'x-http-method',
-  'x-method-override',
+  'x-original-uri',
+  'x-forwarded-method',
+  'x-original-method',
 ]);
+
+/**
+ * Headers by which a client asks a server to take another method than the request's (a POST tunnelling a DELETE):
+ * such a request is refused (400), not forwarded with the header dropped, which would send it to another route
+ * without a word (a review, 7 Dec 2026).
+ */
+export const METHOD_OVERRIDES: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
 /** The header names a raw list's `Connection` values name (lower-cased). */
 function connectionNamed(raw: readonly string[]): Set<string> {

@@ -20,7 +20,7 @@ import { callerCredential } from './auth-upstream.ts';
 import { bearerCredential } from './auth.ts';
 import { watchBodyIdle } from './body-idle.ts';
 import { middlewareHeaders } from './events-route.ts';
-import { cookieNameOf, forwardRequestHeaders, forwardResponseHeaders, h2HeadProblem, relayableHead, withoutQueryParams } from './forward-headers.ts';
+import { cookieNameOf, forwardRequestHeaders, forwardResponseHeaders, h2HeadProblem, METHOD_OVERRIDES, relayableHead, withoutQueryParams } from './forward-headers.ts';
 import { clientIp } from './limits.ts';
 import { originForm, splitTarget } from './raw-request.ts';
 import { decodedSegment, parseSessionId } from './validate.ts';
@@ -310,6 +310,9 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   if (!METHODS.includes(method) || method === 'CONNECT') throw new BadRequestError(`method ${JSON.stringify(method.slice(0, 20))} is not an HTTP method pollcast forwards`);
   // TRACE would echo the request, the caller's credential with it, from a server the API does not answer TRACE on.
   if (method === 'TRACE') return methodNotAllowed([...COUNTED_METHODS])(c);
+  // Another method asked for in a header (a POST tunnelling a DELETE) would reach the upstream as neither: refused.
+  const override = METHOD_OVERRIDES.find((name) => c.req.header(name) !== undefined);
+  if (override !== undefined) throw new BadRequestError(`${override} is not forwarded: send the request with its own method`);
   const rawTarget = originForm(incoming.url ?? '/');
   // HTTP/1.1's parser refuses a raw byte past ASCII in the target; an HTTP/2 :path may carry one (an overlong UTF-8
   // `.`, a fullwidth `．`), which some servers fold into a dot segment: refused as over HTTP/1.1 (an audit, 7 Dec 2026).

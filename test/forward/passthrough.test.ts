@@ -157,7 +157,7 @@ describe('forwarding: what reaches the upstream', () => {
     }
   });
 
-  it('never forwards a control character, a session path hidden behind `;` parameters, or TRACE: 4xx JSON, nothing upstream', async () => {
+  it('never forwards a control character, a session path hidden behind `;` parameters, TRACE or a method override: 4xx JSON, nothing upstream', async () => {
     const b = await gateway();
     b.sim.createSession('traced', { organisation: 'org-a', initialEvents: 1, imageBytes: 0 });
     b.sim.clearRequests();
@@ -182,6 +182,12 @@ describe('forwarding: what reaches the upstream', () => {
       expect(res.headers, path).toMatch(/^allow: GET, /im);
       expect(res.body).toMatch(/"code":"method_not_allowed"/);
       expect(res.body).not.toContain(KEY_A);
+    }
+    // A method asked for in a header (a POST tunnelling a DELETE) is refused, not sent on as a POST without it.
+    for (const name of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']) {
+      const res = await rawRequest(b.url, `POST /api/v2/sessions/traced HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\n${name}: DELETE\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      expect(res.status, name).toBe(400);
+      expect(res.body, name).toContain(`${name.toLowerCase()} is not forwarded`);
     }
     expect(b.sim.requests()).toEqual([]);
     // A well-formed id behind `;` parameters goes on as sent (the upstream answers it as it reads it).

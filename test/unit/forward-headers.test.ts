@@ -35,8 +35,8 @@ describe('forward-headers', () => {
   });
 
   it('keeps other proxy-written headers (Forwarded, X-Real-IP, X-Forwarded-Port/-Prefix, …) from a trusted proxy only, and route overrides (X-Original-URL, …) never', () => {
-    const proxied = ['Forwarded', 'for=1.2.3.4;proto=https', 'X-Real-IP', '1.2.3.4', 'True-Client-IP', '1.2.3.4', 'X-Forwarded-Port', '443', 'X-Forwarded-Prefix', '/admin', 'X-Original-Host', 'admin.example', 'Front-End-Https', 'on'];
-    const overrides = ['X-Original-URL', '/api/v2/sessions/bad id/x', 'x-rewrite-url', '/x', 'X-Forwarded-Uri', '/admin', 'X-Envoy-Original-Path', '/admin', 'X-HTTP-Method-Override', 'TRACE'];
+    const proxied = ['Forwarded', 'for=1.2.3.4;proto=https', 'X-Real-IP', '1.2.3.4', 'True-Client-IP', '1.2.3.4', 'X-Cluster-Client-IP', '1.2.3.4', 'X-Forwarded-Port', '443', 'X-Forwarded-Prefix', '/admin', 'X-Original-Host', 'admin.example', 'Front-End-Https', 'on'];
+    const overrides = ['X-Original-URL', '/api/v2/sessions/bad id/x', 'x-rewrite-url', '/x', 'X-Forwarded-Uri', '/admin', 'X-Envoy-Original-Path', '/admin', 'X-Original-URI', '/admin', 'X-Forwarded-Method', 'TRACE'];
     const raw = [...proxied, ...overrides, 'Accept', 'a'];
     const sent = ['x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'pollcast.example'];
     expect(forwardRequestHeaders(raw, from, { cookieName: 'c', dropAuthorization: false })).toEqual(['Accept', 'a', ...sent]);
