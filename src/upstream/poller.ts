@@ -651,9 +651,6 @@ export class Poller {
     if (this.stopped || this.signal.aborted) return;
     const wasRefused = this.refusedSince !== null;
     if (this.synced && !wasRefused && !this.changesFailing) return;
-    // After a fault that did not come back at once (a hang), a call held a second proves nothing: the loop stays
-    // failing, and a drop-in caller is not told "nothing new" while this call may hang too (a review, 7 Dec 2026).
-    if (!wasRefused && this.changesFailing && !this.faultWasQuick) return;
     this.synced = true;
     this.changesFailing = false;
     // The upstream holds the call where it failed at once before: it answers again, and the fault shown is over. Until
