@@ -53,7 +53,14 @@ export interface HistoryFailing {
 }
 
 interface HeldFailure extends HistoryFailing {
+  /** What its readers are told: the latest failure, or the 429 while the wait it asked for is in force. */
   result: FailureOutcome;
+  /** The kind of the run of failures `sinceMs`..`lastMs` ('answered': a run ended by an answer, a 429's wait kept). */
+  run: FailureOutcome['kind'] | 'answered';
+  /** When the latest failure's own hold ends: a run's gaps are measured from it, never from a 429's longer wait. */
+  ownUntilMs: number;
+  /** A 429's wait in force (a later failure, or an answer to a call sent before, does not end it). */
+  limited?: { result: FailureOutcome; untilMs: number };
 }
 
 /** How long a run of failures is remembered after its last one (ms): its `sinceMs` outlives the hold, for readers that judge how long it lasted. */
@@ -209,23 +216,36 @@ export class HistoryPages {
    * ends the run. `sentAtMs`: when the read's call went out.
    */
   private noteOutcome(feedKey: string, result: PageResult, sentAtMs: number): HistoryFailing | undefined {
-    // An answer, even an empty page, ends the run: unless the run is a 429's and the answer's call went out before its
-    // latest one came back (reads run side by side), which says nothing of the wait the upstream asked for since. (Any
-    // answer ends a run of 404s: it proves the session there, and two one-off 404s are not a 404 that lasted.)
+    const now = Date.now();
+    const before = this.failures.get(feedKey);
+    const limitedNow = before?.limited !== undefined && before.limited.untilMs > now ? before.limited : undefined;
+    // An answer, even an empty page, ends the run of failures (it proves the session there: two one-off 404s are not
+    // a 404 that lasted). A 429's wait in force stays when the answer's call went out before the latest failure came
+    // back (reads run side by side): it says nothing of the wait the upstream asked for since (a cluster re-audit and
+    // two reviews, 7 Dec 2026: such answers, and a 502 among them, ended a 20 s hold at once).
     if (Array.isArray(result)) {
-      const held = this.failures.get(feedKey);
-      if (held === undefined || held.result.kind !== 'rate-limited' || sentAtMs > held.lastMs) this.failures.delete(feedKey);
+      if (limitedNow !== undefined && before !== undefined && sentAtMs <= before.lastMs) {
+        const held: HeldFailure = { result: limitedNow.result, run: 'answered', sinceMs: now, lastMs: now, retryAtMs: limitedNow.untilMs, ownUntilMs: now, limited: limitedNow };
+        this.failures.set(feedKey, held, { ttl: limitedNow.untilMs - now + FAILURE_MEMORY_MS });
+      } else this.failures.delete(feedKey);
       return undefined;
     }
     // A read nobody waited for says nothing of the upstream.
     if (result.kind === 'aborted') return undefined;
-    const now = Date.now();
     const holdMs = result.kind === 'rate-limited' ? Math.min(HISTORY_FAILURE_HOLD_MAX_MS, Math.max(HISTORY_FAILURE_HOLD_MS, result.retryAfterMs ?? 0)) : HISTORY_FAILURE_HOLD_MS;
-    const before = this.failures.get(feedKey);
-    const sameRun = before !== undefined && before.result.kind === result.kind && now - before.retryAtMs <= RUN_GAP_MS;
-    // A hold never ends sooner for a later failure (a 502 of a call sent before a 429 came back), whatever its kind.
-    const retryAtMs = Math.max(now + holdMs, before?.retryAtMs ?? 0);
-    const held: HeldFailure = { result, sinceMs: sameRun ? before.sinceMs : now, lastMs: now, retryAtMs };
+    const ownUntilMs = now + holdMs;
+    const limited = result.kind === 'rate-limited' ? { result, untilMs: Math.max(ownUntilMs, limitedNow?.untilMs ?? 0) } : limitedNow;
+    const sameRun = before !== undefined && before.run === result.kind && now - before.ownUntilMs <= RUN_GAP_MS;
+    const retryAtMs = Math.max(ownUntilMs, limited?.untilMs ?? 0);
+    const held: HeldFailure = {
+      result: limited !== undefined ? limited.result : result,
+      run: result.kind,
+      sinceMs: sameRun ? before.sinceMs : now,
+      lastMs: now,
+      retryAtMs,
+      ownUntilMs,
+      ...(limited !== undefined ? { limited } : {}),
+    };
     this.failures.set(feedKey, held, { ttl: retryAtMs - now + FAILURE_MEMORY_MS });
     return held;
   }

@@ -1,6 +1,7 @@
 /** History pages shared by readers that resume behind the buffer: joined, kept while shared, read a few at once. */
 import { describe, expect, it, vi } from 'vitest';
 import { HistoryPages, type PageResult } from '../../src/hub/history-pages.ts';
+import { historyFailureSettled } from '../../src/hub/hub.ts';
 import type { UpstreamEvent } from '../../src/upstream/types.ts';
 
 /** A reader that stays. */
@@ -139,8 +140,9 @@ describe('HistoryPages', () => {
     release[0]!({ kind: 'transient', reason: 'HTTP 502', status: 502 });
     await slow;
     expect(pages.failureOf('f')!.retryAtMs - Date.now()).toBeGreaterThan(19_000);
+    // Its readers are told the 429 while its wait is in force.
     const later = await Promise.race([pages.read('f', 300, 400, read, live, 's').then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
-    expect(later).toEqual({ kind: 'transient', reason: 'HTTP 502', status: 502 });
+    expect(later).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
     expect(sent).toEqual([800, 100]);
 
     // A 404 heard while another read was out, which then answers: the session is there, the 404 run is over.
@@ -156,6 +158,53 @@ describe('HistoryPages', () => {
     gRelease[0]!([event(800)]);
     await answered;
     expect(g.failureOf('g')).toBeUndefined();
+  });
+
+  it("a 429's wait outlasts a later 502 and then an answer to a call sent before it came back", async () => {
+    // A review, 7 Dec 2026: the 502 took the record over, and the answer after it ended the 20 s hold.
+    const pages = new HistoryPages(100);
+    const release: Array<(r: PageResult) => void> = [];
+    const sent: number[] = [];
+    const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+    const reads = [pages.read('f', 800, 900, read, live, 's'), pages.read('f', 100, 200, read, live, 's'), pages.read('f', 500, 600, read, live, 's')];
+    await new Promise((r) => setTimeout(r, 5));
+    release[1]!({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    await reads[1];
+    release[0]!({ kind: 'transient', reason: 'HTTP 502', status: 502 });
+    await reads[0];
+    release[2]!([event(500)]);
+    expect((await reads[2]!).result).toEqual([event(500)]);
+    const later = await Promise.race([pages.read('f', 300, 400, read, live, 's').then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+    expect(later).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
+    expect(sent).toEqual([800, 100, 500]);
+  });
+
+  it("a 404 heard during a 429's wait and one more after it are two one-off 404s, not a 404 that lasted", async () => {
+    // A review, 7 Dec 2026: the first 404 took the 429's 20 s as its own hold, and the next one joined its run.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(1_000_000);
+      const pages = new HistoryPages(100);
+      const release: Array<(r: PageResult) => void> = [];
+      const read = (_start: number) => new Promise<PageResult>((resolve) => release.push(resolve));
+      const limited = pages.read('f', 100, 200, read, live, 's');
+      const missing = pages.read('f', 800, 900, read, live, 's');
+      await new Promise((r) => setTimeout(r, 5));
+      release[0]!({ kind: 'rate-limited', retryAfterMs: 20_000 });
+      await limited;
+      vi.setSystemTime(1_000_100);
+      release[1]!({ kind: 'not-found' });
+      await missing;
+      vi.setSystemTime(1_021_000);
+      const again = pages.read('f', 300, 400, read, live, 's');
+      await new Promise((r) => setTimeout(r, 5));
+      release[2]!({ kind: 'not-found' });
+      const { failing } = await again;
+      expect(failing!.lastMs - failing!.sinceMs).toBe(0);
+      expect(historyFailureSettled(failing)).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a failure long after the last one, or after an empty page, starts a run of its own: two one-off 404s are not a 404 that lasted', async () => {
