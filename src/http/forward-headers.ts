@@ -66,6 +66,10 @@ const ROUTE_OVERRIDES: ReadonlySet<string> = new Set([
   'x-original-uri',
   'x-forwarded-method',
   'x-original-method',
+  // (Refused before this when they ask for another method: see METHOD_OVERRIDES.)
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
 ]);
 
 /**

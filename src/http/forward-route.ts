@@ -311,7 +311,11 @@ async function forward(c: Context<AppEnv>, deps: AppDeps, forwarder: Forwarder, 
   // TRACE would echo the request, the caller's credential with it, from a server the API does not answer TRACE on.
   if (method === 'TRACE') return methodNotAllowed([...COUNTED_METHODS])(c);
   // Another method asked for in a header (a POST tunnelling a DELETE) would reach the upstream as neither: refused.
-  const override = METHOD_OVERRIDES.find((name) => c.req.header(name) !== undefined);
+  // (One that names the request's own method asks for nothing: the header is dropped.)
+  const override = METHOD_OVERRIDES.find((name) => {
+    const asked = c.req.header(name);
+    return asked !== undefined && asked.trim().toUpperCase() !== method;
+  });
   if (override !== undefined) throw new BadRequestError(`${override} is not forwarded: send the request with its own method`);
   const rawTarget = originForm(incoming.url ?? '/');
   // HTTP/1.1's parser refuses a raw byte past ASCII in the target; an HTTP/2 :path may carry one (an overlong UTF-8
