@@ -78,10 +78,11 @@ interface Pending {
   readonly start: number;
   readonly end: number;
   result: Promise<PageResult>;
-  /** Set when it failed: the hold its waiters are told of (as the LRU may have let it go by then). */
+  /**
+   * Set when it failed, or when its turn came during a hold (then no call was made): the hold its waiters are told of
+   * (as the LRU may have let it go by then).
+   */
   failing?: HistoryFailing;
-  /** Set when its turn came during a hold: the held failure it answers with, no call made. */
-  heldOver?: HeldFailure;
   /** The signals of the readers waiting for it (checked when its turn comes: no listener per reader). */
   readonly readers: AbortSignal[];
 }
@@ -176,7 +177,7 @@ export class HistoryPages {
       // 2026: 44 page calls in the half second after a 429 that asked for 20 s, from other readers' page chains).
       const held = this.failures.get(feedKey);
       if (held !== undefined && Date.now() < held.retryAtMs) {
-        page.heldOver = held;
+        page.failing = held;
         return held.result;
       }
       const sentAtMs = Date.now();
@@ -190,7 +191,6 @@ export class HistoryPages {
     this.pending.set(feedKey, list);
     try {
       const result = await page.result;
-      if (page.heldOver !== undefined) page.failing = page.heldOver;
       if (page.failing !== undefined) return { start: from, result, failing: page.failing };
       // Kept only where readers came together (a storm): a lone reader's pages are read again by the next one, as
       // before, and memory beyond the feeds' own budgets stays for the case that needs it.

@@ -16,6 +16,14 @@ import { inProcessParts, serverStarter } from './helpers.ts';
 
 const parts = inProcessParts();
 
+/** Redis, the simulator and two pollcast instances on them (with `env`), stopped after the test. */
+async function twoInstances(env: Record<string, string> = {}) {
+  const redis = (parts.redis = await startRedis());
+  const sim = (parts.sim = await createSimulator({}));
+  const start = serverStarter(parts, env);
+  return { a: await start(), b: await start(), sim, redis };
+}
+
 /** The `from_index` of each upstream changes call for `id` since the last clear. */
 function changesFrom(id: string): number[] {
   return parts
@@ -25,20 +33,17 @@ function changesFrom(id: string): number[] {
 }
 
 it('a reader far behind on an instance new to the session keeps to a 429 on its history while the session\'s live readers there go on', async () => {
-  parts.redis = await startRedis();
-  parts.sim = await createSimulator({});
   // A long-poll held long enough that the leader's loop asks nothing while the test scripts the 429s: they are the
   // behind reader's (the leader's next call after the appended events takes one too, once they are delivered).
-  const start = serverStarter(parts, { UPSTREAM_WAIT_SECONDS: '25' });
-  const [a, b] = [await start(), await start()];
-  parts.sim.createSession('cb', { initialEvents: 1500, imageBytes: 0 });
+  const { a, b, sim } = await twoInstances({ UPSTREAM_WAIT_SECONDS: '25' });
+  sim.createSession('cb', { initialEvents: 1500, imageBytes: 0 });
   // The leader's loop starts near the head: the log holds the last events only.
   const onA = record(`${a.url}/sessions/cb/events?from_index=1495`);
   parts.recorders.push(onA);
   await eventually(() => onA.indices().length === 5, 15_000, 'the leader\'s reader at the head');
-  await eventually(() => parts.sim!.stats('cb').inFlightChanges === 1, 10_000, 'the leader\'s long-poll');
-  parts.sim.clearRequests();
-  parts.sim.faults.script(range(4).map(() => ({ kind: 'rate-limit' as const, retryAfterSeconds: 30 })), { session: 'cb', endpoint: 'changes' });
+  await eventually(() => sim.stats('cb').inFlightChanges === 1, 10_000, 'the leader\'s long-poll');
+  sim.clearRequests();
+  sim.faults.script(range(4).map(() => ({ kind: 'rate-limit' as const, retryAfterSeconds: 30 })), { session: 'cb', endpoint: 'changes' });
 
   const behind = record(`${b.url}/sessions/cb/events?from_index=20`);
   parts.recorders.push(behind);
@@ -46,7 +51,7 @@ it('a reader far behind on an instance new to the session keeps to a 429 on its 
   const head = record(`${b.url}/sessions/cb/events?from_index=1499`);
   parts.recorders.push(head);
   await head.until((x) => x.indices().includes(1499), 10_000);
-  parts.sim.appendEvents('cb', 2);
+  sim.appendEvents('cb', 2);
   await head.until((x) => x.indices().includes(1501), 10_000);
   expect(head.indices()).toEqual([1499, 1500, 1501]);
   // The history read under the 429 waits out its Retry-After: one call, whatever the reader's reconnects.
@@ -56,17 +61,14 @@ it('a reader far behind on an instance new to the session keeps to a 429 on its 
 }, 60_000);
 
 it('a finished session deleted upstream: a reader far behind on an instance new to it is told (its stream ends, then 404), and /status there still answers from the log', async () => {
-  parts.redis = await startRedis();
-  parts.sim = await createSimulator({});
-  const start = serverStarter(parts);
-  const [a, b] = [await start(), await start()];
-  parts.sim.createSession('cd', { initialEvents: 1500, imageBytes: 0 });
-  parts.sim.finish('cd', { closingEvents: true });
-  const last = parts.sim.eventCount('cd') - 1;
+  const { a, b, sim } = await twoInstances();
+  sim.createSession('cd', { initialEvents: 1500, imageBytes: 0 });
+  sim.finish('cd', { closingEvents: true });
+  const last = sim.eventCount('cd') - 1;
   const onA = record(`${a.url}/sessions/cd/events?from_index=${last - 5}`);
   parts.recorders.push(onA);
   await onA.ended(15_000);
-  parts.sim.deleteSession('cd');
+  sim.deleteSession('cd');
 
   const behind = record(`${b.url}/sessions/cd/events?from_index=20`);
   parts.recorders.push(behind);
@@ -81,24 +83,21 @@ it('a finished session deleted upstream: a reader far behind on an instance new 
 it('Redis away, a session the cluster never described (its streams already answered) and deleted upstream: the loop served around Redis ends the streams on its 404, once, not a /status call every tick', async () => {
   // A cluster audit (7 Dec 2026): such a loop stopped on its 404 as a refused open, and was started again at each
   // check while Redis was away: 24 /status calls and 24 error lines in 6 s.
-  parts.redis = await startRedis();
-  parts.sim = await createSimulator({});
-  const start = serverStarter(parts);
-  const [a, b] = [await start(), await start()];
-  parts.sim.createSession('cx', { initialEvents: 3, imageBytes: 0 });
+  const { a, b, sim, redis } = await twoInstances();
+  sim.createSession('cx', { initialEvents: 3, imageBytes: 0 });
   // The first contact fails: the streams open on "unavailable", the session not described yet.
-  parts.sim.faults.script(range(200).map(() => ({ kind: 'http' as const, status: 502 })), { session: 'cx', endpoint: 'status' });
+  sim.faults.script(range(200).map(() => ({ kind: 'http' as const, status: 502 })), { session: 'cx', endpoint: 'status' });
   const subs = [record(`${a.url}/sessions/cx/events`), record(`${b.url}/sessions/cx/events`)];
   parts.recorders.push(...subs);
   for (const sub of subs) await sub.until((x) => x.statuses().some((s) => typeof s.upstream_error === 'string'), 20_000);
   expect(subs.every((sub) => sub.statuses().every((s) => s.status === 'unknown'))).toBe(true);
-  parts.sim.deleteSession('cx');
-  await parts.redis.stop();
-  parts.sim.faults.clear();
-  parts.sim.clearRequests();
+  sim.deleteSession('cx');
+  await redis.stop();
+  sim.faults.clear();
+  sim.clearRequests();
   for (const sub of subs) await sub.ended(20_000);
   await new Promise((r) => setTimeout(r, 3000));
-  const statusCalls = parts.sim.requests().filter((r) => r.target.includes('/sessions/cx/status')).length;
+  const statusCalls = sim.requests().filter((r) => r.target.includes('/sessions/cx/status')).length;
   // One loop per instance around Redis, each ending on its first 404 (and a leader's paused loop, perhaps, once).
   expect(statusCalls).toBeLessThanOrEqual(4);
   for (const sub of subs) expect(sub.messages.find((m) => m.type === 'end')!.data.upstream_error).toMatch(/not found/);

@@ -45,6 +45,19 @@ function heldReaders() {
   return { started, held, reader, releaseAll };
 }
 
+/** Page reads answered by hand (`release[i]` answers the i-th call), each call's start recorded in `sent`. */
+function byHand() {
+  const release: Array<(r: PageResult) => void> = [];
+  const sent: number[] = [];
+  const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+  return { read, release, sent };
+}
+
+/** What a read answers without a call, or 'its call went out' when it made one (which `byHand` never answers by itself). */
+function heldOrCalled(read: Promise<{ result: PageResult }>): Promise<unknown> {
+  return Promise.race([read.then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+}
+
 describe('HistoryPages', () => {
   it("holds a failed read for the feed a moment (a 429's Retry-After when longer, within 300 s): its readers get it meanwhile with no call, and events end the run", async () => {
     const pages = new HistoryPages(50);
@@ -84,9 +97,7 @@ describe('HistoryPages', () => {
     // A cluster audit, 7 Dec 2026: a 429 asking for 20 s was followed within half a second by another reader's page
     // calls (its read, sent before, had answered after the 429 and ended the hold; queued reads went out anyway).
     const pages = new HistoryPages(100, undefined, undefined, 2);
-    const release: Array<(r: PageResult) => void> = [];
-    const sent: number[] = [];
-    const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+    const { read, release, sent } = byHand();
     const early = pages.read('f', 800, 900, read, live, 's');
     const limited = pages.read('f', 100, 200, read, live, 's');
     // A third read waits its turn (two run at once).
@@ -97,7 +108,7 @@ describe('HistoryPages', () => {
     expect((await limited).result).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
     await new Promise((r) => setTimeout(r, 5));
     // Its turn came during the hold: the held failure, no call (a call made would wait for a release that never comes).
-    const queuedOutcome = await Promise.race([queued.then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+    const queuedOutcome = await heldOrCalled(queued);
     expect(queuedOutcome).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
     expect(sent).toEqual([800, 100]);
     // The page sent before the 429 answers after it: its readers get its events, and the hold stays.
@@ -111,9 +122,7 @@ describe('HistoryPages', () => {
 
   it('a page sent before a 429 and answered after it does not end its hold', async () => {
     const pages = new HistoryPages(100);
-    const release: Array<(r: PageResult) => void> = [];
-    const sent: number[] = [];
-    const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+    const { read, release, sent } = byHand();
     const early = pages.read('f', 800, 900, read, live, 's');
     const limited = pages.read('f', 100, 200, read, live, 's');
     await new Promise((r) => setTimeout(r, 5));
@@ -121,7 +130,7 @@ describe('HistoryPages', () => {
     await limited;
     release[0]!([event(800)]);
     expect((await early).result).toEqual([event(800)]);
-    const later = await Promise.race([pages.read('f', 300, 400, read, live, 's').then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+    const later = await heldOrCalled(pages.read('f', 300, 400, read, live, 's'));
     expect(later).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
     expect(sent).toEqual([800, 100]);
   });
@@ -129,9 +138,7 @@ describe('HistoryPages', () => {
   it("a later failure of a call sent before a 429 came back (a 502) does not shorten its hold; an answer sent before a 404 still ends a 404's run", async () => {
     // A review, 7 Dec 2026: the 502 made a new run held 1 s, and the next read called the upstream during the 20 s.
     const pages = new HistoryPages(100);
-    const release: Array<(r: PageResult) => void> = [];
-    const sent: number[] = [];
-    const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+    const { read, release, sent } = byHand();
     const slow = pages.read('f', 800, 900, read, live, 's');
     const limited = pages.read('f', 100, 200, read, live, 's');
     await new Promise((r) => setTimeout(r, 5));
@@ -141,14 +148,13 @@ describe('HistoryPages', () => {
     await slow;
     expect(pages.failureOf('f')!.retryAtMs - Date.now()).toBeGreaterThan(19_000);
     // Its readers are told the 429 while its wait is in force.
-    const later = await Promise.race([pages.read('f', 300, 400, read, live, 's').then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+    const later = await heldOrCalled(pages.read('f', 300, 400, read, live, 's'));
     expect(later).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
     expect(sent).toEqual([800, 100]);
 
     // A 404 heard while another read was out, which then answers: the session is there, the 404 run is over.
     const g = new HistoryPages(100);
-    const gRelease: Array<(r: PageResult) => void> = [];
-    const gRead = (_start: number) => new Promise<PageResult>((resolve) => gRelease.push(resolve));
+    const { read: gRead, release: gRelease } = byHand();
     const answered = g.read('g', 800, 900, gRead, live, 's');
     const missing = g.read('g', 100, 200, gRead, live, 's');
     await new Promise((r) => setTimeout(r, 5));
@@ -163,9 +169,7 @@ describe('HistoryPages', () => {
   it("a 429's wait outlasts a later 502 and then an answer to a call sent before it came back", async () => {
     // A review, 7 Dec 2026: the 502 took the record over, and the answer after it ended the 20 s hold.
     const pages = new HistoryPages(100);
-    const release: Array<(r: PageResult) => void> = [];
-    const sent: number[] = [];
-    const read = (start: number) => new Promise<PageResult>((resolve) => (sent.push(start), release.push(resolve)));
+    const { read, release, sent } = byHand();
     const reads = [pages.read('f', 800, 900, read, live, 's'), pages.read('f', 100, 200, read, live, 's'), pages.read('f', 500, 600, read, live, 's')];
     await new Promise((r) => setTimeout(r, 5));
     release[1]!({ kind: 'rate-limited', retryAfterMs: 20_000 });
@@ -174,7 +178,7 @@ describe('HistoryPages', () => {
     await reads[0];
     release[2]!([event(500)]);
     expect((await reads[2]!).result).toEqual([event(500)]);
-    const later = await Promise.race([pages.read('f', 300, 400, read, live, 's').then((r) => r.result), new Promise((r) => setTimeout(() => r('its call went out'), 500))]);
+    const later = await heldOrCalled(pages.read('f', 300, 400, read, live, 's'));
     expect(later).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
     expect(sent).toEqual([800, 100, 500]);
   });
@@ -185,8 +189,7 @@ describe('HistoryPages', () => {
     try {
       vi.setSystemTime(1_000_000);
       const pages = new HistoryPages(100);
-      const release: Array<(r: PageResult) => void> = [];
-      const read = (_start: number) => new Promise<PageResult>((resolve) => release.push(resolve));
+      const { read, release } = byHand();
       const limited = pages.read('f', 100, 200, read, live, 's');
       const missing = pages.read('f', 800, 900, read, live, 's');
       await new Promise((r) => setTimeout(r, 5));
