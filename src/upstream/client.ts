@@ -288,6 +288,33 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+/**
+ * The calls in flight on each caller's signal, and one listener per signal that abandons them when it aborts. A loop
+ * passes the same signal call after call: a listener added and removed per call was the EventTarget's work on
+ * every event's path (bench/RESULTS.md, issue 21, thirty-third round).
+ */
+const callsOn = new WeakMap<AbortSignal, Set<AnswerHandler>>();
+
+/** Registers `handler` as in flight on `signal`; returns the set to leave once it settles. */
+function watchSignal(signal: AbortSignal, handler: AnswerHandler): Set<AnswerHandler> {
+  let calls = callsOn.get(signal);
+  if (calls === undefined) {
+    const own = new Set<AnswerHandler>();
+    calls = own;
+    callsOn.set(signal, own);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const h of own) h.abort(new Error('aborted'));
+        own.clear();
+      },
+      { once: true },
+    );
+  }
+  calls.add(handler);
+  return calls;
+}
+
 /** Creates a client with its own connection pool to `baseUrl`'s origin. */
 export function createUpstreamClient(options: UpstreamClientOptions): UpstreamClient {
   const base = new URL(options.baseUrl);
@@ -334,8 +361,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       timedOut = true;
       handler.abort(new Error('deadline'));
     }, budgetMs + marginMs);
-    const onAbort = () => handler.abort(new Error('aborted'));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const watched = signal === undefined ? null : watchSignal(signal, handler);
     try {
       try {
         pool.dispatch({ method: 'GET', path, headers: headersFor(credential), headersTimeout: budgetMs, bodyTimeout: marginMs }, handler);
@@ -353,7 +379,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       return { kind: 'transient', reason: `${endpoint}: ${reason}`, ...(hung ? { hung: true as const } : {}) };
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      watched?.delete(handler);
     }
   }
 

@@ -204,7 +204,13 @@ export class Poller {
   private statusCheck: Promise<'ok' | 'stop' | FailureOutcome> | null = null;
   /** performance.now() when the `/status` call in flight (statusCheck) was made. */
   private statusCheckSince = 0;
-  private callAbort: AbortController | null = null;
+  /**
+   * Cuts the changes call in flight short (a status refresh found the end, or the loop stops). One serves call after
+   * call until it is used, then a fresh one: no controller and no listener per call on the loop's path.
+   */
+  private callAbort = new AbortController();
+  /** Whether a changes call of `loop` is in flight (what `callAbort` would cut). */
+  private calling = false;
   private lastDisagreement = { key: '', atMs: 0 };
   private publishing: Promise<boolean> = Promise.resolve(true);
   private stopped = false;
@@ -280,7 +286,13 @@ export class Poller {
         if (!(await this.pause(holdOffMs))) return;
       }
       if (!(await this.firstContact())) return;
-      await this.loop();
+      const stopCall = () => this.callAbort.abort();
+      this.signal.addEventListener('abort', stopCall, { once: true });
+      try {
+        await this.loop();
+      } finally {
+        this.signal.removeEventListener('abort', stopCall);
+      }
     } catch (err) {
       // A bug here must not take the process down; end the stream so clients see it.
       log.error({ session: sink.sessionId, err }, 'poller crashed');
@@ -430,7 +442,7 @@ export class Poller {
       this.overSinceMs = performance.now();
       this.setState('draining');
       // A long-poll in flight would hold the drain for up to its whole wait.
-      this.callAbort?.abort();
+      if (this.calling) this.callAbort.abort();
     }
     // Held (and kept held, a forced refresh after a forwarded write included) until the opener is told; once streams
     // opened on an unavailable first contact, the answer that ends it goes out at once.
@@ -535,19 +547,17 @@ export class Poller {
     const from = sink.nextIndex;
     const wait = this.over || state.pageOn ? 0 : this.opts.waitSeconds;
     if (!state.ungated && !(await this.gate.take(this.signal))) return 'stop';
-    this.callAbort = new AbortController();
-    const onStop = () => this.callAbort?.abort();
-    this.signal.addEventListener('abort', onStop, { once: true });
+    if (this.callAbort.signal.aborted) this.callAbort = new AbortController();
     const wasOver = this.over;
     const held = wait > 0 && (!this.synced || this.refusedSince !== null || this.changesFailing) ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
     // Not for a resume (base > 0): its first answer may move the start (rebasing), which the opening must see.
     const grace = this.readyReported || sink.baseIndex > 0 ? null : setTimeout(() => this.ready(), FIRST_ANSWER_GRACE_MS);
     const calledAt = performance.now();
+    this.calling = true;
     const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
+    this.calling = false;
     if (held !== null) clearTimeout(held);
     if (grace !== null) clearTimeout(grace);
-    this.signal.removeEventListener('abort', onStop);
-    this.callAbort = null;
     if (this.signal.aborted) return 'stop';
     if (r.kind === 'aborted') return 'again'; // a status refresh found the end mid long-poll: drain now
     const rebasing = state.firstAnswer && r.kind !== 'oversized' && (r.kind === 'no-change' || (r.kind === 'events' && r.changes.new_events.length === 0)) && sink.baseIndex > 0 && sink.nextIndex === sink.baseIndex && this.opts.startKnown !== true;
