@@ -11,7 +11,7 @@ mkdir -p "$out"
     ( sleep 12; timeout -s INT 16 perf record -e cpu-clock -F 2000 -g -p "$pid" -o "$out/perf.data" > /dev/null 2>&1 || true ) & done; sleep 0.5; done ) &
 watcher=$!
 trap 'kill $watcher 2> /dev/null || true' EXIT
-(cd "$repo" && node bench/run.ts --only many-sessions --targets "$target" --quiet-wait 5 --node-flags=--perf-basic-prof > "$out/run.log" 2>&1)
+(cd "$repo" && node bench/run.ts --only many-sessions --targets "$target" --quiet-wait 5 --node-flags="--perf-basic-prof --logfile=/dev/null --no-logfile-per-isolate" > "$out/run.log" 2>&1)
 sleep 1
 perf script -i "$out/perf.data" -F comm,tid,ip,sym 2> /dev/null > "$out/perf.txt"
 grep -E "many-sessions \| $target" "$out/run.log" | head -1 | cut -c1-110

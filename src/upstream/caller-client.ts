@@ -24,9 +24,10 @@ export function callerClient(client: UpstreamClient, callers: CallerCredentials)
       if (callers.size === 0) return r;
     }
   }
+  // With none held (the operator's key: every loop's case then), a call goes straight through: no retry wrapper per call.
   return {
-    changes: (sessionId, query, signal) => onCallers((credential) => client.changes(sessionId, query, signal, credential)),
-    status: (sessionId, signal) => onCallers((credential) => client.status(sessionId, signal, credential)),
+    changes: (sessionId, query, signal) => (callers.size === 0 ? client.changes(sessionId, query, signal) : onCallers((credential) => client.changes(sessionId, query, signal, credential))),
+    status: (sessionId, signal) => (callers.size === 0 ? client.status(sessionId, signal) : onCallers((credential) => client.status(sessionId, signal, credential))),
     // Plain calls (the session list) name their own credential: passed through as they are.
     get: (endpoint, path, credential, signal) => client.get(endpoint, path, credential, signal),
     observe: (endpoint, outcome, seconds) => client.observe(endpoint, outcome, seconds),

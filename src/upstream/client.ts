@@ -289,30 +289,41 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
 }
 
 /**
- * The calls in flight on each caller's signal, and one listener per signal that abandons them when it aborts. A loop
- * passes the same signal call after call: a listener added and removed per call was the EventTarget's work on
- * every event's path (bench/RESULTS.md, issue 21, thirty-third round).
+ * Signals a caller passes call after call (a loop's): the calls in flight on each, and one listener per signal that
+ * abandons them when it aborts, instead of a listener added and removed per call (EventTarget work on every event's
+ * path: bench/RESULTS.md, issue 21, thirty-third round). Only plain controllers' signals: Node keeps a timeout or
+ * `AbortSignal.any` signal that has an abort listener alive until it fires, so any other signal is listened to per call.
  */
 const callsOn = new WeakMap<AbortSignal, Set<AnswerHandler>>();
 
-/** Registers `handler` as in flight on `signal`; returns the set to leave once it settles. */
-function watchSignal(signal: AbortSignal, handler: AnswerHandler): Set<AnswerHandler> {
-  let calls = callsOn.get(signal);
-  if (calls === undefined) {
-    const own = new Set<AnswerHandler>();
-    calls = own;
-    callsOn.set(signal, own);
+/** `controller`'s signal, marked to be passed to many calls: one abort listener for its life. */
+export function lastingSignal(controller: AbortController): AbortSignal {
+  const { signal } = controller;
+  if (!callsOn.has(signal)) {
+    const calls = new Set<AnswerHandler>();
+    callsOn.set(signal, calls);
     signal.addEventListener(
       'abort',
       () => {
-        for (const h of own) h.abort(new Error('aborted'));
-        own.clear();
+        for (const h of calls) h.abort(new Error('aborted'));
+        calls.clear();
       },
       { once: true },
     );
   }
-  calls.add(handler);
-  return calls;
+  return signal;
+}
+
+/** Registers `handler` as in flight on `signal`; returns how to leave once it settles. */
+function watchSignal(signal: AbortSignal, handler: AnswerHandler): () => void {
+  const calls = callsOn.get(signal);
+  if (calls !== undefined) {
+    calls.add(handler);
+    return () => calls.delete(handler);
+  }
+  const onAbort = () => handler.abort(new Error('aborted'));
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
 }
 
 /** Creates a client with its own connection pool to `baseUrl`'s origin. */
@@ -361,7 +372,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       timedOut = true;
       handler.abort(new Error('deadline'));
     }, budgetMs + marginMs);
-    const watched = signal === undefined ? null : watchSignal(signal, handler);
+    const leave = signal === undefined ? null : watchSignal(signal, handler);
     try {
       try {
         pool.dispatch({ method: 'GET', path, headers: headersFor(credential), headersTimeout: budgetMs, bodyTimeout: marginMs }, handler);
@@ -379,7 +390,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
       return { kind: 'transient', reason: `${endpoint}: ${reason}`, ...(hung ? { hung: true as const } : {}) };
     } finally {
       clearTimeout(timer);
-      watched?.delete(handler);
+      leave?.();
     }
   }
 

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { backoffDelayMs, createRateGate, sleep, type BackoffPolicy } from './backoff.ts';
-import type { FailureOutcome, StatusOutcome, UpstreamClient } from './client.ts';
+import { lastingSignal, type FailureOutcome, type StatusOutcome, type UpstreamClient } from './client.ts';
 import { fetchPage, findHead, PageLimit } from './pager.ts';
 import { NOT_FOUND_TEXT, refusalText } from './refusal.ts';
 import { changesClaimOver, isKnown, statusSaysOver, withChanges, withStatus, type Snapshot } from './snapshot.ts';
@@ -209,6 +209,7 @@ export class Poller {
    * call until it is used, then a fresh one: no controller and no listener per call on the loop's path.
    */
   private callAbort = new AbortController();
+  private callSignal = lastingSignal(this.callAbort);
   /** Whether a changes call of `loop` is in flight (what `callAbort` would cut). */
   private calling = false;
   private lastDisagreement = { key: '', atMs: 0 };
@@ -547,14 +548,19 @@ export class Poller {
     const from = sink.nextIndex;
     const wait = this.over || state.pageOn ? 0 : this.opts.waitSeconds;
     if (!state.ungated && !(await this.gate.take(this.signal))) return 'stop';
-    if (this.callAbort.signal.aborted) this.callAbort = new AbortController();
+    // Stopped while it waited for the gate: no call (the loop's listener would find no call in flight to cut).
+    if (this.signal.aborted) return 'stop';
+    if (this.callSignal.aborted) {
+      this.callAbort = new AbortController();
+      this.callSignal = lastingSignal(this.callAbort);
+    }
     const wasOver = this.over;
     const held = wait > 0 && (!this.synced || this.refusedSince !== null || this.changesFailing) ? setTimeout(() => this.heldLongEnough(), HELD_MEANS_CAUGHT_UP_MS) : null;
     // Not for a resume (base > 0): its first answer may move the start (rebasing), which the opening must see.
     const grace = this.readyReported || sink.baseIndex > 0 ? null : setTimeout(() => this.ready(), FIRST_ANSWER_GRACE_MS);
     const calledAt = performance.now();
     this.calling = true;
-    const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callAbort.signal);
+    const r = await fetchPage(client, id, { fromIndex: from, includeEvents: sink.includeEvents, waitSeconds: wait }, this.limit, this.callSignal);
     this.calling = false;
     if (held !== null) clearTimeout(held);
     if (grace !== null) clearTimeout(grace);
