@@ -546,10 +546,11 @@ export class Poller {
     const { client, sink, log } = this.opts;
     const id = sink.sessionId;
     const from = sink.nextIndex;
-    const wait = this.over || state.pageOn ? 0 : this.opts.waitSeconds;
     if (!state.ungated && !(await this.gate.take(this.signal))) return 'stop';
     // Stopped while it waited for the gate: no call (the loop's listener would find no call in flight to cut).
     if (this.signal.aborted) return 'stop';
+    // After the gate: an end `/status` found meanwhile makes this call the drain's, not a long-poll.
+    const wait = this.over || state.pageOn ? 0 : this.opts.waitSeconds;
     if (this.callSignal.aborted) {
       this.callAbort = new AbortController();
       this.callSignal = lastingSignal(this.callAbort);
