@@ -9,6 +9,7 @@ import type { AppDeps } from './deps.ts';
 import { holdAndClaim, type HeldStream } from './stream-hold.ts';
 import { parseIncludeEvents, parseSessionId, parseStartIndex } from './validate.ts';
 import { UpstreamUnavailableError } from '../errors.ts';
+import { FIRST_ANSWER_GRACE_MS } from '../upstream/poller.ts';
 import type { FeedEntry } from '../hub/hub.ts';
 import { dropOpen, responseGone, type StreamResponse } from '../hub/writer.ts';
 
@@ -31,10 +32,29 @@ export interface Unjudged {
   judge: () => Promise<Grant>;
 }
 
-/** Asks `authorize` for a grant; an upstream that cannot judge the key is not a refusal: the stream is held (stream-hold.ts). */
+/**
+ * How long a stream open waits for the upstream to judge a key (AUTH=upstream) before it opens held, the check still
+ * under way: as long as a loop's first contact may take before its streams open (contract section 3). Until 7 Dec
+ * 2026 a silent check held the stream's first byte for its whole timeout (~10 s, an audit measured).
+ */
+export const JUDGE_GRACE_MS = FIRST_ANSWER_GRACE_MS;
+
+/** `asked`, or an unavailable upstream once `ms` passed without its answer (which a later ask of the same key joins). */
+function withinGrace(asked: Promise<Grant>, ms: number): Promise<Grant> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UpstreamUnavailableError(`could not check the key: no answer within ${ms} ms yet`, 1)), ms);
+  });
+  // Settled later, its outcome is the verdict cache's (or a log line's): never an unhandled rejection.
+  asked.catch(() => undefined);
+  return Promise.race([asked, late]).finally(() => clearTimeout(timer));
+}
+
+/** Asks `authorize` for a grant; an upstream that cannot judge the key (in time) is not a refusal: the stream is held (stream-hold.ts). */
 export async function grantOrUnjudged(deps: AppDeps, credentials: Credentials, ids: readonly string[]): Promise<Grant | Unjudged> {
   try {
-    return await deps.authorize(credentials, ids);
+    const asked = deps.authorize(credentials, ids);
+    return await (deps.config.auth === 'upstream' ? withinGrace(asked, JUDGE_GRACE_MS) : asked);
   } catch (err) {
     if (err instanceof UpstreamUnavailableError) return { unjudged: err, judge: () => deps.authorize(credentials, ids) };
     throw err;

@@ -68,6 +68,36 @@ describe('AUTH=upstream: a stream opened while the upstream cannot judge the key
     expect(await metric(b, 'pollcast_upstream_auth_checks_total{outcome="unavailable"}')).toBe(2);
   }, 40_000);
 
+  it('opens within the grace while a silent upstream has not judged the key yet (one session or several), then goes on once it does', async () => {
+    const b = await start();
+    b.sim.createSession('a-2', { organisation: 'org-a', initialEvents: 3, finished: true });
+    // The first check of each hangs (pollcast gives it up after 10 s); the next is accepted.
+    b.sim.faults.script([{ kind: 'hang' }], { session: 'a-1', endpoint: 'status' });
+    b.sim.faults.script([{ kind: 'hang' }], { session: 'a-2', endpoint: 'status' });
+    for (const path of ['/sessions/a-1/events', `/events?${sessionQuery(['a-2'])}`]) {
+      const started = performance.now();
+      const res = await fetch(`${b.url}${path}`, { headers: { authorization: `Bearer ${KEY_A}` }, signal: AbortSignal.timeout(30_000) });
+      const reader = res.body!.getReader();
+      let head = '';
+      while (!head.includes('event: status')) head += new TextDecoder().decode((await reader.read()).value);
+      const firstStatusMs = performance.now() - started;
+      expect(res.status).toBe(200);
+      // The loop's own first-contact grace is 2 s; before, the check's whole 10 s timeout.
+      expect(firstStatusMs, `${path}: first status after ${Math.round(firstStatusMs)} ms`).toBeLessThan(4_000);
+      let text = head;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      const frames = parseSse(text);
+      const first = frames.find((f) => f.event === 'status')!;
+      expect(JSON.parse(first.data!).upstream_error).toMatch(/could not check the key/);
+      expect(eventIndices(frames)).toEqual(path.startsWith('/sessions') ? range(4) : range(3));
+      expect(frames.at(-1)!.event).toBe('end');
+    }
+  }, 60_000);
+
   it('ends with event: error naming the refusal when the upstream then refuses the key, and the reconnect gets the status code', async () => {
     const b = await start();
     b.sim.faults.script([...OUTAGE(1), { kind: 'http', status: 403 }], { session: 'a-1', endpoint: 'status' });
