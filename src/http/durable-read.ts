@@ -7,7 +7,7 @@
  */
 import type { AppDeps } from './deps.ts';
 import { draining, readHistory, UNSETTLED_RETRY_AFTER_SECONDS, UNSETTLED_WAIT_MS, waitFor } from './dropin-routes.ts';
-import { CATCH_UP_MAX_BYTES, CHUNK_MAX_BYTES, chunkEnd, messageBytes, recordMessage, type Message, type Position } from './durable-offsets.ts';
+import { CATCH_UP_MAX_BYTES, CATCH_UP_MAX_MS, CHUNK_MAX_BYTES, chunkEnd, messageBytes, recordMessage, type Message, type Position } from './durable-offsets.ts';
 import type { Feed } from '../hub/feed.ts';
 import { eventFrame, frameData, frameDataParts } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
@@ -229,7 +229,8 @@ export async function readToTail(deps: AppDeps, entry: FeedEntry, first: Batch, 
   const messages = [...first.messages];
   let bytes = messages.reduce((n, m) => n + messageBytes(m), 0);
   let batch = first;
-  while (!batch.upToDate && !batch.closed && !batch.partial && bytes < CATCH_UP_MAX_BYTES) {
+  const until = performance.now() + CATCH_UP_MAX_MS;
+  while (!batch.upToDate && !batch.closed && !batch.partial && bytes < CATCH_UP_MAX_BYTES && performance.now() < until) {
     let next: Batch;
     try {
       next = await readBatch(deps, entry, batch.next, signal);

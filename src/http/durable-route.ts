@@ -141,10 +141,17 @@ function namedNext(deps: AppDeps, feed: Feed, next: Position): Position {
   return next.status > version ? { ...next, status: version } : next;
 }
 
-/** `offset=now` (PROTOCOL.md 6): catch-up answers `[]` at the tail; long-poll and SSE start there. */
-async function tailPosition(entry: FeedEntry, signal: AbortSignal): Promise<Position> {
-  await settle(entry.feed, 'tail', signal);
-  return tailOf(entry.feed);
+/**
+ * `offset=now` (PROTOCOL.md 6): catch-up answers `[]` at the tail; long-poll and SSE start there. HEAD names it too.
+ * A loop that has never read the session up to date (its first calls refused with a 429, or hung, past the settle
+ * wait) does not know where the tail is: a 503 the client retries, not its head, which named index 0 and had a
+ * reader of "now" get the whole history as new events (an audit, 7 Dec 2026).
+ */
+async function tailPosition(deps: AppDeps, entry: FeedEntry, signal: AbortSignal): Promise<Position> {
+  const { feed } = entry;
+  await settle(feed, 'tail', signal);
+  if (!feed.ended && !feed.caughtUpOnce) throw new UpstreamUnavailableError('cannot tell yet where the stream\'s tail is (the session is not read up to date)', deps.hub.retryAfterSeconds(entry, UNSETTLED_RETRY_AFTER_SECONDS));
+  return tailOf(feed);
 }
 
 // The SSE read: data and control events from `start` on, until the end record, the connection's
@@ -280,10 +287,10 @@ export function registerDurableRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       requireSettledKnown(entry.feed, deps);
       if (head) {
         // PROTOCOL.md 5.4: metadata only, never cached (a stale tail offset misleads).
-        const tail = await tailPosition(entry, signal);
+        const tail = await tailPosition(deps, entry, signal);
         return c.body(null, 200, { ...protocolHeaders({ next: tail, upToDate: false, closed: tail.closed }), 'cache-control': 'no-store' });
       }
-      const start = parsed === 'now' ? await tailPosition(entry, signal) : parsed;
+      const start = parsed === 'now' ? await tailPosition(deps, entry, signal) : parsed;
       if (live === 'sse') {
         // Checked before the 200: a bad offset is a 400, not a stream that ends at once.
         await checkedPosition(entry.feed, start, signal, () => mayBeBehind(deps));

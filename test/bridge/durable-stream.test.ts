@@ -596,6 +596,66 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     await expectCatchUpReadsAll(url, 150);
   }, 60_000);
 
+  it('HEAD and offset=now on a loop that has never read the session up to date are a 503 to retry, not its head; a reader of "now" then gets only what comes after', async () => {
+    // Audit, 7 Dec 2026: both named index 0 once the settle wait ran out (a 429 of 20 s on the loop's first changes
+    // call), and a reader of "now" got all 150 events of the history as new ones.
+    const b = await startReal();
+    b.sim.createSession('now429', { initialEvents: 150 });
+    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 14 }], { session: 'now429', endpoint: 'changes' });
+    const url = `${b.url}/v1/stream/sessions/now429`;
+    const [head, now] = await Promise.all([fetch(url, { method: 'HEAD' }), fetch(`${url}?offset=now`)]);
+    for (const res of [head, now]) {
+      expect(res.status).toBe(503);
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(res.headers.get('stream-next-offset')).toBeNull();
+      await res.arrayBuffer();
+    }
+    // The client retries the 503s; once the loop has read the session, "now" is its tail, and only a new event follows.
+    const reader = await stream({ url, offset: 'now', live: 'long-poll', json: true, backoffOptions: { initialDelay: 500, maxDelay: 2000, multiplier: 2 } });
+    const items: any[] = [];
+    const got = new Promise<void>((resolve) => {
+      reader.subscribeJson(async (batch) => {
+        items.push(...(batch.items as any[]));
+        if (indicesOf(items).length > 0) resolve();
+      });
+    });
+    // Once the loop has read it (HEAD answers), new events come until the reader has one: its first is past the history.
+    await eventually(async () => (await fetch(url, { method: 'HEAD' })).status === 200, 30_000);
+    const adding = setInterval(() => b.sim.appendEvents('now429', 1), 500);
+    try {
+      await got;
+    } finally {
+      clearInterval(adding);
+      reader.cancel();
+    }
+    const indices = indicesOf(items);
+    expect(indices[0]).toBeGreaterThanOrEqual(150);
+    expect(indices).toEqual(range(indices.length).map((k) => indices[0]! + k));
+  }, 60_000);
+
+  it('a catch-up answer re-reading history from a slow upstream stops at a chunk\'s end after about 5 s, not at the tail; the client reads on from there', async () => {
+    // Audit, 7 Dec 2026: nothing, headers included, went out before every page was read (10 s for ten 1 s pages).
+    const b = await startReal({ SESSION_MAX_EVENTS: '40' });
+    b.sim.createSession('slowhist', { initialEvents: 1000, imageBytes: 0 });
+    b.sim.finish('slowhist', { answer: 'slowhist', closingEvents: true });
+    const url = `${b.url}/v1/stream/sessions/slowhist`;
+    expect((await fetch(`${url}?offset=now`)).headers.get('stream-closed')).toBe('true');
+    b.sim.faults.script(Array.from({ length: 12 }, () => ({ kind: 'slow-body' as const, chunkDelayMs: 400, chunks: 3 })), { session: 'slowhist', endpoint: 'changes' });
+    const asked = performance.now();
+    const res = await fetch(url);
+    const headersMs = performance.now() - asked;
+    expect(res.status).toBe(200);
+    expect(res.headers.get('stream-up-to-date')).toBeNull();
+    const first = (await res.json()) as any[];
+    const got = indicesOf(first);
+    expect(headersMs, `headers after ${Math.round(headersMs)} ms`).toBeLessThan(8_000);
+    expect(got.length % 100, 'stopped at a chunk\'s end').toBe(0);
+    expect(got.length).toBeGreaterThanOrEqual(100);
+    expect(got).toEqual(range(got.length));
+    const rest = await readDurable(url, { live: false, offset: res.headers.get('stream-next-offset')! });
+    expectWholeSession({ items: [...first, ...rest.items], offsets: rest.offsets, closed: rest.closed }, b.sim.eventCount('slowhist'), 'slowhist');
+  }, 90_000);
+
   it('an SSE read of a session deleted upstream ends once the refusal has lasted, and its reconnect is 404, not at its 60 s cut', async () => {
     // Audit, 7 Dec 2026: long-poll readers got 404 within ~8 s; an SSE reader heard keep-alives until 60 s.
     const b = await startReal();
