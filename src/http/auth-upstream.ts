@@ -72,6 +72,21 @@ function refusalError(sessionIds: readonly string[], results: readonly CheckResu
   return new ForbiddenError(`the sessions API refused this key for ${refused.length} of the ${sessionIds.length} sessions asked for`);
 }
 
+/**
+ * `checking`, or an unavailable upstream once `ms` passed without its answer: the checks go on, their verdicts are
+ * cached, and a later ask of the same key joins them. Until 7 Dec 2026 a silent check held a stream's first byte
+ * for its whole timeout (~10 s, an audit measured).
+ */
+function withinGrace(checking: Promise<CheckResult[]>, ms: number): Promise<CheckResult[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UpstreamUnavailableError(`could not check the key: no answer within ${ms} ms yet`, 1)), ms);
+  });
+  // Settled later, its outcome is the verdict cache's: never an unhandled rejection.
+  checking.catch(() => undefined);
+  return Promise.race([checking, late]).finally(() => clearTimeout(timer));
+}
+
 /** The AUTH=upstream authorizer, and the verdict cache behind it. */
 export function createUpstreamKeyAuthorizer(opts: UpstreamKeyOptions): Authorizer {
   const { stats } = opts;
@@ -82,7 +97,7 @@ export function createUpstreamKeyAuthorizer(opts: UpstreamKeyOptions): Authorize
   const checkAll = (credential: UpstreamCredential, sessionIds: readonly string[]) => boundedAll(sessionIds, CHECKS_PER_REQUEST_CONCURRENCY, (id) => verdicts.check(credential, id), refusesTheKey);
   const earliest = (results: readonly CheckResult[]) => Math.min(...results.map((r) => (r.kind === 'accepted' ? r.expiresAtMs : Infinity)));
 
-  return async (credentials, sessionIds): Promise<Grant> => {
+  return async (credentials, sessionIds, options): Promise<Grant> => {
     const credential = callerCredential(credentials, opts.keyHeader);
     if (credential === undefined) {
       countRefusal(401);
@@ -91,7 +106,8 @@ export function createUpstreamKeyAuthorizer(opts: UpstreamKeyOptions): Authorize
     const scope = { kind: 'upstream', credential } as const;
     // No session named (a route that lists): the upstream judges the key on the call made with it.
     if (sessionIds.length === 0) return { expiresAtMs: undefined, scope, upstreamCredential: credential };
-    const results = await checkAll(credential, sessionIds);
+    const checking = checkAll(credential, sessionIds);
+    const results = await (options?.judgeWithinMs === undefined ? checking : withinGrace(checking, options.judgeWithinMs));
     if (results.some((r) => r.kind === 'refused')) {
       const err = refusalError(sessionIds, results);
       countRefusal(err instanceof UnauthorizedError ? 401 : err instanceof ForbiddenError ? 403 : 404);

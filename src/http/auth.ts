@@ -55,7 +55,16 @@ export function presentedBearer({ authorization, accessToken }: Credentials): st
 }
 
 /** Checks that the request may read every one of `sessionIds` (none: that it is authenticated at all); throws 401/403 errors. */
-export type Authorizer = (credentials: Credentials, sessionIds: readonly string[]) => Promise<Grant>;
+/** How a request asks to be judged. */
+export interface AuthorizeOptions {
+  /**
+   * A stream about to open (GET): how long an upstream check of a key (AUTH=upstream) may take before it counts as
+   * unavailable for this request (the stream then opens held, the check still under way; src/http/stream-open.ts).
+   */
+  judgeWithinMs?: number;
+}
+
+export type Authorizer = (credentials: Credentials, sessionIds: readonly string[], options?: AuthorizeOptions) => Promise<Grant>;
 
 /** A hono request's credentials; `keyHeader` is UPSTREAM_AUTH_HEADER, read when configured. */
 export function credentialsOf(c: Context, keyHeader?: string): Credentials {

@@ -25,7 +25,7 @@ export interface AuthorizerDeps {
  */
 function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenCheck, keyHeader: string | undefined, cookieName: string): Authorizer {
   // A bearer with pollcast's own signature (expired, say) is refused as a token, never sent upstream as a key.
-  return async (credentials, sessionIds) => {
+  return async (credentials, sessionIds, options) => {
     try {
       return await token(credentials, sessionIds);
     } catch (err) {
@@ -41,7 +41,7 @@ function tokenOrKey(token: Authorizer, key: Authorizer, isOurs: SubscriberTokenC
         // Tokens are not read from the key header: the refusal says so, not only where a token was looked for.
         throw keyHeader === undefined ? err : new UnauthorizedError(`a pollcast access token is read from Authorization: Bearer, access_token or the cookie, not from ${keyHeader} (it carries upstream keys)`);
       }
-      return key(credentials, sessionIds);
+      return key(credentials, sessionIds, options);
     }
   };
 }

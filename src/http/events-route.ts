@@ -32,6 +32,7 @@ export function registerEventsRoute(app: Hono<AppEnv>, deps: AppDeps): void {
       includeEvents: singleQuery('include_events', c.req.queries('include_events')),
       includeDetails: singleQuery('include_details', c.req.queries('include_details')),
       credentials: credentialsOf(c, deps.config.upstreamAuthHeader),
+      head: c.req.method === 'HEAD',
     };
     const checked = await checkStreamAsk(ask, deps);
     if (checked === null) {

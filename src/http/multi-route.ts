@@ -72,7 +72,7 @@ async function openStream(c: Context<AppEnv>, deps: AppDeps, rawIds: readonly st
   // (AUTH=upstream, one per session, made by the authorizer below) or a loop start. The rate limit counts
   // sessions, not requests (the middleware took one token already), so a list cannot multiply upstream calls.
   checkRate(deps.limits, deps.limits.clientKeyOf(c), req.ids.length - 1);
-  const asked = await grantOrUnjudged(deps, credentials, req.ids);
+  const asked = await grantOrUnjudged(deps, credentials, req.ids, c.req.method !== 'HEAD');
   const reading = openIds(req);
   // Every session's `end` was delivered already: 204 tells EventSource to stop reconnecting.
   if (reading.length === 0) return c.body(null, 204);

@@ -24,6 +24,8 @@ export interface StreamAsk {
   includeEvents: string | undefined;
   includeDetails: string | undefined;
   credentials: Credentials;
+  /** A HEAD: it opens no stream, so a key check is waited for (no grace). */
+  head?: boolean;
 }
 
 /** A caller the upstream could not judge yet (AUTH=upstream during an outage), and how to ask again. */
@@ -33,28 +35,19 @@ export interface Unjudged {
 }
 
 /**
- * How long a stream open waits for the upstream to judge a key (AUTH=upstream) before it opens held, the check still
- * under way: as long as a loop's first contact may take before its streams open (contract section 3). Until 7 Dec
- * 2026 a silent check held the stream's first byte for its whole timeout (~10 s, an audit measured).
+ * How long a stream open (GET) waits for the upstream to judge a key (AUTH=upstream) before it opens held, the
+ * check still under way: as long as a loop's first contact may take before its streams open (contract section 3).
  */
 export const JUDGE_GRACE_MS = FIRST_ANSWER_GRACE_MS;
 
-/** `asked`, or an unavailable upstream once `ms` passed without its answer (which a later ask of the same key joins). */
-function withinGrace(asked: Promise<Grant>, ms: number): Promise<Grant> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UpstreamUnavailableError(`could not check the key: no answer within ${ms} ms yet`, 1)), ms);
-  });
-  // Settled later, its outcome is the verdict cache's (or a log line's): never an unhandled rejection.
-  asked.catch(() => undefined);
-  return Promise.race([asked, late]).finally(() => clearTimeout(timer));
-}
-
-/** Asks `authorize` for a grant; an upstream that cannot judge the key (in time) is not a refusal: the stream is held (stream-hold.ts). */
-export async function grantOrUnjudged(deps: AppDeps, credentials: Credentials, ids: readonly string[]): Promise<Grant | Unjudged> {
+/**
+ * Asks `authorize` for a grant; an upstream that cannot judge the key is not a refusal: the stream is held
+ * (stream-hold.ts). A stream about to open (`opening`: a GET, not a HEAD, which opens nothing) waits at most
+ * JUDGE_GRACE_MS for it.
+ */
+export async function grantOrUnjudged(deps: AppDeps, credentials: Credentials, ids: readonly string[], opening: boolean): Promise<Grant | Unjudged> {
   try {
-    const asked = deps.authorize(credentials, ids);
-    return await (deps.config.auth === 'upstream' ? withinGrace(asked, JUDGE_GRACE_MS) : asked);
+    return await deps.authorize(credentials, ids, opening ? { judgeWithinMs: JUDGE_GRACE_MS } : undefined);
   } catch (err) {
     if (err instanceof UpstreamUnavailableError) return { unjudged: err, judge: () => deps.authorize(credentials, ids) };
     throw err;
@@ -82,7 +75,7 @@ export async function checkStreamAsk(ask: StreamAsk, deps: AppDeps): Promise<Che
   // EventSource gives up for good on a 503 but retries a dropped connection
   // (with Last-Event-ID): so it reconnects to another instance, or to this one once restarted.
   if (deps.isShuttingDown()) return null;
-  return { id, start, includeEvents, grant: await grantOrUnjudged(deps, ask.credentials, [id]) };
+  return { id, start, includeEvents, grant: await grantOrUnjudged(deps, ask.credentials, [id], ask.head !== true) };
 }
 
 /**

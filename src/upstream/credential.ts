@@ -37,11 +37,9 @@ export const CALLER_CREDENTIALS_MAX = 8;
  */
 export class CallerCredentials {
   private readonly byDigest = new Map<string, UpstreamCredential>();
-  private refusedLast: UpstreamCredential | undefined;
 
   /** Records a credential the upstream just accepted for this session. */
   add(credential: UpstreamCredential): void {
-    this.refusedLast = undefined;
     this.byDigest.delete(credential.digest);
     this.byDigest.set(credential.digest, credential);
     if (this.byDigest.size > CALLER_CREDENTIALS_MAX) this.byDigest.delete(this.byDigest.keys().next().value!);
@@ -56,26 +54,12 @@ export class CallerCredentials {
 
   /** Forgets a credential the upstream refused; true when it was held. */
   drop(digest: string): boolean {
-    const credential = this.byDigest.get(digest);
-    if (credential === undefined) return false;
-    this.byDigest.delete(digest);
-    if (this.byDigest.size === 0) this.refusedLast = credential;
-    return true;
-  }
-
-  /**
-   * The credential whose refusal left none (until one is added): what the loop goes on asking with, so that it keeps
-   * showing the upstream's answer to it (a deleted session's 404) instead of a keyless call's 401 blaming the
-   * caller's key (an audit saw that, and keyless calls, after a session was deleted mid-stream). Not counted in `size`.
-   */
-  get lastRefused(): UpstreamCredential | undefined {
-    return this.refusedLast;
+    return this.byDigest.delete(digest);
   }
 
   /** Forgets them all (the loop stopped: nothing needs them any more). */
   clear(): void {
     this.byDigest.clear();
-    this.refusedLast = undefined;
   }
 
   get size(): number {

@@ -2,9 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { callerCredential, MAX_KEY_LENGTH } from '../../src/http/auth-upstream.ts';
 import { UnauthorizedError } from '../../src/errors.ts';
-import { CALLER_CREDENTIALS_MAX, CallerCredentials, upstreamCredential, type UpstreamCredential } from '../../src/upstream/credential.ts';
-import { callerClient } from '../../src/upstream/caller-client.ts';
-import type { StatusOutcome, UpstreamClient } from '../../src/upstream/client.ts';
+import { CALLER_CREDENTIALS_MAX, CallerCredentials, upstreamCredential } from '../../src/upstream/credential.ts';
 
 const none = { authorization: undefined, accessToken: undefined, cookie: undefined };
 
@@ -59,31 +57,5 @@ describe('CallerCredentials', () => {
     expect(set.current()!.digest).toBe(cred(CALLER_CREDENTIALS_MAX + 1).digest);
     set.clear();
     expect(set.size).toBe(0);
-  });
-});
-
-describe('a loop\'s calls once every caller\'s credential was refused', () => {
-  it('go on with the last one refused, never keyless, and take it back when the upstream accepts it again', async () => {
-    // A client that records the credential of each /status call and answers from a script.
-    const sent: Array<string | undefined> = [];
-    const answers: StatusOutcome[] = [{ kind: 'not-found' }, { kind: 'not-found' }, { kind: 'state', body: { status: 'running' } }];
-    const client = {
-      status: async (_id: string, _signal?: AbortSignal, credential?: UpstreamCredential) => {
-        sent.push(credential?.value);
-        return answers.shift()!;
-      },
-    } as unknown as UpstreamClient;
-    const callers = new CallerCredentials();
-    const loop = callerClient(client, callers);
-    // Before any caller: the operator's key (no credential of a caller).
-    expect((await loop.status('s')).kind).toBe('not-found');
-    callers.add(upstreamCredential('authorization', 'Bearer sk-only'));
-    expect((await loop.status('s')).kind).toBe('not-found');
-    expect([callers.size, callers.lastRefused?.value]).toEqual([0, 'Bearer sk-only']);
-    expect((await loop.status('s')).kind).toBe('state');
-    expect(sent).toEqual([undefined, 'Bearer sk-only', 'Bearer sk-only']);
-    expect([callers.size, callers.current()?.value]).toEqual([1, 'Bearer sk-only']);
-    callers.clear();
-    expect(callers.lastRefused).toBeUndefined();
   });
 });
