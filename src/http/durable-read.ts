@@ -222,15 +222,19 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
 
 /**
  * A catch-up answer: from `first` (one chunk) on, chunk after chunk, up to the tail (Stream-Up-To-Date) or the end
- * record, within CATCH_UP_MAX_BYTES. A later chunk whose history cannot be read ends the answer early (not up to
+ * record, within CATCH_UP_MAX_BYTES and CATCH_UP_MAX_MS after the first chunk. A later chunk whose history cannot be read ends the answer early (not up to
  * date), as a chunk's bound does; the reader asks again from there.
  */
 export async function readToTail(deps: AppDeps, entry: FeedEntry, first: Batch, signal: AbortSignal): Promise<Batch> {
   const messages = [...first.messages];
   let bytes = messages.reduce((n, m) => n + messageBytes(m), 0);
   let batch = first;
+  // Counted from the first chunk on: the settle wait before it (up to 10 s while the loop catches up) is not reading.
   const until = performance.now() + CATCH_UP_MAX_MS;
-  while (!batch.upToDate && !batch.closed && !batch.partial && bytes < CATCH_UP_MAX_BYTES && performance.now() < until) {
+  while (!batch.upToDate && !batch.closed && !batch.partial && bytes < CATCH_UP_MAX_BYTES) {
+    // Stopped by time, the answer is right but another may read further from the same offset: kept by no cache (a
+    // review: one stopped this way was cached for a year, and every later reader of the URL got it cut short).
+    if (performance.now() >= until) return { ...batch, messages, fixed: false, partial: true };
     let next: Batch;
     try {
       next = await readBatch(deps, entry, batch.next, signal);

@@ -610,7 +610,7 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
       expect(res.headers.get('stream-next-offset')).toBeNull();
       await res.arrayBuffer();
     }
-    // The client retries the 503s; once the loop has read the session, "now" is its tail, and only a new event follows.
+    // A reader of "now" (the client) is placed once the loop has read the session: its tail, and only new events follow.
     const reader = await stream({ url, offset: 'now', live: 'long-poll', json: true, backoffOptions: { initialDelay: 500, maxDelay: 2000, multiplier: 2 } });
     const items: any[] = [];
     const got = new Promise<void>((resolve) => {
@@ -649,6 +649,8 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     const first = (await res.json()) as any[];
     const got = indicesOf(first);
     expect(headersMs, `headers after ${Math.round(headersMs)} ms`).toBeLessThan(8_000);
+    // Another answer from the same offset may read further: kept by no cache.
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(got.length % 100, 'stopped at a chunk\'s end').toBe(0);
     expect(got.length).toBeGreaterThanOrEqual(100);
     expect(got).toEqual(range(got.length));
