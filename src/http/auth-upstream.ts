@@ -73,14 +73,19 @@ function refusalError(sessionIds: readonly string[], results: readonly CheckResu
 }
 
 /**
- * `checking`, or an unavailable upstream once `ms` passed without its answer: the checks go on, their verdicts are
+ * `checking`, or once `ms` passed without its answer the refusals already in (the request's answer), else an
+ * unavailable upstream: the checks go on, their verdicts are
  * cached, and a later ask of the same key joins them. Until 7 Dec 2026 a silent check held a stream's first byte
  * for its whole timeout (~10 s, an audit measured).
  */
-function withinGrace(checking: Promise<CheckResult[]>, ms: number): Promise<CheckResult[]> {
+function withinGrace(checking: Promise<CheckResult[]>, ms: number, refusedSoFar: () => CheckResult[] | null): Promise<CheckResult[]> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UpstreamUnavailableError(`could not check the key: no answer within ${ms} ms yet`, 1)), ms);
+  const late = new Promise<CheckResult[]>((resolve, reject) => {
+    timer = setTimeout(() => {
+      const refused = refusedSoFar();
+      if (refused !== null) resolve(refused);
+      else reject(new UpstreamUnavailableError(`could not check the key: no answer within ${ms} ms yet`, 1));
+    }, ms);
   });
   // Settled later, its outcome is the verdict cache's: never an unhandled rejection.
   checking.catch(() => undefined);
@@ -94,7 +99,18 @@ export function createUpstreamKeyAuthorizer(opts: UpstreamKeyOptions): Authorize
   const countRefusal = (status: number) => (stats.upstreamAuthRefusals[String(status)] = (stats.upstreamAuthRefusals[String(status)] ?? 0) + 1);
   // A key the upstream refuses outright (401) is not checked for the rest of the sessions: a junk key on a stream of
   // 100 sessions cost 100 upstream calls, now at most CHECKS_PER_REQUEST_CONCURRENCY.
-  const checkAll = (credential: UpstreamCredential, sessionIds: readonly string[]) => boundedAll(sessionIds, CHECKS_PER_REQUEST_CONCURRENCY, (id) => verdicts.check(credential, id), refusesTheKey);
+  // `soFar` (when given) gets each session's result as it comes, at its index: what a grace that ran out goes by.
+  const checkAll = (credential: UpstreamCredential, sessionIds: readonly string[], soFar?: CheckResult[]) =>
+    boundedAll(
+      sessionIds.map((id, i) => ({ id, i })),
+      CHECKS_PER_REQUEST_CONCURRENCY,
+      async ({ id, i }) => {
+        const r = await verdicts.check(credential, id);
+        if (soFar !== undefined) soFar[i] = r;
+        return r;
+      },
+      refusesTheKey,
+    );
   const earliest = (results: readonly CheckResult[]) => Math.min(...results.map((r) => (r.kind === 'accepted' ? r.expiresAtMs : Infinity)));
 
   return async (credentials, sessionIds, options): Promise<Grant> => {
@@ -106,8 +122,11 @@ export function createUpstreamKeyAuthorizer(opts: UpstreamKeyOptions): Authorize
     const scope = { kind: 'upstream', credential } as const;
     // No session named (a route that lists): the upstream judges the key on the call made with it.
     if (sessionIds.length === 0) return { expiresAtMs: undefined, scope, upstreamCredential: credential };
-    const checking = checkAll(credential, sessionIds);
-    const results = await (options?.judgeWithinMs === undefined ? checking : withinGrace(checking, options.judgeWithinMs));
+    const soFar = new Array<CheckResult>(sessionIds.length);
+    const checking = checkAll(credential, sessionIds, soFar);
+    // A refusal already in when the grace runs out is the answer (a 401 or 403 does not wait on another session's silence).
+    const refusedSoFar = () => (soFar.some((r) => r.kind === 'refused') ? soFar : null);
+    const results = await (options?.judgeWithinMs === undefined ? checking : withinGrace(checking, options.judgeWithinMs, refusedSoFar));
     if (results.some((r) => r.kind === 'refused')) {
       const err = refusalError(sessionIds, results);
       countRefusal(err instanceof UnauthorizedError ? 401 : err instanceof ForbiddenError ? 403 : 404);

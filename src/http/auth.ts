@@ -58,7 +58,7 @@ export function presentedBearer({ authorization, accessToken }: Credentials): st
 /** How a request asks to be judged. */
 export interface AuthorizeOptions {
   /**
-   * A stream about to open (GET): how long an upstream check of a key (AUTH=upstream) may take before it counts as
+   * A stream about to open (a GET or a multi-session POST, not a HEAD): how long an upstream check of a key (AUTH=upstream) may take before it counts as
    * unavailable for this request (the stream then opens held, the check still under way; src/http/stream-open.ts).
    */
   judgeWithinMs?: number;

@@ -42,7 +42,7 @@ export const JUDGE_GRACE_MS = FIRST_ANSWER_GRACE_MS;
 
 /**
  * Asks `authorize` for a grant; an upstream that cannot judge the key is not a refusal: the stream is held
- * (stream-hold.ts). A stream about to open (`opening`: a GET, not a HEAD, which opens nothing) waits at most
+ * (stream-hold.ts). A stream about to open (`opening`: a GET or a multi-session POST, not a HEAD, which opens nothing) waits at most
  * JUDGE_GRACE_MS for it.
  */
 export async function grantOrUnjudged(deps: AppDeps, credentials: Credentials, ids: readonly string[], opening: boolean): Promise<Grant | Unjudged> {

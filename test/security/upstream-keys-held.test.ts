@@ -98,6 +98,20 @@ describe('AUTH=upstream: a stream opened while the upstream cannot judge the key
     }
   }, 60_000);
 
+  it('refuses a multi-session open at the grace with a refusal already in, not held on another session\'s silent check (a review)', async () => {
+    const b = await start();
+    // Key A's check of a-1 hangs; of b-1 (organisation B's) it is refused at once (404).
+    b.sim.faults.script([{ kind: 'hang' }], { session: 'a-1', endpoint: 'status' });
+    const started = performance.now();
+    const res = await fetch(`${b.url}/events?${sessionQuery(['a-1', 'b-1'])}`, { headers: { authorization: `Bearer ${KEY_A}` }, signal: AbortSignal.timeout(30_000) });
+    const body = (await res.json()) as { code: string; error: string };
+    expect(res.status).toBe(403);
+    expect(body).toMatchObject({ code: 'forbidden' });
+    expect(body.error).toMatch(/1 of the 2 sessions/);
+    // The grace (2 s), not the silent check's 10 s.
+    expect(performance.now() - started).toBeLessThan(5_000);
+  }, 30_000);
+
   it('ends with event: error naming the refusal when the upstream then refuses the key, and the reconnect gets the status code', async () => {
     const b = await start();
     b.sim.faults.script([...OUTAGE(1), { kind: 'http', status: 403 }], { session: 'a-1', endpoint: 'status' });
