@@ -74,9 +74,8 @@ function refusalError(sessionIds: readonly string[], results: readonly CheckResu
 
 /**
  * `checking`, or once `ms` passed without its answer the refusals already in (the request's answer), else an
- * unavailable upstream: the checks go on, their verdicts are
- * cached, and a later ask of the same key joins them. Until 7 Dec 2026 a silent check held a stream's first byte
- * for its whole timeout (~10 s, an audit measured).
+ * unavailable upstream: the checks go on, their verdicts are cached, and a later ask of the same key joins them.
+ * Until 7 Dec 2026 a silent check held a stream's first byte for its whole timeout (~10 s, an audit measured).
  */
 function withinGrace(checking: Promise<CheckResult[]>, ms: number, refusedSoFar: () => CheckResult[] | null): Promise<CheckResult[]> {
   let timer: NodeJS.Timeout | undefined;

@@ -35,7 +35,7 @@ export interface Unjudged {
 }
 
 /**
- * How long a stream open (GET) waits for the upstream to judge a key (AUTH=upstream) before it opens held, the
+ * How long a stream open (not a HEAD) waits for the upstream to judge a key (AUTH=upstream) before it opens held, the
  * check still under way: as long as a loop's first contact may take before its streams open (contract section 3).
  */
 export const JUDGE_GRACE_MS = FIRST_ANSWER_GRACE_MS;
