@@ -34,13 +34,6 @@ export const CHUNK_MAX_BYTES = 1024 * 1024;
  */
 export const CATCH_UP_MAX_BYTES = 32 * 1024 * 1024;
 
-/**
- * How long a catch-up answer reads on (ms): past it, it stops at a chunk's end, as at CATCH_UP_MAX_BYTES. History
- * re-read from a slow upstream held every byte, headers too, until the whole answer was read (an audit, 7 Dec 2026:
- * 10 s to the first byte for ten 1 s pages; up to 32 MiB could take minutes, past a proxy's read timeout).
- */
-export const CATCH_UP_MAX_MS = 5_000;
-
 /** Cache-Control of an answer whose range can no longer change (its events and, once over, the end record are fixed). */
 export const FIXED_MAX_AGE_SECONDS = 31_536_000;
 /** Cache-Control of a tail answer and a long-poll 200: PROTOCOL.md section 8.1's values. */

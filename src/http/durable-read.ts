@@ -7,7 +7,7 @@
  */
 import type { AppDeps } from './deps.ts';
 import { draining, readHistory, UNSETTLED_RETRY_AFTER_SECONDS, UNSETTLED_WAIT_MS, waitFor } from './dropin-routes.ts';
-import { CATCH_UP_MAX_BYTES, CATCH_UP_MAX_MS, CHUNK_MAX_BYTES, chunkEnd, messageBytes, recordMessage, type Message, type Position } from './durable-offsets.ts';
+import { CATCH_UP_MAX_BYTES, CHUNK_MAX_BYTES, chunkEnd, messageBytes, recordMessage, type Message, type Position } from './durable-offsets.ts';
 import type { Feed } from '../hub/feed.ts';
 import { eventFrame, frameData, frameDataParts } from '../hub/frames.ts';
 import type { FeedEntry } from '../hub/hub.ts';
@@ -222,19 +222,14 @@ export async function readBatch(deps: AppDeps, entry: FeedEntry, pos: Position, 
 
 /**
  * A catch-up answer: from `first` (one chunk) on, chunk after chunk, up to the tail (Stream-Up-To-Date) or the end
- * record, within CATCH_UP_MAX_BYTES and CATCH_UP_MAX_MS after the first chunk. A later chunk whose history cannot be read ends the answer early (not up to
+ * record, within CATCH_UP_MAX_BYTES. A later chunk whose history cannot be read ends the answer early (not up to
  * date), as a chunk's bound does; the reader asks again from there.
  */
 export async function readToTail(deps: AppDeps, entry: FeedEntry, first: Batch, signal: AbortSignal): Promise<Batch> {
   const messages = [...first.messages];
   let bytes = messages.reduce((n, m) => n + messageBytes(m), 0);
   let batch = first;
-  // Counted from the first chunk on: the settle wait before it (up to 10 s while the loop catches up) is not reading.
-  const until = performance.now() + CATCH_UP_MAX_MS;
   while (!batch.upToDate && !batch.closed && !batch.partial && bytes < CATCH_UP_MAX_BYTES) {
-    // Stopped by time, the answer is right but another may read further from the same offset: kept by no cache (a
-    // review: one stopped this way was cached for a year, and every later reader of the URL got it cut short).
-    if (performance.now() >= until) return { ...batch, messages, fixed: false, partial: true };
     let next: Batch;
     try {
       next = await readBatch(deps, entry, batch.next, signal);

@@ -633,31 +633,6 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(indices).toEqual(range(indices.length).map((k) => indices[0]! + k));
   }, 60_000);
 
-  it('a catch-up answer re-reading history from a slow upstream stops at a chunk\'s end after about 5 s, not at the tail; the client reads on from there', async () => {
-    // Audit, 7 Dec 2026: nothing, headers included, went out before every page was read (10 s for ten 1 s pages).
-    const b = await startReal({ SESSION_MAX_EVENTS: '40' });
-    b.sim.createSession('slowhist', { initialEvents: 1000, imageBytes: 0 });
-    b.sim.finish('slowhist', { answer: 'slowhist', closingEvents: true });
-    const url = `${b.url}/v1/stream/sessions/slowhist`;
-    expect((await fetch(`${url}?offset=now`)).headers.get('stream-closed')).toBe('true');
-    b.sim.faults.script(Array.from({ length: 12 }, () => ({ kind: 'slow-body' as const, chunkDelayMs: 400, chunks: 3 })), { session: 'slowhist', endpoint: 'changes' });
-    const asked = performance.now();
-    const res = await fetch(url);
-    const headersMs = performance.now() - asked;
-    expect(res.status).toBe(200);
-    expect(res.headers.get('stream-up-to-date')).toBeNull();
-    const first = (await res.json()) as any[];
-    const got = indicesOf(first);
-    expect(headersMs, `headers after ${Math.round(headersMs)} ms`).toBeLessThan(8_000);
-    // Another answer from the same offset may read further: kept by no cache.
-    expect(res.headers.get('cache-control')).toBe('no-store');
-    expect(got.length % 100, 'stopped at a chunk\'s end').toBe(0);
-    expect(got.length).toBeGreaterThanOrEqual(100);
-    expect(got).toEqual(range(got.length));
-    const rest = await readDurable(url, { live: false, offset: res.headers.get('stream-next-offset')! });
-    expectWholeSession({ items: [...first, ...rest.items], offsets: rest.offsets, closed: rest.closed }, b.sim.eventCount('slowhist'), 'slowhist');
-  }, 90_000);
-
   it('an SSE read of a session deleted upstream ends once the refusal has lasted, and its reconnect is 404, not at its 60 s cut', async () => {
     // Audit, 7 Dec 2026: long-poll readers got 404 within ~8 s; an SSE reader heard keep-alives until 60 s.
     const b = await startReal();
