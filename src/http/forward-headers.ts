@@ -52,10 +52,18 @@ const PROXY_WRITTEN: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Headers by which a client asks a server to take another method than the request's (a POST tunnelling a DELETE):
+ * such a request is refused (400), not forwarded with the header dropped, which would send it to another route
+ * without a word (a review, 7 Dec 2026).
+ */
+export const METHOD_OVERRIDES: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
+/**
  * Request headers that tell a server of another path or method than the request's own (IIS/Symfony's
- * `X-Original-URL`, Envoy's original path, an auth proxy's original method): pollcast judged the path and method it forwards, so
- * these never go on, whoever wrote them (an audit and a review, 7 Dec 2026: an `X-Original-URL` holding an id the
- * path would have refused went upstream, and no front proxy of pollcast writes one the upstream needs).
+ * `X-Original-URL`, Envoy's original path, an auth proxy's original method, and the method overrides above, refused
+ * before this when they ask for another method): pollcast judged the path and method it forwards, so these never go
+ * on, whoever wrote them (an audit and a review, 7 Dec 2026: an `X-Original-URL` holding an id the path would have
+ * refused went upstream, and no front proxy of pollcast writes one the upstream needs).
  */
 const ROUTE_OVERRIDES: ReadonlySet<string> = new Set([
   'x-original-url',
@@ -66,18 +74,8 @@ const ROUTE_OVERRIDES: ReadonlySet<string> = new Set([
   'x-original-uri',
   'x-forwarded-method',
   'x-original-method',
-  // (Refused before this when they ask for another method: see METHOD_OVERRIDES.)
-  'x-http-method-override',
-  'x-http-method',
-  'x-method-override',
+  ...METHOD_OVERRIDES,
 ]);
-
-/**
- * Headers by which a client asks a server to take another method than the request's (a POST tunnelling a DELETE):
- * such a request is refused (400), not forwarded with the header dropped, which would send it to another route
- * without a word (a review, 7 Dec 2026).
- */
-export const METHOD_OVERRIDES: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
 /** The header names a raw list's `Connection` values name (lower-cased). */
 function connectionNamed(raw: readonly string[]): Set<string> {

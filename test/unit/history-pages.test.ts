@@ -120,21 +120,6 @@ describe('HistoryPages', () => {
     expect(sent).toEqual([800, 100]);
   });
 
-  it('a page sent before a 429 and answered after it does not end its hold', async () => {
-    const pages = new HistoryPages(100);
-    const { read, release, sent } = byHand();
-    const early = pages.read('f', 800, 900, read, live, 's');
-    const limited = pages.read('f', 100, 200, read, live, 's');
-    await new Promise((r) => setTimeout(r, 5));
-    release[1]!({ kind: 'rate-limited', retryAfterMs: 20_000 });
-    await limited;
-    release[0]!([event(800)]);
-    expect((await early).result).toEqual([event(800)]);
-    const later = await heldOrCalled(pages.read('f', 300, 400, read, live, 's'));
-    expect(later).toEqual({ kind: 'rate-limited', retryAfterMs: 20_000 });
-    expect(sent).toEqual([800, 100]);
-  });
-
   it("a later failure of a call sent before a 429 came back (a 502) does not shorten its hold; an answer sent before a 404 still ends a 404's run", async () => {
     // A review, 7 Dec 2026: the 502 made a new run held 1 s, and the next read called the upstream during the 20 s.
     const pages = new HistoryPages(100);
