@@ -148,7 +148,7 @@ export class Feed implements LoopSink {
    */
   synced = false;
   /**
-   * True once a loop of this feed has read up to date (`synced`), and from then on: before, a loop is reading the
+   * True once the feed's current loop has read up to date (`synced`), and from then on (`supplyStarts`): before, it is reading the
    * session's history, and its pages reach the first readers at the upstream's speed, as a replay would.
    */
   caughtUpOnce = false;
@@ -229,8 +229,15 @@ export class Feed implements LoopSink {
   get refusedForMs(): number {
     return this.refusedAtMs === null ? 0 : performance.now() - this.refusedAtMs;
   }
-  /** A new supply starts: a refusal still shown is the stopped one's, and ages again only once the new one shows it. */
-  forgetRefusalAge(): void {
+  /**
+   * A new supply starts on this feed (one kept in the idle cache): what it holds is the stopped loop's, maybe behind
+   * the upstream, so it is neither up to date nor read up to date until the new loop says so (a Durable `offset=now`
+   * or HEAD whose new loop was refused a while named the stopped loop's tail). A refusal still shown is the stopped
+   * one's, and ages again only once the new one shows it.
+   */
+  supplyStarts(): void {
+    this.synced = false;
+    this.caughtUpOnce = false;
     this.refusedAtMs = null;
   }
   /** Approximate memory held (bytes). */

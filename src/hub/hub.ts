@@ -201,8 +201,8 @@ export class Hub {
       if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);
       // A finished feed is served from memory; anything else is (re)supplied.
       if (!entry.feed.ended) {
-        // A cached feed may still show its stopped loop's refusal (in a cluster, a follower's catch-up may apply it again).
-        entry.feed.forgetRefusalAge();
+        // A cached feed holds its stopped loop's view (in a cluster, a follower's catch-up may apply a refusal again).
+        if (cached) entry.feed.supplyStarts();
         entry.ready = this.start(entry);
       }
     } else if (credential !== undefined && this.opts.loopOnCallerCredentials) entry.feed.callers.add(credential);

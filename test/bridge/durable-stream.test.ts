@@ -687,6 +687,27 @@ describe('what a black-box audit found (7 Dec 2026)', () => {
     expect(pages.map((q) => q.toString())).toEqual([]);
   });
 
+  it('HEAD and offset=now on a feed whose loop stopped and whose new loop has not read the session yet are a 503, not the stopped loop\'s tail', async () => {
+    // Seen before the fix: the feed kept in the idle cache had read up to date once, under its stopped loop, so once
+    // the settle wait ran out (the new loop's first changes call got a 429 of 14 s) HEAD and `offset=now` named index
+    // 10 while the session had 30 events, and a reader of "now" would have got 20 old events as new ones.
+    const b = await startReal({ IDLE_GRACE_SECONDS: '0.3' });
+    b.sim.createSession('idlecache', { initialEvents: 10 });
+    const url = `${b.url}/v1/stream/sessions/idlecache`;
+    const first = await fetch(url, { method: 'HEAD' });
+    expect(first.headers.get('stream-next-offset')!.startsWith('0000000000000010_')).toBe(true);
+    await eventually(() => b.server.hub.activeCount === 0, 10_000, 'the loop to stop');
+    b.sim.appendEvents('idlecache', 20);
+    b.sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 14 }], { session: 'idlecache', endpoint: 'changes' });
+    const [head, now] = await Promise.all([fetch(url, { method: 'HEAD' }), fetch(`${url}?offset=now`)]);
+    for (const res of [head, now]) {
+      expect(res.status).toBe(503);
+      expect(res.headers.get('stream-next-offset')).toBeNull();
+      await res.arrayBuffer();
+    }
+    await eventually(async () => (await fetch(url, { method: 'HEAD' })).headers.get('stream-next-offset')?.startsWith('0000000000000030_') === true, 30_000, 'HEAD to name the new tail');
+  }, 60_000);
+
   it("a long-poll's 204 names the tail, not a status part past it that the reader brought", async () => {
     const b = await startReal();
     b.sim.createSession('ahead', { initialEvents: 5 });
