@@ -46,6 +46,11 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
       let resolveContact!: (c: FirstContact) => void;
       const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
       let loopState: PollerState = 'polling';
+      // A feed kept from a stopped loop that was waiting out a Retry-After or a backoff: the new loop waits the rest
+      // of it before any call, and streams open at once on what the feed shows (until 7 Dec 2026 every new loop called
+      // at once: drop-in pollers that outlived IDLE_GRACE_SECONDS between polls made 3 calls every 3 s under a
+      // Retry-After of 20 s, an audit found).
+      const holdOffMs = feed.failing ? feed.retryAtMs - Date.now() : 0;
       const poller = new Poller(
         {
           ...settings,
@@ -55,9 +60,11 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
           startAtHead: () => feed.startAtHead,
           onFirstContact: resolveContact,
           onState: (s) => (loopState = s),
+          ...(holdOffMs > 0 ? { holdOffMs, resumed: true } : {}),
         },
         signal,
       );
+      if (holdOffMs > 0) resolveContact({ kind: 'unavailable', reason: feed.upstreamError ?? 'upstream unavailable' });
       // A loop stopped before its first contact resolves it as unavailable, so no opener waits forever.
       const done = poller.run().finally(() => resolveContact({ kind: 'unavailable', reason: 'loop stopped' }));
       return {

@@ -250,6 +250,33 @@ describe('a long Retry-After', () => {
     expect(r.statuses().at(-1)!.upstream_error).toMatch(/429/);
     await expectRecovered(b, 'slowed', r);
   }, 45_000);
+
+  it('is kept by the next loop of a feed whose loop stopped meanwhile: drop-in pollers that outlive IDLE_GRACE_SECONDS make no upstream call before it is over', async () => {
+    // Audit, 7 Dec 2026: each poll started a new loop, which called at once: 3 upstream calls every 3 s under a
+    // Retry-After of 20 s.
+    const b = await startBridge({ ...ONE_ADDRESS_ENV, UPSTREAM_WAIT_SECONDS: String(WAIT_S), IDLE_GRACE_SECONDS: '0.3' });
+    bridge = b;
+    const r = await faultAfterHeldPoll(b, 'ra-idle', [{ kind: 'rate-limit', retryAfterSeconds: 20 }]);
+    await r.until((x) => x.statuses().some((s) => /429/.test(String(s.upstream_error))), 5000);
+    const limitedAt = performance.now();
+    r.close();
+    await eventually(() => b.server.hub.activeCount === 0, 5000, 'the loop to stop');
+    const before = b.sim.requests().length;
+    const answers: number[] = [];
+    const retryAfters: number[] = [];
+    while (performance.now() - limitedAt < 6000) {
+      const res = await fetch(`${b.url}/sessions/ra-idle/changes?from_index=3`);
+      await res.arrayBuffer();
+      answers.push(res.status);
+      retryAfters.push(Number(res.headers.get('retry-after')));
+      await eventually(() => b.server.hub.activeCount === 0, 5000, 'the loop to stop again');
+    }
+    expect(answers.length).toBeGreaterThanOrEqual(3);
+    expect(b.sim.requests().slice(before).map((q) => q.target)).toEqual([]);
+    // What a drop-in gets while a loop waits out a 429 (docs/decisions.md): come back when the loop asks again.
+    expect(new Set(answers)).toEqual(new Set([503]));
+    expect(Math.min(...retryAfters)).toBeGreaterThanOrEqual(12);
+  }, 30_000);
 });
 
 describe('faults that end on a quiet session', () => {
