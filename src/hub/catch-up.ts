@@ -17,7 +17,7 @@ import type { Stats } from '../metrics.ts';
 /** The longest a reader catching up waits between history reads past the feed's hold on them (ms). */
 const HISTORY_RETRY_MAX_MS = 2000;
 
-/** Attempts at re-fetching held-out history before the stream is closed (the client resumes by Last-Event-ID). */
+/** Failed reads of held-out history in a row before its reader is told (`historyTrouble`), or closed where it cannot be. */
 export const HISTORY_FETCH_ATTEMPTS = 4;
 /**
  * Bytes of buffered history written to a replaying subscriber at once; the
@@ -46,9 +46,9 @@ export interface FeedReader extends FeedListener {
   /** Closes the reader's stream. */
   close(reason: CloseReason): void;
   /**
-   * A reader that shares its stream with others (a lane of a multiplexed
-   * stream) is not closed when its history cannot be read: it is told why
-   * (shown as its `upstream_error`) and keeps trying, so the other lanes go on.
+   * Its history cannot be read (failures in a row, a long Retry-After): it is told why (shown as its
+   * `upstream_error`) and keeps trying, as a stream opened while the loop fails does. A reader without it is closed
+   * instead (its client resumes by Last-Event-ID).
    */
   historyTrouble?(reason: string): void;
   /**
@@ -127,7 +127,9 @@ export async function catchUp(deps: CatchUpDeps, entry: FeedEntry, reader: FeedR
           if (heardAt !== undefined) warnedFailure.set(feed, heardAt);
           deps.log.warn(fields, msg);
         };
-        if (reader.historyTrouble) {
+        // A refusal (401/403, a 404 that lasted) keeps trying only where the reader shares its stream (a lane, which
+        // can end alone: historyRefused): a single stream is closed, and its reconnect is answered as an open is.
+        if (reader.historyTrouble && (!refused || reader.historyRefused)) {
           if (failures === HISTORY_FETCH_ATTEMPTS || refused || longWait) {
             say({ session: feed.sessionId, from, outcome: kind }, 'history fetch failed; this session of the stream keeps trying');
           }

@@ -4,7 +4,7 @@
  * bound, pacing, close) is a StreamConnection.
  */
 import type { Chunk, FeedListener } from './feed.ts';
-import { frameParts, type Frame } from './frames.ts';
+import { frameParts, statusFrameOf, statusJson, type Frame } from './frames.ts';
 import { coalesce } from './parts.ts';
 import type { FeedEntry } from './hub.ts';
 import { StreamConnection, type CloseReason, type ConnectionOptions } from './connection.ts';
@@ -61,6 +61,16 @@ export class StreamSubscriber extends StreamConnection implements FeedListener {
   writeStatus(frame: Buffer): void {
     this.statusSent = frame;
     this.write(frame);
+  }
+
+  /**
+   * History it needs cannot be read from the upstream for now: a `status` whose `upstream_error` says so, while the
+   * catch-up keeps trying (its feed's own status follows once it can). Until 7 Dec 2026 the stream was closed after
+   * four failed reads, with nothing said, and the reconnects of 40 readers made 5-10 times the upstream calls (an audit).
+   */
+  historyTrouble(reason: string): void {
+    const frame = statusFrameOf(statusJson(this.entry.feed.snapshot, reason));
+    if (this.statusSent === null || !this.statusSent.equals(frame)) this.writeStatus(frame);
   }
 
   /**

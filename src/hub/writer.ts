@@ -68,10 +68,10 @@ function flattenHead(res: ServerResponse): void {
 }
 let headReads = 0;
 
-/** HTTP/1.1: the first write goes through res.write (it sends the head); then pre-framed chunks straight to the socket. */
+/** HTTP/1.1: writes go through res.write until it has put the head on the socket; then pre-framed chunks straight to the socket. */
 class Http1Writer implements ResponseWriter {
   private readonly res: ServerResponse;
-  // Set once the head is on the socket and the body is chunked. Ordering holds:
+  // Set once the head and all res.write took are on the socket and the body is chunked. Ordering holds:
   // everything ends up in the one socket queue.
   private direct = false;
 
@@ -105,13 +105,24 @@ class Http1Writer implements ResponseWriter {
     if (parts.length === 1) this.res.write(parts[0]!);
     else if (hasBigPart(parts)) writeCorked(this.res, parts);
     else this.res.write(Buffer.concat(parts));
-    // The first write sent the head; from here on the socket can take framed chunks.
-    if (!this.direct && this.res.chunkedEncoding && this.res.socket !== null) {
+    // Once the head is out, the socket can take framed chunks.
+    if (!this.direct && this.headOut()) {
       this.direct = true;
       flattenHead(this.res);
       // In a later turn: this write may run inside node's parsing of the request.
       if (PARSER_RELEASE_SUPPORTED) setImmediate(releaseParser, this.res);
     }
+  }
+
+  /**
+   * Whether the head and every byte res.write took are on the socket, so that a socket write comes after them. Node 24
+   * holds a response's first writes back, head included, until the next tick (the response is corked meanwhile):
+   * a socket write in between went out before the head, and the client saw no HTTP answer (7 Dec 2026: 4 of 6 streams
+   * opened at once, whose catch-up wrote a status at once).
+   */
+  private headOut(): boolean {
+    const res = this.res as ServerResponse & { _headerSent?: boolean };
+    return res.chunkedEncoding && res.socket !== null && res._headerSent === true && res.writableCorked === 0;
   }
 
   writeParts(parts: readonly Buffer[]): void {

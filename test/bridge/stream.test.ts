@@ -5,6 +5,7 @@ import { startPollcast } from '../../src/server.ts';
 import { createSimulator } from '../../src/simulator/index.ts';
 import { eventually, range, record, startBridge, strictGet, type Bridge } from '../helpers/harness.ts';
 import { captureLog } from '../helpers/log-capture.ts';
+import { silentLogger } from '../../src/log.ts';
 import { ONE_ADDRESS_ENV } from '../resilience/helpers.ts';
 
 let bridge: Bridge | undefined;
@@ -327,13 +328,40 @@ describe('readers behind the buffer under a long Retry-After', () => {
     sim.faults.script(range(100).map(() => ({ kind: 'rate-limit' as const, retryAfterSeconds: 30 })), { session: 'held', endpoint: 'changes' });
     const before = sim.stats('held').changes;
     for (let round = 0; round < 3; round++) {
-      const answers = await Promise.all(range(6).map(() => fetch(`${server.url}/sessions/held/events?from_index=${10 * round}`)));
-      for (const r of answers) {
-        expect(r.status).toBe(200);
-        await r.text();
+      // Each reader is told at once (a long Retry-After) and stays open, trying again once the hold is over.
+      const readers = range(6).map(() => record(`${server.url}/sessions/held/events?from_index=${10 * round}`));
+      for (const r of readers) {
+        await r.until((x) => x.statuses().some((st) => /history unavailable upstream \(rate-limited\)/.test(String(st.upstream_error))), 5000);
+        expect(r.indices()).toEqual([]);
+        r.close();
       }
     }
     expect(sim.stats('held').changes - before).toBe(1);
-    expect(logged.lines().filter((l) => l.msg === 'history fetch failed; closing so the client resumes later')).toHaveLength(1);
+    expect(logged.lines().filter((l) => l.msg === 'history fetch failed; this session of the stream keeps trying')).toHaveLength(1);
+  });
+
+  it('a reader whose history fails several times in a row stays open, is told so in its status, and gets every event once it can be read', async () => {
+    // Audit, 7 Dec 2026: after four failed history reads the stream was closed with nothing said (only `retry:` and
+    // one status), and 40 such readers reconnecting made 5-10 times the upstream calls of one read each.
+    const sim = await createSimulator({ demo: false, api: 'real' });
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', UPSTREAM_URL: sim.url, AUTH: 'none', LOG_LEVEL: 'silent', SESSION_MAX_EVENTS: '20', ...ONE_ADDRESS_ENV });
+    const server = await startPollcast(config, { log: silentLogger(), processMetrics: false });
+    bridge = { sim, server, url: server.url, config, close: async () => (await server.close(), await sim.close()) };
+    sim.createSession('flaky', { initialEvents: 60, imageBytes: 0, finished: true });
+    const tail = record(`${server.url}/sessions/flaky/events?from_index=50`);
+    await tail.ended();
+    tail.close();
+    sim.faults.script([{ kind: 'http', status: 503 }, { kind: 'reset' }, { kind: 'invalid-json' }, { kind: 'http', status: 502 }, { kind: 'http', status: 503 }], { session: 'flaky', endpoint: 'changes' });
+    const opened = server.metrics.stats.streamsOpened;
+    const r = record(`${server.url}/sessions/flaky/events?from_index=5`);
+    const end = await r.ended(30_000);
+    // One connection: no reconnect (the eventsource client would have resumed on a new one).
+    expect(server.metrics.stats.streamsOpened - opened).toBe(1);
+    expect(r.indices()).toEqual(range(55).map((k) => 5 + k));
+    expect(end.last_index).toBe(59);
+    const troubled = r.statuses().findIndex((st) => /^history unavailable upstream/.test(String(st.upstream_error)));
+    expect(troubled).toBeGreaterThan(0);
+    // The feed's own status follows once the history can be read again.
+    expect(r.statuses().at(-1)!.upstream_error).toBeUndefined();
   });
 });

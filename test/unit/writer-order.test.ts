@@ -1,0 +1,48 @@
+/**
+ * The HTTP/1.1 writer's order: its first bytes go through `res.write`, which on Node 24 holds them back, head
+ * included, until the next tick; bytes written in between (a stream's catch-up saying something at once) must still
+ * reach the socket after them. Seen on 7 Dec 2026: a socket write in that tick went out before the head, and the
+ * client got no HTTP answer ("Response does not match the HTTP/1.1 protocol").
+ */
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { afterEach, expect, it } from 'vitest';
+import { createWriter, writeStreamHead } from '../../src/hub/writer.ts';
+
+let server: Server | undefined;
+afterEach(() => server?.close());
+
+/** The raw bytes a plain TCP client gets for one GET, until the server ends the body. */
+function rawGet(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const socket = connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    socket.on('data', (d) => (got += d.toString('latin1')));
+    socket.on('end', () => resolve(got));
+    socket.on('error', reject);
+  });
+}
+
+it('writes made in the tick of the first one, and after it, reach the socket after the head, in order', async () => {
+  server = createServer((_req, res) => {
+    writeStreamHead(res, {});
+    const writer = createWriter(res);
+    writer.write(Buffer.from('retry: 1000\n\n'));
+    writer.write(Buffer.from('event: status\ndata: {"n":1}\n\n'));
+    void Promise.resolve().then(() => writer.write(Buffer.from('event: status\ndata: {"n":2}\n\n')));
+    setImmediate(() => {
+      writer.write(Buffer.from('event: status\ndata: {"n":3}\n\n'));
+      writer.end(true);
+    });
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const answers = await Promise.all([rawGet(port), rawGet(port), rawGet(port), rawGet(port)]);
+  for (const raw of answers) {
+    expect(raw.startsWith('HTTP/1.1 200 OK\r\n')).toBe(true);
+    const body = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+    // The chunked body, unframed: every write once, in order.
+    const text = body.split('\r\n').filter((_, k) => k % 2 === 1).join('');
+    expect(text).toBe('retry: 1000\n\nevent: status\ndata: {"n":1}\n\nevent: status\ndata: {"n":2}\n\nevent: status\ndata: {"n":3}\n\n');
+  }
+});
