@@ -68,12 +68,15 @@ function flattenHead(res: ServerResponse): void {
 }
 let headReads = 0;
 
+const recheckDirect = (writer: Http1Writer): void => writer.recheckDirect();
+
 /** HTTP/1.1: writes go through res.write until it has put the head on the socket; then pre-framed chunks straight to the socket. */
 class Http1Writer implements ResponseWriter {
   private readonly res: ServerResponse;
   // Set once the head and all res.write took are on the socket and the body is chunked. Ordering holds:
   // everything ends up in the one socket queue.
   private direct = false;
+  private recheckQueued = false;
 
   constructor(res: ServerResponse) {
     this.res = res;
@@ -105,13 +108,27 @@ class Http1Writer implements ResponseWriter {
     if (parts.length === 1) this.res.write(parts[0]!);
     else if (hasBigPart(parts)) writeCorked(this.res, parts);
     else this.res.write(Buffer.concat(parts));
-    // Once the head is out, the socket can take framed chunks.
-    if (!this.direct && this.headOut()) {
-      this.direct = true;
-      flattenHead(this.res);
-      // In a later turn: this write may run inside node's parsing of the request.
-      if (PARSER_RELEASE_SUPPORTED) setImmediate(releaseParser, this.res);
+    if (this.direct) return;
+    // Once the head is out, the socket can take framed chunks: now, or in a later turn, after node has sent what it
+    // held back (not at the stream's next write: the parser of an idle stream would be kept until then).
+    if (this.headOut()) this.goDirect();
+    else if (!this.recheckQueued) {
+      this.recheckQueued = true;
+      setImmediate(recheckDirect, this);
     }
+  }
+
+  /** After node's own flush of the first writes (`writePaced`): direct from here on, if the head is out. */
+  recheckDirect(): void {
+    this.recheckQueued = false;
+    if (!this.direct && this.headOut()) this.goDirect();
+  }
+
+  private goDirect(): void {
+    this.direct = true;
+    flattenHead(this.res);
+    // In a later turn: this write may run inside node's parsing of the request.
+    if (PARSER_RELEASE_SUPPORTED) setImmediate(releaseParser, this.res);
   }
 
   /**
