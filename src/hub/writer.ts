@@ -7,6 +7,7 @@
  */
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { constants, type Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Chunk } from './feed.ts';
 import { hasBigPart, totalLength, writeCorked } from './parts.ts';
 import { PARSER_RELEASE_SUPPORTED, releaseParser } from './parser-release.ts';
@@ -73,8 +74,8 @@ const recheckDirect = (writer: Http1Writer): void => writer.recheckDirect();
 /** HTTP/1.1: writes go through res.write until it has put the head on the socket; then pre-framed chunks straight to the socket. */
 class Http1Writer implements ResponseWriter {
   private readonly res: ServerResponse;
-  // Set once the head and all res.write took are on the socket and the body is chunked. Ordering holds:
-  // everything ends up in the one socket queue.
+  // Set once the head is on the socket and the body is chunked; from then on a write goes to the socket itself
+  // whenever the response holds nothing back (directSocket), so everything ends up in the one socket queue in order.
   private direct = false;
   private recheckQueued = false;
 
@@ -82,9 +83,18 @@ class Http1Writer implements ResponseWriter {
     this.res = res;
   }
 
+  /**
+   * The socket, when a write may go to it directly: the head is out, and the response holds nothing back. Node 24
+   * holds each res.write (a replay's paced write) until the next tick, so a socket write in that tick would overtake
+   * it (a review, 7 Dec 2026: a status written after the last replayed slice went out before it).
+   */
+  private directSocket(): Socket | null {
+    return this.direct && this.res.writableCorked === 0 ? this.res.socket : null;
+  }
+
   write(bytes: Buffer): void {
-    const socket = this.res.socket;
-    if (this.direct && socket !== null) {
+    const socket = this.directSocket();
+    if (socket !== null) {
       // A zero-length chunk would end the body.
       if (bytes.length > 0) socket.write(httpChunk(bytes));
       return;
@@ -93,8 +103,8 @@ class Http1Writer implements ResponseWriter {
   }
 
   writeChunk(chunk: Chunk): void {
-    const socket = this.res.socket;
-    if (!this.direct || socket === null) {
+    const socket = this.directSocket();
+    if (socket === null) {
       this.writePaced([chunk.bytes]);
       return;
     }
@@ -143,8 +153,8 @@ class Http1Writer implements ResponseWriter {
   }
 
   writeParts(parts: readonly Buffer[]): void {
-    const socket = this.res.socket;
-    if (!this.direct || socket === null) {
+    const socket = this.directSocket();
+    if (socket === null) {
       this.writePaced(parts);
       return;
     }

@@ -41,16 +41,20 @@ export async function upstreamHistory(settings: LoopSettings, feed: Feed, from: 
 
 /** Runs one loop per supplied feed, here. */
 export function createMemoryTransport(settings: LoopSettings): Transport {
+  // Per feed, until when the upstream asked its loop to wait (a 429's Retry-After; ms since the epoch): kept across
+  // the loop's stop, as a cluster keeps it in the log's meta for the next leader.
+  const retryAfterUntil = new WeakMap<Feed, number>();
   return {
     supply(feed: Feed, signal: AbortSignal): Supply {
       let resolveContact!: (c: FirstContact) => void;
       const firstContact = new Promise<FirstContact>((resolve) => (resolveContact = resolve));
       let loopState: PollerState = 'polling';
-      // A feed kept from a stopped loop that was waiting out a Retry-After or a backoff: the new loop waits the rest
-      // of it before any call, and streams open at once on what the feed shows (until 7 Dec 2026 every new loop called
-      // at once: drop-in pollers that outlived IDLE_GRACE_SECONDS between polls made 3 calls every 3 s under a
-      // Retry-After of 20 s, an audit found).
-      const holdOffMs = feed.failing ? feed.retryAtMs - Date.now() : 0;
+      // A feed kept from a stopped loop that was waiting out a Retry-After: the new loop waits the rest of it before
+      // any call, and streams open at once on what the feed shows (until 7 Dec 2026 every new loop called at once:
+      // drop-in pollers that outlived IDLE_GRACE_SECONDS between polls made 3 calls every 3 s under a Retry-After of
+      // 20 s, an audit found). Not a backoff of the loop's own, nor one after a refusal: a session deleted meanwhile
+      // is a 404 at its next open, as before (a review found such opens answered 200 for the give-up time).
+      const holdOffMs = (retryAfterUntil.get(feed) ?? 0) - Date.now();
       const poller = new Poller(
         {
           ...settings,
@@ -60,6 +64,8 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
           startAtHead: () => feed.startAtHead,
           onFirstContact: resolveContact,
           onState: (s) => (loopState = s),
+          onRetryAfter: (ms) => retryAfterUntil.set(feed, Date.now() + ms),
+          // Its first contact is answered at once (below): a refusal after the wait is one to show and retry.
           ...(holdOffMs > 0 ? { holdOffMs, resumed: true } : {}),
         },
         signal,

@@ -321,6 +321,22 @@ describe('a hung call', () => {
 });
 
 describe('a lasting upstream refusal (401/403/404)', () => {
+  it('a session deleted while its loop backed off, the loop stopped meanwhile: the next open is a 404', async () => {
+    // A review, 7 Dec 2026: a next loop kept to its stopped loop's backoff after the 404, and the open was a 200 with
+    // the cached events and an upstream_error, for the give-up time.
+    const b = (bridge = await startBridge({ ...ONE_ADDRESS_ENV, UPSTREAM_WAIT_SECONDS: String(WAIT_S), IDLE_GRACE_SECONDS: '0.3' }));
+    b.sim.createSession('gone', { initialEvents: 3, imageBytes: 0 });
+    const r = record(`${b.url}/sessions/gone/events`);
+    await r.until((x) => x.indices().length === 3);
+    b.sim.deleteSession('gone');
+    await r.until((x) => x.statuses().some((s) => /not found/.test(String(s.upstream_error))), 10_000);
+    r.close();
+    await eventually(() => b.server.hub.activeCount === 0, 5000, 'the loop to stop');
+    const res = await fetch(`${b.url}/sessions/gone/events`, { signal: AbortSignal.timeout(10_000) });
+    expect(res.status).toBe(404);
+    await res.arrayBuffer();
+  });
+
   it.each([401, 403, 404])('%i: shown as upstream_error while the stream stays open and retries; ends after the give-up time', async (status) => {
     const { b, log } = await start();
     const id = `refused-${status}`;

@@ -23,6 +23,28 @@ function rawGet(port: number): Promise<string> {
   });
 }
 
+it('a write after a paced one in the same turn (a replay\'s last slice, then a status) reaches the socket after it', async () => {
+  // A review, 7 Dec 2026: once direct, a socket write overtook a paced res.write of the same turn (Node holds it back).
+  server = createServer((_req, res) => {
+    writeStreamHead(res, {});
+    const writer = createWriter(res);
+    writer.write(Buffer.from('retry: 1000\n\n'));
+    setTimeout(() => {
+      void Promise.resolve().then(async () => {
+        writer.writePaced([Buffer.from('id: 0\ndata: {}\n\n')]);
+        await Promise.resolve();
+        writer.write(Buffer.from('event: status\ndata: {}\n\n'));
+        setImmediate(() => writer.end(true));
+      });
+    }, 20);
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const raw = await rawGet(port);
+  const body = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+  expect(body.split('\r\n').filter((_, k) => k % 2 === 1).join('')).toBe('retry: 1000\n\nid: 0\ndata: {}\n\nevent: status\ndata: {}\n\n');
+});
+
 it('writes made in the tick of the first one, and after it, reach the socket after the head, in order', async () => {
   server = createServer((_req, res) => {
     writeStreamHead(res, {});
