@@ -77,6 +77,7 @@ class Http1Writer implements ResponseWriter {
   // Set once the head is on the socket and the body is chunked; from then on a write goes to the socket itself
   // whenever the response holds nothing back (directSocket), so everything ends up in the one socket queue in order.
   private direct = false;
+  private unchunked = false;
   private recheckQueued = false;
 
   constructor(res: ServerResponse) {
@@ -118,11 +119,14 @@ class Http1Writer implements ResponseWriter {
     if (parts.length === 1) this.res.write(parts[0]!);
     else if (hasBigPart(parts)) writeCorked(this.res, parts);
     else this.res.write(Buffer.concat(parts));
-    if (this.direct) return;
+    if (this.direct || this.unchunked) return;
     // Once the head is out, the socket can take framed chunks: now, or in a later turn, after node has sent what it
     // held back (not at the stream's next write: the parser of an idle stream would be kept until then).
     if (this.headOut()) this.goDirect();
-    else if (!this.recheckQueued) {
+    else if ((this.res as ServerResponse & { _headerSent?: boolean })._headerSent === true && !this.res.chunkedEncoding) {
+      // An HTTP/1.0 client's body is not chunked: res.write for good, and no recheck per write (a review).
+      this.unchunked = true;
+    } else if (!this.recheckQueued) {
       this.recheckQueued = true;
       setImmediate(recheckDirect, this);
     }

@@ -64,7 +64,8 @@ export function createMemoryTransport(settings: LoopSettings): Transport {
           startAtHead: () => feed.startAtHead,
           onFirstContact: resolveContact,
           onState: (s) => (loopState = s),
-          onRetryAfter: (ms) => retryAfterUntil.set(feed, Date.now() + ms),
+          // The upstream's own wait, not the loop's backoff it may be inside of (a review).
+          onRetryAfter: (_waitMs, retryAfterMs) => retryAfterUntil.set(feed, Date.now() + retryAfterMs),
           // Its first contact is answered at once (below): a refusal after the wait is one to show and retry.
           ...(holdOffMs > 0 ? { holdOffMs, resumed: true } : {}),
         },

@@ -56,8 +56,11 @@ export interface PollerOptions {
    * wait this much longer (ms: a Retry-After, or its backoff); this loop makes no call before it is over.
    */
   holdOffMs?: number;
-  /** Called with each wait the upstream asks for (Retry-After, ms), so a later leader can keep to it. */
-  onRetryAfter?: (ms: number) => void;
+  /**
+   * Called with each wait a Retry-After brings (ms: the wait the loop keeps, its own backoff if longer; then the
+   * upstream's own, capped as the loop caps it), so a later leader, or a later loop of the feed, can keep to it.
+   */
+  onRetryAfter?: (waitMs: number, retryAfterMs: number) => void;
   /** Called with the number of new events each answer brought (metrics). */
   onEvents?: (count: number) => void;
   /**
@@ -336,7 +339,7 @@ export class Poller {
     const retryAfterMs = outcome.kind === 'rate-limited' ? outcome.retryAfterMs : undefined;
     const delay = backoffDelayMs(attempt, this.opts.backoff, retryAfterMs);
     this.notBeforeMs = Math.max(this.notBeforeMs, Date.now() + delay);
-    if (retryAfterMs !== undefined) this.opts.onRetryAfter?.(delay);
+    if (retryAfterMs !== undefined) this.opts.onRetryAfter?.(delay, Math.min(retryAfterMs, delay));
     return delay;
   }
 

@@ -6,17 +6,17 @@
  */
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { createWriter, writeStreamHead } from '../../src/hub/writer.ts';
 
 let server: Server | undefined;
 afterEach(() => server?.close());
 
 /** The raw bytes a plain TCP client gets for one GET, until the server ends the body. */
-function rawGet(port: number): Promise<string> {
+function rawGet(port: number, version = '1.1'): Promise<string> {
   return new Promise((resolve, reject) => {
     let got = '';
-    const socket = connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    const socket = connect(port, '127.0.0.1', () => socket.write(`GET / HTTP/${version}\r\nHost: x\r\nConnection: close\r\n\r\n`));
     socket.on('data', (d) => (got += d.toString('latin1')));
     socket.on('end', () => resolve(got));
     socket.on('error', reject);
@@ -67,4 +67,27 @@ it('writes made in the tick of the first one, and after it, reach the socket aft
     const text = body.split('\r\n').filter((_, k) => k % 2 === 1).join('');
     expect(text).toBe('retry: 1000\n\nevent: status\ndata: {"n":1}\n\nevent: status\ndata: {"n":2}\n\nevent: status\ndata: {"n":3}\n\n');
   }
+});
+
+it('an HTTP/1.0 answer (not chunked) goes through res.write for good, with no recheck queued per write (a review)', async () => {
+  const immediates = vi.spyOn(globalThis, 'setImmediate');
+  let writes = 0;
+  server = createServer((_req, res) => {
+    writeStreamHead(res, {});
+    const writer = createWriter(res);
+    const tick = (): void => {
+      if (writes === 20) return writer.end(true);
+      writer.write(Buffer.from(`data: ${writes++}\n\n`));
+      setTimeout(tick, 2);
+    };
+    tick();
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const raw = await rawGet(port, '1.0');
+  const queued = immediates.mock.calls.length;
+  immediates.mockRestore();
+  expect(raw.slice(raw.indexOf('\r\n\r\n') + 4)).toBe(Array.from({ length: 20 }, (_, k) => `data: ${k}\n\n`).join(''));
+  // The first write's recheck at most; seen before: one per write (20).
+  expect(queued).toBeLessThanOrEqual(2);
 });
