@@ -12,9 +12,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { createUpstreamClient, lastingSignal, type UpstreamClient } from '../../src/upstream/client.ts';
 import { Poller } from '../../src/upstream/poller.ts';
-import type { LoopSink, LoopUpdate } from '../../src/upstream/sink.ts';
-import { UNKNOWN_SNAPSHOT } from '../../src/upstream/snapshot.ts';
+import type { LoopUpdate } from '../../src/upstream/sink.ts';
 import { silentLogger } from '../../src/log.ts';
+import { memorySink } from '../helpers/loop-sink.ts';
 
 let sim: Simulator | undefined;
 let client: UpstreamClient | undefined;
@@ -28,25 +28,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A loop on session `s1` with a sink of its own (no hub); its updates, kept. */
 function loopOn(signal: AbortSignal): { poller: Poller; updates: LoopUpdate[] } {
-  const updates: LoopUpdate[] = [];
-  let next = 0;
-  const sink = {
-    sessionId: 's1',
-    includeEvents: true,
-    get nextIndex() {
-      return next;
-    },
-    baseIndex: 0,
-    snapshot: UNKNOWN_SNAPSHOT,
-    publish(u: LoopUpdate) {
-      updates.push(u);
-      next = Math.max(next, u.fromIndex + u.events.length);
-      return true;
-    },
-    rebase(i: number) {
-      next = i;
-    },
-  } as unknown as LoopSink;
+  const { sink, updates } = memorySink('s1');
   const poller = new Poller({ client: client!, sink, waitSeconds: 8, pageSize: 100, maxBodyBytes: 1 << 24, backoff: { baseMs: 100, maxMs: 500 }, giveUpMs: 60_000, statusFreshMs: 0, log: silentLogger() } as ConstructorParameters<typeof Poller>[0], signal);
   return { poller, updates };
 }

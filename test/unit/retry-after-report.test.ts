@@ -8,10 +8,9 @@ import { afterEach, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { createUpstreamClient, type UpstreamClient } from '../../src/upstream/client.ts';
 import { Poller } from '../../src/upstream/poller.ts';
-import type { LoopSink } from '../../src/upstream/sink.ts';
-import { UNKNOWN_SNAPSHOT } from '../../src/upstream/snapshot.ts';
 import { silentLogger } from '../../src/log.ts';
 import { eventually } from '../helpers/harness.ts';
+import { memorySink } from '../helpers/loop-sink.ts';
 
 let sim: Simulator | undefined;
 let client: UpstreamClient | undefined;
@@ -25,23 +24,7 @@ it("reports the wait it keeps and, apart, the upstream's Retry-After inside it",
   sim.createSession('s1', { initialEvents: 1 });
   sim.faults.script([{ kind: 'rate-limit', retryAfterSeconds: 1 }], { session: 's1', endpoint: 'changes' });
   client = createUpstreamClient({ baseUrl: sim.url });
-  let next = 0;
-  const sink = {
-    sessionId: 's1',
-    includeEvents: true,
-    get nextIndex() {
-      return next;
-    },
-    baseIndex: 0,
-    snapshot: UNKNOWN_SNAPSHOT,
-    publish(u: { fromIndex: number; events: unknown[] }) {
-      next = Math.max(next, u.fromIndex + u.events.length);
-      return true;
-    },
-    rebase(i: number) {
-      next = i;
-    },
-  } as unknown as LoopSink;
+  const { sink } = memorySink('s1');
   const reported: Array<[number, number]> = [];
   const loop = new AbortController();
   // A first backoff of 4-8 s: longer than the upstream's 1 s.
