@@ -71,6 +71,11 @@ let headReads = 0;
 
 const recheckDirect = (writer: Http1Writer): void => writer.recheckDirect();
 
+/** Whether node has put the response's head on its socket (`_headerSent`; `headersSent` says only that it is built). */
+function headerSent(res: ServerResponse): boolean {
+  return (res as ServerResponse & { _headerSent?: boolean })._headerSent === true;
+}
+
 /** HTTP/1.1: writes go through res.write until it has put the head on the socket; then pre-framed chunks straight to the socket. */
 class Http1Writer implements ResponseWriter {
   private readonly res: ServerResponse;
@@ -123,7 +128,7 @@ class Http1Writer implements ResponseWriter {
     // Once the head is out, the socket can take framed chunks: now, or in a later turn, after node has sent what it
     // held back (not at the stream's next write: the parser of an idle stream would be kept until then).
     if (this.headOut()) this.goDirect();
-    else if ((this.res as ServerResponse & { _headerSent?: boolean })._headerSent === true && !this.res.chunkedEncoding) {
+    else if (headerSent(this.res) && !this.res.chunkedEncoding) {
       // An HTTP/1.0 client's body is not chunked: res.write for good, and no recheck per write (a review).
       this.unchunked = true;
     } else if (!this.recheckQueued) {
@@ -152,8 +157,8 @@ class Http1Writer implements ResponseWriter {
    * opened at once, whose catch-up wrote a status at once).
    */
   private headOut(): boolean {
-    const res = this.res as ServerResponse & { _headerSent?: boolean };
-    return res.chunkedEncoding && res.socket !== null && res._headerSent === true && res.writableCorked === 0;
+    const res = this.res;
+    return res.chunkedEncoding && res.socket !== null && headerSent(res) && res.writableCorked === 0;
   }
 
   writeParts(parts: readonly Buffer[]): void {

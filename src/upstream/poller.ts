@@ -52,8 +52,9 @@ export interface PollerOptions {
    */
   seenGoingOn?: boolean;
   /**
-   * An earlier loop of the session (a cluster's earlier leader, or the stopped loop of a feed kept idle) was told to
-   * wait this much longer (ms: a Retry-After, or its backoff); this loop makes no call before it is over.
+   * An earlier loop of the session (a cluster's earlier leader, or the stopped loop of a feed kept idle) was told by a
+   * Retry-After to wait this much longer (ms; a cluster counts the backoff it fell inside too); this loop makes no
+   * call before it is over.
    */
   holdOffMs?: number;
   /**
@@ -286,7 +287,7 @@ export class Poller {
       const holdOffMs = this.opts.holdOffMs ?? 0;
       if (holdOffMs > 0) {
         this.notBeforeMs = Date.now() + holdOffMs;
-        this.opts.log.info({ session: sink.sessionId, holdOffMs }, 'keeping to the Retry-After or backoff an earlier loop was given');
+        this.opts.log.info({ session: sink.sessionId, holdOffMs }, 'keeping to the Retry-After an earlier loop was given');
         if (!(await this.pause(holdOffMs))) return;
       }
       if (!(await this.firstContact())) return;
