@@ -424,13 +424,13 @@ export class Hub {
    * finished feed is kept), read-only: never starts a loop. Undefined when
    * no feed of it knows the session yet.
    */
-  peekLive(sessionId: string): { status: string; metrics: SessionMetrics } | undefined {
+  peekLive(sessionId: string): { status: string; metrics: SessionMetrics; finished_at: string | null } | undefined {
     for (const details of [true, false]) {
       const key = feedKey(sessionId, details);
       const feed = this.active.get(key)?.feed ?? this.cache.peek(key)?.feed;
       // An idle feed in the cache is as old as its last subscriber: only a running loop's or a finished session's status is live.
       if (feed === undefined || (!this.active.has(key) && !feed.ended) || !isKnown(feed.snapshot)) continue;
-      return { status: feed.snapshot.status, metrics: feed.snapshot.metrics };
+      return { status: feed.snapshot.status, metrics: feed.snapshot.metrics, finished_at: feed.snapshot.finished_at };
     }
     return undefined;
   }

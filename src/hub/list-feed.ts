@@ -26,6 +26,8 @@ export interface ListFilter {
 export interface LiveStatus {
   status: string;
   metrics: SessionMetrics;
+  /** When the session ended, once the loop knows (null or absent before). */
+  finished_at?: string | null;
 }
 
 /** Receives a list's changes as shared frames. */
@@ -276,7 +278,10 @@ export class ListFeed {
     const status = live === undefined || (summary !== undefined && TERMINAL_STATUSES.has(summary.status)) ? summary?.status : live.status;
     // A loop that has only heard `/status` so far knows no metrics yet: none is better than an empty object.
     const metrics = live !== undefined && Object.keys(live.metrics).length > 0 ? { metrics: live.metrics } : {};
-    const merged = summary === undefined ? undefined : live === undefined ? summary : { ...summary, status: status!, ...metrics };
+    // An end the loop heard before the list poll shows it comes with its finished_at, as a session stream's does: not
+    // a terminal status beside `finished_at: null` until the next poll (an audit, 7 Dec 2026).
+    const finished = live?.finished_at && TERMINAL_STATUSES.has(status!) && summary?.finished_at == null ? { finished_at: live.finished_at } : {};
+    const merged = summary === undefined ? undefined : live === undefined ? summary : { ...summary, status: status!, ...metrics, ...finished };
     const visible = merged !== undefined && (this.filter.statuses === undefined || this.filter.statuses.has(merged.status));
     const before = this.shown.get(id);
     if (visible) {

@@ -131,6 +131,21 @@ describe('ListFeed', () => {
     expect(feed.changesSince(at, undefined)).toBeNull();
   });
 
+  it('gives an end the loop heard before the list shows it the loop\'s finished_at, not a terminal status beside finished_at: null', () => {
+    // Audit, 7 Dec 2026: `completed` with `finished_at: null` until the next poll (1.5 s), where the session's own
+    // stream said both.
+    const feed = new ListFeed('k', filter(), 100);
+    const items = [{ ...row('a'), finished_at: null }, { ...row('b', 'completed'), finished_at: '2026-01-01T00:00:09Z' }];
+    feed.applyListing({ items, total: 2, calls: 1 }, none);
+    const r = recorder();
+    feed.listeners.add(r.listener);
+    feed.applyLive('a', { status: 'completed', metrics: {}, finished_at: '2026-01-01T00:00:05Z' });
+    expect(r.got.at(-1)).toMatchObject({ event: 'upsert', data: { id: 'a', status: 'completed', finished_at: '2026-01-01T00:00:05Z' } });
+    // A running loop's null, or a list that has its own finished_at: the row as listed.
+    feed.applyLive('b', { status: 'completed', metrics: {}, finished_at: '2026-01-01T00:00:08Z' });
+    expect(fields(feed.snapshotFrame(undefined)).data.items.find((i: { id: string }) => i.id === 'b').finished_at).toBe('2026-01-01T00:00:09Z');
+  });
+
   it('merges a loop\'s live status and metrics, and hides a session whose live status leaves the filter', () => {
     const feed = new ListFeed('k', filter(['running']), 100);
     const live = new Map<string, LiveStatus>();
