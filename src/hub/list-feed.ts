@@ -280,7 +280,9 @@ export class ListFeed {
     const metrics = live !== undefined && Object.keys(live.metrics).length > 0 ? { metrics: live.metrics } : {};
     // An end the loop heard before the list poll shows it comes with its finished_at, as a session stream's does: not
     // a terminal status beside `finished_at: null` until the next poll (an audit, 7 Dec 2026).
-    const finished = live?.finished_at && TERMINAL_STATUSES.has(status!) && summary?.finished_at == null ? { finished_at: live.finished_at } : {};
+    // The loop's own status terminal, as a session stream shows finished_at (a review: with the list's terminal status
+    // and the loop's still running, an unconfirmed one from a changes answer came through).
+    const finished = live?.finished_at && TERMINAL_STATUSES.has(live.status) && summary?.finished_at == null ? { finished_at: live.finished_at } : {};
     const merged = summary === undefined ? undefined : live === undefined ? summary : { ...summary, status: status!, ...metrics, ...finished };
     const visible = merged !== undefined && (this.filter.statuses === undefined || this.filter.statuses.has(merged.status));
     const before = this.shown.get(id);

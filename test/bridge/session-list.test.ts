@@ -15,6 +15,7 @@ import { startBridge, record, eventually, type Bridge, type Recorder } from '../
 import { createSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { listCalls, listOf } from '../helpers/session-list.ts';
 import { LIST_REFUSAL_KEPT_MS } from '../../src/hub/list-hub.ts';
+import { TERMINAL_STATUSES as TERMINAL } from '../../src/upstream/types.ts';
 
 const POLL_SECONDS = 1;
 /** The issue's bound: a created session reaches every viewer within the poll interval plus a second (ms). */
@@ -181,6 +182,33 @@ describe('GET /sessions/events', () => {
     await new Promise((res) => setTimeout(res, 2 * POLL_SECONDS * 1000));
     expect(listCalls(b.sim)).toBe(0);
   });
+});
+
+describe('GET /sessions/events: an end a loop hears first', () => {
+  it('reaches the list with its finished_at before the next poll, not a terminal status beside finished_at: null', async () => {
+    // Audit, 7 Dec 2026: `completed` with `finished_at: null` until the next poll.
+    const b = await startBridge({ SESSION_LIST_POLL_SECONDS: '60', UPSTREAM_WAIT_SECONDS: '1' }, { api: 'real' });
+    try {
+      b.sim.createSession('ends', { initialEvents: 2 });
+      const list = record(`${b.url}/sessions/events`, { events: LIST_EVENTS });
+      const follower = record(`${b.url}/sessions/ends/events`);
+      try {
+        await list.until((r) => listOf(r).get('ends')?.status === 'running', 10_000);
+        await follower.until((r) => r.indices().length === 2, 10_000);
+        const polls = listCalls(b.sim);
+        b.sim.finish('ends', { answer: 'done', closingEvents: true });
+        await follower.ended(15_000);
+        await list.until((r) => TERMINAL.has(String(listOf(r).get('ends')?.status)) && listOf(r).get('ends')?.finished_at != null, 10_000);
+        // From the loop, not from a poll.
+        expect(listCalls(b.sim)).toBe(polls);
+      } finally {
+        follower.close();
+        list.close();
+      }
+    } finally {
+      await b.close();
+    }
+  }, 40_000);
 });
 
 describe('GET /sessions/events: a status changed upstream where a loop runs', () => {

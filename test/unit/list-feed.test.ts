@@ -141,9 +141,15 @@ describe('ListFeed', () => {
     feed.listeners.add(r.listener);
     feed.applyLive('a', { status: 'completed', metrics: {}, finished_at: '2026-01-01T00:00:05Z' });
     expect(r.got.at(-1)).toMatchObject({ event: 'upsert', data: { id: 'a', status: 'completed', finished_at: '2026-01-01T00:00:05Z' } });
-    // A running loop's null, or a list that has its own finished_at: the row as listed.
+    // A list that has its own finished_at: the row as listed.
     feed.applyLive('b', { status: 'completed', metrics: {}, finished_at: '2026-01-01T00:00:08Z' });
     expect(fields(feed.snapshotFrame(undefined)).data.items.find((i: { id: string }) => i.id === 'b').finished_at).toBe('2026-01-01T00:00:09Z');
+    // A loop still running (its finished_at a changes answer's claim /status has not confirmed) beside a listed end:
+    // not taken (a review).
+    const c = new ListFeed('k', filter(), 100);
+    c.applyListing({ items: [{ ...row('c', 'completed'), finished_at: null }], total: 1, calls: 1 }, none);
+    c.applyLive('c', { status: 'running', metrics: {}, finished_at: '2026-01-01T00:00:07Z' });
+    expect(fields(c.snapshotFrame(undefined)).data.items[0]).toMatchObject({ status: 'completed', finished_at: null });
   });
 
   it('merges a loop\'s live status and metrics, and hides a session whose live status leaves the filter', () => {
