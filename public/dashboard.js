@@ -561,7 +561,6 @@ const cardHandlers = {
       // A session the API no longer finds (deleted?) is said on its card, not as trouble of the agent API.
       v.missing = MISSING.test(str(s.upstream_error));
       setStale(v, s.upstream_error ? upstreamTrouble(str(s.upstream_error)) : '');
-      endIfDeleted(v);
     });
   },
   onEvent: (id, event) => withView(id, (v) => {
@@ -677,24 +676,7 @@ function setStale(v, reason) {
 
 function withView(id, f) {
   const v = views.get(id);
-  // A card ended as deleted (endDeleted) takes nothing more from its stream, which may go on asking for a while.
-  if (v && !v.gone) f(v);
-}
-
-/**
- * A card whose stream says the agent API no longer finds its session, and that the list no longer has: deleted.
- * Ended now, not once pollcast gives up asking (UPSTREAM_GIVE_UP_SECONDS, 5 minutes by default): until 7 Dec 2026
- * such a card said "running?" for minutes after the strip had let the session go (a dashboard audit).
- */
-function endIfDeleted(v) {
-  if (!v.missing || v.gone || v.stream === 'ended' || !list.listed || list.rows.has(v.id)) return;
-  know(v.id, { status: 'not_found' }, true);
-  setStatus(v, 'not_found');
-  setStale(v, '');
-  setStream(v, 'ended', 'deleted: the agent API no longer finds it, and the list no longer has it');
-  v.gone = true;
-  trim();
-  giveLiveRoom();
+  if (v) f(v);
 }
 
 /**
@@ -791,7 +773,6 @@ function takeRow(s) {
 
 function dropRow(id) {
   if (list.rows.delete(id)) list.total = Math.max(0, list.total - 1);
-  withView(id, endIfDeleted);
   if (!views.has(id)) known.delete(id);
   renderTop();
 }
@@ -810,7 +791,7 @@ function addCard(id) {
   q('h2').title = id;
   $.img.addEventListener('error', () => unreadableShot(v));
   root.append(card);
-  const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined, staleSince: 0, refused: false, missing: false, gone: false, lastLogText: '', pendingLines: [] };
+  const v = { id, card, $, stream: 'connecting', lastIndex: -1, cost: 0, startedMs: NaN, finishedMs: NaN, callIds: new Set(), answerFromEvent: undefined, pendingShot: undefined, staleSince: 0, refused: false, missing: false, lastLogText: '', pendingLines: [] };
   views.set(id, v);
   if (pinned.length > 0) know(id);
   const k = known.get(id);

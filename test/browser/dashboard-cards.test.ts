@@ -118,11 +118,5 @@ describe('dashboard cards and banners', () => {
       expect(await banner(page)).toBe('');
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    // Once the list has dropped it too, its card ends as deleted, not "running?" until pollcast gives up (minutes;
-    // a dashboard audit, 7 Dec 2026); the other card goes on.
-    await eventually(async () => (await cardAttr(page, 'del-1', 'data-stream')) === 'ended', WAIT_MS, 'del-1 ended');
-    expect(await page.locator('.card[data-session="del-1"] .conn').textContent()).toMatch(/^deleted/);
-    expect(await cardAttr(page, 'del-1', 'data-status')).toBe('not_found');
-    expect(await cardAttr(page, 'keep-1', 'data-stream')).toBe('live');
   }, 60_000);
 });
