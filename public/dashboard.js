@@ -823,7 +823,8 @@ function renderTop() {
 }
 
 /** An upstream_error that says the API no longer finds the session (404): not an API that does not answer. */
-const MISSING = /\(404\)|not found/i;
+/** pollcast's words for a session the API answers 404 for ("session not found upstream (404)"); not "host not found". */
+const MISSING = /\(404\)/;
 /** An upstream_error that says the API limits pollcast's calls (429): it answers, with a wait. */
 const RATE_LIMITED = /\(429\)|rate limit/i;
 

@@ -234,6 +234,19 @@ describe('dashboard against a real-API upstream', () => {
     }
   });
 
+  it('words an agent API whose address does not resolve as such on a card, not as a session it no longer finds', async () => {
+    // Review, 7 Dec 2026: "host not found (ENOTFOUND)" matched the page's pattern for a deleted session.
+    const bridge = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: 'http://pollcast-test.invalid:9/api/v2', AUTH: 'none' }), { log: silentLogger(), processMetrics: false });
+    try {
+      const p = await open(`${bridge.url}/?session=s-1`, WIDE);
+      const conn = p.locator('.card[data-session="s-1"] .conn');
+      await eventually(async () => /address does not resolve/.test(await conn.innerText()), WAIT_MS, 'the card to say the address does not resolve');
+      expect(await conn.innerText()).not.toMatch(/no longer finds/);
+    } finally {
+      await bridge.close();
+    }
+  });
+
   it('words a bad id and an unknown id apart, and counts neither as a session', async () => {
     const up = await createSimulator({ api: 'real' });
     const bridge = await startPollcast(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', UPSTREAM_URL: up.url, AUTH: 'none' }), { log: silentLogger(), processMetrics: false });
