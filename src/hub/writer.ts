@@ -82,7 +82,6 @@ class Http1Writer implements ResponseWriter {
   // Set once the head is on the socket and the body is chunked; from then on a write goes to the socket itself
   // whenever the response holds nothing back (directSocket), so everything ends up in the one socket queue in order.
   private direct = false;
-  private unchunked = false;
   private recheckQueued = false;
 
   constructor(res: ServerResponse) {
@@ -124,30 +123,21 @@ class Http1Writer implements ResponseWriter {
     if (parts.length === 1) this.res.write(parts[0]!);
     else if (hasBigPart(parts)) writeCorked(this.res, parts);
     else this.res.write(Buffer.concat(parts));
-    if (this.direct || this.unchunked) return;
-    // Once the head is out, the socket can take framed chunks: now, or in a later turn, after node has sent what it
-    // held back (not at the stream's next write: the parser of an idle stream would be kept until then).
-    if (this.headOut()) this.goDirect();
-    else if (headerSent(this.res) && !this.res.chunkedEncoding) {
-      // An HTTP/1.0 client's body is not chunked: res.write for good, and no recheck per write (a review).
-      this.unchunked = true;
-    } else if (!this.recheckQueued) {
-      this.recheckQueued = true;
-      setImmediate(recheckDirect, this);
-    }
+    // The socket can take framed chunks once node has sent what this write left held back (the head with it): looked
+    // at in a later turn, not at the stream's next write (the parser of an idle stream would be kept until then). An
+    // HTTP/1.0 client's body is not chunked (decided at writeHead): res.write for good, with no look per write.
+    if (this.direct || this.recheckQueued || !this.res.chunkedEncoding) return;
+    this.recheckQueued = true;
+    setImmediate(recheckDirect, this);
   }
 
-  /** After node's own flush of the first writes (`writePaced`): direct from here on, if the head is out. */
+  /** After node's own flush of the writes so far (`writePaced`): direct from here on, if the head is out. */
   recheckDirect(): void {
     this.recheckQueued = false;
-    if (!this.direct && this.headOut()) this.goDirect();
-  }
-
-  private goDirect(): void {
+    if (this.direct || !this.headOut()) return;
     this.direct = true;
     flattenHead(this.res);
-    // In a later turn: this write may run inside node's parsing of the request.
-    if (PARSER_RELEASE_SUPPORTED) setImmediate(releaseParser, this.res);
+    if (PARSER_RELEASE_SUPPORTED) releaseParser(this.res);
   }
 
   /**
@@ -158,7 +148,7 @@ class Http1Writer implements ResponseWriter {
    */
   private headOut(): boolean {
     const res = this.res;
-    return res.chunkedEncoding && res.socket !== null && headerSent(res) && res.writableCorked === 0;
+    return res.socket !== null && headerSent(res) && res.writableCorked === 0;
   }
 
   writeParts(parts: readonly Buffer[]): void {
